@@ -1,0 +1,309 @@
+//! `baton.toml`: the project's settings, every one optional, with defaults that keep the
+//! original tool's layout so a repository that used it works unchanged.
+//!
+//! This module reads and checks the file; command-line flags are layered on top by the caller.
+//! An unknown key is an error naming the key, the file and the line.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+pub const FILE_NAME: &str = "baton.toml";
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub paths: Paths,
+    pub agent: Agent,
+    pub run: Run,
+    pub smoke: Smoke,
+    pub notify: Notify,
+    pub pipeline: Pipeline,
+}
+
+/// Where baton's files live, relative to the repository root.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Paths {
+    /// The file an agent writes its result to, relative to the task's working copy.
+    pub status_file: PathBuf,
+    /// Touch this file to stop gracefully.
+    pub stop_file: PathBuf,
+    pub worktrees_dir: PathBuf,
+    pub plans_dir: PathBuf,
+    /// Where transcripts and run records are kept.
+    pub logs_dir: PathBuf,
+}
+
+impl Default for Paths {
+    fn default() -> Self {
+        Paths {
+            status_file: ".claude/plans/task-status.json".into(),
+            stop_file: ".claude/plans/.stop".into(),
+            worktrees_dir: ".worktrees".into(),
+            plans_dir: ".claude/plans".into(),
+            logs_dir: ".baton/logs".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum AgentKind {
+    #[default]
+    Claude,
+    Codex,
+    Gemini,
+    /// Any command, given as a template in `agent.command`.
+    Command,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Agent {
+    pub kind: AgentKind,
+    /// The agent CLI to run; found on PATH (and the npm global prefix) when unset.
+    pub binary: Option<PathBuf>,
+    pub model: Option<String>,
+    /// The project's build/test command, told to the agent in its prompt.
+    pub build_command: Option<String>,
+    /// A file that replaces the built-in prompt template.
+    pub prompt_template: Option<PathBuf>,
+    /// For `kind = "command"`: the program and arguments; `{prompt}` is replaced by the prompt.
+    pub command: Vec<String>,
+    /// Extra arguments passed to the agent CLI.
+    pub extra_args: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Run {
+    pub timeout_seconds: f64,
+    pub idle_timeout_seconds: f64,
+    pub max_attempts: u32,
+    pub backoff_initial_seconds: f64,
+    pub backoff_max_seconds: f64,
+    pub breaker_threshold: u32,
+    pub breaker_cooldown_seconds: f64,
+    pub jobs: usize,
+    /// Added to a usage limit's reset time before retrying.
+    pub limit_margin_seconds: f64,
+    /// How long to wait on a usage limit whose reset time cannot be read.
+    pub limit_fallback_seconds: f64,
+    pub before_command: Option<String>,
+    pub after_command: Option<String>,
+    pub hook_timeout_seconds: f64,
+}
+
+impl Default for Run {
+    fn default() -> Self {
+        Run {
+            timeout_seconds: 600.0,
+            idle_timeout_seconds: 300.0,
+            max_attempts: 3,
+            backoff_initial_seconds: 5.0,
+            backoff_max_seconds: 120.0,
+            breaker_threshold: 3,
+            breaker_cooldown_seconds: 300.0,
+            jobs: 3,
+            limit_margin_seconds: 30.0,
+            limit_fallback_seconds: 3600.0,
+            before_command: None,
+            after_command: None,
+            hook_timeout_seconds: 120.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Smoke {
+    pub command: Option<String>,
+    pub timeout_seconds: f64,
+}
+
+impl Default for Smoke {
+    fn default() -> Self {
+        Smoke {
+            command: None,
+            timeout_seconds: 300.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Notify {
+    /// A URL that receives a JSON POST (Slack-compatible `text`) when a run ends.
+    pub webhook: Option<String>,
+    /// A shell command that receives the same JSON on stdin.
+    pub command: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Pipeline {
+    pub defect_backlog: PathBuf,
+    pub feature_backlog: PathBuf,
+    pub scan_interval_seconds: f64,
+    pub parallel: bool,
+}
+
+impl Default for Pipeline {
+    fn default() -> Self {
+        Pipeline {
+            defect_backlog: "docs/defect-backlog".into(),
+            feature_backlog: "docs/feature-backlog".into(),
+            scan_interval_seconds: 60.0,
+            parallel: false,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}:{line}:{column}: {message}", path.display())]
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+}
+
+impl Config {
+    /// Reads `baton.toml` in `root`; no file means all defaults.
+    pub fn load(root: &Path) -> Result<Config, ConfigError> {
+        let path = root.join(FILE_NAME);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Config::parse(&text, &path),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
+            Err(source) => Err(ConfigError::Read { path, source }),
+        }
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| {
+            let (line, column) = e.span().map_or((0, 0), |s| line_col(text, s.start));
+            ConfigError::Invalid {
+                path: path.to_path_buf(),
+                line,
+                column,
+                message: e.message().trim().to_string(),
+            }
+        })?;
+        config.check(text, path)?;
+        Ok(config)
+    }
+
+    /// Values serde accepts but baton cannot use.
+    fn check(&self, text: &str, path: &Path) -> Result<(), ConfigError> {
+        let positive = [
+            ("timeout_seconds", self.run.timeout_seconds),
+            ("idle_timeout_seconds", self.run.idle_timeout_seconds),
+            ("backoff_initial_seconds", self.run.backoff_initial_seconds),
+            ("backoff_max_seconds", self.run.backoff_max_seconds),
+            ("breaker_cooldown_seconds", self.run.breaker_cooldown_seconds),
+            ("hook_timeout_seconds", self.run.hook_timeout_seconds),
+            ("scan_interval_seconds", self.pipeline.scan_interval_seconds),
+        ];
+        let counts = [
+            ("max_attempts", self.run.max_attempts as usize),
+            ("breaker_threshold", self.run.breaker_threshold as usize),
+            ("jobs", self.run.jobs),
+        ];
+        let bad = positive
+            .iter()
+            .find(|(_, v)| !(*v > 0.0 && v.is_finite()))
+            .map(|(k, _)| (*k, "must be a number of seconds above 0"))
+            .or_else(|| counts.iter().find(|(_, v)| *v == 0).map(|(k, _)| (*k, "must be at least 1")));
+        match bad {
+            None => Ok(()),
+            Some((key, what)) => {
+                let at = text.find(&format!("{key} ")).or_else(|| text.find(&format!("{key}=")));
+                let (line, column) = at.map_or((0, 0), |p| line_col(text, p));
+                Err(ConfigError::Invalid {
+                    path: path.to_path_buf(),
+                    line,
+                    column,
+                    message: format!("`{key}` {what}"),
+                })
+            }
+        }
+    }
+}
+
+fn line_col(text: &str, byte: usize) -> (usize, usize) {
+    let before = &text[..byte.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_keep_the_original_layout() {
+        let c = Config::default();
+        assert_eq!(c.paths.status_file, PathBuf::from(".claude/plans/task-status.json"));
+        assert_eq!(c.paths.stop_file, PathBuf::from(".claude/plans/.stop"));
+        assert_eq!(c.paths.worktrees_dir, PathBuf::from(".worktrees"));
+        assert_eq!(c.pipeline.defect_backlog, PathBuf::from("docs/defect-backlog"));
+        assert_eq!(c.run.timeout_seconds, 600.0);
+        assert_eq!(c.run.idle_timeout_seconds, 300.0);
+    }
+
+    #[test]
+    fn every_section_parses() {
+        let text = r#"
+[paths]
+status_file = "out/status.json"
+[agent]
+kind = "claude"
+binary = "/opt/claude"
+model = "opus"
+build_command = "cargo test"
+[run]
+timeout_seconds = 900
+jobs = 4
+[smoke]
+command = "make smoke"
+[notify]
+webhook = "https://hooks.example/x"
+[pipeline]
+defect_backlog = "bugs"
+"#;
+        let c = Config::parse(text, Path::new("baton.toml")).unwrap();
+        assert_eq!(c.run.timeout_seconds, 900.0);
+        assert_eq!(c.run.jobs, 4);
+        assert_eq!(c.run.max_attempts, 3, "unset keys keep defaults");
+        assert_eq!(c.agent.build_command.as_deref(), Some("cargo test"));
+        assert_eq!(c.pipeline.defect_backlog, PathBuf::from("bugs"));
+    }
+
+    #[test]
+    fn unknown_keys_name_the_key_and_line() {
+        let e = Config::parse("[run]\njobs = 2\ntimout_seconds = 5\n", Path::new("baton.toml")).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.starts_with("baton.toml:3:"), "{msg}");
+        assert!(msg.contains("timout_seconds"), "{msg}");
+        let e = Config::parse("[runn]\n", Path::new("baton.toml")).unwrap_err();
+        assert!(e.to_string().contains("runn"), "{e}");
+    }
+
+    #[test]
+    fn nonsense_values_are_refused() {
+        let e = Config::parse("[run]\njobs = 0\n", Path::new("baton.toml")).unwrap_err();
+        assert!(e.to_string().contains("baton.toml:2:1: `jobs` must be at least 1"), "{e}");
+        let e = Config::parse("[run]\ntimeout_seconds = \"x\"\n", Path::new("baton.toml")).unwrap_err();
+        assert!(e.to_string().starts_with("baton.toml:2:"), "{e}");
+    }
+}

@@ -1,0 +1,37 @@
+//! The exit codes baton documents, one per way a command can end.
+
+/// How a baton command ended. The numbers are part of the interface: scripts depend on them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Every task completed (or the command did what was asked).
+    Completed = 0,
+    /// Some task failed.
+    TaskFailed = 1,
+    /// Invalid input (plan, config or flags): nothing was run or changed.
+    InvalidInput = 2,
+    /// Pending tasks remain that can never run.
+    Blocked = 3,
+    /// Stopped early: the stop file, Ctrl+C, or the budget.
+    Stopped = 4,
+    /// Every task completed but the smoke tests failed.
+    SmokeFailed = 5,
+    /// The command is part of baton's interface but not built yet.
+    NotBuilt = 69,
+}
+
+impl Exit {
+    pub fn code(self) -> i32 {
+        self as i32
+    }
+}
+
+/// The table printed in `--help` and README.
+pub const EXIT_CODES_HELP: &str = "\
+Exit codes:
+  0   everything completed
+  1   some task failed
+  2   invalid input (plan, config or flags); nothing was run or changed
+  3   blocked: pending tasks remain that can never run
+  4   stopped early (stop file, Ctrl+C, budget)
+  5   all tasks completed but the smoke tests failed
+  69  this command is not built yet";

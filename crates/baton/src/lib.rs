@@ -1,0 +1,12 @@
+//! baton: a plan orchestrator for AI coding agents.
+//!
+//! A YAML plan breaks software work into small tasks; baton gives each task to a coding-agent
+//! CLI in a fresh session, reads back a structured result, records it in the plan, commits, and
+//! goes on. The binary (`src/main.rs`) only parses the command line and maps results to exit
+//! codes; everything else lives here.
+
+pub mod config;
+pub mod exit;
+pub mod plan;
+pub mod report;
+pub mod root;

@@ -1,0 +1,286 @@
+//! The `baton` command: parses the command line, dispatches, and maps the outcome to an exit
+//! code. Nothing else lives here.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use baton::config::{Config, ConfigError};
+use baton::exit::{Exit, EXIT_CODES_HELP};
+use baton::plan::{PlanError, PlanFile};
+use baton::report::status;
+
+#[derive(Parser)]
+#[command(
+    name = "baton",
+    version,
+    about = "Run a YAML plan of small tasks through a coding agent, one fresh session per task",
+    long_about = "baton hands each task of a YAML plan to a coding-agent CLI (Claude Code by default) \
+in a fresh session, reads back the agent's structured result, records it in the plan, commits, and \
+moves on.",
+    after_help = EXIT_CODES_HELP,
+    propagate_version = true,
+    max_term_width = 100
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the plan's tasks, one fresh agent session per attempt
+    #[command(after_help = EXIT_CODES_HELP)]
+    Run(RunArgs),
+    /// Validate a plan without running anything
+    #[command(after_help = EXIT_CODES_HELP)]
+    Check {
+        /// The plan file
+        plan: PathBuf,
+        /// Print the result as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show sections and tasks with status, attempts and last error
+    #[command(after_help = EXIT_CODES_HELP)]
+    Status {
+        /// The plan file
+        plan: PathBuf,
+        /// Print the status as JSON (task ids stay strings)
+        #[arg(long)]
+        json: bool,
+    },
+    /// Ask a running baton to stop gracefully: no new task starts, running tasks finish
+    Stop {
+        /// The plan (its repository's stop file is used); the current repository when omitted
+        plan: Option<PathBuf>,
+    },
+    /// Print an attempt's agent transcript
+    Logs {
+        /// The plan file
+        plan: PathBuf,
+        /// The task id
+        task: String,
+        /// Which attempt (default: the latest)
+        #[arg(long)]
+        attempt: Option<u32>,
+    },
+    /// Watch the backlog folders and turn each item into a plan and run it
+    Pipeline {
+        /// Process one item, then exit
+        #[arg(long)]
+        once: bool,
+        /// Say what would be processed, start nothing
+        #[arg(long)]
+        dry_run: bool,
+        /// Show the agents' live activity
+        #[arg(short, long)]
+        verbose: bool,
+    },
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// The plan file
+    plan: PathBuf,
+    /// Print what would run, in order, and change nothing
+    #[arg(long)]
+    dry_run: bool,
+    /// Start at this task
+    #[arg(long, value_name = "ID")]
+    resume_from: Option<String>,
+    /// Run one task, then stop
+    #[arg(long)]
+    single_task: bool,
+    /// Show the agents' live activity, one line per event
+    #[arg(short, long)]
+    verbose: bool,
+    /// Run tasks of a parallel_group at the same time, each in its own git worktree
+    #[arg(long)]
+    parallel: bool,
+    /// How many agents may run at once with --parallel
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    jobs: Option<u16>,
+    /// Do not run the smoke tests after the plan
+    #[arg(long)]
+    skip_smoke: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let exit = match cli.command {
+        Command::Check { plan, json } => check(&plan, json),
+        Command::Status { plan, json } => show_status(&plan, json),
+        Command::Stop { plan } => stop(plan.as_deref()),
+        Command::Run(args) => run(&args),
+        Command::Logs { .. } => not_built("logs", "the per-attempt transcripts"),
+        Command::Pipeline { .. } => not_built("pipeline", "the backlog daemon"),
+    };
+    ExitCode::from(exit.code() as u8)
+}
+
+fn load_config(plan: &Path) -> Result<Config, Exit> {
+    let root = baton::root::root_for_plan(plan);
+    Config::load(&root).map_err(|e| {
+        match &e {
+            ConfigError::Invalid { .. } => {
+                eprintln!("error: {e}\n  help: fix or remove this setting (see README.md, \"Configuration\")")
+            }
+            ConfigError::Read { .. } => eprintln!("error: {}", render_chain(&e)),
+        }
+        Exit::InvalidInput
+    })
+}
+
+fn load_plan(plan: &Path) -> Result<PlanFile, Exit> {
+    PlanFile::load(plan).map_err(|e| {
+        eprintln!("{}", e.render());
+        Exit::InvalidInput
+    })
+}
+
+fn check(plan: &Path, json: bool) -> Exit {
+    let config = load_config(plan);
+    let loaded = PlanFile::load(plan);
+    if json {
+        let doc = match &loaded {
+            Ok(f) => serde_json::json!({
+                "valid": true,
+                "path": plan.display().to_string(),
+                "sections": f.plan().sections.len(),
+                "tasks": f.plan().tasks().count(),
+                "problems": [],
+            }),
+            Err(PlanError::Invalid { diagnostics, .. }) => serde_json::json!({
+                "valid": false,
+                "path": plan.display().to_string(),
+                "problems": diagnostics,
+            }),
+            Err(other) => serde_json::json!({
+                "valid": false,
+                "path": plan.display().to_string(),
+                "problems": [{"line": 0, "column": 0, "message": other.render(), "help": "check the path"}],
+            }),
+        };
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+    }
+    let file = match loaded {
+        Ok(f) => f,
+        Err(e) => {
+            if !json {
+                eprintln!("{}", e.render());
+            }
+            return Exit::InvalidInput;
+        }
+    };
+    if config.is_err() {
+        return Exit::InvalidInput;
+    }
+    if !json {
+        let p = file.plan();
+        println!(
+            "{}: valid — {} section{}, {} task{} ({})",
+            plan.display(),
+            p.sections.len(),
+            plural(p.sections.len()),
+            p.tasks().count(),
+            plural(p.tasks().count()),
+            status::Counts::of(p).sentence()
+        );
+    }
+    Exit::Completed
+}
+
+fn show_status(plan: &Path, json: bool) -> Exit {
+    let config = match load_config(plan) {
+        Ok(c) => c,
+        Err(e) => return e,
+    };
+    let file = match load_plan(plan) {
+        Ok(f) => f,
+        Err(e) => return e,
+    };
+    let path = plan.display().to_string();
+    if json {
+        println!("{}", status::json(file.plan(), &path, config.run.max_attempts));
+    } else {
+        print!("{}", status::table(file.plan(), &path, config.run.max_attempts, terminal_width()));
+    }
+    Exit::Completed
+}
+
+fn stop(plan: Option<&Path>) -> Exit {
+    let root = match plan {
+        Some(p) => baton::root::root_for_plan(p),
+        None => baton::root::repo_root(Path::new(".")),
+    };
+    let config = match Config::load(&root) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::InvalidInput;
+        }
+    };
+    let file = root.join(&config.paths.stop_file);
+    if let Some(dir) = file.parent() {
+        if let Err(e) = std::fs::create_dir_all(dir) {
+            eprintln!("error: cannot create {}: {e}", dir.display());
+            return Exit::InvalidInput;
+        }
+    }
+    match std::fs::write(&file, b"") {
+        Ok(()) => {
+            println!(
+                "stop requested: {} — a running baton starts no new task, lets running tasks finish, saves and exits",
+                file.display()
+            );
+            Exit::Completed
+        }
+        Err(e) => {
+            eprintln!("error: cannot write {}: {e}", file.display());
+            Exit::InvalidInput
+        }
+    }
+}
+
+fn run(args: &RunArgs) -> Exit {
+    // Even before the engine exists, a bad plan or config is refused the same way it will be.
+    if let Err(e) = load_config(&args.plan) {
+        return e;
+    }
+    if let Err(e) = load_plan(&args.plan) {
+        return e;
+    }
+    not_built("run", "the execution engine")
+}
+
+fn not_built(command: &str, what: &str) -> Exit {
+    eprintln!("baton {command}: {what} is not built yet in this version of baton; nothing was done");
+    Exit::NotBuilt
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+fn terminal_width() -> usize {
+    std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(100)
+}
+
+fn render_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        out.push_str(&format!(": {s}"));
+        src = s.source();
+    }
+    out
+}

@@ -1,0 +1,357 @@
+//! A plan file on disk and the edits baton makes to it.
+//!
+//! baton owns a few fields (`status`, `attempts`, `last_error`, `completed_at`,
+//! `result_message`, and each section's derived `status`). It changes them by rewriting just
+//! their bytes in the source text, or by inserting one line when a field is new; it never
+//! re-serialises the document, so comments, quoting, order and layout survive.
+//!
+//! Agents edit the plan too, sometimes without saying so. Every save first looks at the file on
+//! disk: if it changed since baton last read or wrote it, baton re-bases its own changes onto the
+//! new text (when that text is a valid plan) instead of overwriting the agent's edit.
+
+use std::path::{Path, PathBuf};
+
+use super::model::{derived_section_status, Plan, Status};
+use super::yaml::{self, Node, NodeKind, Style};
+use super::{parse_with_tree, save, Diagnostic, PlanError};
+
+/// A field of a task that baton owns and writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskField {
+    Status,
+    Attempts,
+    LastError,
+    CompletedAt,
+    ResultMessage,
+}
+
+impl TaskField {
+    pub fn key(self) -> &'static str {
+        match self {
+            TaskField::Status => "status",
+            TaskField::Attempts => "attempts",
+            TaskField::LastError => "last_error",
+            TaskField::CompletedAt => "completed_at",
+            TaskField::ResultMessage => "result_message",
+        }
+    }
+}
+
+/// A value baton writes into a field.
+#[derive(Debug, Clone, PartialEq)]
+enum Value {
+    /// Written bare: status words.
+    Word(&'static str),
+    Int(u64),
+    /// Free text: quoted as needed, in the style the field already had where possible.
+    Text(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Change {
+    task: String,
+    field: TaskField,
+    value: Value,
+}
+
+/// What a save did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SaveOutcome {
+    /// Nothing to write: the file already said this.
+    Unchanged,
+    Saved,
+    /// The file had been edited by someone else; baton's changes were applied on top of it.
+    Rebased,
+    /// The file had been edited into an invalid plan. It was kept at `kept_at`, and baton wrote
+    /// the last valid plan with its own changes.
+    RejectedEdit {
+        kept_at: PathBuf,
+        diagnostics: Vec<Diagnostic>,
+    },
+}
+
+#[derive(Debug)]
+pub struct PlanFile {
+    path: PathBuf,
+    text: String,
+    tree: Node,
+    plan: Plan,
+    /// The file's text as baton last read or wrote it.
+    synced: String,
+    /// Changes made since the last save, kept to re-base them onto someone else's edit.
+    pending: Vec<Change>,
+}
+
+impl PlanFile {
+    /// Reads and validates a plan. A plan with problems is an error listing all of them.
+    pub fn load(path: &Path) -> Result<PlanFile, PlanError> {
+        save::remove_stale_temp(path);
+        let text = read(path)?;
+        let (plan, tree) = parse_with_tree(&text).map_err(|diagnostics| PlanError::Invalid {
+            path: path.to_path_buf(),
+            diagnostics,
+        })?;
+        Ok(PlanFile {
+            path: path.to_path_buf(),
+            synced: text.clone(),
+            text,
+            tree,
+            plan,
+            pending: Vec::new(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// The current text, with changes not yet saved.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    pub fn set_status(&mut self, task: &str, status: Status) -> Result<(), PlanError> {
+        self.set(task, TaskField::Status, Value::Word(status.as_str()))
+    }
+
+    pub fn set_attempts(&mut self, task: &str, attempts: u32) -> Result<(), PlanError> {
+        self.set(task, TaskField::Attempts, Value::Int(attempts.into()))
+    }
+
+    /// Sets a text field (`last_error`, `completed_at`, `result_message`).
+    pub fn set_text(&mut self, task: &str, field: TaskField, text: &str) -> Result<(), PlanError> {
+        self.set(task, field, Value::Text(text.to_string()))
+    }
+
+    fn set(&mut self, task: &str, field: TaskField, value: Value) -> Result<(), PlanError> {
+        if self.plan.task(task).is_none() {
+            return Err(PlanError::UnknownTask {
+                path: self.path.clone(),
+                id: task.to_string(),
+            });
+        }
+        let change = Change {
+            task: task.to_string(),
+            field,
+            value,
+        };
+        let text = apply(&self.text, &self.tree, &change)
+            .and_then(|t| with_section_statuses(&t))
+            .map_err(|diagnostics| self.bug(diagnostics))?;
+        self.replace_text(text)?;
+        self.pending.push(change);
+        Ok(())
+    }
+
+    /// Reads the file again (after an agent said it changed the plan). Pending changes are
+    /// re-based onto the new text. An invalid file is an error and leaves this one as it was.
+    pub fn reload(&mut self) -> Result<(), PlanError> {
+        let disk = read(&self.path)?;
+        let text = self.rebase(&disk).map_err(|diagnostics| PlanError::Invalid {
+            path: self.path.clone(),
+            diagnostics,
+        })?;
+        self.synced = disk;
+        self.replace_text(text)
+    }
+
+    /// Writes the plan atomically. See the module doc for what happens when the file was edited
+    /// by someone else since baton last read it.
+    pub fn save(&mut self) -> Result<SaveOutcome, PlanError> {
+        let disk = read(&self.path)?;
+        let mut outcome = SaveOutcome::Saved;
+        if disk != self.synced {
+            match self.rebase(&disk) {
+                Ok(text) => {
+                    self.replace_text(text)?;
+                    outcome = SaveOutcome::Rebased;
+                }
+                Err(diagnostics) => {
+                    let kept_at = save::keep_rejected(&self.path, &disk).map_err(|source| PlanError::Write {
+                        path: self.path.clone(),
+                        source,
+                    })?;
+                    outcome = SaveOutcome::RejectedEdit { kept_at, diagnostics };
+                }
+            }
+        }
+        if self.text == disk {
+            self.synced = disk;
+            self.pending.clear();
+            return Ok(if outcome == SaveOutcome::Saved { SaveOutcome::Unchanged } else { outcome });
+        }
+        save::write_atomic(&self.path, self.text.as_bytes()).map_err(|source| PlanError::Write {
+            path: self.path.clone(),
+            source,
+        })?;
+        self.synced = self.text.clone();
+        self.pending.clear();
+        Ok(outcome)
+    }
+
+    /// The text of `disk` with this file's pending changes applied; changes to tasks that are no
+    /// longer in the plan are dropped.
+    fn rebase(&self, disk: &str) -> Result<String, Vec<Diagnostic>> {
+        let (mut plan, mut tree) = parse_with_tree(disk)?;
+        let mut text = disk.to_string();
+        for change in &self.pending {
+            if plan.task(&change.task).is_none() {
+                continue;
+            }
+            text = apply(&text, &tree, change)?;
+            (plan, tree) = parse_with_tree(&text)?;
+        }
+        with_section_statuses(&text)
+    }
+
+    fn replace_text(&mut self, text: String) -> Result<(), PlanError> {
+        let (plan, tree) = parse_with_tree(&text).map_err(|d| self.bug(d))?;
+        self.text = text;
+        self.plan = plan;
+        self.tree = tree;
+        Ok(())
+    }
+
+    /// An edit of baton's own produced an invalid plan: a bug, reported with the evidence.
+    fn bug(&self, diagnostics: Vec<Diagnostic>) -> PlanError {
+        let mut diagnostics = diagnostics;
+        for d in &mut diagnostics {
+            d.help = format!("this is a bug in baton's plan editing; please report it ({})", d.help);
+        }
+        PlanError::Invalid {
+            path: self.path.clone(),
+            diagnostics,
+        }
+    }
+}
+
+fn read(path: &Path) -> Result<String, PlanError> {
+    std::fs::read_to_string(path).map_err(|source| PlanError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Brings every section's `status` in line with its tasks.
+fn with_section_statuses(text: &str) -> Result<String, Vec<Diagnostic>> {
+    let mut text = text.to_string();
+    loop {
+        let (plan, tree) = parse_with_tree(&text)?;
+        let stale = plan.sections.iter().enumerate().find_map(|(i, s)| {
+            let want = derived_section_status(&s.tasks)?;
+            match s.status {
+                Some(have) if have == want => None,
+                // A section without a status gets one only once something has happened.
+                None if want == Status::Pending => None,
+                _ => Some((i, want)),
+            }
+        });
+        let Some((index, status)) = stale else {
+            return Ok(text);
+        };
+        let Some(section) = sections(&tree).and_then(|s| s.get(index)) else {
+            return Ok(text);
+        };
+        text = set_in_mapping(&text, section, "status", &Value::Word(status.as_str()), &["name", "id"]);
+    }
+}
+
+fn sections(tree: &Node) -> Option<&[Node]> {
+    tree.get("sections")?.items()
+}
+
+fn find_task<'a>(tree: &'a Node, id: &str) -> Option<&'a Node> {
+    sections(tree)?
+        .iter()
+        .filter_map(|s| s.get("tasks")?.items())
+        .flatten()
+        .find(|t| t.get("id").and_then(Node::as_scalar) == Some(id))
+}
+
+fn apply(text: &str, tree: &Node, change: &Change) -> Result<String, Vec<Diagnostic>> {
+    let Some(task) = find_task(tree, &change.task) else {
+        return Err(vec![Diagnostic::new(0, 0, format!("task '{}' vanished while editing", change.task), "")]);
+    };
+    Ok(set_in_mapping(text, task, change.field.key(), &change.value, &[]))
+}
+
+/// Sets `key` in a mapping node: rewrites its value in place, or inserts a new entry (after the
+/// first of `after` that exists, else at the end).
+fn set_in_mapping(text: &str, map: &Node, key: &str, value: &Value, after: &[&str]) -> String {
+    let NodeKind::Mapping { entries, flow } = &map.kind else {
+        return text.to_string();
+    };
+    if let Some((k, v)) = entries.iter().find(|(k, _)| k.as_scalar() == Some(key)) {
+        let style = match &v.kind {
+            NodeKind::Scalar { style, .. } if !v.is_null() => *style,
+            _ => Style::Plain,
+        };
+        let rendered = render(value, style);
+        if v.start == v.end {
+            // `key:` with no value: the parser puts the empty value at the key's end.
+            let colon = text[k.end..].find(':').map_or(k.end, |n| k.end + n + 1);
+            return splice(text, colon, colon, &format!(" {rendered}"));
+        }
+        return splice(text, v.start, v.end, &rendered);
+    }
+    let rendered = render(value, Style::Plain);
+    if *flow {
+        // Before the closing brace, with a comma unless one is already there.
+        let close = map.end.saturating_sub(1);
+        let before = text[map.start + 1..close].trim_end();
+        let sep = if before.is_empty() || before.ends_with(',') { " " } else { ", " };
+        let at = map.start + 1 + before.len();
+        return splice(text, at, at, &format!("{sep}{key}: {rendered}"));
+    }
+    let anchor = after
+        .iter()
+        .find_map(|a| entries.iter().find(|(k, _)| k.as_scalar() == Some(*a)))
+        .or(entries.last());
+    let Some((first_key, _)) = entries.first() else {
+        return text.to_string();
+    };
+    let Some((_, anchor_value)) = anchor else {
+        return text.to_string();
+    };
+    // After the anchor's value and anything else on its line (a comment stays where it was).
+    let line_end = text[anchor_value.end..]
+        .find('\n')
+        .map_or(text.len(), |n| anchor_value.end + n);
+    let at = if text[..line_end].ends_with('\r') { line_end - 1 } else { line_end };
+    let newline = if text.contains("\r\n") { "\r\n" } else { "\n" };
+    let indent = " ".repeat(first_key.col.saturating_sub(1));
+    splice(text, at, at, &format!("{newline}{indent}{key}: {rendered}"))
+}
+
+fn render(value: &Value, style: Style) -> String {
+    match value {
+        Value::Word(w) => match style {
+            Style::SingleQuoted => format!("'{w}'"),
+            Style::DoubleQuoted => format!("\"{w}\""),
+            _ => (*w).to_string(),
+        },
+        Value::Int(n) => n.to_string(),
+        Value::Text(s) => {
+            let style = match style {
+                // A block scalar is rewritten as one double-quoted line.
+                Style::Block => Style::DoubleQuoted,
+                // Free text baton writes is quoted: it often holds `: ` or `#`.
+                Style::Plain if !yaml::plain_safe(s) || s.len() > 60 => Style::DoubleQuoted,
+                other => other,
+            };
+            yaml::render_string(s, style)
+        }
+    }
+}
+
+fn splice(text: &str, start: usize, end: usize, with: &str) -> String {
+    let mut out = String::with_capacity(text.len() + with.len());
+    out.push_str(&text[..start]);
+    out.push_str(with);
+    out.push_str(&text[end..]);
+    out
+}

@@ -1,0 +1,515 @@
+//! The typed plan: meta, sections and tasks read from the node tree, with every problem found
+//! on the way reported as a [`Diagnostic`] (all of them, not just the first).
+//!
+//! This module reads; it never writes. Fields it does not know stay in the source text and are
+//! never touched, which is how unknown fields are kept.
+
+use std::fmt;
+
+use serde::Serialize;
+
+use super::yaml::Node;
+use super::Diagnostic;
+
+/// A task id. Always the source text of the id, so `1.10` and `1.1` stay different tasks.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct TaskId(pub String);
+
+impl TaskId {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<&str> for TaskId {
+    fn from(s: &str) -> Self {
+        TaskId(s.to_string())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Pending,
+    InProgress,
+    Completed,
+    Failed,
+    Skipped,
+}
+
+impl Status {
+    pub const ALL: [Status; 5] = [
+        Status::Pending,
+        Status::InProgress,
+        Status::Completed,
+        Status::Failed,
+        Status::Skipped,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::InProgress => "in_progress",
+            Status::Completed => "completed",
+            Status::Failed => "failed",
+            Status::Skipped => "skipped",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Status> {
+        Status::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    /// Done for the purpose of the run: nothing more will happen to the task.
+    pub fn is_final(self) -> bool {
+        matches!(self, Status::Completed | Status::Failed | Status::Skipped)
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Meta {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub plan_doc: Option<String>,
+    pub created: Option<String>,
+    pub max_attempts_default: Option<u32>,
+    pub notification_email: Option<String>,
+    pub model: Option<String>,
+    pub timeout_seconds: Option<f64>,
+    pub idle_timeout_seconds: Option<f64>,
+    pub smoke_command: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Section {
+    pub id: String,
+    pub name: Option<String>,
+    pub status: Option<Status>,
+    pub tasks: Vec<Task>,
+    #[serde(skip)]
+    pub line: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Task {
+    pub id: TaskId,
+    pub name: String,
+    pub status: Status,
+    pub description: Option<String>,
+    pub attempts: u32,
+    pub max_attempts: Option<u32>,
+    pub depends_on: Vec<TaskId>,
+    pub parallel_group: Option<String>,
+    pub exclusive_resources: Vec<String>,
+    pub files: Vec<String>,
+    pub model: Option<String>,
+    pub timeout_seconds: Option<f64>,
+    pub idle_timeout_seconds: Option<f64>,
+    pub last_error: Option<String>,
+    pub completed_at: Option<String>,
+    pub result_message: Option<String>,
+    /// Where the task's mapping starts, for messages.
+    #[serde(skip)]
+    pub line: usize,
+    /// Lines of each `depends_on` entry, parallel to `depends_on`.
+    #[serde(skip)]
+    pub depends_on_lines: Vec<usize>,
+    #[serde(skip)]
+    pub id_line: usize,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Plan {
+    pub meta: Meta,
+    pub sections: Vec<Section>,
+}
+
+impl Plan {
+    pub fn tasks(&self) -> impl Iterator<Item = &Task> {
+        self.sections.iter().flat_map(|s| s.tasks.iter())
+    }
+
+    pub fn task(&self, id: &str) -> Option<&Task> {
+        self.tasks().find(|t| t.id.as_str() == id)
+    }
+
+    /// The section that holds a task.
+    pub fn section_of(&self, id: &str) -> Option<&Section> {
+        self.sections
+            .iter()
+            .find(|s| s.tasks.iter().any(|t| t.id.as_str() == id))
+    }
+
+    pub fn max_attempts(&self, task: &Task, fallback: u32) -> u32 {
+        task.max_attempts
+            .or(self.meta.max_attempts_default)
+            .unwrap_or(fallback)
+            .max(1)
+    }
+}
+
+/// The status a section shows, derived from its tasks.
+pub fn derived_section_status(tasks: &[Task]) -> Option<Status> {
+    if tasks.is_empty() {
+        return None;
+    }
+    let any = |s: Status| tasks.iter().any(|t| t.status == s);
+    let all = |f: &dyn Fn(Status) -> bool| tasks.iter().all(|t| f(t.status));
+    Some(if any(Status::InProgress) {
+        Status::InProgress
+    } else if all(&|s| s == Status::Skipped) {
+        Status::Skipped
+    } else if all(&|s| matches!(s, Status::Completed | Status::Skipped)) {
+        Status::Completed
+    } else if any(Status::Failed) {
+        Status::Failed
+    } else if any(Status::Completed) || any(Status::Skipped) {
+        Status::InProgress
+    } else {
+        Status::Pending
+    })
+}
+
+/// Reads the typed plan from the tree. Problems go to `diags`; what can be read is returned.
+pub(crate) fn read_plan(root: &Node, diags: &mut Vec<Diagnostic>) -> Plan {
+    let mut plan = Plan::default();
+    let Some(entries) = root.entries() else {
+        diags.push(Diagnostic::new(
+            root.line,
+            root.col,
+            format!("the plan must be a mapping with `meta` and `sections`, found {}", root.kind_name()),
+            "start the file with `meta:` and `sections:` at the left margin (see README.md, \"The plan file\")",
+        ));
+        return plan;
+    };
+    check_duplicate_keys(entries, diags);
+    match root.get("meta") {
+        None => {}
+        Some(meta) if meta.is_null() => {}
+        Some(meta) => plan.meta = read_meta(meta, diags),
+    }
+    match root.entry("sections") {
+        None => diags.push(Diagnostic::new(
+            root.line,
+            root.col,
+            "the plan has no `sections` list",
+            "add `sections:` with at least one section holding `tasks:`",
+        )),
+        Some((_, node)) => match node.items() {
+            Some(items) => {
+                for item in items {
+                    if let Some(section) = read_section(item, diags) {
+                        plan.sections.push(section);
+                    }
+                }
+            }
+            None => diags.push(Diagnostic::new(
+                node.line,
+                node.col,
+                format!("`sections` must be a list, found {}", node.kind_name()),
+                "write each section as a list item: `- id: phase-1`",
+            )),
+        },
+    }
+    plan
+}
+
+fn read_meta(node: &Node, diags: &mut Vec<Diagnostic>) -> Meta {
+    let mut meta = Meta::default();
+    let Some(entries) = node.entries() else {
+        diags.push(Diagnostic::new(
+            node.line,
+            node.col,
+            format!("`meta` must be a mapping, found {}", node.kind_name()),
+            "indent the meta fields under `meta:`, e.g. `  name: My plan`",
+        ));
+        return meta;
+    };
+    check_duplicate_keys(entries, diags);
+    let f = Fields { node, what: "meta" };
+    meta.name = f.string("name", diags);
+    meta.description = f.string("description", diags);
+    meta.plan_doc = f.string("plan_doc", diags);
+    meta.created = f.string("created", diags);
+    meta.max_attempts_default = f.count("max_attempts_default", 1, diags);
+    meta.notification_email = f.string("notification_email", diags);
+    meta.model = f.string("model", diags);
+    meta.timeout_seconds = f.seconds("timeout_seconds", diags);
+    meta.idle_timeout_seconds = f.seconds("idle_timeout_seconds", diags);
+    meta.smoke_command = f.string("smoke_command", diags);
+    meta
+}
+
+fn read_section(node: &Node, diags: &mut Vec<Diagnostic>) -> Option<Section> {
+    let Some(entries) = node.entries() else {
+        diags.push(Diagnostic::new(
+            node.line,
+            node.col,
+            format!("a section must be a mapping, found {}", node.kind_name()),
+            "write a section as `- id: phase-1` with `name:` and `tasks:` under it",
+        ));
+        return None;
+    };
+    check_duplicate_keys(entries, diags);
+    let f = Fields {
+        node,
+        what: "section",
+    };
+    let id = f.required_id("id", diags);
+    let what = format!("section '{}'", id.as_deref().unwrap_or("?"));
+    let f = Fields { node, what: &what };
+    let name = f.string("name", diags);
+    let status = f.status("status", diags);
+    let mut tasks = Vec::new();
+    match node.get("tasks") {
+        None => diags.push(Diagnostic::new(
+            node.line,
+            node.col,
+            format!("{what} has no `tasks` list"),
+            "add `tasks:` with at least one task (`- id: '1.1'`, `name: …`)",
+        )),
+        Some(t) => match t.items() {
+            Some(items) => {
+                for item in items {
+                    if let Some(task) = read_task(item, diags) {
+                        tasks.push(task);
+                    }
+                }
+            }
+            None if t.is_null() => {}
+            None => diags.push(Diagnostic::new(
+                t.line,
+                t.col,
+                format!("`tasks` of {what} must be a list, found {}", t.kind_name()),
+                "write each task as a list item: `- id: '1.1'`",
+            )),
+        },
+    }
+    Some(Section {
+        id: id.unwrap_or_default(),
+        name,
+        status,
+        tasks,
+        line: node.line,
+    })
+}
+
+fn read_task(node: &Node, diags: &mut Vec<Diagnostic>) -> Option<Task> {
+    let Some(entries) = node.entries() else {
+        diags.push(Diagnostic::new(
+            node.line,
+            node.col,
+            format!("a task must be a mapping, found {}", node.kind_name()),
+            "write a task as `- id: '1.1'` with `name:` and `status:` under it",
+        ));
+        return None;
+    };
+    check_duplicate_keys(entries, diags);
+    let f = Fields { node, what: "task" };
+    let id = f.required_id("id", diags);
+    let id_line = node.get("id").map_or(node.line, |n| n.line);
+    let what = format!("task '{}'", id.as_deref().unwrap_or("?"));
+    let f = Fields { node, what: &what };
+    let name = match f.string("name", diags) {
+        Some(n) if !n.trim().is_empty() => n,
+        Some(_) | None => {
+            if node.get("name").is_none() || node.get("name").is_some_and(|n| n.is_null()) {
+                diags.push(Diagnostic::new(
+                    node.line,
+                    node.col,
+                    format!("{what} has no `name`"),
+                    "add `name:` with a short title for the task",
+                ));
+            }
+            String::new()
+        }
+    };
+    let (depends_on, depends_on_lines) = f.id_list("depends_on", diags);
+    Some(Task {
+        id: TaskId(id.unwrap_or_default()),
+        name,
+        status: f.status("status", diags).unwrap_or(Status::Pending),
+        description: f.string("description", diags),
+        attempts: f.count("attempts", 0, diags).unwrap_or(0),
+        max_attempts: f.count("max_attempts", 1, diags),
+        depends_on,
+        parallel_group: f.string("parallel_group", diags),
+        exclusive_resources: f.string_list("exclusive_resources", diags),
+        files: f.string_list("files", diags),
+        model: f.string("model", diags),
+        timeout_seconds: f.seconds("timeout_seconds", diags),
+        idle_timeout_seconds: f.seconds("idle_timeout_seconds", diags),
+        last_error: f.string("last_error", diags),
+        completed_at: f.string("completed_at", diags),
+        result_message: f.string("result_message", diags),
+        line: node.line,
+        depends_on_lines,
+        id_line,
+    })
+}
+
+fn check_duplicate_keys(entries: &[(Node, Node)], diags: &mut Vec<Diagnostic>) {
+    for (i, (k, _)) in entries.iter().enumerate() {
+        let Some(key) = k.as_scalar() else { continue };
+        if let Some((first, _)) = entries[..i].iter().find(|(p, _)| p.as_scalar() == Some(key)) {
+            diags.push(Diagnostic::new(
+                k.line,
+                k.col,
+                format!("the key `{key}` appears twice (first on line {})", first.line),
+                "keep one of them; YAML does not allow a key twice in one mapping",
+            ));
+        }
+    }
+}
+
+/// Typed access to the fields of one mapping, reporting wrong types.
+struct Fields<'a> {
+    node: &'a Node,
+    what: &'a str,
+}
+
+impl Fields<'_> {
+    fn present(&self, key: &str) -> Option<&Node> {
+        self.node.get(key).filter(|n| !n.is_null())
+    }
+
+    fn wrong(&self, n: &Node, key: &str, want: &str, help: &str, diags: &mut Vec<Diagnostic>) {
+        diags.push(Diagnostic::new(
+            n.line,
+            n.col,
+            format!("`{key}` of {} must be {want}, found {}", self.what, n.kind_name()),
+            help,
+        ));
+    }
+
+    fn string(&self, key: &str, diags: &mut Vec<Diagnostic>) -> Option<String> {
+        let n = self.present(key)?;
+        match n.as_scalar() {
+            Some(s) => Some(s.to_string()),
+            None => {
+                self.wrong(n, key, "text", "write it on one line, or as a `|` block", diags);
+                None
+            }
+        }
+    }
+
+    fn required_id(&self, key: &str, diags: &mut Vec<Diagnostic>) -> Option<String> {
+        match self.node.get(key) {
+            Some(n) if !n.is_null() => match n.as_scalar() {
+                Some(s) if !s.trim().is_empty() => Some(s.to_string()),
+                _ => {
+                    self.wrong(n, key, "a non-empty id", "write an id such as `id: '1.1'`", diags);
+                    None
+                }
+            },
+            _ => {
+                diags.push(Diagnostic::new(
+                    self.node.line,
+                    self.node.col,
+                    format!("a {} has no `id`", self.what),
+                    "add `id:` with a unique id, e.g. `id: '1.1'`",
+                ));
+                None
+            }
+        }
+    }
+
+    fn count(&self, key: &str, min: u32, diags: &mut Vec<Diagnostic>) -> Option<u32> {
+        let n = self.present(key)?;
+        match n.as_scalar().and_then(|s| s.trim().parse::<u32>().ok()) {
+            Some(v) if v >= min => Some(v),
+            _ => {
+                let want = if min == 0 {
+                    "a whole number (0 or more)".to_string()
+                } else {
+                    format!("a whole number of at least {min}")
+                };
+                self.wrong(n, key, &want, &format!("write e.g. `{key}: {}`", min.max(3)), diags);
+                None
+            }
+        }
+    }
+
+    fn seconds(&self, key: &str, diags: &mut Vec<Diagnostic>) -> Option<f64> {
+        let n = self.present(key)?;
+        match n.as_scalar().and_then(|s| s.trim().parse::<f64>().ok()) {
+            Some(v) if v > 0.0 && v.is_finite() => Some(v),
+            _ => {
+                self.wrong(n, key, "a number of seconds above 0", &format!("write e.g. `{key}: 600`"), diags);
+                None
+            }
+        }
+    }
+
+    fn status(&self, key: &str, diags: &mut Vec<Diagnostic>) -> Option<Status> {
+        let n = self.present(key)?;
+        match n.as_scalar() {
+            Some(s) => match Status::parse(s) {
+                Some(st) => Some(st),
+                None => {
+                    diags.push(Diagnostic::new(
+                        n.line,
+                        n.col,
+                        format!("unknown status `{s}` for {}", self.what),
+                        "use one of: pending, in_progress, completed, failed, skipped",
+                    ));
+                    None
+                }
+            },
+            None => {
+                self.wrong(n, key, "a status word", "use one of: pending, in_progress, completed, failed, skipped", diags);
+                None
+            }
+        }
+    }
+
+    fn scalar_list(&self, key: &str, example: &str, diags: &mut Vec<Diagnostic>) -> Vec<(String, usize)> {
+        let Some(n) = self.present(key) else {
+            return Vec::new();
+        };
+        let Some(items) = n.items() else {
+            self.wrong(n, key, "a list", &format!("write it as a list: `{key}: {example}`"), diags);
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for item in items {
+            match item.as_scalar() {
+                Some(s) if !item.is_null() => out.push((s.to_string(), item.line)),
+                _ => diags.push(Diagnostic::new(
+                    item.line,
+                    item.col,
+                    format!("each entry of `{key}` of {} must be text, found {}", self.what, item.kind_name()),
+                    format!("write it as a list of text: `{key}: {example}`"),
+                )),
+            }
+        }
+        out
+    }
+
+    fn string_list(&self, key: &str, diags: &mut Vec<Diagnostic>) -> Vec<String> {
+        self.scalar_list(key, "[a, b]", diags)
+            .into_iter()
+            .map(|(s, _)| s)
+            .collect()
+    }
+
+    fn id_list(&self, key: &str, diags: &mut Vec<Diagnostic>) -> (Vec<TaskId>, Vec<usize>) {
+        self.scalar_list(key, "['1.1', '1.2']", diags)
+            .into_iter()
+            .map(|(s, line)| (TaskId(s), line))
+            .unzip()
+    }
+}

@@ -1,0 +1,407 @@
+//! Round-trip and validation tests for the plan model.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use super::*;
+
+fn fixture(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/plans").join(name);
+    fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn write_temp(text: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("plan.yaml");
+    fs::write(&path, text).unwrap();
+    (dir, path)
+}
+
+/// Lines that differ between two texts, as (old, new) pairs after aligning unchanged lines.
+fn changed_lines(old: &str, new: &str) -> (Vec<String>, Vec<String>) {
+    let a: Vec<&str> = old.split_inclusive('\n').collect();
+    let b: Vec<&str> = new.split_inclusive('\n').collect();
+    // Longest common subsequence over lines; the files are small.
+    let mut lcs = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for i in (0..a.len()).rev() {
+        for j in (0..b.len()).rev() {
+            lcs[i][j] = if a[i] == b[j] { lcs[i + 1][j + 1] + 1 } else { lcs[i + 1][j].max(lcs[i][j + 1]) };
+        }
+    }
+    let (mut i, mut j) = (0, 0);
+    let (mut removed, mut added) = (Vec::new(), Vec::new());
+    while i < a.len() || j < b.len() {
+        if i < a.len() && j < b.len() && a[i] == b[j] {
+            i += 1;
+            j += 1;
+        } else if j < b.len() && (i == a.len() || lcs[i][j + 1] >= lcs[i + 1][j]) {
+            added.push(b[j].to_string());
+            j += 1;
+        } else {
+            removed.push(a[i].to_string());
+            i += 1;
+        }
+    }
+    (removed, added)
+}
+
+const OWNED: [&str; 5] = ["status", "attempts", "last_error", "completed_at", "result_message"];
+
+/// True when a line holds nothing but owned fields (block style), ignoring an unchanged comment.
+fn is_owned_line(line: &str) -> bool {
+    let t = line.trim_start().trim_start_matches("- ");
+    OWNED.iter().any(|k| t.starts_with(&format!("{k}:")))
+}
+
+/// Everything the user wrote, compared task by task, must be the same after baton's edits.
+fn assert_user_fields_equal(a: &Plan, b: &Plan) {
+    assert_eq!(a.meta.name, b.meta.name);
+    assert_eq!(a.meta.description, b.meta.description);
+    assert_eq!(a.sections.len(), b.sections.len());
+    for (sa, sb) in a.sections.iter().zip(&b.sections) {
+        assert_eq!(sa.id, sb.id);
+        assert_eq!(sa.name, sb.name);
+        for (ta, tb) in sa.tasks.iter().zip(&sb.tasks) {
+            assert_eq!(ta.id, tb.id);
+            assert_eq!(ta.name, tb.name);
+            assert_eq!(ta.description, tb.description);
+            assert_eq!(ta.depends_on, tb.depends_on);
+            assert_eq!(ta.parallel_group, tb.parallel_group);
+            assert_eq!(ta.exclusive_resources, tb.exclusive_resources);
+            assert_eq!(ta.max_attempts, tb.max_attempts);
+        }
+    }
+}
+
+/// Sets every owned field of every task, saves, and checks what changed.
+fn edit_everything(name: &str, text: &str) -> String {
+    let (_dir, path) = write_temp(text);
+    let mut file = PlanFile::load(&path).unwrap_or_else(|e| panic!("{name}: {}", e.render()));
+    let before = file.plan().clone();
+    let ids: Vec<String> = before.tasks().map(|t| t.id.to_string()).collect();
+    for (n, id) in ids.iter().enumerate() {
+        let status = if n % 2 == 0 { Status::Completed } else { Status::Failed };
+        file.set_status(id, Status::InProgress).unwrap();
+        file.set_status(id, status).unwrap();
+        file.set_attempts(id, n as u32 + 2).unwrap();
+        file.set_text(id, TaskField::LastError, "tests failed: it's \"red\" # see log\nline 2").unwrap();
+        file.set_text(id, TaskField::CompletedAt, "2026-02-01T17:30:00Z").unwrap();
+        file.set_text(id, TaskField::ResultMessage, "Done: added ünïcode ✓").unwrap();
+    }
+    assert_eq!(file.save().unwrap(), SaveOutcome::Saved);
+    let saved = fs::read_to_string(&path).unwrap();
+    assert_eq!(saved, file.text());
+
+    // Everything reads back as set.
+    let after = parse_plan(&saved).unwrap_or_else(|d| panic!("{name}: {d:?}\n{saved}"));
+    assert_user_fields_equal(&before, &after);
+    for (n, id) in ids.iter().enumerate() {
+        let t = after.task(id).unwrap();
+        assert_eq!(t.status, if n % 2 == 0 { Status::Completed } else { Status::Failed }, "{name} {id}");
+        assert_eq!(t.attempts, n as u32 + 2);
+        assert_eq!(t.last_error.as_deref(), Some("tests failed: it's \"red\" # see log\nline 2"));
+        assert_eq!(t.completed_at.as_deref(), Some("2026-02-01T17:30:00Z"));
+        assert_eq!(t.result_message.as_deref(), Some("Done: added ünïcode ✓"));
+    }
+    saved
+}
+
+#[test]
+fn block_style_with_comments_changes_only_owned_lines() {
+    let text = fixture("commented.yaml");
+    let saved = edit_everything("commented", &text);
+    let (removed, added) = changed_lines(&text, &saved);
+    for line in removed.iter().chain(&added) {
+        assert!(is_owned_line(line), "a line baton does not own changed: {line:?}");
+    }
+    // Comments on owned lines stay where they were.
+    assert!(saved.contains("status: completed   # derived\n") || saved.contains("status: failed   # derived\n"));
+    assert!(saved.contains("        status: failed   # keep this comment\n"), "{saved}");
+    insta::assert_snapshot!("commented", saved);
+}
+
+#[test]
+fn flow_style_is_edited_inside_the_braces() {
+    let text = fixture("flow.yaml");
+    let saved = edit_everything("flow", &text);
+    insta::assert_snapshot!("flow", saved);
+    // The quoting style of an existing value is kept.
+    assert!(saved.contains("status: \"failed\""), "{saved}");
+    assert!(saved.contains("status: 'completed'"), "{saved}");
+}
+
+#[test]
+fn pyyaml_dumped_plans_keep_their_layout() {
+    let text = fixture("pyyaml.yaml");
+    let saved = edit_everything("pyyaml", &text);
+    let (removed, added) = changed_lines(&text, &saved);
+    for line in removed.iter().chain(&added) {
+        // A folded multi-line value is replaced whole: its continuation line goes too.
+        assert!(is_owned_line(line) || line.trim_start().starts_with("line 42"), "{line:?}");
+    }
+    insta::assert_snapshot!("pyyaml", saved);
+}
+
+#[test]
+fn crlf_files_stay_crlf() {
+    let text = fixture("commented.yaml").replace('\n', "\r\n");
+    let saved = edit_everything("crlf", &text);
+    assert!(!saved.replace("\r\n", "").contains('\n'), "a bare LF was written into a CRLF file");
+    assert_eq!(saved.replace("\r\n", "\n"), edit_everything("lf", &fixture("commented.yaml")));
+}
+
+#[test]
+fn unicode_survives() {
+    let text = fixture("unicode.yaml");
+    let saved = edit_everything("unicode", &text);
+    insta::assert_snapshot!("unicode", saved);
+}
+
+#[test]
+fn a_file_without_final_newline_gets_fields_appended_cleanly() {
+    let text = "sections:\n- id: s\n  tasks:\n  - id: a\n    name: A";
+    let saved = edit_everything("no-newline", text);
+    assert!(saved.starts_with("sections:\n- id: s\n  status: "), "{saved}");
+    assert!(saved.contains("    name: A\n    status: completed\n    attempts: 2\n"), "{saved}");
+}
+
+#[test]
+fn ids_keep_their_source_text() {
+    let text = fixture("commented.yaml");
+    let plan = parse_plan(&text).unwrap();
+    let ids: Vec<&str> = plan.tasks().map(|t| t.id.as_str()).collect();
+    assert_eq!(ids, ["1.1", "1.10", "2.1"]);
+    assert_eq!(plan.task("1.10").unwrap().depends_on, [TaskId::from("1.1")]);
+    assert_eq!(plan.task("2.1").unwrap().depends_on, [TaskId::from("1.10")]);
+}
+
+#[test]
+fn an_empty_value_is_filled_after_its_colon() {
+    let text = "sections:\n- id: s\n  tasks:\n  - id: a\n    name: A\n    last_error:\n    status: pending\n";
+    let (_d, path) = write_temp(text);
+    let mut f = PlanFile::load(&path).unwrap();
+    f.set_text("a", TaskField::LastError, "boom").unwrap();
+    assert!(f.text().contains("    last_error: boom\n    status: pending\n"), "{}", f.text());
+}
+
+#[test]
+fn section_status_is_derived_from_tasks() {
+    let text = fixture("commented.yaml");
+    let (_d, path) = write_temp(&text);
+    let mut f = PlanFile::load(&path).unwrap();
+    f.set_status("1.1", Status::InProgress).unwrap();
+    assert_eq!(f.plan().sections[0].status, Some(Status::InProgress));
+    f.set_status("1.1", Status::Completed).unwrap();
+    assert_eq!(f.plan().sections[0].status, Some(Status::InProgress));
+    f.set_status("1.10", Status::Completed).unwrap();
+    assert_eq!(f.plan().sections[0].status, Some(Status::Completed));
+    // phase-2 had no status line and nothing happened in it: none is added.
+    assert_eq!(f.plan().sections[1].status, None);
+    f.set_status("2.1", Status::Failed).unwrap();
+    assert_eq!(f.plan().sections[1].status, Some(Status::Failed));
+    // Inserted after the section's name, at the section's indentation.
+    assert!(f.text().contains("  - id: phase-2\n    name: Widget\n    status: failed\n    tasks:\n"), "{}", f.text());
+}
+
+#[test]
+fn unknown_task_is_an_error_and_changes_nothing() {
+    let text = fixture("flow.yaml");
+    let (_d, path) = write_temp(&text);
+    let mut f = PlanFile::load(&path).unwrap();
+    let e = f.set_status("1.1", Status::Completed).unwrap_err();
+    assert!(matches!(e, PlanError::UnknownTask { .. }));
+    assert_eq!(f.text(), text);
+}
+
+#[test]
+fn save_rebases_onto_an_agents_edit() {
+    let text = fixture("commented.yaml");
+    let (_d, path) = write_temp(&text);
+    let mut f = PlanFile::load(&path).unwrap();
+    f.set_status("1.1", Status::InProgress).unwrap();
+    f.save().unwrap();
+    f.set_status("1.1", Status::Completed).unwrap();
+    f.set_attempts("1.1", 1).unwrap();
+    // Meanwhile the agent split 2.1 and reworded 1.10's description, without saying so.
+    let disk = fs::read_to_string(&path).unwrap();
+    let edited = disk.replace("        name: Seed data\n", "        name: Seed data\n        description: Agent's words\n")
+        + "      - id: 2.1b\n        name: Second half\n        status: pending\n";
+    fs::write(&path, &edited).unwrap();
+    assert_eq!(f.save().unwrap(), SaveOutcome::Rebased);
+    let saved = fs::read_to_string(&path).unwrap();
+    let plan = parse_plan(&saved).unwrap();
+    assert_eq!(plan.task("1.1").unwrap().status, Status::Completed);
+    assert_eq!(plan.task("1.1").unwrap().attempts, 1);
+    assert_eq!(plan.task("1.10").unwrap().description.as_deref(), Some("Agent's words"));
+    assert!(plan.task("2.1b").is_some(), "the agent's new task was lost:\n{saved}");
+}
+
+#[test]
+fn save_keeps_an_invalid_edit_aside_and_writes_the_last_good_plan() {
+    let text = fixture("commented.yaml");
+    let (dir, path) = write_temp(&text);
+    let mut f = PlanFile::load(&path).unwrap();
+    f.set_status("1.1", Status::Completed).unwrap();
+    let broken = text.replace("depends_on: [1.1]", "depends_on: [9.9]");
+    fs::write(&path, &broken).unwrap();
+    let SaveOutcome::RejectedEdit { kept_at, diagnostics } = f.save().unwrap() else {
+        panic!("an invalid edit was not rejected");
+    };
+    assert!(diagnostics[0].message.contains("'9.9'"), "{diagnostics:?}");
+    assert_eq!(fs::read_to_string(&kept_at).unwrap(), broken, "the agent's text was not kept");
+    assert!(kept_at.starts_with(dir.path()));
+    let saved = fs::read_to_string(&path).unwrap();
+    assert_eq!(parse_plan(&saved).unwrap().task("1.1").unwrap().status, Status::Completed);
+}
+
+#[test]
+fn reload_takes_an_announced_edit() {
+    let text = fixture("flow.yaml");
+    let (_d, path) = write_temp(&text);
+    let mut f = PlanFile::load(&path).unwrap();
+    f.set_status("1", Status::InProgress).unwrap();
+    fs::write(&path, text.replace("name: Second,", "name: Second (split),")).unwrap();
+    f.reload().unwrap();
+    assert_eq!(f.plan().task("2").unwrap().name, "Second (split)");
+    assert_eq!(f.plan().task("1").unwrap().status, Status::InProgress, "pending change lost");
+    fs::write(&path, "sections: [").unwrap();
+    assert!(matches!(f.reload(), Err(PlanError::Invalid { .. })));
+    assert_eq!(f.plan().task("2").unwrap().name, "Second (split)", "a bad reload changed the plan");
+}
+
+// ---- validation: one test per kind of problem ----
+
+fn problems(src: &str) -> Vec<Diagnostic> {
+    match parse_plan(src) {
+        Ok(_) => panic!("accepted:\n{src}"),
+        Err(d) => d,
+    }
+}
+
+fn one(src: &str) -> Diagnostic {
+    let d = problems(src);
+    assert_eq!(d.len(), 1, "{d:#?}");
+    d.into_iter().next().unwrap()
+}
+
+const HEAD: &str = "meta:\n  name: P\nsections:\n- id: s\n  name: S\n  tasks:\n";
+
+#[test]
+fn yaml_syntax_errors_have_line_and_column() {
+    let d = one(&format!("{HEAD}  - id: '1'\n    name: [unclosed\n"));
+    assert!(d.message.starts_with("YAML syntax error"), "{d:?}");
+    assert!(d.line >= 8 && d.column > 0, "{d:?}");
+}
+
+#[test]
+fn a_colon_in_an_unquoted_value_says_to_quote_it() {
+    let d = one(&format!("{HEAD}  - id: '1'\n    name: x\n    description: Add it. Files: src/a.ts\n"));
+    assert_eq!(d.line, 9);
+    assert!(d.help.contains("put the whole value in quotes"), "{d:?}");
+}
+
+#[test]
+fn tabs_are_named() {
+    let d = one(&format!("{HEAD}  - id: '1'\n\tname: x\n"));
+    assert_eq!((d.line, d.message.as_str()), (8, "a tab in the indentation"));
+    assert!(d.help.contains("spaces"));
+}
+
+#[test]
+fn missing_required_fields() {
+    let d = one("meta:\n  name: P\n");
+    assert!(d.message.contains("no `sections`"), "{d:?}");
+    let d = one(&format!("{HEAD}  - name: nameless\n"));
+    assert_eq!(d.line, 7);
+    assert!(d.message.contains("no `id`"), "{d:?}");
+    let d = one(&format!("{HEAD}  - id: '1'\n    status: pending\n"));
+    assert!(d.message.contains("task '1' has no `name`"), "{d:?}");
+    let d = one("sections:\n- id: s\n");
+    assert!(d.message.contains("section 's' has no `tasks`"), "{d:?}");
+}
+
+#[test]
+fn wrong_types() {
+    let d = one("sections:\n  id: s\n");
+    assert!(d.message.contains("`sections` must be a list, found a mapping"), "{d:?}");
+    assert_eq!(d.line, 2);
+    let d = one(&format!("{HEAD}  - id: '1'\n    name: x\n    attempts: many\n"));
+    assert!(d.message.contains("`attempts` of task '1' must be a whole number"), "{d:?}");
+    assert_eq!(d.line, 9);
+    let d = one(&format!("{HEAD}  - id: '1'\n    name: x\n    depends_on: '0'\n"));
+    assert!(d.message.contains("`depends_on` of task '1' must be a list"), "{d:?}");
+    assert!(d.help.contains("depends_on: ['1.1', '1.2']"), "{d:?}");
+    let d = one(&format!("{HEAD}  - id: '1'\n    name: x\n    max_attempts: 0\n"));
+    assert!(d.message.contains("at least 1"), "{d:?}");
+    let d = one("- a\n- b\n");
+    assert!(d.message.contains("must be a mapping"), "{d:?}");
+}
+
+#[test]
+fn unknown_status_values() {
+    let d = one(&format!("{HEAD}  - id: '1'\n    name: x\n    status: done\n"));
+    assert_eq!(d.line, 9);
+    assert!(d.message.contains("unknown status `done` for task '1'"), "{d:?}");
+    assert!(d.help.contains("pending, in_progress, completed, failed, skipped"));
+}
+
+#[test]
+fn duplicate_ids() {
+    let d = one(&format!("{HEAD}  - id: 1.1\n    name: a\n  - id: '1.1'\n    name: b\n"));
+    assert_eq!(d.line, 9);
+    assert!(d.message.contains("duplicate task id '1.1' (first used on line 7)"), "{d:?}");
+    // 1.1 and 1.10 are different ids.
+    assert!(parse_plan(&format!("{HEAD}  - id: 1.1\n    name: a\n  - id: 1.10\n    name: b\n")).is_ok());
+}
+
+#[test]
+fn unknown_and_self_dependencies() {
+    let d = one(&format!("{HEAD}  - id: '1.1'\n    name: a\n    depends_on: ['1.9']\n"));
+    assert_eq!(d.line, 9);
+    assert!(d.message.contains("task '1.1' depends on '1.9', which is not a task"), "{d:?}");
+    let d = one(&format!("{HEAD}  - id: '1.1'\n    name: a\n    depends_on:\n    - '1.1'\n"));
+    assert_eq!(d.line, 10);
+    assert!(d.message.contains("depends on itself"), "{d:?}");
+}
+
+#[test]
+fn cycles_are_printed() {
+    let d = one(&format!(
+        "{HEAD}  - {{id: '1.1', name: a, depends_on: ['1.3']}}\n  - {{id: '1.2', name: b, depends_on: ['1.1']}}\n  - {{id: '1.3', name: c, depends_on: ['1.2']}}\n"
+    ));
+    assert_eq!(d.message, "dependency cycle: 1.1 → 1.3 → 1.2 → 1.1");
+    assert_eq!(d.line, 7);
+}
+
+#[test]
+fn duplicate_keys() {
+    let d = one(&format!("{HEAD}  - id: '1'\n    name: a\n    name: b\n"));
+    assert!(d.message.contains("the key `name` appears twice"), "{d:?}");
+}
+
+#[test]
+fn every_problem_is_reported_in_line_order() {
+    let src = format!(
+        "{HEAD}  - id: '1'\n    name: a\n    status: done\n  - id: '1'\n    name: b\n    depends_on: ['7']\n  - id: '3'\n    attempts: -1\n"
+    );
+    let d = problems(&src);
+    let msgs: Vec<&str> = d.iter().map(|d| d.message.as_str()).collect();
+    assert_eq!(d.len(), 5, "{msgs:#?}");
+    let lines: Vec<usize> = d.iter().map(|d| d.line).collect();
+    let mut sorted = lines.clone();
+    sorted.sort();
+    assert_eq!(lines, sorted);
+}
+
+#[test]
+fn rendered_errors_name_file_line_and_fix() {
+    let err = PlanError::Invalid {
+        path: "plans/p.yaml".into(),
+        diagnostics: problems(&format!("{HEAD}  - id: '1'\n    name: x\n    status: done\n")),
+    };
+    insta::assert_snapshot!(err.render(), @r"
+    error: plans/p.yaml:9:13: unknown status `done` for task '1'
+      help: use one of: pending, in_progress, completed, failed, skipped
+    plans/p.yaml is not a valid plan (1 problem); nothing was run or changed
+    ");
+}

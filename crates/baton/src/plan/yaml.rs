@@ -1,0 +1,639 @@
+//! A YAML node tree that remembers where every node sits in the source text.
+//!
+//! baton edits plan files in place: it rewrites the few bytes of the fields it owns and leaves
+//! every other byte alone. That needs byte-exact spans for scalars, which the event parser
+//! (saphyr-parser) only half gives: its start marks are exact, its end marks are not (a quoted
+//! scalar's end runs on over a trailing comment; a block scalar starts at its content, not at its
+//! `|`). So this module takes the start marks from the parser and finds each scalar's end itself,
+//! by the scalar's style. It owns parsing and spans; it knows nothing about plans.
+
+use saphyr_parser::{Event, Parser, ScalarStyle, ScanError, Span, SpannedEventReceiver};
+
+/// A parsed node with its byte range in the source.
+#[derive(Debug, Clone)]
+pub(crate) struct Node {
+    pub kind: NodeKind,
+    /// Byte offset of the node's first character (the quote, the `|`, the `{`).
+    pub start: usize,
+    /// Byte offset just past the node's last character (never past a comment or line break).
+    pub end: usize,
+    /// 1-based line and 1-based column of `start`, for messages.
+    pub line: usize,
+    pub col: usize,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum NodeKind {
+    Scalar { value: String, style: Style },
+    Mapping { entries: Vec<(Node, Node)>, flow: bool },
+    Sequence { items: Vec<Node> },
+    Alias,
+}
+
+/// How a scalar is written in the source; kept so that an edit can write the same way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Style {
+    Plain,
+    SingleQuoted,
+    DoubleQuoted,
+    Block,
+}
+
+/// A YAML syntax error at a source position.
+#[derive(Debug, Clone)]
+pub(crate) struct SyntaxError {
+    pub line: usize,
+    pub col: usize,
+    pub message: String,
+}
+
+impl Node {
+    pub fn as_scalar(&self) -> Option<&str> {
+        match &self.kind {
+            NodeKind::Scalar { value, .. } => Some(value),
+            _ => None,
+        }
+    }
+
+    /// True for an empty value (`key:` with nothing after it, or `~`/`null`).
+    pub fn is_null(&self) -> bool {
+        matches!(&self.kind, NodeKind::Scalar { value, style: Style::Plain }
+            if value.is_empty() || value == "~" || value == "null" || value == "Null" || value == "NULL")
+    }
+
+    pub fn entries(&self) -> Option<&[(Node, Node)]> {
+        match &self.kind {
+            NodeKind::Mapping { entries, .. } => Some(entries),
+            _ => None,
+        }
+    }
+
+    pub fn items(&self) -> Option<&[Node]> {
+        match &self.kind {
+            NodeKind::Sequence { items, .. } => Some(items),
+            _ => None,
+        }
+    }
+
+    /// The value under `key` in a mapping node.
+    pub fn get(&self, key: &str) -> Option<&Node> {
+        self.entry(key).map(|(_, v)| v)
+    }
+
+    pub fn entry(&self, key: &str) -> Option<&(Node, Node)> {
+        self.entries()?.iter().find(|(k, _)| k.as_scalar() == Some(key))
+    }
+
+    pub fn kind_name(&self) -> &'static str {
+        match &self.kind {
+            NodeKind::Scalar { .. } if self.is_null() => "an empty value",
+            NodeKind::Scalar { .. } => "a scalar",
+            NodeKind::Mapping { .. } => "a mapping",
+            NodeKind::Sequence { .. } => "a list",
+            NodeKind::Alias => "an alias",
+        }
+    }
+}
+
+/// Parses one YAML document. An empty document is a null scalar at 1:1.
+pub(crate) fn parse(src: &str) -> Result<Node, SyntaxError> {
+    let mut rx = Collector::default();
+    let mut parser = Parser::new_from_str(src);
+    if let Err(e) = parser.load(&mut rx, true) {
+        return Err(scan_error(&e));
+    }
+    let index = CharIndex::new(src);
+    let events: Vec<(Event<'_>, usize, Span)> = rx
+        .events
+        .into_iter()
+        .map(|(ev, span)| {
+            let start = index.byte(span.start.index());
+            (ev, start, span)
+        })
+        .collect();
+
+    let docs = events
+        .iter()
+        .filter(|(ev, ..)| matches!(ev, Event::DocumentStart(_)))
+        .count();
+    if docs > 1 {
+        let (_, _, span) = events
+            .iter()
+            .filter(|(ev, ..)| matches!(ev, Event::DocumentStart(_)))
+            .nth(1)
+            .expect("counted above");
+        return Err(SyntaxError {
+            line: span.start.line(),
+            col: span.start.col() + 1,
+            message: "the file holds more than one YAML document (a second `---`)".into(),
+        });
+    }
+    let first = events
+        .iter()
+        .position(|(ev, ..)| matches!(ev, Event::DocumentStart(_)));
+    let Some(first) = first else {
+        return Ok(empty_node());
+    };
+    let mut builder = Builder {
+        src,
+        events: &events,
+        pos: first + 1,
+    };
+    if matches!(builder.peek(), Some(Event::DocumentEnd) | None) {
+        return Ok(empty_node());
+    }
+    builder.node(false)
+}
+
+fn empty_node() -> Node {
+    Node {
+        kind: NodeKind::Scalar {
+            value: String::new(),
+            style: Style::Plain,
+        },
+        start: 0,
+        end: 0,
+        line: 1,
+        col: 1,
+    }
+}
+
+fn scan_error(e: &ScanError) -> SyntaxError {
+    let m = e.marker();
+    SyntaxError {
+        line: m.line(),
+        col: m.col() + 1,
+        message: e.info().to_string(),
+    }
+}
+
+#[derive(Default)]
+struct Collector<'i> {
+    events: Vec<(Event<'i>, Span)>,
+}
+
+impl<'i> SpannedEventReceiver<'i> for Collector<'i> {
+    fn on_event(&mut self, ev: Event<'i>, span: Span) {
+        self.events.push((ev, span));
+    }
+}
+
+/// Maps the parser's character indices to byte offsets.
+struct CharIndex {
+    /// Byte offset of each char, only kept when the text is not pure ASCII.
+    offsets: Option<Vec<usize>>,
+    len: usize,
+}
+
+impl CharIndex {
+    fn new(src: &str) -> Self {
+        let offsets = (!src.is_ascii()).then(|| src.char_indices().map(|(b, _)| b).collect());
+        CharIndex {
+            offsets,
+            len: src.len(),
+        }
+    }
+
+    fn byte(&self, char_index: usize) -> usize {
+        match &self.offsets {
+            None => char_index.min(self.len),
+            Some(o) => o.get(char_index).copied().unwrap_or(self.len),
+        }
+    }
+}
+
+struct Builder<'a, 'i> {
+    src: &'a str,
+    events: &'a [(Event<'i>, usize, Span)],
+    pos: usize,
+}
+
+impl Builder<'_, '_> {
+    fn peek(&self) -> Option<&Event<'_>> {
+        self.events.get(self.pos).map(|(ev, ..)| ev)
+    }
+
+    /// Byte offset where the event after the current one starts: the limit a scalar's text
+    /// cannot run past.
+    fn next_start(&self) -> usize {
+        self.events
+            .get(self.pos)
+            .map(|(_, start, _)| *start)
+            .unwrap_or(self.src.len())
+    }
+
+    fn node(&mut self, in_flow: bool) -> Result<Node, SyntaxError> {
+        let Some((ev, start, span)) = self.events.get(self.pos) else {
+            return Err(SyntaxError {
+                line: 1,
+                col: 1,
+                message: "unexpected end of the YAML document".into(),
+            });
+        };
+        let (start, line, col) = (*start, span.start.line(), span.start.col() + 1);
+        self.pos += 1;
+        match ev {
+            Event::Scalar(value, style, ..) => {
+                let limit = self.next_start();
+                let (start, end, style) = scalar_bounds(self.src, start, limit, *style, in_flow);
+                let (line, col) = line_col(self.src, start, line, col);
+                Ok(Node {
+                    kind: NodeKind::Scalar {
+                        value: value.to_string(),
+                        style,
+                    },
+                    start,
+                    end,
+                    line,
+                    col,
+                })
+            }
+            Event::Alias(_) => {
+                let end = self.src[start..]
+                    .find(|c: char| c.is_whitespace() || ",]}".contains(c))
+                    .map_or(self.src.len(), |n| start + n);
+                Ok(Node {
+                    kind: NodeKind::Alias,
+                    start,
+                    end,
+                    line,
+                    col,
+                })
+            }
+            Event::MappingStart(..) => {
+                let flow = self.src[start..].starts_with('{');
+                let mut entries = Vec::new();
+                loop {
+                    match self.peek() {
+                        Some(Event::MappingEnd) => break,
+                        None => return Err(self.unexpected_end()),
+                        _ => {}
+                    }
+                    let key = self.node(in_flow || flow)?;
+                    let value = self.node(in_flow || flow)?;
+                    entries.push((key, value));
+                }
+                let end_ev_end = self.end_of_closing(flow);
+                self.pos += 1;
+                let end = if flow {
+                    end_ev_end
+                } else {
+                    entries.last().map_or(start, |(_, v)| v.end)
+                };
+                let start = entries.first().filter(|_| !flow).map_or(start, |(k, _)| k.start);
+                Ok(Node {
+                    kind: NodeKind::Mapping { entries, flow },
+                    start,
+                    end,
+                    line,
+                    col,
+                })
+            }
+            Event::SequenceStart(..) => {
+                let flow = self.src[start..].starts_with('[');
+                let mut items = Vec::new();
+                loop {
+                    match self.peek() {
+                        Some(Event::SequenceEnd) => break,
+                        None => return Err(self.unexpected_end()),
+                        _ => {}
+                    }
+                    items.push(self.node(in_flow || flow)?);
+                }
+                let end_ev_end = self.end_of_closing(flow);
+                self.pos += 1;
+                let end = if flow {
+                    end_ev_end
+                } else {
+                    items.last().map_or(start, |v| v.end)
+                };
+                Ok(Node {
+                    kind: NodeKind::Sequence { items },
+                    start,
+                    end,
+                    line,
+                    col,
+                })
+            }
+            other => Err(SyntaxError {
+                line,
+                col,
+                message: format!("unexpected YAML event {other:?}"),
+            }),
+        }
+    }
+
+    /// For a flow collection, the byte just past its closing bracket.
+    fn end_of_closing(&self, flow: bool) -> usize {
+        let (_, start, _) = &self.events[self.pos];
+        if flow {
+            // The end event starts at the bracket itself.
+            (*start + 1).min(self.src.len())
+        } else {
+            *start
+        }
+    }
+
+    fn unexpected_end(&self) -> SyntaxError {
+        SyntaxError {
+            line: self.src.lines().count().max(1),
+            col: 1,
+            message: "unexpected end of the YAML document".into(),
+        }
+    }
+}
+
+/// Recomputes line and column when a scalar's start moved (block scalars start at `|`).
+fn line_col(src: &str, start: usize, line: usize, col: usize) -> (usize, usize) {
+    let before = &src[..start];
+    let l = before.matches('\n').count() + 1;
+    if l == line && col > 0 {
+        return (line, col);
+    }
+    let line_start = before.rfind('\n').map_or(0, |n| n + 1);
+    (l, src[line_start..start].chars().count() + 1)
+}
+
+/// Finds where a scalar really starts and ends. `start` is the parser's start mark, `limit` the
+/// start of the next event.
+fn scalar_bounds(
+    src: &str,
+    start: usize,
+    limit: usize,
+    style: ScalarStyle,
+    in_flow: bool,
+) -> (usize, usize, Style) {
+    let bytes = src.as_bytes();
+    // An anchor or tag before the scalar: the parser's mark points at it. Skip it so the span
+    // covers the value only (an edit then keeps the anchor or tag).
+    let mut s = start;
+    while s < bytes.len() && (bytes[s] == b'&' || bytes[s] == b'!') {
+        while s < bytes.len() && !bytes[s].is_ascii_whitespace() {
+            s += 1;
+        }
+        while s < bytes.len() && (bytes[s] == b' ' || bytes[s] == b'\t') {
+            s += 1;
+        }
+    }
+    match style {
+        ScalarStyle::SingleQuoted => (s, single_quoted_end(bytes, s), Style::SingleQuoted),
+        ScalarStyle::DoubleQuoted => (s, double_quoted_end(bytes, s), Style::DoubleQuoted),
+        ScalarStyle::Literal | ScalarStyle::Folded => {
+            let (h, e) = block_scalar_bounds(src, start, limit);
+            (h, e, Style::Block)
+        }
+        _ => (s, plain_end(bytes, s, limit.max(s), in_flow), Style::Plain),
+    }
+}
+
+fn single_quoted_end(b: &[u8], start: usize) -> usize {
+    let mut i = start + 1;
+    while i < b.len() {
+        if b[i] == b'\'' {
+            if b.get(i + 1) == Some(&b'\'') {
+                i += 2;
+                continue;
+            }
+            return i + 1;
+        }
+        i += 1;
+    }
+    b.len()
+}
+
+fn double_quoted_end(b: &[u8], start: usize) -> usize {
+    let mut i = start + 1;
+    while i < b.len() {
+        match b[i] {
+            b'\\' => i += 2,
+            b'"' => return i + 1,
+            _ => i += 1,
+        }
+    }
+    b.len()
+}
+
+/// A plain scalar ends at a comment (` #`), at a `: ` that makes it a key, in flow context at
+/// `,`/`]`/`}`, and otherwise at the next event; trailing blanks are not part of it.
+fn plain_end(b: &[u8], start: usize, limit: usize, in_flow: bool) -> usize {
+    let limit = limit.min(b.len());
+    let mut i = start;
+    while i < limit {
+        let c = b[i];
+        if c == b'#' && i > start && b[i - 1].is_ascii_whitespace() {
+            break;
+        }
+        if c == b':' && (i + 1 >= b.len() || b[i + 1].is_ascii_whitespace()) {
+            break;
+        }
+        if in_flow && matches!(c, b',' | b']' | b'}' | b'[' | b'{') {
+            break;
+        }
+        i += 1;
+    }
+    while i > start && b[i - 1].is_ascii_whitespace() {
+        i -= 1;
+    }
+    i
+}
+
+/// A block scalar (`|` or `>`): from its indicator to the end of its last content line.
+/// `content` is the parser's start mark, which points into the content, not at the indicator.
+fn block_scalar_bounds(src: &str, content: usize, limit: usize) -> (usize, usize) {
+    let content_line_start = src[..content].rfind('\n').map_or(0, |n| n + 1);
+    // The header is on the last line before the content that is not blank.
+    let mut header_end = content_line_start;
+    let mut header_start;
+    loop {
+        if header_end == 0 {
+            return (content, content);
+        }
+        let prev_end = header_end - 1; // the '\n'
+        header_start = src[..prev_end].rfind('\n').map_or(0, |n| n + 1);
+        if src[header_start..prev_end].trim().is_empty() {
+            header_end = header_start;
+            continue;
+        }
+        header_end = prev_end;
+        break;
+    }
+    let header = &src[header_start..header_end];
+    let indicator = header
+        .char_indices()
+        .rev()
+        .filter(|(_, c)| *c == '|' || *c == '>')
+        .find(|(i, _)| {
+            let rest = header[i + 1..].trim_start_matches(['+', '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9']);
+            let rest = rest.trim_start();
+            rest.is_empty() || rest.starts_with('#') || rest == "\r"
+        })
+        .map(|(i, _)| header_start + i);
+    let Some(indicator) = indicator else {
+        return (content, content);
+    };
+    let indent = content - content_line_start;
+    let limit = limit.min(src.len());
+    let mut end = header_end.min(limit);
+    // Trim the '\r' of a CRLF header so the end never splits a line break.
+    if src[..end].ends_with('\r') {
+        end -= 1;
+    }
+    let mut pos = content_line_start;
+    while pos < limit {
+        let line_end = src[pos..].find('\n').map_or(src.len(), |n| pos + n);
+        let line = src[pos..line_end].trim_end_matches('\r');
+        let blank = line.trim().is_empty();
+        let line_indent = line.len() - line.trim_start_matches(' ').len();
+        if !blank {
+            if line_indent < indent {
+                break;
+            }
+            end = (pos + line.len()).min(limit);
+        }
+        pos = line_end + 1;
+    }
+    (indicator, end.max(indicator + 1))
+}
+
+/// How to write a string as a YAML scalar.
+pub(crate) fn render_string(s: &str, prefer: Style) -> String {
+    match prefer {
+        Style::Plain if plain_safe(s) => s.to_string(),
+        Style::SingleQuoted if !s.chars().any(|c| c.is_control()) => {
+            format!("'{}'", s.replace('\'', "''"))
+        }
+        _ => double_quoted(s),
+    }
+}
+
+/// A string YAML reads back as the same string when written without quotes.
+pub(crate) fn plain_safe(s: &str) -> bool {
+    let Some(first) = s.chars().next() else {
+        return false;
+    };
+    // A leading digit may read as a number, a date or a time (YAML 1.1 readers, PyYAML).
+    if "-?:,[]{}#&*!|>'\"%@`~ ".contains(first) || first.is_ascii_digit() || s.ends_with(' ') {
+        return false;
+    }
+    if s.chars().any(|c| c.is_control()) || s.contains(": ") || s.contains(" #") || s.ends_with(':') {
+        return false;
+    }
+    // Words YAML would read as something other than a string.
+    let lower = s.to_ascii_lowercase();
+    if matches!(lower.as_str(), "true" | "false" | "yes" | "no" | "on" | "off" | "null" | "y" | "n")
+    {
+        return false;
+    }
+    let numeric = s
+        .trim_start_matches(['+', '-'])
+        .chars()
+        .all(|c| c.is_ascii_digit() || c == '.' || c == '_' || c == 'e' || c == 'E');
+    !(numeric && s.chars().any(|c| c.is_ascii_digit()))
+}
+
+/// A double-quoted YAML scalar on one line, with every control character escaped.
+pub(crate) fn double_quoted(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() || c == '\u{feff}' || c == '\u{2028}' || c == '\u{2029}' => {
+                let n = c as u32;
+                if n <= 0xff {
+                    out.push_str(&format!("\\x{n:02x}"));
+                } else {
+                    out.push_str(&format!("\\u{n:04x}"));
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text<'a>(src: &'a str, n: &Node) -> &'a str {
+        &src[n.start..n.end]
+    }
+
+    #[test]
+    fn scalar_spans_are_exact_in_every_style() {
+        let src = "a: 'x y'  # c\nb: \"q\\\"\"\nc: plain words # c\nd: |\n  one\n  two\n\ne: >-\n  f\nf: [1.10, 'x']\ng: {k: v}\nh:\ni: multi\n  line\n";
+        let root = parse(src).unwrap();
+        let get = |k: &str| text(src, root.get(k).unwrap());
+        assert_eq!(get("a"), "'x y'");
+        assert_eq!(get("b"), "\"q\\\"\"");
+        assert_eq!(get("c"), "plain words");
+        assert_eq!(get("d"), "|\n  one\n  two");
+        assert_eq!(get("e"), ">-\n  f");
+        assert_eq!(get("f"), "[1.10, 'x']");
+        assert_eq!(get("g"), "{k: v}");
+        assert_eq!(get("h"), "");
+        assert_eq!(get("i"), "multi\n  line");
+        let f = root.get("f").unwrap().items().unwrap();
+        assert_eq!(text(src, &f[0]), "1.10");
+        assert_eq!(text(src, &f[1]), "'x'");
+        let g = root.get("g").unwrap();
+        assert_eq!(text(src, g.get("k").unwrap()), "v");
+    }
+
+    #[test]
+    fn spans_are_bytes_not_chars() {
+        let src = "a: 'héllo wörld'  # ü\nb: ünïcode\n";
+        let root = parse(src).unwrap();
+        assert_eq!(text(src, root.get("a").unwrap()), "'héllo wörld'");
+        assert_eq!(text(src, root.get("b").unwrap()), "ünïcode");
+    }
+
+    #[test]
+    fn crlf_is_not_part_of_a_value() {
+        let src = "a: x\r\nb: |\r\n  y\r\nc: 'z'\r\n";
+        let root = parse(src).unwrap();
+        assert_eq!(text(src, root.get("a").unwrap()), "x");
+        assert_eq!(text(src, root.get("b").unwrap()), "|\r\n  y");
+        assert_eq!(text(src, root.get("c").unwrap()), "'z'");
+    }
+
+    #[test]
+    fn syntax_errors_have_positions() {
+        let e = parse("a:\n\tb: 1\n").unwrap_err();
+        assert_eq!(e.line, 2);
+        let e = parse("a: [1,\n").unwrap_err();
+        assert!(e.line >= 1, "{e:?}");
+        let e = parse("a: 1\n---\nb: 2\n").unwrap_err();
+        assert_eq!(e.line, 2);
+        assert!(e.message.contains("more than one"));
+    }
+
+    #[test]
+    fn rendered_strings_read_back_unchanged() {
+        for s in [
+            "plain",
+            "it's \"quoted\"",
+            "a: b",
+            "- dash",
+            "multi\nline\ttab",
+            "true",
+            "1.10",
+            "",
+            "ünï",
+            "bell\u{7}",
+            "# hash",
+        ] {
+            for style in [Style::Plain, Style::SingleQuoted, Style::DoubleQuoted] {
+                let doc = format!("k: {}\n", render_string(s, style));
+                let root = parse(&doc).unwrap_or_else(|e| panic!("{doc:?}: {e:?}"));
+                assert_eq!(root.get("k").unwrap().as_scalar(), Some(s), "{doc:?}");
+            }
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! What baton shows people and machines: the status table and its JSON form.
+
+pub mod status;

@@ -1,0 +1,196 @@
+//! `baton status`: the plan's sections and tasks as a calm table, or as JSON.
+//!
+//! Reads a [`Plan`]; writes nothing. The JSON keeps task ids as strings, exactly as written.
+
+use serde::Serialize;
+
+use crate::plan::{Plan, Status, Task};
+
+/// How many tasks are in each state.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub struct Counts {
+    pub total: usize,
+    pub pending: usize,
+    pub in_progress: usize,
+    pub completed: usize,
+    pub failed: usize,
+    pub skipped: usize,
+}
+
+impl Counts {
+    pub fn of(plan: &Plan) -> Counts {
+        let mut c = Counts::default();
+        for t in plan.tasks() {
+            c.total += 1;
+            match t.status {
+                Status::Pending => c.pending += 1,
+                Status::InProgress => c.in_progress += 1,
+                Status::Completed => c.completed += 1,
+                Status::Failed => c.failed += 1,
+                Status::Skipped => c.skipped += 1,
+            }
+        }
+        c
+    }
+
+    /// "3 of 5 completed · 1 failed · 1 pending": only the parts that are not zero.
+    pub fn sentence(&self) -> String {
+        let mut parts = vec![format!("{} of {} completed", self.completed, self.total)];
+        for (n, word) in [
+            (self.in_progress, "in progress"),
+            (self.failed, "failed"),
+            (self.skipped, "skipped"),
+            (self.pending, "pending"),
+        ] {
+            if n > 0 {
+                parts.push(format!("{n} {word}"));
+            }
+        }
+        parts.join(" · ")
+    }
+}
+
+#[derive(Serialize)]
+struct JsonStatus<'a> {
+    plan: JsonPlan<'a>,
+    counts: Counts,
+    sections: Vec<JsonSection<'a>>,
+}
+
+#[derive(Serialize)]
+struct JsonPlan<'a> {
+    name: Option<&'a str>,
+    path: &'a str,
+}
+
+#[derive(Serialize)]
+struct JsonSection<'a> {
+    id: &'a str,
+    name: Option<&'a str>,
+    status: Option<Status>,
+    tasks: Vec<JsonTask<'a>>,
+}
+
+#[derive(Serialize)]
+struct JsonTask<'a> {
+    id: &'a str,
+    name: &'a str,
+    status: Status,
+    attempts: u32,
+    max_attempts: u32,
+    depends_on: Vec<&'a str>,
+    last_error: Option<&'a str>,
+    completed_at: Option<&'a str>,
+}
+
+/// The status as pretty JSON.
+pub fn json(plan: &Plan, path: &str, default_max_attempts: u32) -> String {
+    let doc = JsonStatus {
+        plan: JsonPlan {
+            name: plan.meta.name.as_deref(),
+            path,
+        },
+        counts: Counts::of(plan),
+        sections: plan
+            .sections
+            .iter()
+            .map(|s| JsonSection {
+                id: &s.id,
+                name: s.name.as_deref(),
+                status: crate::plan::derived_section_status(&s.tasks).or(s.status),
+                tasks: s
+                    .tasks
+                    .iter()
+                    .map(|t| JsonTask {
+                        id: t.id.as_str(),
+                        name: &t.name,
+                        status: t.status,
+                        attempts: t.attempts,
+                        max_attempts: plan.max_attempts(t, default_max_attempts),
+                        depends_on: t.depends_on.iter().map(|d| d.as_str()).collect(),
+                        last_error: t.last_error.as_deref(),
+                        completed_at: t.completed_at.as_deref(),
+                    })
+                    .collect(),
+            })
+            .collect(),
+    };
+    serde_json::to_string_pretty(&doc).unwrap_or_default()
+}
+
+/// The status as a table for a terminal `width` columns wide.
+pub fn table(plan: &Plan, path: &str, default_max_attempts: u32, width: usize) -> String {
+    let mut out = String::new();
+    let title = plan.meta.name.as_deref().unwrap_or("(unnamed plan)");
+    out.push_str(&format!("{title} — {path}\n"));
+    out.push_str(&Counts::of(plan).sentence());
+    out.push('\n');
+
+    let id_w = plan.tasks().map(|t| t.id.as_str().chars().count()).max().unwrap_or(2).max(2);
+    let name_w = plan
+        .tasks()
+        .map(|t| t.name.chars().count())
+        .max()
+        .unwrap_or(4)
+        .clamp(4, 40);
+    for s in &plan.sections {
+        out.push('\n');
+        let status = crate::plan::derived_section_status(&s.tasks).or(s.status);
+        let label = match &s.name {
+            Some(n) => format!("{}  {}", s.id, n),
+            None => s.id.clone(),
+        };
+        match status {
+            Some(st) => out.push_str(&format!("{label}  ({st})\n")),
+            None => out.push_str(&format!("{label}\n")),
+        }
+        if s.tasks.is_empty() {
+            out.push_str("  (no tasks)\n");
+        }
+        for t in &s.tasks {
+            out.push_str(&task_row(plan, t, id_w, name_w, default_max_attempts, width));
+            out.push('\n');
+        }
+    }
+    out
+}
+
+fn task_row(plan: &Plan, t: &Task, id_w: usize, name_w: usize, default_max: u32, width: usize) -> String {
+    let attempts = format!("{}/{}", t.attempts, plan.max_attempts(t, default_max));
+    let mut row = format!(
+        "  {}  {}  {:<11}  {:>5}",
+        pad(t.id.as_str(), id_w),
+        pad(&cut(&t.name, name_w), name_w),
+        t.status.as_str(),
+        attempts
+    );
+    if let Some(err) = t.last_error.as_deref().filter(|_| t.status != Status::Completed) {
+        let room = width.saturating_sub(row.chars().count() + 2).max(20);
+        row.push_str("  ");
+        row.push_str(&cut(&one_line(err), room));
+    }
+    row.trim_end().to_string()
+}
+
+fn pad(s: &str, w: usize) -> String {
+    let n = s.chars().count();
+    if n >= w {
+        s.to_string()
+    } else {
+        format!("{s}{}", " ".repeat(w - n))
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// At most `max` characters, with `…` when cut.
+pub fn cut(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}

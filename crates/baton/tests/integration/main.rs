@@ -1,0 +1,4 @@
+//! Integration tests: the real `baton` binary, run in temporary folders and git repositories.
+
+mod cli;
+mod support;
