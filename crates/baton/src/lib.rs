@@ -5,8 +5,10 @@
 //! goes on. The binary (`src/main.rs`) only parses the command line and maps results to exit
 //! codes; everything else lives here.
 
+pub mod agent;
 pub mod config;
 pub mod exit;
 pub mod plan;
+pub mod policy;
 pub mod report;
 pub mod root;

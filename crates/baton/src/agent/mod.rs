@@ -1,0 +1,3 @@
+//! Agent CLIs: the stream they print and how baton reads it.
+
+pub mod stream;
