@@ -1,1 +1,21 @@
 //! Test-only helpers for baton.
+//!
+//! - [`TempRepo`]: a throw-away git repository with a local identity and one commit.
+//! - `fake-claude` (a binary of this crate, found with [`fake_claude_bin`]): a scripted stand-in
+//!   for the Claude Code CLI that speaks the real stream-json dialect.
+//! - [`FakeModelServer`]: a scripted Anthropic Messages API server, to drive the *real* Claude
+//!   Code CLI end to end ([`claude_env`], [`find_real_claude`]).
+//! - [`wait_until`], [`process_alive`], [`run_with_deadline`]: waiting on conditions and
+//!   processes with a deadline, never with a fixed sleep.
+//!
+//! Nothing here is used by baton itself; panics are acceptable because every caller is a test.
+
+mod claude_cli;
+mod model_server;
+mod process;
+mod repo;
+
+pub use claude_cli::{claude_env, fake_claude_bin, find_real_claude, workspace_root};
+pub use model_server::{Block, FakeModelServer, RecordedRequest, Turn};
+pub use process::{kill_process_group, process_alive, run_with_deadline, wait_until, RunOutput};
+pub use repo::TempRepo;
