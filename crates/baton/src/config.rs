@@ -90,6 +90,9 @@ pub struct Run {
     pub limit_margin_seconds: f64,
     /// How long to wait on a usage limit whose reset time cannot be read.
     pub limit_fallback_seconds: f64,
+    /// First back-off after server-side throttling (it grows, with jitter, to the max).
+    pub throttle_initial_seconds: f64,
+    pub throttle_max_seconds: f64,
     pub before_command: Option<String>,
     pub after_command: Option<String>,
     pub hook_timeout_seconds: f64,
@@ -108,6 +111,8 @@ impl Default for Run {
             jobs: 3,
             limit_margin_seconds: 30.0,
             limit_fallback_seconds: 3600.0,
+            throttle_initial_seconds: 30.0,
+            throttle_max_seconds: 600.0,
             before_command: None,
             after_command: None,
             hook_timeout_seconds: 120.0,
@@ -211,6 +216,10 @@ impl Config {
             ("backoff_max_seconds", self.run.backoff_max_seconds),
             ("breaker_cooldown_seconds", self.run.breaker_cooldown_seconds),
             ("hook_timeout_seconds", self.run.hook_timeout_seconds),
+            ("limit_margin_seconds", self.run.limit_margin_seconds),
+            ("limit_fallback_seconds", self.run.limit_fallback_seconds),
+            ("throttle_initial_seconds", self.run.throttle_initial_seconds),
+            ("throttle_max_seconds", self.run.throttle_max_seconds),
             ("scan_interval_seconds", self.pipeline.scan_interval_seconds),
         ];
         let counts = [

@@ -8,7 +8,9 @@
 pub mod agent;
 pub mod config;
 pub mod exit;
+pub mod git;
 pub mod plan;
 pub mod policy;
 pub mod report;
 pub mod root;
+pub mod run;

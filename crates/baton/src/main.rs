@@ -108,13 +108,19 @@ struct RunArgs {
 }
 
 fn main() -> ExitCode {
+    // The agent guard is this same binary, started with a hidden first argument; it must run
+    // before anything else (see run::guard).
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|a| a == baton::run::guard::GUARD_ARG) {
+        baton::run::guard::guard_main(&args[2..]);
+    }
     let cli = Cli::parse();
     let exit = match cli.command {
         Command::Check { plan, json } => check(&plan, json),
         Command::Status { plan, json } => show_status(&plan, json),
         Command::Stop { plan } => stop(plan.as_deref()),
         Command::Run(args) => run(&args),
-        Command::Logs { .. } => not_built("logs", "the per-attempt transcripts"),
+        Command::Logs { plan, task, attempt } => logs(&plan, &task, attempt),
         Command::Pipeline { .. } => not_built("pipeline", "the backlog daemon"),
     };
     ExitCode::from(exit.code() as u8)
@@ -202,10 +208,13 @@ fn show_status(plan: &Path, json: bool) -> Exit {
         Err(e) => return e,
     };
     let path = plan.display().to_string();
+    let root = baton::root::root_for_plan(plan);
+    let records = baton::run::record::Records::new(&root.join(&config.paths.logs_dir), plan);
+    let totals = records.totals(file.plan().tasks().map(|t| t.id.to_string()));
     if json {
-        println!("{}", status::json(file.plan(), &path, config.run.max_attempts));
+        println!("{}", status::json(file.plan(), &path, config.run.max_attempts, &totals));
     } else {
-        print!("{}", status::table(file.plan(), &path, config.run.max_attempts, terminal_width()));
+        print!("{}", status::table(file.plan(), &path, config.run.max_attempts, terminal_width(), &totals));
     }
     Exit::Completed
 }
@@ -245,14 +254,42 @@ fn stop(plan: Option<&Path>) -> Exit {
 }
 
 fn run(args: &RunArgs) -> Exit {
-    // Even before the engine exists, a bad plan or config is refused the same way it will be.
-    if let Err(e) = load_config(&args.plan) {
-        return e;
+    baton::run::run(baton::run::RunOptions {
+        plan: args.plan.clone(),
+        dry_run: args.dry_run,
+        resume_from: args.resume_from.clone(),
+        single_task: args.single_task,
+        verbose: args.verbose,
+        parallel: args.parallel,
+        jobs: args.jobs.map(usize::from),
+        skip_smoke: args.skip_smoke,
+    })
+}
+
+fn logs(plan: &Path, task: &str, attempt: Option<u32>) -> Exit {
+    let config = match load_config(plan) {
+        Ok(c) => c,
+        Err(e) => return e,
+    };
+    let file = match load_plan(plan) {
+        Ok(f) => f,
+        Err(e) => return e,
+    };
+    if file.plan().task(task).is_none() {
+        eprintln!("error: no task '{task}' in {}\n  help: `baton status {}` lists the task ids", plan.display(), plan.display());
+        return Exit::InvalidInput;
     }
-    if let Err(e) = load_plan(&args.plan) {
-        return e;
+    let root = baton::root::root_for_plan(plan);
+    match baton::report::logs::render(&root.join(&config.paths.logs_dir), plan, task, attempt) {
+        Ok(text) => {
+            print!("{text}");
+            Exit::Completed
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Exit::InvalidInput
+        }
     }
-    not_built("run", "the execution engine")
 }
 
 fn not_built(command: &str, what: &str) -> Exit {

@@ -1,3 +1,54 @@
-//! Agent CLIs: the stream they print and how baton reads it.
+//! Agent CLIs behind one interface: how to invoke one, and how to read what it prints.
+//!
+//! Claude Code is the first implementation; other CLIs plug in behind [`Agent`].
 
+pub mod claude;
 pub mod stream;
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+/// A located agent program, and how it was found (shown in the start banner).
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub program: PathBuf,
+    /// Arguments that come before the agent's own (e.g. `npx`'s package name).
+    pub prefix_args: Vec<String>,
+    pub description: String,
+}
+
+impl Resolved {
+    pub fn plain(program: PathBuf, description: String) -> Resolved {
+        Resolved {
+            program,
+            prefix_args: Vec::new(),
+            description,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    #[error("the agent binary {} (set in {origin}) does not exist or is not executable", path.display())]
+    Configured { path: PathBuf, origin: &'static str },
+    #[error("no Claude Code CLI found; tried {}", tried.join(", "))]
+    NotFound { tried: Vec<String> },
+}
+
+/// A failure that no retry can fix: the run stops at once instead of burning attempts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Systemic {
+    pub message: String,
+    pub help: String,
+}
+
+/// One agent CLI.
+pub trait Agent: Send + Sync {
+    /// The prefix of its lines in verbose output: `[Claude]`.
+    fn name(&self) -> &'static str;
+    fn binary(&self) -> &Resolved;
+    /// Arguments for one fresh, non-interactive session on `prompt`.
+    fn args(&self, prompt: &str, model: Option<&str>) -> Vec<OsString>;
+    /// A failure of the environment rather than of the task, recognised from the output.
+    fn systemic_failure(&self, stderr: &str, stdout_tail: &str) -> Option<Systemic>;
+}

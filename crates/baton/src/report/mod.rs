@@ -1,3 +1,7 @@
-//! What baton shows people and machines: the status table and its JSON form.
+//! What baton shows people and machines: the run events and their sinks (the terminal, the
+//! run log), and the status table and its JSON form.
 
+pub mod event;
+pub mod logs;
 pub mod status;
+pub mod terminal;

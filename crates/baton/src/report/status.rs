@@ -2,6 +2,8 @@
 //!
 //! Reads a [`Plan`]; writes nothing. The JSON keeps task ids as strings, exactly as written.
 
+use std::collections::HashMap;
+
 use serde::Serialize;
 
 use crate::plan::{Plan, Status, Task};
@@ -81,10 +83,16 @@ struct JsonTask<'a> {
     depends_on: Vec<&'a str>,
     last_error: Option<&'a str>,
     completed_at: Option<&'a str>,
+    /// Agent time over every recorded attempt, in seconds.
+    time_seconds: Option<f64>,
+    cost_usd: Option<f64>,
 }
 
+/// Agent time (seconds) and cost (USD) per task id, from the attempt records.
+pub type Totals = HashMap<String, (f64, f64)>;
+
 /// The status as pretty JSON.
-pub fn json(plan: &Plan, path: &str, default_max_attempts: u32) -> String {
+pub fn json(plan: &Plan, path: &str, default_max_attempts: u32, totals: &Totals) -> String {
     let doc = JsonStatus {
         plan: JsonPlan {
             name: plan.meta.name.as_deref(),
@@ -110,6 +118,8 @@ pub fn json(plan: &Plan, path: &str, default_max_attempts: u32) -> String {
                         depends_on: t.depends_on.iter().map(|d| d.as_str()).collect(),
                         last_error: t.last_error.as_deref(),
                         completed_at: t.completed_at.as_deref(),
+                        time_seconds: totals.get(t.id.as_str()).map(|x| x.0),
+                        cost_usd: totals.get(t.id.as_str()).map(|x| x.1),
                     })
                     .collect(),
             })
@@ -119,7 +129,7 @@ pub fn json(plan: &Plan, path: &str, default_max_attempts: u32) -> String {
 }
 
 /// The status as a table for a terminal `width` columns wide.
-pub fn table(plan: &Plan, path: &str, default_max_attempts: u32, width: usize) -> String {
+pub fn table(plan: &Plan, path: &str, default_max_attempts: u32, width: usize, totals: &Totals) -> String {
     let mut out = String::new();
     let title = plan.meta.name.as_deref().unwrap_or("(unnamed plan)");
     out.push_str(&format!("{title} — {path}\n"));
@@ -148,22 +158,42 @@ pub fn table(plan: &Plan, path: &str, default_max_attempts: u32, width: usize) -
             out.push_str("  (no tasks)\n");
         }
         for t in &s.tasks {
-            out.push_str(&task_row(plan, t, id_w, name_w, default_max_attempts, width));
+            let total = (!totals.is_empty()).then(|| totals.get(t.id.as_str()));
+            out.push_str(&task_row(plan, t, id_w, name_w, default_max_attempts, width, total));
             out.push('\n');
         }
     }
     out
 }
 
-fn task_row(plan: &Plan, t: &Task, id_w: usize, name_w: usize, default_max: u32, width: usize) -> String {
+fn task_row(
+    plan: &Plan,
+    t: &Task,
+    id_w: usize,
+    name_w: usize,
+    default_max: u32,
+    width: usize,
+    // None: no usage column at all; Some(None): this task has no recorded attempt.
+    total: Option<Option<&(f64, f64)>>,
+) -> String {
     let attempts = format!("{}/{}", t.attempts, plan.max_attempts(t, default_max));
     let mut row = format!(
         "  {}  {}  {:<11}  {:>5}",
         pad(t.id.as_str(), id_w),
         pad(&cut(&t.name, name_w), name_w),
         t.status.as_str(),
-        attempts
+        attempts,
     );
+    if let Some(total) = total {
+        let (time, cost) = match total {
+            Some((secs, cost)) => (
+                crate::report::event::human(std::time::Duration::from_secs_f64(*secs)),
+                if *cost > 0.0 { format!("${cost:.4}") } else { String::new() },
+            ),
+            None => (String::new(), String::new()),
+        };
+        row.push_str(&format!("  {time:>7}  {cost:>8}"));
+    }
     if let Some(err) = t.last_error.as_deref().filter(|_| t.status != Status::Completed) {
         let room = width.saturating_sub(row.chars().count() + 2).max(20);
         row.push_str("  ");

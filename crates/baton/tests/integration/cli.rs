@@ -113,6 +113,7 @@ fn status_json_keeps_ids_as_strings() {
     let p = Project::new();
     p.write("plan.yaml", &fixture("commented.yaml"));
     let r = p.baton(&["status", "plan.yaml", "--json"]);
+    assert_eq!(r.code(), 0, "{}", r.stderr());
     assert_eq!(r.code(), 0);
     let v: serde_json::Value = serde_json::from_str(&r.stdout()).unwrap();
     let ids: Vec<&serde_json::Value> = v["sections"]

@@ -1,4 +1,5 @@
 //! Integration tests: the real `baton` binary, run in temporary folders and git repositories.
 
 mod cli;
+mod engine;
 mod support;

@@ -1,58 +1,122 @@
-//! Helpers shared by the integration tests.
+//! Helpers shared by the integration tests: a temporary git repository with baton and the
+//! scripted fake agent wired in.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use baton_testkit::TempRepo;
 
 pub fn fixture(name: &str) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/plans").join(name);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// A temporary project folder, made a git repository so baton finds its root there.
+pub const BATON: &str = env!("CARGO_BIN_EXE_baton");
+
+/// Fast policies so scenario tests do not wait for real back-offs.
+pub const FAST_CONFIG: &str = "[run]
+backoff_initial_seconds = 0.05
+backoff_max_seconds = 0.2
+breaker_cooldown_seconds = 0.3
+limit_margin_seconds = 0.1
+throttle_initial_seconds = 0.05
+throttle_max_seconds = 0.2
+";
+
+/// A temporary project: a git repository with one commit.
 pub struct Project {
-    pub dir: tempfile::TempDir,
+    pub repo: TempRepo,
+    state: tempfile::TempDir,
 }
 
 impl Project {
     pub fn new() -> Project {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let status = Command::new("git")
-            .args(["init", "-q", "-b", "main"])
-            .current_dir(dir.path())
-            .status()
-            .expect("git");
-        assert!(status.success());
-        Project { dir }
-    }
-
-    pub fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    pub fn write(&self, rel: &str, text: &str) -> PathBuf {
-        let p = self.dir.path().join(rel);
-        if let Some(parent) = p.parent() {
-            std::fs::create_dir_all(parent).unwrap();
-        }
-        std::fs::write(&p, text).unwrap();
+        let p = Project {
+            repo: TempRepo::new(),
+            state: tempfile::tempdir().expect("state dir"),
+        };
+        p.scenario("{}");
         p
     }
 
-    pub fn read(&self, rel: &str) -> String {
-        std::fs::read_to_string(self.dir.path().join(rel)).unwrap()
+    pub fn path(&self) -> &Path {
+        self.repo.path()
     }
 
-    /// `baton ARGS` in the project folder.
-    pub fn baton(&self, args: &[&str]) -> Run {
-        let out = Command::new(env!("CARGO_BIN_EXE_baton"))
-            .args(args)
-            .current_dir(self.dir.path())
+    pub fn write(&self, rel: &str, text: &str) -> PathBuf {
+        self.repo.write(rel, text);
+        self.repo.join(rel)
+    }
+
+    pub fn read(&self, rel: &str) -> String {
+        self.repo.read(rel)
+    }
+
+    /// Sets the fake agent's scenario.
+    pub fn scenario(&self, json: &str) {
+        let _: serde_json::Value = serde_json::from_str(json).expect("scenario is JSON");
+        std::fs::write(self.state.path().join("scenario.json"), json).unwrap();
+    }
+
+    /// A baton command in the project, with the fake agent and no inherited agent settings.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(BATON);
+        cmd.args(args)
+            .current_dir(self.path())
             .env("NO_COLOR", "1")
             .env("COLUMNS", "100")
-            .stdin(std::process::Stdio::null())
-            .output()
+            .env("TZ", "UTC")
+            .env("BATON_CLAUDE_BIN", baton_testkit::fake_claude_bin())
+            .env("BATON_FAKE_SCENARIO", self.state.path().join("scenario.json"))
+            .env("BATON_FAKE_STATE", self.state.path())
+            .env("BATON_FAKE_MAX_HANG_SECS", "120")
+            .env("IS_SANDBOX", "1")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// Runs baton to its end (killed after a generous deadline so a hang fails the test).
+    pub fn baton(&self, args: &[&str]) -> Run {
+        let out = baton_testkit::run_with_deadline(&mut self.command(args), Duration::from_secs(120))
             .expect("run baton");
-        Run(out)
+        assert!(!out.timed_out, "baton {args:?} did not finish:\n{}\n{}", out.stdout, out.stderr);
+        Run(Output {
+            status: out.status,
+            stdout: out.stdout.into_bytes(),
+            stderr: out.stderr.into_bytes(),
+        })
+    }
+
+    /// Starts baton in the background, output captured to files (read with `log`).
+    pub fn spawn(&self, args: &[&str]) -> Child {
+        let out = std::fs::File::create(self.state.path().join("baton.out")).unwrap();
+        let err = std::fs::File::create(self.state.path().join("baton.err")).unwrap();
+        self.command(args).stdout(out).stderr(err).spawn().expect("spawn baton")
+    }
+
+    /// What a spawned baton printed so far (stdout then stderr).
+    pub fn log(&self) -> String {
+        let o = std::fs::read_to_string(self.state.path().join("baton.out")).unwrap_or_default();
+        let e = std::fs::read_to_string(self.state.path().join("baton.err")).unwrap_or_default();
+        format!("{o}{e}")
+    }
+
+    /// How many times the fake agent was started.
+    pub fn invocations(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.state.path().join("invocations.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    pub fn pid_file(&self, name: &str) -> Option<u32> {
+        std::fs::read_to_string(self.state.path().join(name)).ok()?.trim().parse().ok()
+    }
+
+    pub fn plan(&self) -> baton::plan::Plan {
+        baton::plan::parse_plan(&self.read("plan.yaml")).expect("the plan stays valid")
     }
 }
 
@@ -68,4 +132,29 @@ impl Run {
     pub fn stderr(&self) -> String {
         String::from_utf8_lossy(&self.0.stderr).into_owned()
     }
+    pub fn all(&self) -> String {
+        format!("{}{}", self.stdout(), self.stderr())
+    }
+}
+
+/// Waits for `cond` with a deadline; panics with `what` if it never holds.
+pub fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    assert!(baton_testkit::wait_until(Duration::from_secs(60), &mut cond), "timed out waiting for {what}");
+}
+
+pub fn signal(child: &Child, sig: i32) {
+    // SAFETY: kill(2) on a pid we started.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, sig);
+    }
+}
+
+/// Waits for a child with a deadline; its exit code.
+pub fn wait_exit(child: &mut Child) -> Option<i32> {
+    let mut status = None;
+    wait_for("baton to exit", || {
+        status = child.try_wait().ok().flatten();
+        status.is_some()
+    });
+    status.and_then(|s| s.code())
 }

@@ -1,0 +1,179 @@
+//! Claude Code: where its binary is, how it is invoked, and what its failures mean.
+//!
+//! Owns the CLI's command line and the recognition of its refusals; the stream it prints is
+//! read by [`super::stream`]. It never starts the process itself (that is `run::process`).
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use super::{Agent, Resolved, ResolveError, Systemic};
+
+/// The environment variable that names the binary, after `[agent] binary` in baton.toml.
+pub const BIN_ENV: &str = "BATON_CLAUDE_BIN";
+
+#[derive(Debug, Clone)]
+pub struct ClaudeCode {
+    pub binary: Resolved,
+    pub extra_args: Vec<String>,
+}
+
+impl ClaudeCode {
+    /// Finds the CLI: the configured binary, then `BATON_CLAUDE_BIN`, then `claude` on PATH,
+    /// then the npm global prefix, then `npx`.
+    pub fn resolve(configured: Option<&Path>) -> Result<Resolved, ResolveError> {
+        let mut tried = Vec::new();
+        if let Some(p) = configured {
+            return usable(p)
+                .map(|program| Resolved::plain(program, format!("{} (from baton.toml [agent] binary)", p.display())))
+                .ok_or_else(|| ResolveError::Configured { path: p.to_path_buf(), origin: "baton.toml [agent] binary" });
+        }
+        if let Some(p) = std::env::var_os(BIN_ENV).filter(|v| !v.is_empty()) {
+            let p = PathBuf::from(p);
+            return usable(&p)
+                .map(|program| Resolved::plain(program, format!("{} (from {BIN_ENV})", p.display())))
+                .ok_or(ResolveError::Configured { path: p, origin: BIN_ENV });
+        }
+        tried.push("`claude` on PATH".to_string());
+        if let Some(p) = on_path("claude") {
+            return Ok(Resolved::plain(p.clone(), format!("{} (on PATH)", p.display())));
+        }
+        if let Some(prefix) = npm_global_prefix() {
+            let p = prefix.join("bin").join("claude");
+            tried.push(format!("{} (npm prefix -g)", p.display()));
+            if let Some(program) = usable(&p) {
+                return Ok(Resolved::plain(program, format!("{} (npm global install)", p.display())));
+            }
+        } else {
+            tried.push("the npm global prefix (npm not found)".to_string());
+        }
+        tried.push("`npx` on PATH".to_string());
+        if let Some(npx) = on_path("npx") {
+            return Ok(Resolved {
+                program: npx,
+                prefix_args: vec!["--yes".into(), "@anthropic-ai/claude-code".into()],
+                description: "npx --yes @anthropic-ai/claude-code (no installed CLI found)".into(),
+            });
+        }
+        Err(ResolveError::NotFound { tried })
+    }
+}
+
+impl Agent for ClaudeCode {
+    fn name(&self) -> &'static str {
+        "Claude"
+    }
+
+    fn binary(&self) -> &Resolved {
+        &self.binary
+    }
+
+    fn args(&self, prompt: &str, model: Option<&str>) -> Vec<OsString> {
+        let mut args: Vec<OsString> = self.binary.prefix_args.iter().map(OsString::from).collect();
+        args.extend(
+            ["--dangerously-skip-permissions", "--print", prompt, "--output-format", "stream-json", "--verbose"]
+                .map(OsString::from),
+        );
+        if let Some(m) = model {
+            args.push("--model".into());
+            args.push(m.into());
+        }
+        args.extend(self.extra_args.iter().map(OsString::from));
+        args
+    }
+
+    fn systemic_failure(&self, stderr: &str, stdout_tail: &str) -> Option<Systemic> {
+        let text = format!("{stderr}\n{stdout_tail}");
+        if text.contains("cannot be used with root/sudo privileges") {
+            return Some(Systemic {
+                message: "Claude Code refuses --dangerously-skip-permissions when run as root".into(),
+                help: "if this machine is a sandbox (CI, a container), set IS_SANDBOX=1 in baton's environment, \
+                       e.g. `IS_SANDBOX=1 baton run PLAN`; otherwise run baton as an ordinary user"
+                    .into(),
+            });
+        }
+        if text.contains("--output-format=stream-json requires --verbose") {
+            return Some(Systemic {
+                message: "this Claude Code version rejects baton's invocation".into(),
+                help: "update Claude Code (npm install -g @anthropic-ai/claude-code)".into(),
+            });
+        }
+        if text.contains("Invalid API key") || text.contains("Please run /login") || text.contains("Not logged in") {
+            return Some(Systemic {
+                message: "Claude Code is not logged in".into(),
+                help: "run `claude` once and log in, or set ANTHROPIC_API_KEY".into(),
+            });
+        }
+        None
+    }
+}
+
+/// An existing, executable file (or a bare name found on PATH).
+fn usable(p: &Path) -> Option<PathBuf> {
+    if p.components().count() == 1 && !p.exists() {
+        return on_path(&p.to_string_lossy());
+    }
+    is_executable(p).then(|| p.to_path_buf())
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+pub(crate) fn on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| is_executable(p))
+}
+
+fn npm_global_prefix() -> Option<PathBuf> {
+    let npm = on_path("npm")?;
+    let out = std::process::Command::new(npm)
+        .args(["prefix", "-g"])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let s = String::from_utf8(out.stdout).ok()?;
+    let s = s.trim();
+    (out.status.success() && !s.is_empty()).then(|| PathBuf::from(s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn agent() -> ClaudeCode {
+        ClaudeCode {
+            binary: Resolved::plain("/bin/claude".into(), "test".into()),
+            extra_args: vec![],
+        }
+    }
+
+    #[test]
+    fn invocation_matches_the_documented_command_line() {
+        let args = agent().args("do it", Some("opus"));
+        let args: Vec<&str> = args.iter().map(|a| a.to_str().unwrap()).collect();
+        assert_eq!(
+            args,
+            ["--dangerously-skip-permissions", "--print", "do it", "--output-format", "stream-json", "--verbose", "--model", "opus"]
+        );
+        assert!(!agent().args("x", None).iter().any(|a| a == "--model"));
+    }
+
+    #[test]
+    fn root_refusal_is_recognised_and_explained() {
+        let s = agent()
+            .systemic_failure("--dangerously-skip-permissions cannot be used with root/sudo privileges for security reasons\n", "")
+            .unwrap();
+        assert!(s.help.contains("IS_SANDBOX=1"));
+        assert!(agent().systemic_failure("some other error", "").is_none());
+    }
+
+    #[test]
+    fn a_configured_binary_that_does_not_exist_is_an_error() {
+        let e = ClaudeCode::resolve(Some(Path::new("/nonexistent/claude"))).unwrap_err();
+        assert!(e.to_string().contains("/nonexistent/claude"), "{e}");
+    }
+}

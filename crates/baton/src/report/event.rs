@@ -1,0 +1,141 @@
+//! The one event type of a run, and the reporter that hands each event to every sink.
+//!
+//! The scheduler emits; sinks (the terminal view, the run log) only listen and never reach
+//! back into the scheduler.
+
+use std::time::Duration;
+
+use crate::agent::stream::StreamEvent;
+use crate::plan::{Status, TaskId};
+
+#[derive(Debug, Clone)]
+pub struct RunEvent {
+    pub time: jiff::Timestamp,
+    pub kind: EventKind,
+}
+
+#[derive(Debug, Clone)]
+pub enum EventKind {
+    /// Which plan, which agent, found where.
+    Banner { plan: String, agent: String, binary: String, tasks: String },
+    /// One of baton's own decisions, with a tag such as `FIND`, `DEPS`, `EXEC`, `CLEANUP`.
+    Decision { tag: &'static str, text: String },
+    AttemptStarted { task: TaskId, name: String, attempt: u32, max_attempts: u32 },
+    /// A line of the agent's live stream.
+    Agent { task: TaskId, agent: &'static str, event: StreamEvent },
+    /// An attempt ended; `outcome` says how in a few words.
+    AttemptEnded { task: TaskId, ok: bool, outcome: String, duration: Duration, cost_usd: Option<f64> },
+    /// A task reached a state the run will not change again.
+    TaskFinished { task: TaskId, name: String, status: Status, message: String },
+    /// baton is waiting (backoff, limit, breaker) until `until`.
+    Waiting { reason: String, until: jiff::Timestamp },
+    Warning { text: String },
+    Summary { text: String },
+}
+
+/// Something that shows or stores events.
+pub trait Sink {
+    fn event(&mut self, ev: &RunEvent);
+    /// Called once at the end of the run.
+    fn finish(&mut self) {}
+}
+
+/// Fans events out to every sink.
+#[derive(Default)]
+pub struct Reporter {
+    sinks: Vec<Box<dyn Sink>>,
+}
+
+impl Reporter {
+    pub fn new(sinks: Vec<Box<dyn Sink>>) -> Reporter {
+        Reporter { sinks }
+    }
+
+    pub fn add(&mut self, sink: Box<dyn Sink>) {
+        self.sinks.push(sink);
+    }
+
+    pub fn emit(&mut self, kind: EventKind) {
+        let ev = RunEvent {
+            time: jiff::Timestamp::now(),
+            kind,
+        };
+        for s in &mut self.sinks {
+            s.event(&ev);
+        }
+    }
+
+    pub fn decision(&mut self, tag: &'static str, text: impl Into<String>) {
+        self.emit(EventKind::Decision { tag, text: text.into() });
+    }
+
+    pub fn warn(&mut self, text: impl Into<String>) {
+        self.emit(EventKind::Warning { text: text.into() });
+    }
+
+    pub fn finish(&mut self) {
+        for s in &mut self.sinks {
+            s.finish();
+        }
+    }
+}
+
+/// The line an event shows as in verbose output and in the run log (without the time).
+pub fn verbose_text(kind: &EventKind) -> Option<String> {
+    Some(match kind {
+        EventKind::Banner { plan, agent, binary, tasks } => {
+            format!("[START] {plan}: {tasks}; agent {agent} at {binary}")
+        }
+        EventKind::Decision { tag, text } => format!("[{tag}] {text}"),
+        EventKind::AttemptStarted { task, name, attempt, max_attempts } => {
+            format!("[EXEC] {task} {name} — attempt {attempt}/{max_attempts}")
+        }
+        EventKind::Agent { event, agent, .. } => {
+            let line = crate::agent::stream::verbose_line(event)?;
+            match line.strip_prefix("[Claude]") {
+                Some(rest) if *agent != "Claude" => format!("[{agent}]{rest}"),
+                _ => line,
+            }
+        }
+        EventKind::AttemptEnded { task, outcome, duration, cost_usd, .. } => {
+            format!("[DONE] {task}: {outcome} in {}{}", human(*duration), cost(*cost_usd))
+        }
+        EventKind::TaskFinished { task, status, message, .. } => {
+            format!("[TASK] {task} {status}{}", if message.is_empty() { String::new() } else { format!(": {message}") })
+        }
+        EventKind::Waiting { reason, until } => format!("[WAIT] {reason} until {}", local_time(*until)),
+        EventKind::Warning { text } => format!("[WARN] {text}"),
+        EventKind::Summary { text } => format!("[SUMMARY] {text}"),
+    })
+}
+
+pub fn cost(c: Option<f64>) -> String {
+    match c {
+        Some(c) if c > 0.0 => format!(", ${c:.4}"),
+        _ => String::new(),
+    }
+}
+
+/// `2m 05s`, `41s`, `1h 02m`.
+pub fn human(d: Duration) -> String {
+    let s = d.as_secs();
+    if s >= 3600 {
+        format!("{}h {:02}m", s / 3600, (s % 3600) / 60)
+    } else if s >= 60 {
+        format!("{}m {:02}s", s / 60, s % 60)
+    } else if d.as_millis() < 10_000 && s < 10 {
+        format!("{:.1}s", d.as_secs_f64())
+    } else {
+        format!("{s}s")
+    }
+}
+
+/// `14:30:05` in the machine's time zone.
+pub fn clock(t: jiff::Timestamp) -> String {
+    t.to_zoned_datetime(jiff::tz::TimeZone::system()).strftime("%H:%M:%S").to_string()
+}
+
+/// `2026-11-25 18:30:30 EST` in the machine's time zone.
+pub fn local_time(t: jiff::Timestamp) -> String {
+    t.to_zoned_datetime(jiff::tz::TimeZone::system()).strftime("%Y-%m-%d %H:%M:%S %Z").to_string()
+}

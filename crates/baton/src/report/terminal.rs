@@ -1,0 +1,162 @@
+//! The terminal view of a run.
+//!
+//! Calm by default: one live line per running task (on a terminal) with its latest activity,
+//! elapsed time and attempt, and one line per finished task; no raw agent text. `--verbose`
+//! prints every event as a time-stamped line instead. Output is plain text: it reads the same
+//! without colour, and nothing here uses colour.
+
+use std::collections::HashMap;
+use std::io::{IsTerminal, Write};
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::event::{clock, cost, human, local_time, verbose_text, EventKind, RunEvent, Sink};
+use crate::agent::stream::StreamSummary;
+use crate::plan::{Status, TaskId};
+
+pub struct Terminal {
+    verbose: bool,
+    live: bool,
+    running: HashMap<TaskId, Running>,
+}
+
+struct Running {
+    bar: Option<ProgressBar>,
+    label: String,
+    summary: StreamSummary,
+}
+
+/// Decisions worth a line even in the calm view.
+const CALM_TAGS: [&str; 6] = ["STOP", "BREAKER", "BLOCKED", "RECOVER", "PLAN", "LIMIT"];
+
+impl Terminal {
+    pub fn new(verbose: bool) -> Terminal {
+        Terminal {
+            verbose,
+            live: !verbose && std::io::stdout().is_terminal() && std::env::var_os("TERM").is_some_and(|t| t != "dumb"),
+            running: HashMap::new(),
+        }
+    }
+
+    fn line(&self, text: &str) {
+        // Print above any live lines so they are not torn.
+        if let Some(bar) = self.running.values().find_map(|r| r.bar.as_ref()) {
+            bar.println(text);
+        } else {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{text}");
+            let _ = out.flush();
+        }
+    }
+}
+
+impl Sink for Terminal {
+    fn event(&mut self, ev: &RunEvent) {
+        if self.verbose {
+            if let Some(text) = verbose_text(&ev.kind) {
+                let line = format!("[{}] {text}", clock(ev.time));
+                if matches!(ev.kind, EventKind::Warning { .. }) {
+                    eprintln!("{line}");
+                } else {
+                    self.line(&line);
+                }
+            }
+            return;
+        }
+        match &ev.kind {
+            EventKind::Banner { plan, agent, binary, tasks } => {
+                self.line(&format!("baton · {plan} · {tasks}\nagent: {agent} ({binary})"));
+            }
+            EventKind::Decision { tag, text } if CALM_TAGS.contains(tag) => self.line(text),
+            EventKind::Decision { .. } => {}
+            EventKind::AttemptStarted { task, name, attempt, max_attempts } => {
+                let label = format!("{task} {name} · attempt {attempt}/{max_attempts}");
+                let bar = self.live.then(|| {
+                    let bar = ProgressBar::new_spinner();
+                    bar.set_style(
+                        ProgressStyle::with_template("{spinner} {prefix} · {elapsed} · {wide_msg}")
+                            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                    );
+                    bar.set_prefix(label.clone());
+                    bar.set_message("starting");
+                    bar.enable_steady_tick(Duration::from_millis(200));
+                    bar
+                });
+                if !self.live {
+                    self.line(&format!("▸ {label}"));
+                }
+                self.running.insert(
+                    task.clone(),
+                    Running {
+                        bar,
+                        label,
+                        summary: StreamSummary::new(),
+                    },
+                );
+            }
+            EventKind::Agent { task, event, .. } => {
+                if let Some(r) = self.running.get_mut(task) {
+                    r.summary.observe(event);
+                    if let (Some(bar), Some(activity)) = (&r.bar, r.summary.last_activity()) {
+                        bar.set_message(activity);
+                    }
+                }
+            }
+            EventKind::AttemptEnded { task, ok, outcome, duration, cost_usd } => {
+                let r = self.running.remove(task);
+                let label = r.as_ref().map_or_else(|| task.to_string(), |r| r.label.clone());
+                if let Some(bar) = r.and_then(|r| r.bar) {
+                    bar.finish_and_clear();
+                }
+                // A good attempt is told by its task's line; a bad one needs its own.
+                if !*ok {
+                    self.line(&format!("  ✗ {label}: {outcome} ({}{})", human(*duration), cost(*cost_usd)));
+                }
+            }
+            EventKind::TaskFinished { task, name, status, message } => {
+                let mark = match status {
+                    Status::Completed => "✓",
+                    Status::Skipped => "–",
+                    Status::Failed => "✗",
+                    _ => "·",
+                };
+                let msg = if message.is_empty() { String::new() } else { format!(": {}", super::status::cut(message, 160)) };
+                self.line(&format!("{mark} {task} {name} — {status}{msg}"));
+            }
+            EventKind::Waiting { reason, until } => {
+                self.line(&format!("… {reason}; waiting until {}", local_time(*until)));
+            }
+            EventKind::Warning { text } => eprintln!("warning: {text}"),
+            EventKind::Summary { text } => self.line(text),
+        }
+    }
+
+    fn finish(&mut self) {
+        for (_, r) in self.running.drain() {
+            if let Some(bar) = r.bar {
+                bar.finish_and_clear();
+            }
+        }
+    }
+}
+
+/// Every event, time-stamped, appended to a file: the run's own log.
+pub struct RunLog {
+    file: std::fs::File,
+}
+
+impl RunLog {
+    pub fn create(path: &std::path::Path) -> std::io::Result<RunLog> {
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+        Ok(RunLog { file })
+    }
+}
+
+impl Sink for RunLog {
+    fn event(&mut self, ev: &RunEvent) {
+        if let Some(text) = verbose_text(&ev.kind) {
+            let _ = writeln!(self.file, "[{}] {text}", ev.time);
+        }
+    }
+}

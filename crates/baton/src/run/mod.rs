@@ -1,0 +1,14 @@
+//! `baton run`: the dispatcher, one attempt's executor, the agent process and its guard, the
+//! stop signal, the per-plan lock, the status protocol, and the attempt records.
+
+mod attempt;
+pub mod engine;
+pub mod guard;
+pub mod lock;
+pub mod process;
+pub mod prompt;
+pub mod record;
+pub mod stop;
+pub mod verdict;
+
+pub use engine::{run, RunOptions};

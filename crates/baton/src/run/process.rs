@@ -1,0 +1,739 @@
+//! One agent attempt as an operating-system process: start it, read its output, end it.
+//!
+//! Owns the child-process layer: the agent runs under the guard (`guard.rs`) in a process group
+//! of its own, stdin /dev/null; baton holds one end of a socket (the lifeline) whose other end
+//! only the guard has. Output comes back as tagged lines of bounded length, then one exit.
+//! Ending an agent means the whole group: SIGTERM, keep draining output for a grace period,
+//! SIGKILL. Dropping an [`AgentProcess`] kills the group; baton dying (even by SIGKILL) closes
+//! the lifeline and the guard kills the group.
+//!
+//! It must not know about agents' output formats, tasks or policies (timeouts are the caller's:
+//! it calls [`AgentProcess::terminate`]), and it never signals a process group after the guard
+//! has been reaped: only an unreaped guard keeps its group id from being reused.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::io;
+use std::net::Shutdown;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use super::guard::{self, Report};
+
+/// Longest output line kept; the rest of a longer line is discarded.
+pub const MAX_LINE_BYTES: usize = 4 * 1024 * 1024;
+
+/// How long the guard may take to say whether the agent started. Generous: it is two
+/// fork+exec on a possibly loaded two-core machine, and it only ever matters if something is
+/// badly wrong.
+const START_REPORT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// After the guard has gone, output still arriving is read for as long as it keeps coming with
+/// gaps shorter than this. The guard killed the group, so open pipes after that mean a process
+/// that escaped the group (setsid) still holds them; baton must not wait for it forever.
+const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
+
+/// How much of a failed guard's stderr goes into the error.
+const GUARD_STDERR_BYTES: u64 = 4096;
+
+/// Lines buffered between the pipe readers and [`AgentProcess::next`]. Small, because a line
+/// can be [`MAX_LINE_BYTES`] long and memory must stay bounded.
+const LINE_QUEUE: usize = 16;
+
+/// What to run: the agent's program, arguments, working directory and environment additions
+/// (the rest of baton's environment is passed through unchanged).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentCommand {
+    pub program: PathBuf,
+    pub args: Vec<OsString>,
+    pub cwd: PathBuf,
+    pub env: Vec<(OsString, OsString)>,
+}
+
+/// Which pipe a line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// One line of output, without its line ending.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line {
+    pub stream: Stream,
+    /// Invalid UTF-8 is replaced by U+FFFD.
+    pub text: String,
+    /// The line was longer than [`MAX_LINE_BYTES`]: `text` is its beginning, the rest is lost.
+    pub truncated: bool,
+}
+
+/// How the agent ended. Exactly one field is set, except when the guard could not be waited
+/// for at all (both `None`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExitInfo {
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+}
+
+impl ExitInfo {
+    pub fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+
+    fn from_status(status: std::process::ExitStatus) -> ExitInfo {
+        ExitInfo {
+            code: status.code(),
+            signal: status.signal(),
+        }
+    }
+}
+
+impl fmt::Display for ExitInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.code, self.signal) {
+            (Some(code), _) => write!(f, "exit code {code}"),
+            (None, Some(signo)) => write!(f, "killed by signal {signo}"),
+            (None, None) => f.write_str("unknown exit status"),
+        }
+    }
+}
+
+/// What [`AgentProcess::next`] yields: lines in the order each pipe delivered them (stdout and
+/// stderr are interleaved as they arrive), then one `Exited`, then nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    Line(Line),
+    Exited(ExitInfo),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    #[error("working directory {} is not usable", cwd.display())]
+    WorkingDir {
+        cwd: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("agent program {} not found", program.display())]
+    ProgramNotFound { program: PathBuf },
+    #[error("agent program {} cannot be executed: permission denied", program.display())]
+    PermissionDenied { program: PathBuf },
+    #[error("agent program {} cannot be executed", program.display())]
+    Exec {
+        program: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot create the lifeline socket")]
+    Lifeline(#[source] io::Error),
+    #[error("cannot start the agent guard {}", guard_exe.display())]
+    GuardSpawn {
+        guard_exe: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// `stderr` is the beginning of what the guard wrote there: its reason, if it gave one.
+    #[error("the agent guard {} ended before starting the agent ({status}): {}", guard_exe.display(), guard_said(stderr))]
+    GuardExited {
+        guard_exe: PathBuf,
+        status: ExitInfo,
+        stderr: String,
+    },
+    #[error("the agent guard {} did not report within {} s", guard_exe.display(), timeout.as_secs())]
+    GuardSilent {
+        guard_exe: PathBuf,
+        timeout: Duration,
+    },
+    #[error("the agent guard sent an unexpected report {report:?}")]
+    GuardProtocol { report: String },
+    #[error("cannot start the lifeline reader thread")]
+    ReportThread(#[source] io::Error),
+}
+
+/// A running agent attempt. See the module doc.
+#[derive(Debug)]
+pub struct AgentProcess {
+    guard: Child,
+    /// The guard's pid, which is the group's id.
+    pgid: libc::pid_t,
+    agent_pid: libc::pid_t,
+    /// baton's end; shut down on drop so that the guard kills the group even before the kill
+    /// signal lands.
+    lifeline: UnixStream,
+    reports: mpsc::UnboundedReceiver<Result<Report, String>>,
+    reports_done: bool,
+    agent_exit: Option<ExitInfo>,
+    lines: mpsc::Receiver<Line>,
+    lines_done: bool,
+    readers: Vec<JoinHandle<()>>,
+    /// Set once the guard has been reaped; from then on the group must not be signalled.
+    guard_exit: Option<ExitInfo>,
+    drain_deadline: Option<Instant>,
+    term_sent: bool,
+    kill_deadline: Option<Instant>,
+    kill_sent: bool,
+    exit: Option<ExitInfo>,
+    exit_delivered: bool,
+}
+
+impl AgentProcess {
+    /// Starts `cmd` under the guard, which is `guard_exe` run with [`guard::GUARD_ARG`]
+    /// (normally `std::env::current_exe()`). Returns once the agent is running, or with the
+    /// reason it could not be started.
+    pub async fn spawn(cmd: &AgentCommand, guard_exe: &Path) -> Result<AgentProcess, SpawnError> {
+        // Checked here because a missing directory would otherwise surface as the guard's
+        // spawn failing with ENOENT, which reads like a missing baton binary.
+        match std::fs::metadata(&cmd.cwd) {
+            Ok(meta) if meta.is_dir() => {}
+            Ok(_) => {
+                return Err(SpawnError::WorkingDir {
+                    cwd: cmd.cwd.clone(),
+                    source: io::Error::from_raw_os_error(libc::ENOTDIR),
+                })
+            }
+            Err(source) => {
+                return Err(SpawnError::WorkingDir {
+                    cwd: cmd.cwd.clone(),
+                    source,
+                })
+            }
+        }
+
+        let (ours, theirs) = lifeline_pair().map_err(SpawnError::Lifeline)?;
+        let theirs_fd = theirs.as_raw_fd();
+        let mut command = Command::new(guard_exe);
+        command
+            .args(guard::guard_args(
+                theirs_fd,
+                cmd.program.as_os_str(),
+                &cmd.args,
+            ))
+            .current_dir(&cmd.cwd)
+            .envs(cmd.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        // SAFETY: runs between fork and exec; fcntl is async-signal-safe. Only this child sees
+        // the lifeline without close-on-exec: other processes baton starts meanwhile do not
+        // inherit it, or they would keep it open after baton's death.
+        unsafe {
+            command.pre_exec(move || {
+                if libc::fcntl(theirs_fd, libc::F_SETFD, 0) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = command.spawn().map_err(|source| SpawnError::GuardSpawn {
+            guard_exe: guard_exe.to_owned(),
+            source,
+        })?;
+        drop(theirs);
+        let pgid = match child.id() {
+            Some(pid) => pid as libc::pid_t,
+            // Only possible once reaped, which nothing has done yet.
+            None => {
+                return Err(SpawnError::GuardExited {
+                    guard_exe: guard_exe.to_owned(),
+                    status: ExitInfo {
+                        code: None,
+                        signal: None,
+                    },
+                    stderr: String::new(),
+                })
+            }
+        };
+
+        // From here on an early return must not leave the guard's group running.
+        let mut starting = Starting {
+            child: Some(child),
+            pgid,
+        };
+
+        // The lifeline is read on a plain thread: tokio's socket types need its "net" feature,
+        // and the guard writes at most three short lines in its life.
+        let (report_tx, mut reports) = mpsc::unbounded_channel();
+        let reader_end = ours.try_clone().map_err(SpawnError::Lifeline)?;
+        std::thread::Builder::new()
+            .name("agent-lifeline".to_owned())
+            .spawn(move || guard::read_reports(reader_end, |r| report_tx.send(r).is_ok()))
+            .map_err(SpawnError::ReportThread)?;
+
+        let first = tokio::time::timeout(START_REPORT_TIMEOUT, reports.recv()).await;
+        let agent_pid = match first {
+            Ok(Some(Ok(Report::Started(pid)))) => pid,
+            Ok(Some(Ok(Report::ExecFailed(errno)))) => {
+                let program = cmd.program.clone();
+                return Err(match errno {
+                    libc::ENOENT => SpawnError::ProgramNotFound { program },
+                    libc::EACCES => SpawnError::PermissionDenied { program },
+                    _ => SpawnError::Exec {
+                        program,
+                        source: io::Error::from_raw_os_error(errno),
+                    },
+                });
+            }
+            Ok(Some(Ok(other))) => {
+                return Err(SpawnError::GuardProtocol {
+                    report: other.encode().trim_end().to_owned(),
+                })
+            }
+            Ok(Some(Err(report))) => return Err(SpawnError::GuardProtocol { report }),
+            Ok(None) => {
+                // The guard closed the lifeline without a word: it is not (this version of) a
+                // baton guard, or it failed before starting anything.
+                let (status, stderr) = starting.wait().await;
+                return Err(SpawnError::GuardExited {
+                    guard_exe: guard_exe.to_owned(),
+                    status,
+                    stderr,
+                });
+            }
+            Err(_) => {
+                return Err(SpawnError::GuardSilent {
+                    guard_exe: guard_exe.to_owned(),
+                    timeout: START_REPORT_TIMEOUT,
+                })
+            }
+        };
+
+        let Some(mut child) = starting.child.take() else {
+            unreachable!("the guard child is only taken here")
+        };
+        let (line_tx, lines) = mpsc::channel(LINE_QUEUE);
+        let mut readers = Vec::with_capacity(2);
+        if let Some(stdout) = child.stdout.take() {
+            readers.push(tokio::spawn(read_lines(
+                BufReader::new(stdout),
+                Stream::Stdout,
+                line_tx.clone(),
+            )));
+        }
+        if let Some(stderr) = child.stderr.take() {
+            readers.push(tokio::spawn(read_lines(
+                BufReader::new(stderr),
+                Stream::Stderr,
+                line_tx,
+            )));
+        }
+
+        Ok(AgentProcess {
+            guard: child,
+            pgid,
+            agent_pid,
+            lifeline: ours,
+            reports,
+            reports_done: false,
+            agent_exit: None,
+            lines,
+            lines_done: false,
+            readers,
+            guard_exit: None,
+            drain_deadline: None,
+            term_sent: false,
+            kill_deadline: None,
+            kill_sent: false,
+            exit: None,
+            exit_delivered: false,
+        })
+    }
+
+    /// The process group of the guard, the agent and everything they started.
+    pub fn pgid(&self) -> libc::pid_t {
+        self.pgid
+    }
+
+    /// The agent's own pid (the guard's child).
+    pub fn agent_pid(&self) -> libc::pid_t {
+        self.agent_pid
+    }
+
+    /// The next line of output, or the exit once both pipes are done and the guard is gone;
+    /// `None` after the exit was returned. Cancel-safe: nothing is lost if the future is
+    /// dropped (e.g. in a `select!` with a timeout). It also carries out a pending escalation
+    /// from [`begin_terminate`](Self::begin_terminate), so keep calling it while stopping.
+    pub async fn next(&mut self) -> Option<Output> {
+        loop {
+            if let Some(exit) = self.exit {
+                if self.exit_delivered {
+                    return None;
+                }
+                self.exit_delivered = true;
+                return Some(Output::Exited(exit));
+            }
+            if self.lines_done && self.reports_done {
+                if let Some(guard_exit) = self.guard_exit {
+                    // The guard's own status is the fallback: it is SIGKILL when the group was
+                    // killed before the agent ended, which is then also what the agent got.
+                    self.exit = Some(self.agent_exit.unwrap_or(guard_exit));
+                    continue;
+                }
+            }
+
+            let now = Instant::now();
+            let kill_due = self
+                .kill_deadline
+                .filter(|_| !self.kill_sent && self.guard_exit.is_none());
+            let drain_due = self.drain_deadline.filter(|_| !self.lines_done);
+            tokio::select! {
+                biased;
+                line = self.lines.recv(), if !self.lines_done => match line {
+                    Some(line) => {
+                        if self.guard_exit.is_some() {
+                            self.drain_deadline = Some(Instant::now() + DRAIN_AFTER_EXIT);
+                        }
+                        return Some(Output::Line(line));
+                    }
+                    None => self.lines_done = true,
+                },
+                report = self.reports.recv(), if !self.reports_done => match report {
+                    Some(Ok(Report::Exited(code))) => {
+                        self.agent_exit = Some(ExitInfo { code: Some(code), signal: None });
+                    }
+                    Some(Ok(Report::Signalled(signo))) => {
+                        self.agent_exit = Some(ExitInfo { code: None, signal: Some(signo) });
+                    }
+                    // Nothing else is expected after `started`; a newer guard may say more.
+                    Some(_) => {}
+                    None => self.reports_done = true,
+                },
+                status = self.guard.wait(), if self.guard_exit.is_none() => {
+                    self.guard_exit = Some(match status {
+                        Ok(status) => ExitInfo::from_status(status),
+                        Err(_) => ExitInfo { code: None, signal: None },
+                    });
+                    self.drain_deadline = Some(Instant::now() + DRAIN_AFTER_EXIT);
+                },
+                () = tokio::time::sleep_until(kill_due.unwrap_or(now)), if kill_due.is_some() => {
+                    self.kill_group();
+                },
+                () = tokio::time::sleep_until(drain_due.unwrap_or(now)), if drain_due.is_some() => {
+                    // A process outside the group still holds the pipes; stop reading them.
+                    // Lines already queued are still delivered, then the queue closes.
+                    for reader in &self.readers {
+                        reader.abort();
+                    }
+                    self.drain_deadline = None;
+                },
+            }
+        }
+    }
+
+    /// Asks the agent to stop: SIGTERM to the whole group now, SIGKILL when `grace` has passed
+    /// (carried out by [`next`](Self::next), which the caller keeps calling to drain the output
+    /// meanwhile). Repeated calls never send a second SIGTERM and never postpone the SIGKILL.
+    pub fn begin_terminate(&mut self, grace: Duration) {
+        if self.exit.is_some() || self.guard_exit.is_some() {
+            return;
+        }
+        if !self.term_sent {
+            self.term_sent = true;
+            self.signal_group(libc::SIGTERM);
+        }
+        let deadline = Instant::now() + grace;
+        self.kill_deadline = Some(match self.kill_deadline {
+            Some(earlier) => earlier.min(deadline),
+            None => deadline,
+        });
+    }
+
+    /// Ends the agent and everything it started: SIGTERM to the group, drain output for up to
+    /// `grace`, SIGKILL, reap. Output read meanwhile is discarded; a caller that wants it uses
+    /// [`begin_terminate`](Self::begin_terminate) and [`next`](Self::next). Idempotent: once
+    /// ended, returns the same exit at once.
+    pub async fn terminate(&mut self, grace: Duration) -> ExitInfo {
+        self.begin_terminate(grace);
+        loop {
+            if let Some(exit) = self.exit {
+                return exit;
+            }
+            if self.next().await.is_none() {
+                // `next` only returns None once `exit` is set; keep the loop total anyway.
+                return self.exit.unwrap_or(ExitInfo {
+                    code: None,
+                    signal: None,
+                });
+            }
+        }
+    }
+
+    /// SIGKILL to the whole group now; [`next`](Self::next) then reports the exit.
+    pub fn kill_now(&mut self) {
+        self.kill_group();
+    }
+
+    fn kill_group(&mut self) {
+        if self.guard_exit.is_none() {
+            self.kill_sent = true;
+            self.signal_group(libc::SIGKILL);
+        }
+    }
+
+    fn signal_group(&self, signo: libc::c_int) {
+        // Only while the guard is unreaped: its zombie at least keeps the group id ours.
+        if self.guard_exit.is_none() {
+            // SAFETY: plain syscall. ESRCH (all gone already) is fine.
+            unsafe { libc::kill(-self.pgid, signo) };
+        }
+    }
+}
+
+impl Drop for AgentProcess {
+    fn drop(&mut self) {
+        if self.exit.is_none() {
+            self.kill_group();
+        }
+        // The guard also ends the group on this, should the kill above not have happened.
+        let _ = self.lifeline.shutdown(Shutdown::Both);
+        for reader in &self.readers {
+            reader.abort();
+        }
+    }
+}
+
+/// Kills the group on an early return from `spawn`; the guard is not reaped until then.
+struct Starting {
+    child: Option<Child>,
+    pgid: libc::pid_t,
+}
+
+impl Starting {
+    /// Reaps a guard that closed the lifeline without starting the agent; returns its exit and
+    /// the beginning of its stderr.
+    async fn wait(&mut self) -> (ExitInfo, String) {
+        let unknown = ExitInfo {
+            code: None,
+            signal: None,
+        };
+        let Some(child) = self.child.as_mut() else {
+            return (unknown, String::new());
+        };
+        // The lifeline is closed, so the guard is exiting or gone; bound the waits regardless.
+        let mut said = Vec::new();
+        if let Some(stderr) = child.stderr.take() {
+            let mut limited = stderr.take(GUARD_STDERR_BYTES);
+            let read = limited.read_to_end(&mut said);
+            let _ = tokio::time::timeout(START_REPORT_TIMEOUT, read).await;
+        }
+        let said = String::from_utf8_lossy(&said).trim().to_owned();
+        let status = match tokio::time::timeout(START_REPORT_TIMEOUT, child.wait()).await {
+            Ok(Ok(status)) => ExitInfo::from_status(status),
+            _ => return (unknown, said),
+        };
+        self.child = None;
+        (status, said)
+    }
+}
+
+impl Drop for Starting {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            // SAFETY: plain syscall; the guard is unreaped, so the group id is still ours.
+            unsafe { libc::kill(-self.pgid, libc::SIGKILL) };
+        }
+    }
+}
+
+fn guard_said(stderr: &str) -> &str {
+    if stderr.is_empty() {
+        "it said nothing; is it a baton binary?"
+    } else {
+        stderr
+    }
+}
+
+/// A connected socket pair, both ends close-on-exec.
+fn lifeline_pair() -> io::Result<(UnixStream, OwnedFd)> {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: socketpair writes two fds into the array on success.
+    let rc = unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: both fds are fresh and owned by nobody else.
+    let ours = unsafe { UnixStream::from_raw_fd(fds[0]) };
+    let theirs = unsafe { OwnedFd::from_raw_fd(fds[1]) };
+    Ok((ours, theirs))
+}
+
+/// Reads `reader` line by line into `tx`, each line cut at [`MAX_LINE_BYTES`].
+async fn read_lines<R: AsyncBufRead + Unpin>(
+    mut reader: R,
+    stream: Stream,
+    tx: mpsc::Sender<Line>,
+) {
+    let mut line = LineBuffer::new(MAX_LINE_BYTES);
+    loop {
+        let chunk = match reader.fill_buf().await {
+            Ok(chunk) => chunk,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            // A read error on a pipe means it is unusable; treat it as the end.
+            Err(_) => break,
+        };
+        if chunk.is_empty() {
+            break;
+        }
+        let (used, complete) = line.push(chunk);
+        reader.consume(used);
+        if let Some((text, truncated)) = complete {
+            if tx
+                .send(Line {
+                    stream,
+                    text,
+                    truncated,
+                })
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+    }
+    if let Some((text, truncated)) = line.finish() {
+        let _ = tx
+            .send(Line {
+                stream,
+                text,
+                truncated,
+            })
+            .await;
+    }
+}
+
+/// A line being assembled, never holding more than `max` bytes.
+struct LineBuffer {
+    bytes: Vec<u8>,
+    max: usize,
+    truncated: bool,
+    /// Whether any byte (kept or dropped) was seen since the last line ended.
+    started: bool,
+}
+
+impl LineBuffer {
+    fn new(max: usize) -> LineBuffer {
+        LineBuffer {
+            bytes: Vec::new(),
+            max,
+            truncated: false,
+            started: false,
+        }
+    }
+
+    /// Takes bytes from `chunk` up to and including the first newline. Returns how many bytes
+    /// were used and, if a line ended, that line.
+    fn push(&mut self, chunk: &[u8]) -> (usize, Option<(String, bool)>) {
+        let (body, used, ended) = match chunk.iter().position(|&b| b == b'\n') {
+            Some(i) => (&chunk[..i], i + 1, true),
+            None => (chunk, chunk.len(), false),
+        };
+        self.started = true;
+        if !self.truncated {
+            let room = self.max - self.bytes.len();
+            if body.len() > room {
+                self.bytes.extend_from_slice(&body[..room]);
+                self.truncated = true;
+            } else {
+                self.bytes.extend_from_slice(body);
+            }
+        }
+        let line = if ended { self.take() } else { None };
+        (used, line)
+    }
+
+    /// The last line, if the output did not end with a newline.
+    fn finish(&mut self) -> Option<(String, bool)> {
+        if self.started {
+            self.take()
+        } else {
+            None
+        }
+    }
+
+    fn take(&mut self) -> Option<(String, bool)> {
+        let mut bytes = std::mem::take(&mut self.bytes);
+        let truncated = std::mem::replace(&mut self.truncated, false);
+        self.started = false;
+        if !truncated && bytes.last() == Some(&b'\r') {
+            bytes.pop();
+        }
+        let text = match String::from_utf8(bytes) {
+            Ok(text) => text,
+            Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+        };
+        Some((text, truncated))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines_of(input: &[&[u8]], max: usize) -> Vec<(String, bool)> {
+        let mut buffer = LineBuffer::new(max);
+        let mut out = Vec::new();
+        for chunk in input {
+            let mut chunk: &[u8] = chunk;
+            while !chunk.is_empty() {
+                let (used, line) = buffer.push(chunk);
+                chunk = &chunk[used..];
+                out.extend(line);
+            }
+        }
+        out.extend(buffer.finish());
+        out
+    }
+
+    fn owned(lines: &[(&str, bool)]) -> Vec<(String, bool)> {
+        lines.iter().map(|(t, c)| (t.to_string(), *c)).collect()
+    }
+
+    #[test]
+    fn splits_lines_across_chunks() {
+        assert_eq!(
+            lines_of(&[b"ab", b"c\nde", b"\r\n\nf"], 100),
+            owned(&[("abc", false), ("de", false), ("", false), ("f", false)])
+        );
+    }
+
+    #[test]
+    fn no_trailing_line_after_final_newline() {
+        assert_eq!(lines_of(&[b"a\n"], 100), owned(&[("a", false)]));
+        assert_eq!(lines_of(&[], 100), owned(&[]));
+    }
+
+    #[test]
+    fn cuts_long_lines_and_discards_the_rest() {
+        assert_eq!(
+            lines_of(&[b"abcd", b"efgh\nij", b"klmnop"], 5),
+            owned(&[("abcde", true), ("ijklm", true)])
+        );
+        // Exactly the maximum is not truncated.
+        assert_eq!(lines_of(&[b"abcde\n"], 5), owned(&[("abcde", false)]));
+    }
+
+    #[test]
+    fn invalid_utf8_is_replaced() {
+        assert_eq!(
+            lines_of(&[b"a\xffb\n"], 100),
+            owned(&[("a\u{fffd}b", false)])
+        );
+    }
+}

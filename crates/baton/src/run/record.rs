@@ -1,0 +1,176 @@
+//! Per-attempt records on disk: the raw transcript, the agent's stderr, and a small JSON record
+//! (outcome, time, cost) that `baton status` and `baton logs` read.
+//!
+//! Layout: `<logs_dir>/<plan>/<task>/attempt-<n>.{jsonl,stderr,json}`, `n` counting every
+//! session started for the task (also those that did not count as attempts, such as a usage
+//! limit).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AttemptRecord {
+    pub task: String,
+    pub session: u32,
+    /// The plan's attempt number this session counted as, if it counted.
+    pub attempt: Option<u32>,
+    pub started_at: String,
+    pub ended_at: String,
+    pub duration_seconds: f64,
+    /// completed | failed | skipped | limited | throttled | interrupted | systemic
+    pub outcome: String,
+    pub message: String,
+    pub cost_usd: Option<f64>,
+    pub turns: Option<u32>,
+    pub input_tokens: Option<u64>,
+    pub output_tokens: Option<u64>,
+    pub session_id: Option<String>,
+    pub exit: Option<String>,
+    /// For limits and throttling: how long baton waited before trying again.
+    pub waited_seconds: Option<f64>,
+}
+
+/// Where one plan's records live.
+#[derive(Debug, Clone)]
+pub struct Records {
+    dir: PathBuf,
+}
+
+impl Records {
+    pub fn new(logs_dir: &Path, plan: &Path) -> Records {
+        let stem = plan.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "plan".into());
+        Records {
+            dir: logs_dir.join(safe(&stem)),
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn task_dir(&self, task: &str) -> PathBuf {
+        self.dir.join(safe(task))
+    }
+
+    /// The next session number for a task.
+    pub fn next_session(&self, task: &str) -> u32 {
+        self.sessions(task).last().map_or(1, |n| n + 1)
+    }
+
+    /// Session numbers that have a transcript, ascending.
+    pub fn sessions(&self, task: &str) -> Vec<u32> {
+        let mut n: Vec<u32> = std::fs::read_dir(self.task_dir(task))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                name.strip_prefix("attempt-")?.strip_suffix(".jsonl")?.parse().ok()
+            })
+            .collect();
+        n.sort_unstable();
+        n
+    }
+
+    pub fn transcript(&self, task: &str, session: u32) -> PathBuf {
+        self.task_dir(task).join(format!("attempt-{session}.jsonl"))
+    }
+
+    pub fn record_path(&self, task: &str, session: u32) -> PathBuf {
+        self.task_dir(task).join(format!("attempt-{session}.json"))
+    }
+
+    pub fn write(&self, rec: &AttemptRecord) -> std::io::Result<()> {
+        let path = self.record_path(&rec.task, rec.session);
+        if let Some(d) = path.parent() {
+            std::fs::create_dir_all(d)?;
+        }
+        let text = serde_json::to_string_pretty(rec).map_err(std::io::Error::other)?;
+        crate::plan::write_atomic(&path, text.as_bytes())
+    }
+
+    pub fn read(&self, task: &str, session: u32) -> Option<AttemptRecord> {
+        let text = std::fs::read_to_string(self.record_path(task, session)).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    /// Total agent time and cost per task, over every recorded session.
+    pub fn totals(&self, tasks: impl Iterator<Item = String>) -> HashMap<String, (f64, f64)> {
+        tasks
+            .map(|t| {
+                let (mut secs, mut cost) = (0.0, 0.0);
+                for s in self.sessions(&t) {
+                    if let Some(r) = self.read(&t, s) {
+                        secs += r.duration_seconds;
+                        cost += r.cost_usd.unwrap_or(0.0);
+                    }
+                }
+                (t, (secs, cost))
+            })
+            .filter(|(_, (s, _))| *s > 0.0)
+            .collect()
+    }
+}
+
+/// Makes sure the logs folder keeps itself out of git.
+pub fn ignore_logs_root(base: &Path) {
+    let _ = std::fs::create_dir_all(base);
+    let gi = base.join(".gitignore");
+    if !gi.exists() {
+        let _ = std::fs::write(gi, "# baton's run records and transcripts; not part of the project\n*\n");
+    }
+}
+
+/// A file-name-safe form of an id: `1.1` stays, `a/b` becomes `a_b`.
+fn safe(s: &str) -> String {
+    let out: String = s
+        .chars()
+        .map(|c| if c.is_alphanumeric() || matches!(c, '.' | '-' | '_') { c } else { '_' })
+        .collect();
+    match out.as_str() {
+        "" | "." | ".." => format!("_{out}"),
+        _ => out,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sessions_count_up_and_totals_add() {
+        let d = tempfile::tempdir().unwrap();
+        let r = Records::new(d.path(), Path::new("plans/p.yaml"));
+        assert_eq!(r.next_session("1.1"), 1);
+        for s in 1..=2 {
+            std::fs::create_dir_all(r.task_dir("1.1")).unwrap();
+            std::fs::write(r.transcript("1.1", s), "").unwrap();
+            r.write(&AttemptRecord {
+                task: "1.1".into(),
+                session: s,
+                attempt: Some(s),
+                started_at: String::new(),
+                ended_at: String::new(),
+                duration_seconds: 2.5,
+                outcome: "failed".into(),
+                message: String::new(),
+                cost_usd: Some(0.25),
+                turns: None,
+                input_tokens: None,
+                output_tokens: None,
+                session_id: None,
+                exit: None,
+                waited_seconds: None,
+            })
+            .unwrap();
+        }
+        assert_eq!(r.next_session("1.1"), 3);
+        let t = r.totals(["1.1".to_string(), "2".to_string()].into_iter());
+        assert_eq!(t.get("1.1"), Some(&(5.0, 0.5)));
+        assert!(!t.contains_key("2"));
+        assert_eq!(safe("../x"), ".._x");
+        assert_eq!(safe(".."), "_..");
+    }
+}

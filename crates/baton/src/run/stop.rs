@@ -1,0 +1,89 @@
+//! Stopping: the stop file, Ctrl+C and SIGTERM, turned into one level everyone can watch.
+//!
+//! First Ctrl+C or the stop file: graceful (no new task starts, running tasks finish). A second
+//! Ctrl+C, or SIGTERM: now (running agents are ended and their tasks go back to pending).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::watch;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Stop {
+    Running,
+    Graceful,
+    Now,
+}
+
+/// How often the stop file is looked at. It is one `stat`; frequent enough that a stop is
+/// noticed within a blink, rare enough to cost nothing.
+const STOP_FILE_POLL: Duration = Duration::from_millis(200);
+
+/// Watches signals and the stop file; the level only rises.
+pub fn watch(stop_file: PathBuf) -> std::io::Result<watch::Receiver<Stop>> {
+    let (tx, rx) = watch::channel(Stop::Running);
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut term = signal(SignalKind::terminate())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    tokio::spawn(async move {
+        let raise = |level: Stop| {
+            tx.send_if_modified(|cur| {
+                if level > *cur {
+                    *cur = level;
+                    true
+                } else {
+                    false
+                }
+            });
+        };
+        let mut tick = tokio::time::interval(STOP_FILE_POLL);
+        loop {
+            tokio::select! {
+                _ = int.recv() => {
+                    let now = *tx.borrow();
+                    if now == Stop::Running {
+                        eprintln!("\nstopping gracefully: no new task starts; running tasks finish (Ctrl+C again to end them now)");
+                        raise(Stop::Graceful);
+                    } else {
+                        eprintln!("\nstopping now: ending running agents; their tasks go back to pending");
+                        raise(Stop::Now);
+                    }
+                }
+                _ = term.recv() => raise(Stop::Now),
+                _ = hup.recv() => raise(Stop::Now),
+                _ = tick.tick() => {
+                    if *tx.borrow() == Stop::Running && stop_file.exists() {
+                        raise(Stop::Graceful);
+                    }
+                }
+            }
+            if *tx.borrow() == Stop::Now {
+                break;
+            }
+        }
+        // Keep the sender alive so receivers do not see a closed channel as a stop.
+        std::future::pending::<()>().await;
+    });
+    Ok(rx)
+}
+
+/// Sleeps until `until`, or returns early when a stop is requested. Returns true when woken
+/// by a stop.
+pub async fn sleep_or_stop(dur: Duration, stop: &mut watch::Receiver<Stop>) -> bool {
+    if *stop.borrow() != Stop::Running {
+        return true;
+    }
+    let sleep = tokio::time::sleep(dur);
+    tokio::pin!(sleep);
+    loop {
+        tokio::select! {
+            _ = &mut sleep => return false,
+            r = stop.changed() => {
+                if r.is_err() || *stop.borrow() != Stop::Running {
+                    return true;
+                }
+            }
+        }
+    }
+}
