@@ -210,7 +210,7 @@ fn show_status(plan: &Path, json: bool) -> Exit {
     let path = plan.display().to_string();
     let root = baton::root::root_for_plan(plan);
     let records = baton::run::record::Records::new(&root.join(&config.paths.logs_dir), plan);
-    let totals = records.totals(file.plan().tasks().map(|t| t.id.to_string()));
+    let totals = records.usage(file.plan().tasks().map(|t| t.id.to_string()));
     if json {
         println!("{}", status::json(file.plan(), &path, config.run.max_attempts, &totals));
     } else {

@@ -26,11 +26,12 @@ pub fn render(logs_dir: &Path, plan: &Path, task: &str, session: Option<u32>) ->
     out.push_str(&format!("task {task} · attempt {n} of {} recorded · {}\n", sessions.len(), transcript.display()));
     if let Some(r) = records.read(task, n) {
         out.push_str(&format!(
-            "outcome: {}{} · {:.1}s{}\n",
+            "outcome: {}{} · {:.1}s{}{}\n",
             r.outcome,
             if r.message.is_empty() { String::new() } else { format!(" — {}", r.message) },
             r.duration_seconds,
-            r.cost_usd.map(|c| format!(" · ${c:.4}")).unwrap_or_default()
+            r.cost_usd.map(|c| format!(" · ${c:.4}")).unwrap_or_default(),
+            r.waited_seconds.map(|w| format!(" · baton then waited {}", crate::report::event::human(std::time::Duration::from_secs_f64(w)))).unwrap_or_default()
         ));
     } else {
         out.push_str("outcome: not recorded (the attempt was interrupted, or is still running)\n");

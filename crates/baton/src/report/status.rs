@@ -6,6 +6,8 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
+use crate::run::record::TaskUsage;
+
 use crate::plan::{Plan, Status, Task};
 
 /// How many tasks are in each state.
@@ -83,13 +85,12 @@ struct JsonTask<'a> {
     depends_on: Vec<&'a str>,
     last_error: Option<&'a str>,
     completed_at: Option<&'a str>,
-    /// Agent time over every recorded attempt, in seconds.
-    time_seconds: Option<f64>,
-    cost_usd: Option<f64>,
+    /// From the attempt records: agent time, cost, waiting on limits, the last outcome.
+    usage: Option<&'a TaskUsage>,
 }
 
-/// Agent time (seconds) and cost (USD) per task id, from the attempt records.
-pub type Totals = HashMap<String, (f64, f64)>;
+/// What the attempt records say, per task id.
+pub type Totals = HashMap<String, TaskUsage>;
 
 /// The status as pretty JSON.
 pub fn json(plan: &Plan, path: &str, default_max_attempts: u32, totals: &Totals) -> String {
@@ -118,8 +119,7 @@ pub fn json(plan: &Plan, path: &str, default_max_attempts: u32, totals: &Totals)
                         depends_on: t.depends_on.iter().map(|d| d.as_str()).collect(),
                         last_error: t.last_error.as_deref(),
                         completed_at: t.completed_at.as_deref(),
-                        time_seconds: totals.get(t.id.as_str()).map(|x| x.0),
-                        cost_usd: totals.get(t.id.as_str()).map(|x| x.1),
+                        usage: totals.get(t.id.as_str()),
                     })
                     .collect(),
             })
@@ -174,7 +174,7 @@ fn task_row(
     default_max: u32,
     width: usize,
     // None: no usage column at all; Some(None): this task has no recorded attempt.
-    total: Option<Option<&(f64, f64)>>,
+    total: Option<Option<&TaskUsage>>,
 ) -> String {
     let attempts = format!("{}/{}", t.attempts, plan.max_attempts(t, default_max));
     let mut row = format!(
@@ -186,13 +186,23 @@ fn task_row(
     );
     if let Some(total) = total {
         let (time, cost) = match total {
-            Some((secs, cost)) => (
-                crate::report::event::human(std::time::Duration::from_secs_f64(*secs)),
-                if *cost > 0.0 { format!("${cost:.4}") } else { String::new() },
+            Some(u) => (
+                crate::report::event::human(std::time::Duration::from_secs_f64(u.seconds)),
+                if u.cost_usd > 0.0 { format!("${:.4}", u.cost_usd) } else { String::new() },
             ),
             None => (String::new(), String::new()),
         };
         row.push_str(&format!("  {time:>7}  {cost:>8}"));
+        // A task waiting out a limit says so: it is not failing.
+        if let Some(u) = total.filter(|u| t.status == Status::Pending && u.waited_seconds > 0.0) {
+            if let Some(kind) = u.last_outcome.as_deref().filter(|o| *o == "limited" || *o == "throttled") {
+                let what = if kind == "limited" { "usage limit" } else { "throttled" };
+                row.push_str(&format!(
+                    "  ({what}; waited {})",
+                    crate::report::event::human(std::time::Duration::from_secs_f64(u.waited_seconds))
+                ));
+            }
+        }
     }
     if let Some(err) = t.last_error.as_deref().filter(|_| t.status != Status::Completed) {
         let room = width.saturating_sub(row.chars().count() + 2).max(20);

@@ -28,6 +28,36 @@ use crate::report::event::{self, EventKind, Reporter};
 use crate::report::status::Counts;
 use crate::report::terminal::{RunLog, Terminal};
 
+/// Wall-clock "now" for usage-limit reset times. Tests pin it with `BATON_FAKE_NOW` (a zoned
+/// date-time such as `2026-11-25T17:59:58-05:00[America/Toronto]`); time then flows on from
+/// there at the real rate, so waits are computed against the pinned instant.
+#[derive(Debug, Clone, Copy)]
+struct Clock {
+    offset: jiff::SignedDuration,
+}
+
+impl Clock {
+    fn from_env() -> Result<Clock, String> {
+        let offset = match std::env::var("BATON_FAKE_NOW") {
+            Ok(s) if !s.is_empty() => {
+                let pinned: jiff::ZonedDateTime =
+                    s.parse().map_err(|e| format!("BATON_FAKE_NOW={s:?} is not a zoned date-time: {e}"))?;
+                pinned.timestamp().duration_since(jiff::Timestamp::now())
+            }
+            _ => jiff::SignedDuration::ZERO,
+        };
+        Ok(Clock { offset })
+    }
+
+    fn now(&self) -> jiff::Timestamp {
+        jiff::Timestamp::now() + self.offset
+    }
+
+    fn zoned(&self) -> jiff::ZonedDateTime {
+        self.now().to_zoned_datetime(jiff::tz::TimeZone::system())
+    }
+}
+
 /// What the command line asked for.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
@@ -151,7 +181,15 @@ async fn run_async(opts: RunOptions) -> Exit {
         }
     };
     let in_git = git::is_repo(&root);
+    let clock = match Clock::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::InvalidInput;
+        }
+    };
     let mut engine = Engine {
+        clock,
         breaker: CircuitBreaker::new(
             config.run.breaker_threshold,
             Duration::from_secs_f64(config.run.breaker_cooldown_seconds),
@@ -186,6 +224,7 @@ async fn run_async(opts: RunOptions) -> Exit {
 }
 
 struct Engine {
+    clock: Clock,
     root: PathBuf,
     config: Config,
     file: PlanFile,
@@ -375,7 +414,7 @@ impl Engine {
                 return Next::Finish(Exit::InvalidInput);
             }
         };
-        let now = jiff::ZonedDateTime::now();
+        let now = self.clock.zoned();
         let verdict = verdict::judge(
             &Evidence {
                 task_id: id.as_str(),
@@ -389,6 +428,11 @@ impl Engine {
             },
             &now,
         );
+        if let Some(w) = run.summary.rate_limit_warning() {
+            let used = w.utilization.map(|u| format!(" ({:.0} % used)", u * 100.0)).unwrap_or_default();
+            let window = w.limit_type.as_deref().map(|t| format!(" of the {t} window")).unwrap_or_default();
+            self.reporter.warn(format!("approaching the usage limit{window}{used}; baton goes on until the CLI reports the limit"));
+        }
         // The report is consumed: leave no stale file for the next attempt, or for git.
         let _ = std::fs::remove_file(&status_file);
         let cost = run.summary.cost_usd();
@@ -460,11 +504,12 @@ impl Engine {
                 record.message = limit.message.clone();
                 let wake = limit::wake_at(
                     limit.resets_at,
-                    jiff::Timestamp::now(),
+                    self.clock.now(),
                     Duration::from_secs_f64(self.config.run.limit_margin_seconds),
                     Duration::from_secs_f64(self.config.run.limit_fallback_seconds),
                 );
-                let wait = wake.duration_since(jiff::Timestamp::now()).unsigned_abs();
+                let wait = wake.duration_since(self.clock.now()).unsigned_abs();
+                let wake = jiff::Timestamp::now() + wait;
                 record.waited_seconds = Some(wait.as_secs_f64());
                 let zone = match (&limit.zone, limit.resets_at) {
                     (Some(z), Some(r)) => r

@@ -96,22 +96,35 @@ impl Records {
         serde_json::from_str(&text).ok()
     }
 
-    /// Total agent time and cost per task, over every recorded session.
-    pub fn totals(&self, tasks: impl Iterator<Item = String>) -> HashMap<String, (f64, f64)> {
+    /// Agent time, cost, waiting and the last outcome per task, over every recorded session.
+    pub fn usage(&self, tasks: impl Iterator<Item = String>) -> HashMap<String, TaskUsage> {
         tasks
-            .map(|t| {
-                let (mut secs, mut cost) = (0.0, 0.0);
+            .filter_map(|t| {
+                let mut u = TaskUsage::default();
                 for s in self.sessions(&t) {
                     if let Some(r) = self.read(&t, s) {
-                        secs += r.duration_seconds;
-                        cost += r.cost_usd.unwrap_or(0.0);
+                        u.seconds += r.duration_seconds;
+                        u.cost_usd += r.cost_usd.unwrap_or(0.0);
+                        u.waited_seconds += r.waited_seconds.unwrap_or(0.0);
+                        u.sessions += 1;
+                        u.last_outcome = Some(r.outcome);
                     }
                 }
-                (t, (secs, cost))
+                (u.sessions > 0).then_some((t, u))
             })
-            .filter(|(_, (s, _))| *s > 0.0)
             .collect()
     }
+}
+
+/// What the records say about one task.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct TaskUsage {
+    pub sessions: u32,
+    pub seconds: f64,
+    pub cost_usd: f64,
+    /// Time spent waiting on usage limits and throttling.
+    pub waited_seconds: f64,
+    pub last_outcome: Option<String>,
 }
 
 /// Makes sure the logs folder keeps itself out of git.
@@ -167,8 +180,9 @@ mod tests {
             .unwrap();
         }
         assert_eq!(r.next_session("1.1"), 3);
-        let t = r.totals(["1.1".to_string(), "2".to_string()].into_iter());
-        assert_eq!(t.get("1.1"), Some(&(5.0, 0.5)));
+        let t = r.usage(["1.1".to_string(), "2".to_string()].into_iter());
+        let u = &t["1.1"];
+        assert_eq!((u.sessions, u.seconds, u.cost_usd, u.last_outcome.as_deref()), (2, 5.0, 0.5, Some("failed")));
         assert!(!t.contains_key("2"));
         assert_eq!(safe("../x"), ".._x");
         assert_eq!(safe(".."), "_..");

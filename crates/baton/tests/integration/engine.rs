@@ -86,8 +86,9 @@ fn status_and_logs_show_what_happened() {
     let v: serde_json::Value = serde_json::from_str(&s.stdout()).unwrap();
     let t = &v["sections"][0]["tasks"][0];
     assert_eq!(t["attempts"], 2);
-    assert_eq!(t["cost_usd"], 0.75);
-    assert!(t["time_seconds"].as_f64().unwrap() > 0.0);
+    assert_eq!(t["usage"]["cost_usd"], 0.75);
+    assert_eq!(t["usage"]["sessions"], 2);
+    assert!(t["usage"]["seconds"].as_f64().unwrap() > 0.0);
     let table = p.baton(&["status", "plan.yaml"]).stdout();
     assert!(table.contains("$0.7500"), "{table}");
 
@@ -447,4 +448,42 @@ fn verbose_output_has_time_stamped_agent_lines() {
     for want in ["[Tool] Write: ", "[Tool] Bash: git add -A && git commit", "[Result] ", "[EXEC] 1.1 One — attempt 1/3", "[FIND] next task: 1.1 One", "[GIT] committed the plan"] {
         assert!(lines.iter().any(|l| l.starts_with(want)), "no line starting {want:?}:\n{}", r.stdout());
     }
+}
+
+#[test]
+fn a_limit_text_is_read_in_its_zone_against_the_pinned_clock() {
+    let p = project(THREE);
+    // 17:59:58 in Toronto; the CLI says the limit resets at 6pm there: two seconds away.
+    p.scenario(r#"{"tasks": {"1.1": [{"limit": "You've hit your limit · resets 6pm (America/Toronto)"}, {}]}}"#);
+    let r = baton_testkit::run_with_deadline(
+        p.command(&["run", "plan.yaml", "--single-task"]).env("BATON_FAKE_NOW", "2026-11-25T17:59:58-05:00[America/Toronto]"),
+        std::time::Duration::from_secs(60),
+    )
+    .unwrap();
+    assert_eq!(r.status.code(), Some(0), "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("(18:00 in America/Toronto)"), "{}", r.stdout);
+    let rec: serde_json::Value = serde_json::from_str(&p.read(".baton/logs/plan/1.1/attempt-1.json")).unwrap();
+    assert_eq!(rec["outcome"], "limited");
+    let waited = rec["waited_seconds"].as_f64().unwrap();
+    // Reset in 2 s plus the 0.1 s margin; never the 1 h fallback, never a day.
+    assert!((1.5..3.0).contains(&waited), "waited {waited} s");
+    assert_eq!(task_status(&p, "1.1"), (Status::Completed, 1, None));
+    let logs = p.baton(&["logs", "plan.yaml", "1.1", "--attempt", "1"]).stdout();
+    assert!(logs.contains("outcome: limited") && logs.contains("baton then waited"), "{logs}");
+}
+
+#[test]
+fn stop_during_a_limit_wait_exits_at_once_with_the_task_pending() {
+    let p = project(THREE);
+    let reset = jiff::Timestamp::now().as_second() + 3600;
+    p.scenario(&format!(
+        r#"{{"tasks": {{"1.1": [{{"limit": "You've hit your limit · resets 6pm (America/Toronto)", "limit_resets_at": {reset}}}]}}}}"#
+    ));
+    let mut child = p.spawn(&["run", "plan.yaml"]);
+    wait_for("the limit wait", || p.log().contains("usage limit"));
+    assert_eq!(p.baton(&["stop", "plan.yaml"]).code(), 0);
+    assert_eq!(wait_exit(&mut child), Some(4), "{}", p.log());
+    assert_eq!(task_status(&p, "1.1"), (Status::Pending, 0, None));
+    let table = p.baton(&["status", "plan.yaml"]).stdout();
+    assert!(table.contains("(usage limit; waited "), "{table}");
 }
