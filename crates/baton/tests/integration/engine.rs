@@ -487,3 +487,78 @@ fn stop_during_a_limit_wait_exits_at_once_with_the_task_pending() {
     let table = p.baton(&["status", "plan.yaml"]).stdout();
     assert!(table.contains("(usage limit; waited "), "{table}");
 }
+
+/// A folder holding a `claude` that is the fake agent, for PATH and npm-prefix resolution.
+fn bin_dir_with_claude(p: &Project, name: &str) -> std::path::PathBuf {
+    let dir = p.path().join(".test-bin").join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::os::unix::fs::symlink(baton_testkit::fake_claude_bin(), dir.join("claude")).unwrap();
+    std::fs::write(p.path().join(".git/info/exclude"), ".test-bin/\n").unwrap();
+    dir
+}
+
+#[test]
+fn the_binary_is_found_on_path_then_through_the_npm_prefix() {
+    let p = project(THREE);
+    let on_path = bin_dir_with_claude(&p, "path");
+    let path = format!("{}:/usr/bin:/bin", on_path.display());
+    let r = baton_testkit::run_with_deadline(
+        p.command(&["run", "plan.yaml", "--single-task"]).env_remove("BATON_CLAUDE_BIN").env("PATH", &path),
+        std::time::Duration::from_secs(60),
+    )
+    .unwrap();
+    assert_eq!(r.status.code(), Some(0), "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains(&format!("{}/claude (on PATH)", on_path.display())), "{}", r.stdout);
+
+    // No claude on PATH, but `npm prefix -g` names a prefix whose bin/ has one.
+    let prefix = p.path().join(".test-bin/prefix");
+    bin_dir_with_claude(&p, "prefix/bin");
+    let npm_dir = p.path().join(".test-bin/npm");
+    std::fs::create_dir_all(&npm_dir).unwrap();
+    let npm = npm_dir.join("npm");
+    std::fs::write(&npm, format!("#!/bin/sh\n[ \"$1 $2\" = \"prefix -g\" ] && echo {}\n", prefix.display())).unwrap();
+    std::fs::set_permissions(&npm, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = format!("{}:/usr/bin:/bin", npm_dir.display());
+    let r = baton_testkit::run_with_deadline(
+        p.command(&["run", "plan.yaml", "--single-task"]).env_remove("BATON_CLAUDE_BIN").env("PATH", &path),
+        std::time::Duration::from_secs(60),
+    )
+    .unwrap();
+    assert_eq!(r.status.code(), Some(0), "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("/prefix/bin/claude (npm global install)"), "{}", r.stdout);
+    assert_eq!(task_status(&p, "1.2").0, Status::Completed);
+}
+
+#[test]
+fn a_prompt_template_replaces_the_built_in_prompt() {
+    let p = project(THREE);
+    p.write(
+        "prompts/task.md",
+        "Custom prompt for {task_name}.\nTask ID: {task_id}\nStatus file: {status_file}\nPlan file: {plan_file}\nBuild: {build_command}\n",
+    );
+    p.write("baton.toml", &format!("{FAST_CONFIG}\n[agent]\nprompt_template = \"prompts/task.md\"\nbuild_command = \"make check\"\n"));
+    let r = p.baton(&["run", "plan.yaml", "--single-task"]);
+    assert_eq!(r.code(), 0, "{}", r.all());
+    let prompt = p.invocations()[0]["prompt"].as_str().unwrap().to_string();
+    assert_eq!(
+        prompt,
+        "Custom prompt for One.\nTask ID: 1.1\nStatus file: .claude/plans/task-status.json\nPlan file: plan.yaml\nBuild: run `make check`\n"
+    );
+}
+
+#[test]
+fn the_calm_view_shows_one_line_per_start_and_finish() {
+    let p = project(THREE);
+    p.scenario(r#"{"tasks": {"1.2": [{"status": "failed", "message": "red"}, {}]}}"#);
+    let r = p.baton(&["run", "plan.yaml"]);
+    assert_eq!(r.code(), 0, "{}", r.all());
+    let out = r.stdout();
+    for want in [
+        "▸ 1.1 One · attempt 1/3\n✓ 1.1 One — completed: did it\n",
+        "  ✗ 1.2 Two · attempt 1/3: failed: red",
+        "✓ 2.1 Three — completed: did it\n",
+    ] {
+        assert!(out.contains(want), "missing {want:?} in:\n{out}");
+    }
+    assert!(!out.contains("[Tool]"), "raw agent activity in the calm view:\n{out}");
+}
