@@ -80,10 +80,13 @@ pub fn run(opts: RunOptions) -> Exit {
             return Exit::InvalidInput;
         }
     };
-    rt.block_on(run_async(opts))
+    rt.block_on(run_plan(opts, None))
 }
 
-async fn run_async(opts: RunOptions) -> Exit {
+/// Runs one plan inside a runtime. `stop` is the caller's stop signal (the pipeline daemon
+/// drives plans in-process under its own); without one, this run clears a stale stop file and
+/// watches signals and the stop file itself.
+pub async fn run_plan(opts: RunOptions, stop: Option<watch::Receiver<Stop>>) -> Exit {
     let root = crate::root::root_for_plan(&opts.plan);
     let config = match Config::load(&root) {
         Ok(c) => c,
@@ -161,16 +164,21 @@ async fn run_async(opts: RunOptions) -> Exit {
         Err(e) => eprintln!("warning: cannot write the run log in {}: {e}", records.dir().display()),
     }
 
-    let stop_file = root.join(&config.paths.stop_file);
-    if stop_file.exists() {
-        let _ = std::fs::remove_file(&stop_file);
-        reporter.decision("CLEANUP", format!("removed a stale stop file {}", stop_file.display()));
-    }
-    let stop = match stop::watch(stop_file.clone()) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: cannot watch for Ctrl+C: {e}");
-            return Exit::InvalidInput;
+    let stop = match stop {
+        Some(s) => s,
+        None => {
+            let stop_file = root.join(&config.paths.stop_file);
+            if stop_file.exists() {
+                let _ = std::fs::remove_file(&stop_file);
+                reporter.decision("CLEANUP", format!("removed a stale stop file {}", stop_file.display()));
+            }
+            match stop::watch(stop_file) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("error: cannot watch for Ctrl+C: {e}");
+                    return Exit::InvalidInput;
+                }
+            }
         }
     };
     let guard_exe = match std::env::current_exe() {
@@ -524,7 +532,6 @@ impl Engine {
                 };
                 self.back_to_pending(id);
                 self.write_record(&record);
-                self.reporter.decision("LIMIT", reason.clone());
                 self.reporter.emit(EventKind::Waiting { reason, until: wake });
                 if stop::sleep_or_stop(wait, &mut self.stop).await {
                     return Next::Continue;

@@ -11,4 +11,4 @@ pub mod record;
 pub mod stop;
 pub mod verdict;
 
-pub use engine::{run, RunOptions};
+pub use engine::{run, run_plan, RunOptions};

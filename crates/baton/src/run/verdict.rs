@@ -122,9 +122,13 @@ pub fn judge(e: &Evidence<'_>, now: &jiff::ZonedDateTime) -> Verdict {
             let stderr = last_line(e.stderr_tail)
                 .map(|l| format!(" Last stderr line: {}", crate::report::status::cut(l, 200)))
                 .unwrap_or_default();
-            Verdict::Failed {
-                message: format!("{message}.{exit}{cli}{stderr}"),
-            }
+            // The CLI's own error says most; it leads when there is one.
+            let message = if cli.is_empty() {
+                format!("{message}.{exit}{stderr}")
+            } else {
+                format!("{}. Also: {message}.{exit}{stderr}", cli.trim().trim_end_matches('.'))
+            };
+            Verdict::Failed { message }
         }
     }
 }

@@ -2,4 +2,5 @@
 
 mod cli;
 mod engine;
+mod real_claude;
 mod support;

@@ -1,0 +1,331 @@
+//! `baton run` end to end with the REAL Claude Code CLI (pinned in package.json; `npm ci`),
+//! pointed at the testkit's scripted `FakeModelServer`. The CLI really runs the scripted tool
+//! calls (files written, commits made, the status file written), so these tests check that
+//! baton understands the real CLI: its stream, its cost, its API errors, limits and throttling.
+//!
+//! Each test skips, loudly, when the CLI is not installed.
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use baton::plan::Status;
+use baton_testkit::{claude_env, find_real_claude, run_with_deadline, workspace_root, FakeModelServer, Turn};
+use serde_json::Value;
+
+use crate::support::{Project, Run, BATON, FAST_CONFIG};
+
+/// Generous: a hang must fail the test, not wedge the suite; a good run takes a few seconds.
+const RUN_DEADLINE: Duration = Duration::from_secs(120);
+
+const STATUS_FILE: &str = ".claude/plans/task-status.json";
+
+const TWO: &str = "meta:
+  name: Two steps
+  max_attempts_default: 3
+sections:
+- id: s1
+  name: First
+  tasks:
+  - id: '1.1'
+    name: One
+    status: pending
+    description: 'Write one.txt. Files: one.txt'
+  - id: '1.2'
+    name: Two
+    status: pending
+    description: 'Write two.txt. Files: two.txt'
+    depends_on: ['1.1']
+";
+
+const ONE: &str = "meta:
+  name: One step
+  max_attempts_default: 3
+sections:
+- id: s1
+  name: First
+  tasks:
+  - id: '1.1'
+    name: One
+    status: pending
+    description: 'Write one.txt. Files: one.txt'
+";
+
+fn real_claude() -> Option<PathBuf> {
+    let found = find_real_claude(&workspace_root());
+    if found.is_none() {
+        eprintln!("skipped: real Claude Code CLI not installed (run npm ci)");
+    }
+    found
+}
+
+/// A project with `plan` and fast policies, committed.
+fn project(plan: &str) -> Project {
+    let p = Project::new();
+    p.write("plan.yaml", plan);
+    p.write("baton.toml", FAST_CONFIG);
+    p.repo.commit_all("plan");
+    p
+}
+
+/// The real CLI's side of the test: the binary, the server it talks to, its own HOME.
+struct Claude {
+    bin: PathBuf,
+    server: FakeModelServer,
+    home: tempfile::TempDir,
+    subscriber: bool,
+    extra_env: Vec<(String, String)>,
+}
+
+impl Claude {
+    fn new(bin: PathBuf, script: Vec<Turn>, subscriber: bool) -> Claude {
+        Claude {
+            bin,
+            server: FakeModelServer::start(script),
+            home: tempfile::tempdir().expect("temporary HOME"),
+            subscriber,
+            extra_env: Vec::new(),
+        }
+    }
+
+    fn env(mut self, key: &str, value: &str) -> Claude {
+        self.extra_env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// A baton command in the project that runs the real CLI. The environment starts empty
+    /// (so no key of the machine running the tests can leak in) and baton passes it through to
+    /// the CLI.
+    fn command(&self, p: &Project, args: &[&str]) -> Command {
+        let mut cmd = Command::new(BATON);
+        cmd.args(args)
+            .current_dir(p.path())
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("NO_COLOR", "1")
+            .env("COLUMNS", "100")
+            .env("TZ", "UTC")
+            .env("BATON_CLAUDE_BIN", &self.bin)
+            .envs(claude_env(self.home.path(), &self.server.base_url(), self.subscriber))
+            .envs(self.extra_env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// Runs baton to its end; a run past the deadline fails the test.
+    fn baton(&self, p: &Project, args: &[&str]) -> Run {
+        let started = std::time::Instant::now();
+        let out = run_with_deadline(&mut self.command(p, args), RUN_DEADLINE).expect("run baton");
+        let context = self.describe();
+        assert!(!out.timed_out, "baton {args:?} did not finish:\n{}\n{}\n{context}", out.stdout, out.stderr);
+        eprintln!("baton {args:?} with the real CLI took {:.1} s", started.elapsed().as_secs_f64());
+        Run(Output {
+            status: out.status,
+            stdout: out.stdout.into_bytes(),
+            stderr: out.stderr.into_bytes(),
+        })
+    }
+
+    /// What the model server saw, for failure messages.
+    fn describe(&self) -> String {
+        let requests: Vec<String> = self.server.requests().iter().map(|r| format!("{} {}", r.method, r.path)).collect();
+        format!("model server requests: {requests:?}; turns left: {}", self.server.turns_left())
+    }
+}
+
+/// The turns of one good session of task `id`: write `file`, commit it, write the status file
+/// with the Write tool, and end with a short answer.
+fn good_session(id: &str, file: &str, content: &str, message: &str) -> Vec<Turn> {
+    let status = serde_json::json!({
+        "task_id": id,
+        "status": "completed",
+        "message": message,
+        "timestamp": "2026-01-01T12:00:00Z",
+        "plan_modified": false,
+    });
+    vec![
+        Turn::write(format!("{{cwd}}/{file}"), content),
+        Turn::bash(format!("git add {file} && git commit -qm 'task {id}: {file}'")),
+        Turn::write(format!("{{cwd}}/{STATUS_FILE}"), serde_json::to_string_pretty(&status).unwrap()),
+        Turn::text(format!("Task {id} is done.")),
+    ]
+}
+
+fn task_status(p: &Project, id: &str) -> (Status, u32, Option<String>) {
+    let plan = p.plan();
+    let t = plan.task(id).unwrap_or_else(|| panic!("no task {id}"));
+    (t.status, t.attempts, t.last_error.clone())
+}
+
+/// `.baton/logs/plan/<task>/attempt-<session>.json`.
+fn attempt_record(p: &Project, task: &str, session: u32) -> Value {
+    let path = p.path().join(format!(".baton/logs/plan/{task}/attempt-{session}.json"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}\n{text}", path.display()))
+}
+
+fn now_epoch_s() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+#[test]
+fn real_cli_runs_a_two_task_plan_to_completion() {
+    let Some(bin) = real_claude() else { return };
+    let p = project(TWO);
+    let mut script = good_session("1.1", "one.txt", "one\n", "wrote one.txt");
+    script.extend(good_session("1.2", "two.txt", "two\n", "wrote two.txt"));
+    let claude = Claude::new(bin, script, false);
+    let r = claude.baton(&p, &["run", "plan.yaml"]);
+    let context = format!("{}\n{}", r.all(), claude.describe());
+    assert_eq!(r.code(), 0, "{context}");
+
+    for (id, message) in [("1.1", "wrote one.txt"), ("1.2", "wrote two.txt")] {
+        assert_eq!(task_status(&p, id), (Status::Completed, 1, None), "{id}: {context}");
+        let plan = p.plan();
+        assert_eq!(plan.task(id).unwrap().result_message.as_deref(), Some(message), "{context}");
+    }
+    assert_eq!(p.read("one.txt"), "one\n");
+    assert_eq!(p.read("two.txt"), "two\n");
+    // The agent's commits, each followed by baton's.
+    let log = p.repo.log_subjects();
+    assert_eq!(
+        log[..4],
+        ["baton: 1.2 completed — Two", "task 1.2: two.txt", "baton: 1.1 completed — One", "task 1.1: one.txt"],
+        "{context}"
+    );
+    let tracked = p.repo.git(&["ls-files", "one.txt", "two.txt"]);
+    assert_eq!(tracked.lines().count(), 2, "{tracked}");
+    assert!(r.stdout().contains("2 of 2 completed"), "{context}");
+    // Every scripted turn was used: four model calls per session, nothing else.
+    assert_eq!(claude.server.turns_left(), 0, "{context}");
+    assert_eq!(claude.server.messages_calls().len(), 8, "{context}");
+
+    // The prompt reached the model: the task id and where to report.
+    let calls = claude.server.messages_calls();
+    for id in ["1.1", "1.2"] {
+        let want = format!("Task ID: {id}\n");
+        let call = calls
+            .iter()
+            .find(|c| c.user_text().contains(&want))
+            .unwrap_or_else(|| panic!("no model request carried {want:?}\n{context}"));
+        let text = call.user_text();
+        assert!(text.contains(&format!("Status file: {STATUS_FILE}")), "{text}");
+        assert!(text.contains("Plan file: plan.yaml"), "{text}");
+    }
+    // The first session's calls name task 1.1, the second's 1.2: a fresh session per task.
+    assert!(calls[3].user_text().contains("Task ID: 1.1\n") && !calls[3].user_text().contains("Task ID: 1.2"));
+    assert!(calls[4].user_text().contains("Task ID: 1.2\n") && !calls[4].user_text().contains("Task ID: 1.1"));
+
+    // The cost comes from the real CLI's result event.
+    let s = claude.baton(&p, &["status", "plan.yaml", "--json"]);
+    assert_eq!(s.code(), 0, "{}", s.all());
+    let v: Value = serde_json::from_str(&s.stdout()).unwrap_or_else(|e| panic!("{e}\n{}", s.stdout()));
+    for t in v["sections"][0]["tasks"].as_array().expect("tasks") {
+        // `usage.cost_usd` (older builds: a top-level `cost_usd`).
+        let cost = t["usage"]["cost_usd"].as_f64().or_else(|| t["cost_usd"].as_f64()).unwrap_or(0.0);
+        assert!(cost > 0.0, "no cost read from the real stream: {t}");
+        assert_eq!(t["attempts"], 1, "{t}");
+    }
+    let rec = attempt_record(&p, "1.1", 1);
+    assert_eq!(rec["outcome"], "completed", "{rec}");
+    assert!(rec["session_id"].as_str().is_some_and(|s| !s.is_empty()), "{rec}");
+    assert!(rec["cost_usd"].as_f64().is_some_and(|c| c > 0.0), "{rec}");
+    // baton consumed the status file; nothing of the run is left to commit.
+    assert!(!p.path().join(STATUS_FILE).exists(), "the status file was left behind");
+    assert_eq!(p.repo.status_porcelain(), "", "the run left files in the working tree");
+}
+
+#[test]
+fn real_cli_server_error_costs_an_attempt_and_the_retry_completes() {
+    let Some(bin) = real_claude() else { return };
+    let p = project(ONE);
+    let mut script = vec![Turn::server_error()];
+    script.extend(good_session("1.1", "one.txt", "one\n", "wrote one.txt"));
+    let claude = Claude::new(bin, script, false).env("CLAUDE_CODE_MAX_RETRIES", "0");
+    let r = claude.baton(&p, &["run", "plan.yaml"]);
+    let context = format!("{}\n{}", r.all(), claude.describe());
+    assert_eq!(r.code(), 0, "{context}");
+    let (status, attempts, last_error) = task_status(&p, "1.1");
+    assert_eq!((status, attempts), (Status::Completed, 2), "{context}");
+    let last_error = last_error.unwrap_or_default();
+    assert!(last_error.contains("API Error") && last_error.contains("500"), "last_error: {last_error}\n{context}");
+    assert!(r.stdout().contains("1.1 failed (attempt 1/3); retrying"), "{context}");
+    let first = attempt_record(&p, "1.1", 1);
+    assert_eq!(first["outcome"], "failed", "{first}");
+    assert_eq!(first["attempt"], 1, "{first}");
+    assert!(first["message"].as_str().unwrap_or("").contains("500"), "{first}");
+    assert_eq!(attempt_record(&p, "1.1", 2)["outcome"], "completed");
+    assert_eq!(p.read("one.txt"), "one\n");
+    assert_eq!(claude.server.turns_left(), 0, "{context}");
+}
+
+#[test]
+fn real_cli_usage_limit_waits_for_the_reset_and_spends_no_attempt() {
+    let Some(bin) = real_claude() else { return };
+    let p = project(ONE);
+    let resets_at = now_epoch_s() + 2;
+    let mut script = vec![Turn::usage_limit(resets_at)];
+    script.extend(good_session("1.1", "one.txt", "one\n", "wrote one.txt"));
+    // Subscriber mode: the CLI reads the unified rate-limit headers. No CLAUDE_CODE_MAX_RETRIES:
+    // the CLI does not retry a usage limit by itself.
+    let claude = Claude::new(bin, script, true);
+    let r = claude.baton(&p, &["run", "plan.yaml"]);
+    let context = format!("{}\n{}", r.all(), claude.describe());
+    assert_eq!(r.code(), 0, "{context}");
+    assert_eq!(task_status(&p, "1.1"), (Status::Completed, 1, None), "the limit spent an attempt\n{context}");
+    assert!(r.all().contains("usage limit"), "{context}");
+
+    let limited = attempt_record(&p, "1.1", 1);
+    assert_eq!(limited["outcome"], "limited", "{limited}");
+    assert_eq!(limited["attempt"], Value::Null, "{limited}");
+    assert!(limited["message"].as_str().unwrap_or("").contains("hit your limit"), "{limited}");
+    let done = attempt_record(&p, "1.1", 2);
+    assert_eq!(done["outcome"], "completed", "{done}");
+    assert_eq!(done["attempt"], 1, "{done}");
+    // The second session started only after the reset.
+    let second_start: jiff::Timestamp = done["started_at"].as_str().unwrap().parse().unwrap();
+    assert!(second_start.as_second() >= resets_at, "retried at {second_start}, before the reset at {resets_at}");
+    assert_eq!(claude.server.turns_left(), 0, "{context}");
+}
+
+#[test]
+fn real_cli_throttling_in_api_key_mode_backs_off_and_spends_no_attempt() {
+    let Some(bin) = real_claude() else { return };
+    let p = project(ONE);
+    let mut script = vec![Turn::throttled("Rate limited")];
+    script.extend(good_session("1.1", "one.txt", "one\n", "wrote one.txt"));
+    let claude = Claude::new(bin, script, false).env("CLAUDE_CODE_MAX_RETRIES", "0");
+    let r = claude.baton(&p, &["run", "plan.yaml"]);
+    let context = format!("{}\n{}", r.all(), claude.describe());
+    assert_eq!(r.code(), 0, "{context}");
+    assert_eq!(task_status(&p, "1.1"), (Status::Completed, 1, None), "the throttling spent an attempt\n{context}");
+    let throttled = attempt_record(&p, "1.1", 1);
+    assert_eq!(throttled["outcome"], "throttled", "{throttled}");
+    assert_eq!(throttled["attempt"], Value::Null, "{throttled}");
+    assert!(throttled["message"].as_str().unwrap_or("").contains("429"), "{throttled}");
+    assert!(throttled["waited_seconds"].as_f64().is_some_and(|w| w > 0.0), "{throttled}");
+    assert_eq!(attempt_record(&p, "1.1", 2)["outcome"], "completed");
+    assert!(!r.all().contains("usage limit:"), "throttling was taken for a usage limit\n{context}");
+    assert_eq!(claude.server.turns_left(), 0, "{context}");
+}
+
+#[test]
+fn real_cli_verbose_shows_tool_calls_and_the_result() {
+    let Some(bin) = real_claude() else { return };
+    let p = project(ONE);
+    let claude = Claude::new(bin, good_session("1.1", "one.txt", "one\n", "wrote one.txt"), false);
+    let r = claude.baton(&p, &["run", "plan.yaml", "--verbose"]);
+    let context = format!("{}\n{}", r.all(), claude.describe());
+    assert_eq!(r.code(), 0, "{context}");
+    let out = r.stdout();
+    let write = out
+        .lines()
+        .find(|l| l.contains("[Tool] Write: "))
+        .unwrap_or_else(|| panic!("no [Tool] Write line\n{context}"));
+    assert!(write.contains("one.txt"), "{write}");
+    assert!(out.contains("[Tool] Bash: "), "{context}");
+    assert!(out.contains("[Result] "), "{context}");
+    assert!(out.contains("[Init] "), "{context}");
+}
