@@ -7,6 +7,7 @@
 
 pub mod agent;
 pub mod config;
+pub mod coord;
 pub mod exit;
 pub mod git;
 pub mod plan;

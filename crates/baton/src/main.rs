@@ -66,6 +66,22 @@ enum Command {
         #[arg(long)]
         attempt: Option<u32>,
     },
+    /// For agents in a parallel run: claim a file before editing it (exit 1 if another agent holds it)
+    Claim {
+        /// The file, relative to the working directory or the repository
+        file: PathBuf,
+    },
+    /// For agents in a parallel run: release a claimed file, or all of this agent's claims
+    Release {
+        /// The file; all of this agent's claims when omitted
+        file: Option<PathBuf>,
+    },
+    /// For agents in a parallel run: say "still working" (silence past the idle timeout ends an agent)
+    Heartbeat {
+        /// What the agent is doing now
+        #[arg(long)]
+        note: Option<String>,
+    },
     /// Watch the backlog folders and turn each item into a plan and run it
     Pipeline {
         /// Process one item, then exit
@@ -121,6 +137,9 @@ fn main() -> ExitCode {
         Command::Stop { plan } => stop(plan.as_deref()),
         Command::Run(args) => run(&args),
         Command::Logs { plan, task, attempt } => logs(&plan, &task, attempt),
+        Command::Claim { file } => coordinate(Coordinate::Claim(file)),
+        Command::Release { file } => coordinate(Coordinate::Release(file)),
+        Command::Heartbeat { note } => coordinate(Coordinate::Heartbeat(note)),
         Command::Pipeline { .. } => not_built("pipeline", "the backlog daemon"),
     };
     ExitCode::from(exit.code() as u8)
@@ -289,6 +308,80 @@ fn logs(plan: &Path, task: &str, attempt: Option<u32>) -> Exit {
             eprintln!("error: {e}");
             Exit::InvalidInput
         }
+    }
+}
+
+enum Coordinate {
+    Claim(PathBuf),
+    Release(Option<PathBuf>),
+    Heartbeat(Option<String>),
+}
+
+/// `baton claim|release|heartbeat`, run by agents from their worktrees.
+fn coordinate(op: Coordinate) -> Exit {
+    use baton::coord::{self, claims, heartbeat, ClaimOutcome, Claimant};
+    let fail = |e: &dyn std::fmt::Display| {
+        eprintln!("error: {e}");
+        Exit::InvalidInput
+    };
+    let cwd = match std::env::current_dir() {
+        Ok(c) => c,
+        Err(e) => return fail(&e),
+    };
+    let Some((agent_id, task_id)) = coord::identity_from_env() else {
+        eprintln!(
+            "error: no agent identity: {} and {} are not set\n  help: these commands are for agents that baton started in a parallel run",
+            coord::ENV_AGENT_ID,
+            coord::ENV_TASK_ID
+        );
+        return Exit::InvalidInput;
+    };
+    let main = match coord::main_checkout(&cwd) {
+        Ok(m) => m,
+        Err(e) => return fail(&e),
+    };
+    let worktree = coord::worktree_root(&cwd).unwrap_or_else(|_| cwd.clone());
+    let key = |file: &Path| coord::repo_path(file, &cwd, &[&main, &worktree]);
+    match op {
+        Coordinate::Claim(file) => {
+            let key = match key(&file) {
+                Ok(k) => k,
+                Err(e) => return fail(&e),
+            };
+            let who = Claimant { agent_id, task_id, worktree };
+            match claims::claim(&main, &who, &key) {
+                Ok(outcome @ (ClaimOutcome::Granted | ClaimOutcome::AlreadyYours)) => {
+                    println!("{key}: {outcome}");
+                    Exit::Completed
+                }
+                Ok(held) => {
+                    println!("{key}: {held}");
+                    Exit::TaskFailed
+                }
+                Err(e) => fail(&e),
+            }
+        }
+        Coordinate::Release(file) => {
+            let key = match file.as_deref().map(key).transpose() {
+                Ok(k) => k,
+                Err(e) => return fail(&e),
+            };
+            match claims::release(&main, &agent_id, key.as_deref()) {
+                Ok(released) if released.is_empty() => {
+                    println!("nothing to release");
+                    Exit::Completed
+                }
+                Ok(released) => {
+                    println!("released: {}", released.join(", "));
+                    Exit::Completed
+                }
+                Err(e) => fail(&e),
+            }
+        }
+        Coordinate::Heartbeat(note) => match heartbeat::beat(&main, &agent_id, &task_id, None, note.as_deref()) {
+            Ok(()) => Exit::Completed,
+            Err(e) => fail(&e),
+        },
     }
 }
 

@@ -1,8 +1,13 @@
 //! git, driven through its command line: stdin null, `LC_ALL=C`, exit codes checked, stderr
 //! carried into errors. Needs git 2.30 or newer.
 
+pub mod copyback;
+pub mod worktree;
+
+use std::ffi::OsStr;
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
 
 #[derive(Debug, thiserror::Error)]
 pub enum GitError {
@@ -15,6 +20,9 @@ pub enum GitError {
 /// Runs git in `dir`; returns stdout.
 pub fn git(dir: &Path, args: &[&str]) -> Result<String, GitError> {
     let out = Command::new("git")
+        // baton commits often; git's automatic housekeeping after each commit is its slowest
+        // part and can run when the user chooses.
+        .args(["-c", "maintenance.auto=false", "-c", "gc.auto=0"])
         .args(args)
         .current_dir(dir)
         .env("LC_ALL", "C")
@@ -57,4 +65,78 @@ pub fn commit_file(root: &Path, file: &Path, message: &str) -> Result<Committed,
     git(root, &["add", "--", &rel])?;
     git(root, &["commit", "-q", "--no-verify", "-m", message, "--only", "--", &rel])?;
     Ok(Committed::Yes)
+}
+
+/// Commits exactly these paths (added, changed or deleted), and nothing else that is staged.
+pub fn commit_paths(root: &Path, paths: &[PathBuf], message: &str) -> Result<Committed, GitError> {
+    let rels: Vec<String> = paths
+        .iter()
+        .map(|p| p.strip_prefix(root).unwrap_or(p).to_string_lossy().into_owned())
+        .collect();
+    if rels.is_empty() {
+        return Ok(Committed::NothingToCommit);
+    }
+    let mut args: Vec<&str> = vec!["add", "-A", "--"];
+    args.extend(rels.iter().map(String::as_str));
+    git(root, &args)?;
+    let mut status: Vec<&str> = vec!["status", "--porcelain", "--"];
+    status.extend(rels.iter().map(String::as_str));
+    if git(root, &status)?.trim().is_empty() {
+        return Ok(Committed::NothingToCommit);
+    }
+    let mut commit: Vec<&str> = vec!["commit", "-q", "--no-verify", "-m", message, "--only", "--"];
+    commit.extend(rels.iter().map(String::as_str));
+    git(root, &commit)?;
+    Ok(Committed::Yes)
+}
+
+/// Runs git in `dir` like [`git`], with extra environment (e.g. `GIT_INDEX_FILE`) and optional
+/// stdin, and returns the whole `Output` whatever the exit code: for commands whose exit code
+/// carries an answer (`merge-file`) and output that must stay bytes (`-z` paths, blobs).
+pub fn git_output<S: AsRef<OsStr>>(
+    dir: &Path,
+    args: &[S],
+    env: &[(&str, &OsStr)],
+    input: Option<&[u8]>,
+) -> Result<Output, GitError> {
+    let mut cmd = Command::new("git");
+    cmd.args(args)
+        .current_dir(dir)
+        .env("LC_ALL", "C")
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (key, value) in env {
+        cmd.env(key, value);
+    }
+    let mut child = cmd.spawn().map_err(GitError::Spawn)?;
+    let stdin = child.stdin.take();
+    // Written from a second thread: git may fill its stdout pipe before it has read all of stdin.
+    std::thread::scope(|scope| {
+        if let (Some(mut pipe), Some(bytes)) = (stdin, input) {
+            // A write error means git exited early; its exit code and stderr tell why.
+            scope.spawn(move || pipe.write_all(bytes));
+        }
+        child.wait_with_output().map_err(GitError::Spawn)
+    })
+}
+
+/// [`git_output`] that fails on a non-zero exit code, with stderr in the error; returns stdout.
+pub fn git_bytes<S: AsRef<OsStr>>(
+    dir: &Path,
+    args: &[S],
+    env: &[(&str, &OsStr)],
+    input: Option<&[u8]>,
+) -> Result<Vec<u8>, GitError> {
+    let out = git_output(dir, args, env, input)?;
+    if out.status.success() {
+        Ok(out.stdout)
+    } else {
+        Err(GitError::Failed {
+            args: args.iter().map(|a| a.as_ref().to_string_lossy()).collect::<Vec<_>>().join(" "),
+            dir: dir.to_path_buf(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        })
+    }
 }

@@ -11,7 +11,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::model::{derived_section_status, Plan, Status};
+use super::model::{derived_section_status, Plan, Status, TaskId};
 use super::yaml::{self, Node, NodeKind, Style};
 use super::{parse_with_tree, save, Diagnostic, PlanError};
 
@@ -139,10 +139,10 @@ impl PlanFile {
             field,
             value,
         };
-        let text = apply(&self.text, &self.tree, &change)
+        let parsed = apply(&self.text, &self.tree, &change)
             .and_then(|t| with_section_statuses(&t))
             .map_err(|diagnostics| self.bug(diagnostics))?;
-        self.replace_text(text)?;
+        self.take(parsed);
         self.pending.push(change);
         Ok(())
     }
@@ -151,12 +151,13 @@ impl PlanFile {
     /// re-based onto the new text. An invalid file is an error and leaves this one as it was.
     pub fn reload(&mut self) -> Result<(), PlanError> {
         let disk = read(&self.path)?;
-        let text = self.rebase(&disk).map_err(|diagnostics| PlanError::Invalid {
+        let parsed = self.rebase(&disk).map_err(|diagnostics| PlanError::Invalid {
             path: self.path.clone(),
             diagnostics,
         })?;
         self.synced = disk;
-        self.replace_text(text)
+        self.take(parsed);
+        Ok(())
     }
 
     /// Writes the plan atomically. See the module doc for what happens when the file was edited
@@ -166,8 +167,8 @@ impl PlanFile {
         let mut outcome = SaveOutcome::Saved;
         if disk != self.synced {
             match self.rebase(&disk) {
-                Ok(text) => {
-                    self.replace_text(text)?;
+                Ok(parsed) => {
+                    self.take(parsed);
                     outcome = SaveOutcome::Rebased;
                 }
                 Err(diagnostics) => {
@@ -195,7 +196,7 @@ impl PlanFile {
 
     /// The text of `disk` with this file's pending changes applied; changes to tasks that are no
     /// longer in the plan are dropped.
-    fn rebase(&self, disk: &str) -> Result<String, Vec<Diagnostic>> {
+    fn rebase(&self, disk: &str) -> Result<Parsed, Vec<Diagnostic>> {
         let (mut plan, mut tree) = parse_with_tree(disk)?;
         let mut text = disk.to_string();
         for change in &self.pending {
@@ -208,12 +209,64 @@ impl PlanFile {
         with_section_statuses(&text)
     }
 
+    /// Merges the tasks and sections that `theirs` (an agent's copy of this plan, e.g. in a
+    /// worktree) has and this plan has not, each copied as written and placed after the task
+    /// that precedes it there. Nothing else of `theirs` is taken. Returns the added task ids.
+    pub fn merge_added_tasks(&mut self, theirs: &str) -> Result<Vec<TaskId>, PlanError> {
+        let invalid = |diagnostics| PlanError::Invalid { path: self.path.clone(), diagnostics };
+        let (their_plan, their_tree) = parse_with_tree(theirs).map_err(invalid)?;
+        let mut added = Vec::new();
+        let their_sections = sections(&their_tree).unwrap_or(&[]);
+        for (si, section) in their_plan.sections.iter().enumerate() {
+            let Some(their_section) = their_sections.get(si) else { continue };
+            let their_tasks = their_section.get("tasks").and_then(Node::items).unwrap_or(&[]);
+            if !self.plan.sections.iter().any(|s| s.id == section.id) {
+                // A whole new section: after the last section.
+                let Some(last) = sections(&self.tree).and_then(|s| s.last()) else { continue };
+                let block = reindent(&item_text(theirs, their_section), their_section.col, last.col);
+                let text = insert_after_line_of(&self.text, last.end, &block);
+                self.replace_text(text)?;
+                added.extend(section.tasks.iter().map(|t| t.id.clone()));
+                continue;
+            }
+            for (ti, task) in section.tasks.iter().enumerate() {
+                if self.plan.task(task.id.as_str()).is_some() {
+                    continue;
+                }
+                let Some(node) = their_tasks.get(ti) else { continue };
+                let before = section.tasks[..ti].iter().rev().find_map(|t| find_task(&self.tree, t.id.as_str()).map(|n| (n.col, n.end)));
+                let text = match before {
+                    Some((col, end)) => insert_after_line_of(&self.text, end, &reindent(&item_text(theirs, node), node.col, col)),
+                    None => {
+                        // First in its section: before the section's first task.
+                        let ours = sections(&self.tree)
+                            .and_then(|s| s.iter().find(|n| n.get("id").and_then(Node::as_scalar) == Some(section.id.as_str())))
+                            .and_then(|n| n.get("tasks")?.items()?.first());
+                        let Some(first) = ours else { continue };
+                        let line_start = self.text[..first.start].rfind('\n').map_or(0, |n| n + 1);
+                        let newline = if self.text.contains("\r\n") { "\r\n" } else { "\n" };
+                        let block = reindent(&item_text(theirs, node), node.col, first.col);
+                        splice(&self.text, line_start, line_start, &format!("{block}{newline}"))
+                    }
+                };
+                self.replace_text(text)?;
+                added.push(task.id.clone());
+            }
+        }
+        Ok(added)
+    }
+
     fn replace_text(&mut self, text: String) -> Result<(), PlanError> {
         let (plan, tree) = parse_with_tree(&text).map_err(|d| self.bug(d))?;
+        self.take((text, plan, tree));
+        Ok(())
+    }
+
+    /// Adopts text that was already parsed and validated.
+    fn take(&mut self, (text, plan, tree): Parsed) {
         self.text = text;
         self.plan = plan;
         self.tree = tree;
-        Ok(())
     }
 
     /// An edit of baton's own produced an invalid plan: a bug, reported with the evidence.
@@ -236,8 +289,11 @@ fn read(path: &Path) -> Result<String, PlanError> {
     })
 }
 
-/// Brings every section's `status` in line with its tasks.
-fn with_section_statuses(text: &str) -> Result<String, Vec<Diagnostic>> {
+/// Text with its plan and tree, parsed and valid.
+type Parsed = (String, Plan, Node);
+
+/// Brings every section's `status` in line with its tasks; returns the result parsed.
+fn with_section_statuses(text: &str) -> Result<Parsed, Vec<Diagnostic>> {
     let mut text = text.to_string();
     loop {
         let (plan, tree) = parse_with_tree(&text)?;
@@ -251,10 +307,10 @@ fn with_section_statuses(text: &str) -> Result<String, Vec<Diagnostic>> {
             }
         });
         let Some((index, status)) = stale else {
-            return Ok(text);
+            return Ok((text, plan, tree));
         };
         let Some(section) = sections(&tree).and_then(|s| s.get(index)) else {
-            return Ok(text);
+            return Ok((text, plan, tree));
         };
         text = set_in_mapping(&text, section, "status", &Value::Word(status.as_str()), &["name", "id"]);
     }
@@ -346,6 +402,39 @@ fn render(value: &Value, style: Style) -> String {
             yaml::render_string(s, style)
         }
     }
+}
+
+/// The whole lines of a list item: from the start of the line the node starts on (with its
+/// `- `) to the end of the node's last line.
+fn item_text(text: &str, node: &Node) -> String {
+    let start = text[..node.start].rfind('\n').map_or(0, |n| n + 1);
+    let end = text[node.end..].find('\n').map_or(text.len(), |n| node.end + n);
+    text[start..end].trim_end_matches('\r').replace("\r\n", "\n")
+}
+
+/// Shifts every line of a block from column `from` to column `to` (1-based key columns).
+fn reindent(block: &str, from: usize, to: usize) -> String {
+    let lines: Vec<String> = block
+        .split('\n')
+        .map(|l| {
+            if to >= from {
+                format!("{}{l}", " ".repeat(to - from))
+            } else {
+                let strip = (from - to).min(l.len() - l.trim_start_matches(' ').len());
+                l[strip..].to_string()
+            }
+        })
+        .collect();
+    lines.join("\n")
+}
+
+/// Inserts `block` as new lines after the line holding byte `at`.
+fn insert_after_line_of(text: &str, at: usize, block: &str) -> String {
+    let newline = if text.contains("\r\n") { "\r\n" } else { "\n" };
+    let line_end = text[at..].find('\n').map_or(text.len(), |n| at + n);
+    let pos = if text[..line_end].ends_with('\r') { line_end - 1 } else { line_end };
+    let block = block.replace('\n', newline);
+    splice(text, pos, pos, &format!("{newline}{block}"))
 }
 
 fn splice(text: &str, start: usize, end: usize, with: &str) -> String {

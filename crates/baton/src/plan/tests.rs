@@ -405,3 +405,25 @@ fn rendered_errors_name_file_line_and_fix() {
     plans/p.yaml is not a valid plan (1 problem); nothing was run or changed
     ");
 }
+
+#[test]
+fn tasks_added_in_another_copy_are_merged_after_their_neighbour() {
+    let text = fixture("commented.yaml");
+    let (_d, path) = write_temp(&text);
+    let mut f = PlanFile::load(&path).unwrap();
+    f.set_status("1.1", Status::Completed).unwrap();
+    // The agent's copy (written at another indentation) splits 1.10 and adds a section.
+    let theirs = "sections:\n- id: phase-1\n  tasks:\n  - id: 1.1\n    name: Database schema\n  - id: 1.10\n    name: Seed data\n  - id: 1.10b\n    name: Seed more\n    depends_on: [1.10]\n    # a comment of theirs\n- id: phase-2\n  tasks:\n  - id: '2.0'\n    name: Before 2.1\n  - id: '2.1'\n    name: Render the widget\n- id: phase-3\n  name: New\n  tasks:\n  - id: '3.1'\n    name: Added section task\n";
+    let added = f.merge_added_tasks(theirs).unwrap();
+    let ids: Vec<&str> = added.iter().map(|t| t.as_str()).collect();
+    assert_eq!(ids, ["1.10b", "2.0", "3.1"]);
+    let plan = f.plan();
+    let order: Vec<&str> = plan.tasks().map(|t| t.id.as_str()).collect();
+    assert_eq!(order, ["1.1", "1.10", "1.10b", "2.0", "2.1", "3.1"]);
+    assert_eq!(plan.task("1.1").unwrap().status, Status::Completed, "our own state was lost");
+    assert_eq!(plan.task("1.10b").unwrap().depends_on, [TaskId::from("1.10")]);
+    // Copied as written, at our indentation (a comment after the item is not part of it).
+    assert!(f.text().contains("        attempts: 0\n      - id: 1.10b\n        name: Seed more\n        depends_on: [1.10]\n  - id: phase-2\n"), "{}", f.text());
+    // Merging the same copy again adds nothing.
+    assert!(f.merge_added_tasks(theirs).unwrap().is_empty());
+}

@@ -235,8 +235,11 @@ impl Builder<'_, '_> {
         match ev {
             Event::Scalar(value, style, ..) => {
                 let limit = self.next_start();
-                let (start, end, style) = scalar_bounds(self.src, start, limit, *style, in_flow);
-                let (line, col) = line_col(self.src, start, line, col);
+                let (real_start, end, style) = scalar_bounds(self.src, start, limit, *style, in_flow);
+                // Only a block scalar's start moves (to its `|`); recounting lines for every
+                // scalar would make parsing quadratic in the file's size.
+                let (line, col) = if real_start == start { (line, col) } else { line_col(self.src, real_start) };
+                let start = real_start;
                 Ok(Node {
                     kind: NodeKind::Scalar {
                         value: value.to_string(),
@@ -343,15 +346,11 @@ impl Builder<'_, '_> {
     }
 }
 
-/// Recomputes line and column when a scalar's start moved (block scalars start at `|`).
-fn line_col(src: &str, start: usize, line: usize, col: usize) -> (usize, usize) {
+/// Line and column (both 1-based) of a byte offset.
+fn line_col(src: &str, start: usize) -> (usize, usize) {
     let before = &src[..start];
-    let l = before.matches('\n').count() + 1;
-    if l == line && col > 0 {
-        return (line, col);
-    }
     let line_start = before.rfind('\n').map_or(0, |n| n + 1);
-    (l, src[line_start..start].chars().count() + 1)
+    (before.matches('\n').count() + 1, src[line_start..start].chars().count() + 1)
 }
 
 /// Finds where a scalar really starts and ends. `start` is the parser's start mark, `limit` the

@@ -3,6 +3,7 @@
 //! The scheduler emits; sinks (the terminal view, the run log) only listen and never reach
 //! back into the scheduler.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::agent::stream::StreamEvent;
@@ -34,49 +35,62 @@ pub enum EventKind {
 }
 
 /// Something that shows or stores events.
-pub trait Sink {
+pub trait Sink: Send {
     fn event(&mut self, ev: &RunEvent);
     /// Called once at the end of the run.
     fn finish(&mut self) {}
 }
 
-/// Fans events out to every sink.
-#[derive(Default)]
+/// Fans events out to every sink. Cloning gives another handle to the same sinks, so that
+/// attempts running at the same time can all report; a sink sees one event at a time.
+#[derive(Clone, Default)]
 pub struct Reporter {
-    sinks: Vec<Box<dyn Sink>>,
+    sinks: Arc<Mutex<Vec<Box<dyn Sink>>>>,
 }
 
 impl Reporter {
     pub fn new(sinks: Vec<Box<dyn Sink>>) -> Reporter {
-        Reporter { sinks }
+        Reporter {
+            sinks: Arc::new(Mutex::new(sinks)),
+        }
     }
 
-    pub fn add(&mut self, sink: Box<dyn Sink>) {
-        self.sinks.push(sink);
+    fn with_sinks(&self, f: impl FnOnce(&mut Vec<Box<dyn Sink>>)) {
+        // A sink that panicked poisons the lock; reporting must go on regardless.
+        let mut guard = self.sinks.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut guard);
     }
 
-    pub fn emit(&mut self, kind: EventKind) {
+    pub fn add(&self, sink: Box<dyn Sink>) {
+        self.with_sinks(|s| s.push(sink));
+    }
+
+    pub fn emit(&self, kind: EventKind) {
         let ev = RunEvent {
             time: jiff::Timestamp::now(),
             kind,
         };
-        for s in &mut self.sinks {
-            s.event(&ev);
-        }
+        self.with_sinks(|sinks| {
+            for s in sinks.iter_mut() {
+                s.event(&ev);
+            }
+        });
     }
 
-    pub fn decision(&mut self, tag: &'static str, text: impl Into<String>) {
+    pub fn decision(&self, tag: &'static str, text: impl Into<String>) {
         self.emit(EventKind::Decision { tag, text: text.into() });
     }
 
-    pub fn warn(&mut self, text: impl Into<String>) {
+    pub fn warn(&self, text: impl Into<String>) {
         self.emit(EventKind::Warning { text: text.into() });
     }
 
-    pub fn finish(&mut self) {
-        for s in &mut self.sinks {
-            s.finish();
-        }
+    pub fn finish(&self) {
+        self.with_sinks(|sinks| {
+            for s in sinks.iter_mut() {
+                s.finish();
+            }
+        });
     }
 }
 

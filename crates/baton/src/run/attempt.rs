@@ -3,7 +3,9 @@
 //!
 //! It does not judge the result (that is `verdict`) and does not touch the plan.
 
+use std::ffi::OsString;
 use std::io::Write;
+use std::sync::Arc;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -23,9 +25,9 @@ const TERM_GRACE: Duration = Duration::from_secs(5);
 /// How much of stderr is kept in memory for messages (the log keeps all of it).
 const STDERR_TAIL_BYTES: usize = 16 * 1024;
 
-pub struct AttemptSpec<'a> {
+pub struct AttemptSpec {
     pub task: TaskId,
-    pub agent: &'a dyn Agent,
+    pub agent: Arc<dyn Agent>,
     pub prompt: String,
     pub model: Option<String>,
     pub cwd: PathBuf,
@@ -35,6 +37,10 @@ pub struct AttemptSpec<'a> {
     pub transcript: PathBuf,
     /// The baton binary, which runs the guard that keeps the agent's group from outliving baton.
     pub guard_exe: PathBuf,
+    /// Environment added for the agent (coordination ids in parallel runs).
+    pub env: Vec<(OsString, OsString)>,
+    /// A heartbeat file the agent touches: while it is fresh, silence on the stream is not a hang.
+    pub heartbeat: Option<PathBuf>,
 }
 
 pub struct AttemptRun {
@@ -46,18 +52,14 @@ pub struct AttemptRun {
     pub duration: Duration,
 }
 
-pub async fn run(
-    spec: &AttemptSpec<'_>,
-    reporter: &mut Reporter,
-    stop: &mut watch::Receiver<Stop>,
-) -> Result<AttemptRun, SpawnError> {
+pub async fn run(spec: AttemptSpec, reporter: Reporter, mut stop: watch::Receiver<Stop>) -> Result<AttemptRun, SpawnError> {
     let started = Instant::now();
     let resolved = spec.agent.binary();
     let cmd = AgentCommand {
         program: resolved.program.clone(),
         args: spec.agent.args(&spec.prompt, spec.model.as_deref()),
         cwd: spec.cwd.clone(),
-        env: Vec::new(),
+        env: spec.env.clone(),
     };
     let mut transcript = Transcript::create(&spec.transcript);
     let mut proc = AgentProcess::spawn(&cmd, &spec.guard_exe).await?;
@@ -99,6 +101,13 @@ pub async fn run(
             },
             _ = sleep_until(wake) => {
                 let now = Instant::now();
+                if now < deadline {
+                    if let Some(fresh) = heartbeat_age(spec.heartbeat.as_deref()).filter(|age| *age < spec.idle_timeout) {
+                        // Quiet stream, live heartbeat: the agent is working, not hung.
+                        idle_deadline = now + (spec.idle_timeout - fresh);
+                        continue;
+                    }
+                }
                 ended = if now >= deadline {
                     Ended::TotalTimeout { seconds: spec.total_timeout.as_secs() }
                 } else {
@@ -131,6 +140,12 @@ pub async fn run(
         systemic,
         duration: started.elapsed(),
     })
+}
+
+/// How long ago the heartbeat file was touched.
+fn heartbeat_age(path: Option<&Path>) -> Option<Duration> {
+    let modified = std::fs::metadata(path?).ok()?.modified().ok()?;
+    std::time::SystemTime::now().duration_since(modified).ok()
 }
 
 async fn sleep_until(when: Option<Instant>) {

@@ -8,6 +8,7 @@ pub mod lock;
 pub mod process;
 pub mod prompt;
 pub mod record;
+pub mod schedule;
 pub mod stop;
 pub mod verdict;
 

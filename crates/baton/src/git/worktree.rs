@@ -1,0 +1,747 @@
+//! Worktrees for parallel tasks: `.worktrees/<plan>-<task>` on branch `parallel/<task>`, made
+//! from the current HEAD. Owns creating one (clearing a stale one of the same name first), removing
+//! one after its work has landed, listing what a crashed run left behind, and the snapshot of a
+//! working tree that copy-back and rescues read.
+//!
+//! Must not lose work: a stale branch or worktree about to be replaced whose work is not
+//! reachable from HEAD is first kept on a `parallel-rescued/…` branch (uncommitted changes
+//! committed onto it), and that is reported. Must not decide whether a task's work has landed;
+//! the caller knows that.
+
+use std::ffi::OsStr;
+use std::io;
+use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::{git, git_bytes, git_output, GitError};
+
+/// Prefix of the branches baton makes for parallel tasks.
+pub const BRANCH_PREFIX: &str = "parallel/";
+/// Prefix of the branches that keep work rescued from a stale worktree or branch.
+pub const RESCUE_PREFIX: &str = "parallel-rescued/";
+
+/// A task's worktree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Worktree {
+    pub path: PathBuf,
+    pub branch: String,
+    /// The commit the worktree was made from (main's HEAD then): copy-back's merge base.
+    pub fork: String,
+}
+
+/// What [`create`] made, and what it kept aside from a stale worktree or branch on the way.
+#[derive(Debug)]
+pub struct Created {
+    pub worktree: Worktree,
+    /// For the caller to print: work found in the way, kept rather than deleted.
+    pub rescued: Vec<Rescue>,
+}
+
+/// Work that stood in the way of a new worktree and was kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rescue {
+    /// Commits not reachable from HEAD (and, if `uncommitted`, a commit made of a stale
+    /// worktree's uncommitted changes on top) now on branch `name`.
+    Branch { name: String, commit: String, from: String, uncommitted: bool },
+    /// A directory at the worktree's path that git did not know as a worktree, moved aside.
+    Directory { from: PathBuf, to: PathBuf },
+}
+
+impl std::fmt::Display for Rescue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Rescue::Branch { name, from, uncommitted, .. } => {
+                let what = if *uncommitted { "unmerged and uncommitted work" } else { "unmerged commits" };
+                write!(f, "kept {what} of stale {from} on branch {name}")
+            }
+            Rescue::Directory { from, to } => {
+                write!(f, "moved stale directory {} aside to {}", from.display(), to.display())
+            }
+        }
+    }
+}
+
+/// A branch (and maybe its worktree) left behind by an earlier run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stale {
+    pub branch: String,
+    /// The commit the branch points at.
+    pub tip: String,
+    /// Its worktree, if one is registered and its folder still exists.
+    pub path: Option<PathBuf>,
+    /// Where it forked from main: the merge base of HEAD and the branch.
+    pub fork: Option<String>,
+}
+
+impl std::fmt::Display for Stale {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "branch {}", self.branch)?;
+        match &self.path {
+            Some(p) => write!(f, " with worktree {}", p.display()),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Stale {
+    /// The worktree, as [`create`] would have returned it, if there is one to copy back from.
+    pub fn worktree(&self) -> Option<Worktree> {
+        Some(Worktree { path: self.path.clone()?, branch: self.branch.clone(), fork: self.fork.clone()? })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorktreeError {
+    #[error(transparent)]
+    Git(#[from] GitError),
+    #[error("`{name}` is not a valid branch name")]
+    InvalidBranch { name: String },
+    #[error("branch {branch} is checked out in the main working tree; switch to another branch first")]
+    CheckedOutInMain { branch: String },
+    #[error("{} is the main working tree, not a place for a task's worktree", path.display())]
+    MainCheckout { path: PathBuf },
+    #[error("status file {} must be a relative path inside the repository", path.display())]
+    BadStatusFile { path: PathBuf },
+    #[error("cannot {what} {}", path.display())]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> WorktreeError + 'a {
+    move |source| WorktreeError::Io { what, path: path.to_path_buf(), source }
+}
+
+/// The branch of a task: `parallel/<task id>`, made a valid branch name.
+pub fn branch_name(task_id: &str) -> String {
+    format!("{BRANCH_PREFIX}{}", ref_component(task_id))
+}
+
+/// A task id as one component of a ref name. Ids that are already valid (`1.1`, `2.1a`,
+/// `fix-login`) come back unchanged; others get the offending characters replaced and a short
+/// hash of the original appended, so two different ids never share a branch.
+pub fn ref_component(id: &str) -> String {
+    let mut out = String::with_capacity(id.len());
+    let mut prev = '\0';
+    for c in id.chars() {
+        let ok = c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '+' | ',' | '=');
+        let c = if !ok || (c == '.' && (prev == '.' || out.is_empty())) { '-' } else { c };
+        out.push(c);
+        prev = c;
+    }
+    if out.starts_with('-') {
+        out.insert(0, '_');
+    }
+    if out.ends_with('.') || out.ends_with(".lock") || out.is_empty() {
+        out.push('_');
+    }
+    if out != id {
+        out.push_str(&format!("-{:08x}", fnv1a(id.as_bytes())));
+    }
+    out
+}
+
+fn fnv1a(bytes: &[u8]) -> u32 {
+    bytes.iter().fold(0x811c_9dc5_u32, |h, b| (h ^ u32::from(*b)).wrapping_mul(0x0100_0193))
+}
+
+/// Makes a worktree at `dir` on a new branch `branch` from the current HEAD, after clearing
+/// whatever an earlier run left at that path or on that branch (see [`Rescue`]). Deletes the
+/// status file inherited from the commit (`status_file_rel`, relative to the repository) so a
+/// stale report is never read as this attempt's. Adds the folder holding `dir` to the
+/// repository's `info/exclude` so main's `git status` / `git add -A` never see worktrees.
+/// A relative `dir` is taken relative to `root`. Not for several threads at once: git's
+/// worktree records and `info/exclude` are shared.
+pub fn create(root: &Path, dir: &Path, branch: &str, status_file_rel: &Path) -> Result<Created, WorktreeError> {
+    let dir = &root.join(dir);
+    check_branch(root, branch)?;
+    if !is_plain_relative(status_file_rel) {
+        return Err(WorktreeError::BadStatusFile { path: status_file_rel.to_path_buf() });
+    }
+    let fork = git(root, &["rev-parse", "--verify", "HEAD^{commit}"])?.trim().to_string();
+    let rescued = clear_stale(root, dir, branch, &fork)?;
+    exclude_worktree_folder(root, dir)?;
+    if let Some(parent) = dir.parent() {
+        std::fs::create_dir_all(parent).map_err(io_err("create", parent))?;
+    }
+    let dir_arg = dir.as_os_str();
+    git_bytes(
+        root,
+        &[
+            OsStr::new("worktree"),
+            "add".as_ref(),
+            "--quiet".as_ref(),
+            "-b".as_ref(),
+            branch.as_ref(),
+            dir_arg,
+            fork.as_ref(),
+        ],
+        &[],
+        None,
+    )?;
+    let status = dir.join(status_file_rel);
+    match std::fs::remove_file(&status) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_err("delete", &status)(e)),
+    }
+    Ok(Created { worktree: Worktree { path: dir.to_path_buf(), branch: branch.to_string(), fork }, rescued })
+}
+
+/// Removes a task's worktree (uncommitted changes and all) and deletes its branch. Call it only
+/// once the work has landed: this is the one place baton deletes a task's work. Either already
+/// being gone is fine.
+pub fn remove(root: &Path, wt: &Worktree) -> Result<(), WorktreeError> {
+    if wt.path.exists() {
+        git_bytes(
+            root,
+            &[OsStr::new("worktree"), "remove".as_ref(), "--force".as_ref(), wt.path.as_os_str()],
+            &[],
+            None,
+        )?;
+    }
+    git(root, &["worktree", "prune"])?;
+    if branch_tip(root, &wt.branch)?.is_some() {
+        git(root, &["branch", "-D", "--", &wt.branch])?;
+    }
+    Ok(())
+}
+
+/// Branches under `prefix` (e.g. `parallel/`) and their worktrees, as a crashed or stopped run
+/// left them: for recovery at start-up. Prunes worktree records whose folder is gone first.
+pub fn list_stale(root: &Path, prefix: &str) -> Result<Vec<Stale>, WorktreeError> {
+    git(root, &["worktree", "prune"])?;
+    let pattern = format!("refs/heads/{prefix}");
+    let refs = git(root, &["for-each-ref", "--format=%(objectname) %(refname)", &pattern])?;
+    let worktrees = worktree_list(root)?;
+    let head = git(root, &["rev-parse", "--verify", "-q", "HEAD^{commit}"]).ok().map(|s| s.trim().to_string());
+    let mut out = Vec::new();
+    for line in refs.lines() {
+        let Some((tip, refname)) = line.split_once(' ') else { continue };
+        // for-each-ref matches whole components; a prefix like `parallel/` must also match here.
+        let Some(branch) = refname.strip_prefix("refs/heads/") else { continue };
+        if !branch.starts_with(prefix) {
+            continue;
+        }
+        let path = worktrees
+            .iter()
+            .skip(1)
+            .find(|w| w.branch.as_deref() == Some(refname))
+            .map(|w| w.path.clone())
+            .filter(|p| p.is_dir());
+        let fork = match &head {
+            Some(h) => git(root, &["merge-base", h, tip]).ok().map(|s| s.trim().to_string()),
+            None => None,
+        };
+        out.push(Stale { branch: branch.to_string(), tip: tip.to_string(), path, fork });
+    }
+    Ok(out)
+}
+
+static SNAPSHOT_SEQ: AtomicUsize = AtomicUsize::new(0);
+
+/// The tree id of everything in the working tree at `path` that git would see — tracked files
+/// as they are on disk, untracked files that are not ignored, deletions — without touching the
+/// worktree's own index: it works on a copy (so the stat cache makes it fast on big trees).
+pub fn snapshot(path: &Path) -> Result<String, GitError> {
+    let index = PathBuf::from(git(path, &["rev-parse", "--git-path", "index"])?.trim_end_matches('\n'));
+    let index = if index.is_absolute() { index } else { path.join(index) };
+    let n = SNAPSHOT_SEQ.fetch_add(1, Ordering::Relaxed);
+    let mut tmp = index.clone().into_os_string();
+    tmp.push(format!(".baton-snapshot-{}-{n}", std::process::id()));
+    let tmp = PathBuf::from(tmp);
+    // A missing index (fresh worktree before any checkout) is fine: `add -A` starts empty.
+    let _ = std::fs::copy(&index, &tmp);
+    let env = [("GIT_INDEX_FILE", tmp.as_os_str())];
+    let result = git_bytes(path, &["add", "-A", "--", ":/"], &env, None)
+        .and_then(|_| git_bytes(path, &["write-tree"], &env, None))
+        .map(|out| String::from_utf8_lossy(&out).trim().to_string());
+    let _ = std::fs::remove_file(&tmp);
+    result
+}
+
+fn check_branch(root: &Path, branch: &str) -> Result<(), WorktreeError> {
+    let invalid = || WorktreeError::InvalidBranch { name: branch.to_string() };
+    if branch.is_empty() || branch.starts_with('-') {
+        return Err(invalid());
+    }
+    let full = format!("refs/heads/{branch}");
+    let out = git_output(root, &["check-ref-format", &full], &[], None)?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(invalid())
+    }
+}
+
+fn is_plain_relative(p: &Path) -> bool {
+    p.components().next().is_some() && p.components().all(|c| matches!(c, Component::Normal(_)))
+}
+
+fn branch_tip(root: &Path, branch: &str) -> Result<Option<String>, GitError> {
+    let full = format!("refs/heads/{branch}");
+    let out = git_output(root, &["rev-parse", "--verify", "-q", &full], &[], None)?;
+    Ok(out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string()))
+}
+
+/// One record of `git worktree list --porcelain`.
+#[derive(Debug)]
+struct Listed {
+    path: PathBuf,
+    head: Option<String>,
+    /// Full ref name, `refs/heads/…`.
+    branch: Option<String>,
+}
+
+/// The first record is the main working tree. (No `-z` before git 2.36: a path with a newline
+/// in it would be misread; worktree paths are baton's own.)
+fn worktree_list(root: &Path) -> Result<Vec<Listed>, GitError> {
+    let out = git(root, &["worktree", "list", "--porcelain"])?;
+    let mut list = Vec::new();
+    for record in out.split("\n\n") {
+        let mut item = Listed { path: PathBuf::new(), head: None, branch: None };
+        for line in record.lines() {
+            if let Some(p) = line.strip_prefix("worktree ") {
+                item.path = PathBuf::from(p);
+            } else if let Some(h) = line.strip_prefix("HEAD ") {
+                item.head = Some(h.to_string());
+            } else if let Some(b) = line.strip_prefix("branch ") {
+                item.branch = Some(b.to_string());
+            }
+        }
+        if !item.path.as_os_str().is_empty() {
+            list.push(item);
+        }
+    }
+    Ok(list)
+}
+
+fn same_path(a: &Path, b: &Path) -> bool {
+    let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| normalize_via_parent(p));
+    a == b || canon(a) == canon(b)
+}
+
+/// For a path that does not exist (yet): its parent canonicalized, then its name.
+fn normalize_via_parent(p: &Path) -> PathBuf {
+    match (p.parent(), p.file_name()) {
+        (Some(parent), Some(name)) => {
+            std::fs::canonicalize(parent).map(|c| c.join(name)).unwrap_or_else(|_| p.to_path_buf())
+        }
+        _ => p.to_path_buf(),
+    }
+}
+
+/// Removes a stale worktree at `dir` and any worktree or branch named `branch`, keeping
+/// anything not reachable from `head` on a rescue branch first.
+fn clear_stale(root: &Path, dir: &Path, branch: &str, head: &str) -> Result<Vec<Rescue>, WorktreeError> {
+    let full = format!("refs/heads/{branch}");
+    let listed = worktree_list(root)?;
+    let mut listed = listed.into_iter();
+    if let Some(main) = listed.next() {
+        if main.branch.as_deref() == Some(full.as_str()) {
+            return Err(WorktreeError::CheckedOutInMain { branch: branch.to_string() });
+        }
+        if same_path(&main.path, dir) || same_path(root, dir) {
+            return Err(WorktreeError::MainCheckout { path: dir.to_path_buf() });
+        }
+    }
+    // Tips to keep if unreachable from HEAD: (commit, what it was, had uncommitted changes).
+    let mut tips: Vec<(String, String, bool)> = Vec::new();
+    for stale in listed.filter(|w| same_path(&w.path, dir) || w.branch.as_deref() == Some(full.as_str())) {
+        let what = match &stale.branch {
+            Some(b) => format!("worktree {} ({})", stale.path.display(), b.trim_start_matches("refs/heads/")),
+            None => format!("worktree {}", stale.path.display()),
+        };
+        if stale.path.is_dir() {
+            let status = git_bytes(&stale.path, &["status", "--porcelain", "-z", "--untracked-files=all"], &[], None)?;
+            if !status.is_empty() {
+                let commit = commit_snapshot(&stale.path, stale.head.as_deref())?;
+                tips.push((commit, what, true));
+            } else if let Some(h) = &stale.head {
+                tips.push((h.clone(), what, false));
+            }
+            git_bytes(
+                root,
+                &[OsStr::new("worktree"), "remove".as_ref(), "--force".as_ref(), stale.path.as_os_str()],
+                &[],
+                None,
+            )?;
+        }
+    }
+    git(root, &["worktree", "prune"])?;
+    if let Some(tip) = branch_tip(root, branch)? {
+        tips.push((tip, format!("branch {branch}"), false));
+    }
+
+    let mut rescued = Vec::new();
+    let mut kept: Vec<String> = vec![head.to_string()];
+    for (commit, from, uncommitted) in tips {
+        // Anything reachable from HEAD or from a branch already rescued here is safe.
+        let mut args = vec!["rev-list".to_string(), "--count".to_string(), commit.clone(), "--not".to_string()];
+        args.extend(kept.iter().cloned());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let unreachable: u64 = git(root, &args)?.trim().parse().unwrap_or(1);
+        if unreachable == 0 {
+            continue;
+        }
+        let name = rescue_name(root, branch)?;
+        git(root, &["branch", "--", &name, &commit])?;
+        kept.push(commit.clone());
+        rescued.push(Rescue::Branch { name, commit, from, uncommitted });
+    }
+    if branch_tip(root, branch)?.is_some() {
+        git(root, &["branch", "-D", "--", branch])?;
+    }
+
+    // A folder git does not (or no longer) know as a worktree.
+    if dir.exists() {
+        let empty = std::fs::read_dir(dir).map(|mut d| d.next().is_none()).unwrap_or(false);
+        if empty {
+            std::fs::remove_dir(dir).map_err(io_err("remove", dir))?;
+        } else {
+            let mut to = dir.as_os_str().to_owned();
+            to.push(format!(".rescued-{}", utc_stamp()));
+            let to = PathBuf::from(to);
+            std::fs::rename(dir, &to).map_err(io_err("move aside", dir))?;
+            rescued.push(Rescue::Directory { from: dir.to_path_buf(), to });
+        }
+    }
+    Ok(rescued)
+}
+
+/// Commits everything in the working tree at `path` on top of `parent`, without touching its
+/// index or branch; returns the commit id.
+fn commit_snapshot(path: &Path, parent: Option<&str>) -> Result<String, GitError> {
+    let tree = snapshot(path)?;
+    let message = format!("baton: uncommitted work rescued from {}", path.display());
+    let mut args = vec!["commit-tree", tree.as_str(), "-m", message.as_str()];
+    if let Some(p) = parent {
+        args.extend(["-p", p]);
+    }
+    // The rescue is baton's doing, and must not fail for want of a configured identity.
+    let who = OsStr::new("baton");
+    let mail = OsStr::new("baton@localhost");
+    let env = [
+        ("GIT_AUTHOR_NAME", who),
+        ("GIT_AUTHOR_EMAIL", mail),
+        ("GIT_COMMITTER_NAME", who),
+        ("GIT_COMMITTER_EMAIL", mail),
+    ];
+    let out = git_bytes(path, &args, &env, None)?;
+    Ok(String::from_utf8_lossy(&out).trim().to_string())
+}
+
+/// `parallel-rescued/<task>-<UTC time>`, with `-2`, `-3`… if that exists already.
+fn rescue_name(root: &Path, branch: &str) -> Result<String, GitError> {
+    let task = branch.strip_prefix(BRANCH_PREFIX).unwrap_or(branch);
+    let base = format!("{RESCUE_PREFIX}{task}-{}", utc_stamp());
+    let mut name = base.clone();
+    let mut n = 2;
+    while branch_tip(root, &name)?.is_some() {
+        name = format!("{base}-{n}");
+        n += 1;
+    }
+    Ok(name)
+}
+
+/// Adds `/<folder of dir>/` to the repository's `info/exclude` when `dir` lies inside `root`.
+fn exclude_worktree_folder(root: &Path, dir: &Path) -> Result<(), WorktreeError> {
+    let (Ok(root_c), Some(parent)) = (std::fs::canonicalize(root), dir.parent()) else { return Ok(()) };
+    let parent_c = std::fs::canonicalize(parent).unwrap_or_else(|_| normalize_via_parent(parent));
+    let Ok(rel) = parent_c.strip_prefix(&root_c) else { return Ok(()) };
+    let Some(rel) = rel.to_str().filter(|r| !r.is_empty()) else { return Ok(()) };
+    let line = format!("/{rel}/");
+    let exclude = PathBuf::from(git(root, &["rev-parse", "--git-path", "info/exclude"])?.trim_end_matches('\n'));
+    let exclude = if exclude.is_absolute() { exclude } else { root.join(exclude) };
+    let current = std::fs::read_to_string(&exclude).unwrap_or_default();
+    if current.lines().any(|l| l.trim() == line) {
+        return Ok(());
+    }
+    if let Some(info) = exclude.parent() {
+        std::fs::create_dir_all(info).map_err(io_err("create", info))?;
+    }
+    let mut text = current;
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text.push_str("# worktrees of baton's parallel tasks\n");
+    text.push_str(&line);
+    text.push('\n');
+    std::fs::write(&exclude, text).map_err(io_err("write", &exclude))
+}
+
+/// The current UTC time as `YYYYMMDD-HHMMSS`.
+fn utc_stamp() -> String {
+    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}{month:02}{day:02}-{:02}{:02}{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use std::process::Command;
+
+    /// A temporary repository with one commit.
+    pub(crate) struct Repo {
+        _tmp: tempfile::TempDir,
+        pub root: PathBuf,
+    }
+
+    impl Repo {
+        pub fn new() -> Repo {
+            let tmp = tempfile::tempdir().unwrap();
+            let root = tmp.path().join("repo");
+            std::fs::create_dir(&root).unwrap();
+            let repo = Repo { _tmp: tmp, root };
+            repo.git(&["init", "-q", "-b", "main"]);
+            repo.git(&["config", "user.name", "Test"]);
+            repo.git(&["config", "user.email", "test@example.invalid"]);
+            repo.write("README.md", "hello\n");
+            repo.commit_all("initial");
+            repo
+        }
+
+        /// A scratch folder next to the repository (outside it).
+        pub fn outside(&self) -> PathBuf {
+            self._tmp.path().to_path_buf()
+        }
+
+        pub fn git(&self, args: &[&str]) -> String {
+            git_in(&self.root, args)
+        }
+
+        pub fn write(&self, rel: &str, content: &str) {
+            write_in(&self.root, rel, content);
+        }
+
+        pub fn read(&self, rel: &str) -> Option<String> {
+            std::fs::read_to_string(self.root.join(rel)).ok()
+        }
+
+        pub fn commit_all(&self, message: &str) {
+            self.git(&["add", "-A"]);
+            self.git(&["commit", "-q", "-m", message]);
+        }
+
+        pub fn head(&self) -> String {
+            self.git(&["rev-parse", "HEAD"]).trim().to_string()
+        }
+
+        pub fn wt_dir(&self, task: &str) -> PathBuf {
+            self.root.join(".worktrees").join(format!("plan-{task}"))
+        }
+
+        pub fn create(&self, task: &str) -> Created {
+            create(&self.root, &self.wt_dir(task), &branch_name(task), Path::new(".claude/plans/task-status.json"))
+                .unwrap()
+        }
+
+        pub fn has_branch(&self, branch: &str) -> bool {
+            branch_tip(&self.root, branch).unwrap().is_some()
+        }
+    }
+
+    pub(crate) fn git_in(dir: &Path, args: &[&str]) -> String {
+        let out = Command::new("git").args(args).current_dir(dir).env("LC_ALL", "C").output().unwrap();
+        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub(crate) fn write_in(dir: &Path, rel: &str, content: &str) {
+        let path = dir.join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, content).unwrap();
+    }
+
+    #[test]
+    fn create_forks_from_head_clears_inherited_status_file_and_hides_worktrees_from_main() {
+        let repo = Repo::new();
+        repo.write(".claude/plans/task-status.json", "{\"status\":\"done\"}\n");
+        repo.commit_all("status file committed by mistake");
+        let created = repo.create("1.1");
+        let wt = &created.worktree;
+        assert!(created.rescued.is_empty());
+        assert_eq!(wt.fork, repo.head());
+        assert_eq!(wt.branch, "parallel/1.1");
+        assert_eq!(git_in(&wt.path, &["rev-parse", "HEAD"]).trim(), repo.head());
+        assert_eq!(git_in(&wt.path, &["symbolic-ref", "HEAD"]).trim(), "refs/heads/parallel/1.1");
+        assert!(wt.path.join("README.md").is_file());
+        assert!(!wt.path.join(".claude/plans/task-status.json").exists());
+        assert!(repo.root.join(".claude/plans/task-status.json").exists(), "main's copy is not touched");
+        assert_eq!(repo.git(&["status", "--porcelain"]), "", "the worktree folder is excluded in main");
+    }
+
+    #[test]
+    fn branch_names_keep_valid_task_ids_and_sanitize_others_without_collisions() {
+        assert_eq!(branch_name("1.1"), "parallel/1.1");
+        assert_eq!(branch_name("2.1a"), "parallel/2.1a");
+        assert_eq!(branch_name("fix-login_2"), "parallel/fix-login_2");
+        let nasty = ["a b", "a-b", "..", ".x", "x.lock", "-x", "a~b^c:d?*[e\\", "", "x/y", "@{", "x.", "über", "a..b"];
+        let repo = Repo::new();
+        let mut seen = HashSet::new();
+        for id in nasty {
+            let name = branch_name(id);
+            assert!(check_branch(&repo.root, &name).is_ok(), "{id:?} gave invalid {name:?}");
+            assert!(seen.insert(name.clone()), "{id:?} collides as {name:?}");
+        }
+        assert!(matches!(check_branch(&repo.root, "parallel/a..b"), Err(WorktreeError::InvalidBranch { .. })));
+        assert!(matches!(check_branch(&repo.root, "-x"), Err(WorktreeError::InvalidBranch { .. })));
+    }
+
+    use std::collections::HashSet;
+
+    #[test]
+    fn stale_clean_worktree_and_branch_are_replaced() {
+        let repo = Repo::new();
+        let old = repo.create("1.1").worktree;
+        repo.write("later.txt", "main moved on\n");
+        repo.commit_all("later");
+        let created = repo.create("1.1");
+        assert_eq!(created.rescued, vec![]);
+        assert_eq!(created.worktree.fork, repo.head());
+        assert_eq!(git_in(&old.path, &["rev-parse", "HEAD"]).trim(), repo.head());
+        assert!(old.path.join("later.txt").is_file());
+        let rescued = repo.git(&["branch", "--list", "parallel-rescued/*"]);
+        assert_eq!(rescued, "");
+    }
+
+    #[test]
+    fn stale_branch_with_unmerged_commits_is_rescued_not_deleted() {
+        let repo = Repo::new();
+        repo.git(&["branch", "parallel/1.1"]);
+        let wt = repo.outside().join("elsewhere");
+        git_in(&repo.root, &["worktree", "add", "-q", wt.to_str().unwrap(), "parallel/1.1"]);
+        write_in(&wt, "work.txt", "precious\n");
+        git_in(&wt, &["add", "-A"]);
+        git_in(&wt, &["commit", "-q", "-m", "work"]);
+        let precious = git_in(&wt, &["rev-parse", "HEAD"]).trim().to_string();
+
+        let created = repo.create("1.1");
+        let [Rescue::Branch { name, commit, uncommitted, .. }] = &created.rescued[..] else {
+            panic!("expected one rescued branch: {:?}", created.rescued)
+        };
+        assert!(name.starts_with("parallel-rescued/1.1-"), "{name}");
+        assert_eq!(commit, &precious);
+        assert!(!uncommitted);
+        assert_eq!(repo.git(&["rev-parse", name]).trim(), precious);
+        assert_eq!(repo.git(&["show", &format!("{name}:work.txt")]), "precious\n");
+        assert_eq!(repo.git(&["rev-parse", "parallel/1.1"]).trim(), repo.head(), "new branch from HEAD");
+        assert!(!created.worktree.path.join("work.txt").exists());
+        assert!(created.rescued[0].to_string().contains(name));
+    }
+
+    #[test]
+    fn stale_worktree_with_uncommitted_changes_is_committed_onto_a_rescue_branch() {
+        let repo = Repo::new();
+        let old = repo.create("2.1a").worktree;
+        write_in(&old.path, "README.md", "edited\n");
+        write_in(&old.path, "new/untracked.txt", "untracked\n");
+
+        let created = repo.create("2.1a");
+        let [Rescue::Branch { name, uncommitted: true, .. }] = &created.rescued[..] else {
+            panic!("expected one rescued branch with uncommitted work: {:?}", created.rescued)
+        };
+        assert_eq!(repo.git(&["show", &format!("{name}:README.md")]), "edited\n");
+        assert_eq!(repo.git(&["show", &format!("{name}:new/untracked.txt")]), "untracked\n");
+        assert_eq!(std::fs::read_to_string(created.worktree.path.join("README.md")).unwrap(), "hello\n");
+        assert!(!created.worktree.path.join("new/untracked.txt").exists());
+    }
+
+    #[test]
+    fn unknown_folder_in_the_way_is_moved_aside() {
+        let repo = Repo::new();
+        let dir = repo.wt_dir("3");
+        write_in(&dir, "notes.txt", "mine\n");
+        let created = repo.create("3");
+        let [Rescue::Directory { to, .. }] = &created.rescued[..] else { panic!("{:?}", created.rescued) };
+        assert_eq!(std::fs::read_to_string(to.join("notes.txt")).unwrap(), "mine\n");
+        assert!(created.worktree.path.join("README.md").is_file());
+    }
+
+    #[test]
+    fn refuses_a_branch_checked_out_in_main_and_invalid_names() {
+        let repo = Repo::new();
+        repo.git(&["checkout", "-q", "-b", "parallel/1"]);
+        let err = create(&repo.root, &repo.wt_dir("1"), "parallel/1", Path::new("s.json")).unwrap_err();
+        assert!(matches!(err, WorktreeError::CheckedOutInMain { .. }), "{err:?}");
+        let err = create(&repo.root, &repo.wt_dir("x"), "parallel/a b", Path::new("s.json")).unwrap_err();
+        assert!(matches!(err, WorktreeError::InvalidBranch { .. }), "{err:?}");
+        let err = create(&repo.root, &repo.wt_dir("x"), "parallel/x", Path::new("../s.json")).unwrap_err();
+        assert!(matches!(err, WorktreeError::BadStatusFile { .. }), "{err:?}");
+        assert!(!repo.wt_dir("x").exists());
+    }
+
+    #[test]
+    fn remove_deletes_worktree_and_branch() {
+        let repo = Repo::new();
+        let wt = repo.create("1").worktree;
+        write_in(&wt.path, "dirty.txt", "landed already\n");
+        remove(&repo.root, &wt).unwrap();
+        assert!(!wt.path.exists());
+        assert!(!repo.has_branch("parallel/1"));
+        assert_eq!(repo.git(&["worktree", "list", "--porcelain"]).matches("worktree ").count(), 1);
+        remove(&repo.root, &wt).unwrap();
+    }
+
+    #[test]
+    fn list_stale_finds_baton_branches_with_their_worktrees_and_fork() {
+        let repo = Repo::new();
+        let fork = repo.head();
+        let a = repo.create("a").worktree;
+        repo.git(&["branch", "parallel/b"]);
+        repo.git(&["branch", "unrelated"]);
+        repo.write("later.txt", "x\n");
+        repo.commit_all("later");
+        let stale = list_stale(&repo.root, BRANCH_PREFIX).unwrap();
+        assert_eq!(stale.len(), 2, "{stale:?}");
+        assert_eq!(stale[0].branch, "parallel/a");
+        assert_eq!(stale[0].worktree(), Some(Worktree { path: stale[0].path.clone().unwrap(), ..a.clone() }));
+        assert!(same_path(stale[0].path.as_ref().unwrap(), &a.path));
+        assert_eq!(stale[0].fork.as_deref(), Some(fork.as_str()));
+        assert_eq!(stale[1].branch, "parallel/b");
+        assert_eq!(stale[1].path, None);
+        assert_eq!(stale[1].to_string(), "branch parallel/b");
+        assert!(stale[0].to_string().starts_with("branch parallel/a with worktree /"), "{}", stale[0]);
+    }
+
+    #[test]
+    fn snapshot_sees_tracked_untracked_and_deleted_but_not_ignored_files_and_leaves_the_index() {
+        let repo = Repo::new();
+        repo.write(".gitignore", "*.log\n");
+        repo.commit_all("ignore");
+        repo.write("README.md", "changed\n");
+        repo.write("new.txt", "new\n");
+        repo.write("debug.log", "ignored\n");
+        let tree = snapshot(&repo.root).unwrap();
+        let names = repo.git(&["ls-tree", "-r", "--name-only", &tree]);
+        assert_eq!(names, ".gitignore\nREADME.md\nnew.txt\n");
+        assert_eq!(repo.git(&["show", &format!("{tree}:README.md")]), "changed\n");
+        assert_eq!(repo.git(&["diff", "--cached", "--name-only"]), "", "the real index is untouched");
+        std::fs::remove_file(repo.root.join("README.md")).unwrap();
+        let tree = snapshot(&repo.root).unwrap();
+        assert_eq!(repo.git(&["ls-tree", "-r", "--name-only", &tree]), ".gitignore\nnew.txt\n");
+    }
+
+    #[test]
+    fn utc_stamp_looks_like_a_time() {
+        let s = utc_stamp();
+        assert_eq!(s.len(), 15, "{s}");
+        assert!(s.starts_with("20"), "{s}");
+        assert_eq!(&s[8..9], "-");
+    }
+}
