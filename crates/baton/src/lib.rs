@@ -5,6 +5,7 @@
 //! goes on. The binary (`src/main.rs`) only parses the command line and maps results to exit
 //! codes; everything else lives here.
 
+pub mod after;
 pub mod agent;
 pub mod config;
 pub mod coord;

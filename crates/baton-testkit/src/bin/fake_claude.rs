@@ -45,6 +45,7 @@
 //! | `root_refusal: true` | if `IS_SANDBOX` is not `"1"`: print the real CLI's refusal (`--dangerously-skip-permissions cannot be used with root/sudo privileges for security reasons`) to stderr and exit 1 before any output |
 //! | `events: N`, `interval_ms: M` | N assistant events (alternately text and a Bash `tool_use` with its `tool_result`), M ms apart |
 //! | `write: {"rel/path": "content"}` | write files relative to the working directory (parents created), each shown as a `Write` tool_use with `input.file_path` (absolute) |
+//! | `shell: "cmd"` | run `sh -c cmd` in the working directory (delete, rename, chmod, symlink…), shown as a `Bash` tool_use; a failing command is a tool error, not a crash |
 //! | `commit: "msg"` | `git add -A` and `git commit -q -m msg`, shown as a `Bash` tool_use |
 //! | `plan_append: "yaml"` | append the text to the plan file (`Edit` tool_use) |
 //! | `plan_replace: ["old", "new"]` | replace every `old` with `new` in the plan file (`Edit` tool_use) |
@@ -217,6 +218,7 @@ struct Step {
     events: u64,
     interval_ms: u64,
     write: Vec<(String, String)>,
+    shell: Option<String>,
     commit: Option<String>,
     plan_append: Option<String>,
     plan_replace: Option<(String, String)>,
@@ -268,6 +270,7 @@ fn parse_step(value: &Value, at: &str) -> Result<Step, Failure> {
                         .push((path.clone(), text(&format!("write.{path}"), content)?));
                 }
             }
+            "shell" => step.shell = Some(text(key, v)?),
             "commit" => step.commit = Some(text(key, v)?),
             "plan_append" => step.plan_append = Some(text(key, v)?),
             "plan_replace" => {
@@ -709,6 +712,22 @@ fn run() -> Result<u8, Failure> {
             &result,
             is_error,
         );
+    }
+
+    if let Some(command) = &step.shell {
+        let (result, ok) = match std::process::Command::new("sh")
+            .args(["-c", command])
+            .current_dir(&cwd)
+            .stdin(std::process::Stdio::null())
+            .output()
+        {
+            Ok(o) => (
+                format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)),
+                o.status.success(),
+            ),
+            Err(e) => (format!("cannot run sh: {e}"), false),
+        };
+        out.tool("Bash", json!({"command": command}), &result, !ok);
     }
 
     if let Some(message) = &step.commit {

@@ -1,10 +1,10 @@
 //! After the plan: the smoke tests, the notification of how a run ended, and the hooks
 //! around a run. Declarations and re-exports only.
 
-mod hooks;
-mod notify;
+pub mod hooks;
+pub mod notify;
 mod shell;
-mod smoke;
+pub mod smoke;
 
 pub use hooks::{run_hook, HookOutcome};
 pub use notify::{

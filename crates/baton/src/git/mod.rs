@@ -140,3 +140,33 @@ pub fn git_bytes<S: AsRef<OsStr>>(
         })
     }
 }
+
+/// Adds lines to the repository's own `info/exclude` (never committed), under a comment, so
+/// that baton's working files stay out of `git status` and `git add -A`.
+pub fn exclude_locally(root: &Path, lines: &[&str], comment: &str) -> Result<(), GitError> {
+    let exclude = PathBuf::from(git(root, &["rev-parse", "--git-path", "info/exclude"])?.trim_end_matches('\n'));
+    let exclude = if exclude.is_absolute() { exclude } else { root.join(exclude) };
+    let io = |source: std::io::Error| GitError::Failed {
+        args: "(write info/exclude)".into(),
+        dir: root.to_path_buf(),
+        stderr: format!("{}: {source}", exclude.display()),
+    };
+    let current = std::fs::read_to_string(&exclude).unwrap_or_default();
+    let missing: Vec<&&str> = lines.iter().filter(|l| !current.lines().any(|c| c.trim() == **l)).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    if let Some(info) = exclude.parent() {
+        std::fs::create_dir_all(info).map_err(io)?;
+    }
+    let mut text = current;
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text.push_str(&format!("# {comment}\n"));
+    for l in missing {
+        text.push_str(l);
+        text.push('\n');
+    }
+    std::fs::write(&exclude, text).map_err(io)
+}

@@ -12,7 +12,6 @@ use std::ffi::OsStr;
 use std::io;
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::{git, git_bytes, git_output, GitError};
 
@@ -454,41 +453,13 @@ fn exclude_worktree_folder(root: &Path, dir: &Path) -> Result<(), WorktreeError>
     let parent_c = std::fs::canonicalize(parent).unwrap_or_else(|_| normalize_via_parent(parent));
     let Ok(rel) = parent_c.strip_prefix(&root_c) else { return Ok(()) };
     let Some(rel) = rel.to_str().filter(|r| !r.is_empty()) else { return Ok(()) };
-    let line = format!("/{rel}/");
-    let exclude = PathBuf::from(git(root, &["rev-parse", "--git-path", "info/exclude"])?.trim_end_matches('\n'));
-    let exclude = if exclude.is_absolute() { exclude } else { root.join(exclude) };
-    let current = std::fs::read_to_string(&exclude).unwrap_or_default();
-    if current.lines().any(|l| l.trim() == line) {
-        return Ok(());
-    }
-    if let Some(info) = exclude.parent() {
-        std::fs::create_dir_all(info).map_err(io_err("create", info))?;
-    }
-    let mut text = current;
-    if !text.is_empty() && !text.ends_with('\n') {
-        text.push('\n');
-    }
-    text.push_str("# worktrees of baton's parallel tasks\n");
-    text.push_str(&line);
-    text.push('\n');
-    std::fs::write(&exclude, text).map_err(io_err("write", &exclude))
+    super::exclude_locally(root, &[&format!("/{rel}/")], "worktrees of baton's parallel tasks")
+        .map_err(WorktreeError::Git)
 }
 
 /// The current UTC time as `YYYYMMDD-HHMMSS`.
 fn utc_stamp() -> String {
-    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}{month:02}{day:02}-{:02}{:02}{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
+    jiff::Timestamp::now().strftime("%Y%m%d-%H%M%S").to_string()
 }
 
 #[cfg(test)]

@@ -2,5 +2,6 @@
 
 mod cli;
 mod engine;
+mod parallel;
 mod real_claude;
 mod support;

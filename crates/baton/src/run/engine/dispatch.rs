@@ -244,12 +244,14 @@ pub async fn run_plan(opts: RunOptions, stop: Option<watch::Receiver<Stop>>) -> 
         paused_until: None,
         finishing: None,
         single: None,
+        breaker_tripped: false,
         worktrees: HashMap::new(),
         landed: Vec::new(),
         protected: HashSet::new(),
         opts,
     };
-    let exit = engine.run().await;
+    let exit = if engine.before_hook().await { engine.run().await } else { Exit::InvalidInput };
+    let exit = engine.after_run(exit).await;
     engine.reporter.finish();
     exit
 }
@@ -298,6 +300,8 @@ pub(super) struct Engine {
     pub(super) finishing: Option<Exit>,
     /// `--single-task`: the one task this run is about.
     pub(super) single: Option<TaskId>,
+    /// The breaker just opened: someone should hear about it.
+    pub(super) breaker_tripped: bool,
     /// Parallel: each task's worktree, kept across its retries until its work lands.
     pub(super) worktrees: HashMap<TaskId, git::worktree::Worktree>,
     /// Parallel: tasks landed since the last round commit, and the files they wrote.
@@ -373,6 +377,9 @@ impl Engine {
                         Some(Ok((_, (id, result)))) => {
                             self.attempt_ids.retain(|_, t| *t != id);
                             self.finished(&id, result);
+                            if std::mem::take(&mut self.breaker_tripped) {
+                                self.notify(crate::after::notify::RunEnding::BreakerTripped, None).await;
+                            }
                         }
                         Some(Err(e)) => {
                             // An attempt future panicked: a bug. Its task goes back to pending
@@ -843,6 +850,7 @@ impl Engine {
         if !was_open && matches!(self.breaker.state(), BreakerState::Open { .. }) {
             let text = self.breaker.describe(std::time::Instant::now());
             self.reporter.decision("BREAKER", format!("{text} — no task starts until the cool-down ends"));
+            self.breaker_tripped = true;
         }
         if final_failure {
             let n = r.attempt_no;
@@ -976,9 +984,10 @@ impl Engine {
         self.reporter.emit(EventKind::Summary {
             text: format!("{how} in {}: {} · agent cost ${:.4}", event::human(self.started.elapsed()), counts.sentence(), self.cost),
         });
-        if !self.opts.skip_smoke && exit == Exit::Completed {
-            // Smoke tests arrive with their own issue; say so rather than pretend.
-            self.reporter.decision("SMOKE", "smoke tests are not built yet; skipped");
+        if self.opts.parallel {
+            // The coordination files belong to this run; leave none behind.
+            let _ = crate::coord::claims::clear(&self.root);
+            let _ = crate::coord::heartbeat::clear(&self.root);
         }
         exit
     }

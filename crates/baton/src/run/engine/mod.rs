@@ -1,5 +1,7 @@
-//! The dispatcher of `baton run` (`dispatch`) and its parallel side (`parallel`).
+//! The dispatcher of `baton run` (`dispatch`), its parallel side (`parallel`), and what runs
+//! around the plan (`after`: hooks, smoke tests, notifications).
 
+mod after;
 mod dispatch;
 mod parallel;
 

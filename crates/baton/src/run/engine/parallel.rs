@@ -40,6 +40,13 @@ impl Engine {
                 format!("your uncommitted changes are protected: a task that would overwrite them stops the run ({}{})", list.join(", "), if self.protected.len() > 5 { ", …" } else { "" }),
             );
         }
+        if let Err(e) = git::exclude_locally(
+            &self.root,
+            &["/.claude/agent-claims.json*", "/.claude/subagent-status/"],
+            "coordination files of baton's parallel runs",
+        ) {
+            self.reporter.warn(format!("cannot keep the coordination files out of git status: {e}"));
+        }
         match git::worktree::list_stale(&self.root, "parallel/") {
             Ok(stale) => {
                 for s in stale {

@@ -1,0 +1,128 @@
+//! Around the plan: the `before_command` hook, and once the tasks are done the `after_command`
+//! hook, the smoke tests, and the one notification that says how the run ended.
+
+use std::time::Duration;
+
+use super::dispatch::Engine;
+use crate::after::hooks::{self, HookOutcome};
+use crate::after::notify::{self, Notice, RunEnding};
+use crate::after::smoke::{self, SmokeOutcome, SmokeSpec};
+use crate::exit::Exit;
+use crate::plan::Status;
+use crate::report::status::Counts;
+
+impl Engine {
+    /// Runs `[run] before_command`; false when it failed (the run then starts nothing).
+    pub(super) async fn before_hook(&mut self) -> bool {
+        let Some(cmd) = self.config.run.before_command.clone() else { return true };
+        self.reporter.decision("HOOK", format!("before_command: {cmd}"));
+        let reporter = self.reporter.clone();
+        let outcome = hooks::run_hook(
+            "before_command",
+            &cmd,
+            &self.root,
+            Duration::from_secs_f64(self.config.run.hook_timeout_seconds),
+            &mut |line| reporter.decision("HOOK", line.to_string()),
+        )
+        .await;
+        if outcome.is_ok() {
+            return true;
+        }
+        eprintln!(
+            "error: {}; no task was started\n  help: fix `[run] before_command` in baton.toml, or remove it",
+            outcome.describe("before_command")
+        );
+        false
+    }
+
+    /// After the last task: `after_command` (however the run ended), the smoke tests (only when
+    /// every task completed), then the notification. Returns the final exit code.
+    pub(super) async fn after_run(&mut self, exit: Exit) -> Exit {
+        if let Some(cmd) = self.config.run.after_command.clone() {
+            self.reporter.decision("HOOK", format!("after_command: {cmd}"));
+            let reporter = self.reporter.clone();
+            let outcome = hooks::run_hook(
+                "after_command",
+                &cmd,
+                &self.root,
+                Duration::from_secs_f64(self.config.run.hook_timeout_seconds),
+                &mut |line| reporter.decision("HOOK", line.to_string()),
+            )
+            .await;
+            if !outcome.is_ok() {
+                self.reporter.warn(outcome.describe("after_command"));
+            } else if let HookOutcome::Ok { .. } = outcome {
+                self.reporter.decision("HOOK", outcome.describe("after_command"));
+            }
+        }
+
+        let mut exit = exit;
+        let mut smoke_result: Option<SmokeOutcome> = None;
+        if exit == Exit::Completed && !self.opts.skip_smoke && self.single.is_none() {
+            let spec = SmokeSpec {
+                command: self.file.plan().meta.smoke_command.clone().or_else(|| self.config.smoke.command.clone()),
+                timeout: Duration::from_secs_f64(self.config.smoke.timeout_seconds),
+                root: self.root.clone(),
+                log_path: self.records.dir().join("smoke.log"),
+            };
+            let reporter = self.reporter.clone();
+            let outcome = smoke::run_smoke(&spec, &mut |line| reporter.decision("SMOKE", line.to_string())).await;
+            self.reporter.decision("SMOKE", outcome.describe());
+            if outcome.is_failure() {
+                exit = Exit::SmokeFailed;
+            }
+            smoke_result = Some(outcome);
+        }
+
+        let ending = match exit {
+            Exit::Completed => RunEnding::Completed,
+            Exit::SmokeFailed => RunEnding::CompletedSmokeFailed,
+            Exit::TaskFailed => RunEnding::SomeFailed,
+            Exit::Blocked => RunEnding::Blocked,
+            _ => RunEnding::Stopped,
+        };
+        self.notify(ending, smoke_result.as_ref().map(SmokeOutcome::describe)).await;
+        exit
+    }
+
+    /// Tells the console, the webhook and the command. A broken notifier is reported once and
+    /// never changes how the run ends.
+    pub(super) async fn notify(&mut self, ending: RunEnding, smoke: Option<String>) {
+        let plan = self.file.plan();
+        let c = Counts::of(plan);
+        let mut notice = Notice::new(
+            ending,
+            plan.meta.name.clone().unwrap_or_else(|| self.opts.plan.display().to_string()),
+            self.opts.plan.display().to_string(),
+            notify::Counts {
+                completed: c.completed,
+                failed: c.failed,
+                skipped: c.skipped,
+                pending: c.pending + c.in_progress,
+                total: c.total,
+            },
+            self.started.elapsed().as_secs_f64(),
+            self.cost,
+        );
+        notice.failed_tasks = plan.tasks().filter(|t| t.status == Status::Failed).map(|t| t.id.to_string()).collect();
+        notice.blocked_tasks = crate::plan::graph::blocked(plan).into_iter().map(|(id, _)| id.to_string()).collect();
+        notice.smoke = smoke;
+        notice.notification_email = plan.meta.notification_email.clone();
+        let notice = notice.with_summary();
+        for line in notice.console_lines() {
+            self.reporter.decision("NOTIFY", line);
+        }
+        let webhook = self.config.notify.webhook.clone();
+        let command = self.config.notify.command.clone();
+        if webhook.is_none() && command.is_none() {
+            return;
+        }
+        let root = self.root.clone();
+        let problems = tokio::task::spawn_blocking(move || notify::send(&notice, webhook.as_deref(), command.as_deref(), &root))
+            .await
+            .unwrap_or_else(|e| vec![format!("the notifier crashed: {e}")]);
+        for p in problems {
+            self.reporter.warn(format!("notification not delivered: {p}"));
+        }
+    }
+}

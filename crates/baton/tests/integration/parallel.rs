@@ -1,0 +1,305 @@
+//! `baton run --parallel`: worktrees, overlap, copy-back of every kind of change, conflicts,
+//! plan edits from worktrees, crash recovery, and claims.
+
+use baton::plan::Status;
+
+use crate::support::{signal, wait_exit, wait_for, Project, FAST_CONFIG};
+
+fn group_plan(tasks: &[(&str, &str)]) -> String {
+    let mut s = String::from("meta:\n  name: Parallel\n  max_attempts_default: 2\nsections:\n- id: s1\n  name: Group\n  tasks:\n");
+    for (id, desc) in tasks {
+        s.push_str(&format!("  - id: '{id}'\n    name: Task {id}\n    status: pending\n    parallel_group: g\n    description: '{desc}'\n"));
+    }
+    s
+}
+
+fn project(plan: &str) -> Project {
+    let p = Project::new();
+    p.write("plan.yaml", plan);
+    p.write("baton.toml", FAST_CONFIG);
+    p.repo.commit_all("plan");
+    p
+}
+
+fn status(p: &Project, id: &str) -> Status {
+    p.plan().task(id).unwrap_or_else(|| panic!("no task {id}")).status
+}
+
+fn record(p: &Project, task: &str, n: u32) -> serde_json::Value {
+    serde_json::from_str(&p.read(&format!(".baton/logs/plan/{task}/attempt-{n}.json"))).unwrap()
+}
+
+#[test]
+fn four_slow_tasks_of_one_group_overlap() {
+    let plan = group_plan(&[("1", "one"), ("2", "two"), ("3", "three"), ("4", "four")]);
+    let p = project(&plan);
+    p.scenario(r#"{"default": [{"events": 20, "interval_ms": 100}]}"#);
+    let r = p.baton(&["run", "plan.yaml", "--parallel", "--jobs", "4"]);
+    assert_eq!(r.code(), 0, "{}", r.all());
+    let recs: Vec<serde_json::Value> = ["1", "2", "3", "4"].iter().map(|t| record(&p, t, 1)).collect();
+    let ts = |v: &serde_json::Value, k: &str| v[k].as_str().unwrap().parse::<jiff::Timestamp>().unwrap();
+    let last_start = recs.iter().map(|r| ts(r, "started_at")).max().unwrap();
+    let first_end = recs.iter().map(|r| ts(r, "ended_at")).min().unwrap();
+    assert!(last_start < first_end, "the four tasks did not all run at once: last start {last_start}, first end {first_end}");
+    // Each in its own worktree.
+    let cwds: std::collections::HashSet<String> =
+        p.invocations().iter().map(|i| i["cwd"].as_str().unwrap().to_string()).collect();
+    assert_eq!(cwds.len(), 4);
+    assert!(cwds.iter().all(|c| c.contains("/.worktrees/plan-")), "{cwds:?}");
+    for t in ["1", "2", "3", "4"] {
+        assert_eq!(status(&p, t), Status::Completed);
+    }
+    assert!(!p.path().join(".worktrees/plan-1").exists(), "a landed worktree was not removed");
+    let branches = p.repo.git(&["branch", "--list", "parallel/*"]);
+    assert!(branches.trim().is_empty(), "branches left: {branches}");
+}
+
+#[test]
+fn a_free_slot_is_refilled_without_waiting_for_the_slowest() {
+    let plan = group_plan(&[("slow", "s"), ("a", "a"), ("b", "b")]);
+    let p = project(&plan);
+    p.scenario(r#"{"tasks": {"slow": [{"events": 30, "interval_ms": 100}]}}"#);
+    let r = p.baton(&["run", "plan.yaml", "--parallel", "--jobs", "2"]);
+    assert_eq!(r.code(), 0, "{}", r.all());
+    let ts = |t: &str, k: &str| record(&p, t, 1)[k].as_str().unwrap().parse::<jiff::Timestamp>().unwrap();
+    // b started in a's slot while slow was still running.
+    assert!(ts("b", "started_at") < ts("slow", "ended_at"), "b waited for the slowest sibling");
+}
+
+#[test]
+fn every_kind_of_change_lands() {
+    let plan = group_plan(&[("1", "changes"), ("2", "more")]);
+    let p = project(&plan);
+    p.write("keep.txt", "keep\n");
+    p.write("gone.txt", "bye\n");
+    p.write("old-name.txt", "moving\n");
+    p.write("script.sh", "echo hi\n");
+    p.write("edit.txt", "before\n");
+    p.repo.commit_all("files");
+    p.scenario(
+        r#"{"tasks": {
+        "1": [{"write": {"new/added.txt": "new\n", "edit.txt": "after\n"},
+               "shell": "git rm -q gone.txt && git mv old-name.txt new-name.txt && chmod +x script.sh && ln -s keep.txt link.txt",
+               "commit": "task 1 work"}],
+        "2": [{"write": {"uncommitted.txt": "never committed by the agent\n"}}]
+    }}"#,
+    );
+    let r = p.baton(&["run", "plan.yaml", "--parallel"]);
+    assert_eq!(r.code(), 0, "{}", r.all());
+    assert_eq!(p.read("new/added.txt"), "new\n");
+    assert_eq!(p.read("edit.txt"), "after\n");
+    assert!(!p.path().join("gone.txt").exists());
+    assert!(!p.path().join("old-name.txt").exists());
+    assert_eq!(p.read("new-name.txt"), "moving\n");
+    use std::os::unix::fs::PermissionsExt;
+    assert_ne!(std::fs::metadata(p.path().join("script.sh")).unwrap().permissions().mode() & 0o111, 0, "exec bit lost");
+    let link = std::fs::symlink_metadata(p.path().join("link.txt")).unwrap();
+    assert!(link.file_type().is_symlink(), "a symlink landed as something else");
+    assert_eq!(std::fs::read_link(p.path().join("link.txt")).unwrap(), std::path::PathBuf::from("keep.txt"));
+    assert_eq!(p.read("uncommitted.txt"), "never committed by the agent\n");
+    // One commit for the round's files, then the plan state; nothing left uncommitted.
+    let log = p.repo.log_subjects();
+    assert!(log[1].starts_with("plan: land tasks"), "{log:?}");
+    assert!(log[0].starts_with("baton: plan state after"), "{log:?}");
+    assert_eq!(p.repo.status_porcelain(), "", "landed work was left uncommitted");
+}
+
+#[test]
+fn edits_to_different_lines_of_one_file_both_land() {
+    let plan = group_plan(&[("1", "top"), ("2", "bottom")]);
+    let p = project(&plan);
+    p.write("shared.txt", "line 1\nline 2\nline 3\nline 4\nline 5\n");
+    p.repo.commit_all("shared");
+    p.scenario(
+        r#"{"tasks": {
+        "1": [{"events": 5, "interval_ms": 50, "write": {"shared.txt": "LINE 1\nline 2\nline 3\nline 4\nline 5\n"}}],
+        "2": [{"events": 15, "interval_ms": 50, "write": {"shared.txt": "line 1\nline 2\nline 3\nline 4\nLINE 5\n"}}]
+    }}"#,
+    );
+    let r = p.baton(&["run", "plan.yaml", "--parallel"]);
+    assert_eq!(r.code(), 0, "{}", r.all());
+    assert_eq!(p.read("shared.txt"), "LINE 1\nline 2\nline 3\nline 4\nLINE 5\n");
+}
+
+#[test]
+fn the_same_line_is_a_conflict_that_keeps_main_and_the_branch() {
+    let plan = group_plan(&[("1", "first"), ("2", "second")]);
+    let p = project(&plan);
+    p.write("shared.txt", "one\ntwo\n");
+    p.repo.commit_all("shared");
+    p.scenario(
+        r#"{"tasks": {
+        "1": [{"events": 3, "interval_ms": 50, "write": {"shared.txt": "ONE by task 1\ntwo\n"}}],
+        "2": [{"events": 15, "interval_ms": 50, "write": {"shared.txt": "ONE by task 2\ntwo\n"}}]
+    }}"#,
+    );
+    let r = p.baton(&["run", "plan.yaml", "--parallel"]);
+    assert_eq!(r.code(), 1, "{}", r.all());
+    assert_eq!(p.read("shared.txt"), "ONE by task 1\ntwo\n", "main was overwritten");
+    assert_eq!(status(&p, "1"), Status::Completed);
+    assert_eq!(status(&p, "2"), Status::Failed);
+    let err = p.plan().task("2").unwrap().last_error.clone().unwrap();
+    assert!(err.contains("merge conflict in shared.txt"), "{err}");
+    assert!(r.all().contains("parallel/2"), "the output does not say where the work is kept:\n{}", r.all());
+    let kept = p.repo.git(&["show", "parallel/2:shared.txt"]);
+    // The uncommitted work was committed onto the branch or is still in the worktree.
+    let in_tree = std::fs::read_to_string(p.path().join(".worktrees/plan-2/shared.txt")).unwrap_or_default();
+    assert!(kept.contains("ONE by task 2") || in_tree.contains("ONE by task 2"), "task 2's work is gone");
+}
+
+#[test]
+fn two_tasks_creating_the_same_path_conflict() {
+    let plan = group_plan(&[("1", "first"), ("2", "second")]);
+    let p = project(&plan);
+    p.scenario(
+        r#"{"tasks": {
+        "1": [{"write": {"new.txt": "from 1\n"}}],
+        "2": [{"events": 10, "interval_ms": 50, "write": {"new.txt": "from 2\n"}}]
+    }}"#,
+    );
+    let r = p.baton(&["run", "plan.yaml", "--parallel"]);
+    assert_eq!(r.code(), 1, "{}", r.all());
+    assert_eq!(p.read("new.txt"), "from 1\n");
+    assert!(p.plan().task("2").unwrap().last_error.clone().unwrap().contains("merge conflict in new.txt"));
+}
+
+#[test]
+fn a_symlink_out_of_the_repository_is_refused() {
+    let plan = group_plan(&[("1", "evil")]);
+    let p = project(&plan);
+    p.scenario(r#"{"tasks": {"1": [{"shell": "ln -s /etc/passwd escape && ln -s ../../outside up"}]}}"#);
+    let r = p.baton(&["run", "plan.yaml", "--parallel"]);
+    assert_eq!(r.code(), 1, "{}", r.all());
+    assert!(std::fs::symlink_metadata(p.path().join("escape")).is_err(), "a symlink out of the tree landed");
+    assert!(std::fs::symlink_metadata(p.path().join("up")).is_err());
+    let err = p.plan().task("1").unwrap().last_error.clone().unwrap();
+    assert!(err.contains("escape") || err.contains("up"), "{err}");
+}
+
+#[test]
+fn a_task_added_by_an_agent_in_a_worktree_runs() {
+    let plan = group_plan(&[("1", "splits")]);
+    let p = project(&plan);
+    let added = "  - id: '1b'\n    name: Added in a worktree\n    status: pending\n    depends_on: ['1']\n";
+    p.scenario(&format!(
+        r#"{{"tasks": {{"1": [{{"plan_append": {}, "plan_modified": true}}]}}}}"#,
+        serde_json::to_string(added).unwrap()
+    ));
+    let r = p.baton(&["run", "plan.yaml", "--parallel"]);
+    assert_eq!(r.code(), 0, "{}", r.all());
+    assert_eq!(status(&p, "1b"), Status::Completed);
+    assert_eq!(p.invocations().len(), 2);
+}
+
+#[test]
+fn a_stale_branch_from_a_crash_does_not_block_a_new_run() {
+    let plan = group_plan(&[("1", "a"), ("2", "b")]);
+    let p = project(&plan);
+    // A crashed run left a clean branch and a worktree for task 1.
+    p.repo.git(&["worktree", "add", "-q", "-b", "parallel/1", ".worktrees/plan-1"]);
+    let r = p.baton(&["run", "plan.yaml", "--parallel"]);
+    assert_eq!(r.code(), 0, "{}", r.all());
+    assert_eq!(status(&p, "1"), Status::Completed);
+}
+
+#[test]
+fn kill_9_mid_round_then_resume_loses_nothing() {
+    let plan = group_plan(&[("1", "quick"), ("2", "hangs")]);
+    let p = project(&plan);
+    p.scenario(
+        r#"{"tasks": {
+        "1": [{"write": {"one.txt": "1\n"}}],
+        "2": [{"write": {"two.txt": "partial work\n"}, "commit": "partial", "hang": true}, {"write": {"two.txt": "2\n"}}]
+    }}"#,
+    );
+    let mut child = p.spawn(&["run", "plan.yaml", "--parallel"]);
+    wait_for("task 1 to land and task 2 to hang", || {
+        p.pid_file("2-1.grandchild.pid").is_some() && p.path().join("one.txt").exists()
+    });
+    let grandchild = p.pid_file("2-1.grandchild.pid").unwrap();
+    signal(&child, libc::SIGKILL);
+    let _ = child.wait();
+    wait_for("the hung agent to die with baton", || !baton_testkit::process_alive(grandchild));
+
+    let r = p.baton(&["run", "plan.yaml", "--parallel"]);
+    assert_eq!(r.code(), 0, "{}", r.all());
+    assert_eq!(p.read("one.txt"), "1\n");
+    assert_eq!(p.read("two.txt"), "2\n");
+    assert_eq!(status(&p, "1"), Status::Completed);
+    assert_eq!(status(&p, "2"), Status::Completed);
+    assert_eq!(p.plan().task("2").unwrap().attempts, 1, "the killed attempt counted");
+    // The killed attempt's commit was not thrown away: it was rescued onto a branch.
+    let rescued = p.repo.git(&["branch", "--list", "parallel-rescued/*"]);
+    assert!(!rescued.trim().is_empty(), "the partial work of the killed attempt was deleted");
+}
+
+#[test]
+fn your_uncommitted_changes_are_never_overwritten() {
+    let plan = group_plan(&[("1", "touches mine")]);
+    let p = project(&plan);
+    p.write("mine.txt", "original\n");
+    p.repo.commit_all("mine");
+    p.write("mine.txt", "my unsaved edit\n");
+    p.scenario(r#"{"tasks": {"1": [{"write": {"mine.txt": "the agent's\n"}}]}}"#);
+    let r = p.baton(&["run", "plan.yaml", "--parallel"]);
+    assert_eq!(r.code(), 4, "{}", r.all());
+    assert_eq!(p.read("mine.txt"), "my unsaved edit\n");
+    assert!(r.stderr().contains("mine.txt") && r.stderr().contains("uncommitted"), "{}", r.stderr());
+}
+
+#[test]
+fn dry_run_shows_what_would_overlap_and_why_not() {
+    let plan = "sections:\n- id: s\n  tasks:\n  - {id: a, name: A, parallel_group: g, description: 'Edit src/x.ts'}\n  - {id: b, name: B, parallel_group: g, description: 'Edit src/y.ts'}\n  - {id: c, name: C, parallel_group: g, description: 'Edit src/x.ts again'}\n";
+    let p = project(plan);
+    let r = p.baton(&["run", "plan.yaml", "--parallel", "--dry-run"]);
+    assert_eq!(r.code(), 0, "{}", r.all());
+    let out = r.stdout();
+    assert!(out.contains("round 1: a + b"), "{out}");
+    assert!(out.contains("not beside them: c — conflicts with a: both touch src/x.ts"), "{out}");
+    assert!(out.contains("round 2: c"), "{out}");
+    assert_eq!(p.read("plan.yaml"), plan);
+}
+
+#[test]
+fn a_claim_race_has_exactly_one_winner() {
+    let p = Project::new();
+    let mut children = Vec::new();
+    for n in 0..6 {
+        let child = std::process::Command::new(crate::support::BATON)
+            .args(["claim", "src/shared.rs"])
+            .current_dir(p.path())
+            .env("BATON_AGENT_ID", format!("agent-{n}"))
+            .env("BATON_TASK_ID", format!("{n}"))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        children.push(child);
+    }
+    let outs: Vec<std::process::Output> = children.into_iter().map(|c| c.wait_with_output().unwrap()).collect();
+    let winners = outs.iter().filter(|o| o.status.code() == Some(0)).count();
+    let held = outs.iter().filter(|o| o.status.code() == Some(1)).count();
+    assert_eq!((winners, held), (1, 5), "{outs:?}");
+    let claims: serde_json::Value = serde_json::from_str(&p.read(".claude/agent-claims.json")).unwrap();
+    assert_eq!(claims["claims"].as_object().unwrap().len(), 1);
+    // Release by the holder frees the file for the next agent.
+    let owner = claims["claims"]["src/shared.rs"]["agent_id"].as_str().unwrap().to_string();
+    let task = owner.trim_start_matches("agent-").to_string();
+    let rel = std::process::Command::new(crate::support::BATON)
+        .args(["release", "src/shared.rs"])
+        .current_dir(p.path())
+        .env("BATON_AGENT_ID", &owner)
+        .env("BATON_TASK_ID", &task)
+        .output()
+        .unwrap();
+    assert!(rel.status.success(), "{rel:?}");
+    let again = std::process::Command::new(crate::support::BATON)
+        .args(["claim", "src/shared.rs"])
+        .current_dir(p.path())
+        .env("BATON_AGENT_ID", "agent-late")
+        .env("BATON_TASK_ID", "9")
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(0), "{again:?}");
+    let _ = wait_exit;
+}
