@@ -28,7 +28,7 @@ struct Running {
 }
 
 /// Decisions worth a line even in the calm view.
-const CALM_TAGS: [&str; 6] = ["STOP", "BREAKER", "BLOCKED", "RECOVER", "PLAN", "LIMIT"];
+const CALM_TAGS: [&str; 8] = ["STOP", "BREAKER", "BLOCKED", "RECOVER", "PLAN", "SMOKE", "NOTIFY", "HOOK"];
 
 impl Terminal {
     pub fn new(verbose: bool) -> Terminal {

@@ -1,5 +1,6 @@
 //! Integration tests: the real `baton` binary, run in temporary folders and git repositories.
 
+mod after;
 mod cli;
 mod engine;
 mod parallel;

@@ -122,7 +122,7 @@ impl Engine {
             .await
             .unwrap_or_else(|e| vec![format!("the notifier crashed: {e}")]);
         for p in problems {
-            self.reporter.warn(format!("notification not delivered: {p}"));
+            self.reporter.warn(p);
         }
     }
 }
