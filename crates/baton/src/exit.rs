@@ -15,8 +15,6 @@ pub enum Exit {
     Stopped = 4,
     /// Every task completed but the smoke tests failed.
     SmokeFailed = 5,
-    /// The command is part of baton's interface but not built yet.
-    NotBuilt = 69,
 }
 
 impl Exit {
@@ -33,5 +31,4 @@ Exit codes:
   2   invalid input (plan, config or flags); nothing was run or changed
   3   blocked: pending tasks remain that can never run
   4   stopped early (stop file, Ctrl+C, budget)
-  5   all tasks completed but the smoke tests failed
-  69  this command is not built yet";
+  5   all tasks completed but the smoke tests failed";

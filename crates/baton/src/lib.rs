@@ -11,6 +11,7 @@ pub mod config;
 pub mod coord;
 pub mod exit;
 pub mod git;
+pub mod pipeline;
 pub mod plan;
 pub mod policy;
 pub mod report;

@@ -140,7 +140,7 @@ fn main() -> ExitCode {
         Command::Claim { file } => coordinate(Coordinate::Claim(file)),
         Command::Release { file } => coordinate(Coordinate::Release(file)),
         Command::Heartbeat { note } => coordinate(Coordinate::Heartbeat(note)),
-        Command::Pipeline { .. } => not_built("pipeline", "the backlog daemon"),
+        Command::Pipeline { once, dry_run, verbose } => baton::pipeline::run(baton::pipeline::PipelineOptions { once, dry_run, verbose }),
     };
     ExitCode::from(exit.code() as u8)
 }
@@ -385,10 +385,6 @@ fn coordinate(op: Coordinate) -> Exit {
     }
 }
 
-fn not_built(command: &str, what: &str) -> Exit {
-    eprintln!("baton {command}: {what} is not built yet in this version of baton; nothing was done");
-    Exit::NotBuilt
-}
 
 fn plural(n: usize) -> &'static str {
     if n == 1 {

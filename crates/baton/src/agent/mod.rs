@@ -52,3 +52,29 @@ pub trait Agent: Send + Sync {
     /// A failure of the environment rather than of the task, recognised from the output.
     fn systemic_failure(&self, stderr: &str, stdout_tail: &str) -> Option<Systemic>;
 }
+
+/// The agent `baton.toml` asks for, located. The error is a full message for a person. With
+/// `lenient` (dry runs) a missing binary is only a warning.
+pub fn for_config(config: &crate::config::Config, lenient: bool) -> Result<std::sync::Arc<dyn Agent>, String> {
+    use crate::config::AgentKind;
+    match config.agent.kind {
+        AgentKind::Claude => match claude::ClaudeCode::resolve(config.agent.binary.as_deref()) {
+            Ok(binary) => Ok(std::sync::Arc::new(claude::ClaudeCode { binary, extra_args: config.agent.extra_args.clone() })),
+            Err(e) if lenient => {
+                eprintln!("warning: {e}");
+                Ok(std::sync::Arc::new(claude::ClaudeCode {
+                    binary: Resolved::plain("claude".into(), "not found".into()),
+                    extra_args: Vec::new(),
+                }))
+            }
+            Err(e) => Err(format!(
+                "error: {e}\n  help: install Claude Code (npm install -g @anthropic-ai/claude-code), or name the binary in baton.toml `[agent] binary` or {}",
+                claude::BIN_ENV
+            )),
+        },
+        other => Err(format!(
+            "error: baton.toml `[agent] kind = \"{}\"` is not built yet; use \"claude\"",
+            format!("{other:?}").to_lowercase()
+        )),
+    }
+}

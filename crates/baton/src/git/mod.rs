@@ -73,6 +73,16 @@ pub fn commit_paths(root: &Path, paths: &[PathBuf], message: &str) -> Result<Com
         .iter()
         .map(|p| p.strip_prefix(root).unwrap_or(p).to_string_lossy().into_owned())
         .collect();
+    // A path gone from disk counts only if git knows it (its deletion is then committed);
+    // naming a path git never saw would make the whole command fail.
+    let mut ls: Vec<&str> = vec!["ls-files", "-z", "--"];
+    ls.extend(rels.iter().map(String::as_str));
+    let known = git(root, &ls)?;
+    let known: Vec<&str> = known.split('\0').filter(|p| !p.is_empty()).collect();
+    let rels: Vec<String> = rels
+        .into_iter()
+        .filter(|r| root.join(r).symlink_metadata().is_ok() || known.contains(&r.as_str()))
+        .collect();
     if rels.is_empty() {
         return Ok(Committed::NothingToCommit);
     }

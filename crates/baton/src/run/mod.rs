@@ -1,7 +1,7 @@
 //! `baton run`: the dispatcher, one attempt's executor, the agent process and its guard, the
 //! stop signal, the per-plan lock, the status protocol, and the attempt records.
 
-mod attempt;
+pub(crate) mod attempt;
 pub mod engine;
 pub mod guard;
 pub mod lock;

@@ -100,13 +100,18 @@ pub fn render(template: &str, v: &PromptVars<'_>) -> String {
         ("attempt_note", String::new()),
         ("extra", v.extra.to_string()),
     ];
+    fill(template, &vars)
+}
+
+/// Replaces each `{name}` of `vars` in one pass (a value is never scanned again, so text from
+/// a plan or a backlog item cannot inject placeholders). Unknown `{names}` stay as they are.
+pub fn fill(template: &str, vars: &[(&str, String)]) -> String {
     let mut out = String::with_capacity(template.len() + 512);
     let mut rest = template;
     while let Some(open) = rest.find('{') {
         out.push_str(&rest[..open]);
         let after = &rest[open + 1..];
-        let close = after.find('}');
-        let name = close.map(|c| &after[..c]);
+        let name = after.find('}').map(|c| &after[..c]);
         match name.and_then(|n| vars.iter().find(|(k, _)| *k == n)) {
             Some((k, value)) => {
                 out.push_str(value);

@@ -4,5 +4,6 @@ mod after;
 mod cli;
 mod engine;
 mod parallel;
+mod pipeline;
 mod real_claude;
 mod support;

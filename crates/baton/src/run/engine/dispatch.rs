@@ -25,9 +25,8 @@ use crate::run::record::{self, AttemptRecord, Records};
 use crate::run::schedule::{self, Active, Footprint};
 use crate::run::stop::{self, Stop};
 use crate::run::verdict::{self, Evidence, Verdict};
-use crate::agent::claude::ClaudeCode;
 use crate::agent::Agent;
-use crate::config::{AgentKind, Config};
+use crate::config::Config;
 use crate::exit::Exit;
 use crate::git;
 use crate::plan::graph::{self, Wait};
@@ -123,29 +122,10 @@ pub async fn run_plan(opts: RunOptions, stop: Option<watch::Receiver<Stop>>) -> 
             return Exit::InvalidInput;
         }
     }
-    let agent: Arc<dyn Agent> = match config.agent.kind {
-        AgentKind::Claude => match ClaudeCode::resolve(config.agent.binary.as_deref()) {
-            Ok(binary) => Arc::new(ClaudeCode {
-                binary,
-                extra_args: config.agent.extra_args.clone(),
-            }),
-            Err(e) if opts.dry_run => {
-                eprintln!("warning: {e}");
-                Arc::new(ClaudeCode {
-                    binary: crate::agent::Resolved::plain("claude".into(), "not found".into()),
-                    extra_args: Vec::new(),
-                })
-            }
-            Err(e) => {
-                eprintln!(
-                    "error: {e}\n  help: install Claude Code (npm install -g @anthropic-ai/claude-code), or name the binary in baton.toml `[agent] binary` or {}",
-                    crate::agent::claude::BIN_ENV
-                );
-                return Exit::InvalidInput;
-            }
-        },
-        other => {
-            eprintln!("error: baton.toml `[agent] kind = \"{}\"` is not built yet; use \"claude\"", format!("{other:?}").to_lowercase());
+    let agent = match crate::agent::for_config(&config, opts.dry_run) {
+        Ok(a) => a,
+        Err(message) => {
+            eprintln!("{message}");
             return Exit::InvalidInput;
         }
     };
