@@ -32,3 +32,25 @@ Exit codes:
   3   blocked: pending tasks remain that can never run
   4   stopped early (stop file, Ctrl+C, budget)
   5   all tasks completed but the smoke tests failed";
+
+/// An error and its causes on one line, for a person: `cannot read x: No such file`.
+pub fn render_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        out.push_str(&format!(": {s}"));
+        src = s.source();
+    }
+    out
+}
+
+/// Runs the async part of a command on a single-threaded runtime.
+pub fn block_on(f: impl std::future::Future<Output = Exit>) -> Exit {
+    match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt.block_on(f),
+        Err(e) => {
+            eprintln!("error: cannot start baton's runtime: {e}");
+            Exit::InvalidInput
+        }
+    }
+}

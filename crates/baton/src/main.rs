@@ -152,7 +152,7 @@ fn load_config(plan: &Path) -> Result<Config, Exit> {
             ConfigError::Invalid { .. } => {
                 eprintln!("error: {e}\n  help: fix or remove this setting (see README.md, \"Configuration\")")
             }
-            ConfigError::Read { .. } => eprintln!("error: {}", render_chain(&e)),
+            ConfigError::Read { .. } => eprintln!("error: {}", baton::exit::render_chain(&e)),
         }
         Exit::InvalidInput
     })
@@ -399,14 +399,4 @@ fn terminal_width() -> usize {
         .ok()
         .and_then(|c| c.parse().ok())
         .unwrap_or(100)
-}
-
-fn render_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut src = e.source();
-    while let Some(s) = src {
-        out.push_str(&format!(": {s}"));
-        src = s.source();
-    }
-    out
 }

@@ -150,7 +150,7 @@ impl Notice {
                 )
             }
             RunEnding::BreakerTripped => {
-                format!("plan \"{plan}\" stopped by the circuit breaker (repeated failures)")
+                format!("plan \"{plan}\": the circuit breaker tripped after repeated failures; no task starts until its cool-down ends")
             }
             RunEnding::Stopped => format!("plan \"{plan}\" stopped early"),
             RunEnding::BudgetExhausted => format!("plan \"{plan}\" stopped: budget exhausted"),
@@ -901,7 +901,7 @@ mod tests {
              "baton: plan \"W\" finished with failed tasks — 12/12 completed, 42s, $0.50"),
             (RunEnding::Blocked, "blocked", None, "baton: plan \"W\" is blocked — 12/12 completed, 42s, $0.50"),
             (RunEnding::BreakerTripped, "circuit_breaker", None,
-             "baton: plan \"W\" stopped by the circuit breaker (repeated failures) — 12/12 completed, 42s, $0.50"),
+             "baton: plan \"W\": the circuit breaker tripped after repeated failures; no task starts until its cool-down ends — 12/12 completed, 42s, $0.50"),
             (RunEnding::Stopped, "stopped", None, "baton: plan \"W\" stopped early — 12/12 completed, 42s, $0.50"),
             (RunEnding::BudgetExhausted, "budget_exhausted", None,
              "baton: plan \"W\" stopped: budget exhausted — 12/12 completed, 42s, $0.50"),

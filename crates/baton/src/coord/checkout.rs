@@ -4,7 +4,6 @@
 //! Reads git and the environment; must not change either.
 
 use std::path::{Component, Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use super::CoordError;
 
@@ -157,28 +156,16 @@ fn real_path_of_nearest_folder(path: &Path) -> Option<PathBuf> {
 }
 
 fn git(dir: &Path, args: &[&str]) -> Result<String, CoordError> {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("LC_ALL", "C")
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .stdin(Stdio::null())
-        .output()
-        .map_err(CoordError::GitSpawn)?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(CoordError::Git {
-            args: args.join(" "),
-            dir: dir.to_path_buf(),
-            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        })
-    }
+    crate::git::git(dir, args).map_err(|e| match e {
+        crate::git::GitError::Spawn(source) => CoordError::GitSpawn(source),
+        crate::git::GitError::Failed { args, dir, stderr } => CoordError::Git { args, dir, stderr },
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::process::{Command, Stdio};
 
     fn run(dir: &Path, args: &[&str]) {
         let out = Command::new("git")

@@ -36,14 +36,7 @@ pub struct PipelineOptions {
 }
 
 pub fn run(opts: PipelineOptions) -> Exit {
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start baton's runtime: {e}");
-            return Exit::InvalidInput;
-        }
-    };
-    rt.block_on(daemon(opts))
+    crate::exit::block_on(daemon(opts))
 }
 
 /// How processing one item ended.
@@ -92,12 +85,7 @@ async fn daemon(opts: PipelineOptions) -> Exit {
     if let Ok(log) = RunLog::create(&records.dir().join("pipeline.log")) {
         reporter.add(Box::new(log));
     }
-    let stop_file = root.join(&config.paths.stop_file);
-    if stop_file.exists() {
-        let _ = std::fs::remove_file(&stop_file);
-        reporter.decision("CLEANUP", format!("removed a stale stop file {}", stop_file.display()));
-    }
-    let mut stop = match stop::watch(stop_file) {
+    let mut stop = match stop::watch_fresh(root.join(&config.paths.stop_file), &reporter) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: cannot watch for Ctrl+C: {e}");

@@ -28,7 +28,7 @@ struct Running {
 }
 
 /// Decisions worth a line even in the calm view.
-const CALM_TAGS: [&str; 9] = ["STOP", "BREAKER", "BLOCKED", "RECOVER", "PLAN", "SMOKE", "NOTIFY", "HOOK", "PIPELINE"];
+const CALM_TAGS: [&str; 10] = ["STOP", "BREAKER", "BLOCKED", "RECOVER", "PLAN", "SMOKE", "NOTIFY", "HOOK", "PIPELINE", "THROTTLE"];
 
 impl Terminal {
     pub fn new(verbose: bool) -> Terminal {

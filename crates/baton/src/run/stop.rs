@@ -68,6 +68,16 @@ pub fn watch(stop_file: PathBuf) -> std::io::Result<watch::Receiver<Stop>> {
     Ok(rx)
 }
 
+/// Clears a stop file left from before (a stop request is for the run that was going then),
+/// then watches.
+pub fn watch_fresh(stop_file: PathBuf, reporter: &crate::report::event::Reporter) -> std::io::Result<watch::Receiver<Stop>> {
+    if stop_file.exists() {
+        let _ = std::fs::remove_file(&stop_file);
+        reporter.decision("CLEANUP", format!("removed a stale stop file {}", stop_file.display()));
+    }
+    watch(stop_file)
+}
+
 /// Sleeps until `until`, or returns early when a stop is requested. Returns true when woken
 /// by a stop.
 pub async fn sleep_or_stop(dur: Duration, stop: &mut watch::Receiver<Stop>) -> bool {

@@ -400,12 +400,21 @@ fn a_missing_agent_binary_is_a_clear_error() {
 fn the_circuit_breaker_opens_after_consecutive_failures() {
     let plan = "meta:\n  name: B\n  max_attempts_default: 2\nsections:\n- id: s\n  tasks:\n  - {id: a, name: A}\n  - {id: b, name: B}\n  - {id: c, name: C}\n";
     let p = project(plan);
+    p.write("baton.toml", &format!("{FAST_CONFIG}\n[notify]\ncommand = \"cat >> notices.jsonl; echo >> notices.jsonl\"\n"));
     p.scenario(r#"{"default": [{"status": "failed", "message": "systemic"}]}"#);
     let r = p.baton(&["run", "plan.yaml", "--verbose"]);
     assert_eq!(r.code(), 1, "{}", r.all());
     let out = r.stdout();
     assert!(out.contains("circuit breaker open: 3 consecutive failures"), "{out}");
     assert!(out.contains("half-open: letting one attempt through"), "{out}");
+    // One notice when it trips (a failed probe re-opening it is the same episode), one at the end.
+    let events: Vec<String> = p
+        .read("notices.jsonl")
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["event"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(events, ["circuit_breaker", "tasks_failed"], "{out}");
 }
 
 #[test]

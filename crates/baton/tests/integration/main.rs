@@ -5,5 +5,6 @@ mod cli;
 mod engine;
 mod parallel;
 mod pipeline;
+mod parallel_limits;
 mod real_claude;
 mod support;

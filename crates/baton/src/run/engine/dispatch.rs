@@ -83,14 +83,7 @@ pub struct RunOptions {
 
 /// Runs a plan to its end and says how it ended.
 pub fn run(opts: RunOptions) -> Exit {
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start baton's runtime: {e}");
-            return Exit::InvalidInput;
-        }
-    };
-    rt.block_on(run_plan(opts, None))
+    crate::exit::block_on(run_plan(opts, None))
 }
 
 /// Runs one plan inside a runtime. `stop` is the caller's stop signal (the pipeline daemon
@@ -155,12 +148,7 @@ pub async fn run_plan(opts: RunOptions, stop: Option<watch::Receiver<Stop>>) -> 
     let stop = match stop {
         Some(s) => s,
         None => {
-            let stop_file = root.join(&config.paths.stop_file);
-            if stop_file.exists() {
-                let _ = std::fs::remove_file(&stop_file);
-                reporter.decision("CLEANUP", format!("removed a stale stop file {}", stop_file.display()));
-            }
-            match stop::watch(stop_file) {
+            match stop::watch_fresh(root.join(&config.paths.stop_file), &reporter) {
                 Ok(s) => s,
                 Err(e) => {
                     eprintln!("error: cannot watch for Ctrl+C: {e}");
@@ -573,7 +561,7 @@ impl Engine {
                 self.back_to_pending(id);
                 eprintln!(
                     "error: cannot start the agent: {}\n  help: check `[agent] binary` in baton.toml or {}",
-                    render_chain(&e),
+                    crate::exit::render_chain(&e),
                     crate::agent::claude::BIN_ENV
                 );
                 self.finishing = Some(Exit::InvalidInput);
@@ -712,7 +700,7 @@ impl Engine {
                 }
                 if self.opts.parallel {
                     let limit = self.throttle.concurrency_limit(self.jobs);
-                    self.reporter.decision("PARALLEL", format!("throttled: starting at most {limit} agent(s) at once until runs succeed again"));
+                    self.reporter.decision("THROTTLE", format!("throttled: starting at most {limit} agent(s) at once until runs succeed again"));
                 }
                 self.pause(wait, format!("server-side throttling ({}); backing off", cut(&t.message, 100)));
             }
@@ -806,6 +794,7 @@ impl Engine {
     /// Counts a failed attempt; retries after a back-off or marks the task failed. A merge
     /// conflict is final at once: retrying would not change what main holds.
     fn failed_attempt(&mut self, id: &TaskId, r: &Running, message: &str, conflict: bool) {
+        let was_closed = matches!(self.breaker.state(), BreakerState::Closed { .. });
         let was_open = matches!(self.breaker.state(), BreakerState::Open { .. });
         if !conflict {
             self.breaker.record_failure(std::time::Instant::now());
@@ -830,7 +819,8 @@ impl Engine {
         if !was_open && matches!(self.breaker.state(), BreakerState::Open { .. }) {
             let text = self.breaker.describe(std::time::Instant::now());
             self.reporter.decision("BREAKER", format!("{text} — no task starts until the cool-down ends"));
-            self.breaker_tripped = true;
+            // One notice when it trips; a failed probe re-opening it is the same episode.
+            self.breaker_tripped |= was_closed;
         }
         if final_failure {
             let n = r.attempt_no;
@@ -1071,14 +1061,4 @@ fn dry_run(file: &PlanFile, opts: &RunOptions, config: &Config, agent: &dyn Agen
         println!("  blocked: {id} ({why})");
     }
     Exit::Completed
-}
-
-fn render_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut src = e.source();
-    while let Some(s) = src {
-        out.push_str(&format!(": {s}"));
-        src = s.source();
-    }
-    out
 }
