@@ -303,3 +303,22 @@ fn a_claim_race_has_exactly_one_winner() {
     assert_eq!(again.status.code(), Some(0), "{again:?}");
     let _ = wait_exit;
 }
+
+#[test]
+fn heartbeats_keep_a_quiet_agent_alive_and_silence_ends_it() {
+    let plan = group_plan(&[("1", "quiet but beating")]).replace("max_attempts_default: 2", "max_attempts_default: 1\n  idle_timeout_seconds: 1");
+    let p = project(&plan);
+    // The agent prints nothing after its start but calls `baton heartbeat` for about 2.4 s.
+    let beat = format!(
+        "(for i in 1 2 3 4 5 6 7 8; do {} heartbeat --note working; sleep 0.3; done) >/dev/null 2>&1 &",
+        crate::support::BATON
+    );
+    p.scenario(&format!(r#"{{"tasks": {{"1": [{{"shell": {}, "hang": true}}]}}}}"#, serde_json::to_string(&beat).unwrap()));
+    let r = p.baton(&["run", "plan.yaml", "--parallel"]);
+    assert_eq!(r.code(), 1, "{}", r.all());
+    let rec = record(&p, "1", 1);
+    let lasted = rec["duration_seconds"].as_f64().unwrap();
+    assert!(lasted > 2.0, "the agent was ended after {lasted:.1} s although its heartbeat was fresh");
+    let err = p.plan().task("1").unwrap().last_error.clone().unwrap();
+    assert!(err.contains("idle timeout"), "{err}");
+}
