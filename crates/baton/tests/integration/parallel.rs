@@ -322,3 +322,14 @@ fn heartbeats_keep_a_quiet_agent_alive_and_silence_ends_it() {
     let err = p.plan().task("1").unwrap().last_error.clone().unwrap();
     assert!(err.contains("idle timeout"), "{err}");
 }
+
+#[test]
+fn single_task_starts_one_task_even_in_parallel() {
+    let plan = group_plan(&[("1", "a"), ("2", "b"), ("3", "c")]);
+    let p = project(&plan);
+    let r = p.baton(&["run", "plan.yaml", "--parallel", "--single-task"]);
+    assert_eq!(r.code(), 0, "{}", r.all());
+    assert_eq!(p.invocations().len(), 1, "{}", r.all());
+    assert_eq!(status(&p, "1"), Status::Completed);
+    assert_eq!(status(&p, "2"), Status::Pending);
+}

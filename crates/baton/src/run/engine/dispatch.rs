@@ -436,8 +436,10 @@ impl Engine {
                 self.finishing = Some(exit);
                 return None;
             }
-            if self.single.is_none() && self.opts.single_task {
-                self.single = Some(id.clone());
+            if self.opts.single_task {
+                // One task is the whole run, even when others could run beside it.
+                self.single.get_or_insert(id.clone());
+                break;
             }
             if matches!(self.breaker.state(), BreakerState::HalfOpen) {
                 break;
