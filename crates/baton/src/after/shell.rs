@@ -52,6 +52,9 @@ pub(crate) struct Job {
     pub timeout: Duration,
     /// Between SIGTERM and SIGKILL to the group.
     pub grace: Duration,
+    /// End whatever the command left running in its group once it exits (smoke tests: nothing
+    /// of theirs may outlive them). Hooks keep it, so `after_command` can start a server.
+    pub end_leftovers: bool,
 }
 
 impl Job {
@@ -64,6 +67,7 @@ impl Job {
             env: Vec::new(),
             timeout,
             grace,
+            end_leftovers: false,
         }
     }
 }
@@ -158,7 +162,10 @@ pub(crate) async fn run(job: &Job, on_line: &mut dyn FnMut(&str)) -> Finished {
     };
     let duration = start.elapsed();
     group.leader_reaped = true;
-    if timed_out && !killed {
+    if job.end_leftovers && !killed {
+        // Right after the leader is reaped its group id cannot have been reused yet.
+        group.signal_after_reap(libc::SIGKILL);
+    } else if timed_out && !killed {
         // The leader went within the grace period, but what it started may have ignored
         // SIGTERM. Survivors keep the group id from being reused, so signalling it right after
         // reaping the leader reaches them or, with none left, nobody.

@@ -122,7 +122,7 @@ async fn run_smoke_with(
     on_line: &mut dyn FnMut(&str),
 ) -> SmokeOutcome {
     let job = match &spec.command {
-        Some(command) => Job::shell(command, spec.root.clone(), spec.timeout, grace),
+        Some(command) => Job { end_leftovers: true, ..Job::shell(command, spec.root.clone(), spec.timeout, grace) },
         None => match compat_default(&spec.root, ports, path_var).await {
             Ok(mut job) => {
                 job.timeout = spec.timeout;
@@ -252,6 +252,7 @@ async fn compat_default(
         ],
         timeout: Duration::ZERO,
         grace: GRACE,
+        end_leftovers: true,
     })
 }
 

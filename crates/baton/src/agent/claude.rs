@@ -20,9 +20,13 @@ pub struct ClaudeCode {
 impl ClaudeCode {
     /// Finds the CLI: the configured binary, then `BATON_CLAUDE_BIN`, then `claude` on PATH,
     /// then the npm global prefix, then `npx`.
-    pub fn resolve(configured: Option<&Path>) -> Result<Resolved, ResolveError> {
+    /// A relative configured path is taken from the repository `root` (where baton.toml is);
+    /// a relative `BATON_CLAUDE_BIN` from the current directory. Either way the result is
+    /// absolute, so it still names the same file when an agent runs in a worktree.
+    pub fn resolve(configured: Option<&Path>, root: &Path) -> Result<Resolved, ResolveError> {
         let mut tried = Vec::new();
         if let Some(p) = configured {
+            let p = &if p.components().count() > 1 && p.is_relative() { root.join(p) } else { p.to_path_buf() };
             return usable(p)
                 .map(|program| Resolved::plain(program, format!("{} (from baton.toml [agent] binary)", p.display())))
                 .ok_or_else(|| ResolveError::Configured { path: p.to_path_buf(), origin: "baton.toml [agent] binary" });
@@ -107,12 +111,12 @@ impl Agent for ClaudeCode {
     }
 }
 
-/// An existing, executable file (or a bare name found on PATH).
+/// An existing, executable file (or a bare name found on PATH), as an absolute path.
 fn usable(p: &Path) -> Option<PathBuf> {
     if p.components().count() == 1 && !p.exists() {
         return on_path(&p.to_string_lossy());
     }
-    is_executable(p).then(|| p.to_path_buf())
+    is_executable(p).then(|| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()))
 }
 
 fn is_executable(p: &Path) -> bool {
@@ -172,8 +176,21 @@ mod tests {
     }
 
     #[test]
+    fn a_relative_configured_binary_is_taken_from_the_repository_root() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("tools")).unwrap();
+        let bin = d.path().join("tools/claude");
+        std::fs::write(&bin, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let r = ClaudeCode::resolve(Some(Path::new("tools/claude")), d.path()).unwrap();
+        assert_eq!(r.program, bin);
+        assert!(r.program.is_absolute());
+    }
+
+    #[test]
     fn a_configured_binary_that_does_not_exist_is_an_error() {
-        let e = ClaudeCode::resolve(Some(Path::new("/nonexistent/claude"))).unwrap_err();
+        let e = ClaudeCode::resolve(Some(Path::new("/nonexistent/claude")), Path::new("/")).unwrap_err();
         assert!(e.to_string().contains("/nonexistent/claude"), "{e}");
     }
 }

@@ -55,10 +55,10 @@ pub trait Agent: Send + Sync {
 
 /// The agent `baton.toml` asks for, located. The error is a full message for a person. With
 /// `lenient` (dry runs) a missing binary is only a warning.
-pub fn for_config(config: &crate::config::Config, lenient: bool) -> Result<std::sync::Arc<dyn Agent>, String> {
+pub fn for_config(config: &crate::config::Config, root: &std::path::Path, lenient: bool) -> Result<std::sync::Arc<dyn Agent>, String> {
     use crate::config::AgentKind;
     match config.agent.kind {
-        AgentKind::Claude => match claude::ClaudeCode::resolve(config.agent.binary.as_deref()) {
+        AgentKind::Claude => match claude::ClaudeCode::resolve(config.agent.binary.as_deref(), root) {
             Ok(binary) => Ok(std::sync::Arc::new(claude::ClaudeCode { binary, extra_args: config.agent.extra_args.clone() })),
             Err(e) if lenient => {
                 eprintln!("warning: {e}");

@@ -19,17 +19,7 @@ pub enum GitError {
 
 /// Runs git in `dir`; returns stdout.
 pub fn git(dir: &Path, args: &[&str]) -> Result<String, GitError> {
-    let out = Command::new("git")
-        // baton commits often; git's automatic housekeeping after each commit is its slowest
-        // part and can run when the user chooses.
-        .args(["-c", "maintenance.auto=false", "-c", "gc.auto=0"])
-        .args(args)
-        .current_dir(dir)
-        .env("LC_ALL", "C")
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .stdin(Stdio::null())
-        .output()
-        .map_err(GitError::Spawn)?;
+    let out = git_output(dir, args, &[], None)?;
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
@@ -79,9 +69,16 @@ pub fn commit_paths(root: &Path, paths: &[PathBuf], message: &str) -> Result<Com
     ls.extend(rels.iter().map(String::as_str));
     let known = git(root, &ls)?;
     let known: Vec<&str> = known.split('\0').filter(|p| !p.is_empty()).collect();
+    // An ignored file that git does not track is not the project's to commit (a `.claude/` in
+    // .gitignore, say); naming it would make `git add` fail.
+    let mut check: Vec<&str> = vec!["check-ignore", "-z", "--"];
+    check.extend(rels.iter().map(String::as_str));
+    let ignored = git_output(root, &check, &[], None)?;
+    let ignored = String::from_utf8_lossy(&ignored.stdout).into_owned();
+    let ignored: Vec<&str> = ignored.split('\0').filter(|p| !p.is_empty()).collect();
     let rels: Vec<String> = rels
         .into_iter()
-        .filter(|r| root.join(r).symlink_metadata().is_ok() || known.contains(&r.as_str()))
+        .filter(|r| known.contains(&r.as_str()) || (root.join(r).symlink_metadata().is_ok() && !ignored.contains(&r.as_str())))
         .collect();
     if rels.is_empty() {
         return Ok(Committed::NothingToCommit);
@@ -110,7 +107,10 @@ pub fn git_output<S: AsRef<OsStr>>(
     input: Option<&[u8]>,
 ) -> Result<Output, GitError> {
     let mut cmd = Command::new("git");
-    cmd.args(args)
+    // baton commits often; git's automatic housekeeping after each commit is its slowest part
+    // and can run when the user chooses.
+    cmd.args(["-c", "maintenance.auto=false", "-c", "gc.auto=0"])
+        .args(args)
         .current_dir(dir)
         .env("LC_ALL", "C")
         .env("GIT_TERMINAL_PROMPT", "0")

@@ -101,6 +101,9 @@ impl Planner {
         };
         let mut errors: Option<String> = None;
         for round in 1..=2 {
+            if *self.stop.borrow() != Stop::Running {
+                return Created::Stopped;
+            }
             let prompt = self.prompt(item, &item_text, plan_rel, design_rel, errors.as_deref());
             match self.session(item, prompt).await {
                 Created::Ok => {}
@@ -108,7 +111,15 @@ impl Planner {
             }
             let plan_path = self.root.join(plan_rel);
             match crate::plan::PlanFile::load(&plan_path) {
-                Ok(_) => return Created::Ok,
+                Ok(f) if f.plan().tasks().any(|t| !t.status.is_final()) => return Created::Ok,
+                Ok(_) => {
+                    let problem = format!(
+                        "the plan at {} has no task left to do; a plan for a backlog item needs at least one pending task",
+                        plan_rel.display()
+                    );
+                    self.reporter.warn(format!("the plan written for {} is not usable: {problem}", item.path.display()));
+                    errors = Some(problem);
+                }
                 Err(e @ PlanError::Invalid { .. }) => {
                     let rendered = e.render();
                     self.reporter.warn(format!("the plan written for {} is not valid:\n{rendered}", item.path.display()));
@@ -142,6 +153,9 @@ impl Planner {
             ..ThrottleBackoff::default()
         };
         loop {
+            if *self.stop.borrow() != Stop::Running {
+                return Created::Stopped;
+            }
             let _ = std::fs::remove_file(&status_file);
             if let Some(d) = status_file.parent() {
                 let _ = std::fs::create_dir_all(d);

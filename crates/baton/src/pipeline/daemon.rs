@@ -61,7 +61,7 @@ async fn daemon(opts: PipelineOptions) -> Exit {
     if opts.dry_run {
         return dry_run(&root, &config);
     }
-    let agent = match crate::agent::for_config(&config, false) {
+    let agent = match crate::agent::for_config(&config, &root, false) {
         Ok(a) => a,
         Err(message) => {
             eprintln!("{message}");
@@ -200,12 +200,36 @@ async fn process(
     let design_rel = item.design_path(today);
     let plan_abs = root.join(&plan_rel);
     reporter.decision("PIPELINE", format!("{} {}: picked up", item.kind.as_str(), item.path.display()));
+    let book = Bookkeeping::new(root, config, item);
+    if let Some(owner) = book.owner().filter(|o| *o != item.path) {
+        fail(root, config, reporter, item, &format!(
+            "its plan {} belongs to another backlog item, {}; rename this item so its file name differs",
+            plan_rel.display(),
+            owner.display()
+        ));
+        return Done::Failed(Exit::InvalidInput);
+    }
+    if plan_abs.exists() && book.planning_unfinished() {
+        // The planning session was killed, stopped or rejected: its plan was never accepted.
+        let aside = plan_abs.with_extension(format!("yaml.unfinished-{}", jiff::Timestamp::now().strftime("%Y%m%dT%H%M%S")));
+        match std::fs::rename(&plan_abs, &aside) {
+            Ok(()) => reporter.decision("PIPELINE", format!("{}: its plan was never accepted; kept it as {} and planning again", item.path.display(), aside.display())),
+            Err(e) => {
+                fail(root, config, reporter, item, &format!("cannot move its unaccepted plan aside: {e}"));
+                return Done::Failed(Exit::InvalidInput);
+            }
+        }
+    }
     if plan_abs.exists() {
         reporter.decision("PIPELINE", format!("{}: resuming its plan {}", item.path.display(), plan_rel.display()));
     } else {
         reporter.decision("PIPELINE", format!("{}: asking the agent for {} and {}", item.path.display(), design_rel.display(), plan_rel.display()));
+        book.start_planning();
         match planner.create(item, &plan_rel, &design_rel).await {
-            Created::Ok => reporter.decision("PIPELINE", format!("{}: plan {} written and valid", item.path.display(), plan_rel.display())),
+            Created::Ok => {
+                book.accept();
+                reporter.decision("PIPELINE", format!("{}: plan {} written and valid", item.path.display(), plan_rel.display()))
+            }
             Created::Failed(why) => {
                 fail(root, config, reporter, item, &why);
                 return Done::Failed(Exit::TaskFailed);
@@ -246,6 +270,48 @@ async fn process(
             fail(root, config, reporter, item, &format!("its plan {} ended with exit code {}", plan_rel.display(), other.code()));
             Done::Failed(other)
         }
+    }
+}
+
+/// What the daemon remembers about an item's plan, beside its transcripts: which item the
+/// plan belongs to, and whether a planning session for it is unfinished.
+struct Bookkeeping {
+    dir: PathBuf,
+    item: PathBuf,
+}
+
+impl Bookkeeping {
+    fn new(root: &Path, config: &Config, item: &Item) -> Bookkeeping {
+        Bookkeeping {
+            dir: root.join(&config.paths.logs_dir).join("pipeline").join(format!("plan-{}", item.slug)),
+            item: item.path.clone(),
+        }
+    }
+
+    /// The item whose plan this is, once a plan was accepted for one.
+    fn owner(&self) -> Option<PathBuf> {
+        let text = std::fs::read_to_string(self.dir.join("item")).ok()?;
+        let owner = PathBuf::from(text.trim());
+        // An archived item still owns its plan under its new name.
+        let archived = self.item.parent().map(|p| p.join("completed")).zip(self.item.file_name()).map(|(d, n)| d.join(n));
+        if archived.as_ref() == Some(&owner) {
+            return Some(self.item.clone());
+        }
+        Some(owner)
+    }
+
+    fn planning_unfinished(&self) -> bool {
+        self.dir.join("planning").exists()
+    }
+
+    fn start_planning(&self) {
+        let _ = std::fs::create_dir_all(&self.dir);
+        let _ = std::fs::write(self.dir.join("planning"), self.item.display().to_string());
+    }
+
+    fn accept(&self) {
+        let _ = std::fs::write(self.dir.join("item"), self.item.display().to_string());
+        let _ = std::fs::remove_file(self.dir.join("planning"));
     }
 }
 

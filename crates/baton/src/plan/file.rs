@@ -295,7 +295,9 @@ type Parsed = (String, Plan, Node);
 /// Brings every section's `status` in line with its tasks; returns the result parsed.
 fn with_section_statuses(text: &str) -> Result<Parsed, Vec<Diagnostic>> {
     let mut text = text.to_string();
-    loop {
+    // Each round fixes one section; more rounds than sections means an edit did not take.
+    let rounds = parse_with_tree(&text)?.0.sections.len() + 1;
+    for _ in 0..=rounds {
         let (plan, tree) = parse_with_tree(&text)?;
         let stale = plan.sections.iter().enumerate().find_map(|(i, s)| {
             let want = derived_section_status(&s.tasks)?;
@@ -314,6 +316,7 @@ fn with_section_statuses(text: &str) -> Result<Parsed, Vec<Diagnostic>> {
         };
         text = set_in_mapping(&text, section, "status", &Value::Word(status.as_str()), &["name", "id"]);
     }
+    Err(vec![Diagnostic::new(0, 0, "a section's derived status could not be written into the plan", "")])
 }
 
 fn sections(tree: &Node) -> Option<&[Node]> {
@@ -356,12 +359,12 @@ fn set_in_mapping(text: &str, map: &Node, key: &str, value: &Value, after: &[&st
     }
     let rendered = render(value, Style::Plain);
     if *flow {
-        // Before the closing brace, with a comma unless one is already there.
-        let close = map.end.saturating_sub(1);
-        let before = text[map.start + 1..close].trim_end();
-        let sep = if before.is_empty() || before.ends_with(',') { " " } else { ", " };
-        let at = map.start + 1 + before.len();
-        return splice(text, at, at, &format!("{sep}{key}: {rendered}"));
+        // Right after the last value (a comment may stand between it and the brace), or just
+        // inside the opening brace of an empty mapping.
+        return match entries.last() {
+            Some((_, v)) => splice(text, v.end, v.end, &format!(", {key}: {rendered}")),
+            None => splice(text, map.start + 1, map.start + 1, &format!("{key}: {rendered}")),
+        };
     }
     let anchor = after
         .iter()

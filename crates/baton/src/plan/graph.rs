@@ -147,6 +147,8 @@ pub enum Wait {
     SkippedDependency(TaskId),
     /// The task is part of a dependency cycle.
     Cycle(Vec<TaskId>),
+    /// A dependency is before the task `--resume-from` started at, and not completed.
+    LeftOut(TaskId),
 }
 
 impl std::fmt::Display for Wait {
@@ -156,6 +158,7 @@ impl std::fmt::Display for Wait {
             Wait::FailedDependency(d) => write!(f, "its dependency '{d}' failed"),
             Wait::MissingDependency(d) => write!(f, "its dependency '{d}' is not in the plan"),
             Wait::SkippedDependency(d) => write!(f, "its dependency '{d}' was skipped"),
+            Wait::LeftOut(d) => write!(f, "its dependency '{d}' is not completed and comes before --resume-from"),
             Wait::Cycle(c) => {
                 let ids: Vec<&str> = c.iter().chain(c.first()).map(|t| t.as_str()).collect();
                 write!(f, "it is in the dependency cycle {}", ids.join(" → "))

@@ -427,3 +427,17 @@ fn tasks_added_in_another_copy_are_merged_after_their_neighbour() {
     // Merging the same copy again adds nothing.
     assert!(f.merge_added_tasks(theirs).unwrap().is_empty());
 }
+
+#[test]
+fn flow_mappings_with_comments_inside_take_new_fields_before_the_comment() {
+    let text = "sections:\n- {id: s, name: S, tasks: [{id: '1', name: a}]  # c\n  }\n";
+    let (_d, path) = write_temp(text);
+    let mut f = PlanFile::load(&path).unwrap();
+    f.set_status("1", Status::InProgress).unwrap();
+    f.set_attempts("1", 1).unwrap();
+    assert_eq!(f.plan().task("1").unwrap().status, Status::InProgress);
+    assert_eq!(f.plan().sections[0].status, Some(Status::InProgress));
+    assert!(f.text().contains("# c\n  }"), "the comment moved: {}", f.text());
+    let empty = "sections:\n- id: s\n  tasks:\n  - {}\n";
+    assert!(parse_plan(empty).is_err());
+}

@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use super::process::{AgentCommand, AgentProcess, ExitInfo, Output, SpawnError, Stream};
 use super::stop::Stop;
 use super::verdict::Ended;
-use crate::agent::stream::{self, StreamSummary};
+use crate::agent::stream::{self, StreamEvent, StreamSummary};
 use crate::agent::{Agent, Systemic};
 use crate::plan::TaskId;
 use crate::report::event::{EventKind, Reporter};
@@ -84,8 +84,13 @@ pub async fn run(spec: AttemptSpec, reporter: Reporter, mut stop: watch::Receive
                         Stream::Stdout => {
                             transcript.write(&line.text);
                             idle_deadline = Instant::now() + spec.idle_timeout;
-                            keep_tail(&mut stdout_tail, &line.text);
                             for ev in stream::parse_line(&line.text) {
+                                // Only what the CLI printed outside its JSON stream can be its
+                                // own complaint; the stream holds the agent's words, which may
+                                // quote anything.
+                                if let StreamEvent::NotJson { line } = &ev {
+                                    keep_tail(&mut stdout_tail, line);
+                                }
                                 summary.observe(&ev);
                                 reporter.emit(EventKind::Agent { task: spec.task.clone(), agent: spec.agent.name(), event: ev });
                             }

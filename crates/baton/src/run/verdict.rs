@@ -85,6 +85,12 @@ pub fn judge(e: &Evidence<'_>, now: &jiff::ZonedDateTime) -> Verdict {
         }
         Ended::Exited => {}
     }
+    let result_text = e.summary.result().and_then(|r| r.result.as_deref());
+    // A valid report is the agent's word on its task and wins over anything the output hints.
+    let report = read_report(e.task_id, e.status_file, e.status_shown, result_text);
+    if let Ok(report) = report {
+        return Verdict::Done(report);
+    }
     if let Some(s) = &e.systemic {
         return Verdict::Systemic(s.clone());
     }
@@ -101,8 +107,7 @@ pub fn judge(e: &Evidence<'_>, now: &jiff::ZonedDateTime) -> Verdict {
         LimitVerdict::Throttled(t) => return Verdict::Throttled(t),
         LimitVerdict::None => {}
     }
-    let result_text = e.summary.result().and_then(|r| r.result.as_deref());
-    match read_report(e.task_id, e.status_file, e.status_shown, result_text) {
+    match report {
         Ok(report) => Verdict::Done(report),
         Err(message) => {
             let exit = match e.exit {

@@ -350,6 +350,12 @@ fn single_task_and_resume_from() {
     assert_eq!(r.code(), 0, "{}", r.all());
     assert_eq!(task_status(&p, "2.1").0, Status::Completed);
     assert_eq!(task_status(&p, "1.1").0, Status::Pending);
+    // Resuming past a dependency that is not done: nothing can run, and the run says why.
+    let q = project(THREE);
+    let r = q.baton(&["run", "plan.yaml", "--resume-from", "1.2"]);
+    assert_eq!(r.code(), 3, "{}", r.all());
+    assert!(r.stdout().contains("1.2: its dependency '1.1' is not completed and comes before --resume-from"), "{}", r.stdout());
+    assert!(q.invocations().is_empty());
     let bad = p.baton(&["run", "plan.yaml", "--resume-from", "7"]);
     assert_eq!(bad.code(), 2);
     assert!(bad.stderr().contains("no task '7'"));

@@ -140,8 +140,8 @@ fn the_same_line_is_a_conflict_that_keeps_main_and_the_branch() {
     assert_eq!(status(&p, "2"), Status::Failed);
     let err = p.plan().task("2").unwrap().last_error.clone().unwrap();
     assert!(err.contains("merge conflict in shared.txt"), "{err}");
-    assert!(r.all().contains("parallel/2"), "the output does not say where the work is kept:\n{}", r.all());
-    let kept = p.repo.git(&["show", "parallel/2:shared.txt"]);
+    assert!(r.all().contains("parallel/plan-2"), "the output does not say where the work is kept:\n{}", r.all());
+    let kept = p.repo.git(&["show", "parallel/plan-2:shared.txt"]);
     // The uncommitted work was committed onto the branch or is still in the worktree.
     let in_tree = std::fs::read_to_string(p.path().join(".worktrees/plan-2/shared.txt")).unwrap_or_default();
     assert!(kept.contains("ONE by task 2") || in_tree.contains("ONE by task 2"), "task 2's work is gone");

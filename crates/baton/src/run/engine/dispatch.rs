@@ -16,7 +16,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::parallel::agent_id;
+use super::parallel::NotLanded;
 use crate::run::attempt::{self, AttemptRun, AttemptSpec};
 use crate::run::lock::PlanLock;
 use crate::run::process::SpawnError;
@@ -115,7 +115,7 @@ pub async fn run_plan(opts: RunOptions, stop: Option<watch::Receiver<Stop>>) -> 
             return Exit::InvalidInput;
         }
     }
-    let agent = match crate::agent::for_config(&config, opts.dry_run) {
+    let agent = match crate::agent::for_config(&config, &root, opts.dry_run) {
         Ok(a) => a,
         Err(message) => {
             eprintln!("{message}");
@@ -216,6 +216,7 @@ pub async fn run_plan(opts: RunOptions, stop: Option<watch::Receiver<Stop>>) -> 
         worktrees: HashMap::new(),
         landed: Vec::new(),
         protected: HashSet::new(),
+        agents: HashSet::new(),
         opts,
     };
     let exit = if engine.before_hook().await { engine.run().await } else { Exit::InvalidInput };
@@ -276,6 +277,8 @@ pub(super) struct Engine {
     pub(super) landed: Vec<(TaskId, Vec<PathBuf>)>,
     /// Parallel: files the user had changed in the main checkout before the run.
     pub(super) protected: HashSet<PathBuf>,
+    /// Parallel: the agent ids this run gave out (its claims and heartbeats are its own).
+    pub(super) agents: HashSet<String>,
 }
 
 
@@ -333,8 +336,14 @@ impl Engine {
                 }
             }
             let mut next_timer = self.start_what_can(&exclude);
-            if self.running.is_empty() && next_timer.is_none() {
-                break self.end_exit(&exclude);
+            if self.running.is_empty() {
+                if let Some(exit) = self.finishing {
+                    // A task could not be started: the run ends with that error.
+                    break exit;
+                }
+                if next_timer.is_none() {
+                    break self.end_exit(&exclude);
+                }
             }
             if let Some(t) = self.paused_until {
                 next_timer = Some(next_timer.map_or(t, |n| n.min(t)));
@@ -510,7 +519,7 @@ impl Engine {
         if let Some(d) = transcript.parent() {
             let _ = std::fs::create_dir_all(d);
         }
-        let heartbeat = self.opts.parallel.then(|| self.root.join(".claude/subagent-status").join(format!("{}.json", agent_id(id))));
+        let heartbeat = self.opts.parallel.then(|| self.root.join(crate::coord::heartbeat::STATUS_DIR).join(format!("{}.json", self.agent_id(id))));
         let spec = AttemptSpec {
             task: id.clone(),
             agent: self.agent.clone(),
@@ -631,9 +640,19 @@ impl Engine {
                     self.take_plan_edit(id, &r.cwd);
                 }
                 if self.opts.parallel {
-                    if let Err(message) = self.land(id) {
-                        self.failed_attempt(id, &r, &message, true);
-                        return;
+                    match self.land(id) {
+                        Ok(()) => {}
+                        Err(NotLanded::Conflict(message)) => {
+                            self.failed_attempt(id, &r, &message, true);
+                            return;
+                        }
+                        Err(NotLanded::Protected(message)) => {
+                            // Not the task's fault: it waits, its attempt unspent, and the run stops.
+                            self.back_to_pending(id);
+                            self.reporter.warn(format!("{id}: {message}; the run stops"));
+                            self.finishing = Some(Exit::Stopped);
+                            return;
+                        }
                     }
                 }
                 self.finish_task(id, &r.name, report.status, &report.message, r.attempt_no);
@@ -921,7 +940,25 @@ impl Engine {
     /// No task can start: everything is done, or the rest is blocked.
     fn end_exit(&mut self, exclude: &HashSet<TaskId>) -> Exit {
         let plan = self.file.plan();
-        let blocked: Vec<(TaskId, Wait)> = graph::blocked(plan).into_iter().filter(|(id, _)| !exclude.contains(id)).collect();
+        let mut blocked: Vec<(TaskId, Wait)> = graph::blocked(plan).into_iter().filter(|(id, _)| !exclude.contains(id)).collect();
+        // Work that waits on a task --resume-from left out can never run in this run either.
+        loop {
+            let stuck = plan.tasks().find_map(|t| {
+                if t.status.is_final() || exclude.contains(&t.id) || blocked.iter().any(|(b, _)| *b == t.id) {
+                    return None;
+                }
+                t.depends_on.iter().find_map(|d| {
+                    let dep_done = plan.task(d.as_str()).is_some_and(|x| x.status == Status::Completed);
+                    let left_out = exclude.contains(d) && !dep_done;
+                    let waits_on_blocked = blocked.iter().any(|(b, _)| b == d);
+                    (left_out || waits_on_blocked).then(|| (t.id.clone(), if left_out { Wait::LeftOut(d.clone()) } else { Wait::On(d.clone()) }))
+                })
+            });
+            match stuck {
+                Some(b) => blocked.push(b),
+                None => break,
+            }
+        }
         let failed = plan.tasks().any(|t| t.status == Status::Failed);
         if !blocked.is_empty() {
             let lines: Vec<String> = blocked.iter().map(|(id, why)| format!("  {id}: {why}")).collect();
@@ -958,8 +995,7 @@ impl Engine {
         });
         if self.opts.parallel {
             // The coordination files belong to this run; leave none behind.
-            let _ = crate::coord::claims::clear(&self.root);
-            let _ = crate::coord::heartbeat::clear(&self.root);
+            self.clear_coordination();
         }
         exit
     }

@@ -6,12 +6,19 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use super::dispatch::Engine;
-use crate::exit::Exit;
 use crate::git;
 use crate::plan::{Task, TaskId};
 
 /// Paths that belong to the coordination protocol, never copied back from a worktree.
 pub(super) const COORDINATION: [&str; 3] = [".claude/plans/", ".claude/subagent-status/", ".claude/agent-claims.json"];
+
+/// Why a finished task's work did not land.
+pub(super) enum NotLanded {
+    /// Main moved under it: the task fails, its branch is kept.
+    Conflict(String),
+    /// It would overwrite the user's uncommitted change: the run stops, the task waits.
+    Protected(String),
+}
 
 /// Where a task's agent works, what its prompt adds, and the environment that names it.
 pub(super) struct Workplace {
@@ -21,23 +28,69 @@ pub(super) struct Workplace {
 }
 
 impl Engine {
+    /// The plan's path relative to the repository root.
+    fn plan_rel(&self) -> PathBuf {
+        let abs = std::path::absolute(self.file.path()).unwrap_or_else(|_| self.file.path().to_path_buf());
+        abs.strip_prefix(&self.root).map(Path::to_path_buf).unwrap_or(abs)
+    }
 
-    /// Before the first round: stale worktrees and branches from a crashed run are dealt with,
-    /// and the files the user has changed in the main checkout are noted (never overwritten).
+    fn plan_stem(&self) -> String {
+        self.opts.plan.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "plan".into())
+    }
+
+    /// The id of a task's agent; unique per plan and task, and a valid file name.
+    pub(super) fn agent_id(&self, id: &TaskId) -> String {
+        format!("agent-{}", unique_name(&format!("{}-{}", self.plan_stem(), id)))
+    }
+
+    /// The landing journal: files landed but not yet committed, so that a crash in between
+    /// does not leave them looking like the user's own changes.
+    fn journal(&self) -> PathBuf {
+        self.records.dir().join("landed-uncommitted.json")
+    }
+
+    /// Before the first round: work landed by a crashed run is committed, stale worktrees and
+    /// branches are reported, and the files the user has changed in the main checkout are noted
+    /// (never overwritten).
     pub(super) fn prepare_parallel(&mut self) -> Result<(), String> {
-        let status = git::git(&self.root, &["status", "--porcelain", "-z", "--untracked-files=all"]).map_err(|e| e.to_string())?;
-        let plan_rel = self.file.path().strip_prefix(&self.root).map(Path::to_path_buf).unwrap_or_default();
-        for entry in status.split('\0').filter(|e| e.len() > 3) {
-            let path = PathBuf::from(&entry[3..]);
-            if path != plan_rel && !COORDINATION.iter().any(|c| entry[3..].starts_with(c)) && !entry[3..].starts_with(".baton/") {
-                self.protected.insert(path);
+        if let Ok(text) = std::fs::read_to_string(self.journal()) {
+            let files: Vec<PathBuf> = serde_json::from_str(&text).unwrap_or_default();
+            let files: Vec<PathBuf> = files.into_iter().map(|f| self.root.join(f)).collect();
+            match git::commit_paths(&self.root, &files, "plan: land tasks (committed after an interrupted run)") {
+                Ok(_) => {
+                    self.reporter.decision("RECOVER", format!("committed {} file(s) an interrupted run had landed", files.len()));
+                    let _ = std::fs::remove_file(self.journal());
+                }
+                Err(e) => self.reporter.warn(format!("cannot commit the files an interrupted run landed: {e}")),
+            }
+        }
+        let status = git::git(&self.root, &["status", "--porcelain=v1", "-z", "--untracked-files=all"]).map_err(|e| e.to_string())?;
+        let plan_rel = self.plan_rel();
+        let mut fields = status.split('\0').filter(|e| !e.is_empty());
+        while let Some(entry) = fields.next() {
+            let (Some(xy), Some(path)) = (entry.get(..2), entry.get(3..)) else { continue };
+            let mut paths = vec![path.to_string()];
+            if xy.contains('R') || xy.contains('C') {
+                // A rename's or copy's original path follows as a field of its own.
+                paths.extend(fields.next().map(str::to_string));
+            }
+            for p in paths {
+                let keep = Path::new(&p) != plan_rel
+                    && !COORDINATION.iter().any(|c| p.starts_with(c))
+                    && !p.starts_with(".baton/");
+                if keep {
+                    self.protected.insert(PathBuf::from(p));
+                }
             }
         }
         if !self.protected.is_empty() {
-            let list: Vec<String> = self.protected.iter().take(5).map(|p| p.display().to_string()).collect();
+            let mut list: Vec<String> = self.protected.iter().map(|p| p.display().to_string()).collect();
+            list.sort();
+            let more = if list.len() > 5 { ", …" } else { "" };
+            list.truncate(5);
             self.reporter.decision(
                 "WORKTREE",
-                format!("your uncommitted changes are protected: a task that would overwrite them stops the run ({}{})", list.join(", "), if self.protected.len() > 5 { ", …" } else { "" }),
+                format!("your uncommitted changes are protected: a task that would overwrite them stops the run ({}{more})", list.join(", ")),
             );
         }
         if let Err(e) = git::exclude_locally(
@@ -63,9 +116,12 @@ impl Engine {
     pub(super) fn worktree_for(&mut self, task: &Task) -> Result<Workplace, String> {
         let id = &task.id;
         if !self.worktrees.contains_key(id) {
-            let stem = self.opts.plan.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "plan".into());
-            let dir = self.root.join(&self.config.paths.worktrees_dir).join(format!("{stem}-{}", safe_name(id.as_str())));
-            let branch = format!("parallel/{}", safe_name(id.as_str()));
+            // A new worktree forks from HEAD: what has landed must be in HEAD first, or a task
+            // that depends on it would not see it.
+            self.commit_round();
+            let name = git::worktree::ref_component(&format!("{}-{}", self.plan_stem(), id));
+            let dir = self.root.join(&self.config.paths.worktrees_dir).join(&name);
+            let branch = format!("{}{name}", git::worktree::BRANCH_PREFIX);
             let made = git::worktree::create(&self.root, &dir, &branch, &self.config.paths.status_file)
                 .map_err(|e| format!("{id}: cannot create its worktree: {e}"))?;
             for r in &made.rescued {
@@ -82,7 +138,7 @@ impl Engine {
             .filter(|t| t.id != *id && t.parallel_group.is_some() && t.parallel_group == task.parallel_group && !t.status.is_final())
             .map(|t| t.id.to_string())
             .collect();
-        let agent = agent_id(id);
+        let agent = self.agent_id(id);
         let extra = crate::coord::protocol_text(
             &agent,
             id.as_str(),
@@ -91,27 +147,34 @@ impl Engine {
             &siblings,
             &self.guard_exe.display().to_string(),
         );
+        let cwd = wt.path.clone();
         let _ = crate::coord::heartbeat::beat(&self.root, &agent, id.as_str(), None, Some("starting"));
+        self.agents.insert(agent.clone());
         let env = vec![
             (OsString::from("BATON_MAIN_ROOT"), self.root.clone().into_os_string()),
             (OsString::from("BATON_AGENT_ID"), OsString::from(&agent)),
             (OsString::from("BATON_TASK_ID"), OsString::from(id.as_str())),
         ];
-        Ok(Workplace { cwd: wt.path.clone(), prompt_extra: format!("\n{extra}"), env })
+        Ok(Workplace { cwd, prompt_extra: format!("\n{extra}"), env })
     }
 
     /// Brings a finished task's work from its worktree into the main checkout.
-    pub(super) fn land(&mut self, id: &TaskId) -> Result<(), String> {
+    pub(super) fn land(&mut self, id: &TaskId) -> Result<(), NotLanded> {
         let Some(wt) = self.worktrees.get(id).cloned() else { return Ok(()) };
-        let agent = agent_id(id);
+        let agent = self.agent_id(id);
         let _ = crate::coord::heartbeat::finish(&self.root, &agent, crate::coord::heartbeat::AgentState::Completed);
         let _ = crate::coord::claims::release(&self.root, &agent, None);
-        match git::copyback::copy_back(&self.root, &wt, &COORDINATION, &self.protected) {
+        let plan_rel = self.plan_rel().to_string_lossy().into_owned();
+        // The plan is merged task by task (take_plan_edit), never copied over main's.
+        let mut skip: Vec<&str> = COORDINATION.to_vec();
+        skip.push(&plan_rel);
+        match git::copyback::copy_back(&self.root, &wt, &skip, &self.protected) {
             Ok(landing) => {
-                let files: Vec<PathBuf> = landing.paths().map(|p| self.root.join(p)).collect();
+                let rel: Vec<PathBuf> = landing.paths().cloned().collect();
                 let merged = if landing.merged.is_empty() { String::new() } else { format!(" ({} merged three-way)", landing.merged.len()) };
-                self.reporter.decision("WORKTREE", format!("{id}: landed {} file(s){merged}", files.len()));
-                self.landed.push((id.clone(), files));
+                self.reporter.decision("WORKTREE", format!("{id}: landed {} file(s){merged}", rel.len()));
+                self.landed.push((id.clone(), rel.iter().map(|p| self.root.join(p)).collect()));
+                self.write_journal();
                 match git::worktree::remove(&self.root, &wt) {
                     Ok(()) => {
                         self.worktrees.remove(id);
@@ -124,27 +187,46 @@ impl Engine {
                 let list: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
                 let hint = git::copyback::recovery_hint(&self.root, &wt);
                 self.reporter.decision("WORKTREE", format!("{id}: merge conflict in {}; main is untouched. {hint}", list.join(", ")));
-                Err(format!("merge conflict in {}; its work is kept on branch {} ({})", list.join(", "), wt.branch, wt.path.display()))
+                Err(NotLanded::Conflict(format!(
+                    "merge conflict in {}; its work is kept on branch {} ({})",
+                    list.join(", "),
+                    wt.branch,
+                    wt.path.display()
+                )))
             }
             Err(git::copyback::CopyBackError::ProtectedFile { path }) => {
                 eprintln!(
-                    "error: {id} changed {}, which has your uncommitted changes in the main checkout; baton will not overwrite them.\n  help: commit or stash your change, then run again; the task's work is kept on branch {} ({})",
+                    "error: {id} changed {}, which has your uncommitted changes in the main checkout; baton will not overwrite them.\n  help: commit or stash your change, then run again: the task goes back to pending without spending an attempt, and the work it did is kept on a branch (now {}, {})",
                     path.display(),
                     wt.branch,
                     wt.path.display()
                 );
-                self.finishing = Some(Exit::Stopped);
-                Err(format!("would overwrite your uncommitted change in {}; its work is kept on branch {}", path.display(), wt.branch))
+                Err(NotLanded::Protected(format!("would overwrite your uncommitted change in {}", path.display())))
             }
-            Err(e) => Err(format!("could not land its work: {e}; it is kept on branch {} ({})", wt.branch, wt.path.display())),
+            Err(e) => Err(NotLanded::Conflict(format!("could not land its work: {e}; it is kept on branch {} ({})", wt.branch, wt.path.display()))),
         }
     }
 
-    /// Claims older than an hour, or held by agents that no longer run, are dropped before
-    /// new agents start.
+    fn write_journal(&self) {
+        let files: Vec<PathBuf> = self
+            .landed
+            .iter()
+            .flat_map(|(_, f)| f.iter())
+            .map(|f| f.strip_prefix(&self.root).map(Path::to_path_buf).unwrap_or_else(|_| f.clone()))
+            .collect();
+        if let Ok(text) = serde_json::to_string(&files) {
+            if let Err(e) = crate::plan::write_atomic(&self.journal(), text.as_bytes()) {
+                self.reporter.warn(format!("cannot write the landing journal: {e}"));
+            }
+        }
+    }
+
+    /// Claims older than an hour, or held by this run's agents that no longer run, are dropped
+    /// before new agents start. Claims of another run's agents are left alone.
     pub(super) fn remove_stale_claims(&self) {
-        let live: HashSet<String> = self.running.keys().map(agent_id).collect();
-        let is_live = |a: &str| live.contains(a);
+        let live: HashSet<String> = self.running.keys().map(|id| self.agent_id(id)).collect();
+        let ours = &self.agents;
+        let is_live = |a: &str| live.contains(a) || !ours.contains(a);
         match crate::coord::claims::remove_stale(&self.root, jiff::Timestamp::now(), crate::coord::claims::DEFAULT_MAX_AGE, &is_live) {
             Ok(removed) => {
                 for c in removed {
@@ -155,7 +237,15 @@ impl Engine {
         }
     }
 
-    /// One commit for the files landed in a round, then the plan-state commit.
+    /// At the end of the run: this run's claims and heartbeat files go; another run's stay.
+    pub(super) fn clear_coordination(&self) {
+        for agent in &self.agents {
+            let _ = crate::coord::claims::release(&self.root, agent, None);
+            let _ = std::fs::remove_file(self.root.join(crate::coord::heartbeat::STATUS_DIR).join(format!("{agent}.json")));
+        }
+    }
+
+    /// One commit for the files landed since the last one, then the plan-state commit.
     pub(super) fn commit_round(&mut self) {
         if self.landed.is_empty() {
             return;
@@ -171,17 +261,20 @@ impl Engine {
                 Err(e) => self.reporter.warn(format!("could not commit the landed files (they are in the working tree): {e}")),
             }
         }
+        let _ = std::fs::remove_file(self.journal());
         self.commit(&format!("baton: plan state after {}", ids.join(", ")));
     }
 }
 
-/// The agent id of a task's agent in a parallel run.
-pub(super) fn agent_id(id: &TaskId) -> String {
-    format!("agent-{}", safe_name(id.as_str()))
-}
-
-fn safe_name(s: &str) -> String {
-    s.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') { c } else { '_' }).collect()
+/// `s` with anything but letters, digits, `.`, `_` and `-` replaced, and then a short hash of
+/// `s` appended so that two different names never meet.
+fn unique_name(s: &str) -> String {
+    let clean: String = s.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') { c } else { '_' }).collect();
+    if clean == s && !s.starts_with('.') {
+        return clean;
+    }
+    let hash = s.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    format!("{}-{:08x}", clean.trim_start_matches('.'), hash as u32)
 }
 
 fn short(commit: &str) -> &str {
