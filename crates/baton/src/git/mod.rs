@@ -71,9 +71,8 @@ pub fn commit_paths(root: &Path, paths: &[PathBuf], message: &str) -> Result<Com
     let known: Vec<&str> = known.split('\0').filter(|p| !p.is_empty()).collect();
     // An ignored file that git does not track is not the project's to commit (a `.claude/` in
     // .gitignore, say); naming it would make `git add` fail.
-    let mut check: Vec<&str> = vec!["check-ignore", "-z", "--"];
-    check.extend(rels.iter().map(String::as_str));
-    let ignored = git_output(root, &check, &[], None)?;
+    let input: Vec<u8> = rels.iter().flat_map(|r| r.bytes().chain([0])).collect();
+    let ignored = git_output(root, &["check-ignore", "-z", "--stdin"], &[], Some(&input))?;
     let ignored = String::from_utf8_lossy(&ignored.stdout).into_owned();
     let ignored: Vec<&str> = ignored.split('\0').filter(|p| !p.is_empty()).collect();
     let rels: Vec<String> = rels

@@ -169,3 +169,12 @@ fn a_failing_before_command_starts_nothing() {
     assert!(r.stderr().contains("before_command failed"), "{}", r.stderr());
     assert!(p.invocations().is_empty());
 }
+
+#[test]
+fn smoke_commands_leave_nothing_running() {
+    let p = project("\n[smoke]\ncommand = \"sleep 300 >/dev/null 2>&1 & echo $! > smoke.pid; echo started\"\n");
+    let r = p.baton(&["run", "plan.yaml"]);
+    assert_eq!(r.code(), 0, "{}", r.all());
+    let pid: u32 = p.read("smoke.pid").trim().parse().unwrap();
+    wait_for("the smoke command's background process to be gone", || !baton_testkit::process_alive(pid));
+}

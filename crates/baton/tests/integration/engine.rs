@@ -577,3 +577,22 @@ fn the_calm_view_shows_one_line_per_start_and_finish() {
     }
     assert!(!out.contains("[Tool]"), "raw agent activity in the calm view:\n{out}");
 }
+
+#[test]
+fn a_task_that_cannot_start_ends_the_run_with_its_error() {
+    let p = project(THREE);
+    p.write("baton.toml", &format!("{FAST_CONFIG}\n[agent]\nprompt_template = \"prompts/missing.md\"\n"));
+    let r = p.baton(&["run", "plan.yaml"]);
+    assert_eq!(r.code(), 2, "{}", r.all());
+    assert!(r.stderr().contains("cannot read the prompt template"), "{}", r.stderr());
+    assert_eq!(task_status(&p, "1.1"), (Status::Pending, 0, None));
+}
+
+#[test]
+fn an_agent_quoting_a_cli_error_in_its_work_is_not_a_broken_environment() {
+    let p = project(THREE);
+    p.scenario(r#"{"default": [{"message": "the 'Not logged in' banner now shows; also handled 'Invalid API key' and 'cannot be used with root/sudo privileges'"}]}"#);
+    let r = p.baton(&["run", "plan.yaml"]);
+    assert_eq!(r.code(), 0, "{}", r.all());
+    assert_eq!(task_status(&p, "2.1").0, Status::Completed);
+}

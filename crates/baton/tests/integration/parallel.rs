@@ -228,6 +228,8 @@ fn kill_9_mid_round_then_resume_loses_nothing() {
     assert_eq!(status(&p, "1"), Status::Completed);
     assert_eq!(status(&p, "2"), Status::Completed);
     assert_eq!(p.plan().task("2").unwrap().attempts, 1, "the killed attempt counted");
+    // What the killed run had landed (task 1) is committed, not left looking like the user's.
+    assert_eq!(p.repo.status_porcelain(), "", "landed work was left uncommitted");
     // The killed attempt's commit was not thrown away: it was rescued onto a branch.
     let rescued = p.repo.git(&["branch", "--list", "parallel-rescued/*"]);
     assert!(!rescued.trim().is_empty(), "the partial work of the killed attempt was deleted");
@@ -245,6 +247,12 @@ fn your_uncommitted_changes_are_never_overwritten() {
     assert_eq!(r.code(), 4, "{}", r.all());
     assert_eq!(p.read("mine.txt"), "my unsaved edit\n");
     assert!(r.stderr().contains("mine.txt") && r.stderr().contains("uncommitted"), "{}", r.stderr());
+    // Not the task's fault: it waits with its attempt unspent; once the user commits, it runs.
+    assert_eq!((status(&p, "1"), p.plan().task("1").unwrap().attempts), (Status::Pending, 0));
+    p.repo.commit_all("my edit");
+    let r = p.baton(&["run", "plan.yaml", "--parallel"]);
+    assert_eq!(r.code(), 0, "{}", r.all());
+    assert_eq!(p.read("mine.txt"), "the agent's\n");
 }
 
 #[test]
@@ -332,4 +340,67 @@ fn single_task_starts_one_task_even_in_parallel() {
     assert_eq!(p.invocations().len(), 1, "{}", r.all());
     assert_eq!(status(&p, "1"), Status::Completed);
     assert_eq!(status(&p, "2"), Status::Pending);
+}
+
+#[test]
+fn a_dependent_task_sees_the_work_of_its_dependency_from_the_same_round() {
+    let plan = "meta:\n  name: P\nsections:\n- id: s\n  tasks:\n  - {id: a, name: A, parallel_group: g}\n  - {id: slow, name: Slow, parallel_group: g}\n  - {id: b, name: B, parallel_group: g, depends_on: [a]}\n";
+    let p = project(plan);
+    p.scenario(r#"{"tasks": {"a": [{"write": {"a.txt": "from a\n"}}], "slow": [{"events": 20, "interval_ms": 100}], "b": [{"shell": "cat a.txt > seen-by-b.txt"}]}}"#);
+    let r = p.baton(&["run", "plan.yaml", "--parallel", "--jobs", "3"]);
+    assert_eq!(r.code(), 0, "{}", r.all());
+    assert_eq!(p.read("seen-by-b.txt"), "from a\n", "b did not see a's work");
+}
+
+#[test]
+fn ids_that_sanitise_alike_never_share_a_worktree() {
+    let plan = "meta:\n  name: P\nsections:\n- id: s\n  tasks:\n  - {id: 'fix login', name: A, parallel_group: g}\n  - {id: 'fix_login', name: B, parallel_group: g}\n  - {id: 'cache.lock', name: C, parallel_group: g}\n";
+    let p = project(plan);
+    p.scenario(r#"{"tasks": {"fix login": [{"events": 10, "interval_ms": 50, "write": {"one.txt": "1\n"}}], "fix_login": [{"events": 10, "interval_ms": 50, "write": {"two.txt": "2\n"}}], "cache.lock": [{"write": {"three.txt": "3\n"}}]}}"#);
+    let r = p.baton(&["run", "plan.yaml", "--parallel", "--jobs", "3"]);
+    assert_eq!(r.code(), 0, "{}", r.all());
+    for (f, c) in [("one.txt", "1\n"), ("two.txt", "2\n"), ("three.txt", "3\n")] {
+        assert_eq!(p.read(f), c, "{f} was lost:\n{}", r.all());
+    }
+}
+
+#[test]
+fn two_plans_running_in_parallel_at_once_keep_their_own_worktrees() {
+    let p = project(&group_plan(&[("1", "slow one")]));
+    p.write("other.yaml", &group_plan(&[("1", "other one")]).replace("name: Parallel", "name: Other"));
+    p.repo.commit_all("other plan");
+    p.scenario(r#"{"tasks": {"1": [{"events": 20, "interval_ms": 100, "write": {"from-a.txt": "a\n"}}, {"write": {"from-b.txt": "b\n"}}]}}"#);
+    let mut first = p.spawn(&["run", "plan.yaml", "--parallel"]);
+    wait_for("the first plan's agent", || !p.invocations().is_empty());
+    let second = p.baton(&["run", "other.yaml", "--parallel"]);
+    assert_eq!(second.code(), 0, "{}", second.all());
+    assert_eq!(wait_exit(&mut first), Some(0), "{}", p.log());
+    assert_eq!(p.read("from-a.txt"), "a\n", "the first plan's work was lost:\n{}", p.log());
+    assert_eq!(p.read("from-b.txt"), "b\n");
+}
+
+#[test]
+fn an_agents_plan_edit_in_its_worktree_is_merged_not_copied() {
+    let plan = group_plan(&[("1", "first"), ("2", "second")]);
+    let p = project(&plan);
+    p.scenario(r#"{"tasks": {"1": [{"plan_replace": ["description: 'first'", "description: 'first, clarified'"], "plan_modified": true, "write": {"one.txt": "1\n"}}]}}"#);
+    let r = p.baton(&["run", "plan.yaml", "--parallel"]);
+    assert_eq!(r.code(), 0, "{}", r.all());
+    assert_eq!(p.read("one.txt"), "1\n");
+    assert_eq!(status(&p, "1"), Status::Completed);
+}
+
+#[test]
+fn a_staged_rename_with_unicode_does_not_break_the_start() {
+    let plan = group_plan(&[("1", "a")]);
+    let p = project(&plan);
+    p.write("ééx.txt", "x\n");
+    p.repo.commit_all("unicode");
+    p.repo.git(&["mv", "ééx.txt", "new.txt"]);
+    let r = p.baton(&["run", "plan.yaml", "--parallel"]);
+    assert_eq!(r.code(), 0, "{}", r.all());
+    // The user's staged rename is still there, untouched.
+    let st = p.repo.status_porcelain();
+    assert!(st.contains("new.txt"), "{st}");
+    assert_eq!(p.read("new.txt"), "x\n");
 }

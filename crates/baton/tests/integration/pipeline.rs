@@ -170,3 +170,84 @@ fn killing_the_daemon_mid_plan_and_restarting_resumes_without_spending_the_attem
     assert!(p.path().join("docs/defect-backlog/completed/slow.md").exists());
     let _ = Duration::ZERO;
 }
+
+#[test]
+fn a_plan_belongs_to_the_item_it_was_made_for() {
+    let p = project();
+    p.write("docs/defect-backlog/login.md", "# Login (defect)\n");
+    p.write("docs/feature-backlog/Login.md", "# Login (feature)\n");
+    p.repo.commit_all("two items with one slug");
+    p.scenario(&format!(r#"{{"tasks": {{"plan:login": [{}]}}}}"#, writes_plan("login", GOOD_PLAN)));
+    assert_eq!(p.baton(&["pipeline", "--once"]).code(), 0);
+    let r = p.baton(&["pipeline", "--once"]);
+    assert_ne!(r.code(), 0, "{}", r.all());
+    assert!(r.stderr().contains("belongs to another backlog item"), "{}", r.stderr());
+    assert!(p.path().join("docs/feature-backlog/Login.md").exists(), "the second item was archived without work");
+}
+
+#[test]
+fn a_plan_from_an_interrupted_planning_session_is_not_resumed() {
+    let p = project();
+    p.write("docs/defect-backlog/half.md", "# Half\n");
+    p.repo.commit_all("backlog");
+    // The first session writes a plan, then hangs: it is killed before its plan is accepted.
+    p.scenario(&format!(
+        r#"{{"tasks": {{"plan:half": [{{"write": {{".claude/plans/half.yaml": {}}}, "hang": true}}, {}]}}}}"#,
+        serde_json::to_string(&GOOD_PLAN.replace("Do the fix", "Half-made")).unwrap(),
+        writes_plan("half", GOOD_PLAN)
+    ));
+    let mut child = p.spawn(&["pipeline"]);
+    wait_for("the planning session to hang", || p.pid_file("plan_half-1.agent.pid").is_some());
+    signal(&child, libc::SIGKILL);
+    let _ = child.wait();
+    let r = p.baton(&["pipeline", "--once"]);
+    assert_eq!(r.code(), 0, "{}", r.all());
+    assert!(r.stdout().contains("was never accepted"), "{}", r.stdout());
+    let planned = p.invocations().iter().filter(|i| i["task_id"] == "plan:half").count();
+    assert_eq!(planned, 2, "the item was not planned again");
+    let plan = baton::plan::parse_plan(&p.read(".claude/plans/half.yaml")).unwrap();
+    assert_eq!(plan.task("p1").unwrap().name, "Do the fix");
+}
+
+#[test]
+fn a_plan_with_nothing_to_do_is_not_accepted() {
+    let p = project();
+    p.write("docs/defect-backlog/empty.md", "# Empty\n");
+    p.repo.commit_all("backlog");
+    p.scenario(&format!(r#"{{"tasks": {{"plan:empty": [{}]}}}}"#, writes_plan("empty", "meta:\n  name: Nothing\nsections: []\n")));
+    let r = p.baton(&["pipeline", "--once"]);
+    assert_eq!(r.code(), 1, "{}", r.all());
+    assert_eq!(p.invocations().len(), 2, "the agent was not asked once more");
+    assert!(p.path().join("docs/defect-backlog/empty.md").exists());
+}
+
+#[test]
+fn a_graceful_stop_during_planning_starts_no_second_session() {
+    let p = project();
+    p.write("docs/defect-backlog/slowplan.md", "# Slow plan\n");
+    p.repo.commit_all("backlog");
+    let broken = "sections: [\n";
+    p.scenario(&format!(
+        r#"{{"tasks": {{"plan:slowplan": [{{"events": 20, "interval_ms": 100, "write": {{".claude/plans/slowplan.yaml": {}}}}}]}}}}"#,
+        serde_json::to_string(broken).unwrap()
+    ));
+    let mut child = p.spawn(&["pipeline", "--once"]);
+    wait_for("the planning session", || !p.invocations().is_empty());
+    assert_eq!(p.baton(&["stop"]).code(), 0);
+    assert_eq!(wait_exit(&mut child), Some(4), "{}", p.log());
+    assert_eq!(p.invocations().len(), 1, "a second planning session started after the stop");
+    assert!(!p.log().contains("slowplan.md failed"), "{}", p.log());
+}
+
+#[test]
+fn archiving_works_when_the_plans_folder_is_git_ignored() {
+    let p = project();
+    p.write(".gitignore", ".claude/\n");
+    p.write("docs/defect-backlog/ign.md", "# Ignored plans\n");
+    p.repo.commit_all("backlog");
+    p.scenario(&format!(r#"{{"tasks": {{"plan:ign": [{}]}}}}"#, writes_plan("ign", GOOD_PLAN)));
+    let r = p.baton(&["pipeline", "--once"]);
+    assert_eq!(r.code(), 0, "{}", r.all());
+    assert!(p.path().join("docs/defect-backlog/completed/ign.md").exists());
+    assert_eq!(p.repo.status_porcelain(), "", "the archive was not committed");
+}
