@@ -221,6 +221,7 @@ impl Config {
             ("throttle_initial_seconds", self.run.throttle_initial_seconds),
             ("throttle_max_seconds", self.run.throttle_max_seconds),
             ("scan_interval_seconds", self.pipeline.scan_interval_seconds),
+            ("timeout_seconds", self.smoke.timeout_seconds),
         ];
         let counts = [
             ("max_attempts", self.run.max_attempts as usize),
@@ -229,14 +230,13 @@ impl Config {
         ];
         let bad = positive
             .iter()
-            .find(|(_, v)| !(*v > 0.0 && v.is_finite()))
-            .map(|(k, _)| (*k, "must be a number of seconds above 0"))
+            .find(|(_, v)| !(*v > 0.0 && *v <= crate::plan::MAX_SECONDS))
+            .map(|(k, _)| (*k, "must be a number of seconds above 0 and at most 30 days"))
             .or_else(|| counts.iter().find(|(_, v)| *v == 0).map(|(k, _)| (*k, "must be at least 1")));
         match bad {
             None => Ok(()),
             Some((key, what)) => {
-                let at = text.find(&format!("{key} ")).or_else(|| text.find(&format!("{key}=")));
-                let (line, column) = at.map_or((0, 0), |p| line_col(text, p));
+                let (line, column) = key_line(text, key).map_or((0, 0), |l| (l, 1));
                 Err(ConfigError::Invalid {
                     path: path.to_path_buf(),
                     line,
@@ -246,6 +246,16 @@ impl Config {
             }
         }
     }
+}
+
+/// The line where `key` is set (`key = …` at the start of a line, not in a comment). Of several
+/// (the same key in two tables), the one whose value is wrong is not known: the first is named.
+fn key_line(text: &str, key: &str) -> Option<usize> {
+    text.lines().position(|l| {
+        let t = l.trim_start();
+        t.strip_prefix(key).is_some_and(|rest| rest.trim_start().starts_with('='))
+    })
+    .map(|i| i + 1)
 }
 
 fn line_col(text: &str, byte: usize) -> (usize, usize) {
@@ -306,6 +316,19 @@ defect_backlog = "bugs"
         assert!(msg.contains("timout_seconds"), "{msg}");
         let e = Config::parse("[runn]\n", Path::new("baton.toml")).unwrap_err();
         assert!(e.to_string().contains("runn"), "{e}");
+    }
+
+    #[test]
+    fn a_bad_value_is_found_on_its_own_line() {
+        let text = "# max_attempts = 3 is the default\n[run]\nidle_timeout_seconds = 300\ntimeout_seconds = 0\nmax_attempts = 0\n";
+        let e = Config::parse(text, Path::new("baton.toml")).unwrap_err();
+        assert!(e.to_string().starts_with("baton.toml:4:1: `timeout_seconds`"), "{e}");
+        let e = Config::parse("# max_attempts = 3\n[run]\nmax_attempts = 0\n", Path::new("baton.toml")).unwrap_err();
+        assert!(e.to_string().starts_with("baton.toml:3:1:"), "{e}");
+        let e = Config::parse("[smoke]\ntimeout_seconds = -5\n", Path::new("baton.toml")).unwrap_err();
+        assert!(e.to_string().contains("at most 30 days"), "{e}");
+        let e = Config::parse("[run]\ntimeout_seconds = 1e300\n", Path::new("baton.toml")).unwrap_err();
+        assert!(e.to_string().contains("timeout_seconds"), "{e}");
     }
 
     #[test]

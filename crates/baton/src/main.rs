@@ -166,54 +166,59 @@ fn load_plan(plan: &Path) -> Result<PlanFile, Exit> {
 }
 
 fn check(plan: &Path, json: bool) -> Exit {
-    let config = load_config(plan);
+    let config = Config::load(&baton::root::root_for_plan(plan));
     let loaded = PlanFile::load(plan);
     if json {
-        let doc = match &loaded {
-            Ok(f) => serde_json::json!({
-                "valid": true,
-                "path": plan.display().to_string(),
-                "sections": f.plan().sections.len(),
-                "tasks": f.plan().tasks().count(),
-                "problems": [],
-            }),
-            Err(PlanError::Invalid { diagnostics, .. }) => serde_json::json!({
-                "valid": false,
-                "path": plan.display().to_string(),
-                "problems": diagnostics,
-            }),
-            Err(other) => serde_json::json!({
-                "valid": false,
-                "path": plan.display().to_string(),
-                "problems": [{"line": 0, "column": 0, "message": other.render(), "help": "check the path"}],
-            }),
+        let mut problems: Vec<serde_json::Value> = match &loaded {
+            Ok(_) => Vec::new(),
+            Err(PlanError::Invalid { diagnostics, .. }) => diagnostics.iter().filter_map(|d| serde_json::to_value(d).ok()).collect(),
+            Err(other) => vec![serde_json::json!({"line": 0, "column": 0, "message": other.render(), "help": "check the path"})],
         };
+        match &config {
+            Err(ConfigError::Invalid { path, line, column, message }) => problems.push(serde_json::json!({
+                "file": path.display().to_string(), "line": line, "column": column, "message": message,
+                "help": "fix or remove this setting (see README.md, \"Configuration\")",
+            })),
+            Err(e @ ConfigError::Read { .. }) => problems.push(serde_json::json!({
+                "line": 0, "column": 0, "message": baton::exit::render_chain(e), "help": "check the file's permissions",
+            })),
+            Ok(_) => {}
+        }
+        let mut doc = serde_json::json!({
+            "valid": problems.is_empty(),
+            "path": plan.display().to_string(),
+            "problems": problems,
+        });
+        if let Ok(f) = &loaded {
+            doc["sections"] = f.plan().sections.len().into();
+            doc["tasks"] = f.plan().tasks().count().into();
+        }
         println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        return if doc["valid"] == true { Exit::Completed } else { Exit::InvalidInput };
+    }
+    if let Err(e) = &config {
+        eprintln!("error: {e}\n  help: fix or remove this setting (see README.md, \"Configuration\")");
     }
     let file = match loaded {
         Ok(f) => f,
         Err(e) => {
-            if !json {
-                eprintln!("{}", e.render());
-            }
+            eprintln!("{}", e.render());
             return Exit::InvalidInput;
         }
     };
     if config.is_err() {
         return Exit::InvalidInput;
     }
-    if !json {
-        let p = file.plan();
-        println!(
-            "{}: valid — {} section{}, {} task{} ({})",
-            plan.display(),
-            p.sections.len(),
-            plural(p.sections.len()),
-            p.tasks().count(),
-            plural(p.tasks().count()),
-            status::Counts::of(p).sentence()
-        );
-    }
+    let p = file.plan();
+    println!(
+        "{}: valid — {} section{}, {} task{} ({})",
+        plan.display(),
+        p.sections.len(),
+        plural(p.sections.len()),
+        p.tasks().count(),
+        plural(p.tasks().count()),
+        status::Counts::of(p).sentence()
+    );
     Exit::Completed
 }
 

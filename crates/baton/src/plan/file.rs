@@ -85,7 +85,6 @@ pub struct PlanFile {
 impl PlanFile {
     /// Reads and validates a plan. A plan with problems is an error listing all of them.
     pub fn load(path: &Path) -> Result<PlanFile, PlanError> {
-        save::remove_stale_temp(path);
         let text = read(path)?;
         let (plan, tree) = parse_with_tree(&text).map_err(|diagnostics| PlanError::Invalid {
             path: path.to_path_buf(),
@@ -211,49 +210,92 @@ impl PlanFile {
 
     /// Merges the tasks and sections that `theirs` (an agent's copy of this plan, e.g. in a
     /// worktree) has and this plan has not, each copied as written and placed after the task
-    /// that precedes it there. Nothing else of `theirs` is taken. Returns the added task ids.
+    /// that precedes it there (or first in its section, or in a new section made like theirs).
+    /// Nothing else of `theirs` is taken. Returns the added task ids; a task that cannot be
+    /// placed is an error naming it.
     pub fn merge_added_tasks(&mut self, theirs: &str) -> Result<Vec<TaskId>, PlanError> {
         let invalid = |diagnostics| PlanError::Invalid { path: self.path.clone(), diagnostics };
         let (their_plan, their_tree) = parse_with_tree(theirs).map_err(invalid)?;
-        let mut added = Vec::new();
         let their_sections = sections(&their_tree).unwrap_or(&[]);
+        let mut added = Vec::new();
         for (si, section) in their_plan.sections.iter().enumerate() {
             let Some(their_section) = their_sections.get(si) else { continue };
             let their_tasks = their_section.get("tasks").and_then(Node::items).unwrap_or(&[]);
-            if !self.plan.sections.iter().any(|s| s.id == section.id) {
-                // A whole new section: after the last section.
-                let Some(last) = sections(&self.tree).and_then(|s| s.last()) else { continue };
-                let block = reindent(&item_text(theirs, their_section), their_section.col, last.col);
-                let text = insert_after_line_of(&self.text, last.end, &block);
-                self.replace_text(text)?;
-                added.extend(section.tasks.iter().map(|t| t.id.clone()));
-                continue;
-            }
             for (ti, task) in section.tasks.iter().enumerate() {
                 if self.plan.task(task.id.as_str()).is_some() {
                     continue;
                 }
                 let Some(node) = their_tasks.get(ti) else { continue };
-                let before = section.tasks[..ti].iter().rev().find_map(|t| find_task(&self.tree, t.id.as_str()).map(|n| (n.col, n.end)));
-                let text = match before {
-                    Some((col, end)) => insert_after_line_of(&self.text, end, &reindent(&item_text(theirs, node), node.col, col)),
-                    None => {
-                        // First in its section: before the section's first task.
-                        let ours = sections(&self.tree)
-                            .and_then(|s| s.iter().find(|n| n.get("id").and_then(Node::as_scalar) == Some(section.id.as_str())))
-                            .and_then(|n| n.get("tasks")?.items()?.first());
-                        let Some(first) = ours else { continue };
-                        let line_start = self.text[..first.start].rfind('\n').map_or(0, |n| n + 1);
-                        let newline = if self.text.contains("\r\n") { "\r\n" } else { "\n" };
-                        let block = reindent(&item_text(theirs, node), node.col, first.col);
-                        splice(&self.text, line_start, line_start, &format!("{block}{newline}"))
+                let block = item_text(theirs, node);
+                let text = self.place_task(theirs, &section.id, &section.tasks[..ti], their_section, node, &block).ok_or_else(|| {
+                    PlanError::Invalid {
+                        path: self.path.clone(),
+                        diagnostics: vec![Diagnostic::new(
+                            node.line,
+                            node.col,
+                            format!("the agent's new task '{}' could not be placed in the plan", task.id),
+                            "add it to the plan by hand; its text is in the agent's copy of the plan",
+                        )],
                     }
-                };
+                })?;
                 self.replace_text(text)?;
                 added.push(task.id.clone());
             }
         }
         Ok(added)
+    }
+
+    /// The text with one new task placed; `before` are the tasks that precede it in its section
+    /// in the other copy.
+    fn place_task(
+        &self,
+        theirs: &str,
+        section_id: &str,
+        before: &[crate::plan::Task],
+        their_section: &Node,
+        node: &Node,
+        block: &str,
+    ) -> Option<String> {
+        let newline = if self.text.contains("\r\n") { "\r\n" } else { "\n" };
+        let ours = sections(&self.tree)?.iter().find(|n| n.get("id").and_then(Node::as_scalar) == Some(section_id));
+        let Some(ours) = ours else {
+            // A new section: its lines up to `tasks:`, then this task; later new tasks of the
+            // section find it there.
+            let (tasks_key, tasks_value) = their_section.entry("tasks")?;
+            if !is_block_seq(theirs, tasks_value) {
+                return None;
+            }
+            let head_start = line_start(theirs, their_section.start);
+            let head_end = line_end(theirs, tasks_key.end);
+            let head = theirs[head_start..head_end].replace("\r\n", "\n");
+            let section_block = format!("{head}\n{block}");
+            let last = sections(&self.tree)?.last()?;
+            return Some(insert_after_line_of(&self.text, last.end, &reindent(&section_block, their_section.col, last.col)));
+        };
+        if let Some((col, end)) = before.iter().rev().find_map(|t| {
+            let n = find_task(&self.tree, t.id.as_str())?;
+            (section_of_node(&self.tree, n.start)? == section_id).then_some((n.col, n.end))
+        }) {
+            return Some(insert_after_line_of(&self.text, end, &reindent(block, node.col, col)));
+        }
+        let (key, value) = ours.entry("tasks")?;
+        if let Some(first) = value.items().and_then(|i| i.first()).filter(|_| is_block_seq(&self.text, value)) {
+            let at = line_start(&self.text, first.start);
+            let block = reindent(block, node.col, first.col).replace('\n', newline);
+            return Some(splice(&self.text, at, at, &format!("{block}{newline}")));
+        }
+        // An empty list (`tasks: []` or nothing): the task becomes its first item.
+        let is_empty = value.items().is_some_and(<[Node]>::is_empty) || value.is_null();
+        if !is_empty {
+            return None;
+        }
+        let block = reindent(block, node.col, key.col + 4).replace('\n', newline);
+        if value.start == value.end {
+            let colon = self.text[key.end..].find(':').map(|n| key.end + n + 1)?;
+            let line_end = line_end(&self.text, colon);
+            return Some(splice(&self.text, colon, line_end, &format!("{newline}{block}")));
+        }
+        Some(splice(&self.text, value.start, value.end, &format!("{newline}{block}")))
     }
 
     fn replace_text(&mut self, text: String) -> Result<(), PlanError> {
@@ -413,6 +455,30 @@ fn item_text(text: &str, node: &Node) -> String {
     let start = text[..node.start].rfind('\n').map_or(0, |n| n + 1);
     let end = text[node.end..].find('\n').map_or(text.len(), |n| node.end + n);
     text[start..end].trim_end_matches('\r').replace("\r\n", "\n")
+}
+
+fn line_start(text: &str, at: usize) -> usize {
+    text[..at].rfind('\n').map_or(0, |n| n + 1)
+}
+
+/// The end of the line holding `at`, before its line break (`\r\n` or `\n`).
+fn line_end(text: &str, at: usize) -> usize {
+    let end = text[at..].find('\n').map_or(text.len(), |n| at + n);
+    if text[..end].ends_with('\r') {
+        end - 1
+    } else {
+        end
+    }
+}
+
+/// A non-empty list written in block style (`- item` lines), not `[a, b]`.
+fn is_block_seq(text: &str, value: &Node) -> bool {
+    value.items().is_some_and(|i| !i.is_empty()) && !text[value.start..].starts_with('[')
+}
+
+/// The id of the section whose mapping holds byte `at`.
+fn section_of_node(tree: &Node, at: usize) -> Option<&str> {
+    sections(tree)?.iter().find(|s| s.start <= at && at <= s.end)?.get("id")?.as_scalar()
 }
 
 /// Shifts every line of a block from column `from` to column `to` (1-based key columns).

@@ -10,8 +10,8 @@ use std::fmt;
 use std::path::PathBuf;
 
 pub use file::{PlanFile, SaveOutcome, TaskField};
-pub use model::{derived_section_status, Meta, Plan, Section, Status, Task, TaskId};
-pub use save::write_atomic;
+pub use model::{derived_section_status, Meta, Plan, Section, Status, Task, TaskId, MAX_SECONDS};
+pub use save::{remove_stale_temps, write_atomic};
 
 /// One problem in a plan, at a line of its file.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -109,12 +109,16 @@ pub fn parse_plan(src: &str) -> Result<Plan, Vec<Diagnostic>> {
 }
 
 pub(crate) fn parse_with_tree(src: &str) -> Result<(Plan, yaml::Node), Vec<Diagnostic>> {
-    let mut diags = tab_indentation(src);
+    let mut diags = Vec::new();
     let root = match yaml::parse(src) {
         Ok(root) => root,
         Err(e) => {
-            // A tab already reported on that line says the same thing better.
-            if !diags.iter().any(|d| d.line == e.line) {
+            // A tab inside a block scalar is fine; a tab in indentation is what usually breaks
+            // a file, and the parser's words for it are obscure. Name the tab nearest before
+            // the error instead, when there is one.
+            if let Some(tab) = tab_indentation(src).into_iter().rev().find(|d| d.line <= e.line) {
+                diags.push(tab);
+            } else {
                 let help = if e.message.contains("mapping values are not allowed") {
                     "a `: ` inside an unquoted value starts a new key; put the whole value in quotes"
                 } else {

@@ -11,6 +11,10 @@ use serde::Serialize;
 use super::yaml::Node;
 use super::Diagnostic;
 
+/// The longest time any setting in seconds may name (30 days): more is a typo, and would not
+/// fit a timer.
+pub const MAX_SECONDS: f64 = 30.0 * 24.0 * 3600.0;
+
 /// A task id. Always the source text of the id, so `1.10` and `1.1` stay different tasks.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(transparent)]
@@ -446,9 +450,9 @@ impl Fields<'_> {
     fn seconds(&self, key: &str, diags: &mut Vec<Diagnostic>) -> Option<f64> {
         let n = self.present(key)?;
         match n.as_scalar().and_then(|s| s.trim().parse::<f64>().ok()) {
-            Some(v) if v > 0.0 && v.is_finite() => Some(v),
+            Some(v) if v > 0.0 && v <= MAX_SECONDS => Some(v),
             _ => {
-                self.wrong(n, key, "a number of seconds above 0", &format!("write e.g. `{key}: 600`"), diags);
+                self.wrong(n, key, "a number of seconds above 0 and at most 30 days", &format!("write e.g. `{key}: 600`"), diags);
                 None
             }
         }

@@ -9,16 +9,27 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-/// The temporary file a save writes first. One fixed name per target: a crash can leave at most
-/// one behind, and the next load removes it.
-fn temp_path(path: &Path) -> PathBuf {
+/// The prefix of the temporary files saves of `path` write first.
+fn temp_prefix(path: &Path) -> String {
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    path.with_file_name(format!(".{name}.baton-tmp"))
+    format!(".{name}.baton-tmp-")
 }
 
-/// Replaces `path` with `bytes` atomically, keeping the file's permissions.
+/// The temporary file this process writes first. Named per process, so that another baton
+/// (a `status`, a `check`) can never take it away from under a running save.
+fn temp_path(path: &Path) -> PathBuf {
+    path.with_file_name(format!("{}{}", temp_prefix(path), std::process::id()))
+}
+
+/// Replaces `path` with `bytes` atomically, keeping the file's permissions. A symlink is
+/// followed: the file it points to is replaced, and the link stays a link.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    write_steps(path, bytes, &mut |_| true)
+    let target = if fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+        fs::canonicalize(path)?
+    } else {
+        path.to_path_buf()
+    };
+    write_steps(&target, bytes, &mut |_| true)
 }
 
 /// The save, one step at a time; `go(step)` returning false stops there, as a crash would.
@@ -65,9 +76,19 @@ fn sync_dir(path: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-/// Removes the temporary file a crashed save left behind.
-pub(crate) fn remove_stale_temp(path: &Path) {
-    let _ = fs::remove_file(temp_path(path));
+/// Removes the temporary files crashed saves left behind. Only for the holder of the plan's
+/// lock: no save of anyone else's can be under way then.
+pub fn remove_stale_temps(path: &Path) {
+    let prefix = temp_prefix(path);
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+        if entry.file_name().to_string_lossy().starts_with(&prefix) {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// Keeps a copy of an invalid plan someone else wrote, next to the plan, so that nothing of it is
@@ -106,10 +127,22 @@ mod tests {
                 assert_eq!(on_disk, OLD, "the target changed before the rename ({stop:?})");
             }
             // The next load clears what the crash left.
-            remove_stale_temp(&path);
+            remove_stale_temps(&path);
             let left: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
             assert_eq!(left, vec![std::ffi::OsString::from("plan.yaml")], "after {stop:?}");
         }
+    }
+
+    #[test]
+    fn a_symlinked_plan_stays_a_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real.yaml");
+        let link = dir.path().join("link.yaml");
+        fs::write(&real, OLD).unwrap();
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        write_atomic(&link, b"x: 1\n").unwrap();
+        assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+        assert_eq!(fs::read_to_string(&real).unwrap(), "x: 1\n");
     }
 
     #[test]

@@ -301,6 +301,13 @@ fn a_colon_in_an_unquoted_value_says_to_quote_it() {
 }
 
 #[test]
+fn a_tab_inside_a_block_scalar_is_fine() {
+    let src = format!("{HEAD}  - id: '1'\n    name: x\n    description: |\n      build:\n      \tgo build ./...\n");
+    let plan = parse_plan(&src).unwrap_or_else(|d| panic!("{d:?}"));
+    assert!(plan.task("1").unwrap().description.as_deref().unwrap().contains("\tgo build"));
+}
+
+#[test]
 fn tabs_are_named() {
     let d = one(&format!("{HEAD}  - id: '1'\n\tname: x\n"));
     assert_eq!((d.line, d.message.as_str()), (8, "a tab in the indentation"));
@@ -440,4 +447,37 @@ fn flow_mappings_with_comments_inside_take_new_fields_before_the_comment() {
     assert!(f.text().contains("# c\n  }"), "the comment moved: {}", f.text());
     let empty = "sections:\n- id: s\n  tasks:\n  - {}\n";
     assert!(parse_plan(empty).is_err());
+}
+
+#[test]
+fn anchored_and_tagged_nodes_are_edited_in_place() {
+    let text = "sections:\n- id: s\n  tasks:\n  - &t1 {id: '1', name: a}\n  - id: '2'\n    name: b\n    last_error: &e |\n      old\n    description: !!str |\n      keep me\n";
+    let (_d, path) = write_temp(text);
+    let mut f = PlanFile::load(&path).unwrap();
+    f.set_attempts("1", 2).unwrap();
+    f.set_text("2", TaskField::LastError, "new").unwrap();
+    f.set_attempts("2", 1).unwrap();
+    let plan = f.plan();
+    assert_eq!(plan.task("1").unwrap().attempts, 2);
+    assert_eq!(plan.task("2").unwrap().last_error.as_deref(), Some("new"));
+    assert_eq!(plan.task("2").unwrap().description.as_deref(), Some("keep me\n"));
+    assert!(f.text().contains("- &t1 {id: '1', name: a, attempts: 2}"), "{}", f.text());
+    assert!(f.text().contains("last_error: &e \"new\"") || f.text().contains("last_error: &e new"), "{}", f.text());
+}
+
+#[test]
+fn a_task_added_to_an_empty_section_or_beside_a_moved_task_is_merged() {
+    let ours = "sections:\n- id: s1\n  tasks:\n  - id: '1'\n    name: a\n  - id: '2'\n    name: b\n- id: s2\n  name: Empty\n  tasks: []\n";
+    let (_d, path) = write_temp(ours);
+    let mut f = PlanFile::load(&path).unwrap();
+    // The agent filled s2, and moved '2' into a new section s3 next to a new '3'.
+    let theirs = "sections:\n- id: s1\n  tasks:\n  - id: '1'\n    name: a\n- id: s2\n  name: Empty\n  tasks:\n  - id: 's2.1'\n    name: filled\n- id: s3\n  name: New\n  tasks:\n  - id: '2'\n    name: b\n  - id: '3'\n    name: c\n";
+    let added = f.merge_added_tasks(theirs).unwrap();
+    let ids: Vec<&str> = added.iter().map(|t| t.as_str()).collect();
+    assert_eq!(ids, ["s2.1", "3"]);
+    let order: Vec<&str> = f.plan().tasks().map(|t| t.id.as_str()).collect();
+    assert_eq!(order, ["1", "2", "s2.1", "3"], "{}", f.text());
+    assert_eq!(f.plan().section_of("s2.1").unwrap().id, "s2");
+    assert_eq!(f.plan().section_of("3").unwrap().id, "s3");
+    assert_eq!(f.plan().section_of("3").unwrap().name.as_deref(), Some("New"));
 }

@@ -76,8 +76,18 @@ impl Node {
     }
 
     /// The value under `key` in a mapping node.
+    /// The value under `key`: the mapping's own, else one from a `<<` merge (YAML 1.1, which
+    /// the original tool's plans may use), the first merged mapping that has it.
     pub fn get(&self, key: &str) -> Option<&Node> {
-        self.entry(key).map(|(_, v)| v)
+        if let Some((_, v)) = self.entry(key) {
+            return Some(v);
+        }
+        let merged = self.entry("<<").map(|(_, v)| v)?;
+        match &merged.kind {
+            NodeKind::Mapping { .. } => merged.get(key),
+            NodeKind::Sequence { items } => items.iter().find_map(|m| m.get(key)),
+            _ => None,
+        }
     }
 
     pub fn entry(&self, key: &str) -> Option<&(Node, Node)> {
@@ -138,6 +148,7 @@ pub(crate) fn parse(src: &str) -> Result<Node, SyntaxError> {
         src,
         events: &events,
         pos: first + 1,
+        anchors: std::collections::HashMap::new(),
     };
     if matches!(builder.peek(), Some(Event::DocumentEnd) | None) {
         return Ok(empty_node());
@@ -206,6 +217,8 @@ struct Builder<'a, 'i> {
     src: &'a str,
     events: &'a [(Event<'i>, usize, Span)],
     pos: usize,
+    /// Anchored nodes by anchor id, for aliases.
+    anchors: std::collections::HashMap<usize, Node>,
 }
 
 impl Builder<'_, '_> {
@@ -223,6 +236,27 @@ impl Builder<'_, '_> {
     }
 
     fn node(&mut self, in_flow: bool) -> Result<Node, SyntaxError> {
+        let anchor = match self.events.get(self.pos).map(|(ev, ..)| ev) {
+            Some(Event::Scalar(_, _, a, _) | Event::MappingStart(a, _) | Event::SequenceStart(a, _)) => *a,
+            Some(Event::Alias(a)) => {
+                // The alias reads as the anchored node; its own span is where the alias stands.
+                let target = self.anchors.get(a).cloned();
+                let alias = self.node_at(in_flow)?;
+                return Ok(match target {
+                    Some(t) => Node { start: alias.start, end: alias.end, line: alias.line, col: alias.col, ..t },
+                    None => alias,
+                });
+            }
+            _ => 0,
+        };
+        let node = self.node_at(in_flow)?;
+        if anchor != 0 {
+            self.anchors.insert(anchor, node.clone());
+        }
+        Ok(node)
+    }
+
+    fn node_at(&mut self, in_flow: bool) -> Result<Node, SyntaxError> {
         let Some((ev, start, span)) = self.events.get(self.pos) else {
             return Err(SyntaxError {
                 line: 1,
@@ -264,6 +298,8 @@ impl Builder<'_, '_> {
                 })
             }
             Event::MappingStart(..) => {
+                // The mark points at an anchor or tag, if there is one; the bracket follows it.
+                let start = skip_properties(self.src.as_bytes(), start);
                 let flow = self.src[start..].starts_with('{');
                 let mut entries = Vec::new();
                 loop {
@@ -293,6 +329,7 @@ impl Builder<'_, '_> {
                 })
             }
             Event::SequenceStart(..) => {
+                let start = skip_properties(self.src.as_bytes(), start);
                 let flow = self.src[start..].starts_with('[');
                 let mut items = Vec::new();
                 loop {
@@ -365,6 +402,25 @@ fn scalar_bounds(
     let bytes = src.as_bytes();
     // An anchor or tag before the scalar: the parser's mark points at it. Skip it so the span
     // covers the value only (an edit then keeps the anchor or tag).
+    let s = skip_properties(bytes, start);
+    match style {
+        ScalarStyle::SingleQuoted => (s, single_quoted_end(bytes, s), Style::SingleQuoted),
+        ScalarStyle::DoubleQuoted => (s, double_quoted_end(bytes, s), Style::DoubleQuoted),
+        ScalarStyle::Literal | ScalarStyle::Folded => {
+            let (h, e) = if matches!(bytes.get(s), Some(b'|' | b'>')) {
+                // With an anchor or tag the mark is on the header line, not in the content.
+                block_scalar_from_header(src, s, limit)
+            } else {
+                block_scalar_bounds(src, start, limit)
+            };
+            (h, e, Style::Block)
+        }
+        _ => (s, plain_end(bytes, s, limit.max(s), in_flow), Style::Plain),
+    }
+}
+
+/// Skips an anchor (`&a`) and a tag (`!!str`, `!t`) and the blanks after them.
+fn skip_properties(bytes: &[u8], start: usize) -> usize {
     let mut s = start;
     while s < bytes.len() && (bytes[s] == b'&' || bytes[s] == b'!') {
         while s < bytes.len() && !bytes[s].is_ascii_whitespace() {
@@ -374,15 +430,34 @@ fn scalar_bounds(
             s += 1;
         }
     }
-    match style {
-        ScalarStyle::SingleQuoted => (s, single_quoted_end(bytes, s), Style::SingleQuoted),
-        ScalarStyle::DoubleQuoted => (s, double_quoted_end(bytes, s), Style::DoubleQuoted),
-        ScalarStyle::Literal | ScalarStyle::Folded => {
-            let (h, e) = block_scalar_bounds(src, start, limit);
-            (h, e, Style::Block)
+    s
+}
+
+/// A block scalar whose indicator is at `indicator`: its content is the following lines at
+/// least as indented as the first content line, up to `limit`.
+fn block_scalar_from_header(src: &str, indicator: usize, limit: usize) -> (usize, usize) {
+    let limit = limit.min(src.len());
+    let Some(nl) = src[indicator..].find('\n').map(|n| indicator + n) else {
+        return (indicator, src.len().min(indicator + 1).max(indicator));
+    };
+    let header_end = if src[..nl].ends_with('\r') { nl - 1 } else { nl };
+    let mut end = header_end;
+    let mut indent: Option<usize> = None;
+    let mut pos = nl + 1;
+    while pos < limit {
+        let line_end = src[pos..].find('\n').map_or(src.len(), |n| pos + n);
+        let line = src[pos..line_end].trim_end_matches('\r');
+        if !line.trim().is_empty() {
+            let this = line.len() - line.trim_start_matches(' ').len();
+            let need = *indent.get_or_insert(this);
+            if this < need || this == 0 {
+                break;
+            }
+            end = (pos + line.len()).min(limit);
         }
-        _ => (s, plain_end(bytes, s, limit.max(s), in_flow), Style::Plain),
+        pos = line_end + 1;
     }
+    (indicator, end)
 }
 
 fn single_quoted_end(b: &[u8], start: usize) -> usize {
@@ -586,6 +661,29 @@ mod tests {
     }
 
     #[test]
+    fn anchors_and_tags_do_not_hide_a_node() {
+        let src = "a: &t {k: v}\nb: !!seq [1, 2]\nc: &e |\n  old\n  text\nd: !!str >\n  folded\ne: x\n";
+        let root = parse(src).unwrap();
+        assert_eq!(text(src, root.get("a").unwrap()), "{k: v}");
+        assert!(matches!(root.get("a").unwrap().kind, NodeKind::Mapping { flow: true, .. }));
+        assert_eq!(text(src, root.get("b").unwrap()), "[1, 2]");
+        assert_eq!(text(src, root.get("c").unwrap()), "|\n  old\n  text");
+        assert_eq!(text(src, root.get("d").unwrap()), ">\n  folded");
+        assert_eq!(text(src, root.get("e").unwrap()), "x");
+    }
+
+    #[test]
+    fn aliases_and_merge_keys_read_as_their_anchors() {
+        let src = "d: &d {max_attempts: 7, parallel_group: g}\nn: &n hello\nt:\n  <<: *d\n  name: *n\n  max_attempts: 2\n";
+        let root = parse(src).unwrap();
+        let t = root.get("t").unwrap();
+        assert_eq!(t.get("name").unwrap().as_scalar(), Some("hello"));
+        assert_eq!(t.get("parallel_group").unwrap().as_scalar(), Some("g"));
+        assert_eq!(t.get("max_attempts").unwrap().as_scalar(), Some("2"), "the mapping's own key wins");
+        assert_eq!(text(src, t.get("name").unwrap()), "*n");
+    }
+
+    #[test]
     fn spans_are_bytes_not_chars() {
         let src = "a: 'héllo wörld'  # ü\nb: ünïcode\n";
         let root = parse(src).unwrap();
@@ -607,7 +705,7 @@ mod tests {
         let e = parse("a:\n\tb: 1\n").unwrap_err();
         assert_eq!(e.line, 2);
         let e = parse("a: [1,\n").unwrap_err();
-        assert!(e.line >= 1, "{e:?}");
+        assert_eq!(e.line, 2, "{e:?}");
         let e = parse("a: 1\n---\nb: 2\n").unwrap_err();
         assert_eq!(e.line, 2);
         assert!(e.message.contains("more than one"));
@@ -628,6 +726,11 @@ mod tests {
             "bell\u{7}",
             "# hash",
         ] {
+            // Words and numbers YAML would read as something else must never be written bare.
+            if ["true", "1.10", "", "- dash", "# hash", "a: b"].contains(&s) {
+                let written = render_string(s, Style::Plain);
+                assert!(written.starts_with('"') || written.starts_with('\''), "{s:?} written bare: {written}");
+            }
             for style in [Style::Plain, Style::SingleQuoted, Style::DoubleQuoted] {
                 let doc = format!("k: {}\n", render_string(s, style));
                 let root = parse(&doc).unwrap_or_else(|e| panic!("{doc:?}: {e:?}"));

@@ -144,6 +144,11 @@ pub fn human(d: Duration) -> String {
     }
 }
 
+/// [`human`] for a number of seconds read from a file (nonsense reads as 0).
+pub fn human_secs(secs: f64) -> String {
+    human(Duration::try_from_secs_f64(secs).unwrap_or_default())
+}
+
 /// `14:30:05` in the machine's time zone.
 pub fn clock(t: jiff::Timestamp) -> String {
     t.to_zoned_datetime(jiff::tz::TimeZone::system()).strftime("%H:%M:%S").to_string()

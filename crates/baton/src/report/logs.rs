@@ -31,7 +31,7 @@ pub fn render(logs_dir: &Path, plan: &Path, task: &str, session: Option<u32>) ->
             if r.message.is_empty() { String::new() } else { format!(" — {}", r.message) },
             r.duration_seconds,
             r.cost_usd.map(|c| format!(" · ${c:.4}")).unwrap_or_default(),
-            r.waited_seconds.map(|w| format!(" · baton then waited {}", crate::report::event::human(std::time::Duration::from_secs_f64(w)))).unwrap_or_default()
+            r.waited_seconds.map(|w| format!(" · baton then waited {}", crate::report::event::human_secs(w))).unwrap_or_default()
         ));
     } else {
         out.push_str("outcome: not recorded (the attempt was interrupted, or is still running)\n");

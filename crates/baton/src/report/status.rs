@@ -187,7 +187,7 @@ fn task_row(
     if let Some(total) = total {
         let (time, cost) = match total {
             Some(u) => (
-                crate::report::event::human(std::time::Duration::from_secs_f64(u.seconds)),
+                crate::report::event::human_secs(u.seconds),
                 if u.cost_usd > 0.0 { format!("${:.4}", u.cost_usd) } else { String::new() },
             ),
             None => (String::new(), String::new()),
@@ -199,7 +199,7 @@ fn task_row(
                 let what = if kind == "limited" { "usage limit" } else { "throttled" };
                 row.push_str(&format!(
                     "  ({what}; waited {})",
-                    crate::report::event::human(std::time::Duration::from_secs_f64(u.waited_seconds))
+                    crate::report::event::human_secs(u.waited_seconds)
                 ));
             }
         }

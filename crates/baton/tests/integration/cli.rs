@@ -174,3 +174,15 @@ fn stop_touches_the_semaphore() {
     assert_eq!(r.code(), 0, "{}", r.stderr());
     assert!(p.path().join(".claude/plans/.stop").exists());
 }
+
+#[test]
+fn check_json_includes_config_problems() {
+    let p = Project::new();
+    p.write("plan.yaml", &fixture("flow.yaml"));
+    p.write("baton.toml", "[run]\njobs = 0\n");
+    let r = p.baton(&["check", "plan.yaml", "--json"]);
+    assert_eq!(r.code(), 2);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout()).unwrap();
+    assert_eq!(v["valid"], false);
+    assert!(v["problems"][0]["message"].as_str().unwrap().contains("jobs"), "{v}");
+}

@@ -138,6 +138,8 @@ pub async fn run_plan(opts: RunOptions, stop: Option<watch::Receiver<Stop>>) -> 
             return Exit::InvalidInput;
         }
     };
+    // Holding the lock, no other baton can be saving this plan: a temp file is a crash's.
+    crate::plan::remove_stale_temps(&opts.plan);
     let records = Records::new(&logs_dir, &opts.plan);
     let reporter = Reporter::new(vec![Box::new(Terminal::new(opts.verbose))]);
     let _ = std::fs::create_dir_all(records.dir());
