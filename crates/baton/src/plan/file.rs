@@ -37,6 +37,12 @@ impl TaskField {
     }
 }
 
+impl std::fmt::Display for TaskField {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.key())
+    }
+}
+
 /// A value baton writes into a field.
 #[derive(Debug, Clone, PartialEq)]
 enum Value {

@@ -1,163 +1,17 @@
 //! The plan file: its YAML model, validation, the dependency graph and in-place editing.
 
+mod check;
 mod file;
 pub mod graph;
 mod model;
 mod save;
 pub(crate) mod yaml;
 
-use std::fmt;
-use std::path::PathBuf;
-
+pub(crate) use check::parse_with_tree;
+pub use check::{parse_plan, Diagnostic, PlanError};
 pub use file::{PlanFile, SaveOutcome, TaskField};
 pub use model::{derived_section_status, Meta, Plan, Section, Status, Task, TaskId, MAX_SECONDS};
 pub use save::{remove_stale_temps, write_atomic};
-
-/// One problem in a plan, at a line of its file.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Diagnostic {
-    /// 1-based; 0 when the problem has no single line.
-    pub line: usize,
-    /// 1-based; 0 when unknown.
-    pub column: usize,
-    pub message: String,
-    /// What to do about it.
-    pub help: String,
-}
-
-impl Diagnostic {
-    pub fn new(line: usize, column: usize, message: impl Into<String>, help: impl Into<String>) -> Self {
-        Diagnostic {
-            line,
-            column,
-            message: message.into(),
-            help: help.into(),
-        }
-    }
-
-    /// `file:line:col: message` and an indented help line.
-    pub fn render(&self, file: &str) -> String {
-        let at = match (self.line, self.column) {
-            (0, _) => file.to_string(),
-            (l, 0) => format!("{file}:{l}"),
-            (l, c) => format!("{file}:{l}:{c}"),
-        };
-        format!("{at}: {}\n  help: {}", self.message, self.help)
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum PlanError {
-    #[error("cannot read plan {}", path.display())]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("cannot write plan {}", path.display())]
-    Write {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{} is not a valid plan ({} problem{})", path.display(), diagnostics.len(), if diagnostics.len() == 1 { "" } else { "s" })]
-    Invalid {
-        path: PathBuf,
-        diagnostics: Vec<Diagnostic>,
-    },
-    #[error("no task '{id}' in plan {}", path.display())]
-    UnknownTask { path: PathBuf, id: String },
-}
-
-impl PlanError {
-    /// The full message for a person: every problem with its line and what to do.
-    pub fn render(&self) -> String {
-        match self {
-            PlanError::Invalid { path, diagnostics } => {
-                let file = path.display().to_string();
-                let mut out = String::new();
-                for d in diagnostics {
-                    out.push_str("error: ");
-                    out.push_str(&d.render(&file));
-                    out.push('\n');
-                }
-                out.push_str(&format!("{self}; nothing was run or changed"));
-                out
-            }
-            other => {
-                let mut out = format!("error: {other}");
-                let mut src = std::error::Error::source(other);
-                while let Some(e) = src {
-                    out.push_str(&format!(": {e}"));
-                    src = e.source();
-                }
-                out
-            }
-        }
-    }
-}
-
-impl fmt::Display for TaskField {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.key())
-    }
-}
-
-/// Parses and validates plan text. All problems are returned, in file order.
-pub fn parse_plan(src: &str) -> Result<Plan, Vec<Diagnostic>> {
-    parse_with_tree(src).map(|(plan, _)| plan)
-}
-
-pub(crate) fn parse_with_tree(src: &str) -> Result<(Plan, yaml::Node), Vec<Diagnostic>> {
-    let mut diags = Vec::new();
-    let root = match yaml::parse(src) {
-        Ok(root) => root,
-        Err(e) => {
-            // A tab inside a block scalar is fine; a tab in indentation is what usually breaks
-            // a file, and the parser's words for it are obscure. Name the tab nearest before
-            // the error instead, when there is one.
-            if let Some(tab) = tab_indentation(src).into_iter().rev().find(|d| d.line <= e.line) {
-                diags.push(tab);
-            } else {
-                let help = if e.message.contains("mapping values are not allowed") {
-                    "a `: ` inside an unquoted value starts a new key; put the whole value in quotes"
-                } else {
-                    "fix the YAML at this position (indentation, a missing `:` or quote, an unclosed bracket)"
-                };
-                diags.push(Diagnostic::new(e.line, e.col, format!("YAML syntax error: {}", e.message), help));
-            }
-            diags.sort_by_key(|d| (d.line, d.column));
-            return Err(diags);
-        }
-    };
-    let plan = model::read_plan(&root, &mut diags);
-    graph::check(&plan, &mut diags);
-    if diags.is_empty() {
-        Ok((plan, root))
-    } else {
-        diags.sort_by_key(|d| (d.line, d.column));
-        Err(diags)
-    }
-}
-
-/// Tabs in indentation: YAML forbids them, and the parser's own message is obscure.
-fn tab_indentation(src: &str) -> Vec<Diagnostic> {
-    src.lines()
-        .enumerate()
-        .filter_map(|(i, line)| {
-            let indent: String = line.chars().take_while(|c| *c == ' ' || *c == '\t').collect();
-            let rest = &line[indent.len()..];
-            (indent.contains('\t') && !rest.is_empty() && !rest.starts_with('#')).then(|| {
-                Diagnostic::new(
-                    i + 1,
-                    indent.find('\t').map_or(1, |p| p + 1),
-                    "a tab in the indentation",
-                    "indent with spaces only; YAML does not allow tabs there",
-                )
-            })
-        })
-        .collect()
-}
 
 #[cfg(test)]
 mod tests;
