@@ -19,7 +19,7 @@ use crate::config::Config;
 use crate::exit::Exit;
 use crate::git;
 use crate::report::event::Reporter;
-use crate::report::terminal::{RunLog, Terminal};
+use crate::report::terminal::run_reporter;
 use crate::run::lock::PlanLock;
 use crate::run::record::{self, Records};
 use crate::run::stop::{self, Stop};
@@ -80,24 +80,14 @@ async fn daemon(opts: PipelineOptions) -> Exit {
         }
     };
     let records = Records::new(&logs_dir, Path::new("pipeline"));
-    let reporter = Reporter::new(vec![Box::new(Terminal::new(opts.verbose))]);
-    let _ = std::fs::create_dir_all(records.dir());
-    if let Ok(log) = RunLog::create(&records.dir().join("pipeline.log")) {
-        reporter.add(Box::new(log));
-    }
+    let reporter = run_reporter(opts.verbose, &records.dir().join("pipeline.log"));
     let mut stop = match stop::watch_fresh(root.join(&config.paths.stop_file), &reporter) {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: cannot watch for Ctrl+C: {e}");
-            return Exit::InvalidInput;
-        }
+        Err(exit) => return exit,
     };
-    let guard_exe = match std::env::current_exe() {
+    let guard_exe = match stop::guard_exe() {
         Ok(p) => p,
-        Err(e) => {
-            eprintln!("error: cannot find baton's own binary: {e}");
-            return Exit::InvalidInput;
-        }
+        Err(exit) => return exit,
     };
 
     // Wake on any change in the folders; the scan decides what it means.

@@ -160,3 +160,17 @@ impl Sink for RunLog {
         }
     }
 }
+
+/// The reporter of a run: the terminal view, and every event in `log` too (a log that cannot be
+/// written costs a warning, not the run).
+pub fn run_reporter(verbose: bool, log: &std::path::Path) -> super::event::Reporter {
+    let reporter = super::event::Reporter::new(vec![Box::new(Terminal::new(verbose))]);
+    if let Some(dir) = log.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    match RunLog::create(log) {
+        Ok(l) => reporter.add(Box::new(l)),
+        Err(e) => eprintln!("warning: cannot write the run log {}: {e}", log.display()),
+    }
+    reporter
+}

@@ -69,13 +69,24 @@ pub fn watch(stop_file: PathBuf) -> std::io::Result<watch::Receiver<Stop>> {
 }
 
 /// Clears a stop file left from before (a stop request is for the run that was going then),
-/// then watches.
-pub fn watch_fresh(stop_file: PathBuf, reporter: &crate::report::event::Reporter) -> std::io::Result<watch::Receiver<Stop>> {
+/// then watches. A failure is told to the person and becomes exit 2.
+pub fn watch_fresh(stop_file: PathBuf, reporter: &crate::report::event::Reporter) -> Result<watch::Receiver<Stop>, crate::exit::Exit> {
     if stop_file.exists() {
         let _ = std::fs::remove_file(&stop_file);
         reporter.decision("CLEANUP", format!("removed a stale stop file {}", stop_file.display()));
     }
-    watch(stop_file)
+    watch(stop_file).map_err(|e| {
+        eprintln!("error: cannot watch for Ctrl+C: {e}");
+        crate::exit::Exit::InvalidInput
+    })
+}
+
+/// baton's own binary, which runs the guard of every agent. A failure is told and becomes exit 2.
+pub fn guard_exe() -> Result<PathBuf, crate::exit::Exit> {
+    std::env::current_exe().map_err(|e| {
+        eprintln!("error: cannot find baton's own binary (needed to guard agent processes): {e}");
+        crate::exit::Exit::InvalidInput
+    })
 }
 
 /// Sleeps until `until`, or returns early when a stop is requested. Returns true when woken

@@ -36,7 +36,7 @@ use crate::policy::breaker::{Admission, BreakerState, CircuitBreaker};
 use crate::policy::limit;
 use crate::report::event::{self, EventKind, Reporter};
 use crate::report::status::{cut, Counts};
-use crate::report::terminal::{RunLog, Terminal};
+use crate::report::terminal::run_reporter;
 
 /// Wall-clock "now" for usage-limit reset times. Tests pin it with `BATON_FAKE_NOW` (a zoned
 /// date-time such as `2026-11-25T17:59:58-05:00[America/Toronto]`); time then flows on from
@@ -141,30 +141,17 @@ pub async fn run_plan(opts: RunOptions, stop: Option<watch::Receiver<Stop>>) -> 
     // Holding the lock, no other baton can be saving this plan: a temp file is a crash's.
     crate::plan::remove_stale_temps(&opts.plan);
     let records = Records::new(&logs_dir, &opts.plan);
-    let reporter = Reporter::new(vec![Box::new(Terminal::new(opts.verbose))]);
-    let _ = std::fs::create_dir_all(records.dir());
-    match RunLog::create(&records.dir().join("run.log")) {
-        Ok(log) => reporter.add(Box::new(log)),
-        Err(e) => eprintln!("warning: cannot write the run log in {}: {e}", records.dir().display()),
-    }
+    let reporter = run_reporter(opts.verbose, &records.dir().join("run.log"));
     let stop = match stop {
         Some(s) => s,
-        None => {
-            match stop::watch_fresh(root.join(&config.paths.stop_file), &reporter) {
-                Ok(s) => s,
-                Err(e) => {
-                    eprintln!("error: cannot watch for Ctrl+C: {e}");
-                    return Exit::InvalidInput;
-                }
-            }
-        }
+        None => match stop::watch_fresh(root.join(&config.paths.stop_file), &reporter) {
+            Ok(s) => s,
+            Err(exit) => return exit,
+        },
     };
-    let guard_exe = match std::env::current_exe() {
+    let guard_exe = match stop::guard_exe() {
         Ok(p) => p,
-        Err(e) => {
-            eprintln!("error: cannot find baton's own binary (needed to guard agent processes): {e}");
-            return Exit::InvalidInput;
-        }
+        Err(exit) => return exit,
     };
     let clock = match Clock::from_env() {
         Ok(c) => c,
