@@ -43,6 +43,8 @@
 //! | field | effect |
 //! |---|---|
 //! | `root_refusal: true` | if `IS_SANDBOX` is not `"1"`: print the real CLI's refusal (`--dangerously-skip-permissions cannot be used with root/sudo privileges for security reasons`) to stderr and exit 1 before any output |
+//! | `mark: ["/abs/path", ...]` | first create these (empty) files: with `wait_for`, a barrier between agents |
+//! | `wait_for: ["/abs/path", ...]` | first wait until every path exists (polled every 10 ms), so tests order agents by conditions, not by sleeps; gives up after `BATON_FAKE_MAX_HANG_SECS` (exit 2) |
 //! | `events: N`, `interval_ms: M` | N assistant events (alternately text and a Bash `tool_use` with its `tool_result`), M ms apart |
 //! | `write: {"rel/path": "content"}` | write files relative to the working directory (parents created), each shown as a `Write` tool_use with `input.file_path` (absolute) |
 //! | `shell: "cmd"` | run `sh -c cmd` in the working directory (delete, rename, chmod, symlink…), shown as a `Bash` tool_use; a failing command is a tool error, not a crash |
@@ -57,6 +59,7 @@
 //! | `result_text: "text"` | the final `result` text (default `Done: <message>`) |
 //! | `limit: "You've hit your limit · resets 6pm (America/Toronto)"` | end like a usage limit: a synthetic assistant message (`model: "<synthetic>"`) with the text, then a result with `subtype: success`, `is_error: true`, `api_error_status: 429`, `terminal_reason: api_error`, `result` = the text; exit 1 |
 //! | `limit_resets_at: epoch_s` | with `limit`: first a `rate_limit_event` (`status: rejected`, `resetsAt`) |
+//! | `limit_resets_in: secs` | the same, with `resetsAt` = the moment of the limit + secs; the instant used is written to `$BATON_FAKE_STATE/<task>-<attempt>.resets_at` (epoch seconds) |
 //! | `throttle: "API Error: Server is temporarily limiting requests (not your usage limit) · Rate limited"` | the same ending with that text (server-side throttling); exit 1 |
 //! | `hang: true` | spawn a grandchild (`sh -c 'exec sleep N'`, same process group), write its pid to `$BATON_FAKE_STATE/<task>-<attempt>.grandchild.pid` and our own to `….agent.pid`, then print nothing more and sleep until killed |
 //! | `hang_streaming: true` | the same, but print an assistant text event every 200 ms (only a total timeout ends it) |
@@ -230,6 +233,9 @@ struct Step {
     result_text: Option<String>,
     limit: Option<String>,
     limit_resets_at: Option<i64>,
+    limit_resets_in: Option<u64>,
+    wait_for: Vec<PathBuf>,
+    mark: Vec<PathBuf>,
     throttle: Option<String>,
     hang: bool,
     hang_streaming: bool,
@@ -307,6 +313,9 @@ fn parse_step(value: &Value, at: &str) -> Result<Step, Failure> {
                     harness(format!("{at}.limit_resets_at: expected epoch seconds"))
                 })?);
             }
+            "limit_resets_in" => step.limit_resets_in = Some(number(key, v)?),
+            "wait_for" => step.wait_for = absolute_paths(at, key, v)?,
+            "mark" => step.mark = absolute_paths(at, key, v)?,
             "throttle" => step.throttle = Some(text(key, v)?),
             "hang" => step.hang = flag(key, v)?,
             "hang_streaming" => step.hang_streaming = flag(key, v)?,
@@ -325,6 +334,22 @@ fn parse_step(value: &Value, at: &str) -> Result<Step, Failure> {
         }
     }
     Ok(step)
+}
+
+fn absolute_paths(at: &str, key: &str, v: &Value) -> Result<Vec<PathBuf>, Failure> {
+    let list = v
+        .as_array()
+        .ok_or_else(|| harness(format!("{at}.{key}: expected a list of absolute paths")))?;
+    let mut paths = Vec::with_capacity(list.len());
+    for path in list {
+        let path = path
+            .as_str()
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+            .ok_or_else(|| harness(format!("{at}.{key}: {path} is not an absolute path")))?;
+        paths.push(path);
+    }
+    Ok(paths)
 }
 
 /// The step for attempt `attempt` (1-based) of `task_id`.
@@ -676,6 +701,12 @@ fn run() -> Result<u8, Failure> {
     };
     out.init();
 
+    for path in &step.mark {
+        fs::write(path, "")
+            .map_err(|e| harness(format!("cannot mark {}: {e}", path.display())))?;
+    }
+    wait_for(&step.wait_for)?;
+
     for i in 1..=step.events {
         thread::sleep(Duration::from_millis(step.interval_ms));
         if i % 2 == 1 {
@@ -834,7 +865,21 @@ fn run() -> Result<u8, Failure> {
     }
 
     if let Some(text) = &step.limit {
-        if let Some(resets_at) = step.limit_resets_at {
+        let resets_at = match step.limit_resets_in {
+            Some(secs) => {
+                let at = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs())
+                    .saturating_add(secs) as i64;
+                if let Some(state) = &state {
+                    let name = format!("{}-{attempt}.resets_at", file_safe(&task_id));
+                    write_atomically(&state.join(name), &at.to_string())?;
+                }
+                Some(at)
+            }
+            None => step.limit_resets_at,
+        };
+        if let Some(resets_at) = resets_at {
             out.emit(&json!({
                 "type": "rate_limit_event",
                 "rate_limit_info": {"status": "rejected", "resetsAt": resets_at,
@@ -868,6 +913,25 @@ fn run() -> Result<u8, Failure> {
     }
     out.result(fields);
     Ok(step.exit)
+}
+
+/// Waits until every path exists; a test's ordering barrier. Bounded like a hang, so a test
+/// whose barrier never opens fails instead of leaking a process.
+fn wait_for(paths: &[PathBuf]) -> Result<(), Failure> {
+    if paths.is_empty() {
+        return Ok(());
+    }
+    let deadline = Instant::now() + max_hang();
+    while let Some(missing) = paths.iter().find(|p| !p.exists()) {
+        if Instant::now() >= deadline {
+            return Err(harness(format!(
+                "wait_for: {} never appeared",
+                missing.display()
+            )));
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+    Ok(())
 }
 
 fn append_line(path: &Path, line: &str) -> Result<(), Failure> {
@@ -914,6 +978,15 @@ fn shell_quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))
 }
 
+/// How long a hang or a barrier lasts at most (`BATON_FAKE_MAX_HANG_SECS`).
+fn max_hang() -> Duration {
+    let secs = std::env::var("BATON_FAKE_MAX_HANG_SECS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(DEFAULT_MAX_HANG_SECS);
+    Duration::from_secs(secs)
+}
+
 /// Starts a grandchild in our process group, records both pids, and waits to be killed.
 fn hang(
     out: &Out,
@@ -922,10 +995,7 @@ fn hang(
     attempt: u64,
     streaming: bool,
 ) -> Result<u8, Failure> {
-    let max_secs = std::env::var("BATON_FAKE_MAX_HANG_SECS")
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(DEFAULT_MAX_HANG_SECS);
+    let max_secs = max_hang().as_secs();
     // Like a Bash tool call still running; `exec` makes the recorded pid the sleeping process.
     let grandchild = Command::new("sh")
         .args(["-c", &format!("exec sleep {max_secs}")])

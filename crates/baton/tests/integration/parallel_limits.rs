@@ -103,23 +103,38 @@ fn summary(p: &Project, out: &str) -> String {
     format!("--- records ---\n{}\n--- output ---\n{out}", recs.join("\n"))
 }
 
-/// A 3-task group with `--jobs 3`: L hits a usage limit at once, S is slow, F is quick and
-/// makes N ready (N depends on F) while the run is paused. N must wait for the reset; L is
-/// re-queued, runs again after the reset, and its limited run spends no attempt; S keeps
-/// running through the pause.
+/// The reset instant the fake agent used for a relative limit (`limit_resets_in`).
+fn reset_of(p: &Project, task: &str, attempt: u32) -> Timestamp {
+    let name = format!("{task}-{attempt}.resets_at");
+    let text = std::fs::read_to_string(p.state_path(&name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+    Timestamp::from_second(text.trim().parse().unwrap()).unwrap()
+}
+
+fn json_path(path: std::path::PathBuf) -> String {
+    serde_json::to_string(&path).unwrap()
+}
+
+/// A 3-task group with `--jobs 3`: L hits a usage limit at once, S is slow, F makes N ready
+/// (N depends on F) while the run is paused. N must wait for the reset; L is re-queued, runs
+/// again after the reset, and its limited run spends no attempt; S keeps running through the
+/// pause.
+///
+/// The order is made by barriers, not by timing: F finishes only once baton has judged L's
+/// limited run (its attempt record exists), and S only once N has been judged — so S runs
+/// across the whole pause whatever the machine's speed.
 #[test]
 fn a_usage_limit_pauses_all_starts_and_requeues_the_limited_task() {
     let plan = group_plan(&[("L", &[]), ("S", &[]), ("F", &[]), ("N", &["F"])]);
     let p = project(&plan, FAST_CONFIG);
-    let reset_s = Timestamp::now().as_second() + 4;
-    let reset = Timestamp::from_second(reset_s).unwrap();
     p.scenario(&format!(
         r#"{{"tasks": {{
-            "L": [{{"limit": {limit}, "limit_resets_at": {reset_s}}}, {{}}],
-            "S": [{{"events": 60, "interval_ms": 100}}],
-            "F": [{{"events": 3, "interval_ms": 100}}]
+            "L": [{{"limit": {limit}, "limit_resets_in": 4}}, {{}}],
+            "S": [{{"wait_for": [{n_judged}], "events": 2, "interval_ms": 20}}],
+            "F": [{{"wait_for": [{l_judged}], "events": 2, "interval_ms": 20}}]
         }}}}"#,
-        limit = serde_json::to_string(LIMIT).unwrap()
+        limit = serde_json::to_string(LIMIT).unwrap(),
+        n_judged = json_path(p.record_path("N", 1)),
+        l_judged = json_path(p.record_path("L", 1)),
     ));
     let r = p.baton(&["run", "plan.yaml", "--parallel", "--jobs", "3"]);
     let ctx = summary(&p, &r.all());
@@ -131,19 +146,11 @@ fn a_usage_limit_pauses_all_starts_and_requeues_the_limited_task() {
         assert_eq!((t.status, t.attempts), (Status::Completed, 1), "task {id}\n{ctx}");
     }
 
+    let reset = reset_of(&p, "L", 1);
     let limited = record(&p, "L", 1);
     assert_eq!(limited["outcome"], "limited", "{ctx}");
     assert_eq!(limited["attempt"], Value::Null, "the limited run was counted as an attempt\n{ctx}");
-    // The scenario's premise: the limit came well before the reset, and F finished (so N was
-    // ready and a slot was free) while the run was paused. If not, this machine was too slow
-    // for the test to show anything.
     let limited_at = ts(&limited, "ended_at");
-    assert!(
-        limited_at < reset - jiff::SignedDuration::from_secs(1),
-        "premise: the limit ended at {limited_at}, too close to the reset {reset}\n{ctx}"
-    );
-    let f = record(&p, "F", 1);
-    assert!(ts(&f, "ended_at") < reset, "premise: F ended after the reset, so N never waited on the pause\n{ctx}");
 
     // Nothing started while paused: every run that started after the limit started after the
     // reset (baton waits for the reset plus a 0.1 s margin here).
@@ -156,6 +163,8 @@ fn a_usage_limit_pauses_all_starts_and_requeues_the_limited_task() {
     let again = record(&p, "L", 2);
     assert_eq!(again["outcome"], "completed", "{ctx}");
     assert_eq!(again["attempt"], 1, "the re-queued run is the task's first counted attempt\n{ctx}");
+    // F was judged after the limit (its barrier), so N became ready during the pause.
+    assert!(ts(&record(&p, "F", 1), "ended_at") > limited_at, "{ctx}");
     assert!(ts(&record(&p, "N", 1), "started_at") >= reset, "{ctx}");
     // The slow sibling ran through the pause: a usage limit stops starts, not running agents.
     let s = record(&p, "S", 1);
@@ -166,19 +175,23 @@ fn a_usage_limit_pauses_all_starts_and_requeues_the_limited_task() {
 /// Three tasks hit usage limits with different resets, in the order middle, earliest, latest;
 /// a fourth waits for a slot. No task starts before the latest reset: a shorter pause never
 /// shortens a longer one, and a longer one extends a shorter one.
+///
+/// Barriers order the limits: A reports its limit once baton has judged B's, D once baton has
+/// judged A's. Resets are relative to each limit: B's in 6 s, A's 1 s after A's limit (so
+/// earlier than B's unless 5 s pass between the two), D's 9 s after D's.
 #[test]
 fn with_several_usage_limits_the_longest_reset_wins() {
     let plan = group_plan(&[("A", &[]), ("B", &[]), ("D", &[]), ("C", &[])]);
     let p = project(&plan, FAST_CONFIG);
-    let now = Timestamp::now().as_second();
-    let (early, middle, late) = (now + 3, now + 4, now + 6);
     p.scenario(&format!(
         r#"{{"tasks": {{
-            "B": [{{"limit": {limit}, "limit_resets_at": {middle}}}, {{}}],
-            "A": [{{"events": 4, "interval_ms": 100, "limit": {limit}, "limit_resets_at": {early}}}, {{}}],
-            "D": [{{"events": 10, "interval_ms": 100, "limit": {limit}, "limit_resets_at": {late}}}, {{}}]
+            "B": [{{"limit": {limit}, "limit_resets_in": 6}}, {{}}],
+            "A": [{{"wait_for": [{b_judged}], "limit": {limit}, "limit_resets_in": 1}}, {{}}],
+            "D": [{{"wait_for": [{a_judged}], "limit": {limit}, "limit_resets_in": 9}}, {{}}]
         }}}}"#,
-        limit = serde_json::to_string(LIMIT).unwrap()
+        limit = serde_json::to_string(LIMIT).unwrap(),
+        b_judged = json_path(p.record_path("B", 1)),
+        a_judged = json_path(p.record_path("A", 1)),
     ));
     let r = p.baton(&["run", "plan.yaml", "--parallel", "--jobs", "3"]);
     let ctx = summary(&p, &r.all());
@@ -187,17 +200,16 @@ fn with_several_usage_limits_the_longest_reset_wins() {
         let t = task(&p, id);
         assert_eq!((t.status, t.attempts), (Status::Completed, 1), "task {id}\n{ctx}");
     }
-    let at = |s: i64| Timestamp::from_second(s).unwrap();
     let (b1, a1, d1) = (record(&p, "B", 1), record(&p, "A", 1), record(&p, "D", 1));
     for (id, rec) in [("B", &b1), ("A", &a1), ("D", &d1)] {
         assert_eq!(rec["outcome"], "limited", "{id}\n{ctx}");
     }
-    // The premise: the limits came in the order B, A, D, each before the earliest reset.
-    let (tb, ta, td) = (ts(&b1, "ended_at"), ts(&a1, "ended_at"), ts(&d1, "ended_at"));
-    assert!(tb < ta && ta < td, "premise: limits not in the order B, A, D\n{ctx}");
-    assert!(td < at(early), "premise: the last limit came after the earliest reset\n{ctx}");
+    let (early, middle, late) = (reset_of(&p, "A", 1), reset_of(&p, "B", 1), reset_of(&p, "D", 1));
+    let (tb, td) = (ts(&b1, "ended_at"), ts(&d1, "ended_at"));
+    // What the test is about needs D's limit to come while B's pause holds; 6 s for two
+    // barrier hops of a few milliseconds each.
+    assert!(early < middle && td < middle, "premise: the limits were not reported while B's pause held\n{ctx}");
 
-    let late_ts = at(late);
     let second_round: Vec<(String, u32, Value)> =
         all_records(&p).into_iter().filter(|(_, _, r)| ts(r, "started_at") > tb).collect();
     // A, B and D started together before the first limit; everything after it is the second
@@ -205,9 +217,9 @@ fn with_several_usage_limits_the_longest_reset_wins() {
     assert_eq!(second_round.len(), 4, "{ctx}");
     for (t, n, rec) in &second_round {
         let started = ts(rec, "started_at");
-        assert!(started >= late_ts, "{t} #{n} started at {started}, before the latest reset {late_ts}\n{ctx}");
+        assert!(started >= late, "{t} #{n} started at {started}, before the latest reset {late}\n{ctx}");
     }
-    assert!(ts(&record(&p, "C", 1), "started_at") >= late_ts, "{ctx}");
+    assert!(ts(&record(&p, "C", 1), "started_at") >= late, "{ctx}");
     assert_eq!(p.invocations().len(), 7, "{ctx}");
 }
 
@@ -265,7 +277,17 @@ fn the_circuit_breaker_holds_a_parallel_run_and_failures_end() {
         .replace("backoff_max_seconds = 0.2", "backoff_max_seconds = 1");
     assert_ne!(config, FAST_CONFIG);
     let p = project(&plan, &config);
-    p.scenario(r#"{"default": [{"events": 4, "interval_ms": 100, "status": "failed", "message": "broken everywhere"}]}"#);
+    // A barrier: each first attempt fails only once all three have started, so the three
+    // failures come together (well within the 1 s back-off) on any machine.
+    let started: Vec<String> = ["a", "b", "c"].iter().map(|t| json_path(p.state_path(&format!("started-{t}")))).collect();
+    let step = |t: usize| {
+        format!(
+            r#"[{{"mark": [{}], "wait_for": [{}], "events": 2, "interval_ms": 20, "status": "failed", "message": "broken everywhere"}}]"#,
+            started[t],
+            started.join(", ")
+        )
+    };
+    p.scenario(&format!(r#"{{"tasks": {{"a": {}, "b": {}, "c": {}}}}}"#, step(0), step(1), step(2)));
     let r = p.baton(&["run", "plan.yaml", "--parallel", "--jobs", "3", "--verbose"]);
     let ctx = summary(&p, &r.all());
     assert_eq!(r.code(), 1, "{ctx}");

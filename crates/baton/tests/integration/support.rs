@@ -111,6 +111,18 @@ impl Project {
             .collect()
     }
 
+    /// A path in the fake agent's state folder (outside the repository): for barrier files
+    /// (`mark`/`wait_for`) and what the agent records there.
+    pub fn state_path(&self, name: &str) -> PathBuf {
+        self.state.path().join(name)
+    }
+
+    /// The attempt record baton wrote for `task`'s `session`-th agent run, as an absolute path
+    /// (a barrier: it exists once baton has judged that run).
+    pub fn record_path(&self, task: &str, session: u32) -> PathBuf {
+        self.path().join(format!(".baton/logs/plan/{task}/attempt-{session}.json"))
+    }
+
     pub fn pid_file(&self, name: &str) -> Option<u32> {
         std::fs::read_to_string(self.state.path().join(name)).ok()?.trim().parse().ok()
     }
