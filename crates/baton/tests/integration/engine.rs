@@ -230,12 +230,12 @@ fn an_invalid_plan_edit_is_reported_and_the_last_good_plan_kept() {
 
 #[test]
 fn a_hung_agent_and_its_grandchild_are_ended_by_the_idle_timeout() {
-    let p = project(&THREE.replace("max_attempts_default: 3", "max_attempts_default: 1\n  idle_timeout_seconds: 1"));
+    let p = project(&THREE.replace("max_attempts_default: 3", "max_attempts_default: 1\n  idle_timeout_seconds: 3"));
     p.scenario(r#"{"tasks": {"1.1": [{"hang": true}]}}"#);
     let r = p.baton(&["run", "plan.yaml"]);
     assert_eq!(r.code(), 3, "{}", r.all());
     let err = task_status(&p, "1.1").2.unwrap();
-    assert!(err.contains("no output from the agent for 1 s (idle timeout)"), "{err}");
+    assert!(err.contains("no output from the agent for 3 s (idle timeout)"), "{err}");
     let agent = p.pid_file("1.1-1.agent.pid").expect("agent pid");
     let grandchild = p.pid_file("1.1-1.grandchild.pid").expect("grandchild pid");
     wait_for("the hung agent and its grandchild to be gone", || !process_alive(agent) && !process_alive(grandchild));
@@ -243,12 +243,12 @@ fn a_hung_agent_and_its_grandchild_are_ended_by_the_idle_timeout() {
 
 #[test]
 fn the_total_timeout_ends_an_agent_that_keeps_talking() {
-    let p = project(&THREE.replace("max_attempts_default: 3", "max_attempts_default: 1\n  timeout_seconds: 1.5"));
+    let p = project(&THREE.replace("max_attempts_default: 3", "max_attempts_default: 1\n  timeout_seconds: 3"));
     p.scenario(r#"{"tasks": {"1.1": [{"hang_streaming": true}]}}"#);
     let r = p.baton(&["run", "plan.yaml"]);
     assert_eq!(r.code(), 3, "{}", r.all());
     let err = task_status(&p, "1.1").2.unwrap();
-    assert!(err.contains("total timeout of 1 s"), "{err}");
+    assert!(err.contains("total timeout of 3 s"), "{err}");
     let grandchild = p.pid_file("1.1-1.grandchild.pid").expect("grandchild pid");
     wait_for("the grandchild to be gone", || !process_alive(grandchild));
 }
@@ -258,7 +258,8 @@ fn kill_9_of_baton_orphans_nothing_and_the_next_run_resumes_without_spending_the
     let p = project(THREE);
     p.scenario(r#"{"tasks": {"1.2": [{"hang": true}, {}]}}"#);
     let mut child = p.spawn(&["run", "plan.yaml"]);
-    wait_for("the agent of 1.2 to hang", || p.pid_file("1.2-1.grandchild.pid").is_some());
+    // The fake agent writes its own pid file after the grandchild's.
+    wait_for("the agent of 1.2 to hang", || p.pid_file("1.2-1.agent.pid").is_some());
     let agent = p.pid_file("1.2-1.agent.pid").unwrap();
     let grandchild = p.pid_file("1.2-1.grandchild.pid").unwrap();
     assert!(process_alive(agent) && process_alive(grandchild));
@@ -312,7 +313,8 @@ fn sigterm_ends_agents_now() {
     let p = project(THREE);
     p.scenario(r#"{"tasks": {"1.1": [{"hang": true}]}}"#);
     let mut child = p.spawn(&["run", "plan.yaml"]);
-    wait_for("the agent to hang", || p.pid_file("1.1-1.grandchild.pid").is_some());
+    // The fake agent writes its own pid file after the grandchild's.
+    wait_for("the agent to hang", || p.pid_file("1.1-1.agent.pid").is_some());
     let agent = p.pid_file("1.1-1.agent.pid").unwrap();
     signal(&child, libc::SIGTERM);
     assert_eq!(wait_exit(&mut child), Some(4), "{}", p.log());

@@ -314,11 +314,12 @@ fn a_claim_race_has_exactly_one_winner() {
 
 #[test]
 fn heartbeats_keep_a_quiet_agent_alive_and_silence_ends_it() {
-    let plan = group_plan(&[("1", "quiet but beating")]).replace("max_attempts_default: 2", "max_attempts_default: 1\n  idle_timeout_seconds: 1");
+    let plan = group_plan(&[("1", "quiet but beating")]).replace("max_attempts_default: 2", "max_attempts_default: 1\n  idle_timeout_seconds: 2");
     let p = project(&plan);
-    // The agent prints nothing after its start but calls `baton heartbeat` for about 2.4 s.
+    // The agent prints nothing after its start but calls `baton heartbeat` every 0.3 s for at
+    // least 3.6 s: far more often than the 2 s idle timeout, even on a loaded machine.
     let beat = format!(
-        "(for i in 1 2 3 4 5 6 7 8; do {} heartbeat --note working; sleep 0.3; done) >/dev/null 2>&1 &",
+        "(for i in 1 2 3 4 5 6 7 8 9 10 11 12; do {} heartbeat --note working; sleep 0.3; done) >/dev/null 2>&1 &",
         crate::support::BATON
     );
     p.scenario(&format!(r#"{{"tasks": {{"1": [{{"shell": {}, "hang": true}}]}}}}"#, serde_json::to_string(&beat).unwrap()));
@@ -326,7 +327,7 @@ fn heartbeats_keep_a_quiet_agent_alive_and_silence_ends_it() {
     assert_eq!(r.code(), 1, "{}", r.all());
     let rec = record(&p, "1", 1);
     let lasted = rec["duration_seconds"].as_f64().unwrap();
-    assert!(lasted > 2.0, "the agent was ended after {lasted:.1} s although its heartbeat was fresh");
+    assert!(lasted > 3.0, "the agent was ended after {lasted:.1} s although its heartbeat was fresh");
     let err = p.plan().task("1").unwrap().last_error.clone().unwrap();
     assert!(err.contains("idle timeout"), "{err}");
 }

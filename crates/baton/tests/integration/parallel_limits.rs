@@ -270,11 +270,12 @@ fn throttling_in_a_parallel_run_lowers_how_many_agents_start_at_once() {
 #[test]
 fn the_circuit_breaker_holds_a_parallel_run_and_failures_end() {
     let plan = group_plan(&[("a", &[]), ("b", &[]), ("c", &[])]);
-    // Retries wait 1 s (longer than the 0.3 s cool-down), so all three first failures are in
-    // before any retry may start.
+    // Retries wait 4 s (far longer than the 0.3 s cool-down), so all three first failures —
+    // finished together by the barrier below — are judged before any retry may start, even
+    // when a loaded machine notices an agent's exit a second late.
     let config = FAST_CONFIG
-        .replace("backoff_initial_seconds = 0.05", "backoff_initial_seconds = 1")
-        .replace("backoff_max_seconds = 0.2", "backoff_max_seconds = 1");
+        .replace("backoff_initial_seconds = 0.05", "backoff_initial_seconds = 4")
+        .replace("backoff_max_seconds = 0.2", "backoff_max_seconds = 4");
     assert_ne!(config, FAST_CONFIG);
     let p = project(&plan, &config);
     // A barrier: each first attempt fails only once all three have started, so the three
