@@ -111,7 +111,7 @@ async fn daemon(opts: PipelineOptions) -> Exit {
     // Wake on any change in the folders; the scan decides what it means.
     let (tx, mut events) = tokio::sync::mpsc::unbounded_channel::<()>();
     let mut watcher = match notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-        if res.is_ok() {
+        if res.is_ok_and(|e| wakes(&e.kind)) {
             let _ = tx.send(());
         }
     }) {
@@ -204,6 +204,17 @@ async fn daemon(opts: PipelineOptions) -> Exit {
     drop(watcher);
     reporter.finish();
     exit
+}
+
+/// Whether a file-system event may mean an item changed. Opening and reading do not: the scan
+/// itself reads every item, and waking on that would make the daemon spin.
+fn wakes(kind: &notify::EventKind) -> bool {
+    use notify::event::{AccessKind, AccessMode, EventKind};
+    match kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) => false,
+        _ => true,
+    }
 }
 
 /// The first item (in backlog order) that is complete and stable, and otherwise how soon to
@@ -470,6 +481,16 @@ fn dry_run(root: &Path, config: &Config, ledger: &Ledger) -> Exit {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reading_an_item_does_not_wake_the_daemon_but_closing_a_written_one_does() {
+        use notify::event::{AccessKind, AccessMode, CreateKind, EventKind, ModifyKind};
+        assert!(!wakes(&EventKind::Access(AccessKind::Open(AccessMode::Any))));
+        assert!(!wakes(&EventKind::Access(AccessKind::Close(AccessMode::Read))));
+        assert!(wakes(&EventKind::Access(AccessKind::Close(AccessMode::Write))));
+        assert!(wakes(&EventKind::Create(CreateKind::File)));
+        assert!(wakes(&EventKind::Modify(ModifyKind::Any)));
+    }
 
     #[test]
     fn archive_names_never_replace_an_earlier_item() {
