@@ -195,11 +195,14 @@ async fn daemon(opts: PipelineOptions) -> Exit {
         }
         // Sleep until something changes, an item may have settled, or the safety scan is due.
         let wait = look_again.map_or(scan_every, |d| d.min(scan_every));
+        // Without a watcher the channel is closed: its branch is then disabled, not ready.
         tokio::select! {
-            _ = events.recv() => {}
+            Some(()) = events.recv() => {}
             _ = tokio::time::sleep(wait) => {}
             _ = stop.changed() => {}
         }
+        // One scan answers every change so far.
+        while events.try_recv().is_ok() {}
     };
     drop(watcher);
     reporter.finish();
@@ -297,7 +300,12 @@ async fn process(ctx: &Context, planner: &mut Planner, stop: &watch::Receiver<St
             }
             let mut record = Record {
                 item: item.path.clone(),
-                sha256: earlier.map_or_else(|| vec![item.digest.clone()], |r| r.sha256),
+                // A plan made again for an accepted record (its plan was deleted) is still the
+                // plan of every content the record knew; a new planning session is of this one.
+                sha256: match earlier {
+                    Some(r) if r.state == State::Accepted => r.sha256,
+                    _ => vec![item.digest.clone()],
+                },
                 plan: plan_rel.clone(),
                 design: design_rel.clone(),
                 state: State::Planning,

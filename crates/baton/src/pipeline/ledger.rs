@@ -53,9 +53,16 @@ pub struct Record {
 }
 
 impl Record {
-    /// Whether this is the plan of `item` as it is now.
+    /// Whether this is the plan of `item` as it is now. A planning session that never ended
+    /// with an accepted plan made nothing to keep: its name goes back to its file, whatever
+    /// the content is now (it is planned again from that content).
     fn belongs_to(&self, item: &Item) -> bool {
-        self.item == item.path && self.state != State::Archived && self.sha256.contains(&item.digest)
+        self.item == item.path
+            && match self.state {
+                State::Planning => true,
+                State::Accepted => self.sha256.contains(&item.digest),
+                State::Archived => false,
+            }
     }
 
     /// Why a plan with this record is not `item`'s.
@@ -229,6 +236,10 @@ mod tests {
         let a = ledger.assign(&x2, today);
         assert_eq!((a.slug.as_str(), a.record.is_none()), ("x-2", true));
         assert_eq!(a.passed_over.as_deref(), Some(".claude/plans/x.yaml was made for this file when its content was different"));
+
+        // An unfinished planning session's name goes back to its file, whatever its content.
+        ledger.write("x", &record(&x, "x", State::Planning)).unwrap();
+        assert_eq!(ledger.assign(&x2, today).slug, "x");
 
         // Once archived, even the same content is a new item.
         ledger.write("x", &record(&x, "x", State::Archived)).unwrap();
