@@ -2,8 +2,11 @@
 //! one's plan and design doc go. Reads folders; writes nothing.
 
 use std::collections::HashSet;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
+
+use super::digest::sha256_hex;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Kind {
@@ -26,21 +29,70 @@ pub struct Item {
     pub kind: Kind,
     /// Relative to the repository root.
     pub path: PathBuf,
-    /// File-name-safe name, from the file name: `001-Login fails.md` → `001-login-fails`.
+    /// File-name-safe name, from the file name: `001-Login fails.md` → `001-login-fails`. The
+    /// name of its plan, unless that is taken (see `ledger`): then `<slug>-2`, `<slug>-3`, ….
     pub slug: String,
+    /// The content, as this scan read it.
+    pub text: String,
+    /// SHA-256 of the content, as this scan read it.
+    pub digest: String,
+    /// What the file system said about the file just before it was read.
+    pub stamp: Stamp,
+}
+
+/// What writing a file changes besides its content: size, modification and change times, inode
+/// (an editor that saves by renaming a new file over the old one changes the inode). Compared
+/// for equality only; a time in the future is as good as any other.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stamp {
+    pub len: u64,
     pub modified: Option<SystemTime>,
+    pub changed: (i64, i64),
+    pub inode: u64,
+}
+
+impl Stamp {
+    pub fn of(meta: &std::fs::Metadata) -> Stamp {
+        Stamp {
+            len: meta.len(),
+            modified: meta.modified().ok(),
+            changed: (meta.ctime(), meta.ctime_nsec()),
+            inode: meta.ino(),
+        }
+    }
 }
 
 impl Item {
     /// `.claude/plans/<slug>.yaml` (under the configured plans folder).
     pub fn plan_path(&self, plans_dir: &Path) -> PathBuf {
-        plans_dir.join(format!("{}.yaml", self.slug))
+        plan_path(plans_dir, &self.slug)
     }
 
     /// `docs/plans/YYYY-MM-DD-<slug>-design.md`, dated today.
     pub fn design_path(&self, today: jiff::civil::Date) -> PathBuf {
-        PathBuf::from("docs/plans").join(format!("{}-{}-design.md", today.strftime("%Y-%m-%d"), self.slug))
+        design_path(&self.slug, today)
     }
+}
+
+/// The plan of the item with this slug.
+pub fn plan_path(plans_dir: &Path, slug: &str) -> PathBuf {
+    plans_dir.join(format!("{slug}.yaml"))
+}
+
+/// The design document of the item with this slug, planned on `day`.
+pub fn design_path(slug: &str, day: jiff::civil::Date) -> PathBuf {
+    PathBuf::from("docs/plans").join(format!("{}-{slug}-design.md", day.strftime("%Y-%m-%d")))
+}
+
+/// Reads one item: its content, digest and stamp.
+pub fn read_item(root: &Path, path: &Path) -> std::io::Result<(String, String, Stamp)> {
+    let abs = root.join(path);
+    // The stamp comes first: if the file changes while it is read, the next look sees a
+    // different stamp, so a torn read is never taken for a stable one.
+    let stamp = Stamp::of(&std::fs::metadata(&abs)?);
+    let bytes = std::fs::read(&abs)?;
+    let digest = sha256_hex(&bytes);
+    Ok((String::from_utf8_lossy(&bytes).into_owned(), digest, stamp))
 }
 
 /// An item that is not waiting, and why.
@@ -51,32 +103,44 @@ pub struct Skipped {
 }
 
 /// Items waiting in `folders` (defects first, then features; alphabetical in each), and the
-/// ones skipped. `failed` holds items that failed during this daemon's life.
-pub fn scan(root: &Path, defects: &Path, features: &Path, failed: &HashSet<PathBuf>) -> (Vec<Item>, Vec<Skipped>) {
+/// ones skipped. `failed` holds the items (path and content digest) that failed during this
+/// daemon's life: an item whose content was changed since is waiting again.
+pub fn scan(root: &Path, defects: &Path, features: &Path, failed: &HashSet<(PathBuf, String)>) -> (Vec<Item>, Vec<Skipped>) {
     let mut items = Vec::new();
     let mut skipped = Vec::new();
     for (kind, dir) in [(Kind::Defect, defects), (Kind::Feature, features)] {
         let Ok(entries) = std::fs::read_dir(root.join(dir)) else { continue };
-        let mut names: Vec<(PathBuf, Option<SystemTime>)> = entries
+        let mut names: Vec<PathBuf> = entries
             .flatten()
             .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
             .filter(|e| e.path().extension().is_some_and(|x| x.eq_ignore_ascii_case("md")))
             .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
-            .map(|e| (dir.join(e.file_name()), e.metadata().ok().and_then(|m| m.modified().ok())))
+            .map(|e| dir.join(e.file_name()))
             .collect();
         names.sort();
-        for (path, modified) in names {
-            if failed.contains(&path) {
+        for path in names {
+            let (text, digest, stamp) = match read_item(root, &path) {
+                Ok(read) => read,
+                Err(e) => {
+                    skipped.push(Skipped { path, why: format!("cannot be read: {e}") });
+                    continue;
+                }
+            };
+            if failed.contains(&(path.clone(), digest.clone())) {
                 skipped.push(Skipped { path, why: "failed earlier in this run of the daemon".into() });
                 continue;
             }
-            let text = std::fs::read_to_string(root.join(&path)).unwrap_or_default();
             if let Some(status) = done_status(&text) {
                 skipped.push(Skipped { path, why: format!("marked `## Status: {status}`") });
                 continue;
             }
+            // An empty file is one about to be written (created first, filled next).
+            if text.trim().is_empty() {
+                skipped.push(Skipped { path, why: "empty".into() });
+                continue;
+            }
             let slug = slug(&path);
-            items.push(Item { kind, path, slug, modified });
+            items.push(Item { kind, path, slug, text, digest, stamp });
         }
     }
     (items, skipped)
@@ -133,7 +197,9 @@ mod tests {
         w("docs/defect-backlog/c-fixed.md", "# C\n## Status: fixed (2026-01-01)\n");
         w("docs/defect-backlog/completed/old.md", "# old\n");
         w("docs/defect-backlog/notes.txt", "not markdown\n");
-        let failed: HashSet<PathBuf> = [PathBuf::from("docs/feature-backlog/a-feature.md")].into_iter().collect();
+        w("docs/feature-backlog/c-empty.md", " \n");
+        let digest = sha256_hex(b"# A\n");
+        let failed: HashSet<(PathBuf, String)> = [(PathBuf::from("docs/feature-backlog/a-feature.md"), digest)].into_iter().collect();
         let (items, skipped) = scan(d.path(), Path::new("docs/defect-backlog"), Path::new("docs/feature-backlog"), &failed);
         let paths: Vec<String> = items.iter().map(|i| i.path.display().to_string()).collect();
         assert_eq!(paths, ["docs/defect-backlog/z-bug.md"]);
@@ -141,14 +207,23 @@ mod tests {
         assert!(why.contains(&("docs/defect-backlog/c-fixed.md".into(), "marked `## Status: Fixed`".into())), "{why:?}");
         assert!(why.contains(&("docs/feature-backlog/b-done.md".into(), "marked `## Status: Completed`".into())));
         assert!(why.iter().any(|(p, w)| p.ends_with("a-feature.md") && w.contains("failed earlier")));
+        assert!(why.contains(&("docs/feature-backlog/c-empty.md".into(), "empty".into())), "{why:?}");
         assert_eq!(items[0].kind, Kind::Defect);
+        assert_eq!(items[0].text, "# Z\n");
+        assert_eq!(items[0].digest, sha256_hex(b"# Z\n"));
+
+        // A failed item whose content changed since is waiting again.
+        w("docs/feature-backlog/a-feature.md", "# A, clarified\n");
+        let (items, _) = scan(d.path(), Path::new("docs/defect-backlog"), Path::new("docs/feature-backlog"), &failed);
+        assert!(items.iter().any(|i| i.path.ends_with("a-feature.md")));
     }
 
     #[test]
     fn slugs_are_file_name_safe() {
         assert_eq!(slug(Path::new("x/001-Login fails!.md")), "001-login-fails");
         assert_eq!(slug(Path::new("x/---.md")), "item");
-        let i = Item { kind: Kind::Feature, path: "f/x.md".into(), slug: "x".into(), modified: None };
+        let stamp = Stamp { len: 0, modified: None, changed: (0, 0), inode: 0 };
+        let i = Item { kind: Kind::Feature, path: "f/x.md".into(), slug: "x".into(), text: String::new(), digest: String::new(), stamp };
         assert_eq!(i.plan_path(Path::new(".claude/plans")), PathBuf::from(".claude/plans/x.yaml"));
         assert_eq!(i.design_path(jiff::civil::date(2026, 2, 1)), PathBuf::from("docs/plans/2026-02-01-x-design.md"));
     }

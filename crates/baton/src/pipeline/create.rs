@@ -95,10 +95,8 @@ impl Planner {
     /// Asks the agent for the item's design and plan; validates the plan; asks once more with
     /// the errors when it is invalid.
     pub async fn create(&mut self, item: &Item, plan_rel: &Path, design_rel: &Path) -> Created {
-        let item_text = match std::fs::read_to_string(self.root.join(&item.path)) {
-            Ok(t) => t,
-            Err(e) => return Created::Failed(format!("cannot read {}: {e}", item.path.display())),
-        };
+        // The content the daemon found complete and stable, not whatever the file holds now.
+        let item_text = item.text.clone();
         let mut errors: Option<String> = None;
         for round in 1..=2 {
             if *self.stop.borrow() != Stop::Running {

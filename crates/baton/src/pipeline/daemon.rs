@@ -3,18 +3,21 @@
 //! archive the item when its plan completes.
 //!
 //! File-system events wake the daemon at once; a periodic scan is the safety net. An item is
-//! read only once it has been quiet for a moment, so a file still being written is never read
-//! half-way.
+//! read for planning only once it is complete and stable (see `settle`): a file still being
+//! written is never read half-way, and no file time is trusted to be in the past.
 
 use std::collections::HashSet;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant};
 
 use notify::{RecursiveMode, Watcher};
 use tokio::sync::watch;
 
 use super::backlog::{self, Item};
 use super::create::{Created, Planner};
+use super::ledger::{Ledger, Record, State};
+use super::settle::{self, Settle};
 use crate::config::Config;
 use crate::exit::Exit;
 use crate::git;
@@ -25,8 +28,13 @@ use crate::run::record::{self, Records};
 use crate::run::stop::{self, Stop};
 use crate::run::RunOptions;
 
-/// How long an item must be unchanged before it is read.
+/// How long an item must look the same (and, on Linux, be open for writing by no one) before
+/// it is read for planning.
 const QUIET: Duration = Duration::from_millis(300);
+
+/// How long `--once` waits for items that are still being written before it says there is
+/// nothing to do: it always returns.
+const ONCE_PATIENCE: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone, Default)]
 pub struct PipelineOptions {
@@ -57,9 +65,19 @@ async fn daemon(opts: PipelineOptions) -> Exit {
             return Exit::InvalidInput;
         }
     };
+    // The pipeline commits every finished item; outside git it would create folders and then
+    // report work it cannot record. Checked before anything is created.
+    if !git::is_repo(&root) {
+        eprintln!(
+            "error: {} is not inside a git repository; the pipeline commits each item it finishes\n  help: run it in a git repository (`git init` makes one); nothing was created or changed",
+            root.display()
+        );
+        return Exit::InvalidInput;
+    }
     let folders = [config.pipeline.defect_backlog.clone(), config.pipeline.feature_backlog.clone()];
+    let ledger = Ledger::new(&root, &config.paths.logs_dir, &config.paths.plans_dir);
     if opts.dry_run {
-        return dry_run(&root, &config);
+        return dry_run(&root, &config, &ledger);
     }
     let agent = match crate::agent::for_config(&config, &root, false) {
         Ok(a) => a,
@@ -93,7 +111,7 @@ async fn daemon(opts: PipelineOptions) -> Exit {
     // Wake on any change in the folders; the scan decides what it means.
     let (tx, mut events) = tokio::sync::mpsc::unbounded_channel::<()>();
     let mut watcher = match notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-        if res.is_ok() {
+        if res.is_ok_and(|e| wakes(&e.kind)) {
             let _ = tx.send(());
         }
     }) {
@@ -124,8 +142,11 @@ async fn daemon(opts: PipelineOptions) -> Exit {
         guard_exe,
         records,
     };
+    let ctx = Context { root: root.clone(), config: config.clone(), opts: opts.clone(), reporter: reporter.clone(), ledger };
     let scan_every = Duration::from_secs_f64(config.pipeline.scan_interval_seconds);
-    let mut failed: HashSet<PathBuf> = HashSet::new();
+    let mut failed: HashSet<(PathBuf, String)> = HashSet::new();
+    let mut settle = Settle::new(QUIET);
+    let once_until = Instant::now() + ONCE_PATIENCE;
     let mut idle_line = String::new();
     let exit = loop {
         if *stop.borrow() != Stop::Running {
@@ -133,16 +154,19 @@ async fn daemon(opts: PipelineOptions) -> Exit {
             break Exit::Stopped;
         }
         let (items, _) = backlog::scan(&root, &folders[0], &folders[1], &failed);
-        let now = SystemTime::now();
-        let quiet_at = |i: &Item| i.modified.map(|m| m + QUIET);
-        let ready = items.iter().find(|i| quiet_at(i).is_none_or(|q| q <= now)).cloned();
+        settle.keep_only(&items);
+        let (ready, look_again) = pick(&root, &items, &mut settle, &reporter);
         if let Some(item) = ready {
             idle_line.clear();
-            match process(&root, &config, &opts, &mut planner, &reporter, &stop, &item).await {
+            match process(&ctx, &mut planner, &stop, &item).await {
                 Done::Completed if opts.once => break Exit::Completed,
                 Done::Completed => {}
                 Done::Failed(code) => {
-                    failed.insert(item.path.clone());
+                    // Not retried in this daemon's life, unless its content is changed.
+                    failed.insert((item.path.clone(), item.digest.clone()));
+                    if let Ok((_, digest, _)) = backlog::read_item(&root, &item.path) {
+                        failed.insert((item.path.clone(), digest));
+                    }
                     if opts.once {
                         break code;
                     }
@@ -156,81 +180,167 @@ async fn daemon(opts: PipelineOptions) -> Exit {
             reporter.decision("PIPELINE", "nothing to do: no backlog item is waiting");
             break Exit::Completed;
         }
+        if opts.once && Instant::now() >= once_until {
+            let names: Vec<String> = items.iter().map(|i| i.path.display().to_string()).collect();
+            reporter.decision(
+                "PIPELINE",
+                format!("nothing to do: still being written after {}: {}", crate::report::event::human(ONCE_PATIENCE), names.join(", ")),
+            );
+            break Exit::Completed;
+        }
         let line = format!("watching {} folders, {} item{} waiting", folders.len(), items.len(), if items.len() == 1 { "" } else { "s" });
         if line != idle_line {
             reporter.decision("PIPELINE", line.clone());
             idle_line = line;
         }
-        // Sleep until something changes, a young item turns quiet, or the safety scan is due.
-        let young = items.iter().filter_map(quiet_at).filter(|q| *q > now).min();
-        let wait = young.and_then(|q| q.duration_since(now).ok()).map_or(scan_every, |d| d.min(scan_every));
+        // Sleep until something changes, an item may have settled, or the safety scan is due.
+        let wait = look_again.map_or(scan_every, |d| d.min(scan_every));
+        // Without a watcher the channel is closed: its branch is then disabled, not ready.
         tokio::select! {
-            _ = events.recv() => {}
+            Some(()) = events.recv() => {}
             _ = tokio::time::sleep(wait) => {}
             _ = stop.changed() => {}
         }
+        // One scan answers every change so far.
+        while events.try_recv().is_ok() {}
     };
     drop(watcher);
     reporter.finish();
     exit
 }
 
-async fn process(
-    root: &Path,
-    config: &Config,
-    opts: &PipelineOptions,
-    planner: &mut Planner,
-    reporter: &Reporter,
-    stop: &watch::Receiver<Stop>,
-    item: &Item,
-) -> Done {
-    let started = std::time::Instant::now();
-    let plan_rel = item.plan_path(&config.paths.plans_dir);
-    let today = jiff::Timestamp::now().to_zoned_datetime(jiff::tz::TimeZone::system()).date();
-    let design_rel = item.design_path(today);
-    let plan_abs = root.join(&plan_rel);
-    reporter.decision("PIPELINE", format!("{} {}: picked up", item.kind.as_str(), item.path.display()));
-    let book = Bookkeeping::new(root, config, item);
-    if let Some(owner) = book.owner().filter(|o| *o != item.path) {
-        fail(root, config, reporter, item, &format!(
-            "its plan {} belongs to another backlog item, {}; rename this item so its file name differs",
-            plan_rel.display(),
-            owner.display()
-        ));
-        return Done::Failed(Exit::InvalidInput);
+/// Whether a file-system event may mean an item changed. Opening and reading do not: the scan
+/// itself reads every item, and waking on that would make the daemon spin.
+fn wakes(kind: &notify::EventKind) -> bool {
+    use notify::event::{AccessKind, AccessMode, EventKind};
+    match kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) => false,
+        _ => true,
     }
-    if plan_abs.exists() && book.planning_unfinished() {
-        // The planning session was killed, stopped or rejected: its plan was never accepted.
-        let aside = plan_abs.with_extension(format!("yaml.unfinished-{}", jiff::Timestamp::now().strftime("%Y%m%dT%H%M%S")));
-        match std::fs::rename(&plan_abs, &aside) {
-            Ok(()) => reporter.decision("PIPELINE", format!("{}: its plan was never accepted; kept it as {} and planning again", item.path.display(), aside.display())),
-            Err(e) => {
-                fail(root, config, reporter, item, &format!("cannot move its unaccepted plan aside: {e}"));
+}
+
+/// The first item (in backlog order) that is complete and stable, and otherwise how soon to
+/// look again.
+fn pick(root: &Path, items: &[Item], settle: &mut Settle, reporter: &Reporter) -> (Option<Item>, Option<Duration>) {
+    let now = Instant::now();
+    let mut look_again: Option<Duration> = None;
+    let mut quiet = Vec::new();
+    for item in items {
+        match settle.look(item, now) {
+            None => quiet.push(item),
+            Some(d) => look_again = Some(look_again.map_or(d, |l| l.min(d))),
+        }
+    }
+    let paths: Vec<PathBuf> = quiet.iter().map(|i| root.join(&i.path)).collect();
+    let writers = settle::open_for_writing(&paths);
+    for item in quiet {
+        match writers.get(&root.join(&item.path)) {
+            None => return (Some(item.clone()), None),
+            Some(w) => {
+                if settle.still_written(&item.path, w.pid, now) {
+                    reporter.decision(
+                        "PIPELINE",
+                        format!("{} is open for writing (pid {}, {}); reading it once it is closed", item.path.display(), w.pid, w.name),
+                    );
+                }
+                look_again = Some(look_again.map_or(QUIET, |l| l.min(QUIET)));
+            }
+        }
+    }
+    (None, look_again)
+}
+
+/// What processing an item needs besides the planner.
+struct Context {
+    root: PathBuf,
+    config: Config,
+    opts: PipelineOptions,
+    reporter: Reporter,
+    ledger: Ledger,
+}
+
+async fn process(ctx: &Context, planner: &mut Planner, stop: &watch::Receiver<Stop>, item: &Item) -> Done {
+    let Context { root, config, opts, reporter, ledger } = ctx;
+    let started = Instant::now();
+    let today = jiff::Timestamp::now().to_zoned_datetime(jiff::tz::TimeZone::system()).date();
+    reporter.decision("PIPELINE", format!("{} {}: picked up", item.kind.as_str(), item.path.display()));
+    let assignment = ledger.assign(item, today);
+    let item = &Item { slug: assignment.slug.clone(), ..item.clone() };
+    let (plan_rel, design_rel) = (assignment.plan.clone(), assignment.design.clone());
+    let plan_abs = root.join(&plan_rel);
+    if let Some(why) = &assignment.passed_over {
+        reporter.decision("PIPELINE", format!("{}: {why}; planning it as {}", item.path.display(), plan_rel.display()));
+    }
+    let mut record = match assignment.record {
+        Some(r) if r.state == State::Accepted && plan_abs.exists() => {
+            reporter.decision("PIPELINE", format!("{}: resuming its plan {}", item.path.display(), plan_rel.display()));
+            r
+        }
+        earlier => {
+            match &earlier {
+                Some(r) if r.state == State::Planning && plan_abs.exists() => {
+                    // The planning session was killed, stopped or rejected: its plan was never accepted.
+                    let aside = plan_abs.with_extension(format!("yaml.unfinished-{}", jiff::Timestamp::now().strftime("%Y%m%dT%H%M%S")));
+                    match std::fs::rename(&plan_abs, &aside) {
+                        Ok(()) => reporter.decision(
+                            "PIPELINE",
+                            format!("{}: its plan was never accepted; kept it as {} and planning again", item.path.display(), aside.display()),
+                        ),
+                        Err(e) => {
+                            fail(root, config, reporter, item, &format!("cannot move its unaccepted plan aside: {e}"));
+                            return Done::Failed(Exit::InvalidInput);
+                        }
+                    }
+                }
+                Some(r) if r.state == State::Accepted => {
+                    reporter.decision("PIPELINE", format!("{}: its plan {} is gone; planning it again", item.path.display(), plan_rel.display()));
+                }
+                _ => {}
+            }
+            let mut record = Record {
+                item: item.path.clone(),
+                // A plan made again for an accepted record (its plan was deleted) is still the
+                // plan of every content the record knew; a new planning session is of this one.
+                sha256: match earlier {
+                    Some(r) if r.state == State::Accepted => r.sha256,
+                    _ => vec![item.digest.clone()],
+                },
+                plan: plan_rel.clone(),
+                design: design_rel.clone(),
+                state: State::Planning,
+                archived_to: None,
+            };
+            // Recorded before the session starts: a plan the records do not give to this item
+            // is never run as its plan, so an unrecorded session would be wasted.
+            if let Err(e) = ledger.write(&item.slug, &record) {
+                fail(root, config, reporter, item, &crate::exit::render_chain(&e));
                 return Done::Failed(Exit::InvalidInput);
             }
+            reporter.decision("PIPELINE", format!("{}: asking the agent for {} and {}", item.path.display(), design_rel.display(), plan_rel.display()));
+            match planner.create(item, &plan_rel, &design_rel).await {
+                Created::Ok => {
+                    record.state = State::Accepted;
+                    note_changes(root, item, &mut record);
+                    if let Err(e) = ledger.write(&item.slug, &record) {
+                        fail(root, config, reporter, item, &crate::exit::render_chain(&e));
+                        return Done::Failed(Exit::InvalidInput);
+                    }
+                    reporter.decision("PIPELINE", format!("{}: plan {} written and valid", item.path.display(), plan_rel.display()));
+                }
+                Created::Failed(why) => {
+                    fail(root, config, reporter, item, &why);
+                    return Done::Failed(Exit::TaskFailed);
+                }
+                Created::Systemic(why) => {
+                    eprintln!("error: {why}\nThe pipeline stopped; fix this, then start it again.");
+                    return Done::Broken;
+                }
+                Created::Stopped => return Done::Stopped,
+            }
+            record
         }
-    }
-    if plan_abs.exists() {
-        reporter.decision("PIPELINE", format!("{}: resuming its plan {}", item.path.display(), plan_rel.display()));
-    } else {
-        reporter.decision("PIPELINE", format!("{}: asking the agent for {} and {}", item.path.display(), design_rel.display(), plan_rel.display()));
-        book.start_planning();
-        match planner.create(item, &plan_rel, &design_rel).await {
-            Created::Ok => {
-                book.accept();
-                reporter.decision("PIPELINE", format!("{}: plan {} written and valid", item.path.display(), plan_rel.display()))
-            }
-            Created::Failed(why) => {
-                fail(root, config, reporter, item, &why);
-                return Done::Failed(Exit::TaskFailed);
-            }
-            Created::Systemic(why) => {
-                eprintln!("error: {why}\nThe pipeline stopped; fix this, then start it again.");
-                return Done::Broken;
-            }
-            Created::Stopped => return Done::Stopped,
-        }
-    }
+    };
     let exit = crate::run::run_plan(
         RunOptions {
             plan: plan_abs.clone(),
@@ -241,9 +351,19 @@ async fn process(
         Some(stop.clone()),
     )
     .await;
+    if note_changes(root, item, &mut record) {
+        if let Err(e) = ledger.write(&item.slug, &record) {
+            reporter.warn(crate::exit::render_chain(&e));
+        }
+    }
     match exit {
         Exit::Completed => match archive(root, item, &plan_rel, &design_rel) {
             Ok(dest) => {
+                record.state = State::Archived;
+                record.archived_to = Some(dest.clone());
+                if let Err(e) = ledger.write(&item.slug, &record) {
+                    reporter.warn(crate::exit::render_chain(&e));
+                }
                 reporter.decision(
                     "PIPELINE",
                     format!("{}: done in {}; archived to {}", item.path.display(), crate::report::event::human(started.elapsed()), dest.display()),
@@ -263,45 +383,15 @@ async fn process(
     }
 }
 
-/// What the daemon remembers about an item's plan, beside its transcripts: which item the
-/// plan belongs to, and whether a planning session for it is unfinished.
-struct Bookkeeping {
-    dir: PathBuf,
-    item: PathBuf,
-}
-
-impl Bookkeeping {
-    fn new(root: &Path, config: &Config, item: &Item) -> Bookkeeping {
-        Bookkeeping {
-            dir: root.join(&config.paths.logs_dir).join("pipeline").join(format!("plan-{}", item.slug)),
-            item: item.path.clone(),
+/// Content the item was given while the pipeline worked on it (by the agents, or by its
+/// author) stays this item's: its digest joins the record. True when the record changed.
+fn note_changes(root: &Path, item: &Item, record: &mut Record) -> bool {
+    match backlog::read_item(root, &item.path) {
+        Ok((_, digest, _)) if !record.sha256.contains(&digest) => {
+            record.sha256.push(digest);
+            true
         }
-    }
-
-    /// The item whose plan this is, once a plan was accepted for one.
-    fn owner(&self) -> Option<PathBuf> {
-        let text = std::fs::read_to_string(self.dir.join("item")).ok()?;
-        let owner = PathBuf::from(text.trim());
-        // An archived item still owns its plan under its new name.
-        let archived = self.item.parent().map(|p| p.join("completed")).zip(self.item.file_name()).map(|(d, n)| d.join(n));
-        if archived.as_ref() == Some(&owner) {
-            return Some(self.item.clone());
-        }
-        Some(owner)
-    }
-
-    fn planning_unfinished(&self) -> bool {
-        self.dir.join("planning").exists()
-    }
-
-    fn start_planning(&self) {
-        let _ = std::fs::create_dir_all(&self.dir);
-        let _ = std::fs::write(self.dir.join("planning"), self.item.display().to_string());
-    }
-
-    fn accept(&self) {
-        let _ = std::fs::write(self.dir.join("item"), self.item.display().to_string());
-        let _ = std::fs::remove_file(self.dir.join("planning"));
+        _ => false,
     }
 }
 
@@ -318,12 +408,15 @@ fn fail(root: &Path, config: &Config, reporter: &Reporter, item: &Item, why: &st
     }
 }
 
-/// Moves the item to `completed/` in its folder, marks it completed, and commits.
+/// Moves the item to `completed/` in its folder (under a free name: an earlier item of the same
+/// name stays as it was), marks it completed, and commits.
 fn archive(root: &Path, item: &Item, plan_rel: &Path, design_rel: &Path) -> Result<PathBuf, String> {
     let name = item.path.file_name().ok_or("the item has no file name")?;
-    let dest = item.path.parent().unwrap_or(Path::new("")).join("completed").join(name);
-    std::fs::create_dir_all(root.join(dest.parent().unwrap_or(Path::new("")))).map_err(|e| e.to_string())?;
+    let dir = item.path.parent().unwrap_or(Path::new("")).join("completed");
+    std::fs::create_dir_all(root.join(&dir)).map_err(|e| e.to_string())?;
+    let dest = dir.join(free_name(&root.join(&dir), Path::new(name)));
     // A plain move: the commit below records it as a rename (tracked or not, staged or not).
+    // Only this daemon (one per checkout) writes to `completed/`, so the name stays free.
     std::fs::rename(root.join(&item.path), root.join(&dest)).map_err(|e| format!("cannot move {}: {e}", item.path.display()))?;
     let mut text = std::fs::read_to_string(root.join(&dest)).map_err(|e| e.to_string())?;
     if !text.ends_with('\n') {
@@ -342,8 +435,31 @@ fn archive(root: &Path, item: &Item, plan_rel: &Path, design_rel: &Path) -> Resu
     Ok(dest)
 }
 
+/// `name` if nothing in `dir` has it, else `<stem>-2.<ext>`, `<stem>-3.<ext>`, ….
+fn free_name(dir: &Path, name: &Path) -> PathBuf {
+    let stem = name.file_stem().unwrap_or(name.as_os_str());
+    let mut n: u64 = 1;
+    loop {
+        let candidate = if n == 1 {
+            name.to_path_buf()
+        } else {
+            let mut s = OsString::from(stem);
+            s.push(format!("-{n}"));
+            if let Some(ext) = name.extension() {
+                s.push(".");
+                s.push(ext);
+            }
+            PathBuf::from(s)
+        };
+        if dir.join(&candidate).symlink_metadata().is_err() {
+            return candidate;
+        }
+        n += 1;
+    }
+}
+
 /// `--dry-run`: what would be processed, in order, with plan paths; nothing starts.
-fn dry_run(root: &Path, config: &Config) -> Exit {
+fn dry_run(root: &Path, config: &Config, ledger: &Ledger) -> Exit {
     let (items, skipped) = backlog::scan(
         root,
         &config.pipeline.defect_backlog,
@@ -354,13 +470,46 @@ fn dry_run(root: &Path, config: &Config) -> Exit {
     if items.is_empty() {
         println!("no backlog item is waiting");
     }
+    let today = jiff::Timestamp::now().to_zoned_datetime(jiff::tz::TimeZone::system()).date();
     for (n, item) in items.iter().enumerate() {
-        let plan = item.plan_path(&config.paths.plans_dir);
-        let what = if root.join(&plan).exists() { "resume" } else { "create" };
-        println!("{:>3}. {} {} → {what} {}", n + 1, item.kind.as_str(), item.path.display(), plan.display());
+        let a = ledger.assign(item, today);
+        let resume = a.record.as_ref().is_some_and(|r| r.state == State::Accepted) && root.join(&a.plan).exists();
+        let what = if resume { "resume" } else { "create" };
+        println!("{:>3}. {} {} → {what} {}", n + 1, item.kind.as_str(), item.path.display(), a.plan.display());
+        if let Some(why) = a.passed_over {
+            println!("     ({why})");
+        }
     }
     for s in skipped {
         println!("  skipped: {} ({})", s.path.display(), s.why);
     }
     Exit::Completed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reading_an_item_does_not_wake_the_daemon_but_closing_a_written_one_does() {
+        use notify::event::{AccessKind, AccessMode, CreateKind, EventKind, ModifyKind};
+        assert!(!wakes(&EventKind::Access(AccessKind::Open(AccessMode::Any))));
+        assert!(!wakes(&EventKind::Access(AccessKind::Close(AccessMode::Read))));
+        assert!(wakes(&EventKind::Access(AccessKind::Close(AccessMode::Write))));
+        assert!(wakes(&EventKind::Create(CreateKind::File)));
+        assert!(wakes(&EventKind::Modify(ModifyKind::Any)));
+    }
+
+    #[test]
+    fn archive_names_never_replace_an_earlier_item() {
+        let d = tempfile::tempdir().unwrap();
+        assert_eq!(free_name(d.path(), Path::new("x.md")), PathBuf::from("x.md"));
+        std::fs::write(d.path().join("x.md"), "").unwrap();
+        assert_eq!(free_name(d.path(), Path::new("x.md")), PathBuf::from("x-2.md"));
+        std::fs::write(d.path().join("x-2.md"), "").unwrap();
+        assert_eq!(free_name(d.path(), Path::new("x.md")), PathBuf::from("x-3.md"));
+        // A dangling symlink is a name in use too.
+        std::os::unix::fs::symlink("nowhere", d.path().join("y.md")).unwrap();
+        assert_eq!(free_name(d.path(), Path::new("y.md")), PathBuf::from("y-2.md"));
+    }
 }

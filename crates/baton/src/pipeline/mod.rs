@@ -3,5 +3,8 @@
 pub mod backlog;
 mod create;
 mod daemon;
+mod digest;
+mod ledger;
+mod settle;
 
 pub use daemon::{run, PipelineOptions};

@@ -94,18 +94,119 @@ fn a_second_try_that_fixes_the_plan_succeeds() {
 }
 
 #[test]
-fn an_existing_plan_is_resumed_not_regenerated() {
+fn a_users_own_plan_with_the_items_name_is_left_alone() {
     let p = project();
     p.write("docs/defect-backlog/again.md", "# Again\n");
-    p.write(".claude/plans/again.yaml", &GOOD_PLAN.replace("status: pending", "status: in_progress"));
-    p.repo.commit_all("backlog and plan");
+    // The user's plan, not made by the pipeline, happens to have the item's name.
+    let mine = GOOD_PLAN.replace("'p1'", "'u1'").replace("Do the fix", "My own work");
+    p.write(".claude/plans/again.yaml", &mine);
+    p.repo.commit_all("backlog and the user's plan");
+    p.scenario(&format!(
+        r#"{{"tasks": {{"plan:again-2": [{}], "u1": [{{"crash": true}}]}}}}"#,
+        writes_plan("again-2", GOOD_PLAN)
+    ));
     let r = p.baton(&["pipeline", "--once"]);
     assert_eq!(r.code(), 0, "{}", r.all());
-    let inv = p.invocations();
-    assert_eq!(inv.len(), 1);
-    assert_eq!(inv[0]["task_id"], "p1", "the plan was regenerated");
-    assert!(r.stdout().contains("resuming its plan"), "{}", r.stdout());
-    assert_eq!(plan_status(&p, "again", "p1"), (Status::Completed, 1));
+    let tasks: Vec<String> = p.invocations().iter().map(|i| i["task_id"].as_str().unwrap_or_default().to_string()).collect();
+    assert_eq!(tasks, ["plan:again-2", "p1"], "the user's plan was run as the item's");
+    assert!(r.stdout().contains(".claude/plans/again.yaml was not made by the pipeline; planning it as .claude/plans/again-2.yaml"), "{}", r.stdout());
+    assert_eq!(p.read(".claude/plans/again.yaml"), mine, "the user's plan was changed");
+    assert_eq!(plan_status(&p, "again-2", "p1"), (Status::Completed, 1));
+    assert!(p.path().join("docs/defect-backlog/completed/again.md").exists());
+}
+
+#[test]
+fn a_reused_item_name_is_a_new_item_and_its_archive_never_replaces_the_earlier_one() {
+    let p = project();
+    let first = "# Crash on save\n\nThe first report.\n";
+    p.write("docs/defect-backlog/crash.md", first);
+    p.repo.commit_all("backlog");
+    let second_plan = GOOD_PLAN.replace("'p1'", "'p2'");
+    let third_plan = GOOD_PLAN.replace("'p1'", "'p3'");
+    p.scenario(&format!(
+        r#"{{"tasks": {{"plan:crash": [{}], "plan:crash-2": [{}], "plan:crash-3": [{}]}}}}"#,
+        writes_plan("crash", GOOD_PLAN),
+        writes_plan("crash-2", &second_plan),
+        writes_plan("crash-3", &third_plan)
+    ));
+    assert_eq!(p.baton(&["pipeline", "--once"]).code(), 0);
+    let archived_first = p.read("docs/defect-backlog/completed/crash.md");
+
+    // A new item under the same file name: planned and worked on, not taken for done.
+    p.write("docs/defect-backlog/crash.md", "# Crash on save\n\nA different crash, reported later.\n");
+    p.repo.commit_all("a new item with an old name");
+    let r = p.baton(&["pipeline", "--once"]);
+    assert_eq!(r.code(), 0, "{}", r.all());
+    let tasks: Vec<String> = p.invocations().iter().map(|i| i["task_id"].as_str().unwrap_or_default().to_string()).collect();
+    assert_eq!(tasks, ["plan:crash", "p1", "plan:crash-2", "p2"], "the reused name was archived without work");
+    assert!(p.invocations()[2]["prompt"].as_str().unwrap().contains("A different crash"));
+    assert!(r.stdout().contains("archived as docs/defect-backlog/completed/crash.md"), "{}", r.stdout());
+    assert_eq!(p.read("docs/defect-backlog/completed/crash.md"), archived_first, "the earlier archived item was replaced");
+    assert!(p.read("docs/defect-backlog/completed/crash-2.md").contains("A different crash"));
+    assert_eq!(plan_status(&p, "crash", "p1"), (Status::Completed, 1), "the first plan was touched");
+    assert_eq!(plan_status(&p, "crash-2", "p2"), (Status::Completed, 1));
+
+    // Even the very first text again is new work once its item was archived.
+    p.write("docs/defect-backlog/crash.md", first);
+    p.repo.commit_all("the first report, filed again");
+    assert_eq!(p.baton(&["pipeline", "--once"]).code(), 0);
+    assert_eq!(p.invocations().len(), 6);
+    assert_eq!(p.read("docs/defect-backlog/completed/crash.md"), archived_first);
+    assert!(p.path().join("docs/defect-backlog/completed/crash-3.md").exists());
+    assert_eq!(p.repo.status_porcelain(), "");
+}
+
+#[test]
+fn an_item_still_being_written_is_read_only_once_its_writer_closes_it() {
+    use std::io::Write;
+    let p = project();
+    p.scenario(&format!(r#"{{"tasks": {{"plan:slow-writer": [{}]}}}}"#, writes_plan("slow-writer", GOOD_PLAN)));
+    let mut child = p.spawn(&["pipeline"]);
+    wait_for("the daemon to watch", || p.log().contains("watching 2 folders, 0 items waiting"));
+    // A writer that pauses mid-item (a script, `cat > item.md`) for longer than any quiet period.
+    let mut item = std::fs::File::create(p.path().join("docs/defect-backlog/slow-writer.md")).unwrap();
+    item.write_all(b"# Slow writer\n").unwrap();
+    item.flush().unwrap();
+    wait_for("the daemon to see the item held open", || p.log().contains("slow-writer.md is open for writing"));
+    assert!(p.invocations().is_empty(), "the item was planned while being written");
+    item.write_all(b"\nThe whole story.\nLAST LINE\n").unwrap();
+    drop(item);
+    wait_for("the item to be planned", || !p.invocations().is_empty());
+    let prompt = p.invocations()[0]["prompt"].as_str().unwrap().to_string();
+    assert!(prompt.contains("The whole story.\nLAST LINE"), "planned from a half-written item:\n{prompt}");
+    wait_for("the item to be archived", || p.path().join("docs/defect-backlog/completed/slow-writer.md").exists());
+    assert_eq!(p.baton(&["stop"]).code(), 0);
+    assert_eq!(wait_exit(&mut child), Some(4), "{}", p.log());
+}
+
+#[test]
+fn an_item_dated_in_the_future_is_picked_up_and_once_returns() {
+    let p = project();
+    let path = p.write("docs/defect-backlog/future.md", "# From the future\n");
+    p.repo.commit_all("backlog");
+    let tomorrow = std::time::SystemTime::now() + Duration::from_secs(86_400);
+    std::fs::File::options().write(true).open(&path).unwrap().set_modified(tomorrow).unwrap();
+    p.scenario(&format!(r#"{{"tasks": {{"plan:future": [{}]}}}}"#, writes_plan("future", GOOD_PLAN)));
+    let out = baton_testkit::run_with_deadline(&mut p.command(&["pipeline", "--once"]), Duration::from_secs(60)).unwrap();
+    assert!(!out.timed_out, "`pipeline --once` never returned:\n{}{}", out.stdout, out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{}{}", out.stdout, out.stderr);
+    assert!(p.path().join("docs/defect-backlog/completed/future.md").exists());
+}
+
+#[test]
+fn outside_a_git_repository_the_pipeline_refuses_and_creates_nothing() {
+    let p = project();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("baton.toml"), FAST_CONFIG).unwrap();
+    for args in [&["pipeline", "--once"][..], &["pipeline", "--dry-run"], &["pipeline"]] {
+        let out = baton_testkit::run_with_deadline(p.command(args).current_dir(outside.path()), Duration::from_secs(60)).unwrap();
+        assert!(!out.timed_out, "{args:?} did not return");
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}{}", out.stdout, out.stderr);
+        assert!(out.stderr.contains("is not inside a git repository"), "{}", out.stderr);
+        let left: Vec<String> = std::fs::read_dir(outside.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        assert_eq!(left, ["baton.toml"], "{args:?} created files outside git");
+    }
+    assert!(p.invocations().is_empty());
 }
 
 #[test]
@@ -172,17 +273,25 @@ fn killing_the_daemon_mid_plan_and_restarting_resumes_without_spending_the_attem
 }
 
 #[test]
-fn a_plan_belongs_to_the_item_it_was_made_for() {
+fn two_items_with_one_name_get_a_plan_each() {
     let p = project();
     p.write("docs/defect-backlog/login.md", "# Login (defect)\n");
     p.write("docs/feature-backlog/Login.md", "# Login (feature)\n");
     p.repo.commit_all("two items with one slug");
-    p.scenario(&format!(r#"{{"tasks": {{"plan:login": [{}]}}}}"#, writes_plan("login", GOOD_PLAN)));
+    let second = GOOD_PLAN.replace("'p1'", "'p2'");
+    p.scenario(&format!(
+        r#"{{"tasks": {{"plan:login": [{}], "plan:login-2": [{}]}}}}"#,
+        writes_plan("login", GOOD_PLAN),
+        writes_plan("login-2", &second)
+    ));
     assert_eq!(p.baton(&["pipeline", "--once"]).code(), 0);
     let r = p.baton(&["pipeline", "--once"]);
-    assert_ne!(r.code(), 0, "{}", r.all());
-    assert!(r.stderr().contains("belongs to another backlog item"), "{}", r.stderr());
-    assert!(p.path().join("docs/feature-backlog/Login.md").exists(), "the second item was archived without work");
+    assert_eq!(r.code(), 0, "{}", r.all());
+    assert!(r.stdout().contains(".claude/plans/login.yaml was made for another item, docs/defect-backlog/login.md"), "{}", r.stdout());
+    let tasks: Vec<String> = p.invocations().iter().map(|i| i["task_id"].as_str().unwrap_or_default().to_string()).collect();
+    assert_eq!(tasks, ["plan:login", "p1", "plan:login-2", "p2"]);
+    assert!(p.read("docs/feature-backlog/completed/Login.md").starts_with("# Login (feature)"));
+    assert!(p.read("docs/defect-backlog/completed/login.md").starts_with("# Login (defect)"));
 }
 
 #[test]
