@@ -260,3 +260,31 @@ impl Transcript {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_prompt_is_kept_beside_the_transcript() {
+        assert_eq!(prompt_path(Path::new("/l/p/1.1/attempt-3.jsonl")), Path::new("/l/p/1.1/attempt-3.prompt"));
+    }
+
+    #[test]
+    fn the_prompt_file_is_made_afresh_whatever_was_in_its_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t/attempt-1.prompt");
+        write_prompt(&path, "first").unwrap();
+        write_prompt(&path, "second").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "second");
+
+        // A symlink in its place is replaced, not written through.
+        let elsewhere = dir.path().join("elsewhere");
+        std::fs::write(&elsewhere, "keep").unwrap();
+        std::fs::remove_file(&path).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, &path).unwrap();
+        write_prompt(&path, "third").unwrap();
+        assert_eq!(std::fs::read_to_string(&elsewhere).unwrap(), "keep");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "third");
+    }
+}

@@ -601,6 +601,38 @@ mod tests {
     }
 
     #[test]
+    fn the_parent_is_read_past_a_command_name_with_spaces_and_parentheses() {
+        assert_eq!(parent_in_stat(b"42 (sh) S 7 42 42 0 -1"), Some(7));
+        assert_eq!(parent_in_stat(b"42 (a) b (c) R 1234 42 42 0"), Some(1234));
+        assert_eq!(parent_in_stat(b"42 (x"), None);
+        assert_eq!(parent_in_stat(b""), None);
+    }
+
+    #[test]
+    fn descendants_are_found_through_the_parent_chain() {
+        // A shell whose child sleeps: both are descendants of this test process.
+        let mut shell = Command::new("sh")
+            .args(["-c", "sleep 30 & echo $!; wait"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start sh");
+        let mut line = String::new();
+        let stdout = shell.stdout.take().expect("piped stdout");
+        BufReader::new(stdout).read_line(&mut line).expect("read the pid");
+        let sleeper: libc::pid_t = line.trim().parse().expect("a pid");
+        let found = descendants_of(std::process::id() as libc::pid_t);
+        // SAFETY: kill(2) on the processes this test started.
+        unsafe {
+            libc::kill(sleeper, libc::SIGKILL);
+            libc::kill(shell.id() as libc::pid_t, libc::SIGKILL);
+        }
+        let _ = shell.wait();
+        assert!(found.contains(&(shell.id() as libc::pid_t)), "{found:?}");
+        assert!(found.contains(&sleeper), "{found:?}");
+        assert!(!found.contains(&(std::process::id() as libc::pid_t)));
+    }
+
+    #[test]
     fn bad_guard_args_are_refused() {
         let refused = |args: &[&str]| {
             let args: Vec<OsString> = args.iter().map(OsString::from).collect();

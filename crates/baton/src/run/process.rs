@@ -858,6 +858,27 @@ mod tests {
     }
 
     #[test]
+    fn the_input_is_a_regular_file_and_nothing_that_could_block_or_lead_elsewhere() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("prompt");
+        std::fs::write(&file, "hello").expect("write");
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut open_input(&file).expect("a regular file"), &mut text)
+            .expect("read");
+        assert_eq!(text, "hello");
+
+        let fifo = dir.path().join("fifo");
+        let c_fifo = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).expect("path");
+        // SAFETY: mkfifo with a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c_fifo.as_ptr(), 0o600) }, 0);
+        assert!(open_input(&fifo).is_err(), "a FIFO must be refused, without blocking");
+
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&file, &link).expect("symlink");
+        assert!(open_input(&link).is_err(), "a symlink must be refused");
+    }
+
+    #[test]
     fn invalid_utf8_is_replaced() {
         assert_eq!(
             lines_of(&[b"a\xffb\n"], 100),

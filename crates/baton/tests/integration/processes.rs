@@ -66,15 +66,33 @@ fn wait_all_gone(what: &str, pids: &[(String, u32)]) {
     assert!(gone, "{what}: still alive after {GONE_WITHIN:?}: {alive:?}");
 }
 
-/// Kills, on drop, what a test started outside baton (and the daemons of a failed test).
-struct Reaper(Vec<u32>);
+/// Kills, on drop, what a test started outside baton, and the daemons of a failed test (only
+/// then: a passing test saw them gone, and their pids may have been reused since).
+struct Reaper {
+    pids: Vec<u32>,
+    children: Vec<Child>,
+}
+
+impl Reaper {
+    fn pids(pids: &[(String, u32)]) -> Reaper {
+        Reaper { pids: pids.iter().map(|(_, pid)| *pid).collect(), children: Vec::new() }
+    }
+
+    fn child(child: Child) -> Reaper {
+        Reaper { pids: Vec::new(), children: vec![child] }
+    }
+}
 
 impl Drop for Reaper {
     fn drop(&mut self) {
-        for pid in &self.0 {
-            baton_testkit::kill_process_group(*pid, libc::SIGKILL);
+        for pid in self.pids.iter().filter(|_| std::thread::panicking()) {
             // SAFETY: kill(2) on pids this test recorded; a gone one only yields ESRCH.
             unsafe { libc::kill(*pid as libc::pid_t, libc::SIGKILL) };
+        }
+        for child in &mut self.children {
+            // Each was started as the leader of its own group.
+            baton_testkit::kill_process_group(child.id(), libc::SIGKILL);
+            let _ = child.wait();
         }
     }
 }
@@ -87,7 +105,7 @@ fn kill_9_of_baton_ends_the_agents_setsid_and_nohup_children() {
     // The agent's pid file is written last.
     wait_for("the agent to hang", || p.pid_file("1.1-1.agent.pid").is_some());
     let all = pids(&p, "1.1-1", &["agent", "grandchild", "setsid", "nohup"]);
-    let _reaper = Reaper(all.iter().map(|(_, pid)| *pid).collect());
+    let _reaper = Reaper::pids(&all);
     for (kind, pid) in &all {
         assert!(process_alive(*pid), "the {kind} process should be running");
     }
@@ -102,7 +120,7 @@ fn an_idle_timeout_ends_the_agents_setsid_and_nohup_children() {
     p.scenario(r#"{"tasks": {"1.1": [{"daemons": true, "hang": true}]}}"#);
     let r = p.baton(&["run", "plan.yaml"]);
     let all = pids(&p, "1.1-1", &["agent", "grandchild", "setsid", "nohup"]);
-    let _reaper = Reaper(all.iter().map(|(_, pid)| *pid).collect());
+    let _reaper = Reaper::pids(&all);
     assert_eq!(r.code(), 3, "{}", r.all());
     let err = task(&p, "1.1").2.unwrap_or_default();
     assert!(err.contains("idle timeout"), "{err}");
@@ -115,7 +133,7 @@ fn a_completed_task_leaves_no_background_process_behind() {
     p.scenario(r#"{"tasks": {"1.1": [{"daemons": true, "write": {"one.txt": "1"}}]}}"#);
     let r = p.baton(&["run", "plan.yaml"]);
     let all = pids(&p, "1.1-1", &["setsid", "nohup"]);
-    let _reaper = Reaper(all.iter().map(|(_, pid)| *pid).collect());
+    let _reaper = Reaper::pids(&all);
     assert_eq!(r.code(), 0, "{}", r.all());
     assert_eq!(task(&p, "1.1"), (Status::Completed, 1, None));
     wait_all_gone("after the task completed", &all);
@@ -151,8 +169,7 @@ fn output_held_open_after_the_agent_ended_does_not_hold_the_run_and_the_task_sta
     let mut baton = p.spawn(&["run", "plan.yaml", "--verbose"]);
     wait_for("the agent to start", || p.pid_file("1.1-1.agent.pid").is_some());
     let agent = p.pid_file("1.1-1.agent.pid").unwrap();
-    let holder = hold_agent_output(agent, &attached);
-    let _reaper = Reaper(vec![holder.id()]);
+    let _holder = Reaper::child(hold_agent_output(agent, &attached));
     wait_for("the holder to hold the agent's output", || attached.exists());
     assert_eq!(wait_exit(&mut baton), Some(0), "{}", p.log());
     assert_eq!(task(&p, "1.1"), (Status::Completed, 1, None), "{}", p.log());
@@ -169,8 +186,7 @@ fn the_total_timeout_holds_while_an_escaped_process_keeps_writing() {
     let mut baton = p.spawn(&["run", "plan.yaml"]);
     wait_for("the agent to start", || p.pid_file("1.1-1.agent.pid").is_some());
     let agent = p.pid_file("1.1-1.agent.pid").unwrap();
-    let holder = hold_agent_output(agent, &attached);
-    let _reaper = Reaper(vec![holder.id()]);
+    let _holder = Reaper::child(hold_agent_output(agent, &attached));
     assert_eq!(wait_exit(&mut baton), Some(3), "{}", p.log());
     let err = task(&p, "1.1").2.unwrap_or_default();
     assert!(err.contains("total timeout"), "{err}\n{}", p.log());
@@ -226,7 +242,6 @@ fn ctrl_c_from_the_terminal_while_baton_commits_stops_gracefully_and_keeps_the_t
         .process_group(0)
         .spawn()
         .expect("spawn baton");
-    let _reaper = Reaper(vec![baton.id()]);
     let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
     wait_for("baton's commit to be held", || held.exists());
     // Ctrl+C: SIGINT to the whole foreground process group.
