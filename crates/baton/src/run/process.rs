@@ -21,7 +21,7 @@ use std::ffi::OsString;
 use std::fmt;
 use std::io::{self, Write};
 use std::net::Shutdown;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -49,6 +49,16 @@ const START_REPORT_TIMEOUT: Duration = Duration::from_secs(30);
 /// that are held by a process out of its reach; like nextest's leak timeout, baton then stops
 /// reading and reports the leak instead of waiting for it.
 pub const LEAK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Past [`LEAK_TIMEOUT`], reading stops as soon as nothing is waiting to be read (the pipes are
+/// merely held open), or once this much more output has been read from a process that keeps
+/// writing. Output that was already there is read first: baton's runtime may have been busy
+/// elsewhere (committing another task) for longer than the timeout, and the agent's last lines
+/// (its result) must not be lost to that.
+const LEAK_BYTES: usize = 1024 * 1024;
+
+/// While output is still waiting past [`LEAK_TIMEOUT`], how often baton looks again.
+const LEAK_RECHECK: Duration = Duration::from_millis(50);
 
 /// After an immediate end was asked for (or the leak timeout passed), how long the guard gets
 /// to finish and exit before baton SIGKILLs it. Generous: the guard only has to sweep.
@@ -196,6 +206,11 @@ pub struct AgentProcess {
     lines: mpsc::Receiver<Line>,
     lines_done: bool,
     readers: Vec<JoinHandle<()>>,
+    /// The pipes' descriptors, each open for as long as its reader is not finished (the reader
+    /// owns it); looked at to tell pending output from a pipe merely held open.
+    pipe_fds: Vec<RawFd>,
+    /// Output read after [`LEAK_TIMEOUT`] had passed, in bytes.
+    bytes_after_cap: usize,
     /// Set once the guard has been reaped; from then on it must not be signalled.
     guard_exit: Option<ExitInfo>,
     /// When baton learnt that the agent (or the guard) had ended: reading stops
@@ -349,7 +364,9 @@ impl AgentProcess {
         };
         let (line_tx, lines) = mpsc::channel(LINE_QUEUE);
         let mut readers = Vec::with_capacity(2);
+        let mut pipe_fds = Vec::with_capacity(2);
         if let Some(stdout) = child.stdout.take() {
+            pipe_fds.push(stdout.as_raw_fd());
             readers.push(tokio::spawn(read_lines(
                 BufReader::new(stdout),
                 Stream::Stdout,
@@ -357,6 +374,7 @@ impl AgentProcess {
             )));
         }
         if let Some(stderr) = child.stderr.take() {
+            pipe_fds.push(stderr.as_raw_fd());
             readers.push(tokio::spawn(read_lines(
                 BufReader::new(stderr),
                 Stream::Stderr,
@@ -375,6 +393,8 @@ impl AgentProcess {
             lines,
             lines_done: false,
             readers,
+            pipe_fds,
+            bytes_after_cap: 0,
             guard_exit: None,
             ended_at: None,
             reading_cut: false,
@@ -459,18 +479,28 @@ impl AgentProcess {
                 self.guard_kill_deadline = None;
                 self.kill_guard();
             }
-            if let Some(ended) = self.ended_at {
-                if !self.reading_cut && now >= ended + LEAK_TIMEOUT {
+            let past_cap = self
+                .ended_at
+                .is_some_and(|ended| !self.reading_cut && now >= ended + LEAK_TIMEOUT);
+            if past_cap {
+                // Let the readers hand over what they already hold before judging the pipes.
+                tokio::task::yield_now().await;
+                if self.output_idle() || self.bytes_after_cap >= LEAK_BYTES {
                     self.cut_reading();
                     continue;
                 }
             }
+            let leak_check = self.ended_at.filter(|_| !self.reading_cut).map(|ended| {
+                if past_cap {
+                    now + LEAK_RECHECK
+                } else {
+                    ended + LEAK_TIMEOUT
+                }
+            });
             let wake = [
                 self.kill_deadline.filter(|_| !self.kill_sent),
                 self.guard_kill_deadline,
-                self.ended_at
-                    .filter(|_| !self.reading_cut)
-                    .map(|t| t + LEAK_TIMEOUT),
+                leak_check,
             ]
             .into_iter()
             .flatten()
@@ -488,7 +518,12 @@ impl AgentProcess {
                     self.ended_at.get_or_insert_with(Instant::now);
                 },
                 line = self.lines.recv(), if !self.lines_done => match line {
-                    Some(line) => return Some(Output::Line(line)),
+                    Some(line) => {
+                        if past_cap {
+                            self.bytes_after_cap += line.text.len() + 1;
+                        }
+                        return Some(Output::Line(line));
+                    }
                     None => self.lines_done = true,
                 },
                 () = tokio::time::sleep_until(wake.unwrap_or(now)), if wake.is_some() => {},
@@ -515,6 +550,16 @@ impl AgentProcess {
         };
         self.agent_exit = Some(exit);
         self.ended_at.get_or_insert_with(Instant::now);
+    }
+
+    /// Nothing is waiting to be read: no line queued, no byte in a pipe whose reader still runs.
+    fn output_idle(&self) -> bool {
+        self.lines.is_empty()
+            && self
+                .readers
+                .iter()
+                .zip(&self.pipe_fds)
+                .all(|(reader, fd)| reader.is_finished() || pending_bytes(*fd) == 0)
     }
 
     /// Stops reading output: lines already queued are still delivered, then the queue closes.
@@ -657,6 +702,18 @@ fn guard_said(stderr: &str) -> &str {
         "it said nothing; is it a baton binary?"
     } else {
         stderr
+    }
+}
+
+/// How many bytes wait unread in the pipe `fd`; 0 when that cannot be told.
+fn pending_bytes(fd: RawFd) -> usize {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int into `n`; `fd` is a pipe kept open by its running reader.
+    let rc = unsafe { libc::ioctl(fd, libc::FIONREAD, &mut n) };
+    if rc == 0 {
+        usize::try_from(n).unwrap_or(0)
+    } else {
+        0
     }
 }
 

@@ -141,13 +141,19 @@ fn a_completed_task_leaves_no_background_process_behind() {
 
 /// Starts a process outside baton's reach that opens the agent's stdout (the pipe baton
 /// reads) through /proc and writes into it for as long as the pipe is read, as a process that
-/// escaped the guard would; `attached` appears once it holds the pipe.
-fn hold_agent_output(agent: u32, attached: &Path) -> Child {
+/// escaped the guard would: a line every 50 ms, or (`flood`) as fast as it can. `attached`
+/// appears once it holds the pipe.
+fn hold_agent_output(agent: u32, attached: &Path, flood: bool) -> Child {
+    let script = if flood {
+        r#"exec 3>"/proc/$1/fd/1" || exit 1; : > "$2"; exec yes 'flooding the pipe' >&3"#
+    } else {
+        r#"exec 3>"/proc/$1/fd/1" || exit 1; : > "$2"; i=0
+           while [ $i -lt 6000 ] && echo 'still writing' >&3; do sleep 0.05; i=$((i+1)); done"#
+    };
     Command::new("sh")
         .args([
             "-c",
-            r#"exec 3>"/proc/$1/fd/1" || exit 1; : > "$2"; i=0
-               while [ $i -lt 6000 ] && echo 'still writing' >&3; do sleep 0.05; i=$((i+1)); done"#,
+            script,
             "sh",
             &agent.to_string(),
             &attached.display().to_string(),
@@ -162,14 +168,23 @@ fn hold_agent_output(agent: u32, attached: &Path) -> Child {
 
 #[test]
 fn output_held_open_after_the_agent_ended_does_not_hold_the_run_and_the_task_stays_completed() {
+    held_output_after_the_end(false);
+}
+
+#[test]
+fn a_flood_of_output_after_the_agent_ended_does_not_hold_the_run_either() {
+    held_output_after_the_end(true);
+}
+
+fn held_output_after_the_end(flood: bool) {
     let p = project(TWO);
     let dir = tempfile::tempdir().unwrap();
     let attached = dir.path().join("attached");
     p.scenario(&format!(r#"{{"tasks": {{"1.1": [{{"await_file": {:?}}}]}}}}"#, attached.display().to_string()));
-    let mut baton = p.spawn(&["run", "plan.yaml", "--verbose"]);
+    let mut baton = p.spawn(&["run", "plan.yaml"]);
     wait_for("the agent to start", || p.pid_file("1.1-1.agent.pid").is_some());
     let agent = p.pid_file("1.1-1.agent.pid").unwrap();
-    let _holder = Reaper::child(hold_agent_output(agent, &attached));
+    let _holder = Reaper::child(hold_agent_output(agent, &attached, flood));
     wait_for("the holder to hold the agent's output", || attached.exists());
     assert_eq!(wait_exit(&mut baton), Some(0), "{}", p.log());
     assert_eq!(task(&p, "1.1"), (Status::Completed, 1, None), "{}", p.log());
@@ -186,7 +201,7 @@ fn the_total_timeout_holds_while_an_escaped_process_keeps_writing() {
     let mut baton = p.spawn(&["run", "plan.yaml"]);
     wait_for("the agent to start", || p.pid_file("1.1-1.agent.pid").is_some());
     let agent = p.pid_file("1.1-1.agent.pid").unwrap();
-    let _holder = Reaper::child(hold_agent_output(agent, &attached));
+    let _holder = Reaper::child(hold_agent_output(agent, &attached, true));
     assert_eq!(wait_exit(&mut baton), Some(3), "{}", p.log());
     let err = task(&p, "1.1").2.unwrap_or_default();
     assert!(err.contains("total timeout"), "{err}\n{}", p.log());
