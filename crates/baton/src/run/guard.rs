@@ -260,7 +260,11 @@ pub fn guard_main(args: &[OsString]) -> ! {
 
 /// Starts the agent in a process group of its own; its pid. Exits the guard (after reporting
 /// `exec-failed`) when it cannot be started, or when baton is already gone.
-fn start_agent(invocation: &Invocation, shared: &SharedState, lifeline: &mut UnixStream) -> libc::pid_t {
+fn start_agent(
+    invocation: &Invocation,
+    shared: &SharedState,
+    lifeline: &mut UnixStream,
+) -> libc::pid_t {
     let guard_pid = std::process::id() as libc::pid_t;
     let mut command = Command::new(&invocation.program);
     command
@@ -334,14 +338,7 @@ fn wait_for_agent(agent: libc::pid_t, shared: &SharedState) -> io::Result<ExitSt
         // Learn which child ended without reaping it yet, then reap it under the lock.
         // SAFETY: waitid writes into the zeroed siginfo we own.
         let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        let rc = unsafe {
-            libc::waitid(
-                libc::P_ALL,
-                0,
-                &mut info,
-                libc::WEXITED | libc::WNOWAIT,
-            )
-        };
+        let rc = unsafe { libc::waitid(libc::P_ALL, 0, &mut info, libc::WEXITED | libc::WNOWAIT) };
         if rc != 0 {
             let e = io::Error::last_os_error();
             if e.kind() == io::ErrorKind::Interrupted {
@@ -618,7 +615,9 @@ mod tests {
             .expect("start sh");
         let mut line = String::new();
         let stdout = shell.stdout.take().expect("piped stdout");
-        BufReader::new(stdout).read_line(&mut line).expect("read the pid");
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read the pid");
         let sleeper: libc::pid_t = line.trim().parse().expect("a pid");
         let found = descendants_of(std::process::id() as libc::pid_t);
         // SAFETY: kill(2) on the processes this test started.

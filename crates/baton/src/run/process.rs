@@ -928,7 +928,10 @@ mod tests {
         let c_fifo = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).expect("path");
         // SAFETY: mkfifo with a valid NUL-terminated path.
         assert_eq!(unsafe { libc::mkfifo(c_fifo.as_ptr(), 0o600) }, 0);
-        assert!(open_input(&fifo).is_err(), "a FIFO must be refused, without blocking");
+        assert!(
+            open_input(&fifo).is_err(),
+            "a FIFO must be refused, without blocking"
+        );
 
         let link = dir.path().join("link");
         std::os::unix::fs::symlink(&file, &link).expect("symlink");
