@@ -45,7 +45,7 @@
 //! |---|---|
 //! | `root_refusal: true` | if `IS_SANDBOX` is not `"1"`: print the real CLI's refusal (`--dangerously-skip-permissions cannot be used with root/sudo privileges for security reasons`) to stderr and exit 1 before any output |
 //! | `events: N`, `interval_ms: M` | N assistant events (alternately text and a Bash `tool_use` with its `tool_result`), M ms apart |
-//! | `daemons: true` | like Bash tool calls, each shell in a process group of its own (as the real CLI runs tools), start `setsid sleep N &` and `nohup sleep N &` (N = the hang limit below), both orphaned at once; their pids go to `$BATON_FAKE_STATE/<task>-<attempt>.setsid.pid` and `….nohup.pid` |
+//! | `daemons: true` | like Bash tool calls, each shell in a process group of its own (as the real CLI runs tools), start a `setsid sh -c 'sleep N & wait'` daemon and `nohup sleep N &` (N = the hang limit below), both orphaned at once; their pids go to `$BATON_FAKE_STATE/<task>-<attempt>.setsid.pid` (the daemon's shell), `….setsid-child.pid` (its sleep) and `….nohup.pid` |
 //! | `await_file: "name"` | write our pid to `….agent.pid`, then wait (up to the hang limit) until `$BATON_FAKE_STATE/name` exists |
 //! | `write: {"rel/path": "content"}` | write files relative to the working directory (parents created), each shown as a `Write` tool_use with `input.file_path` (absolute) |
 //! | `shell: "cmd"` | run `sh -c cmd` in the working directory (delete, rename, chmod, symlink…), shown as a `Bash` tool_use; a failing command is a tool error, not a crash |
@@ -951,8 +951,16 @@ fn start_daemons(out: &mut Out, state: Option<&Path>, task: &str, attempt: u64) 
     let state = state.ok_or_else(|| harness("daemons: needs BATON_FAKE_STATE for the pid files"))?;
     let secs = max_hang_secs();
     let stem = format!("{}-{attempt}", file_safe(task));
-    for (kind, starter) in [("setsid", "setsid"), ("nohup", "nohup")] {
-        let command = format!("{starter} sleep {secs} </dev/null >/dev/null 2>&1 & echo $!");
+    // The daemon is a shell that has a child of its own (recorded by the daemon itself, written
+    // atomically), so that a descendant that is not an orphan, in another session, is there too.
+    let child_file = state.join(format!("{stem}.setsid-child.pid"));
+    let daemon = format!(
+        "setsid sh -c 'sleep {secs} & echo $! > \"$1.tmp\" && mv \"$1.tmp\" \"$1\"; wait' sh {} \
+         </dev/null >/dev/null 2>&1 & echo $!",
+        shell_quote(&child_file.display().to_string())
+    );
+    let nohup = format!("nohup sleep {secs} </dev/null >/dev/null 2>&1 & echo $!");
+    for (kind, command) in [("setsid", daemon), ("nohup", nohup)] {
         let output = Command::new("sh")
             .args(["-c", &command])
             .stdin(Stdio::null())
@@ -971,6 +979,13 @@ fn start_daemons(out: &mut Out, state: Option<&Path>, task: &str, attempt: u64) 
             &pid,
             false,
         );
+    }
+    let deadline = Instant::now() + Duration::from_secs(max_hang_secs());
+    while !child_file.exists() {
+        if Instant::now() >= deadline {
+            return Err(harness(format!("{} never appeared", child_file.display())));
+        }
+        thread::sleep(Duration::from_millis(5));
     }
     Ok(())
 }

@@ -104,7 +104,7 @@ fn kill_9_of_baton_ends_the_agents_setsid_and_nohup_children() {
     let mut child = p.spawn(&["run", "plan.yaml"]);
     // The agent's pid file is written last.
     wait_for("the agent to hang", || p.pid_file("1.1-1.agent.pid").is_some());
-    let all = pids(&p, "1.1-1", &["agent", "grandchild", "setsid", "nohup"]);
+    let all = pids(&p, "1.1-1", &["agent", "grandchild", "setsid", "setsid-child", "nohup"]);
     let _reaper = Reaper::pids(&all);
     for (kind, pid) in &all {
         assert!(process_alive(*pid), "the {kind} process should be running");
@@ -119,7 +119,7 @@ fn an_idle_timeout_ends_the_agents_setsid_and_nohup_children() {
     let p = project(&TWO.replace("max_attempts_default: 3", "max_attempts_default: 1\n  idle_timeout_seconds: 1"));
     p.scenario(r#"{"tasks": {"1.1": [{"daemons": true, "hang": true}]}}"#);
     let r = p.baton(&["run", "plan.yaml"]);
-    let all = pids(&p, "1.1-1", &["agent", "grandchild", "setsid", "nohup"]);
+    let all = pids(&p, "1.1-1", &["agent", "grandchild", "setsid", "setsid-child", "nohup"]);
     let _reaper = Reaper::pids(&all);
     assert_eq!(r.code(), 3, "{}", r.all());
     let err = task(&p, "1.1").2.unwrap_or_default();
@@ -132,7 +132,7 @@ fn a_completed_task_leaves_no_background_process_behind() {
     let p = project(TWO);
     p.scenario(r#"{"tasks": {"1.1": [{"daemons": true, "write": {"one.txt": "1"}}]}}"#);
     let r = p.baton(&["run", "plan.yaml"]);
-    let all = pids(&p, "1.1-1", &["setsid", "nohup"]);
+    let all = pids(&p, "1.1-1", &["setsid", "setsid-child", "nohup"]);
     let _reaper = Reaper::pids(&all);
     assert_eq!(r.code(), 0, "{}", r.all());
     assert_eq!(task(&p, "1.1"), (Status::Completed, 1, None));
