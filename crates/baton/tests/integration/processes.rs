@@ -60,6 +60,13 @@ fn pids(p: &Project, stem: &str, kinds: &[&str]) -> Vec<(String, u32)> {
         .collect()
 }
 
+/// The parent pid of a live process, from /proc.
+fn parent_of(pid: u32) -> u32 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("a live process");
+    let after_name = &stat[stat.rfind(')').expect("stat format") + 1..];
+    after_name.split_whitespace().nth(1).and_then(|p| p.parse().ok()).expect("a parent pid")
+}
+
 fn wait_all_gone(what: &str, pids: &[(String, u32)]) {
     let gone = baton_testkit::wait_until(GONE_WITHIN, || pids.iter().all(|(_, pid)| !process_alive(*pid)));
     let alive: Vec<&(String, u32)> = pids.iter().filter(|(_, pid)| process_alive(*pid)).collect();
@@ -104,7 +111,8 @@ fn kill_9_of_baton_ends_the_agents_setsid_and_nohup_children() {
     let mut child = p.spawn(&["run", "plan.yaml"]);
     // The agent's pid file is written last.
     wait_for("the agent to hang", || p.pid_file("1.1-1.agent.pid").is_some());
-    let all = pids(&p, "1.1-1", &["agent", "grandchild", "setsid", "setsid-child", "nohup"]);
+    let mut all = pids(&p, "1.1-1", &["agent", "grandchild", "setsid", "setsid-child", "nohup"]);
+    all.push(("guard".to_string(), parent_of(all[0].1)));
     let _reaper = Reaper::pids(&all);
     for (kind, pid) in &all {
         assert!(process_alive(*pid), "the {kind} process should be running");
