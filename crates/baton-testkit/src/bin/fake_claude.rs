@@ -10,7 +10,8 @@
 //! # The prompt
 //!
 //! The prompt is the first positional argument that contains `Task ID:` (else the first
-//! positional). fake-claude reads three lines from it, each anywhere in the prompt, leading
+//! positional); without a positional argument it is read from stdin, as the real CLI does in
+//! print mode (an empty stdin is the real CLI's error). fake-claude reads three lines from it, each anywhere in the prompt, leading
 //! whitespace and Markdown list markers / bold allowed:
 //!
 //! ```text
@@ -46,6 +47,8 @@
 //! | `mark: ["/abs/path", ...]` | first create these (empty) files: with `wait_for`, a barrier between agents |
 //! | `wait_for: ["/abs/path", ...]` | first wait until every path exists (polled every 10 ms), so tests order agents by conditions, not by sleeps; gives up after `BATON_FAKE_MAX_HANG_SECS` (exit 2) |
 //! | `events: N`, `interval_ms: M` | N assistant events (alternately text and a Bash `tool_use` with its `tool_result`), M ms apart |
+//! | `daemons: true` | like Bash tool calls, each shell in a process group of its own (as the real CLI runs tools), start a `setsid sh -c 'sleep N & wait'` daemon and `nohup sleep N &` (N = the hang limit below), both orphaned at once; their pids go to `$BATON_FAKE_STATE/<task>-<attempt>.setsid.pid` (the daemon's shell), `….setsid-child.pid` (its sleep) and `….nohup.pid` |
+//! | `await_file: "name"` | write our pid to `….agent.pid`, then wait (up to the hang limit) until `$BATON_FAKE_STATE/name` exists |
 //! | `write: {"rel/path": "content"}` | write files relative to the working directory (parents created), each shown as a `Write` tool_use with `input.file_path` (absolute) |
 //! | `shell: "cmd"` | run `sh -c cmd` in the working directory (delete, rename, chmod, symlink…), shown as a `Bash` tool_use; a failing command is a tool error, not a crash |
 //! | `commit: "msg"` | `git add -A` and `git commit -q -m msg`, shown as a `Bash` tool_use |
@@ -77,7 +80,7 @@
 use std::collections::hash_map::RandomState;
 use std::fs::{self, OpenOptions};
 use std::hash::{BuildHasher, Hasher};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::thread;
@@ -239,6 +242,8 @@ struct Step {
     throttle: Option<String>,
     hang: bool,
     hang_streaming: bool,
+    daemons: bool,
+    await_file: Option<String>,
     exit: u8,
     cost: Option<f64>,
     turns: Option<u64>,
@@ -319,6 +324,8 @@ fn parse_step(value: &Value, at: &str) -> Result<Step, Failure> {
             "throttle" => step.throttle = Some(text(key, v)?),
             "hang" => step.hang = flag(key, v)?,
             "hang_streaming" => step.hang_streaming = flag(key, v)?,
+            "daemons" => step.daemons = flag(key, v)?,
+            "await_file" => step.await_file = Some(text(key, v)?),
             "exit" => {
                 step.exit = u8::try_from(number(key, v)?)
                     .map_err(|_| harness(format!("{at}.exit: expected 0..=255")))?;
@@ -644,19 +651,28 @@ fn run() -> Result<u8, Failure> {
             "Error: When using --print, --output-format=stream-json requires --verbose".into(),
         ));
     }
-    let prompt = args
+    let prompt = match args
         .positionals
         .iter()
         .find(|p| p.contains("Task ID:"))
         .or_else(|| args.positionals.first())
-        .cloned()
-        .ok_or_else(|| {
-            Failure::Usage(
-                "Error: Input must be provided either through stdin or as a prompt argument \
-                 when using --print"
-                    .into(),
-            )
-        })?;
+    {
+        Some(prompt) => prompt.clone(),
+        None => {
+            let mut bytes = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut bytes)
+                .map_err(|e| harness(format!("cannot read the prompt from stdin: {e}")))?;
+            String::from_utf8_lossy(&bytes).into_owned()
+        }
+    };
+    if prompt.trim().is_empty() {
+        return Err(Failure::Usage(
+            "Error: Input must be provided either through stdin or as a prompt argument \
+             when using --print"
+                .into(),
+        ));
+    }
     let facts = read_prompt(&prompt);
     let task_id = facts
         .task_id
@@ -722,6 +738,13 @@ fn run() -> Result<u8, Failure> {
                 false,
             );
         }
+    }
+
+    if step.daemons {
+        start_daemons(&mut out, state.as_deref(), &task_id, attempt)?;
+    }
+    if let Some(name) = &step.await_file {
+        await_file(state.as_deref(), &task_id, attempt, name)?;
     }
 
     for (rel, content) in &step.write {
@@ -985,6 +1008,56 @@ fn max_hang() -> Duration {
         .and_then(|v| v.parse::<u64>().ok())
         .unwrap_or(DEFAULT_MAX_HANG_SECS);
     Duration::from_secs(secs)
+}
+
+/// Starts a `setsid` daemon and a `nohup … &` child the way tool calls of the real CLI do: each
+/// from a shell in a process group of its own, which exits at once and leaves them orphaned.
+fn start_daemons(out: &mut Out, state: Option<&Path>, task: &str, attempt: u64) -> Result<(), Failure> {
+    use std::os::unix::process::CommandExt;
+    let state = state.ok_or_else(|| harness("daemons: needs BATON_FAKE_STATE for the pid files"))?;
+    let secs = max_hang().as_secs();
+    let stem = format!("{}-{attempt}", file_safe(task));
+    // The daemon is a shell that has a child of its own (recorded by the daemon itself, written
+    // atomically), so that a descendant that is not an orphan, in another session, is there too.
+    let child_file = state.join(format!("{stem}.setsid-child.pid"));
+    let daemon = format!(
+        "setsid sh -c 'sleep {secs} & echo $! > \"$1.tmp\" && mv \"$1.tmp\" \"$1\"; wait' sh {} \
+         </dev/null >/dev/null 2>&1 & echo $!",
+        shell_quote(&child_file.display().to_string())
+    );
+    let nohup = format!("nohup sleep {secs} </dev/null >/dev/null 2>&1 & echo $!");
+    for (kind, command) in [("setsid", daemon), ("nohup", nohup)] {
+        let output = Command::new("sh")
+            .args(["-c", &command])
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .output()
+            .map_err(|e| harness(format!("cannot start the {kind} child: {e}")))?;
+        let pid = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+        if pid.parse::<u32>().is_err() {
+            return Err(harness(format!("the {kind} child gave no pid: {pid:?}")));
+        }
+        write_atomically(&state.join(format!("{stem}.{kind}.pid")), &pid)?;
+        out.tool(
+            "Bash",
+            json!({"command": command, "run_in_background": true}),
+            &pid,
+            false,
+        );
+    }
+    wait_for(&[child_file])
+}
+
+/// Records our pid, then waits until the test creates `name` in the state directory.
+fn await_file(state: Option<&Path>, task: &str, attempt: u64, name: &str) -> Result<(), Failure> {
+    let state = state.ok_or_else(|| harness("await_file: needs BATON_FAKE_STATE"))?;
+    let stem = format!("{}-{attempt}", file_safe(task));
+    write_atomically(
+        &state.join(format!("{stem}.agent.pid")),
+        &std::process::id().to_string(),
+    )?;
+    wait_for(&[state.join(name)])
 }
 
 /// Starts a grandchild in our process group, records both pids, and waits to be killed.

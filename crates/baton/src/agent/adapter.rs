@@ -45,8 +45,9 @@ pub trait Agent: Send + Sync {
     /// The prefix of its lines in verbose output: `[Claude]`.
     fn name(&self) -> &'static str;
     fn binary(&self) -> &Resolved;
-    /// Arguments for one fresh, non-interactive session on `prompt`.
-    fn args(&self, prompt: &str, model: Option<&str>) -> Vec<OsString>;
+    /// Arguments for one fresh, non-interactive session. The prompt is not among them: it
+    /// comes on the agent's stdin (no argument-length limit, not shown in `ps`).
+    fn args(&self, model: Option<&str>) -> Vec<OsString>;
     /// A failure of the environment rather than of the task, recognised from the output.
     fn systemic_failure(&self, stderr: &str, stdout_tail: &str) -> Option<Systemic>;
 }

@@ -71,11 +71,11 @@ impl Agent for ClaudeCode {
         &self.binary
     }
 
-    fn args(&self, prompt: &str, model: Option<&str>) -> Vec<OsString> {
+    fn args(&self, model: Option<&str>) -> Vec<OsString> {
         let mut args: Vec<OsString> = self.binary.prefix_args.iter().map(OsString::from).collect();
+        // No prompt argument: in --print mode the CLI reads the prompt from stdin.
         args.extend(
-            ["--dangerously-skip-permissions", "--print", prompt, "--output-format", "stream-json", "--verbose"]
-                .map(OsString::from),
+            ["--dangerously-skip-permissions", "--print", "--output-format", "stream-json", "--verbose"].map(OsString::from),
         );
         if let Some(m) = model {
             args.push("--model".into());
@@ -133,8 +133,11 @@ pub(crate) fn on_path(name: &str) -> Option<PathBuf> {
 
 fn npm_global_prefix() -> Option<PathBuf> {
     let npm = on_path("npm")?;
+    use std::os::unix::process::CommandExt;
     let out = std::process::Command::new(npm)
         .args(["prefix", "-g"])
+        // Out of baton's process group: a terminal's Ctrl+C is for baton alone.
+        .process_group(0)
         .stdin(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .output()
@@ -157,13 +160,13 @@ mod tests {
 
     #[test]
     fn invocation_matches_the_documented_command_line() {
-        let args = agent().args("do it", Some("opus"));
+        let args = agent().args(Some("opus"));
         let args: Vec<&str> = args.iter().map(|a| a.to_str().unwrap()).collect();
         assert_eq!(
             args,
-            ["--dangerously-skip-permissions", "--print", "do it", "--output-format", "stream-json", "--verbose", "--model", "opus"]
+            ["--dangerously-skip-permissions", "--print", "--output-format", "stream-json", "--verbose", "--model", "opus"]
         );
-        assert!(!agent().args("x", None).iter().any(|a| a == "--model"));
+        assert!(!agent().args(None).iter().any(|a| a == "--model"));
     }
 
     #[test]

@@ -1,10 +1,12 @@
-//! Running git: stdin null (or the given input), `LC_ALL=C`, no automatic maintenance, exit
-//! codes checked, stderr carried into errors; and the few compound operations baton needs
+//! Running git: stdin null (or the given input), `LC_ALL=C`, no automatic maintenance, in a
+//! process group of its own (out of reach of the terminal's signals), exit codes checked,
+//! stderr carried into errors; and the few compound operations baton needs
 //! (commit a file or a set of paths, keep files out of `git status`).
 
 use std::ffi::OsStr;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Output, Stdio};
 
 #[derive(Debug, thiserror::Error)]
@@ -107,6 +109,10 @@ pub fn git_output<S: AsRef<OsStr>>(
     // baton commits often; git's automatic housekeeping after each commit is its slowest part
     // and can run when the user chooses.
     cmd.args(["-c", "maintenance.auto=false", "-c", "gc.auto=0"])
+        // A process group of its own: a terminal's Ctrl+C goes to the foreground group, and
+        // must reach baton alone, which stops gracefully; a git command killed half-way would
+        // turn a finished task into a failed one.
+        .process_group(0)
         .args(args)
         .current_dir(dir)
         .env("LC_ALL", "C")

@@ -1,5 +1,10 @@
 //! One attempt of one task: start a fresh agent session, follow its stream, enforce the total
-//! and idle timeouts, obey an immediate stop, keep the raw transcript, and return what happened.
+//! and idle timeouts, obey an immediate stop, keep the prompt and the raw transcript, and
+//! return what happened.
+//!
+//! The prompt goes to the agent on stdin, from a file beside the transcript
+//! (`attempt-<n>.prompt`): never on the command line, where it would meet the kernel's limit
+//! on one argument (128 KiB) and show in `ps`; and the file is the record of what was sent.
 //!
 //! It does not judge the result (that is `verdict`) and does not touch the plan.
 
@@ -12,7 +17,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::process::{AgentCommand, AgentProcess, ExitInfo, Output, SpawnError, Stream};
+use super::process::{AgentCommand, AgentProcess, ExitInfo, Output, SpawnError, Stream, LEAK_TIMEOUT};
 use super::stop::Stop;
 use super::verdict::Ended;
 use crate::agent::stream::{self, StreamEvent, StreamSummary};
@@ -33,7 +38,8 @@ pub struct AttemptSpec {
     pub cwd: PathBuf,
     pub total_timeout: Duration,
     pub idle_timeout: Duration,
-    /// Raw stdout lines go here, one per line, as the agent printed them.
+    /// Raw stdout lines go here, one per line, as the agent printed them; the prompt is
+    /// written beside it (see [`prompt_path`]).
     pub transcript: PathBuf,
     /// The baton binary, which runs the guard that keeps the agent's group from outliving baton.
     pub guard_exe: PathBuf,
@@ -55,13 +61,16 @@ pub struct AttemptRun {
 pub async fn run(spec: AttemptSpec, reporter: Reporter, mut stop: watch::Receiver<Stop>) -> Result<AttemptRun, SpawnError> {
     let started = Instant::now();
     let resolved = spec.agent.binary();
+    let mut transcript = Transcript::create(&spec.transcript);
+    let prompt_file = prompt_path(&spec.transcript);
+    write_prompt(&prompt_file, &spec.prompt).map_err(|source| SpawnError::Input { path: prompt_file.clone(), source })?;
     let cmd = AgentCommand {
         program: resolved.program.clone(),
-        args: spec.agent.args(&spec.prompt, spec.model.as_deref()),
+        args: spec.agent.args(spec.model.as_deref()),
         cwd: spec.cwd.clone(),
         env: spec.env.clone(),
+        stdin: Some(prompt_file),
     };
-    let mut transcript = Transcript::create(&spec.transcript);
     let mut proc = AgentProcess::spawn(&cmd, &spec.guard_exe).await?;
     reporter.decision(
         "EXEC",
@@ -76,7 +85,9 @@ pub async fn run(spec: AttemptSpec, reporter: Reporter, mut stop: watch::Receive
     let mut ended = Ended::Exited;
     let mut ending = false;
     let exit = loop {
-        let wake = if ending { None } else { Some(deadline.min(idle_deadline)) };
+        // Once the agent has ended, its timeouts no longer apply: what is left is reading the
+        // rest of its output, which `process` bounds by its leak timeout.
+        let wake = if ending || proc.agent_exit().is_some() { None } else { Some(deadline.min(idle_deadline)) };
         tokio::select! {
             out = proc.next() => match out {
                 Some(Output::Line(line)) => {
@@ -105,6 +116,10 @@ pub async fn run(spec: AttemptSpec, reporter: Reporter, mut stop: watch::Receive
                 None => break None,
             },
             _ = sleep_until(wake) => {
+                if proc.agent_exit().is_some() {
+                    // It ended just now; it was not cut short.
+                    continue;
+                }
                 let now = Instant::now();
                 if now < deadline {
                     if let Some(fresh) = heartbeat_age(spec.heartbeat.as_deref()).filter(|age| *age < spec.idle_timeout) {
@@ -127,6 +142,13 @@ pub async fn run(spec: AttemptSpec, reporter: Reporter, mut stop: watch::Receive
             },
             changed = stop.changed(), if !ending => {
                 if changed.is_err() || *stop.borrow() == Stop::Now {
+                    if proc.agent_exit().is_some() {
+                        // The agent finished on its own: judge it on that, and end whatever
+                        // it left running without waiting for the rest of its output.
+                        proc.kill_now();
+                        ending = true;
+                        continue;
+                    }
                     reporter.decision("STOP", format!("{}: ending the agent now", spec.task));
                     ended = Ended::Interrupted;
                     proc.begin_terminate(TERM_GRACE);
@@ -136,6 +158,13 @@ pub async fn run(spec: AttemptSpec, reporter: Reporter, mut stop: watch::Receive
         }
     };
     transcript.flush();
+    if proc.leaked() {
+        reporter.warn(format!(
+            "{}: a process the agent started still held its output open {} s after the agent ended; baton stopped reading it",
+            spec.task,
+            LEAK_TIMEOUT.as_secs()
+        ));
+    }
     let systemic = spec.agent.systemic_failure(&stderr_tail, &stdout_tail);
     Ok(AttemptRun {
         ended,
@@ -145,6 +174,26 @@ pub async fn run(spec: AttemptSpec, reporter: Reporter, mut stop: watch::Receive
         systemic,
         duration: started.elapsed(),
     })
+}
+
+/// Where the prompt of the attempt whose transcript is `transcript` is kept.
+pub fn prompt_path(transcript: &Path) -> PathBuf {
+    transcript.with_extension("prompt")
+}
+
+/// Writes the prompt to a new file at `path`. Whatever was there is removed first and the file
+/// is created afresh, so that nothing put in its place (a FIFO, a symlink) is written through.
+fn write_prompt(path: &Path, prompt: &str) -> std::io::Result<()> {
+    if let Some(d) = path.parent() {
+        std::fs::create_dir_all(d)?;
+    }
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).open(path)?;
+    file.write_all(prompt.as_bytes())?;
+    file.flush()
 }
 
 /// How long ago the heartbeat file was touched.
@@ -209,5 +258,33 @@ impl Transcript {
         for f in [&mut self.out, &mut self.err].into_iter().flatten() {
             let _ = f.sync_data();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_prompt_is_kept_beside_the_transcript() {
+        assert_eq!(prompt_path(Path::new("/l/p/1.1/attempt-3.jsonl")), Path::new("/l/p/1.1/attempt-3.prompt"));
+    }
+
+    #[test]
+    fn the_prompt_file_is_made_afresh_whatever_was_in_its_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t/attempt-1.prompt");
+        write_prompt(&path, "first").unwrap();
+        write_prompt(&path, "second").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "second");
+
+        // A symlink in its place is replaced, not written through.
+        let elsewhere = dir.path().join("elsewhere");
+        std::fs::write(&elsewhere, "keep").unwrap();
+        std::fs::remove_file(&path).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, &path).unwrap();
+        write_prompt(&path, "third").unwrap();
+        assert_eq!(std::fs::read_to_string(&elsewhere).unwrap(), "keep");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "third");
     }
 }

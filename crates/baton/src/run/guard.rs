@@ -1,35 +1,48 @@
-//! The agent guard: a tiny process that baton puts between itself and every agent, so that no
-//! agent process outlives baton — not even after `kill -9 baton`.
+//! The agent guard: a tiny process that baton puts between itself and every agent, so that
+//! nothing an agent starts outlives its attempt — not even after `kill -9 baton`, and not when
+//! the agent's tools run in process groups or sessions of their own.
 //!
-//! baton re-executes its own binary as `baton __guard --lifeline FD -- PROGRAM ARGS...` in a new
-//! process group (see `process.rs`). The guard then
-//! - ignores SIGTERM/SIGINT/SIGHUP, so that a group-wide SIGTERM from baton reaches the agent
-//!   while the guard stays alive to report how the agent really ended;
-//! - starts the agent as its child in the same process group, stdin /dev/null, stdout/stderr
-//!   inherited (baton reads the agent's output directly), environment unchanged, default signal
-//!   dispositions, an empty signal mask and no other descriptors;
+//! baton re-executes its own binary as `baton __guard --lifeline FD -- PROGRAM ARGS...` in a
+//! process group of its own (see `process.rs`), stdin the prompt (or /dev/null). The guard then
+//! - becomes a child subreaper (`PR_SET_CHILD_SUBREAPER`): every process the agent starts that
+//!   loses its parent (a `nohup … &` left by a tool shell, a `setsid` daemon) is re-parented to
+//!   the guard instead of to init, so the guard can always find it;
+//! - ignores SIGTERM/SIGINT/SIGHUP: only SIGKILL ends it before it has finished its job;
+//! - starts the agent as its child in a process group of its own (id = the agent's pid), stdin
+//!   inherited (the prompt), stdout/stderr inherited (baton reads the agent's output directly),
+//!   environment unchanged, default signal dispositions, an empty signal mask and no other
+//!   descriptors;
 //! - reports on the lifeline socket: `started PID`, then `exited CODE` or `signalled SIGNO`
 //!   (or `exec-failed ERRNO` when the program cannot be run);
-//! - when the agent ends, SIGKILLs its whole process group, itself included, so that whatever
-//!   the agent left behind (tool shells, background jobs) ends with it;
-//! - when the lifeline reaches end-of-file (baton died, or dropped the agent), SIGKILLs the
-//!   whole group at once.
+//! - obeys baton's requests on the lifeline: `term` = SIGTERM to the agent's process group;
+//!   end-of-file (baton died, dropped the attempt, or shut down its writing side to ask for
+//!   an immediate end) = SIGKILL to the agent and its group;
+//! - once the agent has ended (and been reported), ends every descendant it still has, in any
+//!   process group or session: list them from /proc, SIGKILL, reap, again until none is left;
+//!   then exits.
+//!
+//! Only the guard signals the agent's group, and only while the agent is not yet reaped (under
+//! the same lock as the reaping): an unreaped agent keeps its pid, and so its group id, from
+//! being reused, which baton could not know from outside.
 //!
 //! Why not `PR_SET_PDEATHSIG` on the agent alone: the real Claude CLI, when SIGKILLed, orphans
-//! its tool shell, which stays in the process group; only a group-wide kill ends everything. And
-//! not `PR_SET_PDEATHSIG` on the guard either: it fires when the *thread* that forked the guard
+//! its tool shells, which run in process groups of their own; only the subreaper sweep finds
+//! them all. It is kept as a belt anyway: should the guard be SIGKILLed, the CLI goes with it.
+//! And not `PR_SET_PDEATHSIG` on the guard: it fires when the *thread* that forked the guard
 //! ends, and baton's runtime ends worker threads whenever it likes.
 //!
-//! This module must stay std + libc only (no tokio, no allocation-heavy work): it runs in a
-//! process that exists only to watch one child. Its protocol with baton (argument layout and
-//! report lines) lives here and nowhere else.
+//! This module must stay std + libc only (no tokio): it runs in a process that exists only to
+//! watch one child. Its protocol with baton (argument layout, requests and report lines) lives
+//! here and nowhere else.
 
+use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::fd::{FromRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 /// The hidden first argument that turns the baton binary into a guard.
 pub const GUARD_ARG: &str = "__guard";
@@ -126,6 +139,10 @@ pub(crate) fn read_reports(
     }
 }
 
+/// baton's request to send SIGTERM to the agent's process group, one line on the lifeline.
+/// (The other request is end-of-file: end everything now.)
+pub(crate) const TERM_REQUEST: &[u8] = b"term\n";
+
 struct Invocation {
     lifeline: RawFd,
     program: OsString,
@@ -152,6 +169,24 @@ fn parse_args(args: &[OsString]) -> Result<Invocation, String> {
     })
 }
 
+/// What the lifeline watcher and the main thread share. The lock is held while the agent is
+/// reaped and while its group is signalled, so that a signal never reaches a reused group id.
+#[derive(Default)]
+struct Shared {
+    /// The agent's pid (= its process group id) while it is not yet reaped.
+    agent: Option<libc::pid_t>,
+    /// The lifeline reached end-of-file: nothing more may be started, everything must end.
+    closed: bool,
+}
+
+type SharedState = Arc<Mutex<Shared>>;
+
+fn lock(shared: &SharedState) -> MutexGuard<'_, Shared> {
+    // A poisoned lock only means a thread panicked while holding it; the data is two plain
+    // fields that are always valid.
+    shared.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 /// Runs the guard. `args` are the arguments that follow [`GUARD_ARG`]:
 /// `--lifeline FD -- PROGRAM [ARGS...]`. Never returns.
 pub fn guard_main(args: &[OsString]) -> ! {
@@ -167,34 +202,79 @@ pub fn guard_main(args: &[OsString]) -> ! {
         )),
     };
 
-    // The guard must survive the group-wide SIGTERM (and a stray SIGINT/SIGHUP) that is meant
-    // for the agent, to report the agent's real exit; only SIGKILL ends it.
+    // A stray SIGTERM/SIGINT/SIGHUP must not end the guard before it has reported the agent's
+    // end and swept up after it; only SIGKILL ends it.
     for signo in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
         // SAFETY: installing SIG_IGN has no handler code to be unsafe about.
         unsafe { libc::signal(signo, libc::SIG_IGN) };
     }
+    // Orphans among the agent's descendants come back to the guard instead of to init, so that
+    // the sweep finds them whatever their group or session. Without it (kernels before 3.4)
+    // the sweep still ends every descendant that has not been orphaned.
+    // SAFETY: plain prctl with integer arguments.
+    if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1 as libc::c_ulong) } != 0 {
+        say(&format!(
+            "cannot become a child subreaper: {}",
+            io::Error::last_os_error()
+        ));
+    }
 
+    let shared: SharedState = Arc::default();
     // Watch the lifeline before starting the agent, so that there is no window in which baton
     // can die unnoticed.
     let watcher = match lifeline.try_clone() {
         Ok(stream) => stream,
         Err(e) => fail(&format!("cannot clone the lifeline: {e}")),
     };
+    let watcher_shared = Arc::clone(&shared);
     if let Err(e) = std::thread::Builder::new()
         .name("lifeline".to_owned())
-        .spawn(move || watch_lifeline(watcher))
+        .spawn(move || watch_lifeline(watcher, &watcher_shared))
     {
         fail(&format!("cannot start the lifeline watcher: {e}"));
     }
 
     let mut lifeline = lifeline;
+    let agent_pid = start_agent(&invocation, &shared, &mut lifeline);
+    send(&mut lifeline, Report::Started(agent_pid));
+
+    let exit_code = match wait_for_agent(agent_pid, &shared) {
+        Ok(status) => {
+            let report = report_for(status);
+            send(&mut lifeline, report);
+            match report {
+                Report::Exited(code) => code,
+                Report::Signalled(signo) => 128 + signo,
+                _ => EXIT_GUARD_FAILED,
+            }
+        }
+        Err(e) => {
+            say(&format!("cannot wait for the agent: {e}"));
+            EXIT_GUARD_FAILED
+        }
+    };
+    // The agent is gone; whatever it left running goes too, wherever it hid.
+    sweep();
+    std::process::exit(exit_code)
+}
+
+/// Starts the agent in a process group of its own; its pid. Exits the guard (after reporting
+/// `exec-failed`) when it cannot be started, or when baton is already gone.
+fn start_agent(
+    invocation: &Invocation,
+    shared: &SharedState,
+    lifeline: &mut UnixStream,
+) -> libc::pid_t {
     let guard_pid = std::process::id() as libc::pid_t;
     let mut command = Command::new(&invocation.program);
     command
         .args(&invocation.args)
-        .stdin(Stdio::null())
+        // The guard's stdin is what baton chose for the agent (the prompt, or /dev/null).
+        .stdin(Stdio::inherit())
         .stdout(Stdio::inherit())
-        .stderr(Stdio::inherit());
+        .stderr(Stdio::inherit())
+        // A group of its own: baton's SIGTERM goes to the agent and its tools, not the guard.
+        .process_group(0);
     // SAFETY: the closure runs between fork and exec and calls only async-signal-safe functions
     // (sigprocmask, sigaction via signal, close_range, prctl, getppid); it allocates nothing.
     unsafe {
@@ -211,8 +291,8 @@ pub fn guard_main(args: &[OsString]) -> ! {
                 libc::c_uint::MAX,
                 libc::CLOSE_RANGE_CLOEXEC,
             );
-            // Belt and braces: should the guard itself die without killing the group, the CLI
-            // goes with it. The guard's main thread forks and lives as long as the guard does.
+            // Belt and braces: should the guard itself be SIGKILLed, the CLI goes with it. The
+            // guard's main thread forks and lives as long as the guard does.
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0
                 || libc::getppid() != guard_pid
             {
@@ -222,11 +302,23 @@ pub fn guard_main(args: &[OsString]) -> ! {
         });
     }
 
-    let mut child = match command.spawn() {
-        Ok(child) => child,
+    // Under the lock: the watcher either saw end-of-file before (then nothing is started) or
+    // sees the agent's pid after (then it kills it).
+    let mut state = lock(shared);
+    if state.closed {
+        std::process::exit(EXIT_GUARD_FAILED);
+    }
+    match command.spawn() {
+        Ok(child) => {
+            let pid = child.id() as libc::pid_t;
+            state.agent = Some(pid);
+            // `child` is dropped without waiting: the agent is reaped by `wait_for_agent`.
+            pid
+        }
         Err(e) => {
+            drop(state);
             let errno = e.raw_os_error().unwrap_or(libc::EIO);
-            send(&mut lifeline, Report::ExecFailed(errno));
+            send(lifeline, Report::ExecFailed(errno));
             let program = invocation.program.to_string_lossy();
             say(&format!("cannot run {program}: {e}"));
             let code = if errno == libc::ENOENT {
@@ -236,26 +328,129 @@ pub fn guard_main(args: &[OsString]) -> ! {
             };
             std::process::exit(code);
         }
-    };
-    send(&mut lifeline, Report::Started(child.id() as i32));
+    }
+}
 
-    let exit_code = match child.wait() {
-        Ok(status) => {
-            send(&mut lifeline, report_for(status));
-            status
-                .code()
-                .or_else(|| status.signal().map(|s| 128 + s))
-                .unwrap_or(EXIT_GUARD_FAILED)
+/// Reaps children until the agent is among them; its wait status. Orphans re-parented to the
+/// guard that end meanwhile are reaped on the way.
+fn wait_for_agent(agent: libc::pid_t, shared: &SharedState) -> io::Result<ExitStatus> {
+    loop {
+        // Learn which child ended without reaping it yet, then reap it under the lock.
+        // SAFETY: waitid writes into the zeroed siginfo we own.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        let rc = unsafe { libc::waitid(libc::P_ALL, 0, &mut info, libc::WEXITED | libc::WNOWAIT) };
+        if rc != 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
         }
-        Err(e) => {
-            say(&format!("cannot wait for the agent: {e}"));
-            EXIT_GUARD_FAILED
+        // SAFETY: waitid succeeded with WEXITED, so the siginfo describes a child.
+        let pid = unsafe { info.si_pid() };
+        let mut state = lock(shared);
+        let mut status = 0;
+        // SAFETY: plain syscall on a child that has ended.
+        let reaped = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if reaped == agent {
+            state.agent = None;
+            return Ok(ExitStatus::from_raw(status));
         }
+    }
+}
+
+/// Ends every descendant of the guard, whatever its process group or session, and reaps them.
+/// Repeats until none is left, so that a process forking while it is being killed does not
+/// leave its child behind (the child is orphaned to the guard and found in the next round).
+fn sweep() {
+    let me = std::process::id() as libc::pid_t;
+    loop {
+        reap_ended_children();
+        let descendants = descendants_of(me);
+        if descendants.is_empty() && !has_children() {
+            return;
+        }
+        for pid in &descendants {
+            // A pid read from /proc a moment ago: its process may have ended since, and its
+            // pid be reused only after a full wrap of the pid space within that moment.
+            // SAFETY: plain syscall; ESRCH (gone already) is fine.
+            unsafe { libc::kill(*pid, libc::SIGKILL) };
+        }
+        // Wait for one child to end (every one of them was just sent SIGKILL); when the guard
+        // has no children of its own but /proc still shows descendants (they are being
+        // re-parented), look again shortly.
+        let mut status = 0;
+        // SAFETY: plain syscall.
+        let rc = unsafe { libc::waitpid(-1, &mut status, 0) };
+        if rc < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ECHILD) {
+            std::thread::sleep(SWEEP_RECHECK);
+        }
+    }
+}
+
+/// How long the sweep waits before looking again when descendants are being re-parented.
+const SWEEP_RECHECK: std::time::Duration = std::time::Duration::from_millis(5);
+
+fn reap_ended_children() {
+    let mut status = 0;
+    // SAFETY: plain syscall, non-blocking.
+    while unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) } > 0 {}
+}
+
+fn has_children() -> bool {
+    // SAFETY: waitid with WNOWAIT|WNOHANG only looks; it writes into the zeroed siginfo we own.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    let rc = unsafe {
+        libc::waitid(
+            libc::P_ALL,
+            0,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+        )
     };
-    // The agent is gone; whatever it left running in the group goes too. This kills the guard
-    // as well, which is why the exit was reported on the lifeline first.
-    kill_own_group();
-    std::process::exit(exit_code)
+    // 0 with a child still running or one ended; ECHILD when there is none.
+    rc == 0
+}
+
+/// Every process whose chain of parents leads to `root` (not `root` itself), from /proc.
+fn descendants_of(root: libc::pid_t) -> Vec<libc::pid_t> {
+    let mut children: HashMap<libc::pid_t, Vec<libc::pid_t>> = HashMap::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|name| name.parse::<libc::pid_t>().ok())
+        else {
+            continue;
+        };
+        // A process that ended between the listing and the read is simply not there.
+        if let Some(ppid) = std::fs::read(entry.path().join("stat"))
+            .ok()
+            .and_then(|stat| parent_in_stat(&stat))
+        {
+            children.entry(ppid).or_default().push(pid);
+        }
+    }
+    let mut found = Vec::new();
+    let mut queue = vec![root];
+    while let Some(parent) = queue.pop() {
+        if let Some(kids) = children.remove(&parent) {
+            found.extend(&kids);
+            queue.extend(kids);
+        }
+    }
+    found
+}
+
+/// The parent pid from the content of `/proc/PID/stat`: `pid (comm) state ppid …`, where the
+/// command name may itself hold spaces and parentheses.
+fn parent_in_stat(stat: &[u8]) -> Option<libc::pid_t> {
+    let close = stat.iter().rposition(|&b| b == b')')?;
+    let rest = std::str::from_utf8(&stat[close + 1..]).ok()?;
+    rest.split_whitespace().nth(1)?.parse().ok()
 }
 
 fn report_for(status: ExitStatus) -> Report {
@@ -297,25 +492,51 @@ fn adopt_lifeline(fd: RawFd) -> io::Result<UnixStream> {
     Ok(unsafe { UnixStream::from_raw_fd(fd) })
 }
 
-/// Blocks until baton's end of the lifeline is gone, then ends the whole group.
-fn watch_lifeline(mut stream: UnixStream) {
-    let mut buf = [0u8; 64];
+/// Carries out baton's requests until its end of the lifeline is gone, then kills the agent;
+/// the main thread reaps it and sweeps up the rest.
+fn watch_lifeline(stream: UnixStream, shared: &SharedState) {
+    let mut reader = BufReader::new(stream);
+    let mut line = Vec::new();
     loop {
-        match stream.read(&mut buf) {
-            // baton never writes; data is ignored, only end-of-file matters.
-            Ok(n) if n > 0 => {}
+        line.clear();
+        match (&mut reader)
+            .take(MAX_REPORT_LINE)
+            .read_until(b'\n', &mut line)
+        {
+            Ok(0) => break,
+            Ok(_) => {
+                if line == TERM_REQUEST {
+                    signal_agent(shared, libc::SIGTERM);
+                }
+                // Anything else is from a newer baton; ignored.
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            _ => break,
+            Err(_) => break,
         }
     }
-    kill_own_group();
-    // Unreachable unless kill failed; never leave the agent without a guard.
-    std::process::exit(EXIT_GUARD_FAILED);
+    let mut state = lock(shared);
+    state.closed = true;
+    if let Some(agent) = state.agent {
+        // SAFETY: plain syscalls on an unreaped child and its group (held by the lock).
+        unsafe {
+            libc::kill(-agent, libc::SIGKILL);
+            libc::kill(agent, libc::SIGKILL);
+        }
+    }
 }
 
-fn kill_own_group() {
-    // SAFETY: plain syscall; pid 0 = the caller's own process group.
-    unsafe { libc::kill(0, libc::SIGKILL) };
+/// Sends `signo` to the agent's process group (to the agent alone if it left its group), if
+/// the agent has not been reaped yet.
+fn signal_agent(shared: &SharedState, signo: libc::c_int) {
+    let state = lock(shared);
+    if let Some(agent) = state.agent {
+        // SAFETY: plain syscalls; the unreaped agent keeps its pid and group id ours.
+        unsafe {
+            if libc::kill(-agent, signo) != 0 {
+                libc::kill(agent, signo);
+            }
+        }
+    }
 }
 
 /// A failed write means baton is gone; the lifeline watcher then ends everything.
@@ -374,6 +595,40 @@ mod tests {
             invocation.args,
             vec![OsString::from("-c"), OsString::from("echo hi")]
         );
+    }
+
+    #[test]
+    fn the_parent_is_read_past_a_command_name_with_spaces_and_parentheses() {
+        assert_eq!(parent_in_stat(b"42 (sh) S 7 42 42 0 -1"), Some(7));
+        assert_eq!(parent_in_stat(b"42 (a) b (c) R 1234 42 42 0"), Some(1234));
+        assert_eq!(parent_in_stat(b"42 (x"), None);
+        assert_eq!(parent_in_stat(b""), None);
+    }
+
+    #[test]
+    fn descendants_are_found_through_the_parent_chain() {
+        // A shell whose child sleeps: both are descendants of this test process.
+        let mut shell = Command::new("sh")
+            .args(["-c", "sleep 30 & echo $!; wait"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start sh");
+        let mut line = String::new();
+        let stdout = shell.stdout.take().expect("piped stdout");
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read the pid");
+        let sleeper: libc::pid_t = line.trim().parse().expect("a pid");
+        let found = descendants_of(std::process::id() as libc::pid_t);
+        // SAFETY: kill(2) on the processes this test started.
+        unsafe {
+            libc::kill(sleeper, libc::SIGKILL);
+            libc::kill(shell.id() as libc::pid_t, libc::SIGKILL);
+        }
+        let _ = shell.wait();
+        assert!(found.contains(&(shell.id() as libc::pid_t)), "{found:?}");
+        assert!(found.contains(&sleeper), "{found:?}");
+        assert!(!found.contains(&(std::process::id() as libc::pid_t)));
     }
 
     #[test]

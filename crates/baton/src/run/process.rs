@@ -1,21 +1,27 @@
 //! One agent attempt as an operating-system process: start it, read its output, end it.
 //!
-//! Owns the child-process layer: the agent runs under the guard (`guard.rs`) in a process group
-//! of its own, stdin /dev/null; baton holds one end of a socket (the lifeline) whose other end
-//! only the guard has. Output comes back as tagged lines of bounded length, then one exit.
-//! Ending an agent means the whole group: SIGTERM, keep draining output for a grace period,
-//! SIGKILL. Dropping an [`AgentProcess`] kills the group; baton dying (even by SIGKILL) closes
-//! the lifeline and the guard kills the group.
+//! Owns the child-process layer: the agent runs under the guard (`guard.rs`), both in process
+//! groups of their own, stdin the prompt file (or /dev/null); baton holds one end of a socket
+//! (the lifeline) whose other end only the guard has. Output comes back as tagged lines of
+//! bounded length, then one exit. Ending an agent: SIGTERM to its group (a `term` request to
+//! the guard), keep draining output for a grace period, then end everything (baton shuts down
+//! its writing side of the lifeline; the guard kills the agent and every descendant). Dropping
+//! an [`AgentProcess`] closes the lifeline, as does baton dying (even by SIGKILL): the guard
+//! then ends everything.
+//!
+//! Reading never outlasts its deadlines: once the agent has ended, output is read for
+//! [`LEAK_TIMEOUT`] at most, whoever still holds the pipes (the guard normally kills them
+//! first, but this layer does not count on it), and what was left unread is reported as a leak.
 //!
 //! It must not know about agents' output formats, tasks or policies (timeouts are the caller's:
-//! it calls [`AgentProcess::terminate`]), and it never signals a process group after the guard
-//! has been reaped: only an unreaped guard keeps its group id from being reused.
+//! it calls [`AgentProcess::terminate`]). It signals only the guard itself, and only while the
+//! guard is unreaped: only an unreaped process keeps its pid from being reused.
 
 use std::ffi::OsString;
 use std::fmt;
-use std::io;
+use std::io::{self, Write};
 use std::net::Shutdown;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -38,10 +44,25 @@ pub const MAX_LINE_BYTES: usize = 4 * 1024 * 1024;
 /// badly wrong.
 const START_REPORT_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// After the guard has gone, output still arriving is read for as long as it keeps coming with
-/// gaps shorter than this. The guard killed the group, so open pipes after that mean a process
-/// that escaped the group (setsid) still holds them; baton must not wait for it forever.
-const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
+/// Once the agent has ended (or the guard, whichever baton learns first), output is read for
+/// this long at most. The guard ends every descendant of the agent, so pipes still open after
+/// that are held by a process out of its reach; like nextest's leak timeout, baton then stops
+/// reading and reports the leak instead of waiting for it.
+pub const LEAK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Past [`LEAK_TIMEOUT`], reading stops as soon as nothing is waiting to be read (the pipes are
+/// merely held open), or once this much more output has been read from a process that keeps
+/// writing. Output that was already there is read first: baton's runtime may have been busy
+/// elsewhere (committing another task) for longer than the timeout, and the agent's last lines
+/// (its result) must not be lost to that.
+const LEAK_BYTES: usize = 1024 * 1024;
+
+/// While output is still waiting past [`LEAK_TIMEOUT`], how often baton looks again.
+const LEAK_RECHECK: Duration = Duration::from_millis(50);
+
+/// After an immediate end was asked for (or the leak timeout passed), how long the guard gets
+/// to finish and exit before baton SIGKILLs it. Generous: the guard only has to sweep.
+const GUARD_EXIT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How much of a failed guard's stderr goes into the error.
 const GUARD_STDERR_BYTES: u64 = 4096;
@@ -50,14 +71,16 @@ const GUARD_STDERR_BYTES: u64 = 4096;
 /// can be [`MAX_LINE_BYTES`] long and memory must stay bounded.
 const LINE_QUEUE: usize = 16;
 
-/// What to run: the agent's program, arguments, working directory and environment additions
-/// (the rest of baton's environment is passed through unchanged).
+/// What to run: the agent's program, arguments, working directory, environment additions
+/// (the rest of baton's environment is passed through unchanged) and the regular file it reads
+/// on stdin (/dev/null without).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AgentCommand {
     pub program: PathBuf,
     pub args: Vec<OsString>,
     pub cwd: PathBuf,
     pub env: Vec<(OsString, OsString)>,
+    pub stdin: Option<PathBuf>,
 }
 
 /// Which pipe a line came from.
@@ -118,6 +141,12 @@ pub enum Output {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SpawnError {
+    #[error("cannot use {} as the agent's input", path.display())]
+    Input {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
     #[error("working directory {} is not usable", cwd.display())]
     WorkingDir {
         cwd: PathBuf,
@@ -164,11 +193,12 @@ pub enum SpawnError {
 #[derive(Debug)]
 pub struct AgentProcess {
     guard: Child,
-    /// The guard's pid, which is the group's id.
-    pgid: libc::pid_t,
+    /// The guard's pid; signalled (SIGKILL, as a last resort) only while `guard_exit` is None.
+    guard_pid: libc::pid_t,
+    /// The agent's pid, which is also its process group's id.
     agent_pid: libc::pid_t,
-    /// baton's end; shut down on drop so that the guard kills the group even before the kill
-    /// signal lands.
+    /// baton's end. Its writing side carries requests; shutting it down asks the guard to end
+    /// everything now, and so does closing it (on drop, or baton's death).
     lifeline: UnixStream,
     reports: mpsc::UnboundedReceiver<Result<Report, String>>,
     reports_done: bool,
@@ -176,12 +206,25 @@ pub struct AgentProcess {
     lines: mpsc::Receiver<Line>,
     lines_done: bool,
     readers: Vec<JoinHandle<()>>,
-    /// Set once the guard has been reaped; from then on the group must not be signalled.
+    /// The pipes' descriptors, each open for as long as its reader is not finished (the reader
+    /// owns it); looked at to tell pending output from a pipe merely held open.
+    pipe_fds: Vec<RawFd>,
+    /// Output read after [`LEAK_TIMEOUT`] had passed, in bytes.
+    bytes_after_cap: usize,
+    /// Set once the guard has been reaped; from then on it must not be signalled.
     guard_exit: Option<ExitInfo>,
-    drain_deadline: Option<Instant>,
+    /// When baton learnt that the agent (or the guard) had ended: reading stops
+    /// [`LEAK_TIMEOUT`] later at the latest.
+    ended_at: Option<Instant>,
+    /// Reading was cut off by the leak timeout.
+    reading_cut: bool,
+    /// Output was still coming (or its pipes open) when reading was cut off.
+    leaked: bool,
     term_sent: bool,
     kill_deadline: Option<Instant>,
     kill_sent: bool,
+    /// The guard is SIGKILLed if it has not exited by then.
+    guard_kill_deadline: Option<Instant>,
     exit: Option<ExitInfo>,
     exit_delivered: bool,
 }
@@ -208,6 +251,13 @@ impl AgentProcess {
                 })
             }
         }
+        let stdin = match &cmd.stdin {
+            Some(path) => Stdio::from(open_input(path).map_err(|source| SpawnError::Input {
+                path: path.clone(),
+                source,
+            })?),
+            None => Stdio::null(),
+        };
 
         let (ours, theirs) = lifeline_pair().map_err(SpawnError::Lifeline)?;
         let theirs_fd = theirs.as_raw_fd();
@@ -220,9 +270,10 @@ impl AgentProcess {
             ))
             .current_dir(&cmd.cwd)
             .envs(cmd.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
+            .stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
+            // Out of baton's group, so that a terminal's Ctrl+C reaches baton alone.
             .process_group(0);
         // SAFETY: runs between fork and exec; fcntl is async-signal-safe. Only this child sees
         // the lifeline without close-on-exec: other processes baton starts meanwhile do not
@@ -240,7 +291,7 @@ impl AgentProcess {
             source,
         })?;
         drop(theirs);
-        let pgid = match child.id() {
+        let guard_pid = match child.id() {
             Some(pid) => pid as libc::pid_t,
             // Only possible once reaped, which nothing has done yet.
             None => {
@@ -255,10 +306,10 @@ impl AgentProcess {
             }
         };
 
-        // From here on an early return must not leave the guard's group running.
+        // From here on an early return must not leave the guard running.
         let mut starting = Starting {
             child: Some(child),
-            pgid,
+            guard_pid,
         };
 
         // The lifeline is read on a plain thread: tokio's socket types need its "net" feature,
@@ -313,7 +364,9 @@ impl AgentProcess {
         };
         let (line_tx, lines) = mpsc::channel(LINE_QUEUE);
         let mut readers = Vec::with_capacity(2);
+        let mut pipe_fds = Vec::with_capacity(2);
         if let Some(stdout) = child.stdout.take() {
+            pipe_fds.push(stdout.as_raw_fd());
             readers.push(tokio::spawn(read_lines(
                 BufReader::new(stdout),
                 Stream::Stdout,
@@ -321,6 +374,7 @@ impl AgentProcess {
             )));
         }
         if let Some(stderr) = child.stderr.take() {
+            pipe_fds.push(stderr.as_raw_fd());
             readers.push(tokio::spawn(read_lines(
                 BufReader::new(stderr),
                 Stream::Stderr,
@@ -330,7 +384,7 @@ impl AgentProcess {
 
         Ok(AgentProcess {
             guard: child,
-            pgid,
+            guard_pid,
             agent_pid,
             lifeline: ours,
             reports,
@@ -339,19 +393,24 @@ impl AgentProcess {
             lines,
             lines_done: false,
             readers,
+            pipe_fds,
+            bytes_after_cap: 0,
             guard_exit: None,
-            drain_deadline: None,
+            ended_at: None,
+            reading_cut: false,
+            leaked: false,
             term_sent: false,
             kill_deadline: None,
             kill_sent: false,
+            guard_kill_deadline: None,
             exit: None,
             exit_delivered: false,
         })
     }
 
-    /// The process group of the guard, the agent and everything they started.
+    /// The agent's process group: the agent, and the tools it runs there.
     pub fn pgid(&self) -> libc::pid_t {
-        self.pgid
+        self.agent_pid
     }
 
     /// The agent's own pid (the guard's child).
@@ -359,10 +418,30 @@ impl AgentProcess {
         self.agent_pid
     }
 
-    /// The next line of output, or the exit once both pipes are done and the guard is gone;
-    /// `None` after the exit was returned. Cancel-safe: nothing is lost if the future is
-    /// dropped (e.g. in a `select!` with a timeout). It also carries out a pending escalation
-    /// from [`begin_terminate`](Self::begin_terminate), so keep calling it while stopping.
+    /// How the agent ended, as soon as the guard has said so, even while its output is still
+    /// being read; `None` while it runs.
+    pub fn agent_exit(&mut self) -> Option<ExitInfo> {
+        while self.agent_exit.is_none() && !self.reports_done {
+            match self.reports.try_recv() {
+                Ok(report) => self.on_report(Some(report)),
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => self.on_report(None),
+            }
+        }
+        self.agent_exit
+    }
+
+    /// Whether reading was cut off by [`LEAK_TIMEOUT`] while something still held the agent's
+    /// output open: a process the agent started escaped the guard.
+    pub fn leaked(&self) -> bool {
+        self.leaked
+    }
+
+    /// The next line of output, or the exit once both pipes are done (or cut off after
+    /// [`LEAK_TIMEOUT`]) and the guard is gone (or the agent's end is known); `None` after
+    /// the exit was returned. Cancel-safe: nothing is lost if the future is dropped (e.g. in a
+    /// `select!` with a timeout). It also carries out a pending escalation from
+    /// [`begin_terminate`](Self::begin_terminate), so keep calling it while stopping.
     pub async fn next(&mut self) -> Option<Output> {
         loop {
             if let Some(exit) = self.exit {
@@ -372,74 +451,142 @@ impl AgentProcess {
                 self.exit_delivered = true;
                 return Some(Output::Exited(exit));
             }
-            if self.lines_done && self.reports_done {
-                if let Some(guard_exit) = self.guard_exit {
-                    // The guard's own status is the fallback: it is SIGKILL when the group was
-                    // killed before the agent ended, which is then also what the agent got.
-                    self.exit = Some(self.agent_exit.unwrap_or(guard_exit));
-                    continue;
+            if self.lines_done {
+                if self.reports_done {
+                    if let Some(guard_exit) = self.guard_exit {
+                        // The guard's own status is the fallback: it is SIGKILL when it was
+                        // killed before the agent ended, which is then also what the agent got.
+                        self.exit = Some(self.agent_exit.unwrap_or(guard_exit));
+                        continue;
+                    }
+                }
+                if self.reading_cut {
+                    if let Some(agent_exit) = self.agent_exit {
+                        // The guard may still be sweeping; the verdict need not wait for it.
+                        self.exit = Some(agent_exit);
+                        continue;
+                    }
                 }
             }
 
+            // Deadlines are checked here, before any waiting, so that a flood of output can
+            // never starve them.
             let now = Instant::now();
-            let kill_due = self
-                .kill_deadline
-                .filter(|_| !self.kill_sent && self.guard_exit.is_none());
-            let drain_due = self.drain_deadline.filter(|_| !self.lines_done);
+            if self.kill_deadline.is_some_and(|d| now >= d) && !self.kill_sent {
+                self.end_everything();
+            }
+            if self.guard_kill_deadline.is_some_and(|d| now >= d) {
+                self.guard_kill_deadline = None;
+                self.kill_guard();
+            }
+            let past_cap = self
+                .ended_at
+                .is_some_and(|ended| !self.reading_cut && now >= ended + LEAK_TIMEOUT);
+            if past_cap {
+                // Let the readers hand over what they already hold before judging the pipes.
+                tokio::task::yield_now().await;
+                if self.output_idle() || self.bytes_after_cap >= LEAK_BYTES {
+                    self.cut_reading();
+                    continue;
+                }
+            }
+            let leak_check = self.ended_at.filter(|_| !self.reading_cut).map(|ended| {
+                if past_cap {
+                    now + LEAK_RECHECK
+                } else {
+                    ended + LEAK_TIMEOUT
+                }
+            });
+            let wake = [
+                self.kill_deadline.filter(|_| !self.kill_sent),
+                self.guard_kill_deadline,
+                leak_check,
+            ]
+            .into_iter()
+            .flatten()
+            .min();
+
             tokio::select! {
                 biased;
-                line = self.lines.recv(), if !self.lines_done => match line {
-                    Some(line) => {
-                        if self.guard_exit.is_some() {
-                            self.drain_deadline = Some(Instant::now() + DRAIN_AFTER_EXIT);
-                        }
-                        return Some(Output::Line(line));
-                    }
-                    None => self.lines_done = true,
-                },
-                report = self.reports.recv(), if !self.reports_done => match report {
-                    Some(Ok(Report::Exited(code))) => {
-                        self.agent_exit = Some(ExitInfo { code: Some(code), signal: None });
-                    }
-                    Some(Ok(Report::Signalled(signo))) => {
-                        self.agent_exit = Some(ExitInfo { code: None, signal: Some(signo) });
-                    }
-                    // Nothing else is expected after `started`; a newer guard may say more.
-                    Some(_) => {}
-                    None => self.reports_done = true,
-                },
+                report = self.reports.recv(), if !self.reports_done => self.on_report(report),
                 status = self.guard.wait(), if self.guard_exit.is_none() => {
                     self.guard_exit = Some(match status {
                         Ok(status) => ExitInfo::from_status(status),
                         Err(_) => ExitInfo { code: None, signal: None },
                     });
-                    self.drain_deadline = Some(Instant::now() + DRAIN_AFTER_EXIT);
+                    self.guard_kill_deadline = None;
+                    self.ended_at.get_or_insert_with(Instant::now);
                 },
-                () = tokio::time::sleep_until(kill_due.unwrap_or(now)), if kill_due.is_some() => {
-                    self.kill_group();
-                },
-                () = tokio::time::sleep_until(drain_due.unwrap_or(now)), if drain_due.is_some() => {
-                    // A process outside the group still holds the pipes; stop reading them.
-                    // Lines already queued are still delivered, then the queue closes.
-                    for reader in &self.readers {
-                        reader.abort();
+                line = self.lines.recv(), if !self.lines_done => match line {
+                    Some(line) => {
+                        if past_cap {
+                            self.bytes_after_cap += line.text.len() + 1;
+                        }
+                        return Some(Output::Line(line));
                     }
-                    self.drain_deadline = None;
+                    None => self.lines_done = true,
                 },
+                () = tokio::time::sleep_until(wake.unwrap_or(now)), if wake.is_some() => {},
             }
         }
     }
 
-    /// Asks the agent to stop: SIGTERM to the whole group now, SIGKILL when `grace` has passed
-    /// (carried out by [`next`](Self::next), which the caller keeps calling to drain the output
-    /// meanwhile). Repeated calls never send a second SIGTERM and never postpone the SIGKILL.
+    fn on_report(&mut self, report: Option<Result<Report, String>>) {
+        let exit = match report {
+            Some(Ok(Report::Exited(code))) => ExitInfo {
+                code: Some(code),
+                signal: None,
+            },
+            Some(Ok(Report::Signalled(signo))) => ExitInfo {
+                code: None,
+                signal: Some(signo),
+            },
+            // Nothing else is expected after `started`; a newer guard may say more.
+            Some(_) => return,
+            None => {
+                self.reports_done = true;
+                return;
+            }
+        };
+        self.agent_exit = Some(exit);
+        self.ended_at.get_or_insert_with(Instant::now);
+    }
+
+    /// Nothing is waiting to be read: no line queued, no byte in a pipe whose reader still runs.
+    fn output_idle(&self) -> bool {
+        self.lines.is_empty()
+            && self
+                .readers
+                .iter()
+                .zip(&self.pipe_fds)
+                .all(|(reader, fd)| reader.is_finished() || pending_bytes(*fd) == 0)
+    }
+
+    /// Stops reading output: lines already queued are still delivered, then the queue closes.
+    fn cut_reading(&mut self) {
+        self.reading_cut = true;
+        self.leaked = self.readers.iter().any(|r| !r.is_finished());
+        for reader in &self.readers {
+            reader.abort();
+        }
+        // Without the agent's end known, the guard's is needed: make sure it comes.
+        if self.agent_exit.is_none() && self.guard_exit.is_none() {
+            self.end_everything();
+        }
+    }
+
+    /// Asks the agent to stop: SIGTERM to its process group now, everything ended when `grace`
+    /// has passed (carried out by [`next`](Self::next), which the caller keeps calling to drain
+    /// the output meanwhile). Repeated calls never send a second SIGTERM and never postpone the
+    /// end.
     pub fn begin_terminate(&mut self, grace: Duration) {
         if self.exit.is_some() || self.guard_exit.is_some() {
             return;
         }
         if !self.term_sent {
             self.term_sent = true;
-            self.signal_group(libc::SIGTERM);
+            // A failed write means the guard is gone; its exit is then on its way.
+            let _ = (&self.lifeline).write_all(guard::TERM_REQUEST);
         }
         let deadline = Instant::now() + grace;
         self.kill_deadline = Some(match self.kill_deadline {
@@ -448,10 +595,10 @@ impl AgentProcess {
         });
     }
 
-    /// Ends the agent and everything it started: SIGTERM to the group, drain output for up to
-    /// `grace`, SIGKILL, reap. Output read meanwhile is discarded; a caller that wants it uses
-    /// [`begin_terminate`](Self::begin_terminate) and [`next`](Self::next). Idempotent: once
-    /// ended, returns the same exit at once.
+    /// Ends the agent and everything it started: SIGTERM to its group, drain output for up to
+    /// `grace`, end everything, reap. Output read meanwhile is discarded; a caller that wants it
+    /// uses [`begin_terminate`](Self::begin_terminate) and [`next`](Self::next). Idempotent:
+    /// once ended, returns the same exit at once.
     pub async fn terminate(&mut self, grace: Duration) -> ExitInfo {
         self.begin_terminate(grace);
         loop {
@@ -468,33 +615,36 @@ impl AgentProcess {
         }
     }
 
-    /// SIGKILL to the whole group now; [`next`](Self::next) then reports the exit.
+    /// Ends the agent and every process it started now; [`next`](Self::next) then reports the
+    /// exit.
     pub fn kill_now(&mut self) {
-        self.kill_group();
+        self.end_everything();
     }
 
-    fn kill_group(&mut self) {
-        if self.guard_exit.is_none() {
-            self.kill_sent = true;
-            self.signal_group(libc::SIGKILL);
+    /// Asks the guard to SIGKILL the agent and sweep up every descendant, by shutting down
+    /// baton's writing side of the lifeline (the guard's reports still arrive). Should the
+    /// guard not exit in time, it is SIGKILLed itself.
+    fn end_everything(&mut self) {
+        if self.kill_sent || self.guard_exit.is_some() {
+            return;
         }
+        self.kill_sent = true;
+        let _ = self.lifeline.shutdown(Shutdown::Write);
+        self.guard_kill_deadline = Some(Instant::now() + GUARD_EXIT_TIMEOUT);
     }
 
-    fn signal_group(&self, signo: libc::c_int) {
-        // Only while the guard is unreaped: its zombie at least keeps the group id ours.
+    fn kill_guard(&self) {
+        // Only while the guard is unreaped: its pid is still its own.
         if self.guard_exit.is_none() {
-            // SAFETY: plain syscall. ESRCH (all gone already) is fine.
-            unsafe { libc::kill(-self.pgid, signo) };
+            // SAFETY: plain syscall. ESRCH (gone already) is fine.
+            unsafe { libc::kill(self.guard_pid, libc::SIGKILL) };
         }
     }
 }
 
 impl Drop for AgentProcess {
     fn drop(&mut self) {
-        if self.exit.is_none() {
-            self.kill_group();
-        }
-        // The guard also ends the group on this, should the kill above not have happened.
+        // The guard ends the agent and everything it started when the lifeline closes.
         let _ = self.lifeline.shutdown(Shutdown::Both);
         for reader in &self.readers {
             reader.abort();
@@ -502,10 +652,10 @@ impl Drop for AgentProcess {
     }
 }
 
-/// Kills the group on an early return from `spawn`; the guard is not reaped until then.
+/// Kills the guard on an early return from `spawn`; the guard is not reaped until then.
 struct Starting {
     child: Option<Child>,
-    pgid: libc::pid_t,
+    guard_pid: libc::pid_t,
 }
 
 impl Starting {
@@ -539,8 +689,10 @@ impl Starting {
 impl Drop for Starting {
     fn drop(&mut self) {
         if self.child.is_some() {
-            // SAFETY: plain syscall; the guard is unreaped, so the group id is still ours.
-            unsafe { libc::kill(-self.pgid, libc::SIGKILL) };
+            // SAFETY: plain syscall; the guard is unreaped, so its pid is still its own. The
+            // lifeline closes with `spawn`'s return too, and the agent (if started) dies with
+            // the guard by its parent-death signal.
+            unsafe { libc::kill(self.guard_pid, libc::SIGKILL) };
         }
     }
 }
@@ -551,6 +703,39 @@ fn guard_said(stderr: &str) -> &str {
     } else {
         stderr
     }
+}
+
+/// How many bytes wait unread in the pipe `fd`; 0 when that cannot be told.
+fn pending_bytes(fd: RawFd) -> usize {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int into `n`; `fd` is a pipe kept open by its running reader.
+    let rc = unsafe { libc::ioctl(fd, libc::FIONREAD, &mut n) };
+    if rc == 0 {
+        usize::try_from(n).unwrap_or(0)
+    } else {
+        0
+    }
+}
+
+/// Opens the agent's input: a regular file, never anything that could block (a FIFO put in
+/// its place) or lead elsewhere (a symlink).
+fn open_input(path: &Path) -> io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    // O_NONBLOCK means nothing for a regular file, but the agent should get the file as any
+    // program gets its stdin.
+    // SAFETY: plain fcntl on a descriptor we own.
+    unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETFL, 0) };
+    Ok(file)
 }
 
 /// A connected socket pair, both ends close-on-exec.
@@ -727,6 +912,30 @@ mod tests {
         );
         // Exactly the maximum is not truncated.
         assert_eq!(lines_of(&[b"abcde\n"], 5), owned(&[("abcde", false)]));
+    }
+
+    #[test]
+    fn the_input_is_a_regular_file_and_nothing_that_could_block_or_lead_elsewhere() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("prompt");
+        std::fs::write(&file, "hello").expect("write");
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut open_input(&file).expect("a regular file"), &mut text)
+            .expect("read");
+        assert_eq!(text, "hello");
+
+        let fifo = dir.path().join("fifo");
+        let c_fifo = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).expect("path");
+        // SAFETY: mkfifo with a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c_fifo.as_ptr(), 0o600) }, 0);
+        assert!(
+            open_input(&fifo).is_err(),
+            "a FIFO must be refused, without blocking"
+        );
+
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&file, &link).expect("symlink");
+        assert!(open_input(&link).is_err(), "a symlink must be refused");
     }
 
     #[test]

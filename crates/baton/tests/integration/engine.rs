@@ -68,7 +68,9 @@ fn a_plan_runs_to_completion_with_one_commit_per_task() {
     assert_eq!(inv.len(), 3);
     let argv: Vec<&str> = inv[0]["argv"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
     assert_eq!(argv[1..3], ["--dangerously-skip-permissions", "--print"]);
-    assert_eq!(argv[4..], ["--output-format", "stream-json", "--verbose"]);
+    // The prompt comes on stdin, not on the command line.
+    assert_eq!(argv[3..], ["--output-format", "stream-json", "--verbose"]);
+    assert!(inv[0]["prompt"].as_str().unwrap().contains("Task ID: 1.1"));
     assert_ne!(inv[0]["pgid"], inv[1]["pgid"], "each attempt has its own process group");
     assert!(r.stdout().contains("finished in"), "{}", r.stdout());
     assert!(r.stdout().contains("3 of 3 completed · agent cost $0.5200"), "{}", r.stdout());

@@ -5,6 +5,7 @@ mod cli;
 mod engine;
 mod parallel;
 mod pipeline;
+mod processes;
 mod parallel_limits;
 mod real_claude;
 mod support;

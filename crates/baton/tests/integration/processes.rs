@@ -1,0 +1,302 @@
+//! The processes of an attempt: nothing the agent starts outlives it, in whatever process group
+//! or session it hides; output held open by an escaped process neither holds baton past its
+//! deadlines nor turns a finished task into a failed one; a terminal's Ctrl+C reaches baton and
+//! not its git commands; a prompt of any size reaches the agent.
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use baton::plan::Status;
+use baton_testkit::process_alive;
+
+use crate::support::{wait_exit, wait_for, Project, FAST_CONFIG};
+
+const TWO: &str = "meta:
+  name: Two steps
+  max_attempts_default: 3
+sections:
+- id: s1
+  name: First
+  tasks:
+  - id: '1.1'
+    name: One
+    status: pending
+    description: 'Write one.txt. Files: one.txt'
+  - id: '1.2'
+    name: Two
+    status: pending
+    depends_on: ['1.1']
+";
+
+/// How long the processes of an ended attempt may take to be gone: "a few seconds", with room
+/// for a loaded machine.
+const GONE_WITHIN: Duration = Duration::from_secs(20);
+
+fn project(plan: &str) -> Project {
+    let p = Project::new();
+    p.write("plan.yaml", plan);
+    p.write("baton.toml", FAST_CONFIG);
+    p.repo.commit_all("plan");
+    p
+}
+
+fn task(p: &Project, id: &str) -> (Status, u32, Option<String>) {
+    let plan = p.plan();
+    let t = plan.task(id).unwrap_or_else(|| panic!("no task {id}"));
+    (t.status, t.attempts, t.last_error.clone())
+}
+
+/// The pids the fake agent recorded for attempt `stem` (e.g. `1.1-1`) under these kinds.
+fn pids(p: &Project, stem: &str, kinds: &[&str]) -> Vec<(String, u32)> {
+    kinds
+        .iter()
+        .map(|kind| {
+            let name = format!("{stem}.{kind}.pid");
+            let pid = p.pid_file(&name).unwrap_or_else(|| panic!("no {name}"));
+            (kind.to_string(), pid)
+        })
+        .collect()
+}
+
+/// The parent pid of a live process, from /proc.
+fn parent_of(pid: u32) -> u32 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("a live process");
+    let after_name = &stat[stat.rfind(')').expect("stat format") + 1..];
+    after_name.split_whitespace().nth(1).and_then(|p| p.parse().ok()).expect("a parent pid")
+}
+
+fn wait_all_gone(what: &str, pids: &[(String, u32)]) {
+    let gone = baton_testkit::wait_until(GONE_WITHIN, || pids.iter().all(|(_, pid)| !process_alive(*pid)));
+    let alive: Vec<&(String, u32)> = pids.iter().filter(|(_, pid)| process_alive(*pid)).collect();
+    assert!(gone, "{what}: still alive after {GONE_WITHIN:?}: {alive:?}");
+}
+
+/// Kills, on drop, what a test started outside baton, and the daemons of a failed test (only
+/// then: a passing test saw them gone, and their pids may have been reused since).
+struct Reaper {
+    pids: Vec<u32>,
+    children: Vec<Child>,
+}
+
+impl Reaper {
+    fn pids(pids: &[(String, u32)]) -> Reaper {
+        Reaper { pids: pids.iter().map(|(_, pid)| *pid).collect(), children: Vec::new() }
+    }
+
+    fn child(child: Child) -> Reaper {
+        Reaper { pids: Vec::new(), children: vec![child] }
+    }
+}
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        for pid in self.pids.iter().filter(|_| std::thread::panicking()) {
+            // SAFETY: kill(2) on pids this test recorded; a gone one only yields ESRCH.
+            unsafe { libc::kill(*pid as libc::pid_t, libc::SIGKILL) };
+        }
+        for child in &mut self.children {
+            // Each was started as the leader of its own group.
+            baton_testkit::kill_process_group(child.id(), libc::SIGKILL);
+            let _ = child.wait();
+        }
+    }
+}
+
+#[test]
+fn kill_9_of_baton_ends_the_agents_setsid_and_nohup_children() {
+    let p = project(TWO);
+    p.scenario(r#"{"tasks": {"1.1": [{"daemons": true, "hang": true}]}}"#);
+    let mut child = p.spawn(&["run", "plan.yaml"]);
+    // The agent's pid file is written last.
+    wait_for("the agent to hang", || p.pid_file("1.1-1.agent.pid").is_some());
+    let mut all = pids(&p, "1.1-1", &["agent", "grandchild", "setsid", "setsid-child", "nohup"]);
+    all.push(("guard".to_string(), parent_of(all[0].1)));
+    let _reaper = Reaper::pids(&all);
+    for (kind, pid) in &all {
+        assert!(process_alive(*pid), "the {kind} process should be running");
+    }
+    crate::support::signal(&child, libc::SIGKILL);
+    let _ = child.wait();
+    wait_all_gone("after kill -9 of baton", &all);
+}
+
+#[test]
+fn an_idle_timeout_ends_the_agents_setsid_and_nohup_children() {
+    let p = project(&TWO.replace("max_attempts_default: 3", "max_attempts_default: 1\n  idle_timeout_seconds: 1"));
+    p.scenario(r#"{"tasks": {"1.1": [{"daemons": true, "hang": true}]}}"#);
+    let r = p.baton(&["run", "plan.yaml"]);
+    let all = pids(&p, "1.1-1", &["agent", "grandchild", "setsid", "setsid-child", "nohup"]);
+    let _reaper = Reaper::pids(&all);
+    assert_eq!(r.code(), 3, "{}", r.all());
+    let err = task(&p, "1.1").2.unwrap_or_default();
+    assert!(err.contains("idle timeout"), "{err}");
+    wait_all_gone("after the idle timeout", &all);
+}
+
+#[test]
+fn a_completed_task_leaves_no_background_process_behind() {
+    let p = project(TWO);
+    p.scenario(r#"{"tasks": {"1.1": [{"daemons": true, "write": {"one.txt": "1"}}]}}"#);
+    let r = p.baton(&["run", "plan.yaml"]);
+    let all = pids(&p, "1.1-1", &["setsid", "setsid-child", "nohup"]);
+    let _reaper = Reaper::pids(&all);
+    assert_eq!(r.code(), 0, "{}", r.all());
+    assert_eq!(task(&p, "1.1"), (Status::Completed, 1, None));
+    wait_all_gone("after the task completed", &all);
+}
+
+/// Starts a process outside baton's reach that opens the agent's stdout (the pipe baton
+/// reads) through /proc and writes into it for as long as the pipe is read, as a process that
+/// escaped the guard would: a line every 50 ms, or (`flood`) as fast as it can. `attached`
+/// appears once it holds the pipe.
+fn hold_agent_output(agent: u32, attached: &Path, flood: bool) -> Child {
+    let script = if flood {
+        r#"exec 3>"/proc/$1/fd/1" || exit 1; : > "$2"; exec yes 'flooding the pipe' >&3"#
+    } else {
+        r#"exec 3>"/proc/$1/fd/1" || exit 1; : > "$2"; i=0
+           while [ $i -lt 6000 ] && echo 'still writing' >&3; do sleep 0.05; i=$((i+1)); done"#
+    };
+    Command::new("sh")
+        .args([
+            "-c",
+            script,
+            "sh",
+            &agent.to_string(),
+            &attached.display().to_string(),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .expect("start the output holder")
+}
+
+#[test]
+fn output_held_open_after_the_agent_ended_does_not_hold_the_run_and_the_task_stays_completed() {
+    held_output_after_the_end(false);
+}
+
+#[test]
+fn a_flood_of_output_after_the_agent_ended_does_not_hold_the_run_either() {
+    held_output_after_the_end(true);
+}
+
+fn held_output_after_the_end(flood: bool) {
+    let p = project(TWO);
+    let dir = tempfile::tempdir().unwrap();
+    let attached = dir.path().join("attached");
+    p.scenario(&format!(r#"{{"tasks": {{"1.1": [{{"await_file": {:?}}}]}}}}"#, attached.display().to_string()));
+    let mut baton = p.spawn(&["run", "plan.yaml"]);
+    wait_for("the agent to start", || p.pid_file("1.1-1.agent.pid").is_some());
+    let agent = p.pid_file("1.1-1.agent.pid").unwrap();
+    let _holder = Reaper::child(hold_agent_output(agent, &attached, flood));
+    wait_for("the holder to hold the agent's output", || attached.exists());
+    assert_eq!(wait_exit(&mut baton), Some(0), "{}", p.log());
+    assert_eq!(task(&p, "1.1"), (Status::Completed, 1, None), "{}", p.log());
+    assert_eq!(task(&p, "1.2").0, Status::Completed);
+    assert!(p.log().contains("still held its output open"), "the leak was not reported:\n{}", p.log());
+}
+
+#[test]
+fn the_total_timeout_holds_while_an_escaped_process_keeps_writing() {
+    let p = project(&TWO.replace("max_attempts_default: 3", "max_attempts_default: 1\n  timeout_seconds: 4"));
+    let dir = tempfile::tempdir().unwrap();
+    let attached = dir.path().join("attached");
+    p.scenario(&format!(r#"{{"tasks": {{"1.1": [{{"await_file": {:?}, "hang": true}}]}}}}"#, attached.display().to_string()));
+    let mut baton = p.spawn(&["run", "plan.yaml"]);
+    wait_for("the agent to start", || p.pid_file("1.1-1.agent.pid").is_some());
+    let agent = p.pid_file("1.1-1.agent.pid").unwrap();
+    let _holder = Reaper::child(hold_agent_output(agent, &attached, true));
+    assert_eq!(wait_exit(&mut baton), Some(3), "{}", p.log());
+    let err = task(&p, "1.1").2.unwrap_or_default();
+    assert!(err.contains("total timeout"), "{err}\n{}", p.log());
+    assert!(!process_alive(agent));
+}
+
+/// A `git` in front of the real one that, once `arm` exists, holds the first `git commit` until
+/// `go` exists; `held` shows it is holding.
+fn git_shim(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let real = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .map(|d| d.join("git"))
+        .find(|g| g.is_file())
+        .expect("git on PATH");
+    let (arm, held, go) = (dir.join("arm"), dir.join("held"), dir.join("go"));
+    let script = format!(
+        "#!/bin/sh\ncase \" $* \" in *\" commit \"*)\n  if [ -e '{arm}' ] && [ ! -e '{held}' ]; then\n    : > '{held}'\n    while [ ! -e '{go}' ]; do sleep 0.02; done\n  fi;;\nesac\nexec '{real}' \"$@\"\n",
+        arm = arm.display(),
+        held = held.display(),
+        go = go.display(),
+        real = real.display()
+    );
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let shim = bin.join("git");
+    std::fs::write(&shim, script).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&shim, std::fs::Permissions::from_mode(0o755)).unwrap();
+    (arm, held, go)
+}
+
+#[test]
+fn ctrl_c_from_the_terminal_while_baton_commits_stops_gracefully_and_keeps_the_task_completed() {
+    let p = project(TWO);
+    let dir = tempfile::tempdir().unwrap();
+    let (arm, held, go) = git_shim(dir.path());
+    // The agent arms the shim as its last act: the next commit is baton's, of the finished task.
+    p.scenario(&format!(
+        r#"{{"tasks": {{"1.1": [{{"write": {{"one.txt": "1"}}, "shell": ": > '{}'"}}]}}}}"#,
+        arm.display()
+    ));
+    let path = std::env::join_paths(
+        std::iter::once(dir.path().join("bin")).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())),
+    )
+    .unwrap();
+    let log = dir.path().join("baton.log");
+    let out = std::fs::File::create(&log).unwrap();
+    // In a process group of its own, as a terminal runs a foreground job.
+    let mut baton = p
+        .command(&["run", "plan.yaml"])
+        .env("PATH", path)
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .process_group(0)
+        .spawn()
+        .expect("spawn baton");
+    let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
+    wait_for("baton's commit to be held", || held.exists());
+    // Ctrl+C: SIGINT to the whole foreground process group.
+    // SAFETY: kill(2) on the process group of the baton we started.
+    unsafe { libc::kill(-(baton.id() as libc::pid_t), libc::SIGINT) };
+    // The signal is pending in every process of the group once kill(2) returns; baton itself
+    // takes it once its commit is done.
+    std::fs::write(&go, "").unwrap();
+    assert_eq!(wait_exit(&mut baton), Some(4), "{}", read_log());
+    assert_eq!(task(&p, "1.1"), (Status::Completed, 1, None), "{}", read_log());
+    assert!(!read_log().contains("could not commit"), "{}", read_log());
+    assert!(
+        p.repo.log_subjects().iter().any(|s| s.starts_with("baton: 1.1 completed")),
+        "{:?}\n{}",
+        p.repo.log_subjects(),
+        read_log()
+    );
+}
+
+#[test]
+fn a_prompt_of_300_kb_reaches_the_agent_on_stdin_and_is_kept() {
+    let long = "x".repeat(300 * 1024);
+    let p = project(&TWO.replace("'Write one.txt. Files: one.txt'", &format!("'Write one.txt. {long}'")));
+    let r = p.baton(&["run", "plan.yaml"]);
+    assert_eq!(r.code(), 0, "{}", r.all());
+    assert_eq!(task(&p, "1.1"), (Status::Completed, 1, None));
+    let calls = p.invocations();
+    let first = calls.iter().find(|c| c["task_id"] == "1.1").expect("1.1 ran");
+    let prompt = first["prompt"].as_str().unwrap_or_default();
+    assert!(prompt.contains(&long), "the agent did not get the whole description");
+    let argv = first["argv"].to_string();
+    assert!(argv.len() < 4096 && !argv.contains("Task ID"), "the prompt is on the command line: {argv:.200}");
+    let kept = std::fs::read_to_string(p.path().join(".baton/logs/plan/1.1/attempt-1.prompt")).expect("the prompt is kept");
+    assert_eq!(kept, prompt);
+}
