@@ -46,6 +46,7 @@
 //! | `root_refusal: true` | if `IS_SANDBOX` is not `"1"`: print the real CLI's refusal (`--dangerously-skip-permissions cannot be used with root/sudo privileges for security reasons`) to stderr and exit 1 before any output |
 //! | `mark: ["/abs/path", ...]` | first create these (empty) files: with `wait_for`, a barrier between agents |
 //! | `wait_for: ["/abs/path", ...]` | first wait until every path exists (polled every 10 ms), so tests order agents by conditions, not by sleeps; gives up after `BATON_FAKE_MAX_HANG_SECS` (exit 2) |
+//! | `api_retry_ms: M` | a `system/api_retry` event announcing a retry in M ms (`error_status` 529), then M ms of silence, as the CLI does before retrying a request |
 //! | `events: N`, `interval_ms: M` | N assistant events (alternately text and a Bash `tool_use` with its `tool_result`), M ms apart |
 //! | `daemons: true` | like Bash tool calls, each shell in a process group of its own (as the real CLI runs tools), start a `setsid sh -c 'sleep N & wait'` daemon and `nohup sleep N &` (N = the hang limit below), both orphaned at once; their pids go to `$BATON_FAKE_STATE/<task>-<attempt>.setsid.pid` (the daemon's shell), `….setsid-child.pid` (its sleep) and `….nohup.pid` |
 //! | `await_file: "name"` | write our pid to `….agent.pid`, then wait (up to the hang limit) until `$BATON_FAKE_STATE/name` exists |
@@ -237,6 +238,7 @@ struct Step {
     limit: Option<String>,
     limit_resets_at: Option<i64>,
     limit_resets_in: Option<u64>,
+    api_retry_ms: Option<u64>,
     wait_for: Vec<PathBuf>,
     mark: Vec<PathBuf>,
     throttle: Option<String>,
@@ -319,6 +321,7 @@ fn parse_step(value: &Value, at: &str) -> Result<Step, Failure> {
                 })?);
             }
             "limit_resets_in" => step.limit_resets_in = Some(number(key, v)?),
+            "api_retry_ms" => step.api_retry_ms = Some(number(key, v)?),
             "wait_for" => step.wait_for = absolute_paths(at, key, v)?,
             "mark" => step.mark = absolute_paths(at, key, v)?,
             "throttle" => step.throttle = Some(text(key, v)?),
@@ -722,6 +725,15 @@ fn run() -> Result<u8, Failure> {
             .map_err(|e| harness(format!("cannot mark {}: {e}", path.display())))?;
     }
     wait_for(&step.wait_for)?;
+
+    if let Some(ms) = step.api_retry_ms {
+        out.emit(&json!({
+            "type": "system", "subtype": "api_retry", "attempt": 1, "max_retries": 10,
+            "retry_delay_ms": ms, "error_status": 529, "error": "overloaded",
+            "uuid": uuid(), "session_id": out.session_id,
+        }));
+        thread::sleep(Duration::from_millis(ms));
+    }
 
     for i in 1..=step.events {
         thread::sleep(Duration::from_millis(step.interval_ms));

@@ -27,6 +27,10 @@ use crate::report::event::{EventKind, Reporter};
 
 /// How long an ended agent gets between SIGTERM and SIGKILL.
 const TERM_GRACE: Duration = Duration::from_secs(5);
+
+/// The longest retry pause announced by the CLI (`system/api_retry`) that baton adds to the
+/// idle timeout: a bogus figure must not switch hang detection off.
+const MAX_ANNOUNCED_PAUSE: Duration = Duration::from_secs(15 * 60);
 /// How much of stderr is kept in memory for messages (the log keeps all of it).
 const STDERR_TAIL_BYTES: usize = 16 * 1024;
 
@@ -101,6 +105,12 @@ pub async fn run(spec: AttemptSpec, reporter: Reporter, mut stop: watch::Receive
                                 // quote anything.
                                 if let StreamEvent::NotJson { line } = &ev {
                                     keep_tail(&mut stdout_tail, line);
+                                }
+                                if let StreamEvent::ApiRetry(retry) = &ev {
+                                    // The CLI announced a silent pause of its own before its next
+                                    // request: quiet until then is waiting, not hanging.
+                                    let pause = Duration::from_millis(retry.retry_delay_ms).min(MAX_ANNOUNCED_PAUSE);
+                                    idle_deadline = Instant::now() + pause + spec.idle_timeout;
                                 }
                                 summary.observe(&ev);
                                 reporter.emit(EventKind::Agent { task: spec.task.clone(), agent: spec.agent.name(), event: ev });

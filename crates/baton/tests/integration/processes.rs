@@ -300,3 +300,14 @@ fn a_prompt_of_300_kb_reaches_the_agent_on_stdin_and_is_kept() {
     let kept = std::fs::read_to_string(p.path().join(".baton/logs/plan/1.1/attempt-1.prompt")).expect("the prompt is kept");
     assert_eq!(kept, prompt);
 }
+
+/// The CLI's own announced retry pause (`system/api_retry` with `retry_delay_ms`) is silence
+/// the CLI explained: it is waiting, not hung, and the idle timeout makes room for it.
+#[test]
+fn an_announced_api_retry_pause_is_not_idle_time() {
+    let p = project(&TWO.replace("max_attempts_default: 3", "max_attempts_default: 1\n  idle_timeout_seconds: 2"));
+    p.scenario(r#"{"tasks": {"1.1": [{"api_retry_ms": 4000}]}}"#);
+    let r = p.baton(&["run", "plan.yaml", "--single-task"]);
+    assert_eq!(r.code(), 0, "{}", r.all());
+    assert_eq!(task(&p, "1.1"), (Status::Completed, 1, None), "{}", r.all());
+}
