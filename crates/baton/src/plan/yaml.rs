@@ -7,7 +7,7 @@
 //! `|`). So this module takes the start marks from the parser and finds each scalar's end itself,
 //! by the scalar's style. It owns parsing and spans; it knows nothing about plans.
 
-use saphyr_parser::{Event, Parser, ScalarStyle, ScanError, Span, SpannedEventReceiver};
+use saphyr_parser::{Event, Parser, ScalarStyle, ScanError, Span};
 
 /// A parsed node with its byte range in the source.
 #[derive(Debug, Clone)]
@@ -142,14 +142,14 @@ impl Node {
 
 /// Parses one YAML document. An empty document is a null scalar at 1:1.
 pub(crate) fn parse(src: &str) -> Result<Node, SyntaxError> {
-    let mut rx = Collector::default();
-    let mut parser = Parser::new_from_str(src);
-    if let Err(e) = parser.load(&mut rx, true) {
-        return Err(scan_error(&e));
+    // The parser's own `load` recurses once per nesting level (and asserts on input it did not
+    // expect); reading its events one by one keeps the input from deciding the stack depth.
+    let mut raw = Vec::new();
+    for item in Parser::new_from_str(src) {
+        raw.push(item.map_err(|e| scan_error(&e))?);
     }
     let index = CharIndex::new(src);
-    let events: Vec<(Event<'_>, usize, Span)> = rx
-        .events
+    let events: Vec<(Event<'_>, usize, Span)> = raw
         .into_iter()
         .map(|(ev, span)| {
             let start = index.byte(span.start.index());
@@ -216,17 +216,6 @@ fn scan_error(e: &ScanError) -> SyntaxError {
     }
 }
 
-#[derive(Default)]
-struct Collector<'i> {
-    events: Vec<(Event<'i>, Span)>,
-}
-
-impl<'i> SpannedEventReceiver<'i> for Collector<'i> {
-    fn on_event(&mut self, ev: Event<'i>, span: Span) {
-        self.events.push((ev, span));
-    }
-}
-
 /// Maps the parser's character indices to byte offsets.
 struct CharIndex {
     /// Byte offset of each char, only kept when the text is not pure ASCII.
@@ -266,9 +255,18 @@ struct Builder<'a, 'i> {
     events: &'a [(Event<'i>, usize, Span)],
     pos: usize,
     /// Anchored nodes by anchor id, for aliases, each with its weight (see [`MAX_ALIAS_NODES`]).
-    anchors: std::collections::HashMap<usize, (Node, usize)>,
+    anchors: std::collections::HashMap<usize, Anchored>,
     /// How much the aliases read so far have added.
     alias_weight: usize,
+}
+
+/// An anchored node with what repeating it costs.
+struct Anchored {
+    node: Node,
+    /// See [`MAX_ALIAS_NODES`].
+    weight: usize,
+    /// Levels of nesting, the node's own included.
+    height: usize,
 }
 
 /// A mapping or list whose end event has not come yet.
@@ -285,6 +283,16 @@ struct Open {
     key: Option<Node>,
     items: Vec<Node>,
     weight: usize,
+    /// The greatest height of a child so far.
+    child_height: usize,
+}
+
+fn too_deep(line: usize, col: usize) -> SyntaxError {
+    SyntaxError {
+        line,
+        col,
+        message: format!("the YAML nests lists and mappings more than {MAX_DEPTH} levels deep (counting what aliases repeat); a plan needs a few"),
+    }
 }
 
 /// How much a node costs when an alias repeats it.
@@ -317,7 +325,7 @@ impl Builder<'_, '_> {
             };
             let (start, line, col) = (*start, span.start.line(), span.start.col() + 1);
             self.pos += 1;
-            let (node, weight) = match ev {
+            let (node, weight, height) = match ev {
                 Event::Scalar(value, style, anchor, _) => {
                     let limit = self.next_start();
                     let (real_start, end, style) = scalar_bounds(self.src, start, limit, *style, in_flow);
@@ -335,9 +343,9 @@ impl Builder<'_, '_> {
                         anchor: *anchor,
                     };
                     if *anchor != 0 {
-                        self.anchors.insert(*anchor, (node.clone(), weight));
+                        self.anchors.insert(*anchor, Anchored { node: node.clone(), weight, height: 1 });
                     }
-                    (node, weight)
+                    (node, weight, 1)
                 }
                 Event::Alias(a) => {
                     let end = self.src[start..]
@@ -345,7 +353,12 @@ impl Builder<'_, '_> {
                         .map_or(self.src.len(), |n| start + n);
                     // The alias reads as the anchored node; its own span is where the alias stands.
                     match self.anchors.get(a) {
-                        Some((target, weight)) => {
+                        Some(Anchored { node: target, weight, height }) => {
+                            // What an alias repeats nests as deep as its anchor did: count it, so
+                            // aliases of aliases cannot build a tree deeper than the limit.
+                            if stack.len() + height > MAX_DEPTH {
+                                return Err(too_deep(line, col));
+                            }
                             self.alias_weight = self.alias_weight.saturating_add(*weight);
                             if self.alias_weight > MAX_ALIAS_NODES {
                                 return Err(SyntaxError {
@@ -357,21 +370,17 @@ impl Builder<'_, '_> {
                                 });
                             }
                             let node = Node { start, end, line, col, alias_of: *a, ..target.clone() };
-                            (node, *weight)
+                            (node, *weight, *height)
                         }
                         None => {
                             let node = Node { kind: NodeKind::Alias, start, end, line, col, alias_of: *a, anchor: 0 };
-                            (node, 1)
+                            (node, 1, 1)
                         }
                     }
                 }
                 Event::MappingStart(anchor, _) | Event::SequenceStart(anchor, _) => {
                     if stack.len() >= MAX_DEPTH {
-                        return Err(SyntaxError {
-                            line,
-                            col,
-                            message: format!("the YAML nests lists and mappings more than {MAX_DEPTH} levels deep; a plan needs a few"),
-                        });
+                        return Err(too_deep(line, col));
                     }
                     let mapping = matches!(ev, Event::MappingStart(..));
                     // The mark points at an anchor or tag, if there is one; the bracket follows it.
@@ -389,6 +398,7 @@ impl Builder<'_, '_> {
                         key: None,
                         items: Vec::new(),
                         weight: 1,
+                        child_height: 0,
                     });
                     continue;
                 }
@@ -416,10 +426,11 @@ impl Builder<'_, '_> {
                         alias_of: 0,
                         anchor: open.anchor,
                     };
+                    let height = open.child_height + 1;
                     if open.anchor != 0 {
-                        self.anchors.insert(open.anchor, (node.clone(), open.weight));
+                        self.anchors.insert(open.anchor, Anchored { node: node.clone(), weight: open.weight, height });
                     }
-                    (node, open.weight)
+                    (node, open.weight, height)
                 }
                 other => {
                     return Err(SyntaxError {
@@ -433,6 +444,7 @@ impl Builder<'_, '_> {
                 None => return Ok(node),
                 Some(open) => {
                     open.weight = open.weight.saturating_add(weight);
+                    open.child_height = open.child_height.max(height);
                     if !open.mapping {
                         open.items.push(node);
                     } else if let Some(key) = open.key.take() {
@@ -644,7 +656,7 @@ fn block_scalar_bounds(src: &str, content: usize, limit: usize) -> (usize, usize
 pub(crate) fn render_string(s: &str, prefer: Style) -> String {
     match prefer {
         Style::Plain if plain_safe(s) => s.to_string(),
-        Style::SingleQuoted if !s.chars().any(|c| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{feff}')) => {
+        Style::SingleQuoted if !s.chars().any(needs_escape) => {
             format!("'{}'", s.replace('\'', "''"))
         }
         _ => double_quoted(s),
@@ -662,7 +674,7 @@ pub(crate) fn plain_safe(s: &str) -> bool {
     }
     // Flow indicators anywhere: inside `{…}` or `[…]` they would end the value, and the same
     // text must be safe wherever the field stands.
-    if s.chars().any(|c| c.is_control() || matches!(c, ',' | '[' | ']' | '{' | '}' | '\u{2028}' | '\u{2029}' | '\u{feff}'))
+    if s.chars().any(|c| needs_escape(c) || matches!(c, ',' | '[' | ']' | '{' | '}'))
         || s.contains(": ")
         || s.contains(" #")
         || s.ends_with(':')
@@ -683,6 +695,12 @@ pub(crate) fn plain_safe(s: &str) -> bool {
     !(numeric && s.chars().any(|c| c.is_ascii_digit()))
 }
 
+/// A character YAML does not take as written in a scalar (not printable in YAML's sense, or
+/// a line or byte-order mark some readers treat specially).
+fn needs_escape(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{feff}' | '\u{2028}' | '\u{2029}' | '\u{fffe}' | '\u{ffff}')
+}
+
 /// A double-quoted YAML scalar on one line, with every control character escaped.
 pub(crate) fn double_quoted(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
@@ -694,7 +712,7 @@ pub(crate) fn double_quoted(s: &str) -> String {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            c if c.is_control() || c == '\u{feff}' || c == '\u{2028}' || c == '\u{2029}' => {
+            c if needs_escape(c) => {
                 let n = c as u32;
                 if n <= 0xff {
                     out.push_str(&format!("\\x{n:02x}"));
