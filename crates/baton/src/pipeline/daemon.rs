@@ -350,17 +350,17 @@ fn dry_run(root: &Path, config: &Config) -> Exit {
         &config.pipeline.feature_backlog,
         &HashSet::new(),
     );
-    println!("dry run of the pipeline in {} — nothing will be started or changed", root.display());
+    crate::outln!("dry run of the pipeline in {} — nothing will be started or changed", root.display());
     if items.is_empty() {
-        println!("no backlog item is waiting");
+        crate::outln!("no backlog item is waiting");
     }
     for (n, item) in items.iter().enumerate() {
         let plan = item.plan_path(&config.paths.plans_dir);
         let what = if root.join(&plan).exists() { "resume" } else { "create" };
-        println!("{:>3}. {} {} → {what} {}", n + 1, item.kind.as_str(), item.path.display(), plan.display());
+        crate::outln!("{:>3}. {} {} → {what} {}", n + 1, item.kind.as_str(), item.path.display(), plan.display());
     }
     for s in skipped {
-        println!("  skipped: {} ({})", s.path.display(), s.why);
+        crate::outln!("  skipped: {} ({})", s.path.display(), s.why);
     }
     Exit::Completed
 }
