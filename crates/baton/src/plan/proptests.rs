@@ -28,6 +28,9 @@ struct GenTask {
     error: Initial,
     status: bool,
     comment: bool,
+    /// Takes `max_attempts` from an anchored mapping through `<<`, and its description from an
+    /// alias: sharing that must survive edits of the owned fields next to it.
+    shared: bool,
 }
 
 fn initial() -> impl Strategy<Value = Initial> {
@@ -42,8 +45,8 @@ fn initial() -> impl Strategy<Value = Initial> {
 }
 
 fn task() -> impl Strategy<Value = GenTask> {
-    (any::<bool>(), initial(), initial(), any::<bool>(), any::<bool>())
-        .prop_map(|(flow, message, error, status, comment)| GenTask { flow, message, error, status, comment })
+    (any::<bool>(), initial(), initial(), any::<bool>(), any::<bool>(), any::<bool>())
+        .prop_map(|(flow, message, error, status, comment, shared)| GenTask { flow, message, error, status, comment, shared })
 }
 
 fn field_text(key: &str, how: &Initial, flow: bool) -> Option<String> {
@@ -59,7 +62,9 @@ fn field_text(key: &str, how: &Initial, flow: bool) -> Option<String> {
 }
 
 fn render_plan(tasks: &[GenTask]) -> String {
-    let mut out = String::from("meta:\n  name: generated\nsections:\n- id: s1\n  name: First\n  tasks:\n");
+    let mut out = String::from(
+        "meta:\n  name: generated\n  description: &desc shared words, with [punctuation]\nx-defaults: &d {max_attempts: 4}\nsections:\n- id: s1\n  name: First\n  tasks:\n",
+    );
     for (i, t) in tasks.iter().enumerate() {
         if i == tasks.len() / 2 + 1 {
             out.push_str("- id: s2\n  tasks:\n");
@@ -72,6 +77,10 @@ fn render_plan(tasks: &[GenTask]) -> String {
         fields.extend(field_text("last_error", &t.error, t.flow));
         if i > 0 {
             fields.push(format!("depends_on: [t{}]", i - 1));
+        }
+        if t.shared {
+            fields.push("<<: *d".into());
+            fields.push("description: *desc".into());
         }
         let comment = if t.comment { "  # note" } else { "" };
         if t.flow {
@@ -164,8 +173,11 @@ proptest! {
             prop_assert_eq!(&a.id, &b.id);
             prop_assert_eq!(&a.name, &b.name);
             prop_assert_eq!(&a.depends_on, &b.depends_on);
+            prop_assert_eq!(&a.description, &b.description);
+            prop_assert_eq!(a.max_attempts, b.max_attempts);
         }
         prop_assert_eq!(before.meta.name, after.meta.name);
+        prop_assert_eq!(before.meta.description, after.meta.description);
         for s in &after.sections {
             let derived = derived_section_status(&s.tasks);
             prop_assert!(s.status == derived || (s.status.is_none() && derived == Some(Status::Pending)), "{}", saved);

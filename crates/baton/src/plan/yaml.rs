@@ -331,7 +331,7 @@ impl Builder<'_, '_> {
                     let (real_start, end, style) = scalar_bounds(self.src, start, limit, *style, in_flow);
                     // Only a block scalar's start moves (to its `|`); recounting lines for every
                     // scalar would make parsing quadratic in the file's size.
-                    let (line, col) = if real_start == start { (line, col) } else { line_col(self.src, real_start) };
+                    let (line, col) = if real_start == start { (line, col) } else { moved_line_col(self.src, real_start, start, line) };
                     let weight = scalar_weight(value);
                     let node = Node {
                         kind: NodeKind::Scalar { value: value.to_string(), style },
@@ -466,11 +466,15 @@ impl Builder<'_, '_> {
     }
 }
 
-/// Line and column (both 1-based) of a byte offset.
-fn line_col(src: &str, start: usize) -> (usize, usize) {
-    let before = &src[..start];
-    let line_start = before.rfind('\n').map_or(0, |n| n + 1);
-    (before.matches('\n').count() + 1, src[line_start..start].chars().count() + 1)
+/// Line and column (both 1-based) of `at`, a block scalar's indicator a few lines before its
+/// content at `from` (which is on line `from_line`). Counts only the text between the two, so
+/// that files with many block scalars do not make parsing quadratic.
+fn moved_line_col(src: &str, at: usize, from: usize, from_line: usize) -> (usize, usize) {
+    let (lo, hi) = (at.min(from), at.max(from));
+    let between = src[lo..hi].matches('\n').count();
+    let line = if at <= from { from_line.saturating_sub(between) } else { from_line + between };
+    let line_start = src[..at].rfind('\n').map_or(0, |n| n + 1);
+    (line.max(1), src[line_start..at].chars().count() + 1)
 }
 
 /// Finds where a scalar really starts and ends. `start` is the parser's start mark, `limit` the
@@ -777,6 +781,16 @@ mod tests {
         assert_eq!(t.get("parallel_group").unwrap().as_scalar(), Some("g"));
         assert_eq!(t.get("max_attempts").unwrap().as_scalar(), Some("2"), "the mapping's own key wins");
         assert_eq!(text(src, t.get("name").unwrap()), "*n");
+    }
+
+    #[test]
+    fn block_scalars_start_at_their_indicator_line() {
+        let src = "a: 1\nb: &x |\n  one\n  two\nc:\n  d: >-\n\n    folded\n";
+        let root = parse(src).unwrap();
+        let b = root.get("b").unwrap();
+        assert_eq!((b.line, b.col), (2, 7));
+        let d = root.get("c").unwrap().get("d").unwrap();
+        assert_eq!((d.line, d.col), (6, 6));
     }
 
     #[test]
