@@ -35,7 +35,9 @@ impl Diagnostic {
             (l, 0) => format!("{file}:{l}"),
             (l, c) => format!("{file}:{l}:{c}"),
         };
-        format!("{at}: {}\n  help: {}", self.message, self.help)
+        // Messages quote the plan's text, which an agent may have written: print it as text.
+        let safe = crate::agent::stream::terminal_line;
+        format!("{at}: {}\n  help: {}", safe(&self.message), safe(&self.help))
     }
 }
 

@@ -632,3 +632,11 @@ fn task_ids_must_fit_a_file_or_branch_name() {
     }
     assert!(parse_plan(&plan("fix login")).is_ok(), "spaces are made safe in branch names");
 }
+
+#[test]
+fn diagnostics_print_the_plans_text_as_text() {
+    let d = parse_plan("sections:\n- id: s\n  tasks:\n  - {id: a, name: A, status: \"\\e]0;x\\a\"}\n").unwrap_err();
+    let shown = d[0].render("plan.yaml");
+    assert!(shown.contains("unknown status"), "{shown}");
+    assert!(!shown.contains('\u{1b}') && !shown.contains('\u{7}'), "{shown:?}");
+}
