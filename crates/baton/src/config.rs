@@ -209,6 +209,7 @@ impl Config {
 
     /// Values serde accepts but baton cannot use.
     fn check(&self, text: &str, path: &Path) -> Result<(), ConfigError> {
+        self.paths.check(text, path)?;
         let positive = [
             ("timeout_seconds", self.run.timeout_seconds),
             ("idle_timeout_seconds", self.run.idle_timeout_seconds),
@@ -248,6 +249,83 @@ impl Config {
     }
 }
 
+/// Where a `[paths]` value may point.
+#[derive(Clone, Copy)]
+enum Place {
+    /// A file or folder of baton's own, which baton writes and deletes: inside `.claude/` or
+    /// `.baton/`.
+    Own,
+    /// The worktrees' folder: baton's own too, or the original tool's `.worktrees`.
+    Worktrees,
+    /// The user's plans: anywhere in the repository but its `.git`.
+    Repository,
+}
+
+impl Paths {
+    /// baton deletes its status and stop files and clears worktrees at the paths named here: a
+    /// value that points outside the repository (`../x`, an absolute path) or into something
+    /// that is not baton's (`.git/HEAD`, `src/main.rs`) is refused, naming the key and line.
+    fn check(&self, text: &str, path: &Path) -> Result<(), ConfigError> {
+        let keys = [
+            ("status_file", &self.status_file, Place::Own),
+            ("stop_file", &self.stop_file, Place::Own),
+            ("logs_dir", &self.logs_dir, Place::Own),
+            ("worktrees_dir", &self.worktrees_dir, Place::Worktrees),
+            ("plans_dir", &self.plans_dir, Place::Repository),
+        ];
+        for (key, value, place) in keys {
+            if let Some(why) = path_problem(value, place) {
+                let (line, column) = key_line(text, key).map_or((0, 0), |l| (l, 1));
+                let default = Paths::default();
+                let example = match key {
+                    "status_file" => default.status_file,
+                    "stop_file" => default.stop_file,
+                    "logs_dir" => default.logs_dir,
+                    "worktrees_dir" => default.worktrees_dir,
+                    _ => default.plans_dir,
+                };
+                return Err(ConfigError::Invalid {
+                    path: path.to_path_buf(),
+                    line,
+                    column,
+                    message: format!("`{key}` = \"{}\" {why} (e.g. `{key} = \"{}\"`)", value.display(), example.display()),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Why `value` cannot be used for a path of `place`, or `None` when it can.
+fn path_problem(value: &Path, place: Place) -> Option<&'static str> {
+    use std::path::Component;
+    let mut parts = Vec::new();
+    for c in value.components() {
+        match c {
+            Component::Normal(p) => parts.push(p),
+            Component::CurDir => {}
+            Component::ParentDir => return Some("must not use `..`: baton's files stay inside the repository"),
+            Component::RootDir | Component::Prefix(_) => {
+                return Some("must be relative to the repository root: baton's files stay inside the repository")
+            }
+        }
+    }
+    let first = parts.first().and_then(|p| p.to_str());
+    if parts.iter().any(|p| *p == ".git") {
+        return Some("must not be inside `.git`: baton would write and delete git's own files");
+    }
+    match place {
+        Place::Own if !matches!(first, Some(".claude" | ".baton")) || parts.len() < 2 => {
+            Some("must be a path inside `.claude/` or `.baton/` of the repository, where baton keeps the files it writes and deletes")
+        }
+        Place::Worktrees if !matches!(first, Some(".claude" | ".baton" | ".worktrees")) || (first != Some(".worktrees") && parts.len() < 2) => {
+            Some("must be `.worktrees` or a folder inside `.claude/` or `.baton/`: baton deletes worktrees it finds there")
+        }
+        Place::Repository if parts.is_empty() => Some("must name a folder inside the repository"),
+        _ => None,
+    }
+}
+
 /// The line where `key` is set (`key = …` at the start of a line, not in a comment). Of several
 /// (the same key in two tables), the one whose value is wrong is not known: the first is named.
 fn key_line(text: &str, key: &str) -> Option<usize> {
@@ -284,7 +362,7 @@ mod tests {
     fn every_section_parses() {
         let text = r#"
 [paths]
-status_file = "out/status.json"
+status_file = ".baton/status.json"
 [agent]
 kind = "claude"
 binary = "/opt/claude"
@@ -329,6 +407,43 @@ defect_backlog = "bugs"
         assert!(e.to_string().contains("at most 30 days"), "{e}");
         let e = Config::parse("[run]\ntimeout_seconds = 1e300\n", Path::new("baton.toml")).unwrap_err();
         assert!(e.to_string().contains("timeout_seconds"), "{e}");
+    }
+
+    #[test]
+    fn paths_stay_inside_baton_folders_of_the_repository() {
+        for (key, value) in [
+            ("status_file", ".git/HEAD"),
+            ("status_file", "../x"),
+            ("status_file", "/etc/passwd"),
+            ("status_file", "src/main.rs"),
+            ("stop_file", ".claude"),
+            ("stop_file", "./.claude/../../x"),
+            ("logs_dir", "/tmp/logs"),
+            ("worktrees_dir", "."),
+            ("worktrees_dir", "src"),
+            ("worktrees_dir", ".claude/../.git/wt"),
+            ("plans_dir", "/home/me/plans"),
+            ("plans_dir", ".git/plans"),
+        ] {
+            let text = format!("# baton\n[paths]\n{key} = \"{value}\"\n");
+            let e = Config::parse(&text, Path::new("baton.toml")).unwrap_err().to_string();
+            assert!(e.starts_with(&format!("baton.toml:3:1: `{key}` = \"{value}\" must")), "{e}");
+            assert!(e.contains("(e.g. `"), "names a value that works: {e}");
+        }
+        for (key, value) in [
+            ("status_file", ".baton/status.json"),
+            ("stop_file", "./.claude/stop"),
+            ("logs_dir", ".baton/logs"),
+            ("worktrees_dir", ".worktrees"),
+            ("worktrees_dir", ".baton/worktrees"),
+            ("plans_dir", "plans"),
+            ("plans_dir", "docs/plans"),
+        ] {
+            let text = format!("[paths]\n{key} = \"{value}\"\n");
+            assert!(Config::parse(&text, Path::new("baton.toml")).is_ok(), "{key} = {value}");
+        }
+        let defaults = toml::to_string(&Config::default()).unwrap();
+        assert!(Config::parse(&defaults, Path::new("baton.toml")).is_ok());
     }
 
     #[test]

@@ -193,7 +193,7 @@ fn check(plan: &Path, json: bool) -> Exit {
             doc["sections"] = f.plan().sections.len().into();
             doc["tasks"] = f.plan().tasks().count().into();
         }
-        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        baton::outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
         return if doc["valid"] == true { Exit::Completed } else { Exit::InvalidInput };
     }
     if let Err(e) = &config {
@@ -210,7 +210,7 @@ fn check(plan: &Path, json: bool) -> Exit {
         return Exit::InvalidInput;
     }
     let p = file.plan();
-    println!(
+    baton::outln!(
         "{}: valid — {} section{}, {} task{} ({})",
         plan.display(),
         p.sections.len(),
@@ -236,9 +236,9 @@ fn show_status(plan: &Path, json: bool) -> Exit {
     let records = baton::run::record::Records::new(&root.join(&config.paths.logs_dir), plan);
     let totals = records.usage(file.plan().tasks().map(|t| t.id.to_string()));
     if json {
-        println!("{}", status::json(file.plan(), &path, config.run.max_attempts, &totals));
+        baton::outln!("{}", status::json(file.plan(), &path, config.run.max_attempts, &totals));
     } else {
-        print!("{}", status::table(file.plan(), &path, config.run.max_attempts, terminal_width(), &totals));
+        baton::out!("{}", status::table(file.plan(), &path, config.run.max_attempts, terminal_width(), &totals));
     }
     Exit::Completed
 }
@@ -264,7 +264,7 @@ fn stop(plan: Option<&Path>) -> Exit {
     }
     match std::fs::write(&file, b"") {
         Ok(()) => {
-            println!(
+            baton::outln!(
                 "stop requested: {} — a running baton starts no new task, lets running tasks finish, saves and exits",
                 file.display()
             );
@@ -306,7 +306,7 @@ fn logs(plan: &Path, task: &str, attempt: Option<u32>) -> Exit {
     let root = baton::root::root_for_plan(plan);
     match baton::report::logs::render(&root.join(&config.paths.logs_dir), plan, task, attempt) {
         Ok(text) => {
-            print!("{text}");
+            baton::out!("{text}");
             Exit::Completed
         }
         Err(e) => {
@@ -356,11 +356,11 @@ fn coordinate(op: Coordinate) -> Exit {
             let who = Claimant { agent_id, task_id, worktree };
             match claims::claim(&main, &who, &key) {
                 Ok(outcome @ (ClaimOutcome::Granted | ClaimOutcome::AlreadyYours)) => {
-                    println!("{key}: {outcome}");
+                    baton::outln!("{key}: {outcome}");
                     Exit::Completed
                 }
                 Ok(held) => {
-                    println!("{key}: {held}");
+                    baton::outln!("{key}: {held}");
                     Exit::TaskFailed
                 }
                 Err(e) => fail(&e),
@@ -373,11 +373,11 @@ fn coordinate(op: Coordinate) -> Exit {
             };
             match claims::release(&main, &agent_id, key.as_deref()) {
                 Ok(released) if released.is_empty() => {
-                    println!("nothing to release");
+                    baton::outln!("nothing to release");
                     Exit::Completed
                 }
                 Ok(released) => {
-                    println!("released: {}", released.join(", "));
+                    baton::outln!("released: {}", released.join(", "));
                     Exit::Completed
                 }
                 Err(e) => fail(&e),

@@ -33,6 +33,13 @@ const TOOL_SUMMARY_CHARS: usize = 80;
 /// How many characters of assistant text the one-line live view shows.
 const ACTIVITY_TEXT_CHARS: usize = 60;
 
+/// The longest retry pause the CLI can announce that baton believes (an hour; the CLI's own
+/// back-off is seconds to minutes). Callers add it to clocks: an absurd value must not overflow.
+pub const MAX_RETRY_DELAY_MS: u64 = 3600 * 1000;
+
+/// The longest session duration a result event can report (a year), for the same reason.
+pub const MAX_DURATION_MS: u64 = 365 * 24 * 3600 * 1000;
+
 /// The model name Claude Code puts on messages it writes itself (limit and API error texts).
 const SYNTHETIC_MODEL: &str = "<synthetic>";
 
@@ -221,7 +228,7 @@ pub fn parse_line(line: &str) -> Vec<StreamEvent> {
             vec![StreamEvent::ApiRetry(ApiRetry {
                 attempt: retry.attempt.0.unwrap_or(0),
                 max_retries: retry.max_retries.0.unwrap_or(0),
-                retry_delay_ms: retry.retry_delay_ms.0.and_then(whole).map_or(0, clamp_u64),
+                retry_delay_ms: retry.retry_delay_ms.0.and_then(whole).map_or(0, clamp_u64).min(MAX_RETRY_DELAY_MS),
                 error_status: retry.error_status.0,
                 error: retry.error.0,
             })]
@@ -353,7 +360,31 @@ fn is_file_tool(name: &str) -> bool {
 
 /// Collapses every run of whitespace, newlines included, to one space.
 fn one_line(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
+    terminal_line(text).split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Text from outside (an agent's output, a plan's names) made safe to print on a terminal, on
+/// one line: line breaks and tabs become spaces, and every other control character (the escape
+/// that starts a title change, a screen clear, a clipboard write `OSC 52`, a cursor move) and
+/// every bidirectional override becomes `�`, so that what is printed is what the text says.
+pub fn terminal_line(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            c if c.is_whitespace() && (c.is_control() || matches!(c, '\u{2028}' | '\u{2029}')) => ' ',
+            c if c.is_control() || is_bidi_control(c) => '\u{fffd}',
+            c => c,
+        })
+        .collect()
+}
+
+/// Like [`terminal_line`], but line breaks (`\n`) stay: for baton's own multi-line texts
+/// that quote outside text.
+pub fn terminal_text(text: &str) -> String {
+    text.split('\n').map(terminal_line).collect::<Vec<_>>().join("\n")
+}
+
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 /// The first `max_chars` characters of `text`, with `…` when something was cut. Counts
@@ -607,7 +638,8 @@ impl StreamSummary {
 
     /// A short phrase for the live view: "Edit src/x.ts", "Bash: cargo test", "thinking".
     pub fn last_activity(&self) -> Option<String> {
-        self.last_activity.clone()
+        // Tool names and arguments come from the agent: safe, one line, bounded.
+        self.last_activity.as_deref().map(|a| cut(&one_line(a), 2 * ACTIVITY_TEXT_CHARS))
     }
 
     fn tool_activity(&self, name: &str, summary: Option<&str>) -> String {
@@ -642,6 +674,14 @@ fn api_error_label(status: Option<u16>, error: Option<&str>) -> String {
 /// The `--verbose` line for an event, without the time stamp (the caller prefixes it), or
 /// `None` when the event is not worth a line (tool results, kinds baton does not know).
 pub fn verbose_line(ev: &StreamEvent) -> Option<String> {
+    // Every part of the line may come from the agent: safe for a terminal, one line, bounded.
+    raw_verbose_line(ev).map(|l| cut(&terminal_line(&l), VERBOSE_LINE_CHARS))
+}
+
+/// The longest verbose line: the text (cut at [`VERBOSE_TEXT_CHARS`]) and some labels.
+const VERBOSE_LINE_CHARS: usize = 2 * VERBOSE_TEXT_CHARS;
+
+fn raw_verbose_line(ev: &StreamEvent) -> Option<String> {
     match ev {
         StreamEvent::Init {
             session_id, model, ..
@@ -938,7 +978,7 @@ impl RawResult {
             num_turns: self.num_turns.0.unwrap_or(0),
             result: self.result.0,
             total_cost_usd: self.total_cost_usd.0,
-            duration_ms: self.duration_ms.0.and_then(whole).map(clamp_u64),
+            duration_ms: self.duration_ms.0.and_then(whole).map(clamp_u64).map(|d| d.min(MAX_DURATION_MS)),
             usage: TokenUsage {
                 input_tokens: count(usage.input_tokens),
                 output_tokens: count(usage.output_tokens),
@@ -1840,6 +1880,117 @@ mod tests {
             "{\"task_id\": \"1\", \"status\": \"completed\"",
         ] {
             assert_eq!(find_status_json(text), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn agent_text_reaches_a_terminal_as_text() {
+        let hostile = "title\u{1b}]0;pwned\u{7} clear\u{1b}[2J\u{1b}[H clip\u{1b}]52;c;aGk=\u{7} cursor\u{1b}[10A\rover\nnext \u{202e}evil\u{9b}31m";
+        let events = [
+            StreamEvent::AssistantText { text: hostile.to_owned(), synthetic: false },
+            StreamEvent::ToolUse { name: format!("Bash{hostile}"), summary: Some(hostile.to_owned()), input: Value::Null },
+            StreamEvent::NotJson { line: hostile.to_owned() },
+            StreamEvent::Init { session_id: Some(hostile.to_owned()), model: Some(hostile.to_owned()), cwd: None, version: None },
+        ];
+        let mut summary = StreamSummary::new();
+        for ev in &events {
+            let line = verbose_line(ev).expect("a line");
+            summary.observe(ev);
+            let activity = summary.last_activity().expect("an activity");
+            for shown in [&line, &activity] {
+                assert!(!shown.chars().any(|c| c.is_control() || is_bidi_control(c)), "{shown:?}");
+            }
+            assert!(line.contains('\u{fffd}'), "the escapes are shown as replaced: {line:?}");
+            assert!(line.chars().count() <= VERBOSE_LINE_CHARS + 1, "{line:?}");
+        }
+        assert_eq!(terminal_text("a\u{1b}[2J\nb\tc"), "a\u{fffd}[2J\nb c");
+    }
+
+    #[test]
+    fn absurd_numbers_from_the_cli_are_clamped() {
+        let retry = parse_line(r#"{"type":"system","subtype":"api_retry","attempt":1,"max_retries":10,"retry_delay_ms":1e300,"error_status":529}"#);
+        let [StreamEvent::ApiRetry(retry)] = &retry[..] else { panic!("{retry:?}") };
+        assert_eq!(retry.retry_delay_ms, MAX_RETRY_DELAY_MS);
+        let result = parse_line(r#"{"type":"result","subtype":"success","is_error":false,"duration_ms":1.7e308,"num_turns":1,"result":"ok"}"#);
+        let [StreamEvent::Result(result)] = &result[..] else { panic!("{result:?}") };
+        assert_eq!(result.duration_ms, Some(MAX_DURATION_MS));
+        // Instant arithmetic on them cannot overflow.
+        let _ = std::time::Instant::now() + std::time::Duration::from_millis(retry.retry_delay_ms);
+        let _ = std::time::Instant::now() + std::time::Duration::from_millis(MAX_DURATION_MS);
+    }
+
+    mod props {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        /// JSON values of any shape, some of them in the places the parser looks.
+        fn json() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::from),
+                any::<f64>().prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
+                any::<i64>().prop_map(Value::from),
+                any::<String>().prop_map(Value::from),
+                prop::sample::select(vec!["assistant", "user", "system", "result", "rate_limit_event", "init", "api_retry", "text", "tool_use", "tool_result", "rejected", "success", "error"]).prop_map(Value::from),
+            ];
+            leaf.prop_recursive(4, 48, 6, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                    prop::collection::vec(
+                        (
+                            prop_oneof![
+                                prop::sample::select(vec!["type", "subtype", "message", "content", "text", "name", "input", "rate_limit_info", "resetsAt", "status", "retry_delay_ms", "duration_ms", "result", "is_error", "model", "session_id", "usage", "permission_denials", "num_turns", "total_cost_usd", "api_error_status", "attempt", "max_retries", "error_status", "utilization", "rateLimitType", "command", "file_path", "tool_use_id", "id"]).prop_map(str::to_owned),
+                                any::<String>(),
+                            ],
+                            inner,
+                        ),
+                        0..8,
+                    )
+                    .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+                ]
+            })
+        }
+
+        fn check(line: &str) {
+            let mut summary = StreamSummary::new();
+            for ev in parse_line(line) {
+                summary.observe(&ev);
+                if let Some(l) = verbose_line(&ev) {
+                    assert!(!l.chars().any(char::is_control), "{l:?}");
+                }
+            }
+            let _ = summary.outcome();
+            let _ = summary.last_activity();
+            let _ = find_status_json(line);
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+            #[test]
+            fn any_line_parses_without_panic(line in any::<String>()) {
+                check(&line);
+            }
+
+            #[test]
+            fn any_json_line_parses_without_panic(v in json()) {
+                check(&v.to_string());
+            }
+
+            #[test]
+            fn shaped_lines_parse_without_panic(
+                kind in prop::sample::select(vec!["assistant", "user", "system", "result", "rate_limit_event"]),
+                v in json(),
+                reset in any::<f64>(),
+            ) {
+                let reset = serde_json::Number::from_f64(reset).map_or(Value::Null, Value::Number);
+                let line = serde_json::json!({
+                    "type": kind, "subtype": "api_retry", "message": {"content": [v.clone()], "model": "<synthetic>"},
+                    "rate_limit_info": {"status": "rejected", "resetsAt": reset}, "retry_delay_ms": reset,
+                    "duration_ms": reset, "result": v, "is_error": true,
+                });
+                check(&line.to_string());
+            }
         }
     }
 }

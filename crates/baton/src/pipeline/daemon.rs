@@ -466,22 +466,22 @@ fn dry_run(root: &Path, config: &Config, ledger: &Ledger) -> Exit {
         &config.pipeline.feature_backlog,
         &HashSet::new(),
     );
-    println!("dry run of the pipeline in {} — nothing will be started or changed", root.display());
+    crate::outln!("dry run of the pipeline in {} — nothing will be started or changed", root.display());
     if items.is_empty() {
-        println!("no backlog item is waiting");
+        crate::outln!("no backlog item is waiting");
     }
     let today = jiff::Timestamp::now().to_zoned_datetime(jiff::tz::TimeZone::system()).date();
     for (n, item) in items.iter().enumerate() {
         let a = ledger.assign(item, today);
         let resume = a.record.as_ref().is_some_and(|r| r.state == State::Accepted) && root.join(&a.plan).exists();
         let what = if resume { "resume" } else { "create" };
-        println!("{:>3}. {} {} → {what} {}", n + 1, item.kind.as_str(), item.path.display(), a.plan.display());
+        crate::outln!("{:>3}. {} {} → {what} {}", n + 1, item.kind.as_str(), item.path.display(), a.plan.display());
         if let Some(why) = a.passed_over {
-            println!("     ({why})");
+            crate::outln!("     ({why})");
         }
     }
     for s in skipped {
-        println!("  skipped: {} ({})", s.path.display(), s.why);
+        crate::outln!("  skipped: {} ({})", s.path.display(), s.why);
     }
     Exit::Completed
 }

@@ -35,7 +35,9 @@ impl Diagnostic {
             (l, 0) => format!("{file}:{l}"),
             (l, c) => format!("{file}:{l}:{c}"),
         };
-        format!("{at}: {}\n  help: {}", self.message, self.help)
+        // Messages quote the plan's text, which an agent may have written: print it as text.
+        let safe = crate::agent::stream::terminal_line;
+        format!("{at}: {}\n  help: {}", safe(&self.message), safe(&self.help))
     }
 }
 
@@ -98,6 +100,9 @@ pub fn parse_plan(src: &str) -> Result<Plan, Vec<Diagnostic>> {
 
 pub(crate) fn parse_with_tree(src: &str) -> Result<(Plan, yaml::Node), Vec<Diagnostic>> {
     let mut diags = Vec::new();
+    if let Some(cr) = lone_carriage_return(src) {
+        return Err(vec![cr]);
+    }
     let root = match yaml::parse(src) {
         Ok(root) => root,
         Err(e) => {
@@ -126,6 +131,32 @@ pub(crate) fn parse_with_tree(src: &str) -> Result<(Plan, yaml::Node), Vec<Diagn
         diags.sort_by_key(|d| (d.line, d.column));
         Err(diags)
     }
+}
+
+/// A carriage return not followed by a line feed. YAML reads one as a line break, and baton's
+/// editing, line numbers and diffs count lines by `\n`: with CR-only (classic Mac) line endings
+/// the two disagree about where a field is, and an edit could land in another task. Such files
+/// are refused, at the line the first one ends (counting every CR, CRLF or LF as a break, as an
+/// editor does).
+fn lone_carriage_return(src: &str) -> Option<Diagnostic> {
+    let bytes = src.as_bytes();
+    let mut line = 1;
+    for (i, b) in bytes.iter().enumerate() {
+        match b {
+            b'\n' => line += 1,
+            b'\r' if bytes.get(i + 1) != Some(&b'\n') => {
+                let col = src[..i].rfind(['\n', '\r']).map_or(i, |n| i - n - 1);
+                return Some(Diagnostic::new(
+                    line,
+                    src[i - col..i].chars().count() + 1,
+                    "a line ends with a bare carriage return (CR-only line endings)",
+                    "save the file with LF (or CRLF) line endings, e.g. `tr '\\r' '\\n' < plan.yaml > fixed.yaml`",
+                ));
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 /// Tabs in indentation: YAML forbids them, and the parser's own message is obscure.

@@ -379,11 +379,54 @@ fn find_task<'a>(tree: &'a Node, id: &str) -> Option<&'a Node> {
         .find(|t| t.get("id").and_then(Node::as_scalar) == Some(id))
 }
 
+/// The text with one change made. The result is parsed again and the field must read back as
+/// exactly the value written, in the same task, with every task still there: an edit that
+/// would say anything else is refused, and nothing is saved.
 fn apply(text: &str, tree: &Node, change: &Change) -> Result<String, Vec<Diagnostic>> {
     let Some(task) = find_task(tree, &change.task) else {
         return Err(vec![Diagnostic::new(0, 0, format!("task '{}' vanished while editing", change.task), "")]);
     };
-    Ok(set_in_mapping(text, task, change.field.key(), &change.value, &[]))
+    let edited = set_in_mapping(text, task, change.field.key(), &change.value, &[]);
+    verify(tree, &edited, change)?;
+    Ok(edited)
+}
+
+/// Checks that `edited` reads back with `change` made (see [`apply`]).
+fn verify(before: &Node, edited: &str, change: &Change) -> Result<(), Vec<Diagnostic>> {
+    let refused = |what: String| {
+        vec![Diagnostic::new(
+            0,
+            0,
+            format!("baton's edit of `{}` of task '{}' would not read back as written ({what}); the plan was not changed", change.field, change.task),
+            "",
+        )]
+    };
+    let after = yaml::parse(edited).map_err(|e| refused(format!("YAML error at line {}: {}", e.line, e.message)))?;
+    let Some(task) = find_task(&after, &change.task) else {
+        return Err(refused("the task is gone".into()));
+    };
+    let want = match &change.value {
+        Value::Word(w) => (*w).to_string(),
+        Value::Int(n) => n.to_string(),
+        Value::Text(s) => s.clone(),
+    };
+    let got = task.get(change.field.key()).and_then(Node::as_scalar);
+    if got != Some(want.as_str()) {
+        return Err(refused(format!("it reads {got:?}")));
+    }
+    let ids = |t: &Node| -> Vec<Option<String>> {
+        sections(t)
+            .unwrap_or(&[])
+            .iter()
+            .filter_map(|s| s.get("tasks")?.items())
+            .flatten()
+            .map(|t| t.get("id").and_then(Node::as_scalar).map(str::to_string))
+            .collect()
+    };
+    if ids(before) != ids(&after) {
+        return Err(refused("the plan's tasks changed".into()));
+    }
+    Ok(())
 }
 
 /// Sets `key` in a mapping node: rewrites its value in place, or inserts a new entry (after the

@@ -68,14 +68,25 @@ pub(crate) fn check(plan: &Plan, diags: &mut Vec<Diagnostic>) {
     for cycle in cycles(plan) {
         let first = plan.task(cycle[0].as_str());
         let line = first.map_or(0, |t| t.id_line);
-        let path: Vec<&str> = cycle.iter().chain(std::iter::once(&cycle[0])).map(|t| t.as_str()).collect();
         diags.push(Diagnostic::new(
             line,
             0,
-            format!("dependency cycle: {}", path.join(" → ")),
+            format!("dependency cycle: {}", cycle_text(&cycle)),
             "remove one of these `depends_on` entries so the tasks can run in some order",
         ));
     }
+}
+
+/// A cycle as `a → b → a`; a long one shows its first tasks and how many there are.
+fn cycle_text(cycle: &[TaskId]) -> String {
+    const SHOWN: usize = 10;
+    let mut ids: Vec<&str> = cycle.iter().take(SHOWN).map(TaskId::as_str).collect();
+    if cycle.len() > SHOWN {
+        ids.push("…");
+        return format!("{} ({} tasks)", ids.join(" → "), cycle.len());
+    }
+    ids.extend(cycle.first().map(TaskId::as_str));
+    ids.join(" → ")
 }
 
 /// A close id, for "did you mean".
@@ -87,51 +98,59 @@ fn near_id<'a>(wanted: &str, ids: impl Iterator<Item = &'a str>) -> Option<&'a s
 }
 
 /// Every elementary cycle found by a depth-first walk, each reported once, in plan order.
+/// The walk keeps its own stack: a plan decides how long its dependency chains are, and a
+/// chain of thousands of tasks must not exhaust the thread's stack.
 pub(crate) fn cycles(plan: &Plan) -> Vec<Vec<TaskId>> {
     let index: HashMap<&str, &Task> = plan.tasks().map(|t| (t.id.as_str(), t)).collect();
-    let mut state: HashMap<&str, u8> = HashMap::new(); // 1 = on stack, 2 = done
+    let mut state: HashMap<&str, u8> = HashMap::new(); // 1 = on the path, 2 = done
     let mut found = Vec::new();
     let mut reported: HashSet<Vec<TaskId>> = HashSet::new();
     for task in plan.tasks() {
-        let mut stack: Vec<&str> = Vec::new();
-        visit(task.id.as_str(), &index, &mut state, &mut stack, &mut found, &mut reported);
-    }
-    found
-}
-
-fn visit<'a>(
-    id: &'a str,
-    index: &HashMap<&'a str, &'a Task>,
-    state: &mut HashMap<&'a str, u8>,
-    stack: &mut Vec<&'a str>,
-    found: &mut Vec<Vec<TaskId>>,
-    reported: &mut HashSet<Vec<TaskId>>,
-) {
-    match state.get(id) {
-        Some(2) => return,
-        Some(1) => {
-            if let Some(pos) = stack.iter().position(|s| *s == id) {
-                let cycle: Vec<TaskId> = stack[pos..].iter().map(|s| TaskId::from(*s)).collect();
-                let mut key = cycle.clone();
-                key.sort();
-                if reported.insert(key) {
-                    found.push(cycle);
+        if state.contains_key(task.id.as_str()) {
+            continue;
+        }
+        // The path from the walk's root: each task with the index of its next dependency.
+        let mut path: Vec<(&str, usize)> = Vec::new();
+        let mut on_path: HashMap<&str, usize> = HashMap::new();
+        state.insert(task.id.as_str(), 1);
+        on_path.insert(task.id.as_str(), 0);
+        path.push((task.id.as_str(), 0));
+        while let Some((id, next)) = path.last_mut() {
+            let id: &str = id;
+            let deps = index.get(id).map_or(&[][..], |t| &t.depends_on[..]);
+            let Some(dep) = deps.get(*next) else {
+                path.pop();
+                on_path.remove(id);
+                state.insert(id, 2);
+                continue;
+            };
+            *next += 1;
+            let dep = dep.as_str();
+            if dep == id {
+                continue;
+            }
+            match state.get(dep) {
+                Some(2) => {}
+                Some(_) => {
+                    if let Some(&pos) = on_path.get(dep) {
+                        let cycle: Vec<TaskId> = path[pos..].iter().map(|(s, _)| TaskId::from(*s)).collect();
+                        let mut key = cycle.clone();
+                        key.sort();
+                        if reported.insert(key) {
+                            found.push(cycle);
+                        }
+                    }
+                }
+                None => {
+                    let Some((&dep, _)) = index.get_key_value(dep) else { continue };
+                    state.insert(dep, 1);
+                    on_path.insert(dep, path.len());
+                    path.push((dep, 0));
                 }
             }
-            return;
-        }
-        _ => {}
-    }
-    let Some(task) = index.get(id) else { return };
-    state.insert(id, 1);
-    stack.push(id);
-    for dep in &task.depends_on {
-        if dep.as_str() != id {
-            visit(dep.as_str(), index, state, stack, found, reported);
         }
     }
-    stack.pop();
-    state.insert(id, 2);
+    found
 }
 
 /// Why a pending task cannot run now.
@@ -159,10 +178,7 @@ impl std::fmt::Display for Wait {
             Wait::MissingDependency(d) => write!(f, "its dependency '{d}' is not in the plan"),
             Wait::SkippedDependency(d) => write!(f, "its dependency '{d}' was skipped"),
             Wait::LeftOut(d) => write!(f, "its dependency '{d}' is not completed and comes before --resume-from"),
-            Wait::Cycle(c) => {
-                let ids: Vec<&str> = c.iter().chain(c.first()).map(|t| t.as_str()).collect();
-                write!(f, "it is in the dependency cycle {}", ids.join(" → "))
-            }
+            Wait::Cycle(c) => write!(f, "it is in the dependency cycle {}", cycle_text(c)),
         }
     }
 }
@@ -186,7 +202,14 @@ pub fn next_ready<'a>(plan: &'a Plan, exclude: &HashSet<TaskId>) -> Option<&'a T
 /// can still run eventually (or there is none).
 pub fn blocked(plan: &Plan) -> Vec<(TaskId, Wait)> {
     let cycles = cycles(plan);
-    let in_cycle = |id: &TaskId| cycles.iter().find(|c| c.contains(id));
+    let mut cycle_of: HashMap<&TaskId, usize> = HashMap::new();
+    for (i, c) in cycles.iter().enumerate() {
+        for id in c {
+            cycle_of.entry(id).or_insert(i);
+        }
+    }
+    let in_cycle = |id: &TaskId| cycle_of.get(id).map(|&i| &cycles[i]);
+    let index: HashMap<&str, &Task> = plan.tasks().map(|t| (t.id.as_str(), t)).collect();
     // Fixed point: a task is doomed if it is in a cycle, or a dependency is failed, skipped,
     // missing or itself doomed.
     let mut doomed: HashMap<TaskId, Wait> = HashMap::new();
@@ -199,7 +222,7 @@ pub fn blocked(plan: &Plan) -> Vec<(TaskId, Wait)> {
             let reason = if let Some(c) = in_cycle(&t.id) {
                 Some(Wait::Cycle(c.clone()))
             } else {
-                t.depends_on.iter().find_map(|d| match plan.task(d.as_str()) {
+                t.depends_on.iter().find_map(|d| match index.get(d.as_str()) {
                     None => Some(Wait::MissingDependency(d.clone())),
                     Some(dt) if dt.status == Status::Failed => Some(Wait::FailedDependency(d.clone())),
                     Some(dt) if dt.status == Status::Skipped => Some(Wait::SkippedDependency(d.clone())),

@@ -14,4 +14,6 @@ pub use model::{derived_section_status, Meta, Plan, Section, Status, Task, TaskI
 pub use save::{remove_stale_temps, write_atomic};
 
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod tests;

@@ -4,6 +4,7 @@
 //! This module reads; it never writes. Fields it does not know stay in the source text and are
 //! never touched, which is how unknown fields are kept.
 
+use std::collections::HashSet;
 use std::fmt;
 
 use serde::Serialize;
@@ -200,6 +201,7 @@ pub(crate) fn read_plan(root: &Node, diags: &mut Vec<Diagnostic>) -> Plan {
         return plan;
     };
     check_duplicate_keys(entries, diags);
+    let aliased = root.aliased_anchors();
     match root.get("meta") {
         None => {}
         Some(meta) if meta.is_null() => {}
@@ -215,7 +217,7 @@ pub(crate) fn read_plan(root: &Node, diags: &mut Vec<Diagnostic>) -> Plan {
         Some((_, node)) => match node.items() {
             Some(items) => {
                 for item in items {
-                    if let Some(section) = read_section(item, diags) {
+                    if let Some(section) = read_section(item, &aliased, diags) {
                         plan.sections.push(section);
                     }
                 }
@@ -257,7 +259,7 @@ fn read_meta(node: &Node, diags: &mut Vec<Diagnostic>) -> Meta {
     meta
 }
 
-fn read_section(node: &Node, diags: &mut Vec<Diagnostic>) -> Option<Section> {
+fn read_section(node: &Node, aliased: &HashSet<usize>, diags: &mut Vec<Diagnostic>) -> Option<Section> {
     let Some(entries) = node.entries() else {
         diags.push(Diagnostic::new(
             node.line,
@@ -276,6 +278,7 @@ fn read_section(node: &Node, diags: &mut Vec<Diagnostic>) -> Option<Section> {
     let what = format!("section '{}'", id.as_deref().unwrap_or("?"));
     let f = Fields { node, what: &what };
     let name = f.string("name", diags);
+    check_owned(node, &["status"], &what, aliased, diags);
     let status = f.status("status", diags);
     let mut tasks = Vec::new();
     match node.get("tasks") {
@@ -288,7 +291,7 @@ fn read_section(node: &Node, diags: &mut Vec<Diagnostic>) -> Option<Section> {
         Some(t) => match t.items() {
             Some(items) => {
                 for item in items {
-                    if let Some(task) = read_task(item, diags) {
+                    if let Some(task) = read_task(item, aliased, diags) {
                         tasks.push(task);
                     }
                 }
@@ -311,7 +314,7 @@ fn read_section(node: &Node, diags: &mut Vec<Diagnostic>) -> Option<Section> {
     })
 }
 
-fn read_task(node: &Node, diags: &mut Vec<Diagnostic>) -> Option<Task> {
+fn read_task(node: &Node, aliased: &HashSet<usize>, diags: &mut Vec<Diagnostic>) -> Option<Task> {
     let Some(entries) = node.entries() else {
         diags.push(Diagnostic::new(
             node.line,
@@ -325,8 +328,12 @@ fn read_task(node: &Node, diags: &mut Vec<Diagnostic>) -> Option<Task> {
     let f = Fields { node, what: "task" };
     let id = f.required_id("id", diags);
     let id_line = node.get("id").map_or(node.line, |n| n.line);
+    if let (Some(id), Some(id_node)) = (&id, node.get("id")) {
+        check_task_id(id, id_node, diags);
+    }
     let what = format!("task '{}'", id.as_deref().unwrap_or("?"));
     let f = Fields { node, what: &what };
+    check_owned(node, &OWNED_TASK_FIELDS, &what, aliased, diags);
     let name = match f.string("name", diags) {
         Some(n) if !n.trim().is_empty() => n,
         Some(_) | None => {
@@ -363,6 +370,72 @@ fn read_task(node: &Node, diags: &mut Vec<Diagnostic>) -> Option<Task> {
         depends_on_lines,
         id_line,
     })
+}
+
+/// The task fields baton writes.
+pub(crate) const OWNED_TASK_FIELDS: [&str; 5] = ["status", "attempts", "last_error", "completed_at", "result_message"];
+
+/// The longest task id, in characters and in bytes. Ids become parts of branch, folder and file
+/// names, and a file name has at most 255 bytes.
+pub const MAX_ID_CHARS: usize = 64;
+pub const MAX_ID_BYTES: usize = 128;
+
+/// A task id must fit in a file or branch name: not too long, no line breaks or other control
+/// characters, no path separators. Other characters are fine (branch names replace them).
+fn check_task_id(id: &str, node: &Node, diags: &mut Vec<Diagnostic>) {
+    let chars = id.chars().count();
+    let short: String = id.chars().take(20).collect();
+    if chars > MAX_ID_CHARS || id.len() > MAX_ID_BYTES {
+        diags.push(Diagnostic::new(
+            node.line,
+            node.col,
+            format!("the task id '{short}…' is too long ({chars} characters; at most {MAX_ID_CHARS}, and {MAX_ID_BYTES} bytes)"),
+            "use a short id such as `1.2` or `add-login`; put the description in `name`",
+        ));
+    }
+    if let Some(c) = id.chars().find(|c| c.is_control() || matches!(c, '/' | '\\')) {
+        diags.push(Diagnostic::new(
+            node.line,
+            node.col,
+            format!("the task id '{}' holds {}, which cannot be part of a file or branch name", short.escape_debug(), c.escape_debug()),
+            "use letters, digits and `.`, `-`, `_` in ids",
+        ));
+    }
+}
+
+/// baton writes its own fields by rewriting their text in place. A value written as an alias
+/// (`status: *s`), or carrying an anchor that aliases elsewhere repeat (`status: &s pending`),
+/// or inherited through a `<<` merge, is shared with another place: rewriting it would change
+/// what the other place reads (a task that never ran would read as completed). Such plans are
+/// refused rather than edited into something the user did not write.
+/// An anchor no alias repeats is harmless and allowed.
+fn check_owned(node: &Node, keys: &[&str], what: &str, aliased: &HashSet<usize>, diags: &mut Vec<Diagnostic>) {
+    for key in keys {
+        let Some(((_, value), merged)) = node.get_entry(key) else { continue };
+        if merged {
+            diags.push(Diagnostic::new(
+                node.line,
+                node.col,
+                format!("`{key}` of {what} comes from a `<<` merge; an owned field cannot be inherited, baton writes it in place"),
+                format!("write `{key}:` in the mapping itself, or remove it from the merged one (e.g. `{key}: {}`)", example(key)),
+            ));
+        } else if value.alias_of != 0 || (value.anchor != 0 && aliased.contains(&value.anchor)) {
+            diags.push(Diagnostic::new(
+                value.line,
+                value.col,
+                format!("`{key}` of {what} is written as an alias or anchor; an owned field cannot be an alias or anchor"),
+                format!("write the value itself (e.g. `{key}: {}`); baton rewrites `{key}`, and a shared value would change every place that uses it", example(key)),
+            ));
+        }
+    }
+}
+
+fn example(key: &str) -> &'static str {
+    match key {
+        "status" => "pending",
+        "attempts" => "0",
+        _ => "''",
+    }
 }
 
 fn check_duplicate_keys(entries: &[(Node, Node)], diags: &mut Vec<Diagnostic>) {

@@ -481,3 +481,162 @@ fn a_task_added_to_an_empty_section_or_beside_a_moved_task_is_merged() {
     assert_eq!(f.plan().section_of("3").unwrap().id, "s3");
     assert_eq!(f.plan().section_of("3").unwrap().name.as_deref(), Some("New"));
 }
+
+// Hostile input: plans and values meant to corrupt, crash or exhaust baton.
+
+/// Every owned text field set to `value` on a flow-style task; each must read back exactly,
+/// and the neighbours must be untouched.
+#[test]
+fn flow_style_tasks_take_any_text() {
+    let text = "sections:\n- id: s\n  tasks:\n  - {id: a, name: A, status: pending}\n  - {id: b, name: B, status: pending, result_message: old}\n  - {id: c, name: C, status: pending, last_error: 'x'}\n";
+    let hostile = [
+        "done, then [more] {and} more",
+        "a: b # not a comment",
+        "[starts with a bracket",
+        "{starts with a brace}",
+        "# starts with a hash",
+        "- dash, ? question",
+        "ends with colon:",
+        "line one\nline two\n  indented\n",
+        "'single' and \"double\" quotes \\ backslash",
+        "tab\there, bell\u{7}, nul\u{0}, del\u{7f}, \u{2028}\u{feff}\u{fffe}",
+        " leading and trailing spaces ",
+        "*alias &anchor !tag %directive @at `tick` |pipe >gt",
+        "true",
+        "",
+        &"long, text ".repeat(2000),
+    ];
+    for value in hostile {
+        for id in ["a", "b", "c"] {
+            for field in [TaskField::ResultMessage, TaskField::LastError, TaskField::CompletedAt] {
+                let (_d, path) = write_temp(text);
+                let mut f = PlanFile::load(&path).unwrap();
+                let before = f.plan().clone();
+                f.set_status(id, Status::Completed).unwrap();
+                f.set_text(id, field, value).unwrap_or_else(|e| panic!("{id} {field} {value:?}: {}", e.render()));
+                f.save().unwrap();
+                let after = parse_plan(&fs::read_to_string(&path).unwrap()).unwrap_or_else(|d| panic!("{value:?}: {d:?}"));
+                assert_user_fields_equal(&before, &after);
+                for (t0, t1) in before.tasks().zip(after.tasks()) {
+                    if t0.id.as_str() == id {
+                        assert_eq!(t1.status, Status::Completed);
+                        let got = match field {
+                            TaskField::ResultMessage => &t1.result_message,
+                            TaskField::LastError => &t1.last_error,
+                            _ => &t1.completed_at,
+                        };
+                        assert_eq!(got.as_deref(), Some(value), "{id} {field}");
+                    } else {
+                        assert_eq!((t0.status, &t0.result_message, &t0.last_error), (t1.status, &t1.result_message, &t1.last_error));
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn an_owned_field_shared_through_an_alias_is_refused() {
+    let text = "sections:\n- id: s\n  tasks:\n  - id: a\n    name: A\n    status: &s pending\n  - id: b\n    name: B\n    status: *s\n";
+    let d = parse_plan(text).unwrap_err();
+    assert!(d.iter().any(|d| d.line == 9 && d.message.contains("an owned field cannot be an alias or anchor")), "{d:?}");
+    assert!(d.iter().any(|d| d.line == 6 && d.message.contains("alias or anchor")), "the anchor too: {d:?}");
+    // A task that inherits its status from another task through a merge is refused as well.
+    let merged = "sections:\n- id: s\n  tasks:\n  - &a {id: a, name: A, status: pending}\n  - <<: *a\n    id: b\n    name: B\n";
+    let d = parse_plan(merged).unwrap_err();
+    assert!(d.iter().any(|d| d.message.contains("`status` of task 'b' comes from a `<<` merge")), "{d:?}");
+    // An anchor that no alias repeats is harmless.
+    let lone = "sections:\n- id: s\n  tasks:\n  - id: a\n    name: A\n    status: &s pending\n";
+    assert!(parse_plan(lone).is_ok());
+    // A section's status shared with a task's is refused too.
+    let section = "sections:\n- id: s\n  status: *s\n  tasks:\n  - {id: a, name: A, status: &s pending}\n";
+    assert!(parse_plan(section).is_err());
+}
+
+#[test]
+fn cr_only_line_endings_are_refused_at_the_right_line() {
+    let text = "sections:\n- id: s\n  tasks:\n  - id: a\r    name: A\r";
+    let d = parse_plan(text).unwrap_err();
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert_eq!((d[0].line, d[0].column), (4, 10), "{d:?}");
+    assert!(d[0].message.contains("carriage return"), "{d:?}");
+    let all_cr = "sections:\r- id: s\r  tasks:\r  - {id: a, name: A}\r";
+    assert_eq!(parse_plan(all_cr).unwrap_err()[0].line, 1);
+    // CRLF stays fine.
+    assert!(parse_plan(&"sections:\n- id: s\n  tasks:\n  - {id: a, name: A}\n".replace('\n', "\r\n")).is_ok());
+}
+
+#[test]
+fn an_alias_bomb_is_refused_without_expanding_it() {
+    let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+    for i in 1..12 {
+        let p = i - 1;
+        text.push_str(&format!("a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"));
+    }
+    text.push_str("sections: []\n");
+    let d = parse_plan(&text).unwrap_err();
+    assert!(d[0].message.contains("aliases"), "{d:?}");
+    assert!(d[0].line >= 2, "{d:?}");
+    // One huge anchored text repeated is refused the same way.
+    let big = format!("t: &t '{}'\nr: [{}]\nsections: []\n", "x".repeat(1 << 20), ["*t"; 20].join(", "));
+    assert!(parse_plan(&big).unwrap_err()[0].message.contains("aliases"));
+}
+
+#[test]
+fn deep_nesting_and_long_chains_do_not_exhaust_the_stack() {
+    // Run where the stack is small, so any recursion on the input would show.
+    std::thread::Builder::new()
+        .stack_size(256 * 1024)
+        .spawn(|| {
+            let deep = format!("x: {}{}\nsections: []\n", "[".repeat(100_000), "]".repeat(100_000));
+            let d = parse_plan(&deep).unwrap_err();
+            assert!(d[0].message.contains("levels deep") || d[0].message.contains("YAML"), "{d:?}");
+            let deep_block: String = (0..5000).map(|i| format!("{}k:\n", " ".repeat(i))).collect();
+            assert!(parse_plan(&deep_block).is_err());
+            let n = 30_000;
+            let mut cycle = String::from("sections:\n- id: s\n  tasks:\n");
+            for i in 0..n {
+                cycle.push_str(&format!("  - {{id: t{i}, name: T, depends_on: [t{}]}}\n", (i + 1) % n));
+            }
+            let d = parse_plan(&cycle).unwrap_err();
+            assert_eq!(d.len(), 1, "one cycle");
+            assert!(d[0].message.starts_with("dependency cycle: t0 → t1"), "{}", d[0].message);
+            assert!(d[0].message.ends_with("(30000 tasks)"), "{}", &d[0].message);
+            let merges = |n: usize| -> String {
+                (0..n)
+                    .map(|i| if i == 0 { "m0: &m0 {k: v}\n".to_string() } else { format!("m{i}: &m{i} {{<<: *m{}}}\n", i - 1) })
+                    .collect()
+            };
+            let e = yaml::parse(&merges(3000)).unwrap_err();
+            assert!(e.message.contains("levels deep"), "{e:?}");
+            let root = yaml::parse(&merges(50)).unwrap();
+            assert_eq!(root.get("m49").unwrap().get("k").unwrap().as_scalar(), Some("v"));
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+}
+
+#[test]
+fn task_ids_must_fit_a_file_or_branch_name() {
+    let plan = |id: &str| format!("sections:\n- id: s\n  tasks:\n  - id: {}\n    name: A\n", yaml::double_quoted(id));
+    let long = "x".repeat(300);
+    let d = parse_plan(&plan(&long)).unwrap_err();
+    assert!(d[0].message.contains("too long (300 characters; at most 64"), "{d:?}");
+    assert_eq!(d[0].line, 4);
+    assert!(parse_plan(&plan(&"€".repeat(64))).is_err(), "128 bytes at most");
+    assert!(parse_plan(&plan(&"x".repeat(64))).is_ok());
+    for bad in ["a/b", "a\\b", "a\nb", "tab\t"] {
+        let d = parse_plan(&plan(bad)).unwrap_err();
+        assert!(d[0].message.contains("cannot be part of a file or branch name"), "{bad:?}: {d:?}");
+    }
+    assert!(parse_plan(&plan("fix login")).is_ok(), "spaces are made safe in branch names");
+}
+
+#[test]
+fn diagnostics_print_the_plans_text_as_text() {
+    let d = parse_plan("sections:\n- id: s\n  tasks:\n  - {id: a, name: A, status: \"\\e]0;x\\a\"}\n").unwrap_err();
+    let shown = d[0].render("plan.yaml");
+    assert!(shown.contains("unknown status"), "{shown}");
+    assert!(!shown.contains('\u{1b}') && !shown.contains('\u{7}'), "{shown:?}");
+}

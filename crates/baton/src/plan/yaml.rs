@@ -7,7 +7,7 @@
 //! `|`). So this module takes the start marks from the parser and finds each scalar's end itself,
 //! by the scalar's style. It owns parsing and spans; it knows nothing about plans.
 
-use saphyr_parser::{Event, Parser, ScalarStyle, ScanError, Span, SpannedEventReceiver};
+use saphyr_parser::{Event, Parser, ScalarStyle, ScanError, Span};
 
 /// A parsed node with its byte range in the source.
 #[derive(Debug, Clone)]
@@ -20,6 +20,11 @@ pub(crate) struct Node {
     /// 1-based line and 1-based column of `start`, for messages.
     pub line: usize,
     pub col: usize,
+    /// Written as an alias (`*name`): the id of the anchor it reads as (an edit of the anchored
+    /// node changes it too); 0 for a node written out.
+    pub alias_of: usize,
+    /// The id of the anchor (`&name`) it carries, which aliases after it may repeat; 0 for none.
+    pub anchor: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -78,20 +83,50 @@ impl Node {
     /// The value under `key` in a mapping node.
     /// The value under `key`: the mapping's own, else one from a `<<` merge (YAML 1.1, which
     /// the original tool's plans may use), the first merged mapping that has it.
+    /// Merged mappings are searched depth first, in order, with an explicit stack: the input
+    /// decides how deep merges of merges go.
     pub fn get(&self, key: &str) -> Option<&Node> {
-        if let Some((_, v)) = self.entry(key) {
-            return Some(v);
+        self.get_entry(key).map(|((_, v), _)| v)
+    }
+
+    /// Like [`Node::get`], with the key node too and whether the value came from a merge.
+    pub fn get_entry(&self, key: &str) -> Option<(&(Node, Node), bool)> {
+        let mut todo: Vec<&Node> = vec![self];
+        let mut merged = false;
+        while let Some(map) = todo.pop() {
+            if let Some(e) = map.entry(key) {
+                return Some((e, merged));
+            }
+            merged = true;
+            let Some((_, from)) = map.entry("<<") else { continue };
+            match &from.kind {
+                NodeKind::Mapping { .. } => todo.push(from),
+                NodeKind::Sequence { items } => todo.extend(items.iter().rev()),
+                _ => {}
+            }
         }
-        let merged = self.entry("<<").map(|(_, v)| v)?;
-        match &merged.kind {
-            NodeKind::Mapping { .. } => merged.get(key),
-            NodeKind::Sequence { items } => items.iter().find_map(|m| m.get(key)),
-            _ => None,
-        }
+        None
     }
 
     pub fn entry(&self, key: &str) -> Option<&(Node, Node)> {
         self.entries()?.iter().find(|(k, _)| k.as_scalar() == Some(key))
+    }
+
+    /// The ids of the anchors that aliases in this tree repeat.
+    pub fn aliased_anchors(&self) -> std::collections::HashSet<usize> {
+        let mut out = std::collections::HashSet::new();
+        let mut todo = vec![self];
+        while let Some(n) = todo.pop() {
+            if n.alias_of != 0 {
+                out.insert(n.alias_of);
+            }
+            match &n.kind {
+                NodeKind::Mapping { entries, .. } => todo.extend(entries.iter().flat_map(|(k, v)| [k, v])),
+                NodeKind::Sequence { items } => todo.extend(items),
+                _ => {}
+            }
+        }
+        out
     }
 
     pub fn kind_name(&self) -> &'static str {
@@ -107,14 +142,14 @@ impl Node {
 
 /// Parses one YAML document. An empty document is a null scalar at 1:1.
 pub(crate) fn parse(src: &str) -> Result<Node, SyntaxError> {
-    let mut rx = Collector::default();
-    let mut parser = Parser::new_from_str(src);
-    if let Err(e) = parser.load(&mut rx, true) {
-        return Err(scan_error(&e));
+    // The parser's own `load` recurses once per nesting level (and asserts on input it did not
+    // expect); reading its events one by one keeps the input from deciding the stack depth.
+    let mut raw = Vec::new();
+    for item in Parser::new_from_str(src) {
+        raw.push(item.map_err(|e| scan_error(&e))?);
     }
     let index = CharIndex::new(src);
-    let events: Vec<(Event<'_>, usize, Span)> = rx
-        .events
+    let events: Vec<(Event<'_>, usize, Span)> = raw
         .into_iter()
         .map(|(ev, span)| {
             let start = index.byte(span.start.index());
@@ -149,11 +184,12 @@ pub(crate) fn parse(src: &str) -> Result<Node, SyntaxError> {
         events: &events,
         pos: first + 1,
         anchors: std::collections::HashMap::new(),
+        alias_weight: 0,
     };
     if matches!(builder.peek(), Some(Event::DocumentEnd) | None) {
         return Ok(empty_node());
     }
-    builder.node(false)
+    builder.build()
 }
 
 fn empty_node() -> Node {
@@ -166,6 +202,8 @@ fn empty_node() -> Node {
         end: 0,
         line: 1,
         col: 1,
+        alias_of: 0,
+        anchor: 0,
     }
 }
 
@@ -175,17 +213,6 @@ fn scan_error(e: &ScanError) -> SyntaxError {
         line: m.line(),
         col: m.col() + 1,
         message: e.info().to_string(),
-    }
-}
-
-#[derive(Default)]
-struct Collector<'i> {
-    events: Vec<(Event<'i>, Span)>,
-}
-
-impl<'i> SpannedEventReceiver<'i> for Collector<'i> {
-    fn on_event(&mut self, ev: Event<'i>, span: Span) {
-        self.events.push((ev, span));
     }
 }
 
@@ -213,12 +240,64 @@ impl CharIndex {
     }
 }
 
+/// The most nodes aliases may add to the tree: a plan needs a few, an "alias bomb" (aliases of
+/// aliases of a list, a few hundred bytes) would otherwise expand to billions. A scalar counts
+/// as one node per 64 bytes of text, so one huge anchored text cannot be repeated either.
+pub(crate) const MAX_ALIAS_NODES: usize = 100_000;
+
+/// The deepest nesting of mappings and lists: a plan needs five levels. Deeper input is refused
+/// before anything walks it, so no walk of the tree (building, cloning, dropping) can run out
+/// of stack.
+pub(crate) const MAX_DEPTH: usize = 100;
+
 struct Builder<'a, 'i> {
     src: &'a str,
     events: &'a [(Event<'i>, usize, Span)],
     pos: usize,
-    /// Anchored nodes by anchor id, for aliases.
-    anchors: std::collections::HashMap<usize, Node>,
+    /// Anchored nodes by anchor id, for aliases, each with its weight (see [`MAX_ALIAS_NODES`]).
+    anchors: std::collections::HashMap<usize, Anchored>,
+    /// How much the aliases read so far have added.
+    alias_weight: usize,
+}
+
+/// An anchored node with what repeating it costs.
+struct Anchored {
+    node: Node,
+    /// See [`MAX_ALIAS_NODES`].
+    weight: usize,
+    /// Levels of nesting, the node's own included.
+    height: usize,
+}
+
+/// A mapping or list whose end event has not come yet.
+struct Open {
+    mapping: bool,
+    flow: bool,
+    /// Whether the children are in flow context (this collection or one around it is flow).
+    in_flow: bool,
+    anchor: usize,
+    start: usize,
+    line: usize,
+    col: usize,
+    entries: Vec<(Node, Node)>,
+    key: Option<Node>,
+    items: Vec<Node>,
+    weight: usize,
+    /// The greatest height of a child so far.
+    child_height: usize,
+}
+
+fn too_deep(line: usize, col: usize) -> SyntaxError {
+    SyntaxError {
+        line,
+        col,
+        message: format!("the YAML nests lists and mappings more than {MAX_DEPTH} levels deep (counting what aliases repeat); a plan needs a few"),
+    }
+}
+
+/// How much a node costs when an alias repeats it.
+fn scalar_weight(value: &str) -> usize {
+    1 + value.len() / 64
 }
 
 impl Builder<'_, '_> {
@@ -235,142 +314,146 @@ impl Builder<'_, '_> {
             .unwrap_or(self.src.len())
     }
 
-    fn node(&mut self, in_flow: bool) -> Result<Node, SyntaxError> {
-        let anchor = match self.events.get(self.pos).map(|(ev, ..)| ev) {
-            Some(Event::Scalar(_, _, a, _) | Event::MappingStart(a, _) | Event::SequenceStart(a, _)) => *a,
-            Some(Event::Alias(a)) => {
-                // The alias reads as the anchored node; its own span is where the alias stands.
-                let target = self.anchors.get(a).cloned();
-                let alias = self.node_at(in_flow)?;
-                return Ok(match target {
-                    Some(t) => Node { start: alias.start, end: alias.end, line: alias.line, col: alias.col, ..t },
-                    None => alias,
-                });
-            }
-            _ => 0,
-        };
-        let node = self.node_at(in_flow)?;
-        if anchor != 0 {
-            self.anchors.insert(anchor, node.clone());
-        }
-        Ok(node)
-    }
-
-    fn node_at(&mut self, in_flow: bool) -> Result<Node, SyntaxError> {
-        let Some((ev, start, span)) = self.events.get(self.pos) else {
-            return Err(SyntaxError {
-                line: 1,
-                col: 1,
-                message: "unexpected end of the YAML document".into(),
-            });
-        };
-        let (start, line, col) = (*start, span.start.line(), span.start.col() + 1);
-        self.pos += 1;
-        match ev {
-            Event::Scalar(value, style, ..) => {
-                let limit = self.next_start();
-                let (real_start, end, style) = scalar_bounds(self.src, start, limit, *style, in_flow);
-                // Only a block scalar's start moves (to its `|`); recounting lines for every
-                // scalar would make parsing quadratic in the file's size.
-                let (line, col) = if real_start == start { (line, col) } else { line_col(self.src, real_start) };
-                let start = real_start;
-                Ok(Node {
-                    kind: NodeKind::Scalar {
-                        value: value.to_string(),
-                        style,
-                    },
-                    start,
-                    end,
-                    line,
-                    col,
-                })
-            }
-            Event::Alias(_) => {
-                let end = self.src[start..]
-                    .find(|c: char| c.is_whitespace() || ",]}".contains(c))
-                    .map_or(self.src.len(), |n| start + n);
-                Ok(Node {
-                    kind: NodeKind::Alias,
-                    start,
-                    end,
-                    line,
-                    col,
-                })
-            }
-            Event::MappingStart(..) => {
-                // The mark points at an anchor or tag, if there is one; the bracket follows it.
-                let start = skip_properties(self.src.as_bytes(), start);
-                let flow = self.src[start..].starts_with('{');
-                let mut entries = Vec::new();
-                loop {
-                    match self.peek() {
-                        Some(Event::MappingEnd) => break,
-                        None => return Err(self.unexpected_end()),
-                        _ => {}
+    /// Builds the document's root node. An explicit stack of open collections instead of
+    /// recursion: the input decides the nesting.
+    fn build(&mut self) -> Result<Node, SyntaxError> {
+        let mut stack: Vec<Open> = Vec::new();
+        loop {
+            let in_flow = stack.last().is_some_and(|o| o.in_flow);
+            let Some((ev, start, span)) = self.events.get(self.pos) else {
+                return Err(self.unexpected_end());
+            };
+            let (start, line, col) = (*start, span.start.line(), span.start.col() + 1);
+            self.pos += 1;
+            let (node, weight, height) = match ev {
+                Event::Scalar(value, style, anchor, _) => {
+                    let limit = self.next_start();
+                    let (real_start, end, style) = scalar_bounds(self.src, start, limit, *style, in_flow);
+                    // Only a block scalar's start moves (to its `|`); recounting lines for every
+                    // scalar would make parsing quadratic in the file's size.
+                    let (line, col) = if real_start == start { (line, col) } else { moved_line_col(self.src, real_start, start, line) };
+                    let weight = scalar_weight(value);
+                    let node = Node {
+                        kind: NodeKind::Scalar { value: value.to_string(), style },
+                        start: real_start,
+                        end,
+                        line,
+                        col,
+                        alias_of: 0,
+                        anchor: *anchor,
+                    };
+                    if *anchor != 0 {
+                        self.anchors.insert(*anchor, Anchored { node: node.clone(), weight, height: 1 });
                     }
-                    let key = self.node(in_flow || flow)?;
-                    let value = self.node(in_flow || flow)?;
-                    entries.push((key, value));
+                    (node, weight, 1)
                 }
-                let end_ev_end = self.end_of_closing(flow);
-                self.pos += 1;
-                let end = if flow {
-                    end_ev_end
-                } else {
-                    entries.last().map_or(start, |(_, v)| v.end)
-                };
-                let start = entries.first().filter(|_| !flow).map_or(start, |(k, _)| k.start);
-                Ok(Node {
-                    kind: NodeKind::Mapping { entries, flow },
-                    start,
-                    end,
-                    line,
-                    col,
-                })
-            }
-            Event::SequenceStart(..) => {
-                let start = skip_properties(self.src.as_bytes(), start);
-                let flow = self.src[start..].starts_with('[');
-                let mut items = Vec::new();
-                loop {
-                    match self.peek() {
-                        Some(Event::SequenceEnd) => break,
-                        None => return Err(self.unexpected_end()),
-                        _ => {}
+                Event::Alias(a) => {
+                    let end = self.src[start..]
+                        .find(|c: char| c.is_whitespace() || ",]}".contains(c))
+                        .map_or(self.src.len(), |n| start + n);
+                    // The alias reads as the anchored node; its own span is where the alias stands.
+                    match self.anchors.get(a) {
+                        Some(Anchored { node: target, weight, height }) => {
+                            // What an alias repeats nests as deep as its anchor did: count it, so
+                            // aliases of aliases cannot build a tree deeper than the limit.
+                            if stack.len() + height > MAX_DEPTH {
+                                return Err(too_deep(line, col));
+                            }
+                            self.alias_weight = self.alias_weight.saturating_add(*weight);
+                            if self.alias_weight > MAX_ALIAS_NODES {
+                                return Err(SyntaxError {
+                                    line,
+                                    col,
+                                    message: format!(
+                                        "the aliases (`*name`) expand to more than {MAX_ALIAS_NODES} nodes; a plan never needs that many, and expanding them would exhaust memory"
+                                    ),
+                                });
+                            }
+                            let node = Node { start, end, line, col, alias_of: *a, ..target.clone() };
+                            (node, *weight, *height)
+                        }
+                        None => {
+                            let node = Node { kind: NodeKind::Alias, start, end, line, col, alias_of: *a, anchor: 0 };
+                            (node, 1, 1)
+                        }
                     }
-                    items.push(self.node(in_flow || flow)?);
                 }
-                let end_ev_end = self.end_of_closing(flow);
-                self.pos += 1;
-                let end = if flow {
-                    end_ev_end
-                } else {
-                    items.last().map_or(start, |v| v.end)
-                };
-                Ok(Node {
-                    kind: NodeKind::Sequence { items },
-                    start,
-                    end,
-                    line,
-                    col,
-                })
+                Event::MappingStart(anchor, _) | Event::SequenceStart(anchor, _) => {
+                    if stack.len() >= MAX_DEPTH {
+                        return Err(too_deep(line, col));
+                    }
+                    let mapping = matches!(ev, Event::MappingStart(..));
+                    // The mark points at an anchor or tag, if there is one; the bracket follows it.
+                    let start = skip_properties(self.src.as_bytes(), start);
+                    let flow = self.src[start..].starts_with(if mapping { '{' } else { '[' });
+                    stack.push(Open {
+                        mapping,
+                        flow,
+                        in_flow: in_flow || flow,
+                        anchor: *anchor,
+                        start,
+                        line,
+                        col,
+                        entries: Vec::new(),
+                        key: None,
+                        items: Vec::new(),
+                        weight: 1,
+                        child_height: 0,
+                    });
+                    continue;
+                }
+                Event::MappingEnd | Event::SequenceEnd => {
+                    let Some(open) = stack.pop() else {
+                        return Err(SyntaxError { line, col, message: format!("unexpected YAML event {ev:?}") });
+                    };
+                    // A flow collection ends just past its closing bracket, where the end event
+                    // starts; a block one at the end of its last child.
+                    let closing = (start + 1).min(self.src.len());
+                    let (kind, node_start, end) = if open.mapping {
+                        let end = if open.flow { closing } else { open.entries.last().map_or(open.start, |(_, v)| v.end) };
+                        let node_start = open.entries.first().filter(|_| !open.flow).map_or(open.start, |(k, _)| k.start);
+                        (NodeKind::Mapping { entries: open.entries, flow: open.flow }, node_start, end)
+                    } else {
+                        let end = if open.flow { closing } else { open.items.last().map_or(open.start, |v| v.end) };
+                        (NodeKind::Sequence { items: open.items }, open.start, end)
+                    };
+                    let node = Node {
+                        kind,
+                        start: node_start,
+                        end,
+                        line: open.line,
+                        col: open.col,
+                        alias_of: 0,
+                        anchor: open.anchor,
+                    };
+                    let height = open.child_height + 1;
+                    if open.anchor != 0 {
+                        self.anchors.insert(open.anchor, Anchored { node: node.clone(), weight: open.weight, height });
+                    }
+                    (node, open.weight, height)
+                }
+                other => {
+                    return Err(SyntaxError {
+                        line,
+                        col,
+                        message: format!("unexpected YAML event {other:?}"),
+                    })
+                }
+            };
+            match stack.last_mut() {
+                None => return Ok(node),
+                Some(open) => {
+                    open.weight = open.weight.saturating_add(weight);
+                    open.child_height = open.child_height.max(height);
+                    if !open.mapping {
+                        open.items.push(node);
+                    } else if let Some(key) = open.key.take() {
+                        open.entries.push((key, node));
+                    } else {
+                        open.key = Some(node);
+                    }
+                }
             }
-            other => Err(SyntaxError {
-                line,
-                col,
-                message: format!("unexpected YAML event {other:?}"),
-            }),
-        }
-    }
-
-    /// For a flow collection, the byte just past its closing bracket.
-    fn end_of_closing(&self, flow: bool) -> usize {
-        let (_, start, _) = &self.events[self.pos];
-        if flow {
-            // The end event starts at the bracket itself.
-            (*start + 1).min(self.src.len())
-        } else {
-            *start
         }
     }
 
@@ -383,11 +466,15 @@ impl Builder<'_, '_> {
     }
 }
 
-/// Line and column (both 1-based) of a byte offset.
-fn line_col(src: &str, start: usize) -> (usize, usize) {
-    let before = &src[..start];
-    let line_start = before.rfind('\n').map_or(0, |n| n + 1);
-    (before.matches('\n').count() + 1, src[line_start..start].chars().count() + 1)
+/// Line and column (both 1-based) of `at`, a block scalar's indicator a few lines before its
+/// content at `from` (which is on line `from_line`). Counts only the text between the two, so
+/// that files with many block scalars do not make parsing quadratic.
+fn moved_line_col(src: &str, at: usize, from: usize, from_line: usize) -> (usize, usize) {
+    let (lo, hi) = (at.min(from), at.max(from));
+    let between = src[lo..hi].matches('\n').count();
+    let line = if at <= from { from_line.saturating_sub(between) } else { from_line + between };
+    let line_start = src[..at].rfind('\n').map_or(0, |n| n + 1);
+    (line.max(1), src[line_start..at].chars().count() + 1)
 }
 
 /// Finds where a scalar really starts and ends. `start` is the parser's start mark, `limit` the
@@ -573,7 +660,7 @@ fn block_scalar_bounds(src: &str, content: usize, limit: usize) -> (usize, usize
 pub(crate) fn render_string(s: &str, prefer: Style) -> String {
     match prefer {
         Style::Plain if plain_safe(s) => s.to_string(),
-        Style::SingleQuoted if !s.chars().any(|c| c.is_control()) => {
+        Style::SingleQuoted if !s.chars().any(needs_escape) => {
             format!("'{}'", s.replace('\'', "''"))
         }
         _ => double_quoted(s),
@@ -589,7 +676,14 @@ pub(crate) fn plain_safe(s: &str) -> bool {
     if "-?:,[]{}#&*!|>'\"%@`~ ".contains(first) || first.is_ascii_digit() || s.ends_with(' ') {
         return false;
     }
-    if s.chars().any(|c| c.is_control()) || s.contains(": ") || s.contains(" #") || s.ends_with(':') {
+    // Flow indicators anywhere: inside `{…}` or `[…]` they would end the value, and the same
+    // text must be safe wherever the field stands.
+    if s.chars().any(|c| needs_escape(c) || matches!(c, ',' | '[' | ']' | '{' | '}'))
+        || s.contains(": ")
+        || s.contains(" #")
+        || s.ends_with(':')
+        || s.trim() != s
+    {
         return false;
     }
     // Words YAML would read as something other than a string.
@@ -605,6 +699,12 @@ pub(crate) fn plain_safe(s: &str) -> bool {
     !(numeric && s.chars().any(|c| c.is_ascii_digit()))
 }
 
+/// A character YAML does not take as written in a scalar (not printable in YAML's sense, or
+/// a line or byte-order mark some readers treat specially).
+fn needs_escape(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{feff}' | '\u{2028}' | '\u{2029}' | '\u{fffe}' | '\u{ffff}')
+}
+
 /// A double-quoted YAML scalar on one line, with every control character escaped.
 pub(crate) fn double_quoted(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
@@ -616,7 +716,7 @@ pub(crate) fn double_quoted(s: &str) -> String {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            c if c.is_control() || c == '\u{feff}' || c == '\u{2028}' || c == '\u{2029}' => {
+            c if needs_escape(c) => {
                 let n = c as u32;
                 if n <= 0xff {
                     out.push_str(&format!("\\x{n:02x}"));
@@ -681,6 +781,16 @@ mod tests {
         assert_eq!(t.get("parallel_group").unwrap().as_scalar(), Some("g"));
         assert_eq!(t.get("max_attempts").unwrap().as_scalar(), Some("2"), "the mapping's own key wins");
         assert_eq!(text(src, t.get("name").unwrap()), "*n");
+    }
+
+    #[test]
+    fn block_scalars_start_at_their_indicator_line() {
+        let src = "a: 1\nb: &x |\n  one\n  two\nc:\n  d: >-\n\n    folded\n";
+        let root = parse(src).unwrap();
+        let b = root.get("b").unwrap();
+        assert_eq!((b.line, b.col), (2, 7));
+        let d = root.get("c").unwrap().get("d").unwrap();
+        assert_eq!((d.line, d.col), (6, 6));
     }
 
     #[test]

@@ -29,6 +29,16 @@ pub const WAKE_MARGIN: Duration = Duration::from_secs(30);
 /// Sleep this long when a limit was recognised but its reset time was not.
 pub const WAKE_FALLBACK: Duration = Duration::from_secs(60 * 60);
 
+/// The furthest ahead a usage limit's reset can plausibly be: the longest limit window
+/// (weekly) plus a day. A reset further out, from a CLI bug or a hostile stream (year 9999), is
+/// treated as unreadable: baton waits [`WAKE_FALLBACK`]-style instead of for years, and no
+/// arithmetic on it can overflow.
+pub const MAX_RESET_AHEAD: Duration = Duration::from_secs(8 * 24 * 3600);
+
+/// The longest any wake-up is put off: a month (settings in seconds are capped at 30 days),
+/// so that callers can add a wait to a clock without overflow.
+pub const MAX_WAIT: Duration = Duration::from_secs(31 * 24 * 3600);
+
 /// Longest message kept in a verdict; limit messages are one short line, and anything longer
 /// is not one the CLI wrote for a person.
 const MESSAGE_MAX_CHARS: usize = 300;
@@ -105,13 +115,15 @@ pub fn classify(evidence: &LimitEvidence, now: &ZonedDateTime) -> LimitVerdict {
         .filter(|t| is_usage_limit(t))
         .collect();
     if evidence.rate_limit_rejected_resets_at.is_some() || !usage_texts.is_empty() {
-        let printed = usage_texts.iter().find_map(|t| parse_reset(t, now));
+        let plausible = |at: &Timestamp| plausible_reset(*at, now.timestamp());
+        let printed = usage_texts.iter().find_map(|t| parse_reset(t, now)).filter(|(at, _)| plausible(at));
         let from_event = evidence
             .rate_limit_rejected_resets_at
-            .and_then(|s| Timestamp::from_second(s).ok());
+            .and_then(|s| Timestamp::from_second(s).ok())
+            .filter(plausible);
         let resets_at = from_event
             .or(printed.as_ref().map(|(at, _)| *at))
-            .or_else(|| usage_texts.iter().find_map(|t| epoch_suffix(t)));
+            .or_else(|| usage_texts.iter().find_map(|t| epoch_suffix(t)).filter(plausible));
         let message = match usage_texts.first() {
             Some(text) => one_line(text),
             None => "usage limit reached (the agent CLI reported a rejected rate limit)".to_owned(),
@@ -158,10 +170,17 @@ pub fn wake_at(
     fallback: Duration,
 ) -> Timestamp {
     let after = |t: Timestamp, d: Duration| t.saturating_add(d).unwrap_or(Timestamp::MAX);
-    match verdict_reset {
-        Some(reset) => after(reset.max(now), margin),
-        None => after(now, fallback),
-    }
+    let wake = match verdict_reset.filter(|r| plausible_reset(*r, now)) {
+        Some(reset) => after(reset.max(now), margin.min(MAX_WAIT)),
+        None => after(now, fallback.min(MAX_WAIT)),
+    };
+    wake.min(after(now, MAX_WAIT))
+}
+
+/// Whether a reset instant is close enough to `now` to be believed (see [`MAX_RESET_AHEAD`]).
+/// A reset in the past is plausible: it means "now".
+fn plausible_reset(reset: Timestamp, now: Timestamp) -> bool {
+    now.saturating_add(MAX_RESET_AHEAD).map_or(true, |limit| reset <= limit)
 }
 
 /// Finds the reset time in a limit message (`… resets 6pm (America/Toronto)`,
@@ -987,16 +1006,36 @@ mod tests {
     }
 
     #[test]
-    fn wake_at_saturates() {
+    fn wake_at_is_never_far_off() {
         let now: Timestamp = "2026-11-25T13:42:33Z".parse().expect("test instant");
-        assert_eq!(
-            wake_at(Some(Timestamp::MAX), now, WAKE_MARGIN, WAKE_FALLBACK),
-            Timestamp::MAX
-        );
-        assert_eq!(
-            wake_at(None, now, WAKE_MARGIN, Duration::MAX),
-            Timestamp::MAX
-        );
+        let fallback = now.saturating_add(WAKE_FALLBACK).expect("in range");
+        // A reset years away is not believed: the fallback wait applies.
+        assert_eq!(wake_at(Some(Timestamp::MAX), now, WAKE_MARGIN, WAKE_FALLBACK), fallback);
+        let far: Timestamp = "9999-12-30T00:00:00Z".parse().expect("test instant");
+        assert_eq!(wake_at(Some(far), now, WAKE_MARGIN, WAKE_FALLBACK), fallback);
+        // A weekly reset is believed.
+        let week = now.saturating_add(Duration::from_secs(7 * 24 * 3600)).expect("in range");
+        assert_eq!(wake_at(Some(week), now, WAKE_MARGIN, WAKE_FALLBACK), week.saturating_add(WAKE_MARGIN).expect("in range"));
+        // Absurd waits are capped.
+        let cap = now.saturating_add(MAX_WAIT).expect("in range");
+        assert_eq!(wake_at(None, now, WAKE_MARGIN, Duration::MAX), cap);
+        assert_eq!(wake_at(Some(now), now, Duration::MAX, WAKE_FALLBACK), cap);
+        // Whatever the clock says, nothing overflows.
+        assert!(wake_at(Some(Timestamp::MIN), Timestamp::MAX, Duration::MAX, Duration::MAX) <= Timestamp::MAX);
+    }
+
+    #[test]
+    fn a_reset_in_year_9999_is_treated_as_unreadable() {
+        let now = zoned("2026-11-25T13:42:33+00:00[UTC]");
+        let evidence = LimitEvidence {
+            rate_limit_rejected_resets_at: Some(253_402_000_000),
+            ..LimitEvidence::default()
+        };
+        let LimitVerdict::Usage(limit) = classify(&evidence, &now) else { panic!("a usage limit") };
+        assert_eq!(limit.resets_at, None);
+        let evidence = LimitEvidence { rate_limit_rejected_resets_at: Some(i64::MAX), ..LimitEvidence::default() };
+        let LimitVerdict::Usage(limit) = classify(&evidence, &now) else { panic!("a usage limit") };
+        assert_eq!(limit.resets_at, None);
     }
 
     // ---- classify: the real transcripts ----
@@ -1411,5 +1450,77 @@ mod tests {
         assert_eq!(throttling.message.chars().count(), MESSAGE_MAX_CHARS + 1);
         assert!(throttling.message.ends_with('…'));
         assert!(!throttling.message.contains('\n'));
+    }
+
+    mod props {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        /// Any instant jiff can hold, in one of a few zones (with odd offsets and DST).
+        fn clock() -> impl Strategy<Value = ZonedDateTime> {
+            let zones = prop::sample::select(vec!["UTC", "America/Toronto", "Asia/Kolkata", "Pacific/Kiritimati", "America/St_Johns", "Pacific/Pago_Pago"]);
+            let seconds = prop_oneof![
+                Timestamp::MIN.as_second()..=Timestamp::MAX.as_second(),
+                Just(Timestamp::MIN.as_second()),
+                Just(Timestamp::MAX.as_second()),
+                1_700_000_000i64..1_900_000_000,
+            ];
+            (seconds, zones).prop_map(|(s, z)| {
+                let tz = TimeZone::get(z).expect("a known zone");
+                Timestamp::from_second(s).expect("in range").to_zoned_datetime(tz)
+            })
+        }
+
+        /// Limit messages close to the real ones, with any numbers and words in them.
+        fn text() -> impl Strategy<Value = String> {
+            let word = prop_oneof![
+                Just("Feb".to_string()), Just("sept".to_string()), Just("December".to_string()),
+                "[a-z]{0,9}", "[0-9]{0,12}", Just("at".to_string()), Just("pm".to_string()), Just("am".to_string()),
+            ];
+            let zone = prop_oneof![
+                Just("America/Toronto".to_string()), Just("UTC".to_string()), "[A-Za-z/_+-]{0,20}",
+            ];
+            prop_oneof![
+                any::<String>(),
+                (word.clone(), "-?[0-9]{0,20}", "[0-9:]{0,8}", word.clone(), zone.clone())
+                    .prop_map(|(w, d, t, ap, z)| format!("You've hit your limit · resets {w} {d}, {t}{ap} ({z})")),
+                (0u32..100, 0u32..100, zone).prop_map(|(h, m, z)| format!("limit reached · will reset at {h}:{m:02} ({z})")),
+                "[0-9]{0,14}".prop_map(|d| format!("Claude AI usage limit reached|{d}")),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+            #[test]
+            fn parse_reset_never_panics(text in text(), now in clock()) {
+                let _ = parse_reset(&text, &now);
+            }
+
+            #[test]
+            fn classify_and_wake_never_panic_and_stay_bounded(
+                text in text(),
+                now in clock(),
+                resets in prop::option::of(prop_oneof![any::<i64>(), Timestamp::MIN.as_second()..=Timestamp::MAX.as_second()]),
+                status in prop::option::of(any::<u16>()),
+                error in any::<bool>(),
+            ) {
+                let evidence = LimitEvidence {
+                    result_text: Some(text.clone()),
+                    result_is_error: error,
+                    api_error_status: status,
+                    synthetic_texts: vec![text],
+                    rate_limit_rejected_resets_at: resets,
+                    stderr_tail: None,
+                };
+                if let LimitVerdict::Usage(limit) = classify(&evidence, &now) {
+                    let t = now.timestamp();
+                    let wake = wake_at(limit.resets_at, t, WAKE_MARGIN, WAKE_FALLBACK);
+                    // A caller adds this to its clocks: it must be a bounded wait.
+                    let wait = wake.duration_since(t).unsigned_abs();
+                    prop_assert!(wait <= MAX_WAIT, "{wait:?}");
+                }
+            }
+        }
     }
 }

@@ -95,7 +95,20 @@ impl Reporter {
 }
 
 /// The line an event shows as in verbose output and in the run log (without the time).
+/// Safe for a terminal: agents' text reaches these lines (see
+/// [`crate::agent::stream::terminal_line`]); only
+/// baton's own multi-line texts keep their line breaks.
 pub fn verbose_text(kind: &EventKind) -> Option<String> {
+    let text = raw_verbose_text(kind)?;
+    Some(match kind {
+        EventKind::Banner { .. } | EventKind::Summary { .. } | EventKind::Warning { .. } | EventKind::Decision { .. } => {
+            crate::agent::stream::terminal_text(&text)
+        }
+        _ => crate::agent::stream::terminal_line(&text),
+    })
+}
+
+fn raw_verbose_text(kind: &EventKind) -> Option<String> {
     Some(match kind {
         EventKind::Banner { plan, agent, binary, tasks } => {
             format!("[START] {plan}: {tasks}; agent {agent} at {binary}")

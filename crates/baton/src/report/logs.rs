@@ -28,7 +28,7 @@ pub fn render(logs_dir: &Path, plan: &Path, task: &str, session: Option<u32>) ->
         out.push_str(&format!(
             "outcome: {}{} · {:.1}s{}{}\n",
             r.outcome,
-            if r.message.is_empty() { String::new() } else { format!(" — {}", r.message) },
+            if r.message.is_empty() { String::new() } else { format!(" — {}", stream::terminal_line(&r.message)) },
             r.duration_seconds,
             r.cost_usd.map(|c| format!(" · ${c:.4}")).unwrap_or_default(),
             r.waited_seconds.map(|w| format!(" · baton then waited {}", crate::report::event::human_secs(w))).unwrap_or_default()
@@ -49,7 +49,8 @@ pub fn render(logs_dir: &Path, plan: &Path, task: &str, session: Option<u32>) ->
     let stderr = std::fs::read_to_string(transcript.with_extension("stderr")).unwrap_or_default();
     if !stderr.trim().is_empty() {
         out.push_str("\n--- stderr ---\n");
-        out.push_str(&stderr);
+        // The agent's own stderr: printed as text, never as terminal commands.
+        out.push_str(&stream::terminal_text(&stderr));
         if !stderr.ends_with('\n') {
             out.push('\n');
         }

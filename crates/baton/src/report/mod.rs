@@ -3,5 +3,6 @@
 
 pub mod event;
 pub mod logs;
+pub mod out;
 pub mod status;
 pub mod terminal;

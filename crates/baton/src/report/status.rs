@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
+use crate::agent::stream::{terminal_line, terminal_text};
 use crate::run::record::TaskUsage;
 
 use crate::plan::{Plan, Status, Task};
@@ -132,14 +133,14 @@ pub fn json(plan: &Plan, path: &str, default_max_attempts: u32, totals: &Totals)
 pub fn table(plan: &Plan, path: &str, default_max_attempts: u32, width: usize, totals: &Totals) -> String {
     let mut out = String::new();
     let title = plan.meta.name.as_deref().unwrap_or("(unnamed plan)");
-    out.push_str(&format!("{title} — {path}\n"));
+    out.push_str(&format!("{} — {path}\n", terminal_line(title)));
     out.push_str(&Counts::of(plan).sentence());
     out.push('\n');
 
     let id_w = plan.tasks().map(|t| t.id.as_str().chars().count()).max().unwrap_or(2).max(2);
     let name_w = plan
         .tasks()
-        .map(|t| t.name.chars().count())
+        .map(|t| terminal_line(&t.name).chars().count())
         .max()
         .unwrap_or(4)
         .clamp(4, 40);
@@ -147,8 +148,8 @@ pub fn table(plan: &Plan, path: &str, default_max_attempts: u32, width: usize, t
         out.push('\n');
         let status = crate::plan::derived_section_status(&s.tasks).or(s.status);
         let label = match &s.name {
-            Some(n) => format!("{}  {}", s.id, n),
-            None => s.id.clone(),
+            Some(n) => format!("{}  {}", terminal_line(&s.id), terminal_line(n)),
+            None => terminal_line(&s.id),
         };
         match status {
             Some(st) => out.push_str(&format!("{label}  ({st})\n")),
@@ -163,7 +164,8 @@ pub fn table(plan: &Plan, path: &str, default_max_attempts: u32, width: usize, t
             out.push('\n');
         }
     }
-    out
+    // Anything else from the plan (ids, errors the agents wrote) is made safe here too.
+    terminal_text(&out)
 }
 
 fn task_row(
@@ -180,7 +182,7 @@ fn task_row(
     let mut row = format!(
         "  {}  {}  {:<11}  {:>5}",
         pad(t.id.as_str(), id_w),
-        pad(&cut(&t.name, name_w), name_w),
+        pad(&cut(&terminal_line(&t.name), name_w), name_w),
         t.status.as_str(),
         attempts,
     );
@@ -222,7 +224,7 @@ fn pad(s: &str, w: usize) -> String {
 }
 
 fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
+    terminal_line(s).split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// At most `max` characters, with `…` when cut.

@@ -12,7 +12,7 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::event::{clock, cost, human, local_time, verbose_text, EventKind, RunEvent, Sink};
-use crate::agent::stream::StreamSummary;
+use crate::agent::stream::{terminal_line, terminal_text, StreamSummary};
 use crate::plan::{Status, TaskId};
 
 pub struct Terminal {
@@ -39,7 +39,10 @@ impl Terminal {
         }
     }
 
+    /// Prints a line (or a few). Every text printed goes through here or [`warn`], made safe
+    /// for the terminal: agents' text reaches these lines.
     fn line(&self, text: &str) {
+        let text = &terminal_text(text);
         // Print above any live lines so they are not torn.
         if let Some(bar) = self.running.values().find_map(|r| r.bar.as_ref()) {
             bar.println(text);
@@ -57,7 +60,7 @@ impl Sink for Terminal {
             if let Some(text) = verbose_text(&ev.kind) {
                 let line = format!("[{}] {text}", clock(ev.time));
                 if matches!(ev.kind, EventKind::Warning { .. }) {
-                    eprintln!("{line}");
+                    warn(&line);
                 } else {
                     self.line(&line);
                 }
@@ -78,7 +81,7 @@ impl Sink for Terminal {
                         ProgressStyle::with_template("{spinner} {prefix} · {elapsed} · {wide_msg}")
                             .unwrap_or_else(|_| ProgressStyle::default_spinner()),
                     );
-                    bar.set_prefix(label.clone());
+                    bar.set_prefix(terminal_line(&label));
                     bar.set_message("starting");
                     bar.enable_steady_tick(Duration::from_millis(200));
                     bar
@@ -111,7 +114,7 @@ impl Sink for Terminal {
                 }
                 // A good attempt is told by its task's line; a bad one needs its own.
                 if !*ok {
-                    self.line(&format!("  ✗ {label}: {outcome} ({}{})", human(*duration), cost(*cost_usd)));
+                    self.line(&format!("  ✗ {label}: {} ({}{})", terminal_line(outcome), human(*duration), cost(*cost_usd)));
                 }
             }
             EventKind::TaskFinished { task, name, status, message } => {
@@ -121,13 +124,13 @@ impl Sink for Terminal {
                     Status::Failed => "✗",
                     _ => "·",
                 };
-                let msg = if message.is_empty() { String::new() } else { format!(": {}", super::status::cut(message, 160)) };
+                let msg = if message.is_empty() { String::new() } else { format!(": {}", super::status::cut(&terminal_line(message), 160)) };
                 self.line(&format!("{mark} {task} {name} — {status}{msg}"));
             }
             EventKind::Waiting { reason, until } => {
-                self.line(&format!("… {reason}; waiting until {}", local_time(*until)));
+                self.line(&format!("… {}; waiting until {}", terminal_line(reason), local_time(*until)));
             }
-            EventKind::Warning { text } => eprintln!("warning: {text}"),
+            EventKind::Warning { text } => warn(&format!("warning: {text}")),
             EventKind::Summary { text } => self.line(text),
         }
     }
@@ -139,6 +142,12 @@ impl Sink for Terminal {
             }
         }
     }
+}
+
+/// A line on stderr, made safe for the terminal; a closed stderr is not worth a panic.
+fn warn(text: &str) {
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "{}", terminal_text(text));
 }
 
 /// Every event, time-stamped, appended to a file: the run's own log.

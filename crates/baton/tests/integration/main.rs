@@ -3,6 +3,7 @@
 mod after;
 mod cli;
 mod engine;
+mod hostile;
 mod parallel;
 mod pipeline;
 mod processes;

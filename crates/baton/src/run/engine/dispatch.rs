@@ -1026,8 +1026,8 @@ async fn sleep_until(when: Option<Instant>) {
 /// `--dry-run`: what would run, in order, assuming each task completes; nothing changes.
 fn dry_run(file: &PlanFile, opts: &RunOptions, config: &Config, agent: &dyn Agent, jobs: usize) -> Exit {
     let mut plan = file.plan().clone();
-    println!("dry run of {} — nothing will be started or changed", opts.plan.display());
-    println!("agent: {} ({})", agent.name(), agent.binary().description);
+    crate::outln!("dry run of {} — nothing will be started or changed", opts.plan.display());
+    crate::outln!("agent: {} ({})", agent.name(), agent.binary().description);
     let mut exclude: HashSet<TaskId> = HashSet::new();
     if let Some(from) = &opts.resume_from {
         for t in plan.tasks() {
@@ -1057,17 +1057,17 @@ fn dry_run(file: &PlanFile, opts: &RunOptions, config: &Config, agent: &dyn Agen
         }
         round += 1;
         if opts.parallel {
-            println!("round {round}: {}", picks.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(" + "));
+            crate::outln!("round {round}: {}", picks.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(" + "));
         }
         for id in &picks {
             n += 1;
             let t = plan.task(id.as_str()).expect("picked from the plan");
             let max = plan.max_attempts(t, config.run.max_attempts);
-            println!("{n:>3}. {} {} (attempt {}/{max})", id, t.name, t.attempts + 1);
+            crate::outln!("{n:>3}. {} {} (attempt {}/{max})", id, t.name, t.attempts + 1);
         }
         if opts.parallel {
             for h in held.iter().filter(|h| !h.why.contains("waits for group")) {
-                println!("       not beside them: {} — {}", h.id, h.why);
+                crate::outln!("       not beside them: {} — {}", h.id, h.why);
             }
         }
         for s in &mut plan.sections {
@@ -1082,10 +1082,10 @@ fn dry_run(file: &PlanFile, opts: &RunOptions, config: &Config, agent: &dyn Agen
         }
     }
     if n == 0 {
-        println!("nothing to run");
+        crate::outln!("nothing to run");
     }
     for (id, why) in graph::blocked(&plan) {
-        println!("  blocked: {id} ({why})");
+        crate::outln!("  blocked: {id} ({why})");
     }
     Exit::Completed
 }
