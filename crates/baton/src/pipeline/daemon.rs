@@ -36,6 +36,9 @@ const QUIET: Duration = Duration::from_millis(300);
 /// nothing to do: it always returns.
 const ONCE_PATIENCE: Duration = Duration::from_secs(30);
 
+/// How long an item that keeps changing holds back the items after it in backlog order.
+const ORDER_PATIENCE: Duration = Duration::from_secs(10);
+
 #[derive(Debug, Clone, Default)]
 pub struct PipelineOptions {
     pub once: bool,
@@ -221,7 +224,10 @@ fn wakes(kind: &notify::EventKind) -> bool {
 }
 
 /// The first item (in backlog order) that is complete and stable, and otherwise how soon to
-/// look again.
+/// look again. An item that has not settled yet holds back the items after it for a while, so
+/// that the order (defects first, then features, alphabetically) does not depend on which file
+/// happened to be written last; one held open by a writer, or changing for longer than
+/// [`ORDER_PATIENCE`], lets the others go first.
 fn pick(root: &Path, items: &[Item], settle: &mut Settle, reporter: &Reporter) -> (Option<Item>, Option<Duration>) {
     let now = Instant::now();
     let mut look_again: Option<Duration> = None;
@@ -234,7 +240,13 @@ fn pick(root: &Path, items: &[Item], settle: &mut Settle, reporter: &Reporter) -
     }
     let paths: Vec<PathBuf> = quiet.iter().map(|i| root.join(&i.path)).collect();
     let writers = settle::open_for_writing(&paths);
-    for item in quiet {
+    for item in items {
+        if !quiet.iter().any(|q| q.path == item.path) {
+            if settle.waiting_for(&item.path, now) < ORDER_PATIENCE {
+                return (None, look_again);
+            }
+            continue;
+        }
         match writers.get(&root.join(&item.path)) {
             None => return (Some(item.clone()), None),
             Some(w) => {

@@ -21,6 +21,8 @@ struct Seen {
     stamp: Stamp,
     digest: String,
     since: Instant,
+    /// When the daemon first saw the item, whatever changed since.
+    first_seen: Instant,
     /// The writer the person was told about, so that a long write is reported once.
     told: Option<u32>,
 }
@@ -40,7 +42,8 @@ impl Settle {
             }
             _ => {
                 let told = self.seen.get(&item.path).and_then(|s| s.told);
-                let seen = Seen { stamp: item.stamp.clone(), digest: item.digest.clone(), since: now, told };
+                let first_seen = self.seen.get(&item.path).map_or(now, |s| s.first_seen);
+                let seen = Seen { stamp: item.stamp.clone(), digest: item.digest.clone(), since: now, first_seen, told };
                 self.seen.insert(item.path.clone(), seen);
                 Some(self.quiet)
             }
@@ -59,6 +62,11 @@ impl Settle {
             }
             None => true,
         }
+    }
+
+    /// How long the item has been waiting to settle since the daemon first saw it.
+    pub(crate) fn waiting_for(&self, path: &Path, now: Instant) -> Duration {
+        self.seen.get(path).map_or(Duration::ZERO, |s| now.saturating_duration_since(s.first_seen))
     }
 
     /// Forgets items that are no longer waiting.
