@@ -1,7 +1,8 @@
-//! Per-attempt records on disk: the raw transcript, the agent's stderr, and a small JSON record
-//! (outcome, time, cost) that `baton status` and `baton logs` read.
+//! Per-attempt records on disk: the raw transcript, the agent's stderr, the prompt that was sent
+//! (the agent's stdin), and a small JSON record (outcome, time, cost) that `baton status` and
+//! `baton logs` read.
 //!
-//! Layout: `<logs_dir>/<plan>/<task>/attempt-<n>.{jsonl,stderr,json}`, `n` counting every
+//! Layout: `<logs_dir>/<plan>/<task>/attempt-<n>.{jsonl,stderr,prompt,json}`, `n` counting every
 //! session started for the task (also those that did not count as attempts, such as a usage
 //! limit).
 
