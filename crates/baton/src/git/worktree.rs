@@ -8,8 +8,10 @@
 //! committed onto it), and that is reported. Must not decide whether a task's work has landed;
 //! the caller knows that.
 
+use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::io;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -155,14 +157,18 @@ fn fnv1a(bytes: &[u8]) -> u32 {
 /// repository's `info/exclude` so main's `git status` / `git add -A` never see worktrees.
 /// A relative `dir` is taken relative to `root`. Not for several threads at once: git's
 /// worktree records and `info/exclude` are shared.
-pub fn create(root: &Path, dir: &Path, branch: &str, status_file_rel: &Path) -> Result<Created, WorktreeError> {
+///
+/// Work of a stale worktree or branch that is already all in HEAD (landed by the run that
+/// left it) is not rescued: `skip` names the path prefixes that never land (the plan, the
+/// coordination files) and so do not count.
+pub fn create(root: &Path, dir: &Path, branch: &str, status_file_rel: &Path, skip: &[&str]) -> Result<Created, WorktreeError> {
     let dir = &root.join(dir);
     check_branch(root, branch)?;
     if !is_plain_relative(status_file_rel) {
         return Err(WorktreeError::BadStatusFile { path: status_file_rel.to_path_buf() });
     }
     let fork = git(root, &["rev-parse", "--verify", "HEAD^{commit}"])?.trim().to_string();
-    let rescued = clear_stale(root, dir, branch, &fork)?;
+    let rescued = clear_stale(root, dir, branch, &fork, skip)?;
     exclude_worktree_folder(root, dir)?;
     if let Some(parent) = dir.parent() {
         std::fs::create_dir_all(parent).map_err(io_err("create", parent))?;
@@ -356,7 +362,7 @@ fn normalize_via_parent(p: &Path) -> PathBuf {
 
 /// Removes a stale worktree at `dir` and any worktree or branch named `branch`, keeping
 /// anything not reachable from `head` on a rescue branch first.
-fn clear_stale(root: &Path, dir: &Path, branch: &str, head: &str) -> Result<Vec<Rescue>, WorktreeError> {
+fn clear_stale(root: &Path, dir: &Path, branch: &str, head: &str, skip: &[&str]) -> Result<Vec<Rescue>, WorktreeError> {
     let full = format!("refs/heads/{branch}");
     let listed = worktree_list(root)?;
     let mut listed = listed.into_iter();
@@ -404,7 +410,7 @@ fn clear_stale(root: &Path, dir: &Path, branch: &str, head: &str) -> Result<Vec<
         args.extend(kept.iter().cloned());
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let unreachable: u64 = git(root, &args)?.trim().parse().unwrap_or(1);
-        if unreachable == 0 {
+        if unreachable == 0 || landed_in_head(root, &commit, skip)? {
             continue;
         }
         let name = rescue_name(root, branch)?;
@@ -452,6 +458,50 @@ fn commit_snapshot(path: &Path, parent: Option<&str>) -> Result<String, GitError
     ];
     let out = git_bytes(path, &args, &env, None)?;
     Ok(String::from_utf8_lossy(&out).trim().to_string())
+}
+
+/// Whether everything `tip` changed since it forked from HEAD's history is in HEAD as it is
+/// on `tip` (paths under `skip` aside): then keeping it would keep nothing main lacks.
+pub fn landed_in_head(root: &Path, tip: &str, skip: &[&str]) -> Result<bool, GitError> {
+    let Ok(head) = git(root, &["rev-parse", "--verify", "-q", "HEAD^{commit}"]) else { return Ok(false) };
+    let head = head.trim();
+    let Ok(fork) = git(root, &["merge-base", head, tip]) else { return Ok(false) };
+    let names = |from: &str| -> Result<HashSet<Vec<u8>>, GitError> {
+        let out = git_bytes(root, &["diff-tree", "-r", "-z", "--name-only", "--no-renames", from, tip], &[], None)?;
+        Ok(out
+            .split(|b| *b == 0)
+            .filter(|p| !p.is_empty())
+            .filter(|p| !skip.iter().any(|s| Path::new(OsStr::from_bytes(p)).starts_with(s.trim_end_matches('/'))))
+            .map(<[u8]>::to_vec)
+            .collect())
+    };
+    let changed = names(fork.trim())?;
+    let differs = names(head)?;
+    Ok(changed.is_disjoint(&differs))
+}
+
+/// Deletes the `parallel-rescued/<name>-<time>` branches (made for the task whose worktree
+/// name is `name`) whose work is all in HEAD; returns the branches deleted.
+pub fn prune_rescued(root: &Path, name: &str, skip: &[&str]) -> Result<Vec<String>, GitError> {
+    let pattern = format!("refs/heads/{RESCUE_PREFIX}");
+    let refs = git(root, &["for-each-ref", "--format=%(objectname) %(refname)", &pattern])?;
+    let mut gone = Vec::new();
+    for line in refs.lines() {
+        let Some((tip, refname)) = line.split_once(' ') else { continue };
+        let Some(branch) = refname.strip_prefix("refs/heads/") else { continue };
+        let Some(rest) = branch.strip_prefix(RESCUE_PREFIX).and_then(|r| r.strip_prefix(name)).and_then(|r| r.strip_prefix('-')) else {
+            continue;
+        };
+        // `<YYYYMMDD-HHMMSS>` or `<…>-<n>`: not another task whose name starts with this one.
+        let stamp = rest.split('-').collect::<Vec<_>>();
+        let is_stamp = matches!(stamp.as_slice(), [d, t] | [d, t, _] if d.len() == 8 && t.len() == 6)
+            && stamp.iter().all(|p| p.bytes().all(|b| b.is_ascii_digit()));
+        if is_stamp && landed_in_head(root, tip, skip)? {
+            git(root, &["branch", "-D", "--", branch])?;
+            gone.push(branch.to_string());
+        }
+    }
+    Ok(gone)
 }
 
 /// `parallel-rescued/<task>-<UTC time>`, with `-2`, `-3`… if that exists already.
@@ -538,7 +588,7 @@ pub(crate) mod tests {
         }
 
         pub fn create(&self, task: &str) -> Created {
-            create(&self.root, &self.wt_dir(task), &branch_name(task), Path::new(".claude/plans/task-status.json"))
+            create(&self.root, &self.wt_dir(task), &branch_name(task), Path::new(".claude/plans/task-status.json"), &[])
                 .unwrap()
         }
 
@@ -593,8 +643,6 @@ pub(crate) mod tests {
         assert!(matches!(check_branch(&repo.root, "parallel/a..b"), Err(WorktreeError::InvalidBranch { .. })));
         assert!(matches!(check_branch(&repo.root, "-x"), Err(WorktreeError::InvalidBranch { .. })));
     }
-
-    use std::collections::HashSet;
 
     #[test]
     fn stale_clean_worktree_and_branch_are_replaced() {
@@ -668,11 +716,11 @@ pub(crate) mod tests {
     fn refuses_a_branch_checked_out_in_main_and_invalid_names() {
         let repo = Repo::new();
         repo.git(&["checkout", "-q", "-b", "parallel/1"]);
-        let err = create(&repo.root, &repo.wt_dir("1"), "parallel/1", Path::new("s.json")).unwrap_err();
+        let err = create(&repo.root, &repo.wt_dir("1"), "parallel/1", Path::new("s.json"), &[]).unwrap_err();
         assert!(matches!(err, WorktreeError::CheckedOutInMain { .. }), "{err:?}");
-        let err = create(&repo.root, &repo.wt_dir("x"), "parallel/a b", Path::new("s.json")).unwrap_err();
+        let err = create(&repo.root, &repo.wt_dir("x"), "parallel/a b", Path::new("s.json"), &[]).unwrap_err();
         assert!(matches!(err, WorktreeError::InvalidBranch { .. }), "{err:?}");
-        let err = create(&repo.root, &repo.wt_dir("x"), "parallel/x", Path::new("../s.json")).unwrap_err();
+        let err = create(&repo.root, &repo.wt_dir("x"), "parallel/x", Path::new("../s.json"), &[]).unwrap_err();
         assert!(matches!(err, WorktreeError::BadStatusFile { .. }), "{err:?}");
         assert!(!repo.wt_dir("x").exists());
     }
