@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 use std::ffi::OsString;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use super::dispatch::Engine;
@@ -176,23 +177,26 @@ impl Engine {
     /// (never overwritten).
     pub(super) fn prepare_parallel(&mut self) -> Result<(), String> {
         let journaled = self.finish_interrupted_landings();
-        let status = git::git(&self.root, &["status", "--porcelain=v1", "-z", "--untracked-files=all"]).map_err(|e| e.to_string())?;
+        let status = git::git_bytes(&self.root, &["status", "--porcelain=v1", "-z", "--untracked-files=all"], &[], None)
+            .map_err(|e| e.to_string())?;
         let plan_rel = self.plan_rel();
-        let mut fields = status.split('\0').filter(|e| !e.is_empty());
+        // Bytes, not text: a file name need not be UTF-8, and must be protected all the same.
+        let mut fields = status.split(|b| *b == 0).filter(|e| !e.is_empty());
         while let Some(entry) = fields.next() {
             let (Some(xy), Some(path)) = (entry.get(..2), entry.get(3..)) else { continue };
-            let mut paths = vec![path.to_string()];
-            if xy.contains('R') || xy.contains('C') {
+            let mut paths = vec![path];
+            if xy.contains(&b'R') || xy.contains(&b'C') {
                 // A rename's or copy's original path follows as a field of its own.
-                paths.extend(fields.next().map(str::to_string));
+                paths.extend(fields.next());
             }
             for p in paths {
-                let keep = Path::new(&p) != plan_rel
-                    && !journaled.contains(Path::new(&p))
-                    && !COORDINATION.iter().any(|c| p.starts_with(c))
-                    && !p.starts_with(".baton/");
+                let p = PathBuf::from(std::ffi::OsStr::from_bytes(p));
+                let keep = p != plan_rel
+                    && !journaled.contains(&p)
+                    && !COORDINATION.iter().any(|c| p.as_os_str().as_bytes().starts_with(c.as_bytes()))
+                    && !p.starts_with(".baton");
                 if keep {
-                    self.protected.insert(PathBuf::from(p));
+                    self.protected.insert(p);
                 }
             }
         }
