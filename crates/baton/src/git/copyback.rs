@@ -778,6 +778,12 @@ fn is_binary(data: &[u8]) -> bool {
     data[..data.len().min(8000)].contains(&0)
 }
 
+/// A clean three-way merge of one text (`git merge-file`), or `None` on conflicts or binary;
+/// `path` names it in errors.
+pub fn merge_three(root: &Path, path: &Path, base: &[u8], ours: &[u8], theirs: &[u8]) -> Result<Option<Vec<u8>>, CopyBackError> {
+    merge_text(root, path, base, ours, theirs)
+}
+
 /// `git merge-file -p ours base theirs`: the merged text, or `None` on conflicts or binary.
 fn merge_text(
     root: &Path,

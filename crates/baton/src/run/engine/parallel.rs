@@ -247,6 +247,7 @@ impl Engine {
                 self.reporter.decision("CLEANUP", r.to_string());
             }
             self.reporter.decision("WORKTREE", format!("{id}: worktree {} on {} from {}", made.worktree.path.display(), made.worktree.branch, short(&made.worktree.fork)));
+            self.give_plan_to(id, &made.worktree);
             self.worktrees.insert(id.clone(), made.worktree);
         }
         let wt = &self.worktrees[id];
@@ -277,6 +278,82 @@ impl Engine {
         Ok(Workplace { cwd, prompt_extra: format!("\n{extra}"), env })
     }
 
+    /// Where the plan as a task's worktree got it is kept: the base of merging its edits.
+    fn plan_at_fork(&self, id: &TaskId) -> PathBuf {
+        self.records.task_dir(id.as_str()).join("plan-at-fork.yaml")
+    }
+
+    /// The worktree gets the plan as main has it now — committed or not, with this run's
+    /// states — at the same relative path, and a copy is kept as the base for merging the
+    /// agent's edits of it.
+    fn give_plan_to(&self, id: &TaskId, wt: &git::worktree::Worktree) {
+        let rel = self.plan_rel();
+        if rel.is_absolute() {
+            return;
+        }
+        let text = self.file.text().as_bytes();
+        let copy = wt.path.join(&rel);
+        let base = self.plan_at_fork(id);
+        let r = [&copy, &base].into_iter().try_for_each(|f| {
+            if let Some(dir) = f.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            crate::plan::write_atomic(f, text)
+        });
+        if let Err(e) = r {
+            self.reporter.warn(format!("{id}: cannot put the plan in its worktree: {e}"));
+        }
+    }
+
+    /// Whatever the agent changed in its worktree's plan goes into the main plan, announced
+    /// with `plan_modified` or not (as in a sequential run): a three-way merge against the plan
+    /// it was given, re-validated; if that does not merge cleanly, the tasks it added.
+    fn take_worktree_plan(&mut self, id: &TaskId, wt: &git::worktree::Worktree) {
+        let rel = self.plan_rel();
+        let Ok(theirs) = std::fs::read_to_string(wt.path.join(&rel)) else { return };
+        let base = std::fs::read_to_string(self.plan_at_fork(id)).ok();
+        if base.as_deref() == Some(theirs.as_str()) {
+            return;
+        }
+        let ours = self.file.text().to_string();
+        if let Some(base) = &base {
+            match git::copyback::merge_three(&self.root, &rel, base.as_bytes(), ours.as_bytes(), theirs.as_bytes()) {
+                Ok(Some(merged)) if merged == ours.as_bytes() => return,
+                Ok(Some(merged)) if crate::plan::parse_plan(&String::from_utf8_lossy(&merged)).is_ok() => {
+                    let r = crate::plan::write_atomic(self.file.path(), &merged).map_err(|e| e.to_string())
+                        .and_then(|()| self.file.reload().map_err(|e| e.render()));
+                    match r {
+                        Ok(()) => {
+                            self.reporter.decision("PLAN", format!("{id}: merged the agent's edits of the plan into the main plan"));
+                            let _ = std::fs::write(self.plan_at_fork(id), &theirs);
+                            return;
+                        }
+                        Err(e) => {
+                            // The main plan goes back to what baton holds.
+                            let _ = crate::plan::write_atomic(self.file.path(), ours.as_bytes());
+                            self.reporter.warn(format!("{id}: the agent's plan edits could not be taken: {e}"));
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        match self.file.merge_added_tasks(&theirs) {
+            Ok(added) if added.is_empty() => self.reporter.warn(format!(
+                "{id}: the agent's edits of the plan do not merge with the main plan and are not taken; its copy is {}",
+                wt.path.join(&rel).display()
+            )),
+            Ok(added) => {
+                let ids: Vec<String> = added.iter().map(|t| t.to_string()).collect();
+                self.reporter.decision("PLAN", format!("{id}: the agent added task(s) {}; merged into the main plan", ids.join(", ")));
+                if let Err(e) = self.file.save() {
+                    self.reporter.warn(e.render());
+                }
+            }
+            Err(e) => self.reporter.warn(format!("{id}: the agent's plan edit could not be merged: {}", e.render())),
+        }
+    }
+
     /// Brings a finished task's work from its worktree into the main checkout: checked and
     /// decided first, journaled (synced), then copied. Its worktree and branch go only once
     /// everything that differs in it from its fork is in main.
@@ -285,6 +362,7 @@ impl Engine {
         let agent = self.agent_id(id);
         let _ = crate::coord::heartbeat::finish(&self.root, &agent, crate::coord::heartbeat::AgentState::Completed);
         let _ = crate::coord::claims::release(&self.root, &agent, None);
+        self.take_worktree_plan(id, &wt);
         let skip = self.landing_skip();
         let skip: Vec<&str> = skip.iter().map(String::as_str).collect();
         let landing = git::copyback::prepare(&self.root, &wt, &skip, &self.protected).and_then(|prepared| {
