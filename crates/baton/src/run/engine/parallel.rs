@@ -274,6 +274,7 @@ impl Engine {
             (OsString::from("BATON_MAIN_ROOT"), self.root.clone().into_os_string()),
             (OsString::from("BATON_AGENT_ID"), OsString::from(&agent)),
             (OsString::from("BATON_TASK_ID"), OsString::from(id.as_str())),
+            (OsString::from(crate::coord::claims::ENV_RUN_ID), OsString::from(crate::coord::claims::run_id())),
         ];
         Ok(Workplace { cwd, prompt_extra: format!("\n{extra}"), env })
     }
@@ -460,9 +461,19 @@ impl Engine {
         }
     }
 
-    /// Claims older than an hour, or held by this run's agents that no longer run, are dropped
-    /// before new agents start. Claims of another run's agents are left alone.
+    /// Claims older than an hour, held by this run's agents that no longer run, or made under
+    /// a run that has ended (a crash leaves its claims behind) are dropped before new agents
+    /// start. Claims of another running run's agents are left alone.
     pub(super) fn remove_stale_claims(&self) {
+        let ended = |c: &crate::coord::Claim| c.run.as_deref().is_some_and(crate::coord::claims::run_has_ended);
+        match crate::coord::claims::remove_orphaned(&self.root, &ended) {
+            Ok(removed) => {
+                for c in removed {
+                    self.reporter.decision("CLEANUP", format!("removed the claim of {} on {}: the run it belonged to has ended", c.agent_id, c.path));
+                }
+            }
+            Err(e) => self.reporter.warn(format!("cannot clean the claims file: {e}")),
+        }
         let live: HashSet<String> = self.running.keys().map(|id| self.agent_id(id)).collect();
         let ours = &self.agents;
         let is_live = |a: &str| live.contains(a) || !ours.contains(a);
