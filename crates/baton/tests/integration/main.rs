@@ -3,6 +3,7 @@
 mod after;
 mod cli;
 mod engine;
+mod landing;
 mod parallel;
 mod pipeline;
 mod parallel_limits;
