@@ -17,15 +17,20 @@
 //!   unsafe path → [`CopyBackError::Unsafe`]; any path in `protected` that would change →
 //!   [`CopyBackError::ProtectedFile`]; any conflict → [`CopyBackError::Conflict`] with all
 //!   conflicting paths. In each of these main is left exactly as it was.
-//! - **Safety**: paths with `..`, `.`, `.git` or absolute are refused; so is a path whose parent
-//!   in main is a symlink (unless this landing deletes that symlink first), and a symlink whose
-//!   target leaves the repository. Files are written atomically (temporary file in the same
-//!   folder, then rename) with the worktree's exec bit.
+//! - **Safety**: paths with `..`, `.`, `.git` (any case) or absolute are refused; so is a path
+//!   whose parent in main is a symlink (unless this landing deletes that symlink first), a
+//!   symlink whose target leaves the repository, and one that leads into a `.git` folder (by
+//!   name or through a symlink main has). Files are written atomically (temporary file in the
+//!   same folder, then rename) with the worktree's exec bit.
+//! - **Content, not stat data**: what changed in the worktree is found by hashing every file
+//!   ([`snapshot`]); nothing is judged unchanged because its size and times look the same.
 //! - **Never touched**: the worktree, its branch, main's index and HEAD. Committing the landed
 //!   paths is the caller's job, and so is calling this for one task at a time per main tree.
 //!   Calling it again after a landing finds nothing to do.
-//! - An I/O error in the middle of writing (disk full) can leave a task half-landed; its
-//!   worktree still holds all of it.
+//! - **Crashes**: [`prepare`] decides everything, [`Prepared::intents`] gives each path's blob
+//!   before and after for a journal, [`apply`] writes. A landing cut short (a crash, `kill -9`,
+//!   disk full) is completed from the journaled intents alone by [`finish`]. [`unlanded`] tells
+//!   whether everything in a worktree is in main, before anyone deletes it.
 //! - Files go through no git filters (autocrlf, LFS): content is compared and written as the
 //!   blobs are.
 
