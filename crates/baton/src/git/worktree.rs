@@ -5,8 +5,10 @@
 //!
 //! Must not lose work: a stale branch or worktree about to be replaced whose work is not
 //! reachable from HEAD is first kept on a `parallel-rescued/…` branch (uncommitted changes
-//! committed onto it), and that is reported. Must not decide whether a task's work has landed;
-//! the caller knows that.
+//! committed onto it), and that is reported — unless all of it is already in HEAD
+//! ([`landed_in_head`]), when keeping it would keep nothing. Rescued branches whose work has
+//! all landed since can be pruned ([`prune_rescued`]). Whether a live task's work has landed
+//! is the caller's to decide (copy-back knows).
 
 use std::collections::HashSet;
 use std::ffi::OsStr;
@@ -699,6 +701,34 @@ pub(crate) mod tests {
         assert_eq!(repo.git(&["show", &format!("{name}:new/untracked.txt")]), "untracked\n");
         assert_eq!(std::fs::read_to_string(created.worktree.path.join("README.md")).unwrap(), "hello\n");
         assert!(!created.worktree.path.join("new/untracked.txt").exists());
+    }
+
+    #[test]
+    fn a_stale_worktree_whose_work_is_all_in_head_is_not_rescued_and_landed_rescues_are_pruned() {
+        let repo = Repo::new();
+        let old = repo.create("1").worktree;
+        write_in(&old.path, "done.txt", "landed\n");
+        write_in(&old.path, ".claude/plans/plan.yaml", "the agent's copy\n");
+        // Main already has the work (a crash after the landing commit, before the cleanup).
+        repo.write("done.txt", "landed\n");
+        repo.commit_all("plan: land task 1");
+        let skip = [".claude/plans/"];
+        let created = create(&repo.root, &repo.wt_dir("1"), &branch_name("1"), Path::new("s.json"), &skip).unwrap();
+        assert_eq!(created.rescued, vec![], "work already in HEAD was rescued");
+
+        // Rescued branches: one all landed, one not, one of another task.
+        for (name, content) in [("parallel-rescued/1-20260101-000000", "landed\n"), ("parallel-rescued/1-20260101-000001", "other\n"), ("parallel-rescued/1-2-20260101-000000", "landed\n")] {
+            repo.git(&["checkout", "-q", "-b", name, "HEAD~1"]);
+            repo.write("done.txt", content);
+            repo.commit_all("rescued");
+            repo.git(&["checkout", "-q", "main"]);
+        }
+        assert!(landed_in_head(&repo.root, "parallel-rescued/1-20260101-000000", &skip).unwrap());
+        assert!(!landed_in_head(&repo.root, "parallel-rescued/1-20260101-000001", &skip).unwrap());
+        let gone = prune_rescued(&repo.root, "1", &skip).unwrap();
+        assert_eq!(gone, vec!["parallel-rescued/1-20260101-000000".to_string()]);
+        assert!(repo.has_branch("parallel-rescued/1-20260101-000001"));
+        assert!(repo.has_branch("parallel-rescued/1-2-20260101-000000"));
     }
 
     #[test]

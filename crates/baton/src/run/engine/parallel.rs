@@ -88,9 +88,12 @@ impl Engine {
             return ours;
         }
         let mut files = Vec::new();
+        // Per entry, the paths that hold what the landing meant.
+        let mut finished: Vec<HashSet<PathBuf>> = Vec::new();
         for e in &entries {
             match git::copyback::finish(&self.root, &e.intents) {
                 Ok(done) => {
+                    finished.push(done.landed.iter().cloned().collect());
                     for d in &done.diverged {
                         self.reporter.warn(format!(
                             "{}: {} changed since an interrupted run began landing it; left as it is",
@@ -100,7 +103,10 @@ impl Engine {
                     }
                     files.extend(done.landed.iter().map(|p| self.root.join(p)));
                 }
-                Err(err) => self.reporter.warn(format!("{}: cannot finish the landing an interrupted run began: {err}", e.task)),
+                Err(err) => {
+                    finished.push(HashSet::new());
+                    self.reporter.warn(format!("{}: cannot finish the landing an interrupted run began: {err}", e.task));
+                }
             }
             ours.extend(e.intents.iter().map(git::copyback::Intent::path));
         }
@@ -118,15 +124,17 @@ impl Engine {
                 return ours;
             }
         }
-        for e in &entries {
-            self.complete_from_record(&e.task);
+        for (e, landed) in entries.iter().zip(&finished) {
+            if landed.len() == e.intents.len() {
+                self.complete_from_record(&e.task);
+            }
             let wt = e.worktree();
             let skip = self.landing_skip();
             let skip: Vec<&str> = skip.iter().map(String::as_str).collect();
             if let Ok(left) = git::copyback::unlanded(&self.root, &wt, &skip, &HashSet::new()) {
-                // A path merged three-way differs from the worktree's: it was in the journal.
-                let journaled: HashSet<PathBuf> = e.intents.iter().map(git::copyback::Intent::path).collect();
-                if left.iter().all(|p| journaled.contains(p)) && wt.path.exists() {
+                // A path merged three-way differs from the worktree's: it is in the journal,
+                // and landed. A path someone changed since did not land: the worktree stays.
+                if left.iter().all(|p| landed.contains(p)) && wt.path.exists() {
                     let _ = git::worktree::remove(&self.root, &wt);
                 }
             }
