@@ -347,9 +347,11 @@ pub fn finish(root: &Path, intents: &[Intent]) -> Result<Finished, CopyBackError
     let oids: Vec<&str> = intents.iter().filter_map(|i| i.after.as_ref()).map(|b| b.oid.as_str()).collect();
     let blobs = read_blobs(root, &oids)?;
     let mut out = Finished::default();
+    let mut folders: HashSet<PathBuf> = HashSet::new();
     for intent in intents {
         let path = intent.path();
         check_lexically(&path)?;
+        folders.insert(root.join(path.parent().unwrap_or(Path::new(""))));
         let after = entry(&blobs, root, &intent.after.as_ref().map(|b| Side { mode: b.mode, oid: b.oid.clone() }))?;
         if let Some(Entry::Link(target)) = &after {
             check_link_target(&path, target)?;
@@ -375,7 +377,30 @@ pub fn finish(root: &Path, intents: &[Intent]) -> Result<Finished, CopyBackError
             out.diverged.push(path);
         }
     }
+    for folder in folders {
+        remove_dead_temps(&folder);
+    }
     Ok(out)
+}
+
+/// Removes the temporary files (`.baton-<pid>-<n>.tmp`, see [`write_entry`]) a process that
+/// no longer runs left in `folder` when it was killed mid-write.
+fn remove_dead_temps(folder: &Path) {
+    let Ok(entries) = std::fs::read_dir(folder) else { return };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(".baton-")).and_then(|n| n.strip_suffix(".tmp")) else {
+            continue;
+        };
+        let Some((pid, seq)) = rest.split_once('-') else { continue };
+        let (Ok(pid), true) = (pid.parse::<libc::pid_t>(), seq.bytes().all(|b| b.is_ascii_digit())) else { continue };
+        // SAFETY: signal 0 only checks that the process exists; nothing is delivered.
+        let alive = pid > 0
+            && (unsafe { libc::kill(pid, 0) } == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM));
+        if !alive {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
 }
 
 /// Paths whose change in the worktree (fork → its files now) main does not hold: neither the
@@ -1149,11 +1174,17 @@ mod tests {
         let intents = prepared.intents(&repo.root).unwrap();
         let paths: Vec<PathBuf> = intents.iter().map(Intent::path).collect();
         assert_eq!(paths, vec![p("edit.txt"), p("gone.txt"), p("new.txt")]);
-        // The crash: only new.txt was written; the worktree is gone.
+        // The crash: only new.txt was written, a temporary file is left; the worktree is gone.
         write_in(&repo.root, "new.txt", "new\n");
+        write_in(&repo.root, ".baton-999999999-3.tmp", "half");
+        let live = format!(".baton-{}-3.tmp", std::process::id());
+        write_in(&repo.root, &live, "another process's write in progress");
         remove(&repo.root, &wt).unwrap();
         let done = finish(&repo.root, &intents).unwrap();
         assert_eq!(done, Finished { landed: paths.clone(), diverged: vec![] });
+        assert!(!repo.root.join(".baton-999999999-3.tmp").exists(), "a dead write's temporary file was left");
+        assert!(repo.root.join(&live).exists(), "a live process's temporary file was removed");
+        std::fs::remove_file(repo.root.join(&live)).unwrap();
         assert_eq!(repo.read("edit.txt").unwrap(), numbered(5).replace("line 1\n", "line 1 by main\n").replace("line 5\n", "line 5 by task\n"));
         assert!(!repo.root.join("gone.txt").exists());
         assert_eq!(finish(&repo.root, &intents).unwrap().landed, paths, "finishing twice is harmless");

@@ -232,3 +232,30 @@ fn a_rescued_branch_whose_work_has_landed_is_deleted_and_others_are_kept() {
     assert!(left.contains("plan-1-20260101-000001"), "work not in main was deleted: {left}");
     assert!(left.contains("plan-10-20260101-000000"), "another task's branch was touched: {left}");
 }
+
+/// `kill -9` as soon as the first of a task's many files appears in main (usually while the
+/// rest are still being copied): the next run lands and commits all of them, under the task,
+/// and the task counts one attempt.
+#[test]
+fn kill_9_while_files_are_copied_then_resume_lands_all_or_nothing() {
+    let p = project(&group_plan(&["1"]));
+    p.scenario(r#"{"tasks": {"1": [{"shell": "mkdir -p many && for i in $(seq 1 300); do echo $i > many/$i.txt; done"}]}}"#);
+    let mut child = p.spawn(&["run", "plan.yaml", "--parallel"]);
+    crate::support::wait_for("the first landed file", || {
+        std::fs::read_dir(p.path().join("many")).is_ok_and(|mut d| d.next().is_some())
+    });
+    crate::support::signal(&child, libc::SIGKILL);
+    let _ = child.wait();
+
+    let r = p.baton(&["run", "plan.yaml", "--parallel", "--verbose"]);
+    assert_eq!(r.code(), 0, "{}", r.all());
+    assert_eq!(p.repo.status_porcelain(), "", "landed work was left uncommitted:\n{}", r.all());
+    let tracked = p.repo.git(&["ls-files", "many"]);
+    assert_eq!(tracked.lines().count(), 300, "{}", r.all());
+    for i in [1, 150, 300] {
+        assert_eq!(p.read(&format!("many/{i}.txt")), format!("{i}\n"));
+    }
+    assert_eq!(status(&p, "1"), Status::Completed);
+    assert_eq!(p.plan().task("1").unwrap().attempts, 1);
+    assert_eq!(branches(&p, "parallel/*"), "", "{}", r.all());
+}
