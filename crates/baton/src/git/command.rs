@@ -64,10 +64,11 @@ pub fn commit_paths(root: &Path, paths: &[PathBuf], message: &str) -> Result<Com
     let literal = [("GIT_LITERAL_PATHSPECS", OsStr::new("1"))];
     // A path gone from disk counts only if git knows it (its deletion is then committed);
     // naming a path git never saw would make the whole command fail.
-    let known = nul_set(&git_bytes(root, &["ls-files", "-z", "--full-name"], &literal, None)?);
+    let known = nul_set(&git_bytes(root, &["ls-files", "-z", "--full-name"], &[], None)?);
     // An ignored file that git does not track is not the project's to commit (a `.claude/` in
     // .gitignore, say); naming it would make `git add` fail.
-    let ignored = git_output(root, &["check-ignore", "-z", "--stdin"], &literal, Some(&nul_join(&rels)))?;
+    // (check-ignore takes paths, not pathspecs, and refuses the literal-pathspec setting.)
+    let ignored = git_output(root, &["check-ignore", "-z", "--stdin"], &[], Some(&nul_join(&rels)))?;
     let ignored = nul_set(&ignored.stdout);
     let rels: Vec<Vec<u8>> = rels
         .into_iter()
@@ -215,6 +216,9 @@ mod tests {
         assert_eq!(repo.git(&["status", "--porcelain"]), "A  staged-by-user.txt\n?? a.txt\n");
         assert_eq!(commit_paths(&repo.root, &paths, "again").unwrap(), Committed::NothingToCommit);
         assert_eq!(commit_file(&repo.root, &repo.root.join("a.txt"), "one file").unwrap(), Committed::Yes);
-        assert_eq!(repo.git(&["status", "--porcelain"]), "A  staged-by-user.txt\n");
+        repo.write(".gitignore", ".claude/\n");
+        repo.write(".claude/plans/p.yaml", "ignored\n");
+        assert_eq!(commit_file(&repo.root, &repo.root.join(".claude/plans/p.yaml"), "ignored").unwrap(), Committed::NothingToCommit);
+        assert_eq!(repo.git(&["status", "--porcelain"]), "A  staged-by-user.txt\n?? .gitignore\n");
     }
 }
