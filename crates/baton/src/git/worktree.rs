@@ -482,23 +482,24 @@ pub fn landed_in_head(root: &Path, tip: &str, skip: &[&str]) -> Result<bool, Git
     Ok(changed.is_disjoint(&differs))
 }
 
-/// Deletes the `parallel-rescued/<name>-<time>` branches (made for the task whose worktree
-/// name is `name`) whose work is all in HEAD; returns the branches deleted.
-pub fn prune_rescued(root: &Path, name: &str, skip: &[&str]) -> Result<Vec<String>, GitError> {
+/// Deletes the `parallel-rescued/<name>-<time>` branches (made for the tasks whose worktree
+/// names are `names`) whose work is all in HEAD; returns the branches deleted.
+pub fn prune_rescued(root: &Path, names: &[String], skip: &[&str]) -> Result<Vec<String>, GitError> {
     let pattern = format!("refs/heads/{RESCUE_PREFIX}");
     let refs = git(root, &["for-each-ref", "--format=%(objectname) %(refname)", &pattern])?;
     let mut gone = Vec::new();
     for line in refs.lines() {
         let Some((tip, refname)) = line.split_once(' ') else { continue };
         let Some(branch) = refname.strip_prefix("refs/heads/") else { continue };
-        let Some(rest) = branch.strip_prefix(RESCUE_PREFIX).and_then(|r| r.strip_prefix(name)).and_then(|r| r.strip_prefix('-')) else {
-            continue;
-        };
-        // `<YYYYMMDD-HHMMSS>` or `<…>-<n>`: not another task whose name starts with this one.
-        let stamp = rest.split('-').collect::<Vec<_>>();
-        let is_stamp = matches!(stamp.as_slice(), [d, t] | [d, t, _] if d.len() == 8 && t.len() == 6)
-            && stamp.iter().all(|p| p.bytes().all(|b| b.is_ascii_digit()));
-        if is_stamp && landed_in_head(root, tip, skip)? {
+        let Some(rest) = branch.strip_prefix(RESCUE_PREFIX) else { continue };
+        // `<name>-<YYYYMMDD-HHMMSS>` or `…-<n>`: not another task whose name starts with this one.
+        let ours = names.iter().any(|name| {
+            let Some(stamp) = rest.strip_prefix(name.as_str()).and_then(|r| r.strip_prefix('-')) else { return false };
+            let parts = stamp.split('-').collect::<Vec<_>>();
+            matches!(parts.as_slice(), [d, t] | [d, t, _] if d.len() == 8 && t.len() == 6)
+                && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        });
+        if ours && landed_in_head(root, tip, skip)? {
             git(root, &["branch", "-D", "--", branch])?;
             gone.push(branch.to_string());
         }
@@ -725,7 +726,7 @@ pub(crate) mod tests {
         }
         assert!(landed_in_head(&repo.root, "parallel-rescued/1-20260101-000000", &skip).unwrap());
         assert!(!landed_in_head(&repo.root, "parallel-rescued/1-20260101-000001", &skip).unwrap());
-        let gone = prune_rescued(&repo.root, "1", &skip).unwrap();
+        let gone = prune_rescued(&repo.root, &["1".to_string()], &skip).unwrap();
         assert_eq!(gone, vec!["parallel-rescued/1-20260101-000000".to_string()]);
         assert!(repo.has_branch("parallel-rescued/1-20260101-000001"));
         assert!(repo.has_branch("parallel-rescued/1-2-20260101-000000"));

@@ -259,3 +259,19 @@ fn kill_9_while_files_are_copied_then_resume_lands_all_or_nothing() {
     assert_eq!(p.plan().task("1").unwrap().attempts, 1);
     assert_eq!(branches(&p, "parallel/*"), "", "{}", r.all());
 }
+
+#[test]
+fn rescued_branches_of_tasks_completed_earlier_are_pruned_at_start_once_landed() {
+    let plan = group_plan(&["1", "2"]).replacen("status: pending", "status: completed", 1);
+    let p = project(&plan);
+    p.repo.git(&["checkout", "-q", "-b", "parallel-rescued/plan-1-20260101-000000"]);
+    p.write("one.txt", "1\n");
+    p.repo.commit_all("rescued");
+    p.repo.git(&["checkout", "-q", "-"]);
+    p.write("one.txt", "1\n");
+    p.repo.commit_all("landed since");
+    let r = p.baton(&["run", "plan.yaml", "--parallel", "--verbose"]);
+    assert_eq!(r.code(), 0, "{}", r.all());
+    assert_eq!(branches(&p, "parallel-rescued/*"), "", "{}", r.all());
+    assert_eq!(p.invocations().len(), 1, "only task 2 runs");
+}

@@ -17,7 +17,8 @@ pub(super) const COORDINATION: [&str; 3] = [".claude/plans/", ".claude/subagent-
 pub(super) enum NotLanded {
     /// Main moved under it: the task fails, its branch is kept.
     Conflict(String),
-    /// It would overwrite the user's uncommitted change: the run stops, the task waits.
+    /// It would overwrite the user's uncommitted change, or its journaled landing could not be
+    /// completed: the run stops, the task waits.
     Protected(String),
 }
 
@@ -225,6 +226,11 @@ impl Engine {
         ) {
             self.reporter.warn(format!("cannot keep the coordination files out of git status: {e}"));
         }
+        // Rescued branches of tasks completed earlier whose work has all landed since.
+        let done: Vec<String> = self.file.plan().tasks().filter(|t| t.status == crate::plan::Status::Completed).map(|t| t.id.to_string()).collect();
+        if !done.is_empty() {
+            self.prune_rescued(&done);
+        }
         match git::worktree::list_stale(&self.root, "parallel/") {
             Ok(stale) => {
                 for s in stale {
@@ -390,6 +396,13 @@ impl Engine {
         });
         let landing = match landing {
             Ok(landing) => landing,
+            Err(e) if self.read_journal().iter().any(|j| j.task == id.as_str()) => {
+                // Journaled, then cut short (disk full…): not the task's fault, and half of it
+                // may be in main. The next start finishes it from the journal.
+                return Err(NotLanded::Protected(format!(
+                    "its landing could not be completed ({e}); the next run finishes it from the landing journal"
+                )));
+            }
             Err(e) => return Err(self.not_landed(id, &wt, e)),
         };
         let rel: Vec<PathBuf> = landing.paths().cloned().collect();
@@ -456,16 +469,14 @@ impl Engine {
     fn prune_rescued(&mut self, ids: &[String]) {
         let skip = self.landing_skip();
         let skip: Vec<&str> = skip.iter().map(String::as_str).collect();
-        for id in ids {
-            let name = git::worktree::ref_component(&format!("{}-{}", self.plan_stem(), id));
-            match git::worktree::prune_rescued(&self.root, &name, &skip) {
-                Ok(gone) => {
-                    for b in gone {
-                        self.reporter.decision("CLEANUP", format!("{id}: deleted {b}: everything on it has landed"));
-                    }
+        let names: Vec<String> = ids.iter().map(|id| git::worktree::ref_component(&format!("{}-{}", self.plan_stem(), id))).collect();
+        match git::worktree::prune_rescued(&self.root, &names, &skip) {
+            Ok(gone) => {
+                for b in gone {
+                    self.reporter.decision("CLEANUP", format!("deleted {b}: everything on it has landed"));
                 }
-                Err(e) => self.reporter.warn(format!("{id}: cannot check its rescued branches: {e}")),
             }
+            Err(e) => self.reporter.warn(format!("cannot check the rescued branches: {e}")),
         }
     }
 
