@@ -73,6 +73,8 @@ pub struct Claim {
     /// When it was claimed. A time that cannot be read is the Unix epoch, so the claim is stale.
     pub claimed_at: Timestamp,
     pub worktree: String,
+    /// The run (see [`run_id`]) whose agent made the claim, when it was made under baton.
+    pub run: Option<String>,
 }
 
 /// The file as stored. Unknown fields (from another version, or the original tool) are kept.
@@ -93,6 +95,8 @@ struct Entry {
     claimed_at: String,
     #[serde(default)]
     worktree: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    run: Option<String>,
     #[serde(flatten)]
     other: serde_json::Map<String, serde_json::Value>,
 }
@@ -109,6 +113,7 @@ impl Entry {
             task_id: self.task_id.clone(),
             claimed_at: self.since(),
             worktree: self.worktree.clone(),
+            run: self.run.clone(),
         }
     }
 }
@@ -146,6 +151,7 @@ pub(crate) fn claim_at(
             task_id: who.task_id.clone(),
             claimed_at: now.to_string(),
             worktree: who.worktree.to_string_lossy().into_owned(),
+            run: std::env::var(ENV_RUN_ID).ok().filter(|r| !r.is_empty()),
             other: serde_json::Map::new(),
         };
         file.claims.insert(key, entry);
@@ -216,6 +222,42 @@ pub fn remove_stale(
         let changed = !removed.is_empty();
         Ok((removed, changed))
     })
+}
+
+/// Removes the claims `orphaned` says belong to no running agent; returns them.
+pub fn remove_orphaned(main_root: &Path, orphaned: &dyn Fn(&Claim) -> bool) -> Result<Vec<Claim>, CoordError> {
+    update(main_root, |file| {
+        let mut removed = Vec::new();
+        file.claims.retain(|path, entry| {
+            let claim = entry.to_claim(path);
+            let keep = !orphaned(&claim);
+            if !keep {
+                removed.push(claim);
+            }
+            keep
+        });
+        let changed = !removed.is_empty();
+        Ok((removed, changed))
+    })
+}
+
+/// The environment variable that tells `baton claim` which run its agent belongs to.
+pub const ENV_RUN_ID: &str = "BATON_RUN_ID";
+
+/// This process's run id: `<pid>-<start time in ns>`, the same for every call.
+pub fn run_id() -> &'static str {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(|| format!("{}-{}", std::process::id(), Timestamp::now().as_nanosecond()))
+}
+
+/// Whether the run `run` (an id from [`run_id`]) has ended: its process is gone, or this
+/// process has that pid and is another run.
+pub fn run_has_ended(run: &str) -> bool {
+    let Some(pid) = run.split('-').next().and_then(|p| p.parse::<u32>().ok()) else { return false };
+    if pid == std::process::id() {
+        return run != run_id();
+    }
+    !super::heartbeat::pid_alive(pid)
 }
 
 /// Removes every claim (the start of a run).
@@ -311,6 +353,40 @@ mod tests {
 
     fn paths(claims: &[Claim]) -> Vec<&str> {
         claims.iter().map(|c| c.path.as_str()).collect()
+    }
+
+    #[test]
+    fn claims_of_ended_runs_are_orphans_and_others_stay() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path();
+        let mut gone = Command::new("true").spawn().unwrap();
+        let dead = gone.id();
+        gone.wait().unwrap();
+        let runs = [
+            ("a.rs", Some(run_id().to_string())),
+            ("b.rs", Some(format!("{dead}-1"))),
+            ("c.rs", Some(format!("{}-1", std::process::id()))),
+            ("d.rs", None),
+        ];
+        update(root, |file| {
+            for (path, run) in &runs {
+                let entry = Entry {
+                    agent_id: "agent-x".into(),
+                    task_id: "x".into(),
+                    claimed_at: Timestamp::now().to_string(),
+                    worktree: String::new(),
+                    run: run.clone(),
+                    other: serde_json::Map::new(),
+                };
+                file.claims.insert(path.to_string(), entry);
+            }
+            Ok(((), true))
+        })
+        .unwrap();
+        let removed = remove_orphaned(root, &|c| c.run.as_deref().is_some_and(run_has_ended)).unwrap();
+        assert_eq!(paths(&removed), ["b.rs", "c.rs"]);
+        assert_eq!(paths(&list(root).unwrap()), ["a.rs", "d.rs"]);
+        assert_eq!(list(root).unwrap()[0].run.as_deref(), Some(run_id()));
     }
 
     #[test]

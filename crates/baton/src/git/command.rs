@@ -3,8 +3,10 @@
 //! stderr carried into errors; and the few compound operations baton needs
 //! (commit a file or a set of paths, keep files out of `git status`).
 
+use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Output, Stdio};
@@ -46,54 +48,63 @@ pub enum Committed {
 /// Commits the current content of one file, and only that file (whatever else is staged or
 /// changed stays as it is).
 pub fn commit_file(root: &Path, file: &Path, message: &str) -> Result<Committed, GitError> {
-    let rel = file.strip_prefix(root).unwrap_or(file);
-    let rel = rel.to_string_lossy();
-    let status = git(root, &["status", "--porcelain", "--", &rel])?;
-    if status.trim().is_empty() {
-        return Ok(Committed::NothingToCommit);
-    }
-    git(root, &["add", "--", &rel])?;
-    git(root, &["commit", "-q", "--no-verify", "-m", message, "--only", "--", &rel])?;
-    Ok(Committed::Yes)
+    commit_paths(root, &[file.to_path_buf()], message)
 }
 
 /// Commits exactly these paths (added, changed or deleted), and nothing else that is staged.
+/// Paths go to git NUL-separated on stdin and literally (any bytes in a name, no glob magic,
+/// no limit on how many).
 pub fn commit_paths(root: &Path, paths: &[PathBuf], message: &str) -> Result<Committed, GitError> {
-    let rels: Vec<String> = paths
+    let rels: Vec<Vec<u8>> = paths
         .iter()
-        .map(|p| p.strip_prefix(root).unwrap_or(p).to_string_lossy().into_owned())
-        .collect();
-    // A path gone from disk counts only if git knows it (its deletion is then committed);
-    // naming a path git never saw would make the whole command fail.
-    let mut ls: Vec<&str> = vec!["ls-files", "-z", "--"];
-    ls.extend(rels.iter().map(String::as_str));
-    let known = git(root, &ls)?;
-    let known: Vec<&str> = known.split('\0').filter(|p| !p.is_empty()).collect();
-    // An ignored file that git does not track is not the project's to commit (a `.claude/` in
-    // .gitignore, say); naming it would make `git add` fail.
-    let input: Vec<u8> = rels.iter().flat_map(|r| r.bytes().chain([0])).collect();
-    let ignored = git_output(root, &["check-ignore", "-z", "--stdin"], &[], Some(&input))?;
-    let ignored = String::from_utf8_lossy(&ignored.stdout).into_owned();
-    let ignored: Vec<&str> = ignored.split('\0').filter(|p| !p.is_empty()).collect();
-    let rels: Vec<String> = rels
-        .into_iter()
-        .filter(|r| known.contains(&r.as_str()) || (root.join(r).symlink_metadata().is_ok() && !ignored.contains(&r.as_str())))
+        .map(|p| p.strip_prefix(root).unwrap_or(p).as_os_str().as_bytes().to_vec())
+        .filter(|r| !r.is_empty())
         .collect();
     if rels.is_empty() {
         return Ok(Committed::NothingToCommit);
     }
-    let mut args: Vec<&str> = vec!["add", "-A", "--"];
-    args.extend(rels.iter().map(String::as_str));
-    git(root, &args)?;
-    let mut status: Vec<&str> = vec!["status", "--porcelain", "--"];
-    status.extend(rels.iter().map(String::as_str));
-    if git(root, &status)?.trim().is_empty() {
+    let literal = [("GIT_LITERAL_PATHSPECS", OsStr::new("1"))];
+    // A path gone from disk counts only if git knows it (its deletion is then committed);
+    // naming a path git never saw would make the whole command fail.
+    let known = nul_set(&git_bytes(root, &["ls-files", "-z", "--full-name"], &[], None)?);
+    // An ignored file that git does not track is not the project's to commit (a `.claude/` in
+    // .gitignore, say); naming it would make `git add` fail.
+    // (check-ignore takes paths, not pathspecs, and refuses the literal-pathspec setting.)
+    let ignored = git_output(root, &["check-ignore", "-z", "--stdin"], &[], Some(&nul_join(&rels)))?;
+    let ignored = nul_set(&ignored.stdout);
+    let rels: Vec<Vec<u8>> = rels
+        .into_iter()
+        .filter(|r| {
+            known.contains(r) || (root.join(OsStr::from_bytes(r)).symlink_metadata().is_ok() && !ignored.contains(r))
+        })
+        .collect();
+    if rels.is_empty() {
         return Ok(Committed::NothingToCommit);
     }
-    let mut commit: Vec<&str> = vec!["commit", "-q", "--no-verify", "-m", message, "--only", "--"];
-    commit.extend(rels.iter().map(String::as_str));
-    git(root, &commit)?;
+    let from_stdin = ["--pathspec-from-file=-", "--pathspec-file-nul"];
+    let add: Vec<&str> = ["add", "-A"].into_iter().chain(from_stdin).collect();
+    git_bytes(root, &add, &literal, Some(&nul_join(&rels)))?;
+    // What of these differs from HEAD now (an unborn HEAD: from the empty tree).
+    let head = match git_output(root, &["rev-parse", "--verify", "-q", "HEAD^{commit}"], &[], None)? {
+        out if out.status.success() => String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        _ => String::from_utf8_lossy(&git_bytes(root, &["hash-object", "-t", "tree", "--stdin"], &[], Some(b""))?).trim().to_string(),
+    };
+    let staged = nul_set(&git_bytes(root, &["diff-index", "--cached", "-z", "--name-only", "--no-renames", &head], &literal, None)?);
+    let changed: Vec<Vec<u8>> = rels.into_iter().filter(|r| staged.contains(r)).collect();
+    if changed.is_empty() {
+        return Ok(Committed::NothingToCommit);
+    }
+    let commit: Vec<&str> = ["commit", "-q", "--no-verify", "-m", message, "--only"].into_iter().chain(from_stdin).collect();
+    git_bytes(root, &commit, &literal, Some(&nul_join(&changed)))?;
     Ok(Committed::Yes)
+}
+
+fn nul_join(items: &[Vec<u8>]) -> Vec<u8> {
+    items.iter().flat_map(|r| r.iter().copied().chain([0])).collect()
+}
+
+fn nul_set(bytes: &[u8]) -> HashSet<Vec<u8>> {
+    bytes.split(|b| *b == 0).filter(|p| !p.is_empty()).map(<[u8]>::to_vec).collect()
 }
 
 /// Runs git in `dir` like [`git`], with extra environment (e.g. `GIT_INDEX_FILE`) and optional
@@ -182,4 +193,38 @@ pub fn exclude_locally(root: &Path, lines: &[&str], comment: &str) -> Result<(),
         text.push('\n');
     }
     std::fs::write(&exclude, text).map_err(io)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::git::worktree::tests::Repo;
+    use std::ffi::OsString;
+    use std::os::unix::ffi::OsStringExt;
+
+    #[test]
+    fn commit_paths_takes_any_name_literally_and_leaves_the_rest_staged() {
+        let repo = Repo::new();
+        repo.write("gone.txt", "bye\n");
+        repo.write("[ab].txt", "literal\n");
+        repo.commit_all("files");
+        let odd = repo.root.join(OsString::from_vec(b"caf\xe9 \n.txt".to_vec()));
+        std::fs::write(&odd, "latin-1 name\n").unwrap();
+        repo.write("a.txt", "matches the glob [ab].txt\n");
+        repo.write("[ab].txt", "changed\n");
+        std::fs::remove_file(repo.root.join("gone.txt")).unwrap();
+        repo.write("staged-by-user.txt", "mine\n");
+        repo.git(&["add", "staged-by-user.txt"]);
+        let paths = [odd.clone(), repo.root.join("[ab].txt"), PathBuf::from("gone.txt"), PathBuf::from("never-existed.txt")];
+        assert_eq!(commit_paths(&repo.root, &paths, "land").unwrap(), Committed::Yes);
+        let committed = repo.git(&["show", "--name-status", "--format=", "HEAD"]);
+        assert_eq!(committed, "M\t[ab].txt\nA\t\"caf\\351 \\n.txt\"\nD\tgone.txt\n");
+        assert_eq!(repo.git(&["status", "--porcelain"]), "A  staged-by-user.txt\n?? a.txt\n");
+        assert_eq!(commit_paths(&repo.root, &paths, "again").unwrap(), Committed::NothingToCommit);
+        assert_eq!(commit_file(&repo.root, &repo.root.join("a.txt"), "one file").unwrap(), Committed::Yes);
+        repo.write(".gitignore", ".claude/\n");
+        repo.write(".claude/plans/p.yaml", "ignored\n");
+        assert_eq!(commit_file(&repo.root, &repo.root.join(".claude/plans/p.yaml"), "ignored").unwrap(), Committed::NothingToCommit);
+        assert_eq!(repo.git(&["status", "--porcelain"]), "A  staged-by-user.txt\n?? .gitignore\n");
+    }
 }

@@ -17,15 +17,20 @@
 //!   unsafe path → [`CopyBackError::Unsafe`]; any path in `protected` that would change →
 //!   [`CopyBackError::ProtectedFile`]; any conflict → [`CopyBackError::Conflict`] with all
 //!   conflicting paths. In each of these main is left exactly as it was.
-//! - **Safety**: paths with `..`, `.`, `.git` or absolute are refused; so is a path whose parent
-//!   in main is a symlink (unless this landing deletes that symlink first), and a symlink whose
-//!   target leaves the repository. Files are written atomically (temporary file in the same
-//!   folder, then rename) with the worktree's exec bit.
+//! - **Safety**: paths with `..`, `.`, `.git` (any case) or absolute are refused; so is a path
+//!   whose parent in main is a symlink (unless this landing deletes that symlink first), a
+//!   symlink whose target leaves the repository, and one that leads into a `.git` folder (by
+//!   name or through a symlink main has). Files are written atomically (temporary file in the
+//!   same folder, then rename) with the worktree's exec bit.
+//! - **Content, not stat data**: what changed in the worktree is found by hashing every file
+//!   ([`snapshot`]); nothing is judged unchanged because its size and times look the same.
 //! - **Never touched**: the worktree, its branch, main's index and HEAD. Committing the landed
 //!   paths is the caller's job, and so is calling this for one task at a time per main tree.
 //!   Calling it again after a landing finds nothing to do.
-//! - An I/O error in the middle of writing (disk full) can leave a task half-landed; its
-//!   worktree still holds all of it.
+//! - **Crashes**: [`prepare`] decides everything, [`Prepared::intents`] gives each path's blob
+//!   before and after for a journal, [`apply`] writes. A landing cut short (a crash, `kill -9`,
+//!   disk full) is completed from the journaled intents alone by [`finish`]. [`unlanded`] tells
+//!   whether everything in a worktree is in main, before anyone deletes it.
 //! - Files go through no git filters (autocrlf, LFS): content is compared and written as the
 //!   blobs are.
 
@@ -74,6 +79,8 @@ pub enum UnsafeReason {
     SymlinkedParent(PathBuf),
     /// A symlink whose target leaves the repository.
     SymlinkOutside(PathBuf),
+    /// A symlink whose target is in a `.git` folder.
+    SymlinkIntoGit(PathBuf),
     /// A nested repository or submodule (gitlink): there is no file to copy.
     Gitlink,
     /// The folder in main is another repository or worktree (has a `.git`): not this tree's.
@@ -93,6 +100,7 @@ impl fmt::Display for UnsafeReason {
                 )
             }
             UnsafeReason::SymlinkOutside(t) => write!(f, "it is a symlink to {}, outside the repository", t.display()),
+            UnsafeReason::SymlinkIntoGit(t) => write!(f, "it is a symlink to {}, inside a .git folder", t.display()),
             UnsafeReason::Gitlink => {
                 f.write_str("it is a nested repository or submodule, which copy-back does not carry")
             }
@@ -138,25 +146,87 @@ fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> C
 /// contract. `skip`: path prefixes never taken (`.claude/plans/`, a file like
 /// `.claude/agent-claims.json`). `protected`: files (relative to `root`, or absolute under it;
 /// a folder covers what is inside) with the user's uncommitted changes, never overwritten.
+/// [`prepare`] then [`apply`], for a caller with nothing to record in between.
 pub fn copy_back(
     root: &Path,
     wt: &Worktree,
     skip: &[&str],
     protected: &HashSet<PathBuf>,
 ) -> Result<Landing, CopyBackError> {
-    let tree = snapshot(&wt.path)?;
-    let raw = git_bytes(
-        &wt.path,
-        &["diff-tree", "-r", "-z", "--no-renames", "--no-abbrev", "--no-commit-id", wt.fork.as_str(), tree.as_str()],
-        &[],
-        None,
-    )?;
-    let changes: Vec<Change> = parse_raw(&raw)
-        .into_iter()
-        .filter(|c| !skip.iter().any(|s| c.path.starts_with(Path::new(s.trim_end_matches('/')))))
-        .collect();
+    let prepared = prepare(root, wt, skip, protected)?;
+    apply(root, prepared)
+}
+
+/// A landing checked and decided, nothing written yet: what [`apply`] will do, and what a
+/// journal records first ([`Prepared::intents`]) so that a crash while writing can be finished.
+#[derive(Debug)]
+pub struct Prepared {
+    plans: BTreeMap<PathBuf, Plan>,
+}
+
+impl Prepared {
+    /// Whether applying it would change nothing in main.
+    pub fn is_empty(&self) -> bool {
+        self.plans.values().all(|p| matches!(p.action, Action::Nothing))
+    }
+
+    /// Every path the landing will change, with main's content before and after as git blobs
+    /// (merge results and main's side of a merge are written to the object store, so that a
+    /// landing interrupted half-way can be finished from the journal alone).
+    pub fn intents(&self, root: &Path) -> Result<Vec<Intent>, CopyBackError> {
+        let mut out = Vec::new();
+        for (path, plan) in &self.plans {
+            let after = match &plan.action {
+                Action::Nothing | Action::Conflict => continue,
+                Action::Write => plan.theirs_id.clone(),
+                Action::Delete => None,
+                Action::Merge(merged) => Some(hash_entry(root, merged)?),
+            };
+            let before = match &plan.ours {
+                Ours::Is(e) if Some(e) == plan.base.as_ref() => plan.base_id.clone(),
+                Ours::Is(e) => Some(hash_entry(root, e)?),
+                _ => None,
+            };
+            out.push(Intent { path: path.as_os_str().as_bytes().to_vec(), before, after });
+        }
+        Ok(out)
+    }
+}
+
+/// A blob of git's, with the mode of its tree entry (`0o100644`, `0o100755`, `0o120000`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Blob {
+    pub mode: u32,
+    pub oid: String,
+}
+
+/// One path of a landing as a journal records it before the first byte is written.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Intent {
+    /// Relative to the repository root, as bytes: a file name need not be UTF-8.
+    pub path: Vec<u8>,
+    /// What main held before the landing; `None`: nothing.
+    pub before: Option<Blob>,
+    /// What main holds once landed; `None`: the path is deleted.
+    pub after: Option<Blob>,
+}
+
+impl Intent {
+    pub fn path(&self) -> PathBuf {
+        PathBuf::from(OsStr::from_bytes(&self.path))
+    }
+}
+
+/// Checks and decides a landing (see [`copy_back`]) without writing anything.
+pub fn prepare(
+    root: &Path,
+    wt: &Worktree,
+    skip: &[&str],
+    protected: &HashSet<PathBuf>,
+) -> Result<Prepared, CopyBackError> {
+    let changes = changes(wt, skip)?;
     if changes.is_empty() {
-        return Ok(Landing::default());
+        return Ok(Prepared { plans: BTreeMap::new() });
     }
     for c in &changes {
         check_lexically(&c.path)?;
@@ -166,28 +236,21 @@ pub fn copy_back(
     }
     let oids: Vec<&str> = changes.iter().flat_map(|c| [&c.base, &c.theirs]).flatten().map(|s| s.oid.as_str()).collect();
     let blobs = read_blobs(&wt.path, &oids)?;
-    let entry = |side: &Option<Side>| -> Result<Option<Entry>, CopyBackError> {
-        let Some(side) = side else { return Ok(None) };
-        let data = blobs.get(&side.oid).cloned().ok_or_else(|| {
-            CopyBackError::Git(GitError::Failed {
-                args: format!("cat-file --batch {}", side.oid),
-                dir: wt.path.clone(),
-                stderr: "object missing".to_string(),
-            })
-        })?;
-        Ok(Some(if side.mode == SYMLINK { Entry::Link(data) } else { Entry::File { data, exec: side.mode == EXEC } }))
-    };
+    let git_dirs = git_dirs(root)?;
 
     // Pass 1: every path's three versions and what to do, as main looks now.
     let mut plans: BTreeMap<PathBuf, Plan> = BTreeMap::new();
     for c in &changes {
-        let base = entry(&c.base)?;
-        let theirs = entry(&c.theirs)?;
+        let base = entry(&blobs, &wt.path, &c.base)?;
+        let theirs = entry(&blobs, &wt.path, &c.theirs)?;
         if let Some(Entry::Link(target)) = &theirs {
             check_link_target(&c.path, target)?;
+            check_link_not_into_git(root, &c.path, target, &git_dirs)?;
         }
         let ours = read_ours(root, &c.path)?;
-        plans.insert(c.path.clone(), Plan { base, theirs, ours, action: Action::Nothing });
+        let blob = |s: &Option<Side>| s.as_ref().map(|s| Blob { mode: s.mode, oid: s.oid.clone() });
+        let (base_id, theirs_id) = (blob(&c.base), blob(&c.theirs));
+        plans.insert(c.path.clone(), Plan { base, theirs, ours, base_id, theirs_id, action: Action::Nothing });
     }
     // Deletions are decided by main's side alone (unchanged since the fork).
     let deletes: HashSet<PathBuf> = plans
@@ -232,18 +295,18 @@ pub fn copy_back(
     if !conflicts.is_empty() {
         return Err(CopyBackError::Conflict { paths: conflicts });
     }
+    Ok(Prepared { plans })
+}
 
-    // Apply: deletions first, so a file can give way to a folder of the same name.
+/// Writes a prepared landing into main. An I/O error part-way leaves it half-landed: a caller
+/// that journaled [`Prepared::intents`] first can [`finish`] it.
+pub fn apply(root: &Path, prepared: Prepared) -> Result<Landing, CopyBackError> {
+    let plans = prepared.plans;
+    // Deletions first, so a file can give way to a folder of the same name.
     let mut landing = Landing::default();
     for (path, plan) in &plans {
         if matches!(plan.action, Action::Delete) {
-            let full = root.join(path);
-            match std::fs::remove_file(&full) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(io_err("delete", &full)(e)),
-            }
-            remove_empty_parents(root, path);
+            delete_path(root, path)?;
             landing.deleted.push(path.clone());
         }
     }
@@ -263,6 +326,181 @@ pub fn copy_back(
         }
     }
     Ok(landing)
+}
+
+/// What [`finish`] found.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Finished {
+    /// Paths that now hold what the landing meant (written now, or already there).
+    pub landed: Vec<PathBuf>,
+    /// Paths that hold neither what was there before nor what the landing meant: changed by
+    /// someone since, left alone.
+    pub diverged: Vec<PathBuf>,
+}
+
+/// Finishes a landing that was interrupted (a crash, `kill -9`) from its journaled intents:
+/// each path still holding its `before` content gets its `after`; one already holding its
+/// `after` is done; anything else is left alone and reported. Content comes from the object
+/// store of the repository at `root` only, so it works with the worktree gone.
+pub fn finish(root: &Path, intents: &[Intent]) -> Result<Finished, CopyBackError> {
+    let git_dirs = git_dirs(root)?;
+    let oids: Vec<&str> = intents.iter().filter_map(|i| i.after.as_ref()).map(|b| b.oid.as_str()).collect();
+    let blobs = read_blobs(root, &oids)?;
+    let mut out = Finished::default();
+    let mut folders: HashSet<PathBuf> = HashSet::new();
+    for intent in intents {
+        let path = intent.path();
+        check_lexically(&path)?;
+        folders.insert(root.join(path.parent().unwrap_or(Path::new(""))));
+        let after = entry(&blobs, root, &intent.after.as_ref().map(|b| Side { mode: b.mode, oid: b.oid.clone() }))?;
+        if let Some(Entry::Link(target)) = &after {
+            check_link_target(&path, target)?;
+            check_link_not_into_git(root, &path, target, &git_dirs)?;
+        }
+        let now = match read_ours(root, &path)? {
+            Ours::Absent => None,
+            Ours::Is(e) => Some(hash_entry_id(root, &e)?),
+            _ => {
+                out.diverged.push(path);
+                continue;
+            }
+        };
+        if now.as_ref() == intent.after.as_ref() {
+            out.landed.push(path);
+        } else if now.as_ref() == intent.before.as_ref() {
+            match &after {
+                Some(e) => write_entry(root, &path, e)?,
+                None => delete_path(root, &path)?,
+            }
+            out.landed.push(path);
+        } else {
+            out.diverged.push(path);
+        }
+    }
+    for folder in folders {
+        remove_dead_temps(&folder);
+    }
+    Ok(out)
+}
+
+/// Removes the temporary files (`.baton-<pid>-<n>.tmp`, see [`write_entry`]) a process that
+/// no longer runs left in `folder` when it was killed mid-write.
+fn remove_dead_temps(folder: &Path) {
+    let Ok(entries) = std::fs::read_dir(folder) else { return };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(".baton-")).and_then(|n| n.strip_suffix(".tmp")) else {
+            continue;
+        };
+        let Some((pid, seq)) = rest.split_once('-') else { continue };
+        let (Ok(pid), true) = (pid.parse::<libc::pid_t>(), seq.bytes().all(|b| b.is_ascii_digit())) else { continue };
+        // SAFETY: signal 0 only checks that the process exists; nothing is delivered.
+        let alive = pid > 0
+            && (unsafe { libc::kill(pid, 0) } == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM));
+        if !alive {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
+/// Paths whose change in the worktree (fork → its files now) main does not hold: neither the
+/// worktree's version nor, for a path in `merged`, a three-way merge of it. Empty means every
+/// bit of the task's work is in main and its worktree may go. Reads every file's content.
+pub fn unlanded(root: &Path, wt: &Worktree, skip: &[&str], merged: &HashSet<PathBuf>) -> Result<Vec<PathBuf>, CopyBackError> {
+    let changes = changes(wt, skip)?;
+    let oids: Vec<&str> = changes.iter().filter_map(|c| c.theirs.as_ref()).map(|s| s.oid.as_str()).collect();
+    let blobs = read_blobs(&wt.path, &oids)?;
+    let mut out = Vec::new();
+    for c in &changes {
+        if merged.contains(&c.path) {
+            continue;
+        }
+        let theirs = entry(&blobs, &wt.path, &c.theirs)?;
+        let held = match (read_ours(root, &c.path)?, &theirs) {
+            (Ours::Is(e), Some(t)) => &e == t,
+            (Ours::Absent | Ours::BelowFile(_), None) => true,
+            _ => false,
+        };
+        if !held {
+            out.push(c.path.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// What differs between the fork and the worktree's files now, less the `skip` prefixes.
+fn changes(wt: &Worktree, skip: &[&str]) -> Result<Vec<Change>, CopyBackError> {
+    let tree = snapshot(&wt.path)?;
+    let raw = git_bytes(
+        &wt.path,
+        &["diff-tree", "-r", "-z", "--no-renames", "--no-abbrev", "--no-commit-id", wt.fork.as_str(), tree.as_str()],
+        &[],
+        None,
+    )?;
+    Ok(parse_raw(&raw)
+        .into_iter()
+        .filter(|c| !skip.iter().any(|s| c.path.starts_with(Path::new(s.trim_end_matches('/')))))
+        .collect())
+}
+
+/// One side's content, from blobs read with [`read_blobs`].
+fn entry(blobs: &HashMap<String, Vec<u8>>, dir: &Path, side: &Option<Side>) -> Result<Option<Entry>, CopyBackError> {
+    let Some(side) = side else { return Ok(None) };
+    let data = blobs.get(&side.oid).cloned().ok_or_else(|| {
+        CopyBackError::Git(GitError::Failed {
+            args: format!("cat-file --batch {}", side.oid),
+            dir: dir.to_path_buf(),
+            stderr: "object missing".to_string(),
+        })
+    })?;
+    Ok(Some(if side.mode == SYMLINK { Entry::Link(data) } else { Entry::File { data, exec: side.mode == EXEC } }))
+}
+
+/// Writes an entry's content to the object store; its blob.
+fn hash_entry(root: &Path, e: &Entry) -> Result<Blob, CopyBackError> {
+    hash_blob(root, e, true)
+}
+
+/// An entry's blob id, without writing it.
+fn hash_entry_id(root: &Path, e: &Entry) -> Result<Blob, CopyBackError> {
+    hash_blob(root, e, false)
+}
+
+fn hash_blob(root: &Path, e: &Entry, write: bool) -> Result<Blob, CopyBackError> {
+    let (data, mode) = match e {
+        Entry::Link(t) => (t, SYMLINK),
+        Entry::File { data, exec } => (data, if *exec { EXEC } else { 0o100_644 }),
+    };
+    let mut args = vec!["hash-object", "-t", "blob", "--no-filters", "--stdin"];
+    if write {
+        args.push("-w");
+    }
+    let out = git_bytes(root, &args, &[], Some(data))?;
+    Ok(Blob { mode, oid: String::from_utf8_lossy(&out).trim().to_string() })
+}
+
+fn delete_path(root: &Path, path: &Path) -> Result<(), CopyBackError> {
+    let full = root.join(path);
+    match std::fs::remove_file(&full) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_err("delete", &full)(e)),
+    }
+    remove_empty_parents(root, path);
+    Ok(())
+}
+
+/// The repository's git folders (its own and, for a worktree, the common one), canonical.
+fn git_dirs(root: &Path) -> Result<Vec<PathBuf>, GitError> {
+    let out = super::git(root, &["rev-parse", "--absolute-git-dir", "--git-common-dir"])?;
+    Ok(out
+        .lines()
+        .map(|l| {
+            let p = PathBuf::from(l);
+            let p = if p.is_absolute() { p } else { root.join(p) };
+            std::fs::canonicalize(&p).unwrap_or(p)
+        })
+        .collect())
 }
 
 /// How to recover the work of a task that did not land, by hand: for the failure message.
@@ -393,6 +631,8 @@ struct Plan {
     base: Option<Entry>,
     theirs: Option<Entry>,
     ours: Ours,
+    base_id: Option<Blob>,
+    theirs_id: Option<Blob>,
     action: Action,
 }
 
@@ -432,6 +672,47 @@ fn check_link_target(path: &Path, target: &[u8]) -> Result<(), CopyBackError> {
             b".." if descended => return Err(outside()),
             b".." => depth = depth.checked_sub(1).ok_or_else(outside)?,
             _ => descended = true,
+        }
+    }
+    Ok(())
+}
+
+/// A symlink at `path` pointing at `target` must not lead into a git folder — the
+/// repository's own (`hooks -> .git/hooks` would let the next git command run the agent's
+/// code) or any `.git` below: neither by name, nor through symlinks already in main.
+fn check_link_not_into_git(root: &Path, path: &Path, target: &[u8], git_dirs: &[PathBuf]) -> Result<(), CopyBackError> {
+    let target_path = PathBuf::from(OsStr::from_bytes(target));
+    let refuse = || unsafe_path(path, UnsafeReason::SymlinkIntoGit(target_path.clone()));
+    // Lexically, inside the repository (check_link_target ran first: `..` only leads).
+    let mut resolved: Vec<&OsStr> = path.parent().map(|p| p.components().map(|c| c.as_os_str()).collect()).unwrap_or_default();
+    for part in target.split(|b| *b == b'/') {
+        match part {
+            b"" | b"." => {}
+            b".." => {
+                resolved.pop();
+            }
+            name => resolved.push(OsStr::from_bytes(name)),
+        }
+    }
+    if resolved.iter().any(|c| c.eq_ignore_ascii_case(".git")) {
+        return Err(refuse());
+    }
+    // Through what main holds now: the deepest part of the target that exists, resolved.
+    let mut full = root.to_path_buf();
+    let mut existing = root.to_path_buf();
+    for c in &resolved {
+        full.push(c);
+        if std::fs::symlink_metadata(&full).is_ok() {
+            existing = full.clone();
+        } else {
+            break;
+        }
+    }
+    if let Ok(real) = std::fs::canonicalize(&existing) {
+        let root_real = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+        let inside = real.strip_prefix(&root_real).unwrap_or(Path::new(""));
+        if git_dirs.iter().any(|g| real.starts_with(g)) || inside.components().any(|c| c.as_os_str().eq_ignore_ascii_case(".git")) {
+            return Err(refuse());
         }
     }
     Ok(())
@@ -525,6 +806,12 @@ fn unique_suffix() -> String {
 
 fn is_binary(data: &[u8]) -> bool {
     data[..data.len().min(8000)].contains(&0)
+}
+
+/// A clean three-way merge of one text (`git merge-file`), or `None` on conflicts or binary;
+/// `path` names it in errors.
+pub fn merge_three(root: &Path, path: &Path, base: &[u8], ours: &[u8], theirs: &[u8]) -> Result<Option<Vec<u8>>, CopyBackError> {
+    merge_text(root, path, base, ours, theirs)
 }
 
 /// `git merge-file -p ours base theirs`: the merged text, or `None` on conflicts or binary.
@@ -623,6 +910,7 @@ fn remove_empty_parents(root: &Path, path: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::git::worktree::remove;
     use crate::git::worktree::tests::{git_in, write_in, Repo};
     use std::os::unix::fs::symlink;
 
@@ -838,6 +1126,93 @@ mod tests {
         write_in(&wt.path, "sub/file.txt", "x\n");
         symlink("../README.md", wt.path.join("sub/up")).unwrap();
         land(&repo, &wt).expect("a link up but still inside is fine");
+    }
+
+    #[test]
+    fn a_symlink_into_a_git_folder_is_refused() {
+        for target in [".git/hooks", ".git", "./.GIT/config", "vendor/.git"] {
+            let repo = Repo::new();
+            let wt = repo.create("1").worktree;
+            symlink(target, wt.path.join("hooks")).unwrap();
+            let err = land(&repo, &wt).unwrap_err();
+            assert!(
+                matches!(&err, CopyBackError::Unsafe { why: UnsafeReason::SymlinkIntoGit(_), .. }),
+                "{target}: {err:?}"
+            );
+            assert!(err.to_string().contains("inside a .git folder"), "{err}");
+            assert!(std::fs::symlink_metadata(repo.root.join("hooks")).is_err());
+        }
+        // Through a symlink main already has.
+        let repo = Repo::new();
+        symlink(".git", repo.root.join("meta")).unwrap();
+        let wt = repo.create("1").worktree;
+        symlink("meta/hooks", wt.path.join("hooks")).unwrap();
+        let err = land(&repo, &wt).unwrap_err();
+        assert!(matches!(&err, CopyBackError::Unsafe { why: UnsafeReason::SymlinkIntoGit(_), .. }), "{err:?}");
+        // A folder merely named like it is fine.
+        let repo = Repo::new();
+        let wt = repo.create("1").worktree;
+        write_in(&wt.path, ".github/x.yml", "x\n");
+        symlink(".github/x.yml", wt.path.join("ci")).unwrap();
+        land(&repo, &wt).expect(".github is not .git");
+    }
+
+    #[test]
+    fn a_landing_interrupted_half_way_is_finished_from_its_intents_alone() {
+        let repo = Repo::new();
+        repo.write("edit.txt", &numbered(5));
+        repo.write("gone.txt", "bye\n");
+        repo.commit_all("files");
+        let wt = repo.create("1").worktree;
+        write_in(&wt.path, "edit.txt", &numbered(5).replace("line 5\n", "line 5 by task\n"));
+        write_in(&wt.path, "new.txt", "new\n");
+        std::fs::remove_file(wt.path.join("gone.txt")).unwrap();
+        // Main changed line 1 meanwhile: edit.txt is merged.
+        repo.write("edit.txt", &numbered(5).replace("line 1\n", "line 1 by main\n"));
+        repo.commit_all("main moves");
+        let prepared = prepare(&repo.root, &wt, SKIP, &HashSet::new()).unwrap();
+        let intents = prepared.intents(&repo.root).unwrap();
+        let paths: Vec<PathBuf> = intents.iter().map(Intent::path).collect();
+        assert_eq!(paths, vec![p("edit.txt"), p("gone.txt"), p("new.txt")]);
+        // The crash: only new.txt was written, a temporary file is left; the worktree is gone.
+        write_in(&repo.root, "new.txt", "new\n");
+        write_in(&repo.root, ".baton-999999999-3.tmp", "half");
+        let live = format!(".baton-{}-3.tmp", std::process::id());
+        write_in(&repo.root, &live, "another process's write in progress");
+        remove(&repo.root, &wt).unwrap();
+        let done = finish(&repo.root, &intents).unwrap();
+        assert_eq!(done, Finished { landed: paths.clone(), diverged: vec![] });
+        assert!(!repo.root.join(".baton-999999999-3.tmp").exists(), "a dead write's temporary file was left");
+        assert!(repo.root.join(&live).exists(), "a live process's temporary file was removed");
+        std::fs::remove_file(repo.root.join(&live)).unwrap();
+        assert_eq!(repo.read("edit.txt").unwrap(), numbered(5).replace("line 1\n", "line 1 by main\n").replace("line 5\n", "line 5 by task\n"));
+        assert!(!repo.root.join("gone.txt").exists());
+        assert_eq!(finish(&repo.root, &intents).unwrap().landed, paths, "finishing twice is harmless");
+        // A path someone changed since is left alone and reported.
+        repo.write("new.txt", "the user's\n");
+        let later = finish(&repo.root, &intents[2..]).unwrap();
+        assert_eq!(later.diverged, vec![p("new.txt")]);
+        assert_eq!(repo.read("new.txt").as_deref(), Some("the user's\n"));
+    }
+
+    #[test]
+    fn unlanded_names_what_main_does_not_hold() {
+        let repo = Repo::new();
+        repo.write("a.txt", "a\n");
+        repo.commit_all("a");
+        let wt = repo.create("1").worktree;
+        write_in(&wt.path, "a.txt", "A\n");
+        write_in(&wt.path, "b.txt", "b\n");
+        write_in(&wt.path, ".claude/plans/task-status.json", "{}\n");
+        assert_eq!(unlanded(&repo.root, &wt, SKIP, &HashSet::new()).unwrap(), vec![p("a.txt"), p("b.txt")]);
+        let landing = land(&repo, &wt).unwrap();
+        assert_eq!(landing.written, vec![p("a.txt"), p("b.txt")]);
+        assert!(unlanded(&repo.root, &wt, SKIP, &HashSet::new()).unwrap().is_empty());
+        // Work done after the landing is not in main.
+        std::fs::remove_file(wt.path.join("a.txt")).unwrap();
+        assert_eq!(unlanded(&repo.root, &wt, SKIP, &HashSet::new()).unwrap(), vec![p("a.txt")]);
+        let merged: HashSet<PathBuf> = [p("a.txt")].into();
+        assert!(unlanded(&repo.root, &wt, SKIP, &merged).unwrap().is_empty());
     }
 
     #[test]

@@ -5,11 +5,15 @@
 //!
 //! Must not lose work: a stale branch or worktree about to be replaced whose work is not
 //! reachable from HEAD is first kept on a `parallel-rescued/…` branch (uncommitted changes
-//! committed onto it), and that is reported. Must not decide whether a task's work has landed;
-//! the caller knows that.
+//! committed onto it), and that is reported — unless all of it is already in HEAD
+//! ([`landed_in_head`]), when keeping it would keep nothing. Rescued branches whose work has
+//! all landed since can be pruned ([`prune_rescued`]). Whether a live task's work has landed
+//! is the caller's to decide (copy-back knows).
 
+use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::io;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -155,14 +159,18 @@ fn fnv1a(bytes: &[u8]) -> u32 {
 /// repository's `info/exclude` so main's `git status` / `git add -A` never see worktrees.
 /// A relative `dir` is taken relative to `root`. Not for several threads at once: git's
 /// worktree records and `info/exclude` are shared.
-pub fn create(root: &Path, dir: &Path, branch: &str, status_file_rel: &Path) -> Result<Created, WorktreeError> {
+///
+/// Work of a stale worktree or branch that is already all in HEAD (landed by the run that
+/// left it) is not rescued: `skip` names the path prefixes that never land (the plan, the
+/// coordination files) and so do not count.
+pub fn create(root: &Path, dir: &Path, branch: &str, status_file_rel: &Path, skip: &[&str]) -> Result<Created, WorktreeError> {
     let dir = &root.join(dir);
     check_branch(root, branch)?;
     if !is_plain_relative(status_file_rel) {
         return Err(WorktreeError::BadStatusFile { path: status_file_rel.to_path_buf() });
     }
     let fork = git(root, &["rev-parse", "--verify", "HEAD^{commit}"])?.trim().to_string();
-    let rescued = clear_stale(root, dir, branch, &fork)?;
+    let rescued = clear_stale(root, dir, branch, &fork, skip)?;
     exclude_worktree_folder(root, dir)?;
     if let Some(parent) = dir.parent() {
         std::fs::create_dir_all(parent).map_err(io_err("create", parent))?;
@@ -245,7 +253,17 @@ static SNAPSHOT_SEQ: AtomicUsize = AtomicUsize::new(0);
 
 /// The tree id of everything in the working tree at `path` that git would see — tracked files
 /// as they are on disk, untracked files that are not ignored, deletions — without touching the
-/// worktree's own index: it works on a copy (so the stat cache makes it fast on big trees).
+/// worktree's own index: it works on a copy.
+///
+/// Every file's content is read and hashed: nothing is judged unchanged from stat data alone.
+/// git's stat cache trusts an entry whose size and times match unless the entry is "racily
+/// clean" (not older than the index file); a copied index gets a new mtime, so a same-size edit
+/// made within a second of the worktree's checkout looked unchanged and a task's work was
+/// silently left behind. The copy's mtime is therefore set to the start of the epoch, which
+/// makes every entry racily clean and has git compare contents: about 0.3 s on a tree of 20k
+/// small files, against 0.06 s trusting the stat cache — once per landing, which is worth it.
+/// (An empty index would cost the same but lose sparse-checkout bits.) `core.fsmonitor`,
+/// `core.untrackedCache` and `core.ignoreStat` are switched off for the same reason.
 pub fn snapshot(path: &Path) -> Result<String, GitError> {
     let index = PathBuf::from(git(path, &["rev-parse", "--git-path", "index"])?.trim_end_matches('\n'));
     let index = if index.is_absolute() { index } else { path.join(index) };
@@ -254,9 +272,19 @@ pub fn snapshot(path: &Path) -> Result<String, GitError> {
     tmp.push(format!(".baton-snapshot-{}-{n}", std::process::id()));
     let tmp = PathBuf::from(tmp);
     // A missing index (fresh worktree before any checkout) is fine: `add -A` starts empty.
-    let _ = std::fs::copy(&index, &tmp);
+    if std::fs::copy(&index, &tmp).is_ok() {
+        // git ignores an index timestamp of 0 ("unknown"), so one second after the epoch.
+        let past = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1);
+        let stamped = std::fs::File::options().write(true).open(&tmp).and_then(|f| f.set_modified(past));
+        if stamped.is_err() {
+            // Without the old stamp the stat cache could be trusted: start from no index.
+            let _ = std::fs::remove_file(&tmp);
+        }
+    }
     let env = [("GIT_INDEX_FILE", tmp.as_os_str())];
-    let result = git_bytes(path, &["add", "-A", "--", ":/"], &env, None)
+    let untrusting = ["-c", "core.fsmonitor=false", "-c", "core.untrackedCache=false", "-c", "core.ignoreStat=false"];
+    let add: Vec<&str> = untrusting.iter().copied().chain(["add", "-A", "--", ":/"]).collect();
+    let result = git_bytes(path, &add, &env, None)
         .and_then(|_| git_bytes(path, &["write-tree"], &env, None))
         .map(|out| String::from_utf8_lossy(&out).trim().to_string());
     let _ = std::fs::remove_file(&tmp);
@@ -336,7 +364,7 @@ fn normalize_via_parent(p: &Path) -> PathBuf {
 
 /// Removes a stale worktree at `dir` and any worktree or branch named `branch`, keeping
 /// anything not reachable from `head` on a rescue branch first.
-fn clear_stale(root: &Path, dir: &Path, branch: &str, head: &str) -> Result<Vec<Rescue>, WorktreeError> {
+fn clear_stale(root: &Path, dir: &Path, branch: &str, head: &str, skip: &[&str]) -> Result<Vec<Rescue>, WorktreeError> {
     let full = format!("refs/heads/{branch}");
     let listed = worktree_list(root)?;
     let mut listed = listed.into_iter();
@@ -384,7 +412,7 @@ fn clear_stale(root: &Path, dir: &Path, branch: &str, head: &str) -> Result<Vec<
         args.extend(kept.iter().cloned());
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let unreachable: u64 = git(root, &args)?.trim().parse().unwrap_or(1);
-        if unreachable == 0 {
+        if unreachable == 0 || landed_in_head(root, &commit, skip)? {
             continue;
         }
         let name = rescue_name(root, branch)?;
@@ -432,6 +460,51 @@ fn commit_snapshot(path: &Path, parent: Option<&str>) -> Result<String, GitError
     ];
     let out = git_bytes(path, &args, &env, None)?;
     Ok(String::from_utf8_lossy(&out).trim().to_string())
+}
+
+/// Whether everything `tip` changed since it forked from HEAD's history is in HEAD as it is
+/// on `tip` (paths under `skip` aside): then keeping it would keep nothing main lacks.
+pub fn landed_in_head(root: &Path, tip: &str, skip: &[&str]) -> Result<bool, GitError> {
+    let Ok(head) = git(root, &["rev-parse", "--verify", "-q", "HEAD^{commit}"]) else { return Ok(false) };
+    let head = head.trim();
+    let Ok(fork) = git(root, &["merge-base", head, tip]) else { return Ok(false) };
+    let names = |from: &str| -> Result<HashSet<Vec<u8>>, GitError> {
+        let out = git_bytes(root, &["diff-tree", "-r", "-z", "--name-only", "--no-renames", from, tip], &[], None)?;
+        Ok(out
+            .split(|b| *b == 0)
+            .filter(|p| !p.is_empty())
+            .filter(|p| !skip.iter().any(|s| Path::new(OsStr::from_bytes(p)).starts_with(s.trim_end_matches('/'))))
+            .map(<[u8]>::to_vec)
+            .collect())
+    };
+    let changed = names(fork.trim())?;
+    let differs = names(head)?;
+    Ok(changed.is_disjoint(&differs))
+}
+
+/// Deletes the `parallel-rescued/<name>-<time>` branches (made for the tasks whose worktree
+/// names are `names`) whose work is all in HEAD; returns the branches deleted.
+pub fn prune_rescued(root: &Path, names: &[String], skip: &[&str]) -> Result<Vec<String>, GitError> {
+    let pattern = format!("refs/heads/{RESCUE_PREFIX}");
+    let refs = git(root, &["for-each-ref", "--format=%(objectname) %(refname)", &pattern])?;
+    let mut gone = Vec::new();
+    for line in refs.lines() {
+        let Some((tip, refname)) = line.split_once(' ') else { continue };
+        let Some(branch) = refname.strip_prefix("refs/heads/") else { continue };
+        let Some(rest) = branch.strip_prefix(RESCUE_PREFIX) else { continue };
+        // `<name>-<YYYYMMDD-HHMMSS>` or `…-<n>`: not another task whose name starts with this one.
+        let ours = names.iter().any(|name| {
+            let Some(stamp) = rest.strip_prefix(name.as_str()).and_then(|r| r.strip_prefix('-')) else { return false };
+            let parts = stamp.split('-').collect::<Vec<_>>();
+            matches!(parts.as_slice(), [d, t] | [d, t, _] if d.len() == 8 && t.len() == 6)
+                && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        });
+        if ours && landed_in_head(root, tip, skip)? {
+            git(root, &["branch", "-D", "--", branch])?;
+            gone.push(branch.to_string());
+        }
+    }
+    Ok(gone)
 }
 
 /// `parallel-rescued/<task>-<UTC time>`, with `-2`, `-3`… if that exists already.
@@ -518,7 +591,7 @@ pub(crate) mod tests {
         }
 
         pub fn create(&self, task: &str) -> Created {
-            create(&self.root, &self.wt_dir(task), &branch_name(task), Path::new(".claude/plans/task-status.json"))
+            create(&self.root, &self.wt_dir(task), &branch_name(task), Path::new(".claude/plans/task-status.json"), &[])
                 .unwrap()
         }
 
@@ -573,8 +646,6 @@ pub(crate) mod tests {
         assert!(matches!(check_branch(&repo.root, "parallel/a..b"), Err(WorktreeError::InvalidBranch { .. })));
         assert!(matches!(check_branch(&repo.root, "-x"), Err(WorktreeError::InvalidBranch { .. })));
     }
-
-    use std::collections::HashSet;
 
     #[test]
     fn stale_clean_worktree_and_branch_are_replaced() {
@@ -634,6 +705,34 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_stale_worktree_whose_work_is_all_in_head_is_not_rescued_and_landed_rescues_are_pruned() {
+        let repo = Repo::new();
+        let old = repo.create("1").worktree;
+        write_in(&old.path, "done.txt", "landed\n");
+        write_in(&old.path, ".claude/plans/plan.yaml", "the agent's copy\n");
+        // Main already has the work (a crash after the landing commit, before the cleanup).
+        repo.write("done.txt", "landed\n");
+        repo.commit_all("plan: land task 1");
+        let skip = [".claude/plans/"];
+        let created = create(&repo.root, &repo.wt_dir("1"), &branch_name("1"), Path::new("s.json"), &skip).unwrap();
+        assert_eq!(created.rescued, vec![], "work already in HEAD was rescued");
+
+        // Rescued branches: one all landed, one not, one of another task.
+        for (name, content) in [("parallel-rescued/1-20260101-000000", "landed\n"), ("parallel-rescued/1-20260101-000001", "other\n"), ("parallel-rescued/1-2-20260101-000000", "landed\n")] {
+            repo.git(&["checkout", "-q", "-b", name, "HEAD~1"]);
+            repo.write("done.txt", content);
+            repo.commit_all("rescued");
+            repo.git(&["checkout", "-q", "main"]);
+        }
+        assert!(landed_in_head(&repo.root, "parallel-rescued/1-20260101-000000", &skip).unwrap());
+        assert!(!landed_in_head(&repo.root, "parallel-rescued/1-20260101-000001", &skip).unwrap());
+        let gone = prune_rescued(&repo.root, &["1".to_string()], &skip).unwrap();
+        assert_eq!(gone, vec!["parallel-rescued/1-20260101-000000".to_string()]);
+        assert!(repo.has_branch("parallel-rescued/1-20260101-000001"));
+        assert!(repo.has_branch("parallel-rescued/1-2-20260101-000000"));
+    }
+
+    #[test]
     fn unknown_folder_in_the_way_is_moved_aside() {
         let repo = Repo::new();
         let dir = repo.wt_dir("3");
@@ -648,11 +747,11 @@ pub(crate) mod tests {
     fn refuses_a_branch_checked_out_in_main_and_invalid_names() {
         let repo = Repo::new();
         repo.git(&["checkout", "-q", "-b", "parallel/1"]);
-        let err = create(&repo.root, &repo.wt_dir("1"), "parallel/1", Path::new("s.json")).unwrap_err();
+        let err = create(&repo.root, &repo.wt_dir("1"), "parallel/1", Path::new("s.json"), &[]).unwrap_err();
         assert!(matches!(err, WorktreeError::CheckedOutInMain { .. }), "{err:?}");
-        let err = create(&repo.root, &repo.wt_dir("x"), "parallel/a b", Path::new("s.json")).unwrap_err();
+        let err = create(&repo.root, &repo.wt_dir("x"), "parallel/a b", Path::new("s.json"), &[]).unwrap_err();
         assert!(matches!(err, WorktreeError::InvalidBranch { .. }), "{err:?}");
-        let err = create(&repo.root, &repo.wt_dir("x"), "parallel/x", Path::new("../s.json")).unwrap_err();
+        let err = create(&repo.root, &repo.wt_dir("x"), "parallel/x", Path::new("../s.json"), &[]).unwrap_err();
         assert!(matches!(err, WorktreeError::BadStatusFile { .. }), "{err:?}");
         assert!(!repo.wt_dir("x").exists());
     }
@@ -706,6 +805,26 @@ pub(crate) mod tests {
         std::fs::remove_file(repo.root.join("README.md")).unwrap();
         let tree = snapshot(&repo.root).unwrap();
         assert_eq!(repo.git(&["ls-tree", "-r", "--name-only", &tree]), ".gitignore\nnew.txt\n");
+    }
+
+    /// A same-size edit whose stat data matches the index entry (same mtime, ctime not
+    /// trusted) is exactly what git's stat cache cannot see; the snapshot must see it anyway.
+    #[test]
+    fn snapshot_sees_a_same_size_edit_that_stat_data_cannot_tell_apart() {
+        let repo = Repo::new();
+        repo.git(&["config", "core.trustctime", "false"]);
+        repo.write("same.txt", "aaaa\n");
+        repo.commit_all("same");
+        let wt = repo.create("1").worktree;
+        let file = wt.path.join("same.txt");
+        // An mtime well before the index's, recorded in the index: the entry is not racy.
+        let mtime = std::time::SystemTime::now() - std::time::Duration::from_secs(100);
+        std::fs::File::options().write(true).open(&file).unwrap().set_modified(mtime).unwrap();
+        git_in(&wt.path, &["update-index", "--refresh"]);
+        std::fs::write(&file, "bbbb\n").unwrap();
+        std::fs::File::options().write(true).open(&file).unwrap().set_modified(mtime).unwrap();
+        let tree = snapshot(&wt.path).unwrap();
+        assert_eq!(repo.git(&["show", &format!("{tree}:same.txt")]), "bbbb\n");
     }
 
     #[test]
