@@ -7,4 +7,5 @@ mod parallel;
 mod pipeline;
 mod parallel_limits;
 mod real_claude;
+mod safety;
 mod support;
