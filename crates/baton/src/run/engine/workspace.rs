@@ -11,7 +11,7 @@
 //!
 //! Must not: decide how the run ends, or edit the plan (the dispatcher does both).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ffi::OsStr;
 use std::hash::{Hash, Hasher};
 use std::os::unix::ffi::OsStrExt;
@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
-use crate::git::{self, Committed, GitError};
+use crate::git::{self, GitError};
 use crate::plan::TaskId;
 use crate::report::event::Reporter;
 
@@ -74,10 +74,11 @@ impl OwnFiles {
     }
 }
 
-/// Paths with uncommitted changes (tracked or untracked, not ignored), relative to `root`,
-/// baton's own files left out. Reads only: git takes no optional lock, so a refusal leaves
-/// even the index as it was.
-pub(super) fn uncommitted(root: &Path, own: &OwnFiles) -> Result<BTreeSet<PathBuf>, GitError> {
+/// Every path with uncommitted changes (tracked, or untracked and not ignored), relative to
+/// the root, and whether it is a deletion already staged (then not on disk nor in the index:
+/// `git add` would not know it, `git commit --only` does). One `git status` that reads only:
+/// git takes no optional lock, so a refused start leaves even the index as it was.
+fn tree_state(root: &Path) -> Result<BTreeMap<PathBuf, bool>, GitError> {
     let out = git::git_bytes(
         root,
         &["status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames"],
@@ -86,11 +87,14 @@ pub(super) fn uncommitted(root: &Path, own: &OwnFiles) -> Result<BTreeSet<PathBu
     )?;
     Ok(out
         .split(|b| *b == 0)
-        .filter_map(|entry| entry.get(3..))
-        .filter(|p| !p.is_empty())
-        .map(|p| PathBuf::from(OsStr::from_bytes(p)))
-        .filter(|p| !own.contains(p))
+        .filter(|entry| entry.len() > 3)
+        .map(|entry| (PathBuf::from(OsStr::from_bytes(&entry[3..])), entry[0] == b'D'))
         .collect())
+}
+
+/// Paths with uncommitted changes, baton's own files left out.
+pub(super) fn uncommitted(root: &Path, own: &OwnFiles) -> Result<BTreeSet<PathBuf>, GitError> {
+    Ok(tree_state(root)?.into_keys().filter(|p| !own.contains(p)).collect())
 }
 
 /// The message for a refused start.
@@ -142,7 +146,6 @@ struct Journal {
 
 pub(super) struct Workspace {
     root: PathBuf,
-    plan: PathBuf,
     own: OwnFiles,
     /// Paths the user had changed before the run (`--allow-dirty`); baton never commits them.
     user: BTreeSet<PathBuf>,
@@ -150,6 +153,9 @@ pub(super) struct Workspace {
     user_content: HashMap<PathBuf, Option<u64>>,
     journal: PathBuf,
     current: Option<Current>,
+    /// What was left uncommitted (not the user's) after the last task's commit, and its
+    /// content: the next task's [`Current::before`].
+    carried: Option<HashMap<PathBuf, Option<u64>>>,
 }
 
 impl Workspace {
@@ -167,12 +173,12 @@ impl Workspace {
         let rel = plan.strip_prefix(root).map(Path::to_path_buf).unwrap_or_else(|_| plan.to_path_buf());
         let mut w = Workspace {
             root: root.to_path_buf(),
-            plan: plan.to_path_buf(),
             own: OwnFiles::new(&rel, config),
             user: BTreeSet::new(),
             user_content: HashMap::new(),
             journal,
             current: None,
+            carried: None,
         };
         w.recover(reporter);
         let changed = uncommitted(root, &w.own).map_err(NotStarted::Git)?;
@@ -208,25 +214,40 @@ impl Workspace {
         self.current = Some(Current { task: TaskId::from(j.task.as_str()), name: j.name, head: None, before });
         self.settle(reporter, "its run was interrupted");
         self.user.clear();
+        self.carried = None;
     }
 
-    /// A task starts: what the tree gains from now on is its own. Changes another task left
-    /// (an attempt cut short, then a different task picked) are committed as that task's first.
+    /// A task starts: what changes from now on is its own. Changes another task left (an
+    /// attempt cut short, then a different task picked) are committed as that task's first.
     pub(super) fn task_started(&mut self, id: &TaskId, name: &str, reporter: &Reporter) {
         if self.current.as_ref().is_some_and(|c| c.task != *id) {
             self.settle(reporter, "another task starts");
         }
         if self.current.is_none() {
-            let head = git::git(&self.root, &["rev-parse", "-q", "--verify", "HEAD"]).ok().map(|h| h.trim().to_string());
-            let before = match uncommitted(&self.root, &self.own) {
-                Ok(paths) => paths.into_iter().filter(|p| !self.user.contains(p)).map(|p| {
-                    let print = fingerprint(&self.root.join(&p));
-                    (p, print)
-                }).collect(),
-                Err(e) => {
-                    reporter.warn(format!("cannot read the working tree's state: {e}"));
-                    HashMap::new()
-                }
+            // HEAD only matters for telling whether the agent's commits took the user's files.
+            let head = if self.user.is_empty() {
+                None
+            } else {
+                git::git(&self.root, &["rev-parse", "-q", "--verify", "HEAD"]).ok().map(|h| h.trim().to_string())
+            };
+            // What was left uncommitted after the previous task's commit is known; only the
+            // first task (after `before_command`) needs a look of its own.
+            let before = match self.carried.take() {
+                Some(b) => b,
+                None => match tree_state(&self.root) {
+                    Ok(state) => state
+                        .into_keys()
+                        .filter(|p| !self.own.contains(p) && !self.user.contains(p))
+                        .map(|p| {
+                            let print = fingerprint(&self.root.join(&p));
+                            (p, print)
+                        })
+                        .collect(),
+                    Err(e) => {
+                        reporter.warn(format!("cannot read the working tree's state: {e}"));
+                        HashMap::new()
+                    }
+                },
             };
             self.current = Some(Current { task: id.clone(), name: name.to_string(), head, before });
         }
@@ -237,13 +258,15 @@ impl Workspace {
             user: self.user.iter().map(|p| p.as_os_str().as_bytes().to_vec()).collect(),
             before,
         };
-        if let Ok(text) = serde_json::to_string(&j) {
+        // Read only after baton itself died (kill -9), never after a power cut: no fsync.
+        let written = serde_json::to_string(&j).map_err(std::io::Error::other).and_then(|text| {
             if let Some(d) = self.journal.parent() {
-                let _ = std::fs::create_dir_all(d);
+                std::fs::create_dir_all(d)?;
             }
-            if let Err(e) = crate::plan::write_atomic(&self.journal, text.as_bytes()) {
-                reporter.warn(format!("cannot note the running task in {}: {e}", self.journal.display()));
-            }
+            std::fs::write(&self.journal, text)
+        });
+        if let Err(e) = written {
+            reporter.warn(format!("cannot note the running task in {}: {e}", self.journal.display()));
         }
     }
 
@@ -252,10 +275,15 @@ impl Workspace {
     /// told.
     pub(super) fn commit_task(&mut self, id: &TaskId, message: &str, reporter: &Reporter) -> Result<(), GitError> {
         let head = self.current.as_ref().filter(|c| c.task == *id).and_then(|c| c.head.clone());
-        let left = self.task_changes()?;
-        let mut paths: Vec<PathBuf> = left.iter().map(|p| self.root.join(p)).collect();
-        paths.push(self.plan.clone());
-        let committed = git::commit_paths(&self.root, &paths, message)?;
+        let state = tree_state(&self.root)?;
+        let left = self.task_changes(&state);
+        let mut paths: Vec<&Path> = left.iter().map(PathBuf::as_path).collect();
+        if state.contains_key(&self.own.plan) {
+            paths.push(&self.own.plan);
+        }
+        if !paths.is_empty() {
+            self.commit(&paths, &state, message)?;
+        }
         if !left.is_empty() {
             reporter.warn(format!(
                 "{id} left {} file{} uncommitted ({}); committed {} as `{message}`",
@@ -264,11 +292,11 @@ impl Workspace {
                 listed(&left),
                 if left.len() == 1 { "it" } else { "them" },
             ));
-        } else if committed == Committed::Yes {
+        } else if !paths.is_empty() {
             reporter.decision("GIT", format!("committed the plan: {message}"));
         }
         self.tell_about_user_changes(id, head.as_deref(), reporter);
-        self.done();
+        self.done(&state, &left);
         Ok(())
     }
 
@@ -277,45 +305,68 @@ impl Workspace {
     /// user left it and the task's retry starts from them.
     pub(super) fn settle(&mut self, reporter: &Reporter, why: &str) {
         let Some(c) = self.current.clone() else { return };
-        match self.task_changes() {
-            Ok(left) if left.is_empty() => {}
-            Ok(left) => {
-                let message = format!("baton: {} partial work — {} ({why}; the task is not done)", c.task, c.name);
-                let paths: Vec<PathBuf> = left.iter().map(|p| self.root.join(p)).collect();
-                match git::commit_paths(&self.root, &paths, &message) {
-                    Ok(_) => reporter.decision(
-                        "RECOVER",
-                        format!("{} left {} uncommitted file{} ({}); committed as `{message}`", c.task, left.len(), if left.len() == 1 { "" } else { "s" }, listed(&left)),
-                    ),
-                    Err(e) => {
-                        reporter.warn(format!("cannot commit the work {} left (it stays in the working tree): {e}", c.task));
-                        return;
-                    }
-                }
-            }
+        let state = match tree_state(&self.root) {
+            Ok(s) => s,
             Err(e) => {
                 reporter.warn(format!("cannot see what {} left in the working tree: {e}", c.task));
                 return;
             }
+        };
+        let left = self.task_changes(&state);
+        if !left.is_empty() {
+            let message = format!("baton: {} partial work — {} ({why}; the task is not done)", c.task, c.name);
+            let paths: Vec<&Path> = left.iter().map(PathBuf::as_path).collect();
+            if let Err(e) = self.commit(&paths, &state, &message) {
+                reporter.warn(format!("cannot commit the work {} left (it stays in the working tree): {e}", c.task));
+                return;
+            }
+            reporter.decision(
+                "RECOVER",
+                format!("{} left {} uncommitted file{} ({}); committed as `{message}`", c.task, left.len(), if left.len() == 1 { "" } else { "s" }, listed(&left)),
+            );
         }
         self.tell_about_user_changes(&c.task, c.head.as_deref(), reporter);
-        self.done();
+        self.done(&state, &left);
     }
 
-    fn done(&mut self) {
-        self.current = None;
+    /// Commits exactly `paths` (relative, all in `state`), whatever else is staged. Paths go
+    /// to git NUL-separated on stdin: any file name, any number of them.
+    fn commit(&self, paths: &[&Path], state: &BTreeMap<PathBuf, bool>, message: &str) -> Result<(), GitError> {
+        let nul = |keep: &dyn Fn(&Path) -> bool| -> Vec<u8> {
+            paths.iter().filter(|p| keep(p)).flat_map(|p| p.as_os_str().as_bytes().iter().copied().chain([0])).collect()
+        };
+        let add = nul(&|p| !state.get(p).copied().unwrap_or(false));
+        if !add.is_empty() {
+            git::git_bytes(&self.root, &["add", "-A", "--pathspec-from-file=-", "--pathspec-file-nul"], &[], Some(&add))?;
+        }
+        let all = nul(&|_| true);
+        git::git_bytes(
+            &self.root,
+            &["commit", "-q", "--no-verify", "-m", message, "--only", "--pathspec-from-file=-", "--pathspec-file-nul"],
+            &[],
+            Some(&all),
+        )?;
+        Ok(())
+    }
+
+    /// The current task's changes are committed: what stays uncommitted (not the user's) is
+    /// known without asking git again, for the next task.
+    fn done(&mut self, state: &BTreeMap<PathBuf, bool>, committed: &BTreeSet<PathBuf>) {
+        let before = self.current.take().map(|c| c.before).unwrap_or_default();
+        self.carried = Some(before.into_iter().filter(|(p, _)| state.contains_key(p) && !committed.contains(p)).collect());
         let _ = std::fs::remove_file(&self.journal);
     }
 
     /// Uncommitted paths that are neither the user's nor baton's, and were not already
     /// uncommitted, as they are now, when the current task started.
-    fn task_changes(&self) -> Result<BTreeSet<PathBuf>, GitError> {
+    fn task_changes(&self, state: &BTreeMap<PathBuf, bool>) -> BTreeSet<PathBuf> {
         let before = self.current.as_ref().map(|c| &c.before);
-        Ok(uncommitted(&self.root, &self.own)?
-            .into_iter()
-            .filter(|p| !self.user.contains(p))
-            .filter(|p| before.and_then(|b| b.get(p)).is_none_or(|print| *print != fingerprint(&self.root.join(p))))
-            .collect())
+        state
+            .keys()
+            .filter(|p| !self.own.contains(p) && !self.user.contains(*p))
+            .filter(|p| before.and_then(|b| b.get(*p)).is_none_or(|print| *print != fingerprint(&self.root.join(p))))
+            .cloned()
+            .collect()
     }
 
     /// The agent changed or committed a path that held the user's uncommitted change.
