@@ -465,6 +465,69 @@ mod tests {
         }
     }
 
+    /// A repository with a plan and three tracked files, and a workspace over it.
+    fn repo() -> (baton_testkit::TempRepo, Workspace, tempfile::TempDir) {
+        let repo = baton_testkit::TempRepo::new();
+        for f in ["plan.yaml", "keep.txt", "gone.txt", "staged-gone.txt"] {
+            repo.write(f, "x\n");
+        }
+        repo.commit_all("start");
+        let d = tempfile::tempdir().unwrap();
+        let w = Workspace::open(repo.path(), &repo.join("plan.yaml"), &Config::default(), d.path().join("j.json"), DirtyTree::Protect, &Reporter::new(vec![]))
+            .unwrap_or_else(|_| panic!("open"));
+        (repo, w, d)
+    }
+
+    #[test]
+    fn a_tasks_changes_of_every_kind_are_committed_and_nothing_else() {
+        let (repo, mut w, _d) = repo();
+        let reporter = Reporter::new(vec![]);
+        let id = TaskId::from("1");
+        w.task_started(&id, "One", &reporter);
+        repo.write("plan.yaml", "y\n");
+        repo.write("new.txt", "n\n");
+        std::fs::write(repo.path().join(OsStr::from_bytes(b"caf\xe9.txt")), "latin-1 name\n").unwrap();
+        std::fs::remove_file(repo.join("gone.txt")).unwrap();
+        repo.git(&["rm", "-q", "staged-gone.txt"]);
+        repo.write(".claude/plans/task-status.json", "{}");
+        w.commit_task(&id, "baton: 1 completed — One", &reporter).unwrap();
+        let files = repo.git(&["show", "--name-status", "--format=", "HEAD"]);
+        assert_eq!(files, "A\t\"caf\\351.txt\"\nD\tgone.txt\nA\tnew.txt\nM\tplan.yaml\nD\tstaged-gone.txt\n");
+        assert_eq!(repo.status_porcelain(), "?? .claude/\n", "baton's own status file is not the task's");
+    }
+
+    #[test]
+    fn the_users_changes_and_what_was_there_before_the_task_stay_out() {
+        let repo = baton_testkit::TempRepo::new();
+        repo.write("plan.yaml", "x\n");
+        repo.write("mine.txt", "x\n");
+        repo.commit_all("start");
+        repo.write("mine.txt", "my edit\n");
+        let d = tempfile::tempdir().unwrap();
+        let reporter = Reporter::new(vec![]);
+        let mut w = Workspace::open(repo.path(), &repo.join("plan.yaml"), &Config::default(), d.path().join("j.json"), DirtyTree::Protect, &reporter)
+            .unwrap_or_else(|_| panic!("open"));
+        assert!(matches!(
+            Workspace::open(repo.path(), &repo.join("plan.yaml"), &Config::default(), d.path().join("j.json"), DirtyTree::Refuse, &reporter),
+            Err(NotStarted::Dirty(p)) if p.iter().eq([Path::new("mine.txt")])
+        ));
+        // Written between the start and the first task (a hook): not the task's.
+        repo.write("hook-output.txt", "h\n");
+        let id = TaskId::from("1");
+        w.task_started(&id, "One", &reporter);
+        repo.write("work.txt", "w\n");
+        repo.write("mine.txt", "the agent's\n");
+        w.commit_task(&id, "baton: 1 completed — One", &reporter).unwrap();
+        assert_eq!(repo.git(&["show", "--name-only", "--format=", "HEAD"]), "work.txt\n");
+        assert_eq!(repo.status_porcelain(), " M mine.txt\n?? hook-output.txt\n");
+        // The next task changes the hook's file: now it is that task's.
+        let id = TaskId::from("2");
+        w.task_started(&id, "Two", &reporter);
+        repo.write("hook-output.txt", "changed by task 2\n");
+        w.commit_task(&id, "baton: 2 completed — Two", &reporter).unwrap();
+        assert_eq!(repo.git(&["show", "--name-only", "--format=", "HEAD"]), "hook-output.txt\n");
+    }
+
     #[test]
     fn the_refusal_names_the_files_and_the_way_out() {
         let paths: BTreeSet<PathBuf> = (0..12).map(|i| PathBuf::from(format!("f{i:02}.txt"))).collect();
