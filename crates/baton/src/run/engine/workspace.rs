@@ -55,7 +55,11 @@ impl OwnFiles {
                 crate::coord::heartbeat::STATUS_DIR.into(),
                 p.logs_dir.clone(),
                 p.worktrees_dir.clone(),
-            ],
+            ]
+            .into_iter()
+            // An empty path would be the prefix of every path: everything would be baton's.
+            .filter(|d| !d.as_os_str().is_empty())
+            .collect(),
             files: vec![p.status_file.clone(), p.stop_file.clone()],
         }
     }
@@ -463,6 +467,9 @@ mod tests {
         for p in ["p.yaml", "plans/q.yaml", "plans/sub/p.yaml", "baton.toml", ".claude/settings.json", "src/.baton"] {
             assert!(!own.contains(Path::new(p)), "{p}");
         }
+        let mut config = Config::default();
+        config.paths.logs_dir = PathBuf::new();
+        assert!(!OwnFiles::new(Path::new("p.yaml"), &config).contains(Path::new("src/x.rs")));
     }
 
     /// A repository with a plan and three tracked files, and a workspace over it.
