@@ -3,7 +3,8 @@
 //! The agent reports through a JSON status file; when the file is missing, the same object may
 //! stand in its final result text. This module reads that report and weighs it against how the
 //! process ended and what the CLI itself said (limits, throttling, refusals). Pure except for
-//! reading the status file.
+//! reading and removing the status file, which never blocks whatever the agent left there.
+//! It also shapes an agent's message for the plan (one line, capped).
 
 use std::path::Path;
 
