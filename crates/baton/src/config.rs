@@ -96,6 +96,9 @@ pub struct Run {
     pub before_command: Option<String>,
     pub after_command: Option<String>,
     pub hook_timeout_seconds: f64,
+    /// Commit each task's work and the plan state to git (the default). `false` runs without
+    /// any git at all, e.g. in a folder that is not a repository.
+    pub commit: bool,
 }
 
 impl Default for Run {
@@ -116,6 +119,7 @@ impl Default for Run {
             before_command: None,
             after_command: None,
             hook_timeout_seconds: 120.0,
+            commit: true,
         }
     }
 }
@@ -356,6 +360,15 @@ mod tests {
         assert_eq!(c.pipeline.defect_backlog, PathBuf::from("docs/defect-backlog"));
         assert_eq!(c.run.timeout_seconds, 600.0);
         assert_eq!(c.run.idle_timeout_seconds, 300.0);
+        assert!(c.run.commit, "baton commits unless told not to");
+    }
+
+    #[test]
+    fn commit_can_be_turned_off() {
+        let c = Config::parse("[run]\ncommit = false\n", Path::new("baton.toml")).unwrap();
+        assert!(!c.run.commit);
+        let e = Config::parse("[run]\ncommit = \"no\"\n", Path::new("baton.toml")).unwrap_err();
+        assert!(e.to_string().starts_with("baton.toml:2:"), "{e}");
     }
 
     #[test]

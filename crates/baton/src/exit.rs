@@ -7,7 +7,9 @@ pub enum Exit {
     Completed = 0,
     /// Some task failed.
     TaskFailed = 1,
-    /// Invalid input (plan, config or flags): nothing was run or changed.
+    /// An error: invalid input (plan, config, flags, the working tree) before anything ran, or
+    /// mid-run a problem no retry can fix (the agent CLI is not logged in, the plan cannot be
+    /// saved). The message and the run's summary say which.
     InvalidInput = 2,
     /// Pending tasks remain that can never run.
     Blocked = 3,
@@ -28,7 +30,9 @@ pub const EXIT_CODES_HELP: &str = "\
 Exit codes:
   0   everything completed
   1   some task failed
-  2   invalid input (plan, config or flags); nothing was run or changed
+  2   an error: invalid input (plan, config, flags, uncommitted changes) before
+      anything ran, or mid-run a problem no retry fixes (e.g. the agent CLI is not
+      logged in); the message says which
   3   blocked: pending tasks remain that can never run
   4   stopped early (stop file, Ctrl+C, budget)
   5   all tasks completed but the smoke tests failed";

@@ -10,6 +10,7 @@ use baton::config::{Config, ConfigError};
 use baton::exit::{Exit, EXIT_CODES_HELP};
 use baton::plan::{PlanError, PlanFile};
 use baton::report::status;
+use baton::run::engine::DirtyTree;
 
 #[derive(Parser)]
 #[command(
@@ -121,6 +122,10 @@ struct RunArgs {
     /// Do not run the smoke tests after the plan
     #[arg(long)]
     skip_smoke: bool,
+    /// Start even though the working tree has uncommitted changes; baton leaves them out of
+    /// every commit it makes
+    #[arg(long)]
+    allow_dirty: bool,
 }
 
 fn main() -> ExitCode {
@@ -287,6 +292,7 @@ fn run(args: &RunArgs) -> Exit {
         parallel: args.parallel,
         jobs: args.jobs.map(usize::from),
         skip_smoke: args.skip_smoke,
+        dirty: if args.allow_dirty { DirtyTree::Protect } else { DirtyTree::Refuse },
     })
 }
 

@@ -175,7 +175,7 @@ pub async fn run(spec: AttemptSpec, reporter: Reporter, mut stop: watch::Receive
             LEAK_TIMEOUT.as_secs()
         ));
     }
-    let systemic = spec.agent.systemic_failure(&stderr_tail, &stdout_tail);
+    let systemic = spec.agent.systemic_failure(&stderr_tail, &stdout_tail).or_else(|| spec.agent.systemic_in_session(&summary));
     Ok(AttemptRun {
         ended,
         exit,

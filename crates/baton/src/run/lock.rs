@@ -1,8 +1,10 @@
-//! One baton per plan: an exclusive `flock` on a lock file named after the plan.
+//! One baton per plan, and one run per checkout: exclusive `flock`s on lock files.
 //!
-//! The kernel releases the lock when the process dies, however it dies, so a crashed or
-//! `kill -9`ed baton never leaves a stale lock behind. Two different plans lock different files
-//! and run side by side.
+//! The kernel releases a lock when the process dies, however it dies, so a crashed or
+//! `kill -9`ed baton never leaves a stale lock behind. Two different plans lock different plan
+//! files, but they would share the checkout's status file and working tree (one's commits would
+//! take the other's work), so a run also locks its checkout. Two git worktrees are two
+//! checkouts and run side by side.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
@@ -15,10 +17,22 @@ pub struct PlanLock {
     pub path: PathBuf,
 }
 
+/// The lock on a checkout (a working tree), held for as long as a run goes on in it.
+#[derive(Debug)]
+pub struct CheckoutLock {
+    _file: File,
+    pub path: PathBuf,
+}
+
+/// The checkout lock's file, relative to the checkout's root.
+pub const CHECKOUT_LOCK: &str = ".baton/run.lock";
+
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
     #[error("another baton is already running plan {} (pid {holder}); lock file {}", plan.display(), lock.display())]
     Held { plan: PathBuf, lock: PathBuf, holder: String },
+    #[error("another baton (pid {pid}) is running plan {running} in this checkout ({}); one run per checkout, since runs share its working tree and status file", root.display())]
+    CheckoutBusy { root: PathBuf, running: String, pid: String },
     #[error("cannot create the lock file {}", lock.display())]
     Io {
         lock: PathBuf,
@@ -33,27 +47,55 @@ impl PlanLock {
         let canonical = std::fs::canonicalize(plan).unwrap_or_else(|_| plan.to_path_buf());
         let name = plan.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let lock = dir.join(format!("{name}-{:016x}.lock", fnv1a(canonical.as_os_str().as_encoded_bytes())));
-        let io = |source| LockError::Io { lock: lock.clone(), source };
-        std::fs::create_dir_all(dir).map_err(io)?;
-        let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&lock).map_err(io)?;
-        // SAFETY: flock on a descriptor we own; no memory is involved.
-        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        if rc != 0 {
-            let mut holder = String::new();
-            let _ = file.read_to_string(&mut holder);
-            let holder = holder.trim().to_string();
-            return Err(LockError::Held {
+        match take(&lock, &std::process::id().to_string())? {
+            Ok(file) => Ok(PlanLock { _file: file, path: lock }),
+            Err(holder) => Err(LockError::Held {
                 plan: plan.to_path_buf(),
                 lock,
-                holder: if holder.is_empty() { "unknown".into() } else { holder },
-            });
+                holder: holder.lines().next().filter(|l| !l.trim().is_empty()).unwrap_or("unknown").trim().to_string(),
+            }),
         }
-        let _ = file.set_len(0);
-        let _ = file.rewind();
-        let _ = write!(file, "{}", std::process::id());
-        let _ = file.flush();
-        Ok(PlanLock { _file: file, path: lock })
     }
+}
+
+impl CheckoutLock {
+    /// Takes the lock of the checkout at `root` for a run of `plan`; the file says who holds it.
+    pub fn acquire(root: &Path, plan: &Path) -> Result<CheckoutLock, LockError> {
+        let lock = root.join(CHECKOUT_LOCK);
+        let shown = plan.display().to_string();
+        match take(&lock, &format!("{}\n{shown}", std::process::id()))? {
+            Ok(file) => Ok(CheckoutLock { _file: file, path: lock }),
+            Err(holder) => {
+                let mut lines = holder.lines();
+                let pid = lines.next().map(str::trim).filter(|l| !l.is_empty()).unwrap_or("unknown").to_string();
+                let running = lines.next().map(str::trim).filter(|l| !l.is_empty()).unwrap_or("(unknown)").to_string();
+                Err(LockError::CheckoutBusy { root: root.to_path_buf(), running, pid })
+            }
+        }
+    }
+}
+
+/// Locks `lock` (creating it and its folder) and writes `holder` into it; when another
+/// process holds it, what that process wrote.
+fn take(lock: &Path, holder: &str) -> Result<Result<File, String>, LockError> {
+    let io = |source| LockError::Io { lock: lock.to_path_buf(), source };
+    if let Some(dir) = lock.parent() {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
+    let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(lock).map_err(io)?;
+    // SAFETY: flock on a descriptor we own; no memory is involved.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc != 0 {
+        let mut text = String::new();
+        // The holder writes right after locking: an empty read is a holder that has not yet.
+        let _ = file.read_to_string(&mut text);
+        return Ok(Err(text));
+    }
+    let _ = file.set_len(0);
+    let _ = file.rewind();
+    let _ = write!(file, "{holder}");
+    let _ = file.flush();
+    Ok(Ok(file))
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {
@@ -78,5 +120,18 @@ mod tests {
         let _other = PlanLock::acquire(&locks, &b).unwrap();
         drop(first);
         PlanLock::acquire(&locks, &a).unwrap();
+    }
+
+    #[test]
+    fn one_run_per_checkout_names_the_running_plan_and_its_pid() {
+        let d = tempfile::tempdir().unwrap();
+        let other = tempfile::tempdir().unwrap();
+        let first = CheckoutLock::acquire(d.path(), Path::new("plans/a.yaml")).unwrap();
+        let e = CheckoutLock::acquire(d.path(), Path::new("plans/b.yaml")).unwrap_err().to_string();
+        assert!(e.contains("plan plans/a.yaml") && e.contains(&format!("pid {}", std::process::id())), "{e}");
+        // Another checkout (a worktree) is another lock.
+        let _elsewhere = CheckoutLock::acquire(other.path(), Path::new("plans/b.yaml")).unwrap();
+        drop(first);
+        CheckoutLock::acquire(d.path(), Path::new("plans/b.yaml")).unwrap();
     }
 }

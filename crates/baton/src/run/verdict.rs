@@ -3,7 +3,8 @@
 //! The agent reports through a JSON status file; when the file is missing, the same object may
 //! stand in its final result text. This module reads that report and weighs it against how the
 //! process ended and what the CLI itself said (limits, throttling, refusals). Pure except for
-//! reading the status file.
+//! reading and removing the status file, which never blocks whatever the agent left there.
+//! It also shapes an agent's message for the plan (one line, capped).
 
 use std::path::Path;
 
@@ -142,18 +143,23 @@ fn last_line(s: &str) -> Option<&str> {
     s.lines().rev().map(str::trim).find(|l| !l.is_empty())
 }
 
+/// The most of a status file baton reads. A report is a few lines; the cap only keeps a
+/// runaway agent (or a huge sparse file) from exhausting memory, and is wide enough that a
+/// very long message still reaches the attempt record whole.
+pub const STATUS_FILE_MAX_BYTES: u64 = 128 << 20;
+
 /// Reads the status file, falling back to a JSON object in the result text. The error says
 /// where baton looked and what it found.
 pub fn read_report(task_id: &str, status_file: &Path, shown: &Path, result_text: Option<&str>) -> Result<Report, String> {
-    match std::fs::read_to_string(status_file) {
-        Ok(text) => {
+    match read_status_file(status_file) {
+        Ok(Some(text)) => {
             let value: Value = serde_json::from_str(&text).map_err(|e| {
                 format!("the status file {} is not valid JSON ({e})", shown.display())
             })?;
             report_from(task_id, &value, ReportSource::File)
                 .map_err(|m| format!("the status file {}: {m}", shown.display()))
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        Ok(None) => {
             let found = result_text.and_then(stream::find_status_json);
             match found {
                 Some(value) => report_from(task_id, &value, ReportSource::ResultText)
@@ -166,6 +172,119 @@ pub fn read_report(task_id: &str, status_file: &Path, shown: &Path, result_text:
         }
         Err(e) => Err(format!("cannot read the status file {}: {e}", shown.display())),
     }
+}
+
+/// Why a status file could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum StatusFileError {
+    #[error("it is {0}, not a regular file")]
+    NotAFile(&'static str),
+    #[error("it is larger than {} MiB", STATUS_FILE_MAX_BYTES >> 20)]
+    TooLarge,
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// The status file's text; `None` when there is none. Nothing here can block: the agent may
+/// leave anything at that path (a named pipe would block a plain open until a writer came, and
+/// with it the whole runtime, signals included), so only a regular file is opened, without
+/// following a symlink and without waiting, and only so much of it is read.
+pub fn read_status_file(path: &Path) -> Result<Option<String>, StatusFileError> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if !m.file_type().is_file() => return Err(StatusFileError::NotAFile(kind_of(&m))),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.into()),
+    }
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
+        .open(path);
+    let file = match file {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        // Swapped for a symlink since the look above.
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Err(StatusFileError::NotAFile("a symbolic link")),
+        Err(e) => return Err(e.into()),
+    };
+    // What was opened is what counts: the path may have been swapped since the look above.
+    let m = file.metadata()?;
+    if !m.file_type().is_file() {
+        return Err(StatusFileError::NotAFile(kind_of(&m)));
+    }
+    let mut bytes = Vec::new();
+    file.take(STATUS_FILE_MAX_BYTES + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > STATUS_FILE_MAX_BYTES {
+        return Err(StatusFileError::TooLarge);
+    }
+    String::from_utf8(bytes)
+        .map(Some)
+        .map_err(|_| StatusFileError::Io(std::io::Error::new(std::io::ErrorKind::InvalidData, "it is not UTF-8 text")))
+}
+
+/// Removes the status file (whatever the agent left there, except a folder); whether there
+/// was one. Unlinking never opens the file, so a named pipe cannot block it.
+pub fn remove_status_file(path: &Path) -> Result<bool, StatusFileError> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_dir() => Err(StatusFileError::NotAFile("a folder")),
+        Ok(_) => match std::fs::remove_file(path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e.into()),
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn kind_of(m: &std::fs::Metadata) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    let t = m.file_type();
+    if t.is_dir() {
+        "a folder"
+    } else if t.is_symlink() {
+        "a symbolic link"
+    } else if t.is_fifo() {
+        "a named pipe"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_block_device() || t.is_char_device() {
+        "a device"
+    } else {
+        "not a regular file"
+    }
+}
+
+/// The most of an agent's message that goes into the plan (`result_message`, `last_error`).
+/// The plan is read by people and agents and committed after every task: a message is one
+/// line there, and a long one is cut; the attempt record keeps it whole.
+pub const PLAN_TEXT_MAX_BYTES: usize = 2048;
+
+/// `message` as it goes into the plan: one line (line breaks and other control characters
+/// become spaces), at most [`PLAN_TEXT_MAX_BYTES`] of it, and when cut, where the rest is:
+/// `… (N bytes; full text: `<where>`)`.
+pub fn plan_text(message: &str, full_text_at: &str) -> String {
+    let mut line = String::with_capacity(message.len().min(PLAN_TEXT_MAX_BYTES + 1));
+    for word in message.split(|c: char| c.is_whitespace() || c.is_control()).filter(|w| !w.is_empty()) {
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+        if line.len() > PLAN_TEXT_MAX_BYTES {
+            break;
+        }
+    }
+    if line.len() <= PLAN_TEXT_MAX_BYTES {
+        return line;
+    }
+    let mut cut = PLAN_TEXT_MAX_BYTES;
+    while !line.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    line.truncate(cut);
+    format!("{}… ({} bytes; full text: `{full_text_at}`)", line.trim_end(), message.len())
 }
 
 fn report_from(task_id: &str, v: &Value, source: ReportSource) -> Result<Report, String> {
@@ -243,5 +362,52 @@ mod tests {
         assert!(e.contains("wrote no") && e.contains("final answer holds no status JSON"), "{e}");
         let e = read_report("2", &p, &p, Some("{\"task_id\": \"3\", \"status\": \"completed\"}")).unwrap_err();
         assert!(e.contains("final answer") && e.contains("'3'"), "{e}");
+    }
+
+    #[test]
+    fn a_named_pipe_is_refused_without_blocking_and_removed() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("task-status.json");
+        let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: mkfifo on a path we own.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+        let e = read_report("1", &p, Path::new("shown.json"), None).unwrap_err();
+        assert!(e.contains("shown.json") && e.contains("a named pipe, not a regular file"), "{e}");
+        assert!(remove_status_file(&p).unwrap());
+        assert!(!p.exists());
+        assert!(!remove_status_file(&p).unwrap(), "nothing left to remove");
+    }
+
+    #[test]
+    fn a_symlink_a_folder_and_a_huge_file_are_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let target = d.path().join("real.json");
+        std::fs::write(&target, r#"{"task_id": "1", "status": "completed"}"#).unwrap();
+        let link = d.path().join("link.json");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        assert!(matches!(read_status_file(&link), Err(StatusFileError::NotAFile("a symbolic link"))));
+        assert!(remove_status_file(&link).unwrap());
+        assert!(target.exists(), "removing the link removed its target");
+        let dir = d.path().join("dir.json");
+        std::fs::create_dir(&dir).unwrap();
+        assert!(matches!(read_status_file(&dir), Err(StatusFileError::NotAFile("a folder"))));
+        assert!(remove_status_file(&dir).is_err());
+        // Sparse: costs no disk.
+        let big = d.path().join("big.json");
+        std::fs::File::create(&big).unwrap().set_len(STATUS_FILE_MAX_BYTES + 1).unwrap();
+        assert!(matches!(read_status_file(&big), Err(StatusFileError::TooLarge)));
+    }
+
+    #[test]
+    fn plan_text_is_one_bounded_line() {
+        assert_eq!(plan_text("did it", "x"), "did it");
+        assert_eq!(plan_text("  line one\n\tline two\r\n\u{1b}]0;title\u{7}", "x"), "line one line two ]0;title");
+        let long = "é".repeat(3000);
+        let t = plan_text(&long, "baton logs plan.yaml 1.1");
+        assert!(t.len() < PLAN_TEXT_MAX_BYTES + 80, "{}", t.len());
+        assert!(t.ends_with("… (6000 bytes; full text: `baton logs plan.yaml 1.1`)"), "{t}");
+        assert!(t.starts_with("éé"));
+        let exact = "a".repeat(PLAN_TEXT_MAX_BYTES);
+        assert_eq!(plan_text(&exact, "x"), exact, "a message at the cap is kept whole");
     }
 }

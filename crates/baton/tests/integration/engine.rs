@@ -151,6 +151,7 @@ fn every_kind_of_bad_report_fails_the_attempt_with_a_reason() {
         p.write("baton.toml", &format!("{FAST_CONFIG}max_attempts = 1\n"));
         p.scenario(&format!(r#"{{"tasks": {{"1.1": [{step}]}}}}"#));
         p.write("plan.yaml", &THREE.replace("  max_attempts_default: 3\n", ""));
+        p.repo.commit_all("config");
         let r = p.baton(&["run", "plan.yaml"]);
         assert_eq!(r.code(), 3, "{step}: {}", r.all());
         let (status, attempts, err) = task_status(&p, "1.1");
@@ -411,6 +412,7 @@ fn the_circuit_breaker_opens_after_consecutive_failures() {
     let plan = "meta:\n  name: B\n  max_attempts_default: 2\nsections:\n- id: s\n  tasks:\n  - {id: a, name: A}\n  - {id: b, name: B}\n  - {id: c, name: C}\n";
     let p = project(plan);
     p.write("baton.toml", &format!("{FAST_CONFIG}\n[notify]\ncommand = \"cat >> notices.jsonl; echo >> notices.jsonl\"\n"));
+    p.repo.commit_all("config");
     p.scenario(r#"{"default": [{"status": "failed", "message": "systemic"}]}"#);
     let r = p.baton(&["run", "plan.yaml", "--verbose"]);
     assert_eq!(r.code(), 1, "{}", r.all());
@@ -557,6 +559,7 @@ fn a_prompt_template_replaces_the_built_in_prompt() {
         "Custom prompt for {task_name}.\nTask ID: {task_id}\nStatus file: {status_file}\nPlan file: {plan_file}\nBuild: {build_command}\n",
     );
     p.write("baton.toml", &format!("{FAST_CONFIG}\n[agent]\nprompt_template = \"prompts/task.md\"\nbuild_command = \"make check\"\n"));
+    p.repo.commit_all("config");
     let r = p.baton(&["run", "plan.yaml", "--single-task"]);
     assert_eq!(r.code(), 0, "{}", r.all());
     let prompt = p.invocations()[0]["prompt"].as_str().unwrap().to_string();
@@ -587,6 +590,7 @@ fn the_calm_view_shows_one_line_per_start_and_finish() {
 fn a_task_that_cannot_start_ends_the_run_with_its_error() {
     let p = project(THREE);
     p.write("baton.toml", &format!("{FAST_CONFIG}\n[agent]\nprompt_template = \"prompts/missing.md\"\n"));
+    p.repo.commit_all("config");
     let r = p.baton(&["run", "plan.yaml"]);
     assert_eq!(r.code(), 2, "{}", r.all());
     assert!(r.stderr().contains("cannot read the prompt template"), "{}", r.stderr());

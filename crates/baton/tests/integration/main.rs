@@ -10,4 +10,5 @@ mod parallel_limits;
 mod pipeline;
 mod processes;
 mod real_claude;
+mod safety;
 mod support;

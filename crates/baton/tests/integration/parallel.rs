@@ -243,7 +243,7 @@ fn your_uncommitted_changes_are_never_overwritten() {
     p.repo.commit_all("mine");
     p.write("mine.txt", "my unsaved edit\n");
     p.scenario(r#"{"tasks": {"1": [{"write": {"mine.txt": "the agent's\n"}}]}}"#);
-    let r = p.baton(&["run", "plan.yaml", "--parallel"]);
+    let r = p.baton(&["run", "plan.yaml", "--parallel", "--allow-dirty"]);
     assert_eq!(r.code(), 4, "{}", r.all());
     assert_eq!(p.read("mine.txt"), "my unsaved edit\n");
     assert!(r.stderr().contains("mine.txt") && r.stderr().contains("uncommitted"), "{}", r.stderr());
@@ -373,11 +373,22 @@ fn two_plans_running_in_parallel_at_once_keep_their_own_worktrees() {
     p.scenario(r#"{"tasks": {"1": [{"events": 20, "interval_ms": 100, "write": {"from-a.txt": "a\n"}}, {"write": {"from-b.txt": "b\n"}}]}}"#);
     let mut first = p.spawn(&["run", "plan.yaml", "--parallel"]);
     wait_for("the first plan's agent", || !p.invocations().is_empty());
-    let second = p.baton(&["run", "other.yaml", "--parallel"]);
+    // One run per checkout: the second plan runs from a worktree of its own.
+    let refused = p.baton(&["run", "other.yaml", "--parallel"]);
+    assert_eq!(refused.code(), 2, "{}", refused.all());
+    assert!(refused.stderr().contains("is running plan plan.yaml in this checkout"), "{}", refused.stderr());
+    let elsewhere = tempfile::tempdir().unwrap();
+    let wt = elsewhere.path().join("wt");
+    p.repo.git(&["worktree", "add", "-q", "-b", "other", &wt.display().to_string()]);
+    let second = crate::support::Run(
+        baton_testkit::run_with_deadline(p.command(&["run", "other.yaml", "--parallel"]).current_dir(&wt), std::time::Duration::from_secs(120))
+            .map(|o| std::process::Output { status: o.status, stdout: o.stdout.into_bytes(), stderr: o.stderr.into_bytes() })
+            .unwrap(),
+    );
     assert_eq!(second.code(), 0, "{}", second.all());
     assert_eq!(wait_exit(&mut first), Some(0), "{}", p.log());
     assert_eq!(p.read("from-a.txt"), "a\n", "the first plan's work was lost:\n{}", p.log());
-    assert_eq!(p.read("from-b.txt"), "b\n");
+    assert_eq!(std::fs::read_to_string(wt.join("from-b.txt")).unwrap(), "b\n");
 }
 
 #[test]
@@ -398,7 +409,7 @@ fn a_staged_rename_with_unicode_does_not_break_the_start() {
     p.write("ééx.txt", "x\n");
     p.repo.commit_all("unicode");
     p.repo.git(&["mv", "ééx.txt", "new.txt"]);
-    let r = p.baton(&["run", "plan.yaml", "--parallel"]);
+    let r = p.baton(&["run", "plan.yaml", "--parallel", "--allow-dirty"]);
     assert_eq!(r.code(), 0, "{}", r.all());
     // The user's staged rename is still there, untouched.
     let st = p.repo.status_porcelain();

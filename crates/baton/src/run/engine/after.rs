@@ -56,6 +56,14 @@ impl Engine {
             }
         }
 
+        if let (Some(id), Exit::Completed | Exit::TaskFailed) = (&self.single, exit) {
+            let c = Counts::of(self.file.plan());
+            if c.pending + c.in_progress > 0 {
+                // One task ran and the plan goes on: a notice about the plan would say it ended.
+                self.reporter.decision("NOTIFY", format!("--single-task ran {id}; the plan is not finished, so no notification is sent"));
+                return exit;
+            }
+        }
         let mut exit = exit;
         let mut smoke_result: Option<SmokeOutcome> = None;
         if exit == Exit::Completed && !self.opts.skip_smoke && self.single.is_none() {

@@ -17,8 +17,10 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::parallel::NotLanded;
+use super::workspace::{self, DirtyTree, NotStarted, Workspace};
 use crate::run::attempt::{self, AttemptRun, AttemptSpec};
-use crate::run::lock::PlanLock;
+use crate::root::GitUse;
+use crate::run::lock::{CheckoutLock, PlanLock};
 use crate::run::process::SpawnError;
 use crate::run::prompt::{self, PromptVars};
 use crate::run::record::{self, AttemptRecord, Records};
@@ -79,6 +81,9 @@ pub struct RunOptions {
     pub parallel: bool,
     pub jobs: Option<usize>,
     pub skip_smoke: bool,
+    /// Uncommitted changes at the start: refused (`baton run`), or kept out of every commit
+    /// (`--allow-dirty`; the default, which the pipeline uses).
+    pub dirty: DirtyTree,
 }
 
 /// Runs a plan to its end and says how it ended.
@@ -123,8 +128,21 @@ pub async fn run_plan(opts: RunOptions, stop: Option<watch::Receiver<Stop>>) -> 
         }
     };
     let jobs = if opts.parallel { opts.jobs.unwrap_or(config.run.jobs).max(1) } else { 1 };
+    // Decided before anything is written: a refusal leaves the folder as it was.
+    let git_use = match crate::root::git_use(&root, &config) {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("error: {e}\n  help: {}\nNothing was run or changed.", e.help());
+            return Exit::InvalidInput;
+        }
+    };
+    if opts.parallel && git_use == GitUse::Off {
+        eprintln!("error: --parallel needs git (each task runs in its own worktree), and baton.toml sets `[run] commit = false`\n  help: run without --parallel, or remove `commit = false`");
+        return Exit::InvalidInput;
+    }
+    let plan_abs = std::path::absolute(&opts.plan).unwrap_or_else(|_| opts.plan.clone());
     if opts.dry_run {
-        return dry_run(&file, &opts, &config, agent.as_ref(), jobs);
+        return dry_run(&file, &opts, &config, agent.as_ref(), jobs, &DryGit { root: &root, plan: &plan_abs, git_use });
     }
 
     let logs_dir = root.join(&config.paths.logs_dir);
@@ -138,10 +156,39 @@ pub async fn run_plan(opts: RunOptions, stop: Option<watch::Receiver<Stop>>) -> 
             return Exit::InvalidInput;
         }
     };
+    // Two plans in one checkout would share its status file and working tree, and each one's
+    // commits could take the other's work.
+    record::ignore_logs_root(&root.join(".baton"));
+    let _checkout = match CheckoutLock::acquire(&root, &opts.plan) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!(
+                "error: {e}\n  help: wait for it to finish or stop it (`baton stop`), or run this plan in a checkout of its own (`git worktree add …`)"
+            );
+            return Exit::InvalidInput;
+        }
+    };
     // Holding the lock, no other baton can be saving this plan: a temp file is a crash's.
     crate::plan::remove_stale_temps(&opts.plan);
     let records = Records::new(&logs_dir, &opts.plan);
     let reporter = run_reporter(opts.verbose, &records.dir().join("run.log"));
+    let workspace = if !opts.parallel && git_use == GitUse::Commit {
+        match Workspace::open(&root, &plan_abs, &config, records.dir().join("task-in-progress.json"), opts.dirty, &reporter) {
+            Ok(w) => Some(w),
+            Err(NotStarted::Dirty(paths)) => {
+                eprintln!("{}", workspace::refusal(&paths));
+                reporter.finish();
+                return Exit::InvalidInput;
+            }
+            Err(NotStarted::Git(e)) => {
+                eprintln!("error: cannot read the working tree's state: {}", crate::exit::render_chain(&e));
+                reporter.finish();
+                return Exit::InvalidInput;
+            }
+        }
+    } else {
+        None
+    };
     let stop = match stop {
         Some(s) => s,
         None => match stop::watch_fresh(root.join(&config.paths.stop_file), &reporter) {
@@ -160,11 +207,7 @@ pub async fn run_plan(opts: RunOptions, stop: Option<watch::Receiver<Stop>>) -> 
             return Exit::InvalidInput;
         }
     };
-    let in_git = git::is_repo(&root);
-    if opts.parallel && !in_git {
-        eprintln!("error: --parallel needs a git repository (each task runs in its own worktree); {} is not in one", root.display());
-        return Exit::InvalidInput;
-    }
+    let in_git = git_use == GitUse::Commit;
     let mut engine = Engine {
         clock,
         breaker: CircuitBreaker::new(
@@ -192,6 +235,8 @@ pub async fn run_plan(opts: RunOptions, stop: Option<watch::Receiver<Stop>>) -> 
         stop,
         guard_exe,
         in_git,
+        workspace,
+        attempts_started: 0,
         cost: 0.0,
         started: std::time::Instant::now(),
         running: HashMap::new(),
@@ -208,8 +253,14 @@ pub async fn run_plan(opts: RunOptions, stop: Option<watch::Receiver<Stop>>) -> 
         agents: HashSet::new(),
         opts,
     };
-    let exit = if engine.before_hook().await { engine.run().await } else { Exit::InvalidInput };
-    let exit = engine.after_run(exit).await;
+    let exit = match engine.prepare() {
+        Ok(()) => {
+            let exit = if engine.before_hook().await { engine.run().await } else { Exit::InvalidInput };
+            engine.after_run(exit).await
+        }
+        // Nothing started: no hooks, no notification.
+        Err(exit) => exit,
+    };
     engine.reporter.finish();
     exit
 }
@@ -238,6 +289,10 @@ pub(super) struct Engine {
     pub(super) stop: watch::Receiver<Stop>,
     pub(super) guard_exe: PathBuf,
     pub(super) in_git: bool,
+    /// Sequential runs in git: the user's working tree, and each task's changes in it.
+    pub(super) workspace: Option<Workspace>,
+    /// Attempts this run started (to tell "stopped before anything ran" from "stopped later").
+    pub(super) attempts_started: u32,
     pub(super) breaker: CircuitBreaker,
     pub(super) backoff: RetryBackoff,
     pub(super) throttle: Throttle,
@@ -272,10 +327,14 @@ pub(super) struct Engine {
 
 
 impl Engine {
-    async fn run(&mut self) -> Exit {
+    /// The banner, recovery after an interrupted run, and the parallel run's preparations.
+    fn prepare(&mut self) -> Result<(), Exit> {
         let plan = self.file.plan();
         let counts = Counts::of(plan);
-        let mode = if self.opts.parallel { format!(" · parallel, up to {} at once", self.jobs) } else { String::new() };
+        let mut mode = if self.opts.parallel { format!(" · parallel, up to {} at once", self.jobs) } else { String::new() };
+        if !self.config.run.commit {
+            mode.push_str(" · no git: nothing is committed (baton.toml [run] commit = false)");
+        }
         self.reporter.emit(EventKind::Banner {
             plan: plan.meta.name.clone().unwrap_or_else(|| self.opts.plan.display().to_string()),
             agent: self.agent.name().to_string(),
@@ -283,15 +342,29 @@ impl Engine {
             tasks: format!("{}{mode}", counts.sentence()),
         });
         if let Err(e) = self.recover() {
-            eprintln!("{}", e.render());
-            return Exit::InvalidInput;
+            eprintln!("{}", render_plan_error(&e));
+            return Err(Exit::InvalidInput);
         }
         if self.opts.parallel {
             if let Err(e) = self.prepare_parallel() {
                 eprintln!("error: {e}");
-                return Exit::InvalidInput;
+                return Err(Exit::InvalidInput);
+            }
+            // The same rule as sequential runs; with --allow-dirty the changes are protected.
+            if self.opts.dirty == DirtyTree::Refuse {
+                let plan = std::path::absolute(self.file.path()).unwrap_or_else(|_| self.file.path().to_path_buf());
+                let own = workspace::OwnFiles::new(plan.strip_prefix(&self.root).unwrap_or(&plan), &self.config);
+                let dirty: std::collections::BTreeSet<PathBuf> = self.protected.iter().filter(|p| !own.contains(p)).cloned().collect();
+                if !dirty.is_empty() {
+                    eprintln!("{}", workspace::refusal(&dirty));
+                    return Err(Exit::InvalidInput);
+                }
             }
         }
+        Ok(())
+    }
+
+    async fn run(&mut self) -> Exit {
         let mut exclude: HashSet<TaskId> = HashSet::new();
         if let Some(from) = &self.opts.resume_from {
             for t in self.file.plan().tasks() {
@@ -461,8 +534,11 @@ impl Engine {
         }
         self.reporter.decision("FIND", format!("next task: {id} {} (section {section})", task.name));
         if let Err(e) = self.file.set_status(id.as_str(), Status::InProgress).and_then(|_| self.save()) {
-            eprintln!("{}", e.render());
+            eprintln!("{}", render_plan_error(&e));
             return Err(Exit::InvalidInput);
+        }
+        if let Some(w) = self.workspace.as_mut().filter(|_| self.in_git) {
+            w.task_started(id, &task.name, &self.reporter);
         }
         let status_rel = self.config.paths.status_file.clone();
         let (cwd, extra, env) = if self.opts.parallel {
@@ -478,9 +554,9 @@ impl Engine {
             (self.root.clone(), String::new(), Vec::new())
         };
         let status_file = cwd.join(&status_rel);
-        match std::fs::remove_file(&status_file) {
-            Ok(()) => self.reporter.decision("CLEANUP", format!("removed the previous status file {}", status_rel.display())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        match verdict::remove_status_file(&status_file) {
+            Ok(true) => self.reporter.decision("CLEANUP", format!("removed the previous status file {}", status_rel.display())),
+            Ok(false) => {}
             Err(e) => self.reporter.warn(format!("cannot remove the old status file {}: {e}", status_file.display())),
         }
         if let Some(dir) = status_file.parent() {
@@ -549,6 +625,7 @@ impl Engine {
             (task_id, result)
         });
         self.attempt_ids.insert(handle.id(), id.clone());
+        self.attempts_started += 1;
         Ok(())
     }
 
@@ -589,7 +666,7 @@ impl Engine {
             self.reporter.warn(format!("approaching the usage limit{window}{used}; baton goes on until the CLI reports the limit"));
         }
         // The report is consumed: leave no stale file for the next attempt, or for git.
-        let _ = std::fs::remove_file(&status_file);
+        let _ = verdict::remove_status_file(&status_file);
         let cost = run.summary.cost_usd();
         self.cost += cost.unwrap_or(0.0);
         let mut record = AttemptRecord {
@@ -769,7 +846,7 @@ impl Engine {
         if self.file.plan().task(id.as_str()).is_some() {
             let r = self.file.set_status(id.as_str(), Status::Pending).and_then(|_| self.save());
             if let Err(e) = r {
-                self.reporter.warn(e.render());
+                self.reporter.warn(render_plan_error(&e));
             }
         }
     }
@@ -780,6 +857,7 @@ impl Engine {
             self.reporter.decision("PLAN", format!("{id} is no longer in the plan (the agent replaced it); moving on"));
             return;
         }
+        let message = &self.plan_text(id, message);
         let r = (|| {
             self.file.set_attempts(id.as_str(), attempt_no)?;
             self.file.set_status(id.as_str(), status)?;
@@ -791,13 +869,13 @@ impl Engine {
             self.save()
         })();
         if let Err(e) = r {
-            eprintln!("{}", e.render());
+            eprintln!("{}", render_plan_error(&e));
             self.finishing = Some(Exit::InvalidInput);
             return;
         }
         self.reporter.emit(EventKind::TaskFinished { task: id.clone(), name: name.to_string(), status, message: message.to_string() });
         if !self.opts.parallel {
-            self.commit(&format!("baton: {id} {status} — {name}"));
+            self.commit_task(id, &format!("baton: {id} {status} — {name}"));
         }
     }
 
@@ -815,6 +893,7 @@ impl Engine {
         }
         let final_failure = conflict || r.attempt_no >= r.max;
         let status = if final_failure { Status::Failed } else { Status::Pending };
+        let message = &self.plan_text(id, message);
         let res = (|| {
             self.file.set_attempts(id.as_str(), r.attempt_no)?;
             self.file.set_text(id.as_str(), TaskField::LastError, message)?;
@@ -822,7 +901,7 @@ impl Engine {
             self.save()
         })();
         if let Err(e) = res {
-            eprintln!("{}", e.render());
+            eprintln!("{}", render_plan_error(&e));
             self.finishing = Some(Exit::InvalidInput);
             return;
         }
@@ -841,7 +920,7 @@ impl Engine {
                 message: if conflict { message.to_string() } else { format!("failed after {n} attempt{}: {message}", if n == 1 { "" } else { "s" }) },
             });
             if !self.opts.parallel {
-                self.commit(&format!("baton: {id} failed after {n} attempts — {}", r.name));
+                self.commit_task(id, &format!("baton: {id} failed after {n} attempt{} — {}", if n == 1 { "" } else { "s" }, r.name));
             } else if let Some(wt) = self.worktrees.get(id) {
                 self.reporter.decision("WORKTREE", format!("{id}: its work is kept in {} (branch {})", wt.path.display(), wt.branch));
             }
@@ -863,7 +942,7 @@ impl Engine {
                 Ok(()) => self.reporter.decision("PLAN", "the agent changed the plan; reloaded and re-validated it"),
                 Err(e) => self.reporter.warn(format!(
                     "the agent's edit of the plan is not valid, so baton keeps the last valid plan (the edit is kept aside at the next save):\n{}",
-                    e.render()
+                    render_plan_error(&e)
                 )),
             }
             return;
@@ -882,10 +961,10 @@ impl Engine {
                 let ids: Vec<String> = added.iter().map(|t| t.to_string()).collect();
                 self.reporter.decision("PLAN", format!("{id}: the agent added task(s) {}; merged into the main plan", ids.join(", ")));
                 if let Err(e) = self.save() {
-                    self.reporter.warn(e.render());
+                    self.reporter.warn(render_plan_error(&e));
                 }
             }
-            Err(e) => self.reporter.warn(format!("{id}: the agent's plan edit could not be merged: {}", e.render())),
+            Err(e) => self.reporter.warn(format!("{id}: the agent's plan edit could not be merged: {}", render_plan_error(&e))),
         }
     }
 
@@ -902,6 +981,25 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    /// An agent's message as it goes into the plan and the task's line: one line, capped; the
+    /// attempt record keeps it whole.
+    fn plan_text(&self, id: &TaskId, message: &str) -> String {
+        verdict::plan_text(message, &format!("baton logs {} {id}", self.opts.plan.display()))
+    }
+
+    /// A task's end, in a sequential run: its changes (also what its agent left uncommitted)
+    /// and the plan state in one commit under its name. Elsewhere the plan state alone.
+    fn commit_task(&mut self, id: &TaskId, message: &str) {
+        if !self.in_git {
+            return;
+        }
+        let Some(w) = &mut self.workspace else { return self.commit(message) };
+        if let Err(e) = w.commit_task(id, message, &self.reporter) {
+            self.reporter.warn(format!("could not commit {id}'s work and the plan state (both are in the working tree): {e}"));
+            self.in_git = false;
+        }
     }
 
     pub(super) fn commit(&mut self, message: &str) {
@@ -929,35 +1027,12 @@ impl Engine {
     /// No task can start: everything is done, or the rest is blocked.
     fn end_exit(&mut self, exclude: &HashSet<TaskId>) -> Exit {
         let plan = self.file.plan();
-        let mut blocked: Vec<(TaskId, Wait)> = graph::blocked(plan).into_iter().filter(|(id, _)| !exclude.contains(id)).collect();
-        // Work that waits on a task --resume-from left out can never run in this run either.
-        loop {
-            let stuck = plan.tasks().find_map(|t| {
-                if t.status.is_final() || exclude.contains(&t.id) || blocked.iter().any(|(b, _)| *b == t.id) {
-                    return None;
-                }
-                t.depends_on.iter().find_map(|d| {
-                    let dep_done = plan.task(d.as_str()).is_some_and(|x| x.status == Status::Completed);
-                    let left_out = exclude.contains(d) && !dep_done;
-                    let waits_on_blocked = blocked.iter().any(|(b, _)| b == d);
-                    (left_out || waits_on_blocked).then(|| (t.id.clone(), if left_out { Wait::LeftOut(d.clone()) } else { Wait::On(d.clone()) }))
-                })
-            });
-            match stuck {
-                Some(b) => blocked.push(b),
-                None => break,
-            }
-        }
-        let failed = plan.tasks().any(|t| t.status == Status::Failed);
+        let blocked = never_runnable(plan, exclude);
         if !blocked.is_empty() {
-            let lines: Vec<String> = blocked.iter().map(|(id, why)| format!("  {id}: {why}")).collect();
-            self.reporter.decision(
-                "BLOCKED",
-                format!("blocked: {} task{} can never run:\n{}", blocked.len(), if blocked.len() == 1 { "" } else { "s" }, lines.join("\n")),
-            );
+            self.reporter.decision("BLOCKED", blocked_text(&blocked));
             return Exit::Blocked;
         }
-        if failed {
+        if plan.tasks().any(|t| t.status == Status::Failed) {
             Exit::TaskFailed
         } else {
             Exit::Completed
@@ -967,17 +1042,29 @@ impl Engine {
     fn finish(&mut self, exit: Exit) -> Exit {
         let _ = self.save();
         self.commit_round();
+        if self.in_git {
+            if let Some(w) = &mut self.workspace {
+                w.settle(&self.reporter, "the run ended before the task did");
+            }
+        }
         if exit == Exit::Stopped {
             self.commit("baton: plan state at stop");
         }
         let counts = Counts::of(self.file.plan());
-        let how = match exit {
-            Exit::Completed => "finished",
-            Exit::TaskFailed => "finished with failures",
-            Exit::Blocked => "blocked",
-            Exit::Stopped => "stopped",
-            Exit::InvalidInput => "stopped on an error",
-            _ => "ended",
+        let n = self.attempts_started;
+        // Says what happened, in the words of the exit code.
+        let how = match (exit, &self.single) {
+            (Exit::Completed | Exit::TaskFailed, Some(id)) => {
+                let status = self.file.plan().task(id.as_str()).map_or_else(|| "replaced by the agent".to_string(), |t| t.status.to_string());
+                format!("--single-task: {id} {status}")
+            }
+            (Exit::Completed, None) => "finished".into(),
+            (Exit::TaskFailed, None) => "finished with failures".into(),
+            (Exit::Blocked, _) => "blocked".into(),
+            (Exit::Stopped, _) => "stopped".into(),
+            (Exit::InvalidInput, _) if n == 0 => "stopped on an error before any task ran".into(),
+            (Exit::InvalidInput, _) => format!("stopped on an error after {n} attempt{}", if n == 1 { "" } else { "s" }),
+            _ => "ended".into(),
         };
         self.reporter.emit(EventKind::Summary {
             text: format!("{how} in {}: {} · agent cost ${:.4}", event::human(self.started.elapsed()), counts.sentence(), self.cost),
@@ -1016,6 +1103,55 @@ impl Engine {
     }
 }
 
+/// Pending tasks that can never run in this run, and why: their dependency failed, is missing
+/// or waits in a cycle, or is a task `--resume-from` left out (`exclude`) that is not done.
+fn never_runnable(plan: &crate::plan::Plan, exclude: &HashSet<TaskId>) -> Vec<(TaskId, Wait)> {
+    let mut blocked: Vec<(TaskId, Wait)> = graph::blocked(plan).into_iter().filter(|(id, _)| !exclude.contains(id)).collect();
+    // Work that waits on a task --resume-from left out can never run in this run either.
+    loop {
+        let stuck = plan.tasks().find_map(|t| {
+            if t.status.is_final() || exclude.contains(&t.id) || blocked.iter().any(|(b, _)| *b == t.id) {
+                return None;
+            }
+            t.depends_on.iter().find_map(|d| {
+                let dep_done = plan.task(d.as_str()).is_some_and(|x| x.status == Status::Completed);
+                let left_out = exclude.contains(d) && !dep_done;
+                let waits_on_blocked = blocked.iter().any(|(b, _)| b == d);
+                (left_out || waits_on_blocked).then(|| (t.id.clone(), if left_out { Wait::LeftOut(d.clone()) } else { Wait::On(d.clone()) }))
+            })
+        });
+        match stuck {
+            Some(b) => blocked.push(b),
+            None => break,
+        }
+    }
+    blocked
+}
+
+fn blocked_text(blocked: &[(TaskId, Wait)]) -> String {
+    let lines: Vec<String> = blocked.iter().map(|(id, why)| format!("  {id}: {why}")).collect();
+    format!("blocked: {} task{} can never run:\n{}", blocked.len(), if blocked.len() == 1 { "" } else { "s" }, lines.join("\n"))
+}
+
+/// A plan error met once the run has begun. Its usual rendering ends "nothing was run or
+/// changed", which is true only before the run starts.
+fn render_plan_error(e: &PlanError) -> String {
+    match e {
+        PlanError::Invalid { path, diagnostics } => {
+            let file = path.display().to_string();
+            let mut out = String::new();
+            for d in diagnostics {
+                out.push_str("error: ");
+                out.push_str(&d.render(&file));
+                out.push('\n');
+            }
+            out.push_str(&e.to_string());
+            out
+        }
+        other => other.render(),
+    }
+}
+
 async fn sleep_until(when: Option<Instant>) {
     match when {
         Some(t) => tokio::time::sleep_until(t).await,
@@ -1023,11 +1159,33 @@ async fn sleep_until(when: Option<Instant>) {
     }
 }
 
-/// `--dry-run`: what would run, in order, assuming each task completes; nothing changes.
-fn dry_run(file: &PlanFile, opts: &RunOptions, config: &Config, agent: &dyn Agent, jobs: usize) -> Exit {
+/// Where a dry run would work, for what the real run would refuse.
+struct DryGit<'a> {
+    root: &'a Path,
+    plan: &'a Path,
+    git_use: GitUse,
+}
+
+/// `--dry-run`: what would run, in order, assuming each task completes, and how the run would
+/// end (its exit code is the dry run's); nothing changes.
+fn dry_run(file: &PlanFile, opts: &RunOptions, config: &Config, agent: &dyn Agent, jobs: usize, git: &DryGit<'_>) -> Exit {
+    if git.git_use == GitUse::Commit && opts.dirty == DirtyTree::Refuse {
+        let rel = git.plan.strip_prefix(git.root).unwrap_or(git.plan);
+        match workspace::uncommitted(git.root, &workspace::OwnFiles::new(rel, config)) {
+            Ok(paths) if !paths.is_empty() => {
+                eprintln!("{}", workspace::refusal(&paths));
+                return Exit::InvalidInput;
+            }
+            Ok(_) => {}
+            Err(e) => eprintln!("warning: cannot read the working tree's state: {}", crate::exit::render_chain(&e)),
+        }
+    }
     let mut plan = file.plan().clone();
     crate::outln!("dry run of {} — nothing will be started or changed", opts.plan.display());
     crate::outln!("agent: {} ({})", agent.name(), agent.binary().description);
+    if git.git_use == GitUse::Off {
+        crate::outln!("no git: nothing would be committed (baton.toml [run] commit = false)");
+    }
     let mut exclude: HashSet<TaskId> = HashSet::new();
     if let Some(from) = &opts.resume_from {
         for t in plan.tasks() {
@@ -1059,9 +1217,13 @@ fn dry_run(file: &PlanFile, opts: &RunOptions, config: &Config, agent: &dyn Agen
         if opts.parallel {
             crate::outln!("round {round}: {}", picks.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(" + "));
         }
+        let mut picks = picks;
+        if opts.single_task {
+            picks.truncate(1);
+        }
         for id in &picks {
             n += 1;
-            let t = plan.task(id.as_str()).expect("picked from the plan");
+            let Some(t) = plan.task(id.as_str()) else { continue };
             let max = plan.max_attempts(t, config.run.max_attempts);
             crate::outln!("{n:>3}. {} {} (attempt {}/{max})", id, t.name, t.attempts + 1);
         }
@@ -1078,14 +1240,26 @@ fn dry_run(file: &PlanFile, opts: &RunOptions, config: &Config, agent: &dyn Agen
             }
         }
         if opts.single_task {
-            break;
+            crate::outln!("then the run stops (--single-task); exit 0 if the task completes");
+            return Exit::Completed;
         }
     }
+    let blocked = never_runnable(&plan, &exclude);
+    let failed: Vec<String> = plan.tasks().filter(|t| t.status == Status::Failed).map(|t| t.id.to_string()).collect();
     if n == 0 {
         crate::outln!("nothing to run");
     }
-    for (id, why) in graph::blocked(&plan) {
-        crate::outln!("  blocked: {id} ({why})");
+    if !blocked.is_empty() {
+        crate::outln!("{}", blocked_text(&blocked));
+        crate::outln!("the run would end blocked (exit 3)");
+        return Exit::Blocked;
+    }
+    if !failed.is_empty() {
+        crate::outln!("the run would end with failed tasks (exit 1): {} failed before and stays failed", failed.join(", "));
+        return Exit::TaskFailed;
+    }
+    if n == 0 {
+        crate::outln!("every task is completed or skipped (exit 0)");
     }
     Exit::Completed
 }
