@@ -6,14 +6,12 @@ use std::path::{Path, PathBuf};
 use crate::config::Config;
 
 /// The nearest folder at or above `start` that holds `.git` (a folder, or a file in a worktree);
-/// `start` itself when there is none.
+/// outside git (`[run] commit = false`), the nearest that holds `baton.toml`; else `start`.
 pub fn repo_root(start: &Path) -> PathBuf {
     let start = if start.as_os_str().is_empty() { Path::new(".") } else { start };
     let abs = std::path::absolute(start).unwrap_or_else(|_| start.to_path_buf());
-    abs.ancestors()
-        .find(|d| d.join(".git").exists())
-        .map(Path::to_path_buf)
-        .unwrap_or(abs)
+    let holding = |name: &str| abs.ancestors().find(|d| d.join(name).exists()).map(Path::to_path_buf);
+    holding(".git").or_else(|| holding(crate::config::FILE_NAME)).unwrap_or(abs)
 }
 
 /// The root for a plan file: the repository holding the plan's folder.

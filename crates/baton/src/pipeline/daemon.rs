@@ -69,10 +69,11 @@ async fn daemon(opts: PipelineOptions) -> Exit {
         }
     };
     // The pipeline commits every finished item; outside git it would create folders and then
-    // report work it cannot record. Checked before anything is created.
-    if !git::is_repo(&root) {
+    // report work it cannot record. Checked before anything is created. `[run] commit = false`
+    // says the user wants no git: then nothing is committed (the plans run the same way).
+    if crate::root::git_use(&root, &config).is_err() {
         eprintln!(
-            "error: {} is not inside a git repository; the pipeline commits each item it finishes\n  help: run it in a git repository (`git init` makes one); nothing was created or changed",
+            "error: {} is not inside a git repository; the pipeline commits each item it finishes\n  help: run it in a git repository (`git init` makes one), or set `[run] commit = false` in baton.toml; nothing was created or changed",
             root.display()
         );
         return Exit::InvalidInput;
@@ -369,7 +370,7 @@ async fn process(ctx: &Context, planner: &mut Planner, stop: &watch::Receiver<St
         }
     }
     match exit {
-        Exit::Completed => match archive(root, item, &plan_rel, &design_rel) {
+        Exit::Completed => match archive(root, item, &plan_rel, &design_rel, config.run.commit) {
             Ok(dest) => {
                 record.state = State::Archived;
                 record.archived_to = Some(dest.clone());
@@ -422,7 +423,7 @@ fn fail(root: &Path, config: &Config, reporter: &Reporter, item: &Item, why: &st
 
 /// Moves the item to `completed/` in its folder (under a free name: an earlier item of the same
 /// name stays as it was), marks it completed, and commits.
-fn archive(root: &Path, item: &Item, plan_rel: &Path, design_rel: &Path) -> Result<PathBuf, String> {
+fn archive(root: &Path, item: &Item, plan_rel: &Path, design_rel: &Path, commit: bool) -> Result<PathBuf, String> {
     let name = item.path.file_name().ok_or("the item has no file name")?;
     let dir = item.path.parent().unwrap_or(Path::new("")).join("completed");
     std::fs::create_dir_all(root.join(&dir)).map_err(|e| e.to_string())?;
@@ -437,7 +438,7 @@ fn archive(root: &Path, item: &Item, plan_rel: &Path, design_rel: &Path) -> Resu
     let today = jiff::Timestamp::now().to_zoned_datetime(jiff::tz::TimeZone::system()).date();
     text.push_str(&format!("\n## Status: Completed ({})\n", today.strftime("%Y-%m-%d")));
     std::fs::write(root.join(&dest), text).map_err(|e| e.to_string())?;
-    if git::is_repo(root) {
+    if commit && git::is_repo(root) {
         let mut paths = vec![root.join(&item.path), root.join(&dest), root.join(plan_rel)];
         if root.join(design_rel).exists() {
             paths.push(root.join(design_rel));

@@ -209,6 +209,27 @@ fn outside_a_git_repository_the_pipeline_refuses_and_creates_nothing() {
     assert!(p.invocations().is_empty());
 }
 
+/// `[run] commit = false`: the user wants no git, so the pipeline runs outside a repository and
+/// commits nothing.
+#[test]
+fn with_commit_off_the_pipeline_works_outside_git() {
+    let p = project();
+    let outside = tempfile::tempdir().unwrap();
+    let dir = outside.path();
+    std::fs::write(dir.join("baton.toml"), format!("{FAST_CONFIG}commit = false\n")).unwrap();
+    std::fs::create_dir_all(dir.join("docs/defect-backlog")).unwrap();
+    std::fs::write(dir.join("docs/defect-backlog/bug.md"), "# Bug\n\nFix it.\n").unwrap();
+    p.scenario(&format!(
+        r#"{{"tasks": {{"plan:bug": [{}], "p1": [{{"write": {{"src/fix.rs": "// fixed\n"}}}}]}}}}"#,
+        writes_plan("bug", GOOD_PLAN)
+    ));
+    let out = baton_testkit::run_with_deadline(p.command(&["pipeline", "--once"]).current_dir(dir), Duration::from_secs(120)).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}{}", out.stdout, out.stderr);
+    assert_eq!(std::fs::read_to_string(dir.join("src/fix.rs")).unwrap(), "// fixed\n");
+    assert!(dir.join("docs/defect-backlog/completed/bug.md").exists(), "{}", out.stdout);
+    assert!(!dir.join(".git").exists(), "a repository was made");
+}
+
 #[test]
 fn dry_run_lists_the_order_and_starts_nothing() {
     let p = project();
