@@ -4,6 +4,8 @@
 //! Ctrl+C, or SIGTERM: now (running agents are ended and their tasks go back to pending).
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Once;
 use std::time::Duration;
 
 use tokio::signal::unix::{signal, SignalKind};
@@ -20,8 +22,64 @@ pub enum Stop {
 /// noticed within a blink, rare enough to cost nothing.
 const STOP_FILE_POLL: Duration = Duration::from_millis(200);
 
+/// Signals counted by plain handlers the moment they arrive, beside tokio's: tokio hands a
+/// signal to the watcher task only when the runtime next polls its driver, and merges two
+/// quick Ctrl+C into one. The counts let the dispatcher see a stop that baton's own blocking
+/// work (a git call) hid from the watcher, and let a double Ctrl+C count as two.
+static INTERRUPTS: AtomicUsize = AtomicUsize::new(0);
+static TERMINATIONS: AtomicUsize = AtomicUsize::new(0);
+/// The counts when the current watcher started (a pipeline starts one per plan).
+static BASE_INTERRUPTS: AtomicUsize = AtomicUsize::new(0);
+static BASE_TERMINATIONS: AtomicUsize = AtomicUsize::new(0);
+static COUNTERS: Once = Once::new();
+
+fn count_signals() -> std::io::Result<()> {
+    let mut result = Ok(());
+    COUNTERS.call_once(|| {
+        for (signo, counter) in [(libc::SIGINT, &INTERRUPTS), (libc::SIGTERM, &TERMINATIONS), (libc::SIGHUP, &TERMINATIONS)] {
+            // SAFETY: the action only increments an atomic, which is async-signal-safe.
+            let registered = unsafe {
+                signal_hook_registry::register(signo, move || {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                })
+            };
+            if let Err(e) = registered {
+                result = Err(e);
+            }
+        }
+    });
+    result
+}
+
+/// The level the signals counted since the watcher started call for.
+fn signalled() -> Stop {
+    let int = INTERRUPTS.load(Ordering::SeqCst).saturating_sub(BASE_INTERRUPTS.load(Ordering::SeqCst));
+    let term = TERMINATIONS.load(Ordering::SeqCst).saturating_sub(BASE_TERMINATIONS.load(Ordering::SeqCst));
+    match (int, term) {
+        (_, 1..) | (2.., _) => Stop::Now,
+        (1, _) => Stop::Graceful,
+        _ => Stop::Running,
+    }
+}
+
+/// Waits until the watcher has taken every signal that has arrived, so that a decision made
+/// next (start a task?) sees it. Returns at once when nothing is pending.
+pub async fn caught_up(rx: &watch::Receiver<Stop>) {
+    // The watcher runs as soon as this task yields; the bound only guards against a watcher
+    // that is gone.
+    for _ in 0..1000 {
+        if signalled() <= *rx.borrow() {
+            return;
+        }
+        tokio::task::yield_now().await;
+    }
+}
+
 /// Watches signals and the stop file; the level only rises.
 pub fn watch(stop_file: PathBuf) -> std::io::Result<watch::Receiver<Stop>> {
+    count_signals()?;
+    BASE_INTERRUPTS.store(INTERRUPTS.load(Ordering::SeqCst), Ordering::SeqCst);
+    BASE_TERMINATIONS.store(TERMINATIONS.load(Ordering::SeqCst), Ordering::SeqCst);
     let (tx, rx) = watch::channel(Stop::Running);
     let mut int = signal(SignalKind::interrupt())?;
     let mut term = signal(SignalKind::terminate())?;
@@ -41,14 +99,14 @@ pub fn watch(stop_file: PathBuf) -> std::io::Result<watch::Receiver<Stop>> {
         loop {
             tokio::select! {
                 _ = int.recv() => {
-                    let now = *tx.borrow();
-                    if now == Stop::Running {
+                    // tokio may hand over two quick Ctrl+C as one; the count tells them apart.
+                    let level = if *tx.borrow() == Stop::Running { signalled().max(Stop::Graceful) } else { Stop::Now };
+                    if level == Stop::Graceful {
                         eprintln!("\nstopping gracefully: no new task starts; running tasks finish (Ctrl+C again to end them now)");
-                        raise(Stop::Graceful);
                     } else {
                         eprintln!("\nstopping now: ending running agents; their tasks go back to pending");
-                        raise(Stop::Now);
                     }
+                    raise(level);
                 }
                 _ = term.recv() => raise(Stop::Now),
                 _ = hup.recv() => raise(Stop::Now),

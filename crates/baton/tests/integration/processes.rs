@@ -275,6 +275,8 @@ fn ctrl_c_from_the_terminal_while_baton_commits_stops_gracefully_and_keeps_the_t
     std::fs::write(&go, "").unwrap();
     assert_eq!(wait_exit(&mut baton), Some(4), "{}", read_log());
     assert_eq!(task(&p, "1.1"), (Status::Completed, 1, None), "{}", read_log());
+    // The Ctrl+C came before the commit ended: no task starts after it.
+    assert_eq!(task(&p, "1.2"), (Status::Pending, 0, None), "{}", read_log());
     assert!(!read_log().contains("could not commit"), "{}", read_log());
     assert!(
         p.repo.log_subjects().iter().any(|s| s.starts_with("baton: 1.1 completed")),

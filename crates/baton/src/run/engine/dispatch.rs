@@ -376,6 +376,12 @@ impl Engine {
             self.reporter.decision("FIND", format!("resuming from {from}"));
         }
         let exit = loop {
+            if self.running.is_empty() {
+                self.commit_round();
+            }
+            // baton's own work (git, saves) runs on this thread without yielding: let the stop
+            // watcher take a Ctrl+C that arrived meanwhile before deciding anything.
+            crate::run::stop::caught_up(&self.stop).await;
             let stop = *self.stop.borrow();
             if stop != Stop::Running && self.finishing.is_none() {
                 self.reporter.decision("STOP", if self.running.is_empty() {
@@ -386,7 +392,6 @@ impl Engine {
                 self.finishing = Some(Exit::Stopped);
             }
             if self.running.is_empty() {
-                self.commit_round();
                 if let Some(exit) = self.finishing {
                     break exit;
                 }
