@@ -47,6 +47,7 @@
 //! | `mark: ["/abs/path", ...]` | first create these (empty) files: with `wait_for`, a barrier between agents |
 //! | `wait_for: ["/abs/path", ...]` | first wait until every path exists (polled every 10 ms), so tests order agents by conditions, not by sleeps; gives up after `BATON_FAKE_MAX_HANG_SECS` (exit 2) |
 //! | `api_retry_ms: M` | a `system/api_retry` event announcing a retry in M ms (`error_status` 529), then M ms of silence, as the CLI does before retrying a request |
+//! | `finish_on_sigterm: true` | wait (up to the hang limit, printing nothing) for SIGTERM, then carry on to the end of the step — as the real CLI does when SIGTERM ends one of its tools |
 //! | `events: N`, `interval_ms: M` | N assistant events (alternately text and a Bash `tool_use` with its `tool_result`), M ms apart |
 //! | `daemons: true` | like Bash tool calls, each shell in a process group of its own (as the real CLI runs tools), start a `setsid sh -c 'sleep N & wait'` daemon and `nohup sleep N &` (N = the hang limit below), both orphaned at once; their pids go to `$BATON_FAKE_STATE/<task>-<attempt>.setsid.pid` (the daemon's shell), `….setsid-child.pid` (its sleep) and `….nohup.pid` |
 //! | `await_file: "name"` | write our pid to `….agent.pid`, then wait (up to the hang limit) until `$BATON_FAKE_STATE/name` exists |
@@ -239,6 +240,7 @@ struct Step {
     limit_resets_at: Option<i64>,
     limit_resets_in: Option<u64>,
     api_retry_ms: Option<u64>,
+    finish_on_sigterm: bool,
     wait_for: Vec<PathBuf>,
     mark: Vec<PathBuf>,
     throttle: Option<String>,
@@ -322,6 +324,7 @@ fn parse_step(value: &Value, at: &str) -> Result<Step, Failure> {
             }
             "limit_resets_in" => step.limit_resets_in = Some(number(key, v)?),
             "api_retry_ms" => step.api_retry_ms = Some(number(key, v)?),
+            "finish_on_sigterm" => step.finish_on_sigterm = flag(key, v)?,
             "wait_for" => step.wait_for = absolute_paths(at, key, v)?,
             "mark" => step.mark = absolute_paths(at, key, v)?,
             "throttle" => step.throttle = Some(text(key, v)?),
@@ -726,6 +729,10 @@ fn run() -> Result<u8, Failure> {
     }
     wait_for(&step.wait_for)?;
 
+    if step.finish_on_sigterm {
+        wait_for_sigterm()?;
+    }
+
     if let Some(ms) = step.api_retry_ms {
         out.emit(&json!({
             "type": "system", "subtype": "api_retry", "attempt": 1, "max_retries": 10,
@@ -948,6 +955,26 @@ fn run() -> Result<u8, Failure> {
     }
     out.result(fields);
     Ok(step.exit)
+}
+
+static GOT_SIGTERM: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn on_sigterm(_: libc::c_int) {
+    GOT_SIGTERM.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Catches SIGTERM and waits for it (bounded like a hang); the step then goes on.
+fn wait_for_sigterm() -> Result<(), Failure> {
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe { libc::signal(libc::SIGTERM, on_sigterm as *const () as libc::sighandler_t) };
+    let deadline = Instant::now() + max_hang();
+    while !GOT_SIGTERM.load(std::sync::atomic::Ordering::SeqCst) {
+        if Instant::now() >= deadline {
+            return Err(harness("finish_on_sigterm: no SIGTERM came"));
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+    Ok(())
 }
 
 /// Waits until every path exists; a test's ordering barrier. Bounded like a hang, so a test

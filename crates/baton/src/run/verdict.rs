@@ -72,6 +72,17 @@ pub struct Evidence<'a> {
 }
 
 pub fn judge(e: &Evidence<'_>, now: &jiff::ZonedDateTime) -> Verdict {
+    if e.ended != Ended::Exited && e.exit.is_some_and(|x| x.success()) {
+        // baton asked the agent to end (a timeout, a stop), but it finished on its own first —
+        // the real CLI ends a running tool on SIGTERM and carries on to the end of its task.
+        // Work it reports done is done: running it again would waste it.
+        let result_text = e.summary.result().and_then(|r| r.result.as_deref());
+        if let Ok(report) = read_report(e.task_id, e.status_file, e.status_shown, result_text) {
+            if report.status != Status::Failed {
+                return Verdict::Done(report);
+            }
+        }
+    }
     match e.ended {
         Ended::Interrupted => return Verdict::Interrupted,
         Ended::TotalTimeout { seconds } => {

@@ -313,3 +313,17 @@ fn an_announced_api_retry_pause_is_not_idle_time() {
     assert_eq!(r.code(), 0, "{}", r.all());
     assert_eq!(task(&p, "1.1"), (Status::Completed, 1, None), "{}", r.all());
 }
+
+/// The real CLI, sent SIGTERM during a tool call, ends the tool and carries on: it may finish the
+/// task, write a `completed` report and exit 0 within the grace period. That work is done; it is
+/// not recorded as a timed-out attempt.
+#[test]
+fn an_agent_that_finishes_its_task_after_the_timeouts_sigterm_is_completed() {
+    let p = project(&TWO.replace("max_attempts_default: 3", "max_attempts_default: 2\n  timeout_seconds: 1"));
+    p.scenario(r#"{"tasks": {"1.1": [{"finish_on_sigterm": true, "write": {"one.txt": "1"}}]}}"#);
+    let r = p.baton(&["run", "plan.yaml", "--single-task"]);
+    assert_eq!(r.code(), 0, "{}", r.all());
+    assert_eq!(task(&p, "1.1"), (Status::Completed, 1, None), "{}", r.all());
+    assert_eq!(p.read("one.txt"), "1");
+    assert_eq!(p.invocations().len(), 1, "the finished task was run again");
+}
