@@ -46,6 +46,8 @@ pub struct Checker<'a> {
     pub root: &'a Path,
     pub state: &'a Path,
     pub baton: &'a Path,
+    /// The supervisor saw the plan done (false: it gave up).
+    pub finished: bool,
 }
 
 impl Checker<'_> {
@@ -204,6 +206,7 @@ impl Checker<'_> {
     fn attempts(&self, p: usize, plan: &Plan, invocations: &HashMap<String, Vec<u64>>, phase: Phase, out: &mut Vec<Finding>) {
         let rel = &self.design.plans[p].path;
         let default_max = plan.meta.max_attempts_default.unwrap_or(crate::design::DEFAULT_MAX_ATTEMPTS);
+        let mut unfinished = Vec::new();
         for section in &plan.sections {
             for task in &section.tasks {
                 let Some(spec) = self.design.task(&task.id.0) else { continue };
@@ -239,7 +242,11 @@ impl Checker<'_> {
                 }
                 if phase == Phase::Final {
                     let want = if spec.permanent { Status::Failed } else { Status::Completed };
-                    if task.status != want {
+                    // A soak given up on leaves pending work: one finding for all of it, so
+                    // the report shows the cause rather than forty echoes of it.
+                    if !self.finished && matches!(task.status, Status::Pending | Status::InProgress) {
+                        unfinished.push(spec.id.clone());
+                    } else if task.status != want {
                         out.push(finding(
                             END_STATUS,
                             format!(
@@ -253,6 +260,13 @@ impl Checker<'_> {
                     }
                 }
             }
+        }
+        if !unfinished.is_empty() {
+            out.push(finding(
+                END_STATUS,
+                format!("the soak gave up with {} task(s) not done: {}", unfinished.len(), list(&unfinished, 8)),
+                rel,
+            ));
         }
     }
 
@@ -333,8 +347,13 @@ impl Checker<'_> {
             out.push(finding(LEFTOVER, "a branch is left after the final run", b));
         }
         let status = git(&["status", "--porcelain=v1", "--untracked-files=all"]);
-        for l in status.lines().filter(|l| !l.is_empty()) {
-            out.push(finding(LEFTOVER, "left uncommitted after the final run", l));
+        let dirty: Vec<String> = status.lines().filter(|l| !l.is_empty()).map(str::to_owned).collect();
+        if !dirty.is_empty() {
+            out.push(finding(
+                LEFTOVER,
+                format!("{} path(s) left uncommitted after the final run: {}", dirty.len(), list(&dirty, 6)),
+                "git status",
+            ));
         }
         if self.root.join(".git/index.lock").exists() {
             out.push(finding(LEFTOVER, "git's index.lock is left", ".git/index.lock"));
@@ -379,6 +398,16 @@ impl Checker<'_> {
             }
         }
         map
+    }
+}
+
+/// The first `max` items, and how many more.
+fn list(items: &[String], max: usize) -> String {
+    let shown = items.iter().take(max).cloned().collect::<Vec<_>>().join(", ");
+    if items.len() > max {
+        format!("{shown} … and {} more", items.len() - max)
+    } else {
+        shown
     }
 }
 

@@ -250,6 +250,8 @@ struct Soak<'a> {
     token: String,
     report: Report,
     violations: Vec<Violation>,
+    /// The last run ended the plan (false until then, and when the supervisor gives up).
+    finished: bool,
 }
 
 /// Runs one soak to its end.
@@ -267,7 +269,7 @@ pub fn run(cfg: &Config) -> Result<Report, SoakError> {
         std::process::id(),
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos())
     );
-    let mut soak = Soak { cfg, design, repo, state, token, report: Report::default(), violations: Vec::new() };
+    let mut soak = Soak { cfg, design, repo, state, token, report: Report::default(), violations: Vec::new(), finished: false };
     soak.prepare()?;
     soak.report.planned_interrupts = cfg.kills;
     soak.supervise();
@@ -408,6 +410,7 @@ impl Soak<'_> {
         let mut unexpected_in_a_row = 0;
         loop {
             if self.cfg.mode == Mode::Pipeline && self.items_left() == 0 {
+                self.finished = true;
                 break;
             }
             if self.report.runs >= max_runs {
@@ -494,6 +497,7 @@ impl Soak<'_> {
             }
             let pipeline_more = self.cfg.mode == Mode::Pipeline && self.items_left() > 0;
             if finished && !pipeline_more {
+                self.finished = true;
                 break;
             }
             for f in self.checker().check(Phase::Interrupted) {
@@ -570,7 +574,13 @@ impl Soak<'_> {
     }
 
     fn checker(&self) -> Checker<'_> {
-        Checker { design: &self.design, root: &self.repo, state: &self.state, baton: &self.cfg.baton }
+        Checker {
+            design: &self.design,
+            root: &self.repo,
+            state: &self.state,
+            baton: &self.cfg.baton,
+            finished: self.finished,
+        }
     }
 
     fn items_left(&self) -> usize {
@@ -647,7 +657,11 @@ pub fn workspace_binaries() -> Result<(PathBuf, PathBuf), SoakError> {
         dir.pop();
     }
     let target = dir.parent().ok_or_else(|| setup("no target folder"))?;
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    // Canonical: cargo keys its fingerprints on the path, and a `..` in it rebuilds everything.
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .map_err(|e| setup(format!("the workspace folder: {e}")))?;
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.args(["build", "--quiet", "-p", "baton", "-p", "baton-testkit", "--bin", "baton", "--bin", "fake-claude"])
@@ -657,6 +671,17 @@ pub fn workspace_binaries() -> Result<(PathBuf, PathBuf), SoakError> {
         .stdin(Stdio::null());
     if dir.file_name().is_some_and(|n| n == "release") {
         cmd.arg("--release");
+    }
+    // Under `cargo test` or `cargo run` the environment carries the outer build's variables
+    // (`LD_LIBRARY_PATH` with build-script folders, `CARGO_PKG_*`…); some build scripts watch
+    // them, and a different value rebuilds baton from scratch every time.
+    for (key, _) in std::env::vars_os() {
+        let key_text = key.to_string_lossy();
+        let outer = (key_text.starts_with("CARGO_") && key_text != "CARGO_HOME")
+            || matches!(&*key_text, "LD_LIBRARY_PATH" | "OUT_DIR" | "RUST_RECURSION_COUNT");
+        if outer {
+            cmd.env_remove(&key);
+        }
     }
     let out = cmd.output().map_err(|e| setup(format!("cannot run cargo: {e}")))?;
     if !out.status.success() {

@@ -2,6 +2,8 @@
 //! invariant checked after each interruption. A failure prints the whole report (each violation
 //! with what, where and the seed); replay it with the command on its last line.
 
+use std::path::PathBuf;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use baton_soak::design::Mode;
@@ -11,8 +13,10 @@ use baton_soak::Config;
 const SEED: u64 = 20_261_130;
 
 fn soak(mode: Mode, tasks: usize, kills: usize) {
-    let (baton, fake) = match baton_soak::workspace_binaries() {
-        Ok(found) => found,
+    // Built once for the three soaks (they run at the same time).
+    static BINARIES: OnceLock<Result<(PathBuf, PathBuf), String>> = OnceLock::new();
+    let (baton, fake) = match BINARIES.get_or_init(|| baton_soak::workspace_binaries().map_err(|e| e.to_string())) {
+        Ok(found) => found.clone(),
         Err(e) => panic!("{e}"),
     };
     let mut cfg = Config::new(baton, fake);
@@ -27,7 +31,6 @@ fn soak(mode: Mode, tasks: usize, kills: usize) {
         Err(e) => panic!("{e}"),
     };
     let text = report.render();
-    println!("{text}");
     assert!(report.interrupts() > 0, "the soak interrupted nothing:\n{text}");
     assert!(report.checks > 1, "the soak checked nothing:\n{text}");
     assert!(report.violations.is_empty(), "the soak found violations:\n{text}");
