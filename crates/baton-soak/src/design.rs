@@ -190,6 +190,8 @@ pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
 /// The total timeout of tasks that hang once: long enough that their other runs (a few
 /// milliseconds of work) never reach it on a loaded machine.
 const HANG_TIMEOUT_SECONDS: u32 = 5;
+/// How long an escaped process lives when nobody ends it (more than [`crate::SETTLE`]).
+const ESCAPE_SECONDS: u32 = 12;
 
 #[derive(Clone, Debug)]
 pub struct PlanSpec {
@@ -398,6 +400,50 @@ impl Design {
                 }
             }
         }
+        Self::cover(rng, tasks);
+    }
+
+    /// Makes sure a plan of any size holds every kind of fault at least once, so that a short
+    /// soak exercises all of them whatever the seed.
+    fn cover(rng: &mut Rng, tasks: &mut [TaskSpec]) {
+        let eligible: Vec<usize> =
+            (0..tasks.len()).filter(|&i| tasks[i].section != ADDED_SECTION && !tasks[i].permanent).collect();
+        if eligible.len() < 8 {
+            return;
+        }
+        let mut pick = |rng: &mut Rng| eligible[rng.below(eligible.len() as u64) as usize];
+        for fault in [Fault::Fail, Fault::Crash, Fault::NoStatus, Fault::Hang, Fault::Limit, Fault::Throttle] {
+            if tasks.iter().any(|t| t.faults.contains(&fault)) {
+                continue;
+            }
+            // A task with an attempt to spare (a few tries; a plan of failing tasks may have none).
+            for _ in 0..20 {
+                let i = pick(rng);
+                let spent = tasks[i].faults.iter().filter(|f| f.spends()).count() as u32;
+                if !fault.spends() || spent + 1 < tasks[i].effective_max_attempts() {
+                    tasks[i].faults.insert(0, fault);
+                    if fault == Fault::Hang {
+                        tasks[i].timeout_seconds = Some(HANG_TIMEOUT_SECONDS);
+                    }
+                    break;
+                }
+            }
+        }
+        for escape in [Escape::Detached, Escape::HoldingStdout] {
+            if !tasks.iter().any(|t| t.escape == Some(escape)) {
+                for _ in 0..20 {
+                    let i = pick(rng);
+                    if tasks[i].escape.is_none() {
+                        tasks[i].escape = Some(escape);
+                        break;
+                    }
+                }
+            }
+        }
+        if tasks.iter().all(|t| t.commit) {
+            let i = pick(rng);
+            tasks[i].commit = false;
+        }
     }
 
     pub fn task(&self, id: &str) -> Option<&TaskSpec> {
@@ -481,9 +527,11 @@ impl Design {
                 Escape::Detached => "/dev/null",
                 Escape::HoldingStdout => "/proc/$PPID/fd/1",
             };
+            // Once per soak (the pid file says it happened), so that reruns after kills do not
+            // multiply the cost of a leak; long enough to outlive the supervisor's grace time.
+            let pid_file = format!("\"$BATON_FAKE_STATE/escaped-{}.pid\"", t.id);
             shell.push(format!(
-                "setsid sh -c 'echo $$ > \"$BATON_FAKE_STATE/escaped-{}.pid\"; exec sleep 15' </dev/null >{out} 2>/dev/null &",
-                t.id
+                "[ -e {pid_file} ] || setsid sh -c 'echo $$ > {pid_file}; exec sleep {ESCAPE_SECONDS}' </dev/null >{out} 2>/dev/null &"
             ));
         }
         let mut step = Map::new();
@@ -576,5 +624,17 @@ mod tests {
             assert!(t.permanent || spent < t.effective_max_attempts(), "{t:?}");
         }
         assert!(d.tasks.iter().any(|t| !t.faults.is_empty()));
+    }
+
+    #[test]
+    fn every_kind_of_fault_is_in_a_small_plan() {
+        for seed in 0..20 {
+            let d = Design::generate(seed, Mode::Run, 24);
+            for fault in [Fault::Fail, Fault::Crash, Fault::NoStatus, Fault::Hang, Fault::Limit, Fault::Throttle] {
+                assert!(d.tasks.iter().any(|t| t.faults.contains(&fault)), "seed {seed}: no {fault:?}");
+            }
+            assert!(d.tasks.iter().any(|t| t.escape == Some(Escape::Detached)), "seed {seed}");
+            assert!(d.tasks.iter().any(|t| t.escape == Some(Escape::HoldingStdout)), "seed {seed}");
+        }
     }
 }

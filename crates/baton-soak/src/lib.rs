@@ -40,7 +40,7 @@ throttle_max_seconds = 0.2
 
 /// How long the run's processes may take to go after baton exited (the guard ends them
 /// asynchronously; "within a few seconds" is the promise, and this machine may be loaded).
-const SETTLE: Duration = Duration::from_secs(10);
+pub const SETTLE: Duration = Duration::from_secs(5);
 
 #[derive(Clone, Debug)]
 pub struct Config {
