@@ -323,7 +323,7 @@ impl Design {
             let max = tasks[i].effective_max_attempts();
             let mut spent = 0;
             while tasks[i].faults.len() < 4
-                && rng.chance(if tasks[i].faults.is_empty() { 0.35 } else { 0.35 })
+                && rng.chance(0.35)
             {
                 let fault = Fault::pick(rng);
                 if fault.spends() {
@@ -411,7 +411,7 @@ impl Design {
         if eligible.len() < 8 {
             return;
         }
-        let mut pick = |rng: &mut Rng| eligible[rng.below(eligible.len() as u64) as usize];
+        let pick = |rng: &mut Rng| eligible[rng.below(eligible.len() as u64) as usize];
         for fault in [Fault::Fail, Fault::Crash, Fault::NoStatus, Fault::Hang, Fault::Limit, Fault::Throttle] {
             if tasks.iter().any(|t| t.faults.contains(&fault)) {
                 continue;
