@@ -24,7 +24,7 @@ pub fn finding(kind: &'static str, what: impl Into<String>, at: impl Into<String
 pub const PLAN_INVALID: &str = "plan invalid";
 pub const PLAN_CHANGED: &str = "plan changed beyond owned fields";
 pub const PLAN_EDIT_LOST: &str = "agent's plan edit lost";
-pub const ATTEMPT_SPENT: &str = "attempt spent by a limit, throttle or kill";
+pub const ATTEMPT_SPENT: &str = "attempt spent without a scripted failure";
 pub const OVER_MAX: &str = "attempts > max_attempts";
 pub const END_STATUS: &str = "wrong final status";
 pub const WRONG_NAME: &str = "work committed under another task's name";
@@ -232,7 +232,7 @@ impl Checker<'_> {
                     out.push(finding(
                         ATTEMPT_SPENT,
                         format!(
-                            "attempts {} but only {allowed} could count (status {:?}; agent runs: {}): a limit, throttle or kill spent an attempt",
+                            "attempts {} but only {allowed} agent run(s) could count (status {:?}; agent runs: {}): an attempt was spent on a limit, throttling, a kill or baton's own trouble",
                             task.attempts,
                             task.status,
                             faults.join(", ")
