@@ -79,6 +79,7 @@ impl Checker<'_> {
                 }
             };
             self.plan_shape(p, &plan, phase, &mut out);
+            self.plan_layout(p, &text, &mut out);
             self.attempts(p, &plan, &invocations, phase, &mut out);
             if let Some(history) = &history {
                 // Completion counts once it is committed: the plan at HEAD (or, at the end, the
@@ -195,6 +196,39 @@ impl Checker<'_> {
         }
         if plan.meta.name.as_deref() != Some(self.design.plans[p].name.as_str()) {
             out.push(finding(PLAN_CHANGED, format!("meta.name changed to {:?}", plan.meta.name), rel));
+        }
+    }
+
+    /// Everything baton does not own keeps its text and order: the lines of the plan as written
+    /// (other than owned fields, and descriptions an agent may revise) are all still there, in
+    /// the same order.
+    fn plan_layout(&self, p: usize, text: &str, out: &mut Vec<Finding>) {
+        const OWNED: [&str; 5] = ["status:", "attempts:", "last_error:", "completed_at:", "result_message:"];
+        let original = self.design.plan_yaml(p);
+        let revisable: Vec<(String, String)> = self
+            .design
+            .plan_tasks(p)
+            .filter_map(|t| t.revised_description().map(|r| (t.description(), r)))
+            .collect();
+        let mut now = text.lines().enumerate();
+        for (n, line) in original.lines().enumerate() {
+            let key = line.trim_start().trim_start_matches("- ");
+            if OWNED.iter().any(|k| key.starts_with(k)) {
+                continue;
+            }
+            let revised = key
+                .strip_prefix("description: ")
+                .and_then(|d| revisable.iter().find(|(orig, _)| orig == d))
+                .map(|(_, r)| line.replace(key, &format!("description: {r}")));
+            let found = now.any(|(_, l)| l == line || Some(l) == revised.as_deref());
+            if !found {
+                out.push(finding(
+                    PLAN_CHANGED,
+                    format!("line {} of the plan as written is gone, changed or out of order: {line:?}", n + 1),
+                    &self.design.plans[p].path,
+                ));
+                return;
+            }
         }
     }
 
@@ -489,6 +523,32 @@ impl History {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_layout_check_allows_owned_fields_and_revisions_only() {
+        let design = crate::design::Design::generate(3, crate::design::Mode::Run, 30);
+        let dir = Path::new("/nonexistent");
+        let checker = Checker { design: &design, root: dir, state: dir, baton: dir, finished: true };
+        let original = design.plan_yaml(0);
+        let layout = |text: &str| {
+            let mut out = Vec::new();
+            checker.plan_layout(0, text, &mut out);
+            out
+        };
+        assert!(layout(&original).is_empty());
+        let owned = original
+            .replace("    status: pending\n", "    status: completed\n    attempts: 2\n    result_message: 'a, b'\n");
+        assert!(layout(&owned).is_empty(), "{:?}", layout(&owned));
+        let comment_lost = original.replacen("# Written by baton-soak", "# Written by someone", 1);
+        assert_eq!(layout(&comment_lost).len(), 1);
+        let reordered = original.replacen(
+            "    name: Task 1.1\n    status: pending\n    description: Task number 1.1 of the soak\n",
+            "    description: Task number 1.1 of the soak\n    status: pending\n    name: Task 1.1\n",
+            1,
+        );
+        assert!(reordered != original);
+        assert_eq!(layout(&reordered).len(), 1, "{reordered}");
+    }
 
     #[test]
     fn a_message_names_a_task_as_a_word() {
