@@ -62,6 +62,8 @@ pub struct Config {
     pub fake_claude: PathBuf,
     /// Keep the temporary folder (its path is in the report).
     pub keep: bool,
+    /// Keep it when a violation was found.
+    pub keep_on_violation: bool,
     /// Extra arguments for every baton run (e.g. `--allow-dirty`).
     pub extra_args: Vec<String>,
     /// Print each run and kill as it happens.
@@ -84,6 +86,7 @@ impl Config {
             baton,
             fake_claude,
             keep: false,
+            keep_on_violation: false,
             extra_args: Vec::new(),
             verbose: false,
         }
@@ -152,6 +155,9 @@ pub struct Report {
     pub scripted_failures: usize,
     pub faults: Vec<(String, usize)>,
     pub violations: Vec<Violation>,
+    /// baton's own warnings and errors over all runs (text, count), most frequent first: often
+    /// the cause of a violation.
+    pub warnings: Vec<(String, usize)>,
     pub elapsed: Duration,
     pub kept: Option<PathBuf>,
 }
@@ -215,6 +221,12 @@ impl Report {
                 );
             }
         }
+        if !self.warnings.is_empty() {
+            let _ = writeln!(s, "baton's warnings and errors ({} distinct; most frequent first):", self.warnings.len());
+            for (text, n) in self.warnings.iter().take(10) {
+                let _ = writeln!(s, "  {n}× {text}");
+            }
+        }
         if let Some(dir) = &self.kept {
             let _ = writeln!(s, "kept: {}", dir.display());
         }
@@ -276,7 +288,7 @@ pub fn run(cfg: &Config) -> Result<Report, SoakError> {
     soak.summarize();
     soak.report.elapsed = started.elapsed();
     soak.report.violations = std::mem::take(&mut soak.violations);
-    if cfg.keep {
+    if cfg.keep || (cfg.keep_on_violation && !soak.report.violations.is_empty()) {
         soak.report.kept = Some(dir.keep());
     }
     Ok(soak.report)
@@ -593,6 +605,20 @@ impl Soak<'_> {
     }
 
     fn summarize(&mut self) {
+        let repo = self.repo.to_string_lossy().into_owned();
+        let mut warnings: Vec<(String, usize)> = Vec::new();
+        for n in 1..=self.report.runs {
+            let log = std::fs::read_to_string(self.state.join(format!("baton-{n}.log"))).unwrap_or_default();
+            for line in log.lines().filter(|l| l.starts_with("warning:") || l.starts_with("error:")) {
+                let text = procs::shorten(&line.replace(&repo, "<repo>"), 220);
+                match warnings.iter_mut().find(|(t, _)| *t == text) {
+                    Some((_, count)) => *count += 1,
+                    None => warnings.push((text, 1)),
+                }
+            }
+        }
+        warnings.sort_by(|a, b| b.1.cmp(&a.1));
+        self.report.warnings = warnings;
         let text = std::fs::read_to_string(self.state.join("invocations.jsonl")).unwrap_or_default();
         self.report.agent_runs = text.lines().count();
         for spec in &self.design.plans {

@@ -11,6 +11,8 @@ const USAGE: &str = "usage: baton-soak [--tasks N] [--kills K] [--seed S] [--par
                   [--kill-min-ms MS] [--kill-max-ms MS] [--max-runs N] [--run-timeout SECS]
                   [--baton PATH] [--fake-claude PATH] [--baton-arg ARG]... [--keep] [-v|--verbose]
 
+The temporary folder is kept when a violation is found (and always with --keep).
+
 Runs the real baton on a seeded plan of N tasks (default 200) with a faulty fake agent, interrupts
 it K times (default 50: kill -9, SIGTERM, double SIGINT to its process group) at seeded instants,
 restarts it until the plan is done, and checks the invariants after every interruption.
@@ -32,6 +34,8 @@ fn run() -> Result<bool, String> {
     let mut baton: Option<PathBuf> = None;
     let mut fake: Option<PathBuf> = None;
     let mut cfg = Config::new(PathBuf::new(), PathBuf::new());
+    // Whoever runs it by hand wants to look at what went wrong.
+    cfg.keep_on_violation = true;
     cfg.seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(1, |d| d.as_secs());
