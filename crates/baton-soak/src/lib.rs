@@ -617,7 +617,7 @@ impl Soak<'_> {
                 }
             }
         }
-        warnings.sort_by(|a, b| b.1.cmp(&a.1));
+        warnings.sort_by_key(|w| std::cmp::Reverse(w.1));
         self.report.warnings = warnings;
         let text = std::fs::read_to_string(self.state.join("invocations.jsonl")).unwrap_or_default();
         self.report.agent_runs = text.lines().count();
