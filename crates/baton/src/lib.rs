@@ -14,6 +14,7 @@ pub mod git;
 pub mod pipeline;
 pub mod plan;
 pub mod policy;
+pub(crate) mod procfs;
 pub mod report;
 pub mod root;
 pub mod run;

@@ -116,6 +116,43 @@ pub fn git_output<S: AsRef<OsStr>>(
     env: &[(&str, &OsStr)],
     input: Option<&[u8]>,
 ) -> Result<Output, GitError> {
+    let out = run_git(dir, args, env, input)?;
+    if out.status.success() {
+        return Ok(out);
+    }
+    match stale_lock(&out.stderr) {
+        Some(lock) => {
+            // A git killed mid-command (an agent's, when its attempt was ended, or baton's own
+            // at `kill -9`) leaves its lock file, and every later command that needs it fails
+            // for good. A lock no process holds open is such a leftover: a live git keeps its
+            // lock open until it renames it into place.
+            if std::fs::remove_file(&lock).is_ok() {
+                eprintln!("baton: removed a stale git lock {} (no process held it; a git that was killed leaves one)", lock.display());
+            }
+            run_git(dir, args, env, input)
+        }
+        None => Ok(out),
+    }
+}
+
+/// The lock file named by git's "Unable to create '…/index.lock': File exists." when no
+/// process holds it open.
+fn stale_lock(stderr: &[u8]) -> Option<PathBuf> {
+    let text = String::from_utf8_lossy(stderr);
+    let start = text.find("Unable to create '")? + "Unable to create '".len();
+    let rest = &text[start..];
+    let end = rest.find("': File exists")?;
+    let lock = PathBuf::from(&rest[..end]);
+    let is_lock = lock.extension().is_some_and(|e| e == "lock") && lock.components().any(|c| c.as_os_str() == ".git");
+    (is_lock && lock.is_file() && crate::procfs::held_open(&lock).is_none()).then_some(lock)
+}
+
+fn run_git<S: AsRef<OsStr>>(
+    dir: &Path,
+    args: &[S],
+    env: &[(&str, &OsStr)],
+    input: Option<&[u8]>,
+) -> Result<Output, GitError> {
     let mut cmd = Command::new("git");
     // baton commits often; git's automatic housekeeping after each commit is its slowest part
     // and can run when the user chooses.
@@ -201,6 +238,23 @@ mod tests {
     use crate::git::worktree::tests::Repo;
     use std::ffi::OsString;
     use std::os::unix::ffi::OsStringExt;
+
+    #[test]
+    fn a_lock_a_killed_git_left_is_removed_and_a_held_one_is_not() {
+        let repo = Repo::new();
+        let lock = repo.root.join(".git/index.lock");
+        repo.write("a.txt", "a\n");
+        std::fs::write(&lock, "").unwrap();
+        // Held open (a live git would): the commit fails and the lock stays.
+        let held = std::fs::File::open(&lock).unwrap();
+        let err = commit_paths(&repo.root, &[repo.root.join("a.txt")], "a").unwrap_err();
+        assert!(err.to_string().contains("index.lock"), "{err}");
+        assert!(lock.exists());
+        // Nobody holds it: it is a leftover, removed, and the commit goes through.
+        drop(held);
+        assert_eq!(commit_paths(&repo.root, &[repo.root.join("a.txt")], "a").unwrap(), Committed::Yes);
+        assert!(!lock.exists());
+    }
 
     #[test]
     fn commit_paths_takes_any_name_literally_and_leaves_the_rest_staged() {

@@ -75,51 +75,7 @@ impl Settle {
     }
 }
 
-/// A process that has a file open for writing.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Writer {
-    pub pid: u32,
-    /// Its command name (`/proc/<pid>/comm`), for the person reading the log.
-    pub name: String,
-}
-
-/// Which of `paths` (absolute) some process has open for writing. A writer that pauses longer
-/// than the quiet period (a script, `cat > item.md`) still holds its file open; this catches it
-/// where no quiet period can. Linux only; processes of other users are not visible, and
-/// elsewhere nothing is known, so the quiet period alone decides.
-pub(crate) fn open_for_writing(paths: &[PathBuf]) -> HashMap<PathBuf, Writer> {
-    let mut found = HashMap::new();
-    if !cfg!(target_os = "linux") || paths.is_empty() {
-        return found;
-    }
-    // /proc shows where each descriptor points with symbolic links resolved.
-    let wanted: HashMap<PathBuf, &PathBuf> = paths.iter().filter_map(|p| Some((std::fs::canonicalize(p).ok()?, p))).collect();
-    let Ok(procs) = std::fs::read_dir("/proc") else { return found };
-    for proc in procs.flatten() {
-        let Some(pid) = proc.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
-        let Ok(fds) = std::fs::read_dir(proc.path().join("fd")) else { continue };
-        for fd in fds.flatten() {
-            let Ok(target) = std::fs::read_link(fd.path()) else { continue };
-            let Some(path) = wanted.get(&target) else { continue };
-            let info = std::fs::read_to_string(proc.path().join("fdinfo").join(fd.file_name())).unwrap_or_default();
-            if opened_for_writing(&info) {
-                let name = std::fs::read_to_string(proc.path().join("comm")).unwrap_or_default().trim().to_string();
-                found.entry((*path).clone()).or_insert(Writer { pid, name });
-            }
-        }
-    }
-    found
-}
-
-/// Whether `/proc/<pid>/fdinfo/<fd>` describes a descriptor opened for writing: its `flags` (in
-/// octal) hold `O_WRONLY` or `O_RDWR`.
-fn opened_for_writing(fdinfo: &str) -> bool {
-    fdinfo
-        .lines()
-        .find_map(|l| l.strip_prefix("flags:"))
-        .and_then(|f| u32::from_str_radix(f.trim(), 8).ok())
-        .is_some_and(|flags| flags & 0o3 != 0)
-}
+pub(crate) use crate::procfs::open_for_writing;
 
 #[cfg(test)]
 mod tests {
@@ -172,26 +128,4 @@ mod tests {
         assert_eq!(s.look(&a, t0 + quiet * 9), Some(quiet), "a forgotten item was remembered");
     }
 
-    #[test]
-    fn fdinfo_flags_tell_writers_from_readers() {
-        assert!(opened_for_writing("pos:\t0\nflags:\t0100001\nmnt_id:\t1\n"));
-        assert!(opened_for_writing("pos:\t0\nflags:\t02000002\n"));
-        assert!(!opened_for_writing("pos:\t0\nflags:\t0100000\n"));
-        assert!(!opened_for_writing("nonsense"));
-    }
-
-    #[cfg(target_os = "linux")]
-    #[test]
-    fn a_file_this_process_holds_open_for_writing_is_found() {
-        use std::io::Write;
-        let d = tempfile::tempdir().unwrap();
-        let path = d.path().join("x.md");
-        let mut f = std::fs::File::create(&path).unwrap();
-        f.write_all(b"# half").unwrap();
-        let found = open_for_writing(std::slice::from_ref(&path));
-        assert_eq!(found.get(&path).map(|w| w.pid), Some(std::process::id()));
-        drop(f);
-        // Other tests in this process may open files too, but not this one.
-        assert!(open_for_writing(std::slice::from_ref(&path)).is_empty());
-    }
 }

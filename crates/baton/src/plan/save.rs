@@ -9,10 +9,13 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+/// What every temporary file of an atomic write has in its name.
+pub const TEMP_MARK: &str = ".baton-tmp-";
+
 /// The prefix of the temporary files saves of `path` write first.
 fn temp_prefix(path: &Path) -> String {
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    format!(".{name}.baton-tmp-")
+    format!(".{name}{TEMP_MARK}")
 }
 
 /// The temporary file this process writes first. Named per process, so that another baton

@@ -55,6 +55,21 @@ impl Records {
         self.dir.join(safe(task))
     }
 
+    /// Removes the temporary files of atomic writes (journals, plan copies) a killed run left in
+    /// this plan's folder and its tasks' folders. Only for the holder of the plan's lock.
+    pub fn remove_stale_temps(&self) {
+        let folders = std::iter::once(self.dir.clone()).chain(
+            std::fs::read_dir(&self.dir).into_iter().flatten().flatten().filter(|e| e.file_type().is_ok_and(|t| t.is_dir())).map(|e| e.path()),
+        );
+        for folder in folders {
+            for entry in std::fs::read_dir(&folder).into_iter().flatten().flatten() {
+                if entry.file_name().to_string_lossy().contains(crate::plan::TEMP_MARK) {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
+        }
+    }
+
     /// The next session number for a task.
     pub fn next_session(&self, task: &str) -> u32 {
         self.sessions(task).last().map_or(1, |n| n + 1)
@@ -152,6 +167,23 @@ fn safe(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn temps_of_killed_writes_are_removed_and_nothing_else() {
+        let d = tempfile::tempdir().unwrap();
+        let records = Records::new(d.path(), Path::new("plan.yaml"));
+        let task = records.task_dir("1.5");
+        std::fs::create_dir_all(&task).unwrap();
+        for name in [".plan-at-fork.yaml.baton-tmp-32076", "attempt-1.json", "plan-at-fork.yaml"] {
+            std::fs::write(task.join(name), "x").unwrap();
+        }
+        std::fs::write(records.dir().join(".landing-journal.json.baton-tmp-7"), "x").unwrap();
+        records.remove_stale_temps();
+        let mut left: Vec<String> = std::fs::read_dir(&task).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        left.sort();
+        assert_eq!(left, ["attempt-1.json", "plan-at-fork.yaml"]);
+        assert!(!records.dir().join(".landing-journal.json.baton-tmp-7").exists());
+    }
 
     #[test]
     fn sessions_count_up_and_totals_add() {

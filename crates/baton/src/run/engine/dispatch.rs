@@ -171,6 +171,7 @@ pub async fn run_plan(opts: RunOptions, stop: Option<watch::Receiver<Stop>>) -> 
     // Holding the lock, no other baton can be saving this plan: a temp file is a crash's.
     crate::plan::remove_stale_temps(&opts.plan);
     let records = Records::new(&logs_dir, &opts.plan);
+    records.remove_stale_temps();
     let reporter = run_reporter(opts.verbose, &records.dir().join("run.log"));
     let workspace = if !opts.parallel && git_use == GitUse::Commit {
         match Workspace::open(&root, &plan_abs, &config, records.dir().join("task-in-progress.json"), opts.dirty, &reporter) {
