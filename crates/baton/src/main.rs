@@ -293,6 +293,7 @@ fn run(args: &RunArgs) -> Exit {
         jobs: args.jobs.map(usize::from),
         skip_smoke: args.skip_smoke,
         dirty: if args.allow_dirty { DirtyTree::Protect } else { DirtyTree::Refuse },
+        checkout_held: false,
     })
 }
 

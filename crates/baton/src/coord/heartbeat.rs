@@ -162,6 +162,20 @@ pub fn is_live(main_root: &Path, agent_id: &str, now: Timestamp, stale_after: Du
     })
 }
 
+/// Removes the temporary files of heartbeat writes whose writer is gone (`.<agent>.<pid>-<n>.tmp`,
+/// left when an agent's `baton heartbeat` was killed mid-write).
+pub fn remove_dead_temps(main_root: &Path) {
+    let dir = main_root.join(STATUS_DIR);
+    for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(stem) = name.strip_prefix('.').and_then(|n| n.strip_suffix(".tmp")) else { continue };
+        let writer = stem.rsplit_once('.').and_then(|(_, pid_seq)| pid_seq.split_once('-')).and_then(|(pid, _)| pid.parse::<u32>().ok());
+        if writer.is_some_and(|pid| !pid_alive(pid)) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// Removes every status file (the start of a run).
 pub fn clear(main_root: &Path) -> Result<(), CoordError> {
     let dir = main_root.join(STATUS_DIR);
@@ -252,6 +266,13 @@ mod tests {
             .unwrap();
         let ids: Vec<String> = read_all(root).unwrap().into_iter().map(|s| s.agent_id).collect();
         assert_eq!(ids, ["agent-1", "agent-2"]);
+        // A temp file whose writer is gone is swept; one of a live writer (this test) is not.
+        let live = format!(".agent-4.{}-0.tmp", std::process::id());
+        std::fs::write(dir.join(&live), "{").unwrap();
+        std::fs::write(dir.join(format!(".agent-1.{}-0.tmp", i32::MAX)), "{").unwrap();
+        remove_dead_temps(root);
+        assert!(dir.join(&live).exists());
+        assert!(!dir.join(format!(".agent-1.{}-0.tmp", i32::MAX)).exists());
     }
 
     #[test]

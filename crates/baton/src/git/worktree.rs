@@ -6,9 +6,10 @@
 //! Must not lose work: a stale branch or worktree about to be replaced whose work is not
 //! reachable from HEAD is first kept on a `parallel-rescued/…` branch (uncommitted changes
 //! committed onto it), and that is reported — unless all of it is already in HEAD
-//! ([`landed_in_head`]), when keeping it would keep nothing. Rescued branches whose work has
-//! all landed since can be pruned ([`prune_rescued`]). Whether a live task's work has landed
-//! is the caller's to decide (copy-back knows).
+//! ([`landed_in_head`]), when keeping it would keep nothing. A rescued branch goes once its
+//! task has completed ([`prune_rescued`]): its work then landed, or was replaced by the attempt
+//! that completed the task (its commit is named in the run's output). Whether a live task's
+//! work has landed is the caller's to decide (copy-back knows).
 
 use std::collections::HashSet;
 use std::ffi::OsStr;
@@ -482,9 +483,22 @@ pub fn landed_in_head(root: &Path, tip: &str, skip: &[&str]) -> Result<bool, Git
     Ok(changed.is_disjoint(&differs))
 }
 
-/// Deletes the `parallel-rescued/<name>-<time>` branches (made for the tasks whose worktree
-/// names are `names`) whose work is all in HEAD; returns the branches deleted.
-pub fn prune_rescued(root: &Path, names: &[String], skip: &[&str]) -> Result<Vec<String>, GitError> {
+/// A rescued branch deleted by [`prune_rescued`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pruned {
+    pub branch: String,
+    /// Its commit, for the record: recoverable with `git branch <name> <tip>` until git's
+    /// garbage collection.
+    pub tip: String,
+    /// Everything on it is in HEAD; otherwise it was an interrupted attempt's work, superseded
+    /// by the attempt that completed the task.
+    pub landed: bool,
+}
+
+/// Deletes the `parallel-rescued/<name>-<time>` branches made for the tasks whose worktree
+/// names are `names` — tasks that have completed since: what such a branch holds either landed
+/// or was an interrupted attempt's work that the completing attempt replaced.
+pub fn prune_rescued(root: &Path, names: &[String], skip: &[&str]) -> Result<Vec<Pruned>, GitError> {
     let pattern = format!("refs/heads/{RESCUE_PREFIX}");
     let refs = git(root, &["for-each-ref", "--format=%(objectname) %(refname)", &pattern])?;
     let mut gone = Vec::new();
@@ -499,9 +513,10 @@ pub fn prune_rescued(root: &Path, names: &[String], skip: &[&str]) -> Result<Vec
             matches!(parts.as_slice(), [d, t] | [d, t, _] if d.len() == 8 && t.len() == 6)
                 && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
         });
-        if ours && landed_in_head(root, tip, skip)? {
+        if ours {
+            let landed = landed_in_head(root, tip, skip)?;
             git(root, &["branch", "-D", "--", branch])?;
-            gone.push(branch.to_string());
+            gone.push(Pruned { branch: branch.to_string(), tip: tip.to_string(), landed });
         }
     }
     Ok(gone)
@@ -726,9 +741,12 @@ pub(crate) mod tests {
         }
         assert!(landed_in_head(&repo.root, "parallel-rescued/1-20260101-000000", &skip).unwrap());
         assert!(!landed_in_head(&repo.root, "parallel-rescued/1-20260101-000001", &skip).unwrap());
+        // Task 1 has completed: both its branches go, each said to have landed or not; task
+        // 1-2's stays.
         let gone = prune_rescued(&repo.root, &["1".to_string()], &skip).unwrap();
-        assert_eq!(gone, vec!["parallel-rescued/1-20260101-000000".to_string()]);
-        assert!(repo.has_branch("parallel-rescued/1-20260101-000001"));
+        let gone: Vec<(&str, bool)> = gone.iter().map(|p| (p.branch.as_str(), p.landed)).collect();
+        assert_eq!(gone, [("parallel-rescued/1-20260101-000000", true), ("parallel-rescued/1-20260101-000001", false)]);
+        assert!(!repo.has_branch("parallel-rescued/1-20260101-000001"));
         assert!(repo.has_branch("parallel-rescued/1-2-20260101-000000"));
     }
 

@@ -23,7 +23,7 @@ use crate::exit::Exit;
 use crate::git;
 use crate::report::event::Reporter;
 use crate::report::terminal::run_reporter;
-use crate::run::lock::PlanLock;
+use crate::run::lock::{CheckoutLock, PlanLock};
 use crate::run::record::{self, Records};
 use crate::run::stop::{self, Stop};
 use crate::run::RunOptions;
@@ -98,6 +98,15 @@ async fn daemon(opts: PipelineOptions) -> Exit {
         Ok(l) => l,
         Err(_) => {
             eprintln!("error: another baton pipeline is already running in {}\n  help: stop it with `baton stop`", root.display());
+            return Exit::InvalidInput;
+        }
+    };
+    // The daemon's agents (planning sessions, then the plan's tasks) work in this checkout: no
+    // `baton run` may work in it meanwhile, nor the daemon start beside one.
+    let _checkout = match CheckoutLock::acquire(&root, Path::new("(the backlog pipeline)")) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e}\n  help: wait for it to finish or stop it (`baton stop`), or run the pipeline in a checkout of its own (`git worktree add …`)");
             return Exit::InvalidInput;
         }
     };
@@ -359,6 +368,7 @@ async fn process(ctx: &Context, planner: &mut Planner, stop: &watch::Receiver<St
             plan: plan_abs.clone(),
             verbose: opts.verbose,
             parallel: config.pipeline.parallel,
+            checkout_held: true,
             ..RunOptions::default()
         },
         Some(stop.clone()),

@@ -211,26 +211,35 @@ fn claims_left_by_a_crashed_run_do_not_block_agents() {
     assert_eq!(p.read("claim.out").trim(), "src/a.rs: granted");
 }
 
+/// Once a task has completed, its rescued branches go: one whose work landed, and one an
+/// interrupted attempt left that the completing attempt replaced — named, with its commit, so
+/// that it can be brought back. Another task's rescued branch stays.
 #[test]
-fn a_rescued_branch_whose_work_has_landed_is_deleted_and_others_are_kept() {
+fn rescued_branches_of_a_completed_task_are_deleted_and_an_unlanded_ones_commit_is_named() {
     let p = project(&group_plan(&["1"]));
     // Rescued by an earlier, interrupted run: one holds what the task lands now, one does not.
-    let rescued = |name: &str, content: &str| {
+    let rescued = |name: &str, content: &str| -> String {
         p.repo.git(&["checkout", "-q", "-b", name]);
         p.write("one.txt", content);
         p.repo.commit_all("rescued");
+        let tip = p.repo.git(&["rev-parse", "HEAD"]).trim().to_string();
         p.repo.git(&["checkout", "-q", "-"]);
+        tip
     };
     rescued("parallel-rescued/plan-1-20260101-000000", "1\n");
-    rescued("parallel-rescued/plan-1-20260101-000001", "an older try\n");
+    let older = rescued("parallel-rescued/plan-1-20260101-000001", "an older try\n");
     rescued("parallel-rescued/plan-10-20260101-000000", "1\n");
     p.scenario(r#"{"tasks": {"1": [{"write": {"one.txt": "1\n"}}]}}"#);
     let r = p.baton(&["run", "plan.yaml", "--parallel", "--verbose"]);
     assert_eq!(r.code(), 0, "{}", r.all());
     let left = branches(&p, "parallel-rescued/*");
-    assert!(!left.contains("plan-1-20260101-000000"), "{left}");
-    assert!(left.contains("plan-1-20260101-000001"), "work not in main was deleted: {left}");
+    assert!(!left.contains("plan-1-2026"), "{left}");
     assert!(left.contains("plan-10-20260101-000000"), "another task's branch was touched: {left}");
+    assert!(
+        r.all().contains(&format!("`git branch parallel-rescued/plan-1-20260101-000001 {older}` brings it back")),
+        "the unlanded branch's commit was not named:\n{}",
+        r.all()
+    );
 }
 
 /// `kill -9` as soon as the first of a task's many files appears in main (usually while the

@@ -230,9 +230,11 @@ fn kill_9_mid_round_then_resume_loses_nothing() {
     assert_eq!(p.plan().task("2").unwrap().attempts, 1, "the killed attempt counted");
     // What the killed run had landed (task 1) is committed, not left looking like the user's.
     assert_eq!(p.repo.status_porcelain(), "", "landed work was left uncommitted");
-    // The killed attempt's commit was not thrown away: it was rescued onto a branch.
-    let rescued = p.repo.git(&["branch", "--list", "parallel-rescued/*"]);
-    assert!(!rescued.trim().is_empty(), "the partial work of the killed attempt was deleted");
+    // The killed attempt's commit was rescued onto a branch; once the task completed, that
+    // branch went, its commit named in the output so it can be brought back.
+    assert!(p.repo.git(&["branch", "--list", "parallel-rescued/*"]).trim().is_empty(), "a rescued branch was left after its task completed");
+    let log = p.read(".baton/logs/plan/run.log");
+    assert!(log.contains("deleted parallel-rescued/plan-2-") && log.contains("brings it back"), "{log}");
 }
 
 #[test]

@@ -381,3 +381,30 @@ fn archiving_works_when_the_plans_folder_is_git_ignored() {
     assert!(p.path().join("docs/defect-backlog/completed/ign.md").exists());
     assert_eq!(p.repo.status_porcelain(), "", "the archive was not committed");
 }
+
+/// The daemon's agents work in its checkout: while it runs, `baton run` there is refused (it
+/// would share the working tree and the status file), and it does not start beside a run.
+#[test]
+fn the_daemon_and_a_run_never_share_a_checkout() {
+    let p = project();
+    p.write("plan.yaml", GOOD_PLAN);
+    p.repo.commit_all("plan");
+    let mut child = p.spawn(&["pipeline"]);
+    wait_for("the daemon to watch", || p.log().contains("watching 2 folders, 0 items waiting"));
+    let r = p.baton(&["run", "plan.yaml"]);
+    assert_eq!(r.code(), 2, "{}", r.all());
+    assert!(r.all().contains("(the backlog pipeline) in this checkout"), "{}", r.all());
+    assert!(p.invocations().is_empty(), "the refused run started an agent");
+    assert_eq!(p.baton(&["stop"]).code(), 0);
+    assert_eq!(wait_exit(&mut child), Some(4), "{}", p.log());
+
+    // And the other way round: a run holds the checkout, the daemon is refused.
+    p.scenario(r#"{"tasks": {"p1": [{"hang": true}]}}"#);
+    let mut run = p.spawn(&["run", "plan.yaml"]);
+    wait_for("the task to hang", || p.pid_file("p1-1.agent.pid").is_some());
+    let out = baton_testkit::run_with_deadline(&mut p.command(&["pipeline", "--once"]), Duration::from_secs(60)).unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}{}", out.stdout, out.stderr);
+    assert!(out.stderr.contains("is running plan"), "{}", out.stderr);
+    signal(&run, libc::SIGTERM);
+    assert_eq!(wait_exit(&mut run), Some(4), "{}", p.log());
+}

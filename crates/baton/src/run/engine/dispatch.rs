@@ -84,6 +84,8 @@ pub struct RunOptions {
     /// Uncommitted changes at the start: refused (`baton run`), or kept out of every commit
     /// (`--allow-dirty`; the default, which the pipeline uses).
     pub dirty: DirtyTree,
+    /// The caller (the pipeline daemon) holds the checkout's lock for this run already.
+    pub checkout_held: bool,
 }
 
 /// Runs a plan to its end and says how it ended.
@@ -159,9 +161,10 @@ pub async fn run_plan(opts: RunOptions, stop: Option<watch::Receiver<Stop>>) -> 
     // Two plans in one checkout would share its status file and working tree, and each one's
     // commits could take the other's work.
     record::ignore_logs_root(&root.join(".baton"));
-    let _checkout = match CheckoutLock::acquire(&root, &opts.plan) {
-        Ok(l) => l,
-        Err(e) => {
+    let _checkout = match (opts.checkout_held, CheckoutLock::acquire(&root, &opts.plan)) {
+        (true, _) => None,
+        (false, Ok(l)) => Some(l),
+        (false, Err(e)) => {
             eprintln!(
                 "error: {e}\n  help: wait for it to finish or stop it (`baton stop`), or run this plan in a checkout of its own (`git worktree add …`)"
             );

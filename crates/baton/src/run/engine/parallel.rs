@@ -472,8 +472,13 @@ impl Engine {
         let names: Vec<String> = ids.iter().map(|id| git::worktree::ref_component(&format!("{}-{}", self.plan_stem(), id))).collect();
         match git::worktree::prune_rescued(&self.root, &names, &skip) {
             Ok(gone) => {
-                for b in gone {
-                    self.reporter.decision("CLEANUP", format!("deleted {b}: everything on it has landed"));
+                for p in gone {
+                    let why = if p.landed {
+                        "everything on it has landed".to_string()
+                    } else {
+                        format!("an interrupted attempt's work, replaced by the attempt that completed the task (it was {}; `git branch {} {}` brings it back until git's garbage collection)", p.tip, p.branch, p.tip)
+                    };
+                    self.reporter.decision("CLEANUP", format!("deleted {}: {why}", p.branch));
                 }
             }
             Err(e) => self.reporter.warn(format!("cannot check the rescued branches: {e}")),
@@ -484,6 +489,7 @@ impl Engine {
     /// a run that has ended (a crash leaves its claims behind) are dropped before new agents
     /// start. Claims of another running run's agents are left alone.
     pub(super) fn remove_stale_claims(&self) {
+        crate::coord::heartbeat::remove_dead_temps(&self.root);
         let ended = |c: &crate::coord::Claim| c.run.as_deref().is_some_and(crate::coord::claims::run_has_ended);
         match crate::coord::claims::remove_orphaned(&self.root, &ended) {
             Ok(removed) => {
@@ -508,6 +514,7 @@ impl Engine {
 
     /// At the end of the run: this run's claims and heartbeat files go; another run's stay.
     pub(super) fn clear_coordination(&self) {
+        crate::coord::heartbeat::remove_dead_temps(&self.root);
         for agent in &self.agents {
             let _ = crate::coord::claims::release(&self.root, agent, None);
             let _ = std::fs::remove_file(self.root.join(crate::coord::heartbeat::STATUS_DIR).join(format!("{agent}.json")));
