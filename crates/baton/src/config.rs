@@ -259,6 +259,10 @@ enum Place {
     /// A file or folder of baton's own, which baton writes and deletes: inside `.claude/` or
     /// `.baton/`.
     Own,
+    /// A file baton deletes before each attempt or at start (status file, stop file): inside
+    /// `.baton/`, or `.claude/plans/` as the original tool had it — never elsewhere in
+    /// `.claude/` (Claude Code's settings, agents and commands live there), never a plan.
+    OwnFile,
     /// The worktrees' folder: baton's own too, or the original tool's `.worktrees`.
     Worktrees,
     /// The user's plans: anywhere in the repository but its `.git`.
@@ -271,8 +275,8 @@ impl Paths {
     /// that is not baton's (`.git/HEAD`, `src/main.rs`) is refused, naming the key and line.
     fn check(&self, text: &str, path: &Path) -> Result<(), ConfigError> {
         let keys = [
-            ("status_file", &self.status_file, Place::Own),
-            ("stop_file", &self.stop_file, Place::Own),
+            ("status_file", &self.status_file, Place::OwnFile),
+            ("stop_file", &self.stop_file, Place::OwnFile),
             ("logs_dir", &self.logs_dir, Place::Own),
             ("worktrees_dir", &self.worktrees_dir, Place::Worktrees),
             ("plans_dir", &self.plans_dir, Place::Repository),
@@ -296,6 +300,16 @@ impl Paths {
                 });
             }
         }
+        let normal = |p: &Path| p.components().filter(|c| !matches!(c, std::path::Component::CurDir)).collect::<PathBuf>();
+        if normal(&self.status_file) == normal(&self.stop_file) {
+            let line = key_line(text, "stop_file").or_else(|| key_line(text, "status_file")).unwrap_or(0);
+            return Err(ConfigError::Invalid {
+                path: path.to_path_buf(),
+                line,
+                column: 1,
+                message: format!("`status_file` and `stop_file` are both \"{}\": the agent's report would stop the run", self.stop_file.display()),
+            });
+        }
         Ok(())
     }
 }
@@ -318,7 +332,13 @@ fn path_problem(value: &Path, place: Place) -> Option<&'static str> {
     if parts.iter().any(|p| *p == ".git") {
         return Some("must not be inside `.git`: baton would write and delete git's own files");
     }
+    let second = parts.get(1).and_then(|p| p.to_str());
+    let is_plan = value.extension().is_some_and(|e| e == "yaml" || e == "yml");
     match place {
+        Place::OwnFile if !(first == Some(".baton") || (first == Some(".claude") && second == Some("plans"))) || parts.len() < 2 || (first == Some(".claude") && parts.len() < 3) => {
+            Some("must be a file inside `.baton/` or `.claude/plans/`: baton deletes it, and the rest of `.claude/` is Claude Code's")
+        }
+        Place::OwnFile if is_plan => Some("must not be a `.yaml` file: plans live there, and baton deletes this file"),
         Place::Own if !matches!(first, Some(".claude" | ".baton")) || parts.len() < 2 => {
             Some("must be a path inside `.claude/` or `.baton/` of the repository, where baton keeps the files it writes and deletes")
         }
@@ -437,6 +457,10 @@ defect_backlog = "bugs"
             ("worktrees_dir", ".claude/../.git/wt"),
             ("plans_dir", "/home/me/plans"),
             ("plans_dir", ".git/plans"),
+            ("stop_file", ".claude/settings.json"),
+            ("status_file", ".claude/agents/coder.md"),
+            ("status_file", ".claude/plans/new.yaml"),
+            ("stop_file", ".baton/plan.yml"),
         ] {
             let text = format!("# baton\n[paths]\n{key} = \"{value}\"\n");
             let e = Config::parse(&text, Path::new("baton.toml")).unwrap_err().to_string();
@@ -445,7 +469,7 @@ defect_backlog = "bugs"
         }
         for (key, value) in [
             ("status_file", ".baton/status.json"),
-            ("stop_file", "./.claude/stop"),
+            ("stop_file", "./.claude/plans/stop"),
             ("logs_dir", ".baton/logs"),
             ("worktrees_dir", ".worktrees"),
             ("worktrees_dir", ".baton/worktrees"),

@@ -363,6 +363,16 @@ fn normalize_via_parent(p: &Path) -> PathBuf {
     }
 }
 
+/// Clears what an interrupted run left at `dir` / `branch` (a worktree, a branch) for a task
+/// that needs it no more: what is not in HEAD is kept on a rescue branch first.
+pub fn clear_leftover(root: &Path, dir: &Path, branch: &str, skip: &[&str]) -> Result<Vec<Rescue>, WorktreeError> {
+    if !dir.exists() && branch_tip(root, branch)?.is_none() {
+        return Ok(Vec::new());
+    }
+    let head = git(root, &["rev-parse", "--verify", "-q", "HEAD^{commit}"])?;
+    clear_stale(root, dir, branch, head.trim(), skip)
+}
+
 /// Removes a stale worktree at `dir` and any worktree or branch named `branch`, keeping
 /// anything not reachable from `head` on a rescue branch first.
 fn clear_stale(root: &Path, dir: &Path, branch: &str, head: &str, skip: &[&str]) -> Result<Vec<Rescue>, WorktreeError> {

@@ -284,3 +284,24 @@ fn rescued_branches_of_tasks_completed_earlier_are_pruned_at_start_once_landed()
     assert_eq!(branches(&p, "parallel-rescued/*"), "", "{}", r.all());
     assert_eq!(p.invocations().len(), 1, "only task 2 runs");
 }
+
+/// A kill between a task's landing and the removal of its worktree leaves the worktree and its
+/// branch behind for a task that is completed: the next run clears them (its work is in main),
+/// and rescues what is not.
+#[test]
+fn a_completed_tasks_leftover_worktree_and_branch_are_cleared_at_start() {
+    let plan = group_plan(&["1", "2", "3"]).replacen("status: pending", "status: completed", 2);
+    let p = project(&plan);
+    p.repo.git(&["worktree", "add", "-q", "-b", "parallel/plan-1", ".worktrees/plan-1"]);
+    p.repo.git(&["worktree", "add", "-q", "-b", "parallel/plan-2", ".worktrees/plan-2"]);
+    // Task 2's leftover holds work main does not have.
+    std::fs::write(p.path().join(".worktrees/plan-2/lost.txt"), "not in main\n").unwrap();
+    let r = p.baton(&["run", "plan.yaml", "--parallel", "--verbose"]);
+    assert_eq!(r.code(), 0, "{}", r.all());
+    assert_eq!(branches(&p, "parallel/*"), "", "{}", r.all());
+    assert!(!p.path().join(".worktrees/plan-1").exists() && !p.path().join(".worktrees/plan-2").exists());
+    // The unlanded work was rescued, and named with its commit when its branch went.
+    assert!(r.all().contains("deleted parallel-rescued/plan-2-"), "{}", r.all());
+    assert!(r.all().contains("brings it back"), "{}", r.all());
+    assert_eq!(status(&p, "3"), Status::Completed);
+}

@@ -226,9 +226,25 @@ impl Engine {
         ) {
             self.reporter.warn(format!("cannot keep the coordination files out of git status: {e}"));
         }
-        // Rescued branches of tasks completed earlier whose work has all landed since.
-        let done: Vec<String> = self.file.plan().tasks().filter(|t| t.status == crate::plan::Status::Completed).map(|t| t.id.to_string()).collect();
+        // What an interrupted run left for tasks completed since (a worktree or branch whose
+        // removal a kill cut short): unlanded work is rescued, then the task's rescued branches
+        // go like those of any completed task.
+        let done: Vec<crate::plan::TaskId> = self.file.plan().tasks().filter(|t| t.status == crate::plan::Status::Completed).map(|t| t.id.clone()).collect();
+        let skip = self.landing_skip();
+        let skip: Vec<&str> = skip.iter().map(String::as_str).collect();
+        for id in &done {
+            let (dir, branch) = self.worktree_place(id);
+            match git::worktree::clear_leftover(&self.root, &dir, &branch, &skip) {
+                Ok(rescued) => {
+                    for r in rescued {
+                        self.reporter.decision("CLEANUP", format!("{id}: {r}"));
+                    }
+                }
+                Err(e) => self.reporter.warn(format!("{id}: cannot clear what an earlier run left in {}: {e}", dir.display())),
+            }
+        }
         if !done.is_empty() {
+            let done: Vec<String> = done.iter().map(ToString::to_string).collect();
             self.prune_rescued(&done);
         }
         match git::worktree::list_stale(&self.root, "parallel/") {
@@ -242,6 +258,13 @@ impl Engine {
         Ok(())
     }
 
+    /// Where a task's worktree goes, and its branch.
+    fn worktree_place(&self, id: &TaskId) -> (PathBuf, String) {
+        let name = git::worktree::ref_component(&format!("{}-{}", self.plan_stem(), id));
+        let dir = self.root.join(&self.config.paths.worktrees_dir).join(&name);
+        (dir, format!("{}{name}", git::worktree::BRANCH_PREFIX))
+    }
+
     /// The task's worktree (made fresh, or kept from its previous attempt), the coordination
     /// text for its prompt, and the environment that names it.
     pub(super) fn worktree_for(&mut self, task: &Task) -> Result<Workplace, String> {
@@ -250,9 +273,7 @@ impl Engine {
             // A new worktree forks from HEAD: what has landed must be in HEAD first, or a task
             // that depends on it would not see it.
             self.commit_round();
-            let name = git::worktree::ref_component(&format!("{}-{}", self.plan_stem(), id));
-            let dir = self.root.join(&self.config.paths.worktrees_dir).join(&name);
-            let branch = format!("{}{name}", git::worktree::BRANCH_PREFIX);
+            let (dir, branch) = self.worktree_place(id);
             let skip = self.landing_skip();
             let skip: Vec<&str> = skip.iter().map(String::as_str).collect();
             let made = git::worktree::create(&self.root, &dir, &branch, &self.config.paths.status_file, &skip)
