@@ -350,11 +350,14 @@ fn single_task_and_resume_from() {
     assert_eq!(task_status(&p, "1.1").0, Status::Completed);
     assert_eq!(task_status(&p, "1.2").0, Status::Pending);
 
-    let p = project(&THREE.replace("depends_on: ['1.2']", "depends_on: []"));
+    let p = project(&THREE.replace("depends_on: ['1.2']", "depends_on: []").replace("max_attempts_default: 3", "max_attempts_default: 3\n  smoke_command: echo SMOKE-RAN"));
     let r = p.baton(&["run", "plan.yaml", "--resume-from", "2.1"]);
     assert_eq!(r.code(), 0, "{}", r.all());
     assert_eq!(task_status(&p, "2.1").0, Status::Completed);
     assert_eq!(task_status(&p, "1.1").0, Status::Pending);
+    // The plan is not finished: no smoke tests, no "plan completed", and the summary says so.
+    assert!(!r.all().contains("SMOKE-RAN") && !r.all().contains("completed —"), "{}", r.all());
+    assert!(r.all().contains("finished from 2.1 (--resume-from); 2 task(s) left out are still pending"), "{}", r.all());
     // Resuming past a dependency that is not done: nothing can run, and the run says why.
     let q = project(THREE);
     let r = q.baton(&["run", "plan.yaml", "--resume-from", "1.2"]);

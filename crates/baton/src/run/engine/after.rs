@@ -56,11 +56,17 @@ impl Engine {
             }
         }
 
-        if let (Some(id), Exit::Completed | Exit::TaskFailed) = (&self.single, exit) {
+        let partial = match (&self.single, &self.opts.resume_from) {
+            (Some(id), _) => Some(format!("--single-task ran {id}")),
+            (None, Some(from)) => Some(format!("--resume-from {from} left earlier tasks out")),
+            (None, None) => None,
+        };
+        if let (Some(what), Exit::Completed | Exit::TaskFailed) = (partial, exit) {
             let c = Counts::of(self.file.plan());
             if c.pending + c.in_progress > 0 {
-                // One task ran and the plan goes on: a notice about the plan would say it ended.
-                self.reporter.decision("NOTIFY", format!("--single-task ran {id}; the plan is not finished, so no notification is sent"));
+                // Part of the plan ran and the rest waits: smoke tests and a notice about the
+                // plan would say it ended.
+                self.reporter.decision("NOTIFY", format!("{what}; the plan is not finished ({} pending), so no smoke tests and no notification", c.pending + c.in_progress));
                 return exit;
             }
         }

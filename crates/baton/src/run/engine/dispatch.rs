@@ -1067,6 +1067,10 @@ impl Engine {
                 let status = self.file.plan().task(id.as_str()).map_or_else(|| "replaced by the agent".to_string(), |t| t.status.to_string());
                 format!("--single-task: {id} {status}")
             }
+            (Exit::Completed, None) if counts.pending > 0 => match &self.opts.resume_from {
+                Some(from) => format!("finished from {from} (--resume-from); {} task(s) left out are still pending", counts.pending),
+                None => "finished".into(),
+            },
             (Exit::Completed, None) => "finished".into(),
             (Exit::TaskFailed, None) => "finished with failures".into(),
             (Exit::Blocked, _) => "blocked".into(),
