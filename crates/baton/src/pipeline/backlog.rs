@@ -103,8 +103,8 @@ pub struct Skipped {
 }
 
 /// Items waiting in `folders` (defects first, then features; alphabetical in each), and the
-/// ones skipped. `failed` holds the items (path and content digest) that failed during this
-/// daemon's life: an item whose content was changed since is waiting again.
+/// ones skipped. `failed` holds the items (path and content digest) that failed before
+/// (remembered across restarts): an item whose content was changed since is waiting again.
 pub fn scan(root: &Path, defects: &Path, features: &Path, failed: &HashSet<(PathBuf, String)>) -> (Vec<Item>, Vec<Skipped>) {
     let mut items = Vec::new();
     let mut skipped = Vec::new();
@@ -127,7 +127,7 @@ pub fn scan(root: &Path, defects: &Path, features: &Path, failed: &HashSet<(Path
                 }
             };
             if failed.contains(&(path.clone(), digest.clone())) {
-                skipped.push(Skipped { path, why: "failed earlier in this run of the daemon".into() });
+                skipped.push(Skipped { path, why: "it failed before (see .baton/logs/pipeline/failures.log); change it to try again".into() });
                 continue;
             }
             if let Some(status) = done_status(&text) {
@@ -206,7 +206,7 @@ mod tests {
         let why: Vec<(String, String)> = skipped.iter().map(|s| (s.path.display().to_string(), s.why.clone())).collect();
         assert!(why.contains(&("docs/defect-backlog/c-fixed.md".into(), "marked `## Status: Fixed`".into())), "{why:?}");
         assert!(why.contains(&("docs/feature-backlog/b-done.md".into(), "marked `## Status: Completed`".into())));
-        assert!(why.iter().any(|(p, w)| p.ends_with("a-feature.md") && w.contains("failed earlier")));
+        assert!(why.iter().any(|(p, w)| p.ends_with("a-feature.md") && w.contains("failed before")));
         assert!(why.contains(&("docs/feature-backlog/c-empty.md".into(), "empty".into())), "{why:?}");
         assert_eq!(items[0].kind, Kind::Defect);
         assert_eq!(items[0].text, "# Z\n");

@@ -157,7 +157,10 @@ async fn daemon(opts: PipelineOptions) -> Exit {
     };
     let ctx = Context { root: root.clone(), config: config.clone(), opts: opts.clone(), reporter: reporter.clone(), ledger };
     let scan_every = Duration::from_secs_f64(config.pipeline.scan_interval_seconds);
-    let mut failed: HashSet<(PathBuf, String)> = HashSet::new();
+    // Items that failed, also in earlier lives of the daemon (each `--once` is one): not
+    // retried until their content changes, so that one broken item never blocks the others.
+    let failed_list = root.join(&config.paths.logs_dir).join("pipeline").join(FAILED_LIST);
+    let mut failed = load_failed(&failed_list);
     let mut settle = Settle::new(QUIET);
     let once_until = Instant::now() + ONCE_PATIENCE;
     let mut idle_line = String::new();
@@ -176,9 +179,9 @@ async fn daemon(opts: PipelineOptions) -> Exit {
                 Done::Completed => {}
                 Done::Failed(code) => {
                     // Not retried in this daemon's life, unless its content is changed.
-                    failed.insert((item.path.clone(), item.digest.clone()));
+                    remember_failed(&failed_list, &mut failed, &item.path, &item.digest);
                     if let Ok((_, digest, _)) = backlog::read_item(&root, &item.path) {
-                        failed.insert((item.path.clone(), digest));
+                        remember_failed(&failed_list, &mut failed, &item.path, &digest);
                     }
                     if opts.once {
                         break code;
@@ -418,9 +421,34 @@ fn note_changes(root: &Path, item: &Item, record: &mut Record) -> bool {
     }
 }
 
+/// The items that failed (path and content digest), one JSON object a line, under the
+/// pipeline's logs.
+const FAILED_LIST: &str = "failed.jsonl";
+
+fn load_failed(list: &Path) -> HashSet<(PathBuf, String)> {
+    let text = std::fs::read_to_string(list).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| Some((PathBuf::from(v["path"].as_str()?), v["digest"].as_str()?.to_string())))
+        .collect()
+}
+
+fn remember_failed(list: &Path, failed: &mut HashSet<(PathBuf, String)>, path: &Path, digest: &str) {
+    if !failed.insert((path.to_path_buf(), digest.to_string())) {
+        return;
+    }
+    if let Some(d) = list.parent() {
+        let _ = std::fs::create_dir_all(d);
+    }
+    if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(list) {
+        use std::io::Write;
+        let _ = writeln!(f, "{}", serde_json::json!({"path": path, "digest": digest}));
+    }
+}
+
 /// Tells and records why an item failed; it stays where it is.
 fn fail(root: &Path, config: &Config, reporter: &Reporter, item: &Item, why: &str) {
-    reporter.warn(format!("{} failed: {why}; it stays in the backlog and is not retried until the pipeline restarts", item.path.display()));
+    reporter.warn(format!("{} failed: {why}; it stays in the backlog and is not tried again until its content changes", item.path.display()));
     let log = root.join(&config.paths.logs_dir).join("pipeline").join("failures.log");
     if let Some(d) = log.parent() {
         let _ = std::fs::create_dir_all(d);
@@ -483,12 +511,8 @@ fn free_name(dir: &Path, name: &Path) -> PathBuf {
 
 /// `--dry-run`: what would be processed, in order, with plan paths; nothing starts.
 fn dry_run(root: &Path, config: &Config, ledger: &Ledger) -> Exit {
-    let (items, skipped) = backlog::scan(
-        root,
-        &config.pipeline.defect_backlog,
-        &config.pipeline.feature_backlog,
-        &HashSet::new(),
-    );
+    let failed = load_failed(&root.join(&config.paths.logs_dir).join("pipeline").join(FAILED_LIST));
+    let (items, skipped) = backlog::scan(root, &config.pipeline.defect_backlog, &config.pipeline.feature_backlog, &failed);
     crate::outln!("dry run of the pipeline in {} — nothing will be started or changed", root.display());
     if items.is_empty() {
         crate::outln!("no backlog item is waiting");

@@ -408,3 +408,32 @@ fn the_daemon_and_a_run_never_share_a_checkout() {
     signal(&run, libc::SIGTERM);
     assert_eq!(wait_exit(&mut run), Some(4), "{}", p.log());
 }
+
+/// Each `--once` is a new life of the daemon: an item that failed in an earlier one is not
+/// tried again (until it changes), so the items after it get their turn.
+#[test]
+fn an_item_that_failed_before_does_not_block_the_next_once() {
+    let p = project();
+    p.write("docs/defect-backlog/bad.md", "# Bad\n");
+    p.write("docs/defect-backlog/good.md", "# Good\n");
+    p.repo.commit_all("backlog");
+    let broken = "sections: [\n";
+    p.scenario(&format!(
+        r#"{{"tasks": {{"plan:bad": [{}], "plan:good": [{}], "p1": [{{"write": {{"src/fix.rs": "// fixed\n"}}}}]}}}}"#,
+        writes_plan("bad", broken),
+        writes_plan("good", GOOD_PLAN)
+    ));
+    let first = p.baton(&["pipeline", "--once"]);
+    assert_eq!(first.code(), 1, "{}", first.all());
+    let asked = p.invocations().len();
+    let second = p.baton(&["pipeline", "--once"]);
+    assert_eq!(second.code(), 0, "{}", second.all());
+    assert!(p.path().join("docs/defect-backlog/completed/good.md").exists(), "{}", second.all());
+    assert!(p.invocations()[asked..].iter().all(|i| i["task_id"] != "plan:bad"), "the failed item was tried again");
+    let dry = p.baton(&["pipeline", "--dry-run"]).stdout();
+    assert!(dry.contains("skipped: docs/defect-backlog/bad.md (it failed before"), "{dry}");
+    // Changed, it is tried again.
+    p.write("docs/defect-backlog/bad.md", "# Bad\n\nNow with details.\n");
+    let dry = p.baton(&["pipeline", "--dry-run"]).stdout();
+    assert!(dry.contains("defect docs/defect-backlog/bad.md → create"), "{dry}");
+}
