@@ -290,7 +290,9 @@ fn the_stop_file_lets_the_running_task_finish_and_starts_no_other() {
     assert_eq!(task_status(&p, "1.2").0, Status::Pending);
     assert_eq!(p.invocations().len(), 1);
     assert!(p.log().contains("stop requested"), "{}", p.log());
-    // The next run clears the stale stop file and goes on.
+    assert!(!p.path().join(".claude/plans/.stop").exists(), "the honoured stop file was left behind");
+    // A stale stop file (left while no run watched) is cleared at the next start.
+    p.write(".claude/plans/.stop", "");
     let r = p.baton(&["run", "plan.yaml"]);
     assert_eq!(r.code(), 0, "{}", r.all());
 }

@@ -193,6 +193,9 @@ pub async fn run_plan(opts: RunOptions, stop: Option<watch::Receiver<Stop>>) -> 
     } else {
         None
     };
+    // A stop file this run watches itself is this run's to remove once honoured (the
+    // pipeline's is the pipeline's).
+    let own_stop_file = stop.is_none().then(|| root.join(&config.paths.stop_file));
     let stop = match stop {
         Some(s) => s,
         None => match stop::watch_fresh(root.join(&config.paths.stop_file), &reporter) {
@@ -265,6 +268,10 @@ pub async fn run_plan(opts: RunOptions, stop: Option<watch::Receiver<Stop>>) -> 
         // Nothing started: no hooks, no notification.
         Err(exit) => exit,
     };
+    if let Some(file) = own_stop_file.filter(|_| exit == Exit::Stopped) {
+        // Honoured: left behind it would only show in `git status` until the next start.
+        let _ = std::fs::remove_file(file);
+    }
     engine.reporter.finish();
     exit
 }
