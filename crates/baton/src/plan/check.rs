@@ -67,6 +67,16 @@ pub enum PlanError {
 impl PlanError {
     /// The full message for a person: every problem with its line and what to do.
     pub fn render(&self) -> String {
+        self.render_ending("; nothing was run or changed")
+    }
+
+    /// [`PlanError::render`] for a plan error met once a run has begun, when "nothing was run
+    /// or changed" would not be true.
+    pub fn render_in_run(&self) -> String {
+        self.render_ending("")
+    }
+
+    fn render_ending(&self, ending: &str) -> String {
         match self {
             PlanError::Invalid { path, diagnostics } => {
                 let file = path.display().to_string();
@@ -76,7 +86,7 @@ impl PlanError {
                     out.push_str(&d.render(&file));
                     out.push('\n');
                 }
-                out.push_str(&format!("{self}; nothing was run or changed"));
+                out.push_str(&format!("{self}{ending}"));
                 out
             }
             other => {

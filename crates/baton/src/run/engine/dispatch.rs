@@ -353,7 +353,7 @@ impl Engine {
             tasks: format!("{}{mode}", counts.sentence()),
         });
         if let Err(e) = self.recover() {
-            eprintln!("{}", render_plan_error(&e));
+            eprintln!("{}", e.render_in_run());
             return Err(Exit::InvalidInput);
         }
         if self.opts.parallel {
@@ -550,7 +550,7 @@ impl Engine {
         }
         self.reporter.decision("FIND", format!("next task: {id} {} (section {section})", task.name));
         if let Err(e) = self.file.set_status(id.as_str(), Status::InProgress).and_then(|_| self.save()) {
-            eprintln!("{}", render_plan_error(&e));
+            eprintln!("{}", e.render_in_run());
             return Err(Exit::InvalidInput);
         }
         if let Some(w) = self.workspace.as_mut().filter(|_| self.in_git) {
@@ -862,7 +862,7 @@ impl Engine {
         if self.file.plan().task(id.as_str()).is_some() {
             let r = self.file.set_status(id.as_str(), Status::Pending).and_then(|_| self.save());
             if let Err(e) = r {
-                self.reporter.warn(render_plan_error(&e));
+                self.reporter.warn(e.render_in_run());
             }
         }
     }
@@ -885,7 +885,7 @@ impl Engine {
             self.save()
         })();
         if let Err(e) = r {
-            eprintln!("{}", render_plan_error(&e));
+            eprintln!("{}", e.render_in_run());
             self.finishing = Some(Exit::InvalidInput);
             return;
         }
@@ -917,7 +917,7 @@ impl Engine {
             self.save()
         })();
         if let Err(e) = res {
-            eprintln!("{}", render_plan_error(&e));
+            eprintln!("{}", e.render_in_run());
             self.finishing = Some(Exit::InvalidInput);
             return;
         }
@@ -958,7 +958,7 @@ impl Engine {
                 Ok(()) => self.reporter.decision("PLAN", "the agent changed the plan; reloaded and re-validated it"),
                 Err(e) => self.reporter.warn(format!(
                     "the agent's edit of the plan is not valid, so baton keeps the last valid plan (the edit is kept aside at the next save):\n{}",
-                    render_plan_error(&e)
+                    e.render_in_run()
                 )),
             }
             return;
@@ -977,10 +977,10 @@ impl Engine {
                 let ids: Vec<String> = added.iter().map(|t| t.to_string()).collect();
                 self.reporter.decision("PLAN", format!("{id}: the agent added task(s) {}; merged into the main plan", ids.join(", ")));
                 if let Err(e) = self.save() {
-                    self.reporter.warn(render_plan_error(&e));
+                    self.reporter.warn(e.render_in_run());
                 }
             }
-            Err(e) => self.reporter.warn(format!("{id}: the agent's plan edit could not be merged: {}", render_plan_error(&e))),
+            Err(e) => self.reporter.warn(format!("{id}: the agent's plan edit could not be merged: {}", e.render_in_run())),
         }
     }
 
@@ -1151,25 +1151,6 @@ fn never_runnable(plan: &crate::plan::Plan, exclude: &HashSet<TaskId>) -> Vec<(T
 fn blocked_text(blocked: &[(TaskId, Wait)]) -> String {
     let lines: Vec<String> = blocked.iter().map(|(id, why)| format!("  {id}: {why}")).collect();
     format!("blocked: {} task{} can never run:\n{}", blocked.len(), if blocked.len() == 1 { "" } else { "s" }, lines.join("\n"))
-}
-
-/// A plan error met once the run has begun. Its usual rendering ends "nothing was run or
-/// changed", which is true only before the run starts.
-fn render_plan_error(e: &PlanError) -> String {
-    match e {
-        PlanError::Invalid { path, diagnostics } => {
-            let file = path.display().to_string();
-            let mut out = String::new();
-            for d in diagnostics {
-                out.push_str("error: ");
-                out.push_str(&d.render(&file));
-                out.push('\n');
-            }
-            out.push_str(&e.to_string());
-            out
-        }
-        other => other.render(),
-    }
 }
 
 async fn sleep_until(when: Option<Instant>) {
