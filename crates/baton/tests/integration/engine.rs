@@ -3,7 +3,7 @@
 use baton::plan::Status;
 use baton_testkit::process_alive;
 
-use crate::support::{signal, wait_exit, wait_for, Project, FAST_CONFIG};
+use crate::support::{FAST_CONFIG, Project, project, signal, wait_exit, wait_for};
 
 const THREE: &str = "meta:
   name: Three steps
@@ -28,14 +28,6 @@ sections:
     status: pending
     depends_on: ['1.2']
 ";
-
-fn project(plan: &str) -> Project {
-    let p = Project::new();
-    p.write("plan.yaml", plan);
-    p.write("baton.toml", FAST_CONFIG);
-    p.repo.commit_all("plan");
-    p
-}
 
 fn task_status(p: &Project, id: &str) -> (Status, u32, Option<String>) {
     let plan = p.plan();

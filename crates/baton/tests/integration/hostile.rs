@@ -7,15 +7,7 @@ use std::process::Stdio;
 
 use baton::plan::Status;
 
-use crate::support::{Project, FAST_CONFIG};
-
-fn project(plan: &str) -> Project {
-    let p = Project::new();
-    p.write("plan.yaml", plan);
-    p.write("baton.toml", FAST_CONFIG);
-    p.repo.commit_all("plan");
-    p
-}
+use crate::support::{FAST_CONFIG, Project, project};
 
 /// Exit 2 with `what` in the output, no panic, and the plan and the agent untouched.
 #[track_caller]

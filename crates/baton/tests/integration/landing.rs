@@ -4,7 +4,7 @@
 
 use baton::plan::Status;
 
-use crate::support::{Project, FAST_CONFIG};
+use crate::support::{FAST_CONFIG, Project, project};
 
 fn group_plan(tasks: &[&str]) -> String {
     let mut s = String::from("meta:\n  name: Landing\n  max_attempts_default: 2\nsections:\n- id: s1\n  name: Group\n  tasks:\n");
@@ -12,14 +12,6 @@ fn group_plan(tasks: &[&str]) -> String {
         s.push_str(&format!("  - id: '{id}'\n    name: Task {id}\n    status: pending\n    parallel_group: g\n"));
     }
     s
-}
-
-fn project(plan: &str) -> Project {
-    let p = Project::new();
-    p.write("plan.yaml", plan);
-    p.write("baton.toml", FAST_CONFIG);
-    p.repo.commit_all("plan");
-    p
 }
 
 fn status(p: &Project, id: &str) -> Status {

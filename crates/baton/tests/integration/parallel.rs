@@ -3,7 +3,7 @@
 
 use baton::plan::Status;
 
-use crate::support::{signal, wait_exit, wait_for, Project, FAST_CONFIG};
+use crate::support::{Project, project, signal, wait_exit, wait_for};
 
 fn group_plan(tasks: &[(&str, &str)]) -> String {
     let mut s = String::from("meta:\n  name: Parallel\n  max_attempts_default: 2\nsections:\n- id: s1\n  name: Group\n  tasks:\n");
@@ -11,14 +11,6 @@ fn group_plan(tasks: &[(&str, &str)]) -> String {
         s.push_str(&format!("  - id: '{id}'\n    name: Task {id}\n    status: pending\n    parallel_group: g\n    description: '{desc}'\n"));
     }
     s
-}
-
-fn project(plan: &str) -> Project {
-    let p = Project::new();
-    p.write("plan.yaml", plan);
-    p.write("baton.toml", FAST_CONFIG);
-    p.repo.commit_all("plan");
-    p
 }
 
 fn status(p: &Project, id: &str) -> Status {

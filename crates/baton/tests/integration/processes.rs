@@ -11,7 +11,7 @@ use std::time::Duration;
 use baton::plan::Status;
 use baton_testkit::process_alive;
 
-use crate::support::{wait_exit, wait_for, Project, FAST_CONFIG};
+use crate::support::{Project, project, wait_exit, wait_for};
 
 const TWO: &str = "meta:
   name: Two steps
@@ -33,14 +33,6 @@ sections:
 /// How long the processes of an ended attempt may take to be gone: "a few seconds", with room
 /// for a loaded machine.
 const GONE_WITHIN: Duration = Duration::from_secs(20);
-
-fn project(plan: &str) -> Project {
-    let p = Project::new();
-    p.write("plan.yaml", plan);
-    p.write("baton.toml", FAST_CONFIG);
-    p.repo.commit_all("plan");
-    p
-}
 
 fn task(p: &Project, id: &str) -> (Status, u32, Option<String>) {
     let plan = p.plan();

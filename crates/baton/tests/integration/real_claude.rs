@@ -13,7 +13,7 @@ use baton::plan::Status;
 use baton_testkit::{claude_env, find_real_claude, run_with_deadline, workspace_root, FakeModelServer, Turn};
 use serde_json::Value;
 
-use crate::support::{Project, Run, BATON, FAST_CONFIG};
+use crate::support::{BATON, Project, Run, project};
 
 /// Generous: a hang must fail the test, not wedge the suite; a good run takes a few seconds.
 const RUN_DEADLINE: Duration = Duration::from_secs(120);
@@ -57,15 +57,6 @@ fn real_claude() -> Option<PathBuf> {
         eprintln!("skipped: real Claude Code CLI not installed (run npm ci)");
     }
     found
-}
-
-/// A project with `plan` and fast policies, committed.
-fn project(plan: &str) -> Project {
-    let p = Project::new();
-    p.write("plan.yaml", plan);
-    p.write("baton.toml", FAST_CONFIG);
-    p.repo.commit_all("plan");
-    p
 }
 
 /// The real CLI's side of the test: the binary, the server it talks to, its own HOME.

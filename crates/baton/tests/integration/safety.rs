@@ -9,7 +9,7 @@ use std::path::Path;
 use baton::plan::Status;
 use baton_testkit::process_alive;
 
-use crate::support::{signal, wait_exit, wait_for, Project, FAST_CONFIG};
+use crate::support::{FAST_CONFIG, Project, project, signal, wait_exit, wait_for};
 
 const THREE: &str = "meta:
   name: Three steps
@@ -33,14 +33,6 @@ sections:
     status: pending
     depends_on: ['1.2']
 ";
-
-fn project(plan: &str) -> Project {
-    let p = Project::new();
-    p.write("plan.yaml", plan);
-    p.write("baton.toml", FAST_CONFIG);
-    p.repo.commit_all("plan");
-    p
-}
 
 fn status_of(p: &Project, id: &str) -> (Status, u32) {
     let plan = p.plan();

@@ -24,6 +24,15 @@ throttle_initial_seconds = 0.05
 throttle_max_seconds = 0.2
 ";
 
+/// A project with `plan` as `plan.yaml` and the fast policies, committed.
+pub fn project(plan: &str) -> Project {
+    let p = Project::new();
+    p.write("plan.yaml", plan);
+    p.write("baton.toml", FAST_CONFIG);
+    p.repo.commit_all("plan");
+    p
+}
+
 /// A temporary project: a git repository with one commit.
 pub struct Project {
     pub repo: TempRepo,
