@@ -93,7 +93,17 @@ impl Checker<'_> {
             }
         }
         if phase == Phase::Final {
-            self.leftovers(&mut out);
+            // A task that failed for good keeps its worktree and branch, for a person to look
+            // at (baton says where): those are not leftovers.
+            let failed: Vec<String> = self
+                .design
+                .plans
+                .iter()
+                .filter_map(|spec| std::fs::read_to_string(self.root.join(&spec.path)).ok())
+                .filter_map(|text| baton::plan::parse_plan(&text).ok())
+                .flat_map(|plan| plan.tasks().filter(|t| t.status == Status::Failed).map(|t| t.id.to_string()).collect::<Vec<_>>())
+                .collect();
+            self.leftovers(&failed, &mut out);
         }
         out
     }
@@ -365,19 +375,21 @@ impl Checker<'_> {
         }
     }
 
-    fn leftovers(&self, out: &mut Vec<Finding>) {
+    fn leftovers(&self, failed: &[String], out: &mut Vec<Finding>) {
         let git = |args: &[&str]| git_output(self.root, args).unwrap_or_default();
+        // `plan-<id>`: the worktree folder and branch name of a task of the plan `plan.yaml`.
+        let kept = |name: &str| failed.iter().any(|id| name.ends_with(&format!("plan-{id}")));
         let worktrees = git(&["worktree", "list", "--porcelain"]);
-        for wt in worktrees.lines().filter_map(|l| l.strip_prefix("worktree ")).skip(1) {
+        for wt in worktrees.lines().filter_map(|l| l.strip_prefix("worktree ")).skip(1).filter(|w| !kept(w)) {
             out.push(finding(LEFTOVER, "a worktree is left after the final run", wt));
         }
         if let Ok(entries) = std::fs::read_dir(self.root.join(".worktrees")) {
-            for e in entries.flatten() {
+            for e in entries.flatten().filter(|e| !kept(&e.file_name().to_string_lossy())) {
                 out.push(finding(LEFTOVER, "a folder is left in .worktrees", e.path().display().to_string()));
             }
         }
         let branches = git(&["for-each-ref", "--format=%(refname:short)", "refs/heads/parallel", "refs/heads/parallel-rescued"]);
-        for b in branches.lines().filter(|l| !l.is_empty()) {
+        for b in branches.lines().filter(|l| !l.is_empty()).filter(|b| !(b.starts_with("parallel/") && kept(b))) {
             out.push(finding(LEFTOVER, "a branch is left after the final run", b));
         }
         let status = git(&["status", "--porcelain=v1", "--untracked-files=all"]);
