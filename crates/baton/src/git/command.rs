@@ -116,35 +116,45 @@ pub fn git_output<S: AsRef<OsStr>>(
     env: &[(&str, &OsStr)],
     input: Option<&[u8]>,
 ) -> Result<Output, GitError> {
-    let out = run_git(dir, args, env, input)?;
-    if out.status.success() {
-        return Ok(out);
-    }
-    match stale_lock(&out.stderr) {
-        Some(lock) => {
+    let mut out = run_git(dir, args, env, input)?;
+    let (mut waited, mut removed) = (0, false);
+    while !out.status.success() {
+        let Some(lock) = lock_in_the_way(&out.stderr) else { break };
+        if !removed && crate::procfs::held_open(&lock).is_none() {
             // A git killed mid-command (an agent's, when its attempt was ended, or baton's own
             // at `kill -9`) leaves its lock file, and every later command that needs it fails
             // for good. A lock no process holds open is such a leftover: a live git keeps its
             // lock open until it renames it into place.
+            removed = true;
             if std::fs::remove_file(&lock).is_ok() {
                 eprintln!("baton: removed a stale git lock {} (no process held it; a git that was killed leaves one)", lock.display());
             }
-            run_git(dir, args, env, input)
+        } else if waited < LOCK_WAITS {
+            // Another git holds it for a moment (the user's `git status` refreshing the index,
+            // an agent's commit): wait for it rather than fail the run's work.
+            waited += 1;
+            std::thread::sleep(LOCK_WAIT);
+        } else {
+            break;
         }
-        None => Ok(out),
+        out = run_git(dir, args, env, input)?;
     }
+    Ok(out)
 }
 
-/// The lock file named by git's "Unable to create '…/index.lock': File exists." when no
-/// process holds it open.
-fn stale_lock(stderr: &[u8]) -> Option<PathBuf> {
+/// How long, in all, baton waits for another git's lock: `LOCK_WAITS` × `LOCK_WAIT`.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
+const LOCK_WAITS: u32 = 30;
+
+/// The lock file named by git's "Unable to create '…/index.lock': File exists.".
+fn lock_in_the_way(stderr: &[u8]) -> Option<PathBuf> {
     let text = String::from_utf8_lossy(stderr);
     let start = text.find("Unable to create '")? + "Unable to create '".len();
     let rest = &text[start..];
     let end = rest.find("': File exists")?;
     let lock = PathBuf::from(&rest[..end]);
     let is_lock = lock.extension().is_some_and(|e| e == "lock") && lock.components().any(|c| c.as_os_str() == ".git");
-    (is_lock && lock.is_file() && crate::procfs::held_open(&lock).is_none()).then_some(lock)
+    (is_lock && lock.is_file()).then_some(lock)
 }
 
 fn run_git<S: AsRef<OsStr>>(

@@ -399,3 +399,34 @@ fn a_huge_status_message_is_cut_in_the_plan_and_kept_whole_in_the_record() {
     // line breaks read as spaces there; every character of it is kept.
     assert!(logs.contains(&message.replace('\n', " ")), "the record lost the full message");
 }
+
+/// A commit that fails (here: another process holds git's index lock for longer than baton
+/// waits) stops the run with an error instead of going on with commits switched off; the next
+/// start commits the finished task's work under its name, and the run goes on.
+#[test]
+fn a_failed_commit_stops_the_run_and_the_next_start_commits_the_work() {
+    let p = project(THREE);
+    let (done, held) = (p.state_path("agent-done"), p.state_path("lock-held"));
+    p.scenario(&format!(
+        r#"{{"tasks": {{"1.1": [{{"mark": [{}], "wait_for": [{}], "write": {{"one.txt": "1"}}}}]}}}}"#,
+        serde_json::to_string(&done).unwrap(),
+        serde_json::to_string(&held).unwrap()
+    ));
+    let mut child = p.spawn(&["run", "plan.yaml"]);
+    wait_for("the agent to work", || done.exists());
+    let lock = p.path().join(".git/index.lock");
+    let holder = std::fs::File::create(&lock).unwrap();
+    std::fs::write(&held, "").unwrap();
+    assert_eq!(wait_exit(&mut child), Some(2), "{}", p.log());
+    assert!(p.log().contains("the run stops (no new task starts)"), "{}", p.log());
+    assert_eq!(p.invocations().len(), 1, "a task started after the failed commit");
+    // The holder is gone, its lock file left behind: stale, removed, and the work committed.
+    drop(holder);
+    let r = p.baton(&["run", "plan.yaml"]);
+    assert_eq!(r.code(), 0, "{}", r.all());
+    let log = p.repo.log_subjects();
+    assert!(log.iter().any(|s| s.starts_with("baton: 1.1 completed — One (committed after")), "{log:?}");
+    let by = p.repo.git(&["log", "--format=%s", "--", "one.txt"]);
+    assert!(by.trim().starts_with("baton: 1.1 completed — One (committed after"), "one.txt came in with: {by}");
+    assert_eq!(p.repo.status_porcelain(), "");
+}

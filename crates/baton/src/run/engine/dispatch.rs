@@ -1013,8 +1013,7 @@ impl Engine {
         }
         let Some(w) = &mut self.workspace else { return self.commit(message) };
         if let Err(e) = w.commit_task(id, message, &self.reporter) {
-            self.reporter.warn(format!("could not commit {id}'s work and the plan state (both are in the working tree): {e}"));
-            self.in_git = false;
+            self.commit_failed(format!("could not commit {id}'s work and the plan state: {e}"));
         }
     }
 
@@ -1026,11 +1025,17 @@ impl Engine {
         match git::commit_file(&self.root, &path, message) {
             Ok(git::Committed::Yes) => self.reporter.decision("GIT", format!("committed the plan: {message}")),
             Ok(git::Committed::NothingToCommit) => {}
-            Err(e) => {
-                self.reporter.warn(format!("could not commit the plan state (the plan file is saved): {e}"));
-                self.in_git = false;
-            }
+            Err(e) => self.commit_failed(format!("could not commit the plan state (the plan file is saved): {e}")),
         }
+    }
+
+    /// A commit failed: going on would pile up work that no commit records, under the wrong
+    /// task. No new task starts; the run ends with an error, and the next start commits what
+    /// is in the working tree under its task.
+    pub(super) fn commit_failed(&mut self, what: String) {
+        self.reporter.warn(format!("{what}; the run stops (no new task starts) — the work is in the working tree, and the next `baton run` commits it"));
+        self.in_git = false;
+        self.finishing.get_or_insert(Exit::InvalidInput);
     }
 
     fn single_task_exit(&self, id: &TaskId) -> Exit {

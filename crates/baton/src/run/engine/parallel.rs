@@ -558,7 +558,7 @@ impl Engine {
                 Ok(git::Committed::NothingToCommit) => {}
                 Err(e) => {
                     committed = false;
-                    self.reporter.warn(format!("could not commit the landed files (they are in the working tree; the next start commits them): {e}"));
+                    self.commit_failed(format!("could not commit the landed files of {}: {e}", ids.join(", ")));
                 }
             }
         }

@@ -317,9 +317,22 @@ impl Workspace {
             }
         };
         let left = self.task_changes(&state);
+        // The plan may already record the task as ended (its commit failed, or a kill came
+        // between the save and the commit): then this is that task's work, done, with the plan.
+        let ended = std::fs::read_to_string(self.root.join(&self.own.plan))
+            .ok()
+            .and_then(|text| crate::plan::parse_plan(&text).ok())
+            .and_then(|plan| plan.task(c.task.as_str()).map(|t| t.status))
+            .filter(|s| s.is_final());
         if !left.is_empty() {
-            let message = format!("baton: {} partial work — {} ({why}; the task is not done)", c.task, c.name);
-            let paths: Vec<&Path> = left.iter().map(PathBuf::as_path).collect();
+            let message = match ended {
+                Some(status) => format!("baton: {} {status} — {} (committed after {why})", c.task, c.name),
+                None => format!("baton: {} partial work — {} ({why}; the task is not done)", c.task, c.name),
+            };
+            let mut paths: Vec<&Path> = left.iter().map(PathBuf::as_path).collect();
+            if ended.is_some() && state.contains_key(&self.own.plan) {
+                paths.push(&self.own.plan);
+            }
             if let Err(e) = self.commit(&paths, &state, &message) {
                 reporter.warn(format!("cannot commit the work {} left (it stays in the working tree): {e}", c.task));
                 return;
