@@ -86,6 +86,8 @@ pub struct PlanFile {
     synced: String,
     /// Changes made since the last save, kept to re-base them onto someone else's edit.
     pending: Vec<Change>,
+    /// Owned fields someone else changed that baton put back, not yet told.
+    restored: Vec<String>,
 }
 
 impl PlanFile {
@@ -103,6 +105,7 @@ impl PlanFile {
             tree,
             plan,
             pending: Vec::new(),
+            restored: Vec::new(),
         })
     }
 
@@ -156,12 +159,13 @@ impl PlanFile {
     /// re-based onto the new text. An invalid file is an error and leaves this one as it was.
     pub fn reload(&mut self) -> Result<(), PlanError> {
         let disk = read(&self.path)?;
-        let parsed = self.rebase(&disk).map_err(|diagnostics| PlanError::Invalid {
+        let (parsed, restored) = self.rebase(&disk).map_err(|diagnostics| PlanError::Invalid {
             path: self.path.clone(),
             diagnostics,
         })?;
         self.synced = disk;
         self.take(parsed);
+        self.restored.extend(restored);
         Ok(())
     }
 
@@ -172,8 +176,9 @@ impl PlanFile {
         let mut outcome = SaveOutcome::Saved;
         if disk != self.synced {
             match self.rebase(&disk) {
-                Ok(parsed) => {
+                Ok((parsed, restored)) => {
                     self.take(parsed);
+                    self.restored.extend(restored);
                     outcome = SaveOutcome::Rebased;
                 }
                 Err(diagnostics) => {
@@ -201,17 +206,43 @@ impl PlanFile {
 
     /// The text of `disk` with this file's pending changes applied; changes to tasks that are no
     /// longer in the plan are dropped.
-    fn rebase(&self, disk: &str) -> Result<Parsed, Vec<Diagnostic>> {
+    ///
+    /// The fields baton owns stay baton's: where the other edit changed `status` or
+    /// `attempts` of a task baton knew, baton's value is put back — except a pending task
+    /// marked `skipped`, which an agent may do (the prompt says how). An agent cannot mark
+    /// another task done, nor give back attempts. What was put back is kept for
+    /// [`PlanFile::take_restored`].
+    fn rebase(&self, disk: &str) -> Result<(Parsed, Vec<String>), Vec<Diagnostic>> {
         let (mut plan, mut tree) = parse_with_tree(disk)?;
         let mut text = disk.to_string();
-        for change in &self.pending {
+        let mut changes: Vec<Change> = self.pending.clone();
+        let mut restored = Vec::new();
+        for ours in self.plan.tasks() {
+            let Some(theirs) = plan.task(ours.id.as_str()) else { continue };
+            let skipped = theirs.status == Status::Skipped && ours.status == Status::Pending;
+            if theirs.status != ours.status && !skipped {
+                restored.push(format!("{}: status {} → {} (kept {})", ours.id, ours.status, theirs.status, ours.status));
+                changes.push(Change { task: ours.id.to_string(), field: TaskField::Status, value: Value::Word(ours.status.as_str()) });
+            }
+            if theirs.attempts != ours.attempts {
+                restored.push(format!("{}: attempts {} → {} (kept {})", ours.id, ours.attempts, theirs.attempts, ours.attempts));
+                changes.push(Change { task: ours.id.to_string(), field: TaskField::Attempts, value: Value::Int(ours.attempts.into()) });
+            }
+        }
+        for change in &changes {
             if plan.task(&change.task).is_none() {
                 continue;
             }
             text = apply(&text, &tree, change)?;
             (plan, tree) = parse_with_tree(&text)?;
         }
-        with_section_statuses(&text)
+        Ok((with_section_statuses(&text)?, restored))
+    }
+
+    /// The owned fields another edit changed and baton put back since the last call, one line
+    /// each (`1.2: status pending → completed (kept pending)`).
+    pub fn take_restored(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.restored)
     }
 
     /// Merges the tasks and sections that `theirs` (an agent's copy of this plan, e.g. in a

@@ -430,3 +430,29 @@ fn a_failed_commit_stops_the_run_and_the_next_start_commits_the_work() {
     assert!(by.trim().starts_with("baton: 1.1 completed — One (committed after"), "one.txt came in with: {by}");
     assert_eq!(p.repo.status_porcelain(), "");
 }
+
+/// An agent may change the plan, but not what baton owns: it cannot mark another task done
+/// (nor hand back attempts); it may mark a pending task skipped. Sequential and parallel alike.
+#[test]
+fn an_agent_cannot_mark_another_task_done_but_may_skip_one() {
+    for parallel in [false, true] {
+        let plan = if parallel { THREE.replace("    depends_on: ['1.1']\n", "") } else { THREE.to_string() };
+        let p = project(&plan);
+        // 1.1's agent marks 1.2 done with 7 attempts; 1.2's agent marks 2.1 skipped.
+        let done = r#"{"plan_replace": ["name: Two\n    status: pending", "name: Two\n    status: completed\n    attempts: 7"], "plan_modified": true}"#;
+        let skip = r#"{"plan_replace": ["name: Three\n    status: pending", "name: Three\n    status: skipped"], "plan_modified": true}"#;
+        p.scenario(&format!(r#"{{"tasks": {{"1.1": [{done}], "1.2": [{skip}]}}}}"#));
+        let mut args = vec!["run", "plan.yaml"];
+        if parallel {
+            args.push("--parallel");
+        }
+        let r = p.baton(&args);
+        assert_eq!(r.code(), 0, "parallel={parallel}: {}", r.all());
+        let ran: Vec<String> = p.invocations().iter().map(|i| i["task_id"].as_str().unwrap_or("").to_string()).collect();
+        assert!(ran.contains(&"1.2".to_string()), "parallel={parallel}: 1.2 never ran, its status was taken from the agent: {ran:?}\n{}", r.all());
+        assert_eq!(status_of(&p, "1.2"), (Status::Completed, 1), "parallel={parallel}: {}", r.all());
+        assert!(!ran.contains(&"2.1".to_string()), "parallel={parallel}: the skipped task ran");
+        assert_eq!(status_of(&p, "2.1").0, Status::Skipped, "parallel={parallel}: {}", r.all());
+        assert!(r.all().contains("put back: 1.2: status"), "parallel={parallel}: {}", r.all());
+    }
+}

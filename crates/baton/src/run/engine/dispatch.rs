@@ -955,7 +955,10 @@ impl Engine {
     fn take_plan_edit(&mut self, id: &TaskId, cwd: &Path) {
         if cwd == self.root {
             match self.file.reload() {
-                Ok(()) => self.reporter.decision("PLAN", "the agent changed the plan; reloaded and re-validated it"),
+                Ok(()) => {
+                    self.reporter.decision("PLAN", "the agent changed the plan; reloaded and re-validated it");
+                    self.tell_restored();
+                }
                 Err(e) => self.reporter.warn(format!(
                     "the agent's edit of the plan is not valid, so baton keeps the last valid plan (the edit is kept aside at the next save):\n{}",
                     e.render_in_run()
@@ -984,7 +987,7 @@ impl Engine {
         }
     }
 
-    fn save(&mut self) -> Result<(), PlanError> {
+    pub(super) fn save(&mut self) -> Result<(), PlanError> {
         match self.file.save()? {
             SaveOutcome::Saved | SaveOutcome::Unchanged => {}
             SaveOutcome::Rebased => self.reporter.decision("PLAN", "the plan was edited on disk; baton's changes were applied on top of the edit"),
@@ -996,7 +999,15 @@ impl Engine {
                 ));
             }
         }
+        self.tell_restored();
         Ok(())
+    }
+
+    /// Says which owned fields an edit of the plan changed and baton put back.
+    pub(super) fn tell_restored(&mut self) {
+        for line in self.file.take_restored() {
+            self.reporter.warn(format!("the plan edit changed a field baton owns; put back: {line}"));
+        }
     }
 
     /// An agent's message as it goes into the plan and the task's line: one line, capped; the

@@ -361,6 +361,10 @@ impl Engine {
                     match r {
                         Ok(()) => {
                             self.reporter.decision("PLAN", format!("{id}: merged the agent's edits of the plan into the main plan"));
+                            // Owned fields the edit changed were put back in memory: on disk too.
+                            if let Err(e) = self.save() {
+                                self.reporter.warn(e.render_in_run());
+                            }
                             let _ = std::fs::write(self.plan_at_fork(id), &theirs);
                             return;
                         }
