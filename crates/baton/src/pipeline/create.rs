@@ -178,7 +178,12 @@ impl Planner {
                 attempt: session,
                 max_attempts: session,
             });
-            let run = match attempt::run(spec, self.reporter.clone(), self.stop.clone()).await {
+            let run = attempt::run(spec, self.reporter.clone(), self.stop.clone()).await;
+            let orphans = crate::run::process::orphans::sweep();
+            if orphans > 0 {
+                self.reporter.warn(format!("ended {orphans} process(es) the planning agent had started whose guard was gone"));
+            }
+            let run = match run {
                 Ok(r) => r,
                 Err(e) => return Created::Systemic(format!("cannot start the agent: {e}")),
             };

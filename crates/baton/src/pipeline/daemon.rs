@@ -110,6 +110,7 @@ async fn daemon(opts: PipelineOptions) -> Exit {
             return Exit::InvalidInput;
         }
     };
+    crate::run::process::orphans::become_subreaper();
     let records = Records::new(&logs_dir, Path::new("pipeline"));
     let reporter = run_reporter(opts.verbose, &records.dir().join("pipeline.log"));
     let mut stop = match stop::watch_fresh(root.join(&config.paths.stop_file), &reporter) {

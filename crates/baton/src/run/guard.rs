@@ -414,9 +414,14 @@ fn has_children() -> bool {
 
 /// Every process whose chain of parents leads to `root` (not `root` itself), from /proc.
 fn descendants_of(root: libc::pid_t) -> Vec<libc::pid_t> {
+    descendants_in(&process_tree(), root)
+}
+
+/// Each process's children, from /proc (a process that ends meanwhile is simply not there).
+pub(crate) fn process_tree() -> HashMap<libc::pid_t, Vec<libc::pid_t>> {
     let mut children: HashMap<libc::pid_t, Vec<libc::pid_t>> = HashMap::new();
     let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
+        return children;
     };
     for entry in entries.flatten() {
         let Some(pid) = entry
@@ -426,7 +431,6 @@ fn descendants_of(root: libc::pid_t) -> Vec<libc::pid_t> {
         else {
             continue;
         };
-        // A process that ended between the listing and the read is simply not there.
         if let Some(ppid) = std::fs::read(entry.path().join("stat"))
             .ok()
             .and_then(|stat| parent_in_stat(&stat))
@@ -434,11 +438,19 @@ fn descendants_of(root: libc::pid_t) -> Vec<libc::pid_t> {
             children.entry(ppid).or_default().push(pid);
         }
     }
+    children
+}
+
+/// The descendants of `root` in `tree` (not `root` itself).
+pub(crate) fn descendants_in(
+    tree: &HashMap<libc::pid_t, Vec<libc::pid_t>>,
+    root: libc::pid_t,
+) -> Vec<libc::pid_t> {
     let mut found = Vec::new();
     let mut queue = vec![root];
     while let Some(parent) = queue.pop() {
-        if let Some(kids) = children.remove(&parent) {
-            found.extend(&kids);
+        if let Some(kids) = tree.get(&parent) {
+            found.extend(kids);
             queue.extend(kids);
         }
     }

@@ -306,6 +306,8 @@ impl AgentProcess {
             }
         };
 
+        orphans::guard_started(guard_pid);
+
         // From here on an early return must not leave the guard running.
         let mut starting = Starting {
             child: Some(child),
@@ -510,6 +512,7 @@ impl AgentProcess {
                 biased;
                 report = self.reports.recv(), if !self.reports_done => self.on_report(report),
                 status = self.guard.wait(), if self.guard_exit.is_none() => {
+                    orphans::guard_reaped(self.guard_pid);
                     self.guard_exit = Some(match status {
                         Ok(status) => ExitInfo::from_status(status),
                         Err(_) => ExitInfo { code: None, signal: None },
@@ -681,6 +684,7 @@ impl Starting {
             Ok(Ok(status)) => ExitInfo::from_status(status),
             _ => return (unknown, said),
         };
+        orphans::guard_reaped(self.guard_pid);
         self.child = None;
         (status, said)
     }
@@ -864,6 +868,64 @@ impl LineBuffer {
             Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
         };
         Some((text, truncated))
+    }
+}
+
+/// baton as the last line of defence: when a guard itself dies (an agent that kills its parent,
+/// `pkill -9 baton`, the OOM killer) while baton lives, the agent dies with it (its parent-death
+/// signal) but what the agent started is orphaned. baton is a child subreaper, so those orphans
+/// come to baton instead of init, and [`orphans::sweep`] ends them.
+pub mod orphans {
+    use std::collections::BTreeSet;
+    use std::sync::Mutex;
+
+    /// Guards baton started and has not reaped: the only children baton keeps for long. Any
+    /// other child found by a sweep is an orphan of an attempt whose guard is gone.
+    static GUARDS: Mutex<BTreeSet<libc::pid_t>> = Mutex::new(BTreeSet::new());
+
+    pub(crate) fn guard_started(pid: libc::pid_t) {
+        GUARDS.lock().unwrap_or_else(|e| e.into_inner()).insert(pid);
+    }
+
+    pub(crate) fn guard_reaped(pid: libc::pid_t) {
+        GUARDS.lock().unwrap_or_else(|e| e.into_inner()).remove(&pid);
+    }
+
+    /// Makes orphaned descendants of this process come back to it rather than to init.
+    pub fn become_subreaper() {
+        // SAFETY: plain prctl on this process; failure (old kernels) leaves the default.
+        unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1 as libc::c_ulong) };
+    }
+
+    /// Ends and reaps every child of baton that is not a live guard, with all its
+    /// descendants; returns how many it found. Call it only where baton runs no other child
+    /// of its own (its git commands run synchronously on the calling thread).
+    pub fn sweep() -> usize {
+        let me = std::process::id() as libc::pid_t;
+        let mut found = 0;
+        // Each round ends one generation; a process forking while it is killed leaves an
+        // orphan that the next round finds. Bounded: a fork bomb is not baton's to win.
+        for _ in 0..64 {
+            let guards = GUARDS.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            let tree = crate::run::guard::process_tree();
+            let orphans: Vec<libc::pid_t> = tree.get(&me).into_iter().flatten().copied().filter(|p| !guards.contains(p)).collect();
+            if orphans.is_empty() {
+                break;
+            }
+            for orphan in &orphans {
+                for pid in crate::run::guard::descendants_in(&tree, *orphan).into_iter().chain([*orphan]) {
+                    // SAFETY: plain syscall; ESRCH (gone already) is fine.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                }
+            }
+            for orphan in &orphans {
+                let mut status = 0;
+                // SAFETY: plain syscall on a child of ours that no one else waits for.
+                unsafe { libc::waitpid(*orphan, &mut status, 0) };
+            }
+            found += orphans.len();
+        }
+        found
     }
 }
 

@@ -319,3 +319,22 @@ fn an_agent_that_finishes_its_task_after_the_timeouts_sigterm_is_completed() {
     assert_eq!(p.read("one.txt"), "1");
     assert_eq!(p.invocations().len(), 1, "the finished task was run again");
 }
+
+/// The guard itself is killed (`pkill -9 baton` takes the guards too; an agent may kill its
+/// parent): the agent dies with it, and what the agent started — orphaned — comes back to
+/// baton, a child subreaper, which ends it. The task is retried.
+#[test]
+fn when_the_guard_is_killed_baton_ends_what_the_agent_started() {
+    let p = project(TWO);
+    p.scenario(r#"{"tasks": {"1.1": [{"daemons": true, "hang": true}, {}]}}"#);
+    let mut child = p.spawn(&["run", "plan.yaml"]);
+    wait_for("the agent to hang", || p.pid_file("1.1-1.agent.pid").is_some());
+    let all = pids(&p, "1.1-1", &["agent", "grandchild", "setsid", "setsid-child", "nohup"]);
+    let _reaper = Reaper::pids(&all);
+    let guard = parent_of(all[0].1);
+    // SAFETY: kill(2) on the guard of the baton this test started.
+    unsafe { libc::kill(guard as libc::pid_t, libc::SIGKILL) };
+    wait_all_gone("after kill -9 of the guard", &all);
+    assert_eq!(wait_exit(&mut child), Some(0), "{}", p.log());
+    assert_eq!(task(&p, "1.1").0, Status::Completed, "{}", p.log());
+}

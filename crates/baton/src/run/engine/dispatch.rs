@@ -193,6 +193,7 @@ pub async fn run_plan(opts: RunOptions, stop: Option<watch::Receiver<Stop>>) -> 
     } else {
         None
     };
+    crate::run::process::orphans::become_subreaper();
     // A stop file this run watches itself is this run's to remove once honoured (the
     // pipeline's is the pipeline's).
     let own_stop_file = stop.is_none().then(|| root.join(&config.paths.stop_file));
@@ -648,6 +649,10 @@ impl Engine {
     /// An attempt ended: judge it and record what it means.
     fn finished(&mut self, id: &TaskId, result: Result<AttemptRun, SpawnError>) {
         let Some(r) = self.running.remove(id) else { return };
+        let orphans = crate::run::process::orphans::sweep();
+        if orphans > 0 {
+            self.reporter.warn(format!("{id}: ended {orphans} process(es) an agent had started whose guard was gone"));
+        }
         let run = match result {
             Ok(run) => run,
             Err(e) => {
