@@ -417,7 +417,10 @@ impl Soak<'_> {
 
     fn supervise(&mut self) {
         let mut kill_rng = Rng::new(self.cfg.seed).fork(2);
-        let max_runs = if self.cfg.max_runs == 0 { self.cfg.kills + 10 } else { self.cfg.max_runs };
+        // Each interrupted run may end before it did anything; in pipeline mode each
+        // `--once` takes one item at most, so every item needs a run of its own too.
+        let items = self.design.plans.iter().filter(|p| p.item.is_some()).count();
+        let max_runs = if self.cfg.max_runs == 0 { self.cfg.kills + items + 10 } else { self.cfg.max_runs };
         let mut interrupts = 0;
         let mut unexpected_in_a_row = 0;
         loop {
