@@ -204,10 +204,13 @@ pub fn git_bytes<S: AsRef<OsStr>>(
     if out.status.success() {
         Ok(out.stdout)
     } else {
+        let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        // Silence means git did not end on its own (a signal): say how it ended instead.
+        let stderr = if stderr.is_empty() { format!("(no message; git ended with {})", out.status) } else { stderr };
         Err(GitError::Failed {
             args: args.iter().map(|a| a.as_ref().to_string_lossy()).collect::<Vec<_>>().join(" "),
             dir: dir.to_path_buf(),
-            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            stderr,
         })
     }
 }
