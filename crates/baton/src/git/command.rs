@@ -5,6 +5,7 @@
 
 use std::collections::HashSet;
 use std::ffi::OsStr;
+use std::os::unix::process::ExitStatusExt;
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -117,8 +118,16 @@ pub fn git_output<S: AsRef<OsStr>>(
     input: Option<&[u8]>,
 ) -> Result<Output, GitError> {
     let mut out = run_git(dir, args, env, input)?;
-    let (mut waited, mut removed) = (0, false);
+    let (mut waited, mut removed, mut signalled) = (0, false, false);
     while !out.status.success() {
+        if !signalled && matches!(out.status.signal(), Some(libc::SIGINT | libc::SIGTERM | libc::SIGHUP)) {
+            // A terminal's Ctrl+C (or a SIGTERM to baton's group) that came between the fork
+            // and the child's move to a process group of its own: it ended git before git
+            // ran. Not git's answer: ask again, once.
+            signalled = true;
+            out = run_git(dir, args, env, input)?;
+            continue;
+        }
         let Some(lock) = lock_in_the_way(&out.stderr) else { break };
         if !removed && crate::procfs::held_open(&lock).is_none() {
             // A git killed mid-command (an agent's, when its attempt was ended, or baton's own

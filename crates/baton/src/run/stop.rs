@@ -62,6 +62,11 @@ fn signalled() -> Stop {
     }
 }
 
+/// The stop level, counting signals that arrived but that the watcher has not taken yet.
+pub fn level(rx: &watch::Receiver<Stop>) -> Stop {
+    (*rx.borrow()).max(signalled())
+}
+
 /// Waits until the watcher has taken every signal that has arrived, so that a decision made
 /// next (start a task?) sees it. Returns at once when nothing is pending.
 pub async fn caught_up(rx: &watch::Receiver<Stop>) {

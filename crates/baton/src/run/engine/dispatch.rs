@@ -655,6 +655,13 @@ impl Engine {
         }
         let run = match result {
             Ok(run) => run,
+            Err(_) if crate::run::stop::level(&self.stop) != Stop::Running => {
+                // A Ctrl+C that reaches the guard before it is in a group of its own ends it
+                // before it starts the agent: the stop, not a broken set-up.
+                self.back_to_pending(id);
+                self.finishing.get_or_insert(Exit::Stopped);
+                return;
+            }
             Err(e) => {
                 self.back_to_pending(id);
                 eprintln!(
