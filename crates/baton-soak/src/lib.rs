@@ -27,16 +27,11 @@ use rng::Rng;
 /// The variable that marks every process of a soak run (inherited by everything baton starts).
 pub const TOKEN_VAR: &str = "BATON_SOAK_RUN";
 
-/// Fast policies, so waits (backoff, breaker, limits, throttling) take a fraction of a second.
-const CONFIG: &str = "[run]
-backoff_initial_seconds = 0.05
-backoff_max_seconds = 0.2
-breaker_cooldown_seconds = 0.3
-limit_margin_seconds = 0.1
-limit_fallback_seconds = 0.5
-throttle_initial_seconds = 0.05
-throttle_max_seconds = 0.2
-";
+/// Fast policies, so waits (backoff, breaker, limits, throttling) take a fraction of a second;
+/// a limit whose reset cannot be read waits half a second, not an hour.
+fn config() -> String {
+    format!("{}limit_fallback_seconds = 0.5\n", baton_testkit::FAST_CONFIG)
+}
 
 /// How long the run's processes may take to go after baton exited (the guard ends them
 /// asynchronously; "within a few seconds" is the promise, and this machine may be loaded).
@@ -304,7 +299,7 @@ impl Soak<'_> {
             }
             std::fs::write(&path, text).map_err(|e| setup(format!("{}: {e}", path.display())))
         };
-        write("baton.toml", CONFIG)?;
+        write("baton.toml", &config())?;
         write("README.md", "A throw-away repository of baton-soak.\n")?;
         for f in 0..design::SHARED_FILES {
             write(&design::shared_file(f), &d.shared_file_text())?;

@@ -19,3 +19,14 @@ pub use claude_cli::{claude_env, fake_claude_bin, find_real_claude, workspace_ro
 pub use model_server::{Block, FakeModelServer, RecordedRequest, Turn};
 pub use process::{kill_process_group, process_alive, run_with_deadline, wait_until, RunOutput};
 pub use repo::TempRepo;
+
+/// `baton.toml` with fast policies, so that scenario tests, benchmarks and soaks never wait for
+/// real back-offs, cool-downs or limit margins.
+pub const FAST_CONFIG: &str = "[run]
+backoff_initial_seconds = 0.05
+backoff_max_seconds = 0.2
+breaker_cooldown_seconds = 0.3
+limit_margin_seconds = 0.1
+throttle_initial_seconds = 0.05
+throttle_max_seconds = 0.2
+";

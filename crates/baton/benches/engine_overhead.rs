@@ -31,15 +31,6 @@ const GIT_COMMITS: usize = 20;
 const RUN_DEADLINE: Duration = Duration::from_secs(600);
 const TARGET_MS: f64 = 30.0;
 
-/// Fast policies: no real back-offs or cool-downs, should anything go wrong.
-const CONFIG: &str = "[run]
-backoff_initial_seconds = 0.05
-backoff_max_seconds = 0.2
-breaker_cooldown_seconds = 0.3
-limit_margin_seconds = 0.1
-throttle_initial_seconds = 0.05
-throttle_max_seconds = 0.2
-";
 
 /// Every task completes at once: no events, no pauses, a status file and a result.
 const SCENARIO: &str = r#"{"default": [{"message": "done"}]}"#;
@@ -199,7 +190,7 @@ fn main() {
 fn run_once(fake: &Path) -> RunFigures {
     let repo = TempRepo::new();
     repo.write("plan.yaml", &plan_yaml());
-    repo.write("baton.toml", CONFIG);
+    repo.write("baton.toml", baton_testkit::FAST_CONFIG);
     repo.commit_all("plan");
     let commits_before = commit_count(&repo);
     let state = tempfile::tempdir().expect("state dir");

@@ -43,15 +43,6 @@ const GIT_RUNS: usize = 5;
 const RUN_DEADLINE: Duration = Duration::from_secs(600);
 const TARGET_RATIO: f64 = 1.05;
 
-/// Fast policies: no real back-offs or cool-downs, should anything go wrong.
-const CONFIG: &str = "[run]
-backoff_initial_seconds = 0.05
-backoff_max_seconds = 0.2
-breaker_cooldown_seconds = 0.3
-limit_margin_seconds = 0.1
-throttle_initial_seconds = 0.05
-throttle_max_seconds = 0.2
-";
 
 struct Task {
     id: String,
@@ -377,7 +368,7 @@ fn mean(v: &[f64]) -> f64 {
 fn run_makespan(fake: &Path, tasks: &[Task]) -> MakespanRun {
     let repo = TempRepo::new();
     repo.write("plan.yaml", &plan_yaml(tasks));
-    repo.write("baton.toml", CONFIG);
+    repo.write("baton.toml", baton_testkit::FAST_CONFIG);
     repo.commit_all("plan");
     let state = tempfile::tempdir().expect("state dir");
     let scen = state.path().join("scenario.json");
@@ -497,7 +488,7 @@ fn big_repo(n: usize) -> TempRepo {
         }
         std::fs::write(dir.join(format!("f{i:05}.txt")), format!("file {i}\nsome content\n")).expect("write file");
     }
-    repo.write("baton.toml", CONFIG);
+    repo.write("baton.toml", baton_testkit::FAST_CONFIG);
     repo.commit_all("many small files");
     repo
 }

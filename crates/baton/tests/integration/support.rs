@@ -15,14 +15,7 @@ pub fn fixture(name: &str) -> String {
 pub const BATON: &str = env!("CARGO_BIN_EXE_baton");
 
 /// Fast policies so scenario tests do not wait for real back-offs.
-pub const FAST_CONFIG: &str = "[run]
-backoff_initial_seconds = 0.05
-backoff_max_seconds = 0.2
-breaker_cooldown_seconds = 0.3
-limit_margin_seconds = 0.1
-throttle_initial_seconds = 0.05
-throttle_max_seconds = 0.2
-";
+pub use baton_testkit::FAST_CONFIG;
 
 /// A project with `plan` as `plan.yaml` and the fast policies, committed.
 pub fn project(plan: &str) -> Project {
