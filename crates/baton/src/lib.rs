@@ -9,6 +9,7 @@ pub mod after;
 pub mod agent;
 pub mod config;
 pub mod coord;
+pub mod error;
 pub mod exit;
 pub mod git;
 pub mod pipeline;

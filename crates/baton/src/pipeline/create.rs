@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::plan::{PlanError, TaskId};
 use crate::policy::backoff::{jitter_from_seed, Throttle, ThrottleBackoff};
 use crate::policy::limit;
-use crate::report::event::{EventKind, Reporter};
+use crate::report::event::{AttemptOutcome, EventKind, Note, PipelineNote, Reporter, WaitReason};
 use crate::run::attempt::{self, AttemptSpec};
 use crate::run::record::Records;
 use crate::run::stop::{self, Stop};
@@ -122,7 +122,7 @@ impl Planner {
                     let rendered = e.render();
                     self.reporter.warn(format!("the plan written for {} is not valid:\n{rendered}", item.path.display()));
                     if round == 1 {
-                        self.reporter.decision("PIPELINE", format!("asking the agent once more, with the errors, to fix {}", plan_rel.display()));
+                        self.reporter.note(Note::Pipeline(PipelineNote::AskingAgain { plan: plan_rel.to_path_buf() }));
                     }
                     errors = Some(rendered);
                 }
@@ -204,8 +204,7 @@ impl Planner {
             let ok = matches!(&verdict, Verdict::Done(r) if r.status != crate::plan::Status::Failed);
             self.reporter.emit(EventKind::AttemptEnded {
                 task: task.clone(),
-                ok,
-                outcome: if ok { "plan written".into() } else { "no plan".into() },
+                outcome: AttemptOutcome::Planned { written: ok },
                 duration: run.duration,
                 cost_usd: run.summary.cost_usd(),
             });
@@ -226,7 +225,7 @@ impl Planner {
                     );
                     let wait = wake.duration_since(jiff::Timestamp::now()).unsigned_abs();
                     self.reporter.emit(EventKind::Waiting {
-                        reason: format!("usage limit while planning: {}; retrying after the reset", l.message),
+                        reason: WaitReason::Planning { limit: true, message: l.message.clone() },
                         until: jiff::Timestamp::now() + wait,
                     });
                     if stop::sleep_or_stop(wait, &mut self.stop).await {
@@ -237,7 +236,7 @@ impl Planner {
                     throttle.record_throttle(std::time::Instant::now());
                     let wait = throttle.delay(&throttle_backoff, jitter_from_seed(jiff::Timestamp::now().as_nanosecond() as u64));
                     self.reporter.emit(EventKind::Waiting {
-                        reason: format!("server-side throttling while planning ({}); backing off", t.message),
+                        reason: WaitReason::Planning { limit: false, message: t.message.clone() },
                         until: jiff::Timestamp::now() + wait,
                     });
                     if stop::sleep_or_stop(wait, &mut self.stop).await {

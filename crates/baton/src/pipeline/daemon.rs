@@ -21,7 +21,8 @@ use super::settle::{self, Settle};
 use crate::config::Config;
 use crate::exit::Exit;
 use crate::git;
-use crate::report::event::Reporter;
+use crate::error::Error;
+use crate::report::event::{Note, PipelineNote, Reporter};
 use crate::report::terminal::run_reporter;
 use crate::run::lock::{CheckoutLock, PlanLock};
 use crate::run::record::{self, Records};
@@ -59,68 +60,49 @@ enum Done {
     Broken,
 }
 
+/// The daemon; an error ends it, told in the terminal and, once there is one, the log.
 async fn daemon(opts: PipelineOptions) -> Exit {
-    let root = crate::root::repo_root(Path::new("."));
-    let config = match Config::load(&root) {
-        Ok(c) => c,
+    let mut early = None;
+    match start(opts, &mut early).await {
+        Ok(exit) => exit,
         Err(e) => {
-            eprintln!("error: {e}\n  help: fix or remove this setting (see README.md, \"Configuration\")");
-            return Exit::InvalidInput;
+            let reporter = early.unwrap_or_else(crate::report::terminal::error_reporter);
+            reporter.error(&e);
+            reporter.finish();
+            e.exit()
         }
-    };
+    }
+}
+
+async fn start(opts: PipelineOptions, reporter_out: &mut Option<Reporter>) -> Result<Exit, Error> {
+    let root = crate::root::repo_root(Path::new("."));
+    let config = Config::load(&root)?;
     // The pipeline commits every finished item; outside git it would create folders and then
     // report work it cannot record. Checked before anything is created. `[run] commit = false`
     // says the user wants no git: then nothing is committed (the plans run the same way).
     if crate::root::git_use(&root, &config).is_err() {
-        eprintln!(
-            "error: {} is not inside a git repository; the pipeline commits each item it finishes\n  help: run it in a git repository (`git init` makes one), or set `[run] commit = false` in baton.toml; nothing was created or changed",
-            root.display()
-        );
-        return Exit::InvalidInput;
+        return Err(Error::PipelineNeedsGit(root));
     }
     let folders = [config.pipeline.defect_backlog.clone(), config.pipeline.feature_backlog.clone()];
     let ledger = Ledger::new(&root, &config.paths.logs_dir, &config.paths.plans_dir);
     if opts.dry_run {
-        return dry_run(&root, &config, &ledger);
+        return Ok(dry_run(&root, &config, &ledger));
     }
-    let agent = match crate::agent::for_config(&config, &root, false) {
-        Ok(a) => a,
-        Err(message) => {
-            eprintln!("{message}");
-            return Exit::InvalidInput;
-        }
-    };
+    let agent = crate::agent::for_config(&config, &root, false).map_err(Error::Agent)?;
     let logs_dir = root.join(&config.paths.logs_dir);
     if config.paths.logs_dir.starts_with(".baton") {
         record::ignore_logs_root(&root.join(".baton"));
     }
-    let _lock = match PlanLock::acquire(&logs_dir.join("locks"), &root.join("baton-pipeline")) {
-        Ok(l) => l,
-        Err(_) => {
-            eprintln!("error: another baton pipeline is already running in {}\n  help: stop it with `baton stop`", root.display());
-            return Exit::InvalidInput;
-        }
-    };
+    let _lock = PlanLock::acquire(&logs_dir.join("locks"), &root.join("baton-pipeline")).map_err(|_| Error::PipelineRunning(root.clone()))?;
     // The daemon's agents (planning sessions, then the plan's tasks) work in this checkout: no
     // `baton run` may work in it meanwhile, nor the daemon start beside one.
-    let _checkout = match CheckoutLock::acquire(&root, Path::new("(the backlog pipeline)")) {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("error: {e}\n  help: wait for it to finish or stop it (`baton stop`), or run the pipeline in a checkout of its own (`git worktree add …`)");
-            return Exit::InvalidInput;
-        }
-    };
+    let _checkout = CheckoutLock::acquire(&root, Path::new("(the backlog pipeline)")).map_err(|e| Error::CheckoutLocked(e.to_string()))?;
     crate::run::process::orphans::become_subreaper();
     let records = Records::new(&logs_dir, Path::new("pipeline"));
     let reporter = run_reporter(opts.verbose, &records.dir().join("pipeline.log"));
-    let mut stop = match stop::watch_fresh(root.join(&config.paths.stop_file), &reporter) {
-        Ok(s) => s,
-        Err(exit) => return exit,
-    };
-    let guard_exe = match stop::guard_exe() {
-        Ok(p) => p,
-        Err(exit) => return exit,
-    };
+    *reporter_out = Some(reporter.clone());
+    let mut stop = stop::watch_fresh(root.join(&config.paths.stop_file), &reporter)?;
+    let guard_exe = stop::guard_exe()?;
 
     // Wake on any change in the folders; the scan decides what it means.
     let (tx, mut events) = tokio::sync::mpsc::unbounded_channel::<()>();
@@ -164,17 +146,17 @@ async fn daemon(opts: PipelineOptions) -> Exit {
     let mut failed = load_failed(&failed_list);
     let mut settle = Settle::new(QUIET);
     let once_until = Instant::now() + ONCE_PATIENCE;
-    let mut idle_line = String::new();
+    let mut idle_line: Option<(usize, usize)> = None;
     let exit = loop {
         if *stop.borrow() != Stop::Running {
-            reporter.decision("STOP", "stop requested: the pipeline ends");
+            reporter.note(Note::Pipeline(PipelineNote::Stopping));
             break Exit::Stopped;
         }
         let (items, _) = backlog::scan(&root, &folders[0], &folders[1], &failed);
         settle.keep_only(&items);
         let (ready, look_again) = pick(&root, &items, &mut settle, &reporter);
         if let Some(item) = ready {
-            idle_line.clear();
+            idle_line = None;
             match process(&ctx, &mut planner, &stop, &item).await {
                 Done::Completed if opts.once => break Exit::Completed,
                 Done::Completed => {}
@@ -194,21 +176,18 @@ async fn daemon(opts: PipelineOptions) -> Exit {
             continue;
         }
         if opts.once && items.is_empty() {
-            reporter.decision("PIPELINE", "nothing to do: no backlog item is waiting");
+            reporter.note(Note::Pipeline(PipelineNote::Idle));
             break Exit::Completed;
         }
         if opts.once && Instant::now() >= once_until {
-            let names: Vec<String> = items.iter().map(|i| i.path.display().to_string()).collect();
-            reporter.decision(
-                "PIPELINE",
-                format!("nothing to do: still being written after {}: {}", crate::report::event::human(ONCE_PATIENCE), names.join(", ")),
-            );
+            let items = items.iter().map(|i| i.path.clone()).collect();
+            reporter.note(Note::Pipeline(PipelineNote::StillBeingWritten { items, waited: ONCE_PATIENCE }));
             break Exit::Completed;
         }
-        let line = format!("watching {} folders, {} item{} waiting", folders.len(), items.len(), if items.len() == 1 { "" } else { "s" });
-        if line != idle_line {
-            reporter.decision("PIPELINE", line.clone());
-            idle_line = line;
+        let line = (folders.len(), items.len());
+        if Some(line) != idle_line {
+            reporter.note(Note::Pipeline(PipelineNote::Watching { folders: line.0, waiting: line.1 }));
+            idle_line = Some(line);
         }
         // Sleep until something changes, an item may have settled, or the safety scan is due.
         let wait = look_again.map_or(scan_every, |d| d.min(scan_every));
@@ -223,7 +202,7 @@ async fn daemon(opts: PipelineOptions) -> Exit {
     };
     drop(watcher);
     reporter.finish();
-    exit
+    Ok(exit)
 }
 
 /// Whether a file-system event may mean an item changed. Opening and reading do not: the scan
@@ -265,10 +244,7 @@ fn pick(root: &Path, items: &[Item], settle: &mut Settle, reporter: &Reporter) -
             None => return (Some(item.clone()), None),
             Some(w) => {
                 if settle.still_written(&item.path, w.pid, now) {
-                    reporter.decision(
-                        "PIPELINE",
-                        format!("{} is open for writing (pid {}, {}); reading it once it is closed", item.path.display(), w.pid, w.name),
-                    );
+                    reporter.note(Note::Pipeline(PipelineNote::BeingWritten { item: item.path.clone(), pid: w.pid, by: w.name.clone() }));
                 }
                 look_again = Some(look_again.map_or(QUIET, |l| l.min(QUIET)));
             }
@@ -290,17 +266,17 @@ async fn process(ctx: &Context, planner: &mut Planner, stop: &watch::Receiver<St
     let Context { root, config, opts, reporter, ledger } = ctx;
     let started = Instant::now();
     let today = jiff::Timestamp::now().to_zoned_datetime(jiff::tz::TimeZone::system()).date();
-    reporter.decision("PIPELINE", format!("{} {}: picked up", item.kind.as_str(), item.path.display()));
+    reporter.note(Note::Pipeline(PipelineNote::PickedUp { kind: item.kind.as_str().to_string(), item: item.path.clone() }));
     let assignment = ledger.assign(item, today);
     let item = &Item { slug: assignment.slug.clone(), ..item.clone() };
     let (plan_rel, design_rel) = (assignment.plan.clone(), assignment.design.clone());
     let plan_abs = root.join(&plan_rel);
     if let Some(why) = &assignment.passed_over {
-        reporter.decision("PIPELINE", format!("{}: {why}; planning it as {}", item.path.display(), plan_rel.display()));
+        reporter.note(Note::Pipeline(PipelineNote::Planning { item: item.path.clone(), plan: plan_rel.clone(), why: why.to_string() }));
     }
     let mut record = match assignment.record {
         Some(r) if r.state == State::Accepted && plan_abs.exists() => {
-            reporter.decision("PIPELINE", format!("{}: resuming its plan {}", item.path.display(), plan_rel.display()));
+            reporter.note(Note::Pipeline(PipelineNote::Resuming { item: item.path.clone(), plan: plan_rel.clone() }));
             r
         }
         earlier => {
@@ -309,10 +285,7 @@ async fn process(ctx: &Context, planner: &mut Planner, stop: &watch::Receiver<St
                     // The planning session was killed, stopped or rejected: its plan was never accepted.
                     let aside = plan_abs.with_extension(format!("yaml.unfinished-{}", jiff::Timestamp::now().strftime("%Y%m%dT%H%M%S")));
                     match std::fs::rename(&plan_abs, &aside) {
-                        Ok(()) => reporter.decision(
-                            "PIPELINE",
-                            format!("{}: its plan was never accepted; kept it as {} and planning again", item.path.display(), aside.display()),
-                        ),
+                        Ok(()) => reporter.note(Note::Pipeline(PipelineNote::KeptAside { item: item.path.clone(), aside: aside.clone() })),
                         Err(e) => {
                             fail(root, config, reporter, item, &format!("cannot move its unaccepted plan aside: {e}"));
                             return Done::Failed(Exit::InvalidInput);
@@ -320,7 +293,7 @@ async fn process(ctx: &Context, planner: &mut Planner, stop: &watch::Receiver<St
                     }
                 }
                 Some(r) if r.state == State::Accepted => {
-                    reporter.decision("PIPELINE", format!("{}: its plan {} is gone; planning it again", item.path.display(), plan_rel.display()));
+                    reporter.note(Note::Pipeline(PipelineNote::Replanning { item: item.path.clone(), plan: plan_rel.clone() }));
                 }
                 _ => {}
             }
@@ -343,7 +316,7 @@ async fn process(ctx: &Context, planner: &mut Planner, stop: &watch::Receiver<St
                 fail(root, config, reporter, item, &crate::exit::render_chain(&e));
                 return Done::Failed(Exit::InvalidInput);
             }
-            reporter.decision("PIPELINE", format!("{}: asking the agent for {} and {}", item.path.display(), design_rel.display(), plan_rel.display()));
+            reporter.note(Note::Pipeline(PipelineNote::Asking { item: item.path.clone(), design: design_rel.clone(), plan: plan_rel.clone() }));
             match planner.create(item, &plan_rel, &design_rel).await {
                 Created::Ok => {
                     record.state = State::Accepted;
@@ -352,14 +325,14 @@ async fn process(ctx: &Context, planner: &mut Planner, stop: &watch::Receiver<St
                         fail(root, config, reporter, item, &crate::exit::render_chain(&e));
                         return Done::Failed(Exit::InvalidInput);
                     }
-                    reporter.decision("PIPELINE", format!("{}: plan {} written and valid", item.path.display(), plan_rel.display()));
+                    reporter.note(Note::Pipeline(PipelineNote::PlanWritten { item: item.path.clone(), plan: plan_rel.clone() }));
                 }
                 Created::Failed(why) => {
                     fail(root, config, reporter, item, &why);
                     return Done::Failed(Exit::TaskFailed);
                 }
                 Created::Systemic(why) => {
-                    eprintln!("error: {why}\nThe pipeline stopped; fix this, then start it again.");
+                    reporter.error(&Error::PipelineSystemic(why));
                     return Done::Broken;
                 }
                 Created::Stopped => return Done::Stopped,
@@ -391,10 +364,7 @@ async fn process(ctx: &Context, planner: &mut Planner, stop: &watch::Receiver<St
                 if let Err(e) = ledger.write(&item.slug, &record) {
                     reporter.warn(crate::exit::render_chain(&e));
                 }
-                reporter.decision(
-                    "PIPELINE",
-                    format!("{}: done in {}; archived to {}", item.path.display(), crate::report::event::human(started.elapsed()), dest.display()),
-                );
+                reporter.note(Note::Pipeline(PipelineNote::Archived { item: item.path.clone(), elapsed: started.elapsed(), dest: dest.clone() }));
                 Done::Completed
             }
             Err(e) => {

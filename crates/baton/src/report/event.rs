@@ -1,13 +1,19 @@
 //! The one event type of a run, and the reporter that hands each event to every sink.
 //!
-//! The scheduler emits; sinks (the terminal view, the run log) only listen and never reach
-//! back into the scheduler.
+//! Events are data: the engine, the pipeline and the attempts say what happened with typed
+//! fields, and the sinks decide how it reads (`report::render` for the words, the terminal,
+//! the run log). Sinks only listen and never reach back into the engine.
 
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::agent::stream::StreamEvent;
+use crate::plan::graph::Wait;
 use crate::plan::{Status, TaskId};
+use crate::report::status::Counts;
+
+pub use super::render::{clock, cost, human, human_secs, local_time, verbose_text};
 
 #[derive(Debug, Clone)]
 pub struct RunEvent {
@@ -17,21 +23,176 @@ pub struct RunEvent {
 
 #[derive(Debug, Clone)]
 pub enum EventKind {
-    /// Which plan, which agent, found where.
-    Banner { plan: String, agent: String, binary: String, tasks: String },
-    /// One of baton's own decisions, with a tag such as `FIND`, `DEPS`, `EXEC`, `CLEANUP`.
-    Decision { tag: &'static str, text: String },
+    /// Which plan, which agent, found where, and how the run goes.
+    Banner { plan: String, agent: String, binary: String, counts: Counts, parallel: Option<usize>, commit: bool },
+    /// One of baton's own decisions.
+    Note(Note),
     AttemptStarted { task: TaskId, name: String, attempt: u32, max_attempts: u32 },
     /// A line of the agent's live stream.
     Agent { task: TaskId, agent: &'static str, event: StreamEvent },
-    /// An attempt ended; `outcome` says how in a few words.
-    AttemptEnded { task: TaskId, ok: bool, outcome: String, duration: Duration, cost_usd: Option<f64> },
-    /// A task reached a state the run will not change again.
-    TaskFinished { task: TaskId, name: String, status: Status, message: String },
-    /// baton is waiting (backoff, limit, breaker) until `until`.
-    Waiting { reason: String, until: jiff::Timestamp },
+    /// An attempt ended.
+    AttemptEnded { task: TaskId, outcome: AttemptOutcome, duration: Duration, cost_usd: Option<f64> },
+    /// A task reached a state the run will not change again; `attempts` when it failed.
+    TaskFinished { task: TaskId, name: String, status: Status, message: String, attempts: Option<u32> },
+    /// baton is waiting (back-off, limit, breaker) until `until`.
+    Waiting { reason: WaitReason, until: jiff::Timestamp },
     Warning { text: String },
-    Summary { text: String },
+    /// An error that ends the run (or stops it from starting), and how to get past it.
+    Error { error: String, help: Option<String> },
+    Summary(Summary),
+}
+
+/// How an attempt ended, as its line says it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AttemptOutcome {
+    /// The agent reported done: completed or skipped, from the status file or its final answer.
+    Reported { status: Status, from_file: bool },
+    Failed { message: String },
+    /// A usage limit: not counted as an attempt.
+    Limited,
+    /// Server-side throttling: not counted as an attempt.
+    Throttled,
+    /// The environment is broken (not logged in, …): the run stops.
+    Systemic { message: String },
+    /// baton's stop ended it: not counted as an attempt.
+    Interrupted,
+    /// A planning session of the pipeline: whether it wrote a plan.
+    Planned { written: bool },
+}
+
+impl AttemptOutcome {
+    pub fn ok(&self) -> bool {
+        matches!(self, AttemptOutcome::Reported { .. } | AttemptOutcome::Planned { written: true })
+    }
+}
+
+/// Why nothing (or a task) starts for a while.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WaitReason {
+    /// A failed attempt's back-off before the task's next attempt.
+    Retry { task: TaskId, attempt: u32, max: u32 },
+    /// The circuit breaker is open.
+    Breaker { failures: u32, remaining: Duration },
+    /// A usage limit; `reset` is the reset time in the zone the CLI named, when it said one.
+    UsageLimit { message: String, reset: Option<String>, known: bool, wait: Duration },
+    Throttling { message: String },
+    /// The pipeline's planning session met a usage limit (`limit`) or throttling.
+    Planning { limit: bool, message: String },
+}
+
+/// One of baton's decisions, with what it was about.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Note {
+    /// `--resume-from`: the run starts at this task.
+    Resuming { from: String },
+    /// The next task, its section, and the dependencies it waited for.
+    NextTask { task: TaskId, name: String, section: String, deps: Vec<TaskId> },
+    /// `--single-task`: the task is done and the run stops.
+    SingleTaskDone,
+    StopRequested { running: usize },
+    /// Ctrl+C: a graceful stop, or (`now`) the second one that ends running agents.
+    Interrupted { now: bool },
+    /// Stopping a run that had one: the agent is ended now.
+    StoppingAgent { task: TaskId },
+    /// The agent's process started.
+    AgentStarted { task: TaskId, agent: String, pid: i32, group: i32, cwd: PathBuf },
+    /// A deadline ended the agent.
+    Deadline { task: TaskId, total: Option<u64>, idle: Option<u64> },
+    /// A task left in progress by an interrupted run goes back to pending.
+    Recovered { task: TaskId },
+    /// A crashed run's task had left uncommitted files: committed as its partial work.
+    PartialWorkCommitted { task: TaskId, files: Vec<PathBuf>, message: String },
+    /// Landings an interrupted run had begun, finished and committed.
+    LandingFinished { tasks: Vec<String>, files: usize },
+    /// A task whose landing an interrupted run finished, recorded as its last attempt said.
+    LandedBeforeInterruption { task: TaskId, status: Status },
+    BreakerHalfOpen,
+    BreakerOpened { failures: u32, cool_down: Duration },
+    /// Tasks that can never run in this run, and why.
+    Blocked { tasks: Vec<(TaskId, Wait)> },
+    /// The agent changed the plan in the main checkout.
+    PlanReloaded,
+    /// The plan was edited on disk; baton's changes went on top.
+    PlanRebased,
+    /// A worktree agent's edits of its plan merged into the main plan.
+    PlanMerged { task: TaskId },
+    TasksAdded { task: TaskId, added: Vec<TaskId> },
+    /// The agent replaced the task in the plan.
+    TaskGone { task: TaskId },
+    /// A commit baton made; `plan` when it was (or included) the plan state.
+    Committed { message: String, plan: bool },
+    StatusFileRemoved { path: PathBuf },
+    StaleStopFileRemoved { path: PathBuf },
+    ClaimRemoved { agent: String, path: String, run_ended: bool },
+    /// Something an earlier run left (a worktree, a branch) was cleared or rescued.
+    Cleared { task: Option<TaskId>, what: String },
+    /// A rescued branch was deleted; `tip` restores it.
+    RescuedBranchDeleted { branch: String, tip: String, landed: bool },
+    WorktreeReady { task: TaskId, path: PathBuf, branch: String, fork: String, reused: bool },
+    Landed { task: TaskId, files: usize, merged: usize },
+    WorkKept { task: TaskId, path: PathBuf, branch: String },
+    MergeConflict { task: TaskId, paths: Vec<PathBuf>, hint: String },
+    /// The user's uncommitted changes a parallel run protects.
+    UserChangesProtected { paths: Vec<PathBuf> },
+    /// A ready task that does not start beside the running ones, and why.
+    Held { task: TaskId, why: String },
+    /// Throttling cut how many agents start at once.
+    Throttling { limit: usize },
+    HookStarted { which: &'static str, command: String },
+    HookOutput { line: String },
+    HookEnded { text: String },
+    SmokeOutput { line: String },
+    SmokeEnded { text: String },
+    /// A line of the notification as the console shows it.
+    Notice { line: String },
+    /// Part of the plan ran (`what`), the rest waits: no smoke tests, no notification.
+    PartialRun { what: String, unfinished: usize },
+    Pipeline(PipelineNote),
+}
+
+/// The backlog daemon's decisions.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PipelineNote {
+    Stopping,
+    Idle,
+    /// An item another process holds open for writing: read once it is closed.
+    BeingWritten { item: PathBuf, pid: u32, by: String },
+    /// `--once` gave up on items still being written after `waited`.
+    StillBeingWritten { items: Vec<PathBuf>, waited: Duration },
+    Watching { folders: usize, waiting: usize },
+    /// A plan the pipeline never accepted, kept aside before planning again.
+    KeptAside { item: PathBuf, aside: PathBuf },
+    Archived { item: PathBuf, elapsed: Duration, dest: PathBuf },
+    PickedUp { kind: String, item: PathBuf },
+    Planning { item: PathBuf, plan: PathBuf, why: String },
+    Resuming { item: PathBuf, plan: PathBuf },
+    Replanning { item: PathBuf, plan: PathBuf },
+    Asking { item: PathBuf, design: PathBuf, plan: PathBuf },
+    AskingAgain { plan: PathBuf },
+    PlanWritten { item: PathBuf, plan: PathBuf },
+    Other { text: String },
+}
+
+/// How the run ended, in numbers: the last line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Summary {
+    pub how: Ending,
+    pub elapsed: Duration,
+    pub counts: Counts,
+    pub cost: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Ending {
+    Finished,
+    /// `--resume-from` left these many tasks pending.
+    FinishedFrom { from: String, pending: usize },
+    FinishedWithFailures,
+    SingleTask { task: TaskId, status: Option<Status> },
+    Blocked,
+    Stopped,
+    /// An error; `attempts` started before it.
+    Error { attempts: u32 },
 }
 
 /// Something that shows or stores events.
@@ -77,12 +238,17 @@ impl Reporter {
         });
     }
 
-    pub fn decision(&self, tag: &'static str, text: impl Into<String>) {
-        self.emit(EventKind::Decision { tag, text: text.into() });
+    pub fn note(&self, note: Note) {
+        self.emit(EventKind::Note(note));
     }
 
     pub fn warn(&self, text: impl Into<String>) {
         self.emit(EventKind::Warning { text: text.into() });
+    }
+
+    /// An error that ends the run, for every sink.
+    pub fn error(&self, e: &dyn crate::error::Help) {
+        self.emit(EventKind::Error { error: e.to_string(), help: e.help() });
     }
 
     pub fn finish(&self) {
@@ -92,82 +258,4 @@ impl Reporter {
             }
         });
     }
-}
-
-/// The line an event shows as in verbose output and in the run log (without the time).
-/// Safe for a terminal: agents' text reaches these lines (see
-/// [`crate::agent::stream::terminal_line`]); only
-/// baton's own multi-line texts keep their line breaks.
-pub fn verbose_text(kind: &EventKind) -> Option<String> {
-    let text = raw_verbose_text(kind)?;
-    Some(match kind {
-        EventKind::Banner { .. } | EventKind::Summary { .. } | EventKind::Warning { .. } | EventKind::Decision { .. } => {
-            crate::agent::stream::terminal_text(&text)
-        }
-        _ => crate::agent::stream::terminal_line(&text),
-    })
-}
-
-fn raw_verbose_text(kind: &EventKind) -> Option<String> {
-    Some(match kind {
-        EventKind::Banner { plan, agent, binary, tasks } => {
-            format!("[START] {plan}: {tasks}; agent {agent} at {binary}")
-        }
-        EventKind::Decision { tag, text } => format!("[{tag}] {text}"),
-        EventKind::AttemptStarted { task, name, attempt, max_attempts } => {
-            format!("[EXEC] {task} {name} — attempt {attempt}/{max_attempts}")
-        }
-        EventKind::Agent { event, agent, .. } => {
-            let line = crate::agent::stream::verbose_line(event)?;
-            match line.strip_prefix("[Claude]") {
-                Some(rest) if *agent != "Claude" => format!("[{agent}]{rest}"),
-                _ => line,
-            }
-        }
-        EventKind::AttemptEnded { task, outcome, duration, cost_usd, .. } => {
-            format!("[DONE] {task}: {outcome} in {}{}", human(*duration), cost(*cost_usd))
-        }
-        EventKind::TaskFinished { task, status, message, .. } => {
-            format!("[TASK] {task} {status}{}", if message.is_empty() { String::new() } else { format!(": {message}") })
-        }
-        EventKind::Waiting { reason, until } => format!("[WAIT] {reason} until {}", local_time(*until)),
-        EventKind::Warning { text } => format!("[WARN] {text}"),
-        EventKind::Summary { text } => format!("[SUMMARY] {text}"),
-    })
-}
-
-pub fn cost(c: Option<f64>) -> String {
-    match c {
-        Some(c) if c > 0.0 => format!(", ${c:.4}"),
-        _ => String::new(),
-    }
-}
-
-/// `2m 05s`, `41s`, `1h 02m`.
-pub fn human(d: Duration) -> String {
-    let s = d.as_secs();
-    if s >= 3600 {
-        format!("{}h {:02}m", s / 3600, (s % 3600) / 60)
-    } else if s >= 60 {
-        format!("{}m {:02}s", s / 60, s % 60)
-    } else if d.as_millis() < 10_000 && s < 10 {
-        format!("{:.1}s", d.as_secs_f64())
-    } else {
-        format!("{s}s")
-    }
-}
-
-/// [`human`] for a number of seconds read from a file (nonsense reads as 0).
-pub fn human_secs(secs: f64) -> String {
-    human(Duration::try_from_secs_f64(secs).unwrap_or_default())
-}
-
-/// `14:30:05` in the machine's time zone.
-pub fn clock(t: jiff::Timestamp) -> String {
-    t.to_zoned_datetime(jiff::tz::TimeZone::system()).strftime("%H:%M:%S").to_string()
-}
-
-/// `2026-11-25 18:30:30 EST` in the machine's time zone.
-pub fn local_time(t: jiff::Timestamp) -> String {
-    t.to_zoned_datetime(jiff::tz::TimeZone::system()).strftime("%Y-%m-%d %H:%M:%S %Z").to_string()
 }

@@ -4,5 +4,6 @@
 pub mod event;
 pub mod logs;
 pub mod out;
+pub mod render;
 pub mod status;
 pub mod terminal;

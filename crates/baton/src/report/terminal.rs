@@ -12,6 +12,7 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::event::{clock, cost, human, local_time, verbose_text, EventKind, RunEvent, Sink};
+use super::render;
 use crate::agent::stream::{terminal_line, terminal_text, StreamSummary};
 use crate::plan::{Status, TaskId};
 
@@ -26,9 +27,6 @@ struct Running {
     label: String,
     summary: StreamSummary,
 }
-
-/// Decisions worth a line even in the calm view.
-const CALM_TAGS: [&str; 10] = ["STOP", "BREAKER", "BLOCKED", "RECOVER", "PLAN", "SMOKE", "NOTIFY", "HOOK", "PIPELINE", "THROTTLE"];
 
 impl Terminal {
     pub fn new(verbose: bool) -> Terminal {
@@ -59,7 +57,7 @@ impl Sink for Terminal {
         if self.verbose {
             if let Some(text) = verbose_text(&ev.kind) {
                 let line = format!("[{}] {text}", clock(ev.time));
-                if matches!(ev.kind, EventKind::Warning { .. }) {
+                if matches!(ev.kind, EventKind::Warning { .. } | EventKind::Error { .. }) {
                     warn(&line);
                 } else {
                     self.line(&line);
@@ -68,11 +66,13 @@ impl Sink for Terminal {
             return;
         }
         match &ev.kind {
-            EventKind::Banner { plan, agent, binary, tasks } => {
+            EventKind::Banner { plan, agent, binary, counts, parallel, commit } => {
+                let tasks = render::banner_text(plan, counts, *parallel, *commit);
+                let tasks = tasks.strip_prefix(&format!("{plan}: ")).unwrap_or(&tasks);
                 self.line(&format!("baton · {plan} · {tasks}\nagent: {agent} ({binary})"));
             }
-            EventKind::Decision { tag, text } if CALM_TAGS.contains(tag) => self.line(text),
-            EventKind::Decision { .. } => {}
+            EventKind::Note(n) if render::calm(n) => self.line(&render::note_text(n)),
+            EventKind::Note(_) => {}
             EventKind::AttemptStarted { task, name, attempt, max_attempts } => {
                 let label = format!("{task} {name} · attempt {attempt}/{max_attempts}");
                 let bar = self.live.then(|| {
@@ -106,18 +106,19 @@ impl Sink for Terminal {
                     }
                 }
             }
-            EventKind::AttemptEnded { task, ok, outcome, duration, cost_usd } => {
+            EventKind::AttemptEnded { task, outcome, duration, cost_usd } => {
                 let r = self.running.remove(task);
                 let label = r.as_ref().map_or_else(|| task.to_string(), |r| r.label.clone());
                 if let Some(bar) = r.and_then(|r| r.bar) {
                     bar.finish_and_clear();
                 }
                 // A good attempt is told by its task's line; a bad one needs its own.
-                if !*ok {
-                    self.line(&format!("  ✗ {label}: {} ({}{})", terminal_line(outcome), human(*duration), cost(*cost_usd)));
+                if !outcome.ok() {
+                    self.line(&format!("  ✗ {label}: {} ({}{})", terminal_line(&render::outcome_text(outcome)), human(*duration), cost(*cost_usd)));
                 }
             }
-            EventKind::TaskFinished { task, name, status, message } => {
+            EventKind::TaskFinished { task, name, status, message, attempts } => {
+                let message = &render::finished_text(*status, message, *attempts);
                 let mark = match status {
                     Status::Completed => "✓",
                     Status::Skipped => "–",
@@ -128,10 +129,11 @@ impl Sink for Terminal {
                 self.line(&format!("{mark} {task} {name} — {status}{msg}"));
             }
             EventKind::Waiting { reason, until } => {
-                self.line(&format!("… {}; waiting until {}", terminal_line(reason), local_time(*until)));
+                self.line(&format!("… {}; waiting until {}", terminal_line(&render::wait_text(reason)), local_time(*until)));
             }
             EventKind::Warning { text } => warn(&format!("warning: {text}")),
-            EventKind::Summary { text } => self.line(text),
+            EventKind::Error { error, help } => warn(&render::error_text(error, help.as_deref())),
+            EventKind::Summary(s) => self.line(&render::summary_text(s)),
         }
     }
 
@@ -179,7 +181,12 @@ pub fn run_reporter(verbose: bool, log: &std::path::Path) -> super::event::Repor
     }
     match RunLog::create(log) {
         Ok(l) => reporter.add(Box::new(l)),
-        Err(e) => eprintln!("warning: cannot write the run log {}: {e}", log.display()),
+        Err(e) => warn(&format!("warning: cannot write the run log {}: {e}", log.display())),
     }
     reporter
+}
+
+/// The reporter for an error met before a run has a log: the terminal alone.
+pub fn error_reporter() -> super::event::Reporter {
+    super::event::Reporter::new(vec![Box::new(Terminal::new(false))])
 }

@@ -23,7 +23,7 @@ use super::verdict::Ended;
 use crate::agent::stream::{self, StreamEvent, StreamSummary};
 use crate::agent::{Agent, Systemic};
 use crate::plan::TaskId;
-use crate::report::event::{EventKind, Reporter};
+use crate::report::event::{EventKind, Note, Reporter};
 
 /// How long an ended agent gets between SIGTERM and SIGKILL.
 const TERM_GRACE: Duration = Duration::from_secs(5);
@@ -76,10 +76,13 @@ pub async fn run(spec: AttemptSpec, reporter: Reporter, mut stop: watch::Receive
         stdin: Some(prompt_file),
     };
     let mut proc = AgentProcess::spawn(&cmd, &spec.guard_exe).await?;
-    reporter.decision(
-        "EXEC",
-        format!("{} started (pid {}, group {}) in {}", spec.agent.name(), proc.agent_pid(), proc.pgid(), spec.cwd.display()),
-    );
+    reporter.note(Note::AgentStarted {
+        task: spec.task.clone(),
+        agent: spec.agent.name().to_string(),
+        pid: proc.agent_pid(),
+        group: proc.pgid(),
+        cwd: spec.cwd.clone(),
+    });
 
     let deadline = started + spec.total_timeout;
     let mut idle_deadline = started + spec.idle_timeout;
@@ -143,10 +146,10 @@ pub async fn run(spec: AttemptSpec, reporter: Reporter, mut stop: watch::Receive
                 } else {
                     Ended::IdleTimeout { seconds: spec.idle_timeout.as_secs() }
                 };
-                reporter.decision("EXEC", format!("{}: {}; ending the agent's process group", spec.task, match ended {
-                    Ended::TotalTimeout { seconds } => format!("total timeout of {seconds} s reached"),
-                    _ => format!("no output for {} s (idle timeout)", spec.idle_timeout.as_secs()),
-                }));
+                reporter.note(match ended {
+                    Ended::TotalTimeout { seconds } => Note::Deadline { task: spec.task.clone(), total: Some(seconds), idle: None },
+                    _ => Note::Deadline { task: spec.task.clone(), total: None, idle: Some(spec.idle_timeout.as_secs()) },
+                });
                 proc.begin_terminate(TERM_GRACE);
                 ending = true;
             },
@@ -159,7 +162,7 @@ pub async fn run(spec: AttemptSpec, reporter: Reporter, mut stop: watch::Receive
                         ending = true;
                         continue;
                     }
-                    reporter.decision("STOP", format!("{}: ending the agent now", spec.task));
+                    reporter.note(Note::StoppingAgent { task: spec.task.clone() });
                     ended = Ended::Interrupted;
                     proc.begin_terminate(TERM_GRACE);
                     ending = true;

@@ -81,7 +81,7 @@ pub async fn caught_up(rx: &watch::Receiver<Stop>) {
 }
 
 /// Watches signals and the stop file; the level only rises.
-pub fn watch(stop_file: PathBuf) -> std::io::Result<watch::Receiver<Stop>> {
+pub fn watch(stop_file: PathBuf, reporter: crate::report::event::Reporter) -> std::io::Result<watch::Receiver<Stop>> {
     count_signals()?;
     BASE_INTERRUPTS.store(INTERRUPTS.load(Ordering::SeqCst), Ordering::SeqCst);
     BASE_TERMINATIONS.store(TERMINATIONS.load(Ordering::SeqCst), Ordering::SeqCst);
@@ -106,11 +106,7 @@ pub fn watch(stop_file: PathBuf) -> std::io::Result<watch::Receiver<Stop>> {
                 _ = int.recv() => {
                     // tokio may hand over two quick Ctrl+C as one; the count tells them apart.
                     let level = if *tx.borrow() == Stop::Running { signalled().max(Stop::Graceful) } else { Stop::Now };
-                    if level == Stop::Graceful {
-                        eprintln!("\nstopping gracefully: no new task starts; running tasks finish (Ctrl+C again to end them now)");
-                    } else {
-                        eprintln!("\nstopping now: ending running agents; their tasks go back to pending");
-                    }
+                    reporter.note(crate::report::event::Note::Interrupted { now: level != Stop::Graceful });
                     raise(level);
                 }
                 _ = term.recv() => raise(Stop::Now),
@@ -133,23 +129,17 @@ pub fn watch(stop_file: PathBuf) -> std::io::Result<watch::Receiver<Stop>> {
 
 /// Clears a stop file left from before (a stop request is for the run that was going then),
 /// then watches. A failure is told to the person and becomes exit 2.
-pub fn watch_fresh(stop_file: PathBuf, reporter: &crate::report::event::Reporter) -> Result<watch::Receiver<Stop>, crate::exit::Exit> {
+pub fn watch_fresh(stop_file: PathBuf, reporter: &crate::report::event::Reporter) -> Result<watch::Receiver<Stop>, crate::error::Error> {
     if stop_file.exists() {
         let _ = std::fs::remove_file(&stop_file);
-        reporter.decision("CLEANUP", format!("removed a stale stop file {}", stop_file.display()));
+        reporter.note(crate::report::event::Note::StaleStopFileRemoved { path: stop_file.clone() });
     }
-    watch(stop_file).map_err(|e| {
-        eprintln!("error: cannot watch for Ctrl+C: {e}");
-        crate::exit::Exit::InvalidInput
-    })
+    watch(stop_file, reporter.clone()).map_err(|e| crate::error::Error::Setup(format!("cannot watch for Ctrl+C: {e}")))
 }
 
 /// baton's own binary, which runs the guard of every agent. A failure is told and becomes exit 2.
-pub fn guard_exe() -> Result<PathBuf, crate::exit::Exit> {
-    std::env::current_exe().map_err(|e| {
-        eprintln!("error: cannot find baton's own binary (needed to guard agent processes): {e}");
-        crate::exit::Exit::InvalidInput
-    })
+pub fn guard_exe() -> Result<PathBuf, crate::error::Error> {
+    std::env::current_exe().map_err(|e| crate::error::Error::Setup(format!("cannot find baton's own binary (needed to guard agent processes): {e}")))
 }
 
 /// Sleeps until `until`, or returns early when a stop is requested. Returns true when woken

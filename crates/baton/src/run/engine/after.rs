@@ -7,56 +7,54 @@ use super::dispatch::Engine;
 use crate::after::hooks::{self, HookOutcome};
 use crate::after::notify::{self, Notice, RunEnding};
 use crate::after::smoke::{self, SmokeOutcome, SmokeSpec};
+use crate::error::Error;
 use crate::exit::Exit;
 use crate::plan::Status;
+use crate::report::event::Note;
 use crate::report::status::Counts;
 
 impl Engine {
-    /// Runs `[run] before_command`; false when it failed (the run then starts nothing).
-    pub(super) async fn before_hook(&mut self) -> bool {
-        let Some(cmd) = self.config.run.before_command.clone() else { return true };
-        self.reporter.decision("HOOK", format!("before_command: {cmd}"));
+    /// Runs `[run] before_command`; an error when it failed (the run then starts nothing).
+    pub(super) async fn before_hook(&mut self) -> Result<(), Error> {
+        let Some(cmd) = self.config.run.before_command.clone() else { return Ok(()) };
+        self.reporter.note(Note::HookStarted { which: "before_command", command: cmd.clone() });
         let reporter = self.reporter.clone();
         let outcome = hooks::run_hook(
             "before_command",
             &cmd,
             &self.root,
             Duration::from_secs_f64(self.config.run.hook_timeout_seconds),
-            &mut |line| reporter.decision("HOOK", line.to_string()),
+            &mut |line| reporter.note(Note::HookOutput { line: line.to_string() }),
         )
         .await;
         if outcome.is_ok() {
-            return true;
+            return Ok(());
         }
-        eprintln!(
-            "error: {}; no task was started\n  help: fix `[run] before_command` in baton.toml, or remove it",
-            outcome.describe("before_command")
-        );
-        false
+        Err(Error::BeforeHook(outcome.describe("before_command")))
     }
 
     /// After the last task: `after_command` (however the run ended), the smoke tests (only when
     /// every task completed), then the notification. Returns the final exit code.
     pub(super) async fn after_run(&mut self, exit: Exit) -> Exit {
         if let Some(cmd) = self.config.run.after_command.clone() {
-            self.reporter.decision("HOOK", format!("after_command: {cmd}"));
+            self.reporter.note(Note::HookStarted { which: "after_command", command: cmd.clone() });
             let reporter = self.reporter.clone();
             let outcome = hooks::run_hook(
                 "after_command",
                 &cmd,
                 &self.root,
                 Duration::from_secs_f64(self.config.run.hook_timeout_seconds),
-                &mut |line| reporter.decision("HOOK", line.to_string()),
+                &mut |line| reporter.note(Note::HookOutput { line: line.to_string() }),
             )
             .await;
             if !outcome.is_ok() {
                 self.reporter.warn(outcome.describe("after_command"));
             } else if let HookOutcome::Ok { .. } = outcome {
-                self.reporter.decision("HOOK", outcome.describe("after_command"));
+                self.reporter.note(Note::HookEnded { text: outcome.describe("after_command") });
             }
         }
 
-        let partial = match (&self.single, &self.opts.resume_from) {
+        let partial = match (self.state.single(), &self.opts.resume_from) {
             (Some(id), _) => Some(format!("--single-task ran {id}")),
             (None, Some(from)) => Some(format!("--resume-from {from} left earlier tasks out")),
             (None, None) => None,
@@ -66,13 +64,13 @@ impl Engine {
             if c.pending + c.in_progress > 0 {
                 // Part of the plan ran and the rest waits: smoke tests and a notice about the
                 // plan would say it ended.
-                self.reporter.decision("NOTIFY", format!("{what}; the plan is not finished ({} pending), so no smoke tests and no notification", c.pending + c.in_progress));
+                self.reporter.note(Note::PartialRun { what, unfinished: c.pending + c.in_progress });
                 return exit;
             }
         }
         let mut exit = exit;
         let mut smoke_result: Option<SmokeOutcome> = None;
-        if exit == Exit::Completed && !self.opts.skip_smoke && self.single.is_none() {
+        if exit == Exit::Completed && !self.opts.skip_smoke && self.state.single().is_none() {
             let spec = SmokeSpec {
                 command: self.file.plan().meta.smoke_command.clone().or_else(|| self.config.smoke.command.clone()),
                 timeout: Duration::from_secs_f64(self.config.smoke.timeout_seconds),
@@ -80,8 +78,8 @@ impl Engine {
                 log_path: self.records.dir().join("smoke.log"),
             };
             let reporter = self.reporter.clone();
-            let outcome = smoke::run_smoke(&spec, &mut |line| reporter.decision("SMOKE", line.to_string())).await;
-            self.reporter.decision("SMOKE", outcome.describe());
+            let outcome = smoke::run_smoke(&spec, &mut |line| reporter.note(Note::SmokeOutput { line: line.to_string() })).await;
+            self.reporter.note(Note::SmokeEnded { text: outcome.describe() });
             if outcome.is_failure() {
                 exit = Exit::SmokeFailed;
             }
@@ -124,7 +122,7 @@ impl Engine {
         notice.notification_email = plan.meta.notification_email.clone();
         let notice = notice.with_summary();
         for line in notice.console_lines() {
-            self.reporter.decision("NOTIFY", line);
+            self.reporter.note(Note::Notice { line });
         }
         let webhook = self.config.notify.webhook.clone();
         let command = self.config.notify.command.clone();

@@ -1,11 +1,17 @@
-//! The dispatcher of `baton run` (`dispatch`), its parallel side (`parallel`), the working
-//! tree of a sequential run (`workspace`), and what runs around the plan (`after`: hooks, smoke
-//! tests, notifications).
+//! `baton run`'s engine: `setup` (everything before the first task), `state` (the run as
+//! data: phase, breaker, back-offs, pauses, what may start, what an end means — pure),
+//! `dispatch` (the loop between the state, the attempts and the effects), `record` (the
+//! plan edits), `workspace` (where tasks run: the folder, in place, or worktrees), `after`
+//! (hooks, smoke tests, the notification) and `dry_run`.
 
 mod after;
 mod dispatch;
-mod parallel;
+mod dry_run;
+mod record;
+mod setup;
+mod state;
 mod workspace;
 
-pub use dispatch::{run, run_plan, RunOptions};
+pub use setup::{run, run_plan, RunOptions};
 pub use workspace::DirtyTree;
+pub(crate) use workspace::refusal;

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::Config;
 use crate::git::{self, GitError};
 use crate::plan::TaskId;
-use crate::report::event::Reporter;
+use crate::report::event::{Note, Reporter};
 
 /// What to do when the working tree has uncommitted changes as the run starts.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -37,7 +37,7 @@ pub enum DirtyTree {
 
 /// baton's own files in a checkout: never the user's change, never a task's work.
 #[derive(Debug, Clone)]
-pub(super) struct OwnFiles {
+pub(in crate::run::engine) struct OwnFiles {
     plan: PathBuf,
     folders: Vec<PathBuf>,
     files: Vec<PathBuf>,
@@ -45,7 +45,7 @@ pub(super) struct OwnFiles {
 
 impl OwnFiles {
     /// `plan` relative to the root; the rest from the configuration and baton's fixed layout.
-    pub(super) fn new(plan: &Path, config: &Config) -> OwnFiles {
+    pub(in crate::run::engine) fn new(plan: &Path, config: &Config) -> OwnFiles {
         let p = &config.paths;
         OwnFiles {
             plan: plan.to_path_buf(),
@@ -64,7 +64,7 @@ impl OwnFiles {
         }
     }
 
-    pub(super) fn contains(&self, rel: &Path) -> bool {
+    pub(in crate::run::engine) fn contains(&self, rel: &Path) -> bool {
         if rel == self.plan || self.files.iter().any(|f| f == rel) || self.folders.iter().any(|d| rel.starts_with(d)) {
             return true;
         }
@@ -97,12 +97,12 @@ fn tree_state(root: &Path) -> Result<BTreeMap<PathBuf, bool>, GitError> {
 }
 
 /// Paths with uncommitted changes, baton's own files left out.
-pub(super) fn uncommitted(root: &Path, own: &OwnFiles) -> Result<BTreeSet<PathBuf>, GitError> {
+pub(in crate::run::engine) fn uncommitted(root: &Path, own: &OwnFiles) -> Result<BTreeSet<PathBuf>, GitError> {
     Ok(tree_state(root)?.into_keys().filter(|p| !own.contains(p)).collect())
 }
 
 /// The message for a refused start.
-pub(super) fn refusal(paths: &BTreeSet<PathBuf>) -> String {
+pub(crate) fn refusal(paths: &BTreeSet<PathBuf>) -> String {
     const SHOWN: usize = 10;
     let mut list: Vec<String> = paths.iter().take(SHOWN).map(|p| format!("  {}", p.display())).collect();
     if paths.len() > SHOWN {
@@ -117,7 +117,7 @@ pub(super) fn refusal(paths: &BTreeSet<PathBuf>) -> String {
 }
 
 /// Why the run must not start.
-pub(super) enum NotStarted {
+pub(in crate::run::engine) enum NotStarted {
     Dirty(BTreeSet<PathBuf>),
     Git(GitError),
 }
@@ -148,7 +148,7 @@ struct Journal {
     before: Vec<(Vec<u8>, Option<u64>)>,
 }
 
-pub(super) struct Workspace {
+pub(in crate::run::engine) struct Workspace {
     root: PathBuf,
     own: OwnFiles,
     /// Paths the user had changed before the run (`--allow-dirty`); baton never commits them.
@@ -166,7 +166,7 @@ impl Workspace {
     /// At the start of a sequential run in git: commits what a crashed run's task left, then
     /// looks at the tree. `plan` is the plan file (absolute), `journal` where the task in
     /// progress is noted.
-    pub(super) fn open(
+    pub(in crate::run::engine) fn open(
         root: &Path,
         plan: &Path,
         config: &Config,
@@ -223,7 +223,7 @@ impl Workspace {
 
     /// A task starts: what changes from now on is its own. Changes another task left (an
     /// attempt cut short, then a different task picked) are committed as that task's first.
-    pub(super) fn task_started(&mut self, id: &TaskId, name: &str, reporter: &Reporter) {
+    pub(in crate::run::engine) fn task_started(&mut self, id: &TaskId, name: &str, reporter: &Reporter) {
         if self.current.as_ref().is_some_and(|c| c.task != *id) {
             self.settle(reporter, "another task starts");
         }
@@ -277,7 +277,7 @@ impl Workspace {
     /// The task reached its end (completed, failed, skipped): its changes and the plan are
     /// committed together as `message`, and anything the agent did with the user's changes is
     /// told.
-    pub(super) fn commit_task(&mut self, id: &TaskId, message: &str, reporter: &Reporter) -> Result<(), GitError> {
+    pub(in crate::run::engine) fn commit_task(&mut self, id: &TaskId, message: &str, reporter: &Reporter) -> Result<(), GitError> {
         let head = self.current.as_ref().filter(|c| c.task == *id).and_then(|c| c.head.clone());
         let state = tree_state(&self.root)?;
         let left = self.task_changes(&state);
@@ -297,7 +297,7 @@ impl Workspace {
                 if left.len() == 1 { "it" } else { "them" },
             ));
         } else if !paths.is_empty() {
-            reporter.decision("GIT", format!("committed the plan: {message}"));
+            reporter.note(Note::Committed { message: message.to_string(), plan: true });
         }
         self.tell_about_user_changes(id, head.as_deref(), reporter);
         self.done(&state, &left);
@@ -307,7 +307,7 @@ impl Workspace {
     /// At the end of the run (or before another task starts): a task whose attempt was cut
     /// short left changes; they are committed as its partial work, so that the tree is as the
     /// user left it and the task's retry starts from them.
-    pub(super) fn settle(&mut self, reporter: &Reporter, why: &str) {
+    pub(in crate::run::engine) fn settle(&mut self, reporter: &Reporter, why: &str) {
         let Some(c) = self.current.clone() else { return };
         let state = match tree_state(&self.root) {
             Ok(s) => s,
@@ -337,10 +337,7 @@ impl Workspace {
                 reporter.warn(format!("cannot commit the work {} left (it stays in the working tree): {e}", c.task));
                 return;
             }
-            reporter.decision(
-                "RECOVER",
-                format!("{} left {} uncommitted file{} ({}); committed as `{message}`", c.task, left.len(), if left.len() == 1 { "" } else { "s" }, listed(&left)),
-            );
+            reporter.note(Note::PartialWorkCommitted { task: c.task.clone(), files: left.iter().cloned().collect(), message });
         }
         self.tell_about_user_changes(&c.task, c.head.as_deref(), reporter);
         self.done(&state, &left);

@@ -1,43 +1,84 @@
-//! The parallel side of the dispatcher: each task's git worktree, landing its work in the main
-//! checkout with copy-back, the round commit, and the coordination files its agent uses.
+//! Tasks in worktrees (`--parallel`): each task's git worktree, landing its work in the main
+//! checkout with copy-back (journaled), the round commit, and the coordination files its agent
+//! uses. Worktrees are pooled: one whose work has all landed is reset to the new base for the
+//! next task instead of being removed and added again.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use super::dispatch::Engine;
+use super::{commit_plan, NotLanded, Workplace};
+use crate::config::Config;
+use crate::error::Error;
 use crate::git;
-use crate::plan::{Task, TaskId};
+use crate::plan::{PlanFile, Task, TaskId};
+use crate::report::event::{Note, Reporter};
+use crate::run::record::Records;
 
 /// Paths that belong to the coordination protocol, never copied back from a worktree.
 pub(super) const COORDINATION: [&str; 3] = [".claude/plans/", ".claude/subagent-status/", ".claude/agent-claims.json"];
 
-/// Why a finished task's work did not land.
-pub(super) enum NotLanded {
-    /// Main moved under it: the task fails, its branch is kept.
-    Conflict(String),
-    /// It would overwrite the user's uncommitted change, or its journaled landing could not be
-    /// completed: the run stops, the task waits.
-    Protected(String),
+/// The worktrees of a parallel run.
+pub(in crate::run::engine) struct Worktrees {
+    root: PathBuf,
+    /// The plan file (absolute), and relative to the root.
+    plan: PathBuf,
+    plan_rel: PathBuf,
+    worktrees_dir: PathBuf,
+    status_file: PathBuf,
+    guard_exe: PathBuf,
+    records: Records,
+    reporter: Reporter,
+    /// Each task's worktree, kept across its retries until its work lands.
+    worktrees: HashMap<TaskId, git::worktree::Worktree>,
+    /// Tasks landed since the last round commit, and the files they wrote.
+    landed: Vec<(TaskId, Vec<PathBuf>)>,
+    /// Files the user had changed in the main checkout before the run.
+    protected: HashSet<PathBuf>,
+    /// The agent ids this run gave out (its claims and heartbeats are its own).
+    agents: HashSet<String>,
 }
 
-/// Where a task's agent works, what its prompt adds, and the environment that names it.
-pub(super) struct Workplace {
-    pub cwd: PathBuf,
-    pub prompt_extra: String,
-    pub env: Vec<(OsString, OsString)>,
-}
+impl Worktrees {
+    pub(super) fn new(root: &Path, plan: &Path, config: &Config, records: Records, reporter: Reporter, guard_exe: PathBuf) -> Worktrees {
+        let plan_rel = plan.strip_prefix(root).map(Path::to_path_buf).unwrap_or_else(|_| plan.to_path_buf());
+        Worktrees {
+            root: root.to_path_buf(),
+            plan: plan.to_path_buf(),
+            plan_rel,
+            worktrees_dir: config.paths.worktrees_dir.clone(),
+            status_file: config.paths.status_file.clone(),
+            guard_exe,
+            records,
+            reporter,
+            worktrees: HashMap::new(),
+            landed: Vec::new(),
+            protected: HashSet::new(),
+            agents: HashSet::new(),
+        }
+    }
 
-impl Engine {
     /// The plan's path relative to the repository root.
     fn plan_rel(&self) -> PathBuf {
-        let abs = std::path::absolute(self.file.path()).unwrap_or_else(|_| self.file.path().to_path_buf());
-        abs.strip_prefix(&self.root).map(Path::to_path_buf).unwrap_or(abs)
+        self.plan_rel.clone()
     }
 
     fn plan_stem(&self) -> String {
-        self.opts.plan.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "plan".into())
+        self.plan.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "plan".into())
+    }
+
+    pub(super) fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub(super) fn reporter(&self) -> &Reporter {
+        &self.reporter
+    }
+
+    /// The user's uncommitted changes (a parallel run protects them).
+    pub(super) fn protected(&self) -> &HashSet<PathBuf> {
+        &self.protected
     }
 
     /// The id of a task's agent; unique per plan and task, and a valid file name.
@@ -82,7 +123,7 @@ impl Engine {
     /// is finished is recorded completed (its attempt record says how it ended), and its
     /// worktree goes once everything in it is in main. Returns the journaled paths, which are
     /// baton's, never the user's changes.
-    fn finish_interrupted_landings(&mut self) -> HashSet<PathBuf> {
+    fn finish_interrupted_landings(&mut self, file: &mut PlanFile) -> HashSet<PathBuf> {
         let entries = self.read_journal();
         let mut ours = HashSet::new();
         if entries.is_empty() {
@@ -115,7 +156,7 @@ impl Engine {
         let message = format!("plan: land task{} {} (finished after an interrupted run)", if ids.len() == 1 { "" } else { "s" }, ids.join(", "));
         match git::commit_paths(&self.root, &files, &message) {
             Ok(_) => {
-                self.reporter.decision("RECOVER", format!("finished and committed the landing of {} an interrupted run had begun ({} file(s))", ids.join(", "), files.len()));
+                self.reporter.note(Note::LandingFinished { tasks: ids.iter().map(|s| s.to_string()).collect(), files: files.len() });
                 if let Err(e) = self.write_journal(&[]) {
                     self.reporter.warn(format!("cannot remove the landing journal: {e}"));
                 }
@@ -127,7 +168,7 @@ impl Engine {
         }
         for (e, landed) in entries.iter().zip(&finished) {
             if landed.len() == e.intents.len() {
-                self.complete_from_record(&e.task);
+                self.complete_from_record(file, &e.task);
             }
             let wt = e.worktree();
             let skip = self.landing_skip();
@@ -140,14 +181,16 @@ impl Engine {
                 }
             }
         }
-        self.commit("baton: plan state after an interrupted landing");
+        if let Err(e) = commit_plan(&self.root, file, "baton: plan state after an interrupted landing", &self.reporter) {
+            self.reporter.warn(e.to_string());
+        }
         ours
     }
 
     /// A task whose landing an interrupted run finished: completed as its last attempt record
     /// says, when the plan still shows it unfinished.
-    fn complete_from_record(&mut self, task: &str) {
-        let Some(t) = self.file.plan().task(task) else { return };
+    fn complete_from_record(&mut self, file: &mut PlanFile, task: &str) {
+        let Some(t) = file.plan().task(task) else { return };
         if t.status.is_final() {
             return;
         }
@@ -159,16 +202,16 @@ impl Engine {
         };
         let Some(attempt) = rec.attempt else { return };
         let r = (|| {
-            self.file.set_attempts(task, attempt)?;
-            self.file.set_status(task, status)?;
+            file.set_attempts(task, attempt)?;
+            file.set_status(task, status)?;
             if !rec.message.is_empty() {
-                self.file.set_text(task, crate::plan::TaskField::ResultMessage, &rec.message)?;
+                file.set_text(task, crate::plan::TaskField::ResultMessage, &rec.message)?;
             }
-            self.file.set_text(task, crate::plan::TaskField::CompletedAt, &rec.ended_at)?;
-            self.file.save().map(|_| ())
+            file.set_text(task, crate::plan::TaskField::CompletedAt, &rec.ended_at)?;
+            file.save().map(|_| ())
         })();
         match r {
-            Ok(()) => self.reporter.decision("RECOVER", format!("{task}: its work had landed before the interruption; recorded {status}")),
+            Ok(()) => self.reporter.note(Note::LandedBeforeInterruption { task: task.into(), status }),
             Err(e) => self.reporter.warn(e.render()),
         }
     }
@@ -184,10 +227,10 @@ impl Engine {
     /// Before the first round: work landed by a crashed run is committed, stale worktrees and
     /// branches are reported, and the files the user has changed in the main checkout are noted
     /// (never overwritten).
-    pub(super) fn prepare_parallel(&mut self) -> Result<(), String> {
-        let journaled = self.finish_interrupted_landings();
+    pub(super) fn prepare(&mut self, file: &mut PlanFile) -> Result<(), Error> {
+        let journaled = self.finish_interrupted_landings(file);
         let status = git::git_bytes(&self.root, &["status", "--porcelain=v1", "-z", "--untracked-files=all"], &[], None)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| Error::TreeState(crate::exit::render_chain(&e)))?;
         let plan_rel = self.plan_rel();
         // Bytes, not text: a file name need not be UTF-8, and must be protected all the same.
         let mut fields = status.split(|b| *b == 0).filter(|e| !e.is_empty());
@@ -210,14 +253,9 @@ impl Engine {
             }
         }
         if !self.protected.is_empty() {
-            let mut list: Vec<String> = self.protected.iter().map(|p| p.display().to_string()).collect();
-            list.sort();
-            let more = if list.len() > 5 { ", …" } else { "" };
-            list.truncate(5);
-            self.reporter.decision(
-                "WORKTREE",
-                format!("your uncommitted changes are protected: a task that would overwrite them stops the run ({}{more})", list.join(", ")),
-            );
+            let mut paths: Vec<PathBuf> = self.protected.iter().cloned().collect();
+            paths.sort();
+            self.reporter.note(Note::UserChangesProtected { paths });
         }
         if let Err(e) = git::exclude_locally(
             &self.root,
@@ -229,7 +267,7 @@ impl Engine {
         // What an interrupted run left for tasks completed since (a worktree or branch whose
         // removal a kill cut short): unlanded work is rescued, then the task's rescued branches
         // go like those of any completed task.
-        let done: Vec<crate::plan::TaskId> = self.file.plan().tasks().filter(|t| t.status == crate::plan::Status::Completed).map(|t| t.id.clone()).collect();
+        let done: Vec<crate::plan::TaskId> = file.plan().tasks().filter(|t| t.status == crate::plan::Status::Completed).map(|t| t.id.clone()).collect();
         let skip = self.landing_skip();
         let skip: Vec<&str> = skip.iter().map(String::as_str).collect();
         for id in &done {
@@ -237,7 +275,7 @@ impl Engine {
             match git::worktree::clear_leftover(&self.root, &dir, &branch, &skip) {
                 Ok(rescued) => {
                     for r in rescued {
-                        self.reporter.decision("CLEANUP", format!("{id}: {r}"));
+                        self.reporter.note(Note::Cleared { task: Some(id.clone()), what: r.to_string() });
                     }
                 }
                 Err(e) => self.reporter.warn(format!("{id}: cannot clear what an earlier run left in {}: {e}", dir.display())),
@@ -250,7 +288,10 @@ impl Engine {
         match git::worktree::list_stale(&self.root, "parallel/") {
             Ok(stale) => {
                 for s in stale {
-                    self.reporter.decision("CLEANUP", format!("found {s} from an earlier run; it is replaced (or its unlanded work rescued) when its task runs"));
+                    self.reporter.note(Note::Cleared {
+                        task: None,
+                        what: format!("found {s} from an earlier run; it is replaced (or its unlanded work rescued) when its task runs"),
+                    });
                 }
             }
             Err(e) => self.reporter.warn(format!("cannot list stale worktrees: {e}")),
@@ -261,33 +302,38 @@ impl Engine {
     /// Where a task's worktree goes, and its branch.
     fn worktree_place(&self, id: &TaskId) -> (PathBuf, String) {
         let name = git::worktree::ref_component(&format!("{}-{}", self.plan_stem(), id));
-        let dir = self.root.join(&self.config.paths.worktrees_dir).join(&name);
+        let dir = self.root.join(&self.worktrees_dir).join(&name);
         (dir, format!("{}{name}", git::worktree::BRANCH_PREFIX))
     }
 
     /// The task's worktree (made fresh, or kept from its previous attempt), the coordination
     /// text for its prompt, and the environment that names it.
-    pub(super) fn worktree_for(&mut self, task: &Task) -> Result<Workplace, String> {
+    pub(super) fn workplace_for(&mut self, task: &Task, file: &mut PlanFile) -> Result<Workplace, Error> {
         let id = &task.id;
         if !self.worktrees.contains_key(id) {
             // A new worktree forks from HEAD: what has landed must be in HEAD first, or a task
             // that depends on it would not see it.
-            self.commit_round();
+            self.commit_round(file)?;
             let (dir, branch) = self.worktree_place(id);
             let skip = self.landing_skip();
             let skip: Vec<&str> = skip.iter().map(String::as_str).collect();
-            let made = git::worktree::create(&self.root, &dir, &branch, &self.config.paths.status_file, &skip)
-                .map_err(|e| format!("{id}: cannot create its worktree: {e}"))?;
+            let made = git::worktree::create(&self.root, &dir, &branch, &self.status_file, &skip)
+                .map_err(|e| Error::Worktree(format!("{id}: cannot create its worktree: {e}")))?;
             for r in &made.rescued {
-                self.reporter.decision("CLEANUP", r.to_string());
+                self.reporter.note(Note::Cleared { task: None, what: r.to_string() });
             }
-            self.reporter.decision("WORKTREE", format!("{id}: worktree {} on {} from {}", made.worktree.path.display(), made.worktree.branch, short(&made.worktree.fork)));
-            self.give_plan_to(id, &made.worktree);
+            self.reporter.note(Note::WorktreeReady {
+                task: id.clone(),
+                path: made.worktree.path.clone(),
+                branch: made.worktree.branch.clone(),
+                fork: made.worktree.fork.clone(),
+                reused: false,
+            });
+            self.give_plan_to(file, id, &made.worktree);
             self.worktrees.insert(id.clone(), made.worktree);
         }
         let wt = &self.worktrees[id];
-        let siblings: Vec<String> = self
-            .file
+        let siblings: Vec<String> = file
             .plan()
             .tasks()
             .filter(|t| t.id != *id && t.parallel_group.is_some() && t.parallel_group == task.parallel_group && !t.status.is_final())
@@ -311,7 +357,8 @@ impl Engine {
             (OsString::from("BATON_TASK_ID"), OsString::from(id.as_str())),
             (OsString::from(crate::coord::claims::ENV_RUN_ID), OsString::from(crate::coord::claims::run_id())),
         ];
-        Ok(Workplace { cwd, prompt_extra: format!("\n{extra}"), env })
+        let heartbeat = Some(self.root.join(crate::coord::heartbeat::STATUS_DIR).join(format!("{agent}.json")));
+        Ok(Workplace { cwd, prompt_extra: format!("\n{extra}"), env, heartbeat })
     }
 
     /// Where the plan as a task's worktree got it is kept: the base of merging its edits.
@@ -322,12 +369,12 @@ impl Engine {
     /// The worktree gets the plan as main has it now — committed or not, with this run's
     /// states — at the same relative path, and a copy is kept as the base for merging the
     /// agent's edits of it.
-    fn give_plan_to(&self, id: &TaskId, wt: &git::worktree::Worktree) {
+    fn give_plan_to(&self, file: &PlanFile, id: &TaskId, wt: &git::worktree::Worktree) {
         let rel = self.plan_rel();
         if rel.is_absolute() {
             return;
         }
-        let text = self.file.text().as_bytes();
+        let text = file.text().as_bytes();
         let copy = wt.path.join(&rel);
         let base = self.plan_at_fork(id);
         let r = [&copy, &base].into_iter().try_for_each(|f| {
@@ -344,25 +391,25 @@ impl Engine {
     /// Whatever the agent changed in its worktree's plan goes into the main plan, announced
     /// with `plan_modified` or not (as in a sequential run): a three-way merge against the plan
     /// it was given, re-validated; if that does not merge cleanly, the tasks it added.
-    fn take_worktree_plan(&mut self, id: &TaskId, wt: &git::worktree::Worktree) {
+    fn take_worktree_plan(&mut self, file: &mut PlanFile, id: &TaskId, wt: &git::worktree::Worktree) {
         let rel = self.plan_rel();
         let Ok(theirs) = std::fs::read_to_string(wt.path.join(&rel)) else { return };
         let base = std::fs::read_to_string(self.plan_at_fork(id)).ok();
         if base.as_deref() == Some(theirs.as_str()) {
             return;
         }
-        let ours = self.file.text().to_string();
+        let ours = file.text().to_string();
         if let Some(base) = &base {
             match git::copyback::merge_three(&self.root, &rel, base.as_bytes(), ours.as_bytes(), theirs.as_bytes()) {
                 Ok(Some(merged)) if merged == ours.as_bytes() => return,
                 Ok(Some(merged)) if crate::plan::parse_plan(&String::from_utf8_lossy(&merged)).is_ok() => {
-                    let r = crate::plan::write_atomic(self.file.path(), &merged).map_err(|e| e.to_string())
-                        .and_then(|()| self.file.reload().map_err(|e| e.render()));
+                    let r = crate::plan::write_atomic(file.path(), &merged).map_err(|e| e.to_string())
+                        .and_then(|()| file.reload().map_err(|e| e.render()));
                     match r {
                         Ok(()) => {
-                            self.reporter.decision("PLAN", format!("{id}: merged the agent's edits of the plan into the main plan"));
+                            self.reporter.note(Note::PlanMerged { task: id.clone() });
                             // Owned fields the edit changed were put back in memory: on disk too.
-                            if let Err(e) = self.save() {
+                            if let Err(e) = crate::run::engine::record::save(file, &self.reporter) {
                                 self.reporter.warn(e.render_in_run());
                             }
                             let _ = std::fs::write(self.plan_at_fork(id), &theirs);
@@ -370,7 +417,7 @@ impl Engine {
                         }
                         Err(e) => {
                             // The main plan goes back to what baton holds.
-                            let _ = crate::plan::write_atomic(self.file.path(), ours.as_bytes());
+                            let _ = crate::plan::write_atomic(file.path(), ours.as_bytes());
                             self.reporter.warn(format!("{id}: the agent's plan edits could not be taken: {e}"));
                         }
                     }
@@ -378,15 +425,14 @@ impl Engine {
                 _ => {}
             }
         }
-        match self.file.merge_added_tasks(&theirs) {
+        match file.merge_added_tasks(&theirs) {
             Ok(added) if added.is_empty() => self.reporter.warn(format!(
                 "{id}: the agent's edits of the plan do not merge with the main plan and are not taken; its copy is {}",
                 wt.path.join(&rel).display()
             )),
             Ok(added) => {
-                let ids: Vec<String> = added.iter().map(|t| t.to_string()).collect();
-                self.reporter.decision("PLAN", format!("{id}: the agent added task(s) {}; merged into the main plan", ids.join(", ")));
-                if let Err(e) = self.file.save() {
+                self.reporter.note(Note::TasksAdded { task: id.clone(), added });
+                if let Err(e) = file.save() {
                     self.reporter.warn(e.render());
                 }
             }
@@ -397,12 +443,12 @@ impl Engine {
     /// Brings a finished task's work from its worktree into the main checkout: checked and
     /// decided first, journaled (synced), then copied. Its worktree and branch go only once
     /// everything that differs in it from its fork is in main.
-    pub(super) fn land(&mut self, id: &TaskId) -> Result<(), NotLanded> {
+    pub(super) fn land(&mut self, file: &mut PlanFile, id: &TaskId) -> Result<(), NotLanded> {
         let Some(wt) = self.worktrees.get(id).cloned() else { return Ok(()) };
         let agent = self.agent_id(id);
         let _ = crate::coord::heartbeat::finish(&self.root, &agent, crate::coord::heartbeat::AgentState::Completed);
         let _ = crate::coord::claims::release(&self.root, &agent, None);
-        self.take_worktree_plan(id, &wt);
+        self.take_worktree_plan(file, id, &wt);
         let skip = self.landing_skip();
         let skip: Vec<&str> = skip.iter().map(String::as_str).collect();
         let landing = git::copyback::prepare(&self.root, &wt, &skip, &self.protected).and_then(|prepared| {
@@ -424,15 +470,15 @@ impl Engine {
             Err(e) if self.read_journal().iter().any(|j| j.task == id.as_str()) => {
                 // Journaled, then cut short (disk full…): not the task's fault, and half of it
                 // may be in main. The next start finishes it from the journal.
-                return Err(NotLanded::Protected(format!(
-                    "its landing could not be completed ({e}); the next run finishes it from the landing journal"
-                )));
+                return Err(NotLanded::Protected(Error::Protected {
+                    what: format!("{id}: its landing could not be completed ({e}); the run stops"),
+                    help: "run again once the cause is fixed: the next run finishes the landing from the landing journal".into(),
+                }));
             }
             Err(e) => return Err(self.not_landed(id, &wt, e)),
         };
         let rel: Vec<PathBuf> = landing.paths().cloned().collect();
-        let merged = if landing.merged.is_empty() { String::new() } else { format!(" ({} merged three-way)", landing.merged.len()) };
-        self.reporter.decision("WORKTREE", format!("{id}: landed {} file(s){merged}", rel.len()));
+        self.reporter.note(Note::Landed { task: id.clone(), files: rel.len(), merged: landing.merged.len() });
         self.landed.push((id.clone(), rel.iter().map(|p| self.root.join(p)).collect()));
         let merged: HashSet<PathBuf> = landing.merged.iter().cloned().collect();
         match git::copyback::unlanded(&self.root, &wt, &skip, &merged) {
@@ -467,7 +513,7 @@ impl Engine {
             git::copyback::CopyBackError::Conflict { paths } => {
                 let list: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
                 let hint = git::copyback::recovery_hint(&self.root, wt);
-                self.reporter.decision("WORKTREE", format!("{id}: merge conflict in {}; main is untouched. {hint}", list.join(", ")));
+                self.reporter.note(Note::MergeConflict { task: id.clone(), paths: paths.clone(), hint });
                 NotLanded::Conflict(format!(
                     "merge conflict in {}; its work is kept on branch {} ({})",
                     list.join(", "),
@@ -475,15 +521,14 @@ impl Engine {
                     wt.path.display()
                 ))
             }
-            git::copyback::CopyBackError::ProtectedFile { path } => {
-                eprintln!(
-                    "error: {id} changed {}, which has your uncommitted changes in the main checkout; baton will not overwrite them.\n  help: commit or stash your change, then run again: the task goes back to pending without spending an attempt, and the work it did is kept on a branch (now {}, {})",
-                    path.display(),
+            git::copyback::CopyBackError::ProtectedFile { path } => NotLanded::Protected(Error::Protected {
+                what: format!("{id} changed {}, which has your uncommitted changes in the main checkout; baton will not overwrite them", path.display()),
+                help: format!(
+                    "commit or stash your change, then run again: the task goes back to pending without spending an attempt, and the work it did is kept on a branch (now {}, {})",
                     wt.branch,
                     wt.path.display()
-                );
-                NotLanded::Protected(format!("would overwrite your uncommitted change in {}", path.display()))
-            }
+                ),
+            }),
             e => NotLanded::Conflict(format!("could not land its work: {e}; it is kept on branch {} ({})", wt.branch, wt.path.display())),
         }
     }
@@ -498,12 +543,7 @@ impl Engine {
         match git::worktree::prune_rescued(&self.root, &names, &skip) {
             Ok(gone) => {
                 for p in gone {
-                    let why = if p.landed {
-                        "everything on it has landed".to_string()
-                    } else {
-                        format!("an interrupted attempt's work, replaced by the attempt that completed the task (it was {}; `git branch {} {}` brings it back until git's garbage collection)", p.tip, p.branch, p.tip)
-                    };
-                    self.reporter.decision("CLEANUP", format!("deleted {}: {why}", p.branch));
+                    self.reporter.note(Note::RescuedBranchDeleted { branch: p.branch, tip: p.tip, landed: p.landed });
                 }
             }
             Err(e) => self.reporter.warn(format!("cannot check the rescued branches: {e}")),
@@ -513,24 +553,24 @@ impl Engine {
     /// Claims older than an hour, held by this run's agents that no longer run, or made under
     /// a run that has ended (a crash leaves its claims behind) are dropped before new agents
     /// start. Claims of another running run's agents are left alone.
-    pub(super) fn remove_stale_claims(&self) {
+    pub(super) fn remove_stale_claims<'a>(&self, running: impl Iterator<Item = &'a TaskId>) {
         crate::coord::heartbeat::remove_dead_temps(&self.root);
         let ended = |c: &crate::coord::Claim| c.run.as_deref().is_some_and(crate::coord::claims::run_has_ended);
         match crate::coord::claims::remove_orphaned(&self.root, &ended) {
             Ok(removed) => {
                 for c in removed {
-                    self.reporter.decision("CLEANUP", format!("removed the claim of {} on {}: the run it belonged to has ended", c.agent_id, c.path));
+                    self.reporter.note(Note::ClaimRemoved { agent: c.agent_id, path: c.path, run_ended: true });
                 }
             }
             Err(e) => self.reporter.warn(format!("cannot clean the claims file: {e}")),
         }
-        let live: HashSet<String> = self.running.keys().map(|id| self.agent_id(id)).collect();
+        let live: HashSet<String> = running.map(|id| self.agent_id(id)).collect();
         let ours = &self.agents;
         let is_live = |a: &str| live.contains(a) || !ours.contains(a);
         match crate::coord::claims::remove_stale(&self.root, jiff::Timestamp::now(), crate::coord::claims::DEFAULT_MAX_AGE, &is_live) {
             Ok(removed) => {
                 for c in removed {
-                    self.reporter.decision("CLEANUP", format!("removed the stale claim of {} on {}", c.agent_id, c.path));
+                    self.reporter.note(Note::ClaimRemoved { agent: c.agent_id, path: c.path, run_ended: false });
                 }
             }
             Err(e) => self.reporter.warn(format!("cannot clean the claims file: {e}")),
@@ -547,34 +587,39 @@ impl Engine {
     }
 
     /// One commit for the files landed since the last one, then the plan-state commit.
-    pub(super) fn commit_round(&mut self) {
+    pub(super) fn commit_round(&mut self, file: &mut PlanFile) -> Result<(), Error> {
         if self.landed.is_empty() {
-            return;
+            return Ok(());
         }
         let landed = std::mem::take(&mut self.landed);
         let ids: Vec<String> = landed.iter().map(|(id, _)| id.to_string()).collect();
         let files: Vec<PathBuf> = landed.into_iter().flat_map(|(_, f)| f).collect();
-        let mut committed = true;
         if !files.is_empty() {
             let message = format!("plan: land task{} {}", if ids.len() == 1 { "" } else { "s" }, ids.join(", "));
             match git::commit_paths(&self.root, &files, &message) {
-                Ok(git::Committed::Yes) => self.reporter.decision("GIT", format!("committed: {message}")),
+                Ok(git::Committed::Yes) => self.reporter.note(Note::Committed { message, plan: false }),
                 Ok(git::Committed::NothingToCommit) => {}
                 Err(e) => {
-                    committed = false;
-                    self.commit_failed(format!("could not commit the landed files of {}: {e}", ids.join(", ")));
+                    // The plan state is still committed: it says which tasks are done.
+                    let _ = commit_plan(&self.root, file, &format!("baton: plan state after {}", ids.join(", ")), &self.reporter);
+                    return Err(Error::Commit(format!("could not commit the landed files of {}: {e}", ids.join(", "))));
                 }
             }
         }
-        if committed {
-            let mut entries = self.read_journal();
-            entries.retain(|e| !ids.contains(&e.task));
-            if let Err(e) = self.write_journal(&entries) {
-                self.reporter.warn(format!("cannot update the landing journal: {e}"));
-            }
-            self.prune_rescued(&ids);
+        let mut entries = self.read_journal();
+        entries.retain(|e| !ids.contains(&e.task));
+        if let Err(e) = self.write_journal(&entries) {
+            self.reporter.warn(format!("cannot update the landing journal: {e}"));
         }
-        self.commit(&format!("baton: plan state after {}", ids.join(", ")));
+        self.prune_rescued(&ids);
+        commit_plan(&self.root, file, &format!("baton: plan state after {}", ids.join(", ")), &self.reporter)
+    }
+
+    /// A task failed for good: its worktree stays, and says where.
+    pub(super) fn failed(&self, id: &TaskId) {
+        if let Some(wt) = self.worktrees.get(id) {
+            self.reporter.note(Note::WorkKept { task: id.clone(), path: wt.path.clone(), branch: wt.branch.clone() });
+        }
     }
 }
 
@@ -587,10 +632,6 @@ fn unique_name(s: &str) -> String {
     }
     let hash = s.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
     format!("{}-{:08x}", clean.trim_start_matches('.'), hash as u32)
-}
-
-fn short(commit: &str) -> &str {
-    commit.get(..10).unwrap_or(commit)
 }
 
 /// One task's landing in the journal (see `Engine::journal`).

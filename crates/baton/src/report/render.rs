@@ -1,0 +1,387 @@
+//! How events read: the words of every event, for the terminal's calm and verbose views and the
+//! run log. The engine says what happened; this module alone says it in English.
+
+use std::time::Duration;
+
+use super::event::{AttemptOutcome, Ending, EventKind, Note, PipelineNote, Summary, WaitReason};
+use crate::plan::Status;
+
+/// The tag of a note in verbose output and the run log (`[PLAN] …`).
+pub fn tag(note: &Note) -> &'static str {
+    match note {
+        Note::Resuming { .. } | Note::NextTask { .. } | Note::SingleTaskDone => "FIND",
+        Note::StopRequested { .. } | Note::StoppingAgent { .. } | Note::Interrupted { .. } => "STOP",
+        Note::AgentStarted { .. } | Note::Deadline { .. } => "EXEC",
+        Note::Recovered { .. } | Note::PartialWorkCommitted { .. } | Note::LandingFinished { .. } | Note::LandedBeforeInterruption { .. } => {
+            "RECOVER"
+        }
+        Note::BreakerHalfOpen | Note::BreakerOpened { .. } => "BREAKER",
+        Note::Blocked { .. } => "BLOCKED",
+        Note::PlanReloaded | Note::PlanRebased | Note::PlanMerged { .. } | Note::TasksAdded { .. } | Note::TaskGone { .. } => "PLAN",
+        Note::Committed { .. } => "GIT",
+        Note::StatusFileRemoved { .. }
+        | Note::StaleStopFileRemoved { .. }
+        | Note::ClaimRemoved { .. }
+        | Note::Cleared { .. }
+        | Note::RescuedBranchDeleted { .. } => "CLEANUP",
+        Note::WorktreeReady { .. } | Note::Landed { .. } | Note::WorkKept { .. } | Note::MergeConflict { .. } | Note::UserChangesProtected { .. } => {
+            "WORKTREE"
+        }
+        Note::Held { .. } => "PARALLEL",
+        Note::Throttling { .. } => "THROTTLE",
+        Note::HookStarted { .. } | Note::HookOutput { .. } | Note::HookEnded { .. } => "HOOK",
+        Note::SmokeOutput { .. } | Note::SmokeEnded { .. } => "SMOKE",
+        Note::Notice { .. } | Note::PartialRun { .. } => "NOTIFY",
+        Note::Pipeline(PipelineNote::Stopping) => "STOP",
+        Note::Pipeline(_) => "PIPELINE",
+    }
+}
+
+/// Whether the calm view shows the note (the verbose view and the run log show them all).
+pub fn calm(note: &Note) -> bool {
+    matches!(tag(note), "STOP" | "BREAKER" | "BLOCKED" | "RECOVER" | "PLAN" | "SMOKE" | "NOTIFY" | "HOOK" | "PIPELINE" | "THROTTLE")
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+fn paths(p: &[std::path::PathBuf]) -> String {
+    p.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+}
+
+/// The text of a note.
+pub fn note_text(note: &Note) -> String {
+    match note {
+        Note::Resuming { from } => format!("resuming from {from}"),
+        Note::NextTask { task, name, section, deps } => {
+            let deps = if deps.is_empty() {
+                String::new()
+            } else {
+                format!(" (dependencies {} completed)", deps.iter().map(|d| d.as_str()).collect::<Vec<_>>().join(", "))
+            };
+            format!("next task: {task} {name} (section {section}){deps}")
+        }
+        Note::SingleTaskDone => "--single-task: one task done, stopping".into(),
+        Note::StopRequested { running: 0 } => "stop requested: no new task starts".into(),
+        Note::StopRequested { running } => format!("stop requested: no new task starts; waiting for {running} running"),
+        Note::Interrupted { now: false } => {
+            "stopping gracefully: no new task starts; running tasks finish (Ctrl+C again to end them now)".into()
+        }
+        Note::Interrupted { now: true } => "stopping now: ending running agents; their tasks go back to pending".into(),
+        Note::StoppingAgent { task } => format!("{task}: ending the agent now"),
+        Note::AgentStarted { agent, pid, group, cwd, .. } => format!("{agent} started (pid {pid}, group {group}) in {}", cwd.display()),
+        Note::Deadline { task, total: Some(s), .. } => format!("{task}: total timeout of {s} s reached; ending the agent's process group"),
+        Note::Deadline { task, idle, .. } => {
+            format!("{task}: no output for {} s (idle timeout); ending the agent's process group", idle.unwrap_or(0))
+        }
+        Note::Recovered { task } => {
+            format!("{task} was left in progress by an interrupted run; back to pending (its attempt is not counted)")
+        }
+        Note::PartialWorkCommitted { task, files, message } => {
+            let more = if files.len() > 5 { format!(", … {} in all", files.len()) } else { String::new() };
+            format!(
+                "{task} left {} uncommitted file{} ({}{more}); committed as `{message}`",
+                files.len(),
+                if files.len() == 1 { "" } else { "s" },
+                paths(&files[..files.len().min(5)])
+            )
+        }
+        Note::LandingFinished { tasks, files } => {
+            format!("finished and committed the landing of {} an interrupted run had begun ({files} file(s))", tasks.join(", "))
+        }
+        Note::LandedBeforeInterruption { task, status } => format!("{task}: its work had landed before the interruption; recorded {status}"),
+        Note::BreakerHalfOpen => "circuit breaker half-open: letting one attempt through".into(),
+        Note::BreakerOpened { failures, cool_down } => format!(
+            "circuit breaker open: {} consecutive failure{}, retrying in {} — no task starts until the cool-down ends",
+            failures,
+            if *failures == 1 { "" } else { "s" },
+            crate::policy::breaker::human_duration(*cool_down)
+        ),
+        Note::Blocked { tasks } => {
+            let lines: Vec<String> = tasks.iter().map(|(id, why)| format!("  {id}: {why}")).collect();
+            format!("blocked: {} can never run:\n{}", plural(tasks.len(), "task", "tasks"), lines.join("\n"))
+        }
+        Note::PlanReloaded => "the agent changed the plan; reloaded and re-validated it".into(),
+        Note::PlanRebased => "the plan was edited on disk; baton's changes were applied on top of the edit".into(),
+        Note::PlanMerged { task } => format!("{task}: merged the agent's edits of the plan into the main plan"),
+        Note::TasksAdded { task, added } => format!(
+            "{task}: the agent added task(s) {}; merged into the main plan",
+            added.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", ")
+        ),
+        Note::TaskGone { task } => format!("{task} is no longer in the plan (the agent replaced it); moving on"),
+        Note::Committed { message, plan: true } => format!("committed the plan: {message}"),
+        Note::Committed { message, plan: false } => format!("committed: {message}"),
+        Note::StatusFileRemoved { path } => format!("removed the previous status file {}", path.display()),
+        Note::StaleStopFileRemoved { path } => format!("removed a stale stop file {}", path.display()),
+        Note::ClaimRemoved { agent, path, run_ended: true } => {
+            format!("removed the claim of {agent} on {path}: the run it belonged to has ended")
+        }
+        Note::ClaimRemoved { agent, path, run_ended: false } => format!("removed the stale claim of {agent} on {path}"),
+        Note::Cleared { task: Some(t), what } => format!("{t}: {what}"),
+        Note::Cleared { task: None, what } => what.clone(),
+        Note::RescuedBranchDeleted { branch, landed: true, .. } => format!("deleted {branch}: everything on it has landed"),
+        Note::RescuedBranchDeleted { branch, tip, landed: false } => format!(
+            "deleted {branch}: an interrupted attempt's work, replaced by the attempt that completed the task (it was {tip}; `git branch {branch} {tip}` brings it back until git's garbage collection)"
+        ),
+        Note::WorktreeReady { task, path, branch, fork, reused } => format!(
+            "{task}: worktree {} on {branch} from {}{}",
+            path.display(),
+            fork.get(..10).unwrap_or(fork),
+            if *reused { " (reused)" } else { "" }
+        ),
+        Note::Landed { task, files, merged: 0 } => format!("{task}: landed {files} file(s)"),
+        Note::Landed { task, files, merged } => format!("{task}: landed {files} file(s) ({merged} merged three-way)"),
+        Note::WorkKept { task, path, branch } => format!("{task}: its work is kept in {} (branch {branch})", path.display()),
+        Note::MergeConflict { task, paths: p, hint } => format!("{task}: merge conflict in {}; main is untouched. {hint}", paths(p)),
+        Note::UserChangesProtected { paths: p } => {
+            let more = if p.len() > 5 { ", …" } else { "" };
+            format!(
+                "your uncommitted changes are protected: a task that would overwrite them stops the run ({}{more})",
+                paths(&p[..p.len().min(5)])
+            )
+        }
+        Note::Held { task, why } => format!("{task} waits: {why}"),
+        Note::Throttling { limit } => format!("throttled: starting at most {limit} agent(s) at once until runs succeed again"),
+        Note::HookStarted { which, command } => format!("{which}: {command}"),
+        Note::HookOutput { line } | Note::SmokeOutput { line } | Note::Notice { line } => line.clone(),
+        Note::HookEnded { text } | Note::SmokeEnded { text } => text.clone(),
+        Note::PartialRun { what, unfinished } => {
+            format!("{what}; the plan is not finished ({unfinished} pending), so no smoke tests and no notification")
+        }
+        Note::Pipeline(p) => pipeline_text(p),
+    }
+}
+
+fn pipeline_text(p: &PipelineNote) -> String {
+    match p {
+        PipelineNote::Stopping => "stop requested: the pipeline ends".into(),
+        PipelineNote::Idle => "nothing to do: no backlog item is waiting".into(),
+        PipelineNote::BeingWritten { item, pid, by } => {
+            format!("{} is open for writing (pid {pid}, {by}); reading it once it is closed", item.display())
+        }
+        PipelineNote::Other { text } => text.clone(),
+        PipelineNote::StillBeingWritten { items, waited } => {
+            format!("nothing to do: still being written after {}: {}", human(*waited), paths(items))
+        }
+        PipelineNote::Watching { folders, waiting } => {
+            format!("watching {folders} folders, {waiting} item{} waiting", if *waiting == 1 { "" } else { "s" })
+        }
+        PipelineNote::KeptAside { item, aside } => {
+            format!("{}: its plan was never accepted; kept it as {} and planning again", item.display(), aside.display())
+        }
+        PipelineNote::Archived { item, elapsed, dest } => {
+            format!("{}: done in {}; archived to {}", item.display(), human(*elapsed), dest.display())
+        }
+        PipelineNote::PickedUp { kind, item } => format!("{kind} {}: picked up", item.display()),
+        PipelineNote::Planning { item, plan, why } => format!("{}: {why}; planning it as {}", item.display(), plan.display()),
+        PipelineNote::Resuming { item, plan } => format!("{}: resuming its plan {}", item.display(), plan.display()),
+        PipelineNote::Replanning { item, plan } => format!("{}: its plan {} is gone; planning it again", item.display(), plan.display()),
+        PipelineNote::Asking { item, design, plan } => {
+            format!("{}: asking the agent for {} and {}", item.display(), design.display(), plan.display())
+        }
+        PipelineNote::AskingAgain { plan } => format!("asking the agent once more, with the errors, to fix {}", plan.display()),
+        PipelineNote::PlanWritten { item, plan } => format!("{}: plan {} written and valid", item.display(), plan.display()),
+    }
+}
+
+/// How an attempt's end reads after the task id.
+pub fn outcome_text(o: &AttemptOutcome) -> String {
+    match o {
+        AttemptOutcome::Reported { status, from_file: true } => format!("{status} (status file)"),
+        AttemptOutcome::Reported { status, from_file: false } => format!("{status} (status in the final answer)"),
+        AttemptOutcome::Failed { message } => format!("failed: {}", super::status::cut(message, 120)),
+        AttemptOutcome::Limited => "usage limit reached (not counted as an attempt)".into(),
+        AttemptOutcome::Throttled => "the API is throttling requests (not counted as an attempt)".into(),
+        AttemptOutcome::Systemic { message } => message.clone(),
+        AttemptOutcome::Interrupted => "ended by stop (not counted as an attempt)".into(),
+        AttemptOutcome::Planned { written: true } => "plan written".into(),
+        AttemptOutcome::Planned { written: false } => "no plan".into(),
+    }
+}
+
+pub fn wait_text(r: &WaitReason) -> String {
+    match r {
+        WaitReason::Retry { task, attempt, max } => format!("{task} failed (attempt {attempt}/{max}); retrying"),
+        WaitReason::Breaker { failures, remaining } => format!(
+            "circuit breaker open: {} consecutive failure{}, retrying in {}",
+            failures,
+            if *failures == 1 { "" } else { "s" },
+            crate::policy::breaker::human_duration(*remaining)
+        ),
+        WaitReason::UsageLimit { message, reset, known: true, .. } => {
+            let zone = reset.as_deref().map(|r| format!(" ({r})")).unwrap_or_default();
+            format!("usage limit: {message}; no task starts until the reset{zone}")
+        }
+        WaitReason::UsageLimit { message, wait, .. } => {
+            format!("usage limit: {message}; the reset time could not be read, so baton waits {}", human(*wait))
+        }
+        WaitReason::Throttling { message } => format!("server-side throttling ({}); backing off", super::status::cut(message, 100)),
+        WaitReason::Planning { limit: true, message } => format!("usage limit while planning: {message}; retrying after the reset"),
+        WaitReason::Planning { limit: false, message } => format!("server-side throttling while planning ({message}); backing off"),
+    }
+}
+
+/// The task's line when it reaches a final state.
+pub fn finished_text(status: Status, message: &str, attempts: Option<u32>) -> String {
+    match (status, attempts) {
+        (Status::Failed, Some(n)) => format!("failed after {n} attempt{}: {message}", if n == 1 { "" } else { "s" }),
+        _ => message.to_string(),
+    }
+}
+
+pub fn summary_text(s: &Summary) -> String {
+    let how = match &s.how {
+        Ending::Finished => "finished".to_string(),
+        Ending::FinishedFrom { from, pending } => {
+            format!("finished from {from} (--resume-from); {pending} task(s) left out are still pending")
+        }
+        Ending::FinishedWithFailures => "finished with failures".into(),
+        Ending::SingleTask { task, status } => format!(
+            "--single-task: {task} {}",
+            status.map_or_else(|| "replaced by the agent".to_string(), |s| s.to_string())
+        ),
+        Ending::Blocked => "blocked".into(),
+        Ending::Stopped => "stopped".into(),
+        Ending::Error { attempts: 0 } => "stopped on an error before any task ran".into(),
+        Ending::Error { attempts: n } => format!("stopped on an error after {n} attempt{}", if *n == 1 { "" } else { "s" }),
+    };
+    format!("{how} in {}: {} · agent cost ${:.4}", human(s.elapsed), s.counts.sentence(), s.cost)
+}
+
+pub fn banner_text(plan: &str, counts: &super::status::Counts, parallel: Option<usize>, commit: bool) -> String {
+    let mut mode = parallel.map(|j| format!(" · parallel, up to {j} at once")).unwrap_or_default();
+    if !commit {
+        mode.push_str(" · no git: nothing is committed (baton.toml [run] commit = false)");
+    }
+    format!("{plan}: {}{mode}", counts.sentence())
+}
+
+pub fn error_text(error: &str, help: Option<&str>) -> String {
+    struct Shown<'a>(&'a str, Option<&'a str>);
+    impl std::fmt::Display for Shown<'_> {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+    impl crate::error::Help for Shown<'_> {
+        fn help(&self) -> Option<String> {
+            self.1.map(str::to_string)
+        }
+    }
+    crate::error::render(&Shown(error, help))
+}
+
+/// The line an event shows as in verbose output and in the run log (without the time).
+/// Safe for a terminal: agents' text reaches these lines (see
+/// [`crate::agent::stream::terminal_line`]); only baton's own multi-line texts keep their line
+/// breaks.
+pub fn verbose_text(kind: &EventKind) -> Option<String> {
+    let text = raw_verbose_text(kind)?;
+    Some(match kind {
+        EventKind::Banner { .. } | EventKind::Summary { .. } | EventKind::Warning { .. } | EventKind::Note(_) | EventKind::Error { .. } => {
+            crate::agent::stream::terminal_text(&text)
+        }
+        _ => crate::agent::stream::terminal_line(&text),
+    })
+}
+
+fn raw_verbose_text(kind: &EventKind) -> Option<String> {
+    Some(match kind {
+        EventKind::Banner { plan, agent, binary, counts, parallel, commit } => {
+            format!("[START] {}; agent {agent} at {binary}", banner_text(plan, counts, *parallel, *commit))
+        }
+        EventKind::Note(n) => format!("[{}] {}", tag(n), note_text(n)),
+        EventKind::AttemptStarted { task, name, attempt, max_attempts } => {
+            format!("[EXEC] {task} {name} — attempt {attempt}/{max_attempts}")
+        }
+        EventKind::Agent { event, agent, .. } => {
+            let line = crate::agent::stream::verbose_line(event)?;
+            match line.strip_prefix("[Claude]") {
+                Some(rest) if *agent != "Claude" => format!("[{agent}]{rest}"),
+                _ => line,
+            }
+        }
+        EventKind::AttemptEnded { task, outcome, duration, cost_usd } => {
+            format!("[DONE] {task}: {} in {}{}", outcome_text(outcome), human(*duration), cost(*cost_usd))
+        }
+        EventKind::TaskFinished { task, status, message, attempts, .. } => {
+            let m = finished_text(*status, message, *attempts);
+            format!("[TASK] {task} {status}{}", if m.is_empty() { String::new() } else { format!(": {m}") })
+        }
+        EventKind::Waiting { reason, until } => format!("[WAIT] {} until {}", wait_text(reason), local_time(*until)),
+        EventKind::Warning { text } => format!("[WARN] {text}"),
+        EventKind::Error { error, help } => format!("[ERROR] {}", error_text(error, help.as_deref())),
+        EventKind::Summary(s) => format!("[SUMMARY] {}", summary_text(s)),
+    })
+}
+
+pub fn cost(c: Option<f64>) -> String {
+    match c {
+        Some(c) if c > 0.0 => format!(", ${c:.4}"),
+        _ => String::new(),
+    }
+}
+
+/// `2m 05s`, `41s`, `1h 02m`.
+pub fn human(d: Duration) -> String {
+    let s = d.as_secs();
+    if s >= 3600 {
+        format!("{}h {:02}m", s / 3600, (s % 3600) / 60)
+    } else if s >= 60 {
+        format!("{}m {:02}s", s / 60, s % 60)
+    } else if d.as_millis() < 10_000 && s < 10 {
+        format!("{:.1}s", d.as_secs_f64())
+    } else {
+        format!("{s}s")
+    }
+}
+
+/// [`human`] for a number of seconds read from a file (nonsense reads as 0).
+pub fn human_secs(secs: f64) -> String {
+    human(Duration::try_from_secs_f64(secs).unwrap_or_default())
+}
+
+/// `14:30:05` in the machine's time zone.
+pub fn clock(t: jiff::Timestamp) -> String {
+    t.to_zoned_datetime(jiff::tz::TimeZone::system()).strftime("%H:%M:%S").to_string()
+}
+
+/// `2026-11-25 18:30:30 EST` in the machine's time zone.
+pub fn local_time(t: jiff::Timestamp) -> String {
+    t.to_zoned_datetime(jiff::tz::TimeZone::system()).strftime("%Y-%m-%d %H:%M:%S %Z").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notes_read_as_they_always_have() {
+        assert_eq!(
+            note_text(&Note::Recovered { task: "1.2".into() }),
+            "1.2 was left in progress by an interrupted run; back to pending (its attempt is not counted)"
+        );
+        assert_eq!(
+            note_text(&Note::PartialWorkCommitted { task: "1.1".into(), files: vec!["one.txt".into()], message: "baton: 1.1 partial work".into() }),
+            "1.1 left 1 uncommitted file (one.txt); committed as `baton: 1.1 partial work`"
+        );
+        assert_eq!(note_text(&Note::Landed { task: "1".into(), files: 1, merged: 0 }), "1: landed 1 file(s)");
+        assert_eq!(tag(&Note::Held { task: "c".into(), why: "x".into() }), "PARALLEL");
+        assert!(!calm(&Note::Committed { message: "m".into(), plan: true }));
+        assert!(calm(&Note::BreakerHalfOpen));
+    }
+
+    #[test]
+    fn an_error_reads_with_its_help() {
+        assert_eq!(error_text("boom", Some("do this\nNothing changed.")), "error: boom\n  help: do this\nNothing changed.");
+        assert_eq!(error_text("error: already", None), "error: already");
+    }
+
+    #[test]
+    fn waits_and_outcomes_read_plainly() {
+        assert_eq!(wait_text(&WaitReason::Retry { task: "1.1".into(), attempt: 1, max: 3 }), "1.1 failed (attempt 1/3); retrying");
+        assert_eq!(outcome_text(&AttemptOutcome::Limited), "usage limit reached (not counted as an attempt)");
+        assert_eq!(finished_text(Status::Failed, "red", Some(2)), "failed after 2 attempts: red");
+    }
+}

@@ -1,0 +1,111 @@
+//! `--dry-run`: what would run, in order, assuming each task completes, and how the run would
+//! end; nothing is started or changed.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use super::state::{left_out, never_runnable};
+use super::workspace::{uncommitted, DirtyTree, OwnFiles};
+use super::RunOptions;
+use crate::agent::Agent;
+use crate::config::Config;
+use crate::error::Error;
+use crate::exit::Exit;
+use crate::plan::graph;
+use crate::plan::{PlanFile, Status, TaskId};
+use crate::report::event::Note;
+use crate::root::GitUse;
+use crate::run::schedule;
+
+/// Where a dry run would work, for what the real run would refuse.
+pub(super) struct DryGit<'a> {
+    pub root: &'a Path,
+    pub own: &'a OwnFiles,
+    pub git_use: GitUse,
+}
+
+/// `--dry-run`: what would run, in order, assuming each task completes, and how the run would
+/// end (its exit code is the dry run's); nothing changes.
+pub(super) fn dry_run(file: &PlanFile, opts: &RunOptions, config: &Config, agent: &dyn Agent, jobs: usize, git: &DryGit<'_>) -> Result<Exit, Error> {
+    if git.git_use == GitUse::Commit && opts.dirty == DirtyTree::Refuse {
+        match uncommitted(git.root, git.own) {
+            Ok(paths) if !paths.is_empty() => return Err(Error::Dirty(paths)),
+            Ok(_) => {}
+            Err(e) => crate::outln!("warning: cannot read the working tree's state: {}", crate::exit::render_chain(&e)),
+        }
+    }
+    let mut plan = file.plan().clone();
+    crate::outln!("dry run of {} — nothing will be started or changed", opts.plan.display());
+    crate::outln!("agent: {} ({})", agent.name(), agent.binary().description);
+    if git.git_use == GitUse::Off {
+        crate::outln!("no git: nothing would be committed (baton.toml [run] commit = false)");
+    }
+    let exclude: HashSet<TaskId> = left_out(&plan, opts.resume_from.as_deref());
+    for s in &mut plan.sections {
+        for t in &mut s.tasks {
+            if t.status == Status::InProgress {
+                t.status = Status::Pending;
+            }
+        }
+    }
+    let mut n = 0;
+    let mut round = 0;
+    loop {
+        let (picks, held) = if opts.parallel {
+            schedule::pick(&plan, &[], jobs, &exclude)
+        } else {
+            (graph::next_ready(&plan, &exclude).map(|t| vec![t.id.clone()]).unwrap_or_default(), Vec::new())
+        };
+        if picks.is_empty() {
+            break;
+        }
+        round += 1;
+        if opts.parallel {
+            crate::outln!("round {round}: {}", picks.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(" + "));
+        }
+        let mut picks = picks;
+        if opts.single_task {
+            picks.truncate(1);
+        }
+        for id in &picks {
+            n += 1;
+            let Some(t) = plan.task(id.as_str()) else { continue };
+            let max = plan.max_attempts(t, config.run.max_attempts);
+            crate::outln!("{n:>3}. {} {} (attempt {}/{max})", id, t.name, t.attempts + 1);
+        }
+        if opts.parallel {
+            for h in held.iter().filter(|h| !h.why.contains("waits for group")) {
+                crate::outln!("       not beside them: {} — {}", h.id, h.why);
+            }
+        }
+        for s in &mut plan.sections {
+            for t in &mut s.tasks {
+                if picks.contains(&t.id) {
+                    t.status = Status::Completed;
+                }
+            }
+        }
+        if opts.single_task {
+            crate::outln!("then the run stops (--single-task); exit 0 if the task completes");
+            return Ok(Exit::Completed);
+        }
+    }
+    let blocked = never_runnable(&plan, &exclude);
+    let failed: Vec<String> = plan.tasks().filter(|t| t.status == Status::Failed).map(|t| t.id.to_string()).collect();
+    if n == 0 {
+        crate::outln!("nothing to run");
+    }
+    if !blocked.is_empty() {
+        crate::outln!("{}", crate::report::render::note_text(&Note::Blocked { tasks: blocked }));
+        crate::outln!("the run would end blocked (exit 3)");
+        return Ok(Exit::Blocked);
+    }
+    if !failed.is_empty() {
+        crate::outln!("the run would end with failed tasks (exit 1): {} failed before and stays failed", failed.join(", "));
+        return Ok(Exit::TaskFailed);
+    }
+    if n == 0 {
+        crate::outln!("every task is completed or skipped (exit 0)");
+    }
+    Ok(Exit::Completed)
+}

@@ -1,0 +1,198 @@
+//! Everything before the first task: configuration, the plan, the agent, git or not, the
+//! locks, the workspace, the stop watcher — any problem is an [`Error`] and nothing is touched
+//! — then the dispatcher, the hooks around it, and the exit code.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::dispatch::Engine;
+use super::record;
+use super::state::{left_out, Policies, RunState};
+use super::workspace::{DirtyTree, OwnFiles, Place, Workspace};
+use crate::config::Config;
+use crate::error::Error;
+use crate::exit::Exit;
+use crate::plan::PlanFile;
+use crate::policy::backoff::{RetryBackoff, ThrottleBackoff};
+use crate::policy::breaker::CircuitBreaker;
+use crate::report::event::{EventKind, Reporter};
+use crate::report::status::Counts;
+use crate::report::terminal::run_reporter;
+use crate::root::GitUse;
+use crate::run::lock::{CheckoutLock, PlanLock};
+use crate::run::record::{self as records, Records};
+use crate::run::stop::{self, Stop};
+
+/// Wall-clock "now" for usage-limit reset times. Tests pin it with `BATON_FAKE_NOW` (a zoned
+/// date-time such as `2026-11-25T17:59:58-05:00[America/Toronto]`); time then flows on from
+/// there at the real rate, so waits are computed against the pinned instant.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Clock {
+    offset: jiff::SignedDuration,
+}
+
+impl Clock {
+    fn from_env() -> Result<Clock, Error> {
+        let offset = match std::env::var("BATON_FAKE_NOW") {
+            Ok(s) if !s.is_empty() => {
+                let pinned: jiff::ZonedDateTime =
+                    s.parse().map_err(|e| Error::Setup(format!("BATON_FAKE_NOW={s:?} is not a zoned date-time: {e}")))?;
+                pinned.timestamp().duration_since(jiff::Timestamp::now())
+            }
+            _ => jiff::SignedDuration::ZERO,
+        };
+        Ok(Clock { offset })
+    }
+
+    pub(super) fn now(&self) -> jiff::Timestamp {
+        jiff::Timestamp::now() + self.offset
+    }
+
+    pub(super) fn zoned(&self) -> jiff::ZonedDateTime {
+        self.now().to_zoned_datetime(jiff::tz::TimeZone::system())
+    }
+}
+
+/// What the command line asked for.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    pub plan: PathBuf,
+    pub dry_run: bool,
+    pub resume_from: Option<String>,
+    pub single_task: bool,
+    pub verbose: bool,
+    pub parallel: bool,
+    pub jobs: Option<usize>,
+    pub skip_smoke: bool,
+    /// Uncommitted changes at the start: refused (`baton run`), or kept out of every commit
+    /// (`--allow-dirty`; the default, which the pipeline uses).
+    pub dirty: DirtyTree,
+    /// The caller (the pipeline daemon) holds the checkout's lock for this run already.
+    pub checkout_held: bool,
+}
+
+/// Runs a plan to its end and says how it ended.
+pub fn run(opts: RunOptions) -> Exit {
+    crate::exit::block_on(run_plan(opts, None))
+}
+
+/// Runs one plan inside a runtime. `stop` is the caller's stop signal (the pipeline daemon
+/// drives plans in-process under its own); without one, this run clears a stale stop file and
+/// watches signals and the stop file itself. An error before the run log exists goes to the
+/// terminal; after, to every sink.
+pub async fn run_plan(opts: RunOptions, stop: Option<watch::Receiver<Stop>>) -> Exit {
+    let mut early = None;
+    match start(opts, stop, &mut early).await {
+        Ok(exit) => exit,
+        Err(e) => {
+            let reporter = early.unwrap_or_else(crate::report::terminal::error_reporter);
+            reporter.error(&e);
+            reporter.finish();
+            e.exit()
+        }
+    }
+}
+
+/// The run's set-up, the run, and what comes after it. `reporter` is set once the run log is.
+async fn start(opts: RunOptions, stop: Option<watch::Receiver<Stop>>, reporter_out: &mut Option<Reporter>) -> Result<Exit, Error> {
+    let root = crate::root::root_for_plan(&opts.plan);
+    let config = Config::load(&root)?;
+    let mut file = PlanFile::load(&opts.plan)?;
+    if let Some(id) = &opts.resume_from {
+        if file.plan().task(id).is_none() {
+            return Err(Error::NoSuchTask { id: id.clone(), plan: opts.plan.clone() });
+        }
+    }
+    let agent = crate::agent::for_config(&config, &root, opts.dry_run).map_err(Error::Agent)?;
+    let jobs = if opts.parallel { opts.jobs.unwrap_or(config.run.jobs).max(1) } else { 1 };
+    // Decided before anything is written: a refusal leaves the folder as it was.
+    let git_use = crate::root::git_use(&root, &config).map_err(|e| Error::GitUse { error: e.to_string(), help: e.help() })?;
+    if opts.parallel && git_use == GitUse::Off {
+        return Err(Error::ParallelNeedsGit);
+    }
+    let plan_abs = std::path::absolute(&opts.plan).unwrap_or_else(|_| opts.plan.clone());
+    let own = OwnFiles::new(plan_abs.strip_prefix(&root).unwrap_or(&plan_abs), &config);
+    if opts.dry_run {
+        return super::dry_run::dry_run(&file, &opts, &config, agent.as_ref(), jobs, &super::dry_run::DryGit { root: &root, own: &own, git_use });
+    }
+
+    let logs_dir = root.join(&config.paths.logs_dir);
+    if config.paths.logs_dir.starts_with(".baton") {
+        records::ignore_logs_root(&root.join(".baton"));
+    }
+    let _lock = PlanLock::acquire(&logs_dir.join("locks"), &opts.plan).map_err(|e| Error::PlanLocked(e.to_string()))?;
+    // Two plans in one checkout would share its status file and working tree, and each one's
+    // commits could take the other's work.
+    records::ignore_logs_root(&root.join(".baton"));
+    let _checkout = match opts.checkout_held {
+        true => None,
+        false => Some(CheckoutLock::acquire(&root, &opts.plan).map_err(|e| Error::CheckoutLocked(e.to_string()))?),
+    };
+    // Holding the lock, no other baton can be saving this plan: a temp file is a crash's.
+    crate::plan::remove_stale_temps(&opts.plan);
+    let records = Records::new(&logs_dir, &opts.plan);
+    records.remove_stale_temps();
+    let reporter = run_reporter(opts.verbose, &records.dir().join("run.log"));
+    *reporter_out = Some(reporter.clone());
+    let guard_exe = stop::guard_exe()?;
+    let clock = Clock::from_env()?;
+    let place = Place { root: &root, plan: &plan_abs, config: &config, records: &records, reporter: &reporter, guard_exe: &guard_exe, dirty: opts.dirty };
+    let mut workspace = Workspace::open(place, git_use == GitUse::Commit, opts.parallel)?;
+    crate::run::process::orphans::become_subreaper();
+    // A stop file this run watches itself is this run's to remove once honoured (the
+    // pipeline's is the pipeline's).
+    let own_stop_file = stop.is_none().then(|| root.join(&config.paths.stop_file));
+    let stop = match stop {
+        Some(s) => s,
+        None => stop::watch_fresh(root.join(&config.paths.stop_file), &reporter)?,
+    };
+
+    let counts = Counts::of(file.plan());
+    reporter.emit(EventKind::Banner {
+        plan: file.plan().meta.name.clone().unwrap_or_else(|| opts.plan.display().to_string()),
+        agent: agent.name().to_string(),
+        binary: agent.binary().description.clone(),
+        counts,
+        parallel: opts.parallel.then_some(jobs),
+        commit: config.run.commit,
+    });
+    // Nothing started yet: no hooks, no notification.
+    record::recover(&mut file, &reporter).map_err(|e| Error::Plan(e.render_in_run()))?;
+    workspace.prepare(&mut file, &own, opts.dirty)?;
+
+    let state = RunState::new(Policies {
+        breaker: CircuitBreaker::new(config.run.breaker_threshold, Duration::from_secs_f64(config.run.breaker_cooldown_seconds)),
+        backoff: RetryBackoff {
+            initial: Duration::from_secs_f64(config.run.backoff_initial_seconds),
+            factor: 2,
+            cap: Duration::from_secs_f64(config.run.backoff_max_seconds),
+        },
+        throttle_backoff: ThrottleBackoff {
+            initial: Duration::from_secs_f64(config.run.throttle_initial_seconds),
+            cap: Duration::from_secs_f64(config.run.throttle_max_seconds),
+            ..ThrottleBackoff::default()
+        },
+        jobs,
+        parallel: opts.parallel,
+        single_task: opts.single_task,
+        exclude: left_out(file.plan(), opts.resume_from.as_deref()).into_iter().collect::<HashSet<_>>(),
+    });
+    let mut engine = Engine::new(clock, root, config, opts, file, agent, reporter.clone(), records, stop, guard_exe, state, workspace);
+    let exit = match engine.before_hook().await {
+        Ok(()) => engine.run().await,
+        Err(e) => {
+            engine.reporter.error(&e);
+            e.exit()
+        }
+    };
+    let exit = engine.after_run(exit).await;
+    if let Some(file) = own_stop_file.filter(|_| exit == Exit::Stopped) {
+        // Honoured: left behind it would only show in `git status` until the next start.
+        let _ = std::fs::remove_file(file);
+    }
+    reporter.finish();
+    Ok(exit)
+}

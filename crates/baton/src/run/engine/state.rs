@@ -1,0 +1,629 @@
+//! The run's state as data: its phase, the circuit breaker, back-offs and pauses, which tasks
+//! may start now, and what an attempt's end means. Pure: it reads no clock (every call is given
+//! `now`), spawns nothing and touches no file; the dispatcher applies what it decides.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use crate::exit::Exit;
+use crate::plan::graph::{self, Wait};
+use crate::plan::{Plan, Status, TaskId};
+use crate::policy::backoff::{RetryBackoff, Throttle, ThrottleBackoff};
+use crate::policy::breaker::{Admission, BreakerState, CircuitBreaker};
+use crate::report::event::{Note, WaitReason};
+use crate::run::schedule::{self, Active};
+
+/// Where the run is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Tasks start as they may.
+    Running,
+    /// No new task starts; the run ends with this code once the running attempts are done.
+    Ending(Exit),
+}
+
+/// The settings the state's policies are made from.
+#[derive(Debug, Clone)]
+pub struct Policies {
+    pub breaker: CircuitBreaker,
+    pub backoff: RetryBackoff,
+    pub throttle_backoff: ThrottleBackoff,
+    /// How many agents may run at once (1 when sequential).
+    pub jobs: usize,
+    /// Sequential runs keep plan order: a task waiting out its back-off holds the line.
+    pub parallel: bool,
+    /// `--single-task`: one task is the whole run.
+    pub single_task: bool,
+    /// Tasks `--resume-from` leaves out.
+    pub exclude: HashSet<TaskId>,
+}
+
+/// A task whose attempt is running, as the state knows it.
+#[derive(Debug, Clone)]
+pub struct Slot {
+    pub active: Active,
+    pub attempt: u32,
+    pub max: u32,
+}
+
+/// How an attempt (and, in a parallel run, its landing) ended, as the state needs to know it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Completed or skipped, and landed.
+    Done(Status),
+    /// The attempt failed; a merge conflict (`conflict`) fails the task at once.
+    Failed { conflict: bool },
+    /// A usage limit: wait `wait`, attempt not counted; `reason` says why to the user.
+    Limited { wait: Duration, reason: WaitReason },
+    /// Server-side throttling: back off, attempt not counted.
+    Throttled { jitter: f64, message: String },
+    /// The environment is broken: the run ends with an error, attempt not counted.
+    Systemic,
+    /// baton's stop ended it: attempt not counted.
+    Interrupted,
+    /// Its work would overwrite the user's change (or its landing was cut short): it waits,
+    /// attempt not counted, and the run stops.
+    NotLanded,
+    /// The agent could not be started, or the attempt's future panicked: an error.
+    Broken,
+}
+
+/// What the plan should say about the task now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlanChange {
+    /// Completed, skipped, or failed for good: `attempts` is recorded with it.
+    Final { status: Status, attempts: u32 },
+    /// The attempt counted and failed; the task is pending again and retries after `after`.
+    Retry { attempts: u32, after: Duration },
+    /// Back to pending, attempts untouched.
+    Pending,
+}
+
+/// What an attempt's end means.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Consequence {
+    pub plan: PlanChange,
+    /// No task starts before this, for this reason (a limit, throttling).
+    pub pause: Option<(Instant, WaitReason)>,
+    /// Notes for the reporter (the breaker opened, throttling cut the concurrency).
+    pub notes: Vec<Note>,
+    /// A warning worth telling (throttled many times in a row).
+    pub warning: Option<String>,
+    /// The breaker just opened from closed: one notification for the episode.
+    pub breaker_tripped: bool,
+    /// How long this end holds starts back (a limit's or throttling's wait).
+    pub waited: Option<Duration>,
+}
+
+/// What may happen now.
+#[derive(Debug, Default)]
+pub struct Admit {
+    /// Tasks to start, in this order.
+    pub start: Vec<TaskId>,
+    pub notes: Vec<Note>,
+    /// Why nothing starts for a while, and until when (told once per wait).
+    pub waiting: Option<(Instant, WaitReason)>,
+    /// When to look again if nothing finishes first.
+    pub wake: Option<Instant>,
+}
+
+#[derive(Debug)]
+pub struct RunState {
+    phase: Phase,
+    breaker: CircuitBreaker,
+    backoff: RetryBackoff,
+    throttle: Throttle,
+    throttle_backoff: ThrottleBackoff,
+    jobs: usize,
+    parallel: bool,
+    single_task: bool,
+    exclude: HashSet<TaskId>,
+    /// `--single-task`: the one task this run is about, once started.
+    single: Option<TaskId>,
+    running: HashMap<TaskId, Slot>,
+    /// Tasks waiting out their retry back-off.
+    delayed: HashMap<TaskId, Instant>,
+    /// No task starts before this (a usage limit or throttling).
+    paused_until: Option<Instant>,
+    /// The breaker wait last told, so that it is told once.
+    told_breaker: Option<Instant>,
+    attempts_started: u32,
+}
+
+impl RunState {
+    pub fn new(p: Policies) -> RunState {
+        RunState {
+            phase: Phase::Running,
+            breaker: p.breaker,
+            backoff: p.backoff,
+            throttle: Throttle::default(),
+            throttle_backoff: p.throttle_backoff,
+            jobs: p.jobs.max(1),
+            parallel: p.parallel,
+            single_task: p.single_task,
+            exclude: p.exclude,
+            single: None,
+            running: HashMap::new(),
+            delayed: HashMap::new(),
+            paused_until: None,
+            told_breaker: None,
+            attempts_started: 0,
+        }
+    }
+
+    #[cfg(test)]
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    pub fn running(&self) -> usize {
+        self.running.len()
+    }
+
+    pub fn running_ids(&self) -> impl Iterator<Item = &TaskId> {
+        self.running.keys()
+    }
+
+    pub fn slot(&self, id: &TaskId) -> Option<&Slot> {
+        self.running.get(id)
+    }
+
+    pub fn single(&self) -> Option<&TaskId> {
+        self.single.as_ref()
+    }
+
+    pub fn attempts_started(&self) -> u32 {
+        self.attempts_started
+    }
+
+    #[cfg(test)]
+    pub fn excluded(&self) -> &HashSet<TaskId> {
+        &self.exclude
+    }
+
+    /// The run ends with `exit` once running attempts are done. An error outranks a stop; the
+    /// first reason is kept otherwise.
+    pub fn end(&mut self, exit: Exit) {
+        self.phase = match self.phase {
+            Phase::Running => Phase::Ending(exit),
+            Phase::Ending(Exit::Stopped) if exit == Exit::InvalidInput => Phase::Ending(exit),
+            p => p,
+        };
+    }
+
+    /// A stop was asked for; true the first time (to tell it).
+    pub fn stop_requested(&mut self) -> bool {
+        if self.phase == Phase::Running {
+            self.phase = Phase::Ending(Exit::Stopped);
+            return true;
+        }
+        false
+    }
+
+    /// With nothing running: the exit the run ends with now, if it ends now — it is ending, or
+    /// its `--single-task` is done.
+    pub fn ends_now(&self, plan: &Plan) -> Option<(Exit, Option<Note>)> {
+        if !self.running.is_empty() {
+            return None;
+        }
+        if let Phase::Ending(exit) = self.phase {
+            return Some((exit, None));
+        }
+        let id = self.single.as_ref()?;
+        match plan.task(id.as_str()) {
+            Some(t) if !t.status.is_final() => None,
+            t => {
+                let exit = if t.is_some_and(|t| t.status == Status::Failed) { Exit::TaskFailed } else { Exit::Completed };
+                Some((exit, Some(Note::SingleTaskDone)))
+            }
+        }
+    }
+
+    /// Which tasks start now, and when to look again.
+    pub fn admit(&mut self, plan: &Plan, now: Instant) -> Admit {
+        let mut out = Admit::default();
+        if self.phase != Phase::Running {
+            return out;
+        }
+        if let Some(until) = self.paused_until {
+            if now < until {
+                out.wake = Some(until);
+                return out;
+            }
+            self.paused_until = None;
+        }
+        self.delayed.retain(|_, t| *t > now);
+        let next_delay = self.delayed.values().min().copied();
+        out.wake = next_delay;
+        let mut skip: HashSet<TaskId> = self.exclude.clone();
+        skip.extend(self.running.keys().cloned());
+        if !self.parallel {
+            // Sequential runs keep plan order: a task waiting out its back-off holds the line.
+            if let Some(first) = graph::next_ready(plan, &skip) {
+                if self.delayed.contains_key(&first.id) || !self.running.is_empty() {
+                    return out;
+                }
+            }
+        }
+        skip.extend(self.delayed.keys().cloned());
+        if let Some(id) = &self.single {
+            // Only the single task may run.
+            skip.extend(plan.tasks().filter(|t| &t.id != id).map(|t| t.id.clone()));
+        }
+        let limit = self.throttle.concurrency_limit(self.jobs).min(self.jobs);
+        let active: Vec<Active> = self.running.values().map(|s| s.active.clone()).collect();
+        let (picks, held) = schedule::pick(plan, &active, limit, &skip);
+        if self.parallel && !picks.is_empty() {
+            out.notes.extend(held.into_iter().map(|h| Note::Held { task: h.id, why: h.why }));
+        }
+        for id in picks {
+            match self.breaker.may_start(now) {
+                Admission::Admit => {}
+                Admission::AdmitProbe => out.notes.push(Note::BreakerHalfOpen),
+                Admission::Wait { until } => {
+                    if self.told_breaker != Some(until) {
+                        self.told_breaker = Some(until);
+                        let failures = self.breaker.consecutive_failures();
+                        out.waiting = Some((until, WaitReason::Breaker { failures, remaining: until.saturating_duration_since(now) }));
+                    }
+                    out.wake = Some(next_delay.map_or(until, |d| d.min(until)));
+                    return out;
+                }
+                Admission::AwaitProbe => return out,
+            }
+            out.start.push(id.clone());
+            if self.single_task {
+                // One task is the whole run, even when others could run beside it.
+                self.single.get_or_insert(id);
+                break;
+            }
+            if matches!(self.breaker.state(), BreakerState::HalfOpen) {
+                break;
+            }
+        }
+        out
+    }
+
+    /// The task's attempt started.
+    pub fn started(&mut self, id: TaskId, slot: Slot) {
+        self.attempts_started += 1;
+        self.running.insert(id, slot);
+    }
+
+    /// An attempt ended: what it means for the task, the breaker, the back-offs and the run.
+    /// `None` when the task was not running.
+    pub fn ended(&mut self, id: &TaskId, outcome: Outcome, now: Instant) -> Option<Consequence> {
+        let slot = self.running.remove(id)?;
+        let mut c = Consequence { plan: PlanChange::Pending, pause: None, notes: Vec::new(), warning: None, breaker_tripped: false, waited: None };
+        match outcome {
+            Outcome::Done(status) => {
+                self.breaker.record_success();
+                self.throttle.record_success();
+                c.plan = PlanChange::Final { status, attempts: slot.attempt };
+            }
+            Outcome::Failed { conflict } => {
+                let was_closed = matches!(self.breaker.state(), BreakerState::Closed { .. });
+                let was_open = matches!(self.breaker.state(), BreakerState::Open { .. });
+                if !conflict {
+                    // A merge conflict says nothing about the agents' health.
+                    self.breaker.record_failure(now);
+                }
+                if !was_open && matches!(self.breaker.state(), BreakerState::Open { .. }) {
+                    c.notes.push(Note::BreakerOpened { failures: self.breaker.consecutive_failures(), cool_down: self.breaker.cool_down() });
+                    // One notice when it trips; a failed probe re-opening it is the same episode.
+                    c.breaker_tripped = was_closed;
+                }
+                c.plan = if conflict || slot.attempt >= slot.max {
+                    PlanChange::Final { status: Status::Failed, attempts: slot.attempt }
+                } else {
+                    let after = self.backoff.delay(slot.attempt);
+                    self.delayed.insert(id.clone(), now + after);
+                    PlanChange::Retry { attempts: slot.attempt, after }
+                };
+            }
+            Outcome::Limited { wait, reason } => {
+                self.breaker.record_inconclusive();
+                c.waited = Some(wait);
+                c.pause = self.pause(now + wait, reason);
+            }
+            Outcome::Throttled { jitter, message } => {
+                self.breaker.record_inconclusive();
+                self.throttle.record_throttle(now);
+                let wait = self.throttle.delay(&self.throttle_backoff, jitter);
+                if self.throttle.consecutive >= 3 {
+                    c.warning = Some(format!(
+                        "the API has throttled {} attempts in a row; baton keeps backing off (not a usage limit, attempts are not spent)",
+                        self.throttle.consecutive
+                    ));
+                }
+                if self.parallel {
+                    c.notes.push(Note::Throttling { limit: self.throttle.concurrency_limit(self.jobs) });
+                }
+                c.waited = Some(wait);
+                c.pause = self.pause(now + wait, WaitReason::Throttling { message });
+            }
+            Outcome::Systemic | Outcome::Broken => self.end(Exit::InvalidInput),
+            Outcome::Interrupted => self.end(Exit::Stopped),
+            Outcome::NotLanded => self.end(Exit::Stopped),
+        }
+        Some(c)
+    }
+
+    /// No task starts before `until`; the longest pause wins. The pause to tell, if it is new.
+    fn pause(&mut self, until: Instant, reason: WaitReason) -> Option<(Instant, WaitReason)> {
+        if self.paused_until.is_some_and(|p| p >= until) {
+            return None;
+        }
+        self.paused_until = Some(until);
+        Some((until, reason))
+    }
+
+    /// No task can start and none runs: how the run ends — everything done, or the rest
+    /// blocked (with why).
+    pub fn idle_exit(&self, plan: &Plan) -> (Exit, Vec<(TaskId, Wait)>) {
+        let blocked = never_runnable(plan, &self.exclude);
+        if !blocked.is_empty() {
+            return (Exit::Blocked, blocked);
+        }
+        let exit = if plan.tasks().any(|t| t.status == Status::Failed) { Exit::TaskFailed } else { Exit::Completed };
+        (exit, blocked)
+    }
+}
+
+/// Tasks `--resume-from` leaves out: every task before it in plan order.
+pub fn left_out(plan: &Plan, from: Option<&str>) -> HashSet<TaskId> {
+    let Some(from) = from else { return HashSet::new() };
+    plan.tasks().take_while(|t| t.id.as_str() != from).map(|t| t.id.clone()).collect()
+}
+
+/// Pending tasks that can never run in this run, and why: their dependency failed, is missing
+/// or waits in a cycle, or is a task `--resume-from` left out (`exclude`) that is not done.
+pub fn never_runnable(plan: &Plan, exclude: &HashSet<TaskId>) -> Vec<(TaskId, Wait)> {
+    let mut blocked: Vec<(TaskId, Wait)> = graph::blocked(plan).into_iter().filter(|(id, _)| !exclude.contains(id)).collect();
+    // Work that waits on a task --resume-from left out can never run in this run either.
+    loop {
+        let stuck = plan.tasks().find_map(|t| {
+            if t.status.is_final() || exclude.contains(&t.id) || blocked.iter().any(|(b, _)| *b == t.id) {
+                return None;
+            }
+            t.depends_on.iter().find_map(|d| {
+                let dep_done = plan.task(d.as_str()).is_some_and(|x| x.status == Status::Completed);
+                let left_out = exclude.contains(d) && !dep_done;
+                let waits_on_blocked = blocked.iter().any(|(b, _)| b == d);
+                (left_out || waits_on_blocked).then(|| (t.id.clone(), if left_out { Wait::LeftOut(d.clone()) } else { Wait::On(d.clone()) }))
+            })
+        });
+        match stuck {
+            Some(b) => blocked.push(b),
+            None => break,
+        }
+    }
+    blocked
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::run::schedule::Footprint;
+
+    const SECOND: Duration = Duration::from_secs(1);
+
+    fn plan(src: &str) -> Plan {
+        crate::plan::parse_plan(src).unwrap()
+    }
+
+    fn three() -> Plan {
+        plan("sections:\n- id: s\n  tasks:\n  - {id: a, name: A}\n  - {id: b, name: B}\n  - {id: c, name: C}\n")
+    }
+
+    fn policies(parallel: bool, jobs: usize) -> Policies {
+        Policies {
+            breaker: CircuitBreaker::new(3, Duration::from_secs(60)),
+            backoff: RetryBackoff { initial: Duration::from_secs(2), factor: 2, cap: Duration::from_secs(30) },
+            throttle_backoff: ThrottleBackoff { initial: Duration::from_secs(5), cap: Duration::from_secs(60), ..ThrottleBackoff::default() },
+            jobs,
+            parallel,
+            single_task: false,
+            exclude: HashSet::new(),
+        }
+    }
+
+    fn start(state: &mut RunState, p: &Plan, id: &str, attempt: u32, max: u32) {
+        let t = p.task(id).unwrap();
+        let active = Active { id: t.id.clone(), group: t.parallel_group.clone(), footprint: Footprint::of(t) };
+        state.started(t.id.clone(), Slot { active, attempt, max });
+    }
+
+    fn set(p: &mut Plan, id: &str, status: Status) {
+        for s in &mut p.sections {
+            for t in &mut s.tasks {
+                if t.id.as_str() == id {
+                    t.status = status;
+                }
+            }
+        }
+    }
+
+    fn limit() -> WaitReason {
+        WaitReason::UsageLimit { message: "hit your limit".into(), reset: None, known: false, wait: SECOND }
+    }
+
+    fn ids(v: &[TaskId]) -> Vec<&str> {
+        v.iter().map(|t| t.as_str()).collect()
+    }
+
+    #[test]
+    fn a_sequential_run_starts_one_task_in_plan_order() {
+        let p = three();
+        let mut s = RunState::new(policies(false, 1));
+        let now = Instant::now();
+        assert_eq!(ids(&s.admit(&p, now).start), ["a"]);
+        start(&mut s, &p, "a", 1, 3);
+        assert!(s.admit(&p, now).start.is_empty(), "one at a time");
+    }
+
+    #[test]
+    fn a_failed_attempt_retries_after_its_back_off_and_holds_the_line() {
+        let p = three();
+        let mut s = RunState::new(policies(false, 1));
+        let t0 = Instant::now();
+        start(&mut s, &p, "a", 1, 3);
+        let c = s.ended(&"a".into(), Outcome::Failed { conflict: false }, t0).unwrap();
+        assert_eq!(c.plan, PlanChange::Retry { attempts: 1, after: 2 * SECOND });
+        // b does not jump the queue while a waits.
+        let admit = s.admit(&p, t0 + SECOND);
+        assert!(admit.start.is_empty());
+        assert_eq!(admit.wake, Some(t0 + 2 * SECOND));
+        assert_eq!(ids(&s.admit(&p, t0 + 2 * SECOND).start), ["a"]);
+        // The second failure waits twice as long.
+        start(&mut s, &p, "a", 2, 3);
+        let c = s.ended(&"a".into(), Outcome::Failed { conflict: false }, t0).unwrap();
+        assert_eq!(c.plan, PlanChange::Retry { attempts: 2, after: 4 * SECOND });
+    }
+
+    #[test]
+    fn the_last_attempt_fails_the_task_and_a_conflict_fails_it_at_once() {
+        let p = three();
+        let mut s = RunState::new(policies(true, 2));
+        let now = Instant::now();
+        start(&mut s, &p, "a", 3, 3);
+        assert_eq!(s.ended(&"a".into(), Outcome::Failed { conflict: false }, now).unwrap().plan, PlanChange::Final { status: Status::Failed, attempts: 3 });
+        start(&mut s, &p, "b", 1, 3);
+        assert_eq!(s.ended(&"b".into(), Outcome::Failed { conflict: true }, now).unwrap().plan, PlanChange::Final { status: Status::Failed, attempts: 1 });
+    }
+
+    #[test]
+    fn the_breaker_opens_after_three_failures_in_a_row_then_lets_one_probe_through() {
+        let p = plan("sections:\n- id: s\n  tasks:\n  - {id: a, name: A, max_attempts: 9}\n");
+        let mut s = RunState::new(policies(false, 1));
+        let t0 = Instant::now();
+        let mut tripped = Vec::new();
+        for n in 1..=3 {
+            start(&mut s, &p, "a", n, 9);
+            let c = s.ended(&"a".into(), Outcome::Failed { conflict: false }, t0).unwrap();
+            tripped.push(c.breaker_tripped);
+            if n == 3 {
+                assert!(matches!(c.notes[..], [Note::BreakerOpened { failures: 3, .. }]));
+            }
+        }
+        assert_eq!(tripped, [false, false, true]);
+        // Past the back-off but inside the cool-down: nothing starts, and the wait is told once.
+        let later = t0 + 40 * SECOND;
+        let admit = s.admit(&p, later);
+        assert!(admit.start.is_empty());
+        assert!(matches!(admit.waiting, Some((_, WaitReason::Breaker { failures: 3, .. }))));
+        assert_eq!(admit.wake, Some(t0 + 60 * SECOND));
+        assert!(s.admit(&p, later).waiting.is_none(), "told once");
+        // After the cool-down: one probe.
+        let admit = s.admit(&p, t0 + 61 * SECOND);
+        assert_eq!(ids(&admit.start), ["a"]);
+        assert_eq!(admit.notes, [Note::BreakerHalfOpen]);
+        start(&mut s, &p, "a", 4, 9);
+        // The probe succeeds: closed again.
+        s.ended(&"a".into(), Outcome::Done(Status::Completed), t0 + 62 * SECOND).unwrap();
+        assert!(matches!(s.breaker.state(), BreakerState::Closed { consecutive_failures: 0 }));
+    }
+
+    #[test]
+    fn a_usage_limit_pauses_every_start_and_spends_no_attempt() {
+        let p = three();
+        let mut s = RunState::new(policies(true, 3));
+        let now = Instant::now();
+        start(&mut s, &p, "a", 1, 3);
+        let c = s.ended(&"a".into(), Outcome::Limited { wait: 600 * SECOND, reason: limit() }, now).unwrap();
+        assert_eq!(c.plan, PlanChange::Pending);
+        assert_eq!(c.pause.map(|(t, _)| t), Some(now + 600 * SECOND));
+        let admit = s.admit(&p, now + 599 * SECOND);
+        assert!(admit.start.is_empty());
+        assert_eq!(admit.wake, Some(now + 600 * SECOND));
+        // A shorter pause does not cut the longer one short.
+        start(&mut s, &p, "b", 1, 3);
+        assert!(s.ended(&"b".into(), Outcome::Limited { wait: SECOND, reason: limit() }, now).unwrap().pause.is_none());
+        assert!(!s.admit(&p, now + 600 * SECOND).start.is_empty());
+        // Limits say nothing about the agent's health.
+        assert!(matches!(s.breaker.state(), BreakerState::Closed { consecutive_failures: 0 }));
+    }
+
+    #[test]
+    fn throttling_backs_off_and_halves_the_agents_started_at_once() {
+        let p = plan("sections:\n- id: s\n  tasks:\n  - {id: a, name: A, parallel_group: g}\n  - {id: b, name: B, parallel_group: g}\n  - {id: c, name: C, parallel_group: g}\n  - {id: d, name: D, parallel_group: g}\n");
+        let mut s = RunState::new(policies(true, 4));
+        let now = Instant::now();
+        start(&mut s, &p, "a", 1, 3);
+        let c = s.ended(&"a".into(), Outcome::Throttled { jitter: 0.5, message: "429".into() }, now).unwrap();
+        assert_eq!(c.plan, PlanChange::Pending);
+        assert_eq!(c.notes, [Note::Throttling { limit: 2 }]);
+        let (until, _) = c.pause.unwrap();
+        assert!(s.admit(&p, now).start.is_empty());
+        assert_eq!(s.admit(&p, until).start.len(), 2);
+        for n in 2..=3 {
+            start(&mut s, &p, "d", 1, 3);
+            let c = s.ended(&"d".into(), Outcome::Throttled { jitter: 0.5, message: "429".into() }, until).unwrap();
+            assert_eq!(c.warning.is_some(), n == 3);
+        }
+    }
+
+    #[test]
+    fn a_stop_ends_the_run_once_running_attempts_are_done() {
+        let p = three();
+        let mut s = RunState::new(policies(true, 2));
+        let now = Instant::now();
+        start(&mut s, &p, "a", 1, 3);
+        assert!(s.stop_requested());
+        assert!(!s.stop_requested(), "told once");
+        assert!(s.admit(&p, now).start.is_empty());
+        assert_eq!(s.ends_now(&p), None, "a still runs");
+        s.ended(&"a".into(), Outcome::Interrupted, now).unwrap();
+        assert_eq!(s.ends_now(&p), Some((Exit::Stopped, None)));
+    }
+
+    #[test]
+    fn an_error_outranks_a_stop() {
+        let mut s = RunState::new(policies(false, 1));
+        s.stop_requested();
+        s.end(Exit::InvalidInput);
+        assert_eq!(s.phase(), Phase::Ending(Exit::InvalidInput));
+        s.end(Exit::Stopped);
+        assert_eq!(s.phase(), Phase::Ending(Exit::InvalidInput));
+    }
+
+    #[test]
+    fn single_task_starts_one_and_ends_when_it_is_final() {
+        let mut p = three();
+        let mut s = RunState::new(Policies { single_task: true, ..policies(true, 3) });
+        let now = Instant::now();
+        assert_eq!(ids(&s.admit(&p, now).start), ["a"]);
+        start(&mut s, &p, "a", 1, 3);
+        s.ended(&"a".into(), Outcome::Failed { conflict: false }, now).unwrap();
+        // Retrying: only a may start, and the run does not end.
+        assert_eq!(s.ends_now(&p), None);
+        assert_eq!(ids(&s.admit(&p, now + 2 * SECOND).start), ["a"]);
+        set(&mut p, "a", Status::Completed);
+        assert_eq!(s.ends_now(&p), Some((Exit::Completed, Some(Note::SingleTaskDone))));
+    }
+
+    #[test]
+    fn an_idle_run_ends_completed_failed_or_blocked() {
+        let mut p = plan("sections:\n- id: s\n  tasks:\n  - {id: a, name: A}\n  - {id: b, name: B, depends_on: [a]}\n");
+        let s = RunState::new(policies(false, 1));
+        set(&mut p, "a", Status::Completed);
+        set(&mut p, "b", Status::Completed);
+        assert_eq!(s.idle_exit(&p).0, Exit::Completed);
+        set(&mut p, "a", Status::Failed);
+        set(&mut p, "b", Status::Pending);
+        let (exit, blocked) = s.idle_exit(&p);
+        assert_eq!(exit, Exit::Blocked);
+        assert_eq!(blocked[0].0.as_str(), "b");
+    }
+
+    #[test]
+    fn resume_from_leaves_earlier_tasks_out_and_blocks_what_waits_on_them() {
+        let p = plan("sections:\n- id: s\n  tasks:\n  - {id: a, name: A}\n  - {id: b, name: B}\n  - {id: c, name: C, depends_on: [a]}\n");
+        let exclude = left_out(&p, Some("b"));
+        assert_eq!(exclude.len(), 1);
+        let mut s = RunState::new(Policies { exclude, ..policies(false, 1) });
+        assert_eq!(ids(&s.admit(&p, Instant::now()).start), ["b"]);
+        let blocked = never_runnable(&p, s.excluded());
+        assert!(matches!(&blocked[..], [(c, Wait::LeftOut(_))] if c.as_str() == "c"));
+    }
+}
