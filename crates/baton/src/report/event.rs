@@ -6,7 +6,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::agent::stream::StreamEvent;
+use crate::agent::StreamEvent;
 use crate::plan::{Status, TaskId};
 
 #[derive(Debug, Clone)]
@@ -96,15 +96,15 @@ impl Reporter {
 
 /// The line an event shows as in verbose output and in the run log (without the time).
 /// Safe for a terminal: agents' text reaches these lines (see
-/// [`crate::agent::stream::terminal_line`]); only
+/// [`crate::report::safe::terminal_line`]); only
 /// baton's own multi-line texts keep their line breaks.
 pub fn verbose_text(kind: &EventKind) -> Option<String> {
     let text = raw_verbose_text(kind)?;
     Some(match kind {
         EventKind::Banner { .. } | EventKind::Summary { .. } | EventKind::Warning { .. } | EventKind::Decision { .. } => {
-            crate::agent::stream::terminal_text(&text)
+            crate::report::safe::terminal_text(&text)
         }
-        _ => crate::agent::stream::terminal_line(&text),
+        _ => crate::report::safe::terminal_line(&text),
     })
 }
 
@@ -118,7 +118,7 @@ fn raw_verbose_text(kind: &EventKind) -> Option<String> {
             format!("[EXEC] {task} {name} — attempt {attempt}/{max_attempts}")
         }
         EventKind::Agent { event, agent, .. } => {
-            let line = crate::agent::stream::verbose_line(event)?;
+            let line = super::agent_line::verbose_line(event)?;
             match line.strip_prefix("[Claude]") {
                 Some(rest) if *agent != "Claude" => format!("[{agent}]{rest}"),
                 _ => line,

@@ -12,7 +12,8 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::event::{clock, cost, human, local_time, verbose_text, EventKind, RunEvent, Sink};
-use crate::agent::stream::{terminal_line, terminal_text, StreamSummary};
+use super::safe::{terminal_line, terminal_text};
+use crate::agent::StreamSummary;
 use crate::plan::{Status, TaskId};
 
 pub struct Terminal {
