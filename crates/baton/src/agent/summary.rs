@@ -118,14 +118,14 @@ impl StreamSummary {
         }
     }
 
-    /// From `system/init`, else from the `result` event.
+    /// From the session's start ([`StreamEvent::Init`]), else from its result.
     pub fn session_id(&self) -> Option<&str> {
         self.session_id
             .as_deref()
             .or_else(|| self.result.as_ref()?.session_id.as_deref())
     }
 
-    /// The model the session ran with (from `system/init`).
+    /// The model the session ran with (from its start).
     pub fn model(&self) -> Option<&str> {
         self.model.as_deref()
     }
@@ -135,7 +135,7 @@ impl StreamSummary {
         self.cwd.as_deref()
     }
 
-    /// `claude_code_version` from `system/init`.
+    /// The CLI's version, as it said at the session's start.
     pub fn cli_version(&self) -> Option<&str> {
         self.version.as_deref()
     }
@@ -146,8 +146,8 @@ impl StreamSummary {
         self.last_text.as_deref()
     }
 
-    /// Texts the CLI wrote itself (`"model": "<synthetic>"`): limit and API error messages,
-    /// which the rate-limit parser reads when no `rate_limit_event` came.
+    /// Texts the CLI wrote itself (Claude Code marks them `"model": "<synthetic>"`): limit and
+    /// API error messages, which the limit verdict reads when no rate-limit event came.
     pub fn synthetic_texts(&self) -> &[String] {
         &self.synthetic_texts
     }
