@@ -93,8 +93,8 @@ pub trait LimitWording {
     /// Whether `text` says the account's usage limit was reached.
     fn is_usage_limit(&self, text: &str) -> bool;
     /// The reset instant printed in a usage-limit message, read against `now`, with the time
-    /// zone's name as printed.
-    fn printed_reset(&self, text: &str, now: &ZonedDateTime) -> Option<(Timestamp, String)>;
+    /// zone's name when the message names one (a CLI that prints local time names none).
+    fn printed_reset(&self, text: &str, now: &ZonedDateTime) -> Option<(Timestamp, Option<String>)>;
     /// A reset instant written without a zone (an epoch suffix), for CLIs that have such a form.
     fn bare_reset(&self, _text: &str) -> Option<Timestamp> {
         None
@@ -138,7 +138,7 @@ pub fn classify<W: LimitWording + ?Sized>(evidence: &LimitEvidence, wording: &W,
         };
         return LimitVerdict::Usage(UsageLimit {
             resets_at,
-            zone: printed.map(|(_, zone)| zone),
+            zone: printed.and_then(|(_, zone)| zone),
             message,
         });
     }

@@ -25,8 +25,8 @@ impl LimitWording for super::Claude {
         is_usage_limit(text)
     }
 
-    fn printed_reset(&self, text: &str, now: &ZonedDateTime) -> Option<(Timestamp, String)> {
-        parse_reset(text, now)
+    fn printed_reset(&self, text: &str, now: &ZonedDateTime) -> Option<(Timestamp, Option<String>)> {
+        parse_reset(text, now).map(|(at, zone)| (at, Some(zone)))
     }
 
     fn bare_reset(&self, text: &str) -> Option<Timestamp> {
