@@ -310,8 +310,16 @@ fn logs(plan: &Path, task: &str, attempt: Option<u32>) -> Exit {
         eprintln!("error: no task '{task}' in {}\n  help: `baton status {}` lists the task ids", plan.display(), plan.display());
         return Exit::InvalidInput;
     }
+    // The transcripts were written by the configured agent: its dialect reads them.
+    let dialect = match baton::agent::dialect_for(config.agent.kind) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("{e}");
+            return Exit::InvalidInput;
+        }
+    };
     let root = baton::root::root_for_plan(plan);
-    match baton::report::logs::render(&root.join(&config.paths.logs_dir), plan, task, attempt) {
+    match baton::report::logs::render(&root.join(&config.paths.logs_dir), plan, task, attempt, dialect) {
         Ok(text) => {
             baton::out!("{text}");
             Exit::Completed

@@ -1,8 +1,14 @@
-//! The interface every agent CLI implements, where its binary was found, and the agent a
-//! project's `baton.toml` asks for.
+//! The interfaces every agent kind implements — [`Dialect`] (how its output reads) and
+//! [`Agent`] (a located CLI and how to invoke it) — and the agent a project's `baton.toml`
+//! asks for.
+//!
+//! Adding an agent kind is adding a module beside [`super::claude`] that implements both, and
+//! one arm in [`dialect_for`] and [`for_config`]; nothing in the engine names a kind.
 
 use super::claude;
-use super::stream::StreamSummary;
+use super::event::StreamEvent;
+use super::summary::StreamSummary;
+use crate::policy::limit::LimitWording;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -26,14 +32,6 @@ impl Resolved {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ResolveError {
-    #[error("the agent binary {} (set in {origin}) does not exist or is not executable", path.display())]
-    Configured { path: PathBuf, origin: &'static str },
-    #[error("no Claude Code CLI found; tried {}", tried.join(", "))]
-    NotFound { tried: Vec<String> },
-}
-
 /// A failure that no retry can fix: the run stops at once instead of burning attempts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Systemic {
@@ -41,15 +39,26 @@ pub struct Systemic {
     pub help: String,
 }
 
-/// One agent CLI.
-pub trait Agent: Send + Sync {
+/// How one kind of agent CLI speaks: its output read into baton's agent-neutral events, and
+/// what its own messages mean. Pure — no process, no binary, no clock — so that a transcript can
+/// be read back (`baton logs`) without the CLI installed.
+///
+/// The usage-limit and throttling recognisers come from the [`LimitWording`] supertrait:
+/// [`crate::policy::limit::classify`] applies them, with baton's precedence, to the CLI's own
+/// messages only. The session's cost and token counts are read by the parser, into the
+/// [`super::event::ResultEvent`] of the session.
+pub trait Dialect: LimitWording + Send + Sync {
     /// The prefix of its lines in verbose output: `[Claude]`.
     fn name(&self) -> &'static str;
-    fn binary(&self) -> &Resolved;
-    /// Arguments for one fresh, non-interactive session. The prompt is not among them: it
-    /// comes on the agent's stdin (no argument-length limit, not shown in `ps`).
-    fn args(&self, model: Option<&str>) -> Vec<OsString>;
-    /// A failure of the environment rather than of the task, recognised from the output.
+    /// The CLI's name in messages: "Claude Code reported an error: …".
+    fn cli_name(&self) -> &'static str;
+    /// Reads one line of the CLI's stdout (the caller keeps lines under
+    /// [`super::event::MAX_LINE_BYTES`]). Never fails: a line it cannot read is
+    /// [`StreamEvent::NotJson`] or [`StreamEvent::Other`]; a blank line carries no event.
+    fn parse_line(&self, line: &str) -> Vec<StreamEvent>;
+    /// A failure of the environment rather than of the task (not logged in, a refusal to run
+    /// as root, an invocation this CLI version rejects), recognised from what the CLI printed
+    /// outside its stream: its stderr and its stdout lines that were not stream events.
     fn systemic_failure(&self, stderr: &str, stdout_tail: &str) -> Option<Systemic>;
 
     /// The same, said by the CLI inside its session rather than on stderr: Claude Code reports
@@ -70,45 +79,59 @@ pub trait Agent: Send + Sync {
     }
 }
 
+/// One agent CLI, located: how to invoke it. What its output means is its [`Dialect`].
+pub trait Agent: Send + Sync {
+    /// How its output reads.
+    fn dialect(&self) -> &'static dyn Dialect;
+    fn binary(&self) -> &Resolved;
+    /// Arguments for one fresh, non-interactive session. The prompt is not among them: it
+    /// comes on the agent's stdin (no argument-length limit, not shown in `ps`).
+    fn args(&self, model: Option<&str>) -> Vec<OsString>;
+
+    /// The prefix of its lines in verbose output: `[Claude]`.
+    fn name(&self) -> &'static str {
+        self.dialect().name()
+    }
+}
+
+/// The dialect of an agent kind, or why there is none yet (a message for a person).
+pub fn dialect_for(kind: crate::config::AgentKind) -> Result<&'static dyn Dialect, String> {
+    use crate::config::AgentKind;
+    match kind {
+        AgentKind::Claude => Ok(&claude::Claude),
+        other => Err(not_built(other)),
+    }
+}
+
 /// The agent `baton.toml` asks for, located. The error is a full message for a person. With
 /// `lenient` (dry runs) a missing binary is only a warning.
 pub fn for_config(config: &crate::config::Config, root: &std::path::Path, lenient: bool) -> Result<std::sync::Arc<dyn Agent>, String> {
     use crate::config::AgentKind;
     match config.agent.kind {
-        AgentKind::Claude => match claude::ClaudeCode::resolve(config.agent.binary.as_deref(), root) {
-            Ok(binary) => Ok(std::sync::Arc::new(claude::ClaudeCode { binary, extra_args: config.agent.extra_args.clone() })),
-            Err(e) if lenient => {
-                eprintln!("warning: {e}");
-                Ok(std::sync::Arc::new(claude::ClaudeCode {
-                    binary: Resolved::plain("claude".into(), "not found".into()),
-                    extra_args: Vec::new(),
-                }))
-            }
-            Err(e) => Err(format!(
-                "error: {e}\n  help: install Claude Code (npm install -g @anthropic-ai/claude-code), or name the binary in baton.toml `[agent] binary` or {}",
-                claude::BIN_ENV
-            )),
-        },
-        other => Err(format!(
-            "error: baton.toml `[agent] kind = \"{}\"` is not built yet; use \"claude\"",
-            format!("{other:?}").to_lowercase()
-        )),
+        AgentKind::Claude => claude::ClaudeCode::for_config(config, root, lenient),
+        other => Err(not_built(other)),
     }
+}
+
+fn not_built(kind: crate::config::AgentKind) -> String {
+    format!(
+        "error: baton.toml `[agent] kind = \"{}\"` is not built yet; use \"claude\"",
+        format!("{kind:?}").to_lowercase()
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::agent::stream::parse_line;
 
-    fn claude() -> claude::ClaudeCode {
-        claude::ClaudeCode { binary: Resolved::plain("/bin/claude".into(), "test".into()), extra_args: vec![] }
+    fn claude() -> claude::Claude {
+        claude::Claude
     }
 
     fn session(lines: &[&str]) -> StreamSummary {
         let mut s = StreamSummary::new();
         for l in lines {
-            for ev in parse_line(l) {
+            for ev in claude().parse_line(l) {
                 s.observe(&ev);
             }
         }
@@ -144,5 +167,12 @@ mod tests {
             r#"{"type":"result","subtype":"error_max_turns","is_error":true,"num_turns":9,"result":"src/ui.ts: Not logged in · Please run /login"}"#,
         ];
         assert!(claude().systemic_in_session(&session(&worked_then_errored)).is_none());
+    }
+
+    #[test]
+    fn only_built_kinds_have_a_dialect() {
+        assert_eq!(dialect_for(crate::config::AgentKind::Claude).map(|d| d.name()), Ok("Claude"));
+        let e = dialect_for(crate::config::AgentKind::Codex).err().unwrap_or_default();
+        assert!(e.contains("\"codex\"") && e.contains("not built yet"), "{e}");
     }
 }

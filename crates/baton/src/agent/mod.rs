@@ -1,9 +1,15 @@
-//! Agent CLIs behind one interface: how to invoke one, and how to read what it prints.
+//! Agent CLIs as data: how to invoke one ([`Agent`]), and how to read what it prints
+//! ([`Dialect`]: its stream parser, its limit and throttle wording, its refusals), behind one
+//! interface, into agent-neutral events ([`event`]) and a session summary ([`summary`]).
 //!
-//! Claude Code is the first implementation; other CLIs plug in behind [`Agent`].
+//! Claude Code is the first implementation ([`claude`]); another CLI is another module beside
+//! it, and nothing outside this module names a kind.
 
 mod adapter;
 pub mod claude;
-pub mod stream;
+pub mod event;
+pub mod summary;
 
-pub use adapter::{for_config, Agent, ResolveError, Resolved, Systemic};
+pub use adapter::{dialect_for, for_config, Agent, Dialect, Resolved, Systemic};
+pub use event::StreamEvent;
+pub use summary::{SessionOutcome, StreamSummary};

@@ -36,7 +36,7 @@ impl Diagnostic {
             (l, c) => format!("{file}:{l}:{c}"),
         };
         // Messages quote the plan's text, which an agent may have written: print it as text.
-        let safe = crate::agent::stream::terminal_line;
+        let safe = crate::report::safe::terminal_line;
         format!("{at}: {}\n  help: {}", safe(&self.message), safe(&self.help))
     }
 }

@@ -1,4 +1,4 @@
-//! Retry/backoff, the circuit breaker and rate-limit recognition: plain data and pure
+//! Retry/backoff, the circuit breaker and the rate-limit verdict: plain data and pure
 //! functions. Nothing here reads the clock, sleeps or does I/O; callers pass `now` in.
 
 pub mod backoff;
@@ -8,6 +8,6 @@ pub mod limit;
 pub use backoff::{jitter_from_seed, RetryBackoff, Throttle, ThrottleBackoff};
 pub use breaker::{Admission, BreakerState, CircuitBreaker};
 pub use limit::{
-    classify, parse_reset, wake_at, LimitEvidence, LimitVerdict, Throttling, UsageLimit,
-    WAKE_FALLBACK, WAKE_MARGIN,
+    classify, wake_at, LimitEvidence, LimitVerdict, LimitWording, Throttling, UsageLimit, WAKE_FALLBACK,
+    WAKE_MARGIN,
 };

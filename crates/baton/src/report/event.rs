@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::agent::stream::StreamEvent;
+use crate::agent::StreamEvent;
 use crate::plan::graph::Wait;
 use crate::plan::{Status, TaskId};
 use crate::report::status::Counts;

@@ -3,11 +3,13 @@
 
 use std::path::Path;
 
-use crate::agent::stream;
+use crate::agent::Dialect;
+use crate::report::agent_line::verbose_line;
+use crate::report::safe::{terminal_line, terminal_text};
 use crate::run::record::Records;
 
-/// The text to print, or what is missing.
-pub fn render(logs_dir: &Path, plan: &Path, task: &str, session: Option<u32>) -> Result<String, String> {
+/// The text to print, or what is missing. `dialect` reads the transcript: the agent's own.
+pub fn render(logs_dir: &Path, plan: &Path, task: &str, session: Option<u32>, dialect: &dyn Dialect) -> Result<String, String> {
     let records = Records::new(logs_dir, plan);
     let sessions = records.sessions(task);
     let Some(&last) = sessions.last() else {
@@ -28,7 +30,7 @@ pub fn render(logs_dir: &Path, plan: &Path, task: &str, session: Option<u32>) ->
         out.push_str(&format!(
             "outcome: {}{} · {:.1}s{}{}\n",
             r.outcome,
-            if r.message.is_empty() { String::new() } else { format!(" — {}", stream::terminal_line(&r.message)) },
+            if r.message.is_empty() { String::new() } else { format!(" — {}", terminal_line(&r.message)) },
             r.duration_seconds,
             r.cost_usd.map(|c| format!(" · ${c:.4}")).unwrap_or_default(),
             r.waited_seconds.map(|w| format!(" · baton then waited {}", crate::report::event::human_secs(w))).unwrap_or_default()
@@ -39,8 +41,8 @@ pub fn render(logs_dir: &Path, plan: &Path, task: &str, session: Option<u32>) ->
     out.push('\n');
     let text = std::fs::read_to_string(&transcript).map_err(|e| format!("cannot read {}: {e}", transcript.display()))?;
     for line in text.lines() {
-        for ev in stream::parse_line(line) {
-            if let Some(l) = stream::verbose_line(&ev) {
+        for ev in dialect.parse_line(line) {
+            if let Some(l) = verbose_line(&ev) {
                 out.push_str(&l);
                 out.push('\n');
             }
@@ -50,7 +52,7 @@ pub fn render(logs_dir: &Path, plan: &Path, task: &str, session: Option<u32>) ->
     if !stderr.trim().is_empty() {
         out.push_str("\n--- stderr ---\n");
         // The agent's own stderr: printed as text, never as terminal commands.
-        out.push_str(&stream::terminal_text(&stderr));
+        out.push_str(&terminal_text(&stderr));
         if !stderr.ends_with('\n') {
             out.push('\n');
         }

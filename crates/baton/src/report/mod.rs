@@ -1,9 +1,11 @@
 //! What baton shows people and machines: the run events and their sinks (the terminal, the
 //! run log), and the status table and its JSON form.
 
+pub mod agent_line;
 pub mod event;
 pub mod logs;
 pub mod out;
 pub mod render;
+pub mod safe;
 pub mod status;
 pub mod terminal;

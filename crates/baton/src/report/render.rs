@@ -274,15 +274,15 @@ pub fn error_text(error: &str, help: Option<&str>) -> String {
 
 /// The line an event shows as in verbose output and in the run log (without the time).
 /// Safe for a terminal: agents' text reaches these lines (see
-/// [`crate::agent::stream::terminal_line`]); only baton's own multi-line texts keep their line
+/// [`crate::report::safe::terminal_line`]); only baton's own multi-line texts keep their line
 /// breaks.
 pub fn verbose_text(kind: &EventKind) -> Option<String> {
     let text = raw_verbose_text(kind)?;
     Some(match kind {
         EventKind::Banner { .. } | EventKind::Summary { .. } | EventKind::Warning { .. } | EventKind::Note(_) | EventKind::Error { .. } => {
-            crate::agent::stream::terminal_text(&text)
+            crate::report::safe::terminal_text(&text)
         }
-        _ => crate::agent::stream::terminal_line(&text),
+        _ => crate::report::safe::terminal_line(&text),
     })
 }
 
@@ -296,7 +296,7 @@ fn raw_verbose_text(kind: &EventKind) -> Option<String> {
             format!("[EXEC] {task} {name} — attempt {attempt}/{max_attempts}")
         }
         EventKind::Agent { event, agent, .. } => {
-            let line = crate::agent::stream::verbose_line(event)?;
+            let line = super::agent_line::verbose_line(event)?;
             match line.strip_prefix("[Claude]") {
                 Some(rest) if *agent != "Claude" => format!("[{agent}]{rest}"),
                 _ => line,

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use crate::agent::stream::{terminal_line, terminal_text};
+use crate::report::safe::{terminal_line, terminal_text};
 use crate::run::record::TaskUsage;
 
 use crate::plan::{Plan, Status, Task};

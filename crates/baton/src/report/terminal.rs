@@ -13,7 +13,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::event::{clock, cost, human, local_time, verbose_text, EventKind, RunEvent, Sink};
 use super::render;
-use crate::agent::stream::{terminal_line, terminal_text, StreamSummary};
+use super::safe::{terminal_line, terminal_text};
+use crate::agent::StreamSummary;
 use crate::plan::{Status, TaskId};
 
 pub struct Terminal {

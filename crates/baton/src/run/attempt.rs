@@ -20,8 +20,7 @@ use tokio::time::Instant;
 use super::process::{AgentCommand, AgentProcess, ExitInfo, Output, SpawnError, Stream, LEAK_TIMEOUT};
 use super::stop::Stop;
 use super::verdict::Ended;
-use crate::agent::stream::{self, StreamEvent, StreamSummary};
-use crate::agent::{Agent, Systemic};
+use crate::agent::{Agent, StreamEvent, StreamSummary, Systemic};
 use crate::plan::TaskId;
 use crate::report::event::{EventKind, Note, Reporter};
 
@@ -102,7 +101,7 @@ pub async fn run(spec: AttemptSpec, reporter: Reporter, mut stop: watch::Receive
                         Stream::Stdout => {
                             transcript.write(&line.text);
                             idle_deadline = Instant::now() + spec.idle_timeout;
-                            for ev in stream::parse_line(&line.text) {
+                            for ev in spec.agent.dialect().parse_line(&line.text) {
                                 // Only what the CLI printed outside its JSON stream can be its
                                 // own complaint; the stream holds the agent's words, which may
                                 // quote anything.
@@ -178,7 +177,8 @@ pub async fn run(spec: AttemptSpec, reporter: Reporter, mut stop: watch::Receive
             LEAK_TIMEOUT.as_secs()
         ));
     }
-    let systemic = spec.agent.systemic_failure(&stderr_tail, &stdout_tail).or_else(|| spec.agent.systemic_in_session(&summary));
+    let dialect = spec.agent.dialect();
+    let systemic = dialect.systemic_failure(&stderr_tail, &stdout_tail).or_else(|| dialect.systemic_in_session(&summary));
     Ok(AttemptRun {
         ended,
         exit,

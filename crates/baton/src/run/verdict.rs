@@ -10,8 +10,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::agent::stream::{self, StreamSummary};
-use crate::agent::Systemic;
+use crate::agent::{Dialect, SessionOutcome, StreamSummary, Systemic};
 use crate::plan::Status;
 use crate::policy::limit::{self, LimitEvidence, LimitVerdict, Throttling, UsageLimit};
 
@@ -66,6 +65,8 @@ pub struct Evidence<'a> {
     pub status_shown: &'a Path,
     pub ended: Ended,
     pub exit: Option<crate::run::process::ExitInfo>,
+    /// How the agent's CLI speaks: its limit wording and its name, for messages.
+    pub dialect: &'a dyn Dialect,
     pub summary: &'a StreamSummary,
     pub stderr_tail: &'a str,
     pub systemic: Option<Systemic>,
@@ -114,7 +115,7 @@ pub fn judge(e: &Evidence<'_>, now: &jiff::ZonedDateTime) -> Verdict {
         rate_limit_rejected_resets_at: e.summary.rate_limit_rejected().and_then(|r| r.resets_at),
         stderr_tail: Some(e.stderr_tail.to_string()).filter(|s| !s.is_empty()),
     };
-    match limit::classify(&evidence, now) {
+    match limit::classify(&evidence, e.dialect, now) {
         LimitVerdict::Usage(u) => return Verdict::Limited(u),
         LimitVerdict::Throttled(t) => return Verdict::Throttled(t),
         LimitVerdict::None => {}
@@ -127,10 +128,10 @@ pub fn judge(e: &Evidence<'_>, now: &jiff::ZonedDateTime) -> Verdict {
                 _ => String::new(),
             };
             let cli = match e.summary.outcome() {
-                stream::SessionOutcome::ErrorResult { message: Some(m), .. } => {
-                    format!(" Claude Code reported an error: {}", crate::report::status::cut(&m, 300))
+                SessionOutcome::ErrorResult { message: Some(m), .. } => {
+                    format!(" {} reported an error: {}", e.dialect.cli_name(), crate::report::status::cut(&m, 300))
                 }
-                stream::SessionOutcome::PermissionDenied { denials } => format!(
+                SessionOutcome::PermissionDenied { denials } => format!(
                     " Tool calls were refused: {}.",
                     denials.iter().map(|d| d.tool_name.as_str()).collect::<Vec<_>>().join(", ")
                 ),
@@ -171,7 +172,7 @@ pub fn read_report(task_id: &str, status_file: &Path, shown: &Path, result_text:
                 .map_err(|m| format!("the status file {}: {m}", shown.display()))
         }
         Ok(None) => {
-            let found = result_text.and_then(stream::find_status_json);
+            let found = result_text.and_then(find_status_json);
             match found {
                 Some(value) => report_from(task_id, &value, ReportSource::ResultText)
                     .map_err(|m| format!("the status JSON in the agent's final answer: {m}")),
@@ -298,6 +299,39 @@ pub fn plan_text(message: &str, full_text_at: &str) -> String {
     format!("{}… ({} bytes; full text: `{full_text_at}`)", line.trim_end(), message.len())
 }
 
+
+/// Finds the task status object (PRODUCT.md §2) in the agent's final text: the last JSON
+/// object with both a `task_id` and a `status` key, wherever it stands — in a ```json fence,
+/// amid prose, next to other braces. Its values are not checked here.
+///
+/// An object nested inside a matching one is part of it, not a separate candidate.
+pub fn find_status_json(text: &str) -> Option<Value> {
+    let mut found = None;
+    let mut from = 0;
+    while let Some(offset) = text[from..].find('{') {
+        let start = from + offset;
+        // Objects delimit themselves, so the stream reader stops right after the first value,
+        // whatever prose follows it.
+        let mut values = serde_json::Deserializer::from_str(&text[start..]).into_iter::<Value>();
+        match values.next() {
+            Some(Ok(value)) if is_status_object(&value) => {
+                from = start + values.byte_offset();
+                found = Some(value);
+            }
+            // Not JSON from here, or another object: a status object may still start at the
+            // next brace, inside it or after it. `{` is one byte, so this is a char boundary.
+            _ => from = start + 1,
+        }
+    }
+    found
+}
+
+fn is_status_object(value: &Value) -> bool {
+    value
+        .as_object()
+        .is_some_and(|object| object.contains_key("task_id") && object.contains_key("status"))
+}
+
 fn report_from(task_id: &str, v: &Value, source: ReportSource) -> Result<Report, String> {
     let Some(obj) = v.as_object() else {
         return Err("it is not a JSON object".into());
@@ -331,6 +365,7 @@ fn report_from(task_id: &str, v: &Value, source: ReportSource) -> Result<Report,
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn file(text: &str) -> (tempfile::TempDir, std::path::PathBuf) {
         let d = tempfile::tempdir().unwrap();
@@ -420,5 +455,61 @@ mod tests {
         assert!(t.starts_with("éé"));
         let exact = "a".repeat(PLAN_TEXT_MAX_BYTES);
         assert_eq!(plan_text(&exact, "x"), exact, "a message at the cap is kept whole");
+    }
+
+    #[test]
+    fn status_json_in_a_fence_amid_prose() {
+        let text = "Done. I could not write the file, so here it is:\n\n```json\n{\"task_id\": \"1.2\", \"status\": \"completed\", \"message\": \"added {braces} and \\\"quotes\\\" }\", \"plan_modified\": false}\n```\n\nLet me know {if anything} else is needed.";
+        assert_eq!(
+            find_status_json(text),
+            Some(json!({
+                "task_id": "1.2",
+                "status": "completed",
+                "message": "added {braces} and \"quotes\" }",
+                "plan_modified": false
+            }))
+        );
+    }
+
+    #[test]
+    fn status_json_bare_and_among_other_objects() {
+        assert_eq!(
+            find_status_json(r#"{"task_id":"3","status":"failed"}"#),
+            Some(json!({"task_id": "3", "status": "failed"}))
+        );
+        // The last one wins; objects without both keys do not count.
+        let text = r#"first {"task_id":"1","status":"failed"} then fn main() { } and
+            {"task_id":"1","status":"completed","details":{"task_id":"sub","status":"ok"}}
+            and finally {"status":"ok"} {"task_id":"9"}"#;
+        assert_eq!(
+            find_status_json(text),
+            Some(json!({
+                "task_id": "1",
+                "status": "completed",
+                "details": {"task_id": "sub", "status": "ok"}
+            }))
+        );
+        // Nested in an object that is not a status object itself.
+        assert_eq!(
+            find_status_json(r#"{"file": {"task_id": "2", "status": "skipped"}}"#),
+            Some(json!({"task_id": "2", "status": "skipped"}))
+        );
+    }
+
+    #[test]
+    fn status_json_absent() {
+        for text in [
+            "",
+            "All done.",
+            "{",
+            "} {",
+            r#"{"status":"completed","message":"no id"}"#,
+            r#"{"task_id":"1","state":"completed"}"#,
+            r#"["task_id", "status"]"#,
+            r#"{'task_id': '1', 'status': 'completed'}"#,
+            "{\"task_id\": \"1\", \"status\": \"completed\"",
+        ] {
+            assert_eq!(find_status_json(text), None, "{text}");
+        }
     }
 }

@@ -295,6 +295,7 @@ impl Engine {
                 status_shown: &status_rel,
                 ended: run.ended,
                 exit: run.exit,
+                dialect: self.agent.dialect(),
                 summary: &run.summary,
                 stderr_tail: &run.stderr_tail,
                 systemic: run.systemic.clone(),

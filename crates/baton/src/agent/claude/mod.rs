@@ -1,12 +1,26 @@
-//! Claude Code: where its binary is, how it is invoked, and what its failures mean.
+//! Claude Code: where its binary is, how it is invoked, and what its output and failures mean.
 //!
-//! Owns the CLI's command line and the recognition of its refusals; the stream it prints is
-//! read by [`super::stream`]. It never starts the process itself (that is `run::process`).
+//! [`ClaudeCode`] is the located CLI (its command line); [`Claude`] is its [`Dialect`]: the
+//! `stream-json` parser ([`stream`]), the wording of its limits and throttling ([`limits`]) and
+//! the recognition of its refusals (here). It never starts the process itself (that is
+//! `run::process`).
+
+pub mod limits;
+pub mod stream;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use super::{Agent, Resolved, ResolveError, Systemic};
+use super::event::StreamEvent;
+use super::{Agent, Dialect, Resolved, Systemic};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    #[error("the agent binary {} (set in {origin}) does not exist or is not executable", path.display())]
+    Configured { path: PathBuf, origin: &'static str },
+    #[error("no Claude Code CLI found; tried {}", tried.join(", "))]
+    NotFound { tried: Vec<String> },
+}
 
 /// The environment variable that names the binary, after `[agent] binary` in baton.toml.
 pub const BIN_ENV: &str = "BATON_CLAUDE_BIN";
@@ -18,6 +32,23 @@ pub struct ClaudeCode {
 }
 
 impl ClaudeCode {
+    /// The CLI `baton.toml` asks for, located (see [`super::for_config`]).
+    pub fn for_config(config: &crate::config::Config, root: &Path, lenient: bool) -> Result<std::sync::Arc<dyn Agent>, String> {
+        match ClaudeCode::resolve(config.agent.binary.as_deref(), root) {
+            Ok(binary) => Ok(std::sync::Arc::new(ClaudeCode { binary, extra_args: config.agent.extra_args.clone() })),
+            Err(e) if lenient => {
+                eprintln!("warning: {e}");
+                Ok(std::sync::Arc::new(ClaudeCode {
+                    binary: Resolved::plain("claude".into(), "not found".into()),
+                    extra_args: Vec::new(),
+                }))
+            }
+            Err(e) => Err(format!(
+                "error: {e}\n  help: install Claude Code (npm install -g @anthropic-ai/claude-code), or name the binary in baton.toml `[agent] binary` or {BIN_ENV}"
+            )),
+        }
+    }
+
     /// Finds the CLI: the configured binary, then `BATON_CLAUDE_BIN`, then `claude` on PATH,
     /// then the npm global prefix, then `npx`.
     /// A relative configured path is taken from the repository `root` (where baton.toml is);
@@ -63,8 +94,8 @@ impl ClaudeCode {
 }
 
 impl Agent for ClaudeCode {
-    fn name(&self) -> &'static str {
-        "Claude"
+    fn dialect(&self) -> &'static dyn Dialect {
+        &Claude
     }
 
     fn binary(&self) -> &Resolved {
@@ -83,6 +114,24 @@ impl Agent for ClaudeCode {
         }
         args.extend(self.extra_args.iter().map(OsString::from));
         args
+    }
+}
+
+/// How Claude Code speaks: its `stream-json` output and its own messages.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Claude;
+
+impl Dialect for Claude {
+    fn name(&self) -> &'static str {
+        "Claude"
+    }
+
+    fn cli_name(&self) -> &'static str {
+        "Claude Code"
+    }
+
+    fn parse_line(&self, line: &str) -> Vec<StreamEvent> {
+        stream::parse_line(line)
     }
 
     fn systemic_failure(&self, stderr: &str, stdout_tail: &str) -> Option<Systemic> {
@@ -171,11 +220,11 @@ mod tests {
 
     #[test]
     fn root_refusal_is_recognised_and_explained() {
-        let s = agent()
+        let s = Claude
             .systemic_failure("--dangerously-skip-permissions cannot be used with root/sudo privileges for security reasons\n", "")
             .unwrap();
         assert!(s.help.contains("IS_SANDBOX=1"));
-        assert!(agent().systemic_failure("some other error", "").is_none());
+        assert!(Claude.systemic_failure("some other error", "").is_none());
     }
 
     #[test]
