@@ -18,3 +18,4 @@ pub(crate) mod procfs;
 pub mod report;
 pub mod root;
 pub mod run;
+pub mod supervise;
