@@ -1066,4 +1066,116 @@ mod tests {
         std::os::unix::fs::symlink(&file, &link).expect("symlink");
         assert!(open_input(&link).is_err(), "a symlink must be refused");
     }
+
+    /// An unguarded policy (a test binary is not a baton binary) with these deadlines.
+    fn policy(total: Duration, idle: Option<Duration>, heartbeat: Option<PathBuf>) -> Policy {
+        Policy {
+            idle,
+            heartbeat,
+            ..Policy::smoke(None, total, Duration::from_millis(200))
+        }
+    }
+
+    /// Everything `process` yields until its exit: the deadlines it reported, the lines, the exit.
+    async fn drain(process: &mut Supervised) -> (Vec<Deadline>, Vec<String>, ExitInfo) {
+        let mut deadlines = Vec::new();
+        let mut lines = Vec::new();
+        loop {
+            match process.next().await {
+                Some(Output::Line(line)) => lines.push(line.text),
+                Some(Output::Deadline(d)) => deadlines.push(d),
+                Some(Output::Exited(exit)) => return (deadlines, lines, exit),
+                None => panic!("no exit"),
+            }
+        }
+    }
+
+    async fn start(command: &str, policy: &Policy) -> Supervised {
+        Supervised::spawn(&CommandSpec::shell(command, std::env::temp_dir()), policy)
+            .await
+            .expect("sh starts")
+    }
+
+    #[tokio::test]
+    async fn a_silent_command_is_ended_by_the_idle_deadline_and_says_so() {
+        let policy = policy(Duration::from_secs(120), Some(Duration::from_millis(300)), None);
+        let mut process = start("echo one; sleep 60", &policy).await;
+        let (deadlines, lines, exit) = tokio::time::timeout(Duration::from_secs(60), drain(&mut process))
+            .await
+            .expect("the idle deadline ended it");
+        assert_eq!(deadlines, [Deadline::Idle]);
+        assert_eq!(process.cut_by(), Some(Deadline::Idle));
+        assert_eq!(lines, ["one"]);
+        assert_eq!(exit.signal, Some(libc::SIGTERM));
+    }
+
+    #[tokio::test]
+    async fn the_total_deadline_ends_a_command_that_keeps_talking() {
+        let policy = policy(Duration::from_millis(500), Some(Duration::from_secs(60)), None);
+        let mut process = start("while :; do echo tick; sleep 0.02; done", &policy).await;
+        let (deadlines, _, exit) = tokio::time::timeout(Duration::from_secs(60), drain(&mut process))
+            .await
+            .expect("the total deadline ended it");
+        assert_eq!(deadlines, [Deadline::Total]);
+        assert!(!exit.success());
+    }
+
+    #[tokio::test]
+    async fn a_fresh_heartbeat_or_an_announced_pause_is_not_idleness() {
+        let dir = tempfile::tempdir().unwrap();
+        let heartbeat = dir.path().join("heartbeat");
+        std::fs::write(&heartbeat, "").unwrap();
+        // Silent on stdout, but touching its heartbeat, for longer than the idle deadline.
+        let command = format!(
+            "i=0; while [ $i -lt 30 ]; do touch {0}; sleep 0.1; i=$((i+1)); done; echo done",
+            heartbeat.display()
+        );
+        let idle = Duration::from_secs(2);
+        let mut process = start(&command, &policy(Duration::from_secs(120), Some(idle), Some(heartbeat))).await;
+        let (deadlines, lines, exit) = drain(&mut process).await;
+        assert_eq!((deadlines, lines, exit.success()), (vec![], vec!["done".to_owned()], true));
+
+        // Silent, no heartbeat, but the idle deadline was moved past its silence.
+        let mut process = start("sleep 1; echo done", &policy(Duration::from_secs(120), Some(Duration::from_millis(100)), None)).await;
+        process.postpone_idle(Instant::now() + Duration::from_secs(60));
+        let (deadlines, lines, exit) = drain(&mut process).await;
+        assert_eq!((deadlines, lines, exit.success()), (vec![], vec!["done".to_owned()], true));
+    }
+
+    #[tokio::test]
+    async fn kill_now_after_the_end_stops_waiting_for_held_output() {
+        // The command ends; its leftover holds the output open and would be waited for up to
+        // the leak timeout, far away. A kill_now (a stop) ends that wait.
+        let policy = Policy {
+            kill_leftovers: false,
+            leak_timeout: Duration::from_secs(600),
+            ..policy(Duration::from_secs(600), None, None)
+        };
+        let mut process = start("sleep 600 & echo $!; exit 0", &policy).await;
+        let leftover: libc::pid_t = loop {
+            if let Some(Output::Line(line)) = process.next().await {
+                break line.text.trim().parse().expect("a pid");
+            }
+        };
+        // Read on (next is cancel-safe) until the command's end is known.
+        let exit = tokio::time::timeout(Duration::from_secs(60), async {
+            loop {
+                if let Some(exit) = process.command_exit() {
+                    break exit;
+                }
+                let _ = tokio::time::timeout(Duration::from_millis(20), process.next()).await;
+            }
+        })
+        .await
+        .expect("the command ended");
+        assert!(exit.success());
+        process.kill_now();
+        let (_, _, exit) = tokio::time::timeout(Duration::from_secs(60), drain(&mut process))
+            .await
+            .expect("kill_now ended the drain");
+        assert!(exit.success());
+        // SAFETY: kill(2) on the leftover this test made.
+        unsafe { libc::kill(leftover, libc::SIGKILL) };
+    }
 }
+
