@@ -796,11 +796,18 @@ fn spawn_direct(
                 _ => SpawnError::Exec { program, source },
             }
         })?;
-    // Only unset once reaped, which nothing has done yet.
-    let pid = child
+    // Only unset once reaped, which nothing has done yet; a pid that is not a usable group id
+    // must never reach kill(2), where -0 and -1 mean far more than one group.
+    let Some(pid) = child
         .id()
         .and_then(|pid| libc::pid_t::try_from(pid).ok())
-        .unwrap_or(0);
+        .filter(|pid| *pid > 1)
+    else {
+        return Err(SpawnError::Exec {
+            program: cmd.program.clone(),
+            source: io::Error::other("the started process has no usable pid"),
+        });
+    };
     orphans::started(pid);
     Ok((None, pid, child))
 }
