@@ -17,7 +17,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::supervise::{CommandSpec, Deadline, ExitInfo, Input, Output, Policy, SpawnError, Stream, Supervised, LEAK_TIMEOUT};
+use crate::supervise::{CommandSpec, Deadline, ExitInfo, Input, Output, Policy, SpawnError, Stream, Supervised};
 use super::stop::Stop;
 use super::verdict::Ended;
 use crate::agent::stream::{self, StreamEvent, StreamSummary};
@@ -151,7 +151,7 @@ pub async fn run(spec: AttemptSpec, reporter: Reporter, mut stop: watch::Receive
         reporter.warn(format!(
             "{}: a process the agent started still held its output open {} s after the agent ended; baton stopped reading it",
             spec.task,
-            LEAK_TIMEOUT.as_secs()
+            policy.leak_timeout.as_secs()
         ));
     }
     let systemic = spec.agent.systemic_failure(&stderr_tail, &stdout_tail).or_else(|| spec.agent.systemic_in_session(&summary));

@@ -680,23 +680,6 @@ impl Supervised {
         });
     }
 
-    /// Ends the command and everything it started: SIGTERM to its group, drain output for up
-    /// to `grace`, end everything, reap. Output read meanwhile is discarded; a caller that
-    /// wants it uses [`begin_terminate`](Self::begin_terminate) and [`next`](Self::next).
-    /// Idempotent: once ended, returns the same exit at once.
-    pub async fn terminate(&mut self, grace: Duration) -> ExitInfo {
-        self.begin_terminate(grace);
-        loop {
-            if let Some(exit) = self.exit {
-                return exit;
-            }
-            if self.next().await.is_none() {
-                // `next` only returns None once `exit` is set; keep the loop total anyway.
-                return self.exit.unwrap_or(ExitInfo::UNKNOWN);
-            }
-        }
-    }
-
     /// Ends the command and every process it started now, and stops waiting for output: what
     /// is already waiting is still read (up to the drain cap); [`next`](Self::next) then
     /// reports the exit.
@@ -1105,11 +1088,16 @@ mod tests {
 
     #[tokio::test]
     async fn a_silent_command_is_ended_by_the_idle_deadline_and_says_so() {
-        let policy = policy(Duration::from_secs(120), Some(Duration::from_millis(300)), None);
+        let policy = policy(
+            Duration::from_secs(120),
+            Some(Duration::from_millis(300)),
+            None,
+        );
         let mut process = start("echo one; sleep 60", &policy).await;
-        let (deadlines, lines, exit) = tokio::time::timeout(Duration::from_secs(60), drain(&mut process))
-            .await
-            .expect("the idle deadline ended it");
+        let (deadlines, lines, exit) =
+            tokio::time::timeout(Duration::from_secs(60), drain(&mut process))
+                .await
+                .expect("the idle deadline ended it");
         assert_eq!(deadlines, [Deadline::Idle]);
         assert_eq!(process.cut_by(), Some(Deadline::Idle));
         assert_eq!(lines, ["one"]);
@@ -1118,11 +1106,16 @@ mod tests {
 
     #[tokio::test]
     async fn the_total_deadline_ends_a_command_that_keeps_talking() {
-        let policy = policy(Duration::from_millis(500), Some(Duration::from_secs(60)), None);
+        let policy = policy(
+            Duration::from_millis(500),
+            Some(Duration::from_secs(60)),
+            None,
+        );
         let mut process = start("while :; do echo tick; sleep 0.02; done", &policy).await;
-        let (deadlines, _, exit) = tokio::time::timeout(Duration::from_secs(60), drain(&mut process))
-            .await
-            .expect("the total deadline ended it");
+        let (deadlines, _, exit) =
+            tokio::time::timeout(Duration::from_secs(60), drain(&mut process))
+                .await
+                .expect("the total deadline ended it");
         assert_eq!(deadlines, [Deadline::Total]);
         assert!(!exit.success());
     }
@@ -1138,15 +1131,33 @@ mod tests {
             heartbeat.display()
         );
         let idle = Duration::from_secs(2);
-        let mut process = start(&command, &policy(Duration::from_secs(120), Some(idle), Some(heartbeat))).await;
+        let mut process = start(
+            &command,
+            &policy(Duration::from_secs(120), Some(idle), Some(heartbeat)),
+        )
+        .await;
         let (deadlines, lines, exit) = drain(&mut process).await;
-        assert_eq!((deadlines, lines, exit.success()), (vec![], vec!["done".to_owned()], true));
+        assert_eq!(
+            (deadlines, lines, exit.success()),
+            (vec![], vec!["done".to_owned()], true)
+        );
 
         // Silent, no heartbeat, but the idle deadline was moved past its silence.
-        let mut process = start("sleep 1; echo done", &policy(Duration::from_secs(120), Some(Duration::from_millis(100)), None)).await;
+        let mut process = start(
+            "sleep 1; echo done",
+            &policy(
+                Duration::from_secs(120),
+                Some(Duration::from_millis(100)),
+                None,
+            ),
+        )
+        .await;
         process.postpone_idle(Instant::now() + Duration::from_secs(60));
         let (deadlines, lines, exit) = drain(&mut process).await;
-        assert_eq!((deadlines, lines, exit.success()), (vec![], vec!["done".to_owned()], true));
+        assert_eq!(
+            (deadlines, lines, exit.success()),
+            (vec![], vec!["done".to_owned()], true)
+        );
     }
 
     #[tokio::test]
@@ -1185,4 +1196,3 @@ mod tests {
         unsafe { libc::kill(leftover, libc::SIGKILL) };
     }
 }
-

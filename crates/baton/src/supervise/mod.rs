@@ -26,5 +26,5 @@ mod run;
 
 pub use child::{CommandSpec, Deadline, ExitInfo, Input, Output, SpawnError, Supervised};
 pub use lines::{Line, Stream};
-pub use policy::{own_binary, Policy, AGENT_MAX_LINE, DRAIN_CAP, LEAK_TIMEOUT, SHELL_MAX_LINE};
-pub use run::{run_to_end, Ended, Finished, LINE_CUT};
+pub use policy::{own_binary, Policy, DRAIN_CAP, LEAK_TIMEOUT};
+pub use run::{run_to_end, Ended, Finished};

@@ -17,7 +17,7 @@ const TAIL_LINES: usize = 20;
 const TAIL_LINE_CHARS: usize = 400;
 
 /// Appended to a line that was longer than the policy's `max_line`.
-pub const LINE_CUT: &str = " […line cut]";
+const LINE_CUT: &str = " […line cut]";
 
 /// How the command ended.
 #[derive(Debug)]
@@ -42,7 +42,7 @@ pub struct Finished {
 }
 
 /// Runs `cmd` under `policy` to its end, calling `on_line` with each output line (without its
-/// line ending; a cut line ends with [`LINE_CUT`]) as it comes.
+/// line ending; a cut line ends with " […line cut]") as it comes.
 pub async fn run_to_end(
     cmd: &CommandSpec,
     policy: &Policy,
@@ -126,7 +126,7 @@ impl Tail {
 mod tests {
     use super::*;
 
-    use crate::supervise::SHELL_MAX_LINE as MAX_LINE_BYTES;
+    use crate::supervise::policy::SHELL_MAX_LINE as MAX_LINE_BYTES;
 
     /// A smoke test's policy, unguarded: a test binary is not a baton binary.
     fn job(command: &str, timeout: Duration, grace: Duration) -> (CommandSpec, Policy) {
@@ -191,7 +191,11 @@ mod tests {
             Duration::from_secs(5),
         ))
         .await;
-        assert!(matches!(finished.ended, Ended::Exited(s) if s.success()), "{:?}", finished.ended);
+        assert!(
+            matches!(finished.ended, Ended::Exited(s) if s.success()),
+            "{:?}",
+            finished.ended
+        );
         assert_eq!(lines.iter().map(|l| l.trim()).collect::<Vec<_>>(), ["0"]);
     }
 
@@ -203,7 +207,11 @@ mod tests {
             Duration::from_secs(5),
         ))
         .await;
-        assert!(matches!(finished.ended, Ended::Exited(s) if s.success()), "{:?}", finished.ended);
+        assert!(
+            matches!(finished.ended, Ended::Exited(s) if s.success()),
+            "{:?}",
+            finished.ended
+        );
         assert_eq!(lines.len(), 51);
         assert!(lines[0].starts_with("xxx") && lines[0].ends_with("[…line cut]"));
         assert_eq!(lines[0].len(), MAX_LINE_BYTES + " […line cut]".len());
@@ -272,9 +280,16 @@ mod tests {
             ..policy
         };
         let (finished, lines) = collect(&(spec, policy)).await;
-        assert!(matches!(finished.ended, Ended::Exited(s) if s.success()), "{:?}", finished.ended);
+        assert!(
+            matches!(finished.ended, Ended::Exited(s) if s.success()),
+            "{:?}",
+            finished.ended
+        );
         assert_eq!(lines, ["done"]);
-        assert!(finished.leaked, "the background process held the pipes open");
+        assert!(
+            finished.leaked,
+            "the background process held the pipes open"
+        );
         assert!(started.elapsed() < Duration::from_secs(15));
         // A process a hook leaves running on purpose is not killed after a normal exit.
         let pid: libc::pid_t = std::fs::read_to_string(&pidfile)
@@ -294,7 +309,10 @@ mod tests {
         job.0.program = "/nonexistent/baton-test-program".into();
         let (finished, _) = collect(&job).await;
         assert!(
-            matches!(finished.ended, Ended::Error(SpawnError::ProgramNotFound { .. })),
+            matches!(
+                finished.ended,
+                Ended::Error(SpawnError::ProgramNotFound { .. })
+            ),
             "{:?}",
             finished.ended
         );
@@ -351,7 +369,11 @@ mod tests {
         let (finished, _) = tokio::time::timeout(Duration::from_secs(60), collect(&(spec, policy)))
             .await
             .expect("the drain outlived the total deadline");
-        assert!(matches!(finished.ended, Ended::Exited(s) if s.success()), "{:?}", finished.ended);
+        assert!(
+            matches!(finished.ended, Ended::Exited(s) if s.success()),
+            "{:?}",
+            finished.ended
+        );
         assert!(finished.leaked);
     }
 
@@ -360,13 +382,21 @@ mod tests {
         let (mut spec, policy) = job("cat; echo", Duration::from_secs(30), Duration::from_secs(1));
         spec.stdin = crate::supervise::Input::Bytes(b"{\"event\": 1}".to_vec());
         let (finished, lines) = collect(&(spec.clone(), policy.clone())).await;
-        assert!(matches!(finished.ended, Ended::Exited(s) if s.success()), "{:?}", finished.ended);
+        assert!(
+            matches!(finished.ended, Ended::Exited(s) if s.success()),
+            "{:?}",
+            finished.ended
+        );
         assert_eq!(lines, ["{\"event\": 1}"]);
 
         // More than a pipe holds, to a command that never reads it.
         spec.args = vec!["-c".into(), "exit 0".into()];
         spec.stdin = crate::supervise::Input::Bytes(vec![b'x'; 1 << 20]);
         let (finished, _) = collect(&(spec, policy)).await;
-        assert!(matches!(finished.ended, Ended::Exited(s) if s.success()), "{:?}", finished.ended);
+        assert!(
+            matches!(finished.ended, Ended::Exited(s) if s.success()),
+            "{:?}",
+            finished.ended
+        );
     }
 }
