@@ -19,3 +19,4 @@ pub(crate) mod procfs;
 pub mod report;
 pub mod root;
 pub mod run;
+pub mod supervise;

@@ -130,10 +130,10 @@ struct RunArgs {
 
 fn main() -> ExitCode {
     // The agent guard is this same binary, started with a hidden first argument; it must run
-    // before anything else (see run::guard).
+    // before anything else (see supervise::guard).
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    if args.get(1).is_some_and(|a| a == baton::run::guard::GUARD_ARG) {
-        baton::run::guard::guard_main(&args[2..]);
+    if args.get(1).is_some_and(|a| a == baton::supervise::guard::GUARD_ARG) {
+        baton::supervise::guard::guard_main(&args[2..]);
     }
     let cli = Cli::parse();
     let exit = match cli.command {

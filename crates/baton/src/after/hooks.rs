@@ -2,19 +2,20 @@
 //! a dev server before the agents work, start it again after).
 //!
 //! Owns running one hook through `sh -c` in the repository root with a timeout, handing its
-//! output lines to the caller, and the [`HookOutcome`]. A process a hook starts in the
-//! background (the dev server) is left running when the hook exits normally; on timeout the
-//! hook's whole process group is ended. A background process should send its output elsewhere
-//! (`> server.log 2>&1 &`): baton stops reading a hook's output shortly after the hook exits.
+//! output lines to the caller, and the [`HookOutcome`]. A hook runs under the guard (see
+//! `crate::supervise`): should baton die while it runs (even by `kill -9`), the hook and
+//! everything it started end. A process a hook starts in the background (the dev server) is
+//! left running when the hook exits normally; on timeout the hook and everything it started
+//! are ended. A background process should send its output elsewhere (`> server.log 2>&1 &`):
+//! baton stops reading a hook's output shortly after the hook exits.
 //!
 //! It must not decide when hooks run (that `after_command` runs however the plan ended is the
 //! engine's duty), whether a failed hook stops the run, or print anything itself.
 
-use std::os::unix::process::ExitStatusExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::shell::{self, Ended, Job};
+use crate::supervise::{self, CommandSpec, Ended, Policy};
 
 /// Between SIGTERM and SIGKILL to the hook's process group on timeout.
 const GRACE: Duration = Duration::from_secs(5);
@@ -79,33 +80,46 @@ pub async fn run_hook(
     timeout: Duration,
     on_line: &mut dyn FnMut(&str),
 ) -> HookOutcome {
-    run_hook_with(name, command, root, timeout, GRACE, on_line).await
+    let guard = match supervise::own_binary() {
+        Ok(guard) => guard,
+        Err(error) => {
+            return HookOutcome::Failed {
+                code: None,
+                signal: None,
+                tail: format!("could not run {name}: cannot find baton's own binary to guard it: {error}"),
+            }
+        }
+    };
+    run_hook_with(name, command, root, Some(guard), timeout, GRACE, on_line).await
 }
 
+/// [`run_hook`] with the guard made explicit: tests have no baton binary to guard with.
 async fn run_hook_with(
     name: &str,
     command: &str,
     root: &Path,
+    guard: Option<PathBuf>,
     timeout: Duration,
     grace: Duration,
     on_line: &mut dyn FnMut(&str),
 ) -> HookOutcome {
-    let job = Job::shell(command, root.to_path_buf(), timeout, grace);
-    let finished = shell::run(&job, on_line).await;
+    let job = CommandSpec::shell(command, root.to_path_buf());
+    let policy = Policy::hook(guard, timeout, grace);
+    let finished = supervise::run_to_end(&job, &policy, &mut |_, line| on_line(line)).await;
     match finished.ended {
         Ended::Exited(status) if status.success() => HookOutcome::Ok {
             duration: finished.duration,
         },
         Ended::Exited(status) => HookOutcome::Failed {
-            code: status.code(),
-            signal: status.signal(),
+            code: status.code,
+            signal: status.signal,
             tail: finished.tail,
         },
         Ended::TimedOut => HookOutcome::TimedOut { after: timeout },
         Ended::Error(error) => HookOutcome::Failed {
             code: None,
             signal: None,
-            tail: format!("could not run {name} in {}: {error}", root.display()),
+            tail: format!("could not run {name} in {}: {}", root.display(), crate::exit::render_chain(&error)),
         },
     }
 }
@@ -120,6 +134,7 @@ mod tests {
             "before_command",
             command,
             root,
+            None,
             timeout,
             Duration::from_millis(300),
             &mut |line| lines.push(line.to_owned()),

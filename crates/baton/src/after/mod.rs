@@ -3,7 +3,6 @@
 
 pub mod hooks;
 pub mod notify;
-mod shell;
 pub mod smoke;
 
 pub use hooks::{run_hook, HookOutcome};

@@ -11,13 +11,14 @@
 //! It must not decide which ending a run had, print anything itself, retry, or let a broken
 //! notifier change how the run ends: [`send`] never panics and never fails.
 
-use std::io::{self, Read, Write};
-use std::path::Path;
-use std::process::{Command, ExitStatus, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::ExitStatus;
+use std::time::Duration;
 
 use serde::{Serialize, Serializer};
+
+use crate::supervise::{self, CommandSpec, Ended, ExitInfo, Input, Policy, Stream};
 
 /// How long the webhook and the command each get.
 pub const NOTIFY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -294,6 +295,25 @@ pub fn send_within(
     root: &Path,
     timeout: Duration,
 ) -> Vec<String> {
+    let guard = match command.map(|_| supervise::own_binary()) {
+        Some(Err(error)) => {
+            return vec![format!("notify command not run: cannot find baton's own binary to guard it: {error}")]
+        }
+        Some(Ok(guard)) => Some(guard),
+        None => None,
+    };
+    deliver(notice, webhook, command, root, timeout, guard)
+}
+
+/// [`send_within`] with the command's guard made explicit: tests have no baton binary.
+fn deliver(
+    notice: &Notice,
+    webhook: Option<&str>,
+    command: Option<&str>,
+    root: &Path,
+    timeout: Duration,
+    guard: Option<PathBuf>,
+) -> Vec<String> {
     if webhook.is_none() && command.is_none() {
         return Vec::new();
     }
@@ -303,7 +323,7 @@ pub fn send_within(
     };
     let (posted, ran) = std::thread::scope(|scope| {
         let posted = webhook.map(|url| scope.spawn(|| post(url, &json, timeout)));
-        let ran = command.map(|command| run_command(command, &json, root, timeout));
+        let ran = command.map(|command| run_command(command, &json, root, timeout, guard));
         (posted.map(|handle| handle.join()), ran)
     });
     let mut problems = Vec::new();
@@ -393,117 +413,56 @@ pub fn redact(url: &str) -> String {
     format!("{scheme}://{host} (url redacted)")
 }
 
-/// Runs `sh -c command` in `root` with `json` on its stdin, ending its process group after
-/// `timeout`.
+/// Runs `sh -c command` in `root` with `json` on its stdin, under the supervisor (`guard`:
+/// see [`Policy::guard`]): it and what it started are ended after `timeout`, and when baton
+/// dies. Blocks the calling thread (a thread of its own, beside the webhook's).
 fn run_command(
     command: &str,
     json: &[u8],
     root: &Path,
     timeout: Duration,
+    guard: Option<PathBuf>,
 ) -> Result<(), NotifyError> {
-    use std::os::unix::process::CommandExt;
-    let deadline = Instant::now() + timeout;
-    let mut child = Command::new("sh")
-        .arg("-c")
-        .arg(command)
-        .current_dir(root)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()
+    let spec = CommandSpec {
+        stdin: Input::Bytes(json.to_vec()),
+        ..CommandSpec::shell(command, root.to_path_buf())
+    };
+    let policy = Policy::notify(guard, timeout);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
         .map_err(NotifyError::CommandStart)?;
-    let pid = libc::pid_t::try_from(child.id())
-        .ok()
-        .filter(|&pid| pid > 1);
-
-    // A command that does not read its stdin, or never exits, must not hold baton: the
-    // writing, the reading and the waiting happen on threads that may be left behind.
-    if let Some(mut stdin) = child.stdin.take() {
-        let json = json.to_vec();
-        std::thread::spawn(move || {
-            // A command that exits without reading all of it is not an error.
-            let _ = stdin.write_all(&json);
-        });
-    }
-    let (stderr_tx, stderr_rx) = mpsc::channel();
-    if let Some(mut stderr) = child.stderr.take() {
-        std::thread::spawn(move || {
-            let mut kept = Vec::new();
-            let mut chunk = [0u8; 4096];
-            loop {
-                match stderr.read(&mut chunk) {
-                    Ok(0) => break,
-                    Ok(n) => {
-                        kept.extend_from_slice(&chunk[..n]);
-                        // Keep the end: that is where the reason is.
-                        if kept.len() > 2 * STDERR_BYTES {
-                            kept.drain(..kept.len() - STDERR_BYTES);
-                        }
-                    }
-                    Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-                    Err(_) => break,
-                }
+    let mut stderr = Vec::new();
+    let finished = runtime.block_on(supervise::run_to_end(&spec, &policy, &mut |stream, line| {
+        if stream == Stream::Stderr {
+            stderr.extend_from_slice(line.as_bytes());
+            stderr.push(b'\n');
+            // Keep the end: that is where the reason is.
+            if stderr.len() > 2 * STDERR_BYTES {
+                stderr.drain(..stderr.len() - STDERR_BYTES);
             }
-            let _ = stderr_tx.send(kept);
-        });
-    }
-    let (exit_tx, exit_rx) = mpsc::channel();
-    if let Some(pid) = pid {
-        std::thread::spawn(move || {
-            let _ = exit_tx.send(wait_without_reaping(pid));
-        });
-    }
-
-    let left = deadline.saturating_duration_since(Instant::now());
-    // A failed waitid counts as not exited: killing the unreaped group is always safe, and it
-    // makes the `wait` below return.
-    let exited = matches!(exit_rx.recv_timeout(left), Ok(Ok(())));
-    if !exited {
-        if let Some(pid) = pid {
-            // Not reaped yet (only `child.wait` below reaps), so the group id is still ours.
-            // SAFETY: kill(2) with a negative pid signals a process group; no memory involved.
-            unsafe { libc::kill(-pid, libc::SIGKILL) };
         }
+    }));
+    match finished.ended {
+        Ended::Exited(exit) if exit.success() => Ok(()),
+        Ended::Exited(exit) => Err(NotifyError::CommandFailed {
+            status: exit_status(exit),
+            stderr: stderr_text(&stderr),
+        }),
+        Ended::TimedOut => Err(NotifyError::CommandTimeout { timeout }),
+        Ended::Error(error) => Err(NotifyError::CommandStart(io::Error::other(
+            crate::exit::render_chain(&error),
+        ))),
     }
-    let status = child.wait().map_err(NotifyError::CommandStart)?;
-    if !exited {
-        return Err(NotifyError::CommandTimeout { timeout });
-    }
-    if status.success() {
-        return Ok(());
-    }
-    // Its stderr closes when it and what it started are gone; do not wait past the deadline.
-    let grace = deadline
-        .saturating_duration_since(Instant::now())
-        .min(Duration::from_secs(1));
-    let stderr = stderr_rx.recv_timeout(grace).unwrap_or_default();
-    Err(NotifyError::CommandFailed {
-        status,
-        stderr: stderr_text(&stderr),
-    })
 }
 
-/// Blocks until child `pid` has exited, leaving it to be reaped by `Child::wait`.
-fn wait_without_reaping(pid: libc::pid_t) -> io::Result<()> {
-    loop {
-        // SAFETY: waitid writes only into `info`, which lives for the call.
-        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        let rc = unsafe {
-            libc::waitid(
-                libc::P_PID,
-                pid as libc::id_t,
-                &mut info,
-                libc::WEXITED | libc::WNOWAIT,
-            )
-        };
-        if rc == 0 {
-            return Ok(());
-        }
-        let error = io::Error::last_os_error();
-        if error.kind() != io::ErrorKind::Interrupted {
-            return Err(error);
-        }
+/// The wait status `exit` stands for, so that a failure reads as the shell's would.
+fn exit_status(exit: ExitInfo) -> ExitStatus {
+    use std::os::unix::process::ExitStatusExt;
+    match (exit.code, exit.signal) {
+        (Some(code), _) => ExitStatus::from_raw((code & 0xff) << 8),
+        (None, Some(signo)) => ExitStatus::from_raw(signo & 0x7f),
+        (None, None) => ExitStatus::from_raw(0xff << 8),
     }
 }
 
@@ -523,13 +482,31 @@ fn stderr_text(bytes: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::io::{BufRead, BufReader};
+    use std::io::{BufRead, BufReader, Read, Write};
     use std::net::{TcpListener, TcpStream};
+    use std::sync::mpsc;
     use std::thread;
+    use std::time::Instant;
 
     use serde_json::{json, Value};
 
     use super::*;
+
+    /// [`super::send`] without a guard: a test binary is not a baton binary.
+    fn send(notice: &Notice, webhook: Option<&str>, command: Option<&str>, root: &Path) -> Vec<String> {
+        deliver(notice, webhook, command, root, NOTIFY_TIMEOUT, None)
+    }
+
+    /// [`super::send_within`] without a guard.
+    fn send_within(
+        notice: &Notice,
+        webhook: Option<&str>,
+        command: Option<&str>,
+        root: &Path,
+        timeout: Duration,
+    ) -> Vec<String> {
+        deliver(notice, webhook, command, root, timeout, None)
+    }
 
     const SECRET_PATH: &str = "/services/T0000/B0000/XXXXSECRETXXXX?token=hush";
 

@@ -15,7 +15,7 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::shell::{self, Ended, Job};
+use crate::supervise::{self, CommandSpec, Ended, Input, Policy};
 
 /// The spec file of the compatibility default, relative to the repository root.
 pub const COMPAT_SPEC: &str = "tests/SMOKE01-critical-paths.spec.ts";
@@ -106,32 +106,41 @@ fn seconds(duration: Duration) -> String {
     format!("{} s", duration.as_secs_f64().round())
 }
 
-/// Runs the smoke tests of `spec`; each output line goes to `on_line` (the caller adds the
-/// `[SMOKE]` prefix) and to the smoke log. Never fails: every problem is an outcome.
+/// Runs the smoke tests of `spec` under the guard (a `kill -9` of baton ends them and what they
+/// started); each output line goes to `on_line` (the caller adds the `[SMOKE]` prefix) and to
+/// the smoke log. Never fails: every problem is an outcome.
 pub async fn run_smoke(spec: &SmokeSpec, on_line: &mut dyn FnMut(&str)) -> SmokeOutcome {
     let path = std::env::var_os("PATH");
-    run_smoke_with(spec, &COMPAT_PORTS, path.as_deref(), GRACE, on_line).await
+    let guard = match supervise::own_binary() {
+        Ok(guard) => guard,
+        Err(error) => {
+            let why = format!("could not find baton's own binary to guard the smoke tests: {error}");
+            on_line(&why);
+            return SmokeOutcome::Failed { code: None, signal: None, duration: Duration::ZERO, tail: why };
+        }
+    };
+    run_smoke_with(spec, &COMPAT_PORTS, path.as_deref(), Some(guard), GRACE, on_line).await
 }
 
-/// [`run_smoke`] with the environment it depends on made explicit, for tests.
+/// [`run_smoke`] with the environment it depends on made explicit, for tests (which have no
+/// baton binary to guard with).
 async fn run_smoke_with(
     spec: &SmokeSpec,
     ports: &[u16],
     path_var: Option<&OsStr>,
+    guard: Option<PathBuf>,
     grace: Duration,
     on_line: &mut dyn FnMut(&str),
 ) -> SmokeOutcome {
     let job = match &spec.command {
-        Some(command) => Job { end_leftovers: true, ..Job::shell(command, spec.root.clone(), spec.timeout, grace) },
+        Some(command) => CommandSpec::shell(command, spec.root.clone()),
         None => match compat_default(&spec.root, ports, path_var).await {
-            Ok(mut job) => {
-                job.timeout = spec.timeout;
-                job.grace = grace;
-                job
-            }
+            Ok(job) => job,
             Err(reason) => return SmokeOutcome::Skipped { reason },
         },
     };
+    // Nothing a smoke test starts may outlive it.
+    let policy = Policy::smoke(guard, spec.timeout, grace);
 
     let mut log = SmokeLog::open(&spec.log_path);
     let mut log_line = |line: &str, on_line: &mut dyn FnMut(&str)| {
@@ -143,7 +152,7 @@ async fn run_smoke_with(
         &format!("# {} {}", jiff::Timestamp::now(), describe_job(&job)),
         on_line,
     );
-    let finished = shell::run(&job, &mut |line| {
+    let finished = supervise::run_to_end(&job, &policy, &mut |_, line| {
         on_line(line);
         log_line(line, on_line);
     })
@@ -153,21 +162,18 @@ async fn run_smoke_with(
         Ended::Exited(status) if status.success() => SmokeOutcome::Passed {
             duration: finished.duration,
         },
-        Ended::Exited(status) => {
-            use std::os::unix::process::ExitStatusExt;
-            SmokeOutcome::Failed {
-                code: status.code(),
-                signal: status.signal(),
-                duration: finished.duration,
-                tail: finished.tail,
-            }
-        }
+        Ended::Exited(status) => SmokeOutcome::Failed {
+            code: status.code,
+            signal: status.signal,
+            duration: finished.duration,
+            tail: finished.tail,
+        },
         Ended::TimedOut => SmokeOutcome::TimedOut {
             after: spec.timeout,
         },
         Ended::Error(error) => {
             let program = job.program.to_string_lossy();
-            let why = format!("could not run {program} in {}: {error}", job.cwd.display());
+            let why = format!("could not run {program} in {}: {}", job.cwd.display(), crate::exit::render_chain(&error));
             on_line(&why);
             SmokeOutcome::Failed {
                 code: None,
@@ -181,13 +187,13 @@ async fn run_smoke_with(
     outcome
 }
 
-fn describe_job(job: &Job) -> String {
+fn describe_job(job: &CommandSpec) -> String {
     let mut words: Vec<String> = job
         .env
         .iter()
         .map(|(k, v)| format!("{}={}", k.to_string_lossy(), v.to_string_lossy()))
         .collect();
-    if job.program == "sh" {
+    if job.program.as_os_str() == "sh" {
         // The configured command as the user wrote it.
         words.extend(
             job.args
@@ -207,7 +213,7 @@ async fn compat_default(
     root: &Path,
     ports: &[u16],
     path_var: Option<&OsStr>,
-) -> Result<Job, String> {
+) -> Result<CommandSpec, String> {
     if !root.join(COMPAT_SPEC).is_file() {
         return Err(format!("no smoke command configured and no {COMPAT_SPEC}"));
     }
@@ -231,8 +237,8 @@ async fn compat_default(
                 .to_owned(),
         );
     }
-    Ok(Job {
-        program: npx.into_os_string(),
+    Ok(CommandSpec {
+        program: npx,
         args: [
             "playwright",
             "test",
@@ -250,9 +256,7 @@ async fn compat_default(
             ),
             ("SMOKE_SKIP_WEBSERVER".into(), "true".into()),
         ],
-        timeout: Duration::ZERO,
-        grace: GRACE,
-        end_leftovers: true,
+        stdin: Input::Null,
     })
 }
 
@@ -370,6 +374,7 @@ mod tests {
             spec,
             ports,
             path_var,
+            None,
             Duration::from_millis(300),
             &mut |l| lines.push(l.to_owned()),
         )

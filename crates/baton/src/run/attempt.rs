@@ -17,15 +17,12 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::process::{AgentCommand, AgentProcess, ExitInfo, Output, SpawnError, Stream, LEAK_TIMEOUT};
+use crate::supervise::{CommandSpec, Deadline, ExitInfo, Input, Output, Policy, SpawnError, Stream, Supervised};
 use super::stop::Stop;
 use super::verdict::Ended;
 use crate::agent::{Agent, StreamEvent, StreamSummary, Systemic};
 use crate::plan::TaskId;
 use crate::report::event::{EventKind, Note, Reporter};
-
-/// How long an ended agent gets between SIGTERM and SIGKILL.
-const TERM_GRACE: Duration = Duration::from_secs(5);
 
 /// The longest retry pause announced by the CLI (`system/api_retry`) that baton adds to the
 /// idle timeout: a bogus figure must not switch hang detection off.
@@ -67,40 +64,37 @@ pub async fn run(spec: AttemptSpec, reporter: Reporter, mut stop: watch::Receive
     let mut transcript = Transcript::create(&spec.transcript);
     let prompt_file = prompt_path(&spec.transcript);
     write_prompt(&prompt_file, &spec.prompt).map_err(|source| SpawnError::Input { path: prompt_file.clone(), source })?;
-    let cmd = AgentCommand {
+    let cmd = CommandSpec {
         program: resolved.program.clone(),
         args: spec.agent.args(spec.model.as_deref()),
         cwd: spec.cwd.clone(),
         env: spec.env.clone(),
-        stdin: Some(prompt_file),
+        stdin: Input::File(prompt_file),
     };
-    let mut proc = AgentProcess::spawn(&cmd, &spec.guard_exe).await?;
+    let policy = Policy::agent(spec.guard_exe.clone(), spec.total_timeout, spec.idle_timeout, spec.heartbeat.clone());
+    let mut proc = Supervised::spawn(&cmd, &policy).await?;
     reporter.note(Note::AgentStarted {
         task: spec.task.clone(),
         agent: spec.agent.name().to_string(),
-        pid: proc.agent_pid(),
-        group: proc.pgid(),
+        pid: proc.pid(),
+        group: proc.pid(),
         cwd: spec.cwd.clone(),
     });
 
-    let deadline = started + spec.total_timeout;
-    let mut idle_deadline = started + spec.idle_timeout;
     let mut summary = StreamSummary::new();
     let mut stderr_tail = String::new();
     let mut stdout_tail = String::new();
     let mut ended = Ended::Exited;
     let mut ending = false;
+    // The supervisor enforces the total and idle deadlines (a fresh heartbeat file counts as
+    // activity), also while the output drains; this loop reads the stream and obeys a stop.
     let exit = loop {
-        // Once the agent has ended, its timeouts no longer apply: what is left is reading the
-        // rest of its output, which `process` bounds by its leak timeout.
-        let wake = if ending || proc.agent_exit().is_some() { None } else { Some(deadline.min(idle_deadline)) };
         tokio::select! {
             out = proc.next() => match out {
                 Some(Output::Line(line)) => {
                     match line.stream {
                         Stream::Stdout => {
                             transcript.write(&line.text);
-                            idle_deadline = Instant::now() + spec.idle_timeout;
                             for ev in spec.agent.dialect().parse_line(&line.text) {
                                 // Only what the CLI printed outside its JSON stream can be its
                                 // own complaint; the stream holds the agent's words, which may
@@ -112,7 +106,7 @@ pub async fn run(spec: AttemptSpec, reporter: Reporter, mut stop: watch::Receive
                                     // The CLI announced a silent pause of its own before its next
                                     // request: quiet until then is waiting, not hanging.
                                     let pause = Duration::from_millis(retry.retry_delay_ms).min(MAX_ANNOUNCED_PAUSE);
-                                    idle_deadline = Instant::now() + pause + spec.idle_timeout;
+                                    proc.postpone_idle(Instant::now() + pause + spec.idle_timeout);
                                 }
                                 summary.observe(&ev);
                                 reporter.emit(EventKind::Agent { task: spec.task.clone(), agent: spec.agent.name(), event: ev });
@@ -124,47 +118,32 @@ pub async fn run(spec: AttemptSpec, reporter: Reporter, mut stop: watch::Receive
                         }
                     }
                 }
+                Some(Output::Deadline(deadline)) => {
+                    ending = true;
+                    ended = match deadline {
+                        Deadline::Total => Ended::TotalTimeout { seconds: spec.total_timeout.as_secs() },
+                        Deadline::Idle => Ended::IdleTimeout { seconds: spec.idle_timeout.as_secs() },
+                    };
+                    reporter.note(match deadline {
+                        Deadline::Total => Note::Deadline { task: spec.task.clone(), total: Some(spec.total_timeout.as_secs()), idle: None },
+                        Deadline::Idle => Note::Deadline { task: spec.task.clone(), total: None, idle: Some(spec.idle_timeout.as_secs()) },
+                    });
+                }
                 Some(Output::Exited(info)) => break Some(info),
                 None => break None,
             },
-            _ = sleep_until(wake) => {
-                if proc.agent_exit().is_some() {
-                    // It ended just now; it was not cut short.
-                    continue;
-                }
-                let now = Instant::now();
-                if now < deadline {
-                    if let Some(fresh) = heartbeat_age(spec.heartbeat.as_deref()).filter(|age| *age < spec.idle_timeout) {
-                        // Quiet stream, live heartbeat: the agent is working, not hung.
-                        idle_deadline = now + (spec.idle_timeout - fresh);
-                        continue;
-                    }
-                }
-                ended = if now >= deadline {
-                    Ended::TotalTimeout { seconds: spec.total_timeout.as_secs() }
-                } else {
-                    Ended::IdleTimeout { seconds: spec.idle_timeout.as_secs() }
-                };
-                reporter.note(match ended {
-                    Ended::TotalTimeout { seconds } => Note::Deadline { task: spec.task.clone(), total: Some(seconds), idle: None },
-                    _ => Note::Deadline { task: spec.task.clone(), total: None, idle: Some(spec.idle_timeout.as_secs()) },
-                });
-                proc.begin_terminate(TERM_GRACE);
-                ending = true;
-            },
             changed = stop.changed(), if !ending => {
                 if changed.is_err() || *stop.borrow() == Stop::Now {
-                    if proc.agent_exit().is_some() {
+                    ending = true;
+                    if proc.command_exit().is_some() {
                         // The agent finished on its own: judge it on that, and end whatever
                         // it left running without waiting for the rest of its output.
                         proc.kill_now();
-                        ending = true;
                         continue;
                     }
                     reporter.note(Note::StoppingAgent { task: spec.task.clone() });
                     ended = Ended::Interrupted;
-                    proc.begin_terminate(TERM_GRACE);
-                    ending = true;
+                    proc.begin_terminate(policy.grace);
                 }
             },
         }
@@ -174,7 +153,7 @@ pub async fn run(spec: AttemptSpec, reporter: Reporter, mut stop: watch::Receive
         reporter.warn(format!(
             "{}: a process the agent started still held its output open {} s after the agent ended; baton stopped reading it",
             spec.task,
-            LEAK_TIMEOUT.as_secs()
+            policy.leak_timeout.as_secs()
         ));
     }
     let dialect = spec.agent.dialect();
@@ -207,19 +186,6 @@ fn write_prompt(path: &Path, prompt: &str) -> std::io::Result<()> {
     let mut file = std::fs::OpenOptions::new().write(true).create_new(true).open(path)?;
     file.write_all(prompt.as_bytes())?;
     file.flush()
-}
-
-/// How long ago the heartbeat file was touched.
-fn heartbeat_age(path: Option<&Path>) -> Option<Duration> {
-    let modified = std::fs::metadata(path?).ok()?.modified().ok()?;
-    std::time::SystemTime::now().duration_since(modified).ok()
-}
-
-async fn sleep_until(when: Option<Instant>) {
-    match when {
-        Some(t) => tokio::time::sleep_until(t).await,
-        None => std::future::pending().await,
-    }
 }
 
 fn keep_tail(tail: &mut String, line: &str) {

@@ -1,9 +1,8 @@
-//! `baton run`: the dispatcher, one attempt's executor, the agent process and its guard, the
+//! `baton run`: the dispatcher, one attempt's executor (its process is `crate::supervise`'s), the
 //! stop signal, the per-plan lock, the status protocol, and the attempt records.
 
 pub(crate) mod attempt;
 pub mod engine;
-pub mod guard;
 pub mod lock;
 pub mod process;
 pub mod prompt;

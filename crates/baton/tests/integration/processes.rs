@@ -1,5 +1,5 @@
 //! The processes of an attempt: nothing the agent starts outlives it, in whatever process group
-//! or session it hides; output held open by an escaped process neither holds baton past its
+//! or session it hides (nor what a hook or a smoke test starts, once baton is killed); output held open by an escaped process neither holds baton past its
 //! deadlines nor turns a finished task into a failed one; a terminal's Ctrl+C reaches baton and
 //! not its git commands; a prompt of any size reaches the agent.
 
@@ -337,4 +337,76 @@ fn when_the_guard_is_killed_baton_ends_what_the_agent_started() {
     wait_all_gone("after kill -9 of the guard", &all);
     assert_eq!(wait_exit(&mut child), Some(0), "{}", p.log());
     assert_eq!(task(&p, "1.1").0, Status::Completed, "{}", p.log());
+}
+
+/// A shell command that starts a child in its group and one in a session of its own, writes
+/// their pids and its own to `dir` (its own last, each file whole), then waits.
+fn hanging_command(dir: &Path) -> String {
+    let d = dir.display();
+    format!(
+        "sleep 300 & echo $! > {d}/child.tmp; mv {d}/child.tmp {d}/child.pid; \
+         setsid sleep 300 & echo $! > {d}/setsid.tmp; mv {d}/setsid.tmp {d}/setsid.pid; \
+         echo $$ > {d}/shell.tmp; mv {d}/shell.tmp {d}/shell.pid; wait"
+    )
+}
+
+fn pid_in(dir: &Path, name: &str) -> Option<u32> {
+    std::fs::read_to_string(dir.join(format!("{name}.pid"))).ok()?.trim().parse().ok()
+}
+
+/// Starts baton on `p`, waits for the hanging command to have written its pids, kills baton
+/// with SIGKILL, and checks the command and both its children are gone.
+fn kill_9_during(p: &Project, dir: &Path, what: &str) {
+    let mut child = p.spawn(&["run", "plan.yaml"]);
+    wait_for(what, || pid_in(dir, "shell").is_some());
+    let all: Vec<(String, u32)> = ["shell", "child", "setsid"]
+        .iter()
+        .map(|name| (name.to_string(), pid_in(dir, name).unwrap_or_else(|| panic!("no {name}.pid"))))
+        .collect();
+    let _reaper = Reaper::pids(&all);
+    for (kind, pid) in &all {
+        assert!(process_alive(*pid), "the {kind} process should be running");
+    }
+    crate::support::signal(&child, libc::SIGKILL);
+    let _ = child.wait();
+    wait_all_gone(&format!("after kill -9 of baton during {what}"), &all);
+}
+
+#[test]
+fn kill_9_of_baton_ends_a_running_hook_and_what_it_started() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = project(TWO);
+    // The hooks belong to [run]: FAST_CONFIG ends inside [run].
+    p.write("baton.toml", &format!("{}before_command = {:?}\n", baton_testkit::FAST_CONFIG, hanging_command(dir.path())));
+    p.repo.commit_all("a hook that hangs");
+    kill_9_during(&p, dir.path(), "the before_command hook");
+}
+
+#[test]
+fn kill_9_of_baton_ends_running_smoke_tests_and_what_they_started() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = project(TWO);
+    p.write("baton.toml", &format!("{}\n[smoke]\ncommand = {:?}\n", baton_testkit::FAST_CONFIG, hanging_command(dir.path())));
+    p.repo.commit_all("smoke tests that hang");
+    kill_9_during(&p, dir.path(), "the smoke tests");
+}
+
+/// What a hook starts on purpose (a dev server) outlives the hook when it ends on its own,
+/// guard or not.
+#[test]
+fn a_server_an_after_command_starts_stays_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display();
+    let p = project(TWO);
+    let hook = format!("sleep 300 >/dev/null 2>&1 & echo $! > {d}/server.tmp; mv {d}/server.tmp {d}/server.pid");
+    p.write("baton.toml", &format!("{}after_command = {hook:?}\n", baton_testkit::FAST_CONFIG));
+    p.repo.commit_all("a hook that starts a server");
+    let r = p.baton(&["run", "plan.yaml"]);
+    assert_eq!(r.code(), 0, "{}", r.all());
+    let server = pid_in(dir.path(), "server").expect("the hook wrote the server's pid");
+    let _reaper = Reaper { pids: vec![server], children: Vec::new() };
+    let alive = process_alive(server);
+    // SAFETY: kill(2) on the server this test's hook started.
+    unsafe { libc::kill(server as libc::pid_t, libc::SIGKILL) };
+    assert!(alive, "the hook's server was ended with the hook");
 }

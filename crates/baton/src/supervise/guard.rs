@@ -1,35 +1,40 @@
-//! The agent guard: a tiny process that baton puts between itself and every agent, so that
-//! nothing an agent starts outlives its attempt — not even after `kill -9 baton`, and not when
-//! the agent's tools run in process groups or sessions of their own.
+//! The guard: a tiny process that baton puts between itself and every command it supervises
+//! (agents, hooks, smoke tests, notification commands), so that nothing such a command starts
+//! outlives it — not even after `kill -9 baton`, and not when the command's own children run in
+//! process groups or sessions of their own.
 //!
-//! baton re-executes its own binary as `baton __guard --lifeline FD -- PROGRAM ARGS...` in a
-//! process group of its own (see `process.rs`), stdin the prompt (or /dev/null). The guard then
-//! - becomes a child subreaper (`PR_SET_CHILD_SUBREAPER`): every process the agent starts that
-//!   loses its parent (a `nohup … &` left by a tool shell, a `setsid` daemon) is re-parented to
-//!   the guard instead of to init, so the guard can always find it;
+//! baton re-executes its own binary as `baton __guard --lifeline FD [--keep-leftovers] --
+//! PROGRAM ARGS...` in a process group of its own (see `child.rs`), stdin what the command is to
+//! read. The guard then
+//! - becomes a child subreaper (`PR_SET_CHILD_SUBREAPER`): every process the command starts
+//!   that loses its parent (a `nohup … &` left by a tool shell, a `setsid` daemon) is
+//!   re-parented to the guard instead of to init, so the guard can always find it;
 //! - ignores SIGTERM/SIGINT/SIGHUP: only SIGKILL ends it before it has finished its job;
-//! - starts the agent as its child in a process group of its own (id = the agent's pid), stdin
-//!   inherited (the prompt), stdout/stderr inherited (baton reads the agent's output directly),
-//!   environment unchanged, default signal dispositions, an empty signal mask and no other
-//!   descriptors;
+//! - starts the command as its child in a process group of its own (id = the command's pid),
+//!   stdin inherited (then the guard lets go of its own copy, so that a command that stops
+//!   reading is not kept waiting by the guard), stdout/stderr inherited (baton reads the
+//!   command's output directly), environment unchanged, default signal dispositions, an empty
+//!   signal mask and no other descriptors;
 //! - reports on the lifeline socket: `started PID`, then `exited CODE` or `signalled SIGNO`
 //!   (or `exec-failed ERRNO` when the program cannot be run);
-//! - obeys baton's requests on the lifeline: `term` = SIGTERM to the agent's process group;
-//!   end-of-file (baton died, dropped the attempt, or shut down its writing side to ask for
-//!   an immediate end) = SIGKILL to the agent and its group;
-//! - once the agent has ended (and been reported), ends every descendant it still has, in any
+//! - obeys baton's requests on the lifeline: `term` = SIGTERM to the command's process group;
+//!   end-of-file (baton died, dropped the command, or shut down its writing side to ask for
+//!   an immediate end) = SIGKILL to the command and its group;
+//! - once the command has ended (and been reported), ends every descendant it still has, in any
 //!   process group or session: list them from /proc, SIGKILL, reap, again until none is left;
-//!   then exits.
+//!   then exits. With `--keep-leftovers` (a hook that starts a dev server) it leaves them
+//!   running when the command ended on its own — not after a `term`, nor once the lifeline
+//!   closed.
 //!
-//! Only the guard signals the agent's group, and only while the agent is not yet reaped (under
-//! the same lock as the reaping): an unreaped agent keeps its pid, and so its group id, from
-//! being reused, which baton could not know from outside.
+//! Only the guard signals the command's group, and only while the command is not yet reaped
+//! (under the same lock as the reaping): an unreaped command keeps its pid, and so its group id,
+//! from being reused, which baton could not know from outside.
 //!
-//! Why not `PR_SET_PDEATHSIG` on the agent alone: the real Claude CLI, when SIGKILLed, orphans
+//! Why not `PR_SET_PDEATHSIG` on the command alone: the real Claude CLI, when SIGKILLed, orphans
 //! its tool shells, which run in process groups of their own; only the subreaper sweep finds
-//! them all. It is kept as a belt anyway: should the guard be SIGKILLed, the CLI goes with it.
-//! And not `PR_SET_PDEATHSIG` on the guard: it fires when the *thread* that forked the guard
-//! ends, and baton's runtime ends worker threads whenever it likes.
+//! them all. It is kept as a belt anyway: should the guard be SIGKILLed, the command goes with
+//! it. And not `PR_SET_PDEATHSIG` on the guard: it fires when the *thread* that forked the
+//! guard ends, and baton's runtime ends worker threads whenever it likes.
 //!
 //! This module must stay std + libc only (no tokio): it runs in a process that exists only to
 //! watch one child. Its protocol with baton (argument layout, requests and report lines) lives
@@ -48,6 +53,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 pub const GUARD_ARG: &str = "__guard";
 
 const LIFELINE_FLAG: &str = "--lifeline";
+const KEEP_LEFTOVERS_FLAG: &str = "--keep-leftovers";
 
 /// The guard could not do its own job (bad arguments, no lifeline): nothing was started.
 pub(crate) const EXIT_GUARD_FAILED: i32 = 125;
@@ -63,12 +69,21 @@ pub(crate) const STDERR_PREFIX: &str = "baton-guard: ";
 /// A report line must fit in this many bytes; anything longer is a protocol error.
 pub(crate) const MAX_REPORT_LINE: u64 = 64;
 
-/// The arguments (after the executable) that make the baton binary guard `program`.
-pub(crate) fn guard_args(lifeline_fd: RawFd, program: &OsStr, args: &[OsString]) -> Vec<OsString> {
-    let mut out = Vec::with_capacity(args.len() + 5);
+/// The arguments (after the executable) that make the baton binary guard `program`; with
+/// `keep_leftovers`, what the command leaves running when it ends on its own is not swept.
+pub(crate) fn guard_args(
+    lifeline_fd: RawFd,
+    keep_leftovers: bool,
+    program: &OsStr,
+    args: &[OsString],
+) -> Vec<OsString> {
+    let mut out = Vec::with_capacity(args.len() + 6);
     out.push(OsString::from(GUARD_ARG));
     out.push(OsString::from(LIFELINE_FLAG));
     out.push(OsString::from(lifeline_fd.to_string()));
+    if keep_leftovers {
+        out.push(OsString::from(KEEP_LEFTOVERS_FLAG));
+    }
     out.push(OsString::from("--"));
     out.push(program.to_owned());
     out.extend(args.iter().cloned());
@@ -145,13 +160,20 @@ pub(crate) const TERM_REQUEST: &[u8] = b"term\n";
 
 struct Invocation {
     lifeline: RawFd,
+    keep_leftovers: bool,
     program: OsString,
     args: Vec<OsString>,
 }
 
 fn parse_args(args: &[OsString]) -> Result<Invocation, String> {
-    let usage = "usage: __guard --lifeline FD -- PROGRAM [ARGS...]";
-    let [flag, fd, dashes, program, rest @ ..] = args else {
+    let usage = "usage: __guard --lifeline FD [--keep-leftovers] -- PROGRAM [ARGS...]";
+    let (keep_leftovers, args) = match args {
+        [flag, fd, keep, rest @ ..] if keep == KEEP_LEFTOVERS_FLAG => {
+            (true, [&[flag.clone(), fd.clone()][..], rest].concat())
+        }
+        _ => (false, args.to_vec()),
+    };
+    let [flag, fd, dashes, program, rest @ ..] = &args[..] else {
         return Err(usage.to_owned());
     };
     if flag != LIFELINE_FLAG || dashes != "--" {
@@ -164,6 +186,7 @@ fn parse_args(args: &[OsString]) -> Result<Invocation, String> {
         .ok_or_else(|| format!("bad lifeline fd {fd:?}"))?;
     Ok(Invocation {
         lifeline,
+        keep_leftovers,
         program: program.clone(),
         args: rest.to_vec(),
     })
@@ -177,6 +200,8 @@ struct Shared {
     agent: Option<libc::pid_t>,
     /// The lifeline reached end-of-file: nothing more may be started, everything must end.
     closed: bool,
+    /// baton asked for the command's end (`term`): what it leaves behind goes too.
+    term_requested: bool,
 }
 
 type SharedState = Arc<Mutex<Shared>>;
@@ -253,8 +278,15 @@ pub fn guard_main(args: &[OsString]) -> ! {
             EXIT_GUARD_FAILED
         }
     };
-    // The agent is gone; whatever it left running goes too, wherever it hid.
-    sweep();
+    // The command is gone; whatever it left running goes too, wherever it hid — unless it
+    // ended on its own and what it started is meant to stay (a hook's dev server).
+    let keep = {
+        let state = lock(&shared);
+        invocation.keep_leftovers && !state.closed && !state.term_requested
+    };
+    if !keep {
+        sweep();
+    }
     std::process::exit(exit_code)
 }
 
@@ -312,6 +344,7 @@ fn start_agent(
         Ok(child) => {
             let pid = child.id() as libc::pid_t;
             state.agent = Some(pid);
+            release_stdin();
             // `child` is dropped without waiting: the agent is reaped by `wait_for_agent`.
             pid
         }
@@ -518,6 +551,7 @@ fn watch_lifeline(stream: UnixStream, shared: &SharedState) {
             Ok(0) => break,
             Ok(_) => {
                 if line == TERM_REQUEST {
+                    lock(shared).term_requested = true;
                     signal_agent(shared, libc::SIGTERM);
                 }
                 // Anything else is from a newer baton; ignored.
@@ -548,6 +582,17 @@ fn signal_agent(shared: &SharedState, signo: libc::c_int) {
                 libc::kill(agent, signo);
             }
         }
+    }
+}
+
+/// Points the guard's own stdin at /dev/null once the command has its copy: a command fed
+/// through a pipe must see its end when baton closes it, and a writer must not be kept
+/// waiting by a guard that never reads.
+fn release_stdin() {
+    if let Ok(null) = std::fs::File::open("/dev/null") {
+        use std::os::fd::AsRawFd;
+        // SAFETY: dup2 onto fd 0, which the guard itself never reads.
+        unsafe { libc::dup2(null.as_raw_fd(), 0) };
     }
 }
 
@@ -598,10 +643,18 @@ mod tests {
 
     #[test]
     fn guard_args_parse_back() {
-        let args = guard_args(7, OsStr::new("sh"), &["-c".into(), "echo hi".into()]);
+        let args = guard_args(7, false, OsStr::new("sh"), &["-c".into(), "echo hi".into()]);
         assert_eq!(args[0], GUARD_ARG);
         let invocation = parse_args(&args[1..]).expect("valid arguments");
         assert_eq!(invocation.lifeline, 7);
+        assert!(!invocation.keep_leftovers);
+        let args = guard_args(7, true, OsStr::new("sh"), &["--".into()]);
+        let invocation = parse_args(&args[1..]).expect("valid arguments");
+        assert!(invocation.keep_leftovers);
+        assert_eq!(invocation.program, "sh");
+        assert_eq!(invocation.args, vec![OsString::from("--")]);
+        let args = guard_args(7, false, OsStr::new("sh"), &["-c".into(), "echo hi".into()]);
+        let invocation = parse_args(&args[1..]).expect("valid arguments");
         assert_eq!(invocation.program, "sh");
         assert_eq!(
             invocation.args,
