@@ -2,6 +2,7 @@
 //! run log), and the status table and its JSON form.
 
 pub mod event;
+mod live;
 pub mod logs;
 pub mod out;
 pub mod status;
