@@ -13,7 +13,6 @@
 //! then pile up on the screen.
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
@@ -87,23 +86,25 @@ impl Live {
     /// A line for a wait, with the time left. A wait for the same reason replaces the line's
     /// end rather than adding another line.
     pub fn wait(&mut self, reason: &str, text: &str, until: jiff::Timestamp) {
-        let bar = match self.waits.iter_mut().find(|w| w.reason == reason) {
+        let known = self.waits.iter_mut().find(|w| w.reason == reason);
+        let new = known.is_none();
+        let bar = match known {
             Some(w) => {
                 w.until = until;
                 w.bar.clone()
             }
-            None => {
-                let bar = self.multi.add(ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden()));
-                self.waits.push(Wait { reason: reason.to_owned(), until, bar: bar.clone() });
-                self.animate(&bar);
-                bar
-            }
+            None => self.multi.add(ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden())),
         };
         bar.set_style(style("… {left:>6}  {wide_msg}").with_key("left", move |_: &ProgressState, w: &mut dyn std::fmt::Write| {
+            // Past the end (the engine has not moved on yet) reads as no time left.
             let left = until.duration_since(jiff::Timestamp::now());
             let _ = w.write_str(&clock(Duration::try_from(left).unwrap_or_default()));
         }));
         bar.set_message(text.to_owned());
+        if new {
+            self.animate(&bar);
+            self.waits.push(Wait { reason: reason.to_owned(), until, bar });
+        }
     }
 
     /// Waits that are over (within `slack` of their end) go away.
@@ -168,15 +169,13 @@ fn style(template: &str) -> ProgressStyle {
 /// [`super::event::human`]'s tenths.
 fn clock(d: Duration) -> String {
     let s = d.as_secs();
-    let mut out = String::new();
-    let _ = if s >= 3600 {
-        write!(out, "{}h {:02}m", s / 3600, (s % 3600) / 60)
+    if s >= 3600 {
+        format!("{}h {:02}m", s / 3600, (s % 3600) / 60)
     } else if s >= 60 {
-        write!(out, "{}m {:02}s", s / 60, s % 60)
+        format!("{}m {:02}s", s / 60, s % 60)
     } else {
-        write!(out, "{s}s")
-    };
-    out
+        format!("{s}s")
+    }
 }
 
 #[cfg(test)]
