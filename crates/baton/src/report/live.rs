@@ -22,6 +22,9 @@ use crate::plan::TaskId;
 /// How often the spinners turn and the clocks move.
 const TICK: Duration = Duration::from_millis(200);
 
+/// Two waits ending this close together are one wait.
+const SAME_MOMENT: Duration = Duration::from_secs(1);
+
 /// The live lines on a terminal.
 pub(super) struct Live {
     multi: MultiProgress,
@@ -83,14 +86,17 @@ impl Live {
         }
     }
 
-    /// A line for a wait, with the time left. A wait for the same reason replaces the line's
-    /// end rather than adding another line.
+    /// A line for a wait, with the time left. A wait for the same reason, or to the same
+    /// moment, is the same wait told again (the engine re-tells a breaker's wait, whose reason
+    /// says the time left, each time it looks for a task to start): it takes over that line.
     pub fn wait(&mut self, reason: &str, text: &str, until: jiff::Timestamp) {
-        let known = self.waits.iter_mut().find(|w| w.reason == reason);
+        let same_end = |w: &Wait| w.until.duration_since(until).unsigned_abs() <= SAME_MOMENT;
+        let known = self.waits.iter_mut().find(|w| w.reason == reason || same_end(w));
         let new = known.is_none();
         let bar = match known {
             Some(w) => {
                 w.until = until;
+                reason.clone_into(&mut w.reason);
                 w.bar.clone()
             }
             None => self.multi.add(ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden())),
@@ -366,13 +372,14 @@ mod tests {
     }
 
     #[test]
-    fn a_wait_for_the_same_reason_keeps_one_line_and_goes_when_over() {
+    fn a_wait_told_again_keeps_one_line_and_goes_when_over() {
         let screen = Screen::new(80);
         let mut live = Live::new(screen.target(), None);
         let now = jiff::Timestamp::now();
         let later = now + Duration::from_secs(600);
         live.wait("breaker open", "breaker open; waiting", later);
-        live.wait("breaker open", "breaker open; waiting longer", later + Duration::from_secs(60));
+        live.wait("breaker open, 9m 59s left", "breaker open, 9m 59s left; waiting", later);
+        live.wait("breaker open, 9m 59s left", "breaker open; waiting longer", later + Duration::from_secs(60));
         live.start(&id("T1"), "T1 one");
         let rows = screen.rows();
         assert_eq!(rows.len(), 2, "{rows:#?}");
