@@ -3,6 +3,7 @@
 
 pub mod agent_line;
 pub mod event;
+mod live;
 pub mod logs;
 pub mod out;
 pub mod render;

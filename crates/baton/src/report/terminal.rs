@@ -1,17 +1,18 @@
 //! The terminal view of a run.
 //!
 //! Calm by default: one live line per running task (on a terminal) with its latest activity,
-//! elapsed time and attempt, and one line per finished task; no raw agent text. `--verbose`
-//! prints every event as a time-stamped line instead. Output is plain text: it reads the same
-//! without colour, and nothing here uses colour.
+//! elapsed time and attempt, a live line while baton waits, and one line per finished task; no
+//! raw agent text. Where stdout is not a terminal (a pipe, a CI log) the view is line-based: a
+//! line when an attempt starts, and the same lines for the rest. `--verbose` prints every event
+//! as a time-stamped line instead. Output is plain text: it reads the same without colour, and
+//! nothing here uses colour.
 
 use std::collections::HashMap;
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressStyle};
-
 use super::event::{clock, cost, human, local_time, verbose_text, EventKind, RunEvent, Sink};
+use super::live::Live;
 use super::render;
 use super::safe::{terminal_line, terminal_text};
 use crate::agent::StreamSummary;
@@ -19,36 +20,58 @@ use crate::plan::{Status, TaskId};
 
 pub struct Terminal {
     verbose: bool,
-    live: bool,
+    /// The live lines, on a terminal in the calm view.
+    live: Option<Live>,
     running: HashMap<TaskId, Running>,
 }
 
 struct Running {
-    bar: Option<ProgressBar>,
     label: String,
+    /// The start of the task's live line: the task, its name cut short, the attempt.
+    head: String,
     summary: StreamSummary,
 }
 
+/// A task's name in its live line is cut here, so that its activity keeps room beside it.
+const LIVE_NAME_CHARS: usize = 48;
+
+/// A wait ending this close to an attempt's start is taken as over: the engine's clock and the
+/// view's differ by the moments between them.
+const WAIT_SLACK: Duration = Duration::from_secs(1);
+
 impl Terminal {
     pub fn new(verbose: bool) -> Terminal {
+        Terminal::with_live(verbose, if verbose { None } else { Live::stdout() })
+    }
+
+    fn with_live(verbose: bool, live: Option<Live>) -> Terminal {
         Terminal {
             verbose,
-            live: !verbose && std::io::stdout().is_terminal() && std::env::var_os("TERM").is_some_and(|t| t != "dumb"),
+            live,
             running: HashMap::new(),
         }
     }
 
-    /// Prints a line (or a few). Every text printed goes through here or [`warn`], made safe
-    /// for the terminal: agents' text reaches these lines.
+    /// Prints a line (or a few). Every text printed goes through here or [`Terminal::warn`],
+    /// made safe for the terminal: agents' text reaches these lines.
     fn line(&self, text: &str) {
         let text = &terminal_text(text);
-        // Print above any live lines so they are not torn.
-        if let Some(bar) = self.running.values().find_map(|r| r.bar.as_ref()) {
-            bar.println(text);
-        } else {
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{text}");
-            let _ = out.flush();
+        match &self.live {
+            // Above the live lines, which are then drawn again below it.
+            Some(live) => live.println(text),
+            None => {
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "{text}");
+                let _ = out.flush();
+            }
+        }
+    }
+
+    /// A line on stderr, with the live lines (on the same terminal, most likely) out of its way.
+    fn warn(&self, text: &str) {
+        match &self.live {
+            Some(live) => live.suspend(|| warn(text)),
+            None => warn(text),
         }
     }
 }
@@ -59,12 +82,16 @@ impl Sink for Terminal {
             if let Some(text) = verbose_text(&ev.kind) {
                 let line = format!("[{}] {text}", clock(ev.time));
                 if matches!(ev.kind, EventKind::Warning { .. } | EventKind::Error { .. }) {
-                    warn(&line);
+                    self.warn(&line);
                 } else {
                     self.line(&line);
                 }
             }
             return;
+        }
+        if let Some(live) = &mut self.live {
+            let slack = if matches!(ev.kind, EventKind::AttemptStarted { .. }) { WAIT_SLACK } else { Duration::ZERO };
+            live.expire(ev.time, slack);
         }
         match &ev.kind {
             EventKind::Banner { plan, agent, binary, counts, parallel, commit } => {
@@ -76,25 +103,16 @@ impl Sink for Terminal {
             EventKind::Note(_) => {}
             EventKind::AttemptStarted { task, name, attempt, max_attempts } => {
                 let label = format!("{task} {name} · attempt {attempt}/{max_attempts}");
-                let bar = self.live.then(|| {
-                    let bar = ProgressBar::new_spinner();
-                    bar.set_style(
-                        ProgressStyle::with_template("{spinner} {prefix} · {elapsed} · {wide_msg}")
-                            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-                    );
-                    bar.set_prefix(terminal_line(&label));
-                    bar.set_message("starting");
-                    bar.enable_steady_tick(Duration::from_millis(200));
-                    bar
-                });
-                if !self.live {
-                    self.line(&format!("▸ {label}"));
+                let head = terminal_line(&format!("{task} {} · attempt {attempt}/{max_attempts}", super::status::cut(name, LIVE_NAME_CHARS)));
+                match &mut self.live {
+                    Some(live) => live.start(task, &format!("{head} · starting")),
+                    None => self.line(&format!("▸ {label}")),
                 }
                 self.running.insert(
                     task.clone(),
                     Running {
-                        bar,
                         label,
+                        head,
                         summary: StreamSummary::new(),
                     },
                 );
@@ -102,16 +120,16 @@ impl Sink for Terminal {
             EventKind::Agent { task, event, .. } => {
                 if let Some(r) = self.running.get_mut(task) {
                     r.summary.observe(event);
-                    if let (Some(bar), Some(activity)) = (&r.bar, r.summary.last_activity()) {
-                        bar.set_message(activity);
+                    if let (Some(live), Some(activity)) = (&self.live, r.summary.last_activity()) {
+                        live.update(task, &format!("{} · {activity}", r.head));
                     }
                 }
             }
             EventKind::AttemptEnded { task, outcome, duration, cost_usd } => {
                 let r = self.running.remove(task);
                 let label = r.as_ref().map_or_else(|| task.to_string(), |r| r.label.clone());
-                if let Some(bar) = r.and_then(|r| r.bar) {
-                    bar.finish_and_clear();
+                if let Some(live) = &mut self.live {
+                    live.end(task);
                 }
                 // A good attempt is told by its task's line; a bad one needs its own.
                 if !outcome.ok() {
@@ -130,19 +148,23 @@ impl Sink for Terminal {
                 self.line(&format!("{mark} {task} {name} — {status}{msg}"));
             }
             EventKind::Waiting { reason, until } => {
-                self.line(&format!("… {}; waiting until {}", terminal_line(&render::wait_text(reason)), local_time(*until)));
+                let reason = terminal_line(&render::wait_text(reason));
+                match &mut self.live {
+                    // Live, with the time left, until the wait is over.
+                    Some(live) => live.wait(&reason, &format!("{reason}; waiting until {}", local_time(*until)), *until),
+                    None => self.line(&format!("… {reason}; waiting until {}", local_time(*until))),
+                }
             }
-            EventKind::Warning { text } => warn(&format!("warning: {text}")),
-            EventKind::Error { error, help } => warn(&render::error_text(error, help.as_deref())),
+            EventKind::Warning { text } => self.warn(&format!("warning: {text}")),
+            EventKind::Error { error, help } => self.warn(&render::error_text(error, help.as_deref())),
             EventKind::Summary(s) => self.line(&render::summary_text(s)),
         }
     }
 
     fn finish(&mut self) {
-        for (_, r) in self.running.drain() {
-            if let Some(bar) = r.bar {
-                bar.finish_and_clear();
-            }
+        self.running.clear();
+        if let Some(live) = &mut self.live {
+            live.clear();
         }
     }
 }
@@ -182,7 +204,10 @@ pub fn run_reporter(verbose: bool, log: &std::path::Path) -> super::event::Repor
     }
     match RunLog::create(log) {
         Ok(l) => reporter.add(Box::new(l)),
-        Err(e) => warn(&format!("warning: cannot write the run log {}: {e}", log.display())),
+        Err(e) => {
+            let mut err = std::io::stderr().lock();
+            let _ = writeln!(err, "warning: cannot write the run log {}: {e}", terminal_text(&log.display().to_string()));
+        }
     }
     reporter
 }
@@ -190,4 +215,151 @@ pub fn run_reporter(verbose: bool, log: &std::path::Path) -> super::event::Repor
 /// The reporter for an error met before a run has a log: the terminal alone.
 pub fn error_reporter() -> super::event::Reporter {
     super::event::Reporter::new(vec![Box::new(Terminal::new(false))])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::live::screen::Screen;
+    use super::*;
+    use crate::agent::StreamEvent;
+    use crate::report::event::{AttemptOutcome, Note, WaitReason};
+    use crate::report::status::Counts;
+
+    /// A calm view drawing its live lines on an in-memory terminal `width` columns wide.
+    fn view(width: u16) -> (Terminal, Screen) {
+        let screen = Screen::new(width);
+        (Terminal::with_live(false, Some(Live::new(screen.target(), None))), screen)
+    }
+
+    fn at(time: jiff::Timestamp, kind: EventKind) -> RunEvent {
+        RunEvent { time, kind }
+    }
+
+    fn now(kind: EventKind) -> RunEvent {
+        at(jiff::Timestamp::now(), kind)
+    }
+
+    fn started(task: &str, name: &str, attempt: u32) -> RunEvent {
+        now(EventKind::AttemptStarted { task: task.into(), name: name.into(), attempt, max_attempts: 2 })
+    }
+
+    fn tool(task: &str, path: &str) -> RunEvent {
+        now(EventKind::Agent {
+            task: task.into(),
+            agent: "Claude",
+            event: StreamEvent::ToolUse { name: "Read".into(), summary: Some(path.into()), input: serde_json::Value::Null },
+        })
+    }
+
+    fn ended(task: &str, ok: bool) -> RunEvent {
+        now(EventKind::AttemptEnded {
+            task: task.into(),
+            outcome: if ok {
+                AttemptOutcome::Reported { status: Status::Completed, from_file: true }
+            } else {
+                AttemptOutcome::Failed { message: "the status file says failed".into() }
+            },
+            duration: Duration::from_secs(3),
+            cost_usd: None,
+        })
+    }
+
+    fn finished(task: &str, name: &str) -> RunEvent {
+        now(EventKind::TaskFinished { task: task.into(), name: name.into(), status: Status::Completed, message: String::new(), attempts: None })
+    }
+
+    /// The rows that are live task lines: they start with the spinner.
+    fn live_rows(rows: &[String]) -> Vec<&String> {
+        rows.iter().filter(|r| r.starts_with(|c: char| "⠁⠂⠄⡀⢀⠠⠐⠈".contains(c))).collect()
+    }
+
+    #[test]
+    fn parallel_tasks_have_one_live_line_each_redrawn_in_place_below_the_printed_lines() {
+        let (mut term, screen) = view(100);
+        let counts = Counts { total: 3, pending: 3, ..Counts::default() };
+        term.event(&now(EventKind::Banner { plan: "p.yaml".into(), agent: "Claude".into(), binary: "claude".into(), counts, parallel: Some(3), commit: true }));
+        for (task, name) in [("T1", "one"), ("T2", "two"), ("T3", "three")] {
+            term.event(&started(task, name, 1));
+        }
+        for round in 0..5 {
+            for task in ["T1", "T2", "T3"] {
+                term.event(&tool(task, &format!("src/{task}-{round}.rs")));
+            }
+        }
+        let rows = screen.rows();
+        assert_eq!(rows.len(), 5, "two printed lines and three live ones, nothing left behind: {rows:#?}");
+        assert_eq!(rows[..2], ["baton · p.yaml · 0 of 3 completed · 3 pending · parallel, up to 3 at once", "agent: Claude (claude)"], "{rows:#?}");
+        let live = live_rows(&rows);
+        assert_eq!(live.len(), 3, "{rows:#?}");
+        for (row, want) in live.iter().zip(["T1 one · attempt 1/2 · Read src/T1-4.rs", "T2 two · attempt 1/2 · Read src/T2-4.rs", "T3 three · attempt 1/2 · Read src/T3-4.rs"]) {
+            assert!(row.ends_with(want), "{row:?} should end with {want:?}");
+        }
+        assert!(!rows.iter().any(|r| r.contains("starting")), "no frozen line: {rows:#?}");
+
+        // A printed line goes above the live ones.
+        term.event(&now(EventKind::Note(Note::TaskGone { task: "T9".into() })));
+        let rows = screen.rows();
+        assert_eq!(rows.len(), 6, "{rows:#?}");
+        assert_eq!(rows[2], "T9 is no longer in the plan (the agent replaced it); moving on");
+        assert_eq!(live_rows(&rows).len(), 3, "{rows:#?}");
+
+        // An ended attempt's line goes; the others stay, in their order.
+        term.event(&ended("T2", true));
+        term.event(&finished("T2", "two"));
+        term.event(&tool("T3", "src/late.rs"));
+        let rows = screen.rows();
+        assert_eq!(rows[3], "✓ T2 two — completed", "{rows:#?}");
+        let live = live_rows(&rows);
+        assert_eq!(live.len(), 2, "{rows:#?}");
+        assert!(live[0].ends_with("T1 one · attempt 1/2 · Read src/T1-4.rs") && live[1].ends_with("T3 three · attempt 1/2 · Read src/late.rs"), "{rows:#?}");
+        assert_eq!(rows.len(), 6, "{rows:#?}");
+
+        term.event(&ended("T1", true));
+        term.event(&finished("T1", "one"));
+        term.event(&ended("T3", false));
+        term.finish();
+        let rows = screen.rows();
+        assert!(live_rows(&rows).is_empty(), "no live line after the run: {rows:#?}");
+        assert_eq!(rows[4..], ["✓ T1 one — completed", "  ✗ T3 three · attempt 1/2: failed: the status file says failed (3.0s)"], "{rows:#?}");
+    }
+
+    #[test]
+    fn a_live_line_wider_than_the_terminal_is_cut_not_wrapped() {
+        let (mut term, screen) = view(40);
+        term.event(&started("T1", &"a long name ".repeat(10), 1));
+        term.event(&tool("T1", &format!("src/{}.rs", "deep/".repeat(30))));
+        term.event(&started("T2", "short", 1));
+        term.event(&tool("T2", &"x".repeat(100)));
+        term.event(&tool("T1", &"y".repeat(100)));
+        let rows = screen.rows();
+        assert_eq!(rows.len(), 2, "one row per task: {rows:#?}");
+        assert!(rows[0].contains("T1 a long name") && rows[1].contains("T2 short · attempt 1/2 · Read"), "{rows:#?}");
+        assert!(rows.iter().all(|r| r.chars().count() <= 40), "{rows:#?}");
+    }
+
+    #[test]
+    fn a_wait_is_a_live_line_until_the_retry_starts() {
+        let (mut term, screen) = view(120);
+        term.event(&started("T1", "one", 1));
+        term.event(&started("T2", "two", 1));
+        term.event(&ended("T1", false));
+        let until = jiff::Timestamp::now() + Duration::from_secs(30);
+        term.event(&now(EventKind::Waiting { reason: WaitReason::Retry { task: "T1".into(), attempt: 1, max: 2 }, until }));
+        let rows = screen.rows();
+        assert_eq!(rows.len(), 3, "{rows:#?}");
+        assert!(rows[0].starts_with("  ✗ T1 one · attempt 1/2"), "{rows:#?}");
+        assert!(rows[1].ends_with("T2 two · attempt 1/2 · starting"), "{rows:#?}");
+        assert!(rows[2].starts_with('…') && rows[2].contains("T1 failed (attempt 1/2); retrying; waiting until"), "{rows:#?}");
+
+        // Another task's activity leaves the wait alone; the retry, when it is due, ends it and
+        // takes the place of a task line, above the waits.
+        term.event(&tool("T2", "src/two.rs"));
+        assert_eq!(screen.rows().len(), 3);
+        term.event(&at(until, EventKind::AttemptStarted { task: "T1".into(), name: "one".into(), attempt: 2, max_attempts: 2 }));
+        let rows = screen.rows();
+        assert_eq!(rows.len(), 3, "{rows:#?}");
+        assert!(rows[1].ends_with("T2 two · attempt 1/2 · Read src/two.rs"), "{rows:#?}");
+        assert!(rows[2].ends_with("T1 one · attempt 2/2 · starting"), "{rows:#?}");
+        assert!(!rows.iter().any(|r| r.contains("waiting")), "{rows:#?}");
+    }
 }

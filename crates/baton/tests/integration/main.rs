@@ -5,6 +5,7 @@ mod cli;
 mod engine;
 mod hostile;
 mod landing;
+mod live_view;
 mod parallel;
 mod parallel_limits;
 mod pipeline;
