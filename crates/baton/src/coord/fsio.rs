@@ -69,19 +69,5 @@ pub(crate) fn lock_exclusive(path: &Path, timeout: Duration) -> Result<FileLock,
 
 /// Replaces `path` with `bytes` through the temporary file `tmp` (same folder).
 pub(crate) fn write_atomic(path: &Path, tmp: &Path, bytes: &[u8]) -> Result<(), CoordError> {
-    let write = || -> std::io::Result<()> {
-        let mut file = OpenOptions::new().write(true).create(true).truncate(true).open(tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        drop(file);
-        fs::rename(tmp, path)?;
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            File::open(dir)?.sync_all()?;
-        }
-        Ok(())
-    };
-    write().map_err(|source| {
-        let _ = fs::remove_file(tmp);
-        CoordError::Io { action: "write", path: path.to_path_buf(), source }
-    })
+    crate::plan::write_atomic_via(path, tmp, bytes).map_err(|source| CoordError::Io { action: "write", path: path.to_path_buf(), source })
 }

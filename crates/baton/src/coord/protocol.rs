@@ -14,7 +14,7 @@ pub fn protocol_text(
     siblings: &[String],
     baton_exe: &str,
 ) -> String {
-    let baton = shell_quote(baton_exe);
+    let baton = crate::report::safe::shell_quote(baton_exe);
     let siblings = if siblings.is_empty() { "none".to_string() } else { siblings.join(", ") };
     let mut t = String::new();
     // Writing to a String cannot fail.
@@ -52,15 +52,6 @@ heartbeats, task status) are coordination files: do not edit them by hand and ne
     t
 }
 
-/// `s` as one word for a POSIX shell.
-fn shell_quote(s: &str) -> String {
-    let plain = !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "/._-+=:,@%".contains(c));
-    if plain {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', r"'\''"))
-    }
-}
 
 #[cfg(test)]
 mod tests {
@@ -96,8 +87,8 @@ mod tests {
 
     #[test]
     fn shell_quoting_survives_quotes() {
-        assert_eq!(shell_quote("/usr/bin/baton"), "/usr/bin/baton");
-        assert_eq!(shell_quote("it's"), r"'it'\''s'");
-        assert_eq!(shell_quote(""), "''");
+        assert_eq!(crate::report::safe::shell_quote("/usr/bin/baton"), "/usr/bin/baton");
+        assert_eq!(crate::report::safe::shell_quote("it's"), r"'it'\''s'");
+        assert_eq!(crate::report::safe::shell_quote(""), "''");
     }
 }

@@ -505,9 +505,9 @@ fn git_dirs(root: &Path) -> Result<Vec<PathBuf>, GitError> {
 
 /// How to recover the work of a task that did not land, by hand: for the failure message.
 pub fn recovery_hint(root: &Path, wt: &Worktree) -> String {
-    let r = shell_quote(&root.to_string_lossy());
-    let w = shell_quote(&wt.path.to_string_lossy());
-    let b = shell_quote(&wt.branch);
+    let r = crate::report::safe::shell_quote(&root.to_string_lossy());
+    let w = crate::report::safe::shell_quote(&wt.path.to_string_lossy());
+    let b = crate::report::safe::shell_quote(&wt.branch);
     let short = &wt.fork[..wt.fork.len().min(12)];
     format!(
         "the work is kept in worktree {w} on branch {b} (forked from {short}).\n\
@@ -518,14 +518,6 @@ pub fn recovery_hint(root: &Path, wt: &Worktree) -> String {
     )
 }
 
-fn shell_quote(s: &str) -> String {
-    let plain = !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "/._-+:@,=%".contains(c));
-    if plain {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', r"'\''"))
-    }
-}
 
 const SYMLINK: u32 = 0o120_000;
 const EXEC: u32 = 0o100_755;
@@ -1325,6 +1317,6 @@ mod tests {
         assert!(hint.contains(&format!("git -C {} diff {}", wt.path.display(), &wt.fork[..12])), "{hint}");
         assert!(hint.contains(&format!("git -C {} merge parallel/1.1", repo.root.display())), "{hint}");
         assert!(hint.contains("worktree remove"), "{hint}");
-        assert_eq!(shell_quote("it's here"), r"'it'\''s here'");
+        assert_eq!(crate::report::safe::shell_quote("it's here"), r"'it'\''s here'");
     }
 }

@@ -35,10 +35,22 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     write_steps(&target, bytes, &mut |_| true)
 }
 
+/// Replaces `path` with `bytes` through the temporary file `tmp` (same folder), for a writer
+/// that names its own temporary file (one that holds a lock of its own). The temporary file is
+/// removed when the write fails.
+pub fn write_atomic_via(path: &Path, tmp: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_steps_via(path, tmp, bytes, &mut |_| true).inspect_err(|_| {
+        let _ = fs::remove_file(tmp);
+    })
+}
+
 /// The save, one step at a time; `go(step)` returning false stops there, as a crash would.
 fn write_steps(path: &Path, bytes: &[u8], go: &mut dyn FnMut(Step) -> bool) -> io::Result<()> {
-    let tmp = temp_path(path);
-    let mut file = OpenOptions::new().write(true).create(true).truncate(true).open(&tmp)?;
+    write_steps_via(path, &temp_path(path), bytes, go)
+}
+
+fn write_steps_via(path: &Path, tmp: &Path, bytes: &[u8], go: &mut dyn FnMut(Step) -> bool) -> io::Result<()> {
+    let mut file = OpenOptions::new().write(true).create(true).truncate(true).open(tmp)?;
     if !go(Step::Created) {
         return Ok(());
     }
@@ -56,7 +68,7 @@ fn write_steps(path: &Path, bytes: &[u8], go: &mut dyn FnMut(Step) -> bool) -> i
     if !go(Step::Synced) {
         return Ok(());
     }
-    fs::rename(&tmp, path)?;
+    fs::rename(tmp, path)?;
     if !go(Step::Renamed) {
         return Ok(());
     }

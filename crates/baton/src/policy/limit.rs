@@ -133,7 +133,7 @@ pub fn classify<W: LimitWording + ?Sized>(evidence: &LimitEvidence, wording: &W,
             .or(printed.as_ref().map(|(at, _)| *at))
             .or_else(|| usage_texts.iter().find_map(|t| wording.bare_reset(t)).filter(plausible));
         let message = match usage_texts.first() {
-            Some(text) => one_line(text),
+            Some(text) => first_line(text),
             None => "usage limit reached (the agent CLI reported a rejected rate limit)".to_owned(),
         };
         return LimitVerdict::Usage(UsageLimit {
@@ -148,7 +148,7 @@ pub fn classify<W: LimitWording + ?Sized>(evidence: &LimitEvidence, wording: &W,
         .find_map(|t| wording.throttle_status(t).map(|s| (*t, s)))
     {
         return LimitVerdict::Throttled(Throttling {
-            message: one_line(text),
+            message: first_line(text),
             status: status.or(evidence.api_error_status),
         });
     }
@@ -156,7 +156,7 @@ pub fn classify<W: LimitWording + ?Sized>(evidence: &LimitEvidence, wording: &W,
     match evidence.api_error_status {
         Some(status @ (429 | 529)) if evidence.result_is_error => {
             let message = match evidence.result_text.as_deref() {
-                Some(text) if !text.trim().is_empty() => one_line(text),
+                Some(text) if !text.trim().is_empty() => first_line(text),
                 _ => format!("API error {status}"),
             };
             LimitVerdict::Throttled(Throttling {
@@ -205,18 +205,9 @@ fn cli_texts(evidence: &LimitEvidence) -> Vec<&str> {
     texts
 }
 
-/// The message as one trimmed line of bounded length, for showing to a person.
-fn one_line(text: &str) -> String {
-    let line = text
-        .trim_start()
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .trim_end();
-    match line.char_indices().nth(MESSAGE_MAX_CHARS) {
-        Some((cut, _)) => format!("{}…", &line[..cut]),
-        None => line.to_owned(),
-    }
+/// The message's first line, trimmed and of bounded length, for showing to a person.
+fn first_line(text: &str) -> String {
+    crate::report::safe::cut(text.trim_start().lines().next().unwrap_or_default().trim_end(), MESSAGE_MAX_CHARS)
 }
 
 #[cfg(test)]

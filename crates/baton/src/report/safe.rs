@@ -32,6 +32,16 @@ pub fn is_bidi_control(c: char) -> bool {
     matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
+/// `s` as one word for a POSIX shell, for commands baton shows people or agents to run.
+pub fn shell_quote(s: &str) -> String {
+    let plain = !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "/._-+=:,@%".contains(c));
+    if plain {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
 /// The first `max_chars` characters of `text`, with `…` when something was cut (so up to
 /// `max_chars + 1` in all). Counts `char`s, so it never splits a UTF-8 sequence.
 pub fn cut(text: &str, max_chars: usize) -> String {

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use crate::report::safe::{terminal_line, terminal_text};
+use crate::report::safe::{one_line, terminal_line, terminal_text};
 use crate::run::record::TaskUsage;
 
 use crate::plan::{Plan, Status, Task};
@@ -223,16 +223,7 @@ fn pad(s: &str, w: usize) -> String {
     }
 }
 
-fn one_line(s: &str) -> String {
-    terminal_line(s).split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-/// At most `max` characters, with `…` when cut.
+/// At most `max` characters in all, with `…` when cut: for columns of a fixed width.
 pub fn cut(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        return s.to_string();
-    }
-    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
-    out.push('…');
-    out
+    crate::report::safe::cut(s, max.saturating_sub(1))
 }

@@ -128,7 +128,7 @@ pub fn fill(template: &str, vars: &[(&str, String)]) -> String {
 }
 
 fn one_line(s: &str, max: usize) -> String {
-    crate::report::status::cut(&s.split_whitespace().collect::<Vec<_>>().join(" "), max)
+    crate::report::status::cut(&crate::report::safe::one_line(s), max)
 }
 
 #[cfg(test)]
