@@ -112,6 +112,15 @@ impl From<crate::plan::PlanError> for Error {
     }
 }
 
+/// Tells the error that ended a command — to every sink of its reporter, or to the terminal
+/// alone when it ended before it had one — and gives its exit code.
+pub fn end(reporter: Option<crate::report::event::Reporter>, e: Error) -> Exit {
+    let reporter = reporter.unwrap_or_else(crate::report::terminal::error_reporter);
+    reporter.error(&e);
+    reporter.finish();
+    e.exit()
+}
+
 /// `error: …` and its `help: …` lines, as the terminal and the run log show them.
 pub fn render(e: &dyn Help) -> String {
     let mut out = e.to_string();

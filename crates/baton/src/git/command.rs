@@ -12,6 +12,19 @@ use std::path::{Path, PathBuf};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Output, Stdio};
 
+/// What git calls did on their own that a person should hear of (a stale lock removed), for
+/// the caller's reporter: this layer has none, and must not print past it.
+static NOTICES: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+fn notice(text: String) {
+    NOTICES.lock().unwrap_or_else(|p| p.into_inner()).push(text);
+}
+
+/// The notices since the last call.
+pub fn take_notices() -> Vec<String> {
+    std::mem::take(&mut *NOTICES.lock().unwrap_or_else(|p| p.into_inner()))
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum GitError {
     #[error("cannot run git")]
@@ -136,7 +149,7 @@ pub fn git_output<S: AsRef<OsStr>>(
             // lock open until it renames it into place.
             removed = true;
             if std::fs::remove_file(&lock).is_ok() {
-                eprintln!("baton: removed a stale git lock {} (no process held it; a git that was killed leaves one)", lock.display());
+                notice(format!("removed a stale git lock {} (no process held it; a git that was killed leaves one)", lock.display()));
             }
         } else if waited < LOCK_WAITS {
             // Another git holds it for a moment (the user's `git status` refreshing the index,

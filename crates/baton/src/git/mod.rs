@@ -4,4 +4,4 @@ mod command;
 pub mod copyback;
 pub mod worktree;
 
-pub use command::{commit_file, commit_paths, exclude_locally, git, git_bytes, git_output, is_repo, Committed, GitError};
+pub use command::{commit_file, commit_paths, exclude_locally, git, git_bytes, git_output, is_repo, take_notices, Committed, GitError};

@@ -65,12 +65,7 @@ async fn daemon(opts: PipelineOptions) -> Exit {
     let mut early = None;
     match start(opts, &mut early).await {
         Ok(exit) => exit,
-        Err(e) => {
-            let reporter = early.unwrap_or_else(crate::report::terminal::error_reporter);
-            reporter.error(&e);
-            reporter.finish();
-            e.exit()
-        }
+        Err(e) => crate::error::end(early, e),
     }
 }
 
@@ -148,6 +143,9 @@ async fn start(opts: PipelineOptions, reporter_out: &mut Option<Reporter>) -> Re
     let once_until = Instant::now() + ONCE_PATIENCE;
     let mut idle_line: Option<(usize, usize)> = None;
     let exit = loop {
+        for n in crate::git::take_notices() {
+            reporter.warn(n);
+        }
         if *stop.borrow() != Stop::Running {
             reporter.note(Note::Pipeline(PipelineNote::Stopping));
             break Exit::Stopped;
@@ -432,29 +430,44 @@ fn fail(root: &Path, config: &Config, reporter: &Reporter, item: &Item, why: &st
 
 /// Moves the item to `completed/` in its folder (under a free name: an earlier item of the same
 /// name stays as it was), marks it completed, and commits.
-fn archive(root: &Path, item: &Item, plan_rel: &Path, design_rel: &Path, commit: bool) -> Result<PathBuf, String> {
-    let name = item.path.file_name().ok_or("the item has no file name")?;
+fn archive(root: &Path, item: &Item, plan_rel: &Path, design_rel: &Path, commit: bool) -> Result<PathBuf, ArchiveError> {
+    let io = |what: &'static str, path: &Path| {
+        let path = path.to_path_buf();
+        move |source| ArchiveError::Io { what, path, source }
+    };
+    let name = item.path.file_name().ok_or(ArchiveError::NoName)?;
     let dir = item.path.parent().unwrap_or(Path::new("")).join("completed");
-    std::fs::create_dir_all(root.join(&dir)).map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(root.join(&dir)).map_err(io("create", &dir))?;
     let dest = dir.join(free_name(&root.join(&dir), Path::new(name)));
     // A plain move: the commit below records it as a rename (tracked or not, staged or not).
     // Only this daemon (one per checkout) writes to `completed/`, so the name stays free.
-    std::fs::rename(root.join(&item.path), root.join(&dest)).map_err(|e| format!("cannot move {}: {e}", item.path.display()))?;
-    let mut text = std::fs::read_to_string(root.join(&dest)).map_err(|e| e.to_string())?;
+    std::fs::rename(root.join(&item.path), root.join(&dest)).map_err(io("move", &item.path))?;
+    let mut text = std::fs::read_to_string(root.join(&dest)).map_err(io("read", &dest))?;
     if !text.ends_with('\n') {
         text.push('\n');
     }
     let today = jiff::Timestamp::now().to_zoned_datetime(jiff::tz::TimeZone::system()).date();
     text.push_str(&format!("\n## Status: Completed ({})\n", today.strftime("%Y-%m-%d")));
-    std::fs::write(root.join(&dest), text).map_err(|e| e.to_string())?;
+    std::fs::write(root.join(&dest), text).map_err(io("write", &dest))?;
     if commit && git::is_repo(root) {
         let mut paths = vec![root.join(&item.path), root.join(&dest), root.join(plan_rel)];
         if root.join(design_rel).exists() {
             paths.push(root.join(design_rel));
         }
-        git::commit_paths(root, &paths, &format!("pipeline: {} completed", item.path.display())).map_err(|e| e.to_string())?;
+        git::commit_paths(root, &paths, &format!("pipeline: {} completed", item.path.display()))?;
     }
     Ok(dest)
+}
+
+/// Why a finished item could not be archived.
+#[derive(Debug, thiserror::Error)]
+enum ArchiveError {
+    #[error("the item has no file name")]
+    NoName,
+    #[error("cannot {what} {}: {source}", path.display())]
+    Io { what: &'static str, path: PathBuf, source: std::io::Error },
+    #[error("cannot commit it: {0}")]
+    Git(#[from] git::GitError),
 }
 
 /// `name` if nothing in `dir` has it, else `<stem>-2.<ext>`, `<stem>-3.<ext>`, ….

@@ -225,5 +225,8 @@ fn pad(s: &str, w: usize) -> String {
 
 /// At most `max` characters in all, with `…` when cut: for columns of a fixed width.
 pub fn cut(s: &str, max: usize) -> String {
-    crate::report::safe::cut(s, max.saturating_sub(1))
+    match s.chars().count() <= max {
+        true => s.to_string(),
+        false => crate::report::safe::cut(s, max.saturating_sub(1)),
+    }
 }

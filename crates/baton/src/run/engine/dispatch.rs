@@ -152,6 +152,7 @@ impl Engine {
 
     /// Ends the run now, or starts what may start and says when to look again.
     fn step(&mut self) -> Step {
+        self.tell_git_notices();
         if self.running.is_empty() {
             self.commit_round();
             if let Some((exit, note)) = self.state.ends_now(self.file.plan()) {
@@ -472,6 +473,12 @@ impl Engine {
         (breaker_tripped, waited)
     }
 
+    fn tell_git_notices(&self) {
+        for n in crate::git::take_notices() {
+            self.reporter.warn(n);
+        }
+    }
+
     /// Tells a wait until `until` (a monotonic instant) in wall-clock time.
     fn wait(&self, until: std::time::Instant, reason: WaitReason) {
         let left = until.saturating_duration_since(std::time::Instant::now());
@@ -510,6 +517,7 @@ impl Engine {
         if let Err(e) = self.workspace.finish(&mut self.file, exit == Exit::Stopped) {
             self.fail(e);
         }
+        self.tell_git_notices();
         let counts = Counts::of(self.file.plan());
         let how = match (exit, self.state.single()) {
             (Exit::Completed | Exit::TaskFailed, Some(id)) => {

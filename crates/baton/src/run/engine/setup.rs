@@ -87,12 +87,7 @@ pub async fn run_plan(opts: RunOptions, stop: Option<watch::Receiver<Stop>>) -> 
     let mut early = None;
     match start(opts, stop, &mut early).await {
         Ok(exit) => exit,
-        Err(e) => {
-            let reporter = early.unwrap_or_else(crate::report::terminal::error_reporter);
-            reporter.error(&e);
-            reporter.finish();
-            e.exit()
-        }
+        Err(e) => crate::error::end(early, e),
     }
 }
 
