@@ -63,8 +63,8 @@ pub enum Error {
     PipelineNeedsGit(PathBuf),
     #[error("another baton pipeline is already running in {0}")]
     PipelineRunning(PathBuf),
-    #[error("{0}")]
-    PipelineSystemic(String),
+    #[error("{message}")]
+    PipelineSystemic { message: String, help: String },
 }
 
 impl Help for Error {
@@ -90,7 +90,7 @@ impl Help for Error {
                 "run it in a git repository (`git init` makes one), or set `[run] commit = false` in baton.toml; nothing was created or changed".into()
             }
             Error::PipelineRunning(_) => "stop it with `baton stop`".into(),
-            Error::PipelineSystemic(_) => "the pipeline stopped; fix this, then start it again".into(),
+            Error::PipelineSystemic { help, .. } => format!("{help}\nThe pipeline stopped; fix this, then start it again."),
         })
     }
 }

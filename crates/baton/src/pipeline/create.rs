@@ -37,7 +37,7 @@ pub enum Created {
     Ok,
     Failed(String),
     /// The environment is broken (e.g. root refusal): the daemon stops.
-    Systemic(String),
+    Systemic { message: String, help: String },
     Stopped,
 }
 
@@ -185,7 +185,12 @@ impl Planner {
             }
             let run = match run {
                 Ok(r) => r,
-                Err(e) => return Created::Systemic(format!("cannot start the agent: {e}")),
+                Err(e) => {
+                    return Created::Systemic {
+                        message: format!("cannot start the agent: {e}"),
+                        help: format!("check `[agent] binary` in baton.toml or {}", crate::agent::claude::BIN_ENV),
+                    }
+                }
             };
             let verdict = verdict::judge(
                 &Evidence {
@@ -215,7 +220,7 @@ impl Planner {
                 }
                 Verdict::Done(_) => return Created::Ok,
                 Verdict::Failed { message } => return Created::Failed(message),
-                Verdict::Systemic(s) => return Created::Systemic(format!("{}\n  help: {}", s.message, s.help)),
+                Verdict::Systemic(s) => return Created::Systemic { message: s.message, help: s.help },
                 Verdict::Interrupted => return Created::Stopped,
                 Verdict::Limited(l) => {
                     let wake = limit::wake_at(

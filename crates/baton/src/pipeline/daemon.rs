@@ -329,8 +329,8 @@ async fn process(ctx: &Context, planner: &mut Planner, stop: &watch::Receiver<St
                     fail(root, config, reporter, item, &why);
                     return Done::Failed(Exit::TaskFailed);
                 }
-                Created::Systemic(why) => {
-                    reporter.error(&Error::PipelineSystemic(why));
+                Created::Systemic { message, help } => {
+                    reporter.error(&Error::PipelineSystemic { message, help });
                     return Done::Broken;
                 }
                 Created::Stopped => return Done::Stopped,
