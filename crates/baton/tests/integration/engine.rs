@@ -156,10 +156,15 @@ fn every_kind_of_bad_report_fails_the_attempt_with_a_reason() {
 fn a_crash_names_the_exit_and_stderr() {
     let p = project(&THREE.replace("max_attempts_default: 3", "max_attempts_default: 1"));
     p.scenario(r#"{"tasks": {"1.1": [{"crash": true}]}}"#);
-    p.baton(&["run", "plan.yaml"]);
+    let r = p.baton(&["run", "plan.yaml"]);
     let err = task_status(&p, "1.1").2.unwrap();
     assert!(err.contains("exit code 2"), "{err}");
     assert!(err.contains("fake-claude: crashed"), "{err}");
+    assert!(err.contains("no status report"), "{err}");
+    // The run's one-line view cuts a long reason: how the agent ended comes first, so it shows.
+    let out = r.stdout();
+    let line = out.lines().find(|l| l.contains("✗ 1.1") && l.contains("attempt 1/1")).unwrap_or_else(|| panic!("{out}"));
+    assert!(line.contains("exit code 2") && line.contains("fake-claude: crashed"), "{line}");
 }
 
 #[test]
