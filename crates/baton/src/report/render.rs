@@ -311,7 +311,11 @@ fn raw_verbose_text(kind: &EventKind) -> Option<String> {
         }
         EventKind::Waiting { reason, until } => format!("[WAIT] {} until {}", wait_text(reason), local_time(*until)),
         EventKind::Warning { text } => format!("[WARN] {text}"),
-        EventKind::Error { error, help } => format!("[ERROR] {}", error_text(error, help.as_deref())),
+        EventKind::Error { error, help } => {
+            // The tag says it is an error: `[ERROR] error: …` would say it twice.
+            let text = error_text(error, help.as_deref());
+            format!("[ERROR] {}", text.strip_prefix("error: ").unwrap_or(&text))
+        }
         EventKind::Summary(s) => format!("[SUMMARY] {}", summary_text(s)),
     })
 }
@@ -376,6 +380,8 @@ mod tests {
     fn an_error_reads_with_its_help() {
         assert_eq!(error_text("boom", Some("do this\nNothing changed.")), "error: boom\n  help: do this\nNothing changed.");
         assert_eq!(error_text("error: already", None), "error: already");
+        let kind = EventKind::Error { error: "boom".into(), help: Some("do this".into()) };
+        assert_eq!(verbose_text(&kind).as_deref(), Some("[ERROR] boom\n  help: do this"));
     }
 
     #[test]
