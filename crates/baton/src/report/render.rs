@@ -309,7 +309,7 @@ fn raw_verbose_text(kind: &EventKind) -> Option<String> {
             let m = finished_text(*status, message, *attempts);
             format!("[TASK] {task} {status}{}", if m.is_empty() { String::new() } else { format!(": {m}") })
         }
-        EventKind::Waiting { reason, until } => format!("[WAIT] {} until {}", wait_text(reason), local_time(*until)),
+        EventKind::Waiting { reason, until } => format!("[WAIT] {}; waiting until {}", wait_text(reason), local_time(*until)),
         EventKind::Warning { text } => format!("[WARN] {text}"),
         EventKind::Error { error, help } => {
             // The tag says it is an error: `[ERROR] error: …` would say it twice.
@@ -389,5 +389,10 @@ mod tests {
         assert_eq!(wait_text(&WaitReason::Retry { task: "1.1".into(), attempt: 1, max: 3 }), "1.1 failed (attempt 1/3); retrying");
         assert_eq!(outcome_text(&AttemptOutcome::Limited), "usage limit reached (not counted as an attempt)");
         assert_eq!(finished_text(Status::Failed, "red", Some(2)), "failed after 2 attempts: red");
+        // The calm view's wording: a usage limit's reason ends "until the reset (…)", and
+        // "… until the reset (…) until 2026-…" said "until" twice.
+        let until = jiff::Timestamp::from_second(0).unwrap_or_default();
+        let text = verbose_text(&EventKind::Waiting { reason: WaitReason::Retry { task: "1.1".into(), attempt: 1, max: 3 }, until });
+        assert!(text.is_some_and(|t| t.starts_with("[WAIT] 1.1 failed (attempt 1/3); retrying; waiting until ")));
     }
 }
