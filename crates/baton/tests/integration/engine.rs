@@ -126,6 +126,11 @@ fn a_failed_task_blocks_its_dependents_and_the_run_says_so() {
     assert!(out.contains("blocked: 2 tasks can never run"), "{out}");
     assert!(out.contains("1.2: its dependency '1.1' failed"), "{out}");
     assert!(out.contains("2.1: waits for '1.2'"), "{out}");
+    // The task's line says how it ended once: not "failed: failed after …".
+    assert!(out.contains("— failed after 3 attempts: cannot"), "{out}");
+    assert!(!out.contains("failed: failed"), "{out}");
+    let log = p.read(".baton/logs/plan/run.log");
+    assert!(log.contains("[TASK] 1.1 failed after 3 attempts: cannot"), "{log}");
     assert_eq!(p.invocations().len(), 3, "the blocked tasks were started");
     assert!(p.repo.log_subjects()[0].starts_with("baton: 1.1 failed after 3 attempts"));
 }
