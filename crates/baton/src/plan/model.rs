@@ -452,6 +452,15 @@ fn check_duplicate_keys(entries: &[(Node, Node)], diags: &mut Vec<Diagnostic>) {
     }
 }
 
+/// What a field of the wrong type holds, for its error: a value as written (cut short), so that
+/// `attempts: many` reads "found `many`"; anything else by its kind ("a mapping").
+fn found(n: &Node) -> String {
+    match n.as_scalar() {
+        Some(s) if !n.is_null() => format!("`{}`", crate::report::safe::cut(s, 40)),
+        _ => n.kind_name().to_string(),
+    }
+}
+
 /// Typed access to the fields of one mapping, reporting wrong types.
 struct Fields<'a> {
     node: &'a Node,
@@ -467,7 +476,7 @@ impl Fields<'_> {
         diags.push(Diagnostic::new(
             n.line,
             n.col,
-            format!("`{key}` of {} must be {want}, found {}", self.what, n.kind_name()),
+            format!("`{key}` of {} must be {want}, found {}", self.what, found(n)),
             help,
         ));
     }

@@ -333,13 +333,15 @@ fn wrong_types() {
     assert!(d.message.contains("`sections` must be a list, found a mapping"), "{d:?}");
     assert_eq!(d.line, 2);
     let d = one(&format!("{HEAD}  - id: '1'\n    name: x\n    attempts: many\n"));
-    assert!(d.message.contains("`attempts` of task '1' must be a whole number"), "{d:?}");
+    assert!(d.message.contains("`attempts` of task '1' must be a whole number (0 or more), found `many`"), "{d:?}");
     assert_eq!(d.line, 9);
     let d = one(&format!("{HEAD}  - id: '1'\n    name: x\n    depends_on: '0'\n"));
     assert!(d.message.contains("`depends_on` of task '1' must be a list"), "{d:?}");
     assert!(d.help.contains("depends_on: ['1.1', '1.2']"), "{d:?}");
     let d = one(&format!("{HEAD}  - id: '1'\n    name: x\n    max_attempts: 0\n"));
-    assert!(d.message.contains("at least 1"), "{d:?}");
+    assert!(d.message.contains("at least 1, found `0`"), "{d:?}");
+    let d = one(&format!("{HEAD}  - id: '1'\n    name: x\n    attempts: {{n: 1}}\n"));
+    assert!(d.message.contains("must be a whole number (0 or more), found a mapping"), "{d:?}");
     let d = one("- a\n- b\n");
     assert!(d.message.contains("must be a mapping"), "{d:?}");
 }

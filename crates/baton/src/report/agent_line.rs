@@ -79,7 +79,11 @@ fn rate_limit_line(limit: &RateLimit) -> Option<String> {
         line.push_str(&format!(" ({})", details.join(", ")));
     }
     if let Some(resets_at) = limit.resets_at {
-        line.push_str(&format!(", resets at {resets_at}"));
+        // The CLI gives epoch seconds; a person reads a time (UTC, like the run log's stamps).
+        match jiff::Timestamp::from_second(resets_at) {
+            Ok(t) => line.push_str(&format!(", resets at {t}")),
+            Err(_) => line.push_str(&format!(", resets at {resets_at}")),
+        }
     }
     Some(line)
 }
@@ -199,7 +203,7 @@ mod tests {
         .join("\n");
         insta::assert_snapshot!(lines, @r"
         [Retry] API 429, attempt 1/10, next in 5.2s
-        [Limit] rejected, resets at 1795647600
+        [Limit] rejected, resets at 2026-11-25T23:00:00Z
         [Limit] queued (seven_day)
         [Result] 8 turns, $0.0342
         [Result] 1 turn — error: error_max_turns

@@ -13,6 +13,8 @@
 //! then pile up on the screen.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
@@ -34,6 +36,8 @@ pub(super) struct Live {
     tasks: HashMap<TaskId, ProgressBar>,
     /// baton's waits (back-off, usage limit, breaker), one line per reason.
     waits: Vec<Wait>,
+    /// Whether live lines are on the screen, for [`Stdout`]; `None` for other targets.
+    shown: Option<Arc<AtomicBool>>,
 }
 
 struct Wait {
@@ -46,8 +50,14 @@ impl Live {
     /// Live lines on stdout, when stdout is a terminal that can move its cursor; `None` for a
     /// pipe, a file or `TERM=dumb` (the view is then line-based).
     pub fn stdout() -> Option<Live> {
-        let live = Live::new(ProgressDrawTarget::stdout(), Some(TICK));
-        (!live.multi.is_hidden()).then_some(live)
+        if ProgressDrawTarget::stdout().is_hidden() {
+            return None;
+        }
+        let shown = Arc::new(AtomicBool::new(false));
+        let target = ProgressDrawTarget::term_like_with_hz(Box::new(Stdout { shown: shown.clone() }), 20);
+        let mut live = Live::new(target, Some(TICK));
+        live.shown = Some(shown);
+        Some(live)
     }
 
     pub fn new(target: ProgressDrawTarget, tick: Option<Duration>) -> Live {
@@ -56,6 +66,14 @@ impl Live {
             tick,
             tasks: HashMap::new(),
             waits: Vec::new(),
+            shown: None,
+        }
+    }
+
+    /// Tells [`Stdout`] whether a draw now ends with a live line.
+    fn set_shown(&self) {
+        if let Some(shown) = &self.shown {
+            shown.store(!self.tasks.is_empty() || !self.waits.is_empty(), Ordering::Relaxed);
         }
     }
 
@@ -63,6 +81,9 @@ impl Live {
     /// its clock starts now.
     pub fn start(&mut self, task: &TaskId, text: &str) {
         self.end(task);
+        if let Some(shown) = &self.shown {
+            shown.store(true, Ordering::Relaxed);
+        }
         let bar = self.multi.insert_from_back(self.waits.len(), ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden()));
         bar.set_style(style("{spinner} {elapsed:>6}  {wide_msg}").with_key("elapsed", |s: &ProgressState, w: &mut dyn std::fmt::Write| {
             let _ = w.write_str(&clock(s.elapsed()));
@@ -99,7 +120,12 @@ impl Live {
                 reason.clone_into(&mut w.reason);
                 w.bar.clone()
             }
-            None => self.multi.add(ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden())),
+            None => {
+                if let Some(shown) = &self.shown {
+                    shown.store(true, Ordering::Relaxed);
+                }
+                self.multi.add(ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden()))
+            }
         };
         bar.set_style(style("… {left:>6}  {wide_msg}").with_key("left", move |_: &ProgressState, w: &mut dyn std::fmt::Write| {
             // Past the end (the engine has not moved on yet) reads as no time left.
@@ -154,6 +180,7 @@ impl Live {
         // Cleared first: removing alone leaves the line on the screen until the next draw.
         bar.finish_and_clear();
         self.multi.remove(bar);
+        self.set_shown();
     }
 }
 
@@ -162,6 +189,84 @@ impl Drop for Live {
     /// would otherwise stay on the screen as it last was.
     fn drop(&mut self) {
         self.clear();
+    }
+}
+
+/// The terminal on stdout, as indicatif's own, except that a draw that ends with a live line
+/// leaves the cursor at its start instead of past its end. indicatif pads that line to the full
+/// width, which leaves a real terminal waiting to wrap: the `^C` the terminal echoes at a Ctrl+C
+/// (or any key typed) would then wrap to a new row, the next redraw would start one row too
+/// low, and the top live line would stay frozen on the screen. At the line's start, an echo
+/// only overwrites what the next draw clears anyway. A draw of printed lines alone keeps the
+/// wait to wrap: what comes next must go below them.
+#[derive(Debug)]
+struct Stdout {
+    shown: Arc<AtomicBool>,
+}
+
+impl Stdout {
+    /// Written and flushed at once, as console's unbuffered terminal does: a line on stderr
+    /// (between a clear and a redraw) must not overtake escapes still in stdout's buffer.
+    fn write(s: &str) -> std::io::Result<()> {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        out.write_all(s.as_bytes())?;
+        out.flush()
+    }
+
+    /// Rows and columns of the terminal on stdout; a common size when it will not say.
+    fn size() -> (u16, u16) {
+        // SAFETY: TIOCGWINSZ writes one `winsize` into the struct we own; on failure it writes
+        // nothing and the zeroes below stand.
+        let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+        let ok = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut ws) } == 0;
+        match (ok, ws.ws_row, ws.ws_col) {
+            (true, rows, cols) if rows > 0 && cols > 0 => (rows, cols),
+            _ => (24, 80),
+        }
+    }
+}
+
+impl indicatif::TermLike for Stdout {
+    fn width(&self) -> u16 {
+        Stdout::size().1
+    }
+
+    fn height(&self) -> u16 {
+        Stdout::size().0
+    }
+
+    fn move_cursor_up(&self, n: usize) -> std::io::Result<()> {
+        if n > 0 { Stdout::write(&format!("\x1b[{n}A")) } else { Ok(()) }
+    }
+
+    fn move_cursor_down(&self, n: usize) -> std::io::Result<()> {
+        if n > 0 { Stdout::write(&format!("\x1b[{n}B")) } else { Ok(()) }
+    }
+
+    fn move_cursor_right(&self, n: usize) -> std::io::Result<()> {
+        if n > 0 { Stdout::write(&format!("\x1b[{n}C")) } else { Ok(()) }
+    }
+
+    fn move_cursor_left(&self, n: usize) -> std::io::Result<()> {
+        if n > 0 { Stdout::write(&format!("\x1b[{n}D")) } else { Ok(()) }
+    }
+
+    fn write_line(&self, s: &str) -> std::io::Result<()> {
+        Stdout::write(&format!("{s}\n"))
+    }
+
+    fn write_str(&self, s: &str) -> std::io::Result<()> {
+        Stdout::write(s)
+    }
+
+    fn clear_line(&self) -> std::io::Result<()> {
+        Stdout::write("\r\x1b[2K")
+    }
+
+    fn flush(&self) -> std::io::Result<()> {
+        // Every draw ends with a flush: back to the live line's start (see above).
+        if self.shown.load(Ordering::Relaxed) { Stdout::write("\r") } else { Ok(()) }
     }
 }
 

@@ -223,10 +223,16 @@ pub fn wait_text(r: &WaitReason) -> String {
 }
 
 /// The task's line when it reaches a final state.
+/// How a task ended, with its message: `completed: done`, `failed after 3 attempts: red`.
 pub fn finished_text(status: Status, message: &str, attempts: Option<u32>) -> String {
-    match (status, attempts) {
-        (Status::Failed, Some(n)) => format!("failed after {n} attempt{}: {message}", if n == 1 { "" } else { "s" }),
-        _ => message.to_string(),
+    let how = match (status, attempts) {
+        (Status::Failed, Some(n)) => format!("failed after {n} attempt{}", if n == 1 { "" } else { "s" }),
+        _ => status.to_string(),
+    };
+    if message.is_empty() {
+        how
+    } else {
+        format!("{how}: {message}")
     }
 }
 
@@ -306,12 +312,15 @@ fn raw_verbose_text(kind: &EventKind) -> Option<String> {
             format!("[DONE] {task}: {} in {}{}", outcome_text(outcome), human(*duration), cost(*cost_usd))
         }
         EventKind::TaskFinished { task, status, message, attempts, .. } => {
-            let m = finished_text(*status, message, *attempts);
-            format!("[TASK] {task} {status}{}", if m.is_empty() { String::new() } else { format!(": {m}") })
+            format!("[TASK] {task} {}", finished_text(*status, message, *attempts))
         }
-        EventKind::Waiting { reason, until } => format!("[WAIT] {} until {}", wait_text(reason), local_time(*until)),
+        EventKind::Waiting { reason, until } => format!("[WAIT] {}; waiting until {}", wait_text(reason), local_time(*until)),
         EventKind::Warning { text } => format!("[WARN] {text}"),
-        EventKind::Error { error, help } => format!("[ERROR] {}", error_text(error, help.as_deref())),
+        EventKind::Error { error, help } => {
+            // The tag says it is an error: `[ERROR] error: …` would say it twice.
+            let text = error_text(error, help.as_deref());
+            format!("[ERROR] {}", text.strip_prefix("error: ").unwrap_or(&text))
+        }
         EventKind::Summary(s) => format!("[SUMMARY] {}", summary_text(s)),
     })
 }
@@ -376,6 +385,8 @@ mod tests {
     fn an_error_reads_with_its_help() {
         assert_eq!(error_text("boom", Some("do this\nNothing changed.")), "error: boom\n  help: do this\nNothing changed.");
         assert_eq!(error_text("error: already", None), "error: already");
+        let kind = EventKind::Error { error: "boom".into(), help: Some("do this".into()) };
+        assert_eq!(verbose_text(&kind).as_deref(), Some("[ERROR] boom\n  help: do this"));
     }
 
     #[test]
@@ -383,5 +394,12 @@ mod tests {
         assert_eq!(wait_text(&WaitReason::Retry { task: "1.1".into(), attempt: 1, max: 3 }), "1.1 failed (attempt 1/3); retrying");
         assert_eq!(outcome_text(&AttemptOutcome::Limited), "usage limit reached (not counted as an attempt)");
         assert_eq!(finished_text(Status::Failed, "red", Some(2)), "failed after 2 attempts: red");
+        assert_eq!(finished_text(Status::Completed, "done", None), "completed: done");
+        assert_eq!(finished_text(Status::Skipped, "", None), "skipped");
+        // The calm view's wording: a usage limit's reason ends "until the reset (…)", and
+        // "… until the reset (…) until 2026-…" said "until" twice.
+        let until = jiff::Timestamp::from_second(0).unwrap_or_default();
+        let text = verbose_text(&EventKind::Waiting { reason: WaitReason::Retry { task: "1.1".into(), attempt: 1, max: 3 }, until });
+        assert!(text.is_some_and(|t| t.starts_with("[WAIT] 1.1 failed (attempt 1/3); retrying; waiting until ")));
     }
 }

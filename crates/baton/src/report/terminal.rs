@@ -137,15 +137,14 @@ impl Sink for Terminal {
                 }
             }
             EventKind::TaskFinished { task, name, status, message, attempts } => {
-                let message = &render::finished_text(*status, message, *attempts);
                 let mark = match status {
                     Status::Completed => "✓",
                     Status::Skipped => "–",
                     Status::Failed => "✗",
                     _ => "·",
                 };
-                let msg = if message.is_empty() { String::new() } else { format!(": {}", super::status::cut(&terminal_line(message), 160)) };
-                self.line(&format!("{mark} {task} {name} — {status}{msg}"));
+                let how = render::finished_text(*status, &super::status::cut(&terminal_line(message), 160), *attempts);
+                self.line(&format!("{mark} {task} {name} — {how}"));
             }
             EventKind::Waiting { reason, until } => {
                 let reason = terminal_line(&render::wait_text(reason));

@@ -140,11 +140,15 @@ pub fn judge(e: &Evidence<'_>, now: &jiff::ZonedDateTime) -> Verdict {
             let stderr = last_line(e.stderr_tail)
                 .map(|l| format!(" Last stderr line: {}", crate::report::status::cut(l, 200)))
                 .unwrap_or_default();
-            // The CLI's own error says most; it leads when there is one.
-            let message = if cli.is_empty() {
-                format!("{message}.{exit}{stderr}")
-            } else {
+            // The CLI's own error says most; it leads when there is one. Else an agent that
+            // ended badly (a crash) leads with how it ended: that is the reason, and it must
+            // survive the cut of a one-line view.
+            let message = if !cli.is_empty() {
                 format!("{}. Also: {message}.{exit}{stderr}", cli.trim().trim_end_matches('.'))
+            } else if !exit.is_empty() {
+                format!("{}{stderr}. Also: {message}.", exit.trim().trim_end_matches('.'))
+            } else {
+                format!("{message}.{stderr}")
             };
             Verdict::Failed { message }
         }

@@ -126,6 +126,11 @@ fn a_failed_task_blocks_its_dependents_and_the_run_says_so() {
     assert!(out.contains("blocked: 2 tasks can never run"), "{out}");
     assert!(out.contains("1.2: its dependency '1.1' failed"), "{out}");
     assert!(out.contains("2.1: waits for '1.2'"), "{out}");
+    // The task's line says how it ended once: not "failed: failed after …".
+    assert!(out.contains("— failed after 3 attempts: cannot"), "{out}");
+    assert!(!out.contains("failed: failed"), "{out}");
+    let log = p.read(".baton/logs/plan/run.log");
+    assert!(log.contains("[TASK] 1.1 failed after 3 attempts: cannot"), "{log}");
     assert_eq!(p.invocations().len(), 3, "the blocked tasks were started");
     assert!(p.repo.log_subjects()[0].starts_with("baton: 1.1 failed after 3 attempts"));
 }
@@ -156,10 +161,15 @@ fn every_kind_of_bad_report_fails_the_attempt_with_a_reason() {
 fn a_crash_names_the_exit_and_stderr() {
     let p = project(&THREE.replace("max_attempts_default: 3", "max_attempts_default: 1"));
     p.scenario(r#"{"tasks": {"1.1": [{"crash": true}]}}"#);
-    p.baton(&["run", "plan.yaml"]);
+    let r = p.baton(&["run", "plan.yaml"]);
     let err = task_status(&p, "1.1").2.unwrap();
     assert!(err.contains("exit code 2"), "{err}");
     assert!(err.contains("fake-claude: crashed"), "{err}");
+    assert!(err.contains("no status report"), "{err}");
+    // The run's one-line view cuts a long reason: how the agent ended comes first, so it shows.
+    let out = r.stdout();
+    let line = out.lines().find(|l| l.contains("✗ 1.1") && l.contains("attempt 1/1")).unwrap_or_else(|| panic!("{out}"));
+    assert!(line.contains("exit code 2") && line.contains("fake-claude: crashed"), "{line}");
 }
 
 #[test]

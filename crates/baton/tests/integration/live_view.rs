@@ -158,3 +158,65 @@ fn parallel_tasks_share_the_live_lines_and_leave_none_behind() {
         assert_eq!(screen.iter().filter(|r| r.starts_with(&done)).count(), 1, "{done:?} once: {}", shown());
     }
 }
+
+#[test]
+fn a_ctrl_c_echoed_by_the_terminal_leaves_no_live_line_behind() {
+    use std::io::{Read, Write};
+    use std::sync::{Arc, Mutex};
+
+    let plan = "meta:\n  name: Echo\nsections:\n- id: s1\n  name: One\n  tasks:\n  - id: '1'\n    name: Task 1\n    status: pending\n    description: d\n";
+    let p = project(plan);
+    // The agent says it runs, then waits for the test: the Ctrl+C comes while its line is live.
+    let running = p.state_path("1.running");
+    let go = p.state_path("1.go");
+    p.scenario(&format!(r#"{{"tasks": {{"1": [{{"mark": [{}], "wait_for": [{}], "events": 2, "interval_ms": 100}}]}}}}"#, serde_json::json!(running), serde_json::json!(go)));
+
+    // baton under a pseudo-terminal whose input we type into: the terminal echoes a Ctrl+C as
+    // `^C` where the cursor is, as a real one does, and sends baton SIGINT.
+    let run = p.command(&[]);
+    let mut cmd = Command::new("script");
+    cmd.args(["-qfec", &format!("stty cols {WIDTH} rows 40; exec {} run plan.yaml", shell_quote(BATON)), "/dev/null"])
+        .current_dir(p.path())
+        .env("TERM", "xterm")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    for (k, v) in run.get_envs() {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    let mut child = cmd.spawn().expect("run util-linux `script` (needed for a pseudo-terminal)");
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    let output = Arc::new(Mutex::new(String::new()));
+    let reader = {
+        let output = output.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                output.lock().unwrap_or_else(|e| e.into_inner()).push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        })
+    };
+    let seen = |s: &str| output.lock().unwrap_or_else(|e| e.into_inner()).contains(s);
+    assert!(baton_testkit::wait_until(Duration::from_secs(60), || running.exists() && seen("starting")), "the agent never ran");
+    stdin.write_all(b"\x03").expect("type Ctrl+C");
+    stdin.flush().expect("type Ctrl+C");
+    assert!(baton_testkit::wait_until(Duration::from_secs(60), || seen("stopping gracefully")), "Ctrl+C was not seen");
+    std::fs::write(&go, "").expect("let the agent finish");
+    assert!(baton_testkit::wait_until(Duration::from_secs(60), || child.try_wait().ok().flatten().is_some()), "baton did not end");
+    drop(stdin);
+    let _ = reader.join();
+
+    let out = output.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    assert!(out.contains("^C"), "the terminal did not echo the Ctrl+C: {}", out.escape_debug());
+    let vt = Vt::replay(&out);
+    let screen = vt.screen();
+    assert!(!screen.iter().any(|r| is_live(r)), "a live line was left behind: {screen:#?}\n{}", out.escape_debug());
+    assert_eq!(screen.iter().filter(|r| r.starts_with("✓ 1 Task 1 — completed")).count(), 1, "{screen:#?}");
+}

@@ -710,7 +710,7 @@ mod tests {
         [Init] model claude-sonnet-5-5, session bf52b715-dc0d-4fa7-bb58-debd1efc4e97
         [Claude] I'll create the file.
         [Tool] Write: /home/dev/project/hello.txt
-        [Limit] rejected (five_hour), resets at 1795647600
+        [Limit] rejected (five_hour), resets at 2026-11-25T23:00:00Z
         [Claude] You've hit your limit · resets 6pm (America/Toronto)
         [Result] 2 turns, $0.0004 — error: api_error (API 429)
         ");
@@ -732,7 +732,7 @@ mod tests {
         );
         let lines = verbose(ALLOWED_WARNING);
         assert!(
-            lines.contains("[Limit] allowed_warning (five_hour, 92% used), resets at 1795647600"),
+            lines.contains("[Limit] allowed_warning (five_hour, 92% used), resets at 2026-11-25T23:00:00Z"),
             "{lines}"
         );
     }
