@@ -48,7 +48,7 @@ impl HookOutcome {
     pub fn describe(&self, name: &str) -> String {
         match self {
             HookOutcome::Ok { duration } => {
-                format!("{name} done in {:.1} s", duration.as_secs_f64())
+                format!("{name} done in {}", crate::report::render::human(*duration))
             }
             HookOutcome::Failed {
                 code: Some(code), ..
@@ -61,10 +61,7 @@ impl HookOutcome {
             }
             HookOutcome::Failed { tail, .. } => format!("{name} failed: {tail}"),
             HookOutcome::TimedOut { after } => {
-                format!(
-                    "{name} timed out after {} s and was ended",
-                    after.as_secs_f64().round()
-                )
+                format!("{name} timed out after {} and was ended", crate::report::render::human(*after))
             }
         }
     }
@@ -213,7 +210,7 @@ mod tests {
         assert_eq!(lines, ["begin"]);
         assert_eq!(
             outcome.describe("after_command"),
-            "after_command timed out after 1 s and was ended"
+            "after_command timed out after 0.5s and was ended"
         );
     }
 

@@ -38,6 +38,8 @@ pub enum RunEnding {
     Blocked,
     BreakerTripped,
     Stopped,
+    /// An error ended the run (exit 2): the message says which.
+    Error,
     BudgetExhausted,
 }
 
@@ -50,6 +52,7 @@ impl RunEnding {
             RunEnding::Blocked => "blocked",
             RunEnding::BreakerTripped => "circuit_breaker",
             RunEnding::Stopped => "stopped",
+            RunEnding::Error => "error",
             RunEnding::BudgetExhausted => "budget_exhausted",
         }
     }
@@ -154,6 +157,7 @@ impl Notice {
                 format!("plan \"{plan}\": the circuit breaker tripped after repeated failures; no task starts until its cool-down ends")
             }
             RunEnding::Stopped => format!("plan \"{plan}\" stopped early"),
+            RunEnding::Error => format!("plan \"{plan}\" stopped on an error"),
             RunEnding::BudgetExhausted => format!("plan \"{plan}\" stopped: budget exhausted"),
         };
         let c = self.counts;

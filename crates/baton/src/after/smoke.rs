@@ -75,7 +75,7 @@ impl SmokeOutcome {
         )
     }
 
-    /// One line for a person: "smoke tests passed in 12 s", "smoke tests skipped: …".
+    /// One line for a person: "smoke tests passed in 12s", "smoke tests skipped: …".
     pub fn describe(&self) -> String {
         match self {
             SmokeOutcome::Passed { duration } => {
@@ -103,7 +103,7 @@ impl SmokeOutcome {
 }
 
 fn seconds(duration: Duration) -> String {
-    format!("{} s", duration.as_secs_f64().round())
+    crate::report::render::human(duration)
 }
 
 /// Runs the smoke tests of `spec` under the guard (a `kill -9` of baton ends them and what they
@@ -483,7 +483,7 @@ mod tests {
         assert!(outcome.is_failure());
         let log = fs::read_to_string(&spec.log_path).unwrap();
         assert!(
-            log.ends_with("# smoke tests timed out after 0 s\n"),
+            log.ends_with("# smoke tests timed out after 0.3s\n"),
             "{log}"
         );
     }
@@ -643,7 +643,7 @@ mod tests {
         let d = Duration::from_millis(12_400);
         assert_eq!(
             SmokeOutcome::Passed { duration: d }.describe(),
-            "smoke tests passed in 12 s"
+            "smoke tests passed in 12s"
         );
         let killed = SmokeOutcome::Failed {
             code: None,
@@ -653,7 +653,7 @@ mod tests {
         };
         assert_eq!(
             killed.describe(),
-            "smoke tests failed (killed by signal 9) after 12 s"
+            "smoke tests failed (killed by signal 9) after 12s"
         );
         let unstarted = SmokeOutcome::Failed {
             code: None,
@@ -663,14 +663,14 @@ mod tests {
         };
         assert_eq!(
             unstarted.describe(),
-            "smoke tests failed (could not start) after 12 s"
+            "smoke tests failed (could not start) after 12s"
         );
         assert_eq!(
             SmokeOutcome::TimedOut {
                 after: Duration::from_secs(300)
             }
             .describe(),
-            "smoke tests timed out after 300 s"
+            "smoke tests timed out after 5m 00s"
         );
     }
 }

@@ -92,6 +92,8 @@ async fn start(opts: PipelineOptions, reporter_out: &mut Option<Reporter>) -> Re
     // The daemon's agents (planning sessions, then the plan's tasks) work in this checkout: no
     // `baton run` may work in it meanwhile, nor the daemon start beside one.
     let _checkout = CheckoutLock::acquire(&root, Path::new("(the backlog pipeline)")).map_err(|e| Error::CheckoutLocked(e.to_string()))?;
+    // Holding the locks, no other pipeline can be writing its records: a temp file is a crash's.
+    ledger.remove_stale_temps();
     crate::run::process::orphans::become_subreaper();
     let records = Records::new(&logs_dir, Path::new("pipeline"));
     let reporter = run_reporter(opts.verbose, &records.dir().join("pipeline.log"));

@@ -106,6 +106,16 @@ impl Ledger {
         }
     }
 
+    /// Removes the temporary files of record writes a crash cut short. Only for the holder of
+    /// the pipeline's lock: no write of anyone else's can be under way then.
+    pub fn remove_stale_temps(&self) {
+        for entry in std::fs::read_dir(&self.dir).into_iter().flatten().flatten() {
+            if entry.file_name().to_string_lossy().starts_with("plan-") {
+                crate::plan::remove_stale_temps(&entry.path().join("item.json"));
+            }
+        }
+    }
+
     fn record_path(&self, slug: &str) -> PathBuf {
         self.dir.join(format!("plan-{slug}")).join("item.json")
     }

@@ -39,6 +39,10 @@ pub fn tag(note: &Note) -> &'static str {
 
 /// Whether the calm view shows the note (the verbose view and the run log show them all).
 pub fn calm(note: &Note) -> bool {
+    // Where a task's work is when it did not land is worth a line too.
+    if matches!(note, Note::WorkKept { .. } | Note::MergeConflict { .. } | Note::UserChangesProtected { .. }) {
+        return true;
+    }
     matches!(tag(note), "STOP" | "BREAKER" | "BLOCKED" | "RECOVER" | "PLAN" | "SMOKE" | "NOTIFY" | "HOOK" | "PIPELINE" | "THROTTLE")
 }
 
@@ -301,11 +305,12 @@ fn raw_verbose_text(kind: &EventKind) -> Option<String> {
         EventKind::AttemptStarted { task, name, attempt, max_attempts } => {
             format!("[EXEC] {task} {name} — attempt {attempt}/{max_attempts}")
         }
-        EventKind::Agent { event, agent, .. } => {
+        EventKind::Agent { task, event, agent } => {
             let line = super::agent_line::verbose_line(event)?;
+            // The task first: agents of a parallel run interleave.
             match line.strip_prefix("[Claude]") {
-                Some(rest) if *agent != "Claude" => format!("[{agent}]{rest}"),
-                _ => line,
+                Some(rest) if *agent != "Claude" => format!("[{task}] [{agent}]{rest}"),
+                _ => format!("[{task}] {line}"),
             }
         }
         EventKind::AttemptEnded { task, outcome, duration, cost_usd } => {

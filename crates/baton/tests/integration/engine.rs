@@ -473,7 +473,7 @@ fn verbose_output_has_time_stamped_agent_lines() {
     let lines: Vec<&str> = out.lines().map(|l| l.get(11..).unwrap_or("")).collect();
     let stamped = r.stdout().lines().all(|l| l.len() > 11 && l.as_bytes()[0] == b'[' && l.as_bytes()[9] == b']');
     assert!(stamped, "{}", r.stdout());
-    for want in ["[Tool] Write: ", "[Tool] Bash: git add -A && git commit", "[Result] ", "[EXEC] 1.1 One — attempt 1/3", "[FIND] next task: 1.1 One", "[GIT] committed the plan"] {
+    for want in ["[1.1] [Tool] Write: ", "[1.1] [Tool] Bash: git add -A && git commit", "[1.1] [Result] ", "[EXEC] 1.1 One — attempt 1/3", "[FIND] next task: 1.1 One", "[GIT] committed the plan"] {
         assert!(lines.iter().any(|l| l.starts_with(want)), "no line starting {want:?}:\n{}", r.stdout());
     }
 }

@@ -91,7 +91,8 @@ impl Engine {
             Exit::SmokeFailed => RunEnding::CompletedSmokeFailed,
             Exit::TaskFailed => RunEnding::SomeFailed,
             Exit::Blocked => RunEnding::Blocked,
-            _ => RunEnding::Stopped,
+            Exit::InvalidInput => RunEnding::Error,
+            Exit::Stopped => RunEnding::Stopped,
         };
         self.notify(ending, smoke_result.as_ref().map(SmokeOutcome::describe)).await;
         exit

@@ -61,6 +61,8 @@ pub(super) struct Engine {
     running: HashMap<TaskId, Running>,
     set: JoinSet<(TaskId, Result<AttemptRun, SpawnError>)>,
     attempt_ids: HashMap<tokio::task::Id, TaskId>,
+    /// The errors told so far, by their text.
+    errors_told: std::collections::HashSet<String>,
 }
 
 /// What the loop does after looking.
@@ -103,6 +105,7 @@ impl Engine {
             running: HashMap::new(),
             set: JoinSet::new(),
             attempt_ids: HashMap::new(),
+            errors_told: Default::default(),
         }
     }
 
@@ -342,7 +345,7 @@ impl Engine {
                 Ok(()) => (Outcome::Done(status), message),
                 Err(NotLanded::Conflict(m)) => (Outcome::Failed { conflict: true }, m),
                 Err(NotLanded::Protected(e)) => {
-                    self.reporter.error(&e);
+                    self.tell_error(&e);
                     (Outcome::NotLanded, message)
                 }
             },
@@ -416,7 +419,7 @@ impl Engine {
             Verdict::Systemic(s) => {
                 rec.outcome = "systemic".into();
                 rec.message = s.message.clone();
-                self.reporter.error(&Error::Systemic { message: s.message.clone(), help: s.help.clone() });
+                self.tell_error(&Error::Systemic { message: s.message.clone(), help: s.help.clone() });
                 (AttemptOutcome::Systemic { message: s.message }, Outcome::Systemic, String::new())
             }
             Verdict::Interrupted => {
@@ -496,10 +499,17 @@ impl Engine {
         record::merge_added(&mut self.file, &self.reporter, id, &cwd.join(rel));
     }
 
-    /// An error that ends the run: told to every sink, and no new task starts.
+    /// An error that ends the run: told to every sink (once: parallel attempts meet the same
+    /// one), and no new task starts.
     pub(super) fn fail(&mut self, e: Error) {
-        self.reporter.error(&e);
+        self.tell_error(&e);
         self.state.end(e.exit());
+    }
+
+    fn tell_error(&mut self, e: &Error) {
+        if self.errors_told.insert(e.to_string()) {
+            self.reporter.error(e);
+        }
     }
 
     /// A commit that fails ends the run: going on would pile up work that no commit records,
@@ -510,7 +520,8 @@ impl Engine {
         }
     }
 
-    fn finish(&mut self, exit: Exit) -> Exit {
+    /// The run's end: the plan saved, the workspace finished, the summary told.
+    pub(super) fn finish(&mut self, exit: Exit) -> Exit {
         if let Err(e) = record::save(&mut self.file, &self.reporter) {
             self.reporter.warn(e.render_in_run());
         }

@@ -179,12 +179,13 @@ async fn start(opts: RunOptions, stop: Option<watch::Receiver<Stop>>, reporter_o
     let exit = match engine.before_hook().await {
         Ok(()) => engine.run().await,
         Err(e) => {
-            engine.reporter.error(&e);
-            e.exit()
+            let exit = e.exit();
+            engine.fail(e);
+            engine.finish(exit)
         }
     };
     let exit = engine.after_run(exit).await;
-    if let Some(file) = own_stop_file.filter(|_| exit == Exit::Stopped) {
+    if let Some(file) = own_stop_file.filter(|_| stop::level(&engine.stop) != Stop::Running) {
         // Honoured: left behind it would only show in `git status` until the next start.
         let _ = std::fs::remove_file(file);
     }

@@ -207,6 +207,12 @@ impl RunState {
             return None;
         }
         if let Phase::Ending(exit) = self.phase {
+            // A stop that came when nothing was left to start stopped nothing: the run ends as
+            // it would have (its smoke tests run, its exit code says how it went).
+            let nothing_left = plan.tasks().all(|t| t.status.is_final() || self.exclude.contains(&t.id));
+            if exit == Exit::Stopped && nothing_left {
+                return Some((self.idle_exit(plan).0, None));
+            }
             return Some((exit, None));
         }
         let id = self.single.as_ref()?;
@@ -574,6 +580,23 @@ mod tests {
         assert!(s.admit(&p, now).start.is_empty());
         assert_eq!(s.ends_now(&p), None, "a still runs");
         s.ended(&"a".into(), Outcome::Interrupted, now).unwrap();
+        assert_eq!(s.ends_now(&p), Some((Exit::Stopped, None)));
+    }
+
+    #[test]
+    fn a_stop_during_the_last_task_stops_nothing() {
+        let mut p = three();
+        let mut s = RunState::new(policies(false, 1));
+        let now = Instant::now();
+        set(&mut p, "a", Status::Completed);
+        set(&mut p, "b", Status::Completed);
+        start(&mut s, &p, "c", 1, 3);
+        s.stop_requested();
+        s.ended(&"c".into(), Outcome::Done(Status::Completed), now).unwrap();
+        set(&mut p, "c", Status::Completed);
+        assert_eq!(s.ends_now(&p), Some((Exit::Completed, None)));
+        // With a task left, the stop is a stop.
+        set(&mut p, "c", Status::Pending);
         assert_eq!(s.ends_now(&p), Some((Exit::Stopped, None)));
     }
 

@@ -91,6 +91,11 @@ impl Workspace {
                 return Err(Error::Dirty(changed));
             }
         }
+        if !tree.protected().is_empty() {
+            let mut paths: Vec<PathBuf> = tree.protected().iter().cloned().collect();
+            paths.sort();
+            tree.reporter().note(Note::UserChangesProtected { paths });
+        }
         Ok(())
     }
 
@@ -125,7 +130,8 @@ impl Workspace {
     }
 
     /// A task reached a final state, recorded in the plan: in place, its changes and the plan
-    /// are committed under its name; in worktrees, a failed task's work is kept and said where.
+    /// are committed under its name; in worktrees, a failed task's work is kept and said where,
+    /// and the plan state committed (a completed one's goes with the round's commit).
     pub(super) fn task_final(&mut self, file: &PlanFile, id: &TaskId, name: &str, status: Status, attempts: u32) -> Result<(), Error> {
         let message = match status {
             Status::Failed => format!("baton: {id} failed after {attempts} attempt{} — {name}", if attempts == 1 { "" } else { "s" }),
@@ -138,12 +144,14 @@ impl Workspace {
                 *broken = true;
                 Error::Commit(format!("could not commit {id}'s work and the plan state: {e}"))
             }),
-            Workspace::Worktrees { tree, .. } => {
-                if status == Status::Failed {
-                    tree.failed(id);
+            Workspace::Worktrees { tree, broken } => {
+                if status != Status::Failed {
+                    // Its files and the plan state go in the round's commit, once it landed.
+                    return Ok(());
                 }
-                let _ = file;
-                Ok(())
+                tree.failed(id);
+                // Nothing of it lands: the plan state alone says it failed.
+                commit_plan(tree.root(), file, &message, tree.reporter()).inspect_err(|_| *broken = true)
             }
         }
     }

@@ -252,11 +252,6 @@ impl Worktrees {
                 }
             }
         }
-        if !self.protected.is_empty() {
-            let mut paths: Vec<PathBuf> = self.protected.iter().cloned().collect();
-            paths.sort();
-            self.reporter.note(Note::UserChangesProtected { paths });
-        }
         if let Err(e) = git::exclude_locally(
             &self.root,
             &["/.claude/agent-claims.json*", "/.claude/subagent-status/"],
