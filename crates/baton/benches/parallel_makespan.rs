@@ -18,7 +18,7 @@
 //!     `--parallel` (no worktree), and a plain `git worktree add` + `git worktree remove` on the
 //!     same repository; and the same on a one-file repository.
 //!
-//! `cargo bench -p baton --bench parallel_makespan`
+//! `cargo bench -p baton --bench parallel_makespan [-- makespan|worktree]` (no name: both parts)
 //!
 //! It never asserts on timings; it fails loudly only when a run itself goes wrong (non-zero exit,
 //! a task not completed, a record missing, the change not landed).
@@ -57,10 +57,17 @@ fn main() {
     let fake = baton_testkit::fake_claude_bin();
     println!("parallel bench: baton {BATON}");
     println!("fake agent:     {}", fake.display());
-    println!();
-    makespan(&fake);
-    println!();
-    worktree_cost(&fake);
+    // cargo passes `--bench`; any other word picks a part.
+    let parts: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let wants = |part: &str| parts.is_empty() || parts.iter().any(|p| p == part);
+    if wants("makespan") {
+        println!();
+        makespan(&fake);
+    }
+    if wants("worktree") {
+        println!();
+        worktree_cost(&fake);
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
