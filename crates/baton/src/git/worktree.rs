@@ -371,7 +371,14 @@ impl Pool {
             self.move_worktree(at, Path::new(&aside))?;
             git(&at.path, &["checkout", "-q", "--detach"])?;
         }
-        let rescued = clear_stale(&self.root, dir, branch, fork, &skip)?;
+        // Nothing at the new place and no such branch (the usual case): nothing to clear. A
+        // worktree still registered there with its folder gone makes the move fail, and the
+        // fresh worktree made instead clears it.
+        let rescued = if dir.exists() || branch_tip(&self.root, branch)?.is_some() {
+            clear_stale(&self.root, dir, branch, fork, &skip)?
+        } else {
+            Vec::new()
+        };
         if dir.parent() != at.path.parent() {
             exclude_worktree_folder(&self.root, dir)?;
             if let Some(parent) = dir.parent() {
@@ -384,8 +391,13 @@ impl Pool {
         at.on_new_branch = true;
         // Everything else: untracked and ignored files, nested repositories (-ff).
         git(dir, &["clean", "-q", "-ffdx"])?;
-        if old.branch != branch && branch_tip(&self.root, &old.branch)?.is_some() {
-            git(&self.root, &["branch", "-D", "--", &old.branch])?;
+        if old.branch != branch {
+            if let Err(e) = git(&self.root, &["branch", "-D", "--", &old.branch]) {
+                // Gone already is fine (one process fewer than asking first).
+                if branch_tip(&self.root, &old.branch)?.is_some() {
+                    return Err(e.into());
+                }
+            }
         }
         remove_status_file(dir, &self.status_file)?;
         let worktree = Worktree { path: dir.to_path_buf(), branch: branch.to_string(), fork: fork.to_string() };
@@ -1177,6 +1189,23 @@ pub(crate) mod tests {
         assert!(second.rescued.iter().any(|r| matches!(r, Rescue::Directory { .. })), "{:?}", second.rescued);
         assert!(!second.worktree.path.join("precious.txt").exists() && !second.worktree.path.join("notes.txt").exists());
         assert_eq!(git_in(&second.worktree.path, &["rev-parse", "HEAD"]).trim(), repo.head());
+    }
+
+    #[test]
+    fn a_place_still_registered_to_a_deleted_worktree_is_cleared() {
+        let repo = Repo::new();
+        let mut pool = pool(&repo, 2);
+        let first = pool.take(&repo.wt_dir("1"), &branch_name("1"), "HEAD").unwrap();
+        pool.give_back(work_and_land(&repo, &first.worktree, 1)).unwrap();
+        // A detached worktree at task 2's place whose folder someone deleted.
+        git_in(&repo.root, &["worktree", "add", "-q", "--detach", repo.wt_dir("2").to_str().unwrap(), "HEAD"]);
+        std::fs::remove_dir_all(repo.wt_dir("2")).unwrap();
+        let second = pool.take(&repo.wt_dir("2"), &branch_name("2"), "HEAD").unwrap();
+        assert!(!matches!(second.origin, Origin::Fresh), "{:?}", second.origin);
+        assert_eq!(git_in(&second.worktree.path, &["rev-parse", "HEAD"]).trim(), repo.head());
+        assert_eq!(git_in(&second.worktree.path, &["symbolic-ref", "HEAD"]).trim(), "refs/heads/parallel/2");
+        assert_eq!(worktree_count(&repo), 2, "{}", repo.git(&["worktree", "list"]));
+        assert!(!repo.has_branch("parallel/1"));
     }
 
     #[test]
