@@ -1,7 +1,8 @@
 //! Worktrees for parallel tasks: `.worktrees/<plan>-<task>` on branch `parallel/<task>`, made
 //! from the current HEAD. Owns creating one (clearing a stale one of the same name first), removing
-//! one after its work has landed, listing what a crashed run left behind, and the snapshot of a
-//! working tree that copy-back and rescues read.
+//! one after its work has landed — or giving it back to a [`Pool`] that resets it for the next
+//! task —, listing what a crashed run left behind, and the snapshot of a working tree that
+//! copy-back and rescues read.
 //!
 //! Must not lose work: a stale branch or worktree about to be replaced whose work is not
 //! reachable from HEAD is first kept on a `parallel-rescued/…` branch (uncommitted changes
@@ -9,7 +10,8 @@
 //! ([`landed_in_head`]), when keeping it would keep nothing. A rescued branch goes once its
 //! task has completed ([`prune_rescued`]): its work then landed, or was replaced by the attempt
 //! that completed the task (its commit is named in the run's output). Whether a live task's
-//! work has landed is the caller's to decide (copy-back knows).
+//! work has landed is copy-back's to say; [`check_landed`] turns its answer into the [`Landed`]
+//! a pool requires.
 
 use std::collections::HashSet;
 use std::ffi::OsStr;
@@ -34,12 +36,28 @@ pub struct Worktree {
     pub fork: String,
 }
 
-/// What [`create`] made, and what it kept aside from a stale worktree or branch on the way.
+/// What [`create`] or [`Pool::take`] made, and what it kept aside from a stale worktree or
+/// branch on the way.
 #[derive(Debug)]
 pub struct Created {
     pub worktree: Worktree,
     /// For the caller to print: work found in the way, kept rather than deleted.
     pub rescued: Vec<Rescue>,
+    /// Made fresh or reused from the pool.
+    pub origin: Origin,
+}
+
+/// Where a task's worktree came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// `git worktree add`.
+    Fresh,
+    /// A pooled worktree, whose earlier task's work had landed, moved from `from` and reset to
+    /// the new base.
+    Reused { from: PathBuf },
+    /// Reusing the pooled worktree at `from` failed (`error`); it was removed — its work had
+    /// landed — and a fresh one made.
+    FreshAfterFailedReuse { from: PathBuf, error: String },
 }
 
 /// Work that stood in the way of a new worktree and was kept.
@@ -171,7 +189,12 @@ pub fn create(root: &Path, dir: &Path, branch: &str, status_file_rel: &Path, ski
         return Err(WorktreeError::BadStatusFile { path: status_file_rel.to_path_buf() });
     }
     let fork = git(root, &["rev-parse", "--verify", "HEAD^{commit}"])?.trim().to_string();
-    let rescued = clear_stale(root, dir, branch, &fork, skip)?;
+    create_at(root, dir, branch, &fork, status_file_rel, skip)
+}
+
+/// [`create`] from the commit `fork`, the arguments checked.
+fn create_at(root: &Path, dir: &Path, branch: &str, fork: &str, status_file_rel: &Path, skip: &[&str]) -> Result<Created, WorktreeError> {
+    let rescued = clear_stale(root, dir, branch, fork, skip)?;
     exclude_worktree_folder(root, dir)?;
     if let Some(parent) = dir.parent() {
         std::fs::create_dir_all(parent).map_err(io_err("create", parent))?;
@@ -191,18 +214,14 @@ pub fn create(root: &Path, dir: &Path, branch: &str, status_file_rel: &Path, ski
         &[],
         None,
     )?;
-    let status = dir.join(status_file_rel);
-    match std::fs::remove_file(&status) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(io_err("delete", &status)(e)),
-    }
-    Ok(Created { worktree: Worktree { path: dir.to_path_buf(), branch: branch.to_string(), fork }, rescued })
+    remove_status_file(dir, status_file_rel)?;
+    let worktree = Worktree { path: dir.to_path_buf(), branch: branch.to_string(), fork: fork.to_string() };
+    Ok(Created { worktree, rescued, origin: Origin::Fresh })
 }
 
 /// Removes a task's worktree (uncommitted changes and all) and deletes its branch. Call it only
-/// once the work has landed: this is the one place baton deletes a task's work. Either already
-/// being gone is fine.
+/// once the work has landed: this and the reset of a [`Landed`] worktree by a [`Pool`] are the
+/// only places baton deletes a task's work. Either already being gone is fine.
 pub fn remove(root: &Path, wt: &Worktree) -> Result<(), WorktreeError> {
     if wt.path.exists() {
         git_bytes(
@@ -217,6 +236,204 @@ pub fn remove(root: &Path, wt: &Worktree) -> Result<(), WorktreeError> {
         git(root, &["branch", "-D", "--", &wt.branch])?;
     }
     Ok(())
+}
+
+/// The status file a commit may carry, deleted so a stale report is never read as the new
+/// attempt's.
+fn remove_status_file(dir: &Path, status_file_rel: &Path) -> Result<(), WorktreeError> {
+    let status = dir.join(status_file_rel);
+    match std::fs::remove_file(&status) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_err("delete", &status)(e)),
+    }
+}
+
+/// A worktree whose work is all in the main checkout: everything that differs in it from its
+/// fork is there (or was merged three-way into it). Only [`check_landed`] makes one, so a
+/// [`Pool`] can never be handed a worktree whose work would be lost by resetting it.
+#[derive(Debug)]
+pub struct Landed(Worktree);
+
+impl Landed {
+    pub fn worktree(&self) -> &Worktree {
+        &self.0
+    }
+}
+
+/// Whether all of `wt`'s work is in the main checkout at `root` (the check copy-back makes
+/// after a landing: [`copyback::unlanded`](super::copyback::unlanded), `merged` naming the
+/// paths merged three-way): the worktree as [`Landed`] if so, else the paths that are not.
+/// Reads every file's content.
+pub fn check_landed(
+    root: &Path,
+    wt: Worktree,
+    skip: &[&str],
+    merged: &HashSet<PathBuf>,
+) -> Result<Result<Landed, Vec<PathBuf>>, super::copyback::CopyBackError> {
+    let left = super::copyback::unlanded(root, &wt, skip, merged)?;
+    Ok(if left.is_empty() { Ok(Landed(wt)) } else { Err(left) })
+}
+
+/// Where a pooled worktree being reused is now.
+struct Place {
+    path: PathBuf,
+    /// Switched to the new task's branch.
+    on_new_branch: bool,
+}
+
+/// Worktrees reused between the tasks of a run: a task whose work has landed gives its
+/// worktree back, and the next task takes it — moved to the new task's place and reset to the
+/// new base — instead of `git worktree remove` and `git worktree add`. On a large repository
+/// an add writes every file; a reset rewrites only what differs between the two commits and
+/// deletes what the earlier task left.
+///
+/// Safety is the same as for [`remove`]: only a [`Landed`] worktree comes back, so a reset
+/// never discards work main lacks; the new task's place is cleared as [`create`] clears it
+/// (stale work rescued). A pooled worktree keeps its earlier task's name and branch while it
+/// waits, at a commit whose work is in main: if baton dies then, the next run finds a landed
+/// leftover of a completed task and clears it without a rescue.
+///
+/// Not for several threads at once (as [`create`]).
+#[derive(Debug)]
+pub struct Pool {
+    root: PathBuf,
+    status_file: PathBuf,
+    skip: Vec<String>,
+    /// Landed worktrees waiting for a task, the most recently given back last.
+    idle: Vec<Worktree>,
+    /// At most this many wait; one more given back is removed.
+    capacity: usize,
+}
+
+impl Pool {
+    /// A pool for the repository at `root`. `status_file_rel` and `skip` are as for
+    /// [`create`]; at most `capacity` worktrees wait for reuse (a run's job limit: more never
+    /// run at once).
+    pub fn new(root: &Path, status_file_rel: &Path, skip: &[&str], capacity: usize) -> Pool {
+        Pool {
+            root: root.to_path_buf(),
+            status_file: status_file_rel.to_path_buf(),
+            skip: skip.iter().map(|s| s.to_string()).collect(),
+            idle: Vec::new(),
+            capacity,
+        }
+    }
+
+    /// The worktrees waiting for a task.
+    pub fn idle(&self) -> &[Worktree] {
+        &self.idle
+    }
+
+    /// A worktree at `dir` on a new branch `branch` at `base` (a commit-ish, e.g. `HEAD`),
+    /// made as [`create`] makes one, but from a waiting worktree when there is one: moved to
+    /// `dir`, switched to `branch` at `base`, every file of the earlier task — ignored ones
+    /// too — removed. If the reuse fails, that worktree (landed) is removed and a fresh one
+    /// is made; [`Created::origin`] says which happened.
+    pub fn take(&mut self, dir: &Path, branch: &str, base: &str) -> Result<Created, WorktreeError> {
+        let dir = self.root.join(dir);
+        check_branch(&self.root, branch)?;
+        if !is_plain_relative(&self.status_file) {
+            return Err(WorktreeError::BadStatusFile { path: self.status_file.clone() });
+        }
+        let fork = git(&self.root, &["rev-parse", "--verify", &format!("{base}^{{commit}}")])?.trim().to_string();
+        let skip: Vec<&str> = self.skip.iter().map(String::as_str).collect();
+        let Some(old) = self.idle.pop() else {
+            return create_at(&self.root, &dir, branch, &fork, &self.status_file, &skip);
+        };
+        let mut at = Place { path: old.path.clone(), on_new_branch: false };
+        match self.reuse(&old, &dir, branch, &fork, &mut at) {
+            Ok(created) => Ok(created),
+            Err(error) => {
+                // Its work had landed: removing it loses nothing. Only the worktree known to be
+                // the pooled one goes, from wherever the reuse left it, with its branches.
+                let on = if at.on_new_branch { branch } else { old.branch.as_str() };
+                let _ = remove(&self.root, &Worktree { path: at.path, branch: on.to_string(), fork: fork.clone() });
+                if at.on_new_branch && old.branch != branch && branch_tip(&self.root, &old.branch)?.is_some() {
+                    git(&self.root, &["branch", "-D", "--", &old.branch])?;
+                }
+                let mut created = create_at(&self.root, &dir, branch, &fork, &self.status_file, &skip)?;
+                created.origin = Origin::FreshAfterFailedReuse { from: old.path.clone(), error: error.to_string() };
+                Ok(created)
+            }
+        }
+    }
+
+    /// Moves the pooled worktree `old` to `dir` and resets it onto `branch` at `fork`; `at`
+    /// follows where it is, for the clean-up if a step fails.
+    fn reuse(&self, old: &Worktree, dir: &Path, branch: &str, fork: &str, at: &mut Place) -> Result<Created, WorktreeError> {
+        let skip: Vec<&str> = self.skip.iter().map(String::as_str).collect();
+        // The pooled worktree must not be what clearing the new place removes: out of the way
+        // first if it sits at that place or on that branch.
+        if same_path(&at.path, dir) || old.branch == branch {
+            let mut aside = dir.as_os_str().to_owned();
+            aside.push(format!(".pooled-{}", std::process::id()));
+            self.move_worktree(at, Path::new(&aside))?;
+            git(&at.path, &["checkout", "-q", "--detach"])?;
+        }
+        // Nothing at the new place and no such branch (the usual case): nothing to clear. A
+        // worktree still registered there with its folder gone makes the move fail, and the
+        // fresh worktree made instead clears it.
+        let rescued = if dir.exists() || branch_tip(&self.root, branch)?.is_some() {
+            clear_stale(&self.root, dir, branch, fork, &skip)?
+        } else {
+            Vec::new()
+        };
+        if dir.parent() != at.path.parent() {
+            exclude_worktree_folder(&self.root, dir)?;
+            if let Some(parent) = dir.parent() {
+                std::fs::create_dir_all(parent).map_err(io_err("create", parent))?;
+            }
+        }
+        self.move_worktree(at, dir)?;
+        // Tracked files as `fork` has them, whatever the earlier task did to them or the index.
+        git(dir, &["checkout", "-q", "-f", "--no-track", "-B", branch, fork])?;
+        at.on_new_branch = true;
+        // Everything else: untracked and ignored files, nested repositories (-ff).
+        git(dir, &["clean", "-q", "-ffdx"])?;
+        if old.branch != branch {
+            if let Err(e) = git(&self.root, &["branch", "-D", "--", &old.branch]) {
+                // Gone already is fine (one process fewer than asking first).
+                if branch_tip(&self.root, &old.branch)?.is_some() {
+                    return Err(e.into());
+                }
+            }
+        }
+        remove_status_file(dir, &self.status_file)?;
+        let worktree = Worktree { path: dir.to_path_buf(), branch: branch.to_string(), fork: fork.to_string() };
+        Ok(Created { worktree, rescued, origin: Origin::Reused { from: old.path.clone() } })
+    }
+
+    fn move_worktree(&self, at: &mut Place, to: &Path) -> Result<(), WorktreeError> {
+        if !same_path(&at.path, to) {
+            git_bytes(&self.root, &[OsStr::new("worktree"), "move".as_ref(), at.path.as_os_str(), to.as_os_str()], &[], None)?;
+            at.path = to.to_path_buf();
+        }
+        Ok(())
+    }
+
+    /// Takes back a worktree whose work has landed, to be reset for the next task; beyond the
+    /// pool's capacity it is removed instead. Its files stay as they are until then.
+    pub fn give_back(&mut self, landed: Landed) -> Result<(), WorktreeError> {
+        let Landed(wt) = landed;
+        if self.idle.len() >= self.capacity || !wt.path.is_dir() {
+            return remove(&self.root, &wt);
+        }
+        self.idle.push(wt);
+        Ok(())
+    }
+
+    /// Removes every waiting worktree and its branch (their work has landed): at the end of a
+    /// run. Tries them all; the first error is returned.
+    pub fn close(&mut self) -> Result<(), WorktreeError> {
+        let mut first = None;
+        for wt in std::mem::take(&mut self.idle) {
+            if let Err(e) = remove(&self.root, &wt) {
+                first.get_or_insert(e);
+            }
+        }
+        first.map_or(Ok(()), Err)
+    }
 }
 
 /// Branches under `prefix` (e.g. `parallel/`) and their worktrees, as a crashed or stopped run
@@ -853,6 +1070,202 @@ pub(crate) mod tests {
         std::fs::File::options().write(true).open(&file).unwrap().set_modified(mtime).unwrap();
         let tree = snapshot(&wt.path).unwrap();
         assert_eq!(repo.git(&["show", &format!("{tree}:same.txt")]), "bbbb\n");
+    }
+
+    const STATUS: &str = ".claude/plans/task-status.json";
+
+    fn pool(repo: &Repo, capacity: usize) -> Pool {
+        Pool::new(&repo.root, Path::new(STATUS), &[], capacity)
+    }
+
+    /// Does a task's work in its worktree — a tracked edit, a commit, untracked, ignored and
+    /// nested-repository files, a stray status file — and lands what copy-back would land
+    /// (everything but ignored files) in main, committed.
+    fn work_and_land(repo: &Repo, wt: &Worktree, n: usize) -> Landed {
+        write_in(&wt.path, "README.md", &format!("edited by task {n}\n"));
+        write_in(&wt.path, &format!("committed-{n}.txt"), "committed in the worktree\n");
+        git_in(&wt.path, &["add", "-A"]);
+        git_in(&wt.path, &["commit", "-q", "-m", "the agent's commit"]);
+        write_in(&wt.path, &format!("new/untracked-{n}.txt"), "untracked\n");
+        // Ignored (info/exclude is shared by all worktrees): a build folder holding a
+        // repository of its own, as a tool might make.
+        let exclude = PathBuf::from(repo.git(&["rev-parse", "--git-path", "info/exclude"]).trim());
+        let exclude = if exclude.is_absolute() { exclude } else { repo.root.join(exclude) };
+        let mut lines = std::fs::read_to_string(&exclude).unwrap_or_default();
+        if !lines.contains("/build/") {
+            lines.push_str("\n/build/\n");
+            std::fs::write(&exclude, lines).unwrap();
+        }
+        write_in(&wt.path, "build/out.o", "ignored\n");
+        git_in(&wt.path.join("build"), &["init", "-q"]);
+        write_in(&wt.path, STATUS, "{}\n");
+        for rel in ["README.md".to_string(), format!("committed-{n}.txt"), format!("new/untracked-{n}.txt"), STATUS.to_string()] {
+            repo.write(&rel, &std::fs::read_to_string(wt.path.join(&rel)).unwrap());
+        }
+        repo.commit_all(&format!("plan: land task {n}"));
+        match check_landed(&repo.root, wt.clone(), &[], &HashSet::new()).unwrap() {
+            Ok(landed) => landed,
+            Err(left) => panic!("not landed: {left:?}"),
+        }
+    }
+
+    fn worktree_count(repo: &Repo) -> usize {
+        repo.git(&["worktree", "list", "--porcelain"]).matches("worktree ").count()
+    }
+
+    #[test]
+    fn a_pooled_worktree_is_moved_to_the_next_task_and_reset_to_the_new_base() {
+        let repo = Repo::new();
+        repo.write(".gitignore", "*.log\n");
+        repo.commit_all("ignore logs");
+        let mut pool = pool(&repo, 2);
+        let first = pool.take(&repo.wt_dir("1"), &branch_name("1"), "HEAD").unwrap();
+        assert_eq!(first.origin, Origin::Fresh, "an empty pool makes a fresh worktree");
+        let landed = work_and_land(&repo, &first.worktree, 1);
+        pool.give_back(landed).unwrap();
+        assert_eq!(pool.idle(), std::slice::from_ref(&first.worktree));
+        repo.write("later.txt", "main moved on\n");
+        repo.commit_all("later");
+
+        let second = pool.take(&repo.wt_dir("2"), &branch_name("2"), "HEAD").unwrap();
+        assert_eq!(second.origin, Origin::Reused { from: first.worktree.path.clone() });
+        assert!(second.rescued.is_empty(), "{:?}", second.rescued);
+        let wt = &second.worktree;
+        assert_eq!((wt.path.clone(), wt.branch.as_str(), wt.fork.clone()), (repo.wt_dir("2"), "parallel/2", repo.head()));
+        assert!(pool.idle().is_empty());
+        assert!(!first.worktree.path.exists(), "the worktree was moved, not copied");
+        assert!(!repo.has_branch("parallel/1"), "the earlier task's branch is gone");
+        assert_eq!(worktree_count(&repo), 2);
+        assert_eq!(git_in(&wt.path, &["symbolic-ref", "HEAD"]).trim(), "refs/heads/parallel/2");
+        assert_eq!(git_in(&wt.path, &["rev-parse", "HEAD"]).trim(), repo.head());
+        // Exactly main's HEAD: nothing of the earlier task left, ignored files and the nested
+        // repository included; the status file main committed by mistake is not inherited.
+        assert_eq!(git_in(&wt.path, &["status", "--porcelain", "--ignored", "--untracked-files=all"]), format!(" D {STATUS}\n"));
+        assert_eq!(std::fs::read_to_string(wt.path.join("README.md")).unwrap(), "edited by task 1\n");
+        assert!(wt.path.join("later.txt").is_file());
+        assert!(!wt.path.join("build").exists(), "ignored files and nested repositories go");
+        assert!(wt.path.join("new/untracked-1.txt").is_file(), "what landed is in the base");
+        assert_eq!(repo.git(&["status", "--porcelain"]), "", "main does not see the worktrees");
+    }
+
+    #[test]
+    fn work_that_has_not_landed_cannot_be_given_back() {
+        let repo = Repo::new();
+        let wt = pool(&repo, 2).take(&repo.wt_dir("1"), &branch_name("1"), "HEAD").unwrap().worktree;
+        write_in(&wt.path, "work.txt", "not in main yet\n");
+        write_in(&wt.path, "README.md", "edited\n");
+        repo.write("README.md", "edited\n");
+        let left = check_landed(&repo.root, wt.clone(), &[], &HashSet::new()).unwrap().unwrap_err();
+        assert_eq!(left, [PathBuf::from("work.txt")]);
+        // What copy-back merged three-way counts as landed.
+        let merged: HashSet<PathBuf> = [PathBuf::from("work.txt")].into_iter().collect();
+        assert!(check_landed(&repo.root, wt, &[], &merged).unwrap().is_ok());
+    }
+
+    #[test]
+    fn taking_clears_the_new_place_as_create_does_and_rescues_stale_work() {
+        let repo = Repo::new();
+        let mut pool = pool(&repo, 2);
+        let first = pool.take(&repo.wt_dir("1"), &branch_name("1"), "HEAD").unwrap();
+        pool.give_back(work_and_land(&repo, &first.worktree, 1)).unwrap();
+        // A crashed run left task 2's branch with work main lacks, and a folder at its place.
+        repo.git(&["branch", "parallel/2", "HEAD~1"]);
+        let stale = repo.outside().join("stale");
+        git_in(&repo.root, &["worktree", "add", "-q", stale.to_str().unwrap(), "parallel/2"]);
+        write_in(&stale, "precious.txt", "precious\n");
+        write_in(&repo.wt_dir("2"), "notes.txt", "mine\n");
+
+        let second = pool.take(&repo.wt_dir("2"), &branch_name("2"), "HEAD").unwrap();
+        assert!(matches!(second.origin, Origin::Reused { .. }), "{:?}", second.origin);
+        let name = second
+            .rescued
+            .iter()
+            .find_map(|r| match r {
+                Rescue::Branch { name, uncommitted: true, .. } => Some(name.clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("{:?}", second.rescued));
+        assert_eq!(repo.git(&["show", &format!("{name}:precious.txt")]), "precious\n");
+        assert!(second.rescued.iter().any(|r| matches!(r, Rescue::Directory { .. })), "{:?}", second.rescued);
+        assert!(!second.worktree.path.join("precious.txt").exists() && !second.worktree.path.join("notes.txt").exists());
+        assert_eq!(git_in(&second.worktree.path, &["rev-parse", "HEAD"]).trim(), repo.head());
+    }
+
+    #[test]
+    fn a_place_still_registered_to_a_deleted_worktree_is_cleared() {
+        let repo = Repo::new();
+        let mut pool = pool(&repo, 2);
+        let first = pool.take(&repo.wt_dir("1"), &branch_name("1"), "HEAD").unwrap();
+        pool.give_back(work_and_land(&repo, &first.worktree, 1)).unwrap();
+        // A detached worktree at task 2's place whose folder someone deleted.
+        git_in(&repo.root, &["worktree", "add", "-q", "--detach", repo.wt_dir("2").to_str().unwrap(), "HEAD"]);
+        std::fs::remove_dir_all(repo.wt_dir("2")).unwrap();
+        let second = pool.take(&repo.wt_dir("2"), &branch_name("2"), "HEAD").unwrap();
+        assert!(!matches!(second.origin, Origin::Fresh), "{:?}", second.origin);
+        assert_eq!(git_in(&second.worktree.path, &["rev-parse", "HEAD"]).trim(), repo.head());
+        assert_eq!(git_in(&second.worktree.path, &["symbolic-ref", "HEAD"]).trim(), "refs/heads/parallel/2");
+        assert_eq!(worktree_count(&repo), 2, "{}", repo.git(&["worktree", "list"]));
+        assert!(!repo.has_branch("parallel/1"));
+    }
+
+    #[test]
+    fn a_worktree_given_back_can_be_taken_for_the_same_place() {
+        let repo = Repo::new();
+        let mut pool = pool(&repo, 1);
+        let first = pool.take(&repo.wt_dir("1"), &branch_name("1"), "HEAD").unwrap();
+        pool.give_back(work_and_land(&repo, &first.worktree, 1)).unwrap();
+        let again = pool.take(&repo.wt_dir("1"), &branch_name("1"), "HEAD").unwrap();
+        assert_eq!(again.origin, Origin::Reused { from: repo.wt_dir("1") });
+        assert_eq!(again.rescued, vec![]);
+        assert_eq!(git_in(&again.worktree.path, &["rev-parse", "HEAD"]).trim(), repo.head());
+        assert_eq!(git_in(&again.worktree.path, &["status", "--porcelain", "--untracked-files=all"]), format!(" D {STATUS}\n"));
+        assert_eq!(worktree_count(&repo), 2);
+        let branches = repo.git(&["branch", "--list", "parallel*"]);
+        assert_eq!(branches.trim(), "+ parallel/1");
+    }
+
+    #[test]
+    fn a_failed_reuse_falls_back_to_a_fresh_worktree() {
+        let repo = Repo::new();
+        let mut pool = pool(&repo, 2);
+        let first = pool.take(&repo.wt_dir("1"), &branch_name("1"), "HEAD").unwrap();
+        pool.give_back(work_and_land(&repo, &first.worktree, 1)).unwrap();
+        // git refuses to move a locked worktree.
+        git_in(&repo.root, &["worktree", "lock", first.worktree.path.to_str().unwrap()]);
+        let second = pool.take(&repo.wt_dir("2"), &branch_name("2"), "HEAD").unwrap();
+        let Origin::FreshAfterFailedReuse { from, error } = &second.origin else { panic!("{:?}", second.origin) };
+        assert_eq!(from, &first.worktree.path);
+        assert!(error.contains("lock"), "{error}");
+        assert_eq!(git_in(&second.worktree.path, &["rev-parse", "HEAD"]).trim(), repo.head());
+        assert!(second.worktree.path.join("README.md").is_file());
+    }
+
+    #[test]
+    fn beyond_its_capacity_the_pool_removes_and_close_removes_the_rest() {
+        let repo = Repo::new();
+        let mut pool = pool(&repo, 1);
+        let a = pool.take(&repo.wt_dir("a"), &branch_name("a"), "HEAD").unwrap().worktree;
+        let b = pool.take(&repo.wt_dir("b"), &branch_name("b"), "HEAD").unwrap().worktree;
+        pool.give_back(work_and_land(&repo, &a, 1)).unwrap();
+        pool.give_back(work_and_land(&repo, &b, 2)).unwrap();
+        assert_eq!(pool.idle(), std::slice::from_ref(&a));
+        assert!(!b.path.exists() && !repo.has_branch(&b.branch));
+        pool.close().unwrap();
+        assert!(pool.idle().is_empty());
+        assert!(!a.path.exists() && !repo.has_branch(&a.branch));
+        assert_eq!(worktree_count(&repo), 1);
+    }
+
+    #[test]
+    fn a_waiting_worktree_left_by_a_crash_is_cleared_without_a_rescue() {
+        let repo = Repo::new();
+        let mut pool = pool(&repo, 2);
+        let wt = pool.take(&repo.wt_dir("1"), &branch_name("1"), "HEAD").unwrap().worktree;
+        pool.give_back(work_and_land(&repo, &wt, 1)).unwrap();
+        // baton dies here; the next run clears what task 1 (completed) left.
+        let rescued = clear_leftover(&repo.root, &wt.path, &wt.branch, &[]).unwrap();
+        assert_eq!(rescued, vec![]);
+        assert!(!wt.path.exists() && !repo.has_branch(&wt.branch));
     }
 
     #[test]

@@ -59,6 +59,31 @@ fn a_free_slot_is_refilled_without_waiting_for_the_slowest() {
 }
 
 #[test]
+fn groups_do_not_wait_for_one_another_and_a_task_without_either_keeps_plan_order() {
+    // b (group two) needs only a, not the slow rest of group one; bar has neither
+    // depends_on nor parallel_group, so it runs after everything before it and alone, and z
+    // after it.
+    let plan = "meta:\n  name: P\nsections:\n- id: s\n  tasks:\n  - {id: slow, name: Slow, parallel_group: one}\n  - {id: a, name: A, parallel_group: one}\n  - {id: b, name: B, parallel_group: two, depends_on: [a]}\n  - {id: bar, name: Bar}\n  - {id: z, name: Z, parallel_group: one}\n";
+    let p = project(plan);
+    p.scenario(r#"{"tasks": {"slow": [{"events": 30, "interval_ms": 100}]}}"#);
+    let r = p.baton(&["run", "plan.yaml", "--parallel", "--jobs", "3"]);
+    assert_eq!(r.code(), 0, "{}", r.all());
+    let ts = |t: &str, k: &str| record(&p, t, 1)[k].as_str().unwrap().parse::<jiff::Timestamp>().unwrap();
+    assert!(ts("b", "started_at") < ts("slow", "ended_at"), "group two waited for group one to finish\n{}", r.all());
+    for before in ["slow", "a", "b"] {
+        assert!(ts(before, "ended_at") <= ts("bar", "started_at"), "bar started before {before} ended\n{}", r.all());
+    }
+    assert!(ts("bar", "ended_at") <= ts("z", "started_at"), "z started before bar ended\n{}", r.all());
+    let dry = plan.replace("name: P", "name: Q");
+    p.write("dry.yaml", &dry);
+    let out = p.baton(&["run", "dry.yaml", "--parallel", "--dry-run"]).stdout();
+    assert!(out.contains("round 1: slow + a"), "{out}");
+    assert!(out.contains("round 2: b"), "{out}");
+    assert!(out.contains("round 3: bar"), "{out}");
+    assert!(out.contains("round 4: z"), "{out}");
+}
+
+#[test]
 fn every_kind_of_change_lands() {
     let plan = group_plan(&[("1", "changes"), ("2", "more")]);
     let p = project(&plan);
