@@ -74,7 +74,7 @@ pub(super) fn dry_run(file: &PlanFile, opts: &RunOptions, config: &Config, agent
             crate::outln!("{n:>3}. {} {} (attempt {}/{max})", id, t.name, t.attempts + 1);
         }
         if opts.parallel {
-            for h in held.iter().filter(|h| !h.why.contains("waits for group")) {
+            for h in held.iter().filter(|h| h.why.starts_with("conflicts with")) {
                 crate::outln!("       not beside them: {} — {}", h.id, h.why);
             }
         }

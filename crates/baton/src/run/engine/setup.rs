@@ -134,7 +134,7 @@ async fn start(opts: RunOptions, stop: Option<watch::Receiver<Stop>>, reporter_o
     *reporter_out = Some(reporter.clone());
     let guard_exe = stop::guard_exe()?;
     let clock = Clock::from_env()?;
-    let place = Place { root: &root, plan: &plan_abs, config: &config, records: &records, reporter: &reporter, guard_exe: &guard_exe, dirty: opts.dirty };
+    let place = Place { root: &root, plan: &plan_abs, config: &config, records: &records, reporter: &reporter, guard_exe: &guard_exe, dirty: opts.dirty, jobs };
     let mut workspace = Workspace::open(place, git_use == GitUse::Commit, opts.parallel)?;
     crate::run::process::orphans::become_subreaper();
     // A stop file this run watches itself is this run's to remove once honoured (the

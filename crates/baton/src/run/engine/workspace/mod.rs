@@ -58,6 +58,8 @@ pub(super) struct Place<'a> {
     pub reporter: &'a Reporter,
     pub guard_exe: &'a Path,
     pub dirty: DirtyTree,
+    /// How many tasks run at once.
+    pub jobs: usize,
 }
 
 impl Workspace {
@@ -69,7 +71,7 @@ impl Workspace {
             return Ok(Workspace::Folder { root: p.root.to_path_buf() });
         }
         if parallel {
-            let tree = worktrees::Worktrees::new(p.root, p.plan, p.config, p.records.clone(), p.reporter.clone(), p.guard_exe.to_path_buf());
+            let tree = worktrees::Worktrees::new(p.root, p.plan, p.config, p.records.clone(), p.reporter.clone(), p.guard_exe.to_path_buf(), p.jobs);
             return Ok(Workspace::Worktrees { tree: Box::new(tree), broken: false });
         }
         let journal = p.records.dir().join("task-in-progress.json");
@@ -191,6 +193,7 @@ impl Workspace {
             Workspace::Worktrees { tree, .. } => Some(tree.root().to_path_buf()),
         };
         if let Workspace::Worktrees { tree, .. } = self {
+            tree.close_pool();
             // The coordination files belong to this run; leave none behind.
             tree.clear_coordination();
         }

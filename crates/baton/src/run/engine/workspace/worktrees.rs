@@ -26,7 +26,6 @@ pub(in crate::run::engine) struct Worktrees {
     plan: PathBuf,
     plan_rel: PathBuf,
     worktrees_dir: PathBuf,
-    status_file: PathBuf,
     guard_exe: PathBuf,
     records: Records,
     reporter: Reporter,
@@ -38,17 +37,24 @@ pub(in crate::run::engine) struct Worktrees {
     protected: HashSet<PathBuf>,
     /// The agent ids this run gave out (its claims and heartbeats are its own).
     agents: HashSet<String>,
+    /// Worktrees whose work has landed, reused by the next tasks instead of added anew.
+    pool: git::worktree::Pool,
 }
 
 impl Worktrees {
-    pub(super) fn new(root: &Path, plan: &Path, config: &Config, records: Records, reporter: Reporter, guard_exe: PathBuf) -> Worktrees {
+    pub(super) fn new(root: &Path, plan: &Path, config: &Config, records: Records, reporter: Reporter, guard_exe: PathBuf, jobs: usize) -> Worktrees {
         let plan_rel = plan.strip_prefix(root).map(Path::to_path_buf).unwrap_or_else(|_| plan.to_path_buf());
+        let mut skip: Vec<String> = COORDINATION.iter().map(|s| s.to_string()).collect();
+        skip.push(plan_rel.to_string_lossy().into_owned());
+        let skip: Vec<&str> = skip.iter().map(String::as_str).collect();
+        // As many wait as can run at once: more are never needed together.
+        let pool = git::worktree::Pool::new(root, &config.paths.status_file, &skip, jobs.max(1));
         Worktrees {
+            pool,
             root: root.to_path_buf(),
             plan: plan.to_path_buf(),
             plan_rel,
             worktrees_dir: config.paths.worktrees_dir.clone(),
-            status_file: config.paths.status_file.clone(),
             guard_exe,
             records,
             reporter,
@@ -310,19 +316,19 @@ impl Worktrees {
             // that depends on it would not see it.
             self.commit_round(file)?;
             let (dir, branch) = self.worktree_place(id);
-            let skip = self.landing_skip();
-            let skip: Vec<&str> = skip.iter().map(String::as_str).collect();
-            let made = git::worktree::create(&self.root, &dir, &branch, &self.status_file, &skip)
-                .map_err(|e| Error::Worktree(format!("{id}: cannot create its worktree: {e}")))?;
+            let made = self.pool.take(&dir, &branch, "HEAD").map_err(|e| Error::Worktree(format!("{id}: cannot create its worktree: {e}")))?;
             for r in &made.rescued {
                 self.reporter.note(Note::Cleared { task: None, what: r.to_string() });
+            }
+            if let git::worktree::Origin::FreshAfterFailedReuse { from, error } = &made.origin {
+                self.reporter.warn(format!("{id}: the worktree {} could not be reused ({error}); made a fresh one", from.display()));
             }
             self.reporter.note(Note::WorktreeReady {
                 task: id.clone(),
                 path: made.worktree.path.clone(),
                 branch: made.worktree.branch.clone(),
                 fork: made.worktree.fork.clone(),
-                reused: false,
+                reused: matches!(made.origin, git::worktree::Origin::Reused { .. }),
             });
             self.give_plan_to(file, id, &made.worktree);
             self.worktrees.insert(id.clone(), made.worktree);
@@ -476,14 +482,15 @@ impl Worktrees {
         self.reporter.note(Note::Landed { task: id.clone(), files: rel.len(), merged: landing.merged.len() });
         self.landed.push((id.clone(), rel.iter().map(|p| self.root.join(p)).collect()));
         let merged: HashSet<PathBuf> = landing.merged.iter().cloned().collect();
-        match git::copyback::unlanded(&self.root, &wt, &skip, &merged) {
-            Ok(left) if left.is_empty() => match git::worktree::remove(&self.root, &wt) {
-                Ok(()) => {
-                    self.worktrees.remove(id);
+        match git::worktree::check_landed(&self.root, wt.clone(), &skip, &merged) {
+            Ok(Ok(landed)) => {
+                // Everything in it is in main: the next task may reuse it.
+                self.worktrees.remove(id);
+                if let Err(e) = self.pool.give_back(landed) {
+                    self.reporter.warn(format!("{id}: landed, but its worktree could not be removed: {e}"));
                 }
-                Err(e) => self.reporter.warn(format!("{id}: landed, but its worktree could not be removed: {e}")),
-            },
-            Ok(left) => {
+            }
+            Ok(Err(left)) => {
                 let list: Vec<String> = left.iter().take(5).map(|p| p.display().to_string()).collect();
                 let more = if left.len() > 5 { ", …" } else { "" };
                 self.reporter.warn(format!(
@@ -569,6 +576,13 @@ impl Worktrees {
                 }
             }
             Err(e) => self.reporter.warn(format!("cannot clean the claims file: {e}")),
+        }
+    }
+
+    /// At the end of the run: the worktrees waiting for reuse go (their work is in main).
+    pub(super) fn close_pool(&mut self) {
+        if let Err(e) = self.pool.close() {
+            self.reporter.warn(format!("cannot remove a worktree whose work has landed: {e}"));
         }
     }
 
