@@ -31,10 +31,7 @@ impl Engine {
     }
 
     /// Runs a hook to its end, or until a stop that comes while it runs asks to end things now
-    /// (`None`; dropping the hook ends it and everything it started). A hook may hang until
-    /// its timeout (120 s by default): Ctrl+C twice or SIGTERM must not wait for that. A stop
-    /// that was already "now" when the hook began does not end it: `after_command` runs
-    /// however the run ended, Ctrl+C included.
+    /// (`None`; see [`Self::unless_stopped`]).
     async fn hook_unless_stopped(&self, which: &'static str, cmd: &str) -> Option<HookOutcome> {
         let reporter = self.reporter.clone();
         let mut on_line = |line: &str| reporter.note(Note::HookOutput { line: line.to_string() });
@@ -45,13 +42,23 @@ impl Engine {
             Duration::from_secs_f64(self.config.run.hook_timeout_seconds),
             &mut on_line,
         );
+        self.unless_stopped(hook).await
+    }
+
+    /// Runs `work` (a hook, the smoke tests) to its end, or until a stop that comes while it
+    /// runs asks to end things now (`None`; dropping the work ends its command and everything
+    /// that command started). Such a command may hang until its timeout (120 s for a hook, 300 s
+    /// for smoke tests by default): Ctrl+C twice or SIGTERM must not wait for that. A stop that
+    /// was already "now" when the work began does not end it: `after_command` runs however the
+    /// run ended, Ctrl+C included.
+    async fn unless_stopped<T>(&self, work: impl std::future::Future<Output = T>) -> Option<T> {
         let mut stop = self.stop.clone();
         if stop::level(&stop) == Stop::Now {
-            return Some(hook.await);
+            return Some(work.await);
         }
         tokio::select! {
-            outcome = hook => Some(outcome),
-            // A watcher that is gone (Err) cannot stop anything: the hook runs on.
+            done = work => Some(done),
+            // A watcher that is gone (Err) cannot stop anything: the work runs on.
             Ok(_) = stop.wait_for(|level| *level == Stop::Now) => None,
         }
     }
@@ -96,12 +103,21 @@ impl Engine {
                 log_path: self.records.dir().join("smoke.log"),
             };
             let reporter = self.reporter.clone();
-            let outcome = smoke::run_smoke(&spec, &mut |line| reporter.note(Note::SmokeOutput { line: line.to_string() })).await;
-            self.reporter.note(Note::SmokeEnded { text: outcome.describe() });
-            if outcome.is_failure() {
-                exit = Exit::SmokeFailed;
+            let mut on_line = |line: &str| reporter.note(Note::SmokeOutput { line: line.to_string() });
+            match self.unless_stopped(smoke::run_smoke(&spec, &mut on_line)).await {
+                Some(outcome) => {
+                    self.reporter.note(Note::SmokeEnded { text: outcome.describe() });
+                    if outcome.is_failure() {
+                        exit = Exit::SmokeFailed;
+                    }
+                    smoke_result = Some(outcome);
+                }
+                None => {
+                    // Ended by the user, not failed: the run says it was stopped.
+                    self.reporter.warn("the smoke tests were ended by the stop");
+                    exit = Exit::Stopped;
+                }
             }
-            smoke_result = Some(outcome);
         }
 
         let ending = match exit {
