@@ -216,3 +216,17 @@ fn a_plan_deleted_during_a_parallel_run_is_not_committed_as_deleted() {
     assert!(head.lines().any(|l| l == "a.txt"), "the landed work was not committed:\n{head}");
     assert!(r.stderr().contains("git checkout -- plan.yaml"), "{}", r.all());
 }
+
+/// The plan deleted under a sequential run: the error is said once, on the terminal and in the
+/// run log, not repeated as a warning by the run's last save.
+#[test]
+fn a_plan_deleted_during_a_run_is_reported_once() {
+    let p = project("meta:\n  name: Gone\nsections:\n- id: s\n  tasks:\n  - id: a\n    name: A\n    status: pending\n");
+    p.scenario(r#"{"tasks": {"a": [{"shell": "rm plan.yaml"}]}}"#);
+    let r = p.baton(&["run", "plan.yaml"]);
+    assert_eq!(r.code(), 2, "{}", r.all());
+    assert_eq!(r.stderr().matches("cannot read plan plan.yaml").count(), 1, "{}", r.stderr());
+    assert!(!r.stderr().contains("warning: error"), "{}", r.stderr());
+    let log = p.read(".baton/logs/plan/run.log");
+    assert_eq!(log.matches("cannot read plan plan.yaml").count(), 1, "{log}");
+}
