@@ -198,3 +198,35 @@ fn paths_that_leave_batons_folders_are_refused() {
         assert_eq!(p.read(".git/HEAD"), head);
     }
 }
+
+/// The plan deleted under a parallel run (here by an agent, from its worktree): the run stops
+/// with the error, and the plan-state commit does not commit the plan's deletion.
+#[test]
+fn a_plan_deleted_during_a_parallel_run_is_not_committed_as_deleted() {
+    let p = project(
+        "meta:\n  name: Gone\nsections:\n- id: s\n  tasks:\n  - id: a\n    name: A\n    status: pending\n    parallel_group: g\n",
+    );
+    // The worktree is .worktrees/plan-a: the main checkout's plan is two levels up.
+    p.scenario(r#"{"tasks": {"a": [{"write": {"a.txt": "a\n"}, "shell": "rm ../../plan.yaml"}]}}"#);
+    let r = p.baton(&["run", "plan.yaml", "--parallel"]);
+    assert_eq!(r.code(), 2, "{}", r.all());
+    assert!(r.stderr().contains("cannot read plan plan.yaml"), "{}", r.all());
+    let head = p.repo.git(&["ls-tree", "--name-only", "HEAD"]);
+    assert!(head.lines().any(|l| l == "plan.yaml"), "the plan's deletion was committed:\n{head}\n{}", r.all());
+    assert!(head.lines().any(|l| l == "a.txt"), "the landed work was not committed:\n{head}");
+    assert!(r.stderr().contains("git checkout -- plan.yaml"), "{}", r.all());
+}
+
+/// The plan deleted under a sequential run: the error is said once, on the terminal and in the
+/// run log, not repeated as a warning by the run's last save.
+#[test]
+fn a_plan_deleted_during_a_run_is_reported_once() {
+    let p = project("meta:\n  name: Gone\nsections:\n- id: s\n  tasks:\n  - id: a\n    name: A\n    status: pending\n");
+    p.scenario(r#"{"tasks": {"a": [{"shell": "rm plan.yaml"}]}}"#);
+    let r = p.baton(&["run", "plan.yaml"]);
+    assert_eq!(r.code(), 2, "{}", r.all());
+    assert_eq!(r.stderr().matches("cannot read plan plan.yaml").count(), 1, "{}", r.stderr());
+    assert!(!r.stderr().contains("warning: error"), "{}", r.stderr());
+    let log = p.read(".baton/logs/plan/run.log");
+    assert_eq!(log.matches("cannot read plan plan.yaml").count(), 1, "{log}");
+}

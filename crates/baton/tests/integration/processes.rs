@@ -391,6 +391,70 @@ fn kill_9_of_baton_ends_running_smoke_tests_and_what_they_started() {
     kill_9_during(&p, dir.path(), "the smoke tests");
 }
 
+/// Starts baton on `p` with a hook (or smoke tests) that hangs, its timeout far away, waits for
+/// it to have written its pids, sends a stop (SIGTERM, or Ctrl+C twice) and checks that baton
+/// ends at once with exit 4, saying `said` on the terminal and in the run log, and takes the
+/// command and both its children with it: a stop must not wait out a command's timeout.
+fn stop_during_hook(p: &Project, dir: &Path, hook: &str, ctrl_c_twice: bool) -> String {
+    // The hooks belong to [run]: FAST_CONFIG ends inside [run].
+    let config = format!("{hook} = {:?}\nhook_timeout_seconds = 3600\n", hanging_command(dir));
+    stop_during(p, dir, &config, ctrl_c_twice, &format!("{hook} was ended by the stop"))
+}
+
+fn stop_during(p: &Project, dir: &Path, config: &str, ctrl_c_twice: bool, said: &str) -> String {
+    p.write("baton.toml", &format!("{}{config}", baton_testkit::FAST_CONFIG));
+    p.repo.commit_all("a command that hangs");
+    let mut child = p.spawn(&["run", "plan.yaml"]);
+    wait_for("the hook to start", || pid_in(dir, "shell").is_some());
+    let all: Vec<(String, u32)> = ["shell", "child", "setsid"]
+        .iter()
+        .map(|name| (name.to_string(), pid_in(dir, name).unwrap_or_else(|| panic!("no {name}.pid"))))
+        .collect();
+    let _reaper = Reaper::pids(&all);
+    if ctrl_c_twice {
+        crate::support::signal(&child, libc::SIGINT);
+        // Two signals sent at once can merge into one; the second must follow the first's effect.
+        wait_for("the graceful-stop notice", || p.log().contains("stopping gracefully"));
+        crate::support::signal(&child, libc::SIGINT);
+    } else {
+        crate::support::signal(&child, libc::SIGTERM);
+    }
+    assert_eq!(wait_exit(&mut child), Some(4), "{}", p.log());
+    wait_all_gone(&format!("after the stop ({said})"), &all);
+    assert!(p.log().contains(said), "{}", p.log());
+    let run_log = p.read(".baton/logs/plan/run.log");
+    assert!(run_log.contains(said), "{run_log}");
+    p.log()
+}
+
+#[test]
+fn sigterm_during_a_hanging_before_command_ends_it_and_starts_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = project(TWO);
+    let out = stop_during_hook(&p, dir.path(), "before_command", false);
+    assert!(p.invocations().is_empty(), "a task started after the stop: {out}");
+    assert!(!out.contains("timed out"), "the stop was reported as the hook's timeout: {out}");
+}
+
+#[test]
+fn ctrl_c_twice_during_a_hanging_after_command_ends_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = project(TWO);
+    stop_during_hook(&p, dir.path(), "after_command", true);
+    assert_eq!(task(&p, "1.1").0, Status::Completed);
+    assert_eq!(task(&p, "1.2").0, Status::Completed);
+}
+
+/// Smoke tests the user stops are not failed smoke tests (exit 5): the run was stopped.
+#[test]
+fn ctrl_c_twice_during_hanging_smoke_tests_ends_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = project(TWO);
+    let config = format!("\n[smoke]\ncommand = {:?}\ntimeout_seconds = 3600\n", hanging_command(dir.path()));
+    let out = stop_during(&p, dir.path(), &config, true, "the smoke tests were ended by the stop");
+    assert!(!out.contains("smoke tests failed"), "{out}");
+}
+
 /// What a hook starts on purpose (a dev server) outlives the hook when it ends on its own,
 /// guard or not.
 #[test]

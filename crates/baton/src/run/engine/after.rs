@@ -12,45 +12,71 @@ use crate::exit::Exit;
 use crate::plan::Status;
 use crate::report::event::Note;
 use crate::report::status::Counts;
+use crate::run::stop::{self, Stop};
 
 impl Engine {
     /// Runs `[run] before_command`; an error when it failed (the run then starts nothing).
-    pub(super) async fn before_hook(&mut self) -> Result<(), Error> {
-        let Some(cmd) = self.config.run.before_command.clone() else { return Ok(()) };
+    /// `Ok(false)` when a stop ended it (Ctrl+C twice, SIGTERM): nothing starts either.
+    pub(super) async fn before_hook(&mut self) -> Result<bool, Error> {
+        let Some(cmd) = self.config.run.before_command.clone() else { return Ok(true) };
         self.reporter.note(Note::HookStarted { which: "before_command", command: cmd.clone() });
-        let reporter = self.reporter.clone();
-        let outcome = hooks::run_hook(
-            "before_command",
-            &cmd,
-            &self.root,
-            Duration::from_secs_f64(self.config.run.hook_timeout_seconds),
-            &mut |line| reporter.note(Note::HookOutput { line: line.to_string() }),
-        )
-        .await;
+        let Some(outcome) = self.hook_unless_stopped("before_command", &cmd).await else {
+            self.reporter.warn("before_command was ended by the stop; no task was started");
+            return Ok(false);
+        };
         if outcome.is_ok() {
-            return Ok(());
+            return Ok(true);
         }
         Err(Error::BeforeHook(outcome.describe("before_command")))
     }
 
+    /// Runs a hook to its end, or until a stop that comes while it runs asks to end things now
+    /// (`None`; see [`Self::unless_stopped`]).
+    async fn hook_unless_stopped(&self, which: &'static str, cmd: &str) -> Option<HookOutcome> {
+        let reporter = self.reporter.clone();
+        let mut on_line = |line: &str| reporter.note(Note::HookOutput { line: line.to_string() });
+        let hook = hooks::run_hook(
+            which,
+            cmd,
+            &self.root,
+            Duration::from_secs_f64(self.config.run.hook_timeout_seconds),
+            &mut on_line,
+        );
+        self.unless_stopped(hook).await
+    }
+
+    /// Runs `work` (a hook, the smoke tests) to its end, or until a stop that comes while it
+    /// runs asks to end things now (`None`; dropping the work ends its command and everything
+    /// that command started). Such a command may hang until its timeout (120 s for a hook, 300 s
+    /// for smoke tests by default): Ctrl+C twice or SIGTERM must not wait for that. A stop that
+    /// was already "now" when the work began does not end it: `after_command` runs however the
+    /// run ended, Ctrl+C included.
+    async fn unless_stopped<T>(&self, work: impl std::future::Future<Output = T>) -> Option<T> {
+        let mut stop = self.stop.clone();
+        if stop::level(&stop) == Stop::Now {
+            return Some(work.await);
+        }
+        tokio::select! {
+            done = work => Some(done),
+            // A watcher that is gone (Err) cannot stop anything: the work runs on.
+            Ok(_) = stop.wait_for(|level| *level == Stop::Now) => None,
+        }
+    }
+
     /// After the last task: `after_command` (however the run ended), the smoke tests (only when
     /// every task completed), then the notification. Returns the final exit code.
-    pub(super) async fn after_run(&mut self, exit: Exit) -> Exit {
+    pub(super) async fn after_run(&mut self, mut exit: Exit) -> Exit {
         if let Some(cmd) = self.config.run.after_command.clone() {
             self.reporter.note(Note::HookStarted { which: "after_command", command: cmd.clone() });
-            let reporter = self.reporter.clone();
-            let outcome = hooks::run_hook(
-                "after_command",
-                &cmd,
-                &self.root,
-                Duration::from_secs_f64(self.config.run.hook_timeout_seconds),
-                &mut |line| reporter.note(Note::HookOutput { line: line.to_string() }),
-            )
-            .await;
-            if !outcome.is_ok() {
-                self.reporter.warn(outcome.describe("after_command"));
-            } else if let HookOutcome::Ok { .. } = outcome {
-                self.reporter.note(Note::HookEnded { text: outcome.describe("after_command") });
+            match self.hook_unless_stopped("after_command", &cmd).await {
+                None => {
+                    self.reporter.warn("after_command was ended by the stop");
+                    // Ended by the user: no smoke tests, and the run says it was stopped.
+                    if exit == Exit::Completed {
+                        exit = Exit::Stopped;
+                    }
+                }
+                Some(outcome) => self.tell_after_hook(outcome),
             }
         }
 
@@ -68,7 +94,6 @@ impl Engine {
                 return exit;
             }
         }
-        let mut exit = exit;
         let mut smoke_result: Option<SmokeOutcome> = None;
         if exit == Exit::Completed && !self.opts.skip_smoke && self.state.single().is_none() {
             let spec = SmokeSpec {
@@ -78,12 +103,21 @@ impl Engine {
                 log_path: self.records.dir().join("smoke.log"),
             };
             let reporter = self.reporter.clone();
-            let outcome = smoke::run_smoke(&spec, &mut |line| reporter.note(Note::SmokeOutput { line: line.to_string() })).await;
-            self.reporter.note(Note::SmokeEnded { text: outcome.describe() });
-            if outcome.is_failure() {
-                exit = Exit::SmokeFailed;
+            let mut on_line = |line: &str| reporter.note(Note::SmokeOutput { line: line.to_string() });
+            match self.unless_stopped(smoke::run_smoke(&spec, &mut on_line)).await {
+                Some(outcome) => {
+                    self.reporter.note(Note::SmokeEnded { text: outcome.describe() });
+                    if outcome.is_failure() {
+                        exit = Exit::SmokeFailed;
+                    }
+                    smoke_result = Some(outcome);
+                }
+                None => {
+                    // Ended by the user, not failed: the run says it was stopped.
+                    self.reporter.warn("the smoke tests were ended by the stop");
+                    exit = Exit::Stopped;
+                }
             }
-            smoke_result = Some(outcome);
         }
 
         let ending = match exit {
@@ -96,6 +130,14 @@ impl Engine {
         };
         self.notify(ending, smoke_result.as_ref().map(SmokeOutcome::describe)).await;
         exit
+    }
+
+    fn tell_after_hook(&mut self, outcome: HookOutcome) {
+        if !outcome.is_ok() {
+            self.reporter.warn(outcome.describe("after_command"));
+        } else if let HookOutcome::Ok { .. } = outcome {
+            self.reporter.note(Note::HookEnded { text: outcome.describe("after_command") });
+        }
     }
 
     /// Tells the console, the webhook and the command. A broken notifier is reported once and

@@ -523,7 +523,12 @@ impl Engine {
     /// The run's end: the plan saved, the workspace finished, the summary told.
     pub(super) fn finish(&mut self, exit: Exit) -> Exit {
         if let Err(e) = record::save(&mut self.file, &self.reporter) {
-            self.reporter.warn(e.render_in_run());
+            // A run that ended on an error has said so already; when the plan cannot be read
+            // or saved (deleted, unwritable), this last save fails the same way: said again,
+            // as a warning, it would only repeat that error.
+            if exit != Exit::InvalidInput {
+                self.reporter.warn(e.render_in_run());
+            }
         }
         if let Err(e) = self.workspace.finish(&mut self.file, exit == Exit::Stopped) {
             self.fail(e);

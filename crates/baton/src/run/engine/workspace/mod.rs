@@ -219,6 +219,16 @@ impl Workspace {
 /// Commits the plan file alone as `message` (nothing when it has not changed).
 pub(super) fn commit_plan(root: &Path, file: &PlanFile, message: &str, reporter: &Reporter) -> Result<(), Error> {
     let path = std::path::absolute(file.path()).unwrap_or_else(|_| file.path().to_path_buf());
+    if std::fs::symlink_metadata(&path).is_err() {
+        // The plan was deleted under the run (its save then failed, and said so): committing
+        // "the plan state" now would commit the plan's deletion.
+        reporter.warn(format!(
+            "the plan file {} is gone; its state was not committed (restore it with `git checkout -- {}`)",
+            file.path().display(),
+            path.strip_prefix(root).unwrap_or(&path).display()
+        ));
+        return Ok(());
+    }
     match git::commit_file(root, &path, message) {
         Ok(git::Committed::Yes) => {
             reporter.note(Note::Committed { message: message.to_string(), plan: true });
