@@ -178,7 +178,7 @@ async fn start(opts: RunOptions, stop: Option<watch::Receiver<Stop>>, reporter_o
     let mut engine = Engine::new(clock, root, config, opts, file, agent, reporter.clone(), records, stop, guard_exe, state, workspace);
     let exit = match engine.before_hook().await {
         Ok(true) => engine.run().await,
-        Ok(false) => Exit::Stopped,
+        Ok(false) => engine.finish(Exit::Stopped),
         Err(e) => {
             let exit = e.exit();
             engine.fail(e);
