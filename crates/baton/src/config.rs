@@ -56,6 +56,9 @@ pub enum AgentKind {
     Gemini,
     /// Any command, given as a template in `agent.command`.
     Command,
+    /// baton's built-in stand-in for an agent: calls no model, writes a note per task
+    /// (`baton run PLAN --agent simulated`).
+    Simulated,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]

@@ -31,6 +31,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Write an example plan.yaml and baton.toml, check for the agent CLI and credentials, and
+    /// say what to run next
+    #[command(after_help = INIT_HELP)]
+    Init {
+        /// Replace an existing plan.yaml or baton.toml
+        #[arg(long)]
+        force: bool,
+    },
     /// Run the plan's tasks, one fresh agent session per attempt
     #[command(after_help = EXIT_CODES_HELP)]
     Run(RunArgs),
@@ -126,7 +134,29 @@ struct RunArgs {
     /// every commit it makes
     #[arg(long)]
     allow_dirty: bool,
+    /// The agent that does the tasks, instead of baton.toml's `[agent] kind`: `simulated` calls
+    /// no model and needs no credentials (it writes a note per task saying it is a simulation)
+    #[arg(long, value_enum, value_name = "KIND")]
+    agent: Option<AgentChoice>,
 }
+
+/// The agents `--agent` can name.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum AgentChoice {
+    /// The Claude Code CLI
+    Claude,
+    /// baton's stand-in: no model is called, no credentials needed
+    Simulated,
+}
+
+const INIT_HELP: &str = "Writes plan.yaml and baton.toml in the repository root (the current folder outside git; baton.toml then sets `[run] commit = false`) and commits them, refusing to overwrite either unless --force. Downloads and installs nothing.
+
+Example:
+  baton init && baton run plan.yaml --agent simulated
+
+Exit codes:
+  0   written
+  2   plan.yaml or baton.toml already exists (nothing written), or a file cannot be written";
 
 fn main() -> ExitCode {
     // The agent guard is this same binary, started with a hidden first argument; it must run
@@ -135,8 +165,13 @@ fn main() -> ExitCode {
     if args.get(1).is_some_and(|a| a == baton::supervise::guard::GUARD_ARG) {
         baton::supervise::guard::guard_main(&args[2..]);
     }
+    // So is the simulated agent (see agent::simulated).
+    if args.get(1).is_some_and(|a| a == baton::agent::simulated::AGENT_ARG) {
+        return ExitCode::from(baton::agent::simulated::agent_main() as u8);
+    }
     let cli = Cli::parse();
     let exit = match cli.command {
+        Command::Init { force } => baton::init::init(&baton::init::InitOptions { dir: PathBuf::from("."), force }),
         Command::Check { plan, json } => check(&plan, json),
         Command::Status { plan, json } => show_status(&plan, json),
         Command::Stop { plan } => stop(plan.as_deref()),
@@ -294,6 +329,10 @@ fn run(args: &RunArgs) -> Exit {
         skip_smoke: args.skip_smoke,
         dirty: if args.allow_dirty { DirtyTree::Protect } else { DirtyTree::Refuse },
         checkout_held: false,
+        agent: args.agent.map(|a| match a {
+            AgentChoice::Claude => baton::config::AgentKind::Claude,
+            AgentChoice::Simulated => baton::config::AgentKind::Simulated,
+        }),
     })
 }
 
