@@ -487,6 +487,15 @@ defect_backlog = "bugs"
     }
 
     #[test]
+    fn the_agent_kind_is_one_baton_knows() {
+        let c = Config::parse("[agent]\nkind = \"simulated\"\n", Path::new("baton.toml")).unwrap();
+        assert_eq!(c.agent.kind, AgentKind::Simulated);
+        let e = Config::parse("# agent\n[agent]\nkind = \"gpt\"\n", Path::new("baton.toml")).unwrap_err().to_string();
+        assert!(e.starts_with("baton.toml:3:"), "{e}");
+        assert!(e.contains("gpt") && e.contains("`simulated`"), "names the kinds there are: {e}");
+    }
+
+    #[test]
     fn nonsense_values_are_refused() {
         let e = Config::parse("[run]\njobs = 0\n", Path::new("baton.toml")).unwrap_err();
         assert!(e.to_string().contains("baton.toml:2:1: `jobs` must be at least 1"), "{e}");
