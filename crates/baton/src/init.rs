@@ -192,10 +192,11 @@ pub fn init(opts: &InitOptions) -> Exit {
             return Exit::InvalidInput;
         }
     }
+    let names = format!("{PLAN_FILE} and {}", crate::config::FILE_NAME);
     match git {
-        true => crate::outln!("wrote {} and {} in the repository root {}", shown(&plan), shown(&config), root.display()),
+        true => crate::outln!("wrote {names} in the repository root {}", root.display()),
         false => {
-            crate::outln!("wrote {} and {} in {}", shown(&plan), shown(&config), root.display());
+            crate::outln!("wrote {names} in {}", root.display());
             crate::outln!("not a git repository: baton.toml sets `[run] commit = false`, so baton runs here without git and commits nothing");
         }
     }
