@@ -31,8 +31,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Write an example plan.yaml and baton.toml, check for the agent CLI and credentials, and
-    /// say what to run next
+    /// Write an example plan.yaml and baton.toml, and say what running them needs
     #[command(after_help = INIT_HELP)]
     Init {
         /// Replace an existing plan.yaml or baton.toml
@@ -134,8 +133,7 @@ struct RunArgs {
     /// every commit it makes
     #[arg(long)]
     allow_dirty: bool,
-    /// The agent that does the tasks, instead of baton.toml's `[agent] kind`: `simulated` calls
-    /// no model and needs no credentials (it writes a note per task saying it is a simulation)
+    /// The agent, instead of baton.toml's [agent] kind (simulated: no model is called)
     #[arg(long, value_enum, value_name = "KIND")]
     agent: Option<AgentChoice>,
 }
@@ -143,9 +141,7 @@ struct RunArgs {
 /// The agents `--agent` can name.
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum AgentChoice {
-    /// The Claude Code CLI
     Claude,
-    /// baton's stand-in: no model is called, no credentials needed
     Simulated,
 }
 
