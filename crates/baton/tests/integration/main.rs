@@ -13,3 +13,4 @@ mod processes;
 mod real_claude;
 mod safety;
 mod support;
+mod watching;
