@@ -179,9 +179,9 @@ impl Look {
     }
 
     /// What a printed table changes with: not the running tasks' activity or times.
-    fn key(&self) -> (String, Option<(u32, Vec<(String, Option<u32>)>)>) {
-        let run = self.run.as_ref().map(|r| (r.pid, r.running.iter().map(|t| (t.id.clone(), t.session)).collect()));
-        (self.table.clone(), run)
+    fn key(&self) -> String {
+        let run = self.run.as_ref().map(|r| (r.pid, r.running.iter().map(|t| (&t.id, t.session)).collect::<Vec<_>>()));
+        format!("{}\n{run:?}", self.table)
     }
 
     fn text(&self, now: Option<Timestamp>) -> String {

@@ -2,6 +2,7 @@
 //! `logs --follow`, the saved prompt, and output into a closed pipe.
 
 use std::fs::File;
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::process::{Child, Stdio};
 
 use crate::support::{project, signal, wait_exit, wait_for, Project};
@@ -46,7 +47,10 @@ fn run_held_in_1_1(p: &Project) -> Child {
 
 /// Runs `baton ARGS` with stdout a pipe whose reader is already gone: every write meets EPIPE.
 fn into_closed_pipe(p: &Project, args: &[&str]) -> (Option<i32>, String) {
-    let (reader, writer) = std::io::pipe().unwrap();
+    let mut fds = [0; 2];
+    // SAFETY: pipe(2) fills the two descriptors, which are then owned here and nowhere else.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    let (reader, writer) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
     drop(reader);
     let err = p.state_path("closed.err");
     let mut child = p.command(args).stdout(Stdio::from(writer)).stderr(File::create(&err).unwrap()).spawn().unwrap();
