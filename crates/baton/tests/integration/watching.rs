@@ -187,3 +187,65 @@ fn watch_prints_a_new_table_on_each_change_with_the_run_and_its_pid() {
     assert_eq!(wait_exit(&mut watch), Some(0), "Ctrl+C ends it with 0");
     assert_eq!(read(&p, "watch.err"), "");
 }
+
+#[test]
+fn watch_on_a_terminal_redraws_in_place_and_ends_on_ctrl_c() {
+    use std::io::{Read, Write};
+    use std::sync::{Arc, Mutex};
+
+    let p = project(PLAN);
+    let mut run = run_held_in_1_1(&p);
+    // Under a pseudo-terminal whose input we type into: Ctrl+C is the terminal's SIGINT.
+    let env = p.command(&[]);
+    let mut cmd = std::process::Command::new("script");
+    let quoted = format!("'{}'", crate::support::BATON.replace('\'', r"'\''"));
+    cmd.args(["-qfec", &format!("stty cols 100 rows 40; exec {quoted} status plan.yaml --watch"), "/dev/null"])
+        .current_dir(p.path())
+        .env("TERM", "xterm")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    for (k, v) in env.get_envs() {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    let mut child = cmd.spawn().expect("run util-linux `script` (needed for a pseudo-terminal)");
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let output = Arc::new(Mutex::new(String::new()));
+    let reader = {
+        let output = output.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                output.lock().unwrap_or_else(|e| e.into_inner()).push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        })
+    };
+    let text = || output.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let pid = format!("run: active · pid {} · running 1:", run.id());
+    wait_for("the run in the view", || text().contains(&pid));
+    std::fs::write(p.state_path("go"), "").unwrap();
+    assert_eq!(wait_exit(&mut run), Some(0), "{}", read(&p, "run.err"));
+    wait_for("the run's end in the view", || text().contains("no run is active on this plan"));
+    stdin.write_all(b"\x03").unwrap();
+    stdin.flush().unwrap();
+    let code = wait_exit(&mut child);
+    drop(stdin);
+    let _ = reader.join();
+    let out = text();
+    assert_eq!(code, Some(0), "Ctrl+C ends the watch with 0: {}", out.escape_debug());
+    // Each frame is drawn from the top of the screen over the one before: the last one shows the
+    // end of the run, once.
+    let frames: Vec<&str> = out.split("\x1b[H").skip(1).collect();
+    assert!(frames.len() >= 2, "{}", out.escape_debug());
+    let last = frames.last().unwrap();
+    assert_eq!(last.matches("Watched — plan.yaml").count(), 1, "{}", last.escape_debug());
+    assert!(last.contains("2 of 2 completed") && last.contains("no run is active") && last.contains("Ctrl+C to quit"), "{}", last.escape_debug());
+    assert!(!out.contains("panicked"), "{}", out.escape_debug());
+}
