@@ -254,12 +254,14 @@ fn show_status(plan: &Path, json: bool, watch: bool) -> Exit {
     }
     let records = baton::run::record::Records::new(&root.join(&config.paths.logs_dir), plan);
     let totals = records.usage(file.plan().tasks().map(|t| t.id.to_string()));
+    let run = baton::report::watch::run_view(&place, file.plan());
     if json {
-        baton::outln!("{}", status::json(file.plan(), &path, config.run.max_attempts, &totals));
+        let run = baton::report::watch::run_json(run.as_ref());
+        baton::outln!("{}", status::json(file.plan(), &path, config.run.max_attempts, &totals, run));
     } else {
         baton::out!("{}", status::table(file.plan(), &path, config.run.max_attempts, terminal_width(), &totals));
         // A run going on says so; no run is the ordinary case and goes unsaid.
-        if let Some(run) = baton::report::watch::run_view(&place, file.plan()) {
+        if let Some(run) = run {
             baton::out!("{}", baton::report::watch::run_text(Some(&run), Some(jiff::Timestamp::now())));
         }
     }

@@ -60,6 +60,8 @@ struct JsonStatus<'a> {
     plan: JsonPlan<'a>,
     counts: Counts,
     sections: Vec<JsonSection<'a>>,
+    /// The run holding the plan (`report::watch::run_json`), `null` when none does.
+    run: serde_json::Value,
 }
 
 #[derive(Serialize)]
@@ -93,8 +95,8 @@ struct JsonTask<'a> {
 /// What the attempt records say, per task id.
 pub type Totals = HashMap<String, TaskUsage>;
 
-/// The status as pretty JSON.
-pub fn json(plan: &Plan, path: &str, default_max_attempts: u32, totals: &Totals) -> String {
+/// The status as pretty JSON; `run` is what is known of the run holding the plan.
+pub fn json(plan: &Plan, path: &str, default_max_attempts: u32, totals: &Totals, run: serde_json::Value) -> String {
     let doc = JsonStatus {
         plan: JsonPlan {
             name: plan.meta.name.as_deref(),
@@ -125,6 +127,7 @@ pub fn json(plan: &Plan, path: &str, default_max_attempts: u32, totals: &Totals)
                     .collect(),
             })
             .collect(),
+        run,
     };
     serde_json::to_string_pretty(&doc).unwrap_or_default()
 }

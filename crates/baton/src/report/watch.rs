@@ -135,6 +135,27 @@ pub fn run_text(view: Option<&RunView>, now: Option<Timestamp>) -> String {
     out
 }
 
+/// The run for `status --json`: `{"pid", "running": [{"id", "name", "attempt", "started_at",
+/// "activity", "note"}]}`, or `null` when no run holds the plan.
+pub fn run_json(view: Option<&RunView>) -> serde_json::Value {
+    let Some(view) = view else { return serde_json::Value::Null };
+    let running: Vec<serde_json::Value> = view
+        .running
+        .iter()
+        .map(|t| {
+            serde_json::json!({
+                "id": t.id,
+                "name": t.name,
+                "attempt": t.session,
+                "started_at": t.started.map(|s| s.to_string()),
+                "activity": t.activity,
+                "note": t.note,
+            })
+        })
+        .collect();
+    serde_json::json!({"pid": view.pid, "running": running})
+}
+
 /// The last thing the agent did, from the end of its transcript.
 fn latest_activity(transcript: &Path, dialect: &dyn Dialect) -> Option<String> {
     let mut file = std::fs::File::open(transcript).ok()?;
@@ -285,6 +306,11 @@ mod tests {
             "\nrun: active · pid 42 · running 2:\n  1.2  Members endpoint · attempt 2 · 1m 05s · Edit src/x.rs\n  1.2  Members endpoint · between attempts · 1m 05s\n"
         );
         assert!(run_text(Some(&view), None).contains("attempt 2 · since "), "a printed view gives the start time");
+        let json = run_json(Some(&view));
+        assert_eq!((json["pid"].as_u64(), json["running"][0]["attempt"].as_u64()), (Some(42), Some(2)));
+        assert_eq!(json["running"][0]["started_at"], "1970-01-01T00:00:00Z");
+        assert_eq!(json["running"][1]["attempt"], serde_json::Value::Null);
+        assert_eq!(run_json(None), serde_json::Value::Null);
     }
 
     #[test]

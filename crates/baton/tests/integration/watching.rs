@@ -162,6 +162,9 @@ fn watch_prints_a_new_table_on_each_change_with_the_run_and_its_pid() {
     let now = p.baton(&["status", "plan.yaml"]).stdout();
     assert!(now.contains(&format!("run: active · {pid} · running 1:")), "{now}");
     assert!(now.lines().any(|l| l.starts_with("  1.1  Slow one · attempt 1 · ")), "{now}");
+    let json: serde_json::Value = serde_json::from_str(&p.baton(&["status", "plan.yaml", "--json"]).stdout()).unwrap();
+    assert_eq!(json["run"]["pid"], run.id(), "{json:#}");
+    assert_eq!((&json["run"]["running"][0]["id"], &json["run"]["running"][0]["attempt"]), (&"1.1".into(), &1.into()), "{json:#}");
 
     let mut watch = spawn_to(&p, "watch", &["status", "plan.yaml", "--watch"]);
     wait_for("the watched run", || read(&p, "watch.out").contains(&pid));
@@ -186,6 +189,8 @@ fn watch_prints_a_new_table_on_each_change_with_the_run_and_its_pid() {
     signal(&watch, libc::SIGINT);
     assert_eq!(wait_exit(&mut watch), Some(0), "Ctrl+C ends it with 0");
     assert_eq!(read(&p, "watch.err"), "");
+    let json: serde_json::Value = serde_json::from_str(&p.baton(&["status", "plan.yaml", "--json"]).stdout()).unwrap();
+    assert_eq!(json["run"], serde_json::Value::Null, "no run now: {json:#}");
 }
 
 #[test]
