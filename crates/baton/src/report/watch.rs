@@ -9,7 +9,7 @@
 //! table is printed each time the plan, the records or the run change (not for the running
 //! tasks' activity alone, which would print a table per agent event).
 
-use std::io::{IsTerminal, Read, Seek, SeekFrom};
+use std::io::{BufRead, IsTerminal, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -168,6 +168,16 @@ fn latest_activity(transcript: &Path, dialect: &dyn Dialect) -> Option<String> {
     // A tail starts inside a line; a line still being written is not complete either.
     let text = if from > 0 { text.split_once('\n').map_or("", |(_, rest)| rest) } else { &text };
     let mut summary = StreamSummary::new();
+    if from > 0 {
+        // The session's first event says where the agent works: paths are shown relative to it.
+        let mut first = String::new();
+        if let Ok(f) = std::fs::File::open(transcript) {
+            let _ = std::io::BufReader::new(f.take(64 * 1024)).read_line(&mut first);
+        }
+        for ev in dialect.parse_line(first.trim_end()) {
+            summary.observe(&ev);
+        }
+    }
     for line in text.lines() {
         for ev in dialect.parse_line(line) {
             summary.observe(&ev);
@@ -311,6 +321,51 @@ mod tests {
         assert_eq!(json["running"][0]["started_at"], "1970-01-01T00:00:00Z");
         assert_eq!(json["running"][1]["attempt"], serde_json::Value::Null);
         assert_eq!(run_json(None), serde_json::Value::Null);
+    }
+
+    #[test]
+    fn a_running_task_shows_its_attempt_its_latest_activity_and_its_note() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path();
+        let plan_path = root.join("plan.yaml");
+        let text = "meta:\n  name: P\nsections:\n- id: s\n  tasks:\n  - id: '1.1'\n    name: One\n    status: in_progress\n  - id: '1.2'\n    name: Two\n    status: pending\n";
+        std::fs::write(&plan_path, text).unwrap();
+        let plan = crate::plan::parse_plan(text).unwrap();
+        let config = Config::default();
+        let place = Place { root, plan: &plan_path, config: &config };
+        assert_eq!(run_view(&place, &plan), None, "no run holds the plan");
+
+        let _lock = crate::run::lock::PlanLock::acquire(&place.logs_dir().join("locks"), &plan_path).unwrap();
+        let records = place.records();
+        std::fs::create_dir_all(records.task_dir("1.1")).unwrap();
+        // Session 1 ended (it has its record); session 2 is the one running.
+        std::fs::write(records.transcript("1.1", 1), "").unwrap();
+        std::fs::write(records.record_path("1.1", 1), "{}").unwrap();
+        let init = serde_json::json!({"type": "system", "subtype": "init", "session_id": "s", "cwd": "/w"});
+        let edit = serde_json::json!({"type": "assistant", "message": {"content": [
+            {"type": "tool_use", "id": "t1", "name": "Edit", "input": {"file_path": "/w/src/x.rs"}}]}});
+        std::fs::write(records.transcript("1.1", 2), format!("{init}\n{edit}\n{{\"type\": \"assist")).unwrap();
+        std::fs::write(crate::run::attempt::prompt_path(&records.transcript("1.1", 2)), "the prompt").unwrap();
+        crate::coord::heartbeat::beat(root, "agent-1", "1.1", None, Some("writing tests")).unwrap();
+
+        let view = run_view(&place, &plan).expect("the lock's holder is this test");
+        assert_eq!(view.pid, std::process::id());
+        let [t] = &view.running[..] else { panic!("one task runs: {view:?}") };
+        assert_eq!(
+            (t.id.as_str(), t.session, t.activity.as_deref(), t.note.as_deref()),
+            ("1.1", Some(2), Some("Edit src/x.rs"), Some("writing tests"))
+        );
+        assert!(t.started.is_some_and(|s| s <= Timestamp::now()));
+        // A transcript longer than the tail read still shows paths from where the agent works.
+        let padding = serde_json::json!({"type": "assistant", "message": {"content": [{"type": "text", "text": "x".repeat(1000)}]}});
+        let mut long = format!("{init}\n");
+        for _ in 0..300 {
+            long.push_str(&format!("{padding}\n"));
+        }
+        long.push_str(&format!("{edit}\n"));
+        std::fs::write(records.transcript("1.1", 2), long).unwrap();
+        let dialect = crate::agent::dialect_for(config.agent.kind).unwrap();
+        assert_eq!(latest_activity(&records.transcript("1.1", 2), dialect).as_deref(), Some("Edit src/x.rs"));
     }
 
     #[test]
