@@ -3,6 +3,7 @@
 
 pub mod agent_line;
 pub mod event;
+pub mod follow;
 mod live;
 pub mod logs;
 pub mod out;
@@ -10,3 +11,5 @@ pub mod render;
 pub mod safe;
 pub mod status;
 pub mod terminal;
+pub mod wake;
+pub mod watch;

@@ -14,3 +14,4 @@ mod real_claude;
 mod safety;
 mod support;
 mod try_it;
+mod watching;
