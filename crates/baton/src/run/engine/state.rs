@@ -382,6 +382,15 @@ pub fn left_out(plan: &Plan, from: Option<&str>) -> HashSet<TaskId> {
     plan.tasks().take_while(|t| t.id.as_str() != from).map(|t| t.id.clone()).collect()
 }
 
+/// What `--resume-from` does with this plan, as a note: the unfinished tasks it leaves out and
+/// whether the task it names will run at all.
+pub fn resuming(plan: &Plan, from: &str) -> Note {
+    let left = left_out(plan, Some(from));
+    let left_out = plan.tasks().filter(|t| left.contains(&t.id) && !t.status.is_final()).map(|t| t.id.clone()).collect();
+    let status = plan.task(from).map_or(Status::Pending, |t| t.status);
+    Note::Resuming { from: from.to_string(), status, left_out }
+}
+
 /// Pending tasks that can never run in this run, and why: their dependency failed, is missing
 /// or waits in a cycle, or is a task `--resume-from` left out (`exclude`) that is not done.
 pub fn never_runnable(plan: &Plan, exclude: &HashSet<TaskId>) -> Vec<(TaskId, Wait)> {
