@@ -336,7 +336,7 @@ fn commit_message(edit: &Edit, todo: &[&Change]) -> String {
     let shown = if ids.len() > 6 { format!("{} and {} more", ids[..5].join(", "), ids.len() - 5) } else { ids.join(", ") };
     match edit {
         Edit::Skip { reason: Some(r), .. } => format!("baton: skip {shown} — {}", crate::report::safe::cut(r, 60)),
-        Edit::Reset { all: true, .. } => format!("baton: reset all tasks ({})", todo.len()),
+        Edit::Reset { all: true, .. } => "baton: reset all tasks".to_string(),
         _ => format!("baton: {} {shown}", edit.verb()),
     }
 }
