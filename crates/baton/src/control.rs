@@ -307,18 +307,21 @@ fn line(c: &Change, edit: &Edit) -> String {
 fn tell_consequences(report: &mut String, file: &PlanFile, todo: &[&Change], edit: &Edit) {
     let plan = file.plan();
     let ids: Vec<&TaskId> = todo.iter().map(|c| &c.id).collect();
+    let waiting: Vec<&str> = plan
+        .tasks()
+        .filter(|t| !t.status.is_final() && !ids.contains(&&t.id) && t.depends_on.iter().any(|d| ids.contains(&d)))
+        .map(|t| t.id.as_str())
+        .collect();
     match edit {
         Edit::Retry { .. } | Edit::Reset { .. } => {
+            if !waiting.is_empty() {
+                let _ = writeln!(report, "{} wait{} on these and can run once they complete", waiting.join(", "), if waiting.len() == 1 { "s" } else { "" });
+            }
             if ids.iter().any(|id| plan.task(id.as_str()).is_some_and(|t| t.last_error.is_some())) {
                 let _ = writeln!(report, "the last error stays in the plan (`last_error`) until an attempt fails again; every attempt's transcript stays in `baton logs`");
             }
         }
         Edit::Skip { .. } => {
-            let waiting: Vec<&str> = plan
-                .tasks()
-                .filter(|t| !t.status.is_final() && t.depends_on.iter().any(|d| ids.contains(&d)))
-                .map(|t| t.id.as_str())
-                .collect();
             if !waiting.is_empty() {
                 let _ = writeln!(
                     report,

@@ -52,6 +52,7 @@ fn retry_failed_then_run_reruns_exactly_the_failed_tasks() {
     assert_eq!(r.code(), 0, "{}", r.all());
     let out = r.stdout();
     assert!(out.contains("1.1: failed → pending (attempts kept at 2 of 2: 1 more attempt; --reset-attempts gives it 2 again)"), "{out}");
+    assert!(out.contains("1.2 waits on these and can run once they complete"), "{out}");
     assert!(out.contains("committed: baton: retry 1.1"), "{out}");
     assert!(out.contains("next: baton run plan.yaml"), "{out}");
     let t = task(&p, "1.1");
