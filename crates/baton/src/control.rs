@@ -155,8 +155,10 @@ fn apply(plan: &Path, edit: &Edit) -> Result<String, ControlError> {
     let mut report = String::new();
     let todo: Vec<&Change> = changes.iter().filter(|c| c.changes()).collect();
     if changes.is_empty() {
-        // Only `retry --failed` selects nothing without naming a task.
-        let _ = writeln!(report, "no failed task in {}; nothing to retry", plan.display());
+        // Nothing named and nothing selected: `retry --failed` with no failed task, or
+        // `reset --all` of a plan without tasks.
+        let what = if matches!(edit, Edit::Retry { .. }) { "failed task" } else { "task" };
+        let _ = writeln!(report, "no {what} in {}; nothing to {}", plan.display(), edit.verb());
         return Ok(report);
     }
     // Whether the plan is the user's to commit, asked before it is touched.

@@ -64,7 +64,8 @@ pub fn note_text(note: &Note) -> String {
                 n => {
                     let ids: Vec<&str> = left_out.iter().take(8).map(TaskId::as_str).collect();
                     let more = if n > 8 { format!(", … {n} in all") } else { String::new() };
-                    format!("leaving out {} before it ({}{more}); they stay as they are", plural(n, "unfinished task", "unfinished tasks"), ids.join(", "))
+                    let stay = if n == 1 { "it stays as it is" } else { "they stay as they are" };
+                    format!("leaving out {} before it ({}{more}); {stay}", plural(n, "unfinished task", "unfinished tasks"), ids.join(", "))
                 }
             };
             let from_itself = match status {
