@@ -658,4 +658,16 @@ mod tests {
         let blocked = never_runnable(&p, s.excluded());
         assert!(matches!(&blocked[..], [(c, Wait::LeftOut(_))] if c.as_str() == "c"));
     }
+
+    #[test]
+    fn resuming_names_the_unfinished_tasks_left_out_and_the_start_tasks_status() {
+        let p = plan("sections:\n- id: s\n  tasks:\n  - {id: a, name: A, status: completed}\n  - {id: b, name: B}\n  - {id: f, name: F, status: failed}\n  - {id: c, name: C, status: completed}\n  - {id: d, name: D}\n");
+        let Note::Resuming { left_out, status, .. } = resuming(&p, "c") else { panic!("not a resuming note") };
+        assert_eq!(left_out.iter().map(TaskId::as_str).collect::<Vec<_>>(), ["b"], "done and failed tasks change nothing");
+        assert_eq!(status, Status::Completed);
+        let text = crate::report::render::note_text(&resuming(&p, "c"));
+        assert_eq!(text, "resuming from c: leaving out 1 unfinished task before it (b); it stays as it is; c itself is already completed, so the run goes on with the tasks after it");
+        let text = crate::report::render::note_text(&resuming(&p, "a"));
+        assert!(text.starts_with("resuming from a: no unfinished task comes before it; a itself is already completed"), "{text}");
+    }
 }
