@@ -366,6 +366,9 @@ fn commit_decision(root: &Path, config: &Config, plan: &Path) -> Commit {
     let args = [std::ffi::OsStr::new("status"), "--porcelain".as_ref(), "-z".as_ref(), "--untracked-files=all".as_ref(), "--".as_ref(), rel.as_os_str()];
     match crate::git::git_output(root, &args, &literal, None) {
         Ok(out) if out.status.success() && out.stdout.is_empty() => Commit::Yes,
+        Ok(out) if out.status.success() && out.stdout.starts_with(b"??") => {
+            Commit::No(format!("git does not track {} yet; baton left it for you to add", plan.display()))
+        }
         Ok(out) if out.status.success() => Commit::No(format!(
             "{} had uncommitted changes of yours, so baton left it for you to commit with them",
             plan.display()

@@ -163,6 +163,12 @@ fn a_plan_with_uncommitted_edits_is_edited_but_left_for_the_user_to_commit() {
     let text = p.read("plan.yaml");
     assert!(text.contains("edited, not committed"), "{text}");
     assert_eq!(task(&p, "2.1").status, Status::Skipped);
+    // A plan git does not track yet is not added behind the user's back.
+    p.write("new.yaml", PLAN);
+    let r = p.baton(&["skip", "new.yaml", "2.1"]);
+    assert_eq!(r.code(), 0, "{}", r.all());
+    assert!(r.stdout().contains("not committed: git does not track new.yaml yet"), "{}", r.stdout());
+    assert_eq!(p.repo.log_subjects(), commits);
 }
 
 #[test]
