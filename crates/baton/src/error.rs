@@ -23,8 +23,8 @@ pub enum Error {
     /// line, fix), and ends with what was (not) changed.
     #[error("{0}")]
     Plan(String),
-    #[error("--resume-from {id}: no task '{id}' in {plan}")]
-    NoSuchTask { id: String, plan: PathBuf },
+    #[error("--resume-from {id}: no task '{id}' in {}{}", plan.display(), crate::control::did_you_mean(near))]
+    NoSuchTask { id: String, plan: PathBuf, near: Vec<String> },
     /// The agent baton.toml asks for cannot be used; the text says why and how to fix it.
     #[error("{0}")]
     Agent(String),

@@ -8,6 +8,7 @@
 pub mod after;
 pub mod agent;
 pub mod config;
+pub mod control;
 pub mod coord;
 pub mod error;
 pub mod exit;

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use baton::config::{Config, ConfigError};
+use baton::control::Edit;
 use baton::exit::{Exit, EXIT_CODES_HELP};
 use baton::plan::{PlanError, PlanFile};
 use baton::report::status;
@@ -63,7 +64,48 @@ enum Command {
         #[arg(long, conflicts_with = "json")]
         watch: bool,
     },
+    /// Put tasks back to pending so the next run does them again (attempts are kept unless
+    /// --reset-attempts)
+    #[command(after_help = CONTROL_HELP)]
+    Retry {
+        /// The plan file
+        plan: PathBuf,
+        /// The tasks to retry
+        #[arg(value_name = "TASK", required_unless_present = "failed")]
+        tasks: Vec<String>,
+        /// Retry every failed task
+        #[arg(long)]
+        failed: bool,
+        /// Give the tasks all their attempts again (default: keep the count, which gives a task
+        /// that used them all one more attempt)
+        #[arg(long)]
+        reset_attempts: bool,
+    },
+    /// Mark a task skipped, so no run starts it
+    #[command(after_help = CONTROL_HELP)]
+    Skip {
+        /// The plan file
+        plan: PathBuf,
+        /// The task to skip
+        task: String,
+        /// Why (kept as the task's result_message)
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+    },
+    /// Put tasks back to pending with no attempts, as if they never ran
+    #[command(after_help = CONTROL_HELP)]
+    Reset {
+        /// The plan file
+        plan: PathBuf,
+        /// The tasks to reset
+        #[arg(value_name = "TASK", required_unless_present = "all", conflicts_with = "all")]
+        tasks: Vec<String>,
+        /// Reset every task of the plan
+        #[arg(long)]
+        all: bool,
+    },
     /// Ask a running baton to stop gracefully: no new task starts, running tasks finish
+    #[command(after_help = "With no run active in the checkout, says so and writes no stop file.\n\nExit codes:\n  0   the stop was requested, or no run was active (the output says which)\n  2   baton.toml is invalid, or the stop file cannot be written")]
     Stop {
         /// The plan (its repository's stop file is used); the current repository when omitted
         plan: Option<PathBuf>,
@@ -114,6 +156,23 @@ enum Command {
     },
 }
 
+/// The help after `retry`, `skip` and `reset`.
+const CONTROL_HELP: &str = "\
+These edit the plan's status and attempts in place (comments and layout stay) and, in a git \
+repository, commit the plan (`baton: retry 3.2`) unless it had uncommitted changes of yours. \
+They refuse while a run holds the plan: stop it first (`baton stop`).
+
+Examples:
+  baton retry plan.yaml --failed        every failed task runs again on the next `baton run`
+  baton retry plan.yaml 3.2 --reset-attempts
+  baton skip plan.yaml 3.2 --reason \"done by hand\"
+  baton reset plan.yaml --all
+
+Exit codes:
+  0   done (or nothing to change)
+  2   unknown task, a task the command does not apply to, an invalid plan, or a run holds the
+      plan; nothing was changed";
+
 #[derive(Args)]
 struct RunArgs {
     /// The plan file
@@ -133,7 +192,7 @@ struct RunArgs {
     /// Run tasks of a parallel_group at the same time, each in its own git worktree
     #[arg(long)]
     parallel: bool,
-    /// How many agents may run at once with --parallel
+    /// How many agents may run at once with --parallel (refused without --parallel)
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     jobs: Option<u16>,
     /// Do not run the smoke tests after the plan
@@ -180,7 +239,10 @@ fn main() -> ExitCode {
         Command::Init { force } => baton::init::init(&baton::init::InitOptions { dir: PathBuf::from("."), force }),
         Command::Check { plan, json } => check(&plan, json),
         Command::Status { plan, json, watch } => show_status(&plan, json, watch),
-        Command::Stop { plan } => stop(plan.as_deref()),
+        Command::Stop { plan } => baton::control::stop(plan.as_deref()),
+        Command::Retry { plan, tasks, failed, reset_attempts } => control(&plan, Edit::Retry { tasks, failed, reset_attempts }),
+        Command::Skip { plan, task, reason } => control(&plan, Edit::Skip { task, reason }),
+        Command::Reset { plan, tasks, all } => control(&plan, Edit::Reset { tasks, all }),
         Command::Run(args) => run(&args),
         Command::Logs { plan, task, attempt, follow, prompt } => logs(&plan, &task, attempt, Shown::of(follow, prompt)),
         Command::Claim { file } => coordinate(Coordinate::Claim(file)),
@@ -299,41 +361,19 @@ fn show_status(plan: &Path, json: bool, watch: bool) -> Exit {
     Exit::Completed
 }
 
-fn stop(plan: Option<&Path>) -> Exit {
-    let root = match plan {
-        Some(p) => baton::root::root_for_plan(p),
-        None => baton::root::repo_root(Path::new(".")),
-    };
-    let config = match Config::load(&root) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Exit::InvalidInput;
-        }
-    };
-    let file = root.join(&config.paths.stop_file);
-    if let Some(dir) = file.parent() {
-        if let Err(e) = std::fs::create_dir_all(dir) {
-            eprintln!("error: cannot create {}: {e}", dir.display());
-            return Exit::InvalidInput;
-        }
-    }
-    match std::fs::write(&file, b"") {
-        Ok(()) => {
-            baton::outln!(
-                "stop requested: {} — a running baton starts no new task, lets running tasks finish, saves and exits",
-                file.display()
-            );
-            Exit::Completed
-        }
-        Err(e) => {
-            eprintln!("error: cannot write {}: {e}", file.display());
-            Exit::InvalidInput
-        }
-    }
+/// `baton retry|skip|reset`: an edit of the plan's owned fields (see baton::control).
+fn control(plan: &Path, edit: Edit) -> Exit {
+    baton::control::edit(plan, &edit)
 }
 
 fn run(args: &RunArgs) -> Exit {
+    if let (Some(n), false) = (args.jobs, args.parallel) {
+        eprintln!(
+            "error: --jobs {n} needs --parallel: without it tasks run one at a time\n  help: add --parallel (`baton run {} --parallel --jobs {n}`), or leave out --jobs",
+            args.plan.display()
+        );
+        return Exit::InvalidInput;
+    }
     baton::run::run(baton::run::RunOptions {
         plan: args.plan.clone(),
         dry_run: args.dry_run,

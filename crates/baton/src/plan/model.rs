@@ -158,12 +158,45 @@ impl Plan {
             .find(|s| s.tasks.iter().any(|t| t.id.as_str() == id))
     }
 
+    /// The ids that look like `id` (a typo, a missing or extra character, a different case),
+    /// closest first, at most three: for "no task 'x'" errors.
+    pub fn similar_ids(&self, id: &str) -> Vec<&TaskId> {
+        let want = id.to_lowercase();
+        let mut near: Vec<(usize, &TaskId)> = self
+            .tasks()
+            .filter_map(|t| {
+                let have = t.id.as_str().to_lowercase();
+                let d = edit_distance(&want, &have);
+                let close = d <= (want.chars().count() / 3).max(1) || (want.len() >= 2 && (have.starts_with(&want) || want.starts_with(&have)));
+                close.then_some((d, &t.id))
+            })
+            .collect();
+        near.sort_by_key(|(d, _)| *d);
+        near.into_iter().take(3).map(|(_, id)| id).collect()
+    }
+
     pub fn max_attempts(&self, task: &Task, fallback: u32) -> u32 {
         task.max_attempts
             .or(self.meta.max_attempts_default)
             .unwrap_or(fallback)
             .max(1)
     }
+}
+
+/// Levenshtein distance in characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diag = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let up = row[j + 1];
+            row[j + 1] = (diag + usize::from(ca != *cb)).min(row[j] + 1).min(up + 1);
+            diag = up;
+        }
+    }
+    row[b.len()]
 }
 
 /// The status a section shows, derived from its tasks.

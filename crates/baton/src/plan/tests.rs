@@ -642,3 +642,13 @@ fn diagnostics_print_the_plans_text_as_text() {
     assert!(shown.contains("unknown status"), "{shown}");
     assert!(!shown.contains('\u{1b}') && !shown.contains('\u{7}'), "{shown:?}");
 }
+
+#[test]
+fn similar_ids_name_the_close_ones_first() {
+    let p = parse_plan("sections:\n- id: s\n  tasks:\n  - {id: '3.2', name: A}\n  - {id: '3.12', name: B}\n  - {id: add-login, name: C}\n  - {id: '9', name: D}\n").unwrap();
+    let ids = |q: &str| p.similar_ids(q).into_iter().map(|t| t.to_string()).collect::<Vec<_>>();
+    assert_eq!(ids("3.3"), ["3.2"]);
+    assert_eq!(ids("3.1"), ["3.2", "3.12"]);
+    assert_eq!(ids("Add-Logn"), ["add-login"]);
+    assert!(ids("zzzz").is_empty());
+}

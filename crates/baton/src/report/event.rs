@@ -83,8 +83,9 @@ pub enum WaitReason {
 /// One of baton's decisions, with what it was about.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Note {
-    /// `--resume-from`: the run starts at this task.
-    Resuming { from: String },
+    /// `--resume-from`: the run starts at this task (whose status is `status`), leaving out the
+    /// unfinished tasks before it (`left_out`).
+    Resuming { from: String, status: Status, left_out: Vec<TaskId> },
     /// The next task, its section, and the dependencies it waited for.
     NextTask { task: TaskId, name: String, section: String, deps: Vec<TaskId> },
     /// `--single-task`: the task is done and the run stops.

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::event::{AttemptOutcome, Ending, EventKind, Note, PipelineNote, Summary, WaitReason};
-use crate::plan::Status;
+use crate::plan::{Status, TaskId};
 
 /// The tag of a note in verbose output and the run log (`[PLAN] …`).
 pub fn tag(note: &Note) -> &'static str {
@@ -39,8 +39,9 @@ pub fn tag(note: &Note) -> &'static str {
 
 /// Whether the calm view shows the note (the verbose view and the run log show them all).
 pub fn calm(note: &Note) -> bool {
-    // Where a task's work is when it did not land is worth a line too.
-    if matches!(note, Note::WorkKept { .. } | Note::MergeConflict { .. } | Note::UserChangesProtected { .. }) {
+    // Where a task's work is when it did not land is worth a line too, and so is what
+    // --resume-from leaves out.
+    if matches!(note, Note::WorkKept { .. } | Note::MergeConflict { .. } | Note::UserChangesProtected { .. } | Note::Resuming { .. }) {
         return true;
     }
     matches!(tag(note), "STOP" | "BREAKER" | "BLOCKED" | "RECOVER" | "PLAN" | "SMOKE" | "NOTIFY" | "HOOK" | "PIPELINE" | "THROTTLE")
@@ -57,7 +58,23 @@ fn paths(p: &[std::path::PathBuf]) -> String {
 /// The text of a note.
 pub fn note_text(note: &Note) -> String {
     match note {
-        Note::Resuming { from } => format!("resuming from {from}"),
+        Note::Resuming { from, status, left_out } => {
+            let before = match left_out.len() {
+                0 => "no unfinished task comes before it".to_string(),
+                n => {
+                    let ids: Vec<&str> = left_out.iter().take(8).map(TaskId::as_str).collect();
+                    let more = if n > 8 { format!(", … {n} in all") } else { String::new() };
+                    let stay = if n == 1 { "it stays as it is" } else { "they stay as they are" };
+                    format!("leaving out {} before it ({}{more}); {stay}", plural(n, "unfinished task", "unfinished tasks"), ids.join(", "))
+                }
+            };
+            let from_itself = match status {
+                Status::Pending | Status::InProgress => String::new(),
+                Status::Failed => format!("; {from} itself is failed and does not run again (`baton retry` makes it pending)"),
+                done => format!("; {from} itself is already {done}, so the run goes on with the tasks after it"),
+            };
+            format!("resuming from {from}: {before}{from_itself}")
+        }
         Note::NextTask { task, name, section, deps } => {
             let deps = if deps.is_empty() {
                 String::new()

@@ -108,6 +108,29 @@ fn flock_holder(table: &str, inode: u64) -> Option<u32> {
     })
 }
 
+/// Who runs in the checkout at `root` now, as the holder of its lock wrote it: its pid and the
+/// plan it runs (`unknown` when it has not written them yet). `None` when no run holds the lock.
+/// Only looks: the lock file is never created, and a lock taken to look is let go at once.
+pub fn checkout_holder(root: &Path) -> Option<(String, String)> {
+    let mut file = File::open(root.join(CHECKOUT_LOCK)).ok()?;
+    // SAFETY: flock on a descriptor we own; no memory is involved.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) };
+    if rc == 0 {
+        // SAFETY: as above.
+        unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_UN) };
+        return None;
+    }
+    if std::io::Error::last_os_error().raw_os_error() != Some(libc::EWOULDBLOCK) {
+        return None;
+    }
+    let mut text = String::new();
+    let _ = file.read_to_string(&mut text);
+    let mut lines = text.lines().map(str::trim);
+    let pid = lines.next().filter(|l| !l.is_empty()).unwrap_or("unknown").to_string();
+    let plan = lines.next().filter(|l| !l.is_empty()).unwrap_or("unknown").to_string();
+    Some((pid, plan))
+}
+
 /// Locks `lock` (creating it and its folder) and writes `holder` into it; when another
 /// process holds it, what that process wrote.
 fn take(lock: &Path, holder: &str) -> Result<Result<File, String>, LockError> {
@@ -189,7 +212,10 @@ mod tests {
         assert!(e.contains("plan plans/a.yaml") && e.contains(&format!("pid {}", std::process::id())), "{e}");
         // Another checkout (a worktree) is another lock.
         let _elsewhere = CheckoutLock::acquire(other.path(), Path::new("plans/b.yaml")).unwrap();
+        assert_eq!(checkout_holder(d.path()), Some((std::process::id().to_string(), "plans/a.yaml".to_string())));
         drop(first);
+        assert_eq!(checkout_holder(d.path()), None, "a lock nobody holds");
+        assert_eq!(checkout_holder(&d.path().join("nowhere")), None);
         CheckoutLock::acquire(d.path(), Path::new("plans/b.yaml")).unwrap();
     }
 }

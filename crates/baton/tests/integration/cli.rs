@@ -167,15 +167,6 @@ fn config_is_found_at_the_repository_root() {
 }
 
 #[test]
-fn stop_touches_the_semaphore() {
-    let p = Project::new();
-    p.write("plan.yaml", &fixture("flow.yaml"));
-    let r = p.baton(&["stop", "plan.yaml"]);
-    assert_eq!(r.code(), 0, "{}", r.stderr());
-    assert!(p.path().join(".claude/plans/.stop").exists());
-}
-
-#[test]
 fn check_json_includes_config_problems() {
     let p = Project::new();
     p.write("plan.yaml", &fixture("flow.yaml"));

@@ -108,7 +108,7 @@ fn a_task_id_too_long_for_a_branch_is_refused_by_check() {
     let long = "x".repeat(300);
     let p = project(&FLOW.replace("id: c,", &format!("id: {long},")));
     refused(&p, &["check", "plan.yaml"], "plan.yaml:7:10: the task id 'xxxxxxxxxxxxxxxxxxxx…' is too long (300 characters; at most 64");
-    refused(&p, &["run", "plan.yaml", "--jobs", "2"], "is too long");
+    refused(&p, &["run", "plan.yaml", "--parallel", "--jobs", "2"], "is too long");
 }
 
 #[test]

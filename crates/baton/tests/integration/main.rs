@@ -2,6 +2,7 @@
 
 mod after;
 mod cli;
+mod control;
 mod engine;
 mod hostile;
 mod landing;

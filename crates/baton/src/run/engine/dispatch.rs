@@ -113,7 +113,7 @@ impl Engine {
     /// the end; until the run ends.
     pub(super) async fn run(&mut self) -> Exit {
         if let Some(from) = &self.opts.resume_from {
-            self.reporter.note(Note::Resuming { from: from.clone() });
+            self.reporter.note(super::state::resuming(self.file.plan(), from));
         }
         let exit = loop {
             // baton's own work (git, saves) runs on this thread without yielding: let the stop

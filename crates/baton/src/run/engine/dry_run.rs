@@ -41,6 +41,9 @@ pub(super) fn dry_run(file: &PlanFile, opts: &RunOptions, config: &Config, agent
         crate::outln!("no git: nothing would be committed (baton.toml [run] commit = false)");
     }
     let exclude: HashSet<TaskId> = left_out(&plan, opts.resume_from.as_deref());
+    if let Some(from) = &opts.resume_from {
+        crate::outln!("{}", crate::report::render::note_text(&super::state::resuming(&plan, from)));
+    }
     for s in &mut plan.sections {
         for t in &mut s.tasks {
             if t.status == Status::InProgress {

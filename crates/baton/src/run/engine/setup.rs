@@ -103,7 +103,8 @@ async fn start(opts: RunOptions, stop: Option<watch::Receiver<Stop>>, reporter_o
     let mut file = PlanFile::load(&opts.plan)?;
     if let Some(id) = &opts.resume_from {
         if file.plan().task(id).is_none() {
-            return Err(Error::NoSuchTask { id: id.clone(), plan: opts.plan.clone() });
+            let near = file.plan().similar_ids(id).into_iter().map(ToString::to_string).collect();
+            return Err(Error::NoSuchTask { id: id.clone(), plan: opts.plan.clone(), near });
         }
     }
     let agent = crate::agent::for_config(&config, &root, opts.dry_run).map_err(Error::Agent)?;

@@ -382,6 +382,15 @@ pub fn left_out(plan: &Plan, from: Option<&str>) -> HashSet<TaskId> {
     plan.tasks().take_while(|t| t.id.as_str() != from).map(|t| t.id.clone()).collect()
 }
 
+/// What `--resume-from` does with this plan, as a note: the unfinished tasks it leaves out and
+/// whether the task it names will run at all.
+pub fn resuming(plan: &Plan, from: &str) -> Note {
+    let left = left_out(plan, Some(from));
+    let left_out = plan.tasks().filter(|t| left.contains(&t.id) && !t.status.is_final()).map(|t| t.id.clone()).collect();
+    let status = plan.task(from).map_or(Status::Pending, |t| t.status);
+    Note::Resuming { from: from.to_string(), status, left_out }
+}
+
 /// Pending tasks that can never run in this run, and why: their dependency failed, is missing
 /// or waits in a cycle, or is a task `--resume-from` left out (`exclude`) that is not done.
 pub fn never_runnable(plan: &Plan, exclude: &HashSet<TaskId>) -> Vec<(TaskId, Wait)> {
@@ -648,5 +657,17 @@ mod tests {
         assert_eq!(ids(&s.admit(&p, Instant::now()).start), ["b"]);
         let blocked = never_runnable(&p, s.excluded());
         assert!(matches!(&blocked[..], [(c, Wait::LeftOut(_))] if c.as_str() == "c"));
+    }
+
+    #[test]
+    fn resuming_names_the_unfinished_tasks_left_out_and_the_start_tasks_status() {
+        let p = plan("sections:\n- id: s\n  tasks:\n  - {id: a, name: A, status: completed}\n  - {id: b, name: B}\n  - {id: f, name: F, status: failed}\n  - {id: c, name: C, status: completed}\n  - {id: d, name: D}\n");
+        let Note::Resuming { left_out, status, .. } = resuming(&p, "c") else { panic!("not a resuming note") };
+        assert_eq!(left_out.iter().map(TaskId::as_str).collect::<Vec<_>>(), ["b"], "done and failed tasks change nothing");
+        assert_eq!(status, Status::Completed);
+        let text = crate::report::render::note_text(&resuming(&p, "c"));
+        assert_eq!(text, "resuming from c: leaving out 1 unfinished task before it (b); it stays as it is; c itself is already completed, so the run goes on with the tasks after it");
+        let text = crate::report::render::note_text(&resuming(&p, "a"));
+        assert!(text.starts_with("resuming from a: no unfinished task comes before it; a itself is already completed"), "{text}");
     }
 }
