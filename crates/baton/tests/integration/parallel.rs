@@ -435,3 +435,35 @@ fn a_staged_rename_with_unicode_does_not_break_the_start() {
     assert!(st.contains("new.txt"), "{st}");
     assert_eq!(p.read("new.txt"), "x\n");
 }
+
+/// The same plan file run at once in the main checkout and in a linked worktree of the same
+/// repository (branches are shared between them): neither run may take, clear or reuse the
+/// other's worktree or branch of the same task.
+#[test]
+fn the_same_plan_run_at_once_in_two_checkouts_of_one_repository_keeps_both_tasks_work() {
+    let p = project(&group_plan(&[("1", "one")]));
+    let state = tempfile::tempdir().unwrap();
+    let started = state.path().join("a-started");
+    let b_done = state.path().join("b-done");
+    p.scenario(&format!(
+        r#"{{"tasks": {{"1": [{{"mark": [{started:?}], "wait_for": [{b_done:?}], "write": {{"from-a.txt": "a\n"}}}}, {{"write": {{"from-b.txt": "b\n"}}, "mark": [{b_done:?}]}}]}}}}"#
+    ));
+    let mut first = p.spawn(&["run", "plan.yaml", "--parallel"]);
+    wait_for("the first run's agent", || started.exists());
+    let elsewhere = tempfile::tempdir().unwrap();
+    let wt = elsewhere.path().join("wt");
+    p.repo.git(&["worktree", "add", "-q", "-b", "other", &wt.display().to_string()]);
+    let second = crate::support::Run(
+        baton_testkit::run_with_deadline(p.command(&["run", "plan.yaml", "--parallel"]).current_dir(&wt), std::time::Duration::from_secs(120))
+            .map(|o| std::process::Output { status: o.status, stdout: o.stdout.into_bytes(), stderr: o.stderr.into_bytes() })
+            .unwrap(),
+    );
+    assert_eq!(second.code(), 0, "{}", second.all());
+    assert_eq!(wait_exit(&mut first), Some(0), "{}", p.log());
+    assert_eq!(std::fs::read_to_string(wt.join("from-b.txt")).unwrap(), "b\n");
+    let a = std::fs::read_to_string(p.path().join("from-a.txt")).unwrap_or_default();
+    assert_eq!(a, "a\n", "the first run's work was lost:\n{}\n{}", p.log(), second.all());
+    assert!(!second.all().contains("rescued") && !p.log().contains("rescued"), "{}\n{}", second.all(), p.log());
+    let rescued = p.repo.git(&["branch", "--list", "parallel-rescued/*"]);
+    assert_eq!(rescued.trim(), "", "a live run's work was rescued away:\n{}", p.log());
+}
