@@ -467,3 +467,27 @@ fn the_same_plan_run_at_once_in_two_checkouts_of_one_repository_keeps_both_tasks
     let rescued = p.repo.git(&["branch", "--list", "parallel-rescued/*"]);
     assert_eq!(rescued.trim(), "", "a live run's work was rescued away:\n{}", p.log());
 }
+
+/// A worktree reused for the next task starts as a fresh one would: an agent that made its
+/// worktree a sparse checkout (or set worktree config) does not hand that to the next task,
+/// whose files outside the sparse patterns would be missing and whose new files there could
+/// not land.
+#[test]
+fn a_reused_worktree_does_not_inherit_the_earlier_tasks_sparse_checkout() {
+    let p = project(&group_plan(&[("1", "one"), ("2", "two")]));
+    p.repo.git(&["config", "extensions.worktreeConfig", "true"]);
+    p.write("src/s.txt", "s\n");
+    p.repo.commit_all("src");
+    p.scenario(
+        r#"{"tasks": {
+            "1": [{"write": {"one.txt": "1\n"}, "shell": "git sparse-checkout set --no-cone '/*.txt' '/*.yaml' '/.claude/' && git config --worktree alias.zz status"}],
+            "2": [{"write": {"src/new.txt": "new\n", "src/s.txt": "changed\n"}}]
+        }}"#,
+    );
+    let r = p.baton(&["run", "plan.yaml", "--parallel", "--jobs", "1"]);
+    assert_eq!(r.code(), 0, "{}", r.all());
+    assert_eq!(status(&p, "1"), Status::Completed, "{}", p.repo.git(&["log", "--stat"]));
+    assert_eq!(status(&p, "2"), Status::Completed, "{}", r.all());
+    assert_eq!(p.read("src/new.txt"), "new\n");
+    assert_eq!(p.read("src/s.txt"), "changed\n");
+}
