@@ -430,11 +430,15 @@ impl Pool {
             }
         }
         self.move_worktree(at, dir)?;
-        // Tracked files as `fork` has them, whatever the earlier task did to them or the index.
+        // What the earlier task left that its index does not track: untracked and ignored
+        // files, nested repositories (-ff), and what git never sees (a FIFO, a socket). First,
+        // so that what a `post-checkout` hook makes below stays, as in a fresh worktree.
+        git(dir, &["clean", "-q", "-ffdx"])?;
+        remove_special_files(dir)?;
+        // Tracked files as `fork` has them, whatever the earlier task did to them or the index
+        // (files only in its index go too).
         git(dir, &["checkout", "-q", "-f", "--no-track", "-B", branch, fork])?;
         at.on_new_branch = true;
-        // Everything else: untracked and ignored files, nested repositories (-ff).
-        git(dir, &["clean", "-q", "-ffdx"])?;
         if old.branch != branch {
             if let Err(e) = git(&self.root, &["branch", "-D", "--", &old.branch]) {
                 // Gone already is fine (one process fewer than asking first).
@@ -478,6 +482,27 @@ impl Pool {
         }
         first.map_or(Ok(()), Err)
     }
+}
+
+/// Removes every FIFO, socket and device file under `dir` (not following symlinks, not into
+/// its `.git`): git neither tracks nor cleans them, so a reused worktree would keep them.
+fn remove_special_files(dir: &Path) -> Result<(), WorktreeError> {
+    let mut folders = vec![dir.to_path_buf()];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder).map_err(io_err("read", &folder))? {
+            let entry = entry.map_err(io_err("read", &folder))?;
+            let path = entry.path();
+            let kind = entry.file_type().map_err(io_err("read", &path))?;
+            if kind.is_dir() {
+                if !(folder == dir && entry.file_name() == ".git") {
+                    folders.push(path);
+                }
+            } else if !kind.is_file() && !kind.is_symlink() {
+                std::fs::remove_file(&path).map_err(io_err("remove", &path))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Branches under `prefix` (e.g. `parallel/`) and their worktrees, as a crashed or stopped run
@@ -1305,6 +1330,30 @@ pub(crate) mod tests {
         pool.give_back(work_and_land(&repo, &second.worktree, 2)).unwrap();
         let third = pool.take(&repo.wt_dir("3"), &branch_name("3"), "HEAD").unwrap();
         assert!(matches!(third.origin, Origin::Reused { .. }), "{:?}", third.origin);
+    }
+
+    #[test]
+    fn a_reused_worktree_keeps_no_special_files_and_gets_what_a_post_checkout_hook_makes() {
+        let repo = Repo::new();
+        let hooks = PathBuf::from(repo.git(&["rev-parse", "--git-path", "hooks"]).trim());
+        let hooks = if hooks.is_absolute() { hooks } else { repo.root.join(hooks) };
+        write_in(&hooks, "post-checkout", "#!/bin/sh\nmkdir -p build && echo made > build/made-by-hook\n");
+        Command::new("chmod").arg("+x").arg(hooks.join("post-checkout")).status().unwrap();
+        repo.write(".gitignore", "/build/\n");
+        repo.commit_all("ignore build");
+        let mut pool = pool(&repo, 2);
+        let first = pool.take(&repo.wt_dir("1"), &branch_name("1"), "HEAD").unwrap();
+        assert!(first.worktree.path.join("build/made-by-hook").is_file(), "git worktree add runs the hook");
+        std::fs::create_dir_all(first.worktree.path.join("deep")).unwrap();
+        for fifo in ["fifo", "deep/fifo"] {
+            assert!(Command::new("mkfifo").arg(first.worktree.path.join(fifo)).status().unwrap().success());
+        }
+        pool.give_back(work_and_land(&repo, &first.worktree, 1)).unwrap();
+        let second = pool.take(&repo.wt_dir("2"), &branch_name("2"), "HEAD").unwrap();
+        assert!(matches!(second.origin, Origin::Reused { .. }), "{:?}", second.origin);
+        let wt = &second.worktree.path;
+        assert!(!wt.join("fifo").exists() && !wt.join("deep").exists(), "special files were kept");
+        assert!(wt.join("build/made-by-hook").is_file(), "the hook's file was cleaned away");
     }
 
     #[test]

@@ -491,3 +491,31 @@ fn a_reused_worktree_does_not_inherit_the_earlier_tasks_sparse_checkout() {
     assert_eq!(p.read("src/new.txt"), "new\n");
     assert_eq!(p.read("src/s.txt"), "changed\n");
 }
+
+/// A reused worktree is what a fresh one would be: what a `post-checkout` hook makes is
+/// there, and a FIFO the earlier task left (git neither tracks nor cleans one) is not.
+#[test]
+fn a_reused_worktree_has_what_the_checkout_hook_makes_and_no_fifo_of_the_earlier_task() {
+    let p = project(&group_plan(&[("1", "one"), ("2", "two")]));
+    p.write(".gitignore", "*.local\n");
+    p.repo.commit_all("ignore");
+    p.repo.git(&["config", "--unset", "core.hooksPath"]);
+    let hook = p.path().join(".git/hooks/post-checkout");
+    std::fs::create_dir_all(hook.parent().unwrap()).unwrap();
+    std::fs::write(&hook, "#!/bin/sh\necho made > made-by-hook.local\n").unwrap();
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    p.scenario(
+        r#"{"tasks": {
+            "1": [{"write": {"one.txt": "1\n"}, "shell": "mkfifo left-by-one"}],
+            "2": [{"write": {"two.txt": "2\n"}, "shell": "ls -A > \"$BATON_FAKE_STATE/two-saw.txt\""}]
+        }}"#,
+    );
+    let r = p.baton(&["run", "plan.yaml", "--parallel", "--jobs", "1"]);
+    assert_eq!(r.code(), 0, "{}", r.all());
+    let log = p.read(".baton/logs/plan/run.log");
+    assert!(log.contains("2: worktree") && log.contains("(reused)"), "task 2 did not reuse task 1's worktree:\n{log}");
+    let saw = p.state_path("two-saw.txt");
+    let saw = std::fs::read_to_string(saw).unwrap();
+    assert!(saw.lines().any(|l| l == "made-by-hook.local"), "{saw}");
+    assert!(!saw.lines().any(|l| l == "left-by-one"), "{saw}");
+}
