@@ -125,6 +125,8 @@ pub enum WorktreeError {
     MainCheckout { path: PathBuf },
     #[error("status file {} must be a relative path inside the repository", path.display())]
     BadStatusFile { path: PathBuf },
+    #[error("{reason}")]
+    NotReusable { reason: String },
     #[error("cannot {what} {}", path.display())]
     Io {
         what: &'static str,
@@ -304,6 +306,37 @@ pub struct Pool {
     idle: Vec<Worktree>,
     /// At most this many wait; one more given back is removed.
     capacity: usize,
+    /// The per-worktree state (see [`Settings`]) of the last worktree this pool made fresh: what
+    /// a reused one must still have, or a task would inherit what an earlier one set up.
+    fresh: Option<Settings>,
+}
+
+/// What git keeps for one worktree beside its index and HEAD that a task can change and
+/// `checkout`/`clean` do not reset: its own config (`config.worktree`, with
+/// `extensions.worktreeConfig`) and its sparse-checkout patterns. A task's worktree that made
+/// itself a sparse checkout would hand the next task a tree with files missing, and new files
+/// there could not land.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Settings {
+    config: Option<Vec<u8>>,
+    sparse: Option<Vec<u8>>,
+}
+
+impl Settings {
+    /// The settings of the worktree at `path`, read from its admin folder.
+    fn of(path: &Path) -> Result<Settings, WorktreeError> {
+        let dir = PathBuf::from(git(path, &["rev-parse", "--git-dir"])?.trim_end_matches('\n'));
+        let dir = if dir.is_absolute() { dir } else { path.join(dir) };
+        let read = |rel: &str| -> Result<Option<Vec<u8>>, WorktreeError> {
+            let file = dir.join(rel);
+            match std::fs::read(&file) {
+                Ok(bytes) => Ok(Some(bytes)),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(io_err("read", &file)(e)),
+            }
+        };
+        Ok(Settings { config: read("config.worktree")?, sparse: read("info/sparse-checkout")? })
+    }
 }
 
 impl Pool {
@@ -317,6 +350,7 @@ impl Pool {
             skip: skip.iter().map(|s| s.to_string()).collect(),
             idle: Vec::new(),
             capacity,
+            fresh: None,
         }
     }
 
@@ -339,7 +373,9 @@ impl Pool {
         let fork = git(&self.root, &["rev-parse", "--verify", &format!("{base}^{{commit}}")])?.trim().to_string();
         let skip: Vec<&str> = self.skip.iter().map(String::as_str).collect();
         let Some(old) = self.idle.pop() else {
-            return create_at(&self.root, &dir, branch, &fork, &self.status_file, &skip);
+            let created = create_at(&self.root, &dir, branch, &fork, &self.status_file, &skip)?;
+            self.fresh = Settings::of(&created.worktree.path).ok();
+            return Ok(created);
         };
         let mut at = Place { path: old.path.clone(), on_new_branch: false };
         match self.reuse(&old, &dir, branch, &fork, &mut at) {
@@ -353,6 +389,7 @@ impl Pool {
                     git(&self.root, &["branch", "-D", "--", &old.branch])?;
                 }
                 let mut created = create_at(&self.root, &dir, branch, &fork, &self.status_file, &skip)?;
+                self.fresh = Settings::of(&created.worktree.path).ok();
                 created.origin = Origin::FreshAfterFailedReuse { from: old.path.clone(), error: error.to_string() };
                 Ok(created)
             }
@@ -363,6 +400,13 @@ impl Pool {
     /// follows where it is, for the clean-up if a step fails.
     fn reuse(&self, old: &Worktree, dir: &Path, branch: &str, fork: &str, at: &mut Place) -> Result<Created, WorktreeError> {
         let skip: Vec<&str> = self.skip.iter().map(String::as_str).collect();
+        if let Some(fresh) = &self.fresh {
+            if Settings::of(&at.path)? != *fresh {
+                return Err(WorktreeError::NotReusable {
+                    reason: "its task changed its sparse checkout or worktree config".into(),
+                });
+            }
+        }
         // The pooled worktree must not be what clearing the new place removes: out of the way
         // first if it sits at that place or on that branch.
         if same_path(&at.path, dir) || old.branch == branch {
@@ -386,11 +430,15 @@ impl Pool {
             }
         }
         self.move_worktree(at, dir)?;
-        // Tracked files as `fork` has them, whatever the earlier task did to them or the index.
+        // What the earlier task left that its index does not track: untracked and ignored
+        // files, nested repositories (-ff), and what git never sees (a FIFO, a socket). First,
+        // so that what a `post-checkout` hook makes below stays, as in a fresh worktree.
+        git(dir, &["clean", "-q", "-ffdx"])?;
+        remove_special_files(dir)?;
+        // Tracked files as `fork` has them, whatever the earlier task did to them or the index
+        // (files only in its index go too).
         git(dir, &["checkout", "-q", "-f", "--no-track", "-B", branch, fork])?;
         at.on_new_branch = true;
-        // Everything else: untracked and ignored files, nested repositories (-ff).
-        git(dir, &["clean", "-q", "-ffdx"])?;
         if old.branch != branch {
             if let Err(e) = git(&self.root, &["branch", "-D", "--", &old.branch]) {
                 // Gone already is fine (one process fewer than asking first).
@@ -434,6 +482,27 @@ impl Pool {
         }
         first.map_or(Ok(()), Err)
     }
+}
+
+/// Removes every FIFO, socket and device file under `dir` (not following symlinks, not into
+/// its `.git`): git neither tracks nor cleans them, so a reused worktree would keep them.
+fn remove_special_files(dir: &Path) -> Result<(), WorktreeError> {
+    let mut folders = vec![dir.to_path_buf()];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder).map_err(io_err("read", &folder))? {
+            let entry = entry.map_err(io_err("read", &folder))?;
+            let path = entry.path();
+            let kind = entry.file_type().map_err(io_err("read", &path))?;
+            if kind.is_dir() {
+                if !(folder == dir && entry.file_name() == ".git") {
+                    folders.push(path);
+                }
+            } else if !kind.is_file() && !kind.is_symlink() {
+                std::fs::remove_file(&path).map_err(io_err("remove", &path))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Branches under `prefix` (e.g. `parallel/`) and their worktrees, as a crashed or stopped run
@@ -1238,6 +1307,53 @@ pub(crate) mod tests {
         assert!(error.contains("lock"), "{error}");
         assert_eq!(git_in(&second.worktree.path, &["rev-parse", "HEAD"]).trim(), repo.head());
         assert!(second.worktree.path.join("README.md").is_file());
+    }
+
+    #[test]
+    fn a_worktree_whose_task_made_it_sparse_is_not_reused() {
+        let repo = Repo::new();
+        repo.git(&["config", "extensions.worktreeConfig", "true"]);
+        repo.write("src/s.txt", "s\n");
+        repo.commit_all("src");
+        let mut pool = pool(&repo, 2);
+        let first = pool.take(&repo.wt_dir("1"), &branch_name("1"), "HEAD").unwrap();
+        git_in(&first.worktree.path, &["sparse-checkout", "set", "--no-cone", "/*", "!/src/"]);
+        assert!(!first.worktree.path.join("src/s.txt").exists());
+        pool.give_back(work_and_land(&repo, &first.worktree, 1)).unwrap();
+        let second = pool.take(&repo.wt_dir("2"), &branch_name("2"), "HEAD").unwrap();
+        let Origin::FreshAfterFailedReuse { error, .. } = &second.origin else { panic!("{:?}", second.origin) };
+        assert!(error.contains("sparse"), "{error}");
+        assert!(second.worktree.path.join("src/s.txt").is_file(), "the new task's tree is whole");
+        assert_eq!(worktree_count(&repo), 2);
+        assert!(!repo.has_branch("parallel/1"));
+        // A worktree left as it was made is reused.
+        pool.give_back(work_and_land(&repo, &second.worktree, 2)).unwrap();
+        let third = pool.take(&repo.wt_dir("3"), &branch_name("3"), "HEAD").unwrap();
+        assert!(matches!(third.origin, Origin::Reused { .. }), "{:?}", third.origin);
+    }
+
+    #[test]
+    fn a_reused_worktree_keeps_no_special_files_and_gets_what_a_post_checkout_hook_makes() {
+        let repo = Repo::new();
+        let hooks = PathBuf::from(repo.git(&["rev-parse", "--git-path", "hooks"]).trim());
+        let hooks = if hooks.is_absolute() { hooks } else { repo.root.join(hooks) };
+        write_in(&hooks, "post-checkout", "#!/bin/sh\nmkdir -p build && echo made > build/made-by-hook\n");
+        Command::new("chmod").arg("+x").arg(hooks.join("post-checkout")).status().unwrap();
+        repo.write(".gitignore", "/build/\n");
+        repo.commit_all("ignore build");
+        let mut pool = pool(&repo, 2);
+        let first = pool.take(&repo.wt_dir("1"), &branch_name("1"), "HEAD").unwrap();
+        assert!(first.worktree.path.join("build/made-by-hook").is_file(), "git worktree add runs the hook");
+        std::fs::create_dir_all(first.worktree.path.join("deep")).unwrap();
+        for fifo in ["fifo", "deep/fifo"] {
+            assert!(Command::new("mkfifo").arg(first.worktree.path.join(fifo)).status().unwrap().success());
+        }
+        pool.give_back(work_and_land(&repo, &first.worktree, 1)).unwrap();
+        let second = pool.take(&repo.wt_dir("2"), &branch_name("2"), "HEAD").unwrap();
+        assert!(matches!(second.origin, Origin::Reused { .. }), "{:?}", second.origin);
+        let wt = &second.worktree.path;
+        assert!(!wt.join("fifo").exists() && !wt.join("deep").exists(), "special files were kept");
+        assert!(wt.join("build/made-by-hook").is_file(), "the hook's file was cleaned away");
     }
 
     #[test]

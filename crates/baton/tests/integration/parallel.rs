@@ -435,3 +435,87 @@ fn a_staged_rename_with_unicode_does_not_break_the_start() {
     assert!(st.contains("new.txt"), "{st}");
     assert_eq!(p.read("new.txt"), "x\n");
 }
+
+/// The same plan file run at once in the main checkout and in a linked worktree of the same
+/// repository (branches are shared between them): neither run may take, clear or reuse the
+/// other's worktree or branch of the same task.
+#[test]
+fn the_same_plan_run_at_once_in_two_checkouts_of_one_repository_keeps_both_tasks_work() {
+    let p = project(&group_plan(&[("1", "one")]));
+    let state = tempfile::tempdir().unwrap();
+    let started = state.path().join("a-started");
+    let b_done = state.path().join("b-done");
+    p.scenario(&format!(
+        r#"{{"tasks": {{"1": [{{"mark": [{started:?}], "wait_for": [{b_done:?}], "write": {{"from-a.txt": "a\n"}}}}, {{"write": {{"from-b.txt": "b\n"}}, "mark": [{b_done:?}]}}]}}}}"#
+    ));
+    let mut first = p.spawn(&["run", "plan.yaml", "--parallel"]);
+    wait_for("the first run's agent", || started.exists());
+    let elsewhere = tempfile::tempdir().unwrap();
+    let wt = elsewhere.path().join("wt");
+    p.repo.git(&["worktree", "add", "-q", "-b", "other", &wt.display().to_string()]);
+    let second = crate::support::Run(
+        baton_testkit::run_with_deadline(p.command(&["run", "plan.yaml", "--parallel"]).current_dir(&wt), std::time::Duration::from_secs(120))
+            .map(|o| std::process::Output { status: o.status, stdout: o.stdout.into_bytes(), stderr: o.stderr.into_bytes() })
+            .unwrap(),
+    );
+    assert_eq!(second.code(), 0, "{}", second.all());
+    assert_eq!(wait_exit(&mut first), Some(0), "{}", p.log());
+    assert_eq!(std::fs::read_to_string(wt.join("from-b.txt")).unwrap(), "b\n");
+    let a = std::fs::read_to_string(p.path().join("from-a.txt")).unwrap_or_default();
+    assert_eq!(a, "a\n", "the first run's work was lost:\n{}\n{}", p.log(), second.all());
+    assert!(!second.all().contains("rescued") && !p.log().contains("rescued"), "{}\n{}", second.all(), p.log());
+    let rescued = p.repo.git(&["branch", "--list", "parallel-rescued/*"]);
+    assert_eq!(rescued.trim(), "", "a live run's work was rescued away:\n{}", p.log());
+}
+
+/// A worktree reused for the next task starts as a fresh one would: an agent that made its
+/// worktree a sparse checkout (or set worktree config) does not hand that to the next task,
+/// whose files outside the sparse patterns would be missing and whose new files there could
+/// not land.
+#[test]
+fn a_reused_worktree_does_not_inherit_the_earlier_tasks_sparse_checkout() {
+    let p = project(&group_plan(&[("1", "one"), ("2", "two")]));
+    p.repo.git(&["config", "extensions.worktreeConfig", "true"]);
+    p.write("src/s.txt", "s\n");
+    p.repo.commit_all("src");
+    p.scenario(
+        r#"{"tasks": {
+            "1": [{"write": {"one.txt": "1\n"}, "shell": "git sparse-checkout set --no-cone '/*.txt' '/*.yaml' '/.claude/' && git config --worktree alias.zz status"}],
+            "2": [{"write": {"src/new.txt": "new\n", "src/s.txt": "changed\n"}}]
+        }}"#,
+    );
+    let r = p.baton(&["run", "plan.yaml", "--parallel", "--jobs", "1"]);
+    assert_eq!(r.code(), 0, "{}", r.all());
+    assert_eq!(status(&p, "1"), Status::Completed, "{}", p.repo.git(&["log", "--stat"]));
+    assert_eq!(status(&p, "2"), Status::Completed, "{}", r.all());
+    assert_eq!(p.read("src/new.txt"), "new\n");
+    assert_eq!(p.read("src/s.txt"), "changed\n");
+}
+
+/// A reused worktree is what a fresh one would be: what a `post-checkout` hook makes is
+/// there, and a FIFO the earlier task left (git neither tracks nor cleans one) is not.
+#[test]
+fn a_reused_worktree_has_what_the_checkout_hook_makes_and_no_fifo_of_the_earlier_task() {
+    let p = project(&group_plan(&[("1", "one"), ("2", "two")]));
+    p.write(".gitignore", "*.local\n");
+    p.repo.commit_all("ignore");
+    p.repo.git(&["config", "--unset", "core.hooksPath"]);
+    let hook = p.path().join(".git/hooks/post-checkout");
+    std::fs::create_dir_all(hook.parent().unwrap()).unwrap();
+    std::fs::write(&hook, "#!/bin/sh\necho made > made-by-hook.local\n").unwrap();
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    p.scenario(
+        r#"{"tasks": {
+            "1": [{"write": {"one.txt": "1\n"}, "shell": "mkfifo left-by-one"}],
+            "2": [{"write": {"two.txt": "2\n"}, "shell": "ls -A > \"$BATON_FAKE_STATE/two-saw.txt\""}]
+        }}"#,
+    );
+    let r = p.baton(&["run", "plan.yaml", "--parallel", "--jobs", "1"]);
+    assert_eq!(r.code(), 0, "{}", r.all());
+    let log = p.read(".baton/logs/plan/run.log");
+    assert!(log.contains("2: worktree") && log.contains("(reused)"), "task 2 did not reuse task 1's worktree:\n{log}");
+    let saw = p.state_path("two-saw.txt");
+    let saw = std::fs::read_to_string(saw).unwrap();
+    assert!(saw.lines().any(|l| l == "made-by-hook.local"), "{saw}");
+    assert!(!saw.lines().any(|l| l == "left-by-one"), "{saw}");
+}

@@ -39,6 +39,10 @@ pub(in crate::run::engine) struct Worktrees {
     agents: HashSet<String>,
     /// Worktrees whose work has landed, reused by the next tasks instead of added anew.
     pool: git::worktree::Pool,
+    /// Added to the plan's name in worktree and branch names when the run's checkout is a
+    /// linked worktree: branches are shared by every checkout of a repository, and the same
+    /// plan may run at once in another one.
+    scope: String,
 }
 
 impl Worktrees {
@@ -51,6 +55,7 @@ impl Worktrees {
         let pool = git::worktree::Pool::new(root, &config.paths.status_file, &skip, jobs.max(1));
         Worktrees {
             pool,
+            scope: checkout_scope(root),
             root: root.to_path_buf(),
             plan: plan.to_path_buf(),
             plan_rel,
@@ -72,6 +77,12 @@ impl Worktrees {
 
     fn plan_stem(&self) -> String {
         self.plan.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "plan".into())
+    }
+
+    /// A task's worktree and branch name: `<plan>-<task>`, the plan's name scoped to the
+    /// checkout when that is a linked worktree (see `scope`).
+    fn worktree_name(&self, id: &str) -> String {
+        git::worktree::ref_component(&format!("{}{}-{}", self.plan_stem(), self.scope, id))
     }
 
     pub(super) fn root(&self) -> &Path {
@@ -302,7 +313,7 @@ impl Worktrees {
 
     /// Where a task's worktree goes, and its branch.
     fn worktree_place(&self, id: &TaskId) -> (PathBuf, String) {
-        let name = git::worktree::ref_component(&format!("{}-{}", self.plan_stem(), id));
+        let name = self.worktree_name(id.as_str());
         let dir = self.root.join(&self.worktrees_dir).join(&name);
         (dir, format!("{}{name}", git::worktree::BRANCH_PREFIX))
     }
@@ -541,7 +552,7 @@ impl Worktrees {
     fn prune_rescued(&mut self, ids: &[String]) {
         let skip = self.landing_skip();
         let skip: Vec<&str> = skip.iter().map(String::as_str).collect();
-        let names: Vec<String> = ids.iter().map(|id| git::worktree::ref_component(&format!("{}-{}", self.plan_stem(), id))).collect();
+        let names: Vec<String> = ids.iter().map(|id| self.worktree_name(id)).collect();
         match git::worktree::prune_rescued(&self.root, &names, &skip) {
             Ok(gone) => {
                 for p in gone {
@@ -629,6 +640,21 @@ impl Worktrees {
         if let Some(wt) = self.worktrees.get(id) {
             self.reporter.note(Note::WorkKept { task: id.clone(), path: wt.path.clone(), branch: wt.branch.clone() });
         }
+    }
+}
+
+/// `.<hash of the checkout's path>` when `root` is a linked worktree of its repository (its git
+/// dir is not the common one), else empty: the main working tree keeps the plain names.
+fn checkout_scope(root: &Path) -> String {
+    let Ok(out) = git::git(root, &["rev-parse", "--git-dir", "--git-common-dir"]) else { return String::new() };
+    let mut dirs = out.lines().map(|l| std::fs::canonicalize(root.join(l)).unwrap_or_else(|_| root.join(l)));
+    match (dirs.next(), dirs.next()) {
+        (Some(git_dir), Some(common)) if git_dir != common => {
+            let at = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+            let hash = at.as_os_str().as_bytes().iter().fold(0x811c_9dc5_u32, |h, b| (h ^ u32::from(*b)).wrapping_mul(0x0100_0193));
+            format!(".{hash:08x}")
+        }
+        _ => String::new(),
     }
 }
 
