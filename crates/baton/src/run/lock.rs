@@ -110,17 +110,24 @@ fn flock_holder(table: &str, inode: u64) -> Option<u32> {
 
 /// Who runs in the checkout at `root` now, as the holder of its lock wrote it: its pid and the
 /// plan it runs (`unknown` when it has not written them yet). `None` when no run holds the lock.
-/// Only looks: the lock file is never created, and a lock taken to look is let go at once.
+/// Only looks: the lock file is never created, and on Linux no lock is taken to look (the
+/// kernel's table says who holds it), so a `baton run` starting at that instant is not refused.
 pub fn checkout_holder(root: &Path) -> Option<(String, String)> {
+    use std::os::unix::fs::MetadataExt;
     let mut file = File::open(root.join(CHECKOUT_LOCK)).ok()?;
-    // SAFETY: flock on a descriptor we own; no memory is involved.
-    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) };
-    if rc == 0 {
-        // SAFETY: as above.
-        unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_UN) };
-        return None;
-    }
-    if std::io::Error::last_os_error().raw_os_error() != Some(libc::EWOULDBLOCK) {
+    let held = match std::fs::read_to_string("/proc/locks") {
+        Ok(table) => flock_holder(&table, file.metadata().ok()?.ino()).is_some(),
+        Err(_) => {
+            // SAFETY: flock on a descriptor we own; no memory is involved.
+            let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) };
+            if rc == 0 {
+                // SAFETY: as above.
+                unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_UN) };
+            }
+            rc != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EWOULDBLOCK)
+        }
+    };
+    if !held {
         return None;
     }
     let mut text = String::new();
