@@ -126,6 +126,20 @@ struct RunArgs {
     /// every commit it makes
     #[arg(long)]
     allow_dirty: bool,
+    /// What stdout carries: the view for people, or one JSON event per line (docs/events.md;
+    /// the view then goes to stderr)
+    #[arg(long, value_name = "FORMAT", value_enum, default_value_t = MessageFormat::Human, conflicts_with = "dry_run")]
+    message_format: MessageFormat,
+    /// Write a JUnit XML report of the run (tasks as test cases) to PATH when it ends, however
+    /// it ends
+    #[arg(long, value_name = "PATH", conflicts_with = "dry_run")]
+    junit: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum MessageFormat {
+    Human,
+    Json,
 }
 
 fn main() -> ExitCode {
@@ -294,6 +308,11 @@ fn run(args: &RunArgs) -> Exit {
         skip_smoke: args.skip_smoke,
         dirty: if args.allow_dirty { DirtyTree::Protect } else { DirtyTree::Refuse },
         checkout_held: false,
+        format: match args.message_format {
+            MessageFormat::Human => baton::report::json::MessageFormat::Human,
+            MessageFormat::Json => baton::report::json::MessageFormat::Json,
+        },
+        junit: args.junit.clone(),
     })
 }
 

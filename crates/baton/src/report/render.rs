@@ -256,7 +256,38 @@ pub fn summary_text(s: &Summary) -> String {
         Ending::Error { attempts: 0 } => "stopped on an error before any task ran".into(),
         Ending::Error { attempts: n } => format!("stopped on an error after {n} attempt{}", if *n == 1 { "" } else { "s" }),
     };
-    format!("{how} in {}: {} · agent cost ${:.4}", human(s.elapsed), s.counts.sentence(), s.cost)
+    let mut text = format!("{how} in {}: {} · agent cost ${:.4}", human(s.elapsed), s.counts.sentence(), s.cost);
+    text.push_str(&summary_details(s));
+    text
+}
+
+/// How many of the slowest tasks the summary lists.
+const SLOWEST: usize = 5;
+
+/// The summary's lines after the first, as nextest ends a run: the slowest tasks of this run
+/// (when more than one ran) with their time, and every failed task with its error.
+fn summary_details(s: &Summary) -> String {
+    let mut text = String::new();
+    let mut ran: Vec<_> = s.tasks.iter().filter(|t| t.sessions > 0).collect();
+    if ran.len() > 1 {
+        ran.sort_by(|a, b| b.agent_time.cmp(&a.agent_time));
+        text.push_str("\n  slowest:");
+        for t in ran.iter().take(SLOWEST) {
+            let sessions = if t.sessions > 1 { format!(" ({} sessions)", t.sessions) } else { String::new() };
+            text.push_str(&format!("\n    {:>7}  {} {}{sessions}", human(t.agent_time), t.id, t.name));
+        }
+    }
+    let failed: Vec<_> = s.tasks.iter().filter(|t| t.status == Status::Failed).collect();
+    if !failed.is_empty() {
+        text.push_str("\n  failed:");
+        for t in failed {
+            let error = t.last_error.as_deref().filter(|e| !e.is_empty()).unwrap_or("no error recorded");
+            let when = if t.sessions == 0 { ", in an earlier run" } else { "" };
+            let attempts = format!("{} attempt{}{when}", t.attempts, if t.attempts == 1 { "" } else { "s" });
+            text.push_str(&format!("\n    ✗ {} {} ({attempts}): {}", t.id, t.name, super::safe::cut(&super::safe::one_line(error), 200)));
+        }
+    }
+    text
 }
 
 pub fn banner_text(plan: &str, counts: &super::status::Counts, parallel: Option<usize>, commit: bool) -> String {
