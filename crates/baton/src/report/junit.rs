@@ -302,7 +302,7 @@ mod tests {
           </testsuite>
           <testsuite name="s2 Section s2" tests="1" failures="0" errors="0" skipped="1" time="0.000" timestamp="2026-12-01T02:50:10">
             <testcase name="2.1 task 2.1" classname="s2" time="0.000">
-              <skipped message="blocked: its dependency '1.2' failed"/>
+              <skipped message="blocked: its dependency &apos;1.2&apos; failed"/>
             </testcase>
           </testsuite>
         </testsuites>

@@ -426,6 +426,47 @@ mod tests {
     }
 
     #[test]
+    fn the_summary_ends_with_the_slowest_tasks_and_the_failed_ones() {
+        use crate::report::event::TaskReport;
+        let task = |id: &str, status: Status, sessions: u32, ms: u64, error: Option<&str>| TaskReport {
+            id: id.into(),
+            name: format!("Task {id}"),
+            section: "s1".into(),
+            section_name: None,
+            status,
+            attempts: sessions.max(1),
+            sessions,
+            agent_time: Duration::from_millis(ms),
+            cost: 0.0,
+            last_error: error.map(str::to_string),
+            result_message: None,
+            blocked: None,
+        };
+        let tasks = vec![
+            task("1", Status::Completed, 1, 1_500, None),
+            task("2", Status::Failed, 2, 75_000, Some("tests\nfailed")),
+            task("3", Status::Completed, 1, 12_000, None),
+            task("4", Status::Failed, 0, 0, Some("from before")),
+            task("5", Status::Pending, 0, 0, None),
+        ];
+        let counts = crate::report::status::Counts { total: 5, completed: 2, failed: 2, pending: 1, ..Default::default() };
+        let s = Summary { how: Ending::FinishedWithFailures, elapsed: Duration::from_secs(90), counts, cost: 1.25, tasks };
+        insta::assert_snapshot!(summary_text(&s), @r"
+        finished with failures in 1m 30s: 2 of 5 completed · 2 failed · 1 pending · agent cost $1.2500
+          slowest:
+             1m 15s  2 Task 2 (2 sessions)
+                12s  3 Task 3
+               1.5s  1 Task 1
+          failed:
+            ✗ 2 Task 2 (2 attempts): tests failed
+            ✗ 4 Task 4 (1 attempt, in an earlier run): from before
+        ");
+        // One task that ran: its time is the run's; no list.
+        let one = Summary { tasks: s.tasks[..1].to_vec(), ..s };
+        assert!(!summary_text(&one).contains("slowest"), "{}", summary_text(&one));
+    }
+
+    #[test]
     fn waits_and_outcomes_read_plainly() {
         assert_eq!(wait_text(&WaitReason::Retry { task: "1.1".into(), attempt: 1, max: 3 }), "1.1 failed (attempt 1/3); retrying");
         assert_eq!(outcome_text(&AttemptOutcome::Limited), "usage limit reached (not counted as an attempt)");
