@@ -142,6 +142,7 @@ impl Engine {
                         // and the run ends once the others are done.
                         if let Some(id) = self.attempt_ids.remove(&e.id()) {
                             self.running.remove(&id);
+                            self.attempt_never_ran(&id, AttemptOutcome::Systemic { message: "internal error: the attempt panicked".into() });
                             self.state.ended(&id, Outcome::Broken, std::time::Instant::now());
                             record::back_to_pending(&mut self.file, &self.reporter, &id);
                         }
@@ -285,6 +286,10 @@ impl Engine {
                 // before it starts the agent: the stop, not a broken set-up.
                 let stopping = stop::level(&self.stop) != Stop::Running;
                 let outcome = if stopping { Outcome::Interrupted } else { Outcome::Broken };
+                self.attempt_never_ran(
+                    id,
+                    if stopping { AttemptOutcome::Interrupted } else { AttemptOutcome::Systemic { message: crate::exit::render_chain(&e) } },
+                );
                 self.state.ended(id, outcome, std::time::Instant::now());
                 record::back_to_pending(&mut self.file, &self.reporter, id);
                 if !stopping {
@@ -364,6 +369,11 @@ impl Engine {
             self.write_record(&rec);
         }
         tripped
+    }
+
+    /// Every started attempt is told to end, also one whose agent never ran.
+    fn attempt_never_ran(&self, id: &TaskId, outcome: AttemptOutcome) {
+        self.reporter.emit(EventKind::AttemptEnded { task: id.clone(), outcome, duration: Duration::ZERO, cost_usd: None });
     }
 
     fn write_record(&self, rec: &AttemptRecord) {
