@@ -270,7 +270,7 @@ fn summary_details(s: &Summary) -> String {
     let mut text = String::new();
     let mut ran: Vec<_> = s.tasks.iter().filter(|t| t.sessions > 0).collect();
     if ran.len() > 1 {
-        ran.sort_by(|a, b| b.agent_time.cmp(&a.agent_time));
+        ran.sort_by_key(|t| std::cmp::Reverse(t.agent_time));
         text.push_str("\n  slowest:");
         for t in ran.iter().take(SLOWEST) {
             let sessions = if t.sessions > 1 { format!(" ({} sessions)", t.sessions) } else { String::new() };
