@@ -205,6 +205,20 @@ struct RunArgs {
     /// The agent, instead of baton.toml's [agent] kind (simulated: no model is called)
     #[arg(long, value_enum, value_name = "KIND")]
     agent: Option<AgentChoice>,
+    /// What stdout carries: the view for people, or one JSON event per line (docs/events.md;
+    /// the view then goes to stderr)
+    #[arg(long, value_name = "FORMAT", value_enum, default_value_t = MessageFormat::Human, conflicts_with = "dry_run")]
+    message_format: MessageFormat,
+    /// Write a JUnit XML report of the run (tasks as test cases) to PATH when it ends, however
+    /// it ends
+    #[arg(long, value_name = "PATH", conflicts_with = "dry_run")]
+    junit: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum MessageFormat {
+    Human,
+    Json,
 }
 
 /// The agents `--agent` can name.
@@ -389,6 +403,11 @@ fn run(args: &RunArgs) -> Exit {
             AgentChoice::Claude => baton::config::AgentKind::Claude,
             AgentChoice::Simulated => baton::config::AgentKind::Simulated,
         }),
+        format: match args.message_format {
+            MessageFormat::Human => baton::report::json::MessageFormat::Human,
+            MessageFormat::Json => baton::report::json::MessageFormat::Json,
+        },
+        junit: args.junit.clone(),
     })
 }
 

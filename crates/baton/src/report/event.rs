@@ -3,14 +3,21 @@
 //! Events are data: the engine, the pipeline and the attempts say what happened with typed
 //! fields, and the sinks decide how it reads (`report::render` for the words, the terminal,
 //! the run log). Sinks only listen and never reach back into the engine.
+//!
+//! The events are also a public format: `baton run --message-format json` prints each one as a
+//! JSON object (`report::json`, documented in docs/events.md). The serde attributes here are
+//! that format: renaming a variant or a field changes it, so only add.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use serde::Serialize;
+
 use crate::agent::StreamEvent;
 use crate::plan::graph::Wait;
 use crate::plan::{Status, TaskId};
+use crate::report::json::{blocked_tasks, path_text, paths_text, pipeline_kind, secs, stream_kind, timestamp};
 use crate::report::status::Counts;
 
 pub use super::render::{clock, cost, human, human_secs, local_time, verbose_text};
@@ -21,7 +28,8 @@ pub struct RunEvent {
     pub kind: EventKind,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
 pub enum EventKind {
     /// Which plan, which agent, found where, and how the run goes.
     Banner { plan: String, agent: String, binary: String, counts: Counts, parallel: Option<usize>, commit: bool },
@@ -29,13 +37,28 @@ pub enum EventKind {
     Note(Note),
     AttemptStarted { task: TaskId, name: String, attempt: u32, max_attempts: u32 },
     /// A line of the agent's live stream.
-    Agent { task: TaskId, agent: &'static str, event: StreamEvent },
+    Agent {
+        task: TaskId,
+        agent: &'static str,
+        #[serde(serialize_with = "stream_kind")]
+        event: StreamEvent,
+    },
     /// An attempt ended.
-    AttemptEnded { task: TaskId, outcome: AttemptOutcome, duration: Duration, cost_usd: Option<f64> },
+    AttemptEnded {
+        task: TaskId,
+        outcome: AttemptOutcome,
+        #[serde(rename = "duration_secs", serialize_with = "secs")]
+        duration: Duration,
+        cost_usd: Option<f64>,
+    },
     /// A task reached a state the run will not change again; `attempts` when it failed.
     TaskFinished { task: TaskId, name: String, status: Status, message: String, attempts: Option<u32> },
     /// baton is waiting (back-off, limit, breaker) until `until`.
-    Waiting { reason: WaitReason, until: jiff::Timestamp },
+    Waiting {
+        reason: WaitReason,
+        #[serde(serialize_with = "timestamp")]
+        until: jiff::Timestamp,
+    },
     Warning { text: String },
     /// An error that ends the run (or stops it from starting), and how to get past it.
     Error { error: String, help: Option<String> },
@@ -43,7 +66,8 @@ pub enum EventKind {
 }
 
 /// How an attempt ended, as its line says it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum AttemptOutcome {
     /// The agent reported done: completed or skipped, from the status file or its final answer.
     Reported { status: Status, from_file: bool },
@@ -67,21 +91,33 @@ impl AttemptOutcome {
 }
 
 /// Why nothing (or a task) starts for a while.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum WaitReason {
     /// A failed attempt's back-off before the task's next attempt.
     Retry { task: TaskId, attempt: u32, max: u32 },
     /// The circuit breaker is open.
-    Breaker { failures: u32, remaining: Duration },
+    Breaker {
+        failures: u32,
+        #[serde(rename = "remaining_secs", serialize_with = "secs")]
+        remaining: Duration,
+    },
     /// A usage limit; `reset` is the reset time in the zone the CLI named, when it said one.
-    UsageLimit { message: String, reset: Option<String>, known: bool, wait: Duration },
+    UsageLimit {
+        message: String,
+        reset: Option<String>,
+        known: bool,
+        #[serde(rename = "wait_secs", serialize_with = "secs")]
+        wait: Duration,
+    },
     Throttling { message: String },
     /// The pipeline's planning session met a usage limit (`limit`) or throttling.
     Planning { limit: bool, message: String },
 }
 
 /// One of baton's decisions, with what it was about.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "note", rename_all = "snake_case")]
 pub enum Note {
     /// `--resume-from`: the run starts at this task (whose status is `status`), leaving out the
     /// unfinished tasks before it (`left_out`).
@@ -96,21 +132,40 @@ pub enum Note {
     /// Stopping a run that had one: the agent is ended now.
     StoppingAgent { task: TaskId },
     /// The agent's process started.
-    AgentStarted { task: TaskId, agent: String, pid: i32, group: i32, cwd: PathBuf },
+    AgentStarted {
+        task: TaskId,
+        agent: String,
+        pid: i32,
+        group: i32,
+        #[serde(serialize_with = "path_text")]
+        cwd: PathBuf,
+    },
     /// A deadline ended the agent.
     Deadline { task: TaskId, total: Option<u64>, idle: Option<u64> },
     /// A task left in progress by an interrupted run goes back to pending.
     Recovered { task: TaskId },
     /// A crashed run's task had left uncommitted files: committed as its partial work.
-    PartialWorkCommitted { task: TaskId, files: Vec<PathBuf>, message: String },
+    PartialWorkCommitted {
+        task: TaskId,
+        #[serde(serialize_with = "paths_text")]
+        files: Vec<PathBuf>,
+        message: String,
+    },
     /// Landings an interrupted run had begun, finished and committed.
     LandingFinished { tasks: Vec<String>, files: usize },
     /// A task whose landing an interrupted run finished, recorded as its last attempt said.
     LandedBeforeInterruption { task: TaskId, status: Status },
     BreakerHalfOpen,
-    BreakerOpened { failures: u32, cool_down: Duration },
+    BreakerOpened {
+        failures: u32,
+        #[serde(rename = "cool_down_secs", serialize_with = "secs")]
+        cool_down: Duration,
+    },
     /// Tasks that can never run in this run, and why.
-    Blocked { tasks: Vec<(TaskId, Wait)> },
+    Blocked {
+        #[serde(serialize_with = "blocked_tasks")]
+        tasks: Vec<(TaskId, Wait)>,
+    },
     /// The agent changed the plan in the main checkout.
     PlanReloaded,
     /// The plan was edited on disk; baton's changes went on top.
@@ -122,19 +177,45 @@ pub enum Note {
     TaskGone { task: TaskId },
     /// A commit baton made; `plan` when it was (or included) the plan state.
     Committed { message: String, plan: bool },
-    StatusFileRemoved { path: PathBuf },
-    StaleStopFileRemoved { path: PathBuf },
+    StatusFileRemoved {
+        #[serde(serialize_with = "path_text")]
+        path: PathBuf,
+    },
+    StaleStopFileRemoved {
+        #[serde(serialize_with = "path_text")]
+        path: PathBuf,
+    },
     ClaimRemoved { agent: String, path: String, run_ended: bool },
     /// Something an earlier run left (a worktree, a branch) was cleared or rescued.
     Cleared { task: Option<TaskId>, what: String },
     /// A rescued branch was deleted; `tip` restores it.
     RescuedBranchDeleted { branch: String, tip: String, landed: bool },
-    WorktreeReady { task: TaskId, path: PathBuf, branch: String, fork: String, reused: bool },
+    WorktreeReady {
+        task: TaskId,
+        #[serde(serialize_with = "path_text")]
+        path: PathBuf,
+        branch: String,
+        fork: String,
+        reused: bool,
+    },
     Landed { task: TaskId, files: usize, merged: usize },
-    WorkKept { task: TaskId, path: PathBuf, branch: String },
-    MergeConflict { task: TaskId, paths: Vec<PathBuf>, hint: String },
+    WorkKept {
+        task: TaskId,
+        #[serde(serialize_with = "path_text")]
+        path: PathBuf,
+        branch: String,
+    },
+    MergeConflict {
+        task: TaskId,
+        #[serde(serialize_with = "paths_text")]
+        paths: Vec<PathBuf>,
+        hint: String,
+    },
     /// The user's uncommitted changes a parallel run protects.
-    UserChangesProtected { paths: Vec<PathBuf> },
+    UserChangesProtected {
+        #[serde(serialize_with = "paths_text")]
+        paths: Vec<PathBuf>,
+    },
     /// A ready task that does not start beside the running ones, and why.
     Held { task: TaskId, why: String },
     /// Throttling cut how many agents start at once.
@@ -148,7 +229,9 @@ pub enum Note {
     Notice { line: String },
     /// Part of the plan ran (`what`), the rest waits: no smoke tests, no notification.
     PartialRun { what: String, unfinished: usize },
-    Pipeline(PipelineNote),
+    /// The pipeline has no JSON output of its own: its notes serialize as their kind alone
+    /// (`{"note": "pipeline", "pipeline": "archived"}`), their words in the event's `text`.
+    Pipeline(#[serde(serialize_with = "pipeline_kind")] PipelineNote),
 }
 
 /// The backlog daemon's decisions.
@@ -175,15 +258,81 @@ pub enum PipelineNote {
 }
 
 /// How the run ended, in numbers: the last line.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Summary {
     pub how: Ending,
+    #[serde(rename = "elapsed_secs", serialize_with = "secs")]
     pub elapsed: Duration,
     pub counts: Counts,
+    #[serde(rename = "cost_usd")]
+    pub cost: f64,
+    /// Every task of the plan as the run left it, in plan order.
+    pub tasks: Vec<TaskReport>,
+}
+
+/// One task at the end of a run: where the plan left it and what this run spent on it. The
+/// summary's slowest and failed tasks and the JUnit report are read from these.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TaskReport {
+    pub id: TaskId,
+    pub name: String,
+    /// The id of its section, and the section's name.
+    pub section: String,
+    pub section_name: Option<String>,
+    pub status: Status,
+    /// Attempts counted in the plan, over every run.
+    pub attempts: u32,
+    /// Agent sessions this run started for the task (usage limits and stops included).
+    pub sessions: u32,
+    /// The agent's time on the task in this run: its sessions added up.
+    #[serde(rename = "agent_secs", serialize_with = "secs")]
+    pub agent_time: Duration,
+    #[serde(rename = "cost_usd")]
+    pub cost: f64,
+    pub last_error: Option<String>,
+    pub result_message: Option<String>,
+    /// Why a pending task can never run (a failed dependency, a cycle, …).
+    pub blocked: Option<String>,
+}
+
+/// What a run spent on one task: its sessions, their time and cost.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct TaskUsage {
+    pub sessions: u32,
+    pub time: Duration,
     pub cost: f64,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+impl TaskReport {
+    /// Every task of `plan`, in plan order, with what `usage` says this run spent on it.
+    pub fn of_plan(plan: &crate::plan::Plan, usage: &std::collections::HashMap<TaskId, TaskUsage>) -> Vec<TaskReport> {
+        let blocked: std::collections::HashMap<TaskId, Wait> = crate::plan::graph::blocked(plan).into_iter().collect();
+        plan.sections
+            .iter()
+            .flat_map(|s| s.tasks.iter().map(move |t| (s, t)))
+            .map(|(s, t)| {
+                let used = usage.get(&t.id).copied().unwrap_or_default();
+                TaskReport {
+                    id: t.id.clone(),
+                    name: t.name.clone(),
+                    section: s.id.clone(),
+                    section_name: s.name.clone(),
+                    status: t.status,
+                    attempts: t.attempts,
+                    sessions: used.sessions,
+                    agent_time: used.time,
+                    cost: used.cost,
+                    last_error: t.last_error.clone(),
+                    result_message: t.result_message.clone(),
+                    blocked: blocked.get(&t.id).map(|w| w.to_string()),
+                }
+            })
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Ending {
     Finished,
     /// `--resume-from` left these many tasks pending.

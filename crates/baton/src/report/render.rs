@@ -273,7 +273,38 @@ pub fn summary_text(s: &Summary) -> String {
         Ending::Error { attempts: 0 } => "stopped on an error before any task ran".into(),
         Ending::Error { attempts: n } => format!("stopped on an error after {n} attempt{}", if *n == 1 { "" } else { "s" }),
     };
-    format!("{how} in {}: {} · agent cost ${:.4}", human(s.elapsed), s.counts.sentence(), s.cost)
+    let mut text = format!("{how} in {}: {} · agent cost ${:.4}", human(s.elapsed), s.counts.sentence(), s.cost);
+    text.push_str(&summary_details(s));
+    text
+}
+
+/// How many of the slowest tasks the summary lists.
+const SLOWEST: usize = 5;
+
+/// The summary's lines after the first, as nextest ends a run: the slowest tasks of this run
+/// (when more than one ran) with their time, and every failed task with its error.
+fn summary_details(s: &Summary) -> String {
+    let mut text = String::new();
+    let mut ran: Vec<_> = s.tasks.iter().filter(|t| t.sessions > 0).collect();
+    if ran.len() > 1 {
+        ran.sort_by_key(|t| std::cmp::Reverse(t.agent_time));
+        text.push_str("\n  slowest:");
+        for t in ran.iter().take(SLOWEST) {
+            let sessions = if t.sessions > 1 { format!(" ({} sessions)", t.sessions) } else { String::new() };
+            text.push_str(&format!("\n    {:>7}  {} {}{sessions}", human(t.agent_time), t.id, t.name));
+        }
+    }
+    let failed: Vec<_> = s.tasks.iter().filter(|t| t.status == Status::Failed).collect();
+    if !failed.is_empty() {
+        text.push_str("\n  failed:");
+        for t in failed {
+            let error = t.last_error.as_deref().filter(|e| !e.is_empty()).unwrap_or("no error recorded");
+            let when = if t.sessions == 0 { ", in an earlier run" } else { "" };
+            let attempts = format!("{} attempt{}{when}", t.attempts, if t.attempts == 1 { "" } else { "s" });
+            text.push_str(&format!("\n    ✗ {} {} ({attempts}): {}", t.id, t.name, super::safe::cut(&super::safe::one_line(error), 200)));
+        }
+    }
+    text
 }
 
 pub fn banner_text(plan: &str, counts: &super::status::Counts, parallel: Option<usize>, commit: bool) -> String {
@@ -411,6 +442,47 @@ mod tests {
         assert_eq!(error_text("error: already", None), "error: already");
         let kind = EventKind::Error { error: "boom".into(), help: Some("do this".into()) };
         assert_eq!(verbose_text(&kind).as_deref(), Some("[ERROR] boom\n  help: do this"));
+    }
+
+    #[test]
+    fn the_summary_ends_with_the_slowest_tasks_and_the_failed_ones() {
+        use crate::report::event::TaskReport;
+        let task = |id: &str, status: Status, sessions: u32, ms: u64, error: Option<&str>| TaskReport {
+            id: id.into(),
+            name: format!("Task {id}"),
+            section: "s1".into(),
+            section_name: None,
+            status,
+            attempts: sessions.max(1),
+            sessions,
+            agent_time: Duration::from_millis(ms),
+            cost: 0.0,
+            last_error: error.map(str::to_string),
+            result_message: None,
+            blocked: None,
+        };
+        let tasks = vec![
+            task("1", Status::Completed, 1, 1_500, None),
+            task("2", Status::Failed, 2, 75_000, Some("tests\nfailed")),
+            task("3", Status::Completed, 1, 12_000, None),
+            task("4", Status::Failed, 0, 0, Some("from before")),
+            task("5", Status::Pending, 0, 0, None),
+        ];
+        let counts = crate::report::status::Counts { total: 5, completed: 2, failed: 2, pending: 1, ..Default::default() };
+        let s = Summary { how: Ending::FinishedWithFailures, elapsed: Duration::from_secs(90), counts, cost: 1.25, tasks };
+        insta::assert_snapshot!(summary_text(&s), @r"
+        finished with failures in 1m 30s: 2 of 5 completed · 2 failed · 1 pending · agent cost $1.2500
+          slowest:
+             1m 15s  2 Task 2 (2 sessions)
+                12s  3 Task 3
+               1.5s  1 Task 1
+          failed:
+            ✗ 2 Task 2 (2 attempts): tests failed
+            ✗ 4 Task 4 (1 attempt, in an earlier run): from before
+        ");
+        // One task that ran: its time is the run's; no list.
+        let one = Summary { tasks: s.tasks[..1].to_vec(), ..s };
+        assert!(!summary_text(&one).contains("slowest"), "{}", summary_text(&one));
     }
 
     #[test]

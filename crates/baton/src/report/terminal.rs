@@ -6,12 +6,16 @@
 //! line when an attempt starts, and the same lines for the rest. `--verbose` prints every event
 //! as a time-stamped line instead. Output is plain text: it reads the same without colour, and
 //! nothing here uses colour.
+//!
+//! With `--message-format json` stdout is the JSON events' (`report::json`): this view then
+//! goes to stderr, line-based.
 
 use std::collections::HashMap;
 use std::io::Write;
 use std::time::Duration;
 
 use super::event::{clock, cost, human, local_time, verbose_text, EventKind, RunEvent, Sink};
+pub use super::json::MessageFormat;
 use super::live::Live;
 use super::render;
 use super::safe::{terminal_line, terminal_text};
@@ -20,6 +24,8 @@ use crate::plan::{Status, TaskId};
 
 pub struct Terminal {
     verbose: bool,
+    /// Every line on stderr: stdout belongs to the JSON events.
+    stderr: bool,
     /// The live lines, on a terminal in the calm view.
     live: Option<Live>,
     running: HashMap<TaskId, Running>,
@@ -44,9 +50,15 @@ impl Terminal {
         Terminal::with_live(verbose, if verbose { None } else { Live::stdout() })
     }
 
+    /// The view on stderr, without live lines.
+    pub fn on_stderr(verbose: bool) -> Terminal {
+        Terminal { stderr: true, ..Terminal::with_live(verbose, None) }
+    }
+
     fn with_live(verbose: bool, live: Option<Live>) -> Terminal {
         Terminal {
             verbose,
+            stderr: false,
             live,
             running: HashMap::new(),
         }
@@ -59,6 +71,7 @@ impl Terminal {
         match &self.live {
             // Above the live lines, which are then drawn again below it.
             Some(live) => live.println(text),
+            None if self.stderr => warn(text),
             None => {
                 let mut out = std::io::stdout().lock();
                 let _ = writeln!(out, "{text}");
@@ -194,10 +207,48 @@ impl Sink for RunLog {
     }
 }
 
+/// How a run shows itself, as its command line asked.
+#[derive(Debug, Clone, Default)]
+pub struct Output {
+    pub verbose: bool,
+    pub format: MessageFormat,
+    /// Where to write the JUnit report when the run ends.
+    pub junit: Option<std::path::PathBuf>,
+}
+
+impl Output {
+    /// The sinks this output asks for: the terminal view (on stderr when stdout carries JSON),
+    /// the JSON events, the JUnit report.
+    fn sinks(&self) -> Vec<Box<dyn super::event::Sink>> {
+        let mut sinks: Vec<Box<dyn super::event::Sink>> = Vec::new();
+        match self.format {
+            MessageFormat::Human => sinks.push(Box::new(Terminal::new(self.verbose))),
+            MessageFormat::Json => {
+                sinks.push(Box::new(Terminal::on_stderr(self.verbose)));
+                sinks.push(Box::new(super::json::Json::new(self.verbose)));
+            }
+        }
+        if let Some(path) = &self.junit {
+            sinks.push(Box::new(super::junit::Junit::new(path.clone())));
+        }
+        sinks
+    }
+
+    /// The reporter for an error met before a run has a log: these sinks alone.
+    pub fn error_reporter(&self) -> super::event::Reporter {
+        super::event::Reporter::new(self.sinks())
+    }
+}
+
 /// The reporter of a run: the terminal view, and every event in `log` too (a log that cannot be
 /// written costs a warning, not the run).
 pub fn run_reporter(verbose: bool, log: &std::path::Path) -> super::event::Reporter {
-    let reporter = super::event::Reporter::new(vec![Box::new(Terminal::new(verbose))]);
+    output_reporter(&Output { verbose, ..Output::default() }, log)
+}
+
+/// [`run_reporter`] with the sinks `out` asks for.
+pub fn output_reporter(out: &Output, log: &std::path::Path) -> super::event::Reporter {
+    let reporter = super::event::Reporter::new(out.sinks());
     if let Some(dir) = log.parent() {
         let _ = std::fs::create_dir_all(dir);
     }

@@ -23,7 +23,7 @@ use crate::exit::Exit;
 use crate::plan::{PlanFile, Status, Task, TaskId};
 use crate::policy::backoff::jitter_from_seed;
 use crate::policy::limit;
-use crate::report::event::{AttemptOutcome, Ending, EventKind, Note, Reporter, Summary, WaitReason};
+use crate::report::event::{AttemptOutcome, Ending, EventKind, Note, Reporter, Summary, TaskReport, TaskUsage, WaitReason};
 use crate::report::status::Counts;
 use crate::run::attempt::{self, AttemptRun, AttemptSpec};
 use crate::run::process::SpawnError;
@@ -63,6 +63,8 @@ pub(super) struct Engine {
     attempt_ids: HashMap<tokio::task::Id, TaskId>,
     /// The errors told so far, by their text.
     errors_told: std::collections::HashSet<String>,
+    /// What this run's agent sessions spent on each task, for the summary.
+    usage: HashMap<TaskId, TaskUsage>,
 }
 
 /// What the loop does after looking.
@@ -106,6 +108,7 @@ impl Engine {
             set: JoinSet::new(),
             attempt_ids: HashMap::new(),
             errors_told: Default::default(),
+            usage: HashMap::new(),
         }
     }
 
@@ -139,6 +142,7 @@ impl Engine {
                         // and the run ends once the others are done.
                         if let Some(id) = self.attempt_ids.remove(&e.id()) {
                             self.running.remove(&id);
+                            self.attempt_never_ran(&id, AttemptOutcome::Systemic { message: "internal error: the attempt panicked".into() });
                             self.state.ended(&id, Outcome::Broken, std::time::Instant::now());
                             record::back_to_pending(&mut self.file, &self.reporter, &id);
                         }
@@ -282,6 +286,10 @@ impl Engine {
                 // before it starts the agent: the stop, not a broken set-up.
                 let stopping = stop::level(&self.stop) != Stop::Running;
                 let outcome = if stopping { Outcome::Interrupted } else { Outcome::Broken };
+                self.attempt_never_ran(
+                    id,
+                    if stopping { AttemptOutcome::Interrupted } else { AttemptOutcome::Systemic { message: crate::exit::render_chain(&e) } },
+                );
                 self.state.ended(id, outcome, std::time::Instant::now());
                 record::back_to_pending(&mut self.file, &self.reporter, id);
                 if !stopping {
@@ -315,6 +323,10 @@ impl Engine {
         let _ = verdict::remove_status_file(&status_file);
         let cost = run.summary.cost_usd();
         self.cost += cost.unwrap_or(0.0);
+        let used = self.usage.entry(id.clone()).or_default();
+        used.sessions += 1;
+        used.time += run.duration;
+        used.cost += cost.unwrap_or(0.0);
         let slot = self.state.slot(id).map(|s| (s.attempt, s.max)).unwrap_or((1, 1));
         let mut rec = AttemptRecord {
             task: id.to_string(),
@@ -357,6 +369,11 @@ impl Engine {
             self.write_record(&rec);
         }
         tripped
+    }
+
+    /// Every started attempt is told to end, also one whose agent never ran.
+    fn attempt_never_ran(&self, id: &TaskId, outcome: AttemptOutcome) {
+        self.reporter.emit(EventKind::AttemptEnded { task: id.clone(), outcome, duration: Duration::ZERO, cost_usd: None });
     }
 
     fn write_record(&self, rec: &AttemptRecord) {
@@ -549,7 +566,8 @@ impl Engine {
             (Exit::Stopped, _) => Ending::Stopped,
             _ => Ending::Error { attempts: self.state.attempts_started() },
         };
-        self.reporter.emit(EventKind::Summary(Summary { how, elapsed: self.started.elapsed(), counts, cost: self.cost }));
+        let tasks = TaskReport::of_plan(self.file.plan(), &self.usage);
+        self.reporter.emit(EventKind::Summary(Summary { how, elapsed: self.started.elapsed(), counts, cost: self.cost, tasks }));
         exit
     }
 

@@ -20,7 +20,7 @@ use crate::policy::backoff::{RetryBackoff, ThrottleBackoff};
 use crate::policy::breaker::CircuitBreaker;
 use crate::report::event::{EventKind, Reporter};
 use crate::report::status::Counts;
-use crate::report::terminal::run_reporter;
+use crate::report::terminal::{output_reporter, MessageFormat, Output};
 use crate::root::GitUse;
 use crate::run::lock::{CheckoutLock, PlanLock};
 use crate::run::record::{self as records, Records};
@@ -74,6 +74,16 @@ pub struct RunOptions {
     pub checkout_held: bool,
     /// `--agent KIND`: the agent to run instead of `baton.toml`'s `[agent] kind`.
     pub agent: Option<crate::config::AgentKind>,
+    /// `--message-format`: the human view on stdout, or JSON events there (the view on stderr).
+    pub format: MessageFormat,
+    /// `--junit PATH`: a JUnit XML report written when the run ends.
+    pub junit: Option<PathBuf>,
+}
+
+impl RunOptions {
+    fn output(&self) -> Output {
+        Output { verbose: self.verbose, format: self.format, junit: self.junit.clone() }
+    }
 }
 
 /// Runs a plan to its end and says how it ended.
@@ -87,9 +97,12 @@ pub fn run(opts: RunOptions) -> Exit {
 /// terminal; after, to every sink.
 pub async fn run_plan(opts: RunOptions, stop: Option<watch::Receiver<Stop>>) -> Exit {
     let mut early = None;
+    let output = opts.output();
     match start(opts, stop, &mut early).await {
         Ok(exit) => exit,
-        Err(e) => crate::error::end(early, e),
+        // Before the run log: the sinks the command line asked for still hear it (the JSON
+        // line, the JUnit report).
+        Err(e) => crate::error::end(early.or_else(|| Some(output.error_reporter())), e),
     }
 }
 
@@ -136,7 +149,7 @@ async fn start(opts: RunOptions, stop: Option<watch::Receiver<Stop>>, reporter_o
     crate::plan::remove_stale_temps(&opts.plan);
     let records = Records::new(&logs_dir, &opts.plan);
     records.remove_stale_temps();
-    let reporter = run_reporter(opts.verbose, &records.dir().join("run.log"));
+    let reporter = output_reporter(&opts.output(), &records.dir().join("run.log"));
     *reporter_out = Some(reporter.clone());
     let guard_exe = stop::guard_exe()?;
     let clock = Clock::from_env()?;
