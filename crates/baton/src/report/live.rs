@@ -86,7 +86,7 @@ impl Live {
         }
         let bar = self.multi.insert_from_back(self.waits.len(), ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden()));
         bar.set_style(style("{spinner} {elapsed:>6}  {wide_msg}").with_key("elapsed", |s: &ProgressState, w: &mut dyn std::fmt::Write| {
-            let _ = w.write_str(&clock(s.elapsed()));
+            let _ = w.write_str(&painted_clock(s.elapsed()));
         }));
         bar.set_message(text.to_owned());
         self.animate(&bar);
@@ -130,7 +130,7 @@ impl Live {
         bar.set_style(style("… {left:>6}  {wide_msg}").with_key("left", move |_: &ProgressState, w: &mut dyn std::fmt::Write| {
             // Past the end (the engine has not moved on yet) reads as no time left.
             let left = until.duration_since(jiff::Timestamp::now());
-            let _ = w.write_str(&clock(Duration::try_from(left).unwrap_or_default()));
+            let _ = w.write_str(&painted_clock(Duration::try_from(left).unwrap_or_default()));
         }));
         bar.set_message(text.to_owned());
         if new {
@@ -274,6 +274,11 @@ impl indicatif::TermLike for Stdout {
 fn style(template: &str) -> ProgressStyle {
     // The templates are constants that parse; the fallback only keeps a typo from panicking.
     ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_spinner())
+}
+
+/// A live line's clock, faint when stdout gets colour (see `report::style`).
+fn painted_clock(d: Duration) -> String {
+    super::style::paint(super::style::Stream::Stdout, super::style::Role::Faint, &clock(d))
 }
 
 /// `41s`, `1m 05s`, `1h 02m`: a clock that moves by whole seconds, calmer than

@@ -9,4 +9,5 @@ pub mod out;
 pub mod render;
 pub mod safe;
 pub mod status;
+pub mod style;
 pub mod terminal;

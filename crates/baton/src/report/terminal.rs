@@ -4,8 +4,9 @@
 //! elapsed time and attempt, a live line while baton waits, and one line per finished task; no
 //! raw agent text. Where stdout is not a terminal (a pipe, a CI log) the view is line-based: a
 //! line when an attempt starts, and the same lines for the rest. `--verbose` prints every event
-//! as a time-stamped line instead. Output is plain text: it reads the same without colour, and
-//! nothing here uses colour.
+//! as a time-stamped line instead. It reads the same without colour; with colour (see
+//! `report::style`) a finished task's mark, a failed attempt's, the labels of warnings and
+//! errors, and the summary stand out.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -15,6 +16,7 @@ use super::event::{clock, cost, human, local_time, verbose_text, EventKind, RunE
 use super::live::Live;
 use super::render;
 use super::safe::{terminal_line, terminal_text};
+use super::style::{self, Role, Stream};
 use crate::agent::StreamSummary;
 use crate::plan::{Status, TaskId};
 
@@ -55,7 +57,16 @@ impl Terminal {
     /// Prints a line (or a few). Every text printed goes through here or [`Terminal::warn`],
     /// made safe for the terminal: agents' text reaches these lines.
     fn line(&self, text: &str) {
-        let text = &terminal_text(text);
+        self.print(&terminal_text(text));
+    }
+
+    /// A line whose `mark` (one of baton's own, not outside text) is painted for `role`.
+    fn marked(&self, mark: &str, role: Role, text: &str) {
+        self.print(&format!("{}{}", style::paint(Stream::Stdout, role, mark), terminal_text(text)));
+    }
+
+    /// Prints text already made safe for the terminal (and perhaps painted).
+    fn print(&self, text: &str) {
         match &self.live {
             // Above the live lines, which are then drawn again below it.
             Some(live) => live.println(text),
@@ -97,7 +108,7 @@ impl Sink for Terminal {
             EventKind::Banner { plan, agent, binary, counts, parallel, commit } => {
                 let tasks = render::banner_text(plan, counts, *parallel, *commit);
                 let tasks = tasks.strip_prefix(&format!("{plan}: ")).unwrap_or(&tasks);
-                self.line(&format!("baton · {plan} · {tasks}\nagent: {agent} ({binary})"));
+                self.marked("baton", Role::Strong, &format!(" · {plan} · {tasks}\nagent: {agent} ({binary})"));
             }
             EventKind::Note(n) if render::calm(n) => self.line(&render::note_text(n)),
             EventKind::Note(_) => {}
@@ -133,18 +144,19 @@ impl Sink for Terminal {
                 }
                 // A good attempt is told by its task's line; a bad one needs its own.
                 if !outcome.ok() {
-                    self.line(&format!("  ✗ {label}: {} ({}{})", terminal_line(&render::outcome_text(outcome)), human(*duration), cost(*cost_usd)));
+                    let text = format!(" {label}: {} ({}{})", terminal_line(&render::outcome_text(outcome)), human(*duration), cost(*cost_usd));
+                    self.marked("  ✗", Role::Bad, &text);
                 }
             }
             EventKind::TaskFinished { task, name, status, message, attempts } => {
-                let mark = match status {
-                    Status::Completed => "✓",
-                    Status::Skipped => "–",
-                    Status::Failed => "✗",
-                    _ => "·",
+                let (mark, role) = match status {
+                    Status::Completed => ("✓", Role::Good),
+                    Status::Skipped => ("–", Role::Warn),
+                    Status::Failed => ("✗", Role::Bad),
+                    _ => ("·", Role::Strong),
                 };
                 let how = render::finished_text(*status, &super::status::cut(&terminal_line(message), 160), *attempts);
-                self.line(&format!("{mark} {task} {name} — {how}"));
+                self.marked(mark, role, &format!(" {task} {name} — {how}"));
             }
             EventKind::Waiting { reason, until } => {
                 let reason = terminal_line(&render::wait_text(reason));
@@ -156,7 +168,7 @@ impl Sink for Terminal {
             }
             EventKind::Warning { text } => self.warn(&format!("warning: {text}")),
             EventKind::Error { error, help } => self.warn(&render::error_text(error, help.as_deref())),
-            EventKind::Summary(s) => self.line(&render::summary_text(s)),
+            EventKind::Summary(s) => self.print(&style::paint(Stream::Stdout, Role::Strong, &terminal_text(&render::summary_text(s)))),
         }
     }
 
@@ -168,10 +180,10 @@ impl Sink for Terminal {
     }
 }
 
-/// A line on stderr, made safe for the terminal; a closed stderr is not worth a panic.
+/// A line on stderr, made safe for the terminal, its label in colour; a closed stderr is not
+/// worth a panic.
 fn warn(text: &str) {
-    let mut err = std::io::stderr().lock();
-    let _ = writeln!(err, "{}", terminal_text(text));
+    style::error_line(&terminal_text(text));
 }
 
 /// Every event, time-stamped, appended to a file: the run's own log.
@@ -204,8 +216,7 @@ pub fn run_reporter(verbose: bool, log: &std::path::Path) -> super::event::Repor
     match RunLog::create(log) {
         Ok(l) => reporter.add(Box::new(l)),
         Err(e) => {
-            let mut err = std::io::stderr().lock();
-            let _ = writeln!(err, "warning: cannot write the run log {}: {e}", terminal_text(&log.display().to_string()));
+            warn(&format!("warning: cannot write the run log {}: {e}", log.display()));
         }
     }
     reporter
