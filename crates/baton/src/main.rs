@@ -26,7 +26,7 @@ moves on.",
     max_term_width = 100
 )]
 struct Cli {
-    /// When to use colour: on a terminal unless NO_COLOR is set (auto), always, never
+    /// When to use colour (auto: on a terminal, unless NO_COLOR is set)
     #[arg(long, global = true, value_enum, value_name = "WHEN", default_value_t = ColorChoice::Auto)]
     color: ColorChoice,
     #[command(subcommand)]

@@ -16,12 +16,10 @@ use anstyle::{AnsiColor, Style};
 /// `--color`: when to use colour.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum ColorChoice {
-    /// On a terminal, unless NO_COLOR is set
+    // No doc comments: clap would list each value on a line of its own in `--help`.
     #[default]
     Auto,
-    /// Always, even into a pipe or a file
     Always,
-    /// Never
     Never,
 }
 
