@@ -280,7 +280,7 @@ impl Config {
     }
 
     /// Values serde accepts but baton cannot use; `at` says where a key is set.
-    fn check(&self, at: &dyn Fn(&str, &str) -> Option<(usize, usize)>) -> Vec<Problem> {
+    fn check(&self, at: &KeyPlace<'_>) -> Vec<Problem> {
         let mut problems = self.paths.check(at);
         let (run, smoke, pipeline) = (Run::default(), Smoke::default(), Pipeline::default());
         let positive = [
@@ -398,8 +398,8 @@ fn edit_distance(a: &str, b: &str) -> usize {
     for (i, row) in d.iter_mut().enumerate() {
         row[0] = i;
     }
-    for j in 0..=b.len() {
-        d[0][j] = j;
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
     }
     for i in 1..=a.len() {
         for j in 1..=b.len() {
@@ -484,6 +484,9 @@ impl<'de> serde::Deserializer<'de> for FieldNames<'_> {
     }
 }
 
+/// Where a key of a section is set: its line and column.
+type KeyPlace<'a> = dyn Fn(&str, &str) -> Option<(usize, usize)> + 'a;
+
 /// Where a `[paths]` value may point.
 #[derive(Clone, Copy)]
 enum Place {
@@ -504,7 +507,7 @@ impl Paths {
     /// baton deletes its status and stop files and clears worktrees at the paths named here: a
     /// value that points outside the repository (`../x`, an absolute path) or into something
     /// that is not baton's (`.git/HEAD`, `src/main.rs`) is refused, naming the key and line.
-    fn check(&self, at: &dyn Fn(&str, &str) -> Option<(usize, usize)>) -> Vec<Problem> {
+    fn check(&self, at: &KeyPlace<'_>) -> Vec<Problem> {
         let default = Paths::default();
         let keys = [
             ("status_file", &self.status_file, Place::OwnFile, &default.status_file),
