@@ -106,7 +106,12 @@ fn style(role: Role) -> Style {
 
 /// `text` in the colour of `role`, when `stream` gets colour; `text` as it is otherwise.
 pub fn paint(stream: Stream, role: Role, text: &str) -> String {
-    if enabled(stream) {
+    paint_when(enabled(stream), role, text)
+}
+
+/// `text` in the colour of `role` when `colour` (a sink that decided once, by [`enabled`]).
+pub fn paint_when(colour: bool, role: Role, text: &str) -> String {
+    if colour {
         paint_always(role, text)
     } else {
         text.to_owned()

@@ -25,6 +25,8 @@ pub struct Terminal {
     /// The live lines, on a terminal in the calm view.
     live: Option<Live>,
     running: HashMap<TaskId, Running>,
+    /// Whether stdout gets colour, decided once (see `report::style`).
+    colour: bool,
 }
 
 struct Running {
@@ -43,14 +45,18 @@ const WAIT_SLACK: Duration = Duration::from_secs(1);
 
 impl Terminal {
     pub fn new(verbose: bool) -> Terminal {
-        Terminal::with_live(verbose, if verbose { None } else { Live::stdout() })
+        let mut terminal = Terminal::with_live(verbose, if verbose { None } else { Live::stdout() });
+        terminal.colour = style::enabled(Stream::Stdout);
+        terminal
     }
 
+    /// Without colour: for a view drawn elsewhere than on stdout (tests).
     fn with_live(verbose: bool, live: Option<Live>) -> Terminal {
         Terminal {
             verbose,
             live,
             running: HashMap::new(),
+            colour: false,
         }
     }
 
@@ -62,7 +68,7 @@ impl Terminal {
 
     /// A line whose `mark` (one of baton's own, not outside text) is painted for `role`.
     fn marked(&self, mark: &str, role: Role, text: &str) {
-        self.print(&format!("{}{}", style::paint(Stream::Stdout, role, mark), terminal_text(text)));
+        self.print(&format!("{}{}", style::paint_when(self.colour, role, mark), terminal_text(text)));
     }
 
     /// Prints text already made safe for the terminal (and perhaps painted).
@@ -168,7 +174,7 @@ impl Sink for Terminal {
             }
             EventKind::Warning { text } => self.warn(&format!("warning: {text}")),
             EventKind::Error { error, help } => self.warn(&render::error_text(error, help.as_deref())),
-            EventKind::Summary(s) => self.print(&style::paint(Stream::Stdout, Role::Strong, &terminal_text(&render::summary_text(s)))),
+            EventKind::Summary(s) => self.print(&style::paint_when(self.colour, Role::Strong, &terminal_text(&render::summary_text(s)))),
         }
     }
 
@@ -371,5 +377,17 @@ mod tests {
         assert!(rows[1].ends_with("T2 two · attempt 1/2 · Read src/two.rs"), "{rows:#?}");
         assert!(rows[2].ends_with("T1 one · attempt 2/2 · starting"), "{rows:#?}");
         assert!(!rows.iter().any(|r| r.contains("waiting")), "{rows:#?}");
+    }
+
+    #[test]
+    fn marks_are_painted_only_when_the_view_has_colour() {
+        for colour in [false, true] {
+            let (mut term, screen) = view(100);
+            term.colour = colour;
+            term.event(&finished("T1", "one"));
+            let rows = screen.rows();
+            assert_eq!(rows[0].contains("\u{1b}[32m✓\u{1b}[0m T1 one"), colour, "{rows:?}");
+            assert_eq!(rows[0].contains('\u{1b}'), colour, "{rows:?}");
+        }
     }
 }
