@@ -357,3 +357,28 @@ fn more_ctrl_c_say_once_that_baton_stops_now_and_then_nothing() {
     assert!(!log.contains("stop requested"), "{log}");
     assert_eq!((run.status("a"), run.status("b")), (Status::Pending, Status::Pending), "{log}");
 }
+
+#[test]
+fn a_watching_pipeline_says_once_that_a_ctrl_c_stops_it() {
+    let p = Project::new();
+    p.write("baton.toml", baton_testkit::FAST_CONFIG);
+    p.repo.commit_all("config");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let log = dir.path().join("pipeline.log");
+    let out = std::fs::File::create(&log).expect("log");
+    let mut child = p
+        .command(&["pipeline"])
+        .stdout(out.try_clone().expect("log"))
+        .stderr(out)
+        .process_group(0)
+        .spawn()
+        .expect("spawn baton pipeline");
+    let read = || std::fs::read_to_string(&log).unwrap_or_default();
+    wait_for("the pipeline to watch", || read().contains("watching 2 folders"));
+    // SAFETY: kill(2) on the process group of the baton this test started.
+    assert_eq!(unsafe { libc::kill(-(child.id() as libc::pid_t), libc::SIGINT) }, 0);
+    assert_eq!(wait_exit(&mut child), Some(4), "{}", read());
+    let said = read();
+    assert_eq!(said.matches(GRACEFUL).count(), 1, "{said}");
+    assert!(!said.contains("stop requested"), "said twice in other words: {said}");
+}
