@@ -2,13 +2,14 @@
 # Runs baton's main job on the bundled example plan, in a throw-away git repository.
 #
 # With the Claude Code CLI installed and credentials present, the real agent does the work.
-# Without credentials, a clearly labelled SIMULATED agent (the scripted fake agent from
-# crates/baton-testkit) stands in: it follows the same protocol but calls no model.
+# Without them, baton's built-in SIMULATED agent (`baton run PLAN --agent simulated`) stands
+# in: it follows the same protocol through the same supervisor, but calls no model — it writes
+# a note per task saying so, and every line of its output is labelled `simulated`.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$here"
 
-cargo build -q -p baton -p baton-testkit --bin baton --bin fake-claude
+cargo build -q --locked -p baton --bin baton
 target="$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
 baton="$target/debug/baton"
 
@@ -29,34 +30,26 @@ if [ -n "${ANTHROPIC_API_KEY:-}" ] || [ -n "${CLAUDE_CODE_OAUTH_TOKEN:-}" ] || [
   has_credentials=yes
 fi
 
+agent=()
 if [ -n "$claude" ] && [ -n "$has_credentials" ]; then
   echo "== agent: Claude Code at $claude (real model calls; this costs money)"
   export BATON_CLAUDE_BIN="$claude"
   if [ "$(id -u)" = 0 ]; then export IS_SANDBOX=1; fi
 else
   echo "=================================================================="
-  echo "  SIMULATED AGENT: no Claude Code credentials found, so baton runs"
-  echo "  its scripted fake agent. It follows baton's protocol (writes the"
-  echo "  files, commits, reports a status) but no model is called."
+  echo "  SIMULATED AGENT: no Claude Code CLI with credentials was found,"
+  echo "  so baton runs its built-in simulated agent (--agent simulated)."
+  echo "  It follows baton's protocol (writes a file per task, commits,"
+  echo "  reports a status) but no model is called: the tasks themselves"
+  echo "  are not done."
   echo "=================================================================="
-  cat > "$work/.simulated-agent.json" <<'JSON'
-{"tasks": {
-  "1.1": [{"write": {"hello.txt": "Hello from baton\n"}, "commit": "1.1: write the greeting", "message": "hello.txt written"}],
-  "1.2": [{"write": {"greet.sh": "#!/bin/sh\ncat \"$(dirname \"$0\")/hello.txt\"\n"}, "commit": "1.2: greeting script", "message": "greet.sh prints hello.txt"}],
-  "2.1": [{"write": {"GREETING.md": "# Greeting\n\nRun `sh greet.sh`.\n"}, "commit": "2.1: document the script", "message": "GREETING.md written"}]
-}}
-JSON
-  echo ".simulated-agent*" >> "$work/.git/info/exclude"
-  export BATON_CLAUDE_BIN="$target/debug/fake-claude"
-  export BATON_FAKE_SCENARIO="$work/.simulated-agent.json"
-  export BATON_FAKE_STATE="$work/.simulated-agent-state"
-  export IS_SANDBOX=1
+  agent=(--agent simulated)
 fi
 
 cd "$work"
-echo "== baton run examples/hello.yaml   (in $work)"
+echo "== baton run examples/hello.yaml ${agent[*]}   (in $work)"
 status=0
-"$baton" run examples/hello.yaml || status=$?
+"$baton" run examples/hello.yaml "${agent[@]}" || status=$?
 echo
 echo "== baton status examples/hello.yaml"
 "$baton" status examples/hello.yaml

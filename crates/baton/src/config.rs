@@ -58,6 +58,9 @@ pub enum AgentKind {
     Gemini,
     /// Any command, given as a template in `agent.command`.
     Command,
+    /// baton's built-in stand-in for an agent: calls no model, writes a note per task
+    /// (`baton run PLAN --agent simulated`).
+    Simulated,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
@@ -702,6 +705,15 @@ defect_backlog = "bugs"
     }
 
     #[test]
+    fn the_agent_kind_is_one_baton_knows() {
+        let c = Config::parse("[agent]\nkind = \"simulated\"\n", Path::new("baton.toml")).unwrap();
+        assert_eq!(c.agent.kind, AgentKind::Simulated);
+        let e = Config::parse("# agent\n[agent]\nkind = \"gpt\"\n", Path::new("baton.toml")).unwrap_err().to_string();
+        assert!(e.starts_with("baton.toml:3:"), "{e}");
+        assert!(e.contains("gpt") && e.contains("`simulated`"), "names the kinds there are: {e}");
+    }
+
+    #[test]
     fn nonsense_values_are_refused() {
         let e = Config::parse("[run]\njobs = 0\n", Path::new("baton.toml")).unwrap_err();
         assert!(e.to_string().contains("baton.toml:2:1: `jobs` must be at least 1"), "{e}");
@@ -734,7 +746,7 @@ error: baton.toml:3:1: unknown key `timout_seconds` in [run]
   help: did you mean `timeout_seconds`?
 error: baton.toml:4:16: invalid type: string \"three\", expected a whole number
   help: give `max_attempts` in [run] a value of the right type (see README.md, \"Configuration\")
-error: baton.toml:6:8: unknown variant `gpt`, expected one of `claude`, `codex`, `gemini`, `command`
+error: baton.toml:6:8: unknown variant `gpt`, expected one of `claude`, `codex`, `gemini`, `command`, `simulated`
   help: give `kind` in [agent] a value of the right type (see README.md, \"Configuration\")
 error: baton.toml:7:1: unknown key `jobs` in [agent]
   help: `jobs` belongs in [run]

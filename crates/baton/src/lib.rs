@@ -12,6 +12,7 @@ pub mod coord;
 pub mod error;
 pub mod exit;
 pub mod git;
+pub mod init;
 pub mod pipeline;
 pub mod plan;
 pub mod policy;

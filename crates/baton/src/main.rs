@@ -35,6 +35,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Write an example plan.yaml and baton.toml, and say what running them needs
+    #[command(after_help = INIT_HELP)]
+    Init {
+        /// Replace an existing plan.yaml or baton.toml
+        #[arg(long)]
+        force: bool,
+    },
     /// Run the plan's tasks, one fresh agent session per attempt
     #[command(after_help = after(
         "baton run .claude/plans/feature.yaml --parallel --jobs 2",
@@ -71,6 +78,10 @@ enum Command {
         /// Print the status as JSON (task ids stay strings)
         #[arg(long)]
         json: bool,
+        /// Keep watching: redraw on a terminal as the plan and its run change (else print a new
+        /// table on each change), with the run's pid and running tasks; Ctrl+C ends it
+        #[arg(long, conflicts_with = "json")]
+        watch: bool,
     },
     /// Ask a running baton to stop gracefully: no new task starts, running tasks finish
     #[command(after_help = after(
@@ -94,6 +105,12 @@ enum Command {
         /// Which attempt (default: the latest)
         #[arg(long)]
         attempt: Option<u32>,
+        /// Follow a running attempt: print its events as they come, until it ends (or Ctrl+C)
+        #[arg(short, long)]
+        follow: bool,
+        /// Print the prompt that was sent to the agent instead of the transcript
+        #[arg(long, conflicts_with = "follow")]
+        prompt: bool,
     },
     /// For agents in a parallel run: claim a file before editing it (exit 1 if another agent holds it)
     #[command(after_help = after(
@@ -195,7 +212,26 @@ struct RunArgs {
     /// every commit it makes
     #[arg(long)]
     allow_dirty: bool,
+    /// The agent, instead of baton.toml's [agent] kind (simulated: no model is called)
+    #[arg(long, value_enum, value_name = "KIND")]
+    agent: Option<AgentChoice>,
 }
+
+/// The agents `--agent` can name.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum AgentChoice {
+    Claude,
+    Simulated,
+}
+
+const INIT_HELP: &str = "Writes plan.yaml and baton.toml in the repository root (the current folder outside git; baton.toml then sets `[run] commit = false`) and commits them, refusing to overwrite either unless --force. Downloads and installs nothing.
+
+Example:
+  baton init && baton run plan.yaml --agent simulated
+
+Exit codes:
+  0   written
+  2   plan.yaml or baton.toml already exists (nothing written), or a file cannot be written";
 
 fn main() -> ExitCode {
     // The agent guard is this same binary, started with a hidden first argument; it must run
@@ -203,6 +239,10 @@ fn main() -> ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if args.get(1).is_some_and(|a| a == baton::supervise::guard::GUARD_ARG) {
         baton::supervise::guard::guard_main(&args[2..]);
+    }
+    // So is the simulated agent (see agent::simulated).
+    if args.get(1).is_some_and(|a| a == baton::agent::simulated::AGENT_ARG) {
+        return ExitCode::from(baton::agent::simulated::agent_main() as u8);
     }
     // Colour is decided before clap prints anything (help, a usage error), so `--color` is
     // read ahead of the parse; the parse then checks its value.
@@ -213,11 +253,12 @@ fn main() -> ExitCode {
     };
     style::set_choice(cli.color);
     let exit = match cli.command {
+        Command::Init { force } => baton::init::init(&baton::init::InitOptions { dir: PathBuf::from("."), force }),
         Command::Check { plan, json } => check(&plan, json),
-        Command::Status { plan, json } => show_status(&plan, json),
+        Command::Status { plan, json, watch } => show_status(&plan, json, watch),
         Command::Stop { plan } => stop(plan.as_deref()),
         Command::Run(args) => run(&args),
-        Command::Logs { plan, task, attempt } => logs(&plan, &task, attempt),
+        Command::Logs { plan, task, attempt, follow, prompt } => logs(&plan, &task, attempt, Shown::of(follow, prompt)),
         Command::Claim { file } => coordinate(Coordinate::Claim(file)),
         Command::Release { file } => coordinate(Coordinate::Release(file)),
         Command::Heartbeat { note } => coordinate(Coordinate::Heartbeat(note)),
@@ -327,7 +368,7 @@ fn check(plan: &Path, json: bool) -> Exit {
     Exit::Completed
 }
 
-fn show_status(plan: &Path, json: bool) -> Exit {
+fn show_status(plan: &Path, json: bool, watch: bool) -> Exit {
     let config = match load_config(plan) {
         Ok(c) => c,
         Err(e) => return e,
@@ -338,12 +379,22 @@ fn show_status(plan: &Path, json: bool) -> Exit {
     };
     let path = plan.display().to_string();
     let root = baton::root::root_for_plan(plan);
+    let place = baton::report::watch::Place { root: &root, plan, config: &config };
+    if watch {
+        return baton::report::watch::watch(&place, terminal_width());
+    }
     let records = baton::run::record::Records::new(&root.join(&config.paths.logs_dir), plan);
     let totals = records.usage(file.plan().tasks().map(|t| t.id.to_string()));
+    let run = baton::report::watch::run_view(&place, file.plan());
     if json {
-        baton::outln!("{}", status::json(file.plan(), &path, config.run.max_attempts, &totals));
+        let run = baton::report::watch::run_json(run.as_ref());
+        baton::outln!("{}", status::json(file.plan(), &path, config.run.max_attempts, &totals, run));
     } else {
         baton::out!("{}", status::table(file.plan(), &path, config.run.max_attempts, terminal_width(), &totals));
+        // A run going on says so; no run is the ordinary case and goes unsaid.
+        if let Some(run) = run {
+            baton::out!("{}", baton::report::watch::run_text(Some(&run), Some(jiff::Timestamp::now())));
+        }
     }
     Exit::Completed
 }
@@ -394,10 +445,31 @@ fn run(args: &RunArgs) -> Exit {
         skip_smoke: args.skip_smoke,
         dirty: if args.allow_dirty { DirtyTree::Protect } else { DirtyTree::Refuse },
         checkout_held: false,
+        agent: args.agent.map(|a| match a {
+            AgentChoice::Claude => baton::config::AgentKind::Claude,
+            AgentChoice::Simulated => baton::config::AgentKind::Simulated,
+        }),
     })
 }
 
-fn logs(plan: &Path, task: &str, attempt: Option<u32>) -> Exit {
+/// What `baton logs` prints.
+enum Shown {
+    Transcript,
+    Follow,
+    Prompt,
+}
+
+impl Shown {
+    fn of(follow: bool, prompt: bool) -> Shown {
+        match (follow, prompt) {
+            (true, _) => Shown::Follow,
+            (_, true) => Shown::Prompt,
+            _ => Shown::Transcript,
+        }
+    }
+}
+
+fn logs(plan: &Path, task: &str, attempt: Option<u32>, shown: Shown) -> Exit {
     let config = match load_config(plan) {
         Ok(c) => c,
         Err(e) => return e,
@@ -419,7 +491,16 @@ fn logs(plan: &Path, task: &str, attempt: Option<u32>) -> Exit {
         }
     };
     let root = baton::root::root_for_plan(plan);
-    match baton::report::logs::render(&root.join(&config.paths.logs_dir), plan, task, attempt, dialect) {
+    let logs_dir = root.join(&config.paths.logs_dir);
+    let printed = match shown {
+        Shown::Transcript => baton::report::logs::render(&logs_dir, plan, task, attempt, dialect),
+        Shown::Prompt => baton::report::logs::prompt(&logs_dir, plan, task, attempt),
+        Shown::Follow => {
+            let place = baton::report::follow::Place { logs_dir: &logs_dir, locks_dir: &logs_dir.join("locks"), plan };
+            baton::report::follow::follow(&place, task, attempt, dialect).map(|()| String::new())
+        }
+    };
+    match printed {
         Ok(text) => {
             baton::out!("{text}");
             Exit::Completed

@@ -6,6 +6,7 @@
 //! one arm in [`dialect_for`] and [`for_config`]; nothing in the engine names a kind.
 
 use super::claude;
+use super::simulated;
 use super::event::StreamEvent;
 use super::summary::StreamSummary;
 use crate::policy::limit::LimitWording;
@@ -17,7 +18,7 @@ use std::path::PathBuf;
 #[derive(Debug, Clone)]
 pub struct Resolved {
     pub program: PathBuf,
-    /// Arguments that come before the agent's own (e.g. `npx`'s package name).
+    /// Arguments that come before the agent's own (a wrapper's, say).
     pub prefix_args: Vec<String>,
     pub description: String,
 }
@@ -99,6 +100,7 @@ pub fn dialect_for(kind: crate::config::AgentKind) -> Result<&'static dyn Dialec
     use crate::config::AgentKind;
     match kind {
         AgentKind::Claude => Ok(&claude::Claude),
+        AgentKind::Simulated => Ok(&simulated::Simulated),
         other => Err(not_built(other)),
     }
 }
@@ -109,13 +111,14 @@ pub fn for_config(config: &crate::config::Config, root: &std::path::Path, lenien
     use crate::config::AgentKind;
     match config.agent.kind {
         AgentKind::Claude => claude::ClaudeCode::for_config(config, root, lenient),
+        AgentKind::Simulated => simulated::SimulatedAgent::for_config(),
         other => Err(not_built(other)),
     }
 }
 
 fn not_built(kind: crate::config::AgentKind) -> String {
     format!(
-        "error: baton.toml `[agent] kind = \"{}\"` is not built yet; use \"claude\"",
+        "error: baton.toml `[agent] kind = \"{}\"` is not built yet; use \"claude\" (Claude Code) or \"simulated\" (no model is called)",
         format!("{kind:?}").to_lowercase()
     )
 }

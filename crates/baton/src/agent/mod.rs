@@ -2,12 +2,14 @@
 //! ([`Dialect`]: its stream parser, its limit and throttle wording, its refusals), behind one
 //! interface, into agent-neutral events ([`event`]) and a session summary ([`summary`]).
 //!
-//! Claude Code is the first implementation ([`claude`]); another CLI is another module beside
-//! it, and nothing outside this module names a kind.
+//! Claude Code is the first implementation ([`claude`]); [`simulated`] is baton's own stand-in
+//! that calls no model (to try baton without credentials); another CLI is another module beside
+//! them, and nothing outside this module names a kind.
 
 mod adapter;
 pub mod claude;
 pub mod event;
+pub mod simulated;
 pub mod summary;
 
 pub use adapter::{dialect_for, for_config, Agent, Dialect, Resolved, Systemic};

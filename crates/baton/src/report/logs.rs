@@ -1,16 +1,18 @@
 //! `baton logs PLAN TASK`: an attempt's transcript, readable — the verbose line of every event,
-//! then the agent's stderr.
+//! then the agent's stderr — and the prompt that was sent to it (`--prompt`).
+//!
+//! Reads the records `run::record` and `run::attempt` keep; writes nothing. The pieces are
+//! shared with `--follow` (`report::follow`), which prints the same lines as they arrive.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::agent::Dialect;
 use crate::report::agent_line::verbose_line;
 use crate::report::safe::{terminal_line, terminal_text};
-use crate::run::record::Records;
+use crate::run::record::{AttemptRecord, Records};
 
-/// The text to print, or what is missing. `dialect` reads the transcript: the agent's own.
-pub fn render(logs_dir: &Path, plan: &Path, task: &str, session: Option<u32>, dialect: &dyn Dialect) -> Result<String, String> {
-    let records = Records::new(logs_dir, plan);
+/// Which recorded session `asked` means (the latest when `None`), or why there is none.
+pub fn pick(records: &Records, task: &str, asked: Option<u32>) -> Result<(u32, usize), String> {
     let sessions = records.sessions(task);
     let Some(&last) = sessions.last() else {
         return Err(format!(
@@ -18,37 +20,92 @@ pub fn render(logs_dir: &Path, plan: &Path, task: &str, session: Option<u32>, di
             records.task_dir(task).display()
         ));
     };
-    let n = session.unwrap_or(last);
+    let n = asked.unwrap_or(last);
     if !sessions.contains(&n) {
         let list: Vec<String> = sessions.iter().map(u32::to_string).collect();
         return Err(format!("task '{task}' has no attempt {n}; recorded: {}", list.join(", ")));
     }
-    let mut out = String::new();
+    Ok((n, sessions.len()))
+}
+
+/// The text to print, or what is missing. `dialect` reads the transcript: the agent's own.
+pub fn render(logs_dir: &Path, plan: &Path, task: &str, session: Option<u32>, dialect: &dyn Dialect) -> Result<String, String> {
+    let records = Records::new(logs_dir, plan);
+    let (n, count) = pick(&records, task, session)?;
     let transcript = records.transcript(task, n);
-    out.push_str(&format!("task {task} · attempt {n} of {} recorded · {}\n", sessions.len(), transcript.display()));
-    if let Some(r) = records.read(task, n) {
-        out.push_str(&format!(
-            "outcome: {}{} · {:.1}s{}{}\n",
-            r.outcome,
-            if r.message.is_empty() { String::new() } else { format!(" — {}", terminal_line(&r.message)) },
-            r.duration_seconds,
-            r.cost_usd.map(|c| format!(" · ${c:.4}")).unwrap_or_default(),
-            r.waited_seconds.map(|w| format!(" · baton then waited {}", crate::report::event::human_secs(w))).unwrap_or_default()
-        ));
-    } else {
-        out.push_str("outcome: not recorded (the attempt was interrupted, or is still running)\n");
+    let mut out = head(&records, task, n, count);
+    match records.read(task, n) {
+        Some(r) => out.push_str(&outcome_line(&r)),
+        None => out.push_str("outcome: not recorded (the attempt was interrupted, or is still running)\n"),
     }
     out.push('\n');
     let text = std::fs::read_to_string(&transcript).map_err(|e| format!("cannot read {}: {e}", transcript.display()))?;
     for line in text.lines() {
-        for ev in dialect.parse_line(line) {
-            if let Some(l) = verbose_line(&ev) {
-                out.push_str(&l);
-                out.push('\n');
-            }
+        out.push_str(&event_lines(line, dialect));
+    }
+    out.push_str(&stderr_block(&transcript));
+    Ok(out)
+}
+
+/// The prompt baton sent to the agent for that attempt, as it was sent.
+pub fn prompt(logs_dir: &Path, plan: &Path, task: &str, session: Option<u32>) -> Result<String, String> {
+    let records = Records::new(logs_dir, plan);
+    let (n, _) = pick(&records, task, session)?;
+    let path = prompt_file(&records, task, n);
+    match std::fs::read_to_string(&path) {
+        // Text baton wrote, but with the plan's words in it: printed as text, never as terminal
+        // commands.
+        Ok(text) => Ok(terminal_text(&text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(format!("attempt {n} of task '{task}' has no saved prompt (looked for {})", path.display()))
+        }
+        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+    }
+}
+
+/// Where the prompt of a session is kept (beside its transcript).
+pub fn prompt_file(records: &Records, task: &str, session: u32) -> PathBuf {
+    crate::run::attempt::prompt_path(&records.transcript(task, session))
+}
+
+/// The first lines: which attempt, where its transcript and prompt are.
+pub fn head(records: &Records, task: &str, n: u32, count: usize) -> String {
+    let mut out = format!("task {task} · attempt {n} of {count} recorded · {}\n", records.transcript(task, n).display());
+    let prompt = prompt_file(records, task, n);
+    if prompt.is_file() {
+        out.push_str(&format!("prompt: {} (shown by --prompt)\n", prompt.display()));
+    }
+    out
+}
+
+/// How the attempt ended, from its record.
+pub fn outcome_line(r: &AttemptRecord) -> String {
+    format!(
+        "outcome: {}{} · {:.1}s{}{}\n",
+        r.outcome,
+        if r.message.is_empty() { String::new() } else { format!(" — {}", terminal_line(&r.message)) },
+        r.duration_seconds,
+        r.cost_usd.map(|c| format!(" · ${c:.4}")).unwrap_or_default(),
+        r.waited_seconds.map(|w| format!(" · baton then waited {}", crate::report::event::human_secs(w))).unwrap_or_default()
+    )
+}
+
+/// The verbose lines of one transcript line (none for events not worth a line).
+pub fn event_lines(line: &str, dialect: &dyn Dialect) -> String {
+    let mut out = String::new();
+    for ev in dialect.parse_line(line) {
+        if let Some(l) = verbose_line(&ev) {
+            out.push_str(&l);
+            out.push('\n');
         }
     }
+    out
+}
+
+/// The agent's stderr after its events, if it wrote any.
+pub fn stderr_block(transcript: &Path) -> String {
     let stderr = std::fs::read_to_string(transcript.with_extension("stderr")).unwrap_or_default();
+    let mut out = String::new();
     if !stderr.trim().is_empty() {
         out.push_str("\n--- stderr ---\n");
         // The agent's own stderr: printed as text, never as terminal commands.
@@ -57,5 +114,5 @@ pub fn render(logs_dir: &Path, plan: &Path, task: &str, session: Option<u32>, di
             out.push('\n');
         }
     }
-    Ok(out)
+    out
 }

@@ -3,6 +3,7 @@
 
 pub mod agent_line;
 pub mod event;
+pub mod follow;
 mod live;
 pub mod logs;
 pub mod out;
@@ -11,3 +12,5 @@ pub mod safe;
 pub mod status;
 pub mod style;
 pub mod terminal;
+pub mod wake;
+pub mod watch;

@@ -299,7 +299,7 @@ pub fn verbose_text(kind: &EventKind) -> Option<String> {
 fn raw_verbose_text(kind: &EventKind) -> Option<String> {
     Some(match kind {
         EventKind::Banner { plan, agent, binary, counts, parallel, commit } => {
-            format!("[START] {}; agent {agent} at {binary}", banner_text(plan, counts, *parallel, *commit))
+            format!("[START] {}; agent: {agent} ({binary})", banner_text(plan, counts, *parallel, *commit))
         }
         EventKind::Note(n) => format!("[{}] {}", tag(n), note_text(n)),
         EventKind::AttemptStarted { task, name, attempt, max_attempts } => {
@@ -310,6 +310,8 @@ fn raw_verbose_text(kind: &EventKind) -> Option<String> {
             // The task first: agents of a parallel run interleave.
             match line.strip_prefix("[Claude]") {
                 Some(rest) if *agent != "Claude" => format!("[{task}] [{agent}]{rest}"),
+                // Every line of another agent carries its name (the simulated agent's must say so).
+                _ if *agent != "Claude" => format!("[{task}] [{agent}] {line}"),
                 _ => format!("[{task}] {line}"),
             }
         }

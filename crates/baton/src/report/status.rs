@@ -60,6 +60,8 @@ struct JsonStatus<'a> {
     plan: JsonPlan<'a>,
     counts: Counts,
     sections: Vec<JsonSection<'a>>,
+    /// The run holding the plan (`report::watch::run_json`), `null` when none does.
+    run: serde_json::Value,
 }
 
 #[derive(Serialize)]
@@ -93,8 +95,8 @@ struct JsonTask<'a> {
 /// What the attempt records say, per task id.
 pub type Totals = HashMap<String, TaskUsage>;
 
-/// The status as pretty JSON.
-pub fn json(plan: &Plan, path: &str, default_max_attempts: u32, totals: &Totals) -> String {
+/// The status as pretty JSON; `run` is what is known of the run holding the plan.
+pub fn json(plan: &Plan, path: &str, default_max_attempts: u32, totals: &Totals, run: serde_json::Value) -> String {
     let doc = JsonStatus {
         plan: JsonPlan {
             name: plan.meta.name.as_deref(),
@@ -125,6 +127,7 @@ pub fn json(plan: &Plan, path: &str, default_max_attempts: u32, totals: &Totals)
                     .collect(),
             })
             .collect(),
+        run,
     };
     serde_json::to_string_pretty(&doc).unwrap_or_default()
 }
@@ -144,8 +147,15 @@ pub fn table(plan: &Plan, path: &str, default_max_attempts: u32, width: usize, t
         .max()
         .unwrap_or(4)
         .clamp(4, 40);
-    for s in &plan.sections {
+    out.push('\n');
+    if plan.tasks().next().is_some() {
+        out.push_str(&header(plan, id_w, name_w, !totals.is_empty()));
         out.push('\n');
+    }
+    for (n, s) in plan.sections.iter().enumerate() {
+        if n > 0 {
+            out.push('\n');
+        }
         let status = crate::plan::derived_section_status(&s.tasks).or(s.status);
         let label = match &s.name {
             Some(n) => format!("{}  {}", terminal_line(&s.id), terminal_line(n)),
@@ -166,6 +176,18 @@ pub fn table(plan: &Plan, path: &str, default_max_attempts: u32, width: usize, t
     }
     // Anything else from the plan (ids, errors the agents wrote) is made safe here too.
     terminal_text(&out)
+}
+
+/// The column names above the rows, in the rows' widths (see [`task_row`]).
+fn header(plan: &Plan, id_w: usize, name_w: usize, usage: bool) -> String {
+    let mut row = format!("  {}  {}  {:<11}  {:>5}", pad("ID", id_w), pad("TASK", name_w), "STATUS", "TRIES");
+    if usage {
+        row.push_str(&format!("  {:>7}  {:>8}", "TIME", "COST"));
+    }
+    if plan.tasks().any(|t| t.last_error.is_some() && t.status != Status::Completed) {
+        row.push_str("  LAST ERROR");
+    }
+    row
 }
 
 fn task_row(

@@ -44,9 +44,7 @@ pub enum LockError {
 impl PlanLock {
     /// Takes the lock for `plan`, keeping lock files in `dir`.
     pub fn acquire(dir: &Path, plan: &Path) -> Result<PlanLock, LockError> {
-        let canonical = std::fs::canonicalize(plan).unwrap_or_else(|_| plan.to_path_buf());
-        let name = plan.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let lock = dir.join(format!("{name}-{:016x}.lock", fnv1a(canonical.as_os_str().as_encoded_bytes())));
+        let lock = plan_lock_path(dir, plan);
         match take(&lock, &std::process::id().to_string())? {
             Ok(file) => Ok(PlanLock { _file: file, path: lock }),
             Err(holder) => Err(LockError::Held {
@@ -73,6 +71,41 @@ impl CheckoutLock {
             }
         }
     }
+}
+
+/// The lock file of `plan` in `dir`: one per plan file, wherever it is named from.
+pub fn plan_lock_path(dir: &Path, plan: &Path) -> PathBuf {
+    let canonical = std::fs::canonicalize(plan).unwrap_or_else(|_| plan.to_path_buf());
+    let name = plan.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    dir.join(format!("{name}-{:016x}.lock", fnv1a(canonical.as_os_str().as_encoded_bytes())))
+}
+
+/// The pid of the baton that holds `plan`'s lock (locks kept in `dir`): a run is going on.
+///
+/// Asks without locking: a probe that took the lock, however briefly, could make a `baton run`
+/// starting at that instant refuse. On Linux the kernel's table of locks (`/proc/locks`) says
+/// whether the file is locked and by whom; elsewhere the pid the holder wrote is taken if that
+/// process exists (a hint: a pid can be reused).
+pub fn plan_holder(dir: &Path, plan: &Path) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let path = plan_lock_path(dir, plan);
+    let written: Option<u32> = std::fs::read_to_string(&path).ok().and_then(|t| t.lines().next()?.trim().parse().ok());
+    let inode = std::fs::metadata(&path).ok()?.ino();
+    match std::fs::read_to_string("/proc/locks") {
+        Ok(table) => flock_holder(&table, inode).map(|pid| if pid == 0 { written.unwrap_or(0) } else { pid }).filter(|p| *p != 0),
+        Err(_) => written.filter(|p| crate::coord::heartbeat::pid_alive(*p)),
+    }
+}
+
+/// The pid holding a `flock` on the file with this inode, from `/proc/locks` (lines such as
+/// `3: FLOCK  ADVISORY  WRITE 4321 fd:01:1234567 0 EOF`; `->` lines are waiters, not holders).
+/// 0 when the holder is not visible from here (another pid namespace).
+fn flock_holder(table: &str, inode: u64) -> Option<u32> {
+    table.lines().find_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let held = f.get(1) == Some(&"FLOCK") && f.get(5).and_then(|d| d.rsplit(':').next()).and_then(|i| i.parse::<u64>().ok()) == Some(inode);
+        held.then(|| f.get(4).and_then(|p| p.parse::<u32>().ok()).unwrap_or(0))
+    })
 }
 
 /// Locks `lock` (creating it and its folder) and writes `holder` into it; when another
@@ -120,6 +153,31 @@ mod tests {
         let _other = PlanLock::acquire(&locks, &b).unwrap();
         drop(first);
         PlanLock::acquire(&locks, &a).unwrap();
+    }
+
+    #[test]
+    fn the_holder_of_a_plan_lock_is_seen_without_taking_it() {
+        let d = tempfile::tempdir().unwrap();
+        let plan = d.path().join("p.yaml");
+        std::fs::write(&plan, "x").unwrap();
+        let locks = d.path().join("locks");
+        assert_eq!(plan_holder(&locks, &plan), None, "no lock file yet");
+        let held = PlanLock::acquire(&locks, &plan).unwrap();
+        assert_eq!(plan_holder(&locks, &plan), Some(std::process::id()));
+        // Looking took nothing: the lock is still only the holder's.
+        assert!(PlanLock::acquire(&locks, &plan).is_err());
+        drop(held);
+        if cfg!(target_os = "linux") {
+            assert_eq!(plan_holder(&locks, &plan), None, "a released lock has no holder, whatever its file says");
+        }
+    }
+
+    #[test]
+    fn proc_locks_lines_name_the_holder_of_an_inode() {
+        let table = "1: POSIX  ADVISORY  WRITE 77 00:2f:555 0 EOF\n2: FLOCK  ADVISORY  WRITE 4321 fd:01:1234567 0 EOF\n2: -> FLOCK  ADVISORY  WRITE 99 fd:01:42 0 EOF\n";
+        assert_eq!(flock_holder(table, 1234567), Some(4321));
+        assert_eq!(flock_holder(table, 555), None, "a POSIX lock is not baton's");
+        assert_eq!(flock_holder(table, 42), None, "a waiter holds nothing");
     }
 
     #[test]

@@ -14,3 +14,5 @@ mod processes;
 mod real_claude;
 mod safety;
 mod support;
+mod try_it;
+mod watching;

@@ -44,13 +44,14 @@ impl ClaudeCode {
                 }))
             }
             Err(e) => Err(format!(
-                "error: {e}\n  help: install Claude Code (npm install -g @anthropic-ai/claude-code), or name the binary in baton.toml `[agent] binary` or {BIN_ENV}"
+                "error: {e}\n  help: install Claude Code (npm install -g @anthropic-ai/claude-code), or name the binary in baton.toml `[agent] binary` or {BIN_ENV}; \
+                 to try baton without it, `baton run PLAN --agent simulated` (no model is called)"
             )),
         }
     }
 
     /// Finds the CLI: the configured binary, then `BATON_CLAUDE_BIN`, then `claude` on PATH,
-    /// then the npm global prefix, then `npx`.
+    /// then the npm global prefix. Nothing is ever downloaded.
     /// A relative configured path is taken from the repository `root` (where baton.toml is);
     /// a relative `BATON_CLAUDE_BIN` from the current directory. Either way the result is
     /// absolute, so it still names the same file when an agent runs in a worktree.
@@ -81,14 +82,8 @@ impl ClaudeCode {
         } else {
             tried.push("the npm global prefix (npm not found)".to_string());
         }
-        tried.push("`npx` on PATH".to_string());
-        if let Some(npx) = on_path("npx") {
-            return Ok(Resolved {
-                program: npx,
-                prefix_args: vec!["--yes".into(), "@anthropic-ai/claude-code".into()],
-                description: "npx --yes @anthropic-ai/claude-code (no installed CLI found)".into(),
-            });
-        }
+        // Never `npx @anthropic-ai/claude-code`: that would download an unpinned CLI at run
+        // time. The error says how to install one.
         Err(ResolveError::NotFound { tried })
     }
 }

@@ -72,6 +72,8 @@ pub struct RunOptions {
     pub dirty: DirtyTree,
     /// The caller (the pipeline daemon) holds the checkout's lock for this run already.
     pub checkout_held: bool,
+    /// `--agent KIND`: the agent to run instead of `baton.toml`'s `[agent] kind`.
+    pub agent: Option<crate::config::AgentKind>,
 }
 
 /// Runs a plan to its end and says how it ended.
@@ -94,7 +96,10 @@ pub async fn run_plan(opts: RunOptions, stop: Option<watch::Receiver<Stop>>) -> 
 /// The run's set-up, the run, and what comes after it. `reporter` is set once the run log is.
 async fn start(opts: RunOptions, stop: Option<watch::Receiver<Stop>>, reporter_out: &mut Option<Reporter>) -> Result<Exit, Error> {
     let root = crate::root::root_for_plan(&opts.plan);
-    let config = Config::load(&root)?;
+    let mut config = Config::load(&root)?;
+    if let Some(kind) = opts.agent {
+        config.agent.kind = kind;
+    }
     let mut file = PlanFile::load(&opts.plan)?;
     if let Some(id) = &opts.resume_from {
         if file.plan().task(id).is_none() {
