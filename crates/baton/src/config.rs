@@ -2,7 +2,9 @@
 //! original tool's layout so a repository that used it works unchanged.
 //!
 //! This module reads and checks the file; command-line flags are layered on top by the caller.
-//! An unknown key is an error naming the key, the file and the line.
+//! Every problem of the file is reported at once (unknown sections and keys with the name
+//! meant, values of the wrong type, values baton cannot use), each with its line, column and
+//! fix.
 
 use std::path::{Path, PathBuf};
 
@@ -180,14 +182,49 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{}:{line}:{column}: {message}", path.display())]
-    Invalid {
-        path: PathBuf,
-        line: usize,
-        column: usize,
-        message: String,
-    },
+    /// Every problem of the file, in the order of its lines.
+    #[error("{}", render(path, problems))]
+    Invalid { path: PathBuf, problems: Vec<Problem> },
 }
+
+/// One problem of `baton.toml`: where (1-based; line 0 when the place is not known), what, and
+/// how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+    pub help: String,
+}
+
+impl Problem {
+    fn at(text: &str, span: Option<std::ops::Range<usize>>, message: impl Into<String>, help: impl Into<String>) -> Problem {
+        let (line, column) = span.map_or((0, 0), |s| line_col(text, s.start));
+        Problem { line, column, message: message.into(), help: help.into() }
+    }
+}
+
+/// The problems as a person reads them: each with its place and its fix, then how many.
+fn render(path: &Path, problems: &[Problem]) -> String {
+    let file = path.display();
+    let mut out = String::new();
+    for p in problems {
+        if !out.is_empty() {
+            out.push_str("error: ");
+        }
+        match (p.line, p.column) {
+            (0, _) => out.push_str(&format!("{file}: {}", p.message)),
+            (l, c) => out.push_str(&format!("{file}:{l}:{c}: {}", p.message)),
+        }
+        out.push_str(&format!("\n  help: {}\n", p.help));
+    }
+    let n = problems.len();
+    out.push_str(&format!("error: {file} is not valid ({n} problem{}); nothing was run or changed", if n == 1 { "" } else { "s" }));
+    out
+}
+
+/// Where the docs of every key are.
+const SEE_DOCS: &str = "see README.md, \"Configuration\"";
 
 impl Config {
     /// Reads `baton.toml` in `root`; no file means all defaults.
@@ -200,61 +237,258 @@ impl Config {
         }
     }
 
+    /// Parses and checks `text`, finding every problem at once: a syntax error ends the
+    /// reading; otherwise unknown sections and keys, values of the wrong type and values baton
+    /// cannot use are all reported, each at its line and column.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|e| {
-            let (line, column) = e.span().map_or((0, 0), |s| line_col(text, s.start));
-            ConfigError::Invalid {
-                path: path.to_path_buf(),
-                line,
-                column,
-                message: e.message().trim().to_string(),
+        let invalid = |mut problems: Vec<Problem>| {
+            problems.sort_by_key(|p| (p.line, p.column));
+            problems.dedup();
+            ConfigError::Invalid { path: path.to_path_buf(), problems }
+        };
+        let (doc, syntax) = toml::de::DeTable::parse_recoverable(text);
+        if !syntax.is_empty() {
+            let problems = syntax.iter().map(|e| Problem::at(text, e.span(), e.message().trim(), "fix the TOML syntax here")).collect();
+            return Err(invalid(problems));
+        }
+        let span = doc.span();
+        let mut table = doc.into_inner();
+        let mut problems = unknown_keys(&mut table, text);
+        // serde stops at the first value of the wrong type: each one found is reported and
+        // taken out, and the rest read again, until the rest reads.
+        let config = loop {
+            let de = toml::de::Deserializer::from(toml::Spanned::new(span.clone(), table.clone()));
+            match Config::deserialize(de) {
+                Ok(config) => break config,
+                Err(e) => {
+                    let key = take_out(&mut table, e.span());
+                    let help = match &key {
+                        Some(key) => format!("give {key} a value of the right type ({SEE_DOCS})"),
+                        None => format!("fix this value ({SEE_DOCS})"),
+                    };
+                    problems.push(Problem::at(text, e.span(), plain_types(e.message().trim()), help));
+                    if key.is_none() {
+                        return Err(invalid(problems));
+                    }
+                }
             }
-        })?;
-        config.check(text, path)?;
-        Ok(config)
+        };
+        let at = |section: &str, key: &str| key_span(&table, section, key).map(|s| line_col(text, s.start));
+        problems.extend(config.check(&at));
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(invalid(problems))
+        }
     }
 
-    /// Values serde accepts but baton cannot use.
-    fn check(&self, text: &str, path: &Path) -> Result<(), ConfigError> {
-        self.paths.check(text, path)?;
+    /// Values serde accepts but baton cannot use; `at` says where a key is set.
+    fn check(&self, at: &KeyPlace<'_>) -> Vec<Problem> {
+        let mut problems = self.paths.check(at);
+        let (run, smoke, pipeline) = (Run::default(), Smoke::default(), Pipeline::default());
         let positive = [
-            ("timeout_seconds", self.run.timeout_seconds),
-            ("idle_timeout_seconds", self.run.idle_timeout_seconds),
-            ("backoff_initial_seconds", self.run.backoff_initial_seconds),
-            ("backoff_max_seconds", self.run.backoff_max_seconds),
-            ("breaker_cooldown_seconds", self.run.breaker_cooldown_seconds),
-            ("hook_timeout_seconds", self.run.hook_timeout_seconds),
-            ("limit_margin_seconds", self.run.limit_margin_seconds),
-            ("limit_fallback_seconds", self.run.limit_fallback_seconds),
-            ("throttle_initial_seconds", self.run.throttle_initial_seconds),
-            ("throttle_max_seconds", self.run.throttle_max_seconds),
-            ("scan_interval_seconds", self.pipeline.scan_interval_seconds),
-            ("timeout_seconds", self.smoke.timeout_seconds),
+            ("run", "timeout_seconds", self.run.timeout_seconds, run.timeout_seconds),
+            ("run", "idle_timeout_seconds", self.run.idle_timeout_seconds, run.idle_timeout_seconds),
+            ("run", "backoff_initial_seconds", self.run.backoff_initial_seconds, run.backoff_initial_seconds),
+            ("run", "backoff_max_seconds", self.run.backoff_max_seconds, run.backoff_max_seconds),
+            ("run", "breaker_cooldown_seconds", self.run.breaker_cooldown_seconds, run.breaker_cooldown_seconds),
+            ("run", "hook_timeout_seconds", self.run.hook_timeout_seconds, run.hook_timeout_seconds),
+            ("run", "limit_margin_seconds", self.run.limit_margin_seconds, run.limit_margin_seconds),
+            ("run", "limit_fallback_seconds", self.run.limit_fallback_seconds, run.limit_fallback_seconds),
+            ("run", "throttle_initial_seconds", self.run.throttle_initial_seconds, run.throttle_initial_seconds),
+            ("run", "throttle_max_seconds", self.run.throttle_max_seconds, run.throttle_max_seconds),
+            ("pipeline", "scan_interval_seconds", self.pipeline.scan_interval_seconds, pipeline.scan_interval_seconds),
+            ("smoke", "timeout_seconds", self.smoke.timeout_seconds, smoke.timeout_seconds),
         ];
         let counts = [
-            ("max_attempts", self.run.max_attempts as usize),
-            ("breaker_threshold", self.run.breaker_threshold as usize),
-            ("jobs", self.run.jobs),
+            ("run", "max_attempts", self.run.max_attempts as usize, run.max_attempts as usize),
+            ("run", "breaker_threshold", self.run.breaker_threshold as usize, run.breaker_threshold as usize),
+            ("run", "jobs", self.run.jobs, run.jobs),
         ];
-        let bad = positive
-            .iter()
-            .find(|(_, v)| !(*v > 0.0 && *v <= crate::plan::MAX_SECONDS))
-            .map(|(k, _)| (*k, "must be a number of seconds above 0 and at most 30 days"))
-            .or_else(|| counts.iter().find(|(_, v)| *v == 0).map(|(k, _)| (*k, "must be at least 1")));
-        match bad {
-            None => Ok(()),
-            Some((key, what)) => {
-                let (line, column) = key_line(text, key).map_or((0, 0), |l| (l, 1));
-                Err(ConfigError::Invalid {
-                    path: path.to_path_buf(),
-                    line,
-                    column,
-                    message: format!("`{key}` {what}"),
-                })
+        let mut bad = |section: &str, key: &str, what: &str, default: String| {
+            let (line, column) = at(section, key).unwrap_or((0, 0));
+            problems.push(Problem {
+                line,
+                column,
+                message: format!("`{key}` {what}"),
+                help: format!("e.g. `{key} = {default}` (the default), or remove it"),
+            });
+        };
+        for (section, key, value, default) in positive {
+            if !(value > 0.0 && value <= crate::plan::MAX_SECONDS) {
+                bad(section, key, "must be a number of seconds above 0 and at most 30 days", default.to_string());
+            }
+        }
+        for (section, key, value, default) in counts {
+            if value == 0 {
+                bad(section, key, "must be at least 1", default.to_string());
+            }
+        }
+        problems
+    }
+}
+
+/// Takes the sections and keys baton does not know out of `table`, a problem for each, with
+/// the name meant when it is close to one.
+fn unknown_keys(table: &mut toml::de::DeTable<'_>, text: &str) -> Vec<Problem> {
+    let sections = field_names::<Config>();
+    let mut problems = Vec::new();
+    let mut unknown_sections = Vec::new();
+    for (name, value) in table.iter_mut() {
+        let Some(keys) = section_keys(name.get_ref()) else {
+            let help = match closest(name.get_ref(), sections) {
+                Some(s) => format!("did you mean `[{s}]`?"),
+                None => format!("the sections are {}", sections.iter().map(|s| format!("[{s}]")).collect::<Vec<_>>().join(", ")),
+            };
+            problems.push(Problem::at(text, Some(name.span()), format!("unknown section `[{}]`", name.get_ref()), help));
+            unknown_sections.push(name.get_ref().to_string());
+            continue;
+        };
+        let toml::de::DeValue::Table(inner) = value.get_mut() else { continue };
+        let mut unknown = Vec::new();
+        for (key, _) in inner.iter() {
+            let key_name: &str = key.get_ref();
+            if keys.contains(&key_name) {
+                continue;
+            }
+            let elsewhere = sections.iter().find(|s| section_keys(s).is_some_and(|k| k.contains(&key_name)));
+            let help = match (closest(key_name, keys), elsewhere) {
+                (Some(k), _) => format!("did you mean `{k}`?"),
+                (None, Some(s)) => format!("`{key_name}` belongs in [{s}]"),
+                (None, None) => format!("remove it; the keys of [{}] are {}", name.get_ref(), keys.join(", ")),
+            };
+            problems.push(Problem::at(text, Some(key.span()), format!("unknown key `{key_name}` in [{}]", name.get_ref()), help));
+            unknown.push(key_name.to_string());
+        }
+        for key in unknown {
+            inner.remove(key.as_str());
+        }
+    }
+    for name in unknown_sections {
+        table.remove(name.as_str());
+    }
+    problems
+}
+
+/// The keys of a section of `baton.toml`.
+fn section_keys(section: &str) -> Option<&'static [&'static str]> {
+    Some(match section {
+        "paths" => field_names::<Paths>(),
+        "agent" => field_names::<Agent>(),
+        "run" => field_names::<Run>(),
+        "smoke" => field_names::<Smoke>(),
+        "notify" => field_names::<Notify>(),
+        "pipeline" => field_names::<Pipeline>(),
+        _ => return None,
+    })
+}
+
+/// The known name closest to `name`, when it is close enough to be a slip.
+fn closest<'a>(name: &str, known: &[&'a str]) -> Option<&'a str> {
+    known
+        .iter()
+        .map(|k| (edit_distance(name, k), *k))
+        .filter(|(d, k)| *d <= (k.len() / 3).max(1))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+/// Edit distance by characters, a swap of two neighbours counting as one edit (optimal string
+/// alignment): `agnet` is one slip from `agent`.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = best;
+        }
+    }
+    d[a.len()][b.len()]
+}
+
+/// serde's message with Rust's type names in words.
+fn plain_types(message: &str) -> String {
+    let mut out = message.to_owned();
+    for (rust, words) in [("expected u32", "expected a whole number"), ("expected usize", "expected a whole number"), ("expected f64", "expected a number")] {
+        out = out.replace(rust, words);
+    }
+    out
+}
+
+/// Takes out of `table` the key or section whose name or value holds `span` (where serde
+/// found a problem); its name as the file would say it, or `None` when none does.
+fn take_out(table: &mut toml::de::DeTable<'_>, span: Option<std::ops::Range<usize>>) -> Option<String> {
+    let at = span?.start;
+    let holds = |s: std::ops::Range<usize>| s.contains(&at) || s.start == at;
+    // A key inside a section first: a `[section]`'s own span is its header, not its keys.
+    let mut found = None;
+    for (section, value) in table.iter_mut() {
+        if let toml::de::DeValue::Table(inner) = value.get_mut() {
+            let key = inner.iter().find(|(k, v)| holds(k.span()) || holds(v.span())).map(|(k, _)| k.get_ref().to_string());
+            if let Some(key) = key {
+                inner.remove(key.as_str());
+                found = Some(format!("{key}` in [{}]", section.get_ref()));
+                break;
             }
         }
     }
+    if found.is_some() {
+        return found.map(|f| format!("`{f}"));
+    }
+    let section = table.iter().find(|(k, v)| holds(k.span()) || holds(v.span())).map(|(k, _)| k.get_ref().to_string())?;
+    table.remove(section.as_str());
+    Some(format!("`{section}`"))
 }
+
+/// Where `key` of `section` is set.
+fn key_span(table: &toml::de::DeTable<'_>, section: &str, key: &str) -> Option<std::ops::Range<usize>> {
+    match table.get(section)?.get_ref() {
+        toml::de::DeValue::Table(inner) => inner.get_key_value(key).map(|(k, _)| k.span()),
+        _ => None,
+    }
+}
+
+/// The field names a struct of this module deserializes, as its derive tells serde.
+fn field_names<T: serde::de::DeserializeOwned>() -> &'static [&'static str] {
+    let mut names: &'static [&'static str] = &[];
+    let _ = T::deserialize(FieldNames(&mut names));
+    names
+}
+
+/// A deserializer that only records the field names a struct asks for.
+struct FieldNames<'a>(&'a mut &'static [&'static str]);
+
+impl<'de> serde::Deserializer<'de> for FieldNames<'_> {
+    type Error = serde::de::value::Error;
+
+    fn deserialize_any<V: serde::de::Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+        Err(serde::de::Error::custom("field names only"))
+    }
+
+    fn deserialize_struct<V: serde::de::Visitor<'de>>(self, _: &'static str, fields: &'static [&'static str], _: V) -> Result<V::Value, Self::Error> {
+        *self.0 = fields;
+        Err(serde::de::Error::custom("field names only"))
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf option unit
+        unit_struct newtype_struct seq tuple tuple_struct map enum identifier ignored_any
+    }
+}
+
+/// Where a key of a section is set: its line and column.
+type KeyPlace<'a> = dyn Fn(&str, &str) -> Option<(usize, usize)> + 'a;
 
 /// Where a `[paths]` value may point.
 #[derive(Clone, Copy)]
@@ -276,44 +510,38 @@ impl Paths {
     /// baton deletes its status and stop files and clears worktrees at the paths named here: a
     /// value that points outside the repository (`../x`, an absolute path) or into something
     /// that is not baton's (`.git/HEAD`, `src/main.rs`) is refused, naming the key and line.
-    fn check(&self, text: &str, path: &Path) -> Result<(), ConfigError> {
+    fn check(&self, at: &KeyPlace<'_>) -> Vec<Problem> {
+        let default = Paths::default();
         let keys = [
-            ("status_file", &self.status_file, Place::OwnFile),
-            ("stop_file", &self.stop_file, Place::OwnFile),
-            ("logs_dir", &self.logs_dir, Place::Own),
-            ("worktrees_dir", &self.worktrees_dir, Place::Worktrees),
-            ("plans_dir", &self.plans_dir, Place::Repository),
+            ("status_file", &self.status_file, Place::OwnFile, &default.status_file),
+            ("stop_file", &self.stop_file, Place::OwnFile, &default.stop_file),
+            ("logs_dir", &self.logs_dir, Place::Own, &default.logs_dir),
+            ("worktrees_dir", &self.worktrees_dir, Place::Worktrees, &default.worktrees_dir),
+            ("plans_dir", &self.plans_dir, Place::Repository, &default.plans_dir),
         ];
-        for (key, value, place) in keys {
+        let mut problems = Vec::new();
+        for (key, value, place, example) in keys {
             if let Some(why) = path_problem(value, place) {
-                let (line, column) = key_line(text, key).map_or((0, 0), |l| (l, 1));
-                let default = Paths::default();
-                let example = match key {
-                    "status_file" => default.status_file,
-                    "stop_file" => default.stop_file,
-                    "logs_dir" => default.logs_dir,
-                    "worktrees_dir" => default.worktrees_dir,
-                    _ => default.plans_dir,
-                };
-                return Err(ConfigError::Invalid {
-                    path: path.to_path_buf(),
+                let (line, column) = at("paths", key).unwrap_or((0, 0));
+                problems.push(Problem {
                     line,
                     column,
                     message: format!("`{key}` = \"{}\" {why} (e.g. `{key} = \"{}\"`)", value.display(), example.display()),
+                    help: format!("use a path like `{}` (the default), or remove it", example.display()),
                 });
             }
         }
         let normal = |p: &Path| p.components().filter(|c| !matches!(c, std::path::Component::CurDir)).collect::<PathBuf>();
         if normal(&self.status_file) == normal(&self.stop_file) {
-            let line = key_line(text, "stop_file").or_else(|| key_line(text, "status_file")).unwrap_or(0);
-            return Err(ConfigError::Invalid {
-                path: path.to_path_buf(),
+            let (line, column) = at("paths", "stop_file").or_else(|| at("paths", "status_file")).unwrap_or((0, 0));
+            problems.push(Problem {
                 line,
-                column: 1,
+                column,
                 message: format!("`status_file` and `stop_file` are both \"{}\": the agent's report would stop the run", self.stop_file.display()),
+                help: "give them different files".into(),
             });
         }
-        Ok(())
+        problems
     }
 }
 
@@ -351,16 +579,6 @@ fn path_problem(value: &Path, place: Place) -> Option<&'static str> {
         Place::Repository if parts.is_empty() => Some("must name a folder inside the repository"),
         _ => None,
     }
-}
-
-/// The line where `key` is set (`key = …` at the start of a line, not in a comment). Of several
-/// (the same key in two tables), the one whose value is wrong is not known: the first is named.
-fn key_line(text: &str, key: &str) -> Option<usize> {
-    text.lines().position(|l| {
-        let t = l.trim_start();
-        t.strip_prefix(key).is_some_and(|rest| rest.trim_start().starts_with('='))
-    })
-    .map(|i| i + 1)
 }
 
 fn line_col(text: &str, byte: usize) -> (usize, usize) {
@@ -501,5 +719,73 @@ defect_backlog = "bugs"
         assert!(e.to_string().contains("baton.toml:2:1: `jobs` must be at least 1"), "{e}");
         let e = Config::parse("[run]\ntimeout_seconds = \"x\"\n", Path::new("baton.toml")).unwrap_err();
         assert!(e.to_string().starts_with("baton.toml:2:"), "{e}");
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once_with_its_place_and_fix() {
+        let text = "\
+[run]
+jobs = 0
+timout_seconds = 5
+max_attempts = \"three\"
+[agent]
+kind = \"gpt\"
+jobs = 3
+[smoke]
+timeout_seconds = -1
+[runn]
+x = 1
+";
+        let e = Config::parse(text, Path::new("baton.toml")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "\
+baton.toml:2:1: `jobs` must be at least 1
+  help: e.g. `jobs = 3` (the default), or remove it
+error: baton.toml:3:1: unknown key `timout_seconds` in [run]
+  help: did you mean `timeout_seconds`?
+error: baton.toml:4:16: invalid type: string \"three\", expected a whole number
+  help: give `max_attempts` in [run] a value of the right type (see README.md, \"Configuration\")
+error: baton.toml:6:8: unknown variant `gpt`, expected one of `claude`, `codex`, `gemini`, `command`, `simulated`
+  help: give `kind` in [agent] a value of the right type (see README.md, \"Configuration\")
+error: baton.toml:7:1: unknown key `jobs` in [agent]
+  help: `jobs` belongs in [run]
+error: baton.toml:9:1: `timeout_seconds` must be a number of seconds above 0 and at most 30 days
+  help: e.g. `timeout_seconds = 300` (the default), or remove it
+error: baton.toml:10:2: unknown section `[runn]`
+  help: did you mean `[run]`?
+error: baton.toml is not valid (7 problems); nothing was run or changed"
+        );
+    }
+
+    #[test]
+    fn a_value_is_placed_in_its_own_section() {
+        // `timeout_seconds` is in [run] and [smoke]: the bad one is named, not the first.
+        let e = Config::parse("[run]\ntimeout_seconds = 60\n[smoke]\ntimeout_seconds = 0\n", Path::new("baton.toml")).unwrap_err();
+        assert!(e.to_string().starts_with("baton.toml:4:1: `timeout_seconds`"), "{e}");
+    }
+
+    #[test]
+    fn a_syntax_error_is_placed_too() {
+        let e = Config::parse("[run\njobs = 1\n", Path::new("baton.toml")).unwrap_err();
+        assert!(e.to_string().starts_with("baton.toml:1:5: "), "{e}");
+        assert!(e.to_string().contains("help: fix the TOML syntax here"), "{e}");
+    }
+
+    #[test]
+    fn every_section_has_its_keys_known() {
+        for section in field_names::<Config>() {
+            assert!(section_keys(section).is_some_and(|k| !k.is_empty()), "{section}");
+        }
+        assert!(field_names::<Run>().contains(&"timeout_seconds"));
+    }
+
+    #[test]
+    fn close_names_are_suggested_and_far_ones_are_not() {
+        assert_eq!(closest("timout_seconds", field_names::<Run>()), Some("timeout_seconds"));
+        assert_eq!(closest("job", field_names::<Run>()), Some("jobs"));
+        assert_eq!(closest("colour", field_names::<Run>()), None);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(closest("agnet", field_names::<Config>()), Some("agent"));
     }
 }

@@ -116,7 +116,7 @@ pub fn edit(plan: &Path, edit: &Edit) -> Exit {
             Exit::Completed
         }
         Err(e) => {
-            eprintln!("{}", crate::error::render(&e));
+            crate::errln!("{}", crate::error::render(&e));
             Exit::InvalidInput
         }
     }
@@ -390,7 +390,7 @@ pub fn stop(plan: Option<&Path>) -> Exit {
     let config = match Config::load(&root) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("{}", crate::error::render(&ControlError::Config(e)));
+            crate::errln!("{}", crate::error::render(&ControlError::Config(e)));
             return Exit::InvalidInput;
         }
     };
@@ -405,7 +405,7 @@ pub fn stop(plan: Option<&Path>) -> Exit {
     };
     let written = file.parent().map_or(Ok(()), std::fs::create_dir_all).and_then(|()| std::fs::write(&file, b""));
     if let Err(source) = written {
-        eprintln!("{}", crate::error::render(&ControlError::StopFile { path: file, source }));
+        crate::errln!("{}", crate::error::render(&ControlError::StopFile { path: file, source }));
         return Exit::InvalidInput;
     }
     crate::outln!(

@@ -70,7 +70,9 @@ pub enum Error {
 impl Help for Error {
     fn help(&self) -> Option<String> {
         Some(match self {
-            Error::Config(_) => "fix or remove this setting (see README.md, \"Configuration\")".into(),
+            // Each problem carries its own help.
+            Error::Config(crate::config::ConfigError::Invalid { .. }) => return None,
+            Error::Config(crate::config::ConfigError::Read { .. }) => "check the file's permissions".into(),
             Error::Plan(_) | Error::Agent(_) | Error::Dirty(_) | Error::Setup(_) | Error::TreeState(_) | Error::Bug(_) => return None,
             Error::NoSuchTask { plan, .. } => format!("`baton status {}` lists the task ids", plan.display()),
             Error::GitUse { help, .. } => format!("{help}\nNothing was run or changed."),

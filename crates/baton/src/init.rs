@@ -176,7 +176,7 @@ pub fn init(opts: &InitOptions) -> Exit {
     let existing: Vec<&PathBuf> = [&plan, &config].into_iter().filter(|p| p.symlink_metadata().is_ok()).collect();
     if !opts.force && !existing.is_empty() {
         let names: Vec<String> = existing.iter().map(|p| p.display().to_string()).collect();
-        eprintln!(
+        crate::errln!(
             "error: {} already exist{}; baton init overwrites nothing\n  help: pass --force to replace {}, or check your plan with `baton check {}`\nNothing was written.",
             names.join(" and "),
             if existing.len() == 1 { "s" } else { "" },
@@ -188,7 +188,7 @@ pub fn init(opts: &InitOptions) -> Exit {
 
     for (path, text) in [(&plan, PLAN.to_string()), (&config, config_text(git))] {
         if let Err(e) = crate::plan::write_atomic(path, text.as_bytes()) {
-            eprintln!("error: cannot write {}: {e}", path.display());
+            crate::errln!("error: cannot write {}: {e}", path.display());
             return Exit::InvalidInput;
         }
     }

@@ -4,13 +4,14 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use baton::config::{Config, ConfigError};
 use baton::control::Edit;
-use baton::exit::{Exit, EXIT_CODES_HELP};
+use baton::exit::{codes_help, Exit, EXIT_CODES_HELP};
 use baton::plan::{PlanError, PlanFile};
 use baton::report::status;
+use baton::report::style::{self, ColorChoice};
 use baton::run::engine::DirtyTree;
 
 #[derive(Parser)]
@@ -21,11 +22,14 @@ use baton::run::engine::DirtyTree;
     long_about = "baton hands each task of a YAML plan to a coding-agent CLI (Claude Code by default) \
 in a fresh session, reads back the agent's structured result, records it in the plan, commits, and \
 moves on.",
-    after_help = EXIT_CODES_HELP,
+    after_help = format!("Example:\n  baton run .claude/plans/feature.yaml\n\n{EXIT_CODES_HELP}"),
     propagate_version = true,
     max_term_width = 100
 )]
 struct Cli {
+    /// When to use colour (auto: on a terminal, unless NO_COLOR is set)
+    #[arg(long, global = true, value_enum, value_name = "WHEN", default_value_t = ColorChoice::Auto)]
+    color: ColorChoice,
     #[command(subcommand)]
     command: Command,
 }
@@ -40,10 +44,23 @@ enum Command {
         force: bool,
     },
     /// Run the plan's tasks, one fresh agent session per attempt
-    #[command(after_help = EXIT_CODES_HELP)]
+    #[command(after_help = after(
+        "baton run .claude/plans/feature.yaml --parallel --jobs 2",
+        &[
+            (Exit::Completed, "every task completed"),
+            (Exit::TaskFailed, ""),
+            (Exit::InvalidInput, "an error: invalid input (plan, baton.toml, flags, uncommitted changes) before anything ran, or mid-run a problem no retry fixes (e.g. the agent CLI is not logged in)"),
+            (Exit::Blocked, ""),
+            (Exit::Stopped, "stopped early (stop file, Ctrl+C, SIGTERM, budget)"),
+            (Exit::SmokeFailed, ""),
+        ],
+    ))]
     Run(RunArgs),
     /// Validate a plan without running anything
-    #[command(after_help = EXIT_CODES_HELP)]
+    #[command(after_help = after(
+        "baton check .claude/plans/feature.yaml --json",
+        &[(Exit::Completed, "the plan and baton.toml are valid"), (Exit::InvalidInput, "the plan or baton.toml is invalid or cannot be read; every problem is listed")],
+    ))]
     Check {
         /// The plan file
         plan: PathBuf,
@@ -52,7 +69,10 @@ enum Command {
         json: bool,
     },
     /// Show sections and tasks with status, attempts and last error
-    #[command(after_help = EXIT_CODES_HELP)]
+    #[command(after_help = after(
+        "baton status .claude/plans/feature.yaml",
+        &[(Exit::Completed, "the status was shown"), (Exit::InvalidInput, "the plan or baton.toml is invalid or cannot be read")],
+    ))]
     Status {
         /// The plan file
         plan: PathBuf,
@@ -105,12 +125,19 @@ enum Command {
         all: bool,
     },
     /// Ask a running baton to stop gracefully: no new task starts, running tasks finish
-    #[command(after_help = "With no run active in the checkout, says so and writes no stop file.\n\nExit codes:\n  0   the stop was requested, or no run was active (the output says which)\n  2   baton.toml is invalid, or the stop file cannot be written")]
+    #[command(after_help = after(
+        "baton stop .claude/plans/feature.yaml",
+        &[(Exit::Completed, "the stop was asked for, or no run was active (the output says which)"), (Exit::InvalidInput, "baton.toml is invalid, or the stop file cannot be written")],
+    ))]
     Stop {
         /// The plan (its repository's stop file is used); the current repository when omitted
         plan: Option<PathBuf>,
     },
     /// Print an attempt's agent transcript
+    #[command(after_help = after(
+        "baton logs .claude/plans/feature.yaml 1.2 --attempt 1",
+        &[(Exit::Completed, "the transcript was printed"), (Exit::InvalidInput, "no such task or attempt, or the plan or baton.toml is invalid")],
+    ))]
     Logs {
         /// The plan file
         plan: PathBuf,
@@ -127,22 +154,49 @@ enum Command {
         prompt: bool,
     },
     /// For agents in a parallel run: claim a file before editing it (exit 1 if another agent holds it)
+    #[command(after_help = after(
+        "baton claim src/lib.rs",
+        &[
+            (Exit::Completed, "the file is this agent's (now, or already)"),
+            (Exit::TaskFailed, "another agent holds the file"),
+            (Exit::InvalidInput, "no agent identity (not started by baton), or the claims cannot be read or written"),
+        ],
+    ))]
     Claim {
         /// The file, relative to the working directory or the repository
         file: PathBuf,
     },
     /// For agents in a parallel run: release a claimed file, or all of this agent's claims
+    #[command(after_help = after(
+        "baton release src/lib.rs",
+        &[(Exit::Completed, "released (or nothing to release)"), (Exit::InvalidInput, "no agent identity (not started by baton), or the claims cannot be read or written")],
+    ))]
     Release {
         /// The file; all of this agent's claims when omitted
         file: Option<PathBuf>,
     },
     /// For agents in a parallel run: say "still working" (silence past the idle timeout ends an agent)
+    #[command(after_help = after(
+        "baton heartbeat --note \"running the test suite\"",
+        &[(Exit::Completed, "the heartbeat was written"), (Exit::InvalidInput, "no agent identity (not started by baton), or the heartbeat cannot be written")],
+    ))]
     Heartbeat {
         /// What the agent is doing now
         #[arg(long)]
         note: Option<String>,
     },
     /// Watch the backlog folders and turn each item into a plan and run it
+    #[command(after_help = after(
+        "baton pipeline --once",
+        &[
+            (Exit::Completed, "stopped by nothing (--once: the item was done, or there was nothing to do)"),
+            (Exit::TaskFailed, "--once: the item's run had a failed task"),
+            (Exit::InvalidInput, ""),
+            (Exit::Blocked, "--once: the item's run was blocked"),
+            (Exit::Stopped, "stopped (stop file, Ctrl+C, SIGTERM)"),
+            (Exit::SmokeFailed, "--once: the item's smoke tests failed"),
+        ],
+    ))]
     Pipeline {
         /// Process one item, then exit
         #[arg(long)]
@@ -154,6 +208,20 @@ enum Command {
         #[arg(short, long)]
         verbose: bool,
     },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout
+    #[command(after_help = after(
+        "baton completions bash > ~/.local/share/bash-completion/completions/baton",
+        &[(Exit::Completed, "the script was printed")],
+    ))]
+    Completions {
+        /// The shell to complete for
+        shell: clap_complete::Shell,
+    },
+}
+
+/// The end of a command's `--help`: one example and the exit codes that apply to it.
+fn after(example: &str, codes: &[(Exit, &str)]) -> String {
+    format!("Example:\n  {example}\n\n{}", codes_help(codes))
 }
 
 /// The help after `retry`, `skip` and `reset`.
@@ -248,7 +316,14 @@ fn main() -> ExitCode {
     if args.get(1).is_some_and(|a| a == baton::agent::simulated::AGENT_ARG) {
         return ExitCode::from(baton::agent::simulated::agent_main() as u8);
     }
-    let cli = Cli::parse();
+    // Colour is decided before clap prints anything (help, a usage error), so `--color` is
+    // read ahead of the parse; the parse then checks its value.
+    style::set_choice(color_flag(&args).unwrap_or_default());
+    let cli = match Cli::command().color(style::for_clap()).try_get_matches_from(&args).and_then(|m| Cli::from_arg_matches(&m)) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    style::set_choice(cli.color);
     let exit = match cli.command {
         Command::Init { force } => baton::init::init(&baton::init::InitOptions { dir: PathBuf::from("."), force }),
         Command::Check { plan, json } => check(&plan, json),
@@ -263,26 +338,49 @@ fn main() -> ExitCode {
         Command::Release { file } => coordinate(Coordinate::Release(file)),
         Command::Heartbeat { note } => coordinate(Coordinate::Heartbeat(note)),
         Command::Pipeline { once, dry_run, verbose } => baton::pipeline::run(baton::pipeline::PipelineOptions { once, dry_run, verbose }),
+        Command::Completions { shell } => completions(shell),
     };
     ExitCode::from(exit.code() as u8)
+}
+
+/// The value of `--color` among the arguments (before a `--`), if it is one clap would take.
+fn color_flag(args: &[std::ffi::OsString]) -> Option<ColorChoice> {
+    use clap::ValueEnum;
+    let args: Vec<&str> = args.iter().skip(1).map(|a| a.to_str().unwrap_or("")).take_while(|a| *a != "--").collect();
+    let value = args.iter().enumerate().rev().find_map(|(i, a)| match a.strip_prefix("--color") {
+        Some("") => args.get(i + 1).copied(),
+        Some(v) => v.strip_prefix('='),
+        None => None,
+    })?;
+    ColorChoice::from_str(value, false).ok()
+}
+
+fn completions(shell: clap_complete::Shell) -> Exit {
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "baton", &mut script);
+    baton::out!("{}", String::from_utf8_lossy(&script));
+    Exit::Completed
 }
 
 fn load_config(plan: &Path) -> Result<Config, Exit> {
     let root = baton::root::root_for_plan(plan);
     Config::load(&root).map_err(|e| {
-        match &e {
-            ConfigError::Invalid { .. } => {
-                eprintln!("error: {e}\n  help: fix or remove this setting (see README.md, \"Configuration\")")
-            }
-            ConfigError::Read { .. } => eprintln!("error: {}", baton::exit::render_chain(&e)),
-        }
+        tell_config_error(&e);
         Exit::InvalidInput
     })
 }
 
+fn tell_config_error(e: &ConfigError) {
+    match e {
+        // Each problem with its own help.
+        ConfigError::Invalid { .. } => baton::errln!("error: {e}"),
+        ConfigError::Read { .. } => baton::errln!("error: {}\n  help: check the file's permissions", baton::exit::render_chain(e)),
+    }
+}
+
 fn load_plan(plan: &Path) -> Result<PlanFile, Exit> {
     PlanFile::load(plan).map_err(|e| {
-        eprintln!("{}", e.render());
+        baton::errln!("{}", e.render());
         Exit::InvalidInput
     })
 }
@@ -297,9 +395,10 @@ fn check(plan: &Path, json: bool) -> Exit {
             Err(other) => vec![serde_json::json!({"line": 0, "column": 0, "message": other.render(), "help": "check the path"})],
         };
         match &config {
-            Err(ConfigError::Invalid { path, line, column, message }) => problems.push(serde_json::json!({
-                "file": path.display().to_string(), "line": line, "column": column, "message": message,
-                "help": "fix or remove this setting (see README.md, \"Configuration\")",
+            Err(ConfigError::Invalid { path, problems: found }) => problems.extend(found.iter().map(|p| {
+                serde_json::json!({
+                    "file": path.display().to_string(), "line": p.line, "column": p.column, "message": p.message, "help": p.help,
+                })
             })),
             Err(e @ ConfigError::Read { .. }) => problems.push(serde_json::json!({
                 "line": 0, "column": 0, "message": baton::exit::render_chain(e), "help": "check the file's permissions",
@@ -319,12 +418,12 @@ fn check(plan: &Path, json: bool) -> Exit {
         return if doc["valid"] == true { Exit::Completed } else { Exit::InvalidInput };
     }
     if let Err(e) = &config {
-        eprintln!("error: {e}\n  help: fix or remove this setting (see README.md, \"Configuration\")");
+        tell_config_error(e);
     }
     let file = match loaded {
         Ok(f) => f,
         Err(e) => {
-            eprintln!("{}", e.render());
+            baton::errln!("{}", e.render());
             return Exit::InvalidInput;
         }
     };
@@ -382,7 +481,7 @@ fn control(plan: &Path, edit: Edit) -> Exit {
 
 fn run(args: &RunArgs) -> Exit {
     if let (Some(n), false) = (args.jobs, args.parallel) {
-        eprintln!(
+        baton::errln!(
             "error: --jobs {n} needs --parallel: without it tasks run one at a time\n  help: add --parallel (`baton run {} --parallel --jobs {n}`), or leave out --jobs",
             args.plan.display()
         );
@@ -438,14 +537,14 @@ fn logs(plan: &Path, task: &str, attempt: Option<u32>, shown: Shown) -> Exit {
         Err(e) => return e,
     };
     if file.plan().task(task).is_none() {
-        eprintln!("error: no task '{task}' in {}\n  help: `baton status {}` lists the task ids", plan.display(), plan.display());
+        baton::errln!("error: no task '{task}' in {}\n  help: `baton status {}` lists the task ids", plan.display(), plan.display());
         return Exit::InvalidInput;
     }
     // The transcripts were written by the configured agent: its dialect reads them.
     let dialect = match baton::agent::dialect_for(config.agent.kind) {
         Ok(d) => d,
         Err(e) => {
-            eprintln!("{e}");
+            baton::errln!("{e}");
             return Exit::InvalidInput;
         }
     };
@@ -465,7 +564,7 @@ fn logs(plan: &Path, task: &str, attempt: Option<u32>, shown: Shown) -> Exit {
             Exit::Completed
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            baton::errln!("error: {e}");
             Exit::InvalidInput
         }
     }
@@ -481,7 +580,7 @@ enum Coordinate {
 fn coordinate(op: Coordinate) -> Exit {
     use baton::coord::{self, claims, heartbeat, ClaimOutcome, Claimant};
     let fail = |e: &dyn std::fmt::Display| {
-        eprintln!("error: {e}");
+        baton::errln!("error: {e}");
         Exit::InvalidInput
     };
     let cwd = match std::env::current_dir() {
@@ -489,7 +588,7 @@ fn coordinate(op: Coordinate) -> Exit {
         Err(e) => return fail(&e),
     };
     let Some((agent_id, task_id)) = coord::identity_from_env() else {
-        eprintln!(
+        baton::errln!(
             "error: no agent identity: {} and {} are not set\n  help: these commands are for agents that baton started in a parallel run",
             coord::ENV_AGENT_ID,
             coord::ENV_TASK_ID

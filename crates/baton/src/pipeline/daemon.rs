@@ -149,7 +149,10 @@ async fn start(opts: PipelineOptions, reporter_out: &mut Option<Reporter>) -> Re
             reporter.warn(n);
         }
         if *stop.borrow() != Stop::Running {
-            reporter.note(Note::Pipeline(PipelineNote::Stopping));
+            // A stop by signal was told by the stop watcher already.
+            if !stop::by_signal() {
+                reporter.note(Note::Pipeline(PipelineNote::Stopping));
+            }
             break Exit::Stopped;
         }
         let (items, _) = backlog::scan(&root, &folders[0], &folders[1], &failed);

@@ -38,6 +38,8 @@ pub(super) struct Live {
     waits: Vec<Wait>,
     /// Whether live lines are on the screen, for [`Stdout`]; `None` for other targets.
     shown: Option<Arc<AtomicBool>>,
+    /// Whether the clocks are painted (stdout gets colour; never for other targets).
+    colour: bool,
 }
 
 struct Wait {
@@ -57,6 +59,7 @@ impl Live {
         let target = ProgressDrawTarget::term_like_with_hz(Box::new(Stdout { shown: shown.clone() }), 20);
         let mut live = Live::new(target, Some(TICK));
         live.shown = Some(shown);
+        live.colour = super::style::enabled(super::style::Stream::Stdout);
         Some(live)
     }
 
@@ -67,6 +70,7 @@ impl Live {
             tasks: HashMap::new(),
             waits: Vec::new(),
             shown: None,
+            colour: false,
         }
     }
 
@@ -85,8 +89,9 @@ impl Live {
             shown.store(true, Ordering::Relaxed);
         }
         let bar = self.multi.insert_from_back(self.waits.len(), ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden()));
-        bar.set_style(style("{spinner} {elapsed:>6}  {wide_msg}").with_key("elapsed", |s: &ProgressState, w: &mut dyn std::fmt::Write| {
-            let _ = w.write_str(&clock(s.elapsed()));
+        let colour = self.colour;
+        bar.set_style(style("{spinner} {elapsed:>6}  {wide_msg}").with_key("elapsed", move |s: &ProgressState, w: &mut dyn std::fmt::Write| {
+            let _ = w.write_str(&painted_clock(colour, s.elapsed()));
         }));
         bar.set_message(text.to_owned());
         self.animate(&bar);
@@ -127,10 +132,11 @@ impl Live {
                 self.multi.add(ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden()))
             }
         };
+        let colour = self.colour;
         bar.set_style(style("… {left:>6}  {wide_msg}").with_key("left", move |_: &ProgressState, w: &mut dyn std::fmt::Write| {
             // Past the end (the engine has not moved on yet) reads as no time left.
             let left = until.duration_since(jiff::Timestamp::now());
-            let _ = w.write_str(&clock(Duration::try_from(left).unwrap_or_default()));
+            let _ = w.write_str(&painted_clock(colour, Duration::try_from(left).unwrap_or_default()));
         }));
         bar.set_message(text.to_owned());
         if new {
@@ -274,6 +280,11 @@ impl indicatif::TermLike for Stdout {
 fn style(template: &str) -> ProgressStyle {
     // The templates are constants that parse; the fallback only keeps a typo from panicking.
     ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_spinner())
+}
+
+/// A live line's clock, faint with colour (see `report::style`).
+fn painted_clock(colour: bool, d: Duration) -> String {
+    super::style::paint_when(colour, super::style::Role::Faint, &clock(d))
 }
 
 /// `41s`, `1m 05s`, `1h 02m`: a clock that moves by whole seconds, calmer than

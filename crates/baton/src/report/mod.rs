@@ -12,6 +12,7 @@ pub mod out;
 pub mod render;
 pub mod safe;
 pub mod status;
+pub mod style;
 pub mod terminal;
 pub mod wake;
 pub mod watch;

@@ -4,8 +4,9 @@
 //! elapsed time and attempt, a live line while baton waits, and one line per finished task; no
 //! raw agent text. Where stdout is not a terminal (a pipe, a CI log) the view is line-based: a
 //! line when an attempt starts, and the same lines for the rest. `--verbose` prints every event
-//! as a time-stamped line instead. Output is plain text: it reads the same without colour, and
-//! nothing here uses colour.
+//! as a time-stamped line instead. It reads the same without colour; with colour (see
+//! `report::style`) a finished task's mark, a failed attempt's, the labels of warnings and
+//! errors, and the summary stand out.
 //!
 //! With `--message-format json` stdout is the JSON events' (`report::json`): this view then
 //! goes to stderr, line-based.
@@ -19,6 +20,7 @@ pub use super::json::MessageFormat;
 use super::live::Live;
 use super::render;
 use super::safe::{terminal_line, terminal_text};
+use super::style::{self, Role, Stream};
 use crate::agent::StreamSummary;
 use crate::plan::{Status, TaskId};
 
@@ -29,6 +31,8 @@ pub struct Terminal {
     /// The live lines, on a terminal in the calm view.
     live: Option<Live>,
     running: HashMap<TaskId, Running>,
+    /// Whether stdout gets colour, decided once (see `report::style`).
+    colour: bool,
 }
 
 struct Running {
@@ -47,27 +51,40 @@ const WAIT_SLACK: Duration = Duration::from_secs(1);
 
 impl Terminal {
     pub fn new(verbose: bool) -> Terminal {
-        Terminal::with_live(verbose, if verbose { None } else { Live::stdout() })
+        let mut terminal = Terminal::with_live(verbose, if verbose { None } else { Live::stdout() });
+        terminal.colour = style::enabled(Stream::Stdout);
+        terminal
     }
 
     /// The view on stderr, without live lines.
     pub fn on_stderr(verbose: bool) -> Terminal {
-        Terminal { stderr: true, ..Terminal::with_live(verbose, None) }
+        Terminal { stderr: true, colour: style::enabled(Stream::Stderr), ..Terminal::with_live(verbose, None) }
     }
 
+    /// Without colour: for a view drawn elsewhere than on stdout (tests).
     fn with_live(verbose: bool, live: Option<Live>) -> Terminal {
         Terminal {
             verbose,
             stderr: false,
             live,
             running: HashMap::new(),
+            colour: false,
         }
     }
 
     /// Prints a line (or a few). Every text printed goes through here or [`Terminal::warn`],
     /// made safe for the terminal: agents' text reaches these lines.
     fn line(&self, text: &str) {
-        let text = &terminal_text(text);
+        self.print(&terminal_text(text));
+    }
+
+    /// A line whose `mark` (one of baton's own, not outside text) is painted for `role`.
+    fn marked(&self, mark: &str, role: Role, text: &str) {
+        self.print(&format!("{}{}", style::paint_when(self.colour, role, mark), terminal_text(text)));
+    }
+
+    /// Prints text already made safe for the terminal (and perhaps painted).
+    fn print(&self, text: &str) {
         match &self.live {
             // Above the live lines, which are then drawn again below it.
             Some(live) => live.println(text),
@@ -110,7 +127,7 @@ impl Sink for Terminal {
             EventKind::Banner { plan, agent, binary, counts, parallel, commit } => {
                 let tasks = render::banner_text(plan, counts, *parallel, *commit);
                 let tasks = tasks.strip_prefix(&format!("{plan}: ")).unwrap_or(&tasks);
-                self.line(&format!("baton · {plan} · {tasks}\nagent: {agent} ({binary})"));
+                self.marked("baton", Role::Strong, &format!(" · {plan} · {tasks}\nagent: {agent} ({binary})"));
             }
             EventKind::Note(n) if render::calm(n) => self.line(&render::note_text(n)),
             EventKind::Note(_) => {}
@@ -146,18 +163,19 @@ impl Sink for Terminal {
                 }
                 // A good attempt is told by its task's line; a bad one needs its own.
                 if !outcome.ok() {
-                    self.line(&format!("  ✗ {label}: {} ({}{})", terminal_line(&render::outcome_text(outcome)), human(*duration), cost(*cost_usd)));
+                    let text = format!(" {label}: {} ({}{})", terminal_line(&render::outcome_text(outcome)), human(*duration), cost(*cost_usd));
+                    self.marked("  ✗", Role::Bad, &text);
                 }
             }
             EventKind::TaskFinished { task, name, status, message, attempts } => {
-                let mark = match status {
-                    Status::Completed => "✓",
-                    Status::Skipped => "–",
-                    Status::Failed => "✗",
-                    _ => "·",
+                let (mark, role) = match status {
+                    Status::Completed => ("✓", Role::Good),
+                    Status::Skipped => ("–", Role::Warn),
+                    Status::Failed => ("✗", Role::Bad),
+                    _ => ("·", Role::Strong),
                 };
                 let how = render::finished_text(*status, &super::status::cut(&terminal_line(message), 160), *attempts);
-                self.line(&format!("{mark} {task} {name} — {how}"));
+                self.marked(mark, role, &format!(" {task} {name} — {how}"));
             }
             EventKind::Waiting { reason, until } => {
                 let reason = terminal_line(&render::wait_text(reason));
@@ -169,7 +187,7 @@ impl Sink for Terminal {
             }
             EventKind::Warning { text } => self.warn(&format!("warning: {text}")),
             EventKind::Error { error, help } => self.warn(&render::error_text(error, help.as_deref())),
-            EventKind::Summary(s) => self.line(&render::summary_text(s)),
+            EventKind::Summary(s) => self.print(&style::paint_when(self.colour, Role::Strong, &terminal_text(&render::summary_text(s)))),
         }
     }
 
@@ -181,10 +199,10 @@ impl Sink for Terminal {
     }
 }
 
-/// A line on stderr, made safe for the terminal; a closed stderr is not worth a panic.
+/// A line on stderr, made safe for the terminal, its label in colour; a closed stderr is not
+/// worth a panic.
 fn warn(text: &str) {
-    let mut err = std::io::stderr().lock();
-    let _ = writeln!(err, "{}", terminal_text(text));
+    style::error_line(&terminal_text(text));
 }
 
 /// Every event, time-stamped, appended to a file: the run's own log.
@@ -255,8 +273,7 @@ pub fn output_reporter(out: &Output, log: &std::path::Path) -> super::event::Rep
     match RunLog::create(log) {
         Ok(l) => reporter.add(Box::new(l)),
         Err(e) => {
-            let mut err = std::io::stderr().lock();
-            let _ = writeln!(err, "warning: cannot write the run log {}: {e}", terminal_text(&log.display().to_string()));
+            warn(&format!("warning: cannot write the run log {}: {e}", log.display()));
         }
     }
     reporter
@@ -411,5 +428,17 @@ mod tests {
         assert!(rows[1].ends_with("T2 two · attempt 1/2 · Read src/two.rs"), "{rows:#?}");
         assert!(rows[2].ends_with("T1 one · attempt 2/2 · starting"), "{rows:#?}");
         assert!(!rows.iter().any(|r| r.contains("waiting")), "{rows:#?}");
+    }
+
+    #[test]
+    fn marks_are_painted_only_when_the_view_has_colour() {
+        for colour in [false, true] {
+            let (mut term, screen) = view(100);
+            term.colour = colour;
+            term.event(&finished("T1", "one"));
+            let rows = screen.rows();
+            assert_eq!(rows[0].contains("\u{1b}[32m✓\u{1b}[0m T1 one"), colour, "{rows:?}");
+            assert_eq!(rows[0].contains('\u{1b}'), colour, "{rows:?}");
+        }
     }
 }

@@ -2,6 +2,12 @@
 //!
 //! First Ctrl+C or the stop file: graceful (no new task starts, running tasks finish). A second
 //! Ctrl+C, or SIGTERM: now (running agents are ended and their tasks go back to pending).
+//!
+//! A stop by signal is told once per level, here, however many signals arrive (a terminal
+//! sends Ctrl+C's SIGINT to the whole foreground process group; a user presses it again): the
+//! first says what happens and how to stop at once, the one that makes it immediate says so,
+//! and later ones say nothing. A stop by the stop file is told by the engine, which knows how
+//! many tasks are still running.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -62,6 +68,11 @@ fn signalled() -> Stop {
     }
 }
 
+/// Whether a signal (Ctrl+C, SIGTERM, SIGHUP) asked for the stop: the watcher has told it.
+pub fn by_signal() -> bool {
+    signalled() != Stop::Running
+}
+
 /// The stop level, counting signals that arrived but that the watcher has not taken yet.
 pub fn level(rx: &watch::Receiver<Stop>) -> Stop {
     (*rx.borrow()).max(signalled())
@@ -90,8 +101,9 @@ pub fn watch(stop_file: PathBuf, reporter: crate::report::event::Reporter) -> st
     let mut term = signal(SignalKind::terminate())?;
     let mut hup = signal(SignalKind::hangup())?;
     tokio::spawn(async move {
-        let raise = |level: Stop| {
-            tx.send_if_modified(|cur| {
+        // Raises the level; a signal's stop is told when it raises it, and only then.
+        let raise = |level: Stop, tell: bool| {
+            let raised = tx.send_if_modified(|cur| {
                 if level > *cur {
                     *cur = level;
                     true
@@ -99,6 +111,9 @@ pub fn watch(stop_file: PathBuf, reporter: crate::report::event::Reporter) -> st
                     false
                 }
             });
+            if raised && tell {
+                reporter.note(crate::report::event::Note::Interrupted { now: level == Stop::Now });
+            }
         };
         let mut tick = tokio::time::interval(STOP_FILE_POLL);
         loop {
@@ -106,14 +121,13 @@ pub fn watch(stop_file: PathBuf, reporter: crate::report::event::Reporter) -> st
                 _ = int.recv() => {
                     // tokio may hand over two quick Ctrl+C as one; the count tells them apart.
                     let level = if *tx.borrow() == Stop::Running { signalled().max(Stop::Graceful) } else { Stop::Now };
-                    reporter.note(crate::report::event::Note::Interrupted { now: level != Stop::Graceful });
-                    raise(level);
+                    raise(level, true);
                 }
-                _ = term.recv() => raise(Stop::Now),
-                _ = hup.recv() => raise(Stop::Now),
+                _ = term.recv() => raise(Stop::Now, true),
+                _ = hup.recv() => raise(Stop::Now, true),
                 _ = tick.tick() => {
                     if *tx.borrow() == Stop::Running && stop_file.exists() {
-                        raise(Stop::Graceful);
+                        raise(Stop::Graceful, false);
                     }
                 }
             }

@@ -147,7 +147,7 @@ fn config_errors_name_the_key_and_file() {
     for cmd in ["check", "status", "run"] {
         let r = p.baton(&[cmd, "plan.yaml"]);
         assert_eq!(r.code(), 2, "{cmd}");
-        assert!(r.stderr().contains("baton.toml:3:1: unknown field `retries`"), "{cmd}: {}", r.stderr());
+        assert!(r.stderr().contains("baton.toml:3:1: unknown key `retries` in [run]"), "{cmd}: {}", r.stderr());
     }
 }
 

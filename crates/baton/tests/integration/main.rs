@@ -8,6 +8,7 @@ mod engine;
 mod hostile;
 mod landing;
 mod live_view;
+mod manners;
 mod parallel;
 mod parallel_limits;
 mod pipeline;

@@ -37,7 +37,7 @@ impl ClaudeCode {
         match ClaudeCode::resolve(config.agent.binary.as_deref(), root) {
             Ok(binary) => Ok(std::sync::Arc::new(ClaudeCode { binary, extra_args: config.agent.extra_args.clone() })),
             Err(e) if lenient => {
-                eprintln!("warning: {e}");
+                crate::errln!("warning: {e}");
                 Ok(std::sync::Arc::new(ClaudeCode {
                     binary: Resolved::plain("claude".into(), "not found".into()),
                     extra_args: Vec::new(),

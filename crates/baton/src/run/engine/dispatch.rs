@@ -122,7 +122,8 @@ impl Engine {
             // baton's own work (git, saves) runs on this thread without yielding: let the stop
             // watcher take a Ctrl+C that arrived meanwhile before deciding anything.
             stop::caught_up(&self.stop).await;
-            if *self.stop.borrow() != Stop::Running && self.state.stop_requested() {
+            // A stop by signal was told by the stop watcher already.
+            if *self.stop.borrow() != Stop::Running && self.state.stop_requested() && !stop::by_signal() {
                 self.reporter.note(Note::StopRequested { running: self.state.running() });
             }
             let wake = match self.step() {
