@@ -86,7 +86,7 @@ enum Command {
     },
     /// Put tasks back to pending so the next run does them again (attempts are kept unless
     /// --reset-attempts)
-    #[command(after_help = CONTROL_HELP)]
+    #[command(after_help = control_help("baton retry plan.yaml --failed    # every failed task runs again on the next `baton run`"))]
     Retry {
         /// The plan file
         plan: PathBuf,
@@ -102,7 +102,7 @@ enum Command {
         reset_attempts: bool,
     },
     /// Mark a task skipped, so no run starts it
-    #[command(after_help = CONTROL_HELP)]
+    #[command(after_help = control_help("baton skip plan.yaml 3.2 --reason \"done by hand\""))]
     Skip {
         /// The plan file
         plan: PathBuf,
@@ -113,7 +113,7 @@ enum Command {
         reason: Option<String>,
     },
     /// Put tasks back to pending with no attempts, as if they never ran
-    #[command(after_help = CONTROL_HELP)]
+    #[command(after_help = control_help("baton reset plan.yaml --all"))]
     Reset {
         /// The plan file
         plan: PathBuf,
@@ -224,22 +224,21 @@ fn after(example: &str, codes: &[(Exit, &str)]) -> String {
     format!("Example:\n  {example}\n\n{}", codes_help(codes))
 }
 
-/// The help after `retry`, `skip` and `reset`.
-const CONTROL_HELP: &str = "\
-These edit the plan's status and attempts in place (comments and layout stay) and, in a git \
+/// The help after `retry`, `skip` and `reset`: what they share, the example, the exit codes.
+fn control_help(example: &str) -> String {
+    format!(
+        "These edit the plan's status and attempts in place (comments and layout stay) and, in a git \
 repository, commit the plan (`baton: retry 3.2`) unless it had uncommitted changes of yours. \
-They refuse while a run holds the plan: stop it first (`baton stop`).
-
-Examples:
-  baton retry plan.yaml --failed        every failed task runs again on the next `baton run`
-  baton retry plan.yaml 3.2 --reset-attempts
-  baton skip plan.yaml 3.2 --reason \"done by hand\"
-  baton reset plan.yaml --all
-
-Exit codes:
-  0   done (or nothing to change)
-  2   unknown task, a task the command does not apply to, an invalid plan, or a run holds the
-      plan; nothing was changed";
+They refuse while a run holds the plan: stop it first (`baton stop`).\n\n{}",
+        after(
+            example,
+            &[
+                (Exit::Completed, "done (or nothing to change)"),
+                (Exit::InvalidInput, "unknown task, a task the command does not apply to, an invalid plan, or a run holds the plan; nothing was changed"),
+            ],
+        )
+    )
+}
 
 #[derive(Args)]
 struct RunArgs {
