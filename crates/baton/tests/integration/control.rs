@@ -64,8 +64,12 @@ fn retry_failed_then_run_reruns_exactly_the_failed_tasks() {
     assert!(text.starts_with("# the team's plan: keep this comment\n"), "{text}");
     assert!(text.contains("status: pending   # baton writes this"), "{text}");
 
+    let r = p.baton(&["run", "plan.yaml", "--dry-run"]);
+    assert!(r.stdout().contains("1.1 Flaky (attempt 3/3)"), "the extra attempt is the last one, not 3/2: {}", r.all());
     let r = p.baton(&["run", "plan.yaml"]);
     assert_eq!(r.code(), 0, "{}", r.all());
+    assert!(r.all().contains("1.1 Flaky · attempt 3/3"), "{}", r.all());
+    assert!(!r.all().contains("3/2"), "{}", r.all());
     // Exactly the failed task ran again, and the task it had blocked ran after it.
     assert_eq!(tasks_run(&p)[3..], ["1.1", "1.2"]);
     let t = task(&p, "1.1");

@@ -207,8 +207,10 @@ impl Engine {
     fn start(&mut self, id: &TaskId) -> Result<(), Error> {
         let Some(task) = self.file.plan().task(id.as_str()).cloned() else { return Ok(()) };
         let plan = self.file.plan();
-        let max = plan.max_attempts(&task, self.config.run.max_attempts);
         let attempt_no = task.attempts + 1;
+        // A task `baton retry` gave one more attempt after it used them all: this one is its
+        // last, said as `attempt 3/3`, never `3/2`.
+        let max = plan.max_attempts(&task, self.config.run.max_attempts).max(attempt_no);
         let section = plan.section_of(id.as_str()).map(|s| s.id.clone()).unwrap_or_default();
         self.reporter.note(Note::NextTask { task: id.clone(), name: task.name.clone(), section, deps: task.depends_on.clone() });
         record::started(&mut self.file, &self.reporter, id).map_err(|e| Error::Plan(e.render_in_run()))?;

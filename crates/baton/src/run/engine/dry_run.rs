@@ -73,7 +73,7 @@ pub(super) fn dry_run(file: &PlanFile, opts: &RunOptions, config: &Config, agent
         for id in &picks {
             n += 1;
             let Some(t) = plan.task(id.as_str()) else { continue };
-            let max = plan.max_attempts(t, config.run.max_attempts);
+            let max = plan.max_attempts(t, config.run.max_attempts).max(t.attempts + 1);
             crate::outln!("{n:>3}. {} {} (attempt {}/{max})", id, t.name, t.attempts + 1);
         }
         if opts.parallel {
