@@ -47,6 +47,10 @@ pub struct RunningTask {
     pub name: String,
     /// The agent session now running for it; `None` between attempts (a back-off, a landing).
     pub session: Option<u32>,
+    /// The attempt as the run counts it, and the most it may have: the run's own `attempt 1/2`.
+    /// The session number above counts every recorded session (stopped ones, and those before
+    /// a `baton reset`), so the two differ after those.
+    pub tries: (u32, u32),
     pub started: Option<Timestamp>,
     /// The latest activity in its transcript (`Edit src/x.rs`).
     pub activity: Option<String>,
@@ -96,7 +100,9 @@ pub fn run_view(place: &Place<'_>, plan: &Plan) -> Option<RunView> {
                 .filter(|b| b.task_id == id && b.state == crate::coord::AgentState::Running)
                 .find_map(|b| b.note.as_deref().map(terminal_line))
                 .filter(|n| !n.trim().is_empty());
-            RunningTask { id: id.to_string(), name: terminal_line(&t.name), session, started, activity, note }
+            let attempt = t.attempts + 1;
+            let tries = (attempt, plan.max_attempts(t, place.config.run.max_attempts).max(attempt));
+            RunningTask { id: id.to_string(), name: terminal_line(&t.name), session, tries, started, activity, note }
         })
         .collect();
     Some(RunView { pid, running })
@@ -115,7 +121,9 @@ pub fn run_text(view: Option<&RunView>, now: Option<Timestamp>) -> String {
     for t in &view.running {
         let mut parts = vec![format!("  {}  {}", t.id, t.name)];
         match t.session {
-            Some(n) => parts.push(format!("attempt {n}")),
+            Some(n) if n == t.tries.0 => parts.push(format!("attempt {}/{}", t.tries.0, t.tries.1)),
+            // Its transcript is `baton logs PLAN TASK --attempt n`.
+            Some(n) => parts.push(format!("attempt {}/{} (logs: --attempt {n})", t.tries.0, t.tries.1)),
             None => parts.push("between attempts".to_string()),
         }
         match (t.started, now) {
@@ -297,6 +305,7 @@ mod tests {
             id: "1.2".into(),
             name: "Members endpoint".into(),
             session,
+            tries: (2, 3),
             started: Some(Timestamp::UNIX_EPOCH),
             activity: activity.map(str::to_string),
             note: None,
@@ -313,9 +322,13 @@ mod tests {
         let live = run_text(Some(&view), Some(later));
         assert_eq!(
             live,
-            "\nrun: active · pid 42 · running 2:\n  1.2  Members endpoint · attempt 2 · 1m 05s · Edit src/x.rs\n  1.2  Members endpoint · between attempts · 1m 05s\n"
+            "\nrun: active · pid 42 · running 2:\n  1.2  Members endpoint · attempt 2/3 · 1m 05s · Edit src/x.rs\n  1.2  Members endpoint · between attempts · 1m 05s\n"
         );
-        assert!(run_text(Some(&view), None).contains("attempt 2 · since "), "a printed view gives the start time");
+        assert!(run_text(Some(&view), None).contains("attempt 2/3 · since "), "a printed view gives the start time");
+        // After a stopped attempt or a `baton reset` the session number runs ahead of the run's
+        // count: the line says the run's count, and where the transcript is.
+        let reset = RunView { pid: 42, running: vec![task(Some(4), None)] };
+        assert!(run_text(Some(&reset), None).contains("· attempt 2/3 (logs: --attempt 4) · since "), "{}", run_text(Some(&reset), None));
         let json = run_json(Some(&view));
         assert_eq!((json["pid"].as_u64(), json["running"][0]["attempt"].as_u64()), (Some(42), Some(2)));
         assert_eq!(json["running"][0]["started_at"], "1970-01-01T00:00:00Z");
@@ -355,6 +368,7 @@ mod tests {
             (t.id.as_str(), t.session, t.activity.as_deref(), t.note.as_deref()),
             ("1.1", Some(2), Some("Edit src/x.rs"), Some("writing tests"))
         );
+        assert_eq!(t.tries, (1, 3), "no attempt spent yet in the plan: the run's attempt 1 of the default 3");
         assert!(t.started.is_some_and(|s| s <= Timestamp::now()));
         // A transcript longer than the tail read still shows paths from where the agent works.
         let padding = serde_json::json!({"type": "assistant", "message": {"content": [{"type": "text", "text": "x".repeat(1000)}]}});

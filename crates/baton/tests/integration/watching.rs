@@ -161,7 +161,7 @@ fn watch_prints_a_new_table_on_each_change_with_the_run_and_its_pid() {
     // A plain status says a run is going on, too.
     let now = p.baton(&["status", "plan.yaml"]).stdout();
     assert!(now.contains(&format!("run: active · {pid} · running 1:")), "{now}");
-    assert!(now.lines().any(|l| l.starts_with("  1.1  Slow one · attempt 1 · ")), "{now}");
+    assert!(now.lines().any(|l| l.starts_with("  1.1  Slow one · attempt 1/3 · ")), "{now}");
     let json: serde_json::Value = serde_json::from_str(&p.baton(&["status", "plan.yaml", "--json"]).stdout()).unwrap();
     assert_eq!(json["run"]["pid"], run.id(), "{json:#}");
     assert_eq!((&json["run"]["running"][0]["id"], &json["run"]["running"][0]["attempt"]), (&"1.1".into(), &1.into()), "{json:#}");
@@ -170,7 +170,7 @@ fn watch_prints_a_new_table_on_each_change_with_the_run_and_its_pid() {
     wait_for("the watched run", || read(&p, "watch.out").contains(&pid));
     let first = read(&p, "watch.out");
     assert!(first.lines().any(|l| l.contains("1.1") && l.contains("in_progress")), "{first}");
-    assert!(first.lines().any(|l| l.starts_with("  1.1  Slow one · attempt 1 · since ")), "{first}");
+    assert!(first.lines().any(|l| l.starts_with("  1.1  Slow one · attempt 1/3 · since ")), "{first}");
     std::fs::write(p.state_path("go"), "").unwrap();
     assert_eq!(wait_exit(&mut run), Some(0), "{}", read(&p, "run.err"));
     wait_for("the run's end to show", || read(&p, "watch.out").contains("no run is active on this plan"));
