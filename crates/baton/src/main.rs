@@ -86,7 +86,7 @@ enum Command {
     },
     /// Put tasks back to pending so the next run does them again (attempts are kept unless
     /// --reset-attempts)
-    #[command(after_help = control_help("baton retry plan.yaml --failed    # every failed task runs again on the next `baton run`"))]
+    #[command(after_help = control_help("retry", "baton retry plan.yaml --failed    # every failed task runs again on the next `baton run`"))]
     Retry {
         /// The plan file
         plan: PathBuf,
@@ -102,7 +102,7 @@ enum Command {
         reset_attempts: bool,
     },
     /// Mark a task skipped, so no run starts it
-    #[command(after_help = control_help("baton skip plan.yaml 3.2 --reason \"done by hand\""))]
+    #[command(after_help = control_help("skip", "baton skip plan.yaml 3.2 --reason \"done by hand\""))]
     Skip {
         /// The plan file
         plan: PathBuf,
@@ -113,7 +113,7 @@ enum Command {
         reason: Option<String>,
     },
     /// Put tasks back to pending with no attempts, as if they never ran
-    #[command(after_help = control_help("baton reset plan.yaml --all"))]
+    #[command(after_help = control_help("reset", "baton reset plan.yaml --all"))]
     Reset {
         /// The plan file
         plan: PathBuf,
@@ -225,10 +225,10 @@ fn after(example: &str, codes: &[(Exit, &str)]) -> String {
 }
 
 /// The help after `retry`, `skip` and `reset`: what they share, the example, the exit codes.
-fn control_help(example: &str) -> String {
+fn control_help(verb: &str, example: &str) -> String {
     format!(
-        "These edit the plan's status and attempts in place (comments and layout stay) and, in a git \
-repository, commit the plan (`baton: retry 3.2`) unless it had uncommitted changes of yours. \
+        "retry, skip and reset edit only the fields baton owns, in place (comments and layout stay) and, \
+in a git repository, commit the plan (`baton: {verb} 3.2`) unless it had uncommitted changes of yours. \
 They refuse while a run holds the plan: stop it first (`baton stop`).\n\n{}",
         after(
             example,

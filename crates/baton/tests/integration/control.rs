@@ -255,3 +255,12 @@ fn resume_from_says_what_it_leaves_out_and_why_nothing_runs() {
     assert_eq!(r.code(), 2, "{}", r.all());
     assert!(r.stderr().contains("no task '2.2' in plan.yaml; did you mean '1.2' or '2.1'?"), "{}", r.stderr());
 }
+
+#[test]
+fn each_control_command_help_names_its_own_commit() {
+    let p = project(PLAN);
+    for verb in ["retry", "skip", "reset"] {
+        let help = p.baton(&[verb, "--help"]).stdout();
+        assert!(help.contains(&format!("commit the plan (`baton: {verb} 3.2`)")), "{verb}: {help}");
+    }
+}
