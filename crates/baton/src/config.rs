@@ -262,7 +262,10 @@ impl Config {
                 Ok(config) => break config,
                 Err(e) => {
                     let key = take_out(&mut table, e.span());
+                    // A word baton does not know (`kind = "gpt"`) has the right type already.
+                    let unknown_word = e.message().trim_start().starts_with("unknown variant");
                     let help = match &key {
+                        Some(key) if unknown_word => format!("give {key} one of the values listed ({SEE_DOCS})"),
                         Some(key) => format!("give {key} a value of the right type ({SEE_DOCS})"),
                         None => format!("fix this value ({SEE_DOCS})"),
                     };
@@ -747,7 +750,7 @@ error: baton.toml:3:1: unknown key `timout_seconds` in [run]
 error: baton.toml:4:16: invalid type: string \"three\", expected a whole number
   help: give `max_attempts` in [run] a value of the right type (see README.md, \"Configuration\")
 error: baton.toml:6:8: unknown variant `gpt`, expected one of `claude`, `codex`, `gemini`, `command`, `simulated`
-  help: give `kind` in [agent] a value of the right type (see README.md, \"Configuration\")
+  help: give `kind` in [agent] one of the values listed (see README.md, \"Configuration\")
 error: baton.toml:7:1: unknown key `jobs` in [agent]
   help: `jobs` belongs in [run]
 error: baton.toml:9:1: `timeout_seconds` must be a number of seconds above 0 and at most 30 days
