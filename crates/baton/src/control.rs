@@ -169,6 +169,14 @@ fn apply(plan: &Path, edit: &Edit) -> Result<String, ControlError> {
             file.set_attempts(c.id.as_str(), c.new_attempts).map_err(|e| ControlError::Plan(e.render()))?;
         }
     }
+    if let Edit::Reset { .. } = edit {
+        // From scratch: what an earlier attempt said, and when it completed, no longer holds.
+        for c in &todo {
+            for field in [TaskField::CompletedAt, TaskField::ResultMessage, TaskField::LastError] {
+                file.clear_text(c.id.as_str(), field).map_err(|e| ControlError::Plan(e.render()))?;
+            }
+        }
+    }
     if let Edit::Skip { reason, .. } = edit {
         if let Some(c) = todo.first() {
             let text = reason.clone().unwrap_or_else(|| "skipped by hand (`baton skip`)".to_string());

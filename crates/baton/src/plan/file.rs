@@ -51,6 +51,8 @@ enum Value {
     Int(u64),
     /// Free text: quoted as needed, in the style the field already had where possible.
     Text(String),
+    /// No value: written as a bare `null`, the key kept where it is.
+    Null,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -133,6 +135,21 @@ impl PlanFile {
     /// Sets a text field (`last_error`, `completed_at`, `result_message`).
     pub fn set_text(&mut self, task: &str, field: TaskField, text: &str) -> Result<(), PlanError> {
         self.set(task, field, Value::Text(text.to_string()))
+    }
+
+    /// Clears a text field (`completed_at` of a task sent back to pending): its value becomes
+    /// `null`, which reads as absent. A field the task does not have is left absent.
+    pub fn clear_text(&mut self, task: &str, field: TaskField) -> Result<(), PlanError> {
+        let has = match field {
+            TaskField::LastError => self.plan.task(task).is_some_and(|t| t.last_error.is_some()),
+            TaskField::CompletedAt => self.plan.task(task).is_some_and(|t| t.completed_at.is_some()),
+            TaskField::ResultMessage => self.plan.task(task).is_some_and(|t| t.result_message.is_some()),
+            TaskField::Status | TaskField::Attempts => false,
+        };
+        if !has {
+            return Ok(());
+        }
+        self.set(task, field, Value::Null)
     }
 
     fn set(&mut self, task: &str, field: TaskField, value: Value) -> Result<(), PlanError> {
@@ -436,14 +453,25 @@ fn verify(before: &Node, edited: &str, change: &Change) -> Result<(), Vec<Diagno
     let Some(task) = find_task(&after, &change.task) else {
         return Err(refused("the task is gone".into()));
     };
+    let field = task.get(change.field.key());
     let want = match &change.value {
-        Value::Word(w) => (*w).to_string(),
-        Value::Int(n) => n.to_string(),
-        Value::Text(s) => s.clone(),
+        Value::Word(w) => Some((*w).to_string()),
+        Value::Int(n) => Some(n.to_string()),
+        Value::Text(s) => Some(s.clone()),
+        Value::Null => None,
     };
-    let got = task.get(change.field.key()).and_then(Node::as_scalar);
-    if got != Some(want.as_str()) {
-        return Err(refused(format!("it reads {got:?}")));
+    match want {
+        Some(want) => {
+            let got = field.and_then(Node::as_scalar);
+            if got != Some(want.as_str()) {
+                return Err(refused(format!("it reads {got:?}")));
+            }
+        }
+        None => {
+            if !field.is_some_and(Node::is_null) {
+                return Err(refused(format!("it reads {:?}", field.and_then(Node::as_scalar))));
+            }
+        }
     }
     let ids = |t: &Node| -> Vec<Option<String>> {
         sections(t)
@@ -516,6 +544,7 @@ fn render(value: &Value, style: Style) -> String {
             _ => (*w).to_string(),
         },
         Value::Int(n) => n.to_string(),
+        Value::Null => "null".to_string(),
         Value::Text(s) => {
             let style = match style {
                 // A block scalar is rewritten as one double-quoted line.

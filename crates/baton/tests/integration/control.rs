@@ -93,7 +93,10 @@ fn retry_with_reset_attempts_and_reset_all_start_the_count_over() {
     // Only the owned fields changed: every other byte is as the user wrote it.
     assert_eq!(p.read("plan.yaml"), failed.replace("status: failed", "status: pending").replace("attempts: 2", "attempts: 0"));
 
-    let p = project(&failed.replace("  - id: '2.1'\n    name: Independent\n    status: pending\n", "  - id: '2.1'\n    name: Independent\n    status: completed\n    attempts: 1\n"));
+    let p = project(&failed.replace(
+        "  - id: '2.1'\n    name: Independent\n    status: pending\n",
+        "  - id: '2.1'\n    name: Independent\n    status: completed\n    attempts: 1\n    result_message: \"done: all green\"\n    completed_at: '2026-01-01T00:00:00Z'\n",
+    ));
     let r = p.baton(&["reset", "plan.yaml", "--all"]);
     assert_eq!(r.code(), 0, "{}", r.all());
     assert!(r.stdout().contains("1.2: already pending with 0 attempt(s); unchanged"), "{}", r.stdout());
@@ -102,6 +105,12 @@ fn retry_with_reset_attempts_and_reset_all_start_the_count_over() {
         assert_eq!((task(&p, id).status, task(&p, id).attempts), (Status::Pending, 0), "{id}");
     }
     assert_eq!(p.plan().sections[1].status, Some(Status::Pending), "section statuses follow their tasks");
+    // From scratch: a pending task does not keep when it completed, nor what its attempts said.
+    for id in ["1.1", "2.1"] {
+        let t = task(&p, id);
+        assert_eq!((t.completed_at, t.result_message, t.last_error), (None, None, None), "{id}");
+    }
+    assert!(p.read("plan.yaml").contains("    completed_at: null\n"), "{}", p.read("plan.yaml"));
 
     // Nothing to do is said, and changes nothing.
     let before = p.repo.log_subjects().len();
