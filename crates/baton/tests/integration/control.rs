@@ -273,3 +273,19 @@ fn each_control_command_help_names_its_own_commit() {
         assert!(help.contains(&format!("commit the plan (`baton: {verb} 3.2`)")), "{verb}: {help}");
     }
 }
+
+#[test]
+fn a_task_done_before_and_started_again_loses_its_old_completion_time() {
+    // Put back to pending by hand (not through `reset`, which clears it): the old time stays in
+    // the file until the task starts again; it must not outlive a failure of this run.
+    let p = project(&PLAN.replace(
+        "    status: pending   # baton writes this\n",
+        "    status: pending   # baton writes this\n    completed_at: '2026-01-01T00:00:00Z'\n    attempts: 1\n",
+    ));
+    p.scenario(r#"{"tasks": {"1.1": [{"status": "failed", "message": "red"}]}}"#);
+    let r = p.baton(&["run", "plan.yaml"]);
+    assert_eq!(r.code(), 3, "{}", r.all());
+    let t = task(&p, "1.1");
+    assert_eq!(t.status, Status::Failed);
+    assert_eq!(t.completed_at, None, "{}", p.read("plan.yaml"));
+}

@@ -48,6 +48,9 @@ pub(super) fn recover(file: &mut PlanFile, reporter: &Reporter) -> Result<(), Pl
 /// Marks a task in progress and saves.
 pub(super) fn started(file: &mut PlanFile, reporter: &Reporter, id: &TaskId) -> Result<(), PlanError> {
     file.set_status(id.as_str(), Status::InProgress)?;
+    // A task done before and started again (retried by hand) is not completed now: an old
+    // completion time would outlive a failure of this run.
+    file.clear_text(id.as_str(), crate::plan::TaskField::CompletedAt)?;
     save(file, reporter)
 }
 
