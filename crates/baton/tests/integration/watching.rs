@@ -254,3 +254,19 @@ fn watch_on_a_terminal_redraws_in_place_and_ends_on_ctrl_c() {
     assert!(last.contains("2 of 2 completed") && last.contains("no run is active") && last.contains("Ctrl+C to quit"), "{}", last.escape_debug());
     assert!(!out.contains("panicked"), "{}", out.escape_debug());
 }
+
+#[test]
+fn watch_ends_quietly_when_its_reader_goes_away_with_nothing_new_to_print() {
+    use std::io::BufRead as _;
+    let p = project(PLAN);
+    let err = p.state_path("watch-head.err");
+    // `baton status PLAN --watch | head -1`: head reads a line and leaves; nothing changes after.
+    let mut watch = p.command(&["status", "plan.yaml", "--watch"]).stdout(Stdio::piped()).stderr(File::create(&err).unwrap()).spawn().unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(watch.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    assert!(first.starts_with("Watched"), "{first}");
+    // The reader is dropped here: the pipe is closed, and the plan never changes again.
+    let code = wait_exit(&mut watch);
+    assert_eq!(code, Some(0), "{}", std::fs::read_to_string(&err).unwrap());
+    assert_eq!(std::fs::read_to_string(&err).unwrap(), "");
+}
