@@ -270,3 +270,22 @@ fn watch_ends_quietly_when_its_reader_goes_away_with_nothing_new_to_print() {
     assert_eq!(code, Some(0), "{}", std::fs::read_to_string(&err).unwrap());
     assert_eq!(std::fs::read_to_string(&err).unwrap(), "");
 }
+
+#[test]
+fn follow_ends_quietly_when_its_reader_goes_away_while_the_agent_is_silent() {
+    use std::io::BufRead as _;
+    let p = project(PLAN);
+    let mut run = run_held_in_1_1(&p);
+    let err = p.state_path("follow-head.err");
+    // `baton logs PLAN 1.1 --follow | head -1` while the agent waits, printing nothing.
+    let mut follow = p.command(&["logs", "plan.yaml", "1.1", "--follow"]).stdout(Stdio::piped()).stderr(File::create(&err).unwrap()).spawn().unwrap();
+    // Read up to the events so far, then leave: the follower has nothing more to print.
+    let mut lines = std::io::BufReader::new(follow.stdout.take().unwrap()).lines();
+    assert!(lines.by_ref().map_while(Result::ok).any(|l| l.contains("[Tool] Bash")), "the events so far");
+    drop(lines);
+    let code = wait_exit(&mut follow);
+    std::fs::write(p.state_path("go"), "").unwrap();
+    assert_eq!(code, Some(0), "{}", std::fs::read_to_string(&err).unwrap());
+    assert_eq!(std::fs::read_to_string(&err).unwrap(), "");
+    assert_eq!(wait_exit(&mut run), Some(0), "{}", read(&p, "run.err"));
+}
