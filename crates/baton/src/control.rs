@@ -306,7 +306,7 @@ fn line(c: &Change, edit: &Edit) -> String {
             let _ = write!(text, " (attempts {} → {})", c.attempts, c.new_attempts);
         }
         Edit::Skip { reason: Some(r), .. } => {
-            let _ = write!(text, " (reason: {})", crate::report::safe::cut(r, 100));
+            let _ = write!(text, " (reason: {})", crate::report::safe::cut(&crate::report::safe::one_line(r), 100));
         }
         _ => {}
     }
@@ -348,7 +348,7 @@ fn commit_message(edit: &Edit, todo: &[&Change]) -> String {
     let ids: Vec<&str> = todo.iter().map(|c| c.id.as_str()).collect();
     let shown = if ids.len() > 6 { format!("{} and {} more", ids[..5].join(", "), ids.len() - 5) } else { ids.join(", ") };
     match edit {
-        Edit::Skip { reason: Some(r), .. } => format!("baton: skip {shown} — {}", crate::report::safe::cut(r, 60)),
+        Edit::Skip { reason: Some(r), .. } => format!("baton: skip {shown} — {}", crate::report::safe::cut(&crate::report::safe::one_line(r), 60)),
         Edit::Reset { all: true, .. } => "baton: reset all tasks".to_string(),
         _ => format!("baton: {} {shown}", edit.verb()),
     }

@@ -165,6 +165,14 @@ impl AgentReadiness {
 pub fn init(opts: &InitOptions) -> Exit {
     let start = std::path::absolute(&opts.dir).unwrap_or_else(|_| opts.dir.clone());
     let git = crate::git::is_repo(&start);
+    if git && crate::git::git(&start, &["rev-parse", "--is-bare-repository"]).is_ok_and(|out| out.trim() == "true") {
+        crate::errln!(
+            "error: {} is a bare git repository: it has no working tree for a plan or for the agents' work\n  help: run `baton init` in a clone (`git clone {} work && cd work`)\nNothing was written.",
+            start.display(),
+            start.display()
+        );
+        return Exit::InvalidInput;
+    }
     let root = match git {
         true => crate::root::repo_root(&start),
         false => start.clone(),

@@ -486,6 +486,13 @@ fn run(args: &RunArgs) -> Exit {
         );
         return Exit::InvalidInput;
     }
+    if let Some(why) = args.junit.as_deref().and_then(junit_refused) {
+        baton::errln!(
+            "error: --junit {} {why}; baton will not overwrite it\n  help: name a new file for the report, e.g. `--junit target/baton-junit.xml`; nothing was run or changed",
+            args.junit.as_deref().unwrap_or(Path::new("")).display()
+        );
+        return Exit::InvalidInput;
+    }
     baton::run::run(baton::run::RunOptions {
         plan: args.plan.clone(),
         dry_run: args.dry_run,
@@ -507,6 +514,21 @@ fn run(args: &RunArgs) -> Exit {
         },
         junit: args.junit.clone(),
     })
+}
+
+/// Why `--junit PATH` must not be written: a folder, or a file that is not an XML report (the
+/// plan, `baton.toml`, a source file). A missing file, or a report of an earlier run, is fine.
+fn junit_refused(path: &Path) -> Option<&'static str> {
+    use std::io::Read as _;
+    let meta = std::fs::metadata(path).ok()?;
+    if meta.is_dir() {
+        return Some("is a folder");
+    }
+    let mut head = [0u8; 64];
+    let n = std::fs::File::open(path).and_then(|mut f| f.read(&mut head)).unwrap_or(0);
+    let text = String::from_utf8_lossy(&head[..n]);
+    let text = text.trim_start_matches('\u{feff}').trim_start();
+    (meta.len() > 0 && !text.starts_with('<')).then_some("is an existing file that is not an XML report")
 }
 
 /// What `baton logs` prints.

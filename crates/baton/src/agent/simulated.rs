@@ -112,7 +112,9 @@ struct Task {
 /// The value of a `Label: value` line of the prompt (the built-in template's header lines).
 fn field(prompt: &str, label: &str) -> Option<String> {
     prompt.lines().find_map(|line| {
-        let value = line.trim_start().strip_prefix(label)?.trim().trim_matches('`').trim();
+        let value = line.trim_start().strip_prefix(label)?.trim();
+        // A custom template may quote the value as Markdown code; an id's own backticks stay.
+        let value = value.strip_prefix('`').and_then(|v| v.strip_suffix('`')).filter(|v| !v.contains('`')).unwrap_or(value).trim();
         (!value.is_empty()).then(|| value.to_string())
     })
 }
@@ -350,6 +352,15 @@ mod tests {
         assert_eq!(t.description.as_deref(), Some("Write hello.txt.\nFiles: hello.txt"));
         assert_eq!(t.status_file.as_deref(), Some(".claude/plans/task-status.json"));
         assert_eq!(read_task("do something"), Task::default());
+    }
+
+    #[test]
+    fn a_task_id_keeps_its_own_backticks() {
+        // Ids may hold backticks; only a pair wrapping the whole value is Markdown.
+        assert_eq!(field("Task ID: a;`id`\n", "Task ID:").as_deref(), Some("a;`id`"));
+        assert_eq!(field("Task ID: `id`x\n", "Task ID:").as_deref(), Some("`id`x"));
+        assert_eq!(field("Task ID: `1.1`\n", "Task ID:").as_deref(), Some("1.1"));
+        assert_eq!(field("Status file: `.claude/s.json`\n", "Status file:").as_deref(), Some(".claude/s.json"));
     }
 
     #[test]

@@ -56,7 +56,7 @@ pub fn follow(place: &Place<'_>, task: &str, session: Option<u32>, dialect: &dyn
             crate::out!("{}\noutcome: not recorded (the run ended before this attempt was judged)\n", stderr_block(&transcript));
             return Ok(());
         }
-        if wake.wait(POLL) == Woke::Interrupted {
+        if super::out::reader_gone() || wake.wait(POLL) == Woke::Interrupted {
             return Ok(());
         }
     }

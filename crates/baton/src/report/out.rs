@@ -29,3 +29,13 @@ macro_rules! outln {
 macro_rules! out {
     ($($arg:tt)*) => { $crate::report::out::write(format_args!($($arg)*)) };
 }
+
+/// Whether stdout is a pipe or socket whose reader has gone (`baton status --watch | head -1`
+/// after head has left): a watcher with nothing new to print would otherwise never write again
+/// to meet the closed pipe, and would wait forever.
+pub fn reader_gone() -> bool {
+    let mut fd = libc::pollfd { fd: libc::STDOUT_FILENO, events: 0, revents: 0 };
+    // SAFETY: one valid pollfd, a zero timeout: poll only reads the descriptor's state.
+    let ready = unsafe { libc::poll(&mut fd, 1, 0) };
+    ready > 0 && fd.revents & (libc::POLLERR | libc::POLLHUP) != 0
+}

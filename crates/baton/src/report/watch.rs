@@ -259,6 +259,9 @@ pub fn watch(place: &Place<'_>, width: usize) -> Exit {
             }
         }
         first = false;
+        if super::out::reader_gone() {
+            return Exit::Completed;
+        }
         if wake.wait(if tty { REDRAW } else { POLL }) == Woke::Interrupted {
             if tty {
                 crate::outln!();

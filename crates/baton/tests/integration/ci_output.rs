@@ -161,6 +161,34 @@ fn an_error_before_the_run_is_a_json_line_and_a_junit_error() {
 }
 
 #[test]
+fn junit_never_overwrites_the_plan_or_another_file_that_is_not_a_report() {
+    let p = project(PLAN);
+    p.write("notes.md", "my notes\n");
+    p.repo.commit_all("notes");
+    for (target, kept) in [("plan.yaml", PLAN), ("baton.toml", "")] {
+        let before = std::fs::read_to_string(p.path().join(target)).unwrap();
+        let r = p.baton(&["run", "plan.yaml", "--junit", target]);
+        assert_eq!(r.code(), 2, "{}", r.all());
+        assert!(r.stderr().contains("--junit") && r.stderr().contains(target), "{}", r.stderr());
+        let after = std::fs::read_to_string(p.path().join(target)).unwrap();
+        assert_eq!(after, before, "--junit {target} must leave it as it was");
+        if !kept.is_empty() {
+            assert_eq!(after, kept);
+        }
+    }
+    let r = p.baton(&["run", "plan.yaml", "--junit", "notes.md"]);
+    assert_eq!(r.code(), 2, "{}", r.all());
+    assert_eq!(std::fs::read_to_string(p.path().join("notes.md")).unwrap(), "my notes\n");
+    // A report from an earlier run is replaced.
+    let dir = tempfile::tempdir().unwrap();
+    let junit = dir.path().join("junit.xml");
+    std::fs::write(&junit, "<?xml version=\"1.0\"?>\n<testsuites/>\n").unwrap();
+    let r = p.baton(&["run", "plan.yaml", "--junit", junit.to_str().unwrap()]);
+    assert_eq!(r.code(), 0, "{}", r.all());
+    assert_valid_junit(&junit);
+}
+
+#[test]
 fn the_junit_report_validates_and_carries_each_tasks_outcome() {
     let p = project(PLAN);
     p.scenario(SCENARIO);

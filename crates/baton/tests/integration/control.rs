@@ -164,6 +164,22 @@ fn skip_records_the_reason_and_warns_about_what_waits_on_it() {
 }
 
 #[test]
+fn a_skip_reason_with_control_characters_is_printed_and_committed_on_one_safe_line() {
+    let p = project(PLAN);
+    let reason = "see\x1b]0;pwned\x07 #12\nsecond line";
+    let r = p.baton(&["skip", "plan.yaml", "1.1", "--reason", reason]);
+    assert_eq!(r.code(), 0, "{}", r.all());
+    let out = r.stdout();
+    assert!(!out.chars().any(|c| c.is_control() && c != '\n'), "{out:?}");
+    assert!(out.contains("(reason: see�]0;pwned� #12 second line)"), "{out:?}");
+    let subject = p.repo.git(&["log", "-1", "--format=%B"]);
+    assert!(!subject.chars().any(|c| c.is_control() && c != '\n'), "{subject:?}");
+    assert_eq!(subject.trim_end().lines().count(), 1, "{subject:?}");
+    // The plan keeps the reason as given.
+    assert_eq!(task(&p, "1.1").result_message.as_deref(), Some(reason));
+}
+
+#[test]
 fn a_plan_with_uncommitted_edits_is_edited_but_left_for_the_user_to_commit() {
     let p = project(PLAN);
     let edited = p.read("plan.yaml").replace("# the team's plan: keep this comment", "# the team's plan: edited, not committed");

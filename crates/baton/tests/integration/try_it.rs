@@ -209,3 +209,14 @@ fn an_unknown_agent_kind_is_a_config_error_naming_the_line() {
         assert!(err.contains("baton.toml:3:") && err.contains("gpt") && err.contains("simulated"), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn init_in_a_bare_repository_writes_nothing_into_its_git_folder() {
+    let bare = Bare::new();
+    let dir = tempfile::Builder::new().prefix("baton-bare-").tempdir().unwrap();
+    bare.git(dir.path(), &["init", "-q", "--bare"]);
+    let init = bare.baton(dir.path(), &["init"]);
+    assert_eq!(init.code(), 2, "{}", init.all());
+    assert!(init.stderr().contains("bare"), "{}", init.all());
+    assert!(!dir.path().join("plan.yaml").exists() && !dir.path().join("baton.toml").exists(), "{}", init.all());
+}

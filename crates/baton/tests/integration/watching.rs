@@ -254,3 +254,38 @@ fn watch_on_a_terminal_redraws_in_place_and_ends_on_ctrl_c() {
     assert!(last.contains("2 of 2 completed") && last.contains("no run is active") && last.contains("Ctrl+C to quit"), "{}", last.escape_debug());
     assert!(!out.contains("panicked"), "{}", out.escape_debug());
 }
+
+#[test]
+fn watch_ends_quietly_when_its_reader_goes_away_with_nothing_new_to_print() {
+    use std::io::BufRead as _;
+    let p = project(PLAN);
+    let err = p.state_path("watch-head.err");
+    // `baton status PLAN --watch | head -1`: head reads a line and leaves; nothing changes after.
+    let mut watch = p.command(&["status", "plan.yaml", "--watch"]).stdout(Stdio::piped()).stderr(File::create(&err).unwrap()).spawn().unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(watch.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    assert!(first.starts_with("Watched"), "{first}");
+    // The reader is dropped here: the pipe is closed, and the plan never changes again.
+    let code = wait_exit(&mut watch);
+    assert_eq!(code, Some(0), "{}", std::fs::read_to_string(&err).unwrap());
+    assert_eq!(std::fs::read_to_string(&err).unwrap(), "");
+}
+
+#[test]
+fn follow_ends_quietly_when_its_reader_goes_away_while_the_agent_is_silent() {
+    use std::io::BufRead as _;
+    let p = project(PLAN);
+    let mut run = run_held_in_1_1(&p);
+    let err = p.state_path("follow-head.err");
+    // `baton logs PLAN 1.1 --follow | head -1` while the agent waits, printing nothing.
+    let mut follow = p.command(&["logs", "plan.yaml", "1.1", "--follow"]).stdout(Stdio::piped()).stderr(File::create(&err).unwrap()).spawn().unwrap();
+    // Read up to the events so far, then leave: the follower has nothing more to print.
+    let mut lines = std::io::BufReader::new(follow.stdout.take().unwrap()).lines();
+    assert!(lines.by_ref().map_while(Result::ok).any(|l| l.contains("[Tool] Bash")), "the events so far");
+    drop(lines);
+    let code = wait_exit(&mut follow);
+    std::fs::write(p.state_path("go"), "").unwrap();
+    assert_eq!(code, Some(0), "{}", std::fs::read_to_string(&err).unwrap());
+    assert_eq!(std::fs::read_to_string(&err).unwrap(), "");
+    assert_eq!(wait_exit(&mut run), Some(0), "{}", read(&p, "run.err"));
+}
