@@ -1,10 +1,9 @@
 //! The calm view on a real terminal: `baton run --parallel` under a pseudo-terminal
 //! (util-linux `script`), its output replayed on a small terminal model.
 
-use std::process::Command;
 use std::time::Duration;
 
-use crate::support::{BATON, project};
+use crate::support::project;
 
 const WIDTH: usize = 100;
 
@@ -104,10 +103,6 @@ fn is_live(row: &str) -> bool {
     row.starts_with(|c: char| ('\u{2800}'..='\u{28ff}').contains(&c))
 }
 
-fn shell_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
-}
-
 #[test]
 fn parallel_tasks_share_the_live_lines_and_leave_none_behind() {
     let mut plan = String::from("meta:\n  name: Live\nsections:\n- id: s1\n  name: Group\n  tasks:\n");
@@ -127,17 +122,7 @@ fn parallel_tasks_share_the_live_lines_and_leave_none_behind() {
     p.scenario(&format!(r#"{{"tasks": {{"1": {}, "2": {}, "3": {}}}}}"#, steps[0], steps[1], steps[2]));
 
     // baton under a pseudo-terminal of a known size, its output (escapes and all) on stdout.
-    let run = p.command(&[]);
-    let mut cmd = Command::new("script");
-    cmd.args(["-qfec", &format!("stty cols {WIDTH} rows 40; exec {} run plan.yaml --parallel --jobs 3", shell_quote(BATON)), "/dev/null"])
-        .current_dir(p.path())
-        .env("TERM", "xterm");
-    for (k, v) in run.get_envs() {
-        match v {
-            Some(v) => cmd.env(k, v),
-            None => cmd.env_remove(k),
-        };
-    }
+    let mut cmd = crate::support::on_a_pty(&p, "run plan.yaml --parallel --jobs 3", WIDTH);
     let out = baton_testkit::run_with_deadline(&mut cmd, Duration::from_secs(120)).expect("run util-linux `script` (needed for a pseudo-terminal)");
     assert!(!out.timed_out && out.status.success(), "{:?}\n{}\n{}", out.status, out.stdout, out.stderr);
 
@@ -161,9 +146,6 @@ fn parallel_tasks_share_the_live_lines_and_leave_none_behind() {
 
 #[test]
 fn a_ctrl_c_echoed_by_the_terminal_leaves_no_live_line_behind() {
-    use std::io::{Read, Write};
-    use std::sync::{Arc, Mutex};
-
     let plan = "meta:\n  name: Echo\nsections:\n- id: s1\n  name: One\n  tasks:\n  - id: '1'\n    name: Task 1\n    status: pending\n    description: d\n";
     let p = project(plan);
     // The agent says it runs, then waits for the test: the Ctrl+C comes while its line is live.
@@ -173,47 +155,15 @@ fn a_ctrl_c_echoed_by_the_terminal_leaves_no_live_line_behind() {
 
     // baton under a pseudo-terminal whose input we type into: the terminal echoes a Ctrl+C as
     // `^C` where the cursor is, as a real one does, and sends baton SIGINT.
-    let run = p.command(&[]);
-    let mut cmd = Command::new("script");
-    cmd.args(["-qfec", &format!("stty cols {WIDTH} rows 40; exec {} run plan.yaml", shell_quote(BATON)), "/dev/null"])
-        .current_dir(p.path())
-        .env("TERM", "xterm")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null());
-    for (k, v) in run.get_envs() {
-        match v {
-            Some(v) => cmd.env(k, v),
-            None => cmd.env_remove(k),
-        };
-    }
-    let mut child = cmd.spawn().expect("run util-linux `script` (needed for a pseudo-terminal)");
-    let mut stdin = child.stdin.take().expect("piped stdin");
-    let mut stdout = child.stdout.take().expect("piped stdout");
-    let output = Arc::new(Mutex::new(String::new()));
-    let reader = {
-        let output = output.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = stdout.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                output.lock().unwrap_or_else(|e| e.into_inner()).push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        })
-    };
-    let seen = |s: &str| output.lock().unwrap_or_else(|e| e.into_inner()).contains(s);
-    assert!(baton_testkit::wait_until(Duration::from_secs(60), || running.exists() && seen("starting")), "the agent never ran");
-    stdin.write_all(b"\x03").expect("type Ctrl+C");
-    stdin.flush().expect("type Ctrl+C");
-    assert!(baton_testkit::wait_until(Duration::from_secs(60), || seen("stopping gracefully")), "Ctrl+C was not seen");
+    let mut pty = crate::support::Pty::start(&p, "run plan.yaml", WIDTH);
+    let seen = |pty: &crate::support::Pty, s: &str| pty.text().contains(s);
+    assert!(baton_testkit::wait_until(Duration::from_secs(60), || running.exists() && seen(&pty, "starting")), "the agent never ran");
+    pty.type_in(b"\x03");
+    assert!(baton_testkit::wait_until(Duration::from_secs(60), || seen(&pty, "stopping gracefully")), "Ctrl+C was not seen");
     std::fs::write(&go, "").expect("let the agent finish");
-    assert!(baton_testkit::wait_until(Duration::from_secs(60), || child.try_wait().ok().flatten().is_some()), "baton did not end");
-    drop(stdin);
-    let _ = reader.join();
+    assert!(baton_testkit::wait_until(Duration::from_secs(60), || pty.child.try_wait().ok().flatten().is_some()), "baton did not end");
+    let out = pty.finish();
 
-    let out = output.lock().unwrap_or_else(|e| e.into_inner()).clone();
     assert!(out.contains("^C"), "the terminal did not echo the Ctrl+C: {}", out.escape_debug());
     let vt = Vt::replay(&out);
     let screen = vt.screen();

@@ -3,12 +3,12 @@
 //! `baton.toml` problem at once, and one message per Ctrl+C however many signals arrive.
 
 use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use baton::plan::Status;
 
-use crate::support::{fixture, project, wait_exit, wait_for, Project, BATON};
+use crate::support::{fixture, project, wait_exit, wait_for, Project};
 
 const ESC: char = '\u{1b}';
 
@@ -129,18 +129,8 @@ fn color_always_colours_even_into_a_pipe() {
 
 /// `baton ARGS` under a pseudo-terminal (util-linux `script`), NO_COLOR as given; all it wrote.
 fn on_a_terminal(p: &Project, args: &str, no_color: Option<&str>) -> String {
-    let mut cmd = Command::new("script");
-    cmd.args(["-qfec", &format!("stty cols 100 rows 40; exec '{BATON}' {args}"), "/dev/null"])
-        .current_dir(p.path())
-        .stdin(Stdio::null());
-    let base = p.command(&[]);
-    for (k, v) in base.get_envs() {
-        match v {
-            Some(v) => cmd.env(k, v),
-            None => cmd.env_remove(k),
-        };
-    }
-    cmd.env("TERM", "xterm");
+    let mut cmd = crate::support::on_a_pty(p, args, 100);
+    cmd.stdin(Stdio::null());
     match no_color {
         Some(v) => cmd.env("NO_COLOR", v),
         None => cmd.env_remove("NO_COLOR"),

@@ -172,3 +172,73 @@ pub fn wait_exit(child: &mut Child) -> Option<i32> {
     });
     status.and_then(|s| s.code())
 }
+
+/// `script` (util-linux) running `baton ARGS` under a pseudo-terminal of `cols` × 40, in the
+/// project with its environment and `TERM=xterm`. `args` is shell words, quoted by the caller.
+pub fn on_a_pty(p: &Project, args: &str, cols: usize) -> Command {
+    let mut cmd = Command::new("script");
+    let baton = format!("'{}'", BATON.replace('\'', r"'\''"));
+    cmd.args(["-qfec", &format!("stty cols {cols} rows 40; exec {baton} {args}"), "/dev/null"]).current_dir(p.path());
+    for (k, v) in p.command(&[]).get_envs() {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    cmd.env("TERM", "xterm");
+    cmd
+}
+
+/// A baton under a pseudo-terminal we type into (Ctrl+C is the terminal's SIGINT), its output
+/// (escapes and all) collected as it comes.
+pub struct Pty {
+    pub child: Child,
+    stdin: Option<std::process::ChildStdin>,
+    output: std::sync::Arc<std::sync::Mutex<String>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Pty {
+    pub fn start(p: &Project, args: &str, cols: usize) -> Pty {
+        use std::io::Read;
+        let mut cmd = on_a_pty(p, args, cols);
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::null());
+        let mut child = cmd.spawn().expect("run util-linux `script` (needed for a pseudo-terminal)");
+        let stdin = child.stdin.take();
+        let mut stdout = child.stdout.take().expect("piped stdout");
+        let output = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = output.clone();
+        let reader = std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().unwrap_or_else(|e| e.into_inner()).push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        Pty { child, stdin, output, reader: Some(reader) }
+    }
+
+    /// What it wrote so far.
+    pub fn text(&self) -> String {
+        self.output.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Types `bytes` (b"\x03" is Ctrl+C).
+    pub fn type_in(&mut self, bytes: &[u8]) {
+        use std::io::Write;
+        let stdin = self.stdin.as_mut().expect("the terminal's input is open");
+        stdin.write_all(bytes).expect("type into the terminal");
+        stdin.flush().expect("type into the terminal");
+    }
+
+    /// Once it has ended: everything it wrote.
+    pub fn finish(mut self) -> String {
+        drop(self.stdin.take());
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+        self.text()
+    }
+}

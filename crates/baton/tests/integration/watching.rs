@@ -195,55 +195,19 @@ fn watch_prints_a_new_table_on_each_change_with_the_run_and_its_pid() {
 
 #[test]
 fn watch_on_a_terminal_redraws_in_place_and_ends_on_ctrl_c() {
-    use std::io::{Read, Write};
-    use std::sync::{Arc, Mutex};
-
     let p = project(PLAN);
     let mut run = run_held_in_1_1(&p);
     // Under a pseudo-terminal whose input we type into: Ctrl+C is the terminal's SIGINT.
-    let env = p.command(&[]);
-    let mut cmd = std::process::Command::new("script");
-    let quoted = format!("'{}'", crate::support::BATON.replace('\'', r"'\''"));
-    cmd.args(["-qfec", &format!("stty cols 100 rows 40; exec {quoted} status plan.yaml --watch"), "/dev/null"])
-        .current_dir(p.path())
-        .env("TERM", "xterm")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    for (k, v) in env.get_envs() {
-        match v {
-            Some(v) => cmd.env(k, v),
-            None => cmd.env_remove(k),
-        };
-    }
-    let mut child = cmd.spawn().expect("run util-linux `script` (needed for a pseudo-terminal)");
-    let mut stdin = child.stdin.take().unwrap();
-    let mut stdout = child.stdout.take().unwrap();
-    let output = Arc::new(Mutex::new(String::new()));
-    let reader = {
-        let output = output.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = stdout.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                output.lock().unwrap_or_else(|e| e.into_inner()).push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        })
-    };
-    let text = || output.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let mut pty = crate::support::Pty::start(&p, "status plan.yaml --watch", 100);
+    let text = |pty: &crate::support::Pty| pty.text();
     let pid = format!("run: active · pid {} · running 1:", run.id());
-    wait_for("the run in the view", || text().contains(&pid));
+    wait_for("the run in the view", || text(&pty).contains(&pid));
     std::fs::write(p.state_path("go"), "").unwrap();
     assert_eq!(wait_exit(&mut run), Some(0), "{}", read(&p, "run.err"));
-    wait_for("the run's end in the view", || text().contains("no run is active on this plan"));
-    stdin.write_all(b"\x03").unwrap();
-    stdin.flush().unwrap();
-    let code = wait_exit(&mut child);
-    drop(stdin);
-    let _ = reader.join();
-    let out = text();
+    wait_for("the run's end in the view", || text(&pty).contains("no run is active on this plan"));
+    pty.type_in(b"\x03");
+    let code = wait_exit(&mut pty.child);
+    let out = pty.finish();
     assert_eq!(code, Some(0), "Ctrl+C ends the watch with 0: {}", out.escape_debug());
     // Each frame is drawn from the top of the screen over the one before: the last one shows the
     // end of the run, once.
