@@ -249,7 +249,7 @@ fn select(file: &PlanFile, plan_path: &Path, edit: &Edit, fallback_max: u32) -> 
     }
     let mut chosen: BTreeSet<&str> = named.iter().map(|s| s.as_str()).collect();
     match edit {
-        Edit::Retry { failed: true, .. } => chosen.extend(plan.tasks().filter(|t| t.status == Status::Failed).map(|t| t.id.as_str())),
+        Edit::Retry { failed: true, .. } => chosen.extend(plan.tasks().filter(|t| t.status.is_failure()).map(|t| t.id.as_str())),
         Edit::Reset { all: true, .. } => chosen.extend(plan.tasks().map(|t| t.id.as_str())),
         _ => {}
     }
@@ -260,15 +260,15 @@ fn select(file: &PlanFile, plan_path: &Path, edit: &Edit, fallback_max: u32) -> 
         let max = plan.max_attempts(t, fallback_max);
         let (to, attempts) = match edit {
             Edit::Retry { reset_attempts, .. } => {
-                if t.status == Status::Completed {
-                    refused.push(format!("{} is completed; `baton retry` is for failed or skipped tasks", t.id));
+                if t.status.is_done() {
+                    refused.push(format!("{} is {}; `baton retry` is for failed, skipped or suspended tasks", t.id, t.status));
                     continue;
                 }
                 (Status::Pending, if *reset_attempts { 0 } else { t.attempts })
             }
             Edit::Skip { .. } => {
-                if t.status == Status::Completed {
-                    refused.push(format!("{} is completed; there is nothing left to skip", t.id));
+                if t.status.is_done() {
+                    refused.push(format!("{} is {}; there is nothing left to skip", t.id, t.status));
                     continue;
                 }
                 (Status::Skipped, t.attempts)

@@ -162,6 +162,10 @@ pub enum Wait {
     FailedDependency(TaskId),
     /// A dependency is not in the plan.
     MissingDependency(TaskId),
+    /// A dependency ran out of validation attempts (`validation_exhausted`).
+    ExhaustedDependency(TaskId),
+    /// The task itself is `suspended`: it waits for a person.
+    Suspended,
     /// A dependency was skipped; skipped work does not satisfy a dependency.
     SkippedDependency(TaskId),
     /// The task is part of a dependency cycle.
@@ -175,6 +179,8 @@ impl std::fmt::Display for Wait {
         match self {
             Wait::On(d) => write!(f, "waits for '{d}'"),
             Wait::FailedDependency(d) => write!(f, "its dependency '{d}' failed"),
+            Wait::ExhaustedDependency(d) => write!(f, "its dependency '{d}' ran out of validation attempts (validation_exhausted)"),
+            Wait::Suspended => write!(f, "it is suspended: it waits for a person (`baton retry` makes it pending)"),
             Wait::MissingDependency(d) => write!(f, "its dependency '{d}' is not in the plan"),
             Wait::SkippedDependency(d) => write!(f, "its dependency '{d}' was skipped"),
             Wait::LeftOut(d) => write!(f, "its dependency '{d}' is not completed and comes before --resume-from"),
@@ -185,11 +191,11 @@ impl std::fmt::Display for Wait {
 
 /// Whether a task can start now: pending or in progress, every dependency completed.
 pub fn is_ready(plan: &Plan, task: &Task) -> bool {
-    matches!(task.status, Status::Pending | Status::InProgress)
+    task.status.is_runnable()
         && task
             .depends_on
             .iter()
-            .all(|d| plan.task(d.as_str()).is_some_and(|t| t.status == Status::Completed))
+            .all(|d| plan.task(d.as_str()).is_some_and(|t| t.status.is_done()))
 }
 
 /// The first task in plan order that can run now.
@@ -219,12 +225,15 @@ pub fn blocked(plan: &Plan) -> Vec<(TaskId, Wait)> {
             if t.status.is_final() || doomed.contains_key(&t.id) {
                 continue;
             }
-            let reason = if let Some(c) = in_cycle(&t.id) {
+            let reason = if t.status == Status::Suspended {
+                Some(Wait::Suspended)
+            } else if let Some(c) = in_cycle(&t.id) {
                 Some(Wait::Cycle(c.clone()))
             } else {
                 t.depends_on.iter().find_map(|d| match index.get(d.as_str()) {
                     None => Some(Wait::MissingDependency(d.clone())),
                     Some(dt) if dt.status == Status::Failed => Some(Wait::FailedDependency(d.clone())),
+                    Some(dt) if dt.status == Status::ValidationExhausted => Some(Wait::ExhaustedDependency(d.clone())),
                     Some(dt) if dt.status == Status::Skipped => Some(Wait::SkippedDependency(d.clone())),
                     Some(_) if doomed.contains_key(d) => Some(Wait::On(d.clone())),
                     Some(_) => None,

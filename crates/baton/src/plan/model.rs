@@ -45,26 +45,42 @@ pub enum Status {
     Pending,
     InProgress,
     Completed,
+    /// Completed, and a reviewer passed it: a final success that baton never downgrades.
+    Verified,
     Failed,
     Skipped,
+    /// Waiting for a person (the original tool's word): never runs until someone makes it
+    /// pending again; a plan left with only these ends blocked.
+    Suspended,
+    /// The reviewer gave up on it (the original tool's word): final, and not a success.
+    ValidationExhausted,
 }
 
 impl Status {
-    pub const ALL: [Status; 5] = [
+    pub const ALL: [Status; 8] = [
         Status::Pending,
         Status::InProgress,
         Status::Completed,
+        Status::Verified,
         Status::Failed,
         Status::Skipped,
+        Status::Suspended,
+        Status::ValidationExhausted,
     ];
+
+    /// The words a plan may use, for error messages.
+    pub const WORDS: &'static str = "pending, in_progress, completed, verified, failed, skipped, suspended, validation_exhausted";
 
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Pending => "pending",
             Status::InProgress => "in_progress",
             Status::Completed => "completed",
+            Status::Verified => "verified",
             Status::Failed => "failed",
             Status::Skipped => "skipped",
+            Status::Suspended => "suspended",
+            Status::ValidationExhausted => "validation_exhausted",
         }
     }
 
@@ -72,9 +88,53 @@ impl Status {
         Status::ALL.into_iter().find(|st| st.as_str() == s)
     }
 
-    /// Done for the purpose of the run: nothing more will happen to the task.
+    /// The status a misspelt or foreign status word most likely means: `complete`, `done`,
+    /// `finished` → `completed`; a different case, `-` for `_`, a typo of one or two letters.
+    pub fn meant(word: &str) -> Option<Status> {
+        let w = word.trim().to_lowercase().replace(['-', ' '], "_");
+        if let Some(st) = Status::parse(&w) {
+            return Some(st);
+        }
+        let by_meaning = match w.as_str() {
+            "complete" | "done" | "finished" | "finish" | "success" | "succeeded" | "successful" | "passed" | "ok" | "closed" | "resolved" => Some(Status::Completed),
+            "inprogress" | "running" | "started" | "active" | "doing" | "wip" | "in_process" => Some(Status::InProgress),
+            "todo" | "to_do" | "open" | "new" | "not_started" | "queued" | "ready" | "waiting" => Some(Status::Pending),
+            "fail" | "error" | "errored" | "failure" | "broken" => Some(Status::Failed),
+            "skip" | "skiped" | "cancelled" | "canceled" | "ignored" | "wontfix" | "won't_do" => Some(Status::Skipped),
+            "verify" | "validated" | "approved" | "reviewed" => Some(Status::Verified),
+            "suspend" | "paused" | "on_hold" | "onhold" | "blocked" | "held" => Some(Status::Suspended),
+            "exhausted" | "validation_failed" | "validationexhausted" => Some(Status::ValidationExhausted),
+            _ => None,
+        };
+        by_meaning.or_else(|| {
+            Status::ALL
+                .into_iter()
+                .map(|st| (edit_distance(&w, st.as_str()), st))
+                .filter(|(d, st)| *d <= (st.as_str().len() / 4).clamp(1, 2))
+                .min_by_key(|(d, _)| *d)
+                .map(|(_, st)| st)
+        })
+    }
+
+    /// Done for the purpose of the run: nothing more will happen to the task. A suspended task
+    /// is not final — it waits for a person — but it never runs either.
     pub fn is_final(self) -> bool {
-        matches!(self, Status::Completed | Status::Failed | Status::Skipped)
+        matches!(self, Status::Completed | Status::Verified | Status::Failed | Status::Skipped | Status::ValidationExhausted)
+    }
+
+    /// A success: what a dependency must be for its dependents to run.
+    pub fn is_done(self) -> bool {
+        matches!(self, Status::Completed | Status::Verified)
+    }
+
+    /// Ended without success: counts as a failure in the run's exit code.
+    pub fn is_failure(self) -> bool {
+        matches!(self, Status::Failed | Status::ValidationExhausted)
+    }
+
+    /// May be started by a run.
+    pub fn is_runnable(self) -> bool {
+        matches!(self, Status::Pending | Status::InProgress)
     }
 }
 
@@ -121,6 +181,9 @@ pub struct Task {
     pub exclusive_resources: Vec<String>,
     pub files: Vec<String>,
     pub model: Option<String>,
+    /// The named agent definition the task asks for (`agent: coder`, the original tool's
+    /// field): a Claude Code `.claude/agents/<name>.md`.
+    pub agent: Option<String>,
     pub timeout_seconds: Option<f64>,
     pub idle_timeout_seconds: Option<f64>,
     pub last_error: Option<String>,
@@ -204,17 +267,22 @@ pub fn derived_section_status(tasks: &[Task]) -> Option<Status> {
     if tasks.is_empty() {
         return None;
     }
-    let any = |s: Status| tasks.iter().any(|t| t.status == s);
+    let any = |f: &dyn Fn(Status) -> bool| tasks.iter().any(|t| f(t.status));
     let all = |f: &dyn Fn(Status) -> bool| tasks.iter().all(|t| f(t.status));
-    Some(if any(Status::InProgress) {
+    Some(if any(&|s| s == Status::InProgress) {
         Status::InProgress
     } else if all(&|s| s == Status::Skipped) {
         Status::Skipped
-    } else if all(&|s| matches!(s, Status::Completed | Status::Skipped)) {
+    } else if all(&|s| matches!(s, Status::Verified | Status::Skipped)) {
+        Status::Verified
+    } else if all(&|s| s.is_done() || s == Status::Skipped) {
         Status::Completed
-    } else if any(Status::Failed) {
+    } else if any(&Status::is_failure) {
         Status::Failed
-    } else if any(Status::Completed) || any(Status::Skipped) {
+    } else if all(&|s| s != Status::Pending) {
+        // Nothing left to run but work that waits for a person.
+        Status::Suspended
+    } else if any(&|s| s.is_done() || s == Status::Skipped) {
         Status::InProgress
     } else {
         Status::Pending
@@ -394,6 +462,7 @@ fn read_task(node: &Node, aliased: &HashSet<usize>, diags: &mut Vec<Diagnostic>)
         exclusive_resources: f.string_list("exclusive_resources", diags),
         files: f.string_list("files", diags),
         model: f.string("model", diags),
+        agent: f.agent_name("agent", diags),
         timeout_seconds: f.seconds("timeout_seconds", diags),
         idle_timeout_seconds: f.seconds("idle_timeout_seconds", diags),
         last_error: f.string("last_error", diags),
@@ -525,6 +594,26 @@ impl Fields<'_> {
         }
     }
 
+    /// An agent name: it names a file (`.claude/agents/<name>.md`), so it is one plain word.
+    fn agent_name(&self, key: &str, diags: &mut Vec<Diagnostic>) -> Option<String> {
+        let n = self.present(key)?;
+        let name = self.string(key, diags)?;
+        let plain = !name.is_empty()
+            && name.chars().count() <= 64
+            && !name.starts_with(['.', '-'])
+            && name.chars().all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if plain {
+            return Some(name);
+        }
+        diags.push(Diagnostic::new(
+            n.line,
+            n.col,
+            format!("`{key}` of {} must be an agent name, found {}", self.what, found(n)),
+            "write a name such as `agent: coder` (letters, digits, `-`, `_`, `.`; it names .claude/agents/<name>.md)",
+        ));
+        None
+    }
+
     fn required_id(&self, key: &str, diags: &mut Vec<Diagnostic>) -> Option<String> {
         match self.node.get(key) {
             Some(n) if !n.is_null() => match n.as_scalar() {
@@ -579,17 +668,19 @@ impl Fields<'_> {
             Some(s) => match Status::parse(s) {
                 Some(st) => Some(st),
                 None => {
-                    diags.push(Diagnostic::new(
-                        n.line,
-                        n.col,
-                        format!("unknown status `{s}` for {}", self.what),
-                        "use one of: pending, in_progress, completed, failed, skipped",
-                    ));
+                    let (message, help) = match Status::meant(s) {
+                        Some(meant) => (
+                            format!("unknown status `{s}` for {}; did you mean `{meant}`?", self.what),
+                            format!("write `{key}: {meant}` (the statuses are: {})", Status::WORDS),
+                        ),
+                        None => (format!("unknown status `{s}` for {}", self.what), format!("use one of: {}", Status::WORDS)),
+                    };
+                    diags.push(Diagnostic::new(n.line, n.col, message, help));
                     None
                 }
             },
             None => {
-                self.wrong(n, key, "a status word", "use one of: pending, in_progress, completed, failed, skipped", diags);
+                self.wrong(n, key, "a status word", &format!("use one of: {}", Status::WORDS), diags);
                 None
             }
         }

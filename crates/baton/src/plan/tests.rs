@@ -350,8 +350,15 @@ fn wrong_types() {
 fn unknown_status_values() {
     let d = one(&format!("{HEAD}  - id: '1'\n    name: x\n    status: done\n"));
     assert_eq!(d.line, 9);
-    assert!(d.message.contains("unknown status `done` for task '1'"), "{d:?}");
-    assert!(d.help.contains("pending, in_progress, completed, failed, skipped"));
+    assert!(d.message.contains("unknown status `done` for task '1'; did you mean `completed`?"), "{d:?}");
+    assert!(d.help.contains("write `status: completed`"), "{d:?}");
+    assert!(d.help.contains("pending, in_progress, completed, verified, failed, skipped, suspended, validation_exhausted"));
+    for (word, meant) in [("complete", "completed"), ("finished", "completed"), ("In-Progress", "in_progress"), ("faild", "failed"), ("todo", "pending"), ("verifed", "verified")] {
+        let d = one(&format!("{HEAD}  - id: '1'\n    name: x\n    status: {word}\n"));
+        assert!(d.message.contains(&format!("did you mean `{meant}`?")), "{word}: {d:?}");
+    }
+    let d = one(&format!("{HEAD}  - id: '1'\n    name: x\n    status: banana\n"));
+    assert!(!d.message.contains("did you mean"), "{d:?}");
 }
 
 #[test]
@@ -409,8 +416,8 @@ fn rendered_errors_name_file_line_and_fix() {
         diagnostics: problems(&format!("{HEAD}  - id: '1'\n    name: x\n    status: done\n")),
     };
     insta::assert_snapshot!(err.render(), @r"
-    error: plans/p.yaml:9:13: unknown status `done` for task '1'
-      help: use one of: pending, in_progress, completed, failed, skipped
+    error: plans/p.yaml:9:13: unknown status `done` for task '1'; did you mean `completed`?
+      help: write `status: completed` (the statuses are: pending, in_progress, completed, verified, failed, skipped, suspended, validation_exhausted)
     plans/p.yaml is not a valid plan (1 problem); nothing was run or changed
     ");
 }

@@ -120,7 +120,7 @@ fn write_report(
     w.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))?;
     let tasks = summary.map(|s| s.tasks.as_slice()).unwrap_or_default();
     let suites = suites(tasks);
-    let failures = tasks.iter().filter(|t| t.status == Status::Failed).count();
+    let failures = tasks.iter().filter(|t| t.status.is_failure()).count();
     let errored = usize::from(!errors.is_empty());
     let elapsed = summary.map(|s| s.elapsed).unwrap_or_default();
     // Without a zone, as the Ant format has it; UTC.
@@ -146,8 +146,8 @@ fn write_report(
 }
 
 fn write_suite(w: &mut Writer<Vec<u8>>, suite: &Suite<'_>, timestamp: &str) -> std::io::Result<()> {
-    let failures = suite.tasks.iter().filter(|t| t.status == Status::Failed).count();
-    let skipped = suite.tasks.iter().filter(|t| !matches!(t.status, Status::Failed | Status::Completed)).count();
+    let failures = suite.tasks.iter().filter(|t| t.status.is_failure()).count();
+    let skipped = suite.tasks.iter().filter(|t| !t.status.is_failure() && !t.status.is_done()).count();
     let total: std::time::Duration = suite.tasks.iter().map(|t| t.agent_time).sum();
     w.create_element("testsuite")
         .with_attributes([
@@ -175,15 +175,15 @@ fn write_case(w: &mut Writer<Vec<u8>>, t: &TaskReport) -> std::io::Result<()> {
         ("time", time(t.agent_time).as_str()),
     ]);
     match t.status {
-        Status::Completed => match t.result_message.as_deref().filter(|m| !m.is_empty()) {
+        Status::Completed | Status::Verified => match t.result_message.as_deref().filter(|m| !m.is_empty()) {
             Some(m) => case.write_inner_content(|w| {
                 w.create_element("system-out").write_text_content(BytesText::new(&xml_text(m)))?;
                 Ok(())
             })?,
             None => case.write_empty()?,
         },
-        Status::Failed => {
-            let error = t.last_error.as_deref().filter(|e| !e.is_empty()).unwrap_or("failed");
+        Status::Failed | Status::ValidationExhausted => {
+            let error = t.last_error.as_deref().filter(|e| !e.is_empty()).unwrap_or(t.status.as_str());
             let body = format!(
                 "failed after {} attempt{}\nlast error: {error}",
                 t.attempts,
@@ -191,7 +191,7 @@ fn write_case(w: &mut Writer<Vec<u8>>, t: &TaskReport) -> std::io::Result<()> {
             );
             case.write_inner_content(|w| {
                 w.create_element("failure")
-                    .with_attributes([("message", xml_text(&one_line(error)).as_str()), ("type", "failed")])
+                    .with_attributes([("message", xml_text(&one_line(error)).as_str()), ("type", t.status.as_str())])
                     .write_text_content(BytesText::new(&xml_text(&body)))?;
                 Ok(())
             })?

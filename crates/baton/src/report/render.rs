@@ -70,7 +70,9 @@ pub fn note_text(note: &Note) -> String {
             };
             let from_itself = match status {
                 Status::Pending | Status::InProgress => String::new(),
-                Status::Failed => format!("; {from} itself is failed and does not run again (`baton retry` makes it pending)"),
+                Status::Failed | Status::ValidationExhausted | Status::Suspended => {
+                    format!("; {from} itself is {status} and does not run (`baton retry` makes it pending)")
+                }
                 done => format!("; {from} itself is already {done}, so the run goes on with the tasks after it"),
             };
             format!("resuming from {from}: {before}{from_itself}")

@@ -18,8 +18,11 @@ pub struct Counts {
     pub pending: usize,
     pub in_progress: usize,
     pub completed: usize,
+    pub verified: usize,
     pub failed: usize,
     pub skipped: usize,
+    pub suspended: usize,
+    pub validation_exhausted: usize,
 }
 
 impl Counts {
@@ -33,17 +36,28 @@ impl Counts {
                 Status::Completed => c.completed += 1,
                 Status::Failed => c.failed += 1,
                 Status::Skipped => c.skipped += 1,
+                Status::Verified => c.verified += 1,
+                Status::Suspended => c.suspended += 1,
+                Status::ValidationExhausted => c.validation_exhausted += 1,
             }
         }
         c
     }
 
-    /// "3 of 5 completed · 1 failed · 1 pending": only the parts that are not zero.
+    /// "3 of 5 completed · 1 failed · 1 pending": only the parts that are not zero. Verified
+    /// tasks are done too: "3 of 5 done (1 completed, 2 verified)".
     pub fn sentence(&self) -> String {
-        let mut parts = vec![format!("{} of {} completed", self.completed, self.total)];
+        let head = if self.verified == 0 {
+            format!("{} of {} completed", self.completed, self.total)
+        } else {
+            format!("{} of {} done ({} completed, {} verified)", self.completed + self.verified, self.total, self.completed, self.verified)
+        };
+        let mut parts = vec![head];
         for (n, word) in [
             (self.in_progress, "in progress"),
             (self.failed, "failed"),
+            (self.validation_exhausted, "validation exhausted"),
+            (self.suspended, "suspended"),
             (self.skipped, "skipped"),
             (self.pending, "pending"),
         ] {
@@ -184,7 +198,7 @@ fn header(plan: &Plan, id_w: usize, name_w: usize, usage: bool) -> String {
     if usage {
         row.push_str(&format!("  {:>7}  {:>8}", "TIME", "COST"));
     }
-    if plan.tasks().any(|t| t.last_error.is_some() && t.status != Status::Completed) {
+    if plan.tasks().any(|t| t.last_error.is_some() && !t.status.is_done()) {
         row.push_str("  LAST ERROR");
     }
     row
@@ -228,7 +242,7 @@ fn task_row(
             }
         }
     }
-    if let Some(err) = t.last_error.as_deref().filter(|_| t.status != Status::Completed) {
+    if let Some(err) = t.last_error.as_deref().filter(|_| !t.status.is_done()) {
         let room = width.saturating_sub(row.chars().count() + 2).max(20);
         row.push_str("  ");
         row.push_str(&cut(&one_line(err), room));

@@ -169,9 +169,9 @@ impl Sink for Terminal {
             }
             EventKind::TaskFinished { task, name, status, message, attempts } => {
                 let (mark, role) = match status {
-                    Status::Completed => ("✓", Role::Good),
+                    Status::Completed | Status::Verified => ("✓", Role::Good),
                     Status::Skipped => ("–", Role::Warn),
-                    Status::Failed => ("✗", Role::Bad),
+                    Status::Failed | Status::ValidationExhausted => ("✗", Role::Bad),
                     _ => ("·", Role::Strong),
                 };
                 let how = render::finished_text(*status, &super::status::cut(&terminal_line(message), 160), *attempts);

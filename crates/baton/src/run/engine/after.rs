@@ -9,7 +9,6 @@ use crate::after::notify::{self, Notice, RunEnding};
 use crate::after::smoke::{self, SmokeOutcome, SmokeSpec};
 use crate::error::Error;
 use crate::exit::Exit;
-use crate::plan::Status;
 use crate::report::event::Note;
 use crate::report::status::Counts;
 use crate::run::stop::{self, Stop};
@@ -159,7 +158,7 @@ impl Engine {
             self.started.elapsed().as_secs_f64(),
             self.cost,
         );
-        notice.failed_tasks = plan.tasks().filter(|t| t.status == Status::Failed).map(|t| t.id.to_string()).collect();
+        notice.failed_tasks = plan.tasks().filter(|t| t.status.is_failure()).map(|t| t.id.to_string()).collect();
         notice.blocked_tasks = crate::plan::graph::blocked(plan).into_iter().map(|(id, _)| id.to_string()).collect();
         notice.smoke = smoke;
         notice.notification_email = plan.meta.notification_email.clone();

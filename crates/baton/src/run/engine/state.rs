@@ -219,7 +219,7 @@ impl RunState {
         match plan.task(id.as_str()) {
             Some(t) if !t.status.is_final() => None,
             t => {
-                let exit = if t.is_some_and(|t| t.status == Status::Failed) { Exit::TaskFailed } else { Exit::Completed };
+                let exit = if t.is_some_and(|t| t.status.is_failure()) { Exit::TaskFailed } else { Exit::Completed };
                 Some((exit, Some(Note::SingleTaskDone)))
             }
         }
@@ -371,7 +371,7 @@ impl RunState {
         if !blocked.is_empty() {
             return (Exit::Blocked, blocked);
         }
-        let exit = if plan.tasks().any(|t| t.status == Status::Failed) { Exit::TaskFailed } else { Exit::Completed };
+        let exit = if plan.tasks().any(|t| t.status.is_failure()) { Exit::TaskFailed } else { Exit::Completed };
         (exit, blocked)
     }
 }
@@ -402,7 +402,7 @@ pub fn never_runnable(plan: &Plan, exclude: &HashSet<TaskId>) -> Vec<(TaskId, Wa
                 return None;
             }
             t.depends_on.iter().find_map(|d| {
-                let dep_done = plan.task(d.as_str()).is_some_and(|x| x.status == Status::Completed);
+                let dep_done = plan.task(d.as_str()).is_some_and(|x| x.status.is_done());
                 let left_out = exclude.contains(d) && !dep_done;
                 let waits_on_blocked = blocked.iter().any(|(b, _)| b == d);
                 (left_out || waits_on_blocked).then(|| (t.id.clone(), if left_out { Wait::LeftOut(d.clone()) } else { Wait::On(d.clone()) }))

@@ -279,7 +279,7 @@ impl Worktrees {
         // What an interrupted run left for tasks completed since (a worktree or branch whose
         // removal a kill cut short): unlanded work is rescued, then the task's rescued branches
         // go like those of any completed task.
-        let done: Vec<crate::plan::TaskId> = file.plan().tasks().filter(|t| t.status == crate::plan::Status::Completed).map(|t| t.id.clone()).collect();
+        let done: Vec<crate::plan::TaskId> = file.plan().tasks().filter(|t| t.status.is_done()).map(|t| t.id.clone()).collect();
         let skip = self.landing_skip();
         let skip: Vec<&str> = skip.iter().map(String::as_str).collect();
         for id in &done {
