@@ -404,10 +404,13 @@ fn check(plan: &Path, json: bool) -> Exit {
             })),
             Ok(_) => {}
         }
+        let advice = loaded.as_ref().map(|f| baton::plan::advice(f.plan(), &baton::root::root_for_plan(plan))).unwrap_or_default();
         let mut doc = serde_json::json!({
             "valid": problems.is_empty(),
             "path": plan.display().to_string(),
             "problems": problems,
+            "warnings": advice.warnings,
+            "notes": advice.notes,
         });
         if let Ok(f) = &loaded {
             doc["sections"] = f.plan().sections.len().into();
@@ -430,15 +433,27 @@ fn check(plan: &Path, json: bool) -> Exit {
         return Exit::InvalidInput;
     }
     let p = file.plan();
+    let advice = baton::plan::advice(p, &baton::root::root_for_plan(plan));
+    let shown = plan.display().to_string();
+    for w in &advice.warnings {
+        baton::errln!("warning: {}", w.render(&shown));
+    }
+    let warned = match advice.warnings.len() {
+        0 => String::new(),
+        n => format!("; {n} warning{}", plural(n)),
+    };
     baton::outln!(
-        "{}: valid — {} section{}, {} task{} ({})",
-        plan.display(),
+        "{}: valid — {} section{}, {} task{} ({}){warned}",
+        shown,
         p.sections.len(),
         plural(p.sections.len()),
         p.tasks().count(),
         plural(p.tasks().count()),
         status::Counts::of(p).sentence()
     );
+    for note in &advice.notes {
+        baton::outln!("  note: {}", baton::report::safe::terminal_line(note));
+    }
     Exit::Completed
 }
 

@@ -1,7 +1,7 @@
 //! What is wrong with a plan: the [`Diagnostic`] type, the plan errors, and parsing plan text
 //! into a validated plan (YAML syntax first, then fields, then the dependency graph).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::model::{self, Plan};
 use super::{graph, yaml};
@@ -103,6 +103,47 @@ impl PlanError {
 }
 
 
+/// What a person should know about a valid plan: the fields read under another spelling
+/// (notes) and what is probably a mistake (warnings, in file order). Neither stops a run.
+#[derive(Debug, Default)]
+pub struct Advice {
+    pub notes: Vec<String>,
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// The advice on a plan whose repository is at `root`: its own warnings (keys that look like
+/// known ones), and each agent name a task gives with no `.claude/agents/<name>.md`.
+pub fn advice(plan: &Plan, root: &Path) -> Advice {
+    let mut warnings = plan.warnings.clone();
+    let mut names: Vec<(&str, &model::Task, usize)> = Vec::new();
+    for t in plan.tasks() {
+        let Some(name) = t.agent.as_deref() else { continue };
+        match names.iter_mut().find(|(n, _, _)| *n == name) {
+            Some((_, _, more)) => *more += 1,
+            None => names.push((name, t, 0)),
+        }
+    }
+    for (name, t, more) in names {
+        let file = format!(".claude/agents/{name}.md");
+        if root.join(&file).is_file() {
+            continue;
+        }
+        let others = match more {
+            0 => String::new(),
+            1 => " (and 1 more task)".to_string(),
+            n => format!(" (and {n} more tasks)"),
+        };
+        warnings.push(Diagnostic::new(
+            t.line,
+            0,
+            format!("task '{}'{others} names agent '{name}', but {file} does not exist in the repository", t.id),
+            format!("baton passes `--agent {name}` to Claude Code only when {file} exists; without it the task runs with the default agent (add the file, or remove `agent:`)"),
+        ));
+    }
+    warnings.sort_by_key(|d| (d.line, d.column));
+    Advice { notes: plan.spellings(), warnings }
+}
+
 /// Parses and validates plan text. All problems are returned, in file order.
 pub fn parse_plan(src: &str) -> Result<Plan, Vec<Diagnostic>> {
     parse_with_tree(src).map(|(plan, _)| plan)
@@ -110,6 +151,10 @@ pub fn parse_plan(src: &str) -> Result<Plan, Vec<Diagnostic>> {
 
 pub(crate) fn parse_with_tree(src: &str) -> Result<(Plan, yaml::Node), Vec<Diagnostic>> {
     let mut diags = Vec::new();
+    let markers = conflict_markers(src);
+    if !markers.is_empty() {
+        return Err(markers);
+    }
     if let Some(cr) = lone_carriage_return(src) {
         return Err(vec![cr]);
     }
@@ -141,6 +186,53 @@ pub(crate) fn parse_with_tree(src: &str) -> Result<(Plan, yaml::Node), Vec<Diagn
         diags.sort_by_key(|d| (d.line, d.column));
         Err(diags)
     }
+}
+
+/// Git's conflict markers, left in a plan by a merge, rebase or `git stash pop`. As YAML they are
+/// a syntax error somewhere near (or, inside a block, plain text): say what they are instead.
+/// One problem per conflict, at its `<<<<<<<` line (or at a stray marker).
+fn conflict_markers(src: &str) -> Vec<Diagnostic> {
+    let marker = |line: &str, m: &str| line.strip_prefix(m).is_some_and(|rest| rest.is_empty() || rest.starts_with([' ', '\t', '\r']));
+    let mut out = Vec::new();
+    let mut open: Option<usize> = None;
+    let mut stray: Option<usize> = None;
+    for (i, line) in src.split('\n').enumerate() {
+        let n = i + 1;
+        if marker(line, "<<<<<<<") {
+            if let Some(start) = open.replace(n) {
+                out.push(conflict(start, None));
+            }
+        } else if marker(line, ">>>>>>>") {
+            match open.take() {
+                Some(start) => out.push(conflict(start, Some(n))),
+                None => {
+                    stray.get_or_insert(n);
+                }
+            }
+        } else if marker(line, "|||||||") && open.is_none() {
+            // A lone `=======` is left alone: alone, it is not a conflict.
+            stray.get_or_insert(n);
+        }
+    }
+    if let Some(start) = open {
+        out.push(conflict(start, None));
+    }
+    if out.is_empty() {
+        if let Some(n) = stray {
+            out.push(conflict(n, None));
+        }
+    }
+    out
+}
+
+fn conflict(line: usize, end: Option<usize>) -> Diagnostic {
+    let span = end.map(|e| format!(" (to line {e})")).unwrap_or_default();
+    Diagnostic::new(
+        line,
+        1,
+        format!("the plan has unresolved git conflict markers at line {line}{span}"),
+        "resolve the conflict: keep the right lines between `<<<<<<<` and `>>>>>>>`, delete the marker lines (`<<<<<<<`, `=======`, `>>>>>>>`), then run `baton check` on the plan",
+    )
 }
 
 /// A carriage return not followed by a line feed. YAML reads one as a line break, and baton's

@@ -195,6 +195,10 @@ pub struct Task {
     /// Lines of each `depends_on` entry, parallel to `depends_on`.
     #[serde(skip)]
     pub depends_on_lines: Vec<usize>,
+    /// Fields read under another name (the original tool's): `(written, read as)`, e.g.
+    /// `("dependencies", "depends_on")`.
+    #[serde(skip)]
+    pub spelled: Vec<(&'static str, &'static str)>,
     #[serde(skip)]
     pub id_line: usize,
 }
@@ -203,6 +207,10 @@ pub struct Task {
 pub struct Plan {
     pub meta: Meta,
     pub sections: Vec<Section>,
+    /// What is probably a mistake but does not stop the plan: an unknown key close to a known
+    /// one. `baton check` and the start of a run tell them.
+    #[serde(skip)]
+    pub warnings: Vec<Diagnostic>,
 }
 
 impl Plan {
@@ -236,6 +244,29 @@ impl Plan {
             .collect();
         near.sort_by_key(|(d, _)| *d);
         near.into_iter().take(3).map(|(_, id)| id).collect()
+    }
+
+    /// The fields read under another spelling, one line each: "tasks 1.2, 1.3 spell their
+    /// dependencies `dependencies:`, read as `depends_on:`".
+    pub fn spellings(&self) -> Vec<String> {
+        let mut seen: Vec<((&str, &str), Vec<&str>)> = Vec::new();
+        for t in self.tasks() {
+            for pair in &t.spelled {
+                match seen.iter_mut().find(|(p, _)| p == pair) {
+                    Some((_, ids)) => ids.push(t.id.as_str()),
+                    None => seen.push((*pair, vec![t.id.as_str()])),
+                }
+            }
+        }
+        seen.into_iter()
+            .map(|((written, read), ids)| {
+                let n = ids.len();
+                let mut shown: Vec<&str> = ids.into_iter().take(8).collect();
+                let more = if n > 8 { format!(" and {} more", n - 8) } else { String::new() };
+                let who = if n == 1 { format!("task {}", shown.remove(0)) } else { format!("tasks {}{more}", shown.join(", ")) };
+                format!("{who}: `{written}:` read as `{read}:`")
+            })
+            .collect()
     }
 
     pub fn max_attempts(&self, task: &Task, fallback: u32) -> u32 {
@@ -302,11 +333,13 @@ pub(crate) fn read_plan(root: &Node, diags: &mut Vec<Diagnostic>) -> Plan {
         return plan;
     };
     check_duplicate_keys(entries, diags);
+    let mut warns = Vec::new();
+    near_misses(root, keys::TOP, "the plan", &mut warns);
     let aliased = root.aliased_anchors();
     match root.get("meta") {
         None => {}
         Some(meta) if meta.is_null() => {}
-        Some(meta) => plan.meta = read_meta(meta, diags),
+        Some(meta) => plan.meta = read_meta(meta, diags, &mut warns),
     }
     match root.entry("sections") {
         None => diags.push(Diagnostic::new(
@@ -318,7 +351,7 @@ pub(crate) fn read_plan(root: &Node, diags: &mut Vec<Diagnostic>) -> Plan {
         Some((_, node)) => match node.items() {
             Some(items) => {
                 for item in items {
-                    if let Some(section) = read_section(item, &aliased, diags) {
+                    if let Some(section) = read_section(item, &aliased, diags, &mut warns) {
                         plan.sections.push(section);
                     }
                 }
@@ -331,10 +364,12 @@ pub(crate) fn read_plan(root: &Node, diags: &mut Vec<Diagnostic>) -> Plan {
             )),
         },
     }
+    warns.sort_by_key(|d| (d.line, d.column));
+    plan.warnings = warns;
     plan
 }
 
-fn read_meta(node: &Node, diags: &mut Vec<Diagnostic>) -> Meta {
+fn read_meta(node: &Node, diags: &mut Vec<Diagnostic>, warns: &mut Vec<Diagnostic>) -> Meta {
     let mut meta = Meta::default();
     let Some(entries) = node.entries() else {
         diags.push(Diagnostic::new(
@@ -346,6 +381,7 @@ fn read_meta(node: &Node, diags: &mut Vec<Diagnostic>) -> Meta {
         return meta;
     };
     check_duplicate_keys(entries, diags);
+    near_misses(node, keys::META, "meta", warns);
     let f = Fields { node, what: "meta" };
     meta.name = f.string("name", diags);
     meta.description = f.string("description", diags);
@@ -360,7 +396,7 @@ fn read_meta(node: &Node, diags: &mut Vec<Diagnostic>) -> Meta {
     meta
 }
 
-fn read_section(node: &Node, aliased: &HashSet<usize>, diags: &mut Vec<Diagnostic>) -> Option<Section> {
+fn read_section(node: &Node, aliased: &HashSet<usize>, diags: &mut Vec<Diagnostic>, warns: &mut Vec<Diagnostic>) -> Option<Section> {
     let Some(entries) = node.entries() else {
         diags.push(Diagnostic::new(
             node.line,
@@ -377,6 +413,7 @@ fn read_section(node: &Node, aliased: &HashSet<usize>, diags: &mut Vec<Diagnosti
     };
     let id = f.required_id("id", diags);
     let what = format!("section '{}'", id.as_deref().unwrap_or("?"));
+    near_misses(node, keys::SECTION, &what, warns);
     let f = Fields { node, what: &what };
     let name = f.string("name", diags);
     check_owned(node, &["status"], &what, aliased, diags);
@@ -392,7 +429,7 @@ fn read_section(node: &Node, aliased: &HashSet<usize>, diags: &mut Vec<Diagnosti
         Some(t) => match t.items() {
             Some(items) => {
                 for item in items {
-                    if let Some(task) = read_task(item, aliased, diags) {
+                    if let Some(task) = read_task(item, aliased, diags, warns) {
                         tasks.push(task);
                     }
                 }
@@ -415,7 +452,7 @@ fn read_section(node: &Node, aliased: &HashSet<usize>, diags: &mut Vec<Diagnosti
     })
 }
 
-fn read_task(node: &Node, aliased: &HashSet<usize>, diags: &mut Vec<Diagnostic>) -> Option<Task> {
+fn read_task(node: &Node, aliased: &HashSet<usize>, diags: &mut Vec<Diagnostic>, warns: &mut Vec<Diagnostic>) -> Option<Task> {
     let Some(entries) = node.entries() else {
         diags.push(Diagnostic::new(
             node.line,
@@ -433,6 +470,7 @@ fn read_task(node: &Node, aliased: &HashSet<usize>, diags: &mut Vec<Diagnostic>)
         check_task_id(id, id_node, diags);
     }
     let what = format!("task '{}'", id.as_deref().unwrap_or("?"));
+    near_misses(node, keys::TASK, &what, warns);
     let f = Fields { node, what: &what };
     check_owned(node, &OWNED_TASK_FIELDS, &what, aliased, diags);
     let name = match f.string("name", diags) {
@@ -449,7 +487,17 @@ fn read_task(node: &Node, aliased: &HashSet<usize>, diags: &mut Vec<Diagnostic>)
             String::new()
         }
     };
-    let (depends_on, depends_on_lines) = f.id_list("depends_on", diags);
+    let mut spelled = Vec::new();
+    let (depends_on, depends_on_lines) = f.either("depends_on", "dependencies", &mut spelled, diags, |f, key, d| f.id_list(key, d), |(a, _), (b, _)| same_set(a, b));
+    let exclusive_resources = f.either("exclusive_resources", "exclusive_resource", &mut spelled, diags, |f, key, d| {
+        if key == "exclusive_resource" {
+            // The original tool's singular form holds one name; a list is taken as it is.
+            if let Some(n) = f.present(key).filter(|n| n.as_scalar().is_some()) {
+                return vec![n.as_scalar().unwrap_or_default().to_string()];
+            }
+        }
+        f.string_list(key, d)
+    }, |a, b| same_set(a, b));
     Some(Task {
         id: TaskId(id.unwrap_or_default()),
         name,
@@ -459,7 +507,7 @@ fn read_task(node: &Node, aliased: &HashSet<usize>, diags: &mut Vec<Diagnostic>)
         max_attempts: f.count("max_attempts", 1, diags),
         depends_on,
         parallel_group: f.string("parallel_group", diags),
-        exclusive_resources: f.string_list("exclusive_resources", diags),
+        exclusive_resources,
         files: f.string_list("files", diags),
         model: f.string("model", diags),
         agent: f.agent_name("agent", diags),
@@ -470,8 +518,143 @@ fn read_task(node: &Node, aliased: &HashSet<usize>, diags: &mut Vec<Diagnostic>)
         result_message: f.string("result_message", diags),
         line: node.line,
         depends_on_lines,
+        spelled,
         id_line,
     })
+}
+
+fn same_set<T: Ord + Clone>(a: &[T], b: &[T]) -> bool {
+    let mut a = a.to_vec();
+    let mut b = b.to_vec();
+    a.sort();
+    a.dedup();
+    b.sort();
+    b.dedup();
+    a == b
+}
+
+/// The keys baton knows in each kind of mapping: its own, their other spellings, the ones a
+/// later issue reads, and the ones the original tool's later versions wrote (kept, not warned
+/// about). An unknown key close to one of baton's own gets a warning.
+mod keys {
+    /// Keys baton acts on: an unknown key close to one of these is probably a typo.
+    pub const TASK_OWN: &[&str] = &[
+        "id", "name", "status", "description", "attempts", "max_attempts", "depends_on", "dependencies", "parallel_group",
+        "exclusive_resources", "exclusive_resource", "files", "model", "agent", "timeout_seconds", "idle_timeout_seconds",
+        "last_error", "completed_at", "result_message",
+    ];
+    /// Keys the original tool (claude-plan-orchestrator) wrote or read on a task, and keys of
+    /// baton's own later features: known, kept, no warning.
+    pub const TASK_OTHER: &[&str] = &[
+        "model_used", "last_attempt", "validation_attempts", "validation_findings", "validation_status", "validation_verdict",
+        "target_acs", "source_item", "requirements_path", "worker_pid", "started_at", "notes", "verify", "models",
+        "expect_changes", "acceptance_criteria", "priority", "tags", "estimated_minutes", "cost_usd", "plan_modified",
+        "suspended_reason", "suspended_at", "branch", "commit", "worktree",
+    ];
+    pub const META_OWN: &[&str] = &[
+        "name", "description", "plan_doc", "created", "max_attempts_default", "notification_email", "model",
+        "timeout_seconds", "idle_timeout_seconds", "smoke_command",
+    ];
+    pub const META_OTHER: &[&str] = &[
+        "validation", "budget_limit_usd", "budget_usd", "models", "verify", "source_item", "requirements_path",
+        "design_doc", "author", "version", "updated", "status", "project", "branch", "total_cost_usd", "worker_pid",
+        "backlog_item", "source", "type", "tags", "priority",
+    ];
+    pub const SECTION_OWN: &[&str] = &["id", "name", "status", "tasks"];
+    pub const SECTION_OTHER: &[&str] = &["description", "notes", "parallel_group"];
+    pub const TOP_OWN: &[&str] = &["meta", "sections"];
+
+    pub struct Known {
+        pub own: &'static [&'static str],
+        pub other: &'static [&'static str],
+        /// Words that mean a known key but are far from it in spelling.
+        pub meant: &'static [(&'static str, &'static str)],
+    }
+
+    pub const TASK: &Known = &Known {
+        own: TASK_OWN,
+        other: TASK_OTHER,
+        meant: &[
+            ("dependency", "depends_on"),
+            ("deps", "depends_on"),
+            ("depends", "depends_on"),
+            ("dependson", "depends_on"),
+            ("depend_on", "depends_on"),
+            ("requires", "depends_on"),
+            ("after", "depends_on"),
+            ("blocked_by", "depends_on"),
+            ("timeout", "timeout_seconds"),
+            ("timeout_secs", "timeout_seconds"),
+            ("idle_timeout", "idle_timeout_seconds"),
+            ("max_attempt", "max_attempts"),
+            ("maxattempts", "max_attempts"),
+            ("retries", "max_attempts"),
+            ("max_retries", "max_attempts"),
+            ("group", "parallel_group"),
+            ("resources", "exclusive_resources"),
+            ("title", "name"),
+            ("state", "status"),
+        ],
+    };
+    pub const META: &Known = &Known {
+        own: META_OWN,
+        other: META_OTHER,
+        meant: &[
+            ("max_attempts", "max_attempts_default"),
+            ("max_attempt", "max_attempts_default"),
+            ("max_retries", "max_attempts_default"),
+            ("retries", "max_attempts_default"),
+            ("timeout", "timeout_seconds"),
+            ("idle_timeout", "idle_timeout_seconds"),
+            ("smoke", "smoke_command"),
+            ("smoke_test", "smoke_command"),
+            ("smoke_tests", "smoke_command"),
+            ("title", "name"),
+        ],
+    };
+    pub const SECTION: &Known = &Known { own: SECTION_OWN, other: SECTION_OTHER, meant: &[("task", "tasks"), ("title", "name")] };
+    pub const TOP: &Known = &Known { own: TOP_OWN, other: &[], meant: &[("section", "sections"), ("phases", "sections"), ("metadata", "meta")] };
+}
+
+/// The known key an unknown one most likely means: the same words in another case or with
+/// `-` for `_`, a word known to mean it (`timeout`), or a typo of a letter or two.
+fn meant_key(key: &str, known: &keys::Known) -> Option<&'static str> {
+    let norm = key.trim().to_lowercase().replace(['-', ' '], "_");
+    let squashed = norm.replace('_', "");
+    if let Some(k) = known.own.iter().chain(known.other).find(|k| **k == norm || k.replace('_', "") == squashed) {
+        return Some(k);
+    }
+    if let Some((_, k)) = known.meant.iter().find(|(w, _)| *w == norm || w.replace('_', "") == squashed) {
+        return Some(k);
+    }
+    known
+        .own
+        .iter()
+        .map(|k| (edit_distance(&norm, k), *k))
+        .filter(|(d, k)| *d <= if k.len() <= 5 { 1 } else { 2 })
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+/// Warnings for the unknown keys of a mapping that look like known ones. Unknown keys are kept
+/// as written and otherwise ignored, so `depends-on:` would silently not order anything.
+fn near_misses(node: &Node, known: &keys::Known, what: &str, warns: &mut Vec<Diagnostic>) {
+    let Some(entries) = node.entries() else { return };
+    for (k, _) in entries {
+        let Some(key) = k.as_scalar() else { continue };
+        if key == "<<" || known.own.contains(&key) || known.other.contains(&key) {
+            continue;
+        }
+        if let Some(meant) = meant_key(key, known) {
+            let key = crate::report::safe::cut(key, 40);
+            warns.push(Diagnostic::new(
+                k.line,
+                k.col,
+                format!("{what} has an unknown key `{key}`; did you mean `{meant}`?"),
+                format!("baton ignores `{key}` (unknown keys are kept as written); rename it to `{meant}` if that is what it means"),
+            ));
+        }
+    }
 }
 
 /// The task fields baton writes.
@@ -591,6 +774,40 @@ impl Fields<'_> {
                 self.wrong(n, key, "text", "write it on one line, or as a `|` block", diags);
                 None
             }
+        }
+    }
+
+    /// A field that may be written under either of two keys (baton's, and the original tool's
+    /// other spelling): both with different values is an error; the other spelling is recorded.
+    fn either<T: Default>(
+        &self,
+        key: &'static str,
+        other: &'static str,
+        spelled: &mut Vec<(&'static str, &'static str)>,
+        diags: &mut Vec<Diagnostic>,
+        read: impl Fn(&Self, &str, &mut Vec<Diagnostic>) -> T,
+        same: impl Fn(&T, &T) -> bool,
+    ) -> T {
+        let ours = self.present(key).map(|_| read(self, key, diags));
+        let theirs = self.present(other).map(|n| (n, read(self, other, diags)));
+        match (ours, theirs) {
+            (Some(ours), None) => ours,
+            (None, Some((_, theirs))) => {
+                spelled.push((other, key));
+                theirs
+            }
+            (Some(ours), Some((n, theirs))) => {
+                if !same(&ours, &theirs) {
+                    diags.push(Diagnostic::new(
+                        n.line,
+                        n.col,
+                        format!("{} has both `{key}` and `{other}`, and they differ", self.what),
+                        format!("keep one of them: baton reads `{other}` as `{key}`"),
+                    ));
+                }
+                ours
+            }
+            (None, None) => T::default(),
         }
     }
 

@@ -659,3 +659,106 @@ fn similar_ids_name_the_close_ones_first() {
     assert_eq!(ids("Add-Logn"), ["add-login"]);
     assert!(ids("zzzz").is_empty());
 }
+
+#[test]
+fn dependencies_is_read_as_depends_on() {
+    let src = format!("{HEAD}  - id: a\n    name: A\n  - id: b\n    name: B\n    dependencies: [a]\n  - id: c\n    name: C\n    depends_on: [a]\n    dependencies: ['a']\n");
+    let plan = parse_plan(&src).unwrap();
+    assert_eq!(plan.task("b").unwrap().depends_on, [TaskId::from("a")]);
+    assert_eq!(plan.task("c").unwrap().depends_on, [TaskId::from("a")]);
+    assert_eq!(plan.spellings(), ["task b: `dependencies:` read as `depends_on:`"]);
+    // An unknown id under the other spelling is found, at its line.
+    let d = one(&format!("{HEAD}  - id: a\n    name: A\n    dependencies: [zz]\n"));
+    assert_eq!(d.line, 9);
+    assert!(d.message.contains("depends on 'zz'"), "{d:?}");
+}
+
+#[test]
+fn both_dependency_spellings_differing_is_an_error() {
+    let d = one(&format!("{HEAD}  - id: a\n    name: A\n  - id: b\n    name: B\n  - id: c\n    name: C\n    depends_on: [a]\n    dependencies: [a, b]\n"));
+    assert_eq!(d.line, 14);
+    assert!(d.message.contains("task 'c' has both `depends_on` and `dependencies`, and they differ"), "{d:?}");
+}
+
+#[test]
+fn exclusive_resource_is_read_as_a_list_of_one() {
+    let plan = parse_plan(&format!("{HEAD}  - id: a\n    name: A\n    exclusive_resource: database\n  - id: b\n    name: B\n    exclusive_resource: [db, port]\n")).unwrap();
+    assert_eq!(plan.task("a").unwrap().exclusive_resources, ["database"]);
+    assert_eq!(plan.task("b").unwrap().exclusive_resources, ["db", "port"]);
+    assert_eq!(plan.spellings(), ["tasks a, b: `exclusive_resource:` read as `exclusive_resources:`"]);
+    let d = one(&format!("{HEAD}  - id: a\n    name: A\n    exclusive_resources: [db]\n    exclusive_resource: cache\n"));
+    assert!(d.message.contains("both `exclusive_resources` and `exclusive_resource`"), "{d:?}");
+}
+
+#[test]
+fn near_miss_keys_are_warnings_not_errors() {
+    let src = format!(
+        "meta:\n  name: P\n  max_attempt: 3\n  validation: {{enabled: true}}\nsections:\n- id: s\n  name: S\n  tasks:\n  - id: a\n    name: A\n  - id: b\n    name: B\n    depends-on: [a]\n    paralel_group: g\n    timeout: 60\n    dependson: [a]\n    dependency: a\n    max_attempt: 2\n    agent: coder\n    model_used: opus\n    validation_findings: [x]\n    last_attempt: 2026-01-01\n    my_own_note: hi\n"
+    );
+    let plan = parse_plan(&src).unwrap();
+    let got: Vec<(usize, &str)> = plan.warnings.iter().map(|w| (w.line, w.message.as_str())).collect();
+    assert_eq!(
+        got,
+        [
+            (3, "meta has an unknown key `max_attempt`; did you mean `max_attempts_default`?"),
+            (13, "task 'b' has an unknown key `depends-on`; did you mean `depends_on`?"),
+            (14, "task 'b' has an unknown key `paralel_group`; did you mean `parallel_group`?"),
+            (15, "task 'b' has an unknown key `timeout`; did you mean `timeout_seconds`?"),
+            (16, "task 'b' has an unknown key `dependson`; did you mean `depends_on`?"),
+            (17, "task 'b' has an unknown key `dependency`; did you mean `depends_on`?"),
+            (18, "task 'b' has an unknown key `max_attempt`; did you mean `max_attempts`?"),
+        ]
+    );
+    assert!(plan.warnings[1].help.contains("rename it to `depends_on`"), "{:?}", plan.warnings[1]);
+    // A near miss orders nothing: b has no dependencies.
+    assert!(plan.task("b").unwrap().depends_on.is_empty());
+}
+
+#[test]
+fn the_original_tools_statuses() {
+    let src = format!("{HEAD}  - id: a\n    name: A\n    status: verified\n  - id: b\n    name: B\n    status: pending\n    depends_on: [a]\n  - id: c\n    name: C\n    status: suspended\n  - id: d\n    name: D\n    status: validation_exhausted\n  - id: e\n    name: E\n    depends_on: [c]\n  - id: f\n    name: F\n    depends_on: [d]\n");
+    let plan = parse_plan(&src).unwrap();
+    assert!(crate::plan::graph::is_ready(&plan, plan.task("b").unwrap()), "a verified dependency counts as done");
+    assert!(!crate::plan::graph::is_ready(&plan, plan.task("c").unwrap()), "a suspended task does not run");
+    let blocked: Vec<String> = crate::plan::graph::blocked(&plan).into_iter().map(|(id, w)| format!("{id}: {w}")).collect();
+    assert_eq!(
+        blocked,
+        [
+            "c: it is suspended: it waits for a person (`baton retry` makes it pending)",
+            "e: waits for 'c'",
+            "f: its dependency 'd' ran out of validation attempts (validation_exhausted)",
+        ]
+    );
+}
+
+#[test]
+fn section_status_follows_the_new_statuses() {
+    use crate::plan::model::derived_section_status;
+    let with = |statuses: &[&str]| {
+        let tasks: String = statuses.iter().enumerate().map(|(i, s)| format!("  - id: t{i}\n    name: T\n    status: {s}\n")).collect();
+        let plan = parse_plan(&format!("{HEAD}{tasks}")).unwrap();
+        derived_section_status(&plan.sections[0].tasks).map(|s| s.as_str())
+    };
+    assert_eq!(with(&["verified", "verified"]), Some("verified"));
+    assert_eq!(with(&["verified", "completed"]), Some("completed"));
+    assert_eq!(with(&["completed", "suspended"]), Some("suspended"));
+    assert_eq!(with(&["pending", "suspended"]), Some("pending"));
+    assert_eq!(with(&["completed", "validation_exhausted"]), Some("failed"));
+    assert_eq!(with(&["verified", "pending"]), Some("in_progress"));
+}
+
+#[test]
+fn conflict_markers_are_named_with_their_line() {
+    let src = format!("{HEAD}  - id: a\n    name: A\n<<<<<<< Updated upstream\n    status: completed\n=======\n    status: pending\n>>>>>>> Stashed changes\n");
+    let d = problems(&src);
+    assert_eq!(d.len(), 1, "{d:#?}");
+    assert_eq!(d[0].message, "the plan has unresolved git conflict markers at line 9 (to line 13)");
+    assert_eq!(d[0].line, 9);
+    // Two conflicts, two problems; a stray end marker alone is one too.
+    let two = format!("{HEAD}<<<<<<< HEAD\n  - id: a\n=======\n  - id: b\n>>>>>>> x\n<<<<<<< HEAD\n    name: A\n=======\n>>>>>>> x\n");
+    assert_eq!(problems(&two).iter().map(|d| d.line).collect::<Vec<_>>(), [7, 12]);
+    let stray = format!("{HEAD}  - id: a\n    name: A\n>>>>>>> theirs\n");
+    assert_eq!(one(&stray).line, 9);
+    // A line of equals signs alone is not a conflict (it is a YAML problem or text).
+    assert!(parse_plan(&format!("{HEAD}  - id: a\n    name: A\n    description: |\n      Title\n      =======\n")).is_ok());
+}

@@ -45,12 +45,12 @@ impl Counts {
     }
 
     /// "3 of 5 completed · 1 failed · 1 pending": only the parts that are not zero. Verified
-    /// tasks are done too: "3 of 5 done (1 completed, 2 verified)".
+    /// tasks are done too: "1 completed + 2 verified of 5".
     pub fn sentence(&self) -> String {
         let head = if self.verified == 0 {
             format!("{} of {} completed", self.completed, self.total)
         } else {
-            format!("{} of {} done ({} completed, {} verified)", self.completed + self.verified, self.total, self.completed, self.verified)
+            format!("{} completed + {} verified of {}", self.completed, self.verified, self.total)
         };
         let mut parts = vec![head];
         for (n, word) in [

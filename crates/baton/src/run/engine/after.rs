@@ -148,11 +148,13 @@ impl Engine {
             ending,
             plan.meta.name.clone().unwrap_or_else(|| self.opts.plan.display().to_string()),
             self.opts.plan.display().to_string(),
+            // The notice keeps its four words: verified is done, validation_exhausted failed,
+            // suspended still to do.
             notify::Counts {
-                completed: c.completed,
-                failed: c.failed,
+                completed: c.completed + c.verified,
+                failed: c.failed + c.validation_exhausted,
                 skipped: c.skipped,
-                pending: c.pending + c.in_progress,
+                pending: c.pending + c.in_progress + c.suspended,
                 total: c.total,
             },
             self.started.elapsed().as_secs_f64(),

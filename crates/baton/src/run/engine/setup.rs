@@ -15,7 +15,7 @@ use super::workspace::{DirtyTree, OwnFiles, Place, Workspace};
 use crate::config::Config;
 use crate::error::Error;
 use crate::exit::Exit;
-use crate::plan::PlanFile;
+use crate::plan::{Diagnostic, PlanFile};
 use crate::policy::backoff::{RetryBackoff, ThrottleBackoff};
 use crate::policy::breaker::CircuitBreaker;
 use crate::report::event::{EventKind, Reporter};
@@ -173,6 +173,11 @@ async fn start(opts: RunOptions, stop: Option<watch::Receiver<Stop>>, reporter_o
         parallel: opts.parallel.then_some(jobs),
         commit: config.run.commit,
     });
+    // A key that looks like a known one is ignored: say so before anything runs on it.
+    for w in &file.plan().warnings {
+        let at = Diagnostic::render(w, &opts.plan.display().to_string());
+        reporter.warn(at.lines().next().unwrap_or_default().to_string());
+    }
     // Nothing started yet: no hooks, no notification.
     record::recover(&mut file, &reporter).map_err(|e| Error::Plan(e.render_in_run()))?;
     workspace.prepare(&mut file, &own, opts.dirty)?;
