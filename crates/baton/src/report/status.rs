@@ -194,7 +194,7 @@ pub fn table(plan: &Plan, path: &str, default_max_attempts: u32, width: usize, t
 
 /// The column names above the rows, in the rows' widths (see [`task_row`]).
 fn header(plan: &Plan, id_w: usize, name_w: usize, usage: bool) -> String {
-    let mut row = format!("  {}  {}  {:<11}  {:>5}", pad("ID", id_w), pad("TASK", name_w), "STATUS", "TRIES");
+    let mut row = format!("  {}  {}  {}  {:>5}", pad("ID", id_w), pad("TASK", name_w), pad("STATUS", status_width(plan)), "TRIES");
     if usage {
         row.push_str(&format!("  {:>7}  {:>8}", "TIME", "COST"));
     }
@@ -216,10 +216,10 @@ fn task_row(
 ) -> String {
     let attempts = format!("{}/{}", t.attempts, plan.max_attempts(t, default_max));
     let mut row = format!(
-        "  {}  {}  {:<11}  {:>5}",
+        "  {}  {}  {}  {:>5}",
         pad(t.id.as_str(), id_w),
         pad(&cut(&terminal_line(&t.name), name_w), name_w),
-        t.status.as_str(),
+        pad(t.status.as_str(), status_width(plan)),
         attempts,
     );
     if let Some(total) = total {
@@ -248,6 +248,11 @@ fn task_row(
         row.push_str(&cut(&one_line(err), room));
     }
     row.trim_end().to_string()
+}
+
+/// The status column: as wide as `in_progress`, or the longest status in the plan.
+fn status_width(plan: &Plan) -> usize {
+    plan.tasks().map(|t| t.status.as_str().len()).max().unwrap_or(0).max(Status::InProgress.as_str().len())
 }
 
 fn pad(s: &str, w: usize) -> String {
