@@ -94,7 +94,7 @@ pub(super) fn dry_run(file: &PlanFile, opts: &RunOptions, config: &Config, agent
         }
     }
     let blocked = never_runnable(&plan, &exclude);
-    let failed: Vec<String> = plan.tasks().filter(|t| t.status == Status::Failed).map(|t| t.id.to_string()).collect();
+    let failed: Vec<String> = plan.tasks().filter(|t| t.status.is_failure()).map(|t| t.id.to_string()).collect();
     if n == 0 {
         crate::outln!("nothing to run");
     }
