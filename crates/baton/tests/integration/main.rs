@@ -3,6 +3,7 @@
 mod after;
 mod ci_output;
 mod cli;
+mod compat;
 mod control;
 mod engine;
 mod hostile;
