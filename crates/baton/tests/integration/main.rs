@@ -10,6 +10,7 @@ mod hostile;
 mod landing;
 mod live_view;
 mod manners;
+mod older_plans;
 mod parallel;
 mod parallel_limits;
 mod pipeline;
