@@ -130,9 +130,19 @@ fn case(file: &str) -> &'static Case {
 macro_rules! compat_tests {
     ($($name:ident => $file:literal,)*) => {
         $(
-            #[test]
-            fn $name() {
-                exercise(case($file));
+            mod $name {
+                /// check, status, the dry run and a sequential run.
+                #[test]
+                fn sequential() {
+                    super::exercise(super::case($file));
+                }
+
+                /// A run with `--parallel`: the same outcome, the same promises.
+                #[test]
+                fn parallel() {
+                    let s = super::Setup::new(super::case($file));
+                    super::real_run(&s, &["--parallel", "--jobs", "3"]);
+                }
             }
         )*
 
@@ -168,35 +178,53 @@ compat_tests! {
     go_microservice_failed_leaf => "12-go-microservice-failure.yaml",
 }
 
-/// check, status, dry run and a real run of one fixture, each with its assertions.
-fn exercise(case: &Case) {
-    let text = std::fs::read_to_string(compat_dir().join(case.file)).expect("read the fixture");
-    assert!(text.starts_with("# Compat fixture: "), "{}: begins with a comment saying what it exercises", case.file);
-    let fx = Fixture::read(&text);
-    let rel = format!(".claude/plans/{}", case.file);
+/// A fixture committed as `.claude/plans/<file>` in a fresh repository, with what should
+/// happen to it worked out from the fixture alone.
+struct Setup {
+    case: &'static Case,
+    p: Project,
+    text: String,
+    fx: Fixture,
+    rel: String,
+    /// The tasks a run starts: pending or in progress, and not blocked.
+    runnable: BTreeSet<String>,
+}
 
-    let p = Project::new();
-    p.write(&rel, &text);
-    p.write("baton.toml", FAST_CONFIG);
-    p.repo.commit_all("plan from claude-plan-orchestrator");
-    p.scenario(case.scenario);
+impl Setup {
+    fn new(case: &'static Case) -> Setup {
+        let text = std::fs::read_to_string(compat_dir().join(case.file)).expect("read the fixture");
+        assert!(text.starts_with("# Compat fixture: "), "{}: begins with a comment saying what it exercises", case.file);
+        let fx = Fixture::read(&text);
+        let rel = format!(".claude/plans/{}", case.file);
+        let p = Project::new();
+        p.write(&rel, &text);
+        p.write("baton.toml", FAST_CONFIG);
+        p.repo.commit_all("plan from claude-plan-orchestrator");
+        p.scenario(case.scenario);
+        let runnable: BTreeSet<String> = fx
+            .tasks
+            .iter()
+            .filter(|t| matches!(t.status.as_str(), "pending" | "in_progress"))
+            .map(|t| t.id.clone())
+            .filter(|id| !case.blocked.contains(&id.as_str()))
+            .collect();
+        assert!(!runnable.is_empty(), "{}: something to run", case.file);
+        for id in case.blocked.iter().chain(case.failed) {
+            assert!(fx.task(id).is_some(), "{}: the case names an unknown task {id}", case.file);
+        }
+        Setup { case, p, text, fx, rel, runnable }
+    }
+}
+
+/// check, status, dry run and a real run of one fixture, each with its assertions.
+fn exercise(case: &'static Case) {
+    let s = Setup::new(case);
+    let Setup { p, text, fx, rel, runnable, .. } = &s;
+    let (text, rel) = (text.as_str(), rel.as_str());
     let what = case.file;
 
-    // What should happen, from the fixture alone.
-    let runnable: BTreeSet<String> = fx
-        .tasks
-        .iter()
-        .filter(|t| matches!(t.status.as_str(), "pending" | "in_progress"))
-        .map(|t| t.id.clone())
-        .filter(|id| !case.blocked.contains(&id.as_str()))
-        .collect();
-    assert!(!runnable.is_empty(), "{what}: something to run");
-    for id in case.blocked.iter().chain(case.failed) {
-        assert!(fx.task(id).is_some(), "{what}: the case names an unknown task {id}");
-    }
-
     // baton check: valid; it says which dependency spelling it read; no false "did you mean".
-    let check = p.baton(&["check", &rel]);
+    let check = p.baton(&["check", rel]);
     assert_eq!(check.code(), 0, "{what}: check\n{}", check.all());
     assert!(!check.all().contains("did you mean"), "{what}: the original tool's keys are known\n{}", check.all());
     // It names the spelling it read, with exactly the tasks that use it.
@@ -213,7 +241,7 @@ fn exercise(case: &Case) {
     }
 
     // baton status: every task, as written (verified shown as verified), with its dependencies.
-    let table = p.baton(&["status", &rel]);
+    let table = p.baton(&["status", rel]);
     assert_eq!(table.code(), 0, "{what}: status\n{}", table.all());
     let table = table.stdout();
     for t in &fx.tasks {
@@ -223,7 +251,7 @@ fn exercise(case: &Case) {
         assert!(row.contains(&t.name[..t.name.len().min(16)]), "{what}: the row of {} shows its name\n{table}", t.id);
         assert!(row.split_whitespace().any(|w| w == t.status), "{what}: the row of {} shows {}\n{table}", t.id, t.status);
     }
-    let json = status_json(&p, &rel);
+    let json = status_json(p, rel);
     let listed = tasks_in(&json);
     assert_eq!(listed.len(), fx.tasks.len(), "{what}: status --json lists every task");
     for t in &fx.tasks {
@@ -247,19 +275,28 @@ fn exercise(case: &Case) {
     // baton run --dry-run: the runnable tasks, in an order that respects the dependencies;
     // nothing changes.
     let head = p.repo.git(&["rev-parse", "HEAD"]);
-    let dry = p.baton(&["run", &rel, "--dry-run"]);
+    let dry = p.baton(&["run", rel, "--dry-run"]);
     assert_eq!(dry.code(), case.dry_exit, "{what}: dry run exit code\n{}", dry.all());
     let order = dry_run_order(&dry.stdout());
-    assert_eq!(order.iter().cloned().collect::<BTreeSet<_>>(), runnable, "{what}: the dry run lists the runnable tasks\n{}", dry.all());
+    assert_eq!(order.iter().cloned().collect::<BTreeSet<_>>(), *runnable, "{what}: the dry run lists the runnable tasks\n{}", dry.all());
     assert_eq!(order.len(), runnable.len(), "{what}: each task once\n{}", dry.all());
-    respects_dependencies(&fx, &order).unwrap_or_else(|e| panic!("{what}: dry run order: {e}\n{}", dry.all()));
-    assert_eq!(p.read(&rel), text, "{what}: the dry run changed the plan");
+    respects_dependencies(fx, &order).unwrap_or_else(|e| panic!("{what}: dry run order: {e}\n{}", dry.all()));
+    assert_eq!(p.read(rel), text, "{what}: the dry run changed the plan");
     assert_eq!(p.repo.git(&["rev-parse", "HEAD"]), head, "{what}: the dry run committed");
     assert_eq!(p.repo.status_porcelain(), "", "{what}: the dry run left files");
     assert!(p.invocations().is_empty(), "{what}: the dry run started an agent");
 
-    // The real run with the fake agent.
-    let run = p.baton(&["run", &rel]);
+    real_run(&s, &[]);
+}
+
+/// The real run with the fake agent (`baton run PLAN EXTRA…`) and what must hold after it.
+fn real_run(s: &Setup, extra: &[&str]) {
+    let Setup { case, p, text, fx, rel, runnable } = s;
+    let (text, rel) = (text.as_str(), rel.as_str());
+    let what = format!("{}{}", case.file, if extra.is_empty() { String::new() } else { format!(" ({})", extra.join(" ")) });
+    let mut args = vec!["run", rel];
+    args.extend_from_slice(extra);
+    let run = p.baton(&args);
     assert_eq!(run.code(), case.run_exit, "{what}: run exit code\n{}", run.all());
     for s in case.says {
         assert!(run.all().contains(s), "{what}: the run says {s:?}\n{}", run.all());
@@ -277,20 +314,30 @@ fn exercise(case: &Case) {
     }
     assert_eq!(
         first_starts.iter().cloned().collect::<BTreeSet<_>>(),
-        runnable,
+        *runnable,
         "{what}: the run started exactly the runnable tasks (verified and completed ones never)\n{}",
         run.all()
     );
-    respects_dependencies(&fx, &first_starts).unwrap_or_else(|e| panic!("{what}: run order: {e}\n{}", run.all()));
-    // A task's attempts all come before any task that depends on it starts.
+    respects_dependencies(fx, &first_starts).unwrap_or_else(|e| panic!("{what}: run order: {e}\n{}", run.all()));
+    // A task's attempts all come before any task that depends on it starts, and (by the
+    // attempt records' times) have ended by then: in parallel runs too.
     for (i, id) in started.iter().enumerate() {
         for dep in &fx.task(id).expect("a task of the plan").deps {
             assert!(!started[i..].contains(dep), "{what}: {dep} ran again after {id}, which depends on it");
         }
     }
+    let times = attempt_times(p, rel);
+    for id in runnable {
+        let (first_start, _) = times.get(id).unwrap_or_else(|| panic!("{what}: no attempt record for {id}"));
+        for dep in &fx.task(id).expect("a task").deps {
+            if let Some((_, dep_end)) = times.get(dep) {
+                assert!(dep_end <= first_start, "{what}: {id} started at {first_start} before its dependency {dep} ended at {dep_end}");
+            }
+        }
+    }
 
     // Every task ends as expected; nothing else changed status.
-    let json = status_json(&p, &rel);
+    let json = status_json(p, rel);
     let listed = tasks_in(&json);
     for t in &fx.tasks {
         let expected = if case.failed.contains(&t.id.as_str()) {
@@ -303,8 +350,8 @@ fn exercise(case: &Case) {
         assert_eq!(listed[&t.id]["status"], expected, "{what}: {} after the run\n{}", t.id, run.all());
     }
     // Attempts count on from the original tool's; the message and the time are written.
-    let plan = baton::plan::parse_plan(&p.read(&rel)).unwrap_or_else(|e| panic!("{what}: the plan stays valid: {e:?}"));
-    for id in &runnable {
+    let plan = baton::plan::parse_plan(&p.read(rel)).unwrap_or_else(|e| panic!("{what}: the plan stays valid: {e:?}"));
+    for id in runnable.iter() {
         let t = plan.task(id).expect("a task of the plan");
         let runs = started.iter().filter(|s| *s == id).count() as u32;
         assert_eq!(t.attempts, fx.task(id).expect("a task").attempts + runs, "{what}: attempts of {id}");
@@ -314,7 +361,7 @@ fn exercise(case: &Case) {
         }
         assert!(t.completed_at.is_some(), "{what}: {id} has its completed_at");
         let message = t.result_message.as_deref().unwrap_or("");
-        let expected: Vec<&str> = case.messages.iter().filter(|(m, _)| m == id).map(|(_, text)| *text).collect();
+        let expected: Vec<&str> = case.messages.iter().filter(|(m, _)| *m == id.as_str()).map(|(_, text)| *text).collect();
         for text in if expected.is_empty() { vec!["did it"] } else { expected } {
             assert!(message.contains(text), "{what}: the result_message of {id} holds {text:?}: {message:?}");
         }
@@ -322,14 +369,45 @@ fn exercise(case: &Case) {
     assert_eq!(p.repo.status_porcelain(), "", "{what}: the run left uncommitted changes");
     let subjects = p.repo.log_subjects();
     for id in runnable.iter().filter(|id| !case.failed.contains(&id.as_str())) {
-        let subject = format!("baton: {id} completed");
-        assert!(subjects.iter().any(|s| s.starts_with(&subject)), "{what}: a commit for {id}: {subjects:?}");
+        // `baton: 1.2 completed — Name` in a sequential run, `baton: plan state after 1.2, 2.1`
+        // for a parallel group.
+        let completed = format!("baton: {id} completed");
+        let names = |s: &str| s.strip_prefix("baton: plan state after ").is_some_and(|ids| ids.split(", ").any(|i| i == id));
+        assert!(subjects.iter().any(|s| s.starts_with(&completed) || names(s)), "{what}: a commit for {id}: {subjects:?}");
     }
 
     // Only owned fields changed, and only on tasks that ran.
-    let after = p.read(&rel);
-    owned_changes_only(&text, &after, &runnable).unwrap_or_else(|e| panic!("{what}: {e}\n--- after the run ---\n{after}"));
+    let after = p.read(rel);
+    owned_changes_only(text, &after, runnable).unwrap_or_else(|e| panic!("{what}: {e}\n--- after the run ---\n{after}"));
     assert!(after.starts_with("# Compat fixture: "), "{what}: the header comment stays");
+}
+
+/// Per task, from its attempt records (`.baton/logs/<plan>/<task>/attempt-N.json`): when its
+/// first attempt started and its last one ended.
+fn attempt_times(p: &Project, rel: &str) -> HashMap<String, (jiff::Timestamp, jiff::Timestamp)> {
+    let stem = Path::new(rel).file_stem().expect("a plan file name").to_string_lossy().into_owned();
+    let dir = p.path().join(".baton/logs").join(stem);
+    let mut out: HashMap<String, (jiff::Timestamp, jiff::Timestamp)> = HashMap::new();
+    let Ok(tasks) = std::fs::read_dir(&dir) else { return out };
+    for task in tasks.map(|e| e.expect("a folder entry").path()).filter(|p| p.is_dir()) {
+        for file in std::fs::read_dir(&task).expect("a task's log folder") {
+            let path = file.expect("a folder entry").path();
+            let name = path.file_name().expect("a name").to_string_lossy().into_owned();
+            if !(name.starts_with("attempt-") && name.ends_with(".json")) {
+                continue;
+            }
+            let record: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).expect("read a record")).expect("a record is JSON");
+            let time = |k: &str| -> jiff::Timestamp {
+                record[k].as_str().unwrap_or_else(|| panic!("{}: {k}", path.display())).parse().expect("an RFC 3339 time")
+            };
+            let (start, end) = (time("started_at"), time("ended_at"));
+            let id = record["task"].as_str().expect("the record's task").to_string();
+            let e = out.entry(id).or_insert((start, end));
+            e.0 = e.0.min(start);
+            e.1 = e.1.max(end);
+        }
+    }
+    out
 }
 
 fn status_json(p: &Project, rel: &str) -> serde_json::Value {
