@@ -40,6 +40,10 @@ pub(super) fn dry_run(file: &PlanFile, opts: &RunOptions, config: &Config, agent
     if git.git_use == GitUse::Off {
         crate::outln!("no git: nothing would be committed (baton.toml [run] commit = false)");
     }
+    let shown = opts.plan.display().to_string();
+    for w in &plan.warnings {
+        crate::outln!("warning: {}", w.render(&shown).lines().next().unwrap_or_default());
+    }
     let exclude: HashSet<TaskId> = left_out(&plan, opts.resume_from.as_deref());
     if let Some(from) = &opts.resume_from {
         crate::outln!("{}", crate::report::render::note_text(&super::state::resuming(&plan, from)));
@@ -104,11 +108,11 @@ pub(super) fn dry_run(file: &PlanFile, opts: &RunOptions, config: &Config, agent
         return Ok(Exit::Blocked);
     }
     if !failed.is_empty() {
-        crate::outln!("the run would end with failed tasks (exit 1): {} failed before and stays failed", failed.join(", "));
+        crate::outln!("the run would end with failed tasks (exit 1): {} failed before and stays so", failed.join(", "));
         return Ok(Exit::TaskFailed);
     }
     if n == 0 {
-        crate::outln!("every task is completed or skipped (exit 0)");
+        crate::outln!("every task is completed, verified or skipped (exit 0)");
     }
     Ok(Exit::Completed)
 }
