@@ -18,6 +18,9 @@ use saphyr_parser::{Event, Parser};
 
 use crate::support::{FAST_CONFIG, Project};
 
+/// The agent each fixture's project defines in `.claude/agents/`; the others it names are not.
+const DEFINED_AGENT: &str = "coder";
+
 /// Fields baton owns in a task; the only ones a run may change (plus a section's `status`).
 const OWNED: [&str; 5] = ["status", "attempts", "last_error", "completed_at", "result_message"];
 
@@ -199,6 +202,8 @@ impl Setup {
         let p = Project::new();
         p.write(&rel, &text);
         p.write("baton.toml", FAST_CONFIG);
+        // The project defines one of the agents its plan names (as a Claude Code project would).
+        p.write(&format!(".claude/agents/{DEFINED_AGENT}.md"), "---\nname: coder\ndescription: Writes code.\n---\nYou write code.\n");
         p.repo.commit_all("plan from claude-plan-orchestrator");
         p.scenario(case.scenario);
         let runnable: BTreeSet<String> = fx
@@ -239,6 +244,28 @@ fn exercise(case: &'static Case) {
             assert_eq!(noted.as_ref(), Some(ids), "{what}: check's note on `{key}:`\n{}", check.all());
         }
     }
+
+    // check --json: valid, the same notes, and warnings only for the agents with no file.
+    let r = p.baton(&["check", rel, "--json"]);
+    assert_eq!(r.code(), 0, "{what}: check --json\n{}", r.all());
+    let doc: serde_json::Value = serde_json::from_str(&r.stdout()).expect("check --json is JSON");
+    assert_eq!(doc["valid"], true, "{what}: {doc:#}");
+    assert_eq!(doc["problems"], serde_json::json!([]), "{what}: {doc:#}");
+    assert_eq!(doc["tasks"], fx.tasks.len(), "{what}: {doc:#}");
+    let notes: Vec<&str> = doc["notes"].as_array().expect("notes").iter().map(|n| n.as_str().expect("a note")).collect();
+    for note in &notes {
+        assert!(check.stdout().contains(&format!("note: {note}")), "{what}: the same note as the text: {note}\n{}", check.all());
+    }
+    let missing: BTreeSet<&str> = fx.tasks.iter().map(|t| t.agent.as_str()).filter(|a| *a != DEFINED_AGENT).collect();
+    let mut warned = BTreeSet::new();
+    for w in doc["warnings"].as_array().expect("warnings") {
+        let m = w["message"].as_str().expect("a message");
+        let agent = m.split("names agent '").nth(1).and_then(|r| r.split('\'').next());
+        let agent = agent.unwrap_or_else(|| panic!("{what}: a warning that is not about a missing agent file: {m}"));
+        assert!(m.ends_with(&format!(".claude/agents/{agent}.md does not exist in the repository")), "{what}: {m}");
+        warned.insert(agent.to_string());
+    }
+    assert_eq!(warned.iter().map(String::as_str).collect::<BTreeSet<_>>(), missing, "{what}: one warning per agent with no file\n{doc:#}");
 
     // baton status: every task, as written (verified shown as verified), with its dependencies.
     let table = p.baton(&["status", rel]);
@@ -470,6 +497,8 @@ struct FixtureTask {
     id: String,
     name: String,
     status: String,
+    /// `agent:` (every fixture task has one).
+    agent: String,
     attempts: u32,
     /// `depends_on` and `dependencies` together.
     deps: BTreeSet<String>,
@@ -504,7 +533,7 @@ impl Fixture {
                     fx.spell_exclusive_resource.insert(id.clone());
                 }
                 let attempts = task.get("attempts").and_then(Y::scalar).map_or(0, |a| a.parse().expect("attempts is a number"));
-                fx.tasks.push(FixtureTask { id, name: field("name"), status: field("status"), attempts, deps });
+                fx.tasks.push(FixtureTask { id, name: field("name"), status: field("status"), agent: field("agent"), attempts, deps });
             }
         }
         fx
