@@ -203,7 +203,8 @@ impl Setup {
         p.write(&rel, &text);
         p.write("baton.toml", FAST_CONFIG);
         // The project defines one of the agents its plan names (as a Claude Code project would).
-        p.write(&format!(".claude/agents/{DEFINED_AGENT}.md"), "---\nname: coder\ndescription: Writes code.\n---\nYou write code.\n");
+        let definition = format!("---\nname: {DEFINED_AGENT}\ndescription: Writes code.\n---\nYou write code.\n");
+        p.write(&format!(".claude/agents/{DEFINED_AGENT}.md"), &definition);
         p.repo.commit_all("plan from claude-plan-orchestrator");
         p.scenario(case.scenario);
         let runnable: BTreeSet<String> = fx
