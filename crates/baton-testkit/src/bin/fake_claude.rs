@@ -1,8 +1,8 @@
 //! `fake-claude`: a scripted stand-in for the Claude Code CLI in baton's integration tests.
 //!
 //! It takes the real CLI's command line (`--dangerously-skip-permissions`, `-p`/`--print`,
-//! `--output-format stream-json|json|text`, `--verbose`, `--model M`, `--version`; unknown
-//! flags are ignored), prints the real CLI's stream-json shapes (one JSON object per line,
+//! `--output-format stream-json|json|text`, `--verbose`, `--model M`, `--agent NAME`,
+//! `--version`; unknown flags are ignored, `--agent` only shows in the logged `argv`), prints the real CLI's stream-json shapes (one JSON object per line,
 //! flushed per line), and acts out a *scenario*: per task and attempt, which files to write,
 //! what to commit, what status file to leave, and how to end (normally, with a usage limit,
 //! crashing, or hanging with a grandchild process).
@@ -100,6 +100,7 @@ const STREAMING_INTERVAL: Duration = Duration::from_millis(200);
 /// Flags of the real CLI that take a value; any other `--flag` is taken as a switch.
 const VALUE_FLAGS: &[&str] = &[
     "--model",
+    "--agent",
     "--output-format",
     "--input-format",
     "--max-budget-usd",

@@ -80,6 +80,16 @@ pub trait Dialect: LimitWording + Send + Sync {
     }
 }
 
+/// What one session asks of the agent besides its prompt.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Invocation {
+    /// The model, when the task, the plan or baton.toml names one.
+    pub model: Option<String>,
+    /// One of the CLI's named agents (Claude Code's `--agent NAME`), when the task names one
+    /// that its working copy defines (see [`Agent::named_agent_file`]).
+    pub agent: Option<String>,
+}
+
 /// One agent CLI, located: how to invoke it. What its output means is its [`Dialect`].
 pub trait Agent: Send + Sync {
     /// How its output reads.
@@ -87,7 +97,14 @@ pub trait Agent: Send + Sync {
     fn binary(&self) -> &Resolved;
     /// Arguments for one fresh, non-interactive session. The prompt is not among them: it
     /// comes on the agent's stdin (no argument-length limit, not shown in `ps`).
-    fn args(&self, model: Option<&str>) -> Vec<OsString>;
+    fn args(&self, invocation: &Invocation) -> Vec<OsString>;
+
+    /// Where this CLI defines a named agent in a working copy, relative to it (Claude Code:
+    /// `.claude/agents/NAME.md`); `None` when the kind has no named agents. `name` is a plain
+    /// name (the plan checks it), never a path.
+    fn named_agent_file(&self, _name: &str) -> Option<PathBuf> {
+        None
+    }
 
     /// The prefix of its lines in verbose output: `[Claude]`.
     fn name(&self) -> &'static str {
@@ -113,6 +130,28 @@ pub fn for_config(config: &crate::config::Config, root: &std::path::Path, lenien
         AgentKind::Claude => claude::ClaudeCode::for_config(config, root, lenient),
         AgentKind::Simulated => simulated::SimulatedAgent::for_config(),
         other => Err(not_built(other)),
+    }
+}
+
+/// What becomes of a task's `agent: NAME` in its working copy `cwd`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NamedAgent {
+    /// The working copy defines it: the session runs as it.
+    Use(String),
+    /// The file that would define it (relative to the working copy) is not there, or is not a
+    /// regular file.
+    Missing { file: PathBuf },
+    /// This kind of agent has no named agents.
+    Unsupported,
+}
+
+/// Looks a task's named agent up in its working copy (the checkout, or its worktree).
+pub fn named_agent(agent: &dyn Agent, name: &str, cwd: &std::path::Path) -> NamedAgent {
+    match agent.named_agent_file(name) {
+        // A symbolic link to a regular file is one: the CLI reads through it.
+        Some(file) if std::fs::metadata(cwd.join(&file)).is_ok_and(|m| m.is_file()) => NamedAgent::Use(name.to_string()),
+        Some(file) => NamedAgent::Missing { file },
+        None => NamedAgent::Unsupported,
     }
 }
 
@@ -170,6 +209,21 @@ mod tests {
             r#"{"type":"result","subtype":"error_max_turns","is_error":true,"num_turns":9,"result":"src/ui.ts: Not logged in · Please run /login"}"#,
         ];
         assert!(claude().systemic_in_session(&session(&worked_then_errored)).is_none());
+    }
+
+    #[test]
+    fn a_named_agent_is_used_only_when_its_file_is_a_regular_file() {
+        let d = tempfile::tempdir().unwrap();
+        let code = claude::ClaudeCode { binary: Resolved::plain("/bin/claude".into(), "test".into()), extra_args: vec![] };
+        let missing = NamedAgent::Missing { file: PathBuf::from(".claude/agents/coder.md") };
+        assert_eq!(named_agent(&code, "coder", d.path()), missing);
+        std::fs::create_dir_all(d.path().join(".claude/agents/coder.md")).unwrap();
+        assert_eq!(named_agent(&code, "coder", d.path()), missing, "a folder is not an agent");
+        std::fs::create_dir_all(d.path().join(".claude/agents")).unwrap();
+        std::fs::write(d.path().join(".claude/agents/reviewer.md"), "---\nname: reviewer\n---\n").unwrap();
+        assert_eq!(named_agent(&code, "reviewer", d.path()), NamedAgent::Use("reviewer".into()));
+        let sim = simulated::SimulatedAgent::for_config().unwrap();
+        assert_eq!(named_agent(sim.as_ref(), "reviewer", d.path()), NamedAgent::Unsupported);
     }
 
     #[test]

@@ -12,6 +12,6 @@ pub mod event;
 pub mod simulated;
 pub mod summary;
 
-pub use adapter::{dialect_for, for_config, Agent, Dialect, Resolved, Systemic};
+pub use adapter::{dialect_for, for_config, named_agent, Agent, Dialect, Invocation, NamedAgent, Resolved, Systemic};
 pub use event::StreamEvent;
 pub use summary::{SessionOutcome, StreamSummary};

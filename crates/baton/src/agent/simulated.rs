@@ -22,7 +22,7 @@ use serde_json::{json, Value};
 
 use super::claude;
 use super::event::StreamEvent;
-use super::{Agent, Dialect, Resolved, Systemic};
+use super::{Agent, Dialect, Invocation, Resolved, Systemic};
 use crate::policy::limit::LimitWording;
 
 /// The hidden first argument that makes the `baton` binary act as the simulated agent.
@@ -57,8 +57,8 @@ impl Agent for SimulatedAgent {
         &self.binary
     }
 
-    /// The model is not passed: there is none.
-    fn args(&self, _model: Option<&str>) -> Vec<OsString> {
+    /// Neither the model nor a named agent is passed: there are none.
+    fn args(&self, _invocation: &Invocation) -> Vec<OsString> {
         vec![OsString::from(AGENT_ARG)]
     }
 }
@@ -388,6 +388,6 @@ mod tests {
         assert!(matches!(ev.as_slice(), [StreamEvent::Result(r)] if !r.is_error), "{ev:?}");
         assert!(!Simulated.is_usage_limit("You've hit your limit · resets 6pm (America/Toronto)"));
         let a = SimulatedAgent { binary: Resolved::plain("/bin/baton".into(), "no model is called".into()) };
-        assert_eq!(a.args(Some("opus")), vec![OsString::from(AGENT_ARG)]);
+        assert_eq!(a.args(&Invocation { model: Some("opus".into()), agent: Some("coder".into()) }), vec![OsString::from(AGENT_ARG)]);
     }
 }

@@ -163,7 +163,7 @@ impl Planner {
                 task: task.clone(),
                 agent: self.agent.clone(),
                 prompt: prompt.clone(),
-                model: self.config.agent.model.clone(),
+                invocation: crate::agent::Invocation { model: self.config.agent.model.clone(), agent: None },
                 cwd: self.root.clone(),
                 total_timeout: Duration::from_secs_f64(self.config.run.timeout_seconds),
                 idle_timeout: Duration::from_secs_f64(self.config.run.idle_timeout_seconds),

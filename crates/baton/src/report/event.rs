@@ -131,14 +131,25 @@ pub enum Note {
     Interrupted { now: bool },
     /// Stopping a run that had one: the agent is ended now.
     StoppingAgent { task: TaskId },
-    /// The agent's process started.
+    /// The agent's process started; `named_agent` when it runs as one of the CLI's named
+    /// agents (the task's `agent:`).
     AgentStarted {
         task: TaskId,
         agent: String,
+        named_agent: Option<String>,
         pid: i32,
         group: i32,
         #[serde(serialize_with = "path_text")]
         cwd: PathBuf,
+    },
+    /// A task names an agent (`agent: NAME`) the run cannot pass: the working copy has no
+    /// `file` defining it, or (`file` is `None`) the agent kind `cli` has no named agents. The
+    /// task runs without it; told once per name in a run.
+    NamedAgentIgnored {
+        task: TaskId,
+        name: String,
+        cli: String,
+        file: Option<PathBuf>,
     },
     /// A deadline ended the agent.
     Deadline { task: TaskId, total: Option<u64>, idle: Option<u64> },

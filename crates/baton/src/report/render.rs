@@ -12,6 +12,7 @@ pub fn tag(note: &Note) -> &'static str {
         Note::Resuming { .. } | Note::NextTask { .. } | Note::SingleTaskDone => "FIND",
         Note::StopRequested { .. } | Note::StoppingAgent { .. } | Note::Interrupted { .. } => "STOP",
         Note::AgentStarted { .. } | Note::Deadline { .. } => "EXEC",
+        Note::NamedAgentIgnored { .. } => "WARN",
         Note::Recovered { .. } | Note::PartialWorkCommitted { .. } | Note::LandingFinished { .. } | Note::LandedBeforeInterruption { .. } => {
             "RECOVER"
         }
@@ -35,6 +36,11 @@ pub fn tag(note: &Note) -> &'static str {
         Note::Pipeline(PipelineNote::Stopping) => "STOP",
         Note::Pipeline(_) => "PIPELINE",
     }
+}
+
+/// Whether the note is a warning: shown with the warnings (on stderr, `warning: …`) in every view.
+pub fn warning(note: &Note) -> bool {
+    tag(note) == "WARN"
 }
 
 /// Whether the calm view shows the note (the verbose view and the run log show them all).
@@ -93,7 +99,17 @@ pub fn note_text(note: &Note) -> String {
         }
         Note::Interrupted { now: true } => "stopping now: ending running agents; their tasks go back to pending".into(),
         Note::StoppingAgent { task } => format!("{task}: ending the agent now"),
-        Note::AgentStarted { agent, pid, group, cwd, .. } => format!("{agent} started (pid {pid}, group {group}) in {}", cwd.display()),
+        Note::AgentStarted { agent, named_agent: None, pid, group, cwd, .. } => format!("{agent} started (pid {pid}, group {group}) in {}", cwd.display()),
+        Note::AgentStarted { agent, named_agent: Some(named), pid, group, cwd, .. } => {
+            format!("{agent} started as agent '{named}' (pid {pid}, group {group}) in {}", cwd.display())
+        }
+        Note::NamedAgentIgnored { task, name, file: Some(file), .. } => format!(
+            "task {task} names agent '{name}', but {} does not exist; it runs without --agent (told once per agent)",
+            file.display()
+        ),
+        Note::NamedAgentIgnored { task, name, cli, file: None } => {
+            format!("the {cli} agent has no named agents; '{name}' is ignored (named by task {task}; told once per agent)")
+        }
         Note::Deadline { task, total: Some(s), .. } => format!("{task}: total timeout of {s} s reached; ending the agent's process group"),
         Note::Deadline { task, idle, .. } => {
             format!("{task}: no output for {} s (idle timeout); ending the agent's process group", idle.unwrap_or(0))

@@ -111,7 +111,8 @@ impl Sink for Terminal {
         if self.verbose {
             if let Some(text) = verbose_text(&ev.kind) {
                 let line = format!("[{}] {text}", clock(ev.time));
-                if matches!(ev.kind, EventKind::Warning { .. } | EventKind::Error { .. }) {
+                let warning = matches!(&ev.kind, EventKind::Note(n) if render::warning(n));
+                if warning || matches!(ev.kind, EventKind::Warning { .. } | EventKind::Error { .. }) {
                     self.warn(&line);
                 } else {
                     self.line(&line);
@@ -129,6 +130,7 @@ impl Sink for Terminal {
                 let tasks = tasks.strip_prefix(&format!("{plan}: ")).unwrap_or(&tasks);
                 self.marked("baton", Role::Strong, &format!(" · {plan} · {tasks}\nagent: {agent} ({binary})"));
             }
+            EventKind::Note(n) if render::warning(n) => self.warn(&format!("warning: {}", render::note_text(n))),
             EventKind::Note(n) if render::calm(n) => self.line(&render::note_text(n)),
             EventKind::Note(_) => {}
             EventKind::AttemptStarted { task, name, attempt, max_attempts } => {

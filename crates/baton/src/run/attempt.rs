@@ -20,7 +20,7 @@ use tokio::time::Instant;
 use crate::supervise::{CommandSpec, Deadline, ExitInfo, Input, Output, Policy, SpawnError, Stream, Supervised};
 use super::stop::Stop;
 use super::verdict::Ended;
-use crate::agent::{Agent, StreamEvent, StreamSummary, Systemic};
+use crate::agent::{Agent, Invocation, StreamEvent, StreamSummary, Systemic};
 use crate::plan::TaskId;
 use crate::report::event::{EventKind, Note, Reporter};
 
@@ -34,7 +34,8 @@ pub struct AttemptSpec {
     pub task: TaskId,
     pub agent: Arc<dyn Agent>,
     pub prompt: String,
-    pub model: Option<String>,
+    /// The model and the named agent, as the agent's command line passes them.
+    pub invocation: Invocation,
     pub cwd: PathBuf,
     pub total_timeout: Duration,
     pub idle_timeout: Duration,
@@ -66,7 +67,7 @@ pub async fn run(spec: AttemptSpec, reporter: Reporter, mut stop: watch::Receive
     write_prompt(&prompt_file, &spec.prompt).map_err(|source| SpawnError::Input { path: prompt_file.clone(), source })?;
     let cmd = CommandSpec {
         program: resolved.program.clone(),
-        args: spec.agent.args(spec.model.as_deref()),
+        args: spec.agent.args(&spec.invocation),
         cwd: spec.cwd.clone(),
         env: spec.env.clone(),
         stdin: Input::File(prompt_file),
@@ -76,6 +77,7 @@ pub async fn run(spec: AttemptSpec, reporter: Reporter, mut stop: watch::Receive
     reporter.note(Note::AgentStarted {
         task: spec.task.clone(),
         agent: spec.agent.name().to_string(),
+        named_agent: spec.invocation.agent.clone(),
         pid: proc.pid(),
         group: proc.pid(),
         cwd: spec.cwd.clone(),

@@ -182,7 +182,18 @@ mod tests {
         assert!(e.to_string().contains(&format!("pid {}", std::process::id())), "{e}");
         let _other = PlanLock::acquire(&locks, &b).unwrap();
         drop(first);
-        PlanLock::acquire(&locks, &a).unwrap();
+        released("the plan lock is free again", || PlanLock::acquire(&locks, &a).is_ok());
+    }
+
+    /// After a lock is dropped: another test of this binary may fork a child in the instant
+    /// before it execs, and the child shares the descriptor — and its lock — until then. Wait
+    /// for that to pass, with a deadline.
+    fn released(what: &str, mut cond: impl FnMut() -> bool) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !cond() {
+            assert!(std::time::Instant::now() < deadline, "{what}: not within 30 s");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
     }
 
     #[test]
@@ -198,7 +209,7 @@ mod tests {
         assert!(PlanLock::acquire(&locks, &plan).is_err());
         drop(held);
         if cfg!(target_os = "linux") {
-            assert_eq!(plan_holder(&locks, &plan), None, "a released lock has no holder, whatever its file says");
+            released("a released lock has no holder, whatever its file says", || plan_holder(&locks, &plan).is_none());
         }
     }
 
@@ -221,8 +232,8 @@ mod tests {
         let _elsewhere = CheckoutLock::acquire(other.path(), Path::new("plans/b.yaml")).unwrap();
         assert_eq!(checkout_holder(d.path()), Some((std::process::id().to_string(), "plans/a.yaml".to_string())));
         drop(first);
-        assert_eq!(checkout_holder(d.path()), None, "a lock nobody holds");
+        released("a lock nobody holds has no holder", || checkout_holder(d.path()).is_none());
         assert_eq!(checkout_holder(&d.path().join("nowhere")), None);
-        CheckoutLock::acquire(d.path(), Path::new("plans/b.yaml")).unwrap();
+        released("the checkout lock is free again", || CheckoutLock::acquire(d.path(), Path::new("plans/b.yaml")).is_ok());
     }
 }

@@ -31,6 +31,9 @@ pub struct AttemptRecord {
     pub exit: Option<String>,
     /// For limits and throttling: how long baton waited before trying again.
     pub waited_seconds: Option<f64>,
+    /// The named agent the session ran as (the task's `agent:`, passed as `--agent NAME`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub named_agent: Option<String>,
 }
 
 /// Where one plan's records live.
@@ -209,6 +212,7 @@ mod tests {
                 session_id: None,
                 exit: None,
                 waited_seconds: None,
+                named_agent: None,
             })
             .unwrap();
         }

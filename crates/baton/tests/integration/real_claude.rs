@@ -322,3 +322,27 @@ fn real_cli_verbose_shows_tool_calls_and_the_result() {
     assert!(out.contains("[Result] "), "{context}");
     assert!(out.contains("[Init] "), "{context}");
 }
+
+#[test]
+fn real_cli_runs_a_task_as_its_named_agent() {
+    let Some(bin) = real_claude() else { return };
+    let p = project(&format!("{ONE}    agent: coder\n"));
+    let sentence = "You are the coder of the Zanzibar ledger project; answer in plain words.";
+    p.write(".claude/agents/coder.md", &format!("---\nname: coder\ndescription: Writes the code of one task.\n---\n{sentence}\n"));
+    p.repo.commit_all("the coder agent");
+    let claude = Claude::new(bin, good_session("1.1", "one.txt", "one\n", "wrote one.txt"), false);
+    let r = claude.baton(&p, &["run", "plan.yaml", "--verbose"]);
+    let context = format!("{}\n{}", r.all(), claude.describe());
+    assert_eq!(r.code(), 0, "{context}");
+    assert_eq!(task_status(&p, "1.1"), (Status::Completed, 1, None), "{context}");
+    assert!(r.stdout().contains("Claude started as agent 'coder'"), "{context}");
+    assert_eq!(attempt_record(&p, "1.1", 1)["named_agent"], "coder");
+    // The CLI took the agent's definition as the session's own: its body is in the system
+    // prompt of every call the session made.
+    let calls = claude.server.messages_calls();
+    assert!(!calls.is_empty(), "{context}");
+    for call in &calls {
+        assert!(call.system_text().contains(sentence), "the agent's prompt did not reach the model:\n{}\n{context}", call.system_text());
+    }
+    assert_eq!(claude.server.turns_left(), 0, "{context}");
+}

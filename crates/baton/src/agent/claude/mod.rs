@@ -12,7 +12,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use super::event::StreamEvent;
-use super::{Agent, Dialect, Resolved, Systemic};
+use super::{Agent, Dialect, Invocation, Resolved, Systemic};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ResolveError {
@@ -97,18 +97,27 @@ impl Agent for ClaudeCode {
         &self.binary
     }
 
-    fn args(&self, model: Option<&str>) -> Vec<OsString> {
+    fn args(&self, invocation: &Invocation) -> Vec<OsString> {
         let mut args: Vec<OsString> = self.binary.prefix_args.iter().map(OsString::from).collect();
         // No prompt argument: in --print mode the CLI reads the prompt from stdin.
         args.extend(
             ["--dangerously-skip-permissions", "--print", "--output-format", "stream-json", "--verbose"].map(OsString::from),
         );
-        if let Some(m) = model {
+        if let Some(m) = &invocation.model {
             args.push("--model".into());
             args.push(m.into());
         }
+        if let Some(a) = &invocation.agent {
+            args.push("--agent".into());
+            args.push(a.into());
+        }
         args.extend(self.extra_args.iter().map(OsString::from));
         args
+    }
+
+    /// The project's subagents, which `--agent NAME` makes the session's own agent.
+    fn named_agent_file(&self, name: &str) -> Option<PathBuf> {
+        Some(Path::new(".claude/agents").join(format!("{name}.md")))
     }
 }
 
@@ -202,15 +211,28 @@ mod tests {
         }
     }
 
+    fn args(model: Option<&str>, named: Option<&str>) -> Vec<String> {
+        let invocation = Invocation { model: model.map(str::to_string), agent: named.map(str::to_string) };
+        agent().args(&invocation).iter().map(|a| a.to_str().unwrap().to_string()).collect()
+    }
+
     #[test]
     fn invocation_matches_the_documented_command_line() {
-        let args = agent().args(Some("opus"));
-        let args: Vec<&str> = args.iter().map(|a| a.to_str().unwrap()).collect();
         assert_eq!(
-            args,
+            args(Some("opus"), None),
             ["--dangerously-skip-permissions", "--print", "--output-format", "stream-json", "--verbose", "--model", "opus"]
         );
-        assert!(!agent().args(None).iter().any(|a| a == "--model"));
+        assert!(!args(None, None).iter().any(|a| a == "--model" || a == "--agent"));
+    }
+
+    #[test]
+    fn a_named_agent_is_passed_as_agent() {
+        assert_eq!(
+            args(Some("opus"), Some("code-reviewer")),
+            ["--dangerously-skip-permissions", "--print", "--output-format", "stream-json", "--verbose", "--model", "opus", "--agent", "code-reviewer"]
+        );
+        assert_eq!(args(None, Some("coder"))[5..], ["--agent", "coder"]);
+        assert_eq!(agent().named_agent_file("coder"), Some(PathBuf::from(".claude/agents/coder.md")));
     }
 
     #[test]

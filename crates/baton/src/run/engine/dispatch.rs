@@ -16,7 +16,7 @@ use super::record;
 use super::setup::Clock;
 use super::state::{Consequence, Outcome, PlanChange, RunState, Slot};
 use super::workspace::{NotLanded, Workspace};
-use crate::agent::Agent;
+use crate::agent::{Agent, Invocation, NamedAgent};
 use crate::config::Config;
 use crate::error::Error;
 use crate::exit::Exit;
@@ -41,6 +41,8 @@ struct Running {
     started_at: jiff::Timestamp,
     /// The working copy the agent runs in (the repository, or the task's worktree).
     cwd: PathBuf,
+    /// The named agent the session runs as (the task's `agent:`), when one was passed.
+    named_agent: Option<String>,
 }
 
 pub(super) struct Engine {
@@ -63,6 +65,8 @@ pub(super) struct Engine {
     attempt_ids: HashMap<tokio::task::Id, TaskId>,
     /// The errors told so far, by their text.
     errors_told: std::collections::HashSet<String>,
+    /// The named agents (`agent: NAME`) told to be ignored so far: once per name in a run.
+    named_agents_told: std::collections::HashSet<String>,
     /// What this run's agent sessions spent on each task, for the summary.
     usage: HashMap<TaskId, TaskUsage>,
 }
@@ -108,6 +112,7 @@ impl Engine {
             set: JoinSet::new(),
             attempt_ids: HashMap::new(),
             errors_told: Default::default(),
+            named_agents_told: Default::default(),
             usage: HashMap::new(),
         }
     }
@@ -238,6 +243,7 @@ impl Engine {
                 return Err(e);
             }
         };
+        let named_agent = self.named_agent(&task, &place.cwd);
         let plan = self.file.plan();
         let model = task.model.clone().or_else(|| plan.meta.model.clone()).or_else(|| self.config.agent.model.clone());
         let total = task.timeout_seconds.or(plan.meta.timeout_seconds).unwrap_or(self.config.run.timeout_seconds);
@@ -253,7 +259,7 @@ impl Engine {
             task: id.clone(),
             agent: self.agent.clone(),
             prompt,
-            model,
+            invocation: Invocation { model, agent: named_agent.clone() },
             cwd: place.cwd.clone(),
             total_timeout: Duration::from_secs_f64(total),
             idle_timeout: Duration::from_secs_f64(idle),
@@ -265,13 +271,29 @@ impl Engine {
         self.reporter.emit(EventKind::AttemptStarted { task: id.clone(), name: task.name.clone(), attempt: attempt_no, max_attempts: max });
         let active = Active { id: id.clone(), group: task.parallel_group.clone(), footprint: Footprint::of(&task) };
         self.state.started(id.clone(), Slot { active, attempt: attempt_no, max });
-        self.running.insert(id.clone(), Running { name: task.name.clone(), session, started_at: jiff::Timestamp::now(), cwd: place.cwd });
+        self.running.insert(id.clone(), Running { name: task.name.clone(), session, started_at: jiff::Timestamp::now(), cwd: place.cwd, named_agent });
         let reporter = self.reporter.clone();
         let stop = self.stop.clone();
         let task_id = id.clone();
         let handle = self.set.spawn(async move { (task_id, attempt::run(spec, reporter, stop).await) });
         self.attempt_ids.insert(handle.id(), id.clone());
         Ok(())
+    }
+
+    /// The named agent a task asks for (`agent: NAME`), when its working copy defines it (the
+    /// checkout, or the task's worktree); otherwise the task runs without one, told once per
+    /// name in the run.
+    fn named_agent(&mut self, task: &Task, cwd: &Path) -> Option<String> {
+        let name = task.agent.as_deref()?;
+        let file = match crate::agent::named_agent(self.agent.as_ref(), name, cwd) {
+            NamedAgent::Use(name) => return Some(name),
+            NamedAgent::Missing { file } => Some(file),
+            NamedAgent::Unsupported => None,
+        };
+        if self.named_agents_told.insert(name.to_string()) {
+            self.reporter.note(Note::NamedAgentIgnored { task: task.id.clone(), name: name.to_string(), cli: self.agent.name().to_string(), file });
+        }
+        None
     }
 
     /// An attempt ended: judge it, land it, let the state decide what it means, and record
@@ -347,6 +369,7 @@ impl Engine {
             session_id: run.summary.session_id().map(str::to_string),
             exit: run.exit.map(|x| x.to_string()),
             waited_seconds: None,
+            named_agent: r.named_agent.clone(),
         };
         let (attempt_outcome, outcome, message) = self.meaning(id, &r, verdict, &mut rec);
         self.reporter.emit(EventKind::AttemptEnded { task: id.clone(), outcome: attempt_outcome, duration: run.duration, cost_usd: cost });
