@@ -329,11 +329,19 @@ fn real_run(s: &Setup, extra: &[&str]) {
     for s in case.says {
         assert!(run.all().contains(s), "{what}: the run says {s:?}\n{}", run.all());
     }
-    let started: Vec<String> = p
-        .invocations()
+    let invocations = p.invocations();
+    let started: Vec<String> = invocations
         .iter()
         .map(|i| i["task_id"].as_str().expect("the fake agent records the task id").to_string())
         .collect();
+    // `agent: coder` runs as `--agent coder` (its definition exists); other names run without.
+    for (inv, id) in invocations.iter().zip(&started) {
+        let argv: Vec<&str> = inv["argv"].as_array().expect("argv").iter().map(|a| a.as_str().expect("an argument")).collect();
+        let named = argv.iter().position(|a| *a == "--agent").map(|i| argv.get(i + 1).copied().unwrap_or(""));
+        let agent = &fx.task(id).expect("a task").agent;
+        let expected = (agent == DEFINED_AGENT).then_some(DEFINED_AGENT);
+        assert_eq!(named, expected, "{what}: task {id} (agent: {agent}) ran with {argv:?}");
+    }
     let mut first_starts: Vec<String> = Vec::new();
     for id in &started {
         if !first_starts.contains(id) {
