@@ -692,9 +692,7 @@ fn exclusive_resource_is_read_as_a_list_of_one() {
 
 #[test]
 fn near_miss_keys_are_warnings_not_errors() {
-    let src = format!(
-        "meta:\n  name: P\n  max_attempt: 3\n  validation: {{enabled: true}}\nsections:\n- id: s\n  name: S\n  tasks:\n  - id: a\n    name: A\n  - id: b\n    name: B\n    depends-on: [a]\n    paralel_group: g\n    timeout: 60\n    dependson: [a]\n    dependency: a\n    max_attempt: 2\n    agent: coder\n    model_used: opus\n    validation_findings: [x]\n    last_attempt: 2026-01-01\n    my_own_note: hi\n"
-    );
+    let src = "meta:\n  name: P\n  max_attempt: 3\n  validation: {enabled: true}\nsections:\n- id: s\n  name: S\n  tasks:\n  - id: a\n    name: A\n  - id: b\n    name: B\n    depends-on: [a]\n    paralel_group: g\n    timeout: 60\n    dependson: [a]\n    dependency: a\n    max_attempt: 2\n    agent: coder\n    model_used: opus\n    validation_findings: [x]\n    last_attempt: 2026-01-01\n    my_own_note: hi\n".to_string();
     let plan = parse_plan(&src).unwrap();
     let got: Vec<(usize, &str)> = plan.warnings.iter().map(|w| (w.line, w.message.as_str())).collect();
     assert_eq!(
