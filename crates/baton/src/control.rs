@@ -255,13 +255,15 @@ fn select(file: &PlanFile, plan_path: &Path, edit: &Edit, fallback_max: u32) -> 
     }
     let mut changes = Vec::new();
     let mut refused = Vec::new();
+    let mut refused_ids: Vec<&str> = Vec::new();
     // Plan order, whatever order the ids were named in.
     for t in plan.tasks().filter(|t| chosen.contains(t.id.as_str())) {
         let max = plan.max_attempts(t, fallback_max);
         let (to, attempts) = match edit {
             Edit::Retry { reset_attempts, .. } => {
                 if t.status.is_done() {
-                    refused.push(format!("{} is {}; `baton retry` is for failed, skipped or suspended tasks", t.id, t.status));
+                    refused.push(format!("{} is {}; `baton retry` is for failed, skipped, suspended or validation_exhausted tasks", t.id, t.status));
+                    refused_ids.push(t.id.as_str());
                     continue;
                 }
                 (Status::Pending, if *reset_attempts { 0 } else { t.attempts })
@@ -280,7 +282,12 @@ fn select(file: &PlanFile, plan_path: &Path, edit: &Edit, fallback_max: u32) -> 
     if !refused.is_empty() {
         let help = match edit {
             Edit::Skip { task, .. } => format!("`baton reset {} {task}` first if its work must be done again", plan_path.display()),
-            _ => format!("`baton reset {} ID` runs a completed task again from scratch", plan_path.display()),
+            _ => format!(
+                "`baton reset {} {}` runs {} again from scratch",
+                plan_path.display(),
+                refused_ids.join(" "),
+                if refused_ids.len() == 1 { "it" } else { "them" }
+            ),
         };
         return Err(ControlError::NotApplicable { lines: refused, help });
     }

@@ -31,7 +31,7 @@ impl Exit {
             Exit::TaskFailed => "some task failed",
             Exit::InvalidInput => "an error (invalid input before anything ran, or a problem no retry fixes); the message says which",
             Exit::Blocked => "blocked: pending tasks remain that can never run",
-            Exit::Stopped => "stopped early (stop file, Ctrl+C, budget)",
+            Exit::Stopped => "stopped early (stop file, Ctrl+C)",
             Exit::SmokeFailed => "all tasks completed but the smoke tests failed",
         }
     }
@@ -70,7 +70,7 @@ Exit codes:
       anything ran, or mid-run a problem no retry fixes (e.g. the agent CLI is not
       logged in); the message says which
   3   blocked: pending tasks remain that can never run
-  4   stopped early (stop file, Ctrl+C, budget)
+  4   stopped early (stop file, Ctrl+C)
   5   all tasks completed but the smoke tests failed";
 
 /// An error and its causes on one line, for a person: `cannot read x: No such file`.

@@ -51,7 +51,7 @@ enum Command {
             (Exit::TaskFailed, ""),
             (Exit::InvalidInput, "an error: invalid input (plan, baton.toml, flags, uncommitted changes) before anything ran, or mid-run a problem no retry fixes (e.g. the agent CLI is not logged in)"),
             (Exit::Blocked, ""),
-            (Exit::Stopped, "stopped early (stop file, Ctrl+C, SIGTERM, budget)"),
+            (Exit::Stopped, "stopped early (stop file, Ctrl+C, SIGTERM)"),
             (Exit::SmokeFailed, ""),
         ],
     ))]
@@ -404,7 +404,10 @@ fn check(plan: &Path, json: bool) -> Exit {
             })),
             Ok(_) => {}
         }
-        let advice = loaded.as_ref().map(|f| baton::plan::advice(f.plan(), &baton::root::root_for_plan(plan))).unwrap_or_default();
+        let advice = match &loaded {
+            Ok(f) => baton::plan::advice(f.plan(), &baton::root::root_for_plan(plan)),
+            Err(_) => baton::plan::Advice { warnings: warnings_of_broken(plan), notes: Vec::new() },
+        };
         let mut doc = serde_json::json!({
             "valid": problems.is_empty(),
             "path": plan.display().to_string(),
@@ -425,6 +428,11 @@ fn check(plan: &Path, json: bool) -> Exit {
     let file = match loaded {
         Ok(f) => f,
         Err(e) => {
+            // Warnings too: they are problems as well, only not fatal ones.
+            let shown = plan.display().to_string();
+            for w in warnings_of_broken(plan) {
+                baton::errln!("warning: {}", w.render(&shown));
+            }
             baton::errln!("{}", e.render());
             return Exit::InvalidInput;
         }
@@ -455,6 +463,11 @@ fn check(plan: &Path, json: bool) -> Exit {
         baton::outln!("  note: {}", baton::report::safe::terminal_line(note));
     }
     Exit::Completed
+}
+
+/// The warnings of a plan that has errors too (read again: the load gave up on it).
+fn warnings_of_broken(plan: &Path) -> Vec<baton::plan::Diagnostic> {
+    std::fs::read_to_string(plan).map(|t| baton::plan::warnings_in(&t)).unwrap_or_default()
 }
 
 fn show_status(plan: &Path, json: bool, watch: bool) -> Exit {

@@ -67,11 +67,20 @@ impl Serialize for RunEnding {
 /// Task counts at the end of the run.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Counts {
+    /// Completed or verified.
     pub completed: usize,
+    /// Failed, or out of validation attempts.
     pub failed: usize,
     pub skipped: usize,
     pub pending: usize,
+    /// Waiting for a person (`suspended`); left out of the JSON when none.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub suspended: usize,
     pub total: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// What is sent. Serialised as one JSON object with these field names; `text` first.
@@ -165,6 +174,7 @@ impl Notice {
         for (n, what) in [
             (c.failed, "failed"),
             (c.skipped, "skipped"),
+            (c.suspended, "suspended"),
             (c.pending, "pending"),
         ] {
             if n > 0 {
@@ -520,6 +530,7 @@ mod tests {
             failed: 2,
             skipped: 0,
             pending: 1,
+            suspended: 0,
             total: 12,
         };
         let mut notice = Notice::new(
@@ -865,6 +876,7 @@ mod tests {
             failed: 0,
             skipped: 0,
             pending: 0,
+            suspended: 0,
             total: 12,
         };
         let with = |event, smoke: Option<&str>| {

@@ -109,7 +109,7 @@ impl Planner {
             }
             let plan_path = self.root.join(plan_rel);
             match crate::plan::PlanFile::load(&plan_path) {
-                Ok(f) if f.plan().tasks().any(|t| !t.status.is_final()) => return Created::Ok,
+                Ok(f) if f.plan().tasks().any(|t| t.status.is_runnable()) => return Created::Ok,
                 Ok(_) => {
                     let problem = format!(
                         "the plan at {} has no task left to do; a plan for a backlog item needs at least one pending task",

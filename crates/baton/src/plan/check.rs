@@ -115,12 +115,12 @@ pub struct Advice {
 /// known ones), and each agent name a task gives with no `.claude/agents/<name>.md`.
 pub fn advice(plan: &Plan, root: &Path) -> Advice {
     let mut warnings = plan.warnings.clone();
-    let mut names: Vec<(&str, &model::Task, usize)> = Vec::new();
+    let mut names: Vec<(&str, &model::Task, Vec<&str>)> = Vec::new();
     for t in plan.tasks() {
         let Some(name) = t.agent.as_deref() else { continue };
         match names.iter_mut().find(|(n, _, _)| *n == name) {
-            Some((_, _, more)) => *more += 1,
-            None => names.push((name, t, 0)),
+            Some((_, _, more)) => more.push(t.id.as_str()),
+            None => names.push((name, t, Vec::new())),
         }
     }
     for (name, t, more) in names {
@@ -128,20 +128,32 @@ pub fn advice(plan: &Plan, root: &Path) -> Advice {
         if root.join(&file).is_file() {
             continue;
         }
-        let others = match more {
+        let others = match more.len() {
             0 => String::new(),
-            1 => " (and 1 more task)".to_string(),
-            n => format!(" (and {n} more tasks)"),
+            n if n <= 5 => format!(" (also named by {})", more.join(", ")),
+            n => format!(" (also named by {} and {} more)", more[..5].join(", "), n - 5),
         };
         warnings.push(Diagnostic::new(
-            t.line,
-            0,
+            t.agent_at.0,
+            t.agent_at.1,
             format!("task '{}'{others} names agent '{name}', but {file} does not exist in the repository", t.id),
             format!("baton passes `--agent {name}` to Claude Code only when {file} exists; without it the task runs with the default agent (add the file, or remove `agent:`)"),
         ));
     }
     warnings.sort_by_key(|d| (d.line, d.column));
     Advice { notes: plan.spellings(), warnings }
+}
+
+/// The warnings of plan text that may also have errors (`baton check` tells both at once: a
+/// `depends-on:` typo matters most on the first pass). None when the YAML cannot be read.
+pub fn warnings_in(src: &str) -> Vec<Diagnostic> {
+    if !conflict_markers(src).is_empty() || lone_carriage_return(src).is_some() {
+        return Vec::new();
+    }
+    match yaml::parse(src) {
+        Ok(root) => model::read_plan(&root, &mut Vec::new()).warnings,
+        Err(_) => Vec::new(),
+    }
 }
 
 /// Parses and validates plan text. All problems are returned, in file order.
@@ -164,7 +176,8 @@ pub(crate) fn parse_with_tree(src: &str) -> Result<(Plan, yaml::Node), Vec<Diagn
             // A tab inside a block scalar is fine; a tab in indentation is what usually breaks
             // a file, and the parser's words for it are obscure. Name the tab nearest before
             // the error instead, when there is one.
-            if let Some(tab) = tab_indentation(src).into_iter().rev().find(|d| d.line <= e.line) {
+            // The scanner may report a tab at the start of the scalar before it (a line early).
+            if let Some(tab) = tab_indentation(src).into_iter().rev().find(|d| d.line <= e.line + 1) {
                 diags.push(tab);
             } else {
                 let help = if e.message.contains("mapping values are not allowed") {
@@ -192,10 +205,17 @@ pub(crate) fn parse_with_tree(src: &str) -> Result<(Plan, yaml::Node), Vec<Diagn
 /// a syntax error somewhere near (or, inside a block, plain text): say what they are instead.
 /// One problem per conflict, at its `<<<<<<<` line (or at a stray marker).
 fn conflict_markers(src: &str) -> Vec<Diagnostic> {
-    let marker = |line: &str, m: &str| line.strip_prefix(m).is_some_and(|rest| rest.is_empty() || rest.starts_with([' ', '\t', '\r']));
+    // Seven of the character or more (`conflict-marker-size`), then a space or the line's end.
+    let marker = |line: &str, m: &str| {
+        let c = m.chars().next().unwrap_or('<');
+        let rest = line.trim_start_matches(c);
+        line.len() - rest.len() >= 7 && (rest.is_empty() || rest.starts_with([' ', '\t', '\r']))
+    };
     let mut out = Vec::new();
     let mut open: Option<usize> = None;
     let mut stray: Option<usize> = None;
+    // A byte order mark before the first line is not part of it.
+    let src = src.strip_prefix('\u{feff}').unwrap_or(src);
     for (i, line) in src.split('\n').enumerate() {
         let n = i + 1;
         if marker(line, "<<<<<<<") {
@@ -231,7 +251,7 @@ fn conflict(line: usize, end: Option<usize>) -> Diagnostic {
         line,
         1,
         format!("the plan has unresolved git conflict markers at line {line}{span}"),
-        "resolve the conflict: keep the right lines between `<<<<<<<` and `>>>>>>>`, delete the marker lines (`<<<<<<<`, `=======`, `>>>>>>>`), then run `baton check` on the plan",
+        "resolve the conflict: keep the right lines between `<<<<<<<` and `>>>>>>>`, delete the marker lines (`<<<<<<<`, `=======`, `>>>>>>>`, and with diff3-style conflicts the `|||||||` line and the old lines after it), then run `baton check` on the plan",
     )
 }
 

@@ -23,6 +23,8 @@ pub enum TaskField {
     LastError,
     CompletedAt,
     ResultMessage,
+    /// The model the task last ran with (the original tool's field).
+    ModelUsed,
 }
 
 impl TaskField {
@@ -33,6 +35,7 @@ impl TaskField {
             TaskField::LastError => "last_error",
             TaskField::CompletedAt => "completed_at",
             TaskField::ResultMessage => "result_message",
+            TaskField::ModelUsed => "model_used",
         }
     }
 }
@@ -90,6 +93,9 @@ pub struct PlanFile {
     pending: Vec<Change>,
     /// Owned fields someone else changed that baton put back, not yet told.
     restored: Vec<String>,
+    /// A task whose owned fields are taken from the file as they are (see
+    /// [`PlanFile::from_saved`]).
+    theirs: Option<TaskId>,
 }
 
 impl PlanFile {
@@ -108,6 +114,27 @@ impl PlanFile {
             plan,
             pending: Vec::new(),
             restored: Vec::new(),
+            theirs: None,
+        })
+    }
+
+    /// The plan as baton last saved it (`text`), whatever the file says now: its next
+    /// [`PlanFile::save`] re-bases onto the file, putting back the fields baton owns — except
+    /// those of `except` (the task whose attempt baton was recording: the file's are newer).
+    pub fn from_saved(path: &Path, text: &str, except: &str) -> Result<PlanFile, PlanError> {
+        let (plan, tree) = parse_with_tree(text).map_err(|diagnostics| PlanError::Invalid {
+            path: path.to_path_buf(),
+            diagnostics,
+        })?;
+        Ok(PlanFile {
+            path: path.to_path_buf(),
+            synced: text.to_string(),
+            text: text.to_string(),
+            tree,
+            plan,
+            pending: Vec::new(),
+            restored: Vec::new(),
+            theirs: Some(TaskId::from(except)),
         })
     }
 
@@ -144,6 +171,7 @@ impl PlanFile {
             TaskField::LastError => self.plan.task(task).is_some_and(|t| t.last_error.is_some()),
             TaskField::CompletedAt => self.plan.task(task).is_some_and(|t| t.completed_at.is_some()),
             TaskField::ResultMessage => self.plan.task(task).is_some_and(|t| t.result_message.is_some()),
+            TaskField::ModelUsed => self.plan.task(task).is_some_and(|t| t.model_used.is_some()),
             TaskField::Status | TaskField::Attempts => false,
         };
         if !has {
@@ -234,7 +262,7 @@ impl PlanFile {
         let mut text = disk.to_string();
         let mut changes: Vec<Change> = self.pending.clone();
         let mut restored = Vec::new();
-        for ours in self.plan.tasks() {
+        for ours in self.plan.tasks().filter(|t| self.theirs.as_ref() != Some(&t.id)) {
             let Some(theirs) = plan.task(ours.id.as_str()) else { continue };
             let skipped = theirs.status == Status::Skipped && ours.status == Status::Pending;
             if theirs.status != ours.status && !skipped {

@@ -8,9 +8,9 @@ mod save;
 pub(crate) mod yaml;
 
 pub(crate) use check::parse_with_tree;
-pub use check::{advice, parse_plan, Advice, Diagnostic, PlanError};
+pub use check::{advice, parse_plan, warnings_in, Advice, Diagnostic, PlanError};
 pub use file::{PlanFile, SaveOutcome, TaskField};
-pub use model::{derived_section_status, Meta, Plan, Section, Status, Task, TaskId, MAX_SECONDS};
+pub use model::{derived_section_status, Meta, Plan, Section, Status, Task, TaskId, Validation, MAX_SECONDS};
 pub use save::{remove_stale_temps, write_atomic, write_atomic_via, TEMP_MARK};
 
 #[cfg(test)]

@@ -156,6 +156,34 @@ pub struct Meta {
     pub timeout_seconds: Option<f64>,
     pub idle_timeout_seconds: Option<f64>,
     pub smoke_command: Option<String>,
+    /// Check commands for every task of the plan (`verify:`, a string or a list).
+    pub verify: Vec<String>,
+    /// The model ladder for every task: attempt n runs with `models[min(n, len) - 1]`.
+    pub models: Vec<String>,
+    /// The original tool's reviewer settings (`meta.validation`).
+    pub validation: Option<Validation>,
+}
+
+/// `meta.validation`, in the original tool's form.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Validation {
+    pub enabled: bool,
+    /// Agent names whose tasks are reviewed; `None`: every task.
+    pub run_after: Option<Vec<String>>,
+    /// Agent names; the first names the reviewer.
+    pub validators: Vec<String>,
+    pub max_validation_attempts: Option<u32>,
+}
+
+impl Validation {
+    /// Whether a task with this `agent:` is reviewed.
+    pub fn reviews(&self, agent: Option<&str>) -> bool {
+        self.enabled
+            && match &self.run_after {
+                None => true,
+                Some(names) => agent.is_some_and(|a| names.iter().any(|n| n == a)),
+            }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -181,6 +209,15 @@ pub struct Task {
     pub exclusive_resources: Vec<String>,
     pub files: Vec<String>,
     pub model: Option<String>,
+    /// Check commands of this task (`verify:`, a string or a list), after the config's and
+    /// the plan's.
+    pub verify: Vec<String>,
+    /// `expect_changes: false`: completing without a change is what the task is for.
+    pub expect_changes: Option<bool>,
+    /// The task's model ladder (see [`Meta::models`]).
+    pub models: Vec<String>,
+    /// The model baton last ran the task with (an owned field, as in the original tool).
+    pub model_used: Option<String>,
     /// The named agent definition the task asks for (`agent: coder`, the original tool's
     /// field): a Claude Code `.claude/agents/<name>.md`.
     pub agent: Option<String>,
@@ -199,6 +236,9 @@ pub struct Task {
     /// `("dependencies", "depends_on")`.
     #[serde(skip)]
     pub spelled: Vec<(&'static str, &'static str)>,
+    /// Where `agent:` is written (line, column), for messages.
+    #[serde(skip)]
+    pub agent_at: (usize, usize),
     #[serde(skip)]
     pub id_line: usize,
 }
@@ -393,7 +433,29 @@ fn read_meta(node: &Node, diags: &mut Vec<Diagnostic>, warns: &mut Vec<Diagnosti
     meta.timeout_seconds = f.seconds("timeout_seconds", diags);
     meta.idle_timeout_seconds = f.seconds("idle_timeout_seconds", diags);
     meta.smoke_command = f.string("smoke_command", diags);
+    meta.verify = f.commands("verify", diags);
+    meta.models = f.models("models", diags);
+    meta.validation = node.get("validation").filter(|n| !n.is_null()).and_then(|n| read_validation(n, diags));
     meta
+}
+
+fn read_validation(node: &Node, diags: &mut Vec<Diagnostic>) -> Option<Validation> {
+    if node.entries().is_none() {
+        diags.push(Diagnostic::new(
+            node.line,
+            node.col,
+            format!("`validation` of meta must be a mapping, found {}", node.kind_name()),
+            "write it as `validation:` with `enabled: true` and `validators: [code-reviewer]` under it",
+        ));
+        return None;
+    }
+    let f = Fields { node, what: "meta.validation" };
+    Some(Validation {
+        enabled: f.boolean("enabled", diags).unwrap_or(false),
+        run_after: f.present("run_after").map(|_| f.string_list("run_after", diags)),
+        validators: f.string_list("validators", diags),
+        max_validation_attempts: f.count("max_validation_attempts", 1, diags),
+    })
 }
 
 fn read_section(node: &Node, aliased: &HashSet<usize>, diags: &mut Vec<Diagnostic>, warns: &mut Vec<Diagnostic>) -> Option<Section> {
@@ -490,14 +552,20 @@ fn read_task(node: &Node, aliased: &HashSet<usize>, diags: &mut Vec<Diagnostic>,
     let mut spelled = Vec::new();
     let (depends_on, depends_on_lines) = f.either("depends_on", "dependencies", &mut spelled, diags, |f, key, d| f.id_list(key, d), |(a, _), (b, _)| same_set(a, b));
     let exclusive_resources = f.either("exclusive_resources", "exclusive_resource", &mut spelled, diags, |f, key, d| {
-        if key == "exclusive_resource" {
+        let names = match f.present(key) {
             // The original tool's singular form holds one name; a list is taken as it is.
-            if let Some(n) = f.present(key).filter(|n| n.as_scalar().is_some()) {
-                return vec![n.as_scalar().unwrap_or_default().to_string()];
+            Some(n) if key == "exclusive_resource" && n.as_scalar().is_some() => vec![n.as_scalar().unwrap_or_default().to_string()],
+            Some(n) if key == "exclusive_resource" && n.items().is_none() => {
+                f.wrong(n, key, "a resource name", "write e.g. `exclusive_resource: database`", d);
+                Vec::new()
             }
+            _ => f.string_list(key, d),
+        };
+        if let Some(n) = f.present(key).filter(|_| names.iter().any(|r| r.trim().is_empty())) {
+            d.push(Diagnostic::new(n.line, n.col, format!("`{key}` of {} names an empty resource", f.what), "write a name such as `database`, or remove the entry"));
         }
-        f.string_list(key, d)
-    }, |a, b| same_set(a, b));
+        names.into_iter().filter(|r| !r.trim().is_empty()).collect::<Vec<String>>()
+    }, |a: &Vec<String>, b: &Vec<String>| same_set(a, b));
     Some(Task {
         id: TaskId(id.unwrap_or_default()),
         name,
@@ -511,6 +579,10 @@ fn read_task(node: &Node, aliased: &HashSet<usize>, diags: &mut Vec<Diagnostic>,
         files: f.string_list("files", diags),
         model: f.string("model", diags),
         agent: f.agent_name("agent", diags),
+        verify: f.commands("verify", diags),
+        expect_changes: f.boolean("expect_changes", diags),
+        models: f.models("models", diags),
+        model_used: f.string("model_used", diags),
         timeout_seconds: f.seconds("timeout_seconds", diags),
         idle_timeout_seconds: f.seconds("idle_timeout_seconds", diags),
         last_error: f.string("last_error", diags),
@@ -519,6 +591,7 @@ fn read_task(node: &Node, aliased: &HashSet<usize>, diags: &mut Vec<Diagnostic>,
         line: node.line,
         depends_on_lines,
         spelled,
+        agent_at: node.get("agent").map_or((node.line, 0), |n| (n.line, n.col)),
         id_line,
     })
 }
@@ -541,22 +614,21 @@ mod keys {
     pub const TASK_OWN: &[&str] = &[
         "id", "name", "status", "description", "attempts", "max_attempts", "depends_on", "dependencies", "parallel_group",
         "exclusive_resources", "exclusive_resource", "files", "model", "agent", "timeout_seconds", "idle_timeout_seconds",
-        "last_error", "completed_at", "result_message",
+        "last_error", "completed_at", "result_message", "verify", "expect_changes", "models", "model_used",
     ];
     /// Keys the original tool (claude-plan-orchestrator) wrote or read on a task, and keys of
     /// baton's own later features: known, kept, no warning.
     pub const TASK_OTHER: &[&str] = &[
         "model_used", "last_attempt", "validation_attempts", "validation_findings", "validation_status", "validation_verdict",
-        "target_acs", "source_item", "requirements_path", "worker_pid", "started_at", "notes", "verify", "models",
-        "expect_changes", "acceptance_criteria", "priority", "tags", "estimated_minutes", "cost_usd", "plan_modified",
+        "target_acs", "source_item", "requirements_path", "worker_pid", "started_at", "notes", "acceptance_criteria", "priority", "tags", "estimated_minutes", "cost_usd", "plan_modified",
         "suspended_reason", "suspended_at", "branch", "commit", "worktree",
     ];
     pub const META_OWN: &[&str] = &[
         "name", "description", "plan_doc", "created", "max_attempts_default", "notification_email", "model",
-        "timeout_seconds", "idle_timeout_seconds", "smoke_command",
+        "timeout_seconds", "idle_timeout_seconds", "smoke_command", "verify", "models", "validation",
     ];
     pub const META_OTHER: &[&str] = &[
-        "validation", "budget_limit_usd", "budget_usd", "models", "verify", "source_item", "requirements_path",
+        "budget_limit_usd", "budget_usd", "source_item", "requirements_path",
         "design_doc", "author", "version", "updated", "status", "project", "branch", "total_cost_usd", "worker_pid",
         "backlog_item", "source", "type", "tags", "priority",
     ];
@@ -658,7 +730,7 @@ fn near_misses(node: &Node, known: &keys::Known, what: &str, warns: &mut Vec<Dia
 }
 
 /// The task fields baton writes.
-pub(crate) const OWNED_TASK_FIELDS: [&str; 5] = ["status", "attempts", "last_error", "completed_at", "result_message"];
+pub(crate) const OWNED_TASK_FIELDS: [&str; 6] = ["status", "attempts", "last_error", "completed_at", "result_message", "model_used"];
 
 /// The longest task id, in characters and in bytes. Ids become parts of branch, folder and file
 /// names, and a file name has at most 255 bytes.
@@ -724,15 +796,20 @@ fn example(key: &str) -> &'static str {
 }
 
 fn check_duplicate_keys(entries: &[(Node, Node)], diags: &mut Vec<Diagnostic>) {
-    for (i, (k, _)) in entries.iter().enumerate() {
+    // A map, not a scan per key: a mapping of thousands of keys must not take quadratic time.
+    let mut first: std::collections::HashMap<&str, usize> = std::collections::HashMap::with_capacity(entries.len());
+    for (k, _) in entries {
         let Some(key) = k.as_scalar() else { continue };
-        if let Some((first, _)) = entries[..i].iter().find(|(p, _)| p.as_scalar() == Some(key)) {
-            diags.push(Diagnostic::new(
+        match first.get(key) {
+            Some(line) => diags.push(Diagnostic::new(
                 k.line,
                 k.col,
-                format!("the key `{key}` appears twice (first on line {})", first.line),
+                format!("the key `{key}` appears twice (first on line {line})"),
                 "keep one of them; YAML does not allow a key twice in one mapping",
-            ));
+            )),
+            None => {
+                first.insert(key, k.line);
+            }
         }
     }
 }
@@ -924,6 +1001,73 @@ impl Fields<'_> {
             }
         }
         out
+    }
+
+    fn boolean(&self, key: &str, diags: &mut Vec<Diagnostic>) -> Option<bool> {
+        let n = self.present(key)?;
+        match n.as_scalar().map(|s| s.trim().to_ascii_lowercase()) {
+            Some(s) if matches!(s.as_str(), "true" | "yes" | "on") => Some(true),
+            Some(s) if matches!(s.as_str(), "false" | "no" | "off") => Some(false),
+            _ => {
+                self.wrong(n, key, "true or false", &format!("write `{key}: true` or `{key}: false`"), diags);
+                None
+            }
+        }
+    }
+
+    /// Shell commands: one string, or a list of them; none may be empty.
+    fn commands(&self, key: &str, diags: &mut Vec<Diagnostic>) -> Vec<String> {
+        let Some(n) = self.present(key) else { return Vec::new() };
+        let list = match n.as_scalar() {
+            Some(s) => vec![(s.to_string(), n.line, n.col)],
+            None if n.items().is_some() => {
+                let mut out = Vec::new();
+                for item in n.items().unwrap_or_default() {
+                    match item.as_scalar() {
+                        Some(s) if !item.is_null() => out.push((s.to_string(), item.line, item.col)),
+                        _ => diags.push(Diagnostic::new(
+                            item.line,
+                            item.col,
+                            format!("each entry of `{key}` of {} must be a command, found {}", self.what, item.kind_name()),
+                            format!("write commands as text: `{key}: [cargo test, test -f out.txt]`"),
+                        )),
+                    }
+                }
+                out
+            }
+            None => {
+                self.wrong(n, key, "a command or a list of commands", &format!("write e.g. `{key}: cargo test` or `{key}: [cargo build, cargo test]`"), diags);
+                Vec::new()
+            }
+        };
+        let mut out = Vec::new();
+        for (cmd, line, col) in list {
+            if cmd.trim().is_empty() {
+                diags.push(Diagnostic::new(line, col, format!("a command of `{key}` of {} is empty", self.what), "remove it, or write the command"));
+            } else {
+                out.push(cmd);
+            }
+        }
+        out
+    }
+
+    /// A model ladder: a list of model names (a single name is a ladder of one).
+    fn models(&self, key: &str, diags: &mut Vec<Diagnostic>) -> Vec<String> {
+        let Some(n) = self.present(key) else { return Vec::new() };
+        let list = match n.as_scalar() {
+            Some(s) => vec![s.to_string()],
+            None => self.string_list(key, diags),
+        };
+        if list.iter().any(|m| m.trim().is_empty() || m.chars().any(char::is_whitespace)) {
+            diags.push(Diagnostic::new(
+                n.line,
+                n.col,
+                format!("`{key}` of {} must list model names, one word each", self.what),
+                format!("write e.g. `{key}: [haiku, sonnet, opus]`"),
+            ));
+            return Vec::new();
+        }
+        list
     }
 
     fn string_list(&self, key: &str, diags: &mut Vec<Diagnostic>) -> Vec<String> {

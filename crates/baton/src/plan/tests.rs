@@ -760,3 +760,27 @@ fn conflict_markers_are_named_with_their_line() {
     // A line of equals signs alone is not a conflict (it is a YAML problem or text).
     assert!(parse_plan(&format!("{HEAD}  - id: a\n    name: A\n    description: |\n      Title\n      =======\n")).is_ok());
 }
+
+#[test]
+fn conflict_markers_after_a_byte_order_mark_or_longer_than_seven() {
+    let bom = format!("\u{feff}<<<<<<< HEAD\n{HEAD}=======\n>>>>>>> theirs\n");
+    assert_eq!(problems(&bom)[0].message, "the plan has unresolved git conflict markers at line 1 (to line 9)");
+    let eight = format!("{HEAD}  - id: a\n    name: A\n<<<<<<<< HEAD\n    status: pending\n========\n    status: completed\n>>>>>>>> theirs\n");
+    assert_eq!(one(&eight).message, "the plan has unresolved git conflict markers at line 9 (to line 13)");
+}
+
+#[test]
+fn an_exclusive_resource_needs_a_name() {
+    let d = one(&format!("{HEAD}  - id: a\n    name: A\n    exclusive_resource: ''\n"));
+    assert!(d.message.contains("names an empty resource"), "{d:?}");
+    let d = one(&format!("{HEAD}  - id: a\n    name: A\n    exclusive_resource: {{a: b}}\n"));
+    assert!(d.message.contains("`exclusive_resource` of task 'a' must be a resource name"), "{d:?}");
+}
+
+#[test]
+fn many_keys_in_one_mapping_are_checked_in_linear_time() {
+    // 20,000 keys: a scan per key would take minutes in a debug build.
+    let keys: String = (0..20_000).map(|i| format!("    k{i}: x\n")).collect();
+    let plan = parse_plan(&format!("{HEAD}  - id: a\n    name: A\n{keys}")).unwrap();
+    assert_eq!(plan.tasks().count(), 1);
+}

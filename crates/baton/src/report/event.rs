@@ -150,6 +150,9 @@ pub enum Note {
         name: String,
         cli: String,
         file: Option<PathBuf>,
+        /// The file is in the checkout but not in the task's worktree: it is not committed.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        uncommitted: bool,
     },
     /// A deadline ended the agent.
     Deadline { task: TaskId, total: Option<u64>, idle: Option<u64> },

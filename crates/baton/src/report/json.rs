@@ -36,7 +36,10 @@ pub enum MessageFormat {
 /// The JSON line of an event: `{"v":1,"time":"…","type":"…",…,"text":"…"}`, without a line break.
 pub fn line(ev: &RunEvent) -> String {
     let time = serde_json::to_string(&ev.time.to_string()).unwrap_or_else(|_| "null".into());
-    let text = verbose_text(&ev.kind).map(|t| serde_json::to_string(&t).unwrap_or_else(|_| "null".into()));
+    // An event whose own data is a `text` (a warning, a hook's end) says itself in words: a
+    // second `text` would make the object's keys repeat.
+    let own_text = serde_json::to_value(&ev.kind).is_ok_and(|k| k.get("text").is_some());
+    let text = verbose_text(&ev.kind).filter(|_| !own_text).map(|t| serde_json::to_string(&t).unwrap_or_else(|_| "null".into()));
     let text = text.map(|t| format!(",\"text\":{t}")).unwrap_or_default();
     match serde_json::to_string(&ev.kind) {
         // An object that starts with its `type`: the envelope goes in front, the text behind.
@@ -175,6 +178,9 @@ mod tests {
         assert_eq!(v["text"], "[EXEC] 1.1 One — attempt 1/3");
         let l = line(&at(EventKind::Warning { text: "w".into() }));
         assert!(l.starts_with(r#"{"v":1,"time":"2026-12-01T02:50:10.5Z","type":"warning","#), "{l}");
+        // Its own `text` is its words: no second `text` key.
+        assert_eq!(l.matches("\"text\":").count(), 1, "{l}");
+        assert_eq!(parsed(EventKind::Warning { text: "w".into() })["text"], "w");
 
         let v = parsed(EventKind::AttemptEnded {
             task: "1.1".into(),

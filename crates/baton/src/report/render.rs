@@ -103,11 +103,15 @@ pub fn note_text(note: &Note) -> String {
         Note::AgentStarted { agent, named_agent: Some(named), pid, group, cwd, .. } => {
             format!("{agent} started as agent '{named}' (pid {pid}, group {group}) in {}", cwd.display())
         }
+        Note::NamedAgentIgnored { task, name, file: Some(file), uncommitted: true, .. } => format!(
+            "task {task} names agent '{name}': {} is in the checkout but not in the task's worktree, which is made from the last commit (commit the file); it runs without --agent (told once per agent)",
+            file.display()
+        ),
         Note::NamedAgentIgnored { task, name, file: Some(file), .. } => format!(
             "task {task} names agent '{name}', but {} does not exist; it runs without --agent (told once per agent)",
             file.display()
         ),
-        Note::NamedAgentIgnored { task, name, cli, file: None } => {
+        Note::NamedAgentIgnored { task, name, cli, file: None, .. } => {
             format!("the {cli} agent has no named agents; '{name}' is ignored (named by task {task}; told once per agent)")
         }
         Note::Deadline { task, total: Some(s), .. } => format!("{task}: total timeout of {s} s reached; ending the agent's process group"),
@@ -312,13 +316,14 @@ fn summary_details(s: &Summary) -> String {
             text.push_str(&format!("\n    {:>7}  {} {}{sessions}", human(t.agent_time), t.id, t.name));
         }
     }
-    let failed: Vec<_> = s.tasks.iter().filter(|t| t.status == Status::Failed).collect();
+    let failed: Vec<_> = s.tasks.iter().filter(|t| t.status.is_failure()).collect();
     if !failed.is_empty() {
         text.push_str("\n  failed:");
         for t in failed {
             let error = t.last_error.as_deref().filter(|e| !e.is_empty()).unwrap_or("no error recorded");
             let when = if t.sessions == 0 { ", in an earlier run" } else { "" };
-            let attempts = format!("{} attempt{}{when}", t.attempts, if t.attempts == 1 { "" } else { "s" });
+            let exhausted = if t.status == Status::ValidationExhausted { ", validation exhausted" } else { "" };
+            let attempts = format!("{} attempt{}{exhausted}{when}", t.attempts, if t.attempts == 1 { "" } else { "s" });
             text.push_str(&format!("\n    ✗ {} {} ({attempts}): {}", t.id, t.name, super::safe::cut(&super::safe::one_line(error), 200)));
         }
     }

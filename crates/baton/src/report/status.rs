@@ -45,12 +45,12 @@ impl Counts {
     }
 
     /// "3 of 5 completed · 1 failed · 1 pending": only the parts that are not zero. Verified
-    /// tasks are done too: "1 completed + 2 verified of 5".
+    /// tasks are completed too: "3 of 5 completed (2 verified)".
     pub fn sentence(&self) -> String {
         let head = if self.verified == 0 {
             format!("{} of {} completed", self.completed, self.total)
         } else {
-            format!("{} completed + {} verified of {}", self.completed, self.verified, self.total)
+            format!("{} of {} completed ({} verified)", self.completed + self.verified, self.total, self.verified)
         };
         let mut parts = vec![head];
         for (n, word) in [
@@ -214,7 +214,9 @@ fn task_row(
     // None: no usage column at all; Some(None): this task has no recorded attempt.
     total: Option<Option<&TaskUsage>>,
 ) -> String {
-    let attempts = format!("{}/{}", t.attempts, plan.max_attempts(t, default_max));
+    // `baton retry` may give a task one attempt beyond its maximum: its last is `4/4`, as the
+    // run says it, never `4/3`.
+    let attempts = format!("{}/{}", t.attempts, plan.max_attempts(t, default_max).max(t.attempts));
     let mut row = format!(
         "  {}  {}  {}  {:>5}",
         pad(t.id.as_str(), id_w),

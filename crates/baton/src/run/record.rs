@@ -34,6 +34,56 @@ pub struct AttemptRecord {
     /// The named agent the session ran as (the task's `agent:`, passed as `--agent NAME`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub named_agent: Option<String>,
+    /// The model the session ran with: the one the CLI reported, else the one baton asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Whether the attempt changed anything in its working copy (a commit, or a change to a
+    /// file baton does not own); `None` when not looked at (no git, or the agent did not
+    /// report `completed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changed: Option<bool>,
+    /// The checks run after the agent reported `completed`, in order (they stop at the first
+    /// that fails).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<CheckRecord>,
+    /// The reviewer session's judgement, when the task is reviewed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review: Option<ReviewRecord>,
+}
+
+/// One check command's run, as kept in the attempt record.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CheckRecord {
+    pub command: String,
+    /// Where the command came from: `config` (`[verify] commands`), `plan` (`meta.verify`) or
+    /// `task` (the task's `verify`).
+    pub from: String,
+    /// The exit code; `None` when it ended by a signal or a timeout.
+    pub exit: Option<i32>,
+    pub timed_out: bool,
+    pub passed: bool,
+    pub duration_seconds: f64,
+    /// Its whole output (stdout and stderr as they came), beside the record.
+    pub output: String,
+    /// The last lines of its output, for messages and the next prompt.
+    pub tail: String,
+}
+
+/// The reviewer's judgement of an attempt, as kept in the attempt record.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ReviewRecord {
+    /// `PASS`, `WARN` or `FAIL`; `None` when no valid verdict came.
+    pub verdict: Option<String>,
+    pub findings: Vec<String>,
+    /// Why there is no verdict (the reviewer crashed, wrote garbage, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+    /// Reviewer sessions started (a broken one is tried once more).
+    pub sessions: u32,
+    pub model: Option<String>,
+    pub cost_usd: Option<f64>,
+    /// The reviewer sessions' transcripts, beside the record.
+    pub transcripts: Vec<String>,
 }
 
 /// Where one plan's records live.
@@ -213,6 +263,10 @@ mod tests {
                 exit: None,
                 waited_seconds: None,
                 named_agent: None,
+                model: None,
+                changed: None,
+                checks: Vec::new(),
+                review: None,
             })
             .unwrap();
         }

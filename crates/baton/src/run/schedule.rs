@@ -153,7 +153,7 @@ pub fn pick(plan: &Plan, active: &[Active], limit: usize, skip: &HashSet<TaskId>
         let why = if let Some(a) = &alone {
             Some(format!("{a} runs alone (no depends_on or parallel_group)"))
         } else if let Some(b) = &barrier {
-            Some(format!("waits for {b} to finish (no depends_on or parallel_group: it keeps its place in the plan)"))
+            Some(format!("waits for {b} to finish ({b} has no depends_on or parallel_group: it keeps its place in the plan)"))
         } else if ordered && !taken.is_empty() {
             // No candidate before it can be left waiting while nothing runs: one is held only
             // by a running or starting task, or by a barrier before this one.
@@ -230,7 +230,7 @@ mod tests {
         assert_eq!(why(&held, "c"), "conflicts with a: both touch src/a.ts");
         assert_eq!(why(&held, "e"), "conflicts with d: both need the exclusive resource 'db'");
         assert_eq!(why(&held, "f"), "runs alone once the tasks running now are done (no depends_on or parallel_group)");
-        assert_eq!(why(&held, "h"), "waits for f to finish (no depends_on or parallel_group: it keeps its place in the plan)");
+        assert_eq!(why(&held, "h"), "waits for f to finish (f has no depends_on or parallel_group: it keeps its place in the plan)");
     }
 
     #[test]
@@ -296,7 +296,7 @@ mod tests {
         let (start, held) = pick(&p, &[], 4, &HashSet::new());
         assert_eq!(ids(&start), ["x", "y"]);
         assert_eq!(why(&held, "bar"), "runs alone once the tasks running now are done (no depends_on or parallel_group)");
-        assert_eq!(why(&held, "z"), "waits for bar to finish (no depends_on or parallel_group: it keeps its place in the plan)");
+        assert_eq!(why(&held, "z"), "waits for bar to finish (bar has no depends_on or parallel_group: it keeps its place in the plan)");
         // x is done and y runs: bar still waits for y; w (ready now) still waits for bar.
         set(&mut p, "x", Status::Completed);
         let (start, held) = pick(&p, &[running(&p, "y")], 4, &skip(&["y"]));

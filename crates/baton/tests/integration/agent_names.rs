@@ -96,7 +96,12 @@ fn a_parallel_task_looks_for_its_agent_in_its_worktree() {
     let argv = argv_of(&p);
     assert_eq!(agent_flag(&argv["1"]), Some("coder"), "{:?}\n{}", argv["1"], r.all());
     assert_eq!(agent_flag(&argv["2"]), None, "{:?}", argv["2"]);
-    assert!(r.stderr().contains("warning: task 2 names agent 'ghost', but .claude/agents/ghost.md does not exist"), "{}", r.all());
+    // The checkout has the file, uncommitted: the warning says why the worktree does not.
+    assert!(
+        r.stderr().contains("warning: task 2 names agent 'ghost': .claude/agents/ghost.md is in the checkout but not in the task's worktree, which is made from the last commit (commit the file)"),
+        "{}",
+        r.all()
+    );
     assert!(!r.all().contains("names agent 'coder'"), "{}", r.all());
 }
 

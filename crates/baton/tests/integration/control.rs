@@ -138,7 +138,7 @@ fn unknown_ids_and_tasks_a_command_does_not_apply_to_change_nothing() {
     assert!(r.stderr().contains("2.1 is completed; there is nothing left to skip"), "{}", r.stderr());
     let r = p.baton(&["retry", "plan.yaml", "2.1"]);
     assert_eq!(r.code(), 2, "{}", r.all());
-    assert!(r.stderr().contains("`baton reset plan.yaml ID` runs a completed task again"), "{}", r.stderr());
+    assert!(r.stderr().contains("`baton reset plan.yaml 2.1` runs it again from scratch"), "{}", r.stderr());
     let r = p.baton(&["reset", "plan.yaml"]);
     assert_eq!(r.code(), 2, "a task or --all is required: {}", r.all());
 

@@ -43,7 +43,7 @@ fn verified_tasks_count_as_done_and_stay_verified() {
     assert_eq!(plan.task("a").unwrap().attempts, 2);
     assert_eq!(plan.task("b").unwrap().status.as_str(), "completed");
     let status = p.baton(&["status", "plan.yaml"]);
-    assert!(status.stdout().contains("1 completed + 1 verified of 2"), "{}", status.stdout());
+    assert!(status.stdout().contains("2 of 2 completed (1 verified)"), "{}", status.stdout());
     assert!(status.stdout().lines().any(|l| l.trim_start().starts_with("a ") && l.contains("verified")), "{}", status.stdout());
 }
 
@@ -125,4 +125,43 @@ fn validation_exhausted_is_a_failure_that_never_runs() {
     assert_eq!(r.code(), 1, "{}", r.all());
     assert_eq!(run_order(&p), ["b"]);
     assert_eq!(p.plan().task("a").unwrap().status.as_str(), "validation_exhausted");
+}
+
+#[test]
+fn check_tells_the_warnings_of_a_plan_with_errors_too() {
+    let plan = "sections:\n- id: s\n  name: S\n  tasks:\n  - id: a\n    name: A\n    status: done\n  - id: b\n    name: B\n    depends-on: [a]\n";
+    let p = project(plan);
+    let r = p.baton(&["check", "plan.yaml"]);
+    assert_eq!(r.code(), 2, "{}", r.all());
+    assert!(r.stderr().contains("warning: plan.yaml:10:5: task 'b' has an unknown key `depends-on`; did you mean `depends_on`?"), "{}", r.stderr());
+    assert!(r.stderr().contains("error: plan.yaml:7:13: unknown status `done`"), "{}", r.stderr());
+    let json: serde_json::Value = serde_json::from_str(&p.baton(&["check", "--json", "plan.yaml"]).stdout()).unwrap();
+    assert_eq!(json["valid"], false);
+    assert_eq!(json["warnings"][0]["line"], 10, "{json}");
+    assert_eq!(p.read("plan.yaml"), plan);
+}
+
+#[test]
+fn an_agents_edit_of_another_tasks_status_does_not_outlive_a_kill_9_of_baton() {
+    use crate::support::{signal, wait_for};
+    let p = project(
+        "sections:\n- id: s\n  name: S\n  tasks:\n  - id: a\n    name: A\n    status: verified\n    result_message: reviewed ok\n  - id: b\n    name: B\n    status: suspended\n  - id: c\n    name: C\n",
+    );
+    // c's agent marks a pending and b verified in the plan, then hangs; baton is killed.
+    p.scenario(
+        r#"{"tasks": {"c": [{"plan_replace": ["    status: verified\n    result_message: reviewed ok\n  - id: b\n    name: B\n    status: suspended\n", "    status: pending\n    result_message: reviewed ok\n  - id: b\n    name: B\n    status: verified\n"], "hang": true}, {}]}}"#,
+    );
+    let mut child = p.spawn(&["run", "plan.yaml"]);
+    wait_for("c's agent to hang", || p.pid_file("c-1.agent.pid").is_some());
+    assert!(p.read("plan.yaml").contains("    name: B\n    status: verified\n"), "the agent's edit is in the file");
+    signal(&child, libc::SIGKILL);
+    let _ = child.wait();
+    let r = p.baton(&["run", "plan.yaml"]);
+    assert_eq!(r.code(), 3, "b is suspended again, so the run ends blocked: {}", r.all());
+    assert!(r.stderr().contains("put back: a: status verified → pending (kept verified); b: status suspended → verified (kept suspended)"), "{}", r.all());
+    let plan = p.plan();
+    assert_eq!(plan.task("a").unwrap().status.as_str(), "verified");
+    assert_eq!(plan.task("b").unwrap().status.as_str(), "suspended");
+    assert_eq!(plan.task("c").unwrap().status.as_str(), "completed");
+    assert_eq!(run_order(&p), ["c", "c"], "only c ran, twice (the killed attempt and its retry)");
 }

@@ -148,20 +148,21 @@ impl Engine {
             ending,
             plan.meta.name.clone().unwrap_or_else(|| self.opts.plan.display().to_string()),
             self.opts.plan.display().to_string(),
-            // The notice keeps its four words: verified is done, validation_exhausted failed,
-            // suspended still to do.
+            // Verified is completed, validation_exhausted failed.
             notify::Counts {
                 completed: c.completed + c.verified,
                 failed: c.failed + c.validation_exhausted,
                 skipped: c.skipped,
-                pending: c.pending + c.in_progress + c.suspended,
+                pending: c.pending + c.in_progress,
+                suspended: c.suspended,
                 total: c.total,
             },
             self.started.elapsed().as_secs_f64(),
             self.cost,
         );
         notice.failed_tasks = plan.tasks().filter(|t| t.status.is_failure()).map(|t| t.id.to_string()).collect();
-        notice.blocked_tasks = crate::plan::graph::blocked(plan).into_iter().map(|(id, _)| id.to_string()).collect();
+        // As the run said it: also what waits on a task `--resume-from` left out.
+        notice.blocked_tasks = self.state.idle_exit(plan).1.into_iter().map(|(id, _)| id.to_string()).collect();
         notice.smoke = smoke;
         notice.notification_email = plan.meta.notification_email.clone();
         let notice = notice.with_summary();

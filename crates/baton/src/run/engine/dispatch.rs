@@ -291,7 +291,9 @@ impl Engine {
             NamedAgent::Unsupported => None,
         };
         if self.named_agents_told.insert(name.to_string()) {
-            self.reporter.note(Note::NamedAgentIgnored { task: task.id.clone(), name: name.to_string(), cli: self.agent.name().to_string(), file });
+            // A worktree has only what is committed: say so when the checkout has the file.
+            let uncommitted = cwd != self.root && file.as_ref().is_some_and(|f| self.root.join(f).is_file());
+            self.reporter.note(Note::NamedAgentIgnored { task: task.id.clone(), name: name.to_string(), cli: self.agent.name().to_string(), file, uncommitted });
         }
         None
     }
@@ -370,6 +372,10 @@ impl Engine {
             exit: run.exit.map(|x| x.to_string()),
             waited_seconds: None,
             named_agent: r.named_agent.clone(),
+            model: None,
+            changed: None,
+            checks: Vec::new(),
+            review: None,
         };
         let (attempt_outcome, outcome, message) = self.meaning(id, &r, verdict, &mut rec);
         self.reporter.emit(EventKind::AttemptEnded { task: id.clone(), outcome: attempt_outcome, duration: run.duration, cost_usd: cost });
@@ -504,7 +510,7 @@ impl Engine {
                     message: text.clone(),
                     attempts: (failed && !conflict).then_some(attempts),
                 });
-                if let Err(e) = self.workspace.task_final(&self.file, id, &r.name, status, attempts) {
+                if let Err(e) = self.workspace.task_final(&mut self.file, id, &r.name, status, attempts) {
                     self.fail(e);
                 }
             }

@@ -155,6 +155,9 @@ async fn start(opts: RunOptions, stop: Option<watch::Receiver<Stop>>, reporter_o
     let clock = Clock::from_env()?;
     let place = Place { root: &root, plan: &plan_abs, config: &config, records: &records, reporter: &reporter, guard_exe: &guard_exe, dirty: opts.dirty, jobs };
     let mut workspace = Workspace::open(place, git_use == GitUse::Commit, opts.parallel)?;
+    if workspace.plan_restored() {
+        file = PlanFile::load(&opts.plan)?;
+    }
     crate::run::process::orphans::become_subreaper();
     // A stop file this run watches itself is this run's to remove once honoured (the
     // pipeline's is the pipeline's).

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
 use crate::git::{self, GitError};
-use crate::plan::TaskId;
+use crate::plan::{PlanFile, SaveOutcome, TaskId};
 use crate::report::event::{Note, Reporter};
 
 /// What to do when the working tree has uncommitted changes as the run starts.
@@ -146,6 +146,10 @@ struct Journal {
     /// [`Current::before`].
     #[serde(default)]
     before: Vec<(Vec<u8>, Option<u64>)>,
+    /// The plan as baton had saved it when the task started: if the run is killed, the fields
+    /// baton owns that the agent changed meanwhile are put back from it, as a live run would.
+    #[serde(default)]
+    plan: Option<String>,
 }
 
 pub(in crate::run::engine) struct Workspace {
@@ -160,6 +164,10 @@ pub(in crate::run::engine) struct Workspace {
     /// What was left uncommitted (not the user's) after the last task's commit, and its
     /// content: the next task's [`Current::before`].
     carried: Option<HashMap<PathBuf, Option<u64>>>,
+    /// The plan file (absolute).
+    plan: PathBuf,
+    /// Opening put back fields an interrupted attempt's agent had changed in the plan.
+    pub(in crate::run::engine) plan_restored: bool,
 }
 
 impl Workspace {
@@ -183,6 +191,8 @@ impl Workspace {
             journal,
             current: None,
             carried: None,
+            plan: plan.to_path_buf(),
+            plan_restored: false,
         };
         w.recover(reporter);
         let changed = uncommitted(root, &w.own).map_err(NotStarted::Git)?;
@@ -213,6 +223,9 @@ impl Workspace {
             let _ = std::fs::remove_file(&self.journal);
             return;
         };
+        if let Some(snapshot) = &j.plan {
+            self.restore_plan(snapshot, &j.task, reporter);
+        }
         self.user = j.user.iter().map(|b| PathBuf::from(OsStr::from_bytes(b))).collect();
         let before = j.before.into_iter().map(|(b, print)| (PathBuf::from(OsStr::from_bytes(&b)), print)).collect();
         self.current = Some(Current { task: TaskId::from(j.task.as_str()), name: j.name, head: None, before });
@@ -221,9 +234,42 @@ impl Workspace {
         self.carried = None;
     }
 
+    /// The run was killed during an attempt: whatever changed the plan since (its agent, as a
+    /// rule) may not have changed the fields baton owns — the statuses and attempts of other
+    /// tasks. They are put back from the plan as baton had it when the task started, by the
+    /// same rule as during a run (a pending task marked `skipped` stays so), and told. The
+    /// task's own fields are the file's: baton may have recorded its end before the kill.
+    fn restore_plan(&mut self, snapshot: &str, task: &str, reporter: &Reporter) {
+        let mut ours = match PlanFile::from_saved(&self.plan, snapshot, task) {
+            Ok(f) => f,
+            Err(_) => return,
+        };
+        match ours.save() {
+            Ok(SaveOutcome::Unchanged | SaveOutcome::Saved) => {}
+            Ok(SaveOutcome::Rebased) => {
+                let restored = ours.take_restored();
+                if !restored.is_empty() {
+                    self.plan_restored = true;
+                    reporter.warn(format!(
+                        "the plan was changed while baton was not there to keep its own fields (its run was killed during an attempt); put back: {}",
+                        restored.join("; ")
+                    ));
+                }
+            }
+            Ok(SaveOutcome::RejectedEdit { kept_at, .. }) => {
+                self.plan_restored = true;
+                reporter.warn(format!(
+                    "the plan was left invalid by an interrupted attempt; it was kept at {} and the plan as baton had saved it restored",
+                    kept_at.display()
+                ));
+            }
+            Err(e) => reporter.warn(format!("cannot put back the plan's own fields after an interrupted attempt: {}", e.render_in_run())),
+        }
+    }
+
     /// A task starts: what changes from now on is its own. Changes another task left (an
     /// attempt cut short, then a different task picked) are committed as that task's first.
-    pub(in crate::run::engine) fn task_started(&mut self, id: &TaskId, name: &str, reporter: &Reporter) {
+    pub(in crate::run::engine) fn task_started(&mut self, id: &TaskId, name: &str, plan: &str, reporter: &Reporter) {
         if self.current.as_ref().is_some_and(|c| c.task != *id) {
             self.settle(reporter, "another task starts");
         }
@@ -261,6 +307,7 @@ impl Workspace {
             name: name.to_string(),
             user: self.user.iter().map(|p| p.as_os_str().as_bytes().to_vec()).collect(),
             before,
+            plan: Some(plan.to_string()),
         };
         // Read only after baton itself died (kill -9), never after a power cut: no fsync.
         let written = serde_json::to_string(&j).map_err(std::io::Error::other).and_then(|text| {
@@ -500,7 +547,7 @@ mod tests {
         let (repo, mut w, _d) = repo();
         let reporter = Reporter::new(vec![]);
         let id = TaskId::from("1");
-        w.task_started(&id, "One", &reporter);
+        w.task_started(&id, "One", "", &reporter);
         repo.write("plan.yaml", "y\n");
         repo.write("new.txt", "n\n");
         std::fs::write(repo.path().join(OsStr::from_bytes(b"caf\xe9.txt")), "latin-1 name\n").unwrap();
@@ -531,7 +578,7 @@ mod tests {
         // Written between the start and the first task (a hook): not the task's.
         repo.write("hook-output.txt", "h\n");
         let id = TaskId::from("1");
-        w.task_started(&id, "One", &reporter);
+        w.task_started(&id, "One", "", &reporter);
         repo.write("work.txt", "w\n");
         repo.write("mine.txt", "the agent's\n");
         w.commit_task(&id, "baton: 1 completed — One", &reporter).unwrap();
@@ -539,7 +586,7 @@ mod tests {
         assert_eq!(repo.status_porcelain(), " M mine.txt\n?? hook-output.txt\n");
         // The next task changes the hook's file: now it is that task's.
         let id = TaskId::from("2");
-        w.task_started(&id, "Two", &reporter);
+        w.task_started(&id, "Two", "", &reporter);
         repo.write("hook-output.txt", "changed by task 2\n");
         w.commit_task(&id, "baton: 2 completed — Two", &reporter).unwrap();
         assert_eq!(repo.git(&["show", "--name-only", "--format=", "HEAD"]), "hook-output.txt\n");

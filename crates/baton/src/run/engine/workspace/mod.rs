@@ -82,6 +82,12 @@ impl Workspace {
         }
     }
 
+    /// Whether opening the workspace wrote the plan (an interrupted attempt's agent had changed
+    /// fields baton owns; they were put back): the plan must be read again.
+    pub(super) fn plan_restored(&self) -> bool {
+        matches!(self, Workspace::InPlace { tree, .. } if tree.plan_restored)
+    }
+
     /// Before the first task: a parallel run finishes interrupted landings, clears what
     /// earlier runs left and notes (or, without `--allow-dirty`, refuses) the user's changes.
     pub(super) fn prepare(&mut self, file: &mut PlanFile, own: &OwnFiles, dirty: DirtyTree) -> Result<(), Error> {
@@ -114,7 +120,7 @@ impl Workspace {
             Workspace::Folder { root } => Ok(Workplace { cwd: root.clone(), prompt_extra: String::new(), env: Vec::new(), heartbeat: None }),
             Workspace::InPlace { root, tree, reporter, broken } => {
                 if !*broken {
-                    tree.task_started(&task.id, &task.name, reporter);
+                    tree.task_started(&task.id, &task.name, file.text(), reporter);
                 }
                 Ok(Workplace { cwd: root.clone(), prompt_extra: String::new(), env: Vec::new(), heartbeat: None })
             }
@@ -134,7 +140,7 @@ impl Workspace {
     /// A task reached a final state, recorded in the plan: in place, its changes and the plan
     /// are committed under its name; in worktrees, a failed task's work is kept and said where,
     /// and the plan state committed (a completed one's goes with the round's commit).
-    pub(super) fn task_final(&mut self, file: &PlanFile, id: &TaskId, name: &str, status: Status, attempts: u32) -> Result<(), Error> {
+    pub(super) fn task_final(&mut self, file: &mut PlanFile, id: &TaskId, name: &str, status: Status, attempts: u32) -> Result<(), Error> {
         let message = match status {
             Status::Failed => format!("baton: {id} failed after {attempts} attempt{} — {name}", if attempts == 1 { "" } else { "s" }),
             _ => format!("baton: {id} {status} — {name}"),
@@ -152,6 +158,9 @@ impl Workspace {
                     return Ok(());
                 }
                 tree.failed(id);
+                // What landed before it is committed first, under its own names: the plan state
+                // committed now says those tasks are done, and the history must say so too.
+                tree.commit_round(file).inspect_err(|_| *broken = true)?;
                 // Nothing of it lands: the plan state alone says it failed.
                 commit_plan(tree.root(), file, &message, tree.reporter()).inspect_err(|_| *broken = true)
             }
@@ -198,13 +207,11 @@ impl Workspace {
             tree.clear_coordination();
         }
         round?;
-        match (root, stopped) {
-            (Some(root), true) => {
-                let reporter = self.reporter();
-                commit_plan(&root, file, "baton: plan state at stop", &reporter)
-            }
-            _ => Ok(()),
-        }
+        // The plan state is committed whatever the end: also what an earlier run saved but
+        // could not commit (killed between the two) — nothing when HEAD has it already.
+        let Some(root) = root else { return Ok(()) };
+        let message = if stopped { "baton: plan state at stop" } else { "baton: plan state at the end of the run" };
+        commit_plan(&root, file, message, &self.reporter())
     }
 
     fn reporter(&self) -> Reporter {
