@@ -309,6 +309,24 @@ impl Plan {
             .collect()
     }
 
+    /// The model attempt `attempt` (1-based) of a task runs with: the task's `models` ladder,
+    /// else its `model`, else the plan's `models`, else its `model`, else `fallback` (the
+    /// config's). On a ladder attempt n takes `models[min(n, len) - 1]`: a failed attempt —
+    /// a failing check or a reviewer's FAIL among them — moves up a rung.
+    pub fn model_for(&self, task: &Task, attempt: u32, fallback: Option<&str>) -> Option<String> {
+        let rung = |ladder: &[String]| ladder.get((attempt.max(1) as usize).min(ladder.len()) - 1).cloned();
+        if !task.models.is_empty() {
+            return rung(&task.models);
+        }
+        if let Some(m) = &task.model {
+            return Some(m.clone());
+        }
+        if !self.meta.models.is_empty() {
+            return rung(&self.meta.models);
+        }
+        self.meta.model.clone().or_else(|| fallback.map(str::to_string))
+    }
+
     pub fn max_attempts(&self, task: &Task, fallback: u32) -> u32 {
         task.max_attempts
             .or(self.meta.max_attempts_default)

@@ -270,6 +270,7 @@ pub fn wait_text(r: &WaitReason) -> String {
 pub fn finished_text(status: Status, message: &str, attempts: Option<u32>) -> String {
     let how = match (status, attempts) {
         (Status::Failed, Some(n)) => format!("failed after {n} attempt{}", if n == 1 { "" } else { "s" }),
+        (Status::ValidationExhausted, Some(n)) => format!("validation exhausted after {n} attempt{}", if n == 1 { "" } else { "s" }),
         _ => status.to_string(),
     };
     if message.is_empty() {

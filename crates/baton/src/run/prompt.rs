@@ -18,6 +18,8 @@ pub struct PromptVars<'a> {
     pub build_command: Option<&'a str>,
     /// Extra context (parallel runs add the subagent protocol here).
     pub extra: &'a str,
+    /// What the last attempt was told to fix: a failing check's output, a reviewer's findings.
+    pub feedback: Option<&'a str>,
 }
 
 pub const DEFAULT_TEMPLATE: &str = r#"You are working on one task of a larger plan, in a fresh session. The plan file is the shared memory between sessions: read it, do this one task, report back, and stop.
@@ -34,7 +36,7 @@ Status file: {status_file}
 
 {description}
 
-## How to work
+{feedback}## How to work
 
 1. Check the current state first: an earlier attempt may have failed part-way{last_error_note}. Look at `git status`, `git log -5` and the files the task names before changing anything.
 2. Read the design document (if there is one) and the parts of the plan around this task.
@@ -72,7 +74,11 @@ pub fn render(template: &str, v: &PromptVars<'_>) -> String {
         Some(e) => format!(" (the last attempt failed with: {})", one_line(e, 300)),
         None => String::new(),
     };
-    let vars: [(&str, String); 14] = [
+    let feedback = match v.feedback {
+        Some(f) => format!("## What the last attempt left to fix\n\n{f}\n\n"),
+        None => String::new(),
+    };
+    let vars: [(&str, String); 15] = [
         ("task_id", v.task.id.to_string()),
         ("task_name", v.task.name.clone()),
         ("section_id", section.map(|s| s.id.clone()).unwrap_or_default()),
@@ -99,8 +105,15 @@ pub fn render(template: &str, v: &PromptVars<'_>) -> String {
         ("last_error_note", last_error_note),
         ("attempt_note", String::new()),
         ("extra", v.extra.to_string()),
+        ("feedback", feedback.clone()),
     ];
-    fill(template, &vars)
+    let out = fill(template, &vars);
+    // A template of the user's without `{feedback}` still gets it: the retry must know what
+    // to fix.
+    if !feedback.is_empty() && !template.contains("{feedback}") {
+        return format!("{out}\n\n{feedback}");
+    }
+    out
 }
 
 /// Replaces each `{name}` of `vars` in one pass (a value is never scanned again, so text from

@@ -35,6 +35,7 @@ use crate::run::verdict::{self, Evidence, Verdict};
 use crate::run::RunOptions;
 
 /// A task whose attempt is running: what the dispatcher needs when it ends.
+#[derive(Clone)]
 struct Running {
     name: String,
     session: u32,
@@ -43,6 +44,34 @@ struct Running {
     cwd: PathBuf,
     /// The named agent the session runs as (the task's `agent:`), when one was passed.
     named_agent: Option<String>,
+    /// The model baton asked for (`--model`), if any.
+    model: Option<String>,
+    /// HEAD of its working copy when the attempt started: what it changed is measured from it.
+    start_point: Option<String>,
+}
+
+/// What a task's future in the join set gives back: its agent's session, or the checks and
+/// the review of an attempt its agent reported completed.
+enum Joined {
+    Attempt(Result<AttemptRun, SpawnError>),
+    Verified(Box<Verification>),
+}
+
+/// The checks' and the reviewer's judgement of an attempt.
+struct Verification {
+    checked: crate::run::verify::Checked,
+    review: Option<crate::run::record::ReviewRecord>,
+}
+
+/// An attempt its agent reported completed, while its checks and review run.
+struct Verifying {
+    rec: AttemptRecord,
+    message: String,
+    duration: Duration,
+    cost: Option<f64>,
+    from_file: bool,
+    /// How many reviewer FAILs the task may get before it is `validation_exhausted`.
+    max_fails: u32,
 }
 
 pub(super) struct Engine {
@@ -61,7 +90,9 @@ pub(super) struct Engine {
     pub(super) cost: f64,
     pub(super) started: std::time::Instant,
     running: HashMap<TaskId, Running>,
-    set: JoinSet<(TaskId, Result<AttemptRun, SpawnError>)>,
+    set: JoinSet<(TaskId, Joined)>,
+    /// Attempts whose checks or review are running.
+    verifying: HashMap<TaskId, Verifying>,
     attempt_ids: HashMap<tokio::task::Id, TaskId>,
     /// The errors told so far, by their text.
     errors_told: std::collections::HashSet<String>,
@@ -110,6 +141,7 @@ impl Engine {
             started: std::time::Instant::now(),
             running: HashMap::new(),
             set: JoinSet::new(),
+            verifying: HashMap::new(),
             attempt_ids: HashMap::new(),
             errors_told: Default::default(),
             named_agents_told: Default::default(),
@@ -137,9 +169,13 @@ impl Engine {
             };
             tokio::select! {
                 joined = self.set.join_next_with_id(), if !self.running.is_empty() => match joined {
-                    Some(Ok((_, (id, result)))) => {
+                    Some(Ok((_, (id, joined)))) => {
                         self.attempt_ids.retain(|_, t| *t != id);
-                        if self.finished(&id, result) {
+                        let tripped = match joined {
+                            Joined::Attempt(result) => self.finished(&id, result),
+                            Joined::Verified(v) => self.verified(&id, *v),
+                        };
+                        if tripped {
                             self.notify(crate::after::notify::RunEnding::BreakerTripped, None).await;
                         }
                     }
@@ -148,6 +184,7 @@ impl Engine {
                         // and the run ends once the others are done.
                         if let Some(id) = self.attempt_ids.remove(&e.id()) {
                             self.running.remove(&id);
+                            self.verifying.remove(&id);
                             self.attempt_never_ran(&id, AttemptOutcome::Systemic { message: "internal error: the attempt panicked".into() });
                             self.state.ended(&id, Outcome::Broken, std::time::Instant::now());
                             record::back_to_pending(&mut self.file, &self.reporter, &id);
@@ -244,8 +281,10 @@ impl Engine {
             }
         };
         let named_agent = self.named_agent(&task, &place.cwd);
+        // Only looked at when something will ask what the attempt changed.
+        let start_point = (self.workspace.uses_git() && self.verifies_changes(&task)).then(|| crate::run::verify::start_point(&place.cwd)).flatten();
         let plan = self.file.plan();
-        let model = task.model.clone().or_else(|| plan.meta.model.clone()).or_else(|| self.config.agent.model.clone());
+        let model = plan.model_for(&task, attempt_no, self.config.agent.model.as_deref());
         let total = task.timeout_seconds.or(plan.meta.timeout_seconds).unwrap_or(self.config.run.timeout_seconds);
         let idle = task.idle_timeout_seconds.or(plan.meta.idle_timeout_seconds).unwrap_or(self.config.run.idle_timeout_seconds);
         // Reserve the session number now: parallel attempts of other tasks never share it, and
@@ -259,7 +298,7 @@ impl Engine {
             task: id.clone(),
             agent: self.agent.clone(),
             prompt,
-            invocation: Invocation { model, agent: named_agent.clone() },
+            invocation: Invocation { model: model.clone(), agent: named_agent.clone() },
             cwd: place.cwd.clone(),
             total_timeout: Duration::from_secs_f64(total),
             idle_timeout: Duration::from_secs_f64(idle),
@@ -271,11 +310,11 @@ impl Engine {
         self.reporter.emit(EventKind::AttemptStarted { task: id.clone(), name: task.name.clone(), attempt: attempt_no, max_attempts: max });
         let active = Active { id: id.clone(), group: task.parallel_group.clone(), footprint: Footprint::of(&task) };
         self.state.started(id.clone(), Slot { active, attempt: attempt_no, max });
-        self.running.insert(id.clone(), Running { name: task.name.clone(), session, started_at: jiff::Timestamp::now(), cwd: place.cwd, named_agent });
+        self.running.insert(id.clone(), Running { name: task.name.clone(), session, started_at: jiff::Timestamp::now(), cwd: place.cwd, named_agent, model, start_point });
         let reporter = self.reporter.clone();
         let stop = self.stop.clone();
         let task_id = id.clone();
-        let handle = self.set.spawn(async move { (task_id, attempt::run(spec, reporter, stop).await) });
+        let handle = self.set.spawn(async move { (task_id, Joined::Attempt(attempt::run(spec, reporter, stop).await)) });
         self.attempt_ids.insert(handle.id(), id.clone());
         Ok(())
     }
@@ -372,13 +411,195 @@ impl Engine {
             exit: run.exit.map(|x| x.to_string()),
             waited_seconds: None,
             named_agent: r.named_agent.clone(),
-            model: None,
+            // What the CLI says it ran, else what baton asked for.
+            model: run.summary.model().map(str::to_string).or_else(|| r.model.clone()),
             changed: None,
             checks: Vec::new(),
             review: None,
         };
         let (attempt_outcome, outcome, message) = self.meaning(id, &r, verdict, &mut rec);
-        self.reporter.emit(EventKind::AttemptEnded { task: id.clone(), outcome: attempt_outcome, duration: run.duration, cost_usd: cost });
+        if outcome == Outcome::Done(Status::Completed) {
+            let from_file = matches!(attempt_outcome, AttemptOutcome::Reported { from_file: true, .. });
+            return self.verify(id, r, rec, message, (run.duration, cost, from_file));
+        }
+        self.conclude(id, r, rec, (attempt_outcome, outcome, message), (run.duration, cost))
+    }
+
+    /// Whether anything will ask what an attempt of this task changed: the no-op rule, or a
+    /// reviewer (it reads the diff).
+    fn verifies_changes(&self, task: &Task) -> bool {
+        let rule = self.config.verify.require_changes != crate::config::RequireChanges::Off && task.expect_changes != Some(false);
+        rule || crate::run::review::review_for(&self.config.review, self.file.plan(), task).is_some()
+    }
+
+    /// The paths an attempt's change is not measured on: the plan, the status file, the stop
+    /// file (relative to the working copy, the same in a worktree).
+    fn own_paths(&self) -> Vec<PathBuf> {
+        let abs = std::path::absolute(self.file.path()).unwrap_or_else(|_| self.file.path().to_path_buf());
+        let plan = abs.strip_prefix(&self.root).map(Path::to_path_buf).unwrap_or(abs);
+        vec![plan, self.config.paths.status_file.clone(), self.config.paths.stop_file.clone()]
+    }
+
+    /// The agent reported the task completed: did it change anything, do its checks pass,
+    /// does its reviewer agree? The no-op rule is decided now; checks and the review run as a
+    /// future of the join set (the loop goes on meanwhile), and `verified` takes it from there.
+    fn verify(&mut self, id: &TaskId, r: Running, mut rec: AttemptRecord, message: String, (duration, cost, from_file): (Duration, Option<f64>, bool)) -> bool {
+        let Some(task) = self.file.plan().task(id.as_str()).cloned() else {
+            let outcome = (AttemptOutcome::Reported { status: Status::Completed, from_file }, Outcome::Done(Status::Completed), message);
+            return self.conclude(id, r, rec, outcome, (duration, cost));
+        };
+        let own = self.own_paths();
+        if self.workspace.uses_git() && self.verifies_changes(&task) {
+            rec.changed = crate::run::verify::changed_since(&r.cwd, r.start_point.as_deref(), &own);
+        }
+        let mut message = message;
+        if rec.changed == Some(false) && task.expect_changes != Some(false) {
+            match self.config.verify.require_changes {
+                crate::config::RequireChanges::Off => {}
+                crate::config::RequireChanges::Warn => {
+                    self.reporter.warn(format!("{id} was reported completed without any change (no commit, no diff since its attempt started); `expect_changes: false` on the task says that is right"));
+                }
+                crate::config::RequireChanges::Fail => {
+                    message = "reported completed without any change (no commit, no diff since the attempt started); [verify] require_changes = \"fail\"".to_string();
+                    rec.outcome = "failed".into();
+                    rec.message = message.clone();
+                    let outcome = (AttemptOutcome::Failed { message: message.clone() }, Outcome::Failed { conflict: false }, message);
+                    return self.conclude(id, r, rec, outcome, (duration, cost));
+                }
+            }
+        }
+        let checks = crate::run::verify::checks_for(&self.config.verify, self.file.plan(), &task);
+        let review = crate::run::review::review_for(&self.config.review, self.file.plan(), &task);
+        if checks.is_empty() && review.is_none() {
+            let outcome = (AttemptOutcome::Reported { status: Status::Completed, from_file }, Outcome::Done(Status::Completed), message);
+            return self.conclude(id, r, rec, outcome, (duration, cost));
+        }
+        let dir = self.records.task_dir(id.as_str());
+        let env: Vec<(std::ffi::OsString, std::ffi::OsString)> = Vec::new();
+        let check_job = crate::run::verify::CheckJob {
+            task: id.clone(),
+            cwd: r.cwd.clone(),
+            env: env.clone(),
+            guard_exe: self.guard_exe.clone(),
+            timeout: Duration::from_secs_f64(self.config.verify.timeout_seconds),
+            log_prefix: dir.join(format!("attempt-{}.check", r.session)),
+        };
+        let review_job = review.as_ref().map(|plan| {
+            let named_agent = plan.named_agent.as_deref().and_then(|name| match crate::agent::named_agent(self.agent.as_ref(), name, &r.cwd) {
+                NamedAgent::Use(n) => Some(n),
+                _ => None,
+            });
+            let total = task.timeout_seconds.or(self.file.plan().meta.timeout_seconds).unwrap_or(self.config.run.timeout_seconds);
+            let idle = task.idle_timeout_seconds.or(self.file.plan().meta.idle_timeout_seconds).unwrap_or(self.config.run.idle_timeout_seconds);
+            ReviewSetup {
+                template: self.config.review.prompt_template.as_ref().map(|p| self.root.join(p)),
+                task: task.clone(),
+                plan_name: self.file.plan().meta.name.clone(),
+                agent_message: message.clone(),
+                model: plan.model.clone(),
+                named_agent,
+                status_file: r.cwd.join(&self.config.paths.status_file),
+                status_rel: self.config.paths.status_file.clone(),
+                transcript_prefix: dir.join(format!("attempt-{}.review", r.session)),
+                total: Duration::from_secs_f64(total),
+                idle: Duration::from_secs_f64(idle),
+            }
+        });
+        self.verifying.insert(
+            id.clone(),
+            Verifying { rec, message, duration, cost, from_file, max_fails: review.as_ref().map_or(2, |p| p.max_fails) },
+        );
+        let (reporter, stop, agent) = (self.reporter.clone(), self.stop.clone(), self.agent.clone());
+        let (cwd, start_point, guard_exe) = (r.cwd.clone(), r.start_point.clone(), self.guard_exe.clone());
+        self.running.insert(id.clone(), r);
+        let task_id = id.clone();
+        let handle = self.set.spawn(async move {
+            let checked = crate::run::verify::run_checks(&checks, &check_job, &reporter, stop.clone()).await;
+            let passed = checked.failed.is_none() && !checked.interrupted;
+            let review = match review_job {
+                Some(setup) if passed => Some(setup.run(&cwd, start_point, own, env, guard_exe, &checked, agent, &reporter, stop).await),
+                _ => None,
+            };
+            (task_id, Joined::Verified(Box::new(Verification { checked, review })))
+        });
+        self.attempt_ids.insert(handle.id(), id.clone());
+        false
+    }
+
+    /// The checks and the review of an attempt are done: what they mean for it, then as any
+    /// attempt's end.
+    fn verified(&mut self, id: &TaskId, v: Verification) -> bool {
+        let Some(p) = self.verifying.remove(id) else { return false };
+        let Some(r) = self.running.remove(id) else { return false };
+        let Verifying { mut rec, message, duration, cost, from_file, max_fails } = p;
+        rec.checks = v.checked.records;
+        if let Some(review) = &v.review {
+            self.cost += review.cost_usd.unwrap_or(0.0);
+            self.usage.entry(id.clone()).or_default().cost += review.cost_usd.unwrap_or(0.0);
+        }
+        rec.review = v.review.clone();
+        let stopped_now = stop::level(&self.stop) == Stop::Now;
+        let outcome = if v.checked.interrupted || (stopped_now && v.review.as_ref().is_some_and(|r| r.verdict.is_none())) {
+            rec.outcome = "interrupted".into();
+            (AttemptOutcome::Interrupted, Outcome::Interrupted, String::new())
+        } else if let Some(failed) = v.checked.failed.and_then(|i| rec.checks.get(i)) {
+            let line = crate::run::verify::failure_line(failed);
+            rec.outcome = "failed".into();
+            rec.message = line.clone();
+            (AttemptOutcome::Failed { message: line.clone() }, Outcome::Failed { conflict: false }, line)
+        } else {
+            match v.review.as_ref().map(|r| (r.verdict.as_deref(), r)) {
+                None => (AttemptOutcome::Reported { status: Status::Completed, from_file }, Outcome::Done(Status::Completed), message),
+                Some((Some("PASS"), _)) => {
+                    rec.outcome = Status::Verified.to_string();
+                    (AttemptOutcome::Reported { status: Status::Verified, from_file }, Outcome::Done(Status::Verified), message)
+                }
+                Some((Some("WARN"), review)) => {
+                    let text = with_findings(&message, "review: WARN", &review.findings);
+                    rec.message = text.clone();
+                    (AttemptOutcome::Reported { status: Status::Completed, from_file }, Outcome::Done(Status::Completed), text)
+                }
+                Some((Some(_), review)) => {
+                    // FAIL: this one and those before it, in this run or earlier ones.
+                    let fails = 1 + self.review_fails(id, rec.session);
+                    let text = with_findings("", "review: FAIL", &review.findings);
+                    rec.outcome = "failed".into();
+                    rec.message = text.clone();
+                    (AttemptOutcome::Failed { message: text.clone() }, Outcome::Rejected { exhausted: fails >= max_fails }, text)
+                }
+                Some((None, review)) => {
+                    let why = review.problem.clone().unwrap_or_else(|| "no valid verdict".into());
+                    self.reporter.warn(format!("{id} could not be reviewed ({why}); it is completed without a review"));
+                    (AttemptOutcome::Reported { status: Status::Completed, from_file }, Outcome::Done(Status::Completed), message)
+                }
+            }
+        };
+        self.conclude(id, r, rec, outcome, (duration, cost))
+    }
+
+    /// Reviewer FAILs the task got before the attempt of session `before`.
+    fn review_fails(&self, id: &TaskId, before: u32) -> u32 {
+        let id = id.as_str();
+        self.records
+            .sessions(id)
+            .into_iter()
+            .filter(|s| *s < before)
+            .filter_map(|s| self.records.read(id, s))
+            .filter(|r| r.review.as_ref().and_then(|v| v.verdict.as_deref()) == Some("FAIL"))
+            .count() as u32
+    }
+
+    /// The end of an attempt, judged: told, landed when done, decided by the state, recorded.
+    fn conclude(
+        &mut self,
+        id: &TaskId,
+        r: Running,
+        mut rec: AttemptRecord,
+        (attempt_outcome, outcome, message): (AttemptOutcome, Outcome, String),
+        (duration, cost): (Duration, Option<f64>),
+    ) -> bool {
+        let slot = self.state.slot(id).map(|s| (s.attempt, s.max)).unwrap_or((1, 1));
+        self.reporter.emit(EventKind::AttemptEnded { task: id.clone(), outcome: attempt_outcome, duration, cost_usd: cost });
         if let Outcome::Done(_) = outcome {
             // The record first: a crash while landing finds how the attempt ended in it.
             self.write_record(&rec);
@@ -395,7 +616,7 @@ impl Engine {
             },
             o => (o, message),
         };
-        let (tripped, waited) = self.record_end(id, &r, slot, outcome.clone(), &message);
+        let (tripped, waited) = self.record_end(id, &r, slot, outcome.clone(), &message, rec.model.as_deref());
         if !matches!(outcome, Outcome::Done(_) | Outcome::NotLanded | Outcome::Failed { conflict: true }) {
             rec.waited_seconds = rec.waited_seconds.or(waited.map(|w| w.as_secs_f64()));
             self.write_record(&rec);
@@ -480,7 +701,7 @@ impl Engine {
 
     /// The state decides what the end means; the plan, the workspace and the reporter are told.
     /// Whether the breaker just tripped, and how long starts now wait (throttling).
-    fn record_end(&mut self, id: &TaskId, r: &Running, (attempt, max): (u32, u32), outcome: Outcome, message: &str) -> (bool, Option<Duration>) {
+    fn record_end(&mut self, id: &TaskId, r: &Running, (attempt, max): (u32, u32), outcome: Outcome, message: &str, model: Option<&str>) -> (bool, Option<Duration>) {
         let conflict = outcome == Outcome::Failed { conflict: true };
         let now = std::time::Instant::now();
         let Some(c) = self.state.ended(id, outcome, now) else { return (false, None) };
@@ -489,7 +710,7 @@ impl Engine {
             self.reporter.warn(w.clone());
         }
         let text = verdict::plan_text(message, &format!("baton logs {} {id}", self.opts.plan.display()));
-        match record::apply(&mut self.file, &self.reporter, id, plan, &text) {
+        match record::apply(&mut self.file, &self.reporter, id, plan, &text, model) {
             Ok(true) => {}
             Ok(false) => return (breaker_tripped, waited),
             Err(e) => {
@@ -502,7 +723,7 @@ impl Engine {
         }
         match plan {
             PlanChange::Final { status, attempts } => {
-                let failed = status == Status::Failed;
+                let failed = status.is_failure();
                 self.reporter.emit(EventKind::TaskFinished {
                     task: id.clone(),
                     name: r.name.clone(),
@@ -615,6 +836,7 @@ impl Engine {
         let abs_plan = std::path::absolute(self.file.path()).unwrap_or_else(|_| self.file.path().to_path_buf());
         // In a worktree the agent edits its own copy of the plan, at the same relative path.
         let plan_rel = abs_plan.strip_prefix(&self.root).map(Path::to_path_buf).unwrap_or(abs_plan);
+        let feedback = self.feedback(task);
         Ok(prompt::render(
             &template,
             &PromptVars {
@@ -624,8 +846,38 @@ impl Engine {
                 status_file: status_rel,
                 build_command: self.config.agent.build_command.as_deref(),
                 extra,
+                feedback: feedback.as_deref(),
             },
         ))
+    }
+
+    /// What the task's last counted attempt was failed for by its checks or its reviewer, for
+    /// the next attempt's prompt. Nothing for a task started afresh (`attempts: 0`).
+    fn feedback(&self, task: &Task) -> Option<String> {
+        if task.attempts == 0 {
+            return None;
+        }
+        let id = task.id.as_str();
+        let rec = self.records.sessions(id).into_iter().rev().filter_map(|s| self.records.read(id, s)).find(|r| r.attempt.is_some())?;
+        if let Some(check) = rec.checks.iter().find(|c| !c.passed) {
+            return Some(crate::run::verify::failure_feedback(check));
+        }
+        let review = rec.review.as_ref().filter(|r| r.verdict.as_deref() == Some("FAIL"))?;
+        let mut text = "A reviewer judged the last attempt and failed it. Fix what it found:\n".to_string();
+        for f in &review.findings {
+            text.push_str(&format!("\n- {f}"));
+        }
+        Some(text)
+    }
+}
+
+/// The agent's message with a reviewer's findings after it, on one line each: "`head`: a; b".
+fn with_findings(message: &str, head: &str, findings: &[String]) -> String {
+    let list = if findings.is_empty() { "no findings given".to_string() } else { findings.join("; ") };
+    if message.is_empty() {
+        format!("{head}: {list}")
+    } else {
+        format!("{message} — {head}: {list}")
     }
 }
 

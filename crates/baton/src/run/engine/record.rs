@@ -67,20 +67,20 @@ pub(super) fn back_to_pending(file: &mut PlanFile, reporter: &Reporter, id: &Tas
 /// Records what an attempt's end means for its task. `message` is the agent's (or baton's)
 /// text as it goes into the plan: the result message of a finished task, the last error of a
 /// failed one. Returns false when the task is no longer in the plan.
-pub(super) fn apply(file: &mut PlanFile, reporter: &Reporter, id: &TaskId, change: PlanChange, message: &str) -> Result<bool, PlanError> {
+pub(super) fn apply(file: &mut PlanFile, reporter: &Reporter, id: &TaskId, change: PlanChange, message: &str, model: Option<&str>) -> Result<bool, PlanError> {
     if file.plan().task(id.as_str()).is_none() {
         reporter.note(Note::TaskGone { task: id.clone() });
         return Ok(false);
     }
     let task = id.as_str();
+    // The model of a counted attempt is the task's `model_used`, as the original tool wrote it.
+    if let (Some(m), PlanChange::Final { .. } | PlanChange::Retry { .. }) = (model, change) {
+        file.set_text(task, TaskField::ModelUsed, m)?;
+    }
     match change {
         PlanChange::Pending => file.set_status(task, Status::Pending)?,
-        PlanChange::Final { status: Status::Failed, attempts } | PlanChange::Retry { attempts, .. } => {
-            let status = if matches!(change, PlanChange::Retry { .. }) { Status::Pending } else { Status::Failed };
-            file.set_attempts(task, attempts)?;
-            file.set_text(task, TaskField::LastError, message)?;
-            file.set_status(task, status)?;
-        }
+        PlanChange::Retry { attempts, .. } => failed(file, task, attempts, message, Status::Pending)?,
+        PlanChange::Final { status, attempts } if status.is_failure() => failed(file, task, attempts, message, status)?,
         PlanChange::Final { status, attempts } => {
             file.set_attempts(task, attempts)?;
             file.set_status(task, status)?;
@@ -93,6 +93,13 @@ pub(super) fn apply(file: &mut PlanFile, reporter: &Reporter, id: &TaskId, chang
     }
     save(file, reporter)?;
     Ok(true)
+}
+
+/// A counted attempt that failed: its count, its error, and the status it leaves the task in.
+fn failed(file: &mut PlanFile, task: &str, attempts: u32, message: &str, status: Status) -> Result<(), PlanError> {
+    file.set_attempts(task, attempts)?;
+    file.set_text(task, TaskField::LastError, message)?;
+    file.set_status(task, status)
 }
 
 /// The agent said it changed the plan in the main checkout: reload it (a worktree's copy is

@@ -53,6 +53,9 @@ pub enum Outcome {
     Done(Status),
     /// The attempt failed; a merge conflict (`conflict`) fails the task at once.
     Failed { conflict: bool },
+    /// The reviewer failed the attempt: like a failure, but when the reviewer has failed the
+    /// task as often as it may (`exhausted`), the task ends `validation_exhausted`.
+    Rejected { exhausted: bool },
     /// A usage limit: wait `wait`, attempt not counted; `reason` says why to the user.
     Limited { wait: Duration, reason: WaitReason },
     /// Server-side throttling: back off, attempt not counted.
@@ -307,7 +310,9 @@ impl RunState {
                 self.throttle.record_success();
                 c.plan = PlanChange::Final { status, attempts: slot.attempt };
             }
-            Outcome::Failed { conflict } => {
+            Outcome::Failed { .. } | Outcome::Rejected { .. } => {
+                let conflict = outcome == Outcome::Failed { conflict: true };
+                let exhausted = outcome == Outcome::Rejected { exhausted: true };
                 let was_closed = matches!(self.breaker.state(), BreakerState::Closed { .. });
                 let was_open = matches!(self.breaker.state(), BreakerState::Open { .. });
                 if !conflict {
@@ -319,7 +324,9 @@ impl RunState {
                     // One notice when it trips; a failed probe re-opening it is the same episode.
                     c.breaker_tripped = was_closed;
                 }
-                c.plan = if conflict || slot.attempt >= slot.max {
+                c.plan = if exhausted {
+                    PlanChange::Final { status: Status::ValidationExhausted, attempts: slot.attempt }
+                } else if conflict || slot.attempt >= slot.max {
                     PlanChange::Final { status: Status::Failed, attempts: slot.attempt }
                 } else {
                     let after = self.backoff.delay(slot.attempt);

@@ -82,6 +82,11 @@ impl Workspace {
         }
     }
 
+    /// Whether tasks run in git (what an attempt changed can be asked).
+    pub(super) fn uses_git(&self) -> bool {
+        !matches!(self, Workspace::Folder { .. })
+    }
+
     /// Whether opening the workspace wrote the plan (an interrupted attempt's agent had changed
     /// fields baton owns; they were put back): the plan must be read again.
     pub(super) fn plan_restored(&self) -> bool {
@@ -143,6 +148,7 @@ impl Workspace {
     pub(super) fn task_final(&mut self, file: &mut PlanFile, id: &TaskId, name: &str, status: Status, attempts: u32) -> Result<(), Error> {
         let message = match status {
             Status::Failed => format!("baton: {id} failed after {attempts} attempt{} — {name}", if attempts == 1 { "" } else { "s" }),
+            Status::ValidationExhausted => format!("baton: {id} validation exhausted after {attempts} attempt{} — {name}", if attempts == 1 { "" } else { "s" }),
             _ => format!("baton: {id} {status} — {name}"),
         };
         match self {
@@ -153,7 +159,7 @@ impl Workspace {
                 Error::Commit(format!("could not commit {id}'s work and the plan state: {e}"))
             }),
             Workspace::Worktrees { tree, broken } => {
-                if status != Status::Failed {
+                if !status.is_failure() {
                     // Its files and the plan state go in the round's commit, once it landed.
                     return Ok(());
                 }
