@@ -35,7 +35,10 @@ pub fn render(logs_dir: &Path, plan: &Path, task: &str, session: Option<u32>, di
     let transcript = records.transcript(task, n);
     let mut out = head(&records, task, n, count);
     match records.read(task, n) {
-        Some(r) => out.push_str(&outcome_line(&r)),
+        Some(r) => {
+            out.push_str(&outcome_line(&r));
+            out.push_str(&verification_lines(&r));
+        }
         None => out.push_str("outcome: not recorded (the attempt was interrupted, or is still running)\n"),
     }
     out.push('\n');
@@ -88,6 +91,75 @@ pub fn outcome_line(r: &AttemptRecord) -> String {
         r.cost_usd.map(|c| format!(" · ${c:.4}")).unwrap_or_default(),
         r.waited_seconds.map(|w| format!(" · baton then waited {}", crate::report::event::human_secs(w))).unwrap_or_default()
     )
+}
+
+/// What else the record says of the attempt: the model it ran with, whether it changed
+/// anything, each check (a failed one with the tail of its output and where the whole is), and
+/// the reviewer's verdict and findings. Empty for a record with none of these.
+pub fn verification_lines(r: &AttemptRecord) -> String {
+    let mut out = String::new();
+    if let Some(m) = r.model.as_deref() {
+        out.push_str(&format!("model: {}
+", terminal_line(m)));
+    }
+    if r.changed == Some(false) {
+        out.push_str("changes: none (no commit and no change in its checkout)
+");
+    }
+    for c in &r.checks {
+        let how = if c.passed {
+            "ok".to_string()
+        } else if c.timed_out {
+            "timed out".to_string()
+        } else {
+            match c.exit {
+                Some(code) => format!("failed (exit {code})"),
+                None => "failed (killed by a signal)".to_string(),
+            }
+        };
+        out.push_str(&format!("check: {} [{}] — {how} · {:.1}s
+", terminal_line(&c.command), c.from, c.duration_seconds));
+        if !c.passed {
+            if !c.output.is_empty() {
+                out.push_str(&format!("  output: {}
+", terminal_line(&c.output)));
+            }
+            // The command's own output: printed as text, never as terminal commands.
+            for line in terminal_text(&c.tail).lines() {
+                out.push_str(&format!("  | {line}
+"));
+            }
+        }
+    }
+    if let Some(review) = &r.review {
+        let verdict = review.verdict.as_deref().map_or_else(|| "no verdict".to_string(), terminal_line);
+        let mut about = Vec::new();
+        if let Some(m) = review.model.as_deref() {
+            about.push(format!("model {}", terminal_line(m)));
+        }
+        if review.sessions > 1 {
+            about.push(format!("{} sessions", review.sessions));
+        }
+        if let Some(c) = review.cost_usd {
+            about.push(format!("${c:.4}"));
+        }
+        let about = if about.is_empty() { String::new() } else { format!(" ({})", about.join(" · ")) };
+        out.push_str(&format!("review: {verdict}{about}
+"));
+        if let Some(problem) = review.problem.as_deref() {
+            out.push_str(&format!("  problem: {}
+", terminal_line(problem)));
+        }
+        for f in &review.findings {
+            out.push_str(&format!("  - {}
+", terminal_line(f)));
+        }
+        for t in &review.transcripts {
+            out.push_str(&format!("  transcript: {}
+", terminal_line(t)));
+        }
+    }
+    out
 }
 
 /// The verbose lines of one transcript line (none for events not worth a line).
