@@ -188,3 +188,66 @@ pub fn stderr_block(transcript: &Path) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::run::record::{CheckRecord, ReviewRecord};
+
+    fn check(command: &str, passed: bool, exit: Option<i32>, timed_out: bool) -> CheckRecord {
+        CheckRecord {
+            command: command.into(),
+            from: "task".into(),
+            exit,
+            timed_out,
+            passed,
+            duration_seconds: 2.0,
+            output: format!("/logs/{command}.out"),
+            tail: "line one\n\u{1b}[31mline two\n".into(),
+        }
+    }
+
+    #[test]
+    fn checks_and_review_are_told_with_a_failed_checks_output() {
+        let r = AttemptRecord {
+            task: "1.1".into(),
+            session: 1,
+            attempt: Some(1),
+            started_at: String::new(),
+            ended_at: String::new(),
+            duration_seconds: 3.0,
+            outcome: "failed".into(),
+            message: String::new(),
+            cost_usd: None,
+            turns: None,
+            input_tokens: None,
+            output_tokens: None,
+            session_id: None,
+            exit: None,
+            waited_seconds: None,
+            named_agent: None,
+            model: Some("sonnet".into()),
+            changed: Some(false),
+            checks: vec![check("fmt", true, Some(0), false), check("test", false, Some(101), false), check("slow", false, None, true)],
+            review: Some(ReviewRecord {
+                verdict: Some("FAIL".into()),
+                findings: vec!["no test for the empty case".into()],
+                problem: None,
+                sessions: 1,
+                model: Some("opus".into()),
+                cost_usd: Some(0.02),
+                transcripts: vec!["/logs/review.jsonl".into()],
+            }),
+        };
+        let text = verification_lines(&r);
+        assert!(text.starts_with("model: sonnet\nchanges: none"), "{text}");
+        assert!(text.contains("check: fmt [task] — ok · 2.0s\ncheck: test [task] — failed (exit 101) · 2.0s\n  output: /logs/test.out\n  | line one\n  | "), "{text}");
+        assert!(!text.contains("fmt.out"), "a passed check's output is not shown:\n{text}");
+        assert!(!text.contains('\u{1b}'), "the output is text, not terminal commands:\n{text}");
+        assert!(text.contains("check: slow [task] — timed out"), "{text}");
+        assert!(text.contains("review: FAIL (model opus · $0.0200)\n  - no test for the empty case\n  transcript: /logs/review.jsonl\n"), "{text}");
+
+        let bare = AttemptRecord { model: None, changed: None, checks: Vec::new(), review: None, ..r };
+        assert_eq!(verification_lines(&bare), "");
+    }
+}

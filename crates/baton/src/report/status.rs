@@ -390,3 +390,138 @@ pub fn cut(s: &str, max: usize) -> String {
         false => crate::report::safe::cut(s, max.saturating_sub(1)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::run::record::{AttemptRecord, CheckRecord, Records, ReviewRecord};
+    use std::path::Path;
+
+    const PLAN: &str = "meta:\n  name: P\nsections:\n- id: s\n  name: S\n  tasks:\n  - id: '1.1'\n    name: Checked\n    status: verified\n    attempts: 2\n    model_used: opus\n  - id: '1.2'\n    name: Plain\n    status: completed\n    attempts: 1\n  - id: '1.3'\n    name: Waiting\n    status: pending\n";
+
+    fn record(task: &str, session: u32, model: Option<&str>) -> AttemptRecord {
+        AttemptRecord {
+            task: task.into(),
+            session,
+            attempt: Some(session),
+            started_at: format!("2026-01-01T00:00:0{session}Z"),
+            ended_at: String::new(),
+            duration_seconds: 1.5,
+            outcome: "completed".into(),
+            message: "done".into(),
+            cost_usd: Some(0.5),
+            turns: None,
+            input_tokens: None,
+            output_tokens: None,
+            session_id: None,
+            exit: None,
+            waited_seconds: None,
+            named_agent: None,
+            model: model.map(str::to_string),
+            changed: Some(true),
+            checks: Vec::new(),
+            review: None,
+        }
+    }
+
+    /// Task 1.1: a first session whose check failed and a second the reviewer passed.
+    fn records(dir: &Path) -> Records {
+        let r = Records::new(dir, Path::new("plan.yaml"));
+        let mut first = record("1.1", 1, Some("sonnet"));
+        first.outcome = "failed".into();
+        first.changed = Some(false);
+        first.checks = vec![CheckRecord {
+            command: "test -f out.txt".into(),
+            from: "task".into(),
+            exit: Some(1),
+            timed_out: false,
+            passed: false,
+            duration_seconds: 0.25,
+            output: "/logs/check-1.out".into(),
+            tail: "no out.txt\n".into(),
+        }];
+        let mut second = record("1.1", 2, Some("opus"));
+        second.review = Some(ReviewRecord {
+            verdict: Some("PASS".into()),
+            findings: vec!["looks right".into()],
+            problem: None,
+            sessions: 1,
+            model: Some("haiku".into()),
+            cost_usd: Some(0.1),
+            transcripts: vec!["/logs/review-2-1.jsonl".into()],
+        });
+        for rec in [first, second, record("1.2", 1, None)] {
+            std::fs::create_dir_all(r.task_dir(&rec.task)).unwrap();
+            std::fs::write(r.transcript(&rec.task, rec.session), "").unwrap();
+            r.write(&rec).unwrap();
+        }
+        r
+    }
+
+    fn inputs(plan: &Plan, r: &Records) -> (Totals, Sessions) {
+        let totals = r.usage(plan.tasks().map(|t| t.id.to_string()));
+        let sessions = plan.tasks().map(|t| (t.id.to_string(), r.all(t.id.as_str()))).collect();
+        (totals, sessions)
+    }
+
+    #[test]
+    fn json_carries_every_session_with_its_checks_and_review() {
+        let plan = crate::plan::parse_plan(PLAN).unwrap();
+        let d = tempfile::tempdir().unwrap();
+        let (totals, sessions) = inputs(&plan, &records(d.path()));
+        let v: serde_json::Value = serde_json::from_str(&json(&plan, "plan.yaml", 3, &totals, &sessions, serde_json::Value::Null)).unwrap();
+        let t = &v["sections"][0]["tasks"][0];
+        assert_eq!(t["model_used"], "opus");
+        assert_eq!(t["usage"]["sessions"], 2);
+        assert!(t["usage"].get("last_model").is_none(), "usage keeps its keys: {}", t["usage"]);
+        let s = t["sessions"].as_array().unwrap();
+        assert_eq!(s.len(), 2);
+        assert_eq!((&s[0]["session"], &s[0]["model"], &s[0]["outcome"], &s[0]["changed"]), (&1.into(), &"sonnet".into(), &"failed".into(), &false.into()));
+        let check = &s[0]["checks"][0];
+        assert_eq!(
+            (&check["command"], &check["from"], &check["passed"], &check["exit"], &check["timed_out"], &check["output"]),
+            (&"test -f out.txt".into(), &"task".into(), &false.into(), &1.into(), &false.into(), &"/logs/check-1.out".into())
+        );
+        assert!(s[0]["review"].is_null());
+        assert_eq!(s[1]["review"]["verdict"], "PASS");
+        assert_eq!(s[1]["review"]["findings"], serde_json::json!(["looks right"]));
+        assert!(s[1]["review"]["problem"].is_null());
+        // A task without records has an empty list and no model.
+        let waiting = &v["sections"][0]["tasks"][2];
+        assert_eq!((&waiting["sessions"], &waiting["model_used"]), (&serde_json::json!([]), &serde_json::Value::Null));
+        // The new keys come after the ones that were there.
+        let text = json(&plan, "plan.yaml", 3, &totals, &sessions, serde_json::Value::Null);
+        let at = |key: &str| text.find(&format!("\"{key}\":")).unwrap();
+        assert!(at("completed_at") < at("usage") && at("usage") < at("model_used") && at("model_used") < text.find("\"sessions\": [").unwrap(), "{text}");
+    }
+
+    #[test]
+    fn the_table_shows_the_model_column_only_when_a_task_has_a_model() {
+        let plan = crate::plan::parse_plan(PLAN).unwrap();
+        let d = tempfile::tempdir().unwrap();
+        let (totals, _) = inputs(&plan, &records(d.path()));
+        let text = table(&plan, "plan.yaml", 3, 100, &totals);
+        let lines: Vec<&str> = text.lines().collect();
+        let header = lines.iter().find(|l| l.trim_start().starts_with("ID")).unwrap();
+        let row = lines.iter().find(|l| l.contains("Checked")).unwrap();
+        assert_eq!(header.find("MODEL"), row.find("opus"), "MODEL over the last session's model:\n{text}");
+        assert!(row.contains("verified") && lines.iter().any(|l| l.contains("Plain") && l.contains("completed")), "{text}");
+        assert!(!lines.iter().find(|l| l.contains("Plain")).unwrap().contains("opus"), "{text}");
+
+        // Without records, the plan's model_used is shown.
+        let text = table(&plan, "plan.yaml", 3, 100, &Totals::new());
+        assert!(text.contains("MODEL") && text.lines().any(|l| l.contains("Checked") && l.trim_end().ends_with("opus")), "{text}");
+
+        // No model anywhere: no column.
+        let bare = crate::plan::parse_plan(&PLAN.replace("    model_used: opus\n", "")).unwrap();
+        assert!(!table(&bare, "plan.yaml", 3, 100, &Totals::new()).contains("MODEL"));
+    }
+
+    #[test]
+    fn a_long_model_name_is_cut_to_its_column() {
+        let plan = crate::plan::parse_plan(&PLAN.replace("model_used: opus", "model_used: claude-opus-4-1-20250805-with-a-very-long-suffix")).unwrap();
+        let text = table(&plan, "plan.yaml", 3, 80, &Totals::new());
+        let row = text.lines().find(|l| l.contains("Checked")).unwrap();
+        assert!(row.ends_with('…') && !row.contains("suffix"), "{text}");
+    }
+}
