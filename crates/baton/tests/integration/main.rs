@@ -1,6 +1,7 @@
 //! Integration tests: the real `baton` binary, run in temporary folders and git repositories.
 
 mod after;
+mod attempt_view;
 mod agent_names;
 mod ci_output;
 mod cli;
