@@ -41,6 +41,10 @@ pub fn render(logs_dir: &Path, plan: &Path, task: &str, session: Option<u32>, di
         }
         None => out.push_str("outcome: not recorded (the attempt was interrupted, or is still running)\n"),
     }
+    // Shown the latest, a reader also sees at a glance how the earlier attempts went.
+    if session.is_none() {
+        out.push_str(&earlier(&records, task, n));
+    }
     out.push('\n');
     let text = std::fs::read_to_string(&transcript).map_err(|e| format!("cannot read {}: {e}", transcript.display()))?;
     for line in text.lines() {
@@ -91,6 +95,40 @@ pub fn outcome_line(r: &AttemptRecord) -> String {
         r.cost_usd.map(|c| format!(" · ${c:.4}")).unwrap_or_default(),
         r.waited_seconds.map(|w| format!(" · baton then waited {}", crate::report::event::human_secs(w))).unwrap_or_default()
     )
+}
+
+/// One line per recorded session before `n`: its outcome, model, checks and verdict.
+fn earlier(records: &Records, task: &str, n: u32) -> String {
+    let lines: Vec<String> = records.all(task).iter().filter(|r| r.session < n).map(summary_line).collect();
+    if lines.is_empty() {
+        return String::new();
+    }
+    format!("earlier attempts (shown by --attempt N):\n{}", lines.concat())
+}
+
+/// `  1  failed · sonnet · check `test -f out.txt` failed (exit 1) · review FAIL`
+pub fn summary_line(r: &AttemptRecord) -> String {
+    let mut parts = vec![r.outcome.clone()];
+    if let Some(m) = r.model.as_deref() {
+        parts.push(terminal_line(m));
+    }
+    if r.changed == Some(false) {
+        parts.push("no changes".into());
+    }
+    match r.checks.iter().find(|c| !c.passed) {
+        Some(c) if c.timed_out => parts.push(format!("check `{}` timed out", terminal_line(&c.command))),
+        Some(c) => parts.push(format!(
+            "check `{}` failed{}",
+            terminal_line(&c.command),
+            c.exit.map(|e| format!(" (exit {e})")).unwrap_or_default()
+        )),
+        None if !r.checks.is_empty() => parts.push(format!("{} check{} ok", r.checks.len(), if r.checks.len() == 1 { "" } else { "s" })),
+        None => {}
+    }
+    if let Some(review) = &r.review {
+        parts.push(format!("review {}", review.verdict.as_deref().map_or_else(|| "gave no verdict".to_string(), terminal_line)));
+    }
+    format!("  {}  {}\n", r.session, parts.join(" · "))
 }
 
 /// What else the record says of the attempt: the model it ran with, whether it changed
@@ -247,7 +285,9 @@ mod tests {
         assert!(text.contains("check: slow [task] — timed out"), "{text}");
         assert!(text.contains("review: FAIL (model opus · $0.0200)\n  - no test for the empty case\n  transcript: /logs/review.jsonl\n"), "{text}");
 
+        assert_eq!(summary_line(&r), "  1  failed · sonnet · no changes · check `test` failed (exit 101) · review FAIL\n");
         let bare = AttemptRecord { model: None, changed: None, checks: Vec::new(), review: None, ..r };
+        assert_eq!(summary_line(&bare), "  1  failed\n");
         assert_eq!(verification_lines(&bare), "");
     }
 }

@@ -123,6 +123,8 @@ fn logs_show_the_checks_and_the_review_of_each_attempt() {
     assert_eq!(last.code(), 0, "{}", last.all());
     let last = shown(&p, &last.stdout());
     assert!(last.contains("attempt 2 of 2") && last.contains("model: opus\n"), "{last}");
+    assert!(last.contains("earlier attempts (shown by --attempt N):\n  1  failed · sonnet · no changes · check `test -f out.txt` failed (exit 1)\n"), "{last}");
+    assert!(!first.contains("earlier attempts"), "{first}");
     assert!(last.contains("check: test -f out.txt [task] — ok · 0.5s\n"), "{last}");
     assert!(!last.contains("output:"), "a passed check's output is not shown:\n{last}");
     assert!(
