@@ -389,6 +389,12 @@ fn raw_verbose_text(kind: &EventKind) -> Option<String> {
         EventKind::AttemptEnded { task, outcome, duration, cost_usd } => {
             format!("[DONE] {task}: {} in {}{}", outcome_text(outcome), human(*duration), cost(*cost_usd))
         }
+        EventKind::CheckStarted { task, command, index, count } => {
+            format!("[CHECK] {task}: {command} — running ({index} of {count})")
+        }
+        EventKind::CheckEnded { task, command, passed, exit, signal, timed_out, duration } => {
+            format!("[CHECK] {task}: {command} — {}", check_end_text(*passed, *exit, *signal, *timed_out, *duration))
+        }
         EventKind::TaskFinished { task, status, message, attempts, .. } => {
             format!("[TASK] {task} {}", finished_text(*status, message, *attempts))
         }
@@ -401,6 +407,17 @@ fn raw_verbose_text(kind: &EventKind) -> Option<String> {
         }
         EventKind::Summary(s) => format!("[SUMMARY] {}", summary_text(s)),
     })
+}
+
+/// How a check ended: `ok 12.3 s`, `failed (exit 101)`, `timed out after 600 s`.
+pub fn check_end_text(passed: bool, exit: Option<i32>, signal: Option<i32>, timed_out: bool, duration: Duration) -> String {
+    match (passed, timed_out, exit, signal) {
+        (true, ..) => format!("ok {:.1} s", duration.as_secs_f64()),
+        (_, true, ..) => format!("timed out after {} s", duration.as_secs_f64().round() as u64),
+        (_, _, Some(code), _) => format!("failed (exit {code})"),
+        (_, _, None, Some(signo)) => format!("failed (ended by signal {signo})"),
+        _ => "failed (could not be run)".to_string(),
+    }
 }
 
 pub fn cost(c: Option<f64>) -> String {

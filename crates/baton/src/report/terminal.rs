@@ -31,6 +31,8 @@ pub struct Terminal {
     /// The live lines, on a terminal in the calm view.
     live: Option<Live>,
     running: HashMap<TaskId, Running>,
+    /// Tasks whose check has a live line of its own (their attempt's line was gone).
+    checking: std::collections::HashSet<TaskId>,
     /// Whether stdout gets colour, decided once (see `report::style`).
     colour: bool,
 }
@@ -68,6 +70,7 @@ impl Terminal {
             stderr: false,
             live,
             running: HashMap::new(),
+            checking: std::collections::HashSet::new(),
             colour: false,
         }
     }
@@ -167,6 +170,30 @@ impl Sink for Terminal {
                 if !outcome.ok() {
                     let text = format!(" {label}: {} ({}{})", terminal_line(&render::outcome_text(outcome)), human(*duration), cost(*cost_usd));
                     self.marked("  ✗", Role::Bad, &text);
+                }
+            }
+            EventKind::CheckStarted { task, command, .. } => {
+                let activity = format!("checking `{}`", super::status::cut(&terminal_line(command), LIVE_NAME_CHARS));
+                match (&mut self.live, self.running.get(task)) {
+                    (Some(live), Some(r)) => live.update(task, &format!("{} · {activity}", r.head)),
+                    // The attempt's line is gone already: the check gets one of its own.
+                    (Some(live), None) => {
+                        live.start(task, &terminal_line(&format!("{task} · {activity}")));
+                        self.checking.insert(task.clone());
+                    }
+                    (None, _) => {}
+                }
+            }
+            EventKind::CheckEnded { task, command, passed, exit, signal, timed_out, duration } => {
+                if self.checking.remove(task) {
+                    if let Some(live) = &mut self.live {
+                        live.end(task);
+                    }
+                }
+                // A passed check is told quietly, by the task's line; a failed one needs its own.
+                if !passed {
+                    let how = render::check_end_text(*passed, *exit, *signal, *timed_out, *duration);
+                    self.marked("  ✗", Role::Bad, &format!(" {task}: check `{}` {how}", terminal_line(command)));
                 }
             }
             EventKind::TaskFinished { task, name, status, message, attempts } => {
