@@ -526,6 +526,29 @@ mod tests {
     }
 
     #[test]
+    fn checks_read_as_the_run_log_says_them() {
+        let ended = |passed, exit, signal, timed_out, secs: f64| {
+            verbose_text(&EventKind::CheckEnded {
+                task: "1.2".into(),
+                command: "cargo test".into(),
+                passed,
+                exit,
+                signal,
+                timed_out,
+                duration: Duration::from_secs_f64(secs),
+            })
+            .unwrap()
+        };
+        assert_eq!(ended(true, Some(0), None, false, 12.34), "[CHECK] 1.2: cargo test — ok 12.3 s");
+        assert_eq!(ended(false, Some(101), None, false, 3.0), "[CHECK] 1.2: cargo test — failed (exit 101)");
+        assert_eq!(ended(false, None, None, true, 600.0), "[CHECK] 1.2: cargo test — timed out after 600 s");
+        assert_eq!(ended(false, None, Some(9), false, 1.0), "[CHECK] 1.2: cargo test — failed (ended by signal 9)");
+        assert_eq!(ended(false, None, None, false, 0.0), "[CHECK] 1.2: cargo test — failed (could not be run)");
+        let started = EventKind::CheckStarted { task: "1.2".into(), command: "make \u{1b}[2J lint".into(), index: 2, count: 3 };
+        assert_eq!(verbose_text(&started).unwrap(), "[CHECK] 1.2: make \u{fffd}[2J lint — running (2 of 3)");
+    }
+
+    #[test]
     fn waits_and_outcomes_read_plainly() {
         assert_eq!(wait_text(&WaitReason::Retry { task: "1.1".into(), attempt: 1, max: 3 }), "1.1 failed (attempt 1/3); retrying");
         assert_eq!(outcome_text(&AttemptOutcome::Limited), "usage limit reached (not counted as an attempt)");

@@ -419,6 +419,47 @@ mod tests {
         assert_eq!(rows[4..], ["✓ T1 one — completed", "  ✗ T3 three · attempt 1/2: failed: the status file says failed (3.0s)"], "{rows:#?}");
     }
 
+    fn check(task: &str, command: &str, exit: Option<i32>) -> [RunEvent; 2] {
+        [
+            now(EventKind::CheckStarted { task: task.into(), command: command.into(), index: 1, count: 1 }),
+            now(EventKind::CheckEnded {
+                task: task.into(),
+                command: command.into(),
+                passed: exit == Some(0),
+                exit,
+                signal: None,
+                timed_out: false,
+                duration: Duration::from_secs(2),
+            }),
+        ]
+    }
+
+    #[test]
+    fn a_running_check_shows_in_its_task_s_line_and_only_a_failed_one_is_printed() {
+        let (mut term, screen) = view(100);
+        term.event(&started("T1", "one", 1));
+        let [start, end] = check("T1", "cargo test", Some(0));
+        term.event(&start);
+        let rows = screen.rows();
+        let live = live_rows(&rows);
+        assert_eq!(live.len(), 1, "{rows:#?}");
+        assert!(live[0].ends_with("T1 one · attempt 1/2 · checking `cargo test`"), "{rows:#?}");
+        term.event(&end);
+        assert_eq!(live_rows(&screen.rows()).len(), 1, "the task's line stays: {:#?}", screen.rows());
+        assert!(!screen.rows().iter().any(|r| r.contains("✗") || r.contains("cargo test") && !r.contains("checking")), "a passed check prints nothing: {:#?}", screen.rows());
+
+        // After the attempt's end, a check has a live line of its own, gone when it ends.
+        term.event(&ended("T1", true));
+        let [start, end] = check("T1", "make lint", Some(2));
+        term.event(&start);
+        let rows = screen.rows();
+        assert!(live_rows(&rows).iter().any(|r| r.ends_with("T1 · checking `make lint`")), "{rows:#?}");
+        term.event(&end);
+        let rows = screen.rows();
+        assert!(live_rows(&rows).is_empty(), "{rows:#?}");
+        assert!(rows.iter().any(|r| r == "  ✗ T1: check `make lint` failed (exit 2)"), "{rows:#?}");
+    }
+
     #[test]
     fn a_live_line_wider_than_the_terminal_is_cut_not_wrapped() {
         let (mut term, screen) = view(40);

@@ -2,6 +2,7 @@
 
 mod after;
 mod agent_names;
+mod check_runs;
 mod ci_output;
 mod cli;
 mod compat;
