@@ -21,6 +21,7 @@ pub struct Config {
     pub smoke: Smoke,
     pub notify: Notify,
     pub pipeline: Pipeline,
+    pub verify: VerifyConfig,
 }
 
 /// Where baton's files live, relative to the repository root.
@@ -174,6 +175,41 @@ impl Default for Pipeline {
     }
 }
 
+/// `[verify]`: checks run after an agent reports a task `completed`, before baton records it.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct VerifyConfig {
+    /// Shell commands run for every task, before the plan's and the task's own.
+    pub commands: Vec<String>,
+    /// The longest one check command may run.
+    pub timeout_seconds: f64,
+    /// What a `completed` report without any change in the task's checkout gets.
+    pub require_changes: RequireChanges,
+}
+
+impl Default for VerifyConfig {
+    fn default() -> Self {
+        VerifyConfig {
+            commands: Vec::new(),
+            timeout_seconds: 600.0,
+            require_changes: RequireChanges::Warn,
+        }
+    }
+}
+
+/// What a task that reports `completed` without any change gets (`[verify] require_changes`).
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RequireChanges {
+    /// Recorded and shown; the task completes.
+    #[default]
+    Warn,
+    /// The attempt fails.
+    Fail,
+    /// Not looked at.
+    Off,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {}", path.display())]
@@ -288,7 +324,7 @@ impl Config {
     /// Values serde accepts but baton cannot use; `at` says where a key is set.
     fn check(&self, at: &KeyPlace<'_>) -> Vec<Problem> {
         let mut problems = self.paths.check(at);
-        let (run, smoke, pipeline) = (Run::default(), Smoke::default(), Pipeline::default());
+        let (run, smoke, pipeline, verify) = (Run::default(), Smoke::default(), Pipeline::default(), VerifyConfig::default());
         let positive = [
             ("run", "timeout_seconds", self.run.timeout_seconds, run.timeout_seconds),
             ("run", "idle_timeout_seconds", self.run.idle_timeout_seconds, run.idle_timeout_seconds),
@@ -302,6 +338,7 @@ impl Config {
             ("run", "throttle_max_seconds", self.run.throttle_max_seconds, run.throttle_max_seconds),
             ("pipeline", "scan_interval_seconds", self.pipeline.scan_interval_seconds, pipeline.scan_interval_seconds),
             ("smoke", "timeout_seconds", self.smoke.timeout_seconds, smoke.timeout_seconds),
+            ("verify", "timeout_seconds", self.verify.timeout_seconds, verify.timeout_seconds),
         ];
         let counts = [
             ("run", "max_attempts", self.run.max_attempts as usize, run.max_attempts as usize),
@@ -326,6 +363,15 @@ impl Config {
             if value == 0 {
                 bad(section, key, "must be at least 1", default.to_string());
             }
+        }
+        if self.verify.commands.iter().any(|c| c.trim().is_empty()) {
+            let (line, column) = at("verify", "commands").unwrap_or((0, 0));
+            problems.push(Problem {
+                line,
+                column,
+                message: "`commands` has an empty command".into(),
+                help: "give each check a shell command, e.g. `commands = [\"cargo test\"]`, or remove the empty one".into(),
+            });
         }
         problems
     }
@@ -382,6 +428,7 @@ fn section_keys(section: &str) -> Option<&'static [&'static str]> {
         "smoke" => field_names::<Smoke>(),
         "notify" => field_names::<Notify>(),
         "pipeline" => field_names::<Pipeline>(),
+        "verify" => field_names::<VerifyConfig>(),
         _ => return None,
     })
 }
@@ -766,6 +813,38 @@ error: baton.toml is not valid (7 problems); nothing was run or changed"
         // `timeout_seconds` is in [run] and [smoke]: the bad one is named, not the first.
         let e = Config::parse("[run]\ntimeout_seconds = 60\n[smoke]\ntimeout_seconds = 0\n", Path::new("baton.toml")).unwrap_err();
         assert!(e.to_string().starts_with("baton.toml:4:1: `timeout_seconds`"), "{e}");
+    }
+
+    #[test]
+    fn verify_has_its_keys_types_and_values_checked() {
+        let c = Config::default();
+        assert!(c.verify.commands.is_empty());
+        assert_eq!(c.verify.timeout_seconds, 600.0);
+        assert_eq!(c.verify.require_changes, RequireChanges::Warn);
+        let text = "[verify]\ncommands = [\"cargo test\", \"cargo clippy\"]\ntimeout_seconds = 120\nrequire_changes = \"fail\"\n";
+        let c = Config::parse(text, Path::new("baton.toml")).unwrap();
+        assert_eq!(c.verify.commands, ["cargo test", "cargo clippy"]);
+        assert_eq!(c.verify.timeout_seconds, 120.0);
+        assert_eq!(c.verify.require_changes, RequireChanges::Fail);
+        let c = Config::parse("[verify]\nrequire_changes = \"off\"\n", Path::new("baton.toml")).unwrap();
+        assert_eq!(c.verify.require_changes, RequireChanges::Off);
+
+        let e = Config::parse("[verify]\ncommand = [\"make\"]\n", Path::new("baton.toml")).unwrap_err().to_string();
+        assert!(e.starts_with("baton.toml:2:1: unknown key `command` in [verify]"), "{e}");
+        assert!(e.contains("did you mean `commands`?"), "{e}");
+        let e = Config::parse("[verify]\ncommands = \"make\"\n", Path::new("baton.toml")).unwrap_err().to_string();
+        assert!(e.starts_with("baton.toml:2:"), "{e}");
+        assert!(e.contains("give `commands` in [verify] a value of the right type"), "{e}");
+        let e = Config::parse("# checks\n[verify]\nrequire_changes = \"always\"\n", Path::new("baton.toml")).unwrap_err().to_string();
+        assert!(e.starts_with("baton.toml:3:"), "{e}");
+        assert!(e.contains("`warn`, `fail`, `off`"), "names the values there are: {e}");
+        let e = Config::parse("[verify]\ntimeout_seconds = 0\n", Path::new("baton.toml")).unwrap_err().to_string();
+        assert!(e.starts_with("baton.toml:2:1: `timeout_seconds` must be a number of seconds above 0"), "{e}");
+        assert!(e.contains("`timeout_seconds = 600`"), "{e}");
+        let e = Config::parse("[verify]\ncommands = [\"make\", \" \"]\n", Path::new("baton.toml")).unwrap_err().to_string();
+        assert!(e.starts_with("baton.toml:2:1: `commands` has an empty command"), "{e}");
+        let e = Config::parse("[verfy]\n", Path::new("baton.toml")).unwrap_err().to_string();
+        assert!(e.contains("did you mean `[verify]`?"), "{e}");
     }
 
     #[test]

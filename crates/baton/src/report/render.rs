@@ -389,6 +389,12 @@ fn raw_verbose_text(kind: &EventKind) -> Option<String> {
         EventKind::AttemptEnded { task, outcome, duration, cost_usd } => {
             format!("[DONE] {task}: {} in {}{}", outcome_text(outcome), human(*duration), cost(*cost_usd))
         }
+        EventKind::CheckStarted { task, command, index, count } => {
+            format!("[CHECK] {task}: {command} — running ({index} of {count})")
+        }
+        EventKind::CheckEnded { task, command, passed, exit, signal, timed_out, duration } => {
+            format!("[CHECK] {task}: {command} — {}", check_end_text(*passed, *exit, *signal, *timed_out, *duration))
+        }
         EventKind::TaskFinished { task, status, message, attempts, .. } => {
             format!("[TASK] {task} {}", finished_text(*status, message, *attempts))
         }
@@ -401,6 +407,17 @@ fn raw_verbose_text(kind: &EventKind) -> Option<String> {
         }
         EventKind::Summary(s) => format!("[SUMMARY] {}", summary_text(s)),
     })
+}
+
+/// How a check ended: `ok 12.3 s`, `failed (exit 101)`, `timed out after 600 s`.
+pub fn check_end_text(passed: bool, exit: Option<i32>, signal: Option<i32>, timed_out: bool, duration: Duration) -> String {
+    match (passed, timed_out, exit, signal) {
+        (true, ..) => format!("ok {:.1} s", duration.as_secs_f64()),
+        (_, true, ..) => format!("timed out after {} s", duration.as_secs_f64().round() as u64),
+        (_, _, Some(code), _) => format!("failed (exit {code})"),
+        (_, _, None, Some(signo)) => format!("failed (ended by signal {signo})"),
+        _ => "failed (could not be run)".to_string(),
+    }
 }
 
 pub fn cost(c: Option<f64>) -> String {
@@ -506,6 +523,29 @@ mod tests {
         // One task that ran: its time is the run's; no list.
         let one = Summary { tasks: s.tasks[..1].to_vec(), ..s };
         assert!(!summary_text(&one).contains("slowest"), "{}", summary_text(&one));
+    }
+
+    #[test]
+    fn checks_read_as_the_run_log_says_them() {
+        let ended = |passed, exit, signal, timed_out, secs: f64| {
+            verbose_text(&EventKind::CheckEnded {
+                task: "1.2".into(),
+                command: "cargo test".into(),
+                passed,
+                exit,
+                signal,
+                timed_out,
+                duration: Duration::from_secs_f64(secs),
+            })
+            .unwrap()
+        };
+        assert_eq!(ended(true, Some(0), None, false, 12.34), "[CHECK] 1.2: cargo test — ok 12.3 s");
+        assert_eq!(ended(false, Some(101), None, false, 3.0), "[CHECK] 1.2: cargo test — failed (exit 101)");
+        assert_eq!(ended(false, None, None, true, 600.0), "[CHECK] 1.2: cargo test — timed out after 600 s");
+        assert_eq!(ended(false, None, Some(9), false, 1.0), "[CHECK] 1.2: cargo test — failed (ended by signal 9)");
+        assert_eq!(ended(false, None, None, false, 0.0), "[CHECK] 1.2: cargo test — failed (could not be run)");
+        let started = EventKind::CheckStarted { task: "1.2".into(), command: "make \u{1b}[2J lint".into(), index: 2, count: 3 };
+        assert_eq!(verbose_text(&started).unwrap(), "[CHECK] 1.2: make \u{fffd}[2J lint — running (2 of 3)");
     }
 
     #[test]

@@ -31,6 +31,8 @@ pub struct Terminal {
     /// The live lines, on a terminal in the calm view.
     live: Option<Live>,
     running: HashMap<TaskId, Running>,
+    /// Tasks whose check has a live line of its own (their attempt's line was gone).
+    checking: std::collections::HashSet<TaskId>,
     /// Whether stdout gets colour, decided once (see `report::style`).
     colour: bool,
 }
@@ -68,6 +70,7 @@ impl Terminal {
             stderr: false,
             live,
             running: HashMap::new(),
+            checking: std::collections::HashSet::new(),
             colour: false,
         }
     }
@@ -167,6 +170,30 @@ impl Sink for Terminal {
                 if !outcome.ok() {
                     let text = format!(" {label}: {} ({}{})", terminal_line(&render::outcome_text(outcome)), human(*duration), cost(*cost_usd));
                     self.marked("  ✗", Role::Bad, &text);
+                }
+            }
+            EventKind::CheckStarted { task, command, .. } => {
+                let activity = format!("checking `{}`", super::status::cut(&terminal_line(command), LIVE_NAME_CHARS));
+                match (&mut self.live, self.running.get(task)) {
+                    (Some(live), Some(r)) => live.update(task, &format!("{} · {activity}", r.head)),
+                    // The attempt's line is gone already: the check gets one of its own.
+                    (Some(live), None) => {
+                        live.start(task, &terminal_line(&format!("{task} · {activity}")));
+                        self.checking.insert(task.clone());
+                    }
+                    (None, _) => {}
+                }
+            }
+            EventKind::CheckEnded { task, command, passed, exit, signal, timed_out, duration } => {
+                if self.checking.remove(task) {
+                    if let Some(live) = &mut self.live {
+                        live.end(task);
+                    }
+                }
+                // A passed check is told quietly, by the task's line; a failed one needs its own.
+                if !passed {
+                    let how = render::check_end_text(*passed, *exit, *signal, *timed_out, *duration);
+                    self.marked("  ✗", Role::Bad, &format!(" {task}: check `{}` {how}", terminal_line(command)));
                 }
             }
             EventKind::TaskFinished { task, name, status, message, attempts } => {
@@ -390,6 +417,47 @@ mod tests {
         let rows = screen.rows();
         assert!(live_rows(&rows).is_empty(), "no live line after the run: {rows:#?}");
         assert_eq!(rows[4..], ["✓ T1 one — completed", "  ✗ T3 three · attempt 1/2: failed: the status file says failed (3.0s)"], "{rows:#?}");
+    }
+
+    fn check(task: &str, command: &str, exit: Option<i32>) -> [RunEvent; 2] {
+        [
+            now(EventKind::CheckStarted { task: task.into(), command: command.into(), index: 1, count: 1 }),
+            now(EventKind::CheckEnded {
+                task: task.into(),
+                command: command.into(),
+                passed: exit == Some(0),
+                exit,
+                signal: None,
+                timed_out: false,
+                duration: Duration::from_secs(2),
+            }),
+        ]
+    }
+
+    #[test]
+    fn a_running_check_shows_in_its_task_s_line_and_only_a_failed_one_is_printed() {
+        let (mut term, screen) = view(100);
+        term.event(&started("T1", "one", 1));
+        let [start, end] = check("T1", "cargo test", Some(0));
+        term.event(&start);
+        let rows = screen.rows();
+        let live = live_rows(&rows);
+        assert_eq!(live.len(), 1, "{rows:#?}");
+        assert!(live[0].ends_with("T1 one · attempt 1/2 · checking `cargo test`"), "{rows:#?}");
+        term.event(&end);
+        assert_eq!(live_rows(&screen.rows()).len(), 1, "the task's line stays: {:#?}", screen.rows());
+        assert!(!screen.rows().iter().any(|r| r.contains("✗") || r.contains("cargo test") && !r.contains("checking")), "a passed check prints nothing: {:#?}", screen.rows());
+
+        // After the attempt's end, a check has a live line of its own, gone when it ends.
+        term.event(&ended("T1", true));
+        let [start, end] = check("T1", "make lint", Some(2));
+        term.event(&start);
+        let rows = screen.rows();
+        assert!(live_rows(&rows).iter().any(|r| r.ends_with("T1 · checking `make lint`")), "{rows:#?}");
+        term.event(&end);
+        let rows = screen.rows();
+        assert!(live_rows(&rows).is_empty(), "{rows:#?}");
+        assert!(rows.iter().any(|r| r == "  ✗ T1: check `make lint` failed (exit 2)"), "{rows:#?}");
     }
 
     #[test]

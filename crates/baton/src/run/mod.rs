@@ -10,5 +10,6 @@ pub mod record;
 pub mod schedule;
 pub mod stop;
 pub mod verdict;
+pub mod verify;
 
 pub use engine::{run, run_plan, RunOptions};

@@ -60,6 +60,9 @@ pub struct CheckRecord {
     pub from: String,
     /// The exit code; `None` when it ended by a signal or a timeout.
     pub exit: Option<i32>,
+    /// The signal that ended it, when one did (not baton's timeout or stop).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<i32>,
     pub timed_out: bool,
     pub passed: bool,
     pub duration_seconds: f64,

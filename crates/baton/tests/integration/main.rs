@@ -3,6 +3,7 @@
 mod after;
 mod attempt_view;
 mod agent_names;
+mod check_runs;
 mod ci_output;
 mod cli;
 mod compat;
