@@ -31,6 +31,9 @@ pub struct Terminal {
     /// The live lines, on a terminal in the calm view.
     live: Option<Live>,
     running: HashMap<TaskId, Running>,
+    /// Tasks under review, and whether the view drew their live line for the review alone
+    /// (the attempt's line had gone).
+    reviewing: HashMap<TaskId, bool>,
     /// Whether stdout gets colour, decided once (see `report::style`).
     colour: bool,
 }
@@ -68,6 +71,7 @@ impl Terminal {
             stderr: false,
             live,
             running: HashMap::new(),
+            reviewing: HashMap::new(),
             colour: false,
         }
     }
@@ -149,6 +153,8 @@ impl Sink for Terminal {
                     },
                 );
             }
+            // The reviewer's stream: its live line keeps saying `reviewing`.
+            EventKind::Agent { task, .. } if self.reviewing.contains_key(task) => {}
             EventKind::Agent { task, event, .. } => {
                 if let Some(r) = self.running.get_mut(task) {
                     r.summary.observe(event);
@@ -168,6 +174,32 @@ impl Sink for Terminal {
                     let text = format!(" {label}: {} ({}{})", terminal_line(&render::outcome_text(outcome)), human(*duration), cost(*cost_usd));
                     self.marked("  ✗", Role::Bad, &text);
                 }
+            }
+            EventKind::ReviewStarted { task, .. } => {
+                let head = self.running.get(task).map(|r| r.head.clone());
+                let own = head.is_none();
+                if let Some(live) = &mut self.live {
+                    match &head {
+                        Some(head) => live.update(task, &format!("{head} · reviewing")),
+                        None => live.start(task, &format!("{} · reviewing", terminal_line(task.as_str()))),
+                    }
+                }
+                self.reviewing.insert(task.clone(), own);
+            }
+            EventKind::ReviewEnded { task, verdict, findings, problem } => {
+                if let (Some(own), Some(live)) = (self.reviewing.remove(task), &mut self.live) {
+                    match self.running.get(task) {
+                        Some(r) if !own => live.update(task, &r.head),
+                        _ => live.end(task),
+                    }
+                }
+                let (mark, role) = match verdict.as_deref() {
+                    Some("PASS") => ("  ✓", Role::Good),
+                    Some("FAIL") => ("  ✗", Role::Bad),
+                    _ => ("  !", Role::Warn),
+                };
+                let text = render::review_text(task, verdict.as_deref(), findings, problem.as_deref());
+                self.marked(mark, role, &format!(" review {text}"));
             }
             EventKind::TaskFinished { task, name, status, message, attempts } => {
                 let (mark, role) = match status {
@@ -195,6 +227,7 @@ impl Sink for Terminal {
 
     fn finish(&mut self) {
         self.running.clear();
+        self.reviewing.clear();
         if let Some(live) = &mut self.live {
             live.clear();
         }
