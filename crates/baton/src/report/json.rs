@@ -192,6 +192,13 @@ mod tests {
         assert_eq!(v["duration_secs"], 2.5);
         assert_eq!(v["cost_usd"], 0.25);
 
+        let v = parsed(EventKind::ReviewEnded { task: "1.2".into(), verdict: Some("WARN".into()), findings: vec!["a".into()], problem: None });
+        assert_eq!(v["type"], "review_ended");
+        assert_eq!((&v["task"], &v["verdict"], &v["findings"], &v["problem"]), (&"1.2".into(), &"WARN".into(), &serde_json::json!(["a"]), &serde_json::Value::Null));
+        assert_eq!(v["text"], "[REVIEW] 1.2: WARN — 1 finding:\n  - a");
+        let v = parsed(EventKind::ReviewStarted { task: "1.2".into(), model: Some("opus".into()) });
+        assert_eq!((&v["type"], &v["model"], &v["text"]), (&"review_started".into(), &"opus".into(), &"[REVIEW] 1.2: reviewing (model opus)".into()));
+
         let v = parsed(EventKind::Note(Note::Blocked { tasks: vec![("2".into(), Wait::FailedDependency("1".into()))] }));
         assert_eq!((&v["type"], &v["note"]), (&"note".into(), &"blocked".into()));
         assert_eq!(v["tasks"], serde_json::json!([{"task": "2", "why": "its dependency '1' failed"}]));

@@ -475,6 +475,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_review_reads_as_its_verdict() {
+        let text = |verdict: Option<&str>, findings: &[&str], problem: Option<&str>| {
+            let findings: Vec<String> = findings.iter().map(|f| f.to_string()).collect();
+            verbose_text(&EventKind::ReviewEnded { task: "1.2".into(), verdict: verdict.map(Into::into), findings, problem: problem.map(Into::into) }).unwrap()
+        };
+        assert_eq!(text(Some("PASS"), &[], None), "[REVIEW] 1.2: PASS");
+        assert_eq!(text(Some("FAIL"), &["no tests", "two\nlines \u{1b}[2J"], None), "[REVIEW] 1.2: FAIL — 2 findings:\n  - no tests\n  - two lines \u{fffd}[2J");
+        assert_eq!(
+            text(None, &[], Some("no valid verdict from 2 reviewer sessions: garbage")),
+            "[REVIEW] 1.2: no valid verdict (no valid verdict from 2 reviewer sessions: garbage); completed without review"
+        );
+        assert_eq!(text(None, &[], Some(crate::run::review::PROBLEM_STOPPED)), format!("[REVIEW] 1.2: not finished ({})", crate::run::review::PROBLEM_STOPPED));
+    }
+
+    #[test]
     fn notes_read_as_they_always_have() {
         assert_eq!(
             note_text(&Note::Recovered { task: "1.2".into() }),

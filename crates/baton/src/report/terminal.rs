@@ -426,6 +426,40 @@ mod tests {
     }
 
     #[test]
+    fn a_review_says_reviewing_live_then_its_verdict() {
+        let (mut term, screen) = view(300);
+        // During the attempt: its line says reviewing, and the reviewer's tools do not show.
+        term.event(&started("T1", "one", 1));
+        term.event(&now(EventKind::ReviewStarted { task: "T1".into(), model: None }));
+        term.event(&tool("T1", "src/reviewer-reads.rs"));
+        let rows = screen.rows();
+        assert!(live_rows(&rows).iter().any(|r| r.ends_with("T1 one · attempt 1/2 · reviewing")), "{rows:#?}");
+        term.event(&now(EventKind::ReviewEnded {
+            task: "T1".into(),
+            verdict: Some("FAIL".into()),
+            findings: vec!["no tests\nat all".into(), "x".repeat(300)],
+            problem: None,
+        }));
+        let rows = screen.rows();
+        assert_eq!(rows[0], "  ✗ review T1: FAIL — 2 findings:", "{rows:#?}");
+        assert_eq!(rows[1], "  - no tests at all", "{rows:#?}");
+        assert!(rows[2].chars().count() < 220 && rows[2].ends_with('…'), "cut: {rows:#?}");
+        assert!(live_rows(&rows).iter().any(|r| r.ends_with("T1 one · attempt 1/2")), "back to the attempt's line: {rows:#?}");
+        term.event(&ended("T1", true));
+        // After the attempt: a line of its own, gone with the review.
+        term.event(&now(EventKind::ReviewStarted { task: "T2".into(), model: Some("opus".into()) }));
+        assert!(live_rows(&screen.rows()).iter().any(|r| r.ends_with("T2 · reviewing")), "{:#?}", screen.rows());
+        term.event(&now(EventKind::ReviewEnded { task: "T2".into(), verdict: None, findings: vec![], problem: Some("no valid verdict from 2 reviewer sessions: crashed".into()) }));
+        let rows = screen.rows();
+        assert!(live_rows(&rows).is_empty(), "{rows:#?}");
+        assert_eq!(
+            rows.last().unwrap(),
+            "  ! review T2: no valid verdict (no valid verdict from 2 reviewer sessions: crashed); completed without review",
+            "{rows:#?}"
+        );
+    }
+
+    #[test]
     fn a_live_line_wider_than_the_terminal_is_cut_not_wrapped() {
         let (mut term, screen) = view(40);
         term.event(&started("T1", &"a long name ".repeat(10), 1));
