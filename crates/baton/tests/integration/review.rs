@@ -63,7 +63,9 @@ fn run_review_stopped_at(p: &Project, model: Option<&str>, named_agent: Option<&
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let mut stopper = Some(stopper);
     let rec = rt.block_on(async {
-        if let (Some(mark), Some(stopper)) = (stop_at, stopper.take()) {
+        // The sender stays alive without a stop: a closed channel is a stop too.
+        if let Some(mark) = stop_at {
+            let stopper = stopper.take().expect("one stopper");
             tokio::spawn(async move {
                 while !mark.exists() {
                     tokio::time::sleep(Duration::from_millis(10)).await;
