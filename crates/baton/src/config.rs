@@ -22,6 +22,7 @@ pub struct Config {
     pub notify: Notify,
     pub pipeline: Pipeline,
     pub verify: VerifyConfig,
+    pub review: Review,
 }
 
 /// Where baton's files live, relative to the repository root.
@@ -197,6 +198,36 @@ impl Default for VerifyConfig {
     }
 }
 
+/// `[review]`: a fresh agent session that judges each attempt the agent reports `completed`
+/// (see `crate::run::review`).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Review {
+    /// Review every task (a plan's `meta.validation` can also turn reviewing on, or off).
+    pub enabled: bool,
+    /// The reviewer's model; unset: the agent's.
+    pub model: Option<String>,
+    /// A file, relative to the repository root, that replaces the built-in reviewer prompt.
+    pub prompt_template: Option<PathBuf>,
+    /// The named agent the reviewer session runs as (`--agent NAME`).
+    pub agent: Option<String>,
+    /// How many reviewer FAILs a task may get before it becomes `validation_exhausted`; a
+    /// plan's `meta.validation.max_validation_attempts` overrides it.
+    pub max_attempts: u32,
+}
+
+impl Default for Review {
+    fn default() -> Self {
+        Review {
+            enabled: false,
+            model: None,
+            prompt_template: None,
+            agent: None,
+            max_attempts: 2,
+        }
+    }
+}
+
 /// What a task that reports `completed` without any change gets (`[verify] require_changes`).
 #[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -324,7 +355,8 @@ impl Config {
     /// Values serde accepts but baton cannot use; `at` says where a key is set.
     fn check(&self, at: &KeyPlace<'_>) -> Vec<Problem> {
         let mut problems = self.paths.check(at);
-        let (run, smoke, pipeline, verify) = (Run::default(), Smoke::default(), Pipeline::default(), VerifyConfig::default());
+        let (run, smoke, pipeline) = (Run::default(), Smoke::default(), Pipeline::default());
+        let (verify, review) = (VerifyConfig::default(), Review::default());
         let positive = [
             ("run", "timeout_seconds", self.run.timeout_seconds, run.timeout_seconds),
             ("run", "idle_timeout_seconds", self.run.idle_timeout_seconds, run.idle_timeout_seconds),
@@ -344,6 +376,7 @@ impl Config {
             ("run", "max_attempts", self.run.max_attempts as usize, run.max_attempts as usize),
             ("run", "breaker_threshold", self.run.breaker_threshold as usize, run.breaker_threshold as usize),
             ("run", "jobs", self.run.jobs, run.jobs),
+            ("review", "max_attempts", self.review.max_attempts as usize, review.max_attempts as usize),
         ];
         let mut bad = |section: &str, key: &str, what: &str, default: String| {
             let (line, column) = at(section, key).unwrap_or((0, 0));
@@ -429,6 +462,7 @@ fn section_keys(section: &str) -> Option<&'static [&'static str]> {
         "notify" => field_names::<Notify>(),
         "pipeline" => field_names::<Pipeline>(),
         "verify" => field_names::<VerifyConfig>(),
+        "review" => field_names::<Review>(),
         _ => return None,
     })
 }
@@ -860,6 +894,38 @@ error: baton.toml is not valid (7 problems); nothing was run or changed"
             assert!(section_keys(section).is_some_and(|k| !k.is_empty()), "{section}");
         }
         assert!(field_names::<Run>().contains(&"timeout_seconds"));
+    }
+
+    #[test]
+    fn review_is_off_by_default_and_reads_every_key() {
+        let r = Config::default().review;
+        assert_eq!((r.enabled, r.max_attempts, r.model, r.agent, r.prompt_template), (false, 2, None, None, None));
+        let text = "[review]\nenabled = true\nmodel = \"opus\"\nprompt_template = \"prompts/review.md\"\nagent = \"code-reviewer\"\nmax_attempts = 4\n";
+        let r = Config::parse(text, Path::new("baton.toml")).unwrap().review;
+        assert!(r.enabled);
+        assert_eq!(r.model.as_deref(), Some("opus"));
+        assert_eq!(r.prompt_template, Some(PathBuf::from("prompts/review.md")));
+        assert_eq!(r.agent.as_deref(), Some("code-reviewer"));
+        assert_eq!(r.max_attempts, 4);
+    }
+
+    #[test]
+    fn review_problems_are_placed_with_their_fix() {
+        let e = Config::parse("[review]\nenabeld = true\n", Path::new("baton.toml")).unwrap_err().to_string();
+        assert!(e.starts_with("baton.toml:2:1: unknown key `enabeld` in [review]"), "{e}");
+        assert!(e.contains("did you mean `enabled`?"), "{e}");
+        let e = Config::parse("[review]\nenabled = \"yes\"\n", Path::new("baton.toml")).unwrap_err().to_string();
+        assert!(e.starts_with("baton.toml:2:11: invalid type: string \"yes\""), "{e}");
+        assert!(e.contains("give `enabled` in [review] a value of the right type"), "{e}");
+        let e = Config::parse("[review]\nmax_attempts = 0\n", Path::new("baton.toml")).unwrap_err().to_string();
+        assert!(e.starts_with("baton.toml:2:1: `max_attempts` must be at least 1"), "{e}");
+        assert!(e.contains("e.g. `max_attempts = 2` (the default)"), "{e}");
+        let e = Config::parse("[review]\nmodel = 3\n", Path::new("baton.toml")).unwrap_err().to_string();
+        assert!(e.starts_with("baton.toml:2:9:"), "{e}");
+        let e = Config::parse("[reveiw]\n", Path::new("baton.toml")).unwrap_err().to_string();
+        assert!(e.contains("did you mean `[review]`?"), "{e}");
+        let e = Config::parse("[run]\nmodel = \"x\"\n", Path::new("baton.toml")).unwrap_err().to_string();
+        assert!(e.contains("unknown key `model` in [run]"), "{e}");
     }
 
     #[test]

@@ -66,6 +66,11 @@ pub enum EventKind {
         #[serde(rename = "duration_secs", serialize_with = "secs")]
         duration: Duration,
     },
+    /// A reviewer session judges the task's attempt (see `crate::run::review`).
+    ReviewStarted { task: TaskId, model: Option<String> },
+    /// The review ended: a verdict (`PASS`, `WARN`, `FAIL`) with findings, or `problem` saying
+    /// why there is none.
+    ReviewEnded { task: TaskId, verdict: Option<String>, findings: Vec<String>, problem: Option<String> },
     /// A task reached a state the run will not change again; `attempts` when it failed.
     TaskFinished { task: TaskId, name: String, status: Status, message: String, attempts: Option<u32> },
     /// baton is waiting (back-off, limit, breaker) until `until`.

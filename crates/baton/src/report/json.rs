@@ -208,6 +208,12 @@ mod tests {
         assert_eq!((&v["passed"], &v["exit"], &v["signal"], &v["timed_out"]), (&false.into(), &101.into(), &serde_json::Value::Null, &false.into()));
         assert_eq!(v["duration_secs"], 12.3);
         assert_eq!(v["text"], "[CHECK] 1.2: cargo test — failed (exit 101)");
+        let v = parsed(EventKind::ReviewEnded { task: "1.2".into(), verdict: Some("WARN".into()), findings: vec!["a".into()], problem: None });
+        assert_eq!(v["type"], "review_ended");
+        assert_eq!((&v["task"], &v["verdict"], &v["findings"], &v["problem"]), (&"1.2".into(), &"WARN".into(), &serde_json::json!(["a"]), &serde_json::Value::Null));
+        assert_eq!(v["text"], "[REVIEW] 1.2: WARN — 1 finding:\n  - a");
+        let v = parsed(EventKind::ReviewStarted { task: "1.2".into(), model: Some("opus".into()) });
+        assert_eq!((&v["type"], &v["model"], &v["text"]), (&"review_started".into(), &"opus".into(), &"[REVIEW] 1.2: reviewing (model opus)".into()));
 
         let v = parsed(EventKind::Note(Note::Blocked { tasks: vec![("2".into(), Wait::FailedDependency("1".into()))] }));
         assert_eq!((&v["type"], &v["note"]), (&"note".into(), &"blocked".into()));

@@ -238,6 +238,7 @@ mod tests {
             from: "task".into(),
             exit,
             timed_out,
+            signal: None,
             passed,
             duration_seconds: 2.0,
             output: format!("/logs/{command}.out"),

@@ -267,6 +267,30 @@ pub fn wait_text(r: &WaitReason) -> String {
 
 /// The task's line when it reaches a final state.
 /// How a task ended, with its message: `completed: done`, `failed after 3 attempts: red`.
+/// The most of one finding a line shows (the attempt record keeps it whole).
+const FINDING_CHARS: usize = 200;
+
+/// A review's end: `1.2: PASS`, `1.2: FAIL — 2 findings:` with a finding per line, or
+/// `1.2: no valid verdict (…); completed without review`.
+pub fn review_text(task: &TaskId, verdict: Option<&str>, findings: &[String], problem: Option<&str>) -> String {
+    let Some(verdict) = verdict else {
+        let problem = super::status::cut(&super::safe::one_line(problem.unwrap_or("no reason given")), 300);
+        let stopped = problem.starts_with(crate::run::review::PROBLEM_STOPPED) || problem.starts_with(crate::run::review::PROBLEM_LIMIT);
+        return if stopped { format!("{task}: not finished ({problem})") } else { format!("{task}: no valid verdict ({problem}); completed without review") };
+    };
+    let mut text = format!("{task}: {verdict}");
+    match findings.len() {
+        0 => {}
+        n => {
+            text.push_str(&format!(" — {n} finding{}:", if n == 1 { "" } else { "s" }));
+            for f in findings {
+                text.push_str(&format!("\n  - {}", super::status::cut(&super::safe::one_line(f), FINDING_CHARS)));
+            }
+        }
+    }
+    text
+}
+
 pub fn finished_text(status: Status, message: &str, attempts: Option<u32>) -> String {
     let how = match (status, attempts) {
         (Status::Failed, Some(n)) => format!("failed after {n} attempt{}", if n == 1 { "" } else { "s" }),
@@ -360,7 +384,8 @@ pub fn error_text(error: &str, help: Option<&str>) -> String {
 pub fn verbose_text(kind: &EventKind) -> Option<String> {
     let text = raw_verbose_text(kind)?;
     Some(match kind {
-        EventKind::Banner { .. } | EventKind::Summary { .. } | EventKind::Warning { .. } | EventKind::Note(_) | EventKind::Error { .. } => {
+        // A verdict's findings are one line each (made so by `review_text`).
+        EventKind::Banner { .. } | EventKind::Summary { .. } | EventKind::Warning { .. } | EventKind::Note(_) | EventKind::Error { .. } | EventKind::ReviewEnded { .. } => {
             crate::report::safe::terminal_text(&text)
         }
         _ => crate::report::safe::terminal_line(&text),
@@ -397,6 +422,12 @@ fn raw_verbose_text(kind: &EventKind) -> Option<String> {
         }
         EventKind::TaskFinished { task, status, message, attempts, .. } => {
             format!("[TASK] {task} {}", finished_text(*status, message, *attempts))
+        }
+        EventKind::ReviewStarted { task, model } => {
+            format!("[REVIEW] {task}: reviewing{}", model.as_deref().map(|m| format!(" (model {m})")).unwrap_or_default())
+        }
+        EventKind::ReviewEnded { task, verdict, findings, problem } => {
+            format!("[REVIEW] {}", review_text(task, verdict.as_deref(), findings, problem.as_deref()))
         }
         EventKind::Waiting { reason, until } => format!("[WAIT] {}; waiting until {}", wait_text(reason), local_time(*until)),
         EventKind::Warning { text } => format!("[WARN] {text}"),
@@ -459,6 +490,21 @@ pub fn local_time(t: jiff::Timestamp) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_review_reads_as_its_verdict() {
+        let text = |verdict: Option<&str>, findings: &[&str], problem: Option<&str>| {
+            let findings: Vec<String> = findings.iter().map(|f| f.to_string()).collect();
+            verbose_text(&EventKind::ReviewEnded { task: "1.2".into(), verdict: verdict.map(Into::into), findings, problem: problem.map(Into::into) }).unwrap()
+        };
+        assert_eq!(text(Some("PASS"), &[], None), "[REVIEW] 1.2: PASS");
+        assert_eq!(text(Some("FAIL"), &["no tests", "two\nlines \u{1b}[2J"], None), "[REVIEW] 1.2: FAIL — 2 findings:\n  - no tests\n  - two lines \u{fffd}[2J");
+        assert_eq!(
+            text(None, &[], Some("no valid verdict from 2 reviewer sessions: garbage")),
+            "[REVIEW] 1.2: no valid verdict (no valid verdict from 2 reviewer sessions: garbage); completed without review"
+        );
+        assert_eq!(text(None, &[], Some(crate::run::review::PROBLEM_STOPPED)), format!("[REVIEW] 1.2: not finished ({})", crate::run::review::PROBLEM_STOPPED));
+    }
 
     #[test]
     fn notes_read_as_they_always_have() {

@@ -435,6 +435,7 @@ mod tests {
             from: "task".into(),
             exit: Some(1),
             timed_out: false,
+            signal: None,
             passed: false,
             duration_seconds: 0.25,
             output: "/logs/check-1.out".into(),

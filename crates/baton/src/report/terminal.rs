@@ -33,6 +33,9 @@ pub struct Terminal {
     running: HashMap<TaskId, Running>,
     /// Tasks whose check has a live line of its own (their attempt's line was gone).
     checking: std::collections::HashSet<TaskId>,
+    /// Tasks under review, and whether the view drew their live line for the review alone
+    /// (the attempt's line had gone).
+    reviewing: HashMap<TaskId, bool>,
     /// Whether stdout gets colour, decided once (see `report::style`).
     colour: bool,
 }
@@ -71,6 +74,7 @@ impl Terminal {
             live,
             running: HashMap::new(),
             checking: std::collections::HashSet::new(),
+            reviewing: HashMap::new(),
             colour: false,
         }
     }
@@ -152,6 +156,8 @@ impl Sink for Terminal {
                     },
                 );
             }
+            // The reviewer's stream: its live line keeps saying `reviewing`.
+            EventKind::Agent { task, .. } if self.reviewing.contains_key(task) => {}
             EventKind::Agent { task, event, .. } => {
                 if let Some(r) = self.running.get_mut(task) {
                     r.summary.observe(event);
@@ -196,6 +202,32 @@ impl Sink for Terminal {
                     self.marked("  ✗", Role::Bad, &format!(" {task}: check `{}` {how}", terminal_line(command)));
                 }
             }
+            EventKind::ReviewStarted { task, .. } => {
+                let head = self.running.get(task).map(|r| r.head.clone());
+                let own = head.is_none();
+                if let Some(live) = &mut self.live {
+                    match &head {
+                        Some(head) => live.update(task, &format!("{head} · reviewing")),
+                        None => live.start(task, &format!("{} · reviewing", terminal_line(task.as_str()))),
+                    }
+                }
+                self.reviewing.insert(task.clone(), own);
+            }
+            EventKind::ReviewEnded { task, verdict, findings, problem } => {
+                if let (Some(own), Some(live)) = (self.reviewing.remove(task), &mut self.live) {
+                    match self.running.get(task) {
+                        Some(r) if !own => live.update(task, &r.head),
+                        _ => live.end(task),
+                    }
+                }
+                let (mark, role) = match verdict.as_deref() {
+                    Some("PASS") => ("  ✓", Role::Good),
+                    Some("FAIL") => ("  ✗", Role::Bad),
+                    _ => ("  !", Role::Warn),
+                };
+                let text = render::review_text(task, verdict.as_deref(), findings, problem.as_deref());
+                self.marked(mark, role, &format!(" review {text}"));
+            }
             EventKind::TaskFinished { task, name, status, message, attempts } => {
                 let (mark, role) = match status {
                     Status::Completed | Status::Verified => ("✓", Role::Good),
@@ -222,6 +254,7 @@ impl Sink for Terminal {
 
     fn finish(&mut self) {
         self.running.clear();
+        self.reviewing.clear();
         if let Some(live) = &mut self.live {
             live.clear();
         }
@@ -458,6 +491,40 @@ mod tests {
         let rows = screen.rows();
         assert!(live_rows(&rows).is_empty(), "{rows:#?}");
         assert!(rows.iter().any(|r| r == "  ✗ T1: check `make lint` failed (exit 2)"), "{rows:#?}");
+    }
+
+    #[test]
+    fn a_review_says_reviewing_live_then_its_verdict() {
+        let (mut term, screen) = view(300);
+        // During the attempt: its line says reviewing, and the reviewer's tools do not show.
+        term.event(&started("T1", "one", 1));
+        term.event(&now(EventKind::ReviewStarted { task: "T1".into(), model: None }));
+        term.event(&tool("T1", "src/reviewer-reads.rs"));
+        let rows = screen.rows();
+        assert!(live_rows(&rows).iter().any(|r| r.ends_with("T1 one · attempt 1/2 · reviewing")), "{rows:#?}");
+        term.event(&now(EventKind::ReviewEnded {
+            task: "T1".into(),
+            verdict: Some("FAIL".into()),
+            findings: vec!["no tests\nat all".into(), "x".repeat(300)],
+            problem: None,
+        }));
+        let rows = screen.rows();
+        assert_eq!(rows[0], "  ✗ review T1: FAIL — 2 findings:", "{rows:#?}");
+        assert_eq!(rows[1], "  - no tests at all", "{rows:#?}");
+        assert!(rows[2].chars().count() < 220 && rows[2].ends_with('…'), "cut: {rows:#?}");
+        assert!(live_rows(&rows).iter().any(|r| r.ends_with("T1 one · attempt 1/2")), "back to the attempt's line: {rows:#?}");
+        term.event(&ended("T1", true));
+        // After the attempt: a line of its own, gone with the review.
+        term.event(&now(EventKind::ReviewStarted { task: "T2".into(), model: Some("opus".into()) }));
+        assert!(live_rows(&screen.rows()).iter().any(|r| r.ends_with("T2 · reviewing")), "{:#?}", screen.rows());
+        term.event(&now(EventKind::ReviewEnded { task: "T2".into(), verdict: None, findings: vec![], problem: Some("no valid verdict from 2 reviewer sessions: crashed".into()) }));
+        let rows = screen.rows();
+        assert!(live_rows(&rows).is_empty(), "{rows:#?}");
+        assert_eq!(
+            rows.last().unwrap(),
+            "  ! review T2: no valid verdict (no valid verdict from 2 reviewer sessions: crashed); completed without review",
+            "{rows:#?}"
+        );
     }
 
     #[test]

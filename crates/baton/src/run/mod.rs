@@ -7,6 +7,7 @@ pub mod lock;
 pub mod process;
 pub mod prompt;
 pub mod record;
+pub mod review;
 pub mod schedule;
 pub mod stop;
 pub mod verdict;

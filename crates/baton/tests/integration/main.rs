@@ -19,6 +19,7 @@ mod parallel_limits;
 mod pipeline;
 mod processes;
 mod real_claude;
+mod review;
 mod safety;
 mod support;
 mod try_it;
