@@ -21,6 +21,8 @@ pub struct Config {
     pub smoke: Smoke,
     pub notify: Notify,
     pub pipeline: Pipeline,
+    pub verify: VerifyConfig,
+    pub review: Review,
 }
 
 /// Where baton's files live, relative to the repository root.
@@ -174,6 +176,71 @@ impl Default for Pipeline {
     }
 }
 
+/// `[verify]`: checks run after an agent reports a task `completed`, before baton records it.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct VerifyConfig {
+    /// Shell commands run for every task, before the plan's and the task's own.
+    pub commands: Vec<String>,
+    /// The longest one check command may run.
+    pub timeout_seconds: f64,
+    /// What a `completed` report without any change in the task's checkout gets.
+    pub require_changes: RequireChanges,
+}
+
+impl Default for VerifyConfig {
+    fn default() -> Self {
+        VerifyConfig {
+            commands: Vec::new(),
+            timeout_seconds: 600.0,
+            require_changes: RequireChanges::Warn,
+        }
+    }
+}
+
+/// `[review]`: a fresh agent session that judges each attempt the agent reports `completed`
+/// (see `crate::run::review`).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Review {
+    /// Review every task (a plan's `meta.validation` can also turn reviewing on, or off).
+    pub enabled: bool,
+    /// The reviewer's model; unset: the agent's.
+    pub model: Option<String>,
+    /// A file, relative to the repository root, that replaces the built-in reviewer prompt.
+    pub prompt_template: Option<PathBuf>,
+    /// The named agent the reviewer session runs as (`--agent NAME`).
+    pub agent: Option<String>,
+    /// How many reviewer FAILs a task may get before it becomes `validation_exhausted`; a
+    /// plan's `meta.validation.max_validation_attempts` overrides it.
+    pub max_attempts: u32,
+}
+
+impl Default for Review {
+    fn default() -> Self {
+        Review {
+            enabled: false,
+            model: None,
+            prompt_template: None,
+            agent: None,
+            max_attempts: 2,
+        }
+    }
+}
+
+/// What a task that reports `completed` without any change gets (`[verify] require_changes`).
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RequireChanges {
+    /// Recorded and shown; the task completes.
+    #[default]
+    Warn,
+    /// The attempt fails.
+    Fail,
+    /// Not looked at.
+    Off,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {}", path.display())]
@@ -289,6 +356,7 @@ impl Config {
     fn check(&self, at: &KeyPlace<'_>) -> Vec<Problem> {
         let mut problems = self.paths.check(at);
         let (run, smoke, pipeline) = (Run::default(), Smoke::default(), Pipeline::default());
+        let (verify, review) = (VerifyConfig::default(), Review::default());
         let positive = [
             ("run", "timeout_seconds", self.run.timeout_seconds, run.timeout_seconds),
             ("run", "idle_timeout_seconds", self.run.idle_timeout_seconds, run.idle_timeout_seconds),
@@ -302,11 +370,13 @@ impl Config {
             ("run", "throttle_max_seconds", self.run.throttle_max_seconds, run.throttle_max_seconds),
             ("pipeline", "scan_interval_seconds", self.pipeline.scan_interval_seconds, pipeline.scan_interval_seconds),
             ("smoke", "timeout_seconds", self.smoke.timeout_seconds, smoke.timeout_seconds),
+            ("verify", "timeout_seconds", self.verify.timeout_seconds, verify.timeout_seconds),
         ];
         let counts = [
             ("run", "max_attempts", self.run.max_attempts as usize, run.max_attempts as usize),
             ("run", "breaker_threshold", self.run.breaker_threshold as usize, run.breaker_threshold as usize),
             ("run", "jobs", self.run.jobs, run.jobs),
+            ("review", "max_attempts", self.review.max_attempts as usize, review.max_attempts as usize),
         ];
         let mut bad = |section: &str, key: &str, what: &str, default: String| {
             let (line, column) = at(section, key).unwrap_or((0, 0));
@@ -326,6 +396,15 @@ impl Config {
             if value == 0 {
                 bad(section, key, "must be at least 1", default.to_string());
             }
+        }
+        if self.verify.commands.iter().any(|c| c.trim().is_empty()) {
+            let (line, column) = at("verify", "commands").unwrap_or((0, 0));
+            problems.push(Problem {
+                line,
+                column,
+                message: "`commands` has an empty command".into(),
+                help: "give each check a shell command, e.g. `commands = [\"cargo test\"]`, or remove the empty one".into(),
+            });
         }
         problems
     }
@@ -382,6 +461,8 @@ fn section_keys(section: &str) -> Option<&'static [&'static str]> {
         "smoke" => field_names::<Smoke>(),
         "notify" => field_names::<Notify>(),
         "pipeline" => field_names::<Pipeline>(),
+        "verify" => field_names::<VerifyConfig>(),
+        "review" => field_names::<Review>(),
         _ => return None,
     })
 }
@@ -769,6 +850,38 @@ error: baton.toml is not valid (7 problems); nothing was run or changed"
     }
 
     #[test]
+    fn verify_has_its_keys_types_and_values_checked() {
+        let c = Config::default();
+        assert!(c.verify.commands.is_empty());
+        assert_eq!(c.verify.timeout_seconds, 600.0);
+        assert_eq!(c.verify.require_changes, RequireChanges::Warn);
+        let text = "[verify]\ncommands = [\"cargo test\", \"cargo clippy\"]\ntimeout_seconds = 120\nrequire_changes = \"fail\"\n";
+        let c = Config::parse(text, Path::new("baton.toml")).unwrap();
+        assert_eq!(c.verify.commands, ["cargo test", "cargo clippy"]);
+        assert_eq!(c.verify.timeout_seconds, 120.0);
+        assert_eq!(c.verify.require_changes, RequireChanges::Fail);
+        let c = Config::parse("[verify]\nrequire_changes = \"off\"\n", Path::new("baton.toml")).unwrap();
+        assert_eq!(c.verify.require_changes, RequireChanges::Off);
+
+        let e = Config::parse("[verify]\ncommand = [\"make\"]\n", Path::new("baton.toml")).unwrap_err().to_string();
+        assert!(e.starts_with("baton.toml:2:1: unknown key `command` in [verify]"), "{e}");
+        assert!(e.contains("did you mean `commands`?"), "{e}");
+        let e = Config::parse("[verify]\ncommands = \"make\"\n", Path::new("baton.toml")).unwrap_err().to_string();
+        assert!(e.starts_with("baton.toml:2:"), "{e}");
+        assert!(e.contains("give `commands` in [verify] a value of the right type"), "{e}");
+        let e = Config::parse("# checks\n[verify]\nrequire_changes = \"always\"\n", Path::new("baton.toml")).unwrap_err().to_string();
+        assert!(e.starts_with("baton.toml:3:"), "{e}");
+        assert!(e.contains("`warn`, `fail`, `off`"), "names the values there are: {e}");
+        let e = Config::parse("[verify]\ntimeout_seconds = 0\n", Path::new("baton.toml")).unwrap_err().to_string();
+        assert!(e.starts_with("baton.toml:2:1: `timeout_seconds` must be a number of seconds above 0"), "{e}");
+        assert!(e.contains("`timeout_seconds = 600`"), "{e}");
+        let e = Config::parse("[verify]\ncommands = [\"make\", \" \"]\n", Path::new("baton.toml")).unwrap_err().to_string();
+        assert!(e.starts_with("baton.toml:2:1: `commands` has an empty command"), "{e}");
+        let e = Config::parse("[verfy]\n", Path::new("baton.toml")).unwrap_err().to_string();
+        assert!(e.contains("did you mean `[verify]`?"), "{e}");
+    }
+
+    #[test]
     fn a_syntax_error_is_placed_too() {
         let e = Config::parse("[run\njobs = 1\n", Path::new("baton.toml")).unwrap_err();
         assert!(e.to_string().starts_with("baton.toml:1:5: "), "{e}");
@@ -781,6 +894,38 @@ error: baton.toml is not valid (7 problems); nothing was run or changed"
             assert!(section_keys(section).is_some_and(|k| !k.is_empty()), "{section}");
         }
         assert!(field_names::<Run>().contains(&"timeout_seconds"));
+    }
+
+    #[test]
+    fn review_is_off_by_default_and_reads_every_key() {
+        let r = Config::default().review;
+        assert_eq!((r.enabled, r.max_attempts, r.model, r.agent, r.prompt_template), (false, 2, None, None, None));
+        let text = "[review]\nenabled = true\nmodel = \"opus\"\nprompt_template = \"prompts/review.md\"\nagent = \"code-reviewer\"\nmax_attempts = 4\n";
+        let r = Config::parse(text, Path::new("baton.toml")).unwrap().review;
+        assert!(r.enabled);
+        assert_eq!(r.model.as_deref(), Some("opus"));
+        assert_eq!(r.prompt_template, Some(PathBuf::from("prompts/review.md")));
+        assert_eq!(r.agent.as_deref(), Some("code-reviewer"));
+        assert_eq!(r.max_attempts, 4);
+    }
+
+    #[test]
+    fn review_problems_are_placed_with_their_fix() {
+        let e = Config::parse("[review]\nenabeld = true\n", Path::new("baton.toml")).unwrap_err().to_string();
+        assert!(e.starts_with("baton.toml:2:1: unknown key `enabeld` in [review]"), "{e}");
+        assert!(e.contains("did you mean `enabled`?"), "{e}");
+        let e = Config::parse("[review]\nenabled = \"yes\"\n", Path::new("baton.toml")).unwrap_err().to_string();
+        assert!(e.starts_with("baton.toml:2:11: invalid type: string \"yes\""), "{e}");
+        assert!(e.contains("give `enabled` in [review] a value of the right type"), "{e}");
+        let e = Config::parse("[review]\nmax_attempts = 0\n", Path::new("baton.toml")).unwrap_err().to_string();
+        assert!(e.starts_with("baton.toml:2:1: `max_attempts` must be at least 1"), "{e}");
+        assert!(e.contains("e.g. `max_attempts = 2` (the default)"), "{e}");
+        let e = Config::parse("[review]\nmodel = 3\n", Path::new("baton.toml")).unwrap_err().to_string();
+        assert!(e.starts_with("baton.toml:2:9:"), "{e}");
+        let e = Config::parse("[reveiw]\n", Path::new("baton.toml")).unwrap_err().to_string();
+        assert!(e.contains("did you mean `[review]`?"), "{e}");
+        let e = Config::parse("[run]\nmodel = \"x\"\n", Path::new("baton.toml")).unwrap_err().to_string();
+        assert!(e.contains("unknown key `model` in [run]"), "{e}");
     }
 
     #[test]

@@ -98,6 +98,14 @@ const CONFIG_TAIL: &str = r#"
 [smoke]
 # A command run once every task has completed (a failure ends the run with exit 5).
 # command = "make test"
+
+[verify]
+# Checks run in the task's checkout after the agent reports it completed; a failing one fails
+# the attempt, and its output goes into the next attempt's prompt.
+# commands = ["cargo test"]
+# timeout_seconds = 600
+# A completion without any change: "warn" (recorded and shown), "fail" or "off".
+# require_changes = "warn"
 "#;
 
 /// The `baton.toml` that `init` writes.

@@ -490,7 +490,8 @@ fn show_status(plan: &Path, json: bool, watch: bool) -> Exit {
     let run = baton::report::watch::run_view(&place, file.plan());
     if json {
         let run = baton::report::watch::run_json(run.as_ref());
-        baton::outln!("{}", status::json(file.plan(), &path, config.run.max_attempts, &totals, run));
+        let sessions = file.plan().tasks().map(|t| (t.id.to_string(), records.all(t.id.as_str()))).collect();
+        baton::outln!("{}", status::json(file.plan(), &path, config.run.max_attempts, &totals, &sessions, run));
     } else {
         baton::out!("{}", status::table(file.plan(), &path, config.run.max_attempts, terminal_width(), &totals));
         // A run going on says so; no run is the ordinary case and goes unsaid.

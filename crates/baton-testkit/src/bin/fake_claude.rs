@@ -60,6 +60,7 @@
 //! | `status: "completed"\|"failed"\|"skipped"\|"none"\|"malformed"\|"wrong_id"` | the status file: `none` writes nothing, `malformed` writes `{not json`, `wrong_id` uses task_id `"nope"`. Default `completed`, but `none` when the step has `limit`, `throttle`, `hang` or `hang_streaming` |
 //! | `message: "text"` | the status file's `message` (default `did it`) |
 //! | `plan_modified: bool` | the status file's `plan_modified` (default false) |
+//! | `status_json: <JSON>` | the status file's content instead of the task status object: a JSON string is written as it is (garbage too), any other value as JSON — e.g. a reviewer's `{"task_id": "1", "verdict": "FAIL", "findings": ["no tests"]}`. With `status_in_result`, it goes in the final answer instead. Needs a `status` other than `none` (the default `completed` will do) |
 //! | `status_in_result: true` | write no file; put the status JSON in the final `result` text instead (prose, then a ```` ```json ```` fence) |
 //! | `result_text: "text"` | the final `result` text (default `Done: <message>`) |
 //! | `limit: "You've hit your limit · resets 6pm (America/Toronto)"` | end like a usage limit: a synthetic assistant message (`model: "<synthetic>"`) with the text, then a result with `subtype: success`, `is_error: true`, `api_error_status: 429`, `terminal_reason: api_error`, `result` = the text; exit 1 |
@@ -236,6 +237,7 @@ struct Step {
     message: Option<String>,
     plan_modified: bool,
     status_in_result: bool,
+    status_json: Option<String>,
     result_text: Option<String>,
     limit: Option<String>,
     limit_resets_at: Option<i64>,
@@ -316,6 +318,8 @@ fn parse_step(value: &Value, at: &str) -> Result<Step, Failure> {
             "message" => step.message = Some(text(key, v)?),
             "plan_modified" => step.plan_modified = flag(key, v)?,
             "status_in_result" => step.status_in_result = flag(key, v)?,
+            // Any JSON: a string is written as it is (garbage included), anything else as JSON.
+            "status_json" => step.status_json = Some(v.as_str().map_or_else(|| v.to_string(), str::to_owned)),
             "result_text" => step.result_text = Some(text(key, v)?),
             "limit" => step.limit = Some(text(key, v)?),
             "limit_resets_at" => {
@@ -868,6 +872,14 @@ fn run() -> Result<u8, Failure> {
         "status": if status == "wrong_id" { "completed" } else { status.as_str() },
         "message": message, "timestamp": timestamp(), "plan_modified": step.plan_modified,
     });
+    let status_json = match &step.status_json {
+        Some(verbatim) => Value::String(verbatim.clone()),
+        None => status_json,
+    };
+    let body_of = |json: &Value| match json {
+        Value::String(verbatim) => verbatim.clone(),
+        other => other.to_string(),
+    };
     let mut result_text = step
         .result_text
         .clone()
@@ -877,7 +889,7 @@ fn run() -> Result<u8, Failure> {
             let body = if status == "malformed" {
                 "{not json".to_owned()
             } else {
-                status_json.to_string()
+                body_of(&status_json)
             };
             result_text = format!(
                 "I could not write the status file, so here is the status.\n\n```json\n{body}\n```"
@@ -891,7 +903,7 @@ fn run() -> Result<u8, Failure> {
         let body = if status == "malformed" {
             "{not json".to_owned()
         } else {
-            status_json.to_string()
+            body_of(&status_json)
         };
         if let Some(parent) = path.parent() {
             fs::create_dir_all(parent)

@@ -51,6 +51,26 @@ pub enum EventKind {
         duration: Duration,
         cost_usd: Option<f64>,
     },
+    /// A check (`[verify]`, `meta.verify`, the task's `verify`) started after the agent reported
+    /// the task completed: the `index`th (from 1) of `count`.
+    CheckStarted { task: TaskId, command: String, index: usize, count: usize },
+    /// A check ended: `exit` its exit code, `signal` the signal that ended it, `timed_out` when
+    /// `[verify] timeout_seconds` did. Not sent for a check that a stop ended.
+    CheckEnded {
+        task: TaskId,
+        command: String,
+        passed: bool,
+        exit: Option<i32>,
+        signal: Option<i32>,
+        timed_out: bool,
+        #[serde(rename = "duration_secs", serialize_with = "secs")]
+        duration: Duration,
+    },
+    /// A reviewer session judges the task's attempt (see `crate::run::review`).
+    ReviewStarted { task: TaskId, model: Option<String> },
+    /// The review ended: a verdict (`PASS`, `WARN`, `FAIL`) with findings, or `problem` saying
+    /// why there is none.
+    ReviewEnded { task: TaskId, verdict: Option<String>, findings: Vec<String>, problem: Option<String> },
     /// A task reached a state the run will not change again; `attempts` when it failed.
     TaskFinished { task: TaskId, name: String, status: Status, message: String, attempts: Option<u32> },
     /// baton is waiting (back-off, limit, breaker) until `until`.

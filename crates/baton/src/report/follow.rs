@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::agent::Dialect;
-use crate::report::logs::{event_lines, head, outcome_line, pick, render, stderr_block};
+use crate::report::logs::{event_lines, head, outcome_line, pick, render, stderr_block, verification_lines};
 use crate::report::wake::{Wake, Woke};
 use crate::run::record::Records;
 
@@ -49,7 +49,7 @@ pub fn follow(place: &Place<'_>, task: &str, session: Option<u32>, dialect: &dyn
             crate::out!("{}", event_lines(&line, dialect));
         }
         if let Some(r) = record {
-            crate::out!("{}\n{}", stderr_block(&transcript), outcome_line(&r));
+            crate::out!("{}\n{}{}", stderr_block(&transcript), outcome_line(&r), verification_lines(&r));
             return Ok(());
         }
         if gone {

@@ -192,6 +192,29 @@ mod tests {
         assert_eq!(v["duration_secs"], 2.5);
         assert_eq!(v["cost_usd"], 0.25);
 
+        let v = parsed(EventKind::CheckStarted { task: "1.2".into(), command: "cargo test".into(), index: 1, count: 2 });
+        assert_eq!((&v["type"], &v["task"], &v["command"]), (&"check_started".into(), &"1.2".into(), &"cargo test".into()));
+        assert_eq!((&v["index"], &v["count"]), (&1.into(), &2.into()));
+        let v = parsed(EventKind::CheckEnded {
+            task: "1.2".into(),
+            command: "cargo test".into(),
+            passed: false,
+            exit: Some(101),
+            signal: None,
+            timed_out: false,
+            duration: Duration::from_millis(12_300),
+        });
+        assert_eq!(v["type"], "check_ended");
+        assert_eq!((&v["passed"], &v["exit"], &v["signal"], &v["timed_out"]), (&false.into(), &101.into(), &serde_json::Value::Null, &false.into()));
+        assert_eq!(v["duration_secs"], 12.3);
+        assert_eq!(v["text"], "[CHECK] 1.2: cargo test — failed (exit 101)");
+        let v = parsed(EventKind::ReviewEnded { task: "1.2".into(), verdict: Some("WARN".into()), findings: vec!["a".into()], problem: None });
+        assert_eq!(v["type"], "review_ended");
+        assert_eq!((&v["task"], &v["verdict"], &v["findings"], &v["problem"]), (&"1.2".into(), &"WARN".into(), &serde_json::json!(["a"]), &serde_json::Value::Null));
+        assert_eq!(v["text"], "[REVIEW] 1.2: WARN — 1 finding:\n  - a");
+        let v = parsed(EventKind::ReviewStarted { task: "1.2".into(), model: Some("opus".into()) });
+        assert_eq!((&v["type"], &v["model"], &v["text"]), (&"review_started".into(), &"opus".into(), &"[REVIEW] 1.2: reviewing (model opus)".into()));
+
         let v = parsed(EventKind::Note(Note::Blocked { tasks: vec![("2".into(), Wait::FailedDependency("1".into()))] }));
         assert_eq!((&v["type"], &v["note"]), (&"note".into(), &"blocked".into()));
         assert_eq!(v["tasks"], serde_json::json!([{"task": "2", "why": "its dependency '1' failed"}]));

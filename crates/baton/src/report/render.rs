@@ -267,6 +267,30 @@ pub fn wait_text(r: &WaitReason) -> String {
 
 /// The task's line when it reaches a final state.
 /// How a task ended, with its message: `completed: done`, `failed after 3 attempts: red`.
+/// The most of one finding a line shows (the attempt record keeps it whole).
+const FINDING_CHARS: usize = 200;
+
+/// A review's end: `1.2: PASS`, `1.2: FAIL — 2 findings:` with a finding per line, or
+/// `1.2: no valid verdict (…); completed without review`.
+pub fn review_text(task: &TaskId, verdict: Option<&str>, findings: &[String], problem: Option<&str>) -> String {
+    let Some(verdict) = verdict else {
+        let problem = super::status::cut(&super::safe::one_line(problem.unwrap_or("no reason given")), 300);
+        let stopped = problem.starts_with(crate::run::review::PROBLEM_STOPPED) || problem.starts_with(crate::run::review::PROBLEM_LIMIT);
+        return if stopped { format!("{task}: not finished ({problem})") } else { format!("{task}: no valid verdict ({problem}); completed without review") };
+    };
+    let mut text = format!("{task}: {verdict}");
+    match findings.len() {
+        0 => {}
+        n => {
+            text.push_str(&format!(" — {n} finding{}:", if n == 1 { "" } else { "s" }));
+            for f in findings {
+                text.push_str(&format!("\n  - {}", super::status::cut(&super::safe::one_line(f), FINDING_CHARS)));
+            }
+        }
+    }
+    text
+}
+
 pub fn finished_text(status: Status, message: &str, attempts: Option<u32>) -> String {
     let how = match (status, attempts) {
         (Status::Failed, Some(n)) => format!("failed after {n} attempt{}", if n == 1 { "" } else { "s" }),
@@ -361,7 +385,8 @@ pub fn error_text(error: &str, help: Option<&str>) -> String {
 pub fn verbose_text(kind: &EventKind) -> Option<String> {
     let text = raw_verbose_text(kind)?;
     Some(match kind {
-        EventKind::Banner { .. } | EventKind::Summary { .. } | EventKind::Warning { .. } | EventKind::Note(_) | EventKind::Error { .. } => {
+        // A verdict's findings are one line each (made so by `review_text`).
+        EventKind::Banner { .. } | EventKind::Summary { .. } | EventKind::Warning { .. } | EventKind::Note(_) | EventKind::Error { .. } | EventKind::ReviewEnded { .. } => {
             crate::report::safe::terminal_text(&text)
         }
         _ => crate::report::safe::terminal_line(&text),
@@ -390,8 +415,20 @@ fn raw_verbose_text(kind: &EventKind) -> Option<String> {
         EventKind::AttemptEnded { task, outcome, duration, cost_usd } => {
             format!("[DONE] {task}: {} in {}{}", outcome_text(outcome), human(*duration), cost(*cost_usd))
         }
+        EventKind::CheckStarted { task, command, index, count } => {
+            format!("[CHECK] {task}: {command} — running ({index} of {count})")
+        }
+        EventKind::CheckEnded { task, command, passed, exit, signal, timed_out, duration } => {
+            format!("[CHECK] {task}: {command} — {}", check_end_text(*passed, *exit, *signal, *timed_out, *duration))
+        }
         EventKind::TaskFinished { task, status, message, attempts, .. } => {
             format!("[TASK] {task} {}", finished_text(*status, message, *attempts))
+        }
+        EventKind::ReviewStarted { task, model } => {
+            format!("[REVIEW] {task}: reviewing{}", model.as_deref().map(|m| format!(" (model {m})")).unwrap_or_default())
+        }
+        EventKind::ReviewEnded { task, verdict, findings, problem } => {
+            format!("[REVIEW] {}", review_text(task, verdict.as_deref(), findings, problem.as_deref()))
         }
         EventKind::Waiting { reason, until } => format!("[WAIT] {}; waiting until {}", wait_text(reason), local_time(*until)),
         EventKind::Warning { text } => format!("[WARN] {text}"),
@@ -402,6 +439,17 @@ fn raw_verbose_text(kind: &EventKind) -> Option<String> {
         }
         EventKind::Summary(s) => format!("[SUMMARY] {}", summary_text(s)),
     })
+}
+
+/// How a check ended: `ok 12.3 s`, `failed (exit 101)`, `timed out after 600 s`.
+pub fn check_end_text(passed: bool, exit: Option<i32>, signal: Option<i32>, timed_out: bool, duration: Duration) -> String {
+    match (passed, timed_out, exit, signal) {
+        (true, ..) => format!("ok {:.1} s", duration.as_secs_f64()),
+        (_, true, ..) => format!("timed out after {} s", duration.as_secs_f64().round() as u64),
+        (_, _, Some(code), _) => format!("failed (exit {code})"),
+        (_, _, None, Some(signo)) => format!("failed (ended by signal {signo})"),
+        _ => "failed (could not be run)".to_string(),
+    }
 }
 
 pub fn cost(c: Option<f64>) -> String {
@@ -443,6 +491,21 @@ pub fn local_time(t: jiff::Timestamp) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_review_reads_as_its_verdict() {
+        let text = |verdict: Option<&str>, findings: &[&str], problem: Option<&str>| {
+            let findings: Vec<String> = findings.iter().map(|f| f.to_string()).collect();
+            verbose_text(&EventKind::ReviewEnded { task: "1.2".into(), verdict: verdict.map(Into::into), findings, problem: problem.map(Into::into) }).unwrap()
+        };
+        assert_eq!(text(Some("PASS"), &[], None), "[REVIEW] 1.2: PASS");
+        assert_eq!(text(Some("FAIL"), &["no tests", "two\nlines \u{1b}[2J"], None), "[REVIEW] 1.2: FAIL — 2 findings:\n  - no tests\n  - two lines \u{fffd}[2J");
+        assert_eq!(
+            text(None, &[], Some("no valid verdict from 2 reviewer sessions: garbage")),
+            "[REVIEW] 1.2: no valid verdict (no valid verdict from 2 reviewer sessions: garbage); completed without review"
+        );
+        assert_eq!(text(None, &[], Some(crate::run::review::PROBLEM_STOPPED)), format!("[REVIEW] 1.2: not finished ({})", crate::run::review::PROBLEM_STOPPED));
+    }
 
     #[test]
     fn notes_read_as_they_always_have() {
@@ -507,6 +570,29 @@ mod tests {
         // One task that ran: its time is the run's; no list.
         let one = Summary { tasks: s.tasks[..1].to_vec(), ..s };
         assert!(!summary_text(&one).contains("slowest"), "{}", summary_text(&one));
+    }
+
+    #[test]
+    fn checks_read_as_the_run_log_says_them() {
+        let ended = |passed, exit, signal, timed_out, secs: f64| {
+            verbose_text(&EventKind::CheckEnded {
+                task: "1.2".into(),
+                command: "cargo test".into(),
+                passed,
+                exit,
+                signal,
+                timed_out,
+                duration: Duration::from_secs_f64(secs),
+            })
+            .unwrap()
+        };
+        assert_eq!(ended(true, Some(0), None, false, 12.34), "[CHECK] 1.2: cargo test — ok 12.3 s");
+        assert_eq!(ended(false, Some(101), None, false, 3.0), "[CHECK] 1.2: cargo test — failed (exit 101)");
+        assert_eq!(ended(false, None, None, true, 600.0), "[CHECK] 1.2: cargo test — timed out after 600 s");
+        assert_eq!(ended(false, None, Some(9), false, 1.0), "[CHECK] 1.2: cargo test — failed (ended by signal 9)");
+        assert_eq!(ended(false, None, None, false, 0.0), "[CHECK] 1.2: cargo test — failed (could not be run)");
+        let started = EventKind::CheckStarted { task: "1.2".into(), command: "make \u{1b}[2J lint".into(), index: 2, count: 3 };
+        assert_eq!(verbose_text(&started).unwrap(), "[CHECK] 1.2: make \u{fffd}[2J lint — running (2 of 3)");
     }
 
     #[test]

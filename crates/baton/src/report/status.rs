@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use crate::report::safe::{one_line, terminal_line, terminal_text};
-use crate::run::record::TaskUsage;
+use crate::run::record::{AttemptRecord, CheckRecord, ReviewRecord, TaskUsage};
 
 use crate::plan::{Plan, Status, Task};
 
@@ -104,13 +104,100 @@ struct JsonTask<'a> {
     completed_at: Option<&'a str>,
     /// From the attempt records: agent time, cost, waiting on limits, the last outcome.
     usage: Option<&'a TaskUsage>,
+    /// The model baton last ran the task with, as the plan says (`model_used`).
+    model_used: Option<&'a str>,
+    /// Every recorded agent session of the task, in order: its model, checks and review.
+    sessions: Vec<JsonSession<'a>>,
+}
+
+#[derive(Serialize)]
+struct JsonSession<'a> {
+    session: u32,
+    attempt: Option<u32>,
+    started_at: &'a str,
+    duration_seconds: f64,
+    outcome: &'a str,
+    message: &'a str,
+    model: Option<&'a str>,
+    cost_usd: Option<f64>,
+    changed: Option<bool>,
+    checks: Vec<JsonCheck<'a>>,
+    review: Option<JsonReview<'a>>,
+}
+
+#[derive(Serialize)]
+struct JsonCheck<'a> {
+    command: &'a str,
+    from: &'a str,
+    passed: bool,
+    exit: Option<i32>,
+    timed_out: bool,
+    duration_seconds: f64,
+    /// The file with the command's whole output.
+    output: &'a str,
+}
+
+#[derive(Serialize)]
+struct JsonReview<'a> {
+    verdict: Option<&'a str>,
+    findings: &'a [String],
+    problem: Option<&'a str>,
+    model: Option<&'a str>,
+    cost_usd: Option<f64>,
+}
+
+impl<'a> JsonSession<'a> {
+    fn of(r: &'a AttemptRecord) -> JsonSession<'a> {
+        JsonSession {
+            session: r.session,
+            attempt: r.attempt,
+            started_at: &r.started_at,
+            duration_seconds: r.duration_seconds,
+            outcome: &r.outcome,
+            message: &r.message,
+            model: r.model.as_deref(),
+            cost_usd: r.cost_usd,
+            changed: r.changed,
+            checks: r.checks.iter().map(JsonCheck::of).collect(),
+            review: r.review.as_ref().map(JsonReview::of),
+        }
+    }
+}
+
+impl<'a> JsonCheck<'a> {
+    fn of(c: &'a CheckRecord) -> JsonCheck<'a> {
+        JsonCheck {
+            command: &c.command,
+            from: &c.from,
+            passed: c.passed,
+            exit: c.exit,
+            timed_out: c.timed_out,
+            duration_seconds: c.duration_seconds,
+            output: &c.output,
+        }
+    }
+}
+
+impl<'a> JsonReview<'a> {
+    fn of(r: &'a ReviewRecord) -> JsonReview<'a> {
+        JsonReview {
+            verdict: r.verdict.as_deref(),
+            findings: &r.findings,
+            problem: r.problem.as_deref(),
+            model: r.model.as_deref(),
+            cost_usd: r.cost_usd,
+        }
+    }
 }
 
 /// What the attempt records say, per task id.
 pub type Totals = HashMap<String, TaskUsage>;
 
+/// Every attempt record, per task id, in session order (`Records::all`).
+pub type Sessions = HashMap<String, Vec<AttemptRecord>>;
+
 /// The status as pretty JSON; `run` is what is known of the run holding the plan.
-pub fn json(plan: &Plan, path: &str, default_max_attempts: u32, totals: &Totals, run: serde_json::Value) -> String {
+pub fn json(plan: &Plan, path: &str, default_max_attempts: u32, totals: &Totals, sessions: &Sessions, run: serde_json::Value) -> String {
     let doc = JsonStatus {
         plan: JsonPlan {
             name: plan.meta.name.as_deref(),
@@ -137,6 +224,8 @@ pub fn json(plan: &Plan, path: &str, default_max_attempts: u32, totals: &Totals,
                         last_error: t.last_error.as_deref(),
                         completed_at: t.completed_at.as_deref(),
                         usage: totals.get(t.id.as_str()),
+                        model_used: t.model_used.as_deref(),
+                        sessions: sessions.get(t.id.as_str()).into_iter().flatten().map(JsonSession::of).collect(),
                     })
                     .collect(),
             })
@@ -161,9 +250,11 @@ pub fn table(plan: &Plan, path: &str, default_max_attempts: u32, width: usize, t
         .max()
         .unwrap_or(4)
         .clamp(4, 40);
+    // A MODEL column only when some task has one to show.
+    let model_w = plan.tasks().filter_map(|t| model_of(t, totals)).map(|m| terminal_line(m).chars().count()).max().map(|w| w.clamp(5, MODEL_CHARS));
     out.push('\n');
     if plan.tasks().next().is_some() {
-        out.push_str(&header(plan, id_w, name_w, !totals.is_empty()));
+        out.push_str(&header(plan, id_w, name_w, !totals.is_empty(), model_w));
         out.push('\n');
     }
     for (n, s) in plan.sections.iter().enumerate() {
@@ -184,7 +275,8 @@ pub fn table(plan: &Plan, path: &str, default_max_attempts: u32, width: usize, t
         }
         for t in &s.tasks {
             let total = (!totals.is_empty()).then(|| totals.get(t.id.as_str()));
-            out.push_str(&task_row(plan, t, id_w, name_w, default_max_attempts, width, total));
+            let columns = Columns { id_w, name_w, model_w };
+            out.push_str(&task_row(plan, t, &columns, default_max_attempts, width, total, model_of(t, totals)));
             out.push('\n');
         }
     }
@@ -192,11 +284,30 @@ pub fn table(plan: &Plan, path: &str, default_max_attempts: u32, width: usize, t
     terminal_text(&out)
 }
 
+/// The widest model name the MODEL column shows; a longer one is cut.
+const MODEL_CHARS: usize = 24;
+
+/// The model a task last ran with: its last recorded session's, else the plan's `model_used`.
+fn model_of<'a>(t: &'a Task, totals: &'a Totals) -> Option<&'a str> {
+    totals.get(t.id.as_str()).and_then(|u| u.last_model.as_deref()).or(t.model_used.as_deref()).filter(|m| !m.trim().is_empty())
+}
+
+/// The widths of the table's variable columns; `model_w` is `None` when there is no MODEL column.
+#[derive(Clone, Copy)]
+struct Columns {
+    id_w: usize,
+    name_w: usize,
+    model_w: Option<usize>,
+}
+
 /// The column names above the rows, in the rows' widths (see [`task_row`]).
-fn header(plan: &Plan, id_w: usize, name_w: usize, usage: bool) -> String {
+fn header(plan: &Plan, id_w: usize, name_w: usize, usage: bool, model_w: Option<usize>) -> String {
     let mut row = format!("  {}  {}  {}  {:>5}", pad("ID", id_w), pad("TASK", name_w), pad("STATUS", status_width(plan)), "TRIES");
     if usage {
         row.push_str(&format!("  {:>7}  {:>8}", "TIME", "COST"));
+    }
+    if let Some(w) = model_w {
+        row.push_str(&format!("  {}", pad("MODEL", w)));
     }
     if plan.tasks().any(|t| t.last_error.is_some() && !t.status.is_done()) {
         row.push_str("  LAST ERROR");
@@ -207,13 +318,14 @@ fn header(plan: &Plan, id_w: usize, name_w: usize, usage: bool) -> String {
 fn task_row(
     plan: &Plan,
     t: &Task,
-    id_w: usize,
-    name_w: usize,
+    columns: &Columns,
     default_max: u32,
     width: usize,
     // None: no usage column at all; Some(None): this task has no recorded attempt.
     total: Option<Option<&TaskUsage>>,
+    model: Option<&str>,
 ) -> String {
+    let Columns { id_w, name_w, model_w } = *columns;
     // `baton retry` may give a task one attempt beyond its maximum: its last is `4/4`, as the
     // run says it, never `4/3`.
     let attempts = format!("{}/{}", t.attempts, plan.max_attempts(t, default_max).max(t.attempts));
@@ -233,6 +345,11 @@ fn task_row(
             None => (String::new(), String::new()),
         };
         row.push_str(&format!("  {time:>7}  {cost:>8}"));
+    }
+    if let Some(w) = model_w {
+        row.push_str(&format!("  {}", pad(&cut(&terminal_line(model.unwrap_or("")), w), w)));
+    }
+    if let Some(total) = total {
         // A task waiting out a limit says so: it is not failing.
         if let Some(u) = total.filter(|u| t.status == Status::Pending && u.waited_seconds > 0.0) {
             if let Some(kind) = u.last_outcome.as_deref().filter(|o| *o == "limited" || *o == "throttled") {
@@ -271,5 +388,141 @@ pub fn cut(s: &str, max: usize) -> String {
     match s.chars().count() <= max {
         true => s.to_string(),
         false => crate::report::safe::cut(s, max.saturating_sub(1)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::run::record::{AttemptRecord, CheckRecord, Records, ReviewRecord};
+    use std::path::Path;
+
+    const PLAN: &str = "meta:\n  name: P\nsections:\n- id: s\n  name: S\n  tasks:\n  - id: '1.1'\n    name: Checked\n    status: verified\n    attempts: 2\n    model_used: opus\n  - id: '1.2'\n    name: Plain\n    status: completed\n    attempts: 1\n  - id: '1.3'\n    name: Waiting\n    status: pending\n";
+
+    fn record(task: &str, session: u32, model: Option<&str>) -> AttemptRecord {
+        AttemptRecord {
+            task: task.into(),
+            session,
+            attempt: Some(session),
+            started_at: format!("2026-01-01T00:00:0{session}Z"),
+            ended_at: String::new(),
+            duration_seconds: 1.5,
+            outcome: "completed".into(),
+            message: "done".into(),
+            cost_usd: Some(0.5),
+            turns: None,
+            input_tokens: None,
+            output_tokens: None,
+            session_id: None,
+            exit: None,
+            waited_seconds: None,
+            named_agent: None,
+            model: model.map(str::to_string),
+            changed: Some(true),
+            checks: Vec::new(),
+            review: None,
+        }
+    }
+
+    /// Task 1.1: a first session whose check failed and a second the reviewer passed.
+    fn records(dir: &Path) -> Records {
+        let r = Records::new(dir, Path::new("plan.yaml"));
+        let mut first = record("1.1", 1, Some("sonnet"));
+        first.outcome = "failed".into();
+        first.changed = Some(false);
+        first.checks = vec![CheckRecord {
+            command: "test -f out.txt".into(),
+            from: "task".into(),
+            exit: Some(1),
+            timed_out: false,
+            signal: None,
+            passed: false,
+            duration_seconds: 0.25,
+            output: "/logs/check-1.out".into(),
+            tail: "no out.txt\n".into(),
+        }];
+        let mut second = record("1.1", 2, Some("opus"));
+        second.review = Some(ReviewRecord {
+            verdict: Some("PASS".into()),
+            findings: vec!["looks right".into()],
+            problem: None,
+            sessions: 1,
+            model: Some("haiku".into()),
+            cost_usd: Some(0.1),
+            transcripts: vec!["/logs/review-2-1.jsonl".into()],
+        });
+        for rec in [first, second, record("1.2", 1, None)] {
+            std::fs::create_dir_all(r.task_dir(&rec.task)).unwrap();
+            std::fs::write(r.transcript(&rec.task, rec.session), "").unwrap();
+            r.write(&rec).unwrap();
+        }
+        r
+    }
+
+    fn inputs(plan: &Plan, r: &Records) -> (Totals, Sessions) {
+        let totals = r.usage(plan.tasks().map(|t| t.id.to_string()));
+        let sessions = plan.tasks().map(|t| (t.id.to_string(), r.all(t.id.as_str()))).collect();
+        (totals, sessions)
+    }
+
+    #[test]
+    fn json_carries_every_session_with_its_checks_and_review() {
+        let plan = crate::plan::parse_plan(PLAN).unwrap();
+        let d = tempfile::tempdir().unwrap();
+        let (totals, sessions) = inputs(&plan, &records(d.path()));
+        let v: serde_json::Value = serde_json::from_str(&json(&plan, "plan.yaml", 3, &totals, &sessions, serde_json::Value::Null)).unwrap();
+        let t = &v["sections"][0]["tasks"][0];
+        assert_eq!(t["model_used"], "opus");
+        assert_eq!(t["usage"]["sessions"], 2);
+        assert!(t["usage"].get("last_model").is_none(), "usage keeps its keys: {}", t["usage"]);
+        let s = t["sessions"].as_array().unwrap();
+        assert_eq!(s.len(), 2);
+        assert_eq!((&s[0]["session"], &s[0]["model"], &s[0]["outcome"], &s[0]["changed"]), (&1.into(), &"sonnet".into(), &"failed".into(), &false.into()));
+        let check = &s[0]["checks"][0];
+        assert_eq!(
+            (&check["command"], &check["from"], &check["passed"], &check["exit"], &check["timed_out"], &check["output"]),
+            (&"test -f out.txt".into(), &"task".into(), &false.into(), &1.into(), &false.into(), &"/logs/check-1.out".into())
+        );
+        assert!(s[0]["review"].is_null());
+        assert_eq!(s[1]["review"]["verdict"], "PASS");
+        assert_eq!(s[1]["review"]["findings"], serde_json::json!(["looks right"]));
+        assert!(s[1]["review"]["problem"].is_null());
+        // A task without records has an empty list and no model.
+        let waiting = &v["sections"][0]["tasks"][2];
+        assert_eq!((&waiting["sessions"], &waiting["model_used"]), (&serde_json::json!([]), &serde_json::Value::Null));
+        // The new keys come after the ones that were there.
+        let text = json(&plan, "plan.yaml", 3, &totals, &sessions, serde_json::Value::Null);
+        let at = |key: &str| text.find(&format!("\"{key}\":")).unwrap();
+        assert!(at("completed_at") < at("usage") && at("usage") < at("model_used") && at("model_used") < text.find("\"sessions\": [").unwrap(), "{text}");
+    }
+
+    #[test]
+    fn the_table_shows_the_model_column_only_when_a_task_has_a_model() {
+        let plan = crate::plan::parse_plan(PLAN).unwrap();
+        let d = tempfile::tempdir().unwrap();
+        let (totals, _) = inputs(&plan, &records(d.path()));
+        let text = table(&plan, "plan.yaml", 3, 100, &totals);
+        let lines: Vec<&str> = text.lines().collect();
+        let header = lines.iter().find(|l| l.trim_start().starts_with("ID")).unwrap();
+        let row = lines.iter().find(|l| l.contains("Checked")).unwrap();
+        assert_eq!(header.find("MODEL"), row.find("opus"), "MODEL over the last session's model:\n{text}");
+        assert!(row.contains("verified") && lines.iter().any(|l| l.contains("Plain") && l.contains("completed")), "{text}");
+        assert!(!lines.iter().find(|l| l.contains("Plain")).unwrap().contains("opus"), "{text}");
+
+        // Without records, the plan's model_used is shown.
+        let text = table(&plan, "plan.yaml", 3, 100, &Totals::new());
+        assert!(text.contains("MODEL") && text.lines().any(|l| l.contains("Checked") && l.trim_end().ends_with("opus")), "{text}");
+
+        // No model anywhere: no column.
+        let bare = crate::plan::parse_plan(&PLAN.replace("    model_used: opus\n", "")).unwrap();
+        assert!(!table(&bare, "plan.yaml", 3, 100, &Totals::new()).contains("MODEL"));
+    }
+
+    #[test]
+    fn a_long_model_name_is_cut_to_its_column() {
+        let plan = crate::plan::parse_plan(&PLAN.replace("model_used: opus", "model_used: claude-opus-4-1-20250805-with-a-very-long-suffix")).unwrap();
+        let text = table(&plan, "plan.yaml", 3, 80, &Totals::new());
+        let row = text.lines().find(|l| l.contains("Checked")).unwrap();
+        assert!(row.ends_with('…') && !row.contains("suffix"), "{text}");
     }
 }

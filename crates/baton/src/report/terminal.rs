@@ -31,6 +31,11 @@ pub struct Terminal {
     /// The live lines, on a terminal in the calm view.
     live: Option<Live>,
     running: HashMap<TaskId, Running>,
+    /// Tasks whose check has a live line of its own (their attempt's line was gone).
+    checking: std::collections::HashSet<TaskId>,
+    /// Tasks under review, and whether the view drew their live line for the review alone
+    /// (the attempt's line had gone).
+    reviewing: HashMap<TaskId, bool>,
     /// Whether stdout gets colour, decided once (see `report::style`).
     colour: bool,
 }
@@ -68,6 +73,8 @@ impl Terminal {
             stderr: false,
             live,
             running: HashMap::new(),
+            checking: std::collections::HashSet::new(),
+            reviewing: HashMap::new(),
             colour: false,
         }
     }
@@ -149,6 +156,8 @@ impl Sink for Terminal {
                     },
                 );
             }
+            // The reviewer's stream: its live line keeps saying `reviewing`.
+            EventKind::Agent { task, .. } if self.reviewing.contains_key(task) => {}
             EventKind::Agent { task, event, .. } => {
                 if let Some(r) = self.running.get_mut(task) {
                     r.summary.observe(event);
@@ -168,6 +177,56 @@ impl Sink for Terminal {
                     let text = format!(" {label}: {} ({}{})", terminal_line(&render::outcome_text(outcome)), human(*duration), cost(*cost_usd));
                     self.marked("  ✗", Role::Bad, &text);
                 }
+            }
+            EventKind::CheckStarted { task, command, .. } => {
+                let activity = format!("checking `{}`", super::status::cut(&terminal_line(command), LIVE_NAME_CHARS));
+                match (&mut self.live, self.running.get(task)) {
+                    (Some(live), Some(r)) => live.update(task, &format!("{} · {activity}", r.head)),
+                    // The attempt's line is gone already: the check gets one of its own.
+                    (Some(live), None) => {
+                        live.start(task, &terminal_line(&format!("{task} · {activity}")));
+                        self.checking.insert(task.clone());
+                    }
+                    (None, _) => {}
+                }
+            }
+            EventKind::CheckEnded { task, command, passed, exit, signal, timed_out, duration } => {
+                if self.checking.remove(task) {
+                    if let Some(live) = &mut self.live {
+                        live.end(task);
+                    }
+                }
+                // A passed check is told quietly, by the task's line; a failed one needs its own.
+                if !passed {
+                    let how = render::check_end_text(*passed, *exit, *signal, *timed_out, *duration);
+                    self.marked("  ✗", Role::Bad, &format!(" {task}: check `{}` {how}", terminal_line(command)));
+                }
+            }
+            EventKind::ReviewStarted { task, .. } => {
+                let head = self.running.get(task).map(|r| r.head.clone());
+                let own = head.is_none();
+                if let Some(live) = &mut self.live {
+                    match &head {
+                        Some(head) => live.update(task, &format!("{head} · reviewing")),
+                        None => live.start(task, &format!("{} · reviewing", terminal_line(task.as_str()))),
+                    }
+                }
+                self.reviewing.insert(task.clone(), own);
+            }
+            EventKind::ReviewEnded { task, verdict, findings, problem } => {
+                if let (Some(own), Some(live)) = (self.reviewing.remove(task), &mut self.live) {
+                    match self.running.get(task) {
+                        Some(r) if !own => live.update(task, &r.head),
+                        _ => live.end(task),
+                    }
+                }
+                let (mark, role) = match verdict.as_deref() {
+                    Some("PASS") => ("  ✓", Role::Good),
+                    Some("FAIL") => ("  ✗", Role::Bad),
+                    _ => ("  !", Role::Warn),
+                };
+                let text = render::review_text(task, verdict.as_deref(), findings, problem.as_deref());
+                self.marked(mark, role, &format!(" review {text}"));
             }
             EventKind::TaskFinished { task, name, status, message, attempts } => {
                 let (mark, role) = match status {
@@ -195,6 +254,7 @@ impl Sink for Terminal {
 
     fn finish(&mut self) {
         self.running.clear();
+        self.reviewing.clear();
         if let Some(live) = &mut self.live {
             live.clear();
         }
@@ -390,6 +450,81 @@ mod tests {
         let rows = screen.rows();
         assert!(live_rows(&rows).is_empty(), "no live line after the run: {rows:#?}");
         assert_eq!(rows[4..], ["✓ T1 one — completed", "  ✗ T3 three · attempt 1/2: failed: the status file says failed (3.0s)"], "{rows:#?}");
+    }
+
+    fn check(task: &str, command: &str, exit: Option<i32>) -> [RunEvent; 2] {
+        [
+            now(EventKind::CheckStarted { task: task.into(), command: command.into(), index: 1, count: 1 }),
+            now(EventKind::CheckEnded {
+                task: task.into(),
+                command: command.into(),
+                passed: exit == Some(0),
+                exit,
+                signal: None,
+                timed_out: false,
+                duration: Duration::from_secs(2),
+            }),
+        ]
+    }
+
+    #[test]
+    fn a_running_check_shows_in_its_task_s_line_and_only_a_failed_one_is_printed() {
+        let (mut term, screen) = view(100);
+        term.event(&started("T1", "one", 1));
+        let [start, end] = check("T1", "cargo test", Some(0));
+        term.event(&start);
+        let rows = screen.rows();
+        let live = live_rows(&rows);
+        assert_eq!(live.len(), 1, "{rows:#?}");
+        assert!(live[0].ends_with("T1 one · attempt 1/2 · checking `cargo test`"), "{rows:#?}");
+        term.event(&end);
+        assert_eq!(live_rows(&screen.rows()).len(), 1, "the task's line stays: {:#?}", screen.rows());
+        assert!(!screen.rows().iter().any(|r| r.contains("✗") || r.contains("cargo test") && !r.contains("checking")), "a passed check prints nothing: {:#?}", screen.rows());
+
+        // After the attempt's end, a check has a live line of its own, gone when it ends.
+        term.event(&ended("T1", true));
+        let [start, end] = check("T1", "make lint", Some(2));
+        term.event(&start);
+        let rows = screen.rows();
+        assert!(live_rows(&rows).iter().any(|r| r.ends_with("T1 · checking `make lint`")), "{rows:#?}");
+        term.event(&end);
+        let rows = screen.rows();
+        assert!(live_rows(&rows).is_empty(), "{rows:#?}");
+        assert!(rows.iter().any(|r| r == "  ✗ T1: check `make lint` failed (exit 2)"), "{rows:#?}");
+    }
+
+    #[test]
+    fn a_review_says_reviewing_live_then_its_verdict() {
+        let (mut term, screen) = view(300);
+        // During the attempt: its line says reviewing, and the reviewer's tools do not show.
+        term.event(&started("T1", "one", 1));
+        term.event(&now(EventKind::ReviewStarted { task: "T1".into(), model: None }));
+        term.event(&tool("T1", "src/reviewer-reads.rs"));
+        let rows = screen.rows();
+        assert!(live_rows(&rows).iter().any(|r| r.ends_with("T1 one · attempt 1/2 · reviewing")), "{rows:#?}");
+        term.event(&now(EventKind::ReviewEnded {
+            task: "T1".into(),
+            verdict: Some("FAIL".into()),
+            findings: vec!["no tests\nat all".into(), "x".repeat(300)],
+            problem: None,
+        }));
+        let rows = screen.rows();
+        assert_eq!(rows[0], "  ✗ review T1: FAIL — 2 findings:", "{rows:#?}");
+        assert_eq!(rows[1], "  - no tests at all", "{rows:#?}");
+        assert!(rows[2].chars().count() < 220 && rows[2].ends_with('…'), "cut: {rows:#?}");
+        assert!(live_rows(&rows).iter().any(|r| r.ends_with("T1 one · attempt 1/2")), "back to the attempt's line: {rows:#?}");
+        term.event(&ended("T1", true));
+        // After the attempt: a line of its own, gone with the review.
+        term.event(&now(EventKind::ReviewStarted { task: "T2".into(), model: Some("opus".into()) }));
+        assert!(live_rows(&screen.rows()).iter().any(|r| r.ends_with("T2 · reviewing")), "{:#?}", screen.rows());
+        term.event(&now(EventKind::ReviewEnded { task: "T2".into(), verdict: None, findings: vec![], problem: Some("no valid verdict from 2 reviewer sessions: crashed".into()) }));
+        let rows = screen.rows();
+        assert!(live_rows(&rows).is_empty(), "{rows:#?}");
+        assert_eq!(
+            rows.last().unwrap(),
+            "  ! review T2: no valid verdict (no valid verdict from 2 reviewer sessions: crashed); completed without review",
+            "{rows:#?}"
+        );
     }
 
     #[test]

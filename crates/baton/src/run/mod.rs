@@ -7,8 +7,10 @@ pub mod lock;
 pub mod process;
 pub mod prompt;
 pub mod record;
+pub mod review;
 pub mod schedule;
 pub mod stop;
 pub mod verdict;
+pub mod verify;
 
 pub use engine::{run, run_plan, RunOptions};

@@ -60,6 +60,9 @@ pub struct CheckRecord {
     pub from: String,
     /// The exit code; `None` when it ended by a signal or a timeout.
     pub exit: Option<i32>,
+    /// The signal that ended it, when one did (not baton's timeout or stop).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<i32>,
     pub timed_out: bool,
     pub passed: bool,
     pub duration_seconds: f64,
@@ -165,6 +168,11 @@ impl Records {
         serde_json::from_str(&text).ok()
     }
 
+    /// Every recorded session of a task, in order (sessions without a record left out).
+    pub fn all(&self, task: &str) -> Vec<AttemptRecord> {
+        self.sessions(task).into_iter().filter_map(|s| self.read(task, s)).collect()
+    }
+
     /// Agent time, cost, waiting and the last outcome per task, over every recorded session.
     pub fn usage(&self, tasks: impl Iterator<Item = String>) -> HashMap<String, TaskUsage> {
         tasks
@@ -177,6 +185,9 @@ impl Records {
                         u.waited_seconds += r.waited_seconds.unwrap_or(0.0);
                         u.sessions += 1;
                         u.last_outcome = Some(r.outcome);
+                        if r.model.is_some() {
+                            u.last_model = r.model;
+                        }
                     }
                 }
                 (u.sessions > 0).then_some((t, u))
@@ -194,6 +205,9 @@ pub struct TaskUsage {
     /// Time spent waiting on usage limits and throttling.
     pub waited_seconds: f64,
     pub last_outcome: Option<String>,
+    /// The model of the last recorded session (for the status table; not in `usage` JSON).
+    #[serde(skip)]
+    pub last_model: Option<String>,
 }
 
 /// Makes sure the logs folder keeps itself out of git.

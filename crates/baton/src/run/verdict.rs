@@ -310,6 +310,12 @@ pub fn plan_text(message: &str, full_text_at: &str) -> String {
 ///
 /// An object nested inside a matching one is part of it, not a separate candidate.
 pub fn find_status_json(text: &str) -> Option<Value> {
+    find_object_with(text, &["task_id", "status"])
+}
+
+/// The last JSON object in `text` that has every one of `keys` (see [`find_status_json`]):
+/// also how a reviewer's verdict object is found in its final answer.
+pub fn find_object_with(text: &str, keys: &[&str]) -> Option<Value> {
     let mut found = None;
     let mut from = 0;
     while let Some(offset) = text[from..].find('{') {
@@ -318,7 +324,7 @@ pub fn find_status_json(text: &str) -> Option<Value> {
         // whatever prose follows it.
         let mut values = serde_json::Deserializer::from_str(&text[start..]).into_iter::<Value>();
         match values.next() {
-            Some(Ok(value)) if is_status_object(&value) => {
+            Some(Ok(value)) if has_keys(&value, keys) => {
                 from = start + values.byte_offset();
                 found = Some(value);
             }
@@ -330,10 +336,8 @@ pub fn find_status_json(text: &str) -> Option<Value> {
     found
 }
 
-fn is_status_object(value: &Value) -> bool {
-    value
-        .as_object()
-        .is_some_and(|object| object.contains_key("task_id") && object.contains_key("status"))
+fn has_keys(value: &Value, keys: &[&str]) -> bool {
+    value.as_object().is_some_and(|object| keys.iter().all(|k| object.contains_key(*k)))
 }
 
 fn report_from(task_id: &str, v: &Value, source: ReportSource) -> Result<Report, String> {

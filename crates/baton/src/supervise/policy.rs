@@ -88,6 +88,12 @@ impl Policy {
         Policy::shell(guard, total, grace)
     }
 
+    /// A check after an agent reported a task completed (`[verify]`): nothing of it may
+    /// outlive it.
+    pub fn check(guard: Option<PathBuf>, total: Duration, grace: Duration) -> Policy {
+        Policy::shell(guard, total, grace)
+    }
+
     /// A notification command: bounded by `total`, and nothing of it outlives it.
     pub fn notify(guard: Option<PathBuf>, total: Duration) -> Policy {
         Policy {
@@ -127,6 +133,7 @@ mod tests {
         let second = Duration::from_secs(1);
         assert!(!Policy::hook(guard.clone(), second, second).kill_leftovers);
         assert!(Policy::smoke(guard.clone(), second, second).kill_leftovers);
+        assert!(Policy::check(guard.clone(), second, second).kill_leftovers);
         assert!(Policy::notify(guard.clone(), second).kill_leftovers);
         assert!(Policy::agent(PathBuf::from("/bin/baton"), second, second, None).kill_leftovers);
     }
@@ -137,6 +144,7 @@ mod tests {
         for policy in [
             Policy::hook(None, second, second),
             Policy::smoke(None, second, second),
+            Policy::check(None, second, second),
             Policy::notify(None, second),
         ] {
             assert_eq!(policy.total, Some(second));

@@ -1,7 +1,9 @@
 //! Integration tests: the real `baton` binary, run in temporary folders and git repositories.
 
 mod after;
+mod attempt_view;
 mod agent_names;
+mod check_runs;
 mod ci_output;
 mod cli;
 mod compat;
@@ -17,6 +19,7 @@ mod parallel_limits;
 mod pipeline;
 mod processes;
 mod real_claude;
+mod review;
 mod safety;
 mod support;
 mod try_it;
