@@ -75,7 +75,7 @@ pub async fn run_hook(
     command: &str,
     root: &Path,
     timeout: Duration,
-    on_line: &mut dyn FnMut(&str),
+    on_line: &mut (dyn FnMut(&str) + Send),
 ) -> HookOutcome {
     let guard = match supervise::own_binary() {
         Ok(guard) => guard,
@@ -98,7 +98,7 @@ async fn run_hook_with(
     guard: Option<PathBuf>,
     timeout: Duration,
     grace: Duration,
-    on_line: &mut dyn FnMut(&str),
+    on_line: &mut (dyn FnMut(&str) + Send),
 ) -> HookOutcome {
     let job = CommandSpec::shell(command, root.to_path_buf());
     let policy = Policy::hook(guard, timeout, grace);

@@ -109,7 +109,7 @@ fn seconds(duration: Duration) -> String {
 /// Runs the smoke tests of `spec` under the guard (a `kill -9` of baton ends them and what they
 /// started); each output line goes to `on_line` (the caller adds the `[SMOKE]` prefix) and to
 /// the smoke log. Never fails: every problem is an outcome.
-pub async fn run_smoke(spec: &SmokeSpec, on_line: &mut dyn FnMut(&str)) -> SmokeOutcome {
+pub async fn run_smoke(spec: &SmokeSpec, on_line: &mut (dyn FnMut(&str) + Send)) -> SmokeOutcome {
     let path = std::env::var_os("PATH");
     let guard = match supervise::own_binary() {
         Ok(guard) => guard,
@@ -130,7 +130,7 @@ async fn run_smoke_with(
     path_var: Option<&OsStr>,
     guard: Option<PathBuf>,
     grace: Duration,
-    on_line: &mut dyn FnMut(&str),
+    on_line: &mut (dyn FnMut(&str) + Send),
 ) -> SmokeOutcome {
     let job = match &spec.command {
         Some(command) => CommandSpec::shell(command, spec.root.clone()),
@@ -143,7 +143,7 @@ async fn run_smoke_with(
     let policy = Policy::smoke(guard, spec.timeout, grace);
 
     let mut log = SmokeLog::open(&spec.log_path);
-    let mut log_line = |line: &str, on_line: &mut dyn FnMut(&str)| {
+    let mut log_line = |line: &str, on_line: &mut (dyn FnMut(&str) + Send)| {
         if let Some(problem) = log.write(line) {
             on_line(&problem);
         }

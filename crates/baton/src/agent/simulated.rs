@@ -340,6 +340,7 @@ mod tests {
                 status_file: Path::new(".claude/plans/task-status.json"),
                 build_command: None,
                 extra: "",
+                feedback: None,
             },
         )
     }

@@ -164,6 +164,7 @@ mod tests {
                 status_file: Path::new(".claude/plans/task-status.json"),
                 build_command: Some("cargo test"),
                 extra: "",
+                feedback: None,
             },
         );
         for want in [
@@ -195,6 +196,7 @@ mod tests {
                 status_file: Path::new("s"),
                 build_command: None,
                 extra: "",
+                feedback: None,
             },
         );
         assert_eq!(out, "a {nope} {{x}} {");

@@ -46,7 +46,7 @@ pub struct Finished {
 pub async fn run_to_end(
     cmd: &CommandSpec,
     policy: &Policy,
-    on_line: &mut dyn FnMut(Stream, &str),
+    on_line: &mut (dyn FnMut(Stream, &str) + Send),
 ) -> Finished {
     let start = Instant::now();
     let mut process = match Supervised::spawn(cmd, policy).await {

@@ -25,9 +25,10 @@ fn dependencies_spelled_the_other_way_order_the_run() {
     let r = p.baton(&["run", "plan.yaml"]);
     assert_eq!(r.code(), 0, "{}", r.all());
     assert_eq!(run_order(&p), ["a", "b", "c"]);
-    // The original tool's keys are kept as written.
+    // The original tool's spelling is kept as written; `model_used` is baton's to write now.
     let text = p.read("plan.yaml");
-    assert!(text.contains("    dependencies: [b]\n") && text.contains("    model_used: sonnet\n"), "{text}");
+    assert!(text.contains("    dependencies: [b]\n"), "{text}");
+    assert_eq!(p.plan().task("a").unwrap().model_used.as_deref(), Some("claude-opus-5-5"), "{text}");
 }
 
 #[test]

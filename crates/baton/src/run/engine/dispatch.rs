@@ -15,6 +15,7 @@ use tokio::task::JoinSet;
 use super::record;
 use super::setup::Clock;
 use super::state::{Consequence, Outcome, PlanChange, RunState, Slot};
+use super::verification::ReviewSetup;
 use super::workspace::{NotLanded, Workspace};
 use crate::agent::{Agent, Invocation, NamedAgent};
 use crate::config::Config;
@@ -393,7 +394,6 @@ impl Engine {
         used.sessions += 1;
         used.time += run.duration;
         used.cost += cost.unwrap_or(0.0);
-        let slot = self.state.slot(id).map(|s| (s.attempt, s.max)).unwrap_or((1, 1));
         let mut rec = AttemptRecord {
             task: id.to_string(),
             session: r.session,
@@ -475,14 +475,24 @@ impl Engine {
             return self.conclude(id, r, rec, outcome, (duration, cost));
         }
         let dir = self.records.task_dir(id.as_str());
-        let env: Vec<(std::ffi::OsString, std::ffi::OsString)> = Vec::new();
         let check_job = crate::run::verify::CheckJob {
             task: id.clone(),
             cwd: r.cwd.clone(),
-            env: env.clone(),
+            env: Vec::new(),
             guard_exe: self.guard_exe.clone(),
             timeout: Duration::from_secs_f64(self.config.verify.timeout_seconds),
             log_prefix: dir.join(format!("attempt-{}.check", r.session)),
+        };
+        let template = match self.config.review.prompt_template.as_ref().filter(|_| review.is_some()) {
+            Some(p) => match std::fs::read_to_string(self.root.join(p)) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    self.fail(Error::Prompt(format!("cannot read the reviewer prompt template {} (baton.toml [review] prompt_template): {e}", self.root.join(p).display())));
+                    let outcome = (AttemptOutcome::Interrupted, Outcome::Interrupted, String::new());
+                    return self.conclude(id, r, rec, outcome, (duration, cost));
+                }
+            },
+            None => None,
         };
         let review_job = review.as_ref().map(|plan| {
             let named_agent = plan.named_agent.as_deref().and_then(|name| match crate::agent::named_agent(self.agent.as_ref(), name, &r.cwd) {
@@ -492,9 +502,9 @@ impl Engine {
             let total = task.timeout_seconds.or(self.file.plan().meta.timeout_seconds).unwrap_or(self.config.run.timeout_seconds);
             let idle = task.idle_timeout_seconds.or(self.file.plan().meta.idle_timeout_seconds).unwrap_or(self.config.run.idle_timeout_seconds);
             ReviewSetup {
-                template: self.config.review.prompt_template.as_ref().map(|p| self.root.join(p)),
+                plan: self.file.plan().clone(),
+                template: template.clone(),
                 task: task.clone(),
-                plan_name: self.file.plan().meta.name.clone(),
                 agent_message: message.clone(),
                 model: plan.model.clone(),
                 named_agent,
@@ -510,14 +520,14 @@ impl Engine {
             Verifying { rec, message, duration, cost, from_file, max_fails: review.as_ref().map_or(2, |p| p.max_fails) },
         );
         let (reporter, stop, agent) = (self.reporter.clone(), self.stop.clone(), self.agent.clone());
-        let (cwd, start_point, guard_exe) = (r.cwd.clone(), r.start_point.clone(), self.guard_exe.clone());
+        let place = super::verification::place(&r.cwd, r.start_point.clone(), own, &self.guard_exe);
         self.running.insert(id.clone(), r);
         let task_id = id.clone();
         let handle = self.set.spawn(async move {
             let checked = crate::run::verify::run_checks(&checks, &check_job, &reporter, stop.clone()).await;
             let passed = checked.failed.is_none() && !checked.interrupted;
             let review = match review_job {
-                Some(setup) if passed => Some(setup.run(&cwd, start_point, own, env, guard_exe, &checked, agent, &reporter, stop).await),
+                Some(setup) if passed => Some(setup.run(place, &checked, agent, &reporter, stop).await),
                 _ => None,
             };
             (task_id, Joined::Verified(Box::new(Verification { checked, review })))

@@ -10,6 +10,7 @@ mod dry_run;
 mod record;
 mod setup;
 mod state;
+mod verification;
 mod workspace;
 
 pub use setup::{run, run_plan, RunOptions};
