@@ -23,4 +23,5 @@ mod review;
 mod safety;
 mod support;
 mod try_it;
+mod verification;
 mod watching;
