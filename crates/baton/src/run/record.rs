@@ -181,7 +181,8 @@ impl Records {
                 for s in self.sessions(&t) {
                     if let Some(r) = self.read(&t, s) {
                         u.seconds += r.duration_seconds;
-                        u.cost_usd += r.cost_usd.unwrap_or(0.0);
+                        // The reviewer's sessions are spent on the task too.
+                        u.cost_usd += r.cost_usd.unwrap_or(0.0) + r.review.as_ref().and_then(|v| v.cost_usd).unwrap_or(0.0);
                         u.waited_seconds += r.waited_seconds.unwrap_or(0.0);
                         u.sessions += 1;
                         u.last_outcome = Some(r.outcome);
