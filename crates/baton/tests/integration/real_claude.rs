@@ -346,3 +346,99 @@ fn real_cli_runs_a_task_as_its_named_agent() {
     }
     assert_eq!(claude.server.turns_left(), 0, "{context}");
 }
+
+/// The task's check: exit 3 with one line of output until `done.txt` is there.
+const CHECK: &str = "test -f done.txt || { echo no done.txt yet; exit 3; }";
+
+#[test]
+fn real_cli_a_failing_check_sends_its_output_to_the_next_attempt_which_passes() {
+    let Some(bin) = real_claude() else { return };
+    let p = project(&format!(
+        "meta:
+  name: Checked
+  max_attempts_default: 3
+sections:
+- id: s1
+  name: First
+  tasks:
+  - id: '1.1'
+    name: Done file
+    status: pending
+    description: 'Write done.txt. Files: done.txt'
+    verify: '{CHECK}'
+"
+    ));
+    assert_eq!(p.plan().task("1.1").unwrap().verify, [CHECK], "the plan did not parse as meant");
+    // Session 1 reports completed without writing done.txt: the check fails. Session 2 writes
+    // and commits done.txt, then reports: the check passes.
+    let premature = serde_json::json!({
+        "task_id": "1.1",
+        "status": "completed",
+        "message": "nothing to do",
+        "timestamp": "2026-01-01T12:00:00Z",
+        "plan_modified": false,
+    });
+    let mut script = vec![
+        Turn::write(format!("{{cwd}}/{STATUS_FILE}"), serde_json::to_string_pretty(&premature).unwrap()),
+        Turn::text("Task 1.1 is done."),
+    ];
+    let first_session_calls = script.len();
+    script.extend(good_session("1.1", "done.txt", "done\n", "wrote done.txt"));
+    let claude = Claude::new(bin, script, false);
+    let r = claude.baton(&p, &["run", "plan.yaml"]);
+    let context = format!("{}\n{}", r.all(), claude.describe());
+    assert_eq!(r.code(), 0, "{context}");
+
+    // The plan: completed on the second attempt; last_error still tells why the first failed.
+    let (status, attempts, last_error) = task_status(&p, "1.1");
+    assert_eq!((status, attempts), (Status::Completed, 2), "{context}");
+    let last_error = last_error.unwrap_or_default();
+    assert!(
+        last_error.contains(CHECK) && last_error.contains("exit 3") && last_error.contains("no done.txt yet"),
+        "last_error: {last_error}\n{context}"
+    );
+    assert_eq!(p.plan().task("1.1").unwrap().result_message.as_deref(), Some("wrote done.txt"), "{context}");
+    assert_eq!(p.read("done.txt"), "done\n");
+
+    // The attempt records: the check failed after attempt 1 and passed after attempt 2.
+    let first = attempt_record(&p, "1.1", 1);
+    assert_eq!(first["outcome"], "failed", "{first}");
+    assert_eq!(first["attempt"], 1, "{first}");
+    assert_eq!(first["checks"][0]["command"], CHECK, "{first}");
+    assert_eq!(first["checks"][0]["passed"], false, "{first}");
+    assert_eq!(first["checks"][0]["exit"], 3, "{first}");
+    assert_eq!(first["checks"][0]["tail"], "no done.txt yet", "{first}");
+    assert!(first["message"].as_str().unwrap_or("").contains("no done.txt yet"), "{first}");
+    // baton saw that the first session changed nothing and the second committed.
+    assert_eq!(first["changed"], false, "{first}");
+    let second = attempt_record(&p, "1.1", 2);
+    assert_eq!(second["outcome"], "completed", "{second}");
+    assert_eq!(second["attempt"], 2, "{second}");
+    assert_eq!(second["checks"][0]["passed"], true, "{second}");
+    assert_eq!(second["checks"][0]["exit"], 0, "{second}");
+    assert_eq!(second["changed"], true, "{second}");
+
+    // The second prompt carries the failure: in baton's prompt file and in what the model got.
+    let prompt_path = p.path().join(".baton/logs/plan/1.1/attempt-2.prompt");
+    let prompt = std::fs::read_to_string(&prompt_path).unwrap_or_else(|e| panic!("{}: {e}", prompt_path.display()));
+    assert!(prompt.contains("## What the last attempt left to fix"), "{prompt}");
+    assert!(prompt.contains(CHECK) && prompt.contains("no done.txt yet"), "{prompt}");
+    let first_prompt = std::fs::read_to_string(p.path().join(".baton/logs/plan/1.1/attempt-1.prompt")).unwrap_or_default();
+    assert!(!first_prompt.contains("What the last attempt left to fix"), "{first_prompt}");
+
+    let calls = claude.server.messages_calls();
+    assert_eq!(claude.server.turns_left(), 0, "{context}");
+    assert_eq!(calls.len(), first_session_calls + 4, "{context}");
+    for call in &calls[..first_session_calls] {
+        assert!(!call.user_text().contains("What the last attempt left to fix"), "{}", call.user_text());
+    }
+    // Every call of the second session (the CLI resends the whole conversation) starts from
+    // the prompt with the failure in it.
+    for call in &calls[first_session_calls..] {
+        let text = call.user_text();
+        assert!(text.contains("## What the last attempt left to fix"), "{text}");
+        assert!(text.contains(CHECK) && text.contains("no done.txt yet"), "{text}");
+    }
+    assert!(!p.path().join(STATUS_FILE).exists(), "the status file was left behind");
+    assert_eq!(p.repo.status_porcelain(), "", "the run left files in the working tree");
+}
