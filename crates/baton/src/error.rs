@@ -85,6 +85,7 @@ impl Help for Error {
             Error::AgentSpawn(_) => format!("check `[agent] binary` in baton.toml or {}", crate::agent::claude::BIN_ENV),
             Error::Protected { help, .. } => help.clone(),
             Error::BeforeHook(_) => "fix `[run] before_command` in baton.toml, or remove it".into(),
+            Error::Prompt(m) if m.contains("[review]") => "fix `[review] prompt_template` in baton.toml, or remove it".into(),
             Error::Prompt(_) => "fix `[agent] prompt_template` in baton.toml, or remove it".into(),
             Error::Worktree(_) => "see `git worktree list`; `git worktree prune` clears worktrees whose folder is gone".into(),
             Error::Commit(_) => "the work is in the working tree, and the next `baton run` commits it".into(),

@@ -1076,7 +1076,8 @@ impl Fields<'_> {
             Some(s) => vec![s.to_string()],
             None => self.string_list(key, diags),
         };
-        if list.iter().any(|m| m.trim().is_empty() || m.chars().any(char::is_whitespace)) {
+        // A name goes on the agent's command line after `--model`: one word, not an option.
+        if list.iter().any(|m| m.trim().is_empty() || m.starts_with('-') || m.chars().any(char::is_whitespace)) {
             diags.push(Diagnostic::new(
                 n.line,
                 n.col,

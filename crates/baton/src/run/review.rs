@@ -246,10 +246,11 @@ impl Verdict {
 
     /// A verdict word, in any case.
     pub fn parse(word: &str) -> Option<Verdict> {
+        // The usual inflections too: a reviewer that says FAILED means FAIL.
         match word.trim().to_ascii_uppercase().as_str() {
-            "PASS" => Some(Verdict::Pass),
-            "WARN" => Some(Verdict::Warn),
-            "FAIL" => Some(Verdict::Fail),
+            "PASS" | "PASSED" | "PASSES" => Some(Verdict::Pass),
+            "WARN" | "WARNING" | "WARNINGS" => Some(Verdict::Warn),
+            "FAIL" | "FAILED" | "FAILS" | "FAILURE" => Some(Verdict::Fail),
             _ => None,
         }
     }
@@ -258,6 +259,10 @@ impl Verdict {
 /// Reads the reviewer's verdict: the status file (read like the task's: a regular file only,
 /// capped, never blocking), else the verdict object at the end of its final answer. The error
 /// says where baton looked and what was wrong.
+/// At most this many findings are kept, each at most this long.
+pub const MAX_FINDINGS: usize = 50;
+pub const MAX_FINDING_BYTES: usize = 2000;
+
 pub fn read_verdict(status_file: &Path, task_id: &str, final_text: Option<&str>) -> Result<(Verdict, Vec<String>), String> {
     match read_status_file(status_file) {
         Ok(Some(text)) => {
@@ -290,15 +295,29 @@ fn verdict_from(task_id: &str, v: &Value) -> Result<(Verdict, Vec<String>), Stri
         Some(_) => return Err("\"verdict\" is not a string (expected PASS, WARN or FAIL)".into()),
         None => return Err("it has no \"verdict\"".into()),
     };
-    let findings = match obj.get("findings") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|f| f.as_str().map(|s| s.trim().to_string()).ok_or("\"findings\" is not a list of strings"))
-            .filter(|f| f.as_ref().map_or(true, |s| !s.is_empty()))
-            .collect::<Result<_, _>>()?,
-        Some(_) => return Err("\"findings\" is not a list of strings".into()),
+    // Findings in another shape are still findings: a FAIL must not be lost over the form
+    // of its reasons. One text stands for a list of one; an object is kept as its JSON.
+    let as_text = |f: &Value| match f {
+        Value::String(s) => s.trim().to_string(),
+        other => other.to_string(),
     };
+    let mut findings: Vec<String> = match obj.get("findings") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => items.iter().map(as_text).filter(|s| !s.is_empty()).collect(),
+        Some(other) => vec![as_text(other)].into_iter().filter(|s| !s.is_empty()).collect(),
+    };
+    // Bounded: the findings go into the plan's message, the record, the view and the next
+    // prompt.
+    if findings.len() > MAX_FINDINGS {
+        let more = findings.len() - MAX_FINDINGS;
+        findings.truncate(MAX_FINDINGS);
+        findings.push(format!("(and {more} more findings, left out)"));
+    }
+    for f in &mut findings {
+        if f.len() > MAX_FINDING_BYTES {
+            *f = format!("{}… (cut)", crate::report::safe::cut(f, MAX_FINDING_BYTES));
+        }
+    }
     Ok((verdict, findings))
 }
 
@@ -544,13 +563,28 @@ mod tests {
             (r#"{"task_id": "1", "verdict": "GOOD"}"#, "unknown \"verdict\" 'GOOD'"),
             (r#"{"task_id": "1", "verdict": 1}"#, "\"verdict\" is not a string"),
             (r#"{"task_id": "1"}"#, "no \"verdict\""),
-            (r#"{"task_id": "1", "verdict": "FAIL", "findings": "broken"}"#, "\"findings\" is not a list of strings"),
-            (r#"{"task_id": "1", "verdict": "FAIL", "findings": ["a", 2]}"#, "\"findings\" is not a list of strings"),
         ] {
             let (_d, p) = status(text);
             let e = read_verdict(&p, "1", None).unwrap_err();
             assert!(e.contains("status file") && e.contains(want), "{text}: {e}");
         }
+    }
+
+    #[test]
+    fn a_fail_keeps_its_findings_whatever_their_shape_and_they_are_bounded() {
+        for (text, want) in [
+            (r#"{"task_id": "1", "verdict": "FAIL", "findings": "broken"}"#, vec!["broken".to_string()]),
+            (r#"{"task_id": "1", "verdict": "failed", "findings": ["a", 2, {"file": "p.rs"}]}"#, vec!["a".into(), "2".into(), r#"{"file":"p.rs"}"#.into()]),
+        ] {
+            let (_d, p) = status(text);
+            assert_eq!(read_verdict(&p, "1", None).unwrap(), (Verdict::Fail, want), "{text}");
+        }
+        let many: Vec<String> = (0..1000).map(|i| format!("finding {i} {}", "x".repeat(3000))).collect();
+        let (_d, p) = status(&serde_json::json!({"task_id": "1", "verdict": "WARN", "findings": many}).to_string());
+        let (v, findings) = read_verdict(&p, "1", None).unwrap();
+        assert_eq!((v, findings.len()), (Verdict::Warn, MAX_FINDINGS + 1));
+        assert!(findings.last().unwrap().contains("950 more findings"), "{:?}", findings.last());
+        assert!(findings[0].chars().count() <= MAX_FINDING_BYTES + 10);
     }
 
     #[test]

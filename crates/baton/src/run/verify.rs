@@ -393,6 +393,19 @@ fn normal(p: &Path) -> PathBuf {
     p.components().filter(|c| !matches!(c, std::path::Component::CurDir)).collect()
 }
 
+/// What a check or a reviewer must leave as it found it: HEAD, the branch, and the content of
+/// tracked files (a digest of `git diff HEAD`). New untracked files — a check's by-products —
+/// are not part of it. `None` outside git.
+pub fn tracked_state(cwd: &Path) -> Option<String> {
+    use std::hash::{Hash, Hasher};
+    let head = crate::git::git(cwd, &["rev-parse", "-q", "--verify", "HEAD"]).ok()?;
+    let branch = crate::git::git(cwd, &["symbolic-ref", "-q", "HEAD"]).unwrap_or_default();
+    let diff = crate::git::git(cwd, &["diff", "--no-ext-diff", "--no-color", "--binary", "HEAD"]).ok()?;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    diff.hash(&mut h);
+    Some(format!("{} {} {:016x}", head.trim(), branch.trim(), h.finish()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -238,3 +238,57 @@ fn a_parallel_tasks_checks_run_in_its_worktree_and_a_failing_one_lands_nothing()
     let cwd = p.invocations().iter().find(|i| i["task_id"] == "good").unwrap()["cwd"].as_str().unwrap().to_string();
     assert!(cwd.contains("/.worktrees/"), "{cwd}");
 }
+
+#[test]
+fn an_agent_that_edits_its_own_checks_in_the_plan_is_still_held_to_them() {
+    let p = project(&CHECKED.replace("    verify:", "    max_attempts: 1\n    verify:"));
+    p.scenario(r#"{"tasks": {"t": [{"plan_replace": ["verify: test -f out.txt", "verify: 'true'"], "plan_modified": true}]}}"#);
+    let r = p.baton(&["run", "plan.yaml"]);
+    assert_eq!(r.code(), 1, "{}", r.all());
+    let plan = p.plan();
+    let t = plan.task("t").unwrap();
+    assert_eq!(t.status.as_str(), "failed");
+    assert!(t.last_error.as_deref().unwrap().contains("test -f out.txt"), "{:?}", t.last_error);
+}
+
+#[test]
+fn a_check_that_rewrites_the_agents_work_fails_the_attempt() {
+    let plan = "sections:\n- id: s\n  name: S\n  tasks:\n  - id: t\n    name: T\n    max_attempts: 1\n    verify: git reset -q --hard HEAD~1\n";
+    let p = project(plan);
+    p.scenario(r#"{"tasks": {"t": [{"write": {"work.txt": "w"}, "commit": "t: work"}]}}"#);
+    let r = p.baton(&["run", "plan.yaml"]);
+    assert_eq!(r.code(), 1, "{}", r.all());
+    let plan = p.plan();
+    let t = plan.task("t").unwrap();
+    assert_eq!(t.status.as_str(), "failed");
+    assert!(t.last_error.as_deref().unwrap().contains("changed the task's working copy"), "{:?}", t.last_error);
+    // A check's new files (by-products) are not such a change.
+    let q = project("sections:\n- id: s\n  name: S\n  tasks:\n  - id: t\n    name: T\n    verify: echo report > coverage.txt\n");
+    q.scenario(r#"{"tasks": {"t": [{"write": {"work.txt": "w"}, "commit": "t: work"}]}}"#);
+    let r = q.baton(&["run", "plan.yaml"]);
+    assert_eq!(r.code(), 0, "{}", r.all());
+    assert_eq!(q.plan().task("t").unwrap().status.as_str(), "completed");
+}
+
+#[test]
+fn a_reviewer_that_meets_a_usage_limit_leaves_the_task_unreviewed_and_waits() {
+    let p = project(REVIEWED);
+    p.write("baton.toml", &format!("{}\n[review]\nenabled = true\n", FAST_CONFIG.replace("[run]\n", "[run]\nlimit_fallback_seconds = 0.5\n")));
+    p.repo.commit_all("config");
+    p.scenario(
+        r#"{"tasks": {"t": [
+            {"write": {"a.txt": "1"}, "commit": "t"},
+            {"limit": "You've hit your limit · resets 6pm (America/Toronto)"},
+            {"write": {"b.txt": "2"}, "commit": "t"},
+            {"status_json": {"task_id": "t", "verdict": "PASS", "findings": []}}
+        ]}}"#,
+    );
+    let r = p.baton(&["run", "plan.yaml"]);
+    assert_eq!(r.code(), 0, "{}", r.all());
+    let plan = p.plan();
+    let t = plan.task("t").unwrap();
+    // Not completed without its review: the limited attempt did not count, the next was reviewed.
+    assert_eq!((t.status.as_str(), t.attempts), ("verified", 1));
+    assert_eq!(record(&p, "t", 1)["outcome"], "limited");
+    assert!(!r.all().contains("completed without a review"), "{}", r.all());
+}

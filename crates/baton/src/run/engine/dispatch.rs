@@ -49,12 +49,18 @@ struct Running {
     model: Option<String>,
     /// HEAD of its working copy when the attempt started: what it changed is measured from it.
     start_point: Option<String>,
+    /// The checks and the review of this attempt, as the plan said when it started: an agent
+    /// that edits the plan cannot weaken its own.
+    checks: Vec<crate::run::verify::Check>,
+    review: Option<crate::run::review::ReviewPlan>,
+    /// The task as it started (what the reviewer is told it is).
+    task: Task,
 }
 
 /// What a task's future in the join set gives back: its agent's session, or the checks and
 /// the review of an attempt its agent reported completed.
 enum Joined {
-    Attempt(Result<AttemptRun, SpawnError>),
+    Attempt(Box<Result<AttemptRun, SpawnError>>),
     Verified(Box<Verification>),
 }
 
@@ -73,6 +79,8 @@ struct Verifying {
     from_file: bool,
     /// How many reviewer FAILs the task may get before it is `validation_exhausted`.
     max_fails: u32,
+    /// The working copy as the agent left it ([`crate::run::verify::tracked_state`]).
+    left: Option<String>,
 }
 
 pub(super) struct Engine {
@@ -173,7 +181,7 @@ impl Engine {
                     Some(Ok((_, (id, joined)))) => {
                         self.attempt_ids.retain(|_, t| *t != id);
                         let tripped = match joined {
-                            Joined::Attempt(result) => self.finished(&id, result),
+                            Joined::Attempt(result) => self.finished(&id, *result),
                             Joined::Verified(v) => self.verified(&id, *v),
                         };
                         if tripped {
@@ -284,6 +292,8 @@ impl Engine {
         let named_agent = self.named_agent(&task, &place.cwd);
         // Only looked at when something will ask what the attempt changed.
         let start_point = (self.workspace.uses_git() && self.verifies_changes(&task)).then(|| crate::run::verify::start_point(&place.cwd)).flatten();
+        let checks = crate::run::verify::checks_for(&self.config.verify, self.file.plan(), &task);
+        let review = crate::run::review::review_for(&self.config.review, self.file.plan(), &task);
         let plan = self.file.plan();
         let model = plan.model_for(&task, attempt_no, self.config.agent.model.as_deref());
         let total = task.timeout_seconds.or(plan.meta.timeout_seconds).unwrap_or(self.config.run.timeout_seconds);
@@ -311,11 +321,11 @@ impl Engine {
         self.reporter.emit(EventKind::AttemptStarted { task: id.clone(), name: task.name.clone(), attempt: attempt_no, max_attempts: max });
         let active = Active { id: id.clone(), group: task.parallel_group.clone(), footprint: Footprint::of(&task) };
         self.state.started(id.clone(), Slot { active, attempt: attempt_no, max });
-        self.running.insert(id.clone(), Running { name: task.name.clone(), session, started_at: jiff::Timestamp::now(), cwd: place.cwd, named_agent, model, start_point });
+        self.running.insert(id.clone(), Running { name: task.name.clone(), session, started_at: jiff::Timestamp::now(), cwd: place.cwd, named_agent, model, start_point, checks, review, task: task.clone() });
         let reporter = self.reporter.clone();
         let stop = self.stop.clone();
         let task_id = id.clone();
-        let handle = self.set.spawn(async move { (task_id, Joined::Attempt(attempt::run(spec, reporter, stop).await)) });
+        let handle = self.set.spawn(async move { (task_id, Joined::Attempt(Box::new(attempt::run(spec, reporter, stop).await))) });
         self.attempt_ids.insert(handle.id(), id.clone());
         Ok(())
     }
@@ -444,10 +454,11 @@ impl Engine {
     /// does its reviewer agree? The no-op rule is decided now; checks and the review run as a
     /// future of the join set (the loop goes on meanwhile), and `verified` takes it from there.
     fn verify(&mut self, id: &TaskId, r: Running, mut rec: AttemptRecord, message: String, (duration, cost, from_file): (Duration, Option<f64>, bool)) -> bool {
-        let Some(task) = self.file.plan().task(id.as_str()).cloned() else {
+        if self.file.plan().task(id.as_str()).is_none() {
             let outcome = (AttemptOutcome::Reported { status: Status::Completed, from_file }, Outcome::Done(Status::Completed), message);
             return self.conclude(id, r, rec, outcome, (duration, cost));
-        };
+        }
+        let task = r.task.clone();
         let own = self.own_paths();
         if self.workspace.uses_git() && self.verifies_changes(&task) {
             rec.changed = crate::run::verify::changed_since(&r.cwd, r.start_point.as_deref(), &own);
@@ -457,7 +468,7 @@ impl Engine {
             match self.config.verify.require_changes {
                 crate::config::RequireChanges::Off => {}
                 crate::config::RequireChanges::Warn => {
-                    self.reporter.warn(format!("{id} was reported completed without any change (no commit, no diff since its attempt started); `expect_changes: false` on the task says that is right"));
+                    self.reporter.warn(format!("{id} was reported completed without any change (no commit, no diff since its attempt started); if that is right for the task, give it `expect_changes: false`"));
                 }
                 crate::config::RequireChanges::Fail => {
                     message = "reported completed without any change (no commit, no diff since the attempt started); [verify] require_changes = \"fail\"".to_string();
@@ -468,8 +479,7 @@ impl Engine {
                 }
             }
         }
-        let checks = crate::run::verify::checks_for(&self.config.verify, self.file.plan(), &task);
-        let review = crate::run::review::review_for(&self.config.review, self.file.plan(), &task);
+        let (checks, review) = (r.checks.clone(), r.review.clone());
         if checks.is_empty() && review.is_none() {
             let outcome = (AttemptOutcome::Reported { status: Status::Completed, from_file }, Outcome::Done(Status::Completed), message);
             return self.conclude(id, r, rec, outcome, (duration, cost));
@@ -517,7 +527,15 @@ impl Engine {
         });
         self.verifying.insert(
             id.clone(),
-            Verifying { rec, message, duration, cost, from_file, max_fails: review.as_ref().map_or(2, |p| p.max_fails) },
+            Verifying {
+                rec,
+                message,
+                duration,
+                cost,
+                from_file,
+                max_fails: review.as_ref().map_or(2, |p| p.max_fails),
+                left: if self.workspace.uses_git() { crate::run::verify::tracked_state(&r.cwd) } else { None },
+            },
         );
         let (reporter, stop, agent) = (self.reporter.clone(), self.stop.clone(), self.agent.clone());
         let place = super::verification::place(&r.cwd, r.start_point.clone(), own, &self.guard_exe);
@@ -541,7 +559,10 @@ impl Engine {
     fn verified(&mut self, id: &TaskId, v: Verification) -> bool {
         let Some(p) = self.verifying.remove(id) else { return false };
         let Some(r) = self.running.remove(id) else { return false };
-        let Verifying { mut rec, message, duration, cost, from_file, max_fails } = p;
+        let Verifying { mut rec, message, duration, cost, from_file, max_fails, left } = p;
+        // A check or the reviewer that moved HEAD or changed tracked files would have baton
+        // record (and land) something other than what the agent did, and what was checked.
+        let changed_by_verification = left.is_some() && crate::run::verify::tracked_state(&r.cwd) != left;
         rec.checks = v.checked.records;
         if let Some(review) = &v.review {
             self.cost += review.cost_usd.unwrap_or(0.0);
@@ -552,6 +573,21 @@ impl Engine {
         let outcome = if v.checked.interrupted || (stopped_now && v.review.as_ref().is_some_and(|r| r.verdict.is_none())) {
             rec.outcome = "interrupted".into();
             (AttemptOutcome::Interrupted, Outcome::Interrupted, String::new())
+        } else if changed_by_verification {
+            let text = "the checks or the reviewer changed the task's working copy after its agent had finished (HEAD, the branch or a tracked file); baton records nothing it did not check — make them leave the repository as they found it".to_string();
+            rec.outcome = "failed".into();
+            rec.message = text.clone();
+            (AttemptOutcome::Failed { message: text.clone() }, Outcome::Failed { conflict: false }, text)
+        } else if let Some(review) = v.review.as_ref().filter(|r| crate::run::review::limited(r)) {
+            // The reviewer met a usage limit: the attempt waits like one whose agent did, and
+            // is not counted; nothing is recorded as reviewed.
+            let wait = Duration::from_secs_f64(self.config.run.limit_fallback_seconds);
+            let message = review.problem.clone().unwrap_or_default();
+            rec.outcome = "limited".into();
+            rec.message = message.clone();
+            rec.waited_seconds = Some(wait.as_secs_f64());
+            let reason = WaitReason::UsageLimit { message, reset: None, known: false, wait };
+            (AttemptOutcome::Limited, Outcome::Limited { wait, reason }, String::new())
         } else if let Some(failed) = v.checked.failed.and_then(|i| rec.checks.get(i)) {
             let line = crate::run::verify::failure_line(failed);
             rec.outcome = "failed".into();

@@ -106,12 +106,28 @@ pub async fn run_plan(opts: RunOptions, stop: Option<watch::Receiver<Stop>>) -> 
     }
 }
 
+/// The largest prompt template baton reads.
+const MAX_TEMPLATE_BYTES: u64 = 1024 * 1024;
+
 /// The run's set-up, the run, and what comes after it. `reporter` is set once the run log is.
 async fn start(opts: RunOptions, stop: Option<watch::Receiver<Stop>>, reporter_out: &mut Option<Reporter>) -> Result<Exit, Error> {
     let root = crate::root::root_for_plan(&opts.plan);
     let mut config = Config::load(&root)?;
     if let Some(kind) = opts.agent {
         config.agent.kind = kind;
+    }
+    // The reviewer's prompt is read after a coder's session: a template that cannot serve is
+    // told now, before anything is spent.
+    if let Some(p) = &config.review.prompt_template {
+        let path = root.join(p);
+        match std::fs::metadata(&path) {
+            Ok(m) if m.is_file() && m.len() <= MAX_TEMPLATE_BYTES => {}
+            Ok(m) if m.is_file() => {
+                return Err(Error::Prompt(format!("the reviewer prompt template {} (baton.toml [review] prompt_template) is {} bytes; at most {MAX_TEMPLATE_BYTES}", path.display(), m.len())))
+            }
+            Ok(_) => return Err(Error::Prompt(format!("the reviewer prompt template {} (baton.toml [review] prompt_template) is not a regular file", path.display()))),
+            Err(e) => return Err(Error::Prompt(format!("cannot read the reviewer prompt template {} (baton.toml [review] prompt_template): {e}", path.display()))),
+        }
     }
     let mut file = PlanFile::load(&opts.plan)?;
     if let Some(id) = &opts.resume_from {
