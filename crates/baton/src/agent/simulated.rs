@@ -285,6 +285,9 @@ pub fn agent_main() -> i32 {
         stream.result(text, true, 1);
         return 1;
     };
+    if prompt.starts_with("You are reviewing") {
+        return review(&stream, &cwd, &id, Path::new(&status_file));
+    }
     stream.text(&format!(
         "simulated: no model is called. Standing in for task {id}: writing a note that quotes the task to {NOTES_DIR}/{}",
         file_name(&id)
@@ -320,6 +323,21 @@ pub fn agent_main() -> i32 {
     }
     stream.result(&format!("{message}\n\n```json\n{report_text}\n```"), wrote.is_err(), turns);
     i32::from(wrote.is_err())
+}
+
+/// Standing in for a reviewer: no model reads anything, so the verdict is WARN with a finding
+/// that says so — never PASS, which would mark the task `verified`.
+fn review(stream: &Stream, cwd: &Path, id: &str, status_file: &Path) -> i32 {
+    let finding = "simulated reviewer: no model was called, nothing was reviewed";
+    stream.text(&format!("simulated: no model is called. Standing in for the reviewer of task {id}: WARN"));
+    let verdict = json!({"task_id": id, "verdict": "WARN", "findings": [finding]});
+    let text = serde_json::to_string_pretty(&verdict).unwrap_or_default();
+    let path = cwd.join(status_file);
+    if let Err(e) = std::fs::create_dir_all(path.parent().unwrap_or(cwd)).and_then(|()| std::fs::write(&path, format!("{text}\n"))) {
+        stream.text(&format!("simulated: cannot write the status file {}: {e}", path.display()));
+    }
+    stream.result(&format!("{finding}\n\n```json\n{text}\n```"), false, 1);
+    0
 }
 
 #[cfg(test)]

@@ -292,3 +292,15 @@ fn a_reviewer_that_meets_a_usage_limit_leaves_the_task_unreviewed_and_waits() {
     assert_eq!(record(&p, "t", 1)["outcome"], "limited");
     assert!(!r.all().contains("completed without a review"), "{}", r.all());
 }
+
+#[test]
+fn the_simulated_agent_stands_in_for_a_reviewer_with_a_warn_that_says_nothing_was_reviewed() {
+    let p = with_config(REVIEWED, "[review]\nenabled = true");
+    let r = p.baton(&["run", "plan.yaml", "--agent", "simulated"]);
+    assert_eq!(r.code(), 0, "{}", r.all());
+    let plan = p.plan();
+    let t = plan.task("t").unwrap();
+    assert_eq!(t.status.as_str(), "completed", "never verified by a stand-in");
+    assert!(t.result_message.as_deref().unwrap().contains("simulated reviewer: no model was called"), "{:?}", t.result_message);
+    assert!(!r.all().contains("could not be reviewed"), "{}", r.all());
+}

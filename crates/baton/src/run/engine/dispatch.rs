@@ -81,6 +81,8 @@ struct Verifying {
     max_fails: u32,
     /// The working copy as the agent left it ([`crate::run::verify::tracked_state`]).
     left: Option<String>,
+    /// When the checks began: an attempt's time counts its checks and review.
+    since: std::time::Instant,
 }
 
 pub(super) struct Engine {
@@ -512,6 +514,7 @@ impl Engine {
             let total = task.timeout_seconds.or(self.file.plan().meta.timeout_seconds).unwrap_or(self.config.run.timeout_seconds);
             let idle = task.idle_timeout_seconds.or(self.file.plan().meta.idle_timeout_seconds).unwrap_or(self.config.run.idle_timeout_seconds);
             ReviewSetup {
+                diff: crate::run::review::attempt_diff(&r.cwd, r.start_point.as_deref(), &own),
                 plan: self.file.plan().clone(),
                 template: template.clone(),
                 task: task.clone(),
@@ -535,10 +538,11 @@ impl Engine {
                 from_file,
                 max_fails: review.as_ref().map_or(2, |p| p.max_fails),
                 left: if self.workspace.uses_git() { crate::run::verify::tracked_state(&r.cwd) } else { None },
+                since: std::time::Instant::now(),
             },
         );
         let (reporter, stop, agent) = (self.reporter.clone(), self.stop.clone(), self.agent.clone());
-        let place = super::verification::place(&r.cwd, r.start_point.clone(), own, &self.guard_exe);
+        let place = super::verification::place(&r.cwd, &self.guard_exe);
         self.running.insert(id.clone(), r);
         let task_id = id.clone();
         let handle = self.set.spawn(async move {
@@ -559,7 +563,11 @@ impl Engine {
     fn verified(&mut self, id: &TaskId, v: Verification) -> bool {
         let Some(p) = self.verifying.remove(id) else { return false };
         let Some(r) = self.running.remove(id) else { return false };
-        let Verifying { mut rec, message, duration, cost, from_file, max_fails, left } = p;
+        let Verifying { mut rec, message, duration, cost, from_file, max_fails, left, since } = p;
+        self.usage.entry(id.clone()).or_default().time += since.elapsed();
+        let duration = duration + since.elapsed();
+        rec.duration_seconds = duration.as_secs_f64();
+        rec.ended_at = jiff::Timestamp::now().to_string();
         // A check or the reviewer that moved HEAD or changed tracked files would have baton
         // record (and land) something other than what the agent did, and what was checked.
         let changed_by_verification = left.is_some() && crate::run::verify::tracked_state(&r.cwd) != left;

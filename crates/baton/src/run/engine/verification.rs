@@ -24,6 +24,9 @@ pub(super) struct ReviewSetup {
     pub template: Option<String>,
     /// What the coding agent reported.
     pub agent_message: String,
+    /// What the attempt changed, read as the agent left it — on the engine's thread: a git of
+    /// baton's running beside an attempt's end would be taken for an orphan and ended.
+    pub diff: String,
     pub model: Option<String>,
     pub named_agent: Option<String>,
     /// Absolute, in the attempt's working copy; and as the reviewer is told it.
@@ -34,13 +37,9 @@ pub(super) struct ReviewSetup {
     pub idle: Duration,
 }
 
-/// Where the attempt ran and what it may not be measured on.
+/// Where the attempt ran.
 pub(super) struct Place {
     pub cwd: PathBuf,
-    /// HEAD when the attempt started.
-    pub start: Option<String>,
-    /// Paths left out of the diff: the plan, the status file, the stop file.
-    pub own: Vec<PathBuf>,
     pub env: Vec<(OsString, OsString)>,
     pub guard_exe: PathBuf,
 }
@@ -49,19 +48,13 @@ impl ReviewSetup {
     /// Reads the attempt's diff, fills the prompt and runs the reviewer (a broken one once
     /// more): its record.
     pub async fn run(self, place: Place, checked: &Checked, agent: Arc<dyn Agent>, reporter: &Reporter, stop: watch::Receiver<Stop>) -> ReviewRecord {
-        let diff = {
-            let (cwd, start, own) = (place.cwd.clone(), place.start.clone(), place.own.clone());
-            tokio::task::spawn_blocking(move || review::attempt_diff(&cwd, start.as_deref(), &own))
-                .await
-                .unwrap_or_else(|e| format!("(the diff could not be read: {e})"))
-        };
         let prompt = review::prompt(
             self.template.as_deref(),
             &ReviewVars {
                 plan: &self.plan,
                 task: &self.task,
                 agent_message: &self.agent_message,
-                diff: &diff,
+                diff: &self.diff,
                 checks: &checked.records,
                 status_file: &self.status_rel,
             },
@@ -84,6 +77,6 @@ impl ReviewSetup {
 }
 
 /// Where an attempt ran, for [`ReviewSetup::run`].
-pub(super) fn place(cwd: &Path, start: Option<String>, own: Vec<PathBuf>, guard_exe: &Path) -> Place {
-    Place { cwd: cwd.to_path_buf(), start, own, env: Vec::new(), guard_exe: guard_exe.to_path_buf() }
+pub(super) fn place(cwd: &Path, guard_exe: &Path) -> Place {
+    Place { cwd: cwd.to_path_buf(), env: Vec::new(), guard_exe: guard_exe.to_path_buf() }
 }
