@@ -252,19 +252,8 @@ mod tests {
             task: "1.1".into(),
             session: 1,
             attempt: Some(1),
-            started_at: String::new(),
-            ended_at: String::new(),
             duration_seconds: 3.0,
             outcome: "failed".into(),
-            message: String::new(),
-            cost_usd: None,
-            turns: None,
-            input_tokens: None,
-            output_tokens: None,
-            session_id: None,
-            exit: None,
-            waited_seconds: None,
-            named_agent: None,
             model: Some("sonnet".into()),
             changed: Some(false),
             checks: vec![check("fmt", true, Some(0), false), check("test", false, Some(101), false), check("slow", false, None, true)],
@@ -277,6 +266,7 @@ mod tests {
                 cost_usd: Some(0.02),
                 transcripts: vec!["/logs/review.jsonl".into()],
             }),
+            ..Default::default()
         };
         let text = verification_lines(&r);
         assert!(text.starts_with("model: sonnet\nchanges: none"), "{text}");

@@ -405,22 +405,13 @@ mod tests {
             session,
             attempt: Some(session),
             started_at: format!("2026-01-01T00:00:0{session}Z"),
-            ended_at: String::new(),
             duration_seconds: 1.5,
             outcome: "completed".into(),
             message: "done".into(),
             cost_usd: Some(0.5),
-            turns: None,
-            input_tokens: None,
-            output_tokens: None,
-            session_id: None,
-            exit: None,
-            waited_seconds: None,
-            named_agent: None,
             model: model.map(str::to_string),
             changed: Some(true),
-            checks: Vec::new(),
-            review: None,
+            ..Default::default()
         }
     }
 

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct AttemptRecord {
     pub task: String,
     pub session: u32,
@@ -265,23 +265,10 @@ mod tests {
                 task: "1.1".into(),
                 session: s,
                 attempt: Some(s),
-                started_at: String::new(),
-                ended_at: String::new(),
                 duration_seconds: 2.5,
                 outcome: "failed".into(),
-                message: String::new(),
                 cost_usd: Some(0.25),
-                turns: None,
-                input_tokens: None,
-                output_tokens: None,
-                session_id: None,
-                exit: None,
-                waited_seconds: None,
-                named_agent: None,
-                model: None,
-                changed: None,
-                checks: Vec::new(),
-                review: None,
+                ..Default::default()
             })
             .unwrap();
         }
