@@ -241,14 +241,16 @@ fn a_parallel_tasks_checks_run_in_its_worktree_and_a_failing_one_lands_nothing()
 
 #[test]
 fn an_agent_that_edits_its_own_checks_in_the_plan_is_still_held_to_them() {
-    let p = project(&CHECKED.replace("    verify:", "    max_attempts: 1\n    verify:"));
-    p.scenario(r#"{"tasks": {"t": [{"plan_replace": ["verify: test -f out.txt", "verify: 'true'"], "plan_modified": true}]}}"#);
+    let p = project(&CHECKED.replace("    verify:", "    max_attempts: 2\n    verify:"));
+    // Attempt 1 rewrites its check in the plan to `true`; attempt 2 does nothing either.
+    p.scenario(r#"{"tasks": {"t": [{"plan_replace": ["verify: test -f out.txt", "verify: 'true'"], "plan_modified": true}, {}]}}"#);
     let r = p.baton(&["run", "plan.yaml"]);
     assert_eq!(r.code(), 1, "{}", r.all());
     let plan = p.plan();
     let t = plan.task("t").unwrap();
-    assert_eq!(t.status.as_str(), "failed");
+    assert_eq!((t.status.as_str(), t.attempts), ("failed", 2));
     assert!(t.last_error.as_deref().unwrap().contains("test -f out.txt"), "{:?}", t.last_error);
+    assert!(r.stderr().contains("t: its checks were changed in the plan during this run"), "{}", r.all());
 }
 
 #[test]

@@ -109,6 +109,9 @@ pub(super) struct Engine {
     errors_told: std::collections::HashSet<String>,
     /// The named agents (`agent: NAME`) told to be ignored so far: once per name in a run.
     named_agents_told: std::collections::HashSet<String>,
+    /// Each task's checks as the plan said when the run began: an agent that edits them in the
+    /// plan does not weaken its own, nor a later attempt's, in this run.
+    checks_at_start: HashMap<TaskId, Vec<crate::run::verify::Check>>,
     /// What this run's agent sessions spent on each task, for the summary.
     usage: HashMap<TaskId, TaskUsage>,
 }
@@ -156,6 +159,7 @@ impl Engine {
             attempt_ids: HashMap::new(),
             errors_told: Default::default(),
             named_agents_told: Default::default(),
+            checks_at_start: Default::default(),
             usage: HashMap::new(),
         }
     }
@@ -163,6 +167,8 @@ impl Engine {
     /// The loop: start what may start, wait for an attempt to end, a stop or a timer, record
     /// the end; until the run ends.
     pub(super) async fn run(&mut self) -> Exit {
+        let plan = self.file.plan();
+        self.checks_at_start = plan.tasks().map(|t| (t.id.clone(), crate::run::verify::checks_for(&self.config.verify, plan, t))).collect();
         if let Some(from) = &self.opts.resume_from {
             self.reporter.note(super::state::resuming(self.file.plan(), from));
         }
@@ -294,7 +300,15 @@ impl Engine {
         let named_agent = self.named_agent(&task, &place.cwd);
         // Only looked at when something will ask what the attempt changed.
         let start_point = (self.workspace.uses_git() && self.verifies_changes(&task)).then(|| crate::run::verify::start_point(&place.cwd)).flatten();
-        let checks = crate::run::verify::checks_for(&self.config.verify, self.file.plan(), &task);
+        let now = crate::run::verify::checks_for(&self.config.verify, self.file.plan(), &task);
+        let checks = match self.checks_at_start.get(&task.id) {
+            Some(first) if *first != now => {
+                self.reporter.warn(format!("{id}: its checks were changed in the plan during this run; this run keeps the checks it began with"));
+                first.clone()
+            }
+            Some(first) => first.clone(),
+            None => now,
+        };
         let review = crate::run::review::review_for(&self.config.review, self.file.plan(), &task);
         let plan = self.file.plan();
         let model = plan.model_for(&task, attempt_no, self.config.agent.model.as_deref());
