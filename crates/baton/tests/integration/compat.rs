@@ -5,8 +5,15 @@
 //! What must hold for every fixture: check accepts it; status shows every task as written;
 //! the dry run lists what would run in an order that respects every dependency (both
 //! spellings) and changes nothing; the run runs exactly the runnable tasks, in dependency
-//! order, ends with the expected exit code, and changes only the fields baton owns — every key
-//! of the original tool's (`agent`, `model_used`, `validation_findings`, …) stays byte for byte.
+//! order, ends with the expected exit code, and changes only the fields baton owns (on the
+//! tasks that ran: `model_used` too, now the model the CLI reported) — every other key of the
+//! original tool's (`agent`, `validation_findings`, `last_attempt`, …) stays byte for byte.
+//!
+//! Where a fixture turns `meta.validation` on, each completed attempt of a task whose agent is
+//! in `run_after` is reviewed: the fake reviewer answers PASS (→ `verified`), WARN (→
+//! `completed`, findings in `result_message`) or FAIL (→ the task runs again and its next
+//! prompt carries the findings), as each case scripts; tasks not in `run_after` never are.
+//! Every coder session of the fake writes and commits a file, so the no-op rule must not warn.
 //!
 //! The fixtures' own dependencies, statuses and owned-field lines are read here with the YAML
 //! parser directly, not through baton, so a misreading in baton cannot hide itself.
@@ -22,13 +29,33 @@ use crate::support::{FAST_CONFIG, Project};
 const DEFINED_AGENT: &str = "coder";
 
 /// Fields baton owns in a task; the only ones a run may change (plus a section's `status`).
-const OWNED: [&str; 5] = ["status", "attempts", "last_error", "completed_at", "result_message"];
+/// `model_used` is baton's now: it writes the model the CLI reported.
+const OWNED: [&str; 6] = ["status", "attempts", "last_error", "completed_at", "result_message", "model_used"];
+
+/// The model the fake agent reports when baton passes no `--model`.
+const FAKE_DEFAULT_MODEL: &str = "claude-opus-5-5";
+
+/// The reviewer's prompt begins so (run/review.rs `DEFAULT_TEMPLATE`): how its sessions are
+/// told apart from the coder's.
+const REVIEW_PROMPT_START: &str = "You are reviewing";
+
+/// The warning of the no-op rule; never expected here, since every coder session of the fake
+/// writes and commits a file of its own.
+const NO_OP_WARNING: &str = "was reported completed without any change";
 
 /// What one fixture is expected to do.
 struct Case {
     file: &'static str,
-    /// The fake agent's scenario for the real run.
+    /// The fake agent's coder sessions for the real run (`{"tasks": {ID: [STEP…]}}`; a task not
+    /// listed completes). The test adds to each coder step a file written and committed, and
+    /// puts a reviewer step after each completed one of a reviewed task (see `scenario`).
     scenario: &'static str,
+    /// Per reviewed task, the reviewer's verdicts in order (`PASS` for a task not listed): a
+    /// `FAIL` sends the task back to its coder.
+    verdicts: &'static [(&'static str, &'static [&'static str])],
+    /// Whether the project defines the plan's first validator in `.claude/agents/` (then the
+    /// reviewer runs as `--agent <validator>`).
+    validator_defined: bool,
     /// Exit code of `run --dry-run` (the run's code if every task it starts completes).
     dry_exit: i32,
     /// Exit code of the real run.
@@ -48,6 +75,9 @@ const CASES: &[Case] = &[
         file: "01-nextjs-storefront.yaml",
         // A multi-line message with `: ` and `#` in it: baton writes it as one line, quoted.
         scenario: r##"{"tasks": {"3.1": [{"message": "Reviewed the flow end to end.\nFixed: rounding in pricing.ts # twice"}]}}"##,
+        // 2.3 fails its first review and passes the second.
+        verdicts: &[("2.3", &["FAIL", "PASS"])],
+        validator_defined: false,
         dry_exit: 0,
         run_exit: 0,
         blocked: &[],
@@ -55,12 +85,14 @@ const CASES: &[Case] = &[
         says: &[],
         messages: &[("3.1", "Reviewed the flow end to end."), ("3.1", "Fixed: rounding in pricing.ts # twice")],
     },
-    Case { file: "02-rust-cli.yaml", scenario: "{}", dry_exit: 0, run_exit: 0, blocked: &[], failed: &[], says: &[], messages: &[] },
-    Case { file: "03-data-pipeline.yaml", scenario: "{}", dry_exit: 0, run_exit: 0, blocked: &[], failed: &[], says: &[], messages: &[] },
-    Case { file: "04-docs-site.yaml", scenario: "{}", dry_exit: 0, run_exit: 0, blocked: &[], failed: &[], says: &[], messages: &[] },
+    Case { file: "02-rust-cli.yaml", scenario: "{}", verdicts: &[], validator_defined: false, dry_exit: 0, run_exit: 0, blocked: &[], failed: &[], says: &[], messages: &[] },
+    Case { file: "03-data-pipeline.yaml", scenario: "{}", verdicts: &[], validator_defined: false, dry_exit: 0, run_exit: 0, blocked: &[], failed: &[], says: &[], messages: &[] },
+    Case { file: "04-docs-site.yaml", scenario: "{}", verdicts: &[], validator_defined: false, dry_exit: 0, run_exit: 0, blocked: &[], failed: &[], says: &[], messages: &[] },
     Case {
         file: "05-mobile-backend-suspended.yaml",
         scenario: "{}",
+        verdicts: &[],
+        validator_defined: false,
         dry_exit: 3,
         run_exit: 3,
         blocked: &["2.2", "2.3"],
@@ -71,6 +103,8 @@ const CASES: &[Case] = &[
     Case {
         file: "06-payments-validation-exhausted.yaml",
         scenario: "{}",
+        verdicts: &[],
+        validator_defined: false,
         dry_exit: 3,
         run_exit: 3,
         blocked: &["1.3"],
@@ -81,6 +115,8 @@ const CASES: &[Case] = &[
     Case {
         file: "07-infra-validation-exhausted-leaf.yaml",
         scenario: "{}",
+        verdicts: &[],
+        validator_defined: false,
         dry_exit: 1,
         run_exit: 1,
         blocked: &[],
@@ -88,11 +124,13 @@ const CASES: &[Case] = &[
         says: &["finished with failures", "1 validation exhausted", "cmp-3"],
         messages: &[],
     },
-    Case { file: "08-ml-training-interrupted.yaml", scenario: "{}", dry_exit: 0, run_exit: 0, blocked: &[], failed: &[], says: &[], messages: &[] },
-    Case { file: "09-design-system-quoting.yaml", scenario: "{}", dry_exit: 0, run_exit: 0, blocked: &[], failed: &[], says: &[], messages: &[] },
+    Case { file: "08-ml-training-interrupted.yaml", scenario: "{}", verdicts: &[], validator_defined: false, dry_exit: 0, run_exit: 0, blocked: &[], failed: &[], says: &[], messages: &[] },
+    Case { file: "09-design-system-quoting.yaml", scenario: "{}", verdicts: &[], validator_defined: false, dry_exit: 0, run_exit: 0, blocked: &[], failed: &[], says: &[], messages: &[] },
     Case {
         file: "10-analytics-dashboard-retry.yaml",
         scenario: r#"{"tasks": {"1.1": [{"status": "failed", "message": "tests/fixtures/views/funnel.json: missing time grain"}, {}]}}"#,
+        verdicts: &[],
+        validator_defined: false,
         dry_exit: 0,
         run_exit: 0,
         blocked: &[],
@@ -103,16 +141,21 @@ const CASES: &[Case] = &[
     Case {
         file: "11-legacy-migration-mostly-verified.yaml",
         scenario: "{}",
+        // 5.3 passes with a warning; this project defines its reviewer agent.
+        verdicts: &[("5.3", &["WARN"])],
+        validator_defined: true,
         dry_exit: 0,
         run_exit: 0,
         blocked: &[],
         failed: &[],
         says: &[],
-        messages: &[],
+        messages: &[("5.3", "5.3: WARN finding from the reviewer")],
     },
     Case {
         file: "12-go-microservice-failure.yaml",
         scenario: r#"{"tasks": {"o2": [{"status": "failed", "message": "p99 was 81 ms at 500 rps"}]}}"#,
+        verdicts: &[],
+        validator_defined: false,
         dry_exit: 0,
         run_exit: 1,
         blocked: &[],
@@ -191,6 +234,67 @@ struct Setup {
     rel: String,
     /// The tasks a run starts: pending or in progress, and not blocked.
     runnable: BTreeSet<String>,
+    /// Per reviewed task, its sessions in order: `None` a coder session, `Some(verdict)` a
+    /// reviewer's.
+    sessions: HashMap<String, Vec<Option<&'static str>>>,
+}
+
+/// A finding the fake reviewer reports for a task with a verdict.
+fn finding(id: &str, verdict: &str) -> String {
+    format!("{id}: {verdict} finding from the reviewer")
+}
+
+/// The fake agent's scenario: the case's coder steps, each also writing and committing a
+/// file of its own (so the no-op rule has nothing to warn about), and after each completed
+/// coder step of a reviewed task a reviewer step with the case's next verdict. Returns the
+/// scenario and, per reviewed task, its sessions in order.
+fn scenario(case: &Case, fx: &Fixture, runnable: &BTreeSet<String>) -> (serde_json::Value, HashMap<String, Vec<Option<&'static str>>>) {
+    let given: serde_json::Value = serde_json::from_str(case.scenario).expect("the case's scenario is JSON");
+    for (id, _) in case.verdicts {
+        assert!(fx.reviewed(id) && runnable.contains(*id), "{}: verdicts for {id}, which is not reviewed", case.file);
+    }
+    let mut tasks = serde_json::Map::new();
+    let mut sessions = HashMap::new();
+    for id in runnable {
+        let coder: Vec<serde_json::Value> = match &given["tasks"][id.as_str()] {
+            serde_json::Value::Null => vec![serde_json::json!({})],
+            serde_json::Value::Array(steps) => steps.clone(),
+            step => vec![step.clone()],
+        };
+        let verdicts: Vec<&'static str> = case.verdicts.iter().find(|(t, _)| t == id).map_or(vec!["PASS"], |(_, v)| v.to_vec());
+        let (mut steps, mut kinds, mut next_verdict) = (Vec::new(), Vec::new(), verdicts.iter());
+        for n in 0.. {
+            let mut step = coder[n.min(coder.len() - 1)].clone();
+            step["write"] = serde_json::json!({ format!("work/{id}.txt"): format!("{id}, coder session {}\n", n + 1) });
+            step["commit"] = serde_json::json!(format!("work on {id}"));
+            let completes = step.get("status").is_none_or(|s| s == "completed");
+            steps.push(step);
+            kinds.push(None);
+            if !fx.reviewed(id) {
+                if completes || n + 1 >= coder.len() {
+                    break;
+                }
+                continue;
+            }
+            if !completes {
+                assert!(n + 1 < coder.len(), "{}: a reviewed task that never completes", case.file);
+                continue;
+            }
+            let verdict = *next_verdict.next().unwrap_or_else(|| panic!("{}: {id} ran out of scripted verdicts", case.file));
+            let findings = if verdict == "PASS" { vec![] } else { vec![finding(id, verdict)] };
+            steps.push(serde_json::json!({"status_json": {"task_id": id, "verdict": verdict, "findings": findings}}));
+            kinds.push(Some(verdict));
+            if verdict != "FAIL" {
+                assert!(next_verdict.next().is_none(), "{}: verdicts for {id} after it passed", case.file);
+                break;
+            }
+        }
+        if fx.reviewed(id) {
+            sessions.insert(id.clone(), kinds);
+        }
+        tasks.insert(id.clone(), serde_json::Value::Array(steps));
+    }
+    (serde_json::json!({ "tasks": tasks }), sessions)
 }
 
 impl Setup {
@@ -205,8 +309,12 @@ impl Setup {
         // The project defines one of the agents its plan names (as a Claude Code project would).
         let definition = format!("---\nname: {DEFINED_AGENT}\ndescription: Writes code.\n---\nYou write code.\n");
         p.write(&format!(".claude/agents/{DEFINED_AGENT}.md"), &definition);
+        if case.validator_defined {
+            let validator = fx.validation.as_ref().and_then(|(_, v)| v.clone()).expect("a validator to define");
+            assert!(fx.tasks.iter().all(|t| t.agent != validator), "{}: the defined validator is no task's agent", case.file);
+            p.write(&format!(".claude/agents/{validator}.md"), &format!("---\nname: {validator}\ndescription: Reviews.\n---\nYou review.\n"));
+        }
         p.repo.commit_all("plan from claude-plan-orchestrator");
-        p.scenario(case.scenario);
         let runnable: BTreeSet<String> = fx
             .tasks
             .iter()
@@ -218,7 +326,9 @@ impl Setup {
         for id in case.blocked.iter().chain(case.failed) {
             assert!(fx.task(id).is_some(), "{}: the case names an unknown task {id}", case.file);
         }
-        Setup { case, p, text, fx, rel, runnable }
+        let (scenario, sessions) = scenario(case, &fx, &runnable);
+        p.scenario(&scenario.to_string());
+        Setup { case, p, text, fx, rel, runnable, sessions }
     }
 }
 
@@ -319,7 +429,7 @@ fn exercise(case: &'static Case) {
 
 /// The real run with the fake agent (`baton run PLAN EXTRA…`) and what must hold after it.
 fn real_run(s: &Setup, extra: &[&str]) {
-    let Setup { case, p, text, fx, rel, runnable } = s;
+    let Setup { case, p, text, fx, rel, runnable, sessions } = s;
     let (text, rel) = (text.as_str(), rel.as_str());
     let what = format!("{}{}", case.file, if extra.is_empty() { String::new() } else { format!(" ({})", extra.join(" ")) });
     let mut args = vec!["run", rel];
@@ -329,21 +439,55 @@ fn real_run(s: &Setup, extra: &[&str]) {
     for s in case.says {
         assert!(run.all().contains(s), "{what}: the run says {s:?}\n{}", run.all());
     }
+    // Every coder session commits a file: the no-op rule never warns here.
+    assert!(!run.all().contains(NO_OP_WARNING), "{what}: a no-op warning, yet every attempt committed\n{}", run.all());
     let invocations = p.invocations();
     let started: Vec<String> = invocations
         .iter()
         .map(|i| i["task_id"].as_str().expect("the fake agent records the task id").to_string())
         .collect();
-    // `agent: coder` runs as `--agent coder` (its definition exists); other names run without.
+    let is_review = |inv: &serde_json::Value| inv["prompt"].as_str().expect("the prompt").starts_with(REVIEW_PROMPT_START);
+    // Coder sessions: `agent: coder` runs as `--agent coder` (its definition exists), other
+    // names without. Reviewer sessions: `--agent <first validator>` when its definition
+    // exists, else none; only for tasks whose agent is in `run_after`.
+    let validator = fx.validation.as_ref().and_then(|(_, v)| v.as_deref());
     for (inv, id) in invocations.iter().zip(&started) {
         let argv: Vec<&str> = inv["argv"].as_array().expect("argv").iter().map(|a| a.as_str().expect("an argument")).collect();
         let named = argv.iter().position(|a| *a == "--agent").map(|i| argv.get(i + 1).copied().unwrap_or(""));
         let agent = &fx.task(id).expect("a task").agent;
-        let expected = (agent == DEFINED_AGENT).then_some(DEFINED_AGENT);
-        assert_eq!(named, expected, "{what}: task {id} (agent: {agent}) ran with {argv:?}");
+        let expected = if is_review(inv) {
+            assert!(fx.reviewed(id), "{what}: task {id} (agent: {agent}) was reviewed, though not in run_after");
+            validator.filter(|_| case.validator_defined)
+        } else {
+            (agent == DEFINED_AGENT).then_some(DEFINED_AGENT)
+        };
+        assert_eq!(named, expected, "{what}: task {id} (agent: {agent}, review: {}) ran with {argv:?}", is_review(inv));
     }
+    // Each reviewed task's sessions, in order: coder, verdict, (coder, verdict after a FAIL).
+    for id in runnable {
+        let kinds: Vec<bool> = invocations.iter().zip(&started).filter(|(_, s)| *s == id).map(|(i, _)| is_review(i)).collect();
+        match sessions.get(id) {
+            Some(expected) => {
+                let expected: Vec<bool> = expected.iter().map(Option::is_some).collect();
+                assert_eq!(kinds, expected, "{what}: the sessions of {id} (true: a review)");
+            }
+            None => assert!(kinds.iter().all(|r| !r), "{what}: {id} is not reviewed, yet had a review session"),
+        }
+    }
+    // After a FAIL, the next coder session is told the reviewer's findings.
+    for (id, kinds) in sessions {
+        let prompts: Vec<&str> = invocations.iter().zip(&started).filter(|(_, s)| *s == id).map(|(i, _)| i["prompt"].as_str().expect("a prompt")).collect();
+        for (k, kind) in kinds.iter().enumerate() {
+            if *kind == Some("FAIL") {
+                let next = prompts.get(k + 1).unwrap_or_else(|| panic!("{what}: {id} ran again after a FAIL"));
+                assert!(next.contains(&finding(id, "FAIL")), "{what}: the retry of {id} hears the findings:\n{next}");
+            }
+        }
+    }
+    // Start order, from the coder sessions.
+    let coder_started: Vec<&String> = invocations.iter().zip(&started).filter(|(i, _)| !is_review(i)).map(|(_, id)| id).collect();
     let mut first_starts: Vec<String> = Vec::new();
-    for id in &started {
+    for id in coder_started {
         if !first_starts.contains(id) {
             first_starts.push(id.clone());
         }
@@ -376,9 +520,13 @@ fn real_run(s: &Setup, extra: &[&str]) {
     let json = status_json(p, rel);
     let listed = tasks_in(&json);
     for t in &fx.tasks {
+        let verdict = sessions.get(&t.id).and_then(|k| k.last().copied().flatten());
         let expected = if case.failed.contains(&t.id.as_str()) {
             "failed"
+        } else if verdict == Some("PASS") {
+            "verified"
         } else if runnable.contains(&t.id) {
+            // Not reviewed, or a WARN (its findings go in the result message).
             "completed"
         } else {
             t.status.as_str()
@@ -389,8 +537,14 @@ fn real_run(s: &Setup, extra: &[&str]) {
     let plan = baton::plan::parse_plan(&p.read(rel)).unwrap_or_else(|e| panic!("{what}: the plan stays valid: {e:?}"));
     for id in runnable.iter() {
         let t = plan.task(id).expect("a task of the plan");
-        let runs = started.iter().filter(|s| *s == id).count() as u32;
-        assert_eq!(t.attempts, fx.task(id).expect("a task").attempts + runs, "{what}: attempts of {id}");
+        // A review is part of its attempt: attempts count the coder sessions.
+        let coder_runs: Vec<&serde_json::Value> = invocations.iter().zip(&started).filter(|(i, s)| *s == id && !is_review(i)).map(|(i, _)| i).collect();
+        assert_eq!(t.attempts, fx.task(id).expect("a task").attempts + coder_runs.len() as u32, "{what}: attempts of {id}");
+        // model_used: the model the CLI reported in the last coder session (what baton asked
+        // for with `--model`, else the fake's own default).
+        let last = coder_runs.last().expect("a coder session");
+        let reported = last["model"].as_str().unwrap_or(FAKE_DEFAULT_MODEL);
+        assert_eq!(t.model_used.as_deref(), Some(reported), "{what}: model_used of {id}");
         if case.failed.contains(&id.as_str()) {
             assert!(t.last_error.is_some(), "{what}: {id} failed and says why");
             continue;
@@ -407,7 +561,7 @@ fn real_run(s: &Setup, extra: &[&str]) {
     for id in runnable.iter().filter(|id| !case.failed.contains(&id.as_str())) {
         // `baton: 1.2 completed — Name` in a sequential run, `baton: plan state after 1.2, 2.1`
         // for a parallel group.
-        let completed = format!("baton: {id} completed");
+        let completed = format!("baton: {id} {}", listed[id]["status"].as_str().expect("a status"));
         let names = |s: &str| s.strip_prefix("baton: plan state after ").is_some_and(|ids| ids.split(", ").any(|i| i == id));
         assert!(subjects.iter().any(|s| s.starts_with(&completed) || names(s)), "{what}: a commit for {id}: {subjects:?}");
     }
@@ -515,6 +669,8 @@ struct FixtureTask {
 
 struct Fixture {
     tasks: Vec<FixtureTask>,
+    /// `meta.validation` when `enabled: true`: the agents in `run_after` and the first validator.
+    validation: Option<(BTreeSet<String>, Option<String>)>,
     /// The tasks that spell their dependencies `dependencies:` (and not also `depends_on:`).
     spell_dependencies: BTreeSet<String>,
     /// The tasks with the single-string `exclusive_resource:`.
@@ -524,7 +680,14 @@ struct Fixture {
 impl Fixture {
     fn read(text: &str) -> Fixture {
         let root = Y::parse(text);
-        let mut fx = Fixture { tasks: Vec::new(), spell_dependencies: BTreeSet::new(), spell_exclusive_resource: BTreeSet::new() };
+        let validation = root.get("meta").and_then(|m| m.get("validation")).filter(|v| v.get("enabled").and_then(Y::scalar) == Some("true"));
+        let validation = validation.map(|v| {
+            let names = |k: &str| -> Vec<String> {
+                v.get(k).and_then(Y::items).unwrap_or(&[]).iter().map(|a| a.scalar().expect("an agent name").to_string()).collect()
+            };
+            (names("run_after").into_iter().collect(), names("validators").into_iter().next())
+        });
+        let mut fx = Fixture { tasks: Vec::new(), validation, spell_dependencies: BTreeSet::new(), spell_exclusive_resource: BTreeSet::new() };
         for section in root.get("sections").and_then(Y::items).expect("sections") {
             for task in section.get("tasks").and_then(Y::items).unwrap_or(&[]) {
                 let mut deps = BTreeSet::new();
@@ -550,6 +713,13 @@ impl Fixture {
 
     fn task(&self, id: &str) -> Option<&FixtureTask> {
         self.tasks.iter().find(|t| t.id == id)
+    }
+
+    /// Whether a completed attempt of the task is reviewed: validation is on and its agent is
+    /// in `run_after`.
+    fn reviewed(&self, id: &str) -> bool {
+        let agent = &self.task(id).expect("a task of the plan").agent;
+        self.validation.as_ref().is_some_and(|(run_after, _)| run_after.contains(agent))
     }
 }
 
@@ -868,12 +1038,14 @@ fn the_owned_fields_check_accepts_what_baton_may_write() {
 }
 
 #[test]
-fn the_owned_fields_check_catches_a_changed_model_used() {
+fn the_owned_fields_check_allows_model_used_only_on_tasks_that_ran() {
     let before = fixture_text("01-nextjs-storefront.yaml");
     let after = before.replacen("        model_used: claude-sonnet-4-5\n        last_attempt: '2026-03-02T10:14:09Z'", "        model_used: claude-opus-4-1\n        last_attempt: '2026-03-02T10:14:09Z'", 1);
     assert_ne!(before, after);
-    let err = owned_changes_only(&before, &after, &set(&["1.1", "2.1"])).expect_err("model_used is not baton's");
+    // model_used is baton's now, but only on a task that ran: 1.1 (verified) did not.
+    let err = owned_changes_only(&before, &after, &set(&["2.1"])).expect_err("1.1 did not run");
     assert!(err.contains("model_used: claude-sonnet-4-5"), "{err}");
+    owned_changes_only(&before, &after, &set(&["1.1", "2.1"])).expect("model_used may change on a task that ran");
 }
 
 #[test]
@@ -892,7 +1064,7 @@ fn the_owned_fields_check_catches_other_changes() {
         // Text inside a verified task's multi-line result, though result_message is owned.
         ("01-nextjs-storefront.yaml", "          14 unit tests, all green", "          15 unit tests, all green", &["2.1", "2.2"]),
         // A line appended after the last task.
-        ("12-go-microservice-failure.yaml", "    description: docs/runbooks/inventory-grpc.md (ports, health checks, rollbacks).\n    attempts: 0\n", "    description: docs/runbooks/inventory-grpc.md (ports, health checks, rollbacks).\n    attempts: 0\n    model_used: x\n", &["o3"]),
+        ("12-go-microservice-failure.yaml", "    description: docs/runbooks/inventory-grpc.md (ports, health checks, rollbacks).\n    attempts: 0\n", "    description: docs/runbooks/inventory-grpc.md (ports, health checks, rollbacks).\n    attempts: 0\n    worker_pid: 7\n", &["o3"]),
     ];
     for (file, from, to, may) in cases {
         let before = fixture_text(file);
