@@ -594,6 +594,8 @@ impl Engine {
         let stopped_now = stop::level(&self.stop) == Stop::Now;
         let outcome = if v.checked.interrupted || (stopped_now && v.review.as_ref().is_some_and(|r| r.verdict.is_none())) {
             rec.outcome = "interrupted".into();
+            // Not counted: the record must not say it was.
+            rec.attempt = None;
             (AttemptOutcome::Interrupted, Outcome::Interrupted, String::new())
         } else if changed_by_verification {
             let text = "the checks or the reviewer changed the task's working copy after its agent had finished (HEAD, the branch or a tracked file); baton records nothing it did not check — make them leave the repository as they found it".to_string();
@@ -606,6 +608,7 @@ impl Engine {
             let wait = Duration::from_secs_f64(self.config.run.limit_fallback_seconds);
             let message = review.problem.clone().unwrap_or_default();
             rec.outcome = "limited".into();
+            rec.attempt = None;
             rec.message = message.clone();
             rec.waited_seconds = Some(wait.as_secs_f64());
             let reason = WaitReason::UsageLimit { message, reset: None, known: false, wait };
