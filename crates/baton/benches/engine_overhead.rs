@@ -190,7 +190,7 @@ fn main() {
 fn run_once(fake: &Path) -> RunFigures {
     let repo = TempRepo::new();
     repo.write("plan.yaml", &plan_yaml());
-    repo.write("baton.toml", baton_testkit::FAST_CONFIG);
+    repo.write("baton.toml", &format!("{}{}", baton_testkit::FAST_CONFIG, std::env::var("BATON_BENCH_EXTRA_CONFIG").unwrap_or_default()));
     repo.commit_all("plan");
     let commits_before = commit_count(&repo);
     let state = tempfile::tempdir().expect("state dir");
