@@ -18,7 +18,7 @@ use tokio::sync::watch;
 use super::attempt::{self, AttemptSpec};
 use super::record::{CheckRecord, ReviewRecord};
 use super::stop::Stop;
-use super::verdict::{find_object_with, read_status_file, remove_status_file, Ended};
+use super::verdict::{find_object_with, object_of_task, read_status_file, remove_status_file, Ended};
 use crate::agent::{Agent, Invocation};
 use crate::plan::{Plan, Task, TaskId};
 use crate::policy::limit::{self, LimitEvidence, LimitVerdict};
@@ -278,15 +278,7 @@ pub fn read_verdict(status_file: &Path, task_id: &str, final_text: Option<&str>)
 }
 
 fn verdict_from(task_id: &str, v: &Value) -> Result<(Verdict, Vec<String>), String> {
-    let Some(obj) = v.as_object() else {
-        return Err("it is not a JSON object".into());
-    };
-    let reported = match obj.get("task_id") {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Number(n)) => n.to_string(),
-        Some(_) => return Err("\"task_id\" is not a string".into()),
-        None => return Err("it has no \"task_id\"".into()),
-    };
+    let (obj, reported) = object_of_task(v)?;
     if reported != task_id {
         return Err(format!("it judges task '{reported}', not the task under review ('{task_id}')"));
     }

@@ -340,16 +340,23 @@ fn has_keys(value: &Value, keys: &[&str]) -> bool {
     value.as_object().is_some_and(|object| keys.iter().all(|k| object.contains_key(*k)))
 }
 
-fn report_from(task_id: &str, v: &Value, source: ReportSource) -> Result<Report, String> {
+/// A status object and the task id it names (a number is read as its text): the shape both
+/// an agent's report and a reviewer's verdict share.
+pub(crate) fn object_of_task(v: &Value) -> Result<(&serde_json::Map<String, Value>, String), String> {
     let Some(obj) = v.as_object() else {
         return Err("it is not a JSON object".into());
     };
-    let reported_id = match obj.get("task_id") {
+    let id = match obj.get("task_id") {
         Some(Value::String(s)) => s.clone(),
         Some(Value::Number(n)) => n.to_string(),
         Some(_) => return Err("\"task_id\" is not a string".into()),
         None => return Err("it has no \"task_id\"".into()),
     };
+    Ok((obj, id))
+}
+
+fn report_from(task_id: &str, v: &Value, source: ReportSource) -> Result<Report, String> {
+    let (obj, reported_id) = object_of_task(v)?;
     if reported_id != task_id {
         return Err(format!("it reports task '{reported_id}', not the task that was run ('{task_id}')"));
     }

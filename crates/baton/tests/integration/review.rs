@@ -67,9 +67,13 @@ fn run_review_stopped_at(p: &Project, model: Option<&str>, named_agent: Option<&
         if let Some(mark) = stop_at {
             let stopper = stopper.take().expect("one stopper");
             tokio::spawn(async move {
-                while !mark.exists() {
+                // Waits on the condition (the fake agent's mark), with a deadline: a mark that
+                // never comes fails the test below instead of hanging it.
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+                while !mark.exists() && tokio::time::Instant::now() < deadline {
                     tokio::time::sleep(Duration::from_millis(10)).await;
                 }
+                assert!(mark.exists(), "the reviewer session never reached its mark");
                 let _ = stopper.send(Stop::Now);
             });
         }

@@ -528,18 +528,25 @@ impl Engine {
             let total = task.timeout_seconds.or(self.file.plan().meta.timeout_seconds).unwrap_or(self.config.run.timeout_seconds);
             let idle = task.idle_timeout_seconds.or(self.file.plan().meta.idle_timeout_seconds).unwrap_or(self.config.run.idle_timeout_seconds);
             ReviewSetup {
+                job: crate::run::review::ReviewJob {
+                    task: id.clone(),
+                    cwd: r.cwd.clone(),
+                    env: Vec::new(),
+                    guard_exe: self.guard_exe.clone(),
+                    prompt: String::new(),
+                    model: plan.model.clone(),
+                    named_agent,
+                    transcript_prefix: dir.join(format!("attempt-{}.review", r.session)),
+                    status_file: r.cwd.join(&self.config.paths.status_file),
+                    total_timeout: Duration::from_secs_f64(total),
+                    idle_timeout: Duration::from_secs_f64(idle),
+                },
                 diff: crate::run::review::attempt_diff(&r.cwd, r.start_point.as_deref(), &own),
                 plan: self.file.plan().clone(),
                 template: template.clone(),
                 task: task.clone(),
                 agent_message: message.clone(),
-                model: plan.model.clone(),
-                named_agent,
-                status_file: r.cwd.join(&self.config.paths.status_file),
                 status_rel: self.config.paths.status_file.clone(),
-                transcript_prefix: dir.join(format!("attempt-{}.review", r.session)),
-                total: Duration::from_secs_f64(total),
-                idle: Duration::from_secs_f64(idle),
             }
         });
         self.verifying.insert(
@@ -556,14 +563,13 @@ impl Engine {
             },
         );
         let (reporter, stop, agent) = (self.reporter.clone(), self.stop.clone(), self.agent.clone());
-        let place = super::verification::place(&r.cwd, &self.guard_exe);
         self.running.insert(id.clone(), r);
         let task_id = id.clone();
         let handle = self.set.spawn(async move {
             let checked = crate::run::verify::run_checks(&checks, &check_job, &reporter, stop.clone()).await;
             let passed = checked.failed.is_none() && !checked.interrupted;
             let review = match review_job {
-                Some(setup) if passed => Some(setup.run(place, &checked, agent, &reporter, stop).await),
+                Some(setup) if passed => Some(setup.run(&checked, agent, &reporter, stop).await),
                 _ => None,
             };
             (task_id, Joined::Verified(Box::new(Verification { checked, review })))

@@ -1,10 +1,8 @@
 //! The reviewer session of one attempt, as the dispatcher starts it: the prompt is filled
-//! once the attempt's checks are done (it shows them) and its diff is read.
+//! once the attempt's checks are done (it shows them).
 
-use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::sync::watch;
 
@@ -16,8 +14,11 @@ use crate::run::review::{self, ReviewJob, ReviewVars};
 use crate::run::stop::Stop;
 use crate::run::verify::Checked;
 
-/// Everything the review of one attempt needs, taken when its agent reported `completed`.
+/// Everything the review of one attempt needs, taken when its agent reported `completed`: the
+/// reviewer's session (its prompt still to fill) and what goes into the prompt.
 pub(super) struct ReviewSetup {
+    /// The session to run; its `prompt` is filled by [`ReviewSetup::run`].
+    pub job: ReviewJob,
     pub plan: Plan,
     pub task: Task,
     /// The user's reviewer prompt (`[review] prompt_template`), read already.
@@ -27,28 +28,15 @@ pub(super) struct ReviewSetup {
     /// What the attempt changed, read as the agent left it — on the engine's thread: a git of
     /// baton's running beside an attempt's end would be taken for an orphan and ended.
     pub diff: String,
-    pub model: Option<String>,
-    pub named_agent: Option<String>,
-    /// Absolute, in the attempt's working copy; and as the reviewer is told it.
-    pub status_file: PathBuf,
+    /// The status file as the reviewer is told it (relative to its working directory).
     pub status_rel: PathBuf,
-    pub transcript_prefix: PathBuf,
-    pub total: Duration,
-    pub idle: Duration,
-}
-
-/// Where the attempt ran.
-pub(super) struct Place {
-    pub cwd: PathBuf,
-    pub env: Vec<(OsString, OsString)>,
-    pub guard_exe: PathBuf,
 }
 
 impl ReviewSetup {
-    /// Reads the attempt's diff, fills the prompt and runs the reviewer (a broken one once
+    /// Fills the prompt with the checks' results and runs the reviewer (a broken one once
     /// more): its record.
-    pub async fn run(self, place: Place, checked: &Checked, agent: Arc<dyn Agent>, reporter: &Reporter, stop: watch::Receiver<Stop>) -> ReviewRecord {
-        let prompt = review::prompt(
+    pub async fn run(mut self, checked: &Checked, agent: Arc<dyn Agent>, reporter: &Reporter, stop: watch::Receiver<Stop>) -> ReviewRecord {
+        self.job.prompt = review::prompt(
             self.template.as_deref(),
             &ReviewVars {
                 plan: &self.plan,
@@ -59,24 +47,6 @@ impl ReviewSetup {
                 status_file: &self.status_rel,
             },
         );
-        let job = ReviewJob {
-            task: self.task.id.clone(),
-            cwd: place.cwd,
-            env: place.env,
-            guard_exe: place.guard_exe,
-            prompt,
-            model: self.model,
-            named_agent: self.named_agent,
-            transcript_prefix: self.transcript_prefix,
-            status_file: self.status_file,
-            total_timeout: self.total,
-            idle_timeout: self.idle,
-        };
-        review::review(&job, agent, reporter, stop).await
+        review::review(&self.job, agent, reporter, stop).await
     }
-}
-
-/// Where an attempt ran, for [`ReviewSetup::run`].
-pub(super) fn place(cwd: &Path, guard_exe: &Path) -> Place {
-    Place { cwd: cwd.to_path_buf(), env: Vec::new(), guard_exe: guard_exe.to_path_buf() }
 }
