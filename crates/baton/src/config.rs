@@ -23,6 +23,7 @@ pub struct Config {
     pub pipeline: Pipeline,
     pub verify: VerifyConfig,
     pub review: Review,
+    pub budget: Budget,
 }
 
 /// Where baton's files live, relative to the repository root.
@@ -228,6 +229,28 @@ impl Default for Review {
     }
 }
 
+/// `[budget]`: what runs may spend, when a plan or the command line does not say.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Budget {
+    /// A plan's budget over all its runs, in US dollars, for plans without `meta.budget_usd`.
+    pub plan_usd: Option<f64>,
+    /// One run's budget, in US dollars, when `baton run` is not given `--max-cost`.
+    pub run_usd: Option<f64>,
+    /// What an attempt is expected to cost while the plan has no recorded attempt cost to take
+    /// the median of; 0: an attempt starts while anything of the budget remains.
+    pub attempt_estimate_usd: f64,
+    /// Give each agent session that can take one a spending cap of what remains
+    /// (Claude Code's `--max-budget-usd`).
+    pub cap_sessions: bool,
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Budget { plan_usd: None, run_usd: None, attempt_estimate_usd: 0.0, cap_sessions: true }
+    }
+}
+
 /// What a task that reports `completed` without any change gets (`[verify] require_changes`).
 #[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -397,6 +420,22 @@ impl Config {
                 bad(section, key, "must be at least 1", default.to_string());
             }
         }
+        let dollars = [
+            ("plan_usd", self.budget.plan_usd.unwrap_or(0.0), "10.00"),
+            ("run_usd", self.budget.run_usd.unwrap_or(0.0), "5.00"),
+            ("attempt_estimate_usd", self.budget.attempt_estimate_usd, "0.50"),
+        ];
+        for (key, value, example) in dollars {
+            if !(value.is_finite() && value >= 0.0) {
+                let (line, column) = at("budget", key).unwrap_or((0, 0));
+                problems.push(Problem {
+                    line,
+                    column,
+                    message: format!("`{key}` must be an amount of US dollars, 0 or more"),
+                    help: format!("e.g. `{key} = {example}`, or remove it"),
+                });
+            }
+        }
         if self.verify.commands.iter().any(|c| c.trim().is_empty()) {
             let (line, column) = at("verify", "commands").unwrap_or((0, 0));
             problems.push(Problem {
@@ -463,6 +502,7 @@ fn section_keys(section: &str) -> Option<&'static [&'static str]> {
         "pipeline" => field_names::<Pipeline>(),
         "verify" => field_names::<VerifyConfig>(),
         "review" => field_names::<Review>(),
+        "budget" => field_names::<Budget>(),
         _ => return None,
     })
 }

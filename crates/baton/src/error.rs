@@ -56,6 +56,9 @@ pub enum Error {
     Worktree(String),
     #[error("{0}; the run stops (no new task starts)")]
     Commit(String),
+    /// The run history cannot be opened and a budget depends on it.
+    #[error("{error}")]
+    Store { error: String, help: String },
     #[error("an attempt ended abnormally (a bug in baton): {0}")]
     Bug(String),
     // The pipeline's own.
@@ -83,7 +86,7 @@ impl Help for Error {
             }
             Error::Systemic { help, .. } => format!("{help}\nThe run stopped; no attempt was spent. Fix this, then run again."),
             Error::AgentSpawn(_) => format!("check `[agent] binary` in baton.toml or {}", crate::agent::claude::BIN_ENV),
-            Error::Protected { help, .. } => help.clone(),
+            Error::Protected { help, .. } | Error::Store { help, .. } => help.clone(),
             Error::BeforeHook(_) => "fix `[run] before_command` in baton.toml, or remove it".into(),
             Error::Prompt(m) if m.contains("[review]") => "fix `[review] prompt_template` in baton.toml, or remove it".into(),
             Error::Prompt(_) => "fix `[agent] prompt_template` in baton.toml, or remove it".into(),
@@ -120,6 +123,7 @@ impl From<crate::plan::PlanError> for Error {
 pub fn end(reporter: Option<crate::report::event::Reporter>, e: Error) -> Exit {
     let reporter = reporter.unwrap_or_else(crate::report::terminal::error_reporter);
     reporter.error(&e);
+    reporter.emit(crate::report::event::EventKind::Exit { code: e.exit().code() });
     reporter.finish();
     e.exit()
 }

@@ -13,10 +13,13 @@ pub enum Exit {
     InvalidInput = 2,
     /// Pending tasks remain that can never run.
     Blocked = 3,
-    /// Stopped early: the stop file, Ctrl+C, or the budget.
+    /// Stopped early: the stop file, Ctrl+C.
     Stopped = 4,
     /// Every task completed but the smoke tests failed.
     SmokeFailed = 5,
+    /// The budget (the plan's over all its runs, or this run's) cannot pay for another
+    /// attempt: none started, the running ones finished.
+    BudgetExhausted = 6,
 }
 
 impl Exit {
@@ -33,6 +36,7 @@ impl Exit {
             Exit::Blocked => "blocked: pending tasks remain that can never run",
             Exit::Stopped => "stopped early (stop file, Ctrl+C)",
             Exit::SmokeFailed => "all tasks completed but the smoke tests failed",
+            Exit::BudgetExhausted => "budget exhausted: the next attempt would cost more than the budget leaves",
         }
     }
 }
@@ -71,7 +75,8 @@ Exit codes:
       logged in); the message says which
   3   blocked: pending tasks remain that can never run
   4   stopped early (stop file, Ctrl+C)
-  5   all tasks completed but the smoke tests failed";
+  5   all tasks completed but the smoke tests failed
+  6   budget exhausted: the next attempt would cost more than the budget leaves";
 
 /// An error and its causes on one line, for a person: `cannot read x: No such file`.
 pub fn render_chain(e: &dyn std::error::Error) -> String {

@@ -21,4 +21,5 @@ pub(crate) mod procfs;
 pub mod report;
 pub mod root;
 pub mod run;
+pub mod store;
 pub mod supervise;

@@ -53,6 +53,7 @@ enum Command {
             (Exit::Blocked, ""),
             (Exit::Stopped, "stopped early (stop file, Ctrl+C, SIGTERM)"),
             (Exit::SmokeFailed, ""),
+            (Exit::BudgetExhausted, "budget exhausted: the next attempt would cost more than the plan's budget (over all its runs) or this run's leaves; running attempts finished, none started"),
         ],
     ))]
     Run(RunArgs),
@@ -195,6 +196,7 @@ enum Command {
             (Exit::Blocked, "--once: the item's run was blocked"),
             (Exit::Stopped, "stopped (stop file, Ctrl+C, SIGTERM)"),
             (Exit::SmokeFailed, "--once: the item's smoke tests failed"),
+            (Exit::BudgetExhausted, "--once: the item's run ran out of budget"),
         ],
     ))]
     Pipeline {
@@ -280,12 +282,24 @@ struct RunArgs {
     /// it ends
     #[arg(long, value_name = "PATH", conflicts_with = "dry_run")]
     junit: Option<PathBuf>,
+    /// This run's budget in US dollars: no attempt starts that it cannot pay for (exit 6);
+    /// the plan's `meta.budget_usd` still counts every run
+    #[arg(long, value_name = "USD", value_parser = parse_usd)]
+    max_cost: Option<f64>,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum MessageFormat {
     Human,
     Json,
+}
+
+/// An amount of US dollars on the command line (`2.50`, `$2.50`), 0 or more.
+fn parse_usd(s: &str) -> Result<f64, String> {
+    match s.trim().trim_start_matches('$').parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err(format!("`{s}` is not an amount of US dollars (e.g. `2.50`)")),
+    }
 }
 
 /// The agents `--agent` can name.
@@ -542,6 +556,7 @@ fn run(args: &RunArgs) -> Exit {
             MessageFormat::Json => baton::report::json::MessageFormat::Json,
         },
         junit: args.junit.clone(),
+        max_cost: args.max_cost,
     })
 }
 

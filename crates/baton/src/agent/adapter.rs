@@ -81,13 +81,22 @@ pub trait Dialect: LimitWording + Send + Sync {
 }
 
 /// What one session asks of the agent besides its prompt.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Invocation {
     /// The model, when the task, the plan or baton.toml names one.
     pub model: Option<String>,
     /// One of the CLI's named agents (Claude Code's `--agent NAME`), when the task names one
     /// that its working copy defines (see [`Agent::named_agent_file`]).
     pub agent: Option<String>,
+    /// The most the session may spend, in US dollars (what remains of the budget), for a CLI
+    /// that can hold itself to it (Claude Code's `--max-budget-usd`).
+    pub max_budget_usd: Option<f64>,
+}
+
+/// A spending cap as a command-line amount: four decimals, rounded down (never above what
+/// remains), and never zero.
+pub fn usd_arg(amount: f64) -> String {
+    format!("{:.4}", ((amount * 10_000.0).floor() / 10_000.0).max(0.0001))
 }
 
 /// One agent CLI, located: how to invoke it. What its output means is its [`Dialect`].

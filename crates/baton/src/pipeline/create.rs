@@ -163,7 +163,7 @@ impl Planner {
                 task: task.clone(),
                 agent: self.agent.clone(),
                 prompt: prompt.clone(),
-                invocation: crate::agent::Invocation { model: self.config.agent.model.clone(), agent: None },
+                invocation: crate::agent::Invocation { model: self.config.agent.model.clone(), agent: None, max_budget_usd: None },
                 cwd: self.root.clone(),
                 total_timeout: Duration::from_secs_f64(self.config.run.timeout_seconds),
                 idle_timeout: Duration::from_secs_f64(self.config.run.idle_timeout_seconds),
@@ -177,6 +177,9 @@ impl Planner {
                 name: format!("write the design and plan for {}", item.path.display()),
                 attempt: session,
                 max_attempts: session,
+                session,
+                model: self.config.agent.model.clone(),
+                transcript: self.records.transcript(&record_key, session),
             });
             let run = attempt::run(spec, self.reporter.clone(), self.stop.clone()).await;
             let orphans = crate::run::process::orphans::sweep();

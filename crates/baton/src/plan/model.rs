@@ -162,6 +162,9 @@ pub struct Meta {
     pub models: Vec<String>,
     /// The original tool's reviewer settings (`meta.validation`).
     pub validation: Option<Validation>,
+    /// What the plan may cost over all its runs, in US dollars (`budget_usd`, also read as the
+    /// original tool's `budget_limit_usd`).
+    pub budget_usd: Option<f64>,
 }
 
 /// `meta.validation`, in the original tool's form.
@@ -454,6 +457,7 @@ fn read_meta(node: &Node, diags: &mut Vec<Diagnostic>, warns: &mut Vec<Diagnosti
     meta.verify = f.commands("verify", diags);
     meta.models = f.models("models", diags);
     meta.validation = node.get("validation").filter(|n| !n.is_null()).and_then(|n| read_validation(n, diags));
+    meta.budget_usd = f.either("budget_usd", "budget_limit_usd", &mut Vec::new(), diags, |f, key, d| f.usd(key, d), |a, b| a == b);
     meta
 }
 
@@ -969,6 +973,18 @@ impl Fields<'_> {
             Some(v) if v > 0.0 && v <= MAX_SECONDS => Some(v),
             _ => {
                 self.wrong(n, key, "a number of seconds above 0 and at most 30 days", &format!("write e.g. `{key}: 600`"), diags);
+                None
+            }
+        }
+    }
+
+    /// An amount of US dollars: a number, 0 or more.
+    fn usd(&self, key: &str, diags: &mut Vec<Diagnostic>) -> Option<f64> {
+        let n = self.present(key)?;
+        match n.as_scalar().map(|s| s.trim().trim_start_matches('$')).and_then(|s| s.parse::<f64>().ok()) {
+            Some(v) if v.is_finite() && v >= 0.0 => Some(v),
+            _ => {
+                self.wrong(n, key, "an amount of US dollars, 0 or more", &format!("write e.g. `{key}: 25.00`"), diags);
                 None
             }
         }

@@ -2,6 +2,7 @@
 //! functions. Nothing here reads the clock, sleeps or does I/O; callers pass `now` in.
 
 pub mod backoff;
+pub mod budget;
 pub mod breaker;
 pub mod limit;
 

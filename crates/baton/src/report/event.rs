@@ -35,7 +35,19 @@ pub enum EventKind {
     Banner { plan: String, agent: String, binary: String, counts: Counts, parallel: Option<usize>, commit: bool },
     /// One of baton's own decisions.
     Note(Note),
-    AttemptStarted { task: TaskId, name: String, attempt: u32, max_attempts: u32 },
+    /// `session` numbers every agent session of the task (limits and stops included), the name
+    /// of its files in the logs; `model` is the one baton asked for; `transcript` where the
+    /// agent's stream goes.
+    AttemptStarted {
+        task: TaskId,
+        name: String,
+        attempt: u32,
+        max_attempts: u32,
+        session: u32,
+        model: Option<String>,
+        #[serde(serialize_with = "path_text")]
+        transcript: PathBuf,
+    },
     /// A line of the agent's live stream.
     Agent {
         task: TaskId,
@@ -71,6 +83,9 @@ pub enum EventKind {
     /// The review ended: a verdict (`PASS`, `WARN`, `FAIL`) with findings, or `problem` saying
     /// why there is none.
     ReviewEnded { task: TaskId, verdict: Option<String>, findings: Vec<String>, problem: Option<String> },
+    /// The attempt's record was written (`.baton/logs/<plan>/<task>/attempt-<session>.json`):
+    /// everything known about it — tokens, model, checks, review, cost.
+    AttemptRecorded { task: TaskId, record: Box<crate::run::record::AttemptRecord> },
     /// A task reached a state the run will not change again; `attempts` when it failed.
     TaskFinished { task: TaskId, name: String, status: Status, message: String, attempts: Option<u32> },
     /// baton is waiting (back-off, limit, breaker) until `until`.
@@ -83,6 +98,9 @@ pub enum EventKind {
     /// An error that ends the run (or stops it from starting), and how to get past it.
     Error { error: String, help: Option<String> },
     Summary(Summary),
+    /// The last event: the exit code the command ends with (after hooks, smoke tests and the
+    /// notification).
+    Exit { code: i32 },
 }
 
 /// How an attempt ended, as its line says it.
@@ -252,6 +270,11 @@ pub enum Note {
     },
     /// A ready task that does not start beside the running ones, and why.
     Held { task: TaskId, why: String },
+    /// No new attempt starts: the budget (`scope`: `plan` over all its runs, or this `run`)
+    /// has `remaining_usd` left of `budget_usd`, less than the next attempt is expected to
+    /// cost (`estimate_usd`: the median of the plan's recorded attempts, or `[budget]
+    /// attempt_estimate_usd`); running attempts finish.
+    BudgetExhausted { scope: String, budget_usd: f64, spent_usd: f64, remaining_usd: f64, estimate_usd: f64, running: usize },
     /// Throttling cut how many agents start at once.
     Throttling { limit: usize },
     HookStarted { which: &'static str, command: String },
@@ -375,6 +398,8 @@ pub enum Ending {
     SingleTask { task: TaskId, status: Option<Status> },
     Blocked,
     Stopped,
+    /// The budget could not pay for another attempt.
+    BudgetExhausted,
     /// An error; `attempts` started before it.
     Error { attempts: u32 },
 }
@@ -384,6 +409,11 @@ pub trait Sink: Send {
     fn event(&mut self, ev: &RunEvent);
     /// Called once at the end of the run.
     fn finish(&mut self) {}
+    /// What the sink could not do (a store that cannot be written), told to every sink as
+    /// warnings after the event that met it: a sink never reaches back into the reporter.
+    fn take_warnings(&mut self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// Fans events out to every sink. Cloning gives another handle to the same sinks, so that
@@ -418,6 +448,13 @@ impl Reporter {
         self.with_sinks(|sinks| {
             for s in sinks.iter_mut() {
                 s.event(&ev);
+            }
+            let told: Vec<String> = sinks.iter_mut().flat_map(|s| s.take_warnings()).collect();
+            for text in told {
+                let warning = RunEvent { time: ev.time, kind: EventKind::Warning { text } };
+                for s in sinks.iter_mut() {
+                    s.event(&warning);
+                }
             }
         });
     }

@@ -30,6 +30,7 @@ pub fn tag(note: &Note) -> &'static str {
         }
         Note::Held { .. } => "PARALLEL",
         Note::Throttling { .. } => "THROTTLE",
+        Note::BudgetExhausted { .. } => "BUDGET",
         Note::HookStarted { .. } | Note::HookOutput { .. } | Note::HookEnded { .. } => "HOOK",
         Note::SmokeOutput { .. } | Note::SmokeEnded { .. } => "SMOKE",
         Note::Notice { .. } | Note::PartialRun { .. } => "NOTIFY",
@@ -50,7 +51,7 @@ pub fn calm(note: &Note) -> bool {
     if matches!(note, Note::WorkKept { .. } | Note::MergeConflict { .. } | Note::UserChangesProtected { .. } | Note::Resuming { .. }) {
         return true;
     }
-    matches!(tag(note), "STOP" | "BREAKER" | "BLOCKED" | "RECOVER" | "PLAN" | "SMOKE" | "NOTIFY" | "HOOK" | "PIPELINE" | "THROTTLE")
+    matches!(tag(note), "STOP" | "BUDGET" | "BREAKER" | "BLOCKED" | "RECOVER" | "PLAN" | "SMOKE" | "NOTIFY" | "HOOK" | "PIPELINE" | "THROTTLE")
 }
 
 fn plural(n: usize, one: &str, many: &str) -> String {
@@ -185,6 +186,16 @@ pub fn note_text(note: &Note) -> String {
             )
         }
         Note::Held { task, why } => format!("{task} waits: {why}"),
+        Note::BudgetExhausted { scope, budget_usd, spent_usd, remaining_usd, estimate_usd, running } => {
+            let whose = if scope == "run" { "this run's budget (--max-cost or [budget] run_usd)" } else { "the plan's budget over all its runs (meta.budget_usd or [budget] plan_usd)" };
+            let then = match running {
+                0 => "no new attempt starts".to_string(),
+                n => format!("no new attempt starts; {} finish{}", plural(*n, "running attempt", "running attempts"), if *n == 1 { "es" } else { "" }),
+            };
+            format!(
+                "budget exhausted: ${spent_usd:.4} of {whose} ${budget_usd:.4} spent, ${remaining_usd:.4} left, and an attempt is expected to cost ${estimate_usd:.4}; {then} (raise the budget to go on)"
+            )
+        }
         Note::Throttling { limit } => format!("throttled: starting at most {limit} agent(s) at once until runs succeed again"),
         Note::HookStarted { which, command } => format!("{which}: {command}"),
         Note::HookOutput { line } | Note::SmokeOutput { line } | Note::Notice { line } => line.clone(),
@@ -317,6 +328,7 @@ pub fn summary_text(s: &Summary) -> String {
         ),
         Ending::Blocked => "blocked".into(),
         Ending::Stopped => "stopped".into(),
+        Ending::BudgetExhausted => "stopped: budget exhausted".into(),
         Ending::Error { attempts: 0 } => "stopped on an error before any task ran".into(),
         Ending::Error { attempts: n } => format!("stopped on an error after {n} attempt{}", if *n == 1 { "" } else { "s" }),
     };
@@ -399,9 +411,12 @@ fn raw_verbose_text(kind: &EventKind) -> Option<String> {
             format!("[START] {}; agent: {agent} ({binary})", banner_text(plan, counts, *parallel, *commit))
         }
         EventKind::Note(n) => format!("[{}] {}", tag(n), note_text(n)),
-        EventKind::AttemptStarted { task, name, attempt, max_attempts } => {
+        EventKind::AttemptStarted { task, name, attempt, max_attempts, .. } => {
             format!("[EXEC] {task} {name} — attempt {attempt}/{max_attempts}")
         }
+        // Data for the store and JSON consumers: the attempt's line said it already.
+        EventKind::AttemptRecorded { .. } => return None,
+        EventKind::Exit { code } => format!("[EXIT] exit code {code}"),
         EventKind::Agent { task, event, agent } => {
             let line = super::agent_line::verbose_line(event)?;
             // The task first: agents of a parallel run interleave.

@@ -140,7 +140,7 @@ impl Sink for Terminal {
             EventKind::Note(n) if render::warning(n) => self.warn(&format!("warning: {}", render::note_text(n))),
             EventKind::Note(n) if render::calm(n) => self.line(&render::note_text(n)),
             EventKind::Note(_) => {}
-            EventKind::AttemptStarted { task, name, attempt, max_attempts } => {
+            EventKind::AttemptStarted { task, name, attempt, max_attempts, .. } => {
                 let label = format!("{task} {name} · attempt {attempt}/{max_attempts}");
                 let head = terminal_line(&format!("{task} {} · attempt {attempt}/{max_attempts}", super::status::cut(name, LIVE_NAME_CHARS)));
                 match &mut self.live {
@@ -249,6 +249,8 @@ impl Sink for Terminal {
             EventKind::Warning { text } => self.warn(&format!("warning: {text}")),
             EventKind::Error { error, help } => self.warn(&render::error_text(error, help.as_deref())),
             EventKind::Summary(s) => self.print(&style::paint_when(self.colour, Role::Strong, &terminal_text(&render::summary_text(s)))),
+            // The exit code is the process's own; the record is in the logs.
+            EventKind::AttemptRecorded { .. } | EventKind::Exit { .. } => {}
         }
     }
 
@@ -369,7 +371,7 @@ mod tests {
     }
 
     fn started(task: &str, name: &str, attempt: u32) -> RunEvent {
-        now(EventKind::AttemptStarted { task: task.into(), name: name.into(), attempt, max_attempts: 2 })
+        now(EventKind::AttemptStarted { task: task.into(), name: name.into(), attempt, max_attempts: 2, session: attempt, model: None, transcript: Default::default() })
     }
 
     fn tool(task: &str, path: &str) -> RunEvent {
@@ -559,7 +561,7 @@ mod tests {
         // takes the place of a task line, above the waits.
         term.event(&tool("T2", "src/two.rs"));
         assert_eq!(screen.rows().len(), 3);
-        term.event(&at(until, EventKind::AttemptStarted { task: "T1".into(), name: "one".into(), attempt: 2, max_attempts: 2 }));
+        term.event(&at(until, EventKind::AttemptStarted { task: "T1".into(), name: "one".into(), attempt: 2, max_attempts: 2, session: 2, model: None, transcript: Default::default() }));
         let rows = screen.rows();
         assert_eq!(rows.len(), 3, "{rows:#?}");
         assert!(rows[1].ends_with("T2 two · attempt 1/2 · Read src/two.rs"), "{rows:#?}");

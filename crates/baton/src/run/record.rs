@@ -27,6 +27,11 @@ pub struct AttemptRecord {
     pub turns: Option<u32>,
     pub input_tokens: Option<u64>,
     pub output_tokens: Option<u64>,
+    /// Prompt-cache tokens read and written, as the CLI counted them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_read_tokens: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_creation_tokens: Option<u64>,
     pub session_id: Option<String>,
     pub exit: Option<String>,
     /// For limits and throttling: how long baton waited before trying again.

@@ -111,6 +111,10 @@ impl Agent for ClaudeCode {
             args.push("--agent".into());
             args.push(a.into());
         }
+        if let Some(usd) = invocation.max_budget_usd {
+            args.push("--max-budget-usd".into());
+            args.push(super::adapter::usd_arg(usd).into());
+        }
         args.extend(self.extra_args.iter().map(OsString::from));
         args
     }
@@ -212,7 +216,7 @@ mod tests {
     }
 
     fn args(model: Option<&str>, named: Option<&str>) -> Vec<String> {
-        let invocation = Invocation { model: model.map(str::to_string), agent: named.map(str::to_string) };
+        let invocation = Invocation { model: model.map(str::to_string), agent: named.map(str::to_string), max_budget_usd: None };
         agent().args(&invocation).iter().map(|a| a.to_str().unwrap().to_string()).collect()
     }
 
@@ -222,7 +226,19 @@ mod tests {
             args(Some("opus"), None),
             ["--dangerously-skip-permissions", "--print", "--output-format", "stream-json", "--verbose", "--model", "opus"]
         );
-        assert!(!args(None, None).iter().any(|a| a == "--model" || a == "--agent"));
+        assert!(!args(None, None).iter().any(|a| a == "--model" || a == "--agent" || a == "--max-budget-usd"));
+    }
+
+    #[test]
+    fn a_spending_cap_is_passed_rounded_down_to_a_hundredth_of_a_cent() {
+        let capped = |usd: f64| {
+            let invocation = Invocation { max_budget_usd: Some(usd), ..Invocation::default() };
+            let a: Vec<String> = agent().args(&invocation).iter().map(|a| a.to_str().unwrap().to_string()).collect();
+            a[a.iter().position(|x| x == "--max-budget-usd").unwrap() + 1].clone()
+        };
+        assert_eq!(capped(0.0177), "0.0177");
+        assert_eq!(capped(1.23456), "1.2345");
+        assert_eq!(capped(0.00001), "0.0001", "never a cap of zero");
     }
 
     #[test]

@@ -126,6 +126,7 @@ impl Engine {
             Exit::Blocked => RunEnding::Blocked,
             Exit::InvalidInput => RunEnding::Error,
             Exit::Stopped => RunEnding::Stopped,
+            Exit::BudgetExhausted => RunEnding::BudgetExhausted,
         };
         self.notify(ending, smoke_result.as_ref().map(SmokeOutcome::describe)).await;
         exit

@@ -325,7 +325,11 @@ impl Engine {
             task: id.clone(),
             agent: self.agent.clone(),
             prompt,
-            invocation: Invocation { model: model.clone(), agent: named_agent.clone() },
+            invocation: Invocation {
+                model: model.clone(),
+                agent: named_agent.clone(),
+                max_budget_usd: self.state.session_cap().filter(|_| self.config.budget.cap_sessions),
+            },
             cwd: place.cwd.clone(),
             total_timeout: Duration::from_secs_f64(total),
             idle_timeout: Duration::from_secs_f64(idle),
@@ -334,7 +338,15 @@ impl Engine {
             env: place.env,
             heartbeat: place.heartbeat,
         };
-        self.reporter.emit(EventKind::AttemptStarted { task: id.clone(), name: task.name.clone(), attempt: attempt_no, max_attempts: max });
+        self.reporter.emit(EventKind::AttemptStarted {
+            task: id.clone(),
+            name: task.name.clone(),
+            attempt: attempt_no,
+            max_attempts: max,
+            session,
+            model: model.clone(),
+            transcript: spec.transcript.clone(),
+        });
         let active = Active { id: id.clone(), group: task.parallel_group.clone(), footprint: Footprint::of(&task) };
         self.state.started(id.clone(), Slot { active, attempt: attempt_no, max });
         self.running.insert(id.clone(), Running { name: task.name.clone(), session, started_at: jiff::Timestamp::now(), cwd: place.cwd, named_agent, model, start_point, checks, review, task: task.clone() });
@@ -433,6 +445,8 @@ impl Engine {
             turns: run.summary.turns(),
             input_tokens: run.summary.result().map(|x| x.usage.input_tokens),
             output_tokens: run.summary.result().map(|x| x.usage.output_tokens),
+            cache_read_tokens: run.summary.result().map(|x| x.usage.cache_read_input_tokens),
+            cache_creation_tokens: run.summary.result().map(|x| x.usage.cache_creation_input_tokens),
             session_id: run.summary.session_id().map(str::to_string),
             exit: run.exit.map(|x| x.to_string()),
             waited_seconds: None,
@@ -444,6 +458,7 @@ impl Engine {
             review: None,
         };
         let (attempt_outcome, outcome, message) = self.meaning(id, &r, verdict, &mut rec);
+        self.state.spent(cost.unwrap_or(0.0), rec.attempt.is_some());
         if outcome == Outcome::Done(Status::Completed) {
             let from_file = matches!(attempt_outcome, AttemptOutcome::Reported { from_file: true, .. });
             return self.verify(id, r, rec, message, (run.duration, cost, from_file));
@@ -593,6 +608,7 @@ impl Engine {
         let changed_by_verification = left.is_some() && crate::run::verify::tracked_state(&r.cwd) != left;
         rec.checks = v.checked.records;
         if let Some(review) = &v.review {
+            self.state.spent(review.cost_usd.unwrap_or(0.0), false);
             self.cost += review.cost_usd.unwrap_or(0.0);
             self.usage.entry(id.clone()).or_default().cost += review.cost_usd.unwrap_or(0.0);
         }
@@ -706,10 +722,12 @@ impl Engine {
         self.reporter.emit(EventKind::AttemptEnded { task: id.clone(), outcome, duration: Duration::ZERO, cost_usd: None });
     }
 
+    /// Writes the attempt's record beside its transcript, and tells it (the store keeps it).
     fn write_record(&self, rec: &AttemptRecord) {
         if let Err(e) = self.records.write(rec) {
             self.reporter.warn(format!("cannot write the attempt record: {e}"));
         }
+        self.reporter.emit(EventKind::AttemptRecorded { task: TaskId(rec.task.clone()), record: Box::new(rec.clone()) });
     }
 
     /// The verdict as the attempt's line says it, as the state takes it, and the message for
@@ -894,6 +912,7 @@ impl Engine {
             (Exit::TaskFailed, None) => Ending::FinishedWithFailures,
             (Exit::Blocked, _) => Ending::Blocked,
             (Exit::Stopped, _) => Ending::Stopped,
+            (Exit::BudgetExhausted, _) => Ending::BudgetExhausted,
             _ => Ending::Error { attempts: self.state.attempts_started() },
         };
         let tasks = TaskReport::of_plan(self.file.plan(), &self.usage);

@@ -78,6 +78,8 @@ pub struct RunOptions {
     pub format: MessageFormat,
     /// `--junit PATH`: a JUnit XML report written when the run ends.
     pub junit: Option<PathBuf>,
+    /// `--max-cost USD`: this run's budget.
+    pub max_cost: Option<f64>,
 }
 
 impl RunOptions {
@@ -167,6 +169,10 @@ async fn start(opts: RunOptions, stop: Option<watch::Receiver<Stop>>, reporter_o
     records.remove_stale_temps();
     let reporter = output_reporter(&opts.output(), &records.dir().join("run.log"));
     *reporter_out = Some(reporter.clone());
+    let plan_budget = file.plan().meta.budget_usd.or(config.budget.plan_usd);
+    let run_budget = opts.max_cost.or(config.budget.run_usd);
+    let spending = record_history(&root, &plan_abs, &records, &reporter, plan_budget.is_some() || run_budget.is_some())?;
+    let budget = spending.and_then(|(before, costs)| crate::policy::budget::Budget::new(plan_budget.map(|b| (b, before)), run_budget, costs, config.budget.attempt_estimate_usd));
     let guard_exe = stop::guard_exe()?;
     let clock = Clock::from_env()?;
     let place = Place { root: &root, plan: &plan_abs, config: &config, records: &records, reporter: &reporter, guard_exe: &guard_exe, dirty: opts.dirty, jobs };
@@ -217,6 +223,7 @@ async fn start(opts: RunOptions, stop: Option<watch::Receiver<Stop>>, reporter_o
         parallel: opts.parallel,
         single_task: opts.single_task,
         exclude: left_out(file.plan(), opts.resume_from.as_deref()).into_iter().collect::<HashSet<_>>(),
+        budget,
     });
     let mut engine = Engine::new(clock, root, config, opts, file, agent, reporter.clone(), records, stop, guard_exe, state, workspace);
     let exit = match engine.before_hook().await {
@@ -233,6 +240,32 @@ async fn start(opts: RunOptions, stop: Option<watch::Receiver<Stop>>, reporter_o
         // Honoured: left behind it would only show in `git status` until the next start.
         let _ = std::fs::remove_file(file);
     }
+    reporter.emit(EventKind::Exit { code: exit.code() });
     reporter.finish();
     Ok(exit)
+}
+
+/// Opens the run's history in the store (a sink of the run's events) and says what the plan
+/// spent before this run and its attempts' costs, for the budget. A store that cannot be
+/// opened is a warning, unless a budget depends on it (`budgeted`): then the run does not
+/// start.
+fn record_history(root: &std::path::Path, plan: &std::path::Path, records: &Records, reporter: &Reporter, budgeted: bool) -> Result<Option<(f64, Vec<f64>)>, Error> {
+    use crate::store::sink::{RunInfo, RunKind, StoreSink};
+    let key = crate::store::plan_key(root, plan);
+    let info = RunInfo { kind: RunKind::Run, root: root.to_path_buf(), plan: key.clone(), command: crate::store::command_line() };
+    let opened = crate::store::Store::open(root).and_then(|store| StoreSink::open(store, info, Some(records)));
+    let spending = opened.and_then(|sink| {
+        let spent = sink.store().plan_spent(&key)?;
+        let costs = sink.store().attempt_costs(&key)?;
+        reporter.add(Box::new(sink));
+        Ok((spent, costs))
+    });
+    match spending {
+        Ok(s) => Ok(Some(s)),
+        Err(e) if budgeted => Err(Error::Store { error: format!("{e}; the budget cannot be enforced without it"), help: e.help() }),
+        Err(e) => {
+            reporter.warn(format!("{e}; this run is not recorded in the history ({})", e.help()));
+            Ok(None)
+        }
+    }
 }

@@ -10,6 +10,7 @@ use crate::plan::graph::{self, Wait};
 use crate::plan::{Plan, Status, TaskId};
 use crate::policy::backoff::{RetryBackoff, Throttle, ThrottleBackoff};
 use crate::policy::breaker::{Admission, BreakerState, CircuitBreaker};
+use crate::policy::budget::Budget;
 use crate::report::event::{Note, WaitReason};
 use crate::run::schedule::{self, Active};
 
@@ -36,6 +37,8 @@ pub struct Policies {
     pub single_task: bool,
     /// Tasks `--resume-from` leaves out.
     pub exclude: HashSet<TaskId>,
+    /// The budget, when one is set.
+    pub budget: Option<Budget>,
 }
 
 /// A task whose attempt is running, as the state knows it.
@@ -131,6 +134,7 @@ pub struct RunState {
     /// The breaker wait last told, so that it is told once.
     told_breaker: Option<Instant>,
     attempts_started: u32,
+    budget: Option<Budget>,
 }
 
 impl RunState {
@@ -151,6 +155,7 @@ impl RunState {
             paused_until: None,
             told_breaker: None,
             attempts_started: 0,
+            budget: p.budget,
         }
     }
 
@@ -266,6 +271,26 @@ impl RunState {
             out.notes.extend(held.into_iter().map(|h| Note::Held { task: h.id, why: h.why }));
         }
         for id in picks {
+            if let Some(b) = &self.budget {
+                let in_flight = self.running.len() + out.start.len();
+                if let Err(e) = b.admit(in_flight) {
+                    if in_flight > 0 && b.admit(0).is_ok() {
+                        // What the running attempts are expected to cost holds it back: look
+                        // again when one ends and its real cost is known.
+                        return out;
+                    }
+                    out.notes.push(Note::BudgetExhausted {
+                        scope: e.scope.to_string(),
+                        budget_usd: e.budget,
+                        spent_usd: e.spent,
+                        remaining_usd: e.remaining,
+                        estimate_usd: e.estimate,
+                        running: self.running.len() + out.start.len(),
+                    });
+                    self.end(Exit::BudgetExhausted);
+                    return out;
+                }
+            }
             match self.breaker.may_start(now) {
                 Admission::Admit => {}
                 Admission::AdmitProbe => out.notes.push(Note::BreakerHalfOpen),
@@ -291,6 +316,20 @@ impl RunState {
             }
         }
         out
+    }
+
+    /// The spending cap of a session that starts now beside the running ones, when a budget
+    /// is set.
+    pub fn session_cap(&self) -> Option<f64> {
+        self.budget.as_ref().and_then(|b| b.admit(self.running.len()).ok())
+    }
+
+    /// Money this run spent: an agent's session (`counted` when it was a counted attempt),
+    /// a reviewer's.
+    pub fn spent(&mut self, cost: f64, counted: bool) {
+        if let Some(b) = &mut self.budget {
+            b.spent(cost, counted);
+        }
     }
 
     /// The task's attempt started.
@@ -447,6 +486,7 @@ mod tests {
             parallel,
             single_task: false,
             exclude: HashSet::new(),
+            budget: None,
         }
     }
 
@@ -597,6 +637,34 @@ mod tests {
         assert_eq!(s.ends_now(&p), None, "a still runs");
         s.ended(&"a".into(), Outcome::Interrupted, now).unwrap();
         assert_eq!(s.ends_now(&p), Some((Exit::Stopped, None)));
+    }
+
+    #[test]
+    fn a_budget_that_cannot_pay_for_the_next_attempt_starts_none_and_ends_with_6_once_the_running_finish() {
+        let p = plan("sections:\n- id: s\n  tasks:\n  - {id: a, name: A, parallel_group: g}\n  - {id: b, name: B, parallel_group: g}\n  - {id: c, name: C, parallel_group: g}\n");
+        let budget = Budget::new(Some((1.0, 0.0)), None, vec![0.4], 0.0);
+        let mut s = RunState::new(Policies { budget, ..policies(true, 3) });
+        let now = Instant::now();
+        // $1 left, $0.40 an attempt: two start; the third waits for their real costs.
+        let a = s.admit(&p, now);
+        assert_eq!(ids(&a.start), ["a", "b"]);
+        assert!(a.notes.iter().all(|n| !matches!(n, Note::BudgetExhausted { .. })), "{:?}", a.notes);
+        assert!((s.session_cap().unwrap() - 1.0).abs() < 1e-12, "the first session may spend all that is left");
+        start(&mut s, &p, "a", 1, 3);
+        assert!((s.session_cap().unwrap() - 0.6).abs() < 1e-12, "the second, what the first does not hold");
+        start(&mut s, &p, "b", 1, 3);
+        assert!(s.admit(&p, now).start.is_empty());
+        s.spent(0.4, true);
+        s.ended(&"a".into(), Outcome::Done(Status::Completed), now).unwrap();
+        let held = s.admit(&p, now);
+        assert!(held.start.is_empty() && held.notes.is_empty(), "b holds $0.40 of the $0.60 left: c waits, the run goes on");
+        assert_eq!(s.ends_now(&p), None);
+        s.spent(0.4, true);
+        s.ended(&"b".into(), Outcome::Done(Status::Completed), now).unwrap();
+        let ended = s.admit(&p, now);
+        assert!(ended.start.is_empty());
+        assert!(matches!(ended.notes.as_slice(), [Note::BudgetExhausted { running: 0, .. }]), "{:?}", ended.notes);
+        assert_eq!(s.ends_now(&p), Some((Exit::BudgetExhausted, None)));
     }
 
     #[test]

@@ -1,0 +1,264 @@
+//! Reading the store: a plan's spending (for the budget), the runs and attempts (`baton
+//! history`), the rows costs are added up from (`baton cost`), a plan's tasks' totals (`baton
+//! status`).
+
+use std::collections::HashMap;
+
+use rusqlite::{params, Row};
+use serde::Serialize;
+
+use super::{Store, StoreError};
+use crate::run::record::TaskUsage;
+
+/// One run, as `baton history` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunRow {
+    pub id: i64,
+    pub plan: String,
+    pub plan_name: Option<String>,
+    pub kind: String,
+    pub command: String,
+    pub pid: Option<i64>,
+    pub started_at: String,
+    pub ended_at: Option<String>,
+    pub exit_code: Option<i64>,
+    /// How it ended; `None` while it runs (or until the next start closes a killed one).
+    pub ending: Option<String>,
+    pub stopped_by: Option<String>,
+    pub cost_usd: f64,
+    pub attempts: Vec<AttemptRow>,
+}
+
+/// One attempt (an agent session), as `baton history` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AttemptRow {
+    pub id: i64,
+    pub run_id: i64,
+    pub plan: String,
+    pub task: String,
+    pub kind: String,
+    pub session: i64,
+    pub attempt: Option<i64>,
+    pub agent: String,
+    pub named_agent: Option<String>,
+    pub model: Option<String>,
+    pub started_at: String,
+    pub ended_at: Option<String>,
+    pub duration_secs: Option<f64>,
+    pub outcome: String,
+    pub verdict: Option<String>,
+    pub message: Option<String>,
+    pub cost_usd: Option<f64>,
+    pub review_cost_usd: Option<f64>,
+    pub input_tokens: Option<i64>,
+    pub output_tokens: Option<i64>,
+    pub cache_read_tokens: Option<i64>,
+    pub cache_creation_tokens: Option<i64>,
+    pub turns: Option<i64>,
+    pub waited_secs: Option<f64>,
+    pub transcript: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<CheckRow>,
+}
+
+impl AttemptRow {
+    /// What the session and its reviewer cost.
+    pub fn total_cost(&self) -> f64 {
+        self.cost_usd.unwrap_or(0.0) + self.review_cost_usd.unwrap_or(0.0)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CheckRow {
+    pub command: String,
+    pub source: String,
+    pub exit_code: Option<i64>,
+    pub passed: bool,
+    pub timed_out: bool,
+    pub duration_secs: f64,
+}
+
+/// One attempt's cost with what it can be grouped by (`baton cost`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CostRow {
+    pub plan: String,
+    pub task: String,
+    pub model: Option<String>,
+    pub started_at: jiff::Timestamp,
+    pub cost_usd: f64,
+    pub duration_secs: f64,
+    pub counted: bool,
+}
+
+const ATTEMPT_COLUMNS: &str = "id, run_id, plan, task, kind, session, attempt, agent, named_agent, model, started_at, ended_at, duration_secs, outcome,
+    verdict, message, cost_usd, review_cost_usd, input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, turns, waited_secs, transcript";
+
+fn attempt_row(r: &Row<'_>) -> rusqlite::Result<AttemptRow> {
+    Ok(AttemptRow {
+        id: r.get(0)?,
+        run_id: r.get(1)?,
+        plan: r.get(2)?,
+        task: r.get(3)?,
+        kind: r.get(4)?,
+        session: r.get(5)?,
+        attempt: r.get(6)?,
+        agent: r.get(7)?,
+        named_agent: r.get(8)?,
+        model: r.get(9)?,
+        started_at: r.get(10)?,
+        ended_at: r.get(11)?,
+        duration_secs: r.get(12)?,
+        outcome: r.get(13)?,
+        verdict: r.get(14)?,
+        message: r.get(15)?,
+        cost_usd: r.get(16)?,
+        review_cost_usd: r.get(17)?,
+        input_tokens: r.get(18)?,
+        output_tokens: r.get(19)?,
+        cache_read_tokens: r.get(20)?,
+        cache_creation_tokens: r.get(21)?,
+        turns: r.get(22)?,
+        waited_secs: r.get(23)?,
+        transcript: r.get(24)?,
+        checks: Vec::new(),
+    })
+}
+
+impl Store {
+    /// What the plan's attempts (and their reviewers, and the pipeline's planning sessions
+    /// for it) cost over all its runs.
+    pub fn plan_spent(&self, plan: &str) -> Result<f64, StoreError> {
+        self.conn()
+            .query_row("SELECT COALESCE(SUM(COALESCE(cost_usd, 0) + COALESCE(review_cost_usd, 0)), 0) FROM attempts WHERE plan = ?1", params![plan], |r| r.get(0))
+            .map_err(|e| self.sql(e))
+    }
+
+    /// The costs of the plan's counted attempts (each with its reviewer's), oldest first: what
+    /// the next one is expected to cost is their median.
+    pub fn attempt_costs(&self, plan: &str) -> Result<Vec<f64>, StoreError> {
+        let mut st = self
+            .conn()
+            .prepare("SELECT cost_usd + COALESCE(review_cost_usd, 0) FROM attempts WHERE plan = ?1 AND kind = 'task' AND attempt IS NOT NULL AND cost_usd IS NOT NULL ORDER BY started_at")
+            .map_err(|e| self.sql(e))?;
+        let rows = st.query_map(params![plan], |r| r.get(0)).map_err(|e| self.sql(e))?;
+        rows.collect::<rusqlite::Result<Vec<f64>>>().map_err(|e| self.sql(e))
+    }
+
+    /// The runs, newest first (of one plan, or all), at most `limit`, each with its attempts
+    /// in the order they started.
+    pub fn runs(&self, plan: Option<&str>, limit: usize) -> Result<Vec<RunRow>, StoreError> {
+        let sql = "SELECT id, plan, plan_name, kind, command, pid, started_at, ended_at, exit_code, ending, stopped_by, cost_usd FROM runs
+                   WHERE (?1 IS NULL OR plan = ?1 OR id IN (SELECT run_id FROM attempts WHERE plan = ?1))
+                   ORDER BY started_at DESC, id DESC LIMIT ?2";
+        let mut st = self.conn().prepare(sql).map_err(|e| self.sql(e))?;
+        let rows = st
+            .query_map(params![plan, limit.min(i64::MAX as usize) as i64], |r| {
+                Ok(RunRow {
+                    id: r.get(0)?,
+                    plan: r.get(1)?,
+                    plan_name: r.get(2)?,
+                    kind: r.get(3)?,
+                    command: r.get(4)?,
+                    pid: r.get(5)?,
+                    started_at: r.get(6)?,
+                    ended_at: r.get(7)?,
+                    exit_code: r.get(8)?,
+                    ending: r.get(9)?,
+                    stopped_by: r.get(10)?,
+                    cost_usd: r.get(11)?,
+                    attempts: Vec::new(),
+                })
+            })
+            .map_err(|e| self.sql(e))?;
+        let mut runs = rows.collect::<rusqlite::Result<Vec<_>>>().map_err(|e| self.sql(e))?;
+        for run in &mut runs {
+            run.attempts = self.attempts_where("run_id = ?1 AND (?2 IS NULL OR plan = ?2)", params![run.id, plan])?;
+            if run.ending.is_none() {
+                // Still running: what it spent so far.
+                run.cost_usd = run.attempts.iter().map(AttemptRow::total_cost).sum();
+            }
+        }
+        Ok(runs)
+    }
+
+    /// Every attempt of one task of a plan, in the order they started, with their checks.
+    pub fn task_attempts(&self, plan: &str, task: &str) -> Result<Vec<AttemptRow>, StoreError> {
+        let mut rows = self.attempts_where("plan = ?1 AND task = ?2", params![plan, task])?;
+        for a in &mut rows {
+            let mut st = self
+                .conn()
+                .prepare_cached("SELECT command, source, exit_code, passed, timed_out, duration_secs FROM checks WHERE attempt_id = ?1 ORDER BY position")
+                .map_err(|e| self.sql(e))?;
+            let checks = st
+                .query_map(params![a.id], |r| {
+                    Ok(CheckRow { command: r.get(0)?, source: r.get(1)?, exit_code: r.get(2)?, passed: r.get(3)?, timed_out: r.get(4)?, duration_secs: r.get(5)? })
+                })
+                .map_err(|e| self.sql(e))?;
+            a.checks = checks.collect::<rusqlite::Result<Vec<_>>>().map_err(|e| self.sql(e))?;
+        }
+        Ok(rows)
+    }
+
+    fn attempts_where(&self, filter: &str, args: impl rusqlite::Params) -> Result<Vec<AttemptRow>, StoreError> {
+        let sql = format!("SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE {filter} ORDER BY started_at, id");
+        let mut st = self.conn().prepare_cached(&sql).map_err(|e| self.sql(e))?;
+        let rows = st.query_map(args, attempt_row).map_err(|e| self.sql(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(|e| self.sql(e))
+    }
+
+    /// Each attempt's cost since `since` (of one plan, or all), for adding up.
+    pub fn cost_rows(&self, plan: Option<&str>, since: Option<jiff::Timestamp>) -> Result<Vec<CostRow>, StoreError> {
+        let since = since.map(|t| t.to_string());
+        let mut st = self
+            .conn()
+            .prepare(
+                "SELECT plan, task, model, started_at, COALESCE(cost_usd, 0) + COALESCE(review_cost_usd, 0), COALESCE(duration_secs, 0), attempt IS NOT NULL
+                 FROM attempts WHERE (?1 IS NULL OR plan = ?1) AND (?2 IS NULL OR started_at >= ?2) ORDER BY started_at",
+            )
+            .map_err(|e| self.sql(e))?;
+        let rows = st
+            .query_map(params![plan, since], |r| {
+                let started: String = r.get(3)?;
+                Ok(CostRow {
+                    plan: r.get(0)?,
+                    task: r.get(1)?,
+                    model: r.get(2)?,
+                    started_at: started.parse().unwrap_or(jiff::Timestamp::UNIX_EPOCH),
+                    cost_usd: r.get(4)?,
+                    duration_secs: r.get(5)?,
+                    counted: r.get(6)?,
+                })
+            })
+            .map_err(|e| self.sql(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(|e| self.sql(e))
+    }
+
+    /// Agent time, cost, waiting and the last outcome per task of a plan, over every recorded
+    /// session (what `baton status` shows).
+    pub fn task_usage(&self, plan: &str) -> Result<HashMap<String, TaskUsage>, StoreError> {
+        let mut out: HashMap<String, TaskUsage> = HashMap::new();
+        for a in self.attempts_where("plan = ?1 AND kind = 'task'", params![plan])? {
+            let u = out.entry(a.task.clone()).or_default();
+            u.sessions += 1;
+            u.seconds += a.duration_secs.unwrap_or(0.0);
+            u.cost_usd += a.total_cost();
+            u.waited_seconds += a.waited_secs.unwrap_or(0.0);
+            u.last_outcome = Some(a.outcome.clone());
+            if a.model.is_some() {
+                u.last_model = a.model.clone();
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The median of some costs (`None` for none).
+pub fn median(costs: &[f64]) -> Option<f64> {
+    if costs.is_empty() {
+        return None;
+    }
+    let mut v = costs.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    Some(if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 })
+}

@@ -1,0 +1,269 @@
+//! The store as a sink of the event stream: a run's row when it opens, an attempt's row when
+//! it starts (`running`), filled in when it ends and again when its record is written, the
+//! waits, who stopped the run, its summary and its exit code; the pipeline's items and planning
+//! sessions. Nothing in the engine calls the store: it hears what the terminal hears.
+//!
+//! A write that fails is told once as a warning (through the other sinks) and the run goes
+//! on: the history is not worth a night's work.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use rusqlite::params;
+
+use super::{now_text, relative, write_record, Store, StoreError};
+use crate::report::event::{AttemptOutcome, Ending, EventKind, Note, PipelineNote, RunEvent, Sink, WaitReason};
+
+/// What kind of process the sink records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunKind {
+    /// `baton run` (also a plan the pipeline runs).
+    Run,
+    /// The backlog daemon: its planning sessions and items.
+    Pipeline,
+}
+
+/// The run as the sink opens its row.
+#[derive(Debug, Clone)]
+pub struct RunInfo {
+    pub kind: RunKind,
+    /// The repository root: paths are kept relative to it.
+    pub root: PathBuf,
+    /// The plan's key ([`super::plan_key`]); for the pipeline, empty.
+    pub plan: String,
+    pub command: String,
+}
+
+pub struct StoreSink {
+    store: Store,
+    root: PathBuf,
+    run: i64,
+    plan: String,
+    agent: String,
+    /// The attempt row of each task whose attempt is running.
+    open: HashMap<String, i64>,
+    /// The pipeline's item being worked on: its row, and its plan.
+    item: Option<(i64, Option<String>)>,
+    stopped_by: Option<&'static str>,
+    warnings: Vec<String>,
+    failed: bool,
+}
+
+impl StoreSink {
+    /// Opens the run's row (and, for a run, closes what a killed run of the plan left open and
+    /// imports the plan's attempt records once).
+    pub fn open(mut store: Store, info: RunInfo, records: Option<&crate::run::record::Records>) -> Result<StoreSink, StoreError> {
+        if info.kind == RunKind::Run {
+            store.close_interrupted(&info.plan)?;
+            if let Some(r) = records {
+                store.import_records(&info.plan, r, &info.root)?;
+            }
+        }
+        let kind = match info.kind {
+            RunKind::Run => "run",
+            RunKind::Pipeline => "pipeline",
+        };
+        store
+            .conn()
+            .execute(
+                "INSERT INTO runs (plan, kind, command, pid, started_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![info.plan, kind, info.command, std::process::id(), now_text()],
+            )
+            .map_err(|e| store.sql(e))?;
+        let run = store.conn().last_insert_rowid();
+        Ok(StoreSink {
+            store,
+            root: info.root,
+            run,
+            plan: info.plan,
+            agent: String::new(),
+            open: HashMap::new(),
+            item: None,
+            stopped_by: None,
+            warnings: Vec::new(),
+            failed: false,
+        })
+    }
+
+    pub fn run_id(&self) -> i64 {
+        self.run
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    fn write(&mut self, ev: &RunEvent) -> rusqlite::Result<()> {
+        let conn = self.store.conn();
+        let time = ev.time.to_string();
+        match &ev.kind {
+            EventKind::Banner { plan, agent, .. } => {
+                self.agent = agent.clone();
+                conn.prepare_cached("UPDATE runs SET plan_name = ?2 WHERE id = ?1")?.execute(params![self.run, plan])?;
+            }
+            EventKind::AttemptStarted { task, attempt, session, model, transcript, .. } => {
+                let (plan, kind, attempt) = match &self.item {
+                    // A planning session: of the plan it writes; it is no attempt of a task.
+                    Some((_, plan)) if task.as_str().starts_with("plan:") => (plan.clone().unwrap_or_default(), "planning", None),
+                    _ => (self.plan.clone(), "task", Some(*attempt)),
+                };
+                conn.prepare_cached(
+                    "INSERT INTO attempts (run_id, plan, task, kind, session, attempt, agent, model, started_at, outcome, transcript)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'running', ?10)
+                     ON CONFLICT (run_id, task, session) DO UPDATE SET outcome = 'running', started_at = excluded.started_at",
+                )?
+                .execute(params![self.run, plan, task.as_str(), kind, session, attempt, self.agent, model, time, relative(&self.root, transcript)])?;
+                let id = conn.query_row("SELECT id FROM attempts WHERE run_id = ?1 AND task = ?2 AND session = ?3", params![self.run, task.as_str(), session], |r| r.get(0))?;
+                self.open.insert(task.to_string(), id);
+            }
+            EventKind::AttemptEnded { task, outcome, duration, cost_usd } => {
+                let Some(id) = self.open.remove(task.as_str()) else { return Ok(()) };
+                let (outcome, message) = outcome_words(outcome);
+                conn.prepare_cached(
+                    "UPDATE attempts SET outcome = ?2, message = COALESCE(?3, message), ended_at = ?4, duration_secs = ?5, cost_usd = ?6,
+                        attempt = CASE WHEN ?2 IN ('limited', 'throttled', 'interrupted', 'systemic') THEN NULL ELSE attempt END
+                     WHERE id = ?1",
+                )?
+                .execute(params![id, outcome, message, time, duration.as_secs_f64(), cost_usd])?;
+            }
+            EventKind::AttemptRecorded { task, record } => {
+                let found: Option<i64> = conn
+                    .prepare_cached("SELECT id FROM attempts WHERE run_id = ?1 AND task = ?2 AND session = ?3")?
+                    .query_row(params![self.run, task.as_str(), record.session], |r| r.get(0))
+                    .ok();
+                if let Some(id) = found {
+                    write_record(conn, id, record)?;
+                }
+            }
+            EventKind::Waiting { reason, until } => {
+                let (kind, task, message) = wait_words(reason);
+                conn.prepare_cached("INSERT INTO waits (run_id, task, kind, message, started_at, until) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
+                    .execute(params![self.run, task, kind, message, time, until.to_string()])?;
+            }
+            EventKind::Note(Note::StopRequested { .. }) => {
+                self.stopped_by.get_or_insert("stop file");
+            }
+            EventKind::Note(Note::Interrupted { .. }) => {
+                self.stopped_by.get_or_insert("signal");
+            }
+            EventKind::Note(Note::BudgetExhausted { .. }) => {
+                self.stopped_by.get_or_insert("budget");
+            }
+            EventKind::Note(Note::Pipeline(p)) => self.pipeline(p, &time)?,
+            EventKind::Summary(s) => {
+                let ending = ending_word(&s.how);
+                conn.prepare_cached("UPDATE runs SET ended_at = ?2, ending = ?3, stopped_by = ?4, cost_usd = ?5 WHERE id = ?1")?
+                    .execute(params![self.run, time, ending, self.stopped_by, s.cost])?;
+            }
+            EventKind::Exit { code } => {
+                // The pipeline and a run that ended before its summary (an error) end here.
+                conn.prepare_cached(
+                    "UPDATE runs SET exit_code = ?2, ended_at = COALESCE(ended_at, ?3),
+                        ending = COALESCE(ending, CASE ?2 WHEN 0 THEN 'finished' WHEN 4 THEN 'stopped' WHEN 6 THEN 'budget_exhausted' ELSE 'error' END),
+                        stopped_by = COALESCE(stopped_by, ?4),
+                        cost_usd = CASE WHEN cost_usd > 0 THEN cost_usd ELSE (SELECT COALESCE(SUM(COALESCE(cost_usd, 0) + COALESCE(review_cost_usd, 0)), 0) FROM attempts WHERE run_id = ?1) END
+                     WHERE id = ?1",
+                )?
+                .execute(params![self.run, code, time, self.stopped_by])?;
+                if let Some((id, _)) = self.item.take() {
+                    conn.execute("UPDATE pipeline_items SET outcome = 'stopped', ended_at = ?2 WHERE id = ?1 AND outcome = 'running'", params![id, time])?;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn pipeline(&mut self, p: &PipelineNote, time: &str) -> rusqlite::Result<()> {
+        let conn = self.store.conn();
+        let rel = |p: &Path| relative(&self.root, p);
+        match p {
+            PipelineNote::PickedUp { item, .. } => {
+                if let Some((id, _)) = self.item.take() {
+                    conn.execute("UPDATE pipeline_items SET outcome = 'failed', ended_at = ?2 WHERE id = ?1 AND outcome = 'running'", params![id, time])?;
+                }
+                conn.execute("INSERT INTO pipeline_items (run_id, item, started_at, outcome) VALUES (?1, ?2, ?3, 'running')", params![self.run, rel(item), time])?;
+                self.item = Some((conn.last_insert_rowid(), None));
+            }
+            PipelineNote::Planning { plan, .. }
+            | PipelineNote::Resuming { plan, .. }
+            | PipelineNote::Replanning { plan, .. }
+            | PipelineNote::Asking { plan, .. }
+            | PipelineNote::PlanWritten { plan, .. } => {
+                if let Some((id, known)) = &mut self.item {
+                    let plan = rel(&self.root.join(plan));
+                    conn.execute("UPDATE pipeline_items SET plan = ?2 WHERE id = ?1", params![*id, plan])?;
+                    *known = Some(plan);
+                }
+            }
+            PipelineNote::Archived { .. } => {
+                if let Some((id, _)) = self.item.take() {
+                    conn.execute("UPDATE pipeline_items SET outcome = 'archived', ended_at = ?2 WHERE id = ?1", params![id, time])?;
+                }
+            }
+            PipelineNote::Idle | PipelineNote::Watching { .. } => {
+                // Back to watching: the item before is over, and not archived.
+                if let Some((id, _)) = self.item.take() {
+                    conn.execute("UPDATE pipeline_items SET outcome = 'failed', ended_at = ?2 WHERE id = ?1 AND outcome = 'running'", params![id, time])?;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+impl Sink for StoreSink {
+    fn event(&mut self, ev: &RunEvent) {
+        if self.failed {
+            return;
+        }
+        if let Err(e) = self.write(ev) {
+            // Told once; the run goes on without its history.
+            self.failed = true;
+            let e = self.store.sql(e);
+            self.warnings.push(format!("{e}; the run goes on, but its history from here on is not recorded ({})", e.help()));
+        }
+    }
+
+    fn take_warnings(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.warnings)
+    }
+}
+
+/// An attempt's outcome as the store says it, and its message when it has one.
+fn outcome_words(o: &AttemptOutcome) -> (String, Option<String>) {
+    match o {
+        AttemptOutcome::Reported { status, .. } => (status.to_string(), None),
+        AttemptOutcome::Failed { message } => ("failed".into(), Some(message.clone())),
+        AttemptOutcome::Limited => ("limited".into(), None),
+        AttemptOutcome::Throttled => ("throttled".into(), None),
+        AttemptOutcome::Systemic { message } => ("systemic".into(), Some(message.clone())),
+        AttemptOutcome::Interrupted => ("interrupted".into(), None),
+        AttemptOutcome::Planned { written: true } => ("planned".into(), None),
+        AttemptOutcome::Planned { written: false } => ("failed".into(), None),
+    }
+}
+
+fn wait_words(r: &WaitReason) -> (&'static str, Option<String>, Option<String>) {
+    match r {
+        WaitReason::Retry { task, attempt, max } => ("retry", Some(task.to_string()), Some(format!("after attempt {attempt}/{max}"))),
+        WaitReason::Breaker { failures, .. } => ("breaker", None, Some(format!("{failures} failures in a row"))),
+        WaitReason::UsageLimit { message, .. } => ("usage_limit", None, Some(message.clone())),
+        WaitReason::Throttling { message } => ("throttling", None, Some(message.clone())),
+        WaitReason::Planning { limit: true, message } => ("usage_limit", None, Some(message.clone())),
+        WaitReason::Planning { limit: false, message } => ("throttling", None, Some(message.clone())),
+    }
+}
+
+fn ending_word(e: &Ending) -> &'static str {
+    match e {
+        Ending::Finished | Ending::FinishedFrom { .. } => "finished",
+        Ending::FinishedWithFailures => "finished_with_failures",
+        Ending::SingleTask { .. } => "single_task",
+        Ending::Blocked => "blocked",
+        Ending::Stopped => "stopped",
+        Ending::BudgetExhausted => "budget_exhausted",
+        Ending::Error { .. } => "error",
+    }
+}
