@@ -500,20 +500,37 @@ fn show_status(plan: &Path, json: bool, watch: bool) -> Exit {
         return baton::report::watch::watch(&place, terminal_width());
     }
     let records = baton::run::record::Records::new(&root.join(&config.paths.logs_dir), plan);
-    let totals = records.usage(file.plan().tasks().map(|t| t.id.to_string()));
+    let budget = file.plan().meta.budget_usd.or(config.budget.plan_usd);
+    // Time and cost from the run history; the records on disk when it cannot be read.
+    let (totals, spending) = match history_of(&root, plan, &records, budget) {
+        Some(found) => found,
+        None => (records.usage(file.plan().tasks().map(|t| t.id.to_string())), None),
+    };
     let run = baton::report::watch::run_view(&place, file.plan());
     if json {
         let run = baton::report::watch::run_json(run.as_ref());
         let sessions = file.plan().tasks().map(|t| (t.id.to_string(), records.all(t.id.as_str()))).collect();
-        baton::outln!("{}", status::json(file.plan(), &path, config.run.max_attempts, &totals, &sessions, run));
+        baton::outln!("{}", status::json(file.plan(), &path, config.run.max_attempts, &totals, &sessions, run, spending.as_ref()));
     } else {
-        baton::out!("{}", status::table(file.plan(), &path, config.run.max_attempts, terminal_width(), &totals));
+        baton::out!("{}", status::table(file.plan(), &path, config.run.max_attempts, terminal_width(), &totals, spending.as_ref()));
         // A run going on says so; no run is the ordinary case and goes unsaid.
         if let Some(run) = run {
             baton::out!("{}", baton::report::watch::run_text(Some(&run), Some(jiff::Timestamp::now())));
         }
     }
     Exit::Completed
+}
+
+/// The plan's tasks' time and cost and its spending, from the run history; `None` when there
+/// is none, or it cannot be read (said as a warning: the attempt records are read instead).
+fn history_of(root: &Path, plan: &Path, records: &baton::run::record::Records, budget: Option<f64>) -> Option<(status::Totals, Option<status::Spending>)> {
+    match status::from_history(root, plan, records, budget) {
+        Ok(found) => found.map(|(totals, spending)| (totals, Some(spending))),
+        Err(e) => {
+            baton::errln!("warning: {e}; time and cost are read from the attempt records\n  help: {}", e.help());
+            None
+        }
+    }
 }
 
 /// `baton retry|skip|reset`: an edit of the plan's owned fields (see baton::control).

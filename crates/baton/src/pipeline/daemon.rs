@@ -23,6 +23,8 @@ use crate::exit::Exit;
 use crate::git;
 use crate::error::Error;
 use crate::report::event::{Note, PipelineNote, Reporter};
+use crate::store::sink::{RunInfo, RunKind, StoreSink};
+use crate::store::Store;
 use crate::report::terminal::run_reporter;
 use crate::run::lock::{CheckoutLock, PlanLock};
 use crate::run::record::{self, Records};
@@ -98,6 +100,12 @@ async fn start(opts: PipelineOptions, reporter_out: &mut Option<Reporter>) -> Re
     let records = Records::new(&logs_dir, Path::new("pipeline"));
     let reporter = run_reporter(opts.verbose, &records.dir().join("pipeline.log"));
     *reporter_out = Some(reporter.clone());
+    // The history: its items and planning sessions (the plans it runs record their own runs).
+    let info = RunInfo { kind: RunKind::Pipeline, root: root.clone(), plan: String::new(), command: crate::store::command_line() };
+    match Store::open(&root).and_then(|store| StoreSink::open(store, info, None)) {
+        Ok(sink) => reporter.add(Box::new(sink)),
+        Err(e) => reporter.warn(format!("{e}; the pipeline's items and planning sessions are not recorded in the history ({})", e.help())),
+    }
     let mut stop = stop::watch_fresh(root.join(&config.paths.stop_file), &reporter)?;
     let guard_exe = stop::guard_exe()?;
 
@@ -204,6 +212,7 @@ async fn start(opts: PipelineOptions, reporter_out: &mut Option<Reporter>) -> Re
         while events.try_recv().is_ok() {}
     };
     drop(watcher);
+    reporter.emit(crate::report::event::EventKind::Exit { code: exit.code() });
     reporter.finish();
     Ok(exit)
 }
@@ -422,7 +431,7 @@ fn remember_failed(list: &Path, failed: &mut HashSet<(PathBuf, String)>, path: &
 
 /// Tells and records why an item failed; it stays where it is.
 fn fail(root: &Path, config: &Config, reporter: &Reporter, item: &Item, why: &str) {
-    reporter.warn(format!("{} failed: {why}; it stays in the backlog and is not tried again until its content changes", item.path.display()));
+    reporter.note(Note::Pipeline(PipelineNote::ItemFailed { item: item.path.clone(), why: why.to_string() }));
     let log = root.join(&config.paths.logs_dir).join("pipeline").join("failures.log");
     if let Some(d) = log.parent() {
         let _ = std::fs::create_dir_all(d);

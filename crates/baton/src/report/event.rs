@@ -311,6 +311,8 @@ pub enum PipelineNote {
     Asking { item: PathBuf, design: PathBuf, plan: PathBuf },
     AskingAgain { plan: PathBuf },
     PlanWritten { item: PathBuf, plan: PathBuf },
+    /// The item failed (`why`): it stays in the backlog, not tried again until it changes.
+    ItemFailed { item: PathBuf, why: String },
     Other { text: String },
 }
 

@@ -143,6 +143,7 @@ pub(super) fn pipeline_kind<S: Serializer>(p: &PipelineNote, s: S) -> Result<S::
         PipelineNote::Asking { .. } => "asking",
         PipelineNote::AskingAgain { .. } => "asking_again",
         PipelineNote::PlanWritten { .. } => "plan_written",
+        PipelineNote::ItemFailed { .. } => "item_failed",
         PipelineNote::Other { .. } => "other",
     };
     let mut map = s.serialize_map(Some(1))?;

@@ -35,6 +35,7 @@ pub fn tag(note: &Note) -> &'static str {
         Note::SmokeOutput { .. } | Note::SmokeEnded { .. } => "SMOKE",
         Note::Notice { .. } | Note::PartialRun { .. } => "NOTIFY",
         Note::Pipeline(PipelineNote::Stopping) => "STOP",
+        Note::Pipeline(PipelineNote::ItemFailed { .. }) => "WARN",
         Note::Pipeline(_) => "PIPELINE",
     }
 }
@@ -215,6 +216,9 @@ fn pipeline_text(p: &PipelineNote) -> String {
             format!("{} is open for writing (pid {pid}, {by}); reading it once it is closed", item.display())
         }
         PipelineNote::Other { text } => text.clone(),
+        PipelineNote::ItemFailed { item, why } => {
+            format!("{} failed: {why}; it stays in the backlog and is not tried again until its content changes", item.display())
+        }
         PipelineNote::StillBeingWritten { items, waited } => {
             format!("nothing to do: still being written after {}: {}", human(*waited), paths(items))
         }

@@ -72,6 +72,8 @@ impl Counts {
 #[derive(Serialize)]
 struct JsonStatus<'a> {
     plan: JsonPlan<'a>,
+    /// What the plan cost over all its runs, and its budget (`null` without a run history).
+    spending: Option<&'a Spending>,
     counts: Counts,
     sections: Vec<JsonSection<'a>>,
     /// The run holding the plan (`report::watch::run_json`), `null` when none does.
@@ -193,16 +195,57 @@ impl<'a> JsonReview<'a> {
 /// What the attempt records say, per task id.
 pub type Totals = HashMap<String, TaskUsage>;
 
+/// The plan's tasks' time and cost and its spending, from the run history (the plan's attempt
+/// records imported the first time; a store is made for them when there is none yet). `None`
+/// when there is no history and no record to import.
+pub fn from_history(root: &std::path::Path, plan: &std::path::Path, records: &crate::run::record::Records, budget: Option<f64>) -> Result<Option<(Totals, Spending)>, crate::store::StoreError> {
+    use crate::store::Store;
+    let key = crate::store::plan_key(root, plan);
+    let store = match Store::open_existing(root)? {
+        Some(s) => Some(s),
+        None if records.dir().is_dir() => Some(Store::open(root)?),
+        None => None,
+    };
+    let Some(mut store) = store else {
+        return Ok(budget.map(|b| (Totals::new(), Spending { spent_usd: 0.0, budget_usd: Some(b) })));
+    };
+    store.import_records(&key, records, root)?;
+    let spending = Spending { spent_usd: store.plan_spent(&key)?, budget_usd: budget };
+    Ok(Some((store.task_usage(&key)?, spending)))
+}
+
 /// Every attempt record, per task id, in session order (`Records::all`).
 pub type Sessions = HashMap<String, Vec<AttemptRecord>>;
 
+/// What the plan has cost over all its runs (from the run history), and its budget.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Spending {
+    pub spent_usd: f64,
+    /// `meta.budget_usd` (or `[budget] plan_usd`), when set.
+    pub budget_usd: Option<f64>,
+}
+
+impl Spending {
+    /// `spent $0.0246 of the $0.0300 budget ($0.0054 left)`.
+    pub fn sentence(&self) -> String {
+        match self.budget_usd {
+            Some(b) => {
+                let left = (b - self.spent_usd).max(0.0);
+                format!("spent ${:.4} of the ${b:.4} budget (${left:.4} left)", self.spent_usd)
+            }
+            None => format!("spent ${:.4} over all runs", self.spent_usd),
+        }
+    }
+}
+
 /// The status as pretty JSON; `run` is what is known of the run holding the plan.
-pub fn json(plan: &Plan, path: &str, default_max_attempts: u32, totals: &Totals, sessions: &Sessions, run: serde_json::Value) -> String {
+pub fn json(plan: &Plan, path: &str, default_max_attempts: u32, totals: &Totals, sessions: &Sessions, run: serde_json::Value, spending: Option<&Spending>) -> String {
     let doc = JsonStatus {
         plan: JsonPlan {
             name: plan.meta.name.as_deref(),
             path,
         },
+        spending,
         counts: Counts::of(plan),
         sections: plan
             .sections
@@ -236,11 +279,15 @@ pub fn json(plan: &Plan, path: &str, default_max_attempts: u32, totals: &Totals,
 }
 
 /// The status as a table for a terminal `width` columns wide.
-pub fn table(plan: &Plan, path: &str, default_max_attempts: u32, width: usize, totals: &Totals) -> String {
+pub fn table(plan: &Plan, path: &str, default_max_attempts: u32, width: usize, totals: &Totals, spending: Option<&Spending>) -> String {
     let mut out = String::new();
     let title = plan.meta.name.as_deref().unwrap_or("(unnamed plan)");
     out.push_str(&format!("{} — {path}\n", terminal_line(title)));
     out.push_str(&Counts::of(plan).sentence());
+    if let Some(s) = spending.filter(|s| s.spent_usd > 0.0 || s.budget_usd.is_some()) {
+        out.push_str(" · ");
+        out.push_str(&s.sentence());
+    }
     out.push('\n');
 
     let id_w = plan.tasks().map(|t| t.id.as_str().chars().count()).max().unwrap_or(2).max(2);
@@ -461,7 +508,7 @@ mod tests {
         let plan = crate::plan::parse_plan(PLAN).unwrap();
         let d = tempfile::tempdir().unwrap();
         let (totals, sessions) = inputs(&plan, &records(d.path()));
-        let v: serde_json::Value = serde_json::from_str(&json(&plan, "plan.yaml", 3, &totals, &sessions, serde_json::Value::Null)).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&json(&plan, "plan.yaml", 3, &totals, &sessions, serde_json::Value::Null, None)).unwrap();
         let t = &v["sections"][0]["tasks"][0];
         assert_eq!(t["model_used"], "opus");
         assert_eq!(t["usage"]["sessions"], 2);
@@ -482,7 +529,7 @@ mod tests {
         let waiting = &v["sections"][0]["tasks"][2];
         assert_eq!((&waiting["sessions"], &waiting["model_used"]), (&serde_json::json!([]), &serde_json::Value::Null));
         // The new keys come after the ones that were there.
-        let text = json(&plan, "plan.yaml", 3, &totals, &sessions, serde_json::Value::Null);
+        let text = json(&plan, "plan.yaml", 3, &totals, &sessions, serde_json::Value::Null, None);
         let at = |key: &str| text.find(&format!("\"{key}\":")).unwrap();
         assert!(at("completed_at") < at("usage") && at("usage") < at("model_used") && at("model_used") < text.find("\"sessions\": [").unwrap(), "{text}");
     }
@@ -492,7 +539,7 @@ mod tests {
         let plan = crate::plan::parse_plan(PLAN).unwrap();
         let d = tempfile::tempdir().unwrap();
         let (totals, _) = inputs(&plan, &records(d.path()));
-        let text = table(&plan, "plan.yaml", 3, 100, &totals);
+        let text = table(&plan, "plan.yaml", 3, 100, &totals, None);
         let lines: Vec<&str> = text.lines().collect();
         let header = lines.iter().find(|l| l.trim_start().starts_with("ID")).unwrap();
         let row = lines.iter().find(|l| l.contains("Checked")).unwrap();
@@ -501,18 +548,18 @@ mod tests {
         assert!(!lines.iter().find(|l| l.contains("Plain")).unwrap().contains("opus"), "{text}");
 
         // Without records, the plan's model_used is shown.
-        let text = table(&plan, "plan.yaml", 3, 100, &Totals::new());
+        let text = table(&plan, "plan.yaml", 3, 100, &Totals::new(), None);
         assert!(text.contains("MODEL") && text.lines().any(|l| l.contains("Checked") && l.trim_end().ends_with("opus")), "{text}");
 
         // No model anywhere: no column.
         let bare = crate::plan::parse_plan(&PLAN.replace("    model_used: opus\n", "")).unwrap();
-        assert!(!table(&bare, "plan.yaml", 3, 100, &Totals::new()).contains("MODEL"));
+        assert!(!table(&bare, "plan.yaml", 3, 100, &Totals::new(), None).contains("MODEL"));
     }
 
     #[test]
     fn a_long_model_name_is_cut_to_its_column() {
         let plan = crate::plan::parse_plan(&PLAN.replace("model_used: opus", "model_used: claude-opus-4-1-20250805-with-a-very-long-suffix")).unwrap();
-        let text = table(&plan, "plan.yaml", 3, 80, &Totals::new());
+        let text = table(&plan, "plan.yaml", 3, 80, &Totals::new(), None);
         let row = text.lines().find(|l| l.contains("Checked")).unwrap();
         assert!(row.ends_with('…') && !row.contains("suffix"), "{text}");
     }

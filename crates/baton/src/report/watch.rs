@@ -205,10 +205,16 @@ impl Look {
         match PlanFile::load(place.plan) {
             Ok(file) => {
                 let plan = file.plan();
-                let totals = place.records().usage(plan.tasks().map(|t| t.id.to_string()));
+                let records = place.records();
+                let budget = plan.meta.budget_usd.or(place.config.budget.plan_usd);
+                // The history as it grows; the records when it cannot be read.
+                let (totals, spending) = match status::from_history(place.root, place.plan, &records, budget) {
+                    Ok(Some((totals, spending))) => (totals, Some(spending)),
+                    _ => (records.usage(plan.tasks().map(|t| t.id.to_string())), None),
+                };
                 let shown = place.plan.display().to_string();
                 Look {
-                    table: status::table(plan, &shown, place.config.run.max_attempts, width, &totals),
+                    table: status::table(plan, &shown, place.config.run.max_attempts, width, &totals, spending.as_ref()),
                     run: run_view(place, plan),
                 }
             }

@@ -29,9 +29,30 @@ pub const FILE: &str = "baton.db";
 /// How long a write waits for another baton's write to end before it fails.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Where a repository's store is.
+/// Where a repository's store is: in the main checkout's `.baton/`, also for a plan in a
+/// linked worktree (`git worktree add`), so that every checkout of a repository shares one
+/// history and one plan's budget.
 pub fn path(root: &Path) -> PathBuf {
-    root.join(".baton").join(FILE)
+    home(root).join(".baton").join(FILE)
+}
+
+/// The main checkout of the repository whose checkout is `root` (read from the files git
+/// keeps, without running git); `root` itself when it is the main checkout or no repository.
+pub fn home(root: &Path) -> PathBuf {
+    let dot_git = root.join(".git");
+    if dot_git.is_dir() {
+        return root.to_path_buf();
+    }
+    // A linked worktree's `.git` is a file: `gitdir: <main>/.git/worktrees/<name>`, whose
+    // `commondir` names the main `.git`.
+    let linked = || -> Option<PathBuf> {
+        let text = std::fs::read_to_string(&dot_git).ok()?;
+        let gitdir = root.join(text.lines().next()?.strip_prefix("gitdir:")?.trim());
+        let common = std::fs::read_to_string(gitdir.join("commondir")).ok()?;
+        let common = std::fs::canonicalize(gitdir.join(common.trim())).ok()?;
+        (common.file_name()? == ".git").then(|| common.parent().map(Path::to_path_buf)).flatten()
+    };
+    linked().unwrap_or_else(|| root.to_path_buf())
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -86,7 +107,7 @@ impl Store {
     /// Opens the repository's store, making it (and `.baton/`, kept out of git) when it is not
     /// there, and bringing its schema up to date.
     pub fn open(root: &Path) -> Result<Store, StoreError> {
-        crate::run::record::ignore_logs_root(&root.join(".baton"));
+        crate::run::record::ignore_logs_root(&home(root).join(".baton"));
         Store::open_at(&path(root))
     }
 
@@ -175,6 +196,20 @@ impl Store {
         Ok(n)
     }
 
+    /// Closes what a killed pipeline left open: its runs, its items still `running` and its
+    /// planning sessions. Only for the holder of the pipeline's lock.
+    pub fn close_interrupted_pipeline(&self) -> Result<(), StoreError> {
+        self.conn
+            .execute_batch(
+                "UPDATE attempts SET outcome = 'interrupted', message = 'baton was killed while it ran; closed by the next start'
+                   WHERE outcome = 'running' AND run_id IN (SELECT id FROM runs WHERE kind = 'pipeline' AND ending IS NULL);
+                 UPDATE pipeline_items SET outcome = 'interrupted'
+                   WHERE outcome = 'running' AND run_id IN (SELECT id FROM runs WHERE kind = 'pipeline' AND ending IS NULL);
+                 UPDATE runs SET ending = 'killed' WHERE kind = 'pipeline' AND ending IS NULL;",
+            )
+            .map_err(|e| self.sql(e))
+    }
+
     /// Imports the attempt records on disk of `plan` (`records`), once: the first time the
     /// store meets the plan. They go under one run of kind `imported`. Returns how many.
     pub fn import_records(&mut self, plan: &str, records: &Records, root: &Path) -> Result<usize, StoreError> {
@@ -202,7 +237,7 @@ impl Store {
             .map_err(sql)?;
             let run = tx.last_insert_rowid();
             for rec in &found {
-                let transcript = relative(root, &records.transcript(&rec.task, rec.session));
+                let transcript = relative(&home(root), &records.transcript(&rec.task, rec.session));
                 let started = if rec.started_at.is_empty() { rec.ended_at.clone() } else { rec.started_at.clone() };
                 tx.execute(
                     "INSERT OR IGNORE INTO attempts (run_id, plan, task, session, agent, started_at, outcome, transcript) VALUES (?1, ?2, ?3, ?4, '', ?5, 'running', ?6)",
@@ -248,6 +283,9 @@ fn read_records(records: &Records) -> Vec<AttemptRecord> {
 
 /// A path as the store keeps it: relative to the repository root when it is under it.
 pub fn relative(root: &Path, p: &Path) -> String {
+    if p.is_relative() {
+        return p.to_string_lossy().replace('\\', "/");
+    }
     let abs_root = std::path::absolute(root).unwrap_or_else(|_| root.to_path_buf());
     let abs = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
     abs.strip_prefix(&abs_root).unwrap_or(&abs).to_string_lossy().replace('\\', "/")
@@ -263,7 +301,7 @@ pub fn command_line() -> String {
 
 /// The key of a plan in the store: its path relative to the repository root.
 pub fn plan_key(root: &Path, plan: &Path) -> String {
-    relative(root, plan)
+    relative(root, &std::path::absolute(plan).unwrap_or_else(|_| plan.to_path_buf()))
 }
 
 /// Writes what an attempt record says into the attempt row `id`, its checks and its review.

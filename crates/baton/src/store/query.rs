@@ -133,12 +133,12 @@ impl Store {
             .map_err(|e| self.sql(e))
     }
 
-    /// The costs of the plan's counted attempts (each with its reviewer's), oldest first: what
-    /// the next one is expected to cost is their median.
+    /// The costs of the plan's counted attempts' agent sessions, oldest first: what the next
+    /// one is expected to cost is their median.
     pub fn attempt_costs(&self, plan: &str) -> Result<Vec<f64>, StoreError> {
         let mut st = self
             .conn()
-            .prepare("SELECT cost_usd + COALESCE(review_cost_usd, 0) FROM attempts WHERE plan = ?1 AND kind = 'task' AND attempt IS NOT NULL AND cost_usd IS NOT NULL ORDER BY started_at")
+            .prepare("SELECT cost_usd FROM attempts WHERE plan = ?1 AND kind = 'task' AND attempt IS NOT NULL AND cost_usd IS NOT NULL ORDER BY started_at")
             .map_err(|e| self.sql(e))?;
         let rows = st.query_map(params![plan], |r| r.get(0)).map_err(|e| self.sql(e))?;
         rows.collect::<rusqlite::Result<Vec<f64>>>().map_err(|e| self.sql(e))

@@ -53,11 +53,14 @@ impl StoreSink {
     /// Opens the run's row (and, for a run, closes what a killed run of the plan left open and
     /// imports the plan's attempt records once).
     pub fn open(mut store: Store, info: RunInfo, records: Option<&crate::run::record::Records>) -> Result<StoreSink, StoreError> {
-        if info.kind == RunKind::Run {
-            store.close_interrupted(&info.plan)?;
-            if let Some(r) = records {
-                store.import_records(&info.plan, r, &info.root)?;
+        match info.kind {
+            RunKind::Run => {
+                store.close_interrupted(&info.plan)?;
+                if let Some(r) = records {
+                    store.import_records(&info.plan, r, &info.root)?;
+                }
             }
+            RunKind::Pipeline => store.close_interrupted_pipeline()?,
         }
         let kind = match info.kind {
             RunKind::Run => "run",
@@ -73,7 +76,8 @@ impl StoreSink {
         let run = store.conn().last_insert_rowid();
         Ok(StoreSink {
             store,
-            root: info.root,
+            // Paths are kept relative to the main checkout, where the store is.
+            root: super::home(&info.root),
             run,
             plan: info.plan,
             agent: String::new(),
@@ -166,7 +170,8 @@ impl StoreSink {
                 )?
                 .execute(params![self.run, code, time, self.stopped_by])?;
                 if let Some((id, _)) = self.item.take() {
-                    conn.execute("UPDATE pipeline_items SET outcome = 'stopped', ended_at = ?2 WHERE id = ?1 AND outcome = 'running'", params![id, time])?;
+                    let outcome = if *code == crate::exit::Exit::Stopped.code() { "stopped" } else { "failed" };
+                    conn.execute("UPDATE pipeline_items SET outcome = ?3, ended_at = ?2 WHERE id = ?1 AND outcome = 'running'", params![id, time, outcome])?;
                 }
             }
             _ => {}
@@ -179,9 +184,6 @@ impl StoreSink {
         let rel = |p: &Path| relative(&self.root, p);
         match p {
             PipelineNote::PickedUp { item, .. } => {
-                if let Some((id, _)) = self.item.take() {
-                    conn.execute("UPDATE pipeline_items SET outcome = 'failed', ended_at = ?2 WHERE id = ?1 AND outcome = 'running'", params![id, time])?;
-                }
                 conn.execute("INSERT INTO pipeline_items (run_id, item, started_at, outcome) VALUES (?1, ?2, ?3, 'running')", params![self.run, rel(item), time])?;
                 self.item = Some((conn.last_insert_rowid(), None));
             }
@@ -201,11 +203,14 @@ impl StoreSink {
                     conn.execute("UPDATE pipeline_items SET outcome = 'archived', ended_at = ?2 WHERE id = ?1", params![id, time])?;
                 }
             }
-            PipelineNote::Idle | PipelineNote::Watching { .. } => {
-                // Back to watching: the item before is over, and not archived.
+            PipelineNote::ItemFailed { why, .. } => {
                 if let Some((id, _)) = self.item.take() {
-                    conn.execute("UPDATE pipeline_items SET outcome = 'failed', ended_at = ?2 WHERE id = ?1 AND outcome = 'running'", params![id, time])?;
+                    conn.execute("UPDATE pipeline_items SET outcome = 'failed', message = ?3, ended_at = ?2 WHERE id = ?1", params![id, time, why])?;
                 }
+            }
+            PipelineNote::Idle | PipelineNote::Watching { .. } => {
+                // Back to watching: the item before is over (failed or archived, told already).
+                self.item = None;
             }
             _ => {}
         }

@@ -97,6 +97,14 @@ fn json_events_are_one_object_per_line_with_every_tasks_start_and_end() {
     let blocked = of_type(&ev, "note").into_iter().find(|e| e["note"] == "blocked").cloned().unwrap_or_default();
     assert_eq!(blocked["tasks"][0]["task"], "1.2", "{blocked}");
 
+    // Each attempt's record, with its cost and tokens; the exit code last.
+    let recorded = of_type(&ev, "attempt_recorded");
+    assert_eq!(recorded.len(), 4, "1.1 twice, 2.1, 2.2: {recorded:#?}");
+    assert!(recorded.iter().all(|r| r["record"]["cost_usd"].as_f64().is_some() && r["record"]["session"].as_u64().is_some()), "{recorded:#?}");
+    assert_eq!((&ev.last().unwrap()["type"], &ev.last().unwrap()["code"]), (&"exit".into(), &r.code().into()));
+    let started = of_type(&ev, "attempt_started");
+    assert!(started.iter().all(|s| s["session"].as_u64().is_some() && s["transcript"].as_str().is_some_and(|t| t.ends_with(".jsonl"))), "{started:#?}");
+
     let summary = of_type(&ev, "summary");
     assert_eq!(summary.len(), 1);
     let s = summary[0];
@@ -151,8 +159,9 @@ fn an_error_before_the_run_is_a_json_line_and_a_junit_error() {
     let r = p.baton(&["run", "broken.yaml", "--message-format", "json", "--junit", junit.to_str().unwrap()]);
     assert_eq!(r.code(), 2, "{}", r.all());
     let ev = events(&r.stdout());
-    assert_eq!(ev.len(), 1, "{ev:#?}");
+    assert_eq!(ev.len(), 2, "the error, then the exit code: {ev:#?}");
     assert_eq!(ev[0]["type"], "error");
+    assert_eq!((&ev[1]["type"], &ev[1]["code"]), (&serde_json::json!("exit"), &serde_json::json!(2)));
     assert!(ev[0]["error"].as_str().unwrap().contains("broken.yaml:3:11"), "{:#?}", ev[0]);
     assert!(r.stderr().contains("broken.yaml:3:11"), "{}", r.stderr());
     let xml = std::fs::read_to_string(&junit).expect("the report is written");

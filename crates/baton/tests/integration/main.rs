@@ -4,6 +4,7 @@ mod after;
 mod attempt_view;
 mod agent_names;
 mod check_runs;
+mod budget;
 mod ci_output;
 mod cli;
 mod compat;
