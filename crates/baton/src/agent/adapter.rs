@@ -62,6 +62,12 @@ pub trait Dialect: LimitWording + Send + Sync {
     /// outside its stream: its stderr and its stdout lines that were not stream events.
     fn systemic_failure(&self, stderr: &str, stdout_tail: &str) -> Option<Systemic>;
 
+    /// The session ended because it reached the spending cap baton gave it (Claude Code's
+    /// `--max-budget-usd`): what the CLI said, when it did.
+    fn spending_cap_reached(&self, _summary: &StreamSummary) -> Option<String> {
+        None
+    }
+
     /// The same, said by the CLI inside its session rather than on stderr: Claude Code reports
     /// "Not logged in · Please run /login" as a synthetic assistant message and an error
     /// result. Only the CLI's own words are weighed — synthetic messages, and the text of an
@@ -187,6 +193,18 @@ mod tests {
             }
         }
         s
+    }
+
+    #[test]
+    fn a_session_ended_by_its_spending_cap_is_told_apart_from_other_errors() {
+        // As Claude Code 2.1.332 ends a session past --max-budget-usd.
+        let capped = session(&[
+            r#"{"type":"result","subtype":"error_max_budget_usd","is_error":true,"num_turns":1,"terminal_reason":"budget_exhausted","errors":["Reached maximum budget ($0.0001)"],"total_cost_usd":0.0008,"session_id":"s"}"#,
+        ]);
+        assert_eq!(claude().spending_cap_reached(&capped).as_deref(), Some("Reached maximum budget ($0.0001)"));
+        let max_turns = session(&[r#"{"type":"result","subtype":"error_max_turns","is_error":true,"num_turns":9,"session_id":"s"}"#]);
+        assert_eq!(claude().spending_cap_reached(&max_turns), None);
+        assert_eq!(claude().spending_cap_reached(&session(&NOT_LOGGED_IN)), None);
     }
 
     /// What the real CLI prints without credentials: a synthetic assistant message and an

@@ -225,6 +225,8 @@ impl Planner {
                 Verdict::Failed { message } => return Created::Failed(message),
                 Verdict::Systemic(s) => return Created::Systemic { message: s.message, help: s.help },
                 Verdict::Interrupted => return Created::Stopped,
+                // Planning sessions get no cap; a CLI that says so anyway failed to plan.
+                Verdict::Capped { message } => return Created::Failed(message),
                 Verdict::Limited(l) => {
                     let wake = limit::wake_at(
                         l.resets_at,

@@ -63,6 +63,12 @@ impl Budget {
         (scope, budget, spent, budget - spent)
     }
 
+    /// Where the budget stands: the tighter budget, what it spent, what remains, the estimate.
+    pub fn state(&self) -> Exhausted {
+        let (scope, budget, spent, remaining) = self.tightest();
+        Exhausted { scope, budget, spent, remaining: remaining.max(0.0), estimate: self.estimate() }
+    }
+
     /// Whether an attempt may start beside `running` others; when it may, the spending cap
     /// its session gets (what remains, less what the others are expected to cost).
     pub fn admit(&self, running: usize) -> Result<f64, Exhausted> {

@@ -118,6 +118,9 @@ pub enum AttemptOutcome {
     Systemic { message: String },
     /// baton's stop ended it: not counted as an attempt.
     Interrupted,
+    /// It reached the spending cap it was given (what remained of the budget): not counted;
+    /// the run ends, budget exhausted.
+    Capped { message: String },
     /// A planning session of the pipeline: whether it wrote a plan.
     Planned { written: bool },
 }

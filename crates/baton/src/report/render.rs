@@ -188,13 +188,16 @@ pub fn note_text(note: &Note) -> String {
         }
         Note::Held { task, why } => format!("{task} waits: {why}"),
         Note::BudgetExhausted { scope, budget_usd, spent_usd, remaining_usd, estimate_usd, running } => {
-            let whose = if scope == "run" { "this run's budget (--max-cost or [budget] run_usd)" } else { "the plan's budget over all its runs (meta.budget_usd or [budget] plan_usd)" };
+            let (whose, raise) = match scope.as_str() {
+                "run" => ("this run's budget", "--max-cost or [budget] run_usd"),
+                _ => ("the plan's budget over all its runs", "meta.budget_usd or [budget] plan_usd"),
+            };
             let then = match running {
                 0 => "no new attempt starts".to_string(),
                 n => format!("no new attempt starts; {} finish{}", plural(*n, "running attempt", "running attempts"), if *n == 1 { "es" } else { "" }),
             };
             format!(
-                "budget exhausted: ${spent_usd:.4} of {whose} ${budget_usd:.4} spent, ${remaining_usd:.4} left, and an attempt is expected to cost ${estimate_usd:.4}; {then} (raise the budget to go on)"
+                "budget exhausted: spent ${spent_usd:.4} of {whose} (${budget_usd:.4}); ${remaining_usd:.4} left, and an attempt is expected to cost ${estimate_usd:.4}; {then} (raise {raise} to go on)"
             )
         }
         Note::Throttling { limit } => format!("throttled: starting at most {limit} agent(s) at once until runs succeed again"),
@@ -253,6 +256,7 @@ pub fn outcome_text(o: &AttemptOutcome) -> String {
         AttemptOutcome::Throttled => "the API is throttling requests (not counted as an attempt)".into(),
         AttemptOutcome::Systemic { message } => message.clone(),
         AttemptOutcome::Interrupted => "ended by stop (not counted as an attempt)".into(),
+        AttemptOutcome::Capped { message } => format!("stopped at its spending cap, what remained of the budget (not counted as an attempt): {}", super::status::cut(message, 120)),
         AttemptOutcome::Planned { written: true } => "plan written".into(),
         AttemptOutcome::Planned { written: false } => "no plan".into(),
     }

@@ -55,6 +55,9 @@ pub enum Verdict {
     Systemic(Systemic),
     /// baton ended the agent; the task goes back to pending, not an attempt.
     Interrupted,
+    /// The session reached the spending cap baton gave it: the budget is spent; the task goes
+    /// back to pending, not an attempt.
+    Capped { message: String },
 }
 
 /// Everything known about a finished attempt.
@@ -106,6 +109,9 @@ pub fn judge(e: &Evidence<'_>, now: &jiff::ZonedDateTime) -> Verdict {
     }
     if let Some(s) = &e.systemic {
         return Verdict::Systemic(s.clone());
+    }
+    if let Some(message) = e.dialect.spending_cap_reached(e.summary) {
+        return Verdict::Capped { message };
     }
     let evidence = LimitEvidence {
         result_text: e.summary.result().and_then(|r| r.result.clone()),

@@ -245,6 +245,7 @@ fn outcome_words(o: &AttemptOutcome) -> (String, Option<String>) {
         AttemptOutcome::Throttled => ("throttled".into(), None),
         AttemptOutcome::Systemic { message } => ("systemic".into(), Some(message.clone())),
         AttemptOutcome::Interrupted => ("interrupted".into(), None),
+        AttemptOutcome::Capped { message } => ("capped".into(), Some(message.clone())),
         AttemptOutcome::Planned { written: true } => ("planned".into(), None),
         AttemptOutcome::Planned { written: false } => ("failed".into(), None),
     }

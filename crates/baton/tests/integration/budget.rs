@@ -161,7 +161,7 @@ fn two_batons_on_two_plans_of_one_repository_write_the_store_at_once() {
     let second = p.path().with_extension("second");
     p.repo.git(&["worktree", "add", "-q", second.to_str().unwrap()]);
     let mut a = p.spawn(&["run", "plan.yaml"]);
-    let mut b = p.command(&["run", "other.yaml"]).current_dir(&second).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let b = p.command(&["run", "other.yaml"]).current_dir(&second).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped()).spawn().unwrap();
     assert_eq!(wait_exit(&mut a), Some(0), "{}", p.log());
     let out = b.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));

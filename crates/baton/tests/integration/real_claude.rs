@@ -442,3 +442,42 @@ sections:
     assert!(!p.path().join(STATUS_FILE).exists(), "the status file was left behind");
     assert_eq!(p.repo.status_porcelain(), "", "the run left files in the working tree");
 }
+
+#[test]
+fn real_cli_takes_the_spending_cap_and_its_cost_and_tokens_reach_the_history() {
+    let Some(bin) = real_claude() else { return };
+    let p = project(&ONE.replace("meta:\n", "meta:\n  budget_usd: 5\n"));
+    let claude = Claude::new(bin, good_session("1.1", "one.txt", "one\n", "wrote one.txt"), false);
+    let r = claude.baton(&p, &["run", "plan.yaml"]);
+    let context = format!("{}\n{}", r.all(), claude.describe());
+    assert_eq!(r.code(), 0, "the real CLI accepts --max-budget-usd: {context}");
+    assert_eq!(task_status(&p, "1.1"), (Status::Completed, 1, None), "{context}");
+    let store = baton::store::Store::open_existing(p.path()).unwrap().expect("the history was written");
+    let attempts = store.task_attempts("plan.yaml", "1.1").unwrap();
+    assert_eq!(attempts.len(), 1, "{attempts:?}");
+    let a = &attempts[0];
+    assert!(a.cost_usd.is_some_and(|c| c > 0.0), "{a:?}");
+    assert!(a.input_tokens.is_some_and(|n| n > 0) && a.output_tokens.is_some_and(|n| n > 0), "{a:?}");
+    assert!(a.turns.is_some_and(|n| n > 0), "{a:?}");
+    let s = claude.baton(&p, &["status", "plan.yaml"]);
+    assert!(s.stdout().contains("of the $5.0000 budget"), "{}", s.stdout());
+}
+
+#[test]
+fn real_cli_ends_a_session_at_its_spending_cap_which_spends_no_attempt_and_ends_the_run() {
+    let Some(bin) = real_claude() else { return };
+    // A cap far below what one model call costs: the CLI stops after its first call.
+    let p = project(ONE);
+    let claude = Claude::new(bin, good_session("1.1", "one.txt", "one\n", "wrote one.txt"), false);
+    let r = claude.baton(&p, &["run", "plan.yaml", "--max-cost", "0.0001"]);
+    let context = format!("{}\n{}", r.all(), claude.describe());
+    assert_eq!(r.code(), 6, "{context}");
+    assert_eq!(claude.server.messages_calls().len(), 1, "the CLI stopped at its cap: {context}");
+    assert!(r.stdout().contains("stopped at its spending cap"), "{context}");
+    assert!(r.stdout().contains("budget exhausted: spent $0.0"), "{context}");
+    // Not the agent's failure: no attempt spent, the task waits for more budget.
+    assert_eq!(task_status(&p, "1.1"), (Status::Pending, 0, None), "{context}");
+    let rec = attempt_record(&p, "1.1", 1);
+    assert_eq!((rec["outcome"].as_str(), rec["attempt"].as_u64()), (Some("capped"), None), "{rec}");
+    assert!(rec["message"].as_str().is_some_and(|m| m.contains("Reached maximum budget")), "{rec}");
+}

@@ -142,6 +142,14 @@ impl Dialect for Claude {
         stream::parse_line(line)
     }
 
+    /// `--max-budget-usd` ended the session: `subtype: error_max_budget_usd`, `terminal_reason:
+    /// budget_exhausted`, `errors: ["Reached maximum budget ($0.0001)"]` (2.1.332).
+    fn spending_cap_reached(&self, summary: &crate::agent::StreamSummary) -> Option<String> {
+        let r = summary.result()?;
+        let capped = r.subtype == "error_max_budget_usd" || r.terminal_reason.as_deref() == Some("budget_exhausted");
+        capped.then(|| r.errors.first().cloned().unwrap_or_else(|| "reached its maximum budget".into()))
+    }
+
     fn systemic_failure(&self, stderr: &str, stdout_tail: &str) -> Option<Systemic> {
         let text = format!("{stderr}\n{stdout_tail}");
         if text.contains("cannot be used with root/sudo privileges") {

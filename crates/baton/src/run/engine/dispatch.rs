@@ -787,6 +787,11 @@ impl Engine {
                 self.tell_error(&Error::Systemic { message: s.message.clone(), help: s.help.clone() });
                 (AttemptOutcome::Systemic { message: s.message }, Outcome::Systemic, String::new())
             }
+            Verdict::Capped { message } => {
+                rec.outcome = "capped".into();
+                rec.message = message.clone();
+                (AttemptOutcome::Capped { message }, Outcome::Capped, String::new())
+            }
             Verdict::Interrupted => {
                 rec.outcome = "interrupted".into();
                 (AttemptOutcome::Interrupted, Outcome::Interrupted, String::new())

@@ -59,6 +59,8 @@ pub enum Outcome {
     /// The reviewer failed the attempt: like a failure, but when the reviewer has failed the
     /// task as often as it may (`exhausted`), the task ends `validation_exhausted`.
     Rejected { exhausted: bool },
+    /// The session reached its spending cap: not counted; the budget is spent, the run ends.
+    Capped,
     /// A usage limit: wait `wait`, attempt not counted; `reason` says why to the user.
     Limited { wait: Duration, reason: WaitReason },
     /// Server-side throttling: back off, attempt not counted.
@@ -396,6 +398,22 @@ impl RunState {
             }
             Outcome::Systemic | Outcome::Broken => self.end(Exit::InvalidInput),
             Outcome::Interrupted => self.end(Exit::Stopped),
+            Outcome::Capped => {
+                self.breaker.record_inconclusive();
+                if self.phase == Phase::Running {
+                    if let Some(e) = self.budget.as_ref().map(|b| b.state()) {
+                        c.notes.push(Note::BudgetExhausted {
+                            scope: e.scope.to_string(),
+                            budget_usd: e.budget,
+                            spent_usd: e.spent,
+                            remaining_usd: e.remaining,
+                            estimate_usd: e.estimate,
+                            running: self.running.len(),
+                        });
+                    }
+                }
+                self.end(Exit::BudgetExhausted);
+            }
             Outcome::NotLanded => self.end(Exit::Stopped),
         }
         Some(c)
