@@ -33,6 +33,7 @@ pub const MISSING: &str = "completed work not in main's history";
 pub const LEFTOVER: &str = "left behind after the final run";
 pub const PROCESS: &str = "process outlived baton";
 pub const EXIT: &str = "baton ended wrongly";
+pub const HISTORY: &str = "run history lost or left open";
 
 /// When a check runs: after an interruption (work may be half done) or after the final run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -92,6 +93,7 @@ impl Checker<'_> {
                 self.work(p, claimed.as_ref(), history, phase, &mut out);
             }
         }
+        self.history(&invocations, phase, &mut out);
         if phase == Phase::Final {
             // A task that failed for good keeps its worktree and branch, for a person to look
             // at (baton says where): those are not leftovers.
@@ -428,6 +430,42 @@ impl Checker<'_> {
                 let archived = format!("docs/feature-backlog/completed/{slug}.md");
                 if !self.root.join(&archived).exists() {
                     out.push(finding(LEFTOVER, "the archived backlog item is missing", archived));
+                }
+            }
+        }
+    }
+
+    /// The run history (`.baton/baton.db`): every agent run of a task has its row — also
+    /// across `kill -9`s, since the row is written before the agent starts — and after the
+    /// final run none is left `running` and every run has its ending.
+    fn history(&self, invocations: &HashMap<String, Vec<u64>>, phase: Phase, out: &mut Vec<Finding>) {
+        let store = match baton::store::Store::open_existing(self.root) {
+            Ok(Some(s)) => s,
+            Ok(None) if invocations.is_empty() => return,
+            Ok(None) => return out.push(finding(HISTORY, "agents ran but there is no .baton/baton.db", ".baton")),
+            Err(e) => return out.push(finding(HISTORY, format!("the store cannot be read: {e}"), ".baton/baton.db")),
+        };
+        for (p, spec) in self.design.plans.iter().enumerate() {
+            let runs = match store.runs(Some(&spec.path), usize::MAX) {
+                Ok(r) => r,
+                Err(e) => return out.push(finding(HISTORY, format!("cannot read the runs: {e}"), &spec.path)),
+            };
+            let rows: Vec<&baton::store::query::AttemptRow> = runs.iter().flat_map(|r| &r.attempts).filter(|a| a.kind == "task" && a.plan == spec.path).collect();
+            for task in self.design.plan_tasks(p).map(|t| t.id.as_str()) {
+                let ran = invocations.get(task).map_or(0, Vec::len);
+                let recorded = rows.iter().filter(|a| a.task == task).count();
+                if recorded < ran {
+                    out.push(finding(HISTORY, format!("{ran} agent run(s) but {recorded} attempt row(s)"), format!("{}, task {task}", spec.path)));
+                }
+            }
+            if phase == Phase::Final {
+                let open: Vec<String> = rows.iter().filter(|a| a.outcome == "running").map(|a| format!("{} session {}", a.task, a.session)).collect();
+                if !open.is_empty() {
+                    out.push(finding(HISTORY, format!("attempts still `running` after the final run: {}", list(&open, 5)), &spec.path));
+                }
+                let unended = runs.iter().filter(|r| r.kind == "run" && r.plan == spec.path && r.ending.is_none()).count();
+                if unended > 0 {
+                    out.push(finding(HISTORY, format!("{unended} run(s) without an ending after the final run"), &spec.path));
                 }
             }
         }

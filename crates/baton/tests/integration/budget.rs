@@ -40,6 +40,11 @@ fn a_plan_budget_stops_the_run_before_it_is_overshot_and_counts_across_runs() {
     assert!(spent <= 0.03 + 1e-9, "spent {spent}");
     // The notification says why the run ended.
     assert!(r.all().contains("budget exhausted"), "{}", r.all());
+    let status = p.baton(&["status", "plan.yaml"]);
+    assert!(status.stdout().contains(&format!("spent ${spent:.4} of the $0.0300 budget")), "{}", status.stdout());
+    let json: serde_json::Value = serde_json::from_str(&p.baton(&["status", "plan.yaml", "--json"]).stdout()).unwrap();
+    assert_eq!(json["spending"]["budget_usd"], 0.03);
+    assert!((json["spending"]["spent_usd"].as_f64().unwrap() - spent).abs() < 1e-9, "{json}");
 
     // A second run: the budget counts every run of the plan; nothing starts, and it says why.
     let again = p.baton(&["run", "plan.yaml"]);
