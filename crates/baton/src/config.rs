@@ -937,6 +937,20 @@ error: baton.toml is not valid (7 problems); nothing was run or changed"
     }
 
     #[test]
+    fn budget_is_unset_by_default_reads_every_key_and_refuses_what_is_not_money() {
+        let b = Config::default().budget;
+        assert_eq!((b.plan_usd, b.run_usd, b.attempt_estimate_usd, b.cap_sessions), (None, None, 0.0, true));
+        let text = "[budget]\nplan_usd = 25\nrun_usd = 5.5\nattempt_estimate_usd = 0.4\ncap_sessions = false\n";
+        let b = Config::parse(text, Path::new("baton.toml")).unwrap().budget;
+        assert_eq!((b.plan_usd, b.run_usd, b.attempt_estimate_usd, b.cap_sessions), (Some(25.0), Some(5.5), 0.4, false));
+        let e = Config::parse("[budget]\nrun_usd = -1\nplan_usd = nan\n", Path::new("baton.toml")).unwrap_err().to_string();
+        assert!(e.contains("baton.toml:2:1: `run_usd` must be an amount of US dollars, 0 or more"), "{e}");
+        assert!(e.contains("baton.toml:3:1: `plan_usd` must be an amount of US dollars"), "{e}");
+        let e = Config::parse("[budget]\nmax_usd = 3\n", Path::new("baton.toml")).unwrap_err().to_string();
+        assert!(e.contains("unknown key `max_usd` in [budget]"), "{e}");
+    }
+
+    #[test]
     fn review_is_off_by_default_and_reads_every_key() {
         let r = Config::default().review;
         assert_eq!((r.enabled, r.max_attempts, r.model, r.agent, r.prompt_template), (false, 2, None, None, None));

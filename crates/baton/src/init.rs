@@ -106,6 +106,13 @@ const CONFIG_TAIL: &str = r#"
 # timeout_seconds = 600
 # A completion without any change: "warn" (recorded and shown), "fail" or "off".
 # require_changes = "warn"
+
+[budget]
+# US dollars. A plan's budget over all its runs (a plan's meta.budget_usd wins), and one
+# run's (`baton run --max-cost` wins). No attempt starts that the budget cannot pay for: the
+# run ends with exit 6. `baton cost` and `baton history` show what was spent.
+# plan_usd = 25.0
+# run_usd = 5.0
 "#;
 
 /// The `baton.toml` that `init` writes.

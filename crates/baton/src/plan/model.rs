@@ -647,10 +647,11 @@ mod keys {
     ];
     pub const META_OWN: &[&str] = &[
         "name", "description", "plan_doc", "created", "max_attempts_default", "notification_email", "model",
-        "timeout_seconds", "idle_timeout_seconds", "smoke_command", "verify", "models", "validation",
+        "timeout_seconds", "idle_timeout_seconds", "smoke_command", "verify", "models", "validation", "budget_usd",
+        "budget_limit_usd",
     ];
     pub const META_OTHER: &[&str] = &[
-        "budget_limit_usd", "budget_usd", "source_item", "requirements_path",
+        "source_item", "requirements_path",
         "design_doc", "author", "version", "updated", "status", "project", "branch", "total_cost_usd", "worker_pid",
         "backlog_item", "source", "type", "tags", "priority",
     ];
@@ -704,6 +705,13 @@ mod keys {
             ("smoke_test", "smoke_command"),
             ("smoke_tests", "smoke_command"),
             ("title", "name"),
+            ("budget", "budget_usd"),
+            ("max_budget", "budget_usd"),
+            ("max_budget_usd", "budget_usd"),
+            ("max_cost", "budget_usd"),
+            ("max_cost_usd", "budget_usd"),
+            ("cost_limit", "budget_usd"),
+            ("budget_limit", "budget_usd"),
         ],
     };
     pub const SECTION: &Known = &Known { own: SECTION_OWN, other: SECTION_OTHER, meant: &[("task", "tasks"), ("title", "name")] };

@@ -784,3 +784,21 @@ fn many_keys_in_one_mapping_are_checked_in_linear_time() {
     let plan = parse_plan(&format!("{HEAD}  - id: a\n    name: A\n{keys}")).unwrap();
     assert_eq!(plan.tasks().count(), 1);
 }
+
+#[test]
+fn a_plan_budget_is_read_under_either_name_and_checked() {
+    let with = |meta: &str| parse_plan(&format!("meta:\n  name: P\n{meta}sections:\n- id: s\n  name: S\n  tasks:\n  - {{id: a, name: A}}\n"));
+    assert_eq!(with("  budget_usd: 12.5\n").unwrap().meta.budget_usd, Some(12.5));
+    assert_eq!(with("  budget_limit_usd: 3\n").unwrap().meta.budget_usd, Some(3.0), "the original tool's name");
+    assert_eq!(with("  budget_usd: $0\n").unwrap().meta.budget_usd, Some(0.0));
+    assert_eq!(with("  budget_usd: 2\n  budget_limit_usd: 2.0\n").unwrap().meta.budget_usd, Some(2.0));
+    let both = with("  budget_usd: 2\n  budget_limit_usd: 5\n").unwrap_err();
+    assert!(both.iter().any(|d| d.line == 4 && d.message.contains("both `budget_usd` and `budget_limit_usd`")), "{both:?}");
+    for bad in ["-1", "lots", "[1]", ".nan"] {
+        let e = with(&format!("  budget_usd: {bad}\n")).unwrap_err();
+        assert!(e.iter().any(|d| d.line == 3 && d.message.contains("an amount of US dollars")), "{bad}: {e:?}");
+    }
+    let near = with("  budget: 5\n").unwrap();
+    assert_eq!(near.meta.budget_usd, None);
+    assert!(near.warnings.iter().any(|w| w.message.contains("did you mean `budget_usd`")), "{:?}", near.warnings);
+}
