@@ -30,6 +30,9 @@ fn argv_value(inv: &serde_json::Value, flag: &str) -> Option<String> {
 fn a_plan_budget_stops_the_run_before_it_is_overshot_and_counts_across_runs() {
     let p = project(&plan_of(5, "  budget_usd: 0.03\n"));
     p.scenario(r#"{"default": [{"cost": 0.0123}]}"#);
+    let dry = p.baton(&["run", "plan.yaml", "--dry-run"]);
+    assert_eq!(dry.code(), 0, "nothing recorded yet: {}", dry.all());
+    assert!(dry.stdout().contains("budget: $0.0000 of the plan's budget over all its runs ($0.0300) spent, $0.0300 left"), "{}", dry.stdout());
     let r = p.baton(&["run", "plan.yaml"]);
     assert_eq!(r.code(), 6, "{}", r.all());
     let started = p.invocations().len();
@@ -45,6 +48,11 @@ fn a_plan_budget_stops_the_run_before_it_is_overshot_and_counts_across_runs() {
     let json: serde_json::Value = serde_json::from_str(&p.baton(&["status", "plan.yaml", "--json"]).stdout()).unwrap();
     assert_eq!(json["spending"]["budget_usd"], 0.03);
     assert!((json["spending"]["spent_usd"].as_f64().unwrap() - spent).abs() < 1e-9, "{json}");
+
+    // The dry run foresees it.
+    let dry = p.baton(&["run", "plan.yaml", "--dry-run"]);
+    assert_eq!(dry.code(), 6, "{}", dry.all());
+    assert!(dry.stdout().contains("the run would start no attempt: budget exhausted (exit 6)"), "{}", dry.stdout());
 
     // A second run: the budget counts every run of the plan; nothing starts, and it says why.
     let again = p.baton(&["run", "plan.yaml"]);

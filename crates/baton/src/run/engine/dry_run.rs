@@ -17,6 +17,21 @@ use crate::report::event::Note;
 use crate::root::GitUse;
 use crate::run::schedule;
 
+/// The budget the run would start with, read from the history without changing it; `None`
+/// without a budget, or when the history cannot be read (the run itself would say why).
+fn dry_budget(plan: &crate::plan::Plan, opts: &RunOptions, config: &Config, root: &Path) -> Option<crate::policy::budget::Budget> {
+    let plan_budget = plan.meta.budget_usd.or(config.budget.plan_usd);
+    let run_budget = opts.max_cost.or(config.budget.run_usd);
+    plan_budget.or(run_budget)?;
+    let key = crate::store::plan_key(root, &opts.plan);
+    let (spent, costs) = match crate::store::Store::open_existing(root) {
+        Ok(Some(store)) => (store.plan_spent(&key).ok()?, store.attempt_costs(&key).ok()?),
+        Ok(None) => (0.0, Vec::new()),
+        Err(_) => return None,
+    };
+    crate::policy::budget::Budget::new(plan_budget.map(|b| (b, spent)), run_budget, costs, config.budget.attempt_estimate_usd)
+}
+
 /// Where a dry run would work, for what the real run would refuse.
 pub(super) struct DryGit<'a> {
     pub root: &'a Path,
@@ -95,6 +110,25 @@ pub(super) fn dry_run(file: &PlanFile, opts: &RunOptions, config: &Config, agent
         if opts.single_task {
             crate::outln!("then the run stops (--single-task); exit 0 if the task completes");
             return Ok(Exit::Completed);
+        }
+    }
+    if let Some(b) = dry_budget(file.plan(), opts, config, git.root) {
+        let st = b.state();
+        let whose = if st.scope == "run" { "this run's budget" } else { "the plan's budget over all its runs" };
+        crate::outln!(
+            "budget: ${:.4} of {whose} (${:.4}) spent, ${:.4} left; an attempt is expected to cost ${:.4}",
+            st.spent,
+            st.budget,
+            st.remaining,
+            st.estimate
+        );
+        if n > 0 && b.admit(0).is_err() {
+            crate::outln!("the run would start no attempt: budget exhausted (exit 6)");
+            return Ok(Exit::BudgetExhausted);
+        }
+        if st.estimate > 0.0 && (n as f64) * st.estimate > st.remaining {
+            let fits = (st.remaining / st.estimate).floor() as usize;
+            crate::outln!("at that, the budget pays for about {fits} of these {n} attempts; the run would then end with exit 6");
         }
     }
     let blocked = never_runnable(&plan, &exclude);
