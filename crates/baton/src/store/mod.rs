@@ -100,7 +100,19 @@ impl std::fmt::Debug for Store {
 
 /// The current time as the store writes it.
 pub fn now_text() -> String {
-    jiff::Timestamp::now().to_string()
+    stamp(jiff::Timestamp::now())
+}
+
+/// A time as the store writes it: RFC 3339 in UTC with nine fractional digits, so that times
+/// sort as text (`…:51.7Z` would sort after `…:51.729Z`).
+pub fn stamp(t: jiff::Timestamp) -> String {
+    t.strftime("%Y-%m-%dT%H:%M:%S%.9fZ").to_string()
+}
+
+/// A time read elsewhere (an attempt record) in the store's form; kept as it is when it is not
+/// a time.
+pub fn stamp_text(s: &str) -> String {
+    s.parse::<jiff::Timestamp>().map(stamp).unwrap_or_else(|_| s.to_string())
 }
 
 impl Store {
@@ -226,8 +238,8 @@ impl Store {
             return Ok(0);
         }
         if !found.is_empty() {
-            let first = found.iter().map(|r| r.started_at.as_str()).filter(|s| !s.is_empty()).min().unwrap_or_default().to_string();
-            let last = found.iter().map(|r| r.ended_at.as_str()).max().unwrap_or_default().to_string();
+            let first = found.iter().map(|r| stamp_text(&r.started_at)).filter(|s| !s.is_empty()).min().unwrap_or_default();
+            let last = found.iter().map(|r| stamp_text(&r.ended_at)).max().unwrap_or_default();
             let cost: f64 = found.iter().map(total_cost).sum();
             tx.execute(
                 "INSERT INTO runs (plan, kind, command, started_at, ended_at, ending, cost_usd)
@@ -238,7 +250,7 @@ impl Store {
             let run = tx.last_insert_rowid();
             for rec in &found {
                 let transcript = relative(&home(root), &records.transcript(&rec.task, rec.session));
-                let started = if rec.started_at.is_empty() { rec.ended_at.clone() } else { rec.started_at.clone() };
+                let started = stamp_text(if rec.started_at.is_empty() { &rec.ended_at } else { &rec.started_at });
                 tx.execute(
                     "INSERT OR IGNORE INTO attempts (run_id, plan, task, session, agent, started_at, outcome, transcript) VALUES (?1, ?2, ?3, ?4, '', ?5, 'running', ?6)",
                     params![run, plan, rec.task, rec.session, started, transcript],
@@ -319,8 +331,8 @@ pub(crate) fn write_record(conn: &Connection, id: i64, r: &AttemptRecord) -> rus
         r.attempt,
         r.named_agent,
         r.model,
-        r.started_at,
-        r.ended_at,
+        stamp_text(&r.started_at),
+        stamp_text(&r.ended_at),
         r.duration_seconds,
         if r.outcome.is_empty() { "interrupted" } else { r.outcome.as_str() },
         review.and_then(|v| v.verdict.clone()),

@@ -99,7 +99,7 @@ impl StoreSink {
 
     fn write(&mut self, ev: &RunEvent) -> rusqlite::Result<()> {
         let conn = self.store.conn();
-        let time = ev.time.to_string();
+        let time = super::stamp(ev.time);
         match &ev.kind {
             EventKind::Banner { plan, agent, .. } => {
                 self.agent = agent.clone();
@@ -142,7 +142,7 @@ impl StoreSink {
             EventKind::Waiting { reason, until } => {
                 let (kind, task, message) = wait_words(reason);
                 conn.prepare_cached("INSERT INTO waits (run_id, task, kind, message, started_at, until) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
-                    .execute(params![self.run, task, kind, message, time, until.to_string()])?;
+                    .execute(params![self.run, task, kind, message, time, super::stamp(*until)])?;
             }
             EventKind::Note(Note::StopRequested { .. }) => {
                 self.stopped_by.get_or_insert("stop file");

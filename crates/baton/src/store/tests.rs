@@ -200,7 +200,7 @@ fn attempt_records_on_disk_are_imported_once_with_their_checks_and_reviews() {
     assert_eq!(s.import_records("plan.yaml", &records, d.path()).unwrap(), 0, "once");
     let runs = s.runs(Some("plan.yaml"), 10).unwrap();
     assert_eq!(runs.len(), 1);
-    assert_eq!((runs[0].kind.as_str(), runs[0].started_at.as_str()), ("imported", "2026-11-21T10:00:00Z"));
+    assert_eq!((runs[0].kind.as_str(), runs[0].started_at.as_str()), ("imported", "2026-11-21T10:00:00.000000000Z"));
     let tasks: Vec<&str> = runs[0].attempts.iter().map(|a| a.task.as_str()).collect();
     assert_eq!(tasks, ["1.1", "a/b", "1.1"], "in the order they started");
     assert!((s.plan_spent("plan.yaml").unwrap() - 0.6).abs() < 1e-12);
@@ -260,6 +260,19 @@ fn a_write_that_fails_is_told_once_as_a_warning_and_the_run_goes_on() {
     let told = seen.lock().unwrap().clone();
     assert_eq!(told.len(), 1, "{told:?}");
     assert!(told[0].contains("not recorded") && told[0].contains("baton.db"), "{}", told[0]);
+}
+
+#[test]
+fn times_are_written_so_that_they_sort_as_text() {
+    let a: jiff::Timestamp = "2026-12-01T09:33:51.729Z".parse().unwrap();
+    let b: jiff::Timestamp = "2026-12-01T09:33:51.7291Z".parse().unwrap();
+    let c: jiff::Timestamp = "2026-12-01T09:33:52Z".parse().unwrap();
+    let texts = [stamp(a), stamp(b), stamp(c)];
+    let mut sorted = texts.clone();
+    sorted.sort();
+    assert_eq!(sorted, texts);
+    assert_eq!(stamp_text("2026-12-01T09:33:51.7Z"), "2026-12-01T09:33:51.700000000Z");
+    assert_eq!(stamp_text(""), "");
 }
 
 #[test]
