@@ -480,4 +480,5 @@ fn real_cli_ends_a_session_at_its_spending_cap_which_spends_no_attempt_and_ends_
     let rec = attempt_record(&p, "1.1", 1);
     assert_eq!((rec["outcome"].as_str(), rec["attempt"].as_u64()), (Some("capped"), None), "{rec}");
     assert!(rec["message"].as_str().is_some_and(|m| m.contains("Reached maximum budget")), "{rec}");
+    assert!(rec["input_tokens"].as_u64().is_some_and(|n| n > 0), "tokens of a session cut short: {rec}");
 }

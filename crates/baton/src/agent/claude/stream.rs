@@ -378,6 +378,9 @@ struct RawResult {
     total_cost_usd: Lenient<f64>,
     duration_ms: Lenient<f64>,
     usage: Lenient<RawUsage>,
+    /// Per model, also the session's subagents: `{"claude-…": {"inputTokens": …, …}}`.
+    #[serde(rename = "modelUsage")]
+    model_usage: Lenient<std::collections::BTreeMap<String, Lenient<RawModelUsage>>>,
     terminal_reason: Lenient<String>,
     api_error_status: Lenient<u16>,
     permission_denials: Lenient<Vec<Lenient<RawDenial>>>,
@@ -389,6 +392,22 @@ impl RawResult {
     fn into_event(self) -> ResultEvent {
         let usage = self.usage.0.unwrap_or_default();
         let count = |field: Lenient<f64>| field.0.and_then(whole).map_or(0, clamp_u64);
+        let mut tokens = TokenUsage {
+            input_tokens: count(usage.input_tokens),
+            output_tokens: count(usage.output_tokens),
+            cache_creation_input_tokens: count(usage.cache_creation_input_tokens),
+            cache_read_input_tokens: count(usage.cache_read_input_tokens),
+        };
+        if tokens == TokenUsage::default() {
+            // A session the CLI cut short (its spending cap) reports zero `usage` but counts
+            // what was spent per model.
+            for m in self.model_usage.0.unwrap_or_default().into_values().filter_map(|m| m.0) {
+                tokens.input_tokens = tokens.input_tokens.saturating_add(count(m.input_tokens));
+                tokens.output_tokens = tokens.output_tokens.saturating_add(count(m.output_tokens));
+                tokens.cache_creation_input_tokens = tokens.cache_creation_input_tokens.saturating_add(count(m.cache_creation_input_tokens));
+                tokens.cache_read_input_tokens = tokens.cache_read_input_tokens.saturating_add(count(m.cache_read_input_tokens));
+            }
+        }
         ResultEvent {
             subtype: self.subtype.0.unwrap_or_default(),
             is_error: self.is_error.0.unwrap_or(false),
@@ -396,12 +415,7 @@ impl RawResult {
             result: self.result.0,
             total_cost_usd: self.total_cost_usd.0,
             duration_ms: self.duration_ms.0.and_then(whole).map(clamp_u64).map(|d| d.min(MAX_DURATION_MS)),
-            usage: TokenUsage {
-                input_tokens: count(usage.input_tokens),
-                output_tokens: count(usage.output_tokens),
-                cache_creation_input_tokens: count(usage.cache_creation_input_tokens),
-                cache_read_input_tokens: count(usage.cache_read_input_tokens),
-            },
+            usage: tokens,
             terminal_reason: self.terminal_reason.0,
             api_error_status: self.api_error_status.0,
             permission_denials: self
@@ -429,6 +443,15 @@ impl RawResult {
 #[derive(Deserialize, Default)]
 #[serde(default)]
 struct RawUsage {
+    input_tokens: Lenient<f64>,
+    output_tokens: Lenient<f64>,
+    cache_creation_input_tokens: Lenient<f64>,
+    cache_read_input_tokens: Lenient<f64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct RawModelUsage {
     input_tokens: Lenient<f64>,
     output_tokens: Lenient<f64>,
     cache_creation_input_tokens: Lenient<f64>,
@@ -928,6 +951,23 @@ mod tests {
             .as_deref(),
             Some("[Output] Error: something broke")
         );
+    }
+
+    #[test]
+    fn a_session_cut_short_counts_its_tokens_per_model() {
+        // Claude Code 2.1.332 past --max-budget-usd: zero `usage`, the real counts per model.
+        let events = parse_line(
+            r#"{"type":"result","subtype":"error_max_budget_usd","is_error":true,"num_turns":1,"total_cost_usd":0.0008,
+                "usage":{"input_tokens":0,"output_tokens":0,"cache_creation_input_tokens":0,"cache_read_input_tokens":0},
+                "modelUsage":{"claude-opus-5-5":{"inputTokens":100,"outputTokens":20,"cacheReadInputTokens":7,"cacheCreationInputTokens":0},
+                              "claude-haiku-4-5":{"inputTokens":5,"outputTokens":"x"}}}"#,
+        );
+        let [StreamEvent::Result(result)] = events.as_slice() else { panic!("{events:?}") };
+        assert_eq!(result.usage, TokenUsage { input_tokens: 105, output_tokens: 20, cache_creation_input_tokens: 0, cache_read_input_tokens: 7 });
+        // A session's own `usage` wins when it has any.
+        let events = parse_line(r#"{"type":"result","subtype":"success","usage":{"input_tokens":3,"output_tokens":4},"modelUsage":{"m":{"inputTokens":100}}}"#);
+        let [StreamEvent::Result(result)] = events.as_slice() else { panic!("{events:?}") };
+        assert_eq!((result.usage.input_tokens, result.usage.output_tokens), (3, 4));
     }
 
     #[test]
