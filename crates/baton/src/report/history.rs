@@ -162,8 +162,12 @@ pub fn history(place: &Place<'_>, opts: &HistoryOptions<'_>) -> Exit {
         })
         .collect();
     if opts.json {
-        let doc = serde_json::json!({ "plan": key, "runs": runs });
-        crate::outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        #[derive(Serialize)]
+        struct Doc<'a> {
+            plan: Option<&'a str>,
+            runs: &'a [ShownRun],
+        }
+        crate::outln!("{}", serde_json::to_string_pretty(&Doc { plan: key.as_deref(), runs: &runs }).unwrap_or_default());
     } else if runs.is_empty() {
         crate::outln!("{}", place.nothing());
     } else {
@@ -372,8 +376,13 @@ fn task_history(place: &Place<'_>, store: Option<&Store>, task: &str, opts: &His
         }
     }
     if opts.json {
-        let doc = serde_json::json!({ "plan": key, "task": task, "attempts": attempts });
-        crate::outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        #[derive(Serialize)]
+        struct Doc<'a> {
+            plan: &'a str,
+            task: &'a str,
+            attempts: &'a [AttemptRow],
+        }
+        crate::outln!("{}", serde_json::to_string_pretty(&Doc { plan: &key, task, attempts: &attempts }).unwrap_or_default());
     } else if attempts.is_empty() {
         crate::outln!("no attempts recorded for task {} in plan {shown} yet", terminal_line(task));
     } else {
@@ -596,20 +605,36 @@ pub fn cost(place: &Place<'_>, opts: &CostOptions) -> Exit {
 
 /// `{"plan", "by", "since", "rows": [{<keys>, "sessions", "seconds", "cost_usd"}], "total"}`.
 pub fn cost_json(plan: Option<&str>, by: CostBy, since: Option<Timestamp>, groups: &[Group], total: &Sum) -> String {
-    let rows: Vec<serde_json::Value> = groups
+    /// A row's keys: absent when not grouped by, `null` for an unknown model.
+    #[derive(Serialize)]
+    struct Row<'a> {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        plan: Option<Option<&'a str>>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        task: Option<Option<&'a str>>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        model: Option<Option<&'a str>>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        day: Option<Option<&'a str>>,
+        #[serde(flatten)]
+        sum: &'a Sum,
+    }
+    #[derive(Serialize)]
+    struct Doc<'a> {
+        plan: Option<&'a str>,
+        by: CostBy,
+        since: Option<String>,
+        rows: Vec<Row<'a>>,
+        total: &'a Sum,
+    }
+    let rows = groups
         .iter()
         .map(|g| {
-            let mut row = serde_json::Map::new();
-            for (name, value) in by.keys().iter().zip(&g.key) {
-                row.insert((*name).into(), value.clone().into());
-            }
-            if let Ok(serde_json::Value::Object(sum)) = serde_json::to_value(&g.sum) {
-                row.extend(sum);
-            }
-            serde_json::Value::Object(row)
+            let key = |name: &str| by.keys().iter().position(|k| *k == name).map(|i| g.key[i].as_deref());
+            Row { plan: key("plan"), task: key("task"), model: key("model"), day: key("day"), sum: &g.sum }
         })
         .collect();
-    let doc = serde_json::json!({ "plan": plan, "by": by, "since": since.map(|t| t.to_string()), "rows": rows, "total": total });
+    let doc = Doc { plan, by, since: since.map(|t| t.to_string()), rows, total };
     serde_json::to_string_pretty(&doc).unwrap_or_default()
 }
 
