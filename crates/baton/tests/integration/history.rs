@@ -17,6 +17,7 @@ sections:
   - id: '1.2'
     name: Two
     model: haiku
+    verify: test -f two.txt
   - id: '2.1'
     name: Three
 ";
@@ -24,7 +25,7 @@ sections:
 /// Task 1.1 fails once, then every task completes; each attempt has its own cost.
 const SCENARIO: &str = r#"{"tasks": {
   "1.1": [{"status": "failed", "message": "tests fail", "cost": 0.02}, {"cost": 0.03}],
-  "1.2": {"cost": 0.05},
+  "1.2": {"cost": 0.05, "write": {"two.txt": "2"}},
   "2.1": {"cost": 0.07}
 }}"#;
 
@@ -121,6 +122,13 @@ fn history_of_one_task_shows_each_attempt_in_detail() {
     assert!(text.contains("$0.0500"), "the task's total:\n{text}");
     assert!(text.contains("outcome     failed: tests fail") && text.contains("model       opus"), "{text}");
     assert!(text.contains("transcript  .baton/logs/plan/1.1/attempt-2.jsonl"), "{text}");
+
+    // Its checks.
+    let v = json(&p, &["history", "plan.yaml", "--task", "1.2", "--json"]);
+    assert_eq!(v["attempts"][0]["checks"][0]["command"], "test -f two.txt", "{v:#}");
+    assert_eq!(v["attempts"][0]["checks"][0]["passed"], true, "{v:#}");
+    let text = p.baton(&["history", "plan.yaml", "--task", "1.2"]).stdout();
+    assert!(text.contains("check       test -f two.txt [task] — ok ·"), "{text}");
 
     // A task of the plan that has not run yet, and one the plan does not have.
     p.write("plan.yaml", &format!("{}  - id: '3.1'\n    name: Four\n", p.read("plan.yaml")));
