@@ -238,7 +238,9 @@ fn ending_text(shown: &ShownRun) -> String {
     let run = &shown.run;
     match shown.state {
         RunState::Running => return format!("running (pid {})", run.pid.unwrap_or_default()),
-        RunState::Interrupted => return "interrupted (baton was killed; the next run closes it)".into(),
+        // Only a run of a plan is closed by the next one (`Store::close_interrupted`).
+        RunState::Interrupted if run.kind == "run" => return "interrupted (baton was killed; the next run closes it)".into(),
+        RunState::Interrupted => return "interrupted (baton was killed)".into(),
         RunState::Ended => {}
     }
     let ending = run.ending.as_deref().unwrap_or_default();
@@ -362,8 +364,9 @@ fn task_history(place: &Place<'_>, store: Option<&Store>, task: &str, opts: &His
     }
     if attempts.is_empty() {
         let in_plan = plan_task_ids(place.plan);
-        if !in_plan.iter().any(|id| id == task) {
-            let mut known = in_plan;
+        if !in_plan.iter().flatten().any(|id| id == task) {
+            let why = if in_plan.is_some() { ", and the plan has no such task" } else { "" };
+            let mut known = in_plan.unwrap_or_default();
             if let Some(s) = store {
                 for id in s.task_ids(&key).unwrap_or_default() {
                     if !known.contains(&id) {
@@ -371,7 +374,7 @@ fn task_history(place: &Place<'_>, store: Option<&Store>, task: &str, opts: &His
                     }
                 }
             }
-            crate::errln!("error: no attempts recorded for task {} in plan {shown}, and the plan has no such task\n  help: {}", terminal_line(task), near_help(task, &known, &shown));
+            crate::errln!("error: no attempts recorded for task {} in plan {shown}{why}\n  help: {}", terminal_line(task), near_help(task, &known, &shown));
             return Exit::InvalidInput;
         }
     }
@@ -391,16 +394,16 @@ fn task_history(place: &Place<'_>, store: Option<&Store>, task: &str, opts: &His
     Exit::Completed
 }
 
-/// The task ids of the plan file, when it can be read as a plan.
-fn plan_task_ids(plan: Option<&Path>) -> Vec<String> {
+/// The task ids of the plan file; `None` when it cannot be read as a plan.
+fn plan_task_ids(plan: Option<&Path>) -> Option<Vec<String>> {
     let parsed = plan.and_then(|p| std::fs::read_to_string(p).ok()).and_then(|t| crate::plan::parse_plan(&t).ok());
-    parsed.map(|p| p.tasks().map(|t| t.id.to_string()).collect()).unwrap_or_default()
+    parsed.map(|p| p.tasks().map(|t| t.id.to_string()).collect())
 }
 
 /// Help for an unknown task: the close ids, else the ids there are.
 fn near_help(task: &str, known: &[String], plan: &str) -> String {
     let mut near: Vec<(usize, &String)> =
-        known.iter().map(|k| (crate::plan::edit_distance(task, k), k)).filter(|(d, k)| *d <= (k.chars().count() / 3).max(2)).collect();
+        known.iter().map(|k| (crate::plan::edit_distance(task, k), k)).filter(|(d, k)| *d <= k.chars().count().div_ceil(3).max(1)).collect();
     near.sort();
     // The closest only: `1.3` means `1.1` or `1.2` rather than `2.1`.
     let best = near.first().map(|(d, _)| *d);
@@ -801,7 +804,14 @@ mod tests {
         assert_eq!(run_state(&run(None, 7), None), RunState::Interrupted);
         let mut r = run(None, 7);
         r.attempts = vec![attempt("1.1", "running", None, "")];
-        assert_eq!(settle(r, RunState::Interrupted).run.attempts[0].outcome, "interrupted");
+        let shown = settle(r, RunState::Interrupted);
+        assert_eq!(shown.run.attempts[0].outcome, "interrupted");
+        assert_eq!(ending_text(&shown), "interrupted (baton was killed; the next run closes it)");
+        let mut pipeline = shown.clone();
+        pipeline.run.kind = "pipeline".into();
+        assert_eq!(ending_text(&pipeline), "interrupted (baton was killed)");
+        let running = ShownRun { state: RunState::Running, ..shown };
+        assert_eq!(ending_text(&running), "running (pid 7)");
     }
 
     #[test]
@@ -860,6 +870,7 @@ mod tests {
         let ids: Vec<String> = ["1.1", "1.2", "2.1", "setup"].map(String::from).to_vec();
         assert_eq!(near_help("1.3", &ids, "p.yaml"), "did you mean `1.1`, `1.2`?");
         assert_eq!(near_help("setpu", &ids, "p.yaml"), "did you mean `setup`?");
+        assert_eq!(near_help("9.9", &ids, "p.yaml"), "its tasks are `1.1`, `1.2`, `2.1`, `setup`");
         assert_eq!(near_help("zzzzzz", &ids, "p.yaml"), "its tasks are `1.1`, `1.2`, `2.1`, `setup`");
         assert_eq!(near_help("1.3", &[], "p.yaml"), "`baton status p.yaml` lists the task ids");
     }
