@@ -110,10 +110,10 @@ fn state_of(place: &Place<'_>, run: &RunRow) -> RunState {
     run_state(run, crate::run::lock::plan_holder(&place.logs_dir.join("locks"), &locked))
 }
 
-/// A run as the commands show it: an attempt left `running` by a baton that is gone was
-/// interrupted.
+/// A run as the commands show it: an attempt left `running` by a baton that is gone (or that
+/// ended without ending it) was interrupted.
 fn settle(mut run: RunRow, state: RunState) -> ShownRun {
-    if state == RunState::Interrupted {
+    if state != RunState::Running {
         for a in run.attempts.iter_mut().filter(|a| a.outcome == "running") {
             a.outcome = "interrupted".into();
         }
@@ -338,13 +338,12 @@ fn task_history(place: &Place<'_>, store: Option<&Store>, task: &str, opts: &His
         crate::errln!("error: --task needs the plan\n  help: `baton history PLAN --task {}`", terminal_line(task));
         return Exit::InvalidInput;
     };
-    let attempts = match store.map(|s| s.task_attempts(&key, task)).transpose() {
+    let mut attempts = match store.map(|s| s.task_attempts(&key, task)).transpose() {
         Ok(a) => a.unwrap_or_default(),
         Err(e) => return store_failed(&e),
     };
     // An attempt left `running`: by a run going on, or by a baton that was killed.
     let mut states: HashMap<i64, RunState> = HashMap::new();
-    let mut attempts = attempts;
     for a in attempts.iter_mut().filter(|a| a.outcome == "running") {
         let state = match states.get(&a.run_id) {
             Some(s) => *s,
@@ -358,7 +357,7 @@ fn task_history(place: &Place<'_>, store: Option<&Store>, task: &str, opts: &His
                 s
             }
         };
-        if state == RunState::Interrupted {
+        if state != RunState::Running {
             a.outcome = "interrupted".into();
         }
     }
