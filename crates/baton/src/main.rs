@@ -10,6 +10,7 @@ use baton::config::{Config, ConfigError};
 use baton::control::Edit;
 use baton::exit::{codes_help, Exit, EXIT_CODES_HELP};
 use baton::plan::{PlanError, PlanFile};
+use baton::report::history::{self, CostBy};
 use baton::report::status;
 use baton::report::style::{self, ColorChoice};
 use baton::run::engine::DirtyTree;
@@ -153,6 +154,44 @@ enum Command {
         /// Print the prompt that was sent to the agent instead of the transcript
         #[arg(long, conflicts_with = "follow")]
         prompt: bool,
+    },
+    /// Show the recorded runs and their attempts (time, cost, model, outcome), newest first
+    #[command(after_help = after(
+        "baton history .claude/plans/feature.yaml --task 1.2",
+        &[(Exit::Completed, "the history was shown (or none is recorded yet)"), (Exit::InvalidInput, "the run history cannot be read (a damaged .baton/baton.db), baton.toml is invalid, or --task names a task with no attempts that the plan does not have")],
+    ))]
+    History {
+        /// The plan file; every plan of the current repository when omitted
+        plan: Option<PathBuf>,
+        /// One task's attempts in detail: tokens, turns, checks, verdict, transcript
+        #[arg(long, value_name = "ID", requires = "plan")]
+        task: Option<String>,
+        /// Show at most N runs
+        #[arg(long, value_name = "N", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..), conflicts_with = "task")]
+        limit: u32,
+        /// Print the history as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add up what the agents cost, by plan, task, model or day, with the total
+    #[command(after_help = after(
+        "baton cost --by day --since 7d",
+        &[(Exit::Completed, "the costs were shown (or none is recorded yet)"), (Exit::InvalidInput, "the run history cannot be read (a damaged .baton/baton.db), baton.toml is invalid, or --since is not a date, a time or how long ago")],
+    ))]
+    Cost {
+        /// The plan file; every plan of the current repository when omitted
+        plan: Option<PathBuf>,
+        /// What to add up by (days in the local time zone) [default: plan; task when PLAN is
+        /// given]
+        #[arg(long, value_enum, value_name = "GROUP")]
+        by: Option<CostBy>,
+        /// Only attempts started since then: a date (2026-11-30, local time), an RFC 3339 time,
+        /// or how long ago (7d, 24h)
+        #[arg(long, value_name = "WHEN", value_parser = parse_since)]
+        since: Option<jiff::Timestamp>,
+        /// Print the rows and the total as JSON
+        #[arg(long)]
+        json: bool,
     },
     /// For agents in a parallel run: claim a file before editing it (exit 1 if another agent holds it)
     #[command(after_help = after(
@@ -347,6 +386,11 @@ fn main() -> ExitCode {
         Command::Reset { plan, tasks, all } => control(&plan, Edit::Reset { tasks, all }),
         Command::Run(args) => run(&args),
         Command::Logs { plan, task, attempt, follow, prompt } => logs(&plan, &task, attempt, Shown::of(follow, prompt)),
+        Command::History { plan, task, limit, json } => {
+            let opts = history::HistoryOptions { task: task.as_deref(), limit: limit as usize, json, width: terminal_width() };
+            with_history(plan.as_deref(), |place| history::history(place, &opts))
+        }
+        Command::Cost { plan, by, since, json } => with_history(plan.as_deref(), |place| history::cost(place, &history::CostOptions { by, since, json, width: terminal_width() })),
         Command::Claim { file } => coordinate(Coordinate::Claim(file)),
         Command::Release { file } => coordinate(Coordinate::Release(file)),
         Command::Heartbeat { note } => coordinate(Coordinate::Heartbeat(note)),
@@ -531,6 +575,28 @@ fn history_of(root: &Path, plan: &Path, records: &baton::run::record::Records, b
             None
         }
     }
+}
+
+/// `--since`, read in the local time zone.
+fn parse_since(s: &str) -> Result<jiff::Timestamp, String> {
+    history::parse_since(s, &jiff::ZonedDateTime::now())
+}
+
+/// `baton history|cost`: the repository of the plan (or of the current folder) and its
+/// settings, for `show`.
+fn with_history(plan: Option<&Path>, show: impl FnOnce(&history::Place<'_>) -> Exit) -> Exit {
+    let root = match plan {
+        Some(p) => baton::root::root_for_plan(p),
+        None => baton::root::repo_root(&std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."))),
+    };
+    let config = match Config::load(&root) {
+        Ok(c) => c,
+        Err(e) => {
+            tell_config_error(&e);
+            return Exit::InvalidInput;
+        }
+    };
+    show(&history::Place { root: &root, plan, logs_dir: &root.join(&config.paths.logs_dir) })
 }
 
 /// `baton retry|skip|reset`: an edit of the plan's owned fields (see baton::control).

@@ -8,6 +8,7 @@ mod save;
 pub(crate) mod yaml;
 
 pub(crate) use check::parse_with_tree;
+pub(crate) use model::edit_distance;
 pub use check::{advice, parse_plan, warnings_in, Advice, Diagnostic, PlanError};
 pub use file::{PlanFile, SaveOutcome, TaskField};
 pub use model::{derived_section_status, Meta, Plan, Section, Status, Task, TaskId, Validation, MAX_SECONDS};

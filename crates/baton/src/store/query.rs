@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use rusqlite::{params, Row};
+use rusqlite::{params, OptionalExtension, Row};
 use serde::Serialize;
 
 use super::{Store, StoreError};
@@ -124,6 +124,27 @@ fn attempt_row(r: &Row<'_>) -> rusqlite::Result<AttemptRow> {
     })
 }
 
+/// A run's row (`SELECT {RUN_COLUMNS}`), without its attempts.
+fn run_row(r: &Row<'_>) -> rusqlite::Result<RunRow> {
+    Ok(RunRow {
+        id: r.get(0)?,
+        plan: r.get(1)?,
+        plan_name: r.get(2)?,
+        kind: r.get(3)?,
+        command: r.get(4)?,
+        pid: r.get(5)?,
+        started_at: r.get(6)?,
+        ended_at: r.get(7)?,
+        exit_code: r.get(8)?,
+        ending: r.get(9)?,
+        stopped_by: r.get(10)?,
+        cost_usd: r.get(11)?,
+        attempts: Vec::new(),
+    })
+}
+
+const RUN_COLUMNS: &str = "id, plan, plan_name, kind, command, pid, started_at, ended_at, exit_code, ending, stopped_by, cost_usd";
+
 impl Store {
     /// What the plan's attempts (and their reviewers, and the pipeline's planning sessions
     /// for it) cost over all its runs.
@@ -147,28 +168,14 @@ impl Store {
     /// The runs, newest first (of one plan, or all), at most `limit`, each with its attempts
     /// in the order they started.
     pub fn runs(&self, plan: Option<&str>, limit: usize) -> Result<Vec<RunRow>, StoreError> {
-        let sql = "SELECT id, plan, plan_name, kind, command, pid, started_at, ended_at, exit_code, ending, stopped_by, cost_usd FROM runs
+        let sql = format!(
+            "SELECT {RUN_COLUMNS} FROM runs
                    WHERE (?1 IS NULL OR plan = ?1 OR id IN (SELECT run_id FROM attempts WHERE plan = ?1))
-                   ORDER BY started_at DESC, id DESC LIMIT ?2";
-        let mut st = self.conn().prepare(sql).map_err(|e| self.sql(e))?;
+                   ORDER BY started_at DESC, id DESC LIMIT ?2"
+        );
+        let mut st = self.conn().prepare(&sql).map_err(|e| self.sql(e))?;
         let rows = st
-            .query_map(params![plan, limit.min(i64::MAX as usize) as i64], |r| {
-                Ok(RunRow {
-                    id: r.get(0)?,
-                    plan: r.get(1)?,
-                    plan_name: r.get(2)?,
-                    kind: r.get(3)?,
-                    command: r.get(4)?,
-                    pid: r.get(5)?,
-                    started_at: r.get(6)?,
-                    ended_at: r.get(7)?,
-                    exit_code: r.get(8)?,
-                    ending: r.get(9)?,
-                    stopped_by: r.get(10)?,
-                    cost_usd: r.get(11)?,
-                    attempts: Vec::new(),
-                })
-            })
+            .query_map(params![plan, limit.min(i64::MAX as usize) as i64], run_row)
             .map_err(|e| self.sql(e))?;
         let mut runs = rows.collect::<rusqlite::Result<Vec<_>>>().map_err(|e| self.sql(e))?;
         for run in &mut runs {
@@ -199,6 +206,24 @@ impl Store {
         Ok(rows)
     }
 
+    /// One run, without its attempts; `None` when there is no such run.
+    pub fn run(&self, id: i64) -> Result<Option<RunRow>, StoreError> {
+        self.conn()
+            .query_row(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"), params![id], run_row)
+            .optional()
+            .map_err(|e| self.sql(e))
+    }
+
+    /// The tasks of a plan that have an attempt recorded, in the order they first started.
+    pub fn task_ids(&self, plan: &str) -> Result<Vec<String>, StoreError> {
+        let mut st = self
+            .conn()
+            .prepare("SELECT task FROM attempts WHERE plan = ?1 AND kind = 'task' GROUP BY task ORDER BY MIN(started_at), MIN(id)")
+            .map_err(|e| self.sql(e))?;
+        let rows = st.query_map(params![plan], |r| r.get(0)).map_err(|e| self.sql(e))?;
+        rows.collect::<rusqlite::Result<Vec<String>>>().map_err(|e| self.sql(e))
+    }
+
     fn attempts_where(&self, filter: &str, args: impl rusqlite::Params) -> Result<Vec<AttemptRow>, StoreError> {
         let sql = format!("SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE {filter} ORDER BY started_at, id");
         let mut st = self.conn().prepare_cached(&sql).map_err(|e| self.sql(e))?;
@@ -206,9 +231,9 @@ impl Store {
         rows.collect::<rusqlite::Result<Vec<_>>>().map_err(|e| self.sql(e))
     }
 
-    /// Each attempt's cost since `since` (of one plan, or all), for adding up.
+    /// Each attempt's cost since `since` (of one plan, or all), oldest first, for adding up.
     pub fn cost_rows(&self, plan: Option<&str>, since: Option<jiff::Timestamp>) -> Result<Vec<CostRow>, StoreError> {
-        let since = since.map(|t| t.to_string());
+        let bound = since.map(second_key);
         let mut st = self
             .conn()
             .prepare(
@@ -217,7 +242,7 @@ impl Store {
             )
             .map_err(|e| self.sql(e))?;
         let rows = st
-            .query_map(params![plan, since], |r| {
+            .query_map(params![plan, bound], |r| {
                 let started: String = r.get(3)?;
                 Ok(CostRow {
                     plan: r.get(0)?,
@@ -230,7 +255,10 @@ impl Store {
                 })
             })
             .map_err(|e| self.sql(e))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(|e| self.sql(e))
+        let rows = rows.collect::<rusqlite::Result<Vec<CostRow>>>().map_err(|e| self.sql(e))?;
+        let mut rows: Vec<CostRow> = rows.into_iter().filter(|r| since.is_none_or(|s| r.started_at >= s)).collect();
+        rows.sort_by_key(|r| r.started_at);
+        Ok(rows)
     }
 
     /// Agent time, cost, waiting and the last outcome per task of a plan, over every recorded
@@ -252,6 +280,14 @@ impl Store {
     }
 }
 
+/// The second of `t` as a text bound below the store's times of that second and above those of
+/// earlier ones. The store writes times with as few fraction digits as they need (`…:05Z`,
+/// `…:05.25Z`), which do not sort as text as they do in time (`Z` sorts after `.`): this bound
+/// (`…:05`, a prefix of both) lets the index find the rows, and the exact comparison follows.
+fn second_key(t: jiff::Timestamp) -> String {
+    t.strftime("%Y-%m-%dT%H:%M:%S").to_string()
+}
+
 /// The median of some costs (`None` for none).
 pub fn median(costs: &[f64]) -> Option<f64> {
     if costs.is_empty() {
@@ -261,4 +297,58 @@ pub fn median(costs: &[f64]) -> Option<f64> {
     v.sort_by(f64::total_cmp);
     let n = v.len();
     Some(if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A store with one run of `plan.yaml` and its attempts: (task, kind, started_at).
+    fn store_with(attempts: &[(&str, &str, &str)]) -> (tempfile::TempDir, Store) {
+        let d = tempfile::tempdir().unwrap();
+        let store = Store::open_at(&d.path().join("baton.db")).unwrap();
+        store
+            .conn()
+            .execute("INSERT INTO runs (plan, kind, command, pid, started_at) VALUES ('plan.yaml', 'run', 'baton run plan.yaml', 42, '2026-11-30T10:00:00Z')", [])
+            .unwrap();
+        for (session, (task, kind, at)) in attempts.iter().enumerate() {
+            store
+                .conn()
+                .execute(
+                    "INSERT INTO attempts (run_id, plan, task, kind, session, agent, started_at, outcome, cost_usd) VALUES (1, 'plan.yaml', ?1, ?2, ?3, 'claude', ?4, 'completed', 0.5)",
+                    params![task, kind, session as i64 + 1, at],
+                )
+                .unwrap();
+        }
+        (d, store)
+    }
+
+    #[test]
+    fn a_run_is_found_by_its_id() {
+        let (_d, store) = store_with(&[]);
+        let run = store.run(1).unwrap().unwrap();
+        assert_eq!((run.plan.as_str(), run.pid, run.ending), ("plan.yaml", Some(42), None));
+        assert_eq!(store.run(2).unwrap(), None);
+    }
+
+    #[test]
+    fn task_ids_are_the_plans_tasks_in_the_order_they_first_ran() {
+        let (_d, store) =
+            store_with(&[("2", "task", "2026-11-30T10:00:02Z"), ("1", "task", "2026-11-30T10:00:01Z"), ("2", "task", "2026-11-30T10:00:03Z"), ("plan:x", "planning", "2026-11-30T10:00:00Z")]);
+        assert_eq!(store.task_ids("plan.yaml").unwrap(), ["1", "2"]);
+        assert!(store.task_ids("other.yaml").unwrap().is_empty());
+    }
+
+    #[test]
+    fn since_compares_instants_not_texts() {
+        // The store writes a whole second without a fraction: as text `…:05Z` sorts after
+        // `…:05.25Z`, and a bound of `…:05.5Z` would let it in.
+        let (_d, store) = store_with(&[("a", "task", "2026-11-30T10:00:04.9Z"), ("b", "task", "2026-11-30T10:00:05Z"), ("c", "task", "2026-11-30T10:00:05.25Z")]);
+        let tasks = |since: &str| -> Vec<String> { store.cost_rows(None, Some(since.parse().unwrap())).unwrap().into_iter().map(|r| r.task).collect() };
+        assert_eq!(tasks("2026-11-30T10:00:05Z"), ["b", "c"]);
+        assert_eq!(tasks("2026-11-30T10:00:05.1Z"), ["c"]);
+        assert_eq!(tasks("2026-11-30T10:00:04Z"), ["a", "b", "c"]);
+        assert!(tasks("2026-11-30T10:00:06Z").is_empty());
+        assert_eq!(store.cost_rows(Some("plan.yaml"), None).unwrap().len(), 3);
+    }
 }

@@ -11,6 +11,11 @@ fn help_lists_every_command_and_the_exit_codes() {
     let r = p.baton(&["run", "--help"]);
     assert_eq!(r.code(), 0);
     insta::assert_snapshot!("run_help", r.stdout());
+    for cmd in ["history", "cost"] {
+        let r = p.baton(&[cmd, "--help"]);
+        assert_eq!(r.code(), 0);
+        insta::assert_snapshot!(format!("{cmd}_help"), r.stdout());
+    }
 }
 
 #[test]

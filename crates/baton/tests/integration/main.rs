@@ -10,6 +10,7 @@ mod cli;
 mod compat;
 mod control;
 mod engine;
+mod history;
 mod hostile;
 mod landing;
 mod live_view;
