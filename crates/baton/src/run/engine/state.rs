@@ -281,14 +281,7 @@ impl RunState {
                         // again when one ends and its real cost is known.
                         return out;
                     }
-                    out.notes.push(Note::BudgetExhausted {
-                        scope: e.scope.to_string(),
-                        budget_usd: e.budget,
-                        spent_usd: e.spent,
-                        remaining_usd: e.remaining,
-                        estimate_usd: e.estimate,
-                        running: self.running.len() + out.start.len(),
-                    });
+                    out.notes.push(exhausted(&e, in_flight));
                     self.end(Exit::BudgetExhausted);
                     return out;
                 }
@@ -401,15 +394,8 @@ impl RunState {
             Outcome::Capped => {
                 self.breaker.record_inconclusive();
                 if self.phase == Phase::Running {
-                    if let Some(e) = self.budget.as_ref().map(|b| b.state()) {
-                        c.notes.push(Note::BudgetExhausted {
-                            scope: e.scope.to_string(),
-                            budget_usd: e.budget,
-                            spent_usd: e.spent,
-                            remaining_usd: e.remaining,
-                            estimate_usd: e.estimate,
-                            running: self.running.len(),
-                        });
+                    if let Some(b) = &self.budget {
+                        c.notes.push(exhausted(&b.state(), self.running.len()));
                     }
                 }
                 self.end(Exit::BudgetExhausted);
@@ -437,6 +423,18 @@ impl RunState {
         }
         let exit = if plan.tasks().any(|t| t.status.is_failure()) { Exit::TaskFailed } else { Exit::Completed };
         (exit, blocked)
+    }
+}
+
+/// The note that says the budget cannot pay for another attempt, `running` still running.
+fn exhausted(e: &crate::policy::budget::Exhausted, running: usize) -> Note {
+    Note::BudgetExhausted {
+        scope: e.scope.to_string(),
+        budget_usd: e.budget,
+        spent_usd: e.spent,
+        remaining_usd: e.remaining,
+        estimate_usd: e.estimate,
+        running,
     }
 }
 
@@ -682,6 +680,22 @@ mod tests {
         let ended = s.admit(&p, now);
         assert!(ended.start.is_empty());
         assert!(matches!(ended.notes.as_slice(), [Note::BudgetExhausted { running: 0, .. }]), "{:?}", ended.notes);
+        assert_eq!(s.ends_now(&p), Some((Exit::BudgetExhausted, None)));
+    }
+
+    #[test]
+    fn a_session_stopped_at_its_spending_cap_spends_no_attempt_and_ends_the_run_with_6() {
+        let p = three();
+        let budget = Budget::new(None, Some(0.5), Vec::new(), 0.0);
+        let mut s = RunState::new(Policies { budget, ..policies(false, 1) });
+        let now = Instant::now();
+        assert_eq!(ids(&s.admit(&p, now).start), ["a"]);
+        start(&mut s, &p, "a", 1, 3);
+        s.spent(0.52, false);
+        let c = s.ended(&"a".into(), Outcome::Capped, now).unwrap();
+        assert_eq!(c.plan, PlanChange::Pending, "back to pending, no attempt counted");
+        assert!(matches!(c.notes.as_slice(), [Note::BudgetExhausted { remaining_usd, .. }] if *remaining_usd == 0.0), "{:?}", c.notes);
+        assert!(s.admit(&p, now).start.is_empty());
         assert_eq!(s.ends_now(&p), Some((Exit::BudgetExhausted, None)));
     }
 
