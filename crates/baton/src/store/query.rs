@@ -288,6 +288,29 @@ fn second_key(t: jiff::Timestamp) -> String {
     t.strftime("%Y-%m-%dT%H:%M:%S").to_string()
 }
 
+/// One backlog item the pipeline took up.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ItemRow {
+    pub item: String,
+    pub plan: Option<String>,
+    pub started_at: String,
+    pub ended_at: Option<String>,
+    /// `running`, `archived`, `failed`, `stopped` or `interrupted`.
+    pub outcome: String,
+    pub message: Option<String>,
+}
+
+impl Store {
+    /// The backlog items the pipeline took up, in the order it did.
+    pub fn pipeline_items(&self) -> Result<Vec<ItemRow>, StoreError> {
+        let mut st = self.conn().prepare("SELECT item, plan, started_at, ended_at, outcome, message FROM pipeline_items ORDER BY started_at, id").map_err(|e| self.sql(e))?;
+        let rows = st
+            .query_map([], |r| Ok(ItemRow { item: r.get(0)?, plan: r.get(1)?, started_at: r.get(2)?, ended_at: r.get(3)?, outcome: r.get(4)?, message: r.get(5)? }))
+            .map_err(|e| self.sql(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(|e| self.sql(e))
+    }
+}
+
 /// The median of some costs (`None` for none).
 pub fn median(costs: &[f64]) -> Option<f64> {
     if costs.is_empty() {

@@ -209,3 +209,39 @@ fn a_damaged_store_is_a_warning_unless_a_budget_needs_it() {
     assert_eq!(std::fs::read(q.path().join(".baton/baton.db")).unwrap(), before, "the file is left as it was");
     assert!(q.plan().tasks().all(|t| t.status == baton::plan::Status::Pending));
 }
+
+#[test]
+fn the_pipeline_records_its_items_their_planning_sessions_and_the_runs_of_their_plans() {
+    let p = project(&plan_of(1, ""));
+    p.write("docs/defect-backlog/login-bug.md", "# Login fails\n\nUsers cannot log in.\n");
+    p.write("docs/defect-backlog/bad.md", "# Bad\n");
+    p.repo.commit_all("backlog");
+    let good = "meta:\n  name: Fix it\nsections:\n- id: s\n  name: Fix\n  tasks:\n  - id: 'p1'\n    name: Do the fix\n";
+    let writes = |slug: &str, plan: &str| format!(r#"{{"write": {{".claude/plans/{slug}.yaml": {}}}, "plan_modified": true, "cost": 0.2}}"#, serde_json::to_string(plan).unwrap());
+    p.scenario(&format!(
+        r#"{{"tasks": {{"plan:login-bug": [{}], "plan:bad": [{}], "p1": [{{"write": {{"src/fix.rs": "x"}}, "commit": "fix", "cost": 0.3}}]}}}}"#,
+        writes("login-bug", good),
+        writes("bad", "sections: 3\n"),
+    ));
+    // bad.md sorts first: its plan never validates (asked twice), so the item fails; then the
+    // login bug is planned, run and archived.
+    assert_eq!(p.baton(&["pipeline", "--once"]).code(), 1);
+    assert_eq!(p.baton(&["pipeline", "--once"]).code(), 0);
+    let store = Store::open_existing(p.path()).unwrap().unwrap();
+    let plan = ".claude/plans/login-bug.yaml";
+    assert!((store.plan_spent(plan).unwrap() - 0.5).abs() < 1e-9, "planning $0.20 + the task's $0.30");
+    assert!((store.plan_spent(".claude/plans/bad.yaml").unwrap() - 0.4).abs() < 1e-9, "two planning sessions");
+    let runs = store.runs(Some(plan), 10).unwrap();
+    let kinds: Vec<(&str, Option<i64>)> = runs.iter().map(|r| (r.kind.as_str(), r.exit_code)).collect();
+    assert_eq!(kinds, [("run", Some(0)), ("pipeline", Some(0))], "{runs:#?}");
+    let attempts: Vec<(&str, &str, &str)> = runs.iter().flat_map(|r| &r.attempts).map(|a| (a.task.as_str(), a.kind.as_str(), a.outcome.as_str())).collect();
+    assert_eq!(attempts, [("p1", "task", "completed"), ("plan:login-bug", "planning", "planned")]);
+    let items: Vec<(String, Option<String>, String)> = store.pipeline_items().unwrap().into_iter().map(|i| (i.item, i.plan, i.outcome)).collect();
+    assert_eq!(
+        items,
+        [
+            ("docs/defect-backlog/bad.md".to_string(), Some(".claude/plans/bad.yaml".to_string()), "failed".to_string()),
+            ("docs/defect-backlog/login-bug.md".into(), Some(plan.into()), "archived".into()),
+        ]
+    );
+}
