@@ -47,7 +47,9 @@ fn main() {
     // 1. One run of 10,000 attempts.
     let dir = tempfile::tempdir().expect("temp dir");
     let root = dir.path();
+    let written = written_bytes();
     let one = drive(root, &[ATTEMPTS]);
+    let written = written_bytes().zip(written).map(|(after, before)| after - before);
     let db = baton::store::path(root);
     println!();
     println!("one run of {ATTEMPTS} attempts, time in the sink per attempt (all of its events):");
@@ -55,6 +57,10 @@ fn main() {
     println!("  {:<44} {:>10.3} ms", "run start (Store::open + StoreSink::open)", ms(one.opens[0]));
     println!("  {:<44} {:>10.3} ms", "summary + exit", ms(one.closing));
     println!("  {:<44} {:>10.2} s", "all events, whole run", one.total.as_secs_f64());
+    match written {
+        Some(b) => println!("  {:<44} {:>10}", "written by SQLite per attempt (WAL + checkpoints)", format!("{:.1} KiB", b as f64 / 1024.0 / ATTEMPTS as f64)),
+        None => println!("  {:<44} {:>10}", "written by SQLite per attempt", "n/a"),
+    }
     let open = one.sizes;
     let closed = files_size(&db);
     check_contents(root, &[ATTEMPTS]);
@@ -356,6 +362,7 @@ fn timing_rows(per_attempt: &[Duration]) {
     println!("  {:<44} {:>10.3} ms", "p50", pct(0.50));
     println!("  {:<44} {:>10.3} ms", "p99", pct(0.99));
     println!("  {:<44} {:>10.3} ms", "max", v[v.len() - 1]);
+    println!("  {:<44} {:>10}", "attempts over 1 ms", v.iter().filter(|&&t| t > 1.0).count());
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -379,6 +386,13 @@ fn files_size(db: &Path) -> Sizes {
         PathBuf::from(s)
     };
     Sizes { db: size(db.to_path_buf()), wal: size(with("-wal")), shm: size(with("-shm")) }
+}
+
+/// Bytes this process has passed to write(2) and its kin so far (`wchar` of /proc/self/io):
+/// while the sink runs, that is SQLite's writes.
+fn written_bytes() -> Option<u64> {
+    let io = std::fs::read_to_string("/proc/self/io").ok()?;
+    io.lines().find_map(|l| l.strip_prefix("wchar:")).and_then(|v| v.trim().parse().ok())
 }
 
 fn rusqlite_version() -> String {
