@@ -89,7 +89,7 @@ fn main() {
     let first = spread.opens[0];
     let last_ten: Vec<f64> = spread.opens[RUNS - 10..].iter().map(|d| ms(*d)).collect();
     println!("  {:<44} {:>10.3}", "first run (new file, schema)", ms(first));
-    println!("  {:<44} {:>10.3}", "last 10 runs (median), 9,900 attempts in it", median(last_ten));
+    println!("  {:<44} {:>10.3}", "last 10 runs (median; 9,000+ attempts in it)", median(last_ten));
     println!();
     println!("queries on it ({RUNS} runs of {} attempts), ms:", ATTEMPTS / RUNS);
     queries(root2);
