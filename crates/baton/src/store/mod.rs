@@ -139,6 +139,8 @@ impl Store {
         // WAL: readers never wait for a writer; NORMAL: a commit does not wait for the disk.
         conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get::<_, String>(0)).map_err(open)?;
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(open)?;
+        // The WAL is truncated back to this after a checkpoint instead of keeping its peak size.
+        conn.pragma_update(None, "journal_size_limit", 1_048_576).map_err(open)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(open)?;
         let mut store = Store { conn, path: path.to_path_buf() };
         store.migrate()?;

@@ -264,19 +264,33 @@ impl Store {
     /// Agent time, cost, waiting and the last outcome per task of a plan, over every recorded
     /// session (what `baton status` shows).
     pub fn task_usage(&self, plan: &str) -> Result<HashMap<String, TaskUsage>, StoreError> {
-        let mut out: HashMap<String, TaskUsage> = HashMap::new();
-        for a in self.attempts_where("plan = ?1 AND kind = 'task'", params![plan])? {
-            let u = out.entry(a.task.clone()).or_default();
-            u.sessions += 1;
-            u.seconds += a.duration_secs.unwrap_or(0.0);
-            u.cost_usd += a.total_cost();
-            u.waited_seconds += a.waited_secs.unwrap_or(0.0);
-            u.last_outcome = Some(a.outcome.clone());
-            if a.model.is_some() {
-                u.last_model = a.model.clone();
-            }
-        }
-        Ok(out)
+        let mut st = self
+            .conn()
+            .prepare_cached(
+                "SELECT task, COUNT(*), COALESCE(SUM(duration_secs), 0), COALESCE(SUM(COALESCE(cost_usd, 0) + COALESCE(review_cost_usd, 0)), 0),
+                        COALESCE(SUM(waited_secs), 0),
+                        (SELECT outcome FROM attempts l WHERE l.plan = a.plan AND l.task = a.task AND l.kind = 'task' ORDER BY started_at DESC, id DESC LIMIT 1),
+                        (SELECT model FROM attempts m WHERE m.plan = a.plan AND m.task = a.task AND m.kind = 'task' AND m.model IS NOT NULL ORDER BY started_at DESC, id DESC LIMIT 1)
+                 FROM attempts a WHERE plan = ?1 AND kind = 'task' GROUP BY task",
+            )
+            .map_err(|e| self.sql(e))?;
+        let rows = st
+            .query_map(params![plan], |r| {
+                let sessions: i64 = r.get(1)?;
+                Ok((
+                    r.get::<_, String>(0)?,
+                    TaskUsage {
+                        sessions: u32::try_from(sessions).unwrap_or(u32::MAX),
+                        seconds: r.get(2)?,
+                        cost_usd: r.get(3)?,
+                        waited_seconds: r.get(4)?,
+                        last_outcome: r.get(5)?,
+                        last_model: r.get(6)?,
+                    },
+                ))
+            })
+            .map_err(|e| self.sql(e))?;
+        rows.collect::<rusqlite::Result<HashMap<_, _>>>().map_err(|e| self.sql(e))
     }
 }
 

@@ -111,13 +111,14 @@ impl StoreSink {
                     Some((_, plan)) if task.as_str().starts_with("plan:") => (plan.clone().unwrap_or_default(), "planning", None),
                     _ => (self.plan.clone(), "task", Some(*attempt)),
                 };
-                conn.prepare_cached(
-                    "INSERT INTO attempts (run_id, plan, task, kind, session, attempt, agent, model, started_at, outcome, transcript)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'running', ?10)
-                     ON CONFLICT (run_id, task, session) DO UPDATE SET outcome = 'running', started_at = excluded.started_at",
-                )?
-                .execute(params![self.run, plan, task.as_str(), kind, session, attempt, self.agent, model, time, relative(&self.root, transcript)])?;
-                let id = conn.query_row("SELECT id FROM attempts WHERE run_id = ?1 AND task = ?2 AND session = ?3", params![self.run, task.as_str(), session], |r| r.get(0))?;
+                let id: i64 = conn
+                    .prepare_cached(
+                        "INSERT INTO attempts (run_id, plan, task, kind, session, attempt, agent, model, started_at, outcome, transcript)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'running', ?10)
+                         ON CONFLICT (run_id, task, session) DO UPDATE SET outcome = 'running', started_at = excluded.started_at
+                         RETURNING id",
+                    )?
+                .query_row(params![self.run, plan, task.as_str(), kind, session, attempt, self.agent, model, time, relative(&self.root, transcript)], |r| r.get(0))?;
                 self.open.insert(task.to_string(), id);
             }
             EventKind::AttemptEnded { task, outcome, duration, cost_usd } => {
@@ -136,7 +137,10 @@ impl StoreSink {
                     .query_row(params![self.run, task.as_str(), record.session], |r| r.get(0))
                     .ok();
                 if let Some(id) = found {
-                    write_record(conn, id, record)?;
+                    // The row, its checks and its review as one commit.
+                    let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
+                    write_record(&tx, id, record)?;
+                    tx.commit()?;
                 }
             }
             EventKind::Waiting { reason, until } => {
