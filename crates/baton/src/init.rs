@@ -113,6 +113,10 @@ const CONFIG_TAIL: &str = r#"
 # run ends with exit 6. `baton cost` and `baton history` show what was spent.
 # plan_usd = 25.0
 # run_usd = 5.0
+# What an attempt is expected to cost until the plan has recorded attempts (0: any amount left).
+# attempt_estimate_usd = 0.0
+# Give each Claude Code session `--max-budget-usd` set to what remains.
+# cap_sessions = true
 "#;
 
 /// The `baton.toml` that `init` writes.

@@ -323,7 +323,7 @@ struct RunArgs {
     junit: Option<PathBuf>,
     /// This run's budget in US dollars: no attempt starts that it cannot pay for (exit 6);
     /// the plan's `meta.budget_usd` still counts every run
-    #[arg(long, value_name = "USD", value_parser = parse_usd)]
+    #[arg(long, value_name = "USD", value_parser = parse_usd, allow_hyphen_values = true)]
     max_cost: Option<f64>,
 }
 
@@ -801,9 +801,18 @@ fn plural(n: usize) -> &'static str {
     }
 }
 
+/// The width tables are laid out for: `COLUMNS`, else the terminal's own width when stdout is
+/// one, else 100.
 fn terminal_width() -> usize {
-    std::env::var("COLUMNS")
-        .ok()
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(100)
+    if let Some(c) = std::env::var("COLUMNS").ok().and_then(|c| c.trim().parse::<usize>().ok()).filter(|c| *c > 0) {
+        return c;
+    }
+    let mut size = libc::winsize { ws_row: 0, ws_col: 0, ws_xpixel: 0, ws_ypixel: 0 };
+    // SAFETY: TIOCGWINSZ fills the winsize it is given; a stdout that is not a terminal fails it.
+    let ok = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut size) } == 0;
+    if ok && size.ws_col > 0 {
+        usize::from(size.ws_col)
+    } else {
+        100
+    }
 }

@@ -395,7 +395,7 @@ pub(crate) fn read_plan(root: &Node, diags: &mut Vec<Diagnostic>) -> Plan {
     };
     check_duplicate_keys(entries, diags);
     let mut warns = Vec::new();
-    near_misses(root, keys::TOP, "the plan", &mut warns);
+    near_misses(root, keys::TOP, "the plan", &mut warns, diags);
     let aliased = root.aliased_anchors();
     match root.get("meta") {
         None => {}
@@ -442,7 +442,7 @@ fn read_meta(node: &Node, diags: &mut Vec<Diagnostic>, warns: &mut Vec<Diagnosti
         return meta;
     };
     check_duplicate_keys(entries, diags);
-    near_misses(node, keys::META, "meta", warns);
+    near_misses(node, keys::META, "meta", warns, diags);
     let f = Fields { node, what: "meta" };
     meta.name = f.string("name", diags);
     meta.description = f.string("description", diags);
@@ -497,7 +497,7 @@ fn read_section(node: &Node, aliased: &HashSet<usize>, diags: &mut Vec<Diagnosti
     };
     let id = f.required_id("id", diags);
     let what = format!("section '{}'", id.as_deref().unwrap_or("?"));
-    near_misses(node, keys::SECTION, &what, warns);
+    near_misses(node, keys::SECTION, &what, warns, diags);
     let f = Fields { node, what: &what };
     let name = f.string("name", diags);
     check_owned(node, &["status"], &what, aliased, diags);
@@ -554,7 +554,7 @@ fn read_task(node: &Node, aliased: &HashSet<usize>, diags: &mut Vec<Diagnostic>,
         check_task_id(id, id_node, diags);
     }
     let what = format!("task '{}'", id.as_deref().unwrap_or("?"));
-    near_misses(node, keys::TASK, &what, warns);
+    near_misses(node, keys::TASK, &what, warns, diags);
     let f = Fields { node, what: &what };
     check_owned(node, &OWNED_TASK_FIELDS, &what, aliased, diags);
     let name = match f.string("name", diags) {
@@ -740,7 +740,7 @@ fn meant_key(key: &str, known: &keys::Known) -> Option<&'static str> {
 
 /// Warnings for the unknown keys of a mapping that look like known ones. Unknown keys are kept
 /// as written and otherwise ignored, so `depends-on:` would silently not order anything.
-fn near_misses(node: &Node, known: &keys::Known, what: &str, warns: &mut Vec<Diagnostic>) {
+fn near_misses(node: &Node, known: &keys::Known, what: &str, warns: &mut Vec<Diagnostic>, errors: &mut Vec<Diagnostic>) {
     let Some(entries) = node.entries() else { return };
     for (k, _) in entries {
         let Some(key) = k.as_scalar() else { continue };
@@ -749,6 +749,16 @@ fn near_misses(node: &Node, known: &keys::Known, what: &str, warns: &mut Vec<Dia
         }
         if let Some(meant) = meant_key(key, known) {
             let key = crate::report::safe::cut(key, 40);
+            if meant == "budget_usd" {
+                // A budget baton does not read would let the plan spend without one: refused.
+                errors.push(Diagnostic::new(
+                    k.line,
+                    k.col,
+                    format!("{what} has `{key}`, which is not a budget baton reads; did you mean `budget_usd`?"),
+                    format!("rename it to `budget_usd` (US dollars over all the plan's runs); a budget baton does not read would let the plan run without one"),
+                ));
+                continue;
+            }
             warns.push(Diagnostic::new(
                 k.line,
                 k.col,

@@ -798,7 +798,9 @@ fn a_plan_budget_is_read_under_either_name_and_checked() {
         let e = with(&format!("  budget_usd: {bad}\n")).unwrap_err();
         assert!(e.iter().any(|d| d.line == 3 && d.message.contains("an amount of US dollars")), "{bad}: {e:?}");
     }
-    let near = with("  budget: 5\n").unwrap();
-    assert_eq!(near.meta.budget_usd, None);
-    assert!(near.warnings.iter().any(|w| w.message.contains("did you mean `budget_usd`")), "{:?}", near.warnings);
+    // A budget baton would not read would let the plan spend without one: refused.
+    for near in ["budget", "max_cost", "budget-usd", "Budget_USD", "budget_usdd"] {
+        let e = with(&format!("  {near}: 5\n")).unwrap_err();
+        assert!(e.iter().any(|d| d.line == 3 && d.message.contains("not a budget baton reads; did you mean `budget_usd`?")), "{near}: {e:?}");
+    }
 }

@@ -20,6 +20,10 @@ pub struct Budget {
     pub costs: Vec<f64>,
     /// What an attempt is expected to cost while `costs` is empty.
     pub fallback_estimate: f64,
+    /// Where the plan's and the run's budgets were set (`meta.budget_usd`, `--max-cost`, …):
+    /// what to raise.
+    pub plan_from: &'static str,
+    pub run_from: &'static str,
 }
 
 /// Why no attempt may start.
@@ -31,12 +35,45 @@ pub struct Exhausted {
     pub spent: f64,
     pub remaining: f64,
     pub estimate: f64,
+    /// Where the short budget was set: what to raise to go on.
+    pub raise: &'static str,
+    /// Where the estimate comes from, in words.
+    pub estimate_from: String,
 }
 
 impl Budget {
     /// `None` when no budget is set.
     pub fn new(plan: Option<(f64, f64)>, run: Option<f64>, costs: Vec<f64>, fallback_estimate: f64) -> Option<Budget> {
-        (plan.is_some() || run.is_some()).then_some(Budget { plan, run, spent_run: 0.0, costs, fallback_estimate })
+        (plan.is_some() || run.is_some()).then_some(Budget {
+            plan,
+            run,
+            spent_run: 0.0,
+            costs,
+            fallback_estimate,
+            plan_from: "meta.budget_usd",
+            run_from: "--max-cost",
+        })
+    }
+
+    /// Says where the plan's and the run's budgets were set.
+    pub fn set_in(mut self, plan_from: &'static str, run_from: &'static str) -> Budget {
+        self.plan_from = plan_from;
+        self.run_from = run_from;
+        self
+    }
+
+    /// Where the estimate comes from, in words.
+    fn estimate_from(&self) -> String {
+        match self.costs.len() {
+            0 => "[budget] attempt_estimate_usd, with no attempt cost recorded yet".into(),
+            1 => "the one recorded attempt".into(),
+            n => format!("the median of {n} recorded attempts"),
+        }
+    }
+
+    fn exhausted(&self, scope: &'static str, budget: f64, spent: f64, remaining: f64) -> Exhausted {
+        let raise = if scope == "run" { self.run_from } else { self.plan_from };
+        Exhausted { scope, budget, spent, remaining: remaining.max(0.0), estimate: self.estimate(), raise, estimate_from: self.estimate_from() }
     }
 
     /// What the next attempt is expected to cost.
@@ -66,7 +103,7 @@ impl Budget {
     /// Where the budget stands: the tighter budget, what it spent, what remains, the estimate.
     pub fn state(&self) -> Exhausted {
         let (scope, budget, spent, remaining) = self.tightest();
-        Exhausted { scope, budget, spent, remaining: remaining.max(0.0), estimate: self.estimate() }
+        self.exhausted(scope, budget, spent, remaining)
     }
 
     /// Whether an attempt may start beside `running` others; when it may, the spending cap
@@ -78,19 +115,28 @@ impl Budget {
         if remaining > 0.0 && cap > 0.0 && cap >= estimate {
             return Ok(cap);
         }
-        Err(Exhausted { scope, budget, spent, remaining: remaining.max(0.0), estimate })
+        Err(self.exhausted(scope, budget, spent, remaining))
     }
 
-    /// Money spent in this run (an agent session, a reviewer); `counted` when it was a counted
-    /// attempt's own session, whose cost joins the estimate.
-    pub fn spent(&mut self, cost: f64, counted: bool) {
-        if !(cost.is_finite() && cost >= 0.0) {
-            return;
+    /// Money spent in this run: an agent's session, a reviewer's.
+    pub fn spent(&mut self, cost: f64) {
+        if cost.is_finite() && cost >= 0.0 {
+            self.spent_run += cost;
         }
-        self.spent_run += cost;
-        if counted {
+    }
+
+    /// What a counted attempt cost, its reviewer's included: it joins the estimate.
+    pub fn sample(&mut self, cost: f64) {
+        if cost.is_finite() && cost >= 0.0 {
             self.costs.push(cost);
         }
+    }
+
+    /// The cap of a session that starts beside `others` running attempts (a reviewer's):
+    /// what remains less what they hold, never below nothing.
+    pub fn cap_beside(&self, others: usize) -> f64 {
+        let (_, _, _, remaining) = self.tightest();
+        (remaining - others as f64 * self.estimate()).max(0.0)
     }
 }
 
@@ -103,9 +149,9 @@ mod tests {
         // The fake agent's $0.0123 an attempt, a plan budget of $0.03, nothing recorded yet.
         let mut b = Budget::new(Some((0.03, 0.0)), None, Vec::new(), 0.0).unwrap();
         assert!((b.admit(0).unwrap() - 0.03).abs() < 1e-12);
-        b.spent(0.0123, true);
+        { b.spent(0.0123); b.sample(0.0123); }
         assert!(b.admit(0).is_ok(), "0.0177 left covers a 0.0123 attempt");
-        b.spent(0.0123, true);
+        { b.spent(0.0123); b.sample(0.0123); }
         let e = b.admit(0).unwrap_err();
         assert_eq!(e.scope, "plan");
         assert!((e.remaining - 0.0054).abs() < 1e-9 && (e.estimate - 0.0123).abs() < 1e-12);
@@ -116,7 +162,7 @@ mod tests {
         let b = Budget::new(Some((1.0, 0.99)), Some(5.0), vec![0.02], 0.0).unwrap();
         assert_eq!(b.admit(0).unwrap_err().scope, "plan");
         let mut b = Budget::new(Some((10.0, 0.0)), Some(0.05), vec![0.02], 0.0).unwrap();
-        b.spent(0.04, true);
+        b.spent(0.04);
         let e = b.admit(0).unwrap_err();
         assert_eq!((e.scope, e.budget), ("run", 0.05));
     }
@@ -142,8 +188,9 @@ mod tests {
     #[test]
     fn a_cost_that_is_not_a_number_is_not_spent() {
         let mut b = Budget::new(None, Some(1.0), Vec::new(), 0.0).unwrap();
-        b.spent(f64::NAN, true);
-        b.spent(-3.0, true);
+        b.spent(f64::NAN);
+        b.spent(-3.0);
+        b.sample(f64::INFINITY);
         assert_eq!((b.spent_run, b.costs.len()), (0.0, 0));
     }
 }

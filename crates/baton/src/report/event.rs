@@ -277,7 +277,24 @@ pub enum Note {
     /// has `remaining_usd` left of `budget_usd`, less than the next attempt is expected to
     /// cost (`estimate_usd`: the median of the plan's recorded attempts, or `[budget]
     /// attempt_estimate_usd`); running attempts finish.
-    BudgetExhausted { scope: String, budget_usd: f64, spent_usd: f64, remaining_usd: f64, estimate_usd: f64, running: usize },
+    /// `raise` names where that budget was set (`meta.budget_usd`, `[budget] plan_usd`,
+    /// `--max-cost`, `[budget] run_usd`), `estimate_from` where the estimate comes from.
+    BudgetExhausted {
+        scope: String,
+        budget_usd: f64,
+        spent_usd: f64,
+        remaining_usd: f64,
+        estimate_usd: f64,
+        running: usize,
+        raise: String,
+        estimate_from: String,
+    },
+    /// The run starts with a budget: where it stands (the tighter of the plan's and the
+    /// run's), told once before the first task.
+    Budget { scope: String, budget_usd: f64, spent_usd: f64, remaining_usd: f64, estimate_usd: f64, estimate_from: String },
+    /// The run spent more than its budget: a session went past its cap (or the agent cannot
+    /// be capped).
+    OverBudget { scope: String, budget_usd: f64, spent_usd: f64 },
     /// Throttling cut how many agents start at once.
     Throttling { limit: usize },
     HookStarted { which: &'static str, command: String },

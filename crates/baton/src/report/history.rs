@@ -196,6 +196,10 @@ pub fn runs_table(runs: &[ShownRun], width: usize, now: Timestamp) -> String {
         }
         out.push_str(&run_line(run, now));
         out.push('\n');
+        // Why it ended so: the budget's figures, the error.
+        if let Some(m) = run.run.message.as_deref().filter(|m| !m.is_empty()) {
+            out.push_str(&format!("  {}\n", cut(&terminal_line(m), width.saturating_sub(2).max(40))));
+        }
         if rows.is_empty() {
             out.push_str("  (no attempts)\n");
             continue;
@@ -251,7 +255,7 @@ fn ending_text(shown: &ShownRun) -> String {
         "killed" => "killed (closed by the next run)".into(),
         other => terminal_line(other),
     };
-    if let Some(by) = &run.stopped_by {
+    if let Some(by) = run.stopped_by.as_deref().filter(|b| !(ending == "budget_exhausted" && *b == "budget")) {
         text.push_str(&format!(" (by {})", terminal_line(by)));
     }
     if let Some(code) = run.exit_code.filter(|c| *c != 0) {
@@ -529,9 +533,9 @@ pub struct Sum {
 
 impl Sum {
     fn add(&mut self, r: &CostRow) {
-        self.sessions += 1;
-        self.seconds += r.duration_secs;
-        self.cost_usd += r.cost_usd;
+        self.sessions += usize::from(!r.review);
+        self.seconds = ((self.seconds + r.duration_secs) * 1e6).round() / 1e6;
+        self.cost_usd = crate::store::usd(self.cost_usd + r.cost_usd);
     }
 }
 
@@ -658,6 +662,7 @@ pub fn cost_table(scope: &CostScope, groups: &[Group], total: &Sum, width: usize
     };
     let mut out = match &scope.plan {
         Some(plan) => format!("cost of {plan} by {by}"),
+        None if by == "plan" => "cost of every plan".to_string(),
         None => format!("cost of every plan by {by}"),
     };
     if let Some(t) = scope.since {
@@ -758,6 +763,7 @@ mod tests {
             exit_code: ending.map(|_| 1),
             ending: ending.map(String::from),
             stopped_by: None,
+            message: None,
             cost_usd: 0.5,
             attempts: Vec::new(),
         }
@@ -833,7 +839,7 @@ mod tests {
     }
 
     fn cost_row(plan: &str, task: &str, model: Option<&str>, started: &str, cost: f64) -> CostRow {
-        CostRow { plan: plan.into(), task: task.into(), model: model.map(String::from), started_at: at(started), cost_usd: cost, duration_secs: 2.0, counted: true }
+        CostRow { plan: plan.into(), task: task.into(), model: model.map(String::from), started_at: at(started), cost_usd: cost, duration_secs: 2.0, counted: true, review: false }
     }
 
     #[test]

@@ -30,7 +30,8 @@ pub fn tag(note: &Note) -> &'static str {
         }
         Note::Held { .. } => "PARALLEL",
         Note::Throttling { .. } => "THROTTLE",
-        Note::BudgetExhausted { .. } => "BUDGET",
+        Note::BudgetExhausted { .. } | Note::Budget { .. } => "BUDGET",
+        Note::OverBudget { .. } => "WARN",
         Note::HookStarted { .. } | Note::HookOutput { .. } | Note::HookEnded { .. } => "HOOK",
         Note::SmokeOutput { .. } | Note::SmokeEnded { .. } => "SMOKE",
         Note::Notice { .. } | Note::PartialRun { .. } => "NOTIFY",
@@ -53,6 +54,15 @@ pub fn calm(note: &Note) -> bool {
         return true;
     }
     matches!(tag(note), "STOP" | "BUDGET" | "BREAKER" | "BLOCKED" | "RECOVER" | "PLAN" | "SMOKE" | "NOTIFY" | "HOOK" | "PIPELINE" | "THROTTLE")
+}
+
+/// Which budget: the plan's over all its runs, or this run's.
+fn budget_whose(scope: &str) -> &'static str {
+    if scope == "run" {
+        "this run's budget"
+    } else {
+        "the plan's budget over all its runs"
+    }
 }
 
 fn plural(n: usize, one: &str, many: &str) -> String {
@@ -187,17 +197,27 @@ pub fn note_text(note: &Note) -> String {
             )
         }
         Note::Held { task, why } => format!("{task} waits: {why}"),
-        Note::BudgetExhausted { scope, budget_usd, spent_usd, remaining_usd, estimate_usd, running } => {
-            let (whose, raise) = match scope.as_str() {
-                "run" => ("this run's budget", "--max-cost or [budget] run_usd"),
-                _ => ("the plan's budget over all its runs", "meta.budget_usd or [budget] plan_usd"),
-            };
+        Note::BudgetExhausted { scope, budget_usd, spent_usd, remaining_usd, estimate_usd, running, raise, estimate_from } => {
             let then = match running {
                 0 => "no new attempt starts".to_string(),
                 n => format!("no new attempt starts; {} finish{}", plural(*n, "running attempt", "running attempts"), if *n == 1 { "es" } else { "" }),
             };
+            let left = if *remaining_usd <= 0.0 {
+                "nothing is left".to_string()
+            } else {
+                format!("${remaining_usd:.4} left, less than an attempt is expected to cost (${estimate_usd:.4}: {estimate_from})")
+            };
+            format!("budget exhausted: spent ${spent_usd:.4} of {} (${budget_usd:.4}); {left}; {then} (raise {raise} to go on)", budget_whose(scope))
+        }
+        Note::Budget { scope, budget_usd, spent_usd, remaining_usd, estimate_usd, estimate_from } => {
+            let expected = if *estimate_usd > 0.0 { format!("; an attempt is expected to cost ${estimate_usd:.4} ({estimate_from})") } else { String::new() };
+            format!("budget: spent ${spent_usd:.4} of {} (${budget_usd:.4}), ${remaining_usd:.4} left{expected}", budget_whose(scope))
+        }
+        Note::OverBudget { scope, budget_usd, spent_usd } => {
             format!(
-                "budget exhausted: spent ${spent_usd:.4} of {whose} (${budget_usd:.4}); ${remaining_usd:.4} left, and an attempt is expected to cost ${estimate_usd:.4}; {then} (raise {raise} to go on)"
+                "spent ${spent_usd:.4} of {} (${budget_usd:.4}): over by ${:.4} — a session went past its spending cap",
+                budget_whose(scope),
+                spent_usd - budget_usd
             )
         }
         Note::Throttling { limit } => format!("throttled: starting at most {limit} agent(s) at once until runs succeed again"),

@@ -331,12 +331,21 @@ pub struct ReviewJob {
     pub status_file: PathBuf,
     pub total_timeout: Duration,
     pub idle_timeout: Duration,
+    /// The spending cap of each reviewer session: what remains of the budget, when one is set.
+    pub max_budget_usd: Option<f64>,
 }
 
 /// The start of [`ReviewRecord::problem`] when the run was stopped during the review.
 pub const PROBLEM_STOPPED: &str = "the run was stopped during the review";
 /// The start of [`ReviewRecord::problem`] when the reviewer met a usage limit.
 pub const PROBLEM_LIMIT: &str = "the reviewer met a usage limit";
+/// The start of [`ReviewRecord::problem`] when the reviewer reached its spending cap.
+pub const PROBLEM_CAPPED: &str = "the reviewer reached its spending cap, what remained of the budget";
+
+/// Whether the review ended at the reviewer's spending cap: the budget is spent.
+pub fn capped(record: &ReviewRecord) -> bool {
+    record.problem.as_deref().is_some_and(|p| p.starts_with(PROBLEM_CAPPED))
+}
 
 /// Whether the review ended because the run was stopped (the engine decides what follows).
 pub fn stopped(record: &ReviewRecord) -> bool {
@@ -373,7 +382,7 @@ pub async fn review(job: &ReviewJob, agent: Arc<dyn Agent>, reporter: &Reporter,
             task: job.task.clone(),
             agent: agent.clone(),
             prompt: job.prompt.clone(),
-            invocation: Invocation { model: job.model.clone(), agent: job.named_agent.clone(), max_budget_usd: None },
+            invocation: Invocation { model: job.model.clone(), agent: job.named_agent.clone(), max_budget_usd: job.max_budget_usd },
             cwd: job.cwd.clone(),
             total_timeout: job.total_timeout,
             idle_timeout: job.idle_timeout,
@@ -410,6 +419,10 @@ pub async fn review(job: &ReviewJob, agent: Arc<dyn Agent>, reporter: &Reporter,
                 break;
             }
             Err(why) => {
+                if let Some(said) = agent.dialect().spending_cap_reached(&run.summary) {
+                    rec.problem = Some(format!("{PROBLEM_CAPPED}: {said}"));
+                    break;
+                }
                 let evidence = LimitEvidence {
                     result_text: run.summary.result().and_then(|r| r.result.clone()),
                     result_is_error: run.summary.result().is_some_and(|r| r.is_error),

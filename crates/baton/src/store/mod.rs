@@ -98,6 +98,12 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// An amount of money as it is told: to a billionth of a dollar, without the dust of adding
+/// floats (`0.15000000000000002`).
+pub fn usd(x: f64) -> f64 {
+    (x * 1e9).round() / 1e9
+}
+
 /// The current time as the store writes it.
 pub fn now_text() -> String {
     stamp(jiff::Timestamp::now())
@@ -233,7 +239,13 @@ impl Store {
         if done(&self.conn).map_err(sql)?.is_some() {
             return Ok(0);
         }
-        let found = read_records(records);
+        // Two plans of one name in different folders share a records folder: what the store
+        // has already (another plan's runs) is not imported again as this plan's.
+        let known = |rec: &AttemptRecord| -> bool {
+            let transcript = relative(&home(root), &records.transcript(&rec.task, rec.session));
+            self.conn.query_row("SELECT 1 FROM attempts WHERE transcript = ?1 LIMIT 1", params![transcript], |_| Ok(())).optional().ok().flatten().is_some()
+        };
+        let found: Vec<AttemptRecord> = read_records(records).into_iter().filter(|r| !known(r)).collect();
         let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(sql)?;
         // Another baton may have imported it meanwhile.
         if done(&tx).map_err(sql)?.is_some() {

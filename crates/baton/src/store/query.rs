@@ -25,6 +25,8 @@ pub struct RunRow {
     /// How it ended; `None` while it runs (or until the next start closes a killed one).
     pub ending: Option<String>,
     pub stopped_by: Option<String>,
+    /// Why it ended so, in words (the budget's figures, the error), when it says.
+    pub message: Option<String>,
     pub cost_usd: f64,
     pub attempts: Vec<AttemptRow>,
 }
@@ -88,6 +90,9 @@ pub struct CostRow {
     pub cost_usd: f64,
     pub duration_secs: f64,
     pub counted: bool,
+    /// A reviewer's sessions: their cost, under the reviewer's model (no session of its own in
+    /// the counts, no time: the attempt's time holds it).
+    pub review: bool,
 }
 
 const ATTEMPT_COLUMNS: &str = "id, run_id, plan, task, kind, session, attempt, agent, named_agent, model, started_at, ended_at, duration_secs, outcome,
@@ -138,12 +143,13 @@ fn run_row(r: &Row<'_>) -> rusqlite::Result<RunRow> {
         exit_code: r.get(8)?,
         ending: r.get(9)?,
         stopped_by: r.get(10)?,
-        cost_usd: r.get(11)?,
+        cost_usd: super::usd(r.get(11)?),
+        message: r.get(12)?,
         attempts: Vec::new(),
     })
 }
 
-const RUN_COLUMNS: &str = "id, plan, plan_name, kind, command, pid, started_at, ended_at, exit_code, ending, stopped_by, cost_usd";
+const RUN_COLUMNS: &str = "id, plan, plan_name, kind, command, pid, started_at, ended_at, exit_code, ending, stopped_by, cost_usd, message";
 
 impl Store {
     /// What the plan's attempts (and their reviewers, and the pipeline's planning sessions
@@ -154,12 +160,13 @@ impl Store {
             .map_err(|e| self.sql(e))
     }
 
-    /// The costs of the plan's counted attempts' agent sessions, oldest first: what the next
-    /// one is expected to cost is their median.
+    /// The costs of the plan's counted attempts (each with its reviewer's), oldest first, those
+    /// whose cost the agent did not say left out: what the next one is expected to cost is
+    /// their median.
     pub fn attempt_costs(&self, plan: &str) -> Result<Vec<f64>, StoreError> {
         let mut st = self
             .conn()
-            .prepare("SELECT cost_usd FROM attempts WHERE plan = ?1 AND kind = 'task' AND attempt IS NOT NULL AND cost_usd IS NOT NULL ORDER BY started_at")
+            .prepare("SELECT cost_usd + COALESCE(review_cost_usd, 0) FROM attempts WHERE plan = ?1 AND kind = 'task' AND attempt IS NOT NULL AND cost_usd IS NOT NULL ORDER BY started_at")
             .map_err(|e| self.sql(e))?;
         let rows = st.query_map(params![plan], |r| r.get(0)).map_err(|e| self.sql(e))?;
         rows.collect::<rusqlite::Result<Vec<f64>>>().map_err(|e| self.sql(e))
@@ -182,7 +189,7 @@ impl Store {
             run.attempts = self.attempts_where("run_id = ?1 AND (?2 IS NULL OR plan = ?2)", params![run.id, plan])?;
             if run.ending.is_none() {
                 // Still running: what it spent so far.
-                run.cost_usd = run.attempts.iter().map(AttemptRow::total_cost).sum();
+                run.cost_usd = super::usd(run.attempts.iter().map(AttemptRow::total_cost).sum());
             }
         }
         Ok(runs)
@@ -237,8 +244,13 @@ impl Store {
         let mut st = self
             .conn()
             .prepare(
-                "SELECT plan, task, model, started_at, COALESCE(cost_usd, 0) + COALESCE(review_cost_usd, 0), COALESCE(duration_secs, 0), attempt IS NOT NULL
-                 FROM attempts WHERE (?1 IS NULL OR plan = ?1) AND (?2 IS NULL OR started_at >= ?2) ORDER BY started_at",
+                "SELECT plan, task, model, started_at, COALESCE(cost_usd, 0), COALESCE(duration_secs, 0), attempt IS NOT NULL, 0
+                 FROM attempts WHERE (?1 IS NULL OR plan = ?1) AND (?2 IS NULL OR started_at >= ?2)
+                 UNION ALL
+                 SELECT a.plan, a.task, COALESCE(v.model, a.model), a.started_at, COALESCE(v.cost_usd, a.review_cost_usd, 0), 0, a.attempt IS NOT NULL, 1
+                 FROM attempts a JOIN reviews v ON v.attempt_id = a.id
+                 WHERE (?1 IS NULL OR a.plan = ?1) AND (?2 IS NULL OR a.started_at >= ?2)
+                 ORDER BY 4",
             )
             .map_err(|e| self.sql(e))?;
         let rows = st
@@ -252,6 +264,7 @@ impl Store {
                     cost_usd: r.get(4)?,
                     duration_secs: r.get(5)?,
                     counted: r.get(6)?,
+                    review: r.get(7)?,
                 })
             })
             .map_err(|e| self.sql(e))?;

@@ -24,6 +24,8 @@ CREATE TABLE runs (
     ending      TEXT,
     -- what stopped it: stop file, signal, budget
     stopped_by  TEXT,
+    -- why it ended so, in words: the budget's figures, the error that ended it
+    message     TEXT,
     cost_usd    REAL NOT NULL DEFAULT 0
 );
 CREATE INDEX runs_by_plan ON runs (plan, started_at);

@@ -154,8 +154,12 @@ impl StoreSink {
             EventKind::Note(Note::Interrupted { .. }) => {
                 self.stopped_by.get_or_insert("signal");
             }
-            EventKind::Note(Note::BudgetExhausted { .. }) => {
+            EventKind::Note(n @ Note::BudgetExhausted { .. }) => {
                 self.stopped_by.get_or_insert("budget");
+                conn.prepare_cached("UPDATE runs SET message = COALESCE(message, ?2) WHERE id = ?1")?.execute(params![self.run, crate::report::render::note_text(n)])?;
+            }
+            EventKind::Error { error, .. } => {
+                conn.prepare_cached("UPDATE runs SET message = COALESCE(message, ?2) WHERE id = ?1")?.execute(params![self.run, error.lines().next().unwrap_or_default()])?;
             }
             EventKind::Note(Note::Pipeline(p)) => self.pipeline(p, &time)?,
             EventKind::Summary(s) => {

@@ -32,9 +32,11 @@ fn a_plan_budget_stops_the_run_before_it_is_overshot_and_counts_across_runs() {
     p.scenario(r#"{"default": [{"cost": 0.0123}]}"#);
     let dry = p.baton(&["run", "plan.yaml", "--dry-run"]);
     assert_eq!(dry.code(), 0, "nothing recorded yet: {}", dry.all());
-    assert!(dry.stdout().contains("budget: $0.0000 of the plan's budget over all its runs ($0.0300) spent, $0.0300 left"), "{}", dry.stdout());
+    assert!(dry.stdout().contains("budget: spent $0.0000 of the plan's budget over all its runs ($0.0300), $0.0300 left"), "{}", dry.stdout());
     let r = p.baton(&["run", "plan.yaml"]);
     assert_eq!(r.code(), 6, "{}", r.all());
+    assert!(r.stdout().contains("budget: spent $0.0000 of the plan's budget over all its runs ($0.0300), $0.0300 left\n"), "told at the start: {}", r.stdout());
+    assert!(r.stdout().contains("less than an attempt is expected to cost ($0.0123: the median of 2 recorded attempts); no new attempt starts (raise meta.budget_usd to go on)"), "{}", r.stdout());
     let started = p.invocations().len();
     assert!((1..=3).contains(&started), "{started} attempts for a $0.03 budget at $0.0123 each");
     assert!(r.stdout().contains("budget exhausted"), "{}", r.stdout());
@@ -52,7 +54,7 @@ fn a_plan_budget_stops_the_run_before_it_is_overshot_and_counts_across_runs() {
     // The dry run foresees it.
     let dry = p.baton(&["run", "plan.yaml", "--dry-run"]);
     assert_eq!(dry.code(), 6, "{}", dry.all());
-    assert!(dry.stdout().contains("the run would start no attempt: budget exhausted (exit 6)"), "{}", dry.stdout());
+    assert!(dry.stdout().contains("the run would start no attempt (exit 6)"), "{}", dry.stdout());
 
     // A second run: the budget counts every run of the plan; nothing starts, and it says why.
     let again = p.baton(&["run", "plan.yaml"]);
@@ -244,4 +246,58 @@ fn the_pipeline_records_its_items_their_planning_sessions_and_the_runs_of_their_
             ("docs/defect-backlog/login-bug.md".into(), Some(plan.into()), "archived".into()),
         ]
     );
+}
+
+#[test]
+fn a_reviewer_is_capped_and_paid_from_the_budget_and_its_cost_joins_the_estimate() {
+    let p = project(&plan_of(3, "  budget_usd: 0.40\n"));
+    p.write("baton.toml", &format!("{FAST_CONFIG}\n[review]\nenabled = true\nmodel = \"opus\"\n"));
+    p.repo.commit_all("review");
+    // Each task: a coder session ($0.10), then a reviewer session ($0.05) that passes.
+    let pass = |id: &str| format!(r#"{{"status_json": {{"task_id": "{id}", "verdict": "PASS", "findings": []}}, "cost": 0.05}}"#);
+    let coder = r#"{"write": {"f.txt": "x"}, "cost": 0.1}"#;
+    p.scenario(&format!(r#"{{"tasks": {{"1": [{coder}, {}], "2": [{coder}, {}], "3": [{coder}, {}]}}}}"#, pass("1"), pass("2"), pass("3")));
+    let r = p.baton(&["run", "plan.yaml"]);
+    assert_eq!(r.code(), 6, "{}", r.all());
+    let inv = p.invocations();
+    let caps: Vec<(String, Option<String>)> = inv.iter().map(|i| (i["task_id"].as_str().unwrap_or_default().to_string(), argv_value(i, "--max-budget-usd"))).collect();
+    // Coder 1 gets all $0.40; its reviewer what is left ($0.30); coder 2 then $0.25, its
+    // reviewer $0.15. The estimate is an attempt with its review, $0.15: $0.10 left does not
+    // pay for a third.
+    assert_eq!(
+        caps,
+        [("1", "0.4000"), ("1", "0.3000"), ("2", "0.2500"), ("2", "0.1500")].map(|(t, c)| (t.to_string(), Some(c.to_string()))),
+        "{}",
+        r.all()
+    );
+    assert!(r.stdout().contains("less than an attempt is expected to cost ($0.1500"), "{}", r.stdout());
+    // The reviewer's cost is under the reviewer's model.
+    let cost = p.baton(&["cost", "plan.yaml", "--by", "model", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&cost.stdout()).unwrap();
+    let by_model: Vec<(String, f64)> = v["rows"].as_array().unwrap().iter().map(|r| (r["model"].as_str().unwrap_or("?").to_string(), r["cost_usd"].as_f64().unwrap())).collect();
+    assert!(by_model.contains(&("opus".to_string(), 0.1)), "{by_model:?}");
+    assert_eq!(v["total"]["cost_usd"], 0.3, "no float dust: {v}");
+}
+
+#[test]
+fn the_simulated_agent_costs_nothing_and_no_budget_holds_it_back() {
+    let p = project(&plan_of(2, "  budget_usd: 0\n"));
+    let r = p.baton(&["run", "plan.yaml", "--agent", "simulated"]);
+    assert_eq!(r.code(), 0, "{}", r.all());
+    assert!(!r.all().contains("budget"), "{}", r.all());
+}
+
+#[test]
+fn going_over_the_budget_is_told_and_a_dry_run_refuses_as_the_run_would() {
+    // An agent that does not hold to its cap (the fake ignores --max-budget-usd).
+    let p = project(&plan_of(1, "  budget_usd: 0.05\n"));
+    p.scenario(r#"{"default": [{"cost": 0.08}]}"#);
+    let r = p.baton(&["run", "plan.yaml"]);
+    assert_eq!(r.code(), 0, "{}", r.all());
+    assert!(r.stderr().contains("warning: spent $0.0800 of the plan's budget over all its runs ($0.0500): over by $0.0300"), "{}", r.all());
+    // A damaged history: the run would refuse (exit 2), and so does its dry run.
+    std::fs::write(p.path().join(".baton/baton.db"), "garbage ".repeat(100)).unwrap();
+    let dry = p.baton(&["run", "plan.yaml", "--dry-run"]);
+    assert_eq!(dry.code(), 2, "{}", dry.all());
+    assert!(dry.stderr().contains("the budget cannot be enforced"), "{}", dry.all());
 }

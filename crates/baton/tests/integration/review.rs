@@ -56,6 +56,7 @@ fn run_review_stopped_at(p: &Project, model: Option<&str>, named_agent: Option<&
         status_file: p.path().join(status_rel),
         total_timeout: Duration::from_secs(120),
         idle_timeout: Duration::from_secs(120),
+        max_budget_usd: None,
     };
     let events = Arc::new(Mutex::new(Vec::new()));
     let reporter = Reporter::new(vec![Box::new(Collect(events.clone()))]);

@@ -458,7 +458,7 @@ impl Engine {
             review: None,
         };
         let (attempt_outcome, outcome, message) = self.meaning(id, &r, verdict, &mut rec);
-        self.state.spent(cost.unwrap_or(0.0), rec.attempt.is_some());
+        self.state.spent(cost.unwrap_or(0.0));
         if outcome == Outcome::Done(Status::Completed) {
             let from_file = matches!(attempt_outcome, AttemptOutcome::Reported { from_file: true, .. });
             return self.verify(id, r, rec, message, (run.duration, cost, from_file));
@@ -555,6 +555,7 @@ impl Engine {
                     status_file: r.cwd.join(&self.config.paths.status_file),
                     total_timeout: Duration::from_secs_f64(total),
                     idle_timeout: Duration::from_secs_f64(idle),
+                    max_budget_usd: self.state.review_cap().filter(|_| self.config.budget.cap_sessions),
                 },
                 diff: crate::run::review::attempt_diff(&r.cwd, r.start_point.as_deref(), &own),
                 plan: self.file.plan().clone(),
@@ -608,7 +609,7 @@ impl Engine {
         let changed_by_verification = left.is_some() && crate::run::verify::tracked_state(&r.cwd) != left;
         rec.checks = v.checked.records;
         if let Some(review) = &v.review {
-            self.state.spent(review.cost_usd.unwrap_or(0.0), false);
+            self.state.spent(review.cost_usd.unwrap_or(0.0));
             self.cost += review.cost_usd.unwrap_or(0.0);
             self.usage.entry(id.clone()).or_default().cost += review.cost_usd.unwrap_or(0.0);
         }
@@ -624,6 +625,13 @@ impl Engine {
             rec.outcome = "failed".into();
             rec.message = text.clone();
             (AttemptOutcome::Failed { message: text.clone() }, Outcome::Failed { conflict: false }, text)
+        } else if let Some(review) = v.review.as_ref().filter(|r| crate::run::review::capped(r)) {
+            // The reviewer spent what remained: not counted, and the budget ends the run.
+            let message = review.problem.clone().unwrap_or_default();
+            rec.outcome = "capped".into();
+            rec.attempt = None;
+            rec.message = message.clone();
+            (AttemptOutcome::Capped { message }, Outcome::Capped, String::new())
         } else if let Some(review) = v.review.as_ref().filter(|r| crate::run::review::limited(r)) {
             // The reviewer met a usage limit: the attempt waits like one whose agent did, and
             // is not counted; nothing is recorded as reviewed.
@@ -692,6 +700,12 @@ impl Engine {
         (duration, cost): (Duration, Option<f64>),
     ) -> bool {
         let slot = self.state.slot(id).map(|s| (s.attempt, s.max)).unwrap_or((1, 1));
+        if rec.attempt.is_some() {
+            // A counted attempt whose cost is known: what the next ones are expected to cost.
+            if let Some(c) = rec.cost_usd {
+                self.state.sample(c + rec.review.as_ref().and_then(|r| r.cost_usd).unwrap_or(0.0));
+            }
+        }
         self.reporter.emit(EventKind::AttemptEnded { task: id.clone(), outcome: attempt_outcome, duration, cost_usd: cost });
         if let Outcome::Done(_) = outcome {
             // The record first: a crash while landing finds how the attempt ended in it.
@@ -920,6 +934,9 @@ impl Engine {
             (Exit::BudgetExhausted, _) => Ending::BudgetExhausted,
             _ => Ending::Error { attempts: self.state.attempts_started() },
         };
+        if let Some(n) = self.state.over_budget() {
+            self.reporter.note(n);
+        }
         let tasks = TaskReport::of_plan(self.file.plan(), &self.usage);
         self.reporter.emit(EventKind::Summary(Summary { how, elapsed: self.started.elapsed(), counts, cost: self.cost, tasks }));
         exit

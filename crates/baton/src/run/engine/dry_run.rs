@@ -18,18 +18,27 @@ use crate::root::GitUse;
 use crate::run::schedule;
 
 /// The budget the run would start with, read from the history without changing it; `None`
-/// without a budget, or when the history cannot be read (the run itself would say why).
-fn dry_budget(plan: &crate::plan::Plan, opts: &RunOptions, config: &Config, root: &Path) -> Option<crate::policy::budget::Budget> {
-    let plan_budget = plan.meta.budget_usd.or(config.budget.plan_usd);
-    let run_budget = opts.max_cost.or(config.budget.run_usd);
-    plan_budget.or(run_budget)?;
+/// without a budget (or for the simulated agent, which costs nothing). A history that cannot
+/// be read is the error the run would refuse to start with.
+fn dry_budget(plan: &crate::plan::Plan, opts: &RunOptions, config: &Config, root: &Path) -> Result<Option<crate::policy::budget::Budget>, Error> {
+    if config.agent.kind == crate::config::AgentKind::Simulated {
+        return Ok(None);
+    }
+    let plan_budget = plan.meta.budget_usd.map(|b| (b, "meta.budget_usd")).or(config.budget.plan_usd.map(|b| (b, "[budget] plan_usd")));
+    let run_budget = opts.max_cost.map(|b| (b, "--max-cost")).or(config.budget.run_usd.map(|b| (b, "[budget] run_usd")));
+    if plan_budget.is_none() && run_budget.is_none() {
+        return Ok(None);
+    }
     let key = crate::store::plan_key(root, &opts.plan);
-    let (spent, costs) = match crate::store::Store::open_existing(root) {
-        Ok(Some(store)) => (store.plan_spent(&key).ok()?, store.attempt_costs(&key).ok()?),
-        Ok(None) => (0.0, Vec::new()),
-        Err(_) => return None,
+    let read = || -> Result<(f64, Vec<f64>), crate::store::StoreError> {
+        match crate::store::Store::open_existing(root)? {
+            Some(store) => Ok((store.plan_spent(&key)?, store.attempt_costs(&key)?)),
+            None => Ok((0.0, Vec::new())),
+        }
     };
-    crate::policy::budget::Budget::new(plan_budget.map(|b| (b, spent)), run_budget, costs, config.budget.attempt_estimate_usd)
+    let (spent, costs) = read().map_err(|e| Error::Store { error: format!("{e}; the budget cannot be enforced without it"), help: e.help() })?;
+    let budget = crate::policy::budget::Budget::new(plan_budget.map(|(b, _)| (b, spent)), run_budget.map(|(b, _)| b), costs, config.budget.attempt_estimate_usd);
+    Ok(budget.map(|b| b.set_in(plan_budget.map_or("meta.budget_usd", |(_, f)| f), run_budget.map_or("--max-cost", |(_, f)| f))))
 }
 
 /// Where a dry run would work, for what the real run would refuse.
@@ -112,19 +121,17 @@ pub(super) fn dry_run(file: &PlanFile, opts: &RunOptions, config: &Config, agent
             return Ok(Exit::Completed);
         }
     }
-    if let Some(b) = dry_budget(file.plan(), opts, config, git.root) {
+    if let Some(b) = dry_budget(file.plan(), opts, config, git.root)? {
         let st = b.state();
-        let whose = if st.scope == "run" { "this run's budget" } else { "the plan's budget over all its runs" };
-        crate::outln!(
-            "budget: ${:.4} of {whose} (${:.4}) spent, ${:.4} left; an attempt is expected to cost ${:.4}",
-            st.spent,
-            st.budget,
-            st.remaining,
-            st.estimate
-        );
-        if n > 0 && b.admit(0).is_err() {
-            crate::outln!("the run would start no attempt: budget exhausted (exit 6)");
-            return Ok(Exit::BudgetExhausted);
+        if let Some(note) = super::state::RunState::budget_note_of(&b) {
+            crate::outln!("{}", crate::report::render::note_text(&note));
+        }
+        if n > 0 {
+            if let Err(e) = b.admit(0) {
+                crate::outln!("{}", crate::report::render::note_text(&super::state::exhausted(&e, 0)));
+                crate::outln!("the run would start no attempt (exit 6)");
+                return Ok(Exit::BudgetExhausted);
+            }
         }
         if st.estimate > 0.0 && (n as f64) * st.estimate > st.remaining {
             let fits = (st.remaining / st.estimate).floor() as usize;

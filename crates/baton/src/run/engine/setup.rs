@@ -169,10 +169,15 @@ async fn start(opts: RunOptions, stop: Option<watch::Receiver<Stop>>, reporter_o
     records.remove_stale_temps();
     let reporter = output_reporter(&opts.output(), &records.dir().join("run.log"));
     *reporter_out = Some(reporter.clone());
-    let plan_budget = file.plan().meta.budget_usd.or(config.budget.plan_usd);
-    let run_budget = opts.max_cost.or(config.budget.run_usd);
+    // The simulated agent calls no model: it costs nothing, and no budget holds it back.
+    let costs_money = config.agent.kind != crate::config::AgentKind::Simulated;
+    let plan_budget = file.plan().meta.budget_usd.map(|b| (b, "meta.budget_usd")).or(config.budget.plan_usd.map(|b| (b, "[budget] plan_usd"))).filter(|_| costs_money);
+    let run_budget = opts.max_cost.map(|b| (b, "--max-cost")).or(config.budget.run_usd.map(|b| (b, "[budget] run_usd"))).filter(|_| costs_money);
     let spending = record_history(&root, &plan_abs, &records, &reporter, plan_budget.is_some() || run_budget.is_some())?;
-    let budget = spending.and_then(|(before, costs)| crate::policy::budget::Budget::new(plan_budget.map(|b| (b, before)), run_budget, costs, config.budget.attempt_estimate_usd));
+    let budget = spending.and_then(|(before, costs)| {
+        let b = crate::policy::budget::Budget::new(plan_budget.map(|(b, _)| (b, before)), run_budget.map(|(b, _)| b), costs, config.budget.attempt_estimate_usd)?;
+        Some(b.set_in(plan_budget.map_or("meta.budget_usd", |(_, from)| from), run_budget.map_or("--max-cost", |(_, from)| from)))
+    });
     let guard_exe = stop::guard_exe()?;
     let clock = Clock::from_env()?;
     let place = Place { root: &root, plan: &plan_abs, config: &config, records: &records, reporter: &reporter, guard_exe: &guard_exe, dirty: opts.dirty, jobs };
@@ -225,6 +230,9 @@ async fn start(opts: RunOptions, stop: Option<watch::Receiver<Stop>>, reporter_o
         exclude: left_out(file.plan(), opts.resume_from.as_deref()).into_iter().collect::<HashSet<_>>(),
         budget,
     });
+    if let Some(n) = state.budget_note() {
+        reporter.note(n);
+    }
     let mut engine = Engine::new(clock, root, config, opts, file, agent, reporter.clone(), records, stop, guard_exe, state, workspace);
     let exit = match engine.before_hook().await {
         Ok(true) => engine.run().await,

@@ -13,6 +13,7 @@ use crate::policy::breaker::{Admission, BreakerState, CircuitBreaker};
 use crate::policy::budget::Budget;
 use crate::report::event::{Note, WaitReason};
 use crate::run::schedule::{self, Active};
+use crate::store::usd;
 
 /// Where the run is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -319,12 +320,49 @@ impl RunState {
         self.budget.as_ref().and_then(|b| b.admit(self.running.len()).ok())
     }
 
-    /// Money this run spent: an agent's session (`counted` when it was a counted attempt),
-    /// a reviewer's.
-    pub fn spent(&mut self, cost: f64, counted: bool) {
+    /// Money this run spent: an agent's session, a reviewer's.
+    pub fn spent(&mut self, cost: f64) {
         if let Some(b) = &mut self.budget {
-            b.spent(cost, counted);
+            b.spent(cost);
         }
+    }
+
+    /// What a counted attempt cost, its reviewer's included: the next ones are expected to
+    /// cost the median of these.
+    pub fn sample(&mut self, cost: f64) {
+        if let Some(b) = &mut self.budget {
+            b.sample(cost);
+        }
+    }
+
+    /// The spending cap of a reviewer of an attempt (which still holds its slot): what
+    /// remains less what the other running attempts hold.
+    pub fn review_cap(&self) -> Option<f64> {
+        self.budget.as_ref().map(|b| b.cap_beside(self.running.len().saturating_sub(1)))
+    }
+
+    /// Where the budget stands, as the note told at the start of a run.
+    pub fn budget_note(&self) -> Option<Note> {
+        Self::budget_note_of(self.budget.as_ref()?)
+    }
+
+    /// Where `b` stands, as a note.
+    pub fn budget_note_of(b: &Budget) -> Option<Note> {
+        let e = b.state();
+        Some(Note::Budget {
+            scope: e.scope.to_string(),
+            budget_usd: usd(e.budget),
+            spent_usd: usd(e.spent),
+            remaining_usd: usd(e.remaining),
+            estimate_usd: usd(e.estimate),
+            estimate_from: e.estimate_from,
+        })
+    }
+
+    /// The note for a run that spent more than its budget, if it did.
+    pub fn over_budget(&self) -> Option<Note> {
+        let e = self.budget.as_ref()?.state();
+        (e.spent > e.budget + 1e-9).then(|| Note::OverBudget { scope: e.scope.to_string(), budget_usd: usd(e.budget), spent_usd: usd(e.spent) })
     }
 
     /// The task's attempt started.
@@ -427,16 +465,19 @@ impl RunState {
 }
 
 /// The note that says the budget cannot pay for another attempt, `running` still running.
-fn exhausted(e: &crate::policy::budget::Exhausted, running: usize) -> Note {
+pub fn exhausted(e: &crate::policy::budget::Exhausted, running: usize) -> Note {
     Note::BudgetExhausted {
         scope: e.scope.to_string(),
-        budget_usd: e.budget,
-        spent_usd: e.spent,
-        remaining_usd: e.remaining,
-        estimate_usd: e.estimate,
+        budget_usd: usd(e.budget),
+        spent_usd: usd(e.spent),
+        remaining_usd: usd(e.remaining),
+        estimate_usd: usd(e.estimate),
         running,
+        raise: e.raise.to_string(),
+        estimate_from: e.estimate_from.clone(),
     }
 }
+
 
 /// Tasks `--resume-from` leaves out: every task before it in plan order.
 pub fn left_out(plan: &Plan, from: Option<&str>) -> HashSet<TaskId> {
@@ -670,12 +711,14 @@ mod tests {
         assert!((s.session_cap().unwrap() - 0.6).abs() < 1e-12, "the second, what the first does not hold");
         start(&mut s, &p, "b", 1, 3);
         assert!(s.admit(&p, now).start.is_empty());
-        s.spent(0.4, true);
+        s.spent(0.4);
+        s.sample(0.4);
         s.ended(&"a".into(), Outcome::Done(Status::Completed), now).unwrap();
         let held = s.admit(&p, now);
         assert!(held.start.is_empty() && held.notes.is_empty(), "b holds $0.40 of the $0.60 left: c waits, the run goes on");
         assert_eq!(s.ends_now(&p), None);
-        s.spent(0.4, true);
+        s.spent(0.4);
+        s.sample(0.4);
         s.ended(&"b".into(), Outcome::Done(Status::Completed), now).unwrap();
         let ended = s.admit(&p, now);
         assert!(ended.start.is_empty());
@@ -691,7 +734,7 @@ mod tests {
         let now = Instant::now();
         assert_eq!(ids(&s.admit(&p, now).start), ["a"]);
         start(&mut s, &p, "a", 1, 3);
-        s.spent(0.52, false);
+        s.spent(0.52);
         let c = s.ended(&"a".into(), Outcome::Capped, now).unwrap();
         assert_eq!(c.plan, PlanChange::Pending, "back to pending, no attempt counted");
         assert!(matches!(c.notes.as_slice(), [Note::BudgetExhausted { remaining_usd, .. }] if *remaining_usd == 0.0), "{:?}", c.notes);
