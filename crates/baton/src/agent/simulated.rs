@@ -10,7 +10,7 @@
 //! `stream-json` while it does — so the stream, the verdict and the commit are baton's real ones.
 //! As the prompt asks, it commits that note with git when it works in a git checkout (only that
 //! file, `--no-verify`). Every text it prints starts with `simulated:`; its model is
-//! `simulated (no model is called)`, its cost 0. It never opens a network connection, and runs
+//! `simulated`, its cost 0. It never opens a network connection, and runs
 //! no program but git.
 
 use std::ffi::OsString;
@@ -31,7 +31,7 @@ pub const AGENT_ARG: &str = "__simulated-agent";
 /// The folder, relative to the task's working copy, where the agent writes its notes.
 pub const NOTES_DIR: &str = "baton-simulated";
 
-const MODEL: &str = "simulated (no model is called)";
+const MODEL: &str = "simulated";
 
 /// The simulated agent, located: this same `baton` binary.
 #[derive(Debug, Clone)]

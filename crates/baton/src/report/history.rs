@@ -51,6 +51,21 @@ impl Place<'_> {
     }
 }
 
+/// A plan named that is not there and that the history does not know: a typo, said as one.
+fn unknown_plan(place: &Place<'_>, store: Option<&Store>) -> Option<Exit> {
+    let plan = place.plan.filter(|p| !p.exists())?;
+    let key = place.key()?;
+    let known = store.map(|s| s.runs(Some(&key), 1).map(|r| !r.is_empty()).unwrap_or(false)).unwrap_or(false);
+    if known {
+        // A plan deleted since: its history is still shown.
+        return None;
+    }
+    let plans: Vec<String> = store.and_then(|s| s.plans().ok()).unwrap_or_default();
+    let help = if plans.is_empty() { "no plan has recorded runs yet".to_string() } else { format!("plans with recorded runs: {}", plans.iter().map(|p| terminal_line(p)).collect::<Vec<_>>().join(", ")) };
+    crate::errln!("error: {}: no such plan, and no runs recorded for it\n  help: {help}", terminal_line(&plan.display().to_string()));
+    Some(Exit::InvalidInput)
+}
+
 /// The store, with the named plan's attempt records from before it imported (once, as a run
 /// does at its start); `None` when there is no store and nothing to import into one.
 fn open(place: &Place<'_>) -> Result<Option<Store>, StoreError> {
@@ -146,14 +161,20 @@ pub fn history(place: &Place<'_>, opts: &HistoryOptions<'_>) -> Exit {
         Ok(s) => s,
         Err(e) => return store_failed(&e),
     };
+    if let Some(exit) = unknown_plan(place, store.as_ref()) {
+        return exit;
+    }
     if let Some(task) = opts.task {
         return task_history(place, store.as_ref(), task, opts);
     }
     let key = place.key();
-    let runs = match store.as_ref().map(|s| s.runs(key.as_deref(), opts.limit)).transpose() {
+    // One more than shown: whether older runs are left out.
+    let mut runs = match store.as_ref().map(|s| s.runs(key.as_deref(), opts.limit.saturating_add(1))).transpose() {
         Ok(runs) => runs.unwrap_or_default(),
         Err(e) => return store_failed(&e),
     };
+    let more = runs.len() > opts.limit;
+    runs.truncate(opts.limit);
     let runs: Vec<ShownRun> = runs
         .into_iter()
         .map(|r| {
@@ -172,6 +193,9 @@ pub fn history(place: &Place<'_>, opts: &HistoryOptions<'_>) -> Exit {
         crate::outln!("{}", place.nothing());
     } else {
         crate::out!("{}", runs_table(&runs, opts.width, Timestamp::now()));
+        if more {
+            crate::outln!("\n(the {} newest runs; older ones: `--limit N`)", opts.limit);
+        }
     }
     Exit::Completed
 }
@@ -588,6 +612,9 @@ pub fn cost(place: &Place<'_>, opts: &CostOptions) -> Exit {
         Ok(s) => s,
         Err(e) => return store_failed(&e),
     };
+    if let Some(exit) = unknown_plan(place, store.as_ref()) {
+        return exit;
+    }
     let key = place.key();
     let rows = match store.as_ref().map(|s| s.cost_rows(key.as_deref(), opts.since)).transpose() {
         Ok(r) => r.unwrap_or_default(),

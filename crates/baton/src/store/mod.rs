@@ -101,7 +101,8 @@ impl std::fmt::Debug for Store {
 /// An amount of money as it is told: to a billionth of a dollar, without the dust of adding
 /// floats (`0.15000000000000002`).
 pub fn usd(x: f64) -> f64 {
-    (x * 1e9).round() / 1e9
+    // `+ 0.0` turns the -0.0 of an empty sum into 0.
+    (x * 1e9).round() / 1e9 + 0.0
 }
 
 /// The current time as the store writes it.

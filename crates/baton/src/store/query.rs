@@ -195,6 +195,13 @@ impl Store {
         Ok(runs)
     }
 
+    /// The plans with recorded runs or attempts, by name.
+    pub fn plans(&self) -> Result<Vec<String>, StoreError> {
+        let mut st = self.conn().prepare("SELECT DISTINCT plan FROM attempts WHERE plan <> '' UNION SELECT DISTINCT plan FROM runs WHERE plan <> '' ORDER BY 1").map_err(|e| self.sql(e))?;
+        let rows = st.query_map([], |r| r.get(0)).map_err(|e| self.sql(e))?;
+        rows.collect::<rusqlite::Result<Vec<String>>>().map_err(|e| self.sql(e))
+    }
+
     /// Every attempt of one task of a plan, in the order they started, with their checks.
     pub fn task_attempts(&self, plan: &str, task: &str) -> Result<Vec<AttemptRow>, StoreError> {
         let mut rows = self.attempts_where("plan = ?1 AND task = ?2", params![plan, task])?;

@@ -24,8 +24,6 @@ CREATE TABLE runs (
     ending      TEXT,
     -- what stopped it: stop file, signal, budget
     stopped_by  TEXT,
-    -- why it ended so, in words: the budget's figures, the error that ended it
-    message     TEXT,
     cost_usd    REAL NOT NULL DEFAULT 0
 );
 CREATE INDEX runs_by_plan ON runs (plan, started_at);
@@ -123,5 +121,9 @@ CREATE TABLE imported (
     at          TEXT NOT NULL,
     attempts    INTEGER NOT NULL
 );
+"#,
+    // 2: why a run ended so, in words (the budget's figures, the error that ended it).
+    r#"
+ALTER TABLE runs ADD COLUMN message TEXT;
 "#,
 ];

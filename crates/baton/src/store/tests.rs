@@ -45,6 +45,23 @@ fn a_new_store_is_made_at_the_current_schema_in_wal_mode_and_kept_out_of_git() {
 }
 
 #[test]
+fn a_store_of_an_older_schema_is_brought_up_to_date_keeping_its_rows() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(d.path().join(".baton")).unwrap();
+    {
+        // A store as the first schema left it, with a run in it.
+        let c = rusqlite::Connection::open(path(d.path())).unwrap();
+        c.execute_batch(schema::MIGRATIONS[0]).unwrap();
+        c.pragma_update(None, "user_version", 1).unwrap();
+        c.execute("INSERT INTO runs (plan, kind, command, started_at, ending, cost_usd) VALUES ('p.yaml', 'run', 'baton run p.yaml', '2026-11-30T10:00:00.000000000Z', 'finished', 0.5)", []).unwrap();
+    }
+    let s = Store::open(d.path()).unwrap();
+    assert_eq!(s.version().unwrap(), schema::MIGRATIONS.len() as i64);
+    let runs = s.runs(Some("p.yaml"), 10).unwrap();
+    assert_eq!((runs.len(), runs[0].cost_usd, runs[0].message.clone()), (1, 0.5, None));
+}
+
+#[test]
 fn a_store_from_a_newer_baton_or_a_damaged_file_is_refused_and_left_as_it_is() {
     let d = tempfile::tempdir().unwrap();
     let s = Store::open(d.path()).unwrap();

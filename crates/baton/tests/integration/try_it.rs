@@ -135,7 +135,7 @@ fn the_simulated_agent_from_baton_toml_labels_every_line_it_causes() {
     for l in &task_lines {
         assert!(l.contains("[simulated]"), "an agent line without the label: {l}\n{out}");
     }
-    assert!(out.contains("model simulated (no model is called)"), "{out}");
+    assert!(out.contains("[Init] model simulated,"), "{out}");
     assert!(plan(dir).tasks().all(|t| t.status == baton::plan::Status::Completed), "{out}");
 }
 
