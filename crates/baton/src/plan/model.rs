@@ -755,7 +755,7 @@ fn near_misses(node: &Node, known: &keys::Known, what: &str, warns: &mut Vec<Dia
                     k.line,
                     k.col,
                     format!("{what} has `{key}`, which is not a budget baton reads; did you mean `budget_usd`?"),
-                    format!("rename it to `budget_usd` (US dollars over all the plan's runs); a budget baton does not read would let the plan run without one"),
+                    "rename it to `budget_usd` (US dollars over all the plan's runs); a budget baton does not read would let the plan run without one",
                 ));
                 continue;
             }
