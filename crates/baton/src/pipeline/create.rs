@@ -180,6 +180,7 @@ impl Planner {
                 session,
                 model: self.config.agent.model.clone(),
                 transcript: self.records.transcript(&record_key, session),
+                max_budget_usd: None,
             });
             let run = attempt::run(spec, self.reporter.clone(), self.stop.clone()).await;
             let orphans = crate::run::process::orphans::sweep();

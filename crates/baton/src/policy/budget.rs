@@ -112,7 +112,10 @@ impl Budget {
         let (scope, budget, spent, remaining) = self.tightest();
         let estimate = self.estimate();
         let cap = remaining - running as f64 * estimate;
-        if remaining > 0.0 && cap > 0.0 && cap >= estimate {
+        // With no cost to expect (none recorded, or only free ones), what a running attempt
+        // will spend is unknown: attempts then start one at a time, each capped at what remains.
+        let unknown_beside_others = estimate <= 0.0 && running > 0;
+        if remaining > 0.0 && cap > 0.0 && cap >= estimate && !unknown_beside_others {
             return Ok(cap);
         }
         Err(self.exhausted(scope, budget, spent, remaining))
@@ -173,6 +176,15 @@ mod tests {
         assert!((b.admit(2).unwrap() - 0.5).abs() < 1e-12);
         assert!(b.admit(3).is_ok());
         assert!(b.admit(4).is_err());
+    }
+
+    #[test]
+    fn with_no_cost_to_expect_attempts_start_one_at_a_time() {
+        let b = Budget::new(Some((0.03, 0.0)), None, Vec::new(), 0.0).unwrap();
+        assert!(b.admit(0).is_ok());
+        assert!(b.admit(1).is_err(), "a second beside it would be capped at all that remains too");
+        let free = Budget::new(Some((0.03, 0.0)), None, vec![0.0; 9], 0.0).unwrap();
+        assert!(free.admit(1).is_err(), "free attempts so far say nothing of the next one");
     }
 
     #[test]

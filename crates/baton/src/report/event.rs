@@ -47,6 +47,8 @@ pub enum EventKind {
         model: Option<String>,
         #[serde(serialize_with = "path_text")]
         transcript: PathBuf,
+        /// The session's spending cap (what remained of the budget), when one is set.
+        max_budget_usd: Option<f64>,
     },
     /// A line of the agent's live stream.
     Agent {

@@ -36,6 +36,10 @@ pub struct AttemptRecord {
     pub exit: Option<String>,
     /// For limits and throttling: how long baton waited before trying again.
     pub waited_seconds: Option<f64>,
+    /// A session ended before its agent said what it cost: what the budget was charged for it
+    /// (the plan's median attempt cost, at most its cap).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimated_cost_usd: Option<f64>,
     /// The named agent the session ran as (the task's `agent:`, passed as `--agent NAME`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub named_agent: Option<String>,

@@ -16,6 +16,7 @@ pub mod query;
 pub mod schema;
 pub mod sink;
 
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -26,8 +27,9 @@ use crate::run::record::{AttemptRecord, Records};
 /// The database's file name, in the repository's `.baton/`.
 pub const FILE: &str = "baton.db";
 
-/// How long a write waits for another baton's write to end before it fails.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long opening the store (its schema, closing a killed run, the import) waits for another
+/// process's write to end before it fails.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where a repository's store is: in the main checkout's `.baton/`, also for a plan in a
 /// linked worktree (`git worktree add`), so that every checkout of a repository shares one
@@ -73,6 +75,11 @@ pub enum StoreError {
     },
 }
 
+/// Whether the error is another process's lock on the database (it passes; nothing is wrong).
+pub fn busy(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _) if matches!(f.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked))
+}
+
 impl StoreError {
     /// What to do about it.
     pub fn help(&self) -> String {
@@ -81,6 +88,9 @@ impl StoreError {
         };
         match self {
             StoreError::Newer { .. } => "run the newer baton, or move the file aside to start a new history".into(),
+            StoreError::Open { source, .. } | StoreError::Sql { source, .. } if busy(source) => {
+                format!("another process holds the history's write lock (`fuser {}` names it); the file is not damaged", path.display())
+            }
             _ => format!("if the file is damaged, move it aside (`mv {0} {0}.broken`): baton starts a new one and imports the attempt records it finds", path.display()),
         }
     }
@@ -193,28 +203,41 @@ impl Store {
         self.conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(|e| self.sql(e))
     }
 
-    /// Closes what a killed baton left open on `plan`: its attempts still `running` become
-    /// `interrupted`, its runs without an ending `killed`. Only for the holder of the plan's
-    /// lock (no other baton can be running it), before it opens a run of its own.
+    /// Closes what a killed baton left open on `plan`: the runs without an ending whose baton
+    /// is gone become `killed`, their attempts still `running` `interrupted` — each charged the
+    /// plan's median attempt cost (at most its cap) when the agent never said its cost. A run
+    /// whose baton still runs (the same plan in another checkout) is left alone. Called by the
+    /// holder of the plan's lock before it opens a run of its own.
     pub fn close_interrupted(&self, plan: &str) -> Result<usize, StoreError> {
-        let n = self
-            .conn
-            .execute(
-                "UPDATE attempts SET outcome = 'interrupted', message = COALESCE(NULLIF(message, ''), 'baton was killed while it ran; closed by the next start')
-                 WHERE plan = ?1 AND outcome = 'running'",
-                params![plan],
-            )
-            .map_err(|e| self.sql(e))?;
-        self.conn
-            .execute(
-                "UPDATE runs SET ending = 'killed',
-                    ended_at = (SELECT MAX(COALESCE(a.ended_at, a.started_at)) FROM attempts a WHERE a.run_id = runs.id),
-                    cost_usd = (SELECT COALESCE(SUM(COALESCE(a.cost_usd, 0) + COALESCE(a.review_cost_usd, 0)), 0) FROM attempts a WHERE a.run_id = runs.id)
-                 WHERE plan = ?1 AND ending IS NULL AND kind = 'run'",
-                params![plan],
-            )
-            .map_err(|e| self.sql(e))?;
-        Ok(n)
+        let open: Vec<(i64, Option<i64>)> = {
+            let mut st = self.conn.prepare("SELECT id, pid FROM runs WHERE plan = ?1 AND ending IS NULL AND kind = 'run'").map_err(|e| self.sql(e))?;
+            let rows = st.query_map(params![plan], |r| Ok((r.get(0)?, r.get(1)?))).map_err(|e| self.sql(e))?;
+            rows.collect::<rusqlite::Result<_>>().map_err(|e| self.sql(e))?
+        };
+        let median = query::median(&self.attempt_costs(plan)?);
+        let mut closed = 0;
+        for (run, _) in open.into_iter().filter(|(_, pid)| !pid.is_some_and(baton_alive)) {
+            closed += self
+                .conn
+                .execute(
+                    "UPDATE attempts SET outcome = 'interrupted',
+                        message = COALESCE(NULLIF(message, ''), 'baton was killed while it ran; closed by the next start'),
+                        estimated_usd = CASE WHEN cost_usd IS NULL THEN MIN(COALESCE(cap_usd, ?2), ?2) END
+                     WHERE run_id = ?1 AND outcome = 'running'",
+                    params![run, median],
+                )
+                .map_err(|e| self.sql(e))?;
+            self.conn
+                .execute(
+                    "UPDATE runs SET ending = 'killed',
+                        ended_at = (SELECT MAX(COALESCE(a.ended_at, a.started_at)) FROM attempts a WHERE a.run_id = runs.id),
+                        cost_usd = (SELECT COALESCE(SUM(COALESCE(a.cost_usd, a.estimated_usd, 0) + COALESCE(a.review_cost_usd, 0)), 0) FROM attempts a WHERE a.run_id = runs.id)
+                     WHERE id = ?1",
+                    params![run],
+                )
+                .map_err(|e| self.sql(e))?;
+        }
+        Ok(closed)
     }
 
     /// Closes what a killed pipeline left open: its runs, its items still `running` and its
@@ -281,6 +304,18 @@ impl Store {
     }
 }
 
+/// Whether `pid` is a baton that still runs (a pid reused by another program is not).
+fn baton_alive(pid: i64) -> bool {
+    let Ok(pid) = u32::try_from(pid) else { return false };
+    if pid == std::process::id() {
+        return true;
+    }
+    std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+        let exe = c.split(|b| *b == 0).next().unwrap_or_default();
+        Path::new(std::ffi::OsStr::from_bytes(exe)).file_name().is_some_and(|n| n.to_string_lossy().starts_with("baton"))
+    })
+}
+
 /// What an attempt and its reviewer cost.
 pub fn total_cost(r: &AttemptRecord) -> f64 {
     r.cost_usd.unwrap_or(0.0) + r.review.as_ref().and_then(|v| v.cost_usd).unwrap_or(0.0)
@@ -327,7 +362,15 @@ pub fn command_line() -> String {
 }
 
 /// The key of a plan in the store: its path relative to the repository root.
+/// The same plan named another way (`./p.yaml`, `../plans/p.yaml`, a symlink to it) has the same
+/// key: its real path, relative to the real path of its checkout.
 pub fn plan_key(root: &Path, plan: &Path) -> String {
+    let real = |p: &Path| std::fs::canonicalize(p).ok();
+    if let (Some(root), Some(plan)) = (real(root), real(plan)) {
+        if let Ok(rel) = plan.strip_prefix(&root) {
+            return rel.to_string_lossy().replace('\\', "/");
+        }
+    }
     relative(root, &std::path::absolute(plan).unwrap_or_else(|_| plan.to_path_buf()))
 }
 
@@ -338,7 +381,7 @@ pub(crate) fn write_record(conn: &Connection, id: i64, r: &AttemptRecord) -> rus
         "UPDATE attempts SET attempt = ?2, named_agent = ?3, model = COALESCE(?4, model), started_at = COALESCE(NULLIF(?5, ''), started_at),
             ended_at = NULLIF(?6, ''), duration_secs = ?7, outcome = ?8, verdict = ?9, message = ?10, cost_usd = ?11,
             review_cost_usd = ?12, input_tokens = ?13, output_tokens = ?14, cache_read_tokens = ?15, cache_creation_tokens = ?16,
-            turns = ?17, waited_secs = ?18
+            turns = ?17, waited_secs = ?18, estimated_usd = ?19
          WHERE id = ?1",
     )?
     .execute(params![
@@ -360,6 +403,7 @@ pub(crate) fn write_record(conn: &Connection, id: i64, r: &AttemptRecord) -> rus
         r.cache_creation_tokens.map(|n| n as i64),
         r.turns,
         r.waited_seconds,
+        r.estimated_cost_usd,
     ])?;
     conn.prepare_cached("DELETE FROM checks WHERE attempt_id = ?1")?.execute(params![id])?;
     conn.prepare_cached("DELETE FROM reviews WHERE attempt_id = ?1")?.execute(params![id])?;

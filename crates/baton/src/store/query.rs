@@ -156,7 +156,7 @@ impl Store {
     /// for it) cost over all its runs.
     pub fn plan_spent(&self, plan: &str) -> Result<f64, StoreError> {
         self.conn()
-            .query_row("SELECT COALESCE(SUM(COALESCE(cost_usd, 0) + COALESCE(review_cost_usd, 0)), 0) FROM attempts WHERE plan = ?1", params![plan], |r| r.get(0))
+            .query_row("SELECT COALESCE(SUM(COALESCE(cost_usd, estimated_usd, 0) + COALESCE(review_cost_usd, 0)), 0) FROM attempts WHERE plan = ?1", params![plan], |r| r.get(0))
             .map_err(|e| self.sql(e))
     }
 

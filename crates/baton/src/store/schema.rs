@@ -122,8 +122,12 @@ CREATE TABLE imported (
     attempts    INTEGER NOT NULL
 );
 "#,
-    // 2: why a run ended so, in words (the budget's figures, the error that ended it).
+    // 2: why a run ended so, in words (the budget's figures, the error that ended it); an
+    // attempt's spending cap, and what the budget was charged for a session whose cost the
+    // agent never said (it was ended first): the plan's median attempt cost.
     r#"
 ALTER TABLE runs ADD COLUMN message TEXT;
+ALTER TABLE attempts ADD COLUMN cap_usd REAL;
+ALTER TABLE attempts ADD COLUMN estimated_usd REAL;
 "#,
 ];

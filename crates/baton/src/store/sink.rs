@@ -47,6 +47,35 @@ pub struct StoreSink {
     stopped_by: Option<&'static str>,
     warnings: Vec<String>,
     failed: bool,
+    /// Events whose write met another process's lock on the store: written, in order, before
+    /// the next event (the run never waits long on the history).
+    pending: std::collections::VecDeque<RunEvent>,
+    /// The lock was told about once.
+    told_locked: bool,
+}
+
+/// How long one write waits for another process's lock on the store before the event waits in
+/// `pending` instead: the engine must not stall on its history.
+const WRITE_WAIT: std::time::Duration = std::time::Duration::from_millis(250);
+/// How long the last event (the exit code) waits, so that the run's rows are all written.
+const LAST_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+/// The most events kept waiting for the lock; past it the history gives up on this run.
+const MAX_PENDING: usize = 100_000;
+
+/// Whether the store writes this event (the others pass by untouched).
+fn recorded(kind: &EventKind) -> bool {
+    matches!(
+        kind,
+        EventKind::Banner { .. }
+            | EventKind::AttemptStarted { .. }
+            | EventKind::AttemptEnded { .. }
+            | EventKind::AttemptRecorded { .. }
+            | EventKind::Waiting { .. }
+            | EventKind::Error { .. }
+            | EventKind::Summary(_)
+            | EventKind::Exit { .. }
+            | EventKind::Note(Note::StopRequested { .. } | Note::Interrupted { .. } | Note::BudgetExhausted { .. } | Note::Pipeline(_))
+    )
 }
 
 impl StoreSink {
@@ -86,6 +115,8 @@ impl StoreSink {
             stopped_by: None,
             warnings: Vec::new(),
             failed: false,
+            pending: std::collections::VecDeque::new(),
+            told_locked: false,
         })
     }
 
@@ -105,7 +136,7 @@ impl StoreSink {
                 self.agent = agent.clone();
                 conn.prepare_cached("UPDATE runs SET plan_name = ?2 WHERE id = ?1")?.execute(params![self.run, plan])?;
             }
-            EventKind::AttemptStarted { task, attempt, session, model, transcript, .. } => {
+            EventKind::AttemptStarted { task, attempt, session, model, transcript, max_budget_usd, .. } => {
                 let (plan, kind, attempt) = match &self.item {
                     // A planning session: of the plan it writes; it is no attempt of a task.
                     Some((_, plan)) if task.as_str().starts_with("plan:") => (plan.clone().unwrap_or_default(), "planning", None),
@@ -113,23 +144,25 @@ impl StoreSink {
                 };
                 let id: i64 = conn
                     .prepare_cached(
-                        "INSERT INTO attempts (run_id, plan, task, kind, session, attempt, agent, model, started_at, outcome, transcript)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'running', ?10)
+                        "INSERT INTO attempts (run_id, plan, task, kind, session, attempt, agent, model, started_at, outcome, transcript, cap_usd)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'running', ?10, ?11)
                          ON CONFLICT (run_id, task, session) DO UPDATE SET outcome = 'running', started_at = excluded.started_at
                          RETURNING id",
                     )?
-                .query_row(params![self.run, plan, task.as_str(), kind, session, attempt, self.agent, model, time, relative(&self.root, transcript)], |r| r.get(0))?;
+                .query_row(params![self.run, plan, task.as_str(), kind, session, attempt, self.agent, model, time, relative(&self.root, transcript), max_budget_usd], |r| r.get(0))?;
                 self.open.insert(task.to_string(), id);
             }
             EventKind::AttemptEnded { task, outcome, duration, cost_usd } => {
-                let Some(id) = self.open.remove(task.as_str()) else { return Ok(()) };
+                // Forgotten only once written: a write that waits for a lock is done again.
+                let Some(&id) = self.open.get(task.as_str()) else { return Ok(()) };
                 let (outcome, message) = outcome_words(outcome);
                 conn.prepare_cached(
                     "UPDATE attempts SET outcome = ?2, message = COALESCE(?3, message), ended_at = ?4, duration_secs = ?5, cost_usd = ?6,
-                        attempt = CASE WHEN ?2 IN ('limited', 'throttled', 'interrupted', 'systemic') THEN NULL ELSE attempt END
+                        attempt = CASE WHEN ?2 IN ('limited', 'throttled', 'interrupted', 'systemic', 'capped') THEN NULL ELSE attempt END
                      WHERE id = ?1",
                 )?
                 .execute(params![id, outcome, message, time, duration.as_secs_f64(), cost_usd])?;
+                self.open.remove(task.as_str());
             }
             EventKind::AttemptRecorded { task, record } => {
                 let found: Option<i64> = conn
@@ -177,9 +210,10 @@ impl StoreSink {
                      WHERE id = ?1",
                 )?
                 .execute(params![self.run, code, time, self.stopped_by])?;
-                if let Some((id, _)) = self.item.take() {
+                if let Some((id, _)) = &self.item {
                     let outcome = if *code == crate::exit::Exit::Stopped.code() { "stopped" } else { "failed" };
                     conn.execute("UPDATE pipeline_items SET outcome = ?3, ended_at = ?2 WHERE id = ?1 AND outcome = 'running'", params![id, time, outcome])?;
+                    self.item = None;
                 }
             }
             _ => {}
@@ -207,13 +241,15 @@ impl StoreSink {
                 }
             }
             PipelineNote::Archived { .. } => {
-                if let Some((id, _)) = self.item.take() {
+                if let Some((id, _)) = &self.item {
                     conn.execute("UPDATE pipeline_items SET outcome = 'archived', ended_at = ?2 WHERE id = ?1", params![id, time])?;
+                    self.item = None;
                 }
             }
             PipelineNote::ItemFailed { why, .. } => {
-                if let Some((id, _)) = self.item.take() {
+                if let Some((id, _)) = &self.item {
                     conn.execute("UPDATE pipeline_items SET outcome = 'failed', message = ?3, ended_at = ?2 WHERE id = ?1", params![id, time, why])?;
+                    self.item = None;
                 }
             }
             PipelineNote::Idle | PipelineNote::Watching { .. } => {
@@ -226,17 +262,50 @@ impl StoreSink {
     }
 }
 
+impl StoreSink {
+    /// Writes the waiting events, then `ev`; an event that meets another process's lock waits
+    /// with those after it. Any other failure ends the history of this run, told once.
+    fn write_in_order(&mut self, ev: Option<&RunEvent>) {
+        let last = ev.is_some_and(|e| matches!(e.kind, EventKind::Exit { .. }));
+        let _ = self.store.conn().busy_timeout(if last { LAST_WAIT } else { WRITE_WAIT });
+        if let Some(ev) = ev {
+            self.pending.push_back(ev.clone());
+        }
+        while let Some(next) = self.pending.pop_front() {
+            match self.write(&next) {
+                Ok(()) => {}
+                Err(e) if super::busy(&e) && self.pending.len() < MAX_PENDING => {
+                    self.pending.push_front(next);
+                    if !self.told_locked {
+                        self.told_locked = true;
+                        let e = self.store.sql(e);
+                        self.warnings.push(format!("{e}; the run goes on and its history is written once the lock is free ({})", e.help()));
+                    }
+                    if last {
+                        let n = self.pending.len();
+                        self.warnings.push(format!("the run ended with {n} event(s) of its history unwritten: {} stayed locked; its spending may be missing from the history and the budget", self.store.path().display()));
+                    }
+                    return;
+                }
+                Err(e) => {
+                    // Told once; the run goes on without its history.
+                    self.failed = true;
+                    self.pending.clear();
+                    let e = self.store.sql(e);
+                    self.warnings.push(format!("{e}; the run goes on, but its history from here on is not recorded ({})", e.help()));
+                    return;
+                }
+            }
+        }
+    }
+}
+
 impl Sink for StoreSink {
     fn event(&mut self, ev: &RunEvent) {
-        if self.failed {
+        if self.failed || !recorded(&ev.kind) {
             return;
         }
-        if let Err(e) = self.write(ev) {
-            // Told once; the run goes on without its history.
-            self.failed = true;
-            let e = self.store.sql(e);
-            self.warnings.push(format!("{e}; the run goes on, but its history from here on is not recorded ({})", e.help()));
-        }
+        self.write_in_order(Some(ev));
     }
 
     fn take_warnings(&mut self) -> Vec<String> {

@@ -19,6 +19,7 @@ fn started(task: &str, attempt: u32, session: u32) -> EventKind {
         session,
         model: Some("sonnet".into()),
         transcript: format!(".baton/logs/plan/{task}/attempt-{session}.jsonl").into(),
+        max_budget_usd: None,
     }
 }
 
@@ -180,6 +181,10 @@ fn the_next_start_closes_what_a_killed_run_left_open_on_its_plan_only() {
         r.emit(started("2", 1, 1));
         // Killed here: no end, no exit.
     }
+    // Their baton is gone: a pid that no longer runs (a child already reaped).
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    child.wait().unwrap();
+    Store::open(d.path()).unwrap().conn().execute("UPDATE runs SET pid = ?1", [child.id()]).unwrap();
     // A new run of a.yaml.
     let _next = StoreSink::open(Store::open(d.path()).unwrap(), info(d.path(), "a.yaml"), None).unwrap();
     let s = Store::open(d.path()).unwrap();
@@ -187,11 +192,14 @@ fn the_next_start_closes_what_a_killed_run_left_open_on_its_plan_only() {
     assert_eq!(a.len(), 2);
     assert_eq!(a[0].ending, None, "the new run is open");
     assert_eq!(a[1].ending.as_deref(), Some("killed"));
-    assert!((a[1].cost_usd - 0.5).abs() < 1e-12);
+    assert!((a[1].cost_usd - 1.0).abs() < 1e-12, "what it spent and what its killed session is charged: {}", a[1].cost_usd);
     assert_eq!(a[1].attempts[1].outcome, "interrupted");
     assert!(a[1].attempts[1].message.as_deref().unwrap().contains("killed"));
     let b = s.runs(Some("b.yaml"), 10).unwrap();
     assert_eq!((b[0].ending.as_deref(), b[0].attempts[1].outcome.as_str()), (None, "running"), "another plan's run is not this start's to close");
+    // With recorded costs, a session killed before it said its cost is charged their median.
+    assert_eq!(a[1].attempts[1].cost_usd, None);
+    assert!((s.plan_spent("a.yaml").unwrap() - 1.0).abs() < 1e-12, "0.5 spent and 0.5 charged: {}", s.plan_spent("a.yaml").unwrap());
 }
 
 #[test]
@@ -290,7 +298,7 @@ fn records_the_store_has_from_another_plan_of_the_same_name_are_not_imported() {
     {
         // A run of a/plan.yaml with the store: its record is written as it goes.
         let r = reporter_with(StoreSink::open(Store::open(d.path()).unwrap(), info(d.path(), "a/plan.yaml"), Some(&records)).unwrap());
-        r.emit(EventKind::AttemptStarted { task: "1".into(), name: "A".into(), attempt: 1, max_attempts: 3, session: 1, model: None, transcript: records.transcript("1", 1) });
+        r.emit(EventKind::AttemptStarted { task: "1".into(), name: "A".into(), attempt: 1, max_attempts: 3, session: 1, model: None, transcript: records.transcript("1", 1), max_budget_usd: None });
         std::fs::create_dir_all(records.task_dir("1")).unwrap();
         std::fs::write(records.transcript("1", 1), "").unwrap();
         records.write(&crate::run::record::AttemptRecord { task: "1".into(), session: 1, attempt: Some(1), outcome: "completed".into(), cost_usd: Some(0.4), ..Default::default() }).unwrap();
@@ -314,6 +322,68 @@ fn times_are_written_so_that_they_sort_as_text() {
     assert_eq!(sorted, texts);
     assert_eq!(stamp_text("2026-12-01T09:33:51.7Z"), "2026-12-01T09:33:51.700000000Z");
     assert_eq!(stamp_text(""), "");
+}
+
+#[test]
+fn a_plan_named_another_way_has_the_same_key() {
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path();
+    std::fs::create_dir_all(root.join(".claude/plans")).unwrap();
+    std::fs::write(root.join(".claude/plans/p.yaml"), "x").unwrap();
+    std::os::unix::fs::symlink(root.join(".claude/plans/p.yaml"), root.join("link.yaml")).unwrap();
+    for name in [".claude/plans/p.yaml", ".claude/plans/../plans/p.yaml", "link.yaml", "./.claude//plans/p.yaml"] {
+        assert_eq!(plan_key(root, &root.join(name)), ".claude/plans/p.yaml", "{name}");
+    }
+    // A plan that is not there (a deleted one, named to `history`) keeps its spelling.
+    assert_eq!(plan_key(root, &root.join("gone.yaml")), "gone.yaml");
+}
+
+#[test]
+fn a_store_locked_by_another_process_delays_the_writes_and_loses_none() {
+    let d = tempfile::tempdir().unwrap();
+    let sink = StoreSink::open(Store::open(d.path()).unwrap(), info(d.path(), "p.yaml"), None).unwrap();
+    struct Seen(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+    impl crate::report::event::Sink for Seen {
+        fn event(&mut self, ev: &crate::report::event::RunEvent) {
+            if let EventKind::Warning { text } = &ev.kind {
+                self.0.lock().unwrap().push(text.clone());
+            }
+        }
+    }
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let r = Reporter::new(vec![Box::new(sink), Box::new(Seen(seen.clone()))]);
+    r.emit(started("a", 1, 1));
+    // Another process takes the write lock and keeps it.
+    let locker = rusqlite::Connection::open(path(d.path())).unwrap();
+    locker.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let waited = std::time::Instant::now();
+    r.emit(ended("a", AttemptOutcome::Reported { status: Status::Completed, from_file: true }, Some(0.1)));
+    r.emit(started("b", 1, 1));
+    r.emit(ended("b", AttemptOutcome::Failed { message: "no".into() }, Some(0.2)));
+    // The run is not held up for long (the writes wait in the sink), and is told once.
+    assert!(waited.elapsed() < Duration::from_secs(5), "{:?}", waited.elapsed());
+    let told = seen.lock().unwrap().clone();
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert!(told[0].contains("write lock") && told[0].contains("not damaged"), "{}", told[0]);
+    locker.execute_batch("COMMIT").unwrap();
+    r.emit(EventKind::Exit { code: 0 });
+    let s = Store::open(d.path()).unwrap();
+    let rows: Vec<(String, String, Option<f64>)> = s.runs(Some("p.yaml"), 1).unwrap()[0].attempts.iter().map(|a| (a.task.clone(), a.outcome.clone(), a.cost_usd)).collect();
+    assert_eq!(rows, [("a".to_string(), "completed".to_string(), Some(0.1)), ("b".into(), "failed".into(), Some(0.2))]);
+    assert_eq!(s.runs(Some("p.yaml"), 1).unwrap()[0].exit_code, Some(0));
+}
+
+#[test]
+fn a_run_whose_baton_still_runs_is_not_closed_by_another_start() {
+    let d = tempfile::tempdir().unwrap();
+    // This process is a baton that still runs (the test binary's name says `baton`).
+    let live = reporter_with(StoreSink::open(Store::open(d.path()).unwrap(), info(d.path(), "p.yaml"), None).unwrap());
+    live.emit(started("a", 1, 1));
+    let _other = StoreSink::open(Store::open(d.path()).unwrap(), info(d.path(), "p.yaml"), None).unwrap();
+    let s = Store::open(d.path()).unwrap();
+    let runs = s.runs(Some("p.yaml"), 10).unwrap();
+    assert!(runs.iter().all(|r| r.ending.is_none()), "{runs:#?}");
+    assert_eq!(runs[1].attempts[0].outcome, "running");
 }
 
 #[test]

@@ -47,6 +47,8 @@ struct Running {
     named_agent: Option<String>,
     /// The model baton asked for (`--model`), if any.
     model: Option<String>,
+    /// The session's spending cap, when a budget is set.
+    cap: Option<f64>,
     /// HEAD of its working copy when the attempt started: what it changed is measured from it.
     start_point: Option<String>,
     /// The checks and the review of this attempt, as the plan said when it started: an agent
@@ -321,15 +323,15 @@ impl Engine {
         if let Some(d) = transcript.parent() {
             let _ = std::fs::create_dir_all(d);
         }
+        // A transcript now: the session number is taken even if baton dies before the agent
+        // starts (the next start must not give it again).
+        let _ = std::fs::OpenOptions::new().create(true).append(true).open(&transcript);
+        let cap = self.state.session_cap();
         let spec = AttemptSpec {
             task: id.clone(),
             agent: self.agent.clone(),
             prompt,
-            invocation: Invocation {
-                model: model.clone(),
-                agent: named_agent.clone(),
-                max_budget_usd: self.state.session_cap().filter(|_| self.config.budget.cap_sessions),
-            },
+            invocation: Invocation { model: model.clone(), agent: named_agent.clone(), max_budget_usd: cap.filter(|_| self.config.budget.cap_sessions) },
             cwd: place.cwd.clone(),
             total_timeout: Duration::from_secs_f64(total),
             idle_timeout: Duration::from_secs_f64(idle),
@@ -346,10 +348,11 @@ impl Engine {
             session,
             model: model.clone(),
             transcript: spec.transcript.clone(),
+            max_budget_usd: cap,
         });
         let active = Active { id: id.clone(), group: task.parallel_group.clone(), footprint: Footprint::of(&task) };
         self.state.started(id.clone(), Slot { active, attempt: attempt_no, max });
-        self.running.insert(id.clone(), Running { name: task.name.clone(), session, started_at: jiff::Timestamp::now(), cwd: place.cwd, named_agent, model, start_point, checks, review, task: task.clone() });
+        self.running.insert(id.clone(), Running { name: task.name.clone(), session, started_at: jiff::Timestamp::now(), cwd: place.cwd, named_agent, model, cap, start_point, checks, review, task: task.clone() });
         let reporter = self.reporter.clone();
         let stop = self.stop.clone();
         let task_id = id.clone();
@@ -450,6 +453,7 @@ impl Engine {
             session_id: run.summary.session_id().map(str::to_string),
             exit: run.exit.map(|x| x.to_string()),
             waited_seconds: None,
+            estimated_cost_usd: None,
             named_agent: r.named_agent.clone(),
             // What the CLI says it ran, else what baton asked for.
             model: run.summary.model().map(str::to_string).or_else(|| r.model.clone()),
@@ -458,7 +462,12 @@ impl Engine {
             review: None,
         };
         let (attempt_outcome, outcome, message) = self.meaning(id, &r, verdict, &mut rec);
-        self.state.spent(cost.unwrap_or(0.0));
+        // A session baton ended before it said its cost spent something all the same: the
+        // budget is charged the plan's median attempt cost (at most its cap).
+        if cost.is_none() && rec.outcome == "interrupted" {
+            rec.estimated_cost_usd = self.state.charge_for_unknown(r.cap);
+        }
+        self.state.spent(cost.or(rec.estimated_cost_usd).unwrap_or(0.0));
         if outcome == Outcome::Done(Status::Completed) {
             let from_file = matches!(attempt_outcome, AttemptOutcome::Reported { from_file: true, .. });
             return self.verify(id, r, rec, message, (run.duration, cost, from_file));

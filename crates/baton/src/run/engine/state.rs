@@ -335,6 +335,14 @@ impl RunState {
         }
     }
 
+    /// What a session that ended before saying its cost is charged: the median attempt cost,
+    /// at most its cap; `None` without a budget or a cost to go by.
+    pub fn charge_for_unknown(&self, cap: Option<f64>) -> Option<f64> {
+        let b = self.budget.as_ref()?;
+        let median = crate::store::query::median(&b.costs)?;
+        Some(cap.map_or(median, |c| median.min(c)))
+    }
+
     /// The spending cap of a reviewer of an attempt (which still holds its slot): what
     /// remains less what the other running attempts hold.
     pub fn review_cap(&self) -> Option<f64> {
