@@ -426,12 +426,12 @@ impl Config {
             ("attempt_estimate_usd", self.budget.attempt_estimate_usd, "0.50"),
         ];
         for (key, value, example) in dollars {
-            if !(value.is_finite() && value >= 0.0) {
+            if !(value.is_finite() && (0.0..=crate::policy::budget::MAX_USD).contains(&value)) {
                 let (line, column) = at("budget", key).unwrap_or((0, 0));
                 problems.push(Problem {
                     line,
                     column,
-                    message: format!("`{key}` must be an amount of US dollars, 0 or more"),
+                    message: format!("`{key}` must be an amount of US dollars, 0 to 1,000,000"),
                     help: format!("e.g. `{key} = {example}`, or remove it"),
                 });
             }
@@ -944,7 +944,7 @@ error: baton.toml is not valid (7 problems); nothing was run or changed"
         let b = Config::parse(text, Path::new("baton.toml")).unwrap().budget;
         assert_eq!((b.plan_usd, b.run_usd, b.attempt_estimate_usd, b.cap_sessions), (Some(25.0), Some(5.5), 0.4, false));
         let e = Config::parse("[budget]\nrun_usd = -1\nplan_usd = nan\n", Path::new("baton.toml")).unwrap_err().to_string();
-        assert!(e.contains("baton.toml:2:1: `run_usd` must be an amount of US dollars, 0 or more"), "{e}");
+        assert!(e.contains("baton.toml:2:1: `run_usd` must be an amount of US dollars, 0 to 1,000,000"), "{e}");
         assert!(e.contains("baton.toml:3:1: `plan_usd` must be an amount of US dollars"), "{e}");
         let e = Config::parse("[budget]\nmax_usd = 3\n", Path::new("baton.toml")).unwrap_err().to_string();
         assert!(e.contains("unknown key `max_usd` in [budget]"), "{e}");

@@ -333,11 +333,11 @@ enum MessageFormat {
     Json,
 }
 
-/// An amount of US dollars on the command line (`2.50`, `$2.50`), 0 or more.
+/// An amount of US dollars on the command line (`2.50`, `$2.50`), 0 to a million.
 fn parse_usd(s: &str) -> Result<f64, String> {
     match s.trim().trim_start_matches('$').parse::<f64>() {
-        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
-        _ => Err(format!("`{s}` is not an amount of US dollars (e.g. `2.50`)")),
+        Ok(v) if v.is_finite() && (0.0..=baton::policy::budget::MAX_USD).contains(&v) => Ok(v),
+        _ => Err(format!("`{s}` is not an amount of US dollars from 0 to 1,000,000 (e.g. `2.50`)")),
     }
 }
 

@@ -996,13 +996,13 @@ impl Fields<'_> {
         }
     }
 
-    /// An amount of US dollars: a number, 0 or more.
+    /// An amount of US dollars: a number, 0 to a million.
     fn usd(&self, key: &str, diags: &mut Vec<Diagnostic>) -> Option<f64> {
         let n = self.present(key)?;
         match n.as_scalar().map(|s| s.trim().trim_start_matches('$')).and_then(|s| s.parse::<f64>().ok()) {
-            Some(v) if v.is_finite() && v >= 0.0 => Some(v),
+            Some(v) if v.is_finite() && (0.0..=crate::policy::budget::MAX_USD).contains(&v) => Some(v),
             _ => {
-                self.wrong(n, key, "an amount of US dollars, 0 or more", &format!("write e.g. `{key}: 25.00`"), diags);
+                self.wrong(n, key, "an amount of US dollars, 0 to 1,000,000", &format!("write e.g. `{key}: 25.00`"), diags);
                 None
             }
         }

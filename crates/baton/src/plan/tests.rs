@@ -794,7 +794,7 @@ fn a_plan_budget_is_read_under_either_name_and_checked() {
     assert_eq!(with("  budget_usd: 2\n  budget_limit_usd: 2.0\n").unwrap().meta.budget_usd, Some(2.0));
     let both = with("  budget_usd: 2\n  budget_limit_usd: 5\n").unwrap_err();
     assert!(both.iter().any(|d| d.line == 4 && d.message.contains("both `budget_usd` and `budget_limit_usd`")), "{both:?}");
-    for bad in ["-1", "lots", "[1]", ".nan"] {
+    for bad in ["-1", "lots", "[1]", ".nan", "1e300"] {
         let e = with(&format!("  budget_usd: {bad}\n")).unwrap_err();
         assert!(e.iter().any(|d| d.line == 3 && d.message.contains("an amount of US dollars")), "{bad}: {e:?}");
     }

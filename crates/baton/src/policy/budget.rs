@@ -7,6 +7,13 @@
 //! cost, still covers what this one is expected to cost: the median of the plan's recorded
 //! attempt costs, or `[budget] attempt_estimate_usd` while there are none.
 
+/// The smallest spending cap a session can be given (a hundredth of a cent: the cap is passed
+/// with four decimals); less than this left is nothing left.
+pub const MIN_CAP: f64 = 0.0001;
+
+/// The largest budget baton takes, in US dollars: a million.
+pub const MAX_USD: f64 = 1_000_000.0;
+
 /// A budget's state.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Budget {
@@ -115,7 +122,7 @@ impl Budget {
         // With no cost to expect (none recorded, or only free ones), what a running attempt
         // will spend is unknown: attempts then start one at a time, each capped at what remains.
         let unknown_beside_others = estimate <= 0.0 && running > 0;
-        if remaining > 0.0 && cap > 0.0 && cap >= estimate && !unknown_beside_others {
+        if remaining > 0.0 && cap >= MIN_CAP && cap >= estimate && !unknown_beside_others {
             return Ok(cap);
         }
         Err(self.exhausted(scope, budget, spent, remaining))
@@ -176,6 +183,12 @@ mod tests {
         assert!((b.admit(2).unwrap() - 0.5).abs() < 1e-12);
         assert!(b.admit(3).is_ok());
         assert!(b.admit(4).is_err());
+    }
+
+    #[test]
+    fn less_than_the_smallest_cap_left_is_nothing_left() {
+        let b = Budget::new(Some((0.000_000_001, 0.0)), None, Vec::new(), 0.0).unwrap();
+        assert!(b.admit(0).is_err(), "a cap of $0.0001 would be more than the budget");
     }
 
     #[test]

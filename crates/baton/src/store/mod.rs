@@ -65,6 +65,8 @@ pub enum StoreError {
         #[source]
         source: rusqlite::Error,
     },
+    #[error("the run history {} is {what}; baton keeps its history in a regular file", path.display())]
+    NotAFile { path: PathBuf, what: &'static str },
     #[error("the run history {} was written by a newer baton (schema version {found}; this baton knows up to {known})", path.display())]
     Newer { path: PathBuf, found: i64, known: i64 },
     #[error("the run history {}: {source}", path.display())]
@@ -84,7 +86,7 @@ impl StoreError {
     /// What to do about it.
     pub fn help(&self) -> String {
         let path = match self {
-            StoreError::Open { path, .. } | StoreError::Newer { path, .. } | StoreError::Sql { path, .. } => path,
+            StoreError::Open { path, .. } | StoreError::Newer { path, .. } | StoreError::Sql { path, .. } | StoreError::NotAFile { path, .. } => path,
         };
         match self {
             StoreError::Newer { .. } => "run the newer baton, or move the file aside to start a new history".into(),
@@ -143,13 +145,18 @@ impl Store {
     /// Opens the store when the repository has one; `None` when it has none yet.
     pub fn open_existing(root: &Path) -> Result<Option<Store>, StoreError> {
         let p = path(root);
-        if !p.exists() {
+        // A dangling symlink is there too (and refused by `open_at`).
+        if std::fs::symlink_metadata(&p).is_err() {
             return Ok(None);
         }
         Store::open_at(&p).map(Some)
     }
 
     pub fn open_at(path: &Path) -> Result<Store, StoreError> {
+        // A symlink could put the history (and its -wal) anywhere, outside the repository too.
+        if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(StoreError::NotAFile { path: path.to_path_buf(), what: "a symbolic link" });
+        }
         let open = |source| StoreError::Open { path: path.to_path_buf(), source };
         let conn = Connection::open(path).map_err(open)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(open)?;

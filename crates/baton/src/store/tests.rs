@@ -339,6 +339,18 @@ fn a_plan_named_another_way_has_the_same_key() {
 }
 
 #[test]
+fn a_symlink_in_place_of_the_store_is_refused_and_nothing_is_made_where_it_points() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(d.path().join(".baton")).unwrap();
+    let target = d.path().join("elsewhere.db");
+    std::os::unix::fs::symlink(&target, path(d.path())).unwrap();
+    let e = Store::open(d.path()).unwrap_err();
+    assert!(e.to_string().contains("is a symbolic link"), "{e}");
+    assert!(matches!(Store::open_existing(d.path()), Err(StoreError::NotAFile { .. })), "a dangling link is there too");
+    assert!(!target.exists());
+}
+
+#[test]
 fn a_store_locked_by_another_process_delays_the_writes_and_loses_none() {
     let d = tempfile::tempdir().unwrap();
     let sink = StoreSink::open(Store::open(d.path()).unwrap(), info(d.path(), "p.yaml"), None).unwrap();
