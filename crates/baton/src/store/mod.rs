@@ -161,7 +161,22 @@ impl Store {
         let conn = Connection::open(path).map_err(open)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(open)?;
         // WAL: readers never wait for a writer; NORMAL: a commit does not wait for the disk.
-        conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get::<_, String>(0)).map_err(open)?;
+        // Switching to it takes the file for itself, and SQLite does not wait for that: while
+        // another baton is making the file, it is asked again.
+        let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+        loop {
+            let mode = conn.pragma_query_value(None, "journal_mode", |r| r.get::<_, String>(0));
+            let set = match mode {
+                Ok(m) if m.eq_ignore_ascii_case("wal") => Ok(()),
+                Ok(_) => conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get::<_, String>(0)).map(drop),
+                Err(e) => Err(e),
+            };
+            match set {
+                Ok(()) => break,
+                Err(e) if busy(&e) && std::time::Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+                Err(e) => return Err(open(e)),
+            }
+        }
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(open)?;
         // The WAL is truncated back to this after a checkpoint instead of keeping its peak size.
         conn.pragma_update(None, "journal_size_limit", 1_048_576).map_err(open)?;

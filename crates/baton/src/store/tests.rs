@@ -240,8 +240,8 @@ fn attempt_records_on_disk_are_imported_once_with_their_checks_and_reviews() {
 
 #[test]
 fn writers_in_several_processes_worth_of_connections_lose_no_row() {
+    // They also make the file together: the first to switch it to WAL wins, the others wait.
     let d = tempfile::tempdir().unwrap();
-    Store::open(d.path()).unwrap();
     let threads: Vec<_> = (0..4)
         .map(|n| {
             let root = d.path().to_path_buf();

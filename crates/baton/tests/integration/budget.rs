@@ -180,10 +180,12 @@ fn two_batons_on_two_plans_of_one_repository_write_the_store_at_once() {
     assert_eq!(wait_exit(&mut a), Some(0), "{}", p.log());
     let out = b.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    // Neither was told the history could not be written.
+    assert!(!p.log().contains("history") && !String::from_utf8_lossy(&out.stderr).contains("history"), "{}\n{}", p.log(), String::from_utf8_lossy(&out.stderr));
     assert!(!second.join(".baton/baton.db").exists(), "a linked worktree shares the main checkout's store");
     for plan in ["plan.yaml", "other.yaml"] {
         let all = runs(p.path(), plan);
-        assert_eq!(all.len(), 1, "{plan}");
+        assert_eq!(all.len(), 1, "{plan}: {}\n{}", p.baton(&["history", "--json"]).all(), p.log());
         assert_eq!(all[0].attempts.len(), tasks, "{plan}: every attempt recorded");
         assert!(all[0].attempts.iter().all(|a| a.outcome == "completed"), "{plan}");
     }
