@@ -160,6 +160,15 @@ impl Store {
             .map_err(|e| self.sql(e))
     }
 
+    /// What the plan cost in every run but `run` (its earlier runs, and the runs of it in other
+    /// checkouts going on now).
+    pub fn plan_spent_elsewhere(&self, plan: &str, run: i64) -> Result<f64, StoreError> {
+        self.conn()
+            .prepare_cached("SELECT COALESCE(SUM(COALESCE(cost_usd, estimated_usd, 0) + COALESCE(review_cost_usd, 0)), 0) FROM attempts WHERE plan = ?1 AND run_id <> ?2")
+            .and_then(|mut st| st.query_row(params![plan, run], |r| r.get(0)))
+            .map_err(|e| self.sql(e))
+    }
+
     /// The costs of the plan's counted attempts (each with its reviewer's), oldest first, those
     /// whose cost the agent did not say left out: what the next one is expected to cost is
     /// their median.

@@ -303,3 +303,20 @@ fn going_over_the_budget_is_told_and_a_dry_run_refuses_as_the_run_would() {
     assert_eq!(dry.code(), 2, "{}", dry.all());
     assert!(dry.stderr().contains("the budget cannot be enforced"), "{}", dry.all());
 }
+
+#[test]
+fn runs_of_one_plan_in_two_checkouts_at_once_share_its_budget() {
+    let p = project(&plan_of(10, "  budget_usd: 0.10\n"));
+    p.scenario(r#"{"default": [{"cost": 0.02, "events": 4, "interval_ms": 40}]}"#);
+    let second = p.path().with_extension("second");
+    p.repo.git(&["worktree", "add", "-q", second.to_str().unwrap()]);
+    let mut a = p.spawn(&["run", "plan.yaml"]);
+    let b = p.command(&["run", "plan.yaml"]).current_dir(&second).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let a_exit = wait_exit(&mut a);
+    let out = b.wait_with_output().unwrap();
+    assert!(a_exit == Some(6) || out.status.code() == Some(6), "one of them runs out: {a_exit:?} {:?}\n{}", out.status.code(), p.log());
+    let spent = Store::open_existing(p.path()).unwrap().unwrap().plan_spent("plan.yaml").unwrap();
+    // Each run may overshoot by the attempt it had running when the other spent the rest.
+    assert!(spent <= 0.10 + 2.0 * 0.02 + 1e-9, "two runs of one plan spent {spent} of its $0.10: {}\n{}", p.log(), String::from_utf8_lossy(&out.stderr));
+    let _ = std::fs::remove_dir_all(&second);
+}

@@ -116,6 +116,16 @@ pub(super) struct Engine {
     checks_at_start: HashMap<TaskId, Vec<crate::run::verify::Check>>,
     /// What this run's agent sessions spent on each task, for the summary.
     usage: HashMap<TaskId, TaskUsage>,
+    /// With a plan budget: the history, to count what runs of the plan elsewhere spend.
+    pub(super) budget_sync: Option<BudgetSync>,
+}
+
+/// Where a budgeted run reads what runs of its plan elsewhere (other checkouts) spend.
+pub(super) struct BudgetSync {
+    pub store: crate::store::Store,
+    pub key: String,
+    /// This run's row: its own spending is counted by the state itself.
+    pub run: i64,
 }
 
 /// What the loop does after looking.
@@ -163,6 +173,7 @@ impl Engine {
             named_agents_told: Default::default(),
             checks_at_start: Default::default(),
             usage: HashMap::new(),
+            budget_sync: None,
         }
     }
 
@@ -229,6 +240,12 @@ impl Engine {
                     self.reporter.note(n);
                 }
                 return Step::End(exit);
+            }
+        }
+        if let Some(sync) = &self.budget_sync {
+            // A figure that cannot be read now keeps the last one; the sink tells store trouble.
+            if let Ok(elsewhere) = sync.store.plan_spent_elsewhere(&sync.key, sync.run) {
+                self.state.spent_elsewhere(elsewhere);
             }
         }
         let now = std::time::Instant::now();

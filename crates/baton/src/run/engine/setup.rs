@@ -174,7 +174,13 @@ async fn start(opts: RunOptions, stop: Option<watch::Receiver<Stop>>, reporter_o
     let plan_budget = file.plan().meta.budget_usd.map(|b| (b, "meta.budget_usd")).or(config.budget.plan_usd.map(|b| (b, "[budget] plan_usd"))).filter(|_| costs_money);
     let run_budget = opts.max_cost.map(|b| (b, "--max-cost")).or(config.budget.run_usd.map(|b| (b, "[budget] run_usd"))).filter(|_| costs_money);
     let spending = record_history(&root, &plan_abs, &records, &reporter, plan_budget.is_some() || run_budget.is_some())?;
-    let budget = spending.and_then(|(before, costs)| {
+    // The plan's budget counts what runs of it in other checkouts spend meanwhile: read again
+    // before each start, on a connection of its own.
+    let sync = match (&spending, plan_budget) {
+        (Some(h), Some(_)) => crate::store::Store::open(&root).ok().map(|store| super::dispatch::BudgetSync { store, key: h.key.clone(), run: h.run }),
+        _ => None,
+    };
+    let budget = spending.and_then(|History { spent: before, costs, .. }| {
         let b = crate::policy::budget::Budget::new(plan_budget.map(|(b, _)| (b, before)), run_budget.map(|(b, _)| b), costs, config.budget.attempt_estimate_usd)?;
         Some(b.set_in(plan_budget.map_or("meta.budget_usd", |(_, from)| from), run_budget.map_or("--max-cost", |(_, from)| from)))
     });
@@ -234,6 +240,7 @@ async fn start(opts: RunOptions, stop: Option<watch::Receiver<Stop>>, reporter_o
         reporter.note(n);
     }
     let mut engine = Engine::new(clock, root, config, opts, file, agent, reporter.clone(), records, stop, guard_exe, state, workspace);
+    engine.budget_sync = sync;
     let exit = match engine.before_hook().await {
         Ok(true) => engine.run().await,
         Ok(false) => engine.finish(Exit::Stopped),
@@ -253,11 +260,20 @@ async fn start(opts: RunOptions, stop: Option<watch::Receiver<Stop>>, reporter_o
     Ok(exit)
 }
 
+/// What the history says as a run opens: what the plan spent before, its attempts' costs, the
+/// run's own row and the plan's key.
+struct History {
+    spent: f64,
+    costs: Vec<f64>,
+    run: i64,
+    key: String,
+}
+
 /// Opens the run's history in the store (a sink of the run's events) and says what the plan
 /// spent before this run and its attempts' costs, for the budget. A store that cannot be
 /// opened is a warning, unless a budget depends on it (`budgeted`): then the run does not
 /// start.
-fn record_history(root: &std::path::Path, plan: &std::path::Path, records: &Records, reporter: &Reporter, budgeted: bool) -> Result<Option<(f64, Vec<f64>)>, Error> {
+fn record_history(root: &std::path::Path, plan: &std::path::Path, records: &Records, reporter: &Reporter, budgeted: bool) -> Result<Option<History>, Error> {
     use crate::store::sink::{RunInfo, RunKind, StoreSink};
     let key = crate::store::plan_key(root, plan);
     let info = RunInfo { kind: RunKind::Run, root: root.to_path_buf(), plan: key.clone(), command: crate::store::command_line() };
@@ -265,8 +281,9 @@ fn record_history(root: &std::path::Path, plan: &std::path::Path, records: &Reco
     let spending = opened.and_then(|sink| {
         let spent = sink.store().plan_spent(&key)?;
         let costs = sink.store().attempt_costs(&key)?;
+        let run = sink.run_id();
         reporter.add(Box::new(sink));
-        Ok((spent, costs))
+        Ok(History { spent, costs, run, key })
     });
     match spending {
         Ok(s) => Ok(Some(s)),

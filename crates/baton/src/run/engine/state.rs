@@ -327,6 +327,13 @@ impl RunState {
         }
     }
 
+    /// What the plan spent in its other runs (earlier ones, and ones going on elsewhere now).
+    pub fn spent_elsewhere(&mut self, spent: f64) {
+        if let Some((_, before)) = self.budget.as_mut().and_then(|b| b.plan.as_mut()) {
+            *before = spent;
+        }
+    }
+
     /// What a counted attempt cost, its reviewer's included: the next ones are expected to
     /// cost the median of these.
     pub fn sample(&mut self, cost: f64) {
