@@ -27,6 +27,20 @@ fn ended(task: &str, outcome: AttemptOutcome, cost: Option<f64>) -> EventKind {
     EventKind::AttemptEnded { task: task.into(), outcome, duration: Duration::from_millis(1500), cost_usd: cost }
 }
 
+/// A sink that keeps the warnings told, and what it keeps them in.
+fn warnings_seen() -> (Box<dyn crate::report::event::Sink>, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    struct Seen(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+    impl crate::report::event::Sink for Seen {
+        fn event(&mut self, ev: &crate::report::event::RunEvent) {
+            if let EventKind::Warning { text } = &ev.kind {
+                self.0.lock().unwrap().push(text.clone());
+            }
+        }
+    }
+    let kept = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    (Box::new(Seen(kept.clone())), kept)
+}
+
 fn reporter_with(sink: StoreSink) -> Reporter {
     Reporter::new(vec![Box::new(sink)])
 }
@@ -271,20 +285,12 @@ fn a_write_that_fails_is_told_once_as_a_warning_and_the_run_goes_on() {
     let sink = StoreSink::open(Store::open(d.path()).unwrap(), info(d.path(), "p.yaml"), None).unwrap();
     // Another process takes the runs table away underneath.
     Store::open(d.path()).unwrap().conn().execute_batch("DROP TABLE waits;").unwrap();
-    struct Seen(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
-    impl crate::report::event::Sink for Seen {
-        fn event(&mut self, ev: &crate::report::event::RunEvent) {
-            if let EventKind::Warning { text } = &ev.kind {
-                self.0.lock().unwrap().push(text.clone());
-            }
-        }
-    }
-    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let r = Reporter::new(vec![Box::new(sink), Box::new(Seen(seen.clone()))]);
+    let (seen, warnings) = warnings_seen();
+    let r = Reporter::new(vec![Box::new(sink), seen]);
     for _ in 0..3 {
         r.emit(EventKind::Waiting { reason: WaitReason::Throttling { message: "429".into() }, until: jiff::Timestamp::now() });
     }
-    let told = seen.lock().unwrap().clone();
+    let told = warnings.lock().unwrap().clone();
     assert_eq!(told.len(), 1, "{told:?}");
     assert!(told[0].contains("not recorded") && told[0].contains("baton.db"), "{}", told[0]);
 }
@@ -354,16 +360,8 @@ fn a_symlink_in_place_of_the_store_is_refused_and_nothing_is_made_where_it_point
 fn a_store_locked_by_another_process_delays_the_writes_and_loses_none() {
     let d = tempfile::tempdir().unwrap();
     let sink = StoreSink::open(Store::open(d.path()).unwrap(), info(d.path(), "p.yaml"), None).unwrap();
-    struct Seen(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
-    impl crate::report::event::Sink for Seen {
-        fn event(&mut self, ev: &crate::report::event::RunEvent) {
-            if let EventKind::Warning { text } = &ev.kind {
-                self.0.lock().unwrap().push(text.clone());
-            }
-        }
-    }
-    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let r = Reporter::new(vec![Box::new(sink), Box::new(Seen(seen.clone()))]);
+    let (seen, warnings) = warnings_seen();
+    let r = Reporter::new(vec![Box::new(sink), seen]);
     r.emit(started("a", 1, 1));
     // Another process takes the write lock and keeps it.
     let locker = rusqlite::Connection::open(path(d.path())).unwrap();
@@ -374,7 +372,7 @@ fn a_store_locked_by_another_process_delays_the_writes_and_loses_none() {
     r.emit(ended("b", AttemptOutcome::Failed { message: "no".into() }, Some(0.2)));
     // The run is not held up for long (the writes wait in the sink), and is told once.
     assert!(waited.elapsed() < Duration::from_secs(5), "{:?}", waited.elapsed());
-    let told = seen.lock().unwrap().clone();
+    let told = warnings.lock().unwrap().clone();
     assert_eq!(told.len(), 1, "{told:?}");
     assert!(told[0].contains("write lock") && told[0].contains("not damaged"), "{}", told[0]);
     locker.execute_batch("COMMIT").unwrap();
