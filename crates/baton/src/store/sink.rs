@@ -149,7 +149,7 @@ impl StoreSink {
                          ON CONFLICT (run_id, task, session) DO UPDATE SET outcome = 'running', started_at = excluded.started_at
                          RETURNING id",
                     )?
-                .query_row(params![self.run, plan, task.as_str(), kind, session, attempt, self.agent, model, time, relative(&self.root, transcript), max_budget_usd], |r| r.get(0))?;
+                .query_row(params![self.run, plan, task.as_str(), kind, session, attempt, self.agent, model, time, relative(&self.root, transcript), max_budget_usd.map(super::usd)], |r| r.get(0))?;
                 self.open.insert(task.to_string(), id);
             }
             EventKind::AttemptEnded { task, outcome, duration, cost_usd } => {

@@ -320,3 +320,23 @@ fn runs_of_one_plan_in_two_checkouts_at_once_share_its_budget() {
     assert!(spent <= 0.10 + 2.0 * 0.02 + 1e-9, "two runs of one plan spent {spent} of its $0.10: {}\n{}", p.log(), String::from_utf8_lossy(&out.stderr));
     let _ = std::fs::remove_dir_all(&second);
 }
+
+#[test]
+fn a_plan_reached_through_a_symlinked_folder_from_outside_is_refused_not_given_a_fresh_budget() {
+    let p = project(&plan_of(1, ""));
+    p.write("plans/p.yaml", &plan_of(1, "  budget_usd: 0.01\n"));
+    p.repo.commit_all("a plan in a folder");
+    let outside = tempfile::tempdir().unwrap();
+    let link = outside.path().join("plans");
+    std::os::unix::fs::symlink(p.path().join("plans"), &link).unwrap();
+    let r = p.command(&["run", link.join("p.yaml").to_str().unwrap()]).current_dir(outside.path()).output().unwrap();
+    assert_eq!(r.status.code(), Some(2), "{}", String::from_utf8_lossy(&r.stderr));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("is reached through a symbolic link"), "{}", String::from_utf8_lossy(&r.stderr));
+    assert!(p.invocations().is_empty());
+    assert!(!p.path().join("plans/.baton").exists());
+    // The repository itself reached through a symlink is the same repository: it runs.
+    let repo_link = outside.path().join("repo");
+    std::os::unix::fs::symlink(p.path(), &repo_link).unwrap();
+    let r = p.command(&["run", repo_link.join("plans/p.yaml").to_str().unwrap()]).current_dir(outside.path()).output().unwrap();
+    assert_eq!(r.status.code(), Some(0), "{}", String::from_utf8_lossy(&r.stderr));
+}

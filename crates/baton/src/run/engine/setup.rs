@@ -114,6 +114,20 @@ const MAX_TEMPLATE_BYTES: u64 = 1024 * 1024;
 /// The run's set-up, the run, and what comes after it. `reporter` is set once the run log is.
 async fn start(opts: RunOptions, stop: Option<watch::Receiver<Stop>>, reporter_out: &mut Option<Reporter>) -> Result<Exit, Error> {
     let root = crate::root::root_for_plan(&opts.plan);
+    // A plan reached through a symlinked folder from outside its repository would be run as if
+    // that folder were a repository of its own (its own baton.toml, logs and history): refused.
+    if let (Ok(real_plan), Ok(real_root)) = (std::fs::canonicalize(&opts.plan), std::fs::canonicalize(&root)) {
+        let real_repo = std::fs::canonicalize(crate::root::root_for_plan(&real_plan)).unwrap_or_else(|_| real_root.clone());
+        if real_repo != real_root {
+            return Err(Error::Setup(format!(
+                "{} is reached through a symbolic link: the file is {}, in {}\n  help: name the plan by its path inside its repository (`baton run {}`); nothing was run or changed",
+                opts.plan.display(),
+                real_plan.display(),
+                real_repo.display(),
+                real_plan.display()
+            )));
+        }
+    }
     let mut config = Config::load(&root)?;
     if let Some(kind) = opts.agent {
         config.agent.kind = kind;
