@@ -244,7 +244,7 @@ impl Store {
                 .execute(
                     "UPDATE attempts SET outcome = 'interrupted',
                         message = COALESCE(NULLIF(message, ''), 'baton was killed while it ran; closed by the next start'),
-                        estimated_usd = CASE WHEN cost_usd IS NULL THEN MIN(COALESCE(cap_usd, ?2), ?2) END
+                        estimated_usd = CASE WHEN cost_usd IS NULL AND agent_pid IS NOT NULL THEN MIN(COALESCE(cap_usd, ?2), ?2) END
                      WHERE run_id = ?1 AND outcome = 'running'",
                     params![run, median],
                 )
@@ -256,6 +256,16 @@ impl Store {
                         cost_usd = (SELECT COALESCE(SUM(COALESCE(a.cost_usd, a.estimated_usd, 0) + COALESCE(a.review_cost_usd, 0)), 0) FROM attempts a WHERE a.run_id = runs.id)
                      WHERE id = ?1",
                     params![run],
+                )
+                .map_err(|e| self.sql(e))?;
+        }
+        // Sessions killed before any cost was known are charged once one is.
+        if median.is_some() {
+            self.conn
+                .execute(
+                    "UPDATE attempts SET estimated_usd = MIN(COALESCE(cap_usd, ?2), ?2)
+                     WHERE plan = ?1 AND outcome = 'interrupted' AND cost_usd IS NULL AND estimated_usd IS NULL AND agent_pid IS NOT NULL",
+                    params![plan, median],
                 )
                 .map_err(|e| self.sql(e))?;
         }

@@ -124,10 +124,12 @@ CREATE TABLE imported (
 "#,
     // 2: why a run ended so, in words (the budget's figures, the error that ended it); an
     // attempt's spending cap, and what the budget was charged for a session whose cost the
-    // agent never said (it was ended first): the plan's median attempt cost.
+    // agent never said (it was ended first): the plan's median attempt cost; the agent's pid
+    // once its process started (a session baton never started costs nothing).
     r#"
 ALTER TABLE runs ADD COLUMN message TEXT;
 ALTER TABLE attempts ADD COLUMN cap_usd REAL;
 ALTER TABLE attempts ADD COLUMN estimated_usd REAL;
+ALTER TABLE attempts ADD COLUMN agent_pid INTEGER;
 "#,
 ];

@@ -74,7 +74,9 @@ fn recorded(kind: &EventKind) -> bool {
             | EventKind::Error { .. }
             | EventKind::Summary(_)
             | EventKind::Exit { .. }
-            | EventKind::Note(Note::StopRequested { .. } | Note::Interrupted { .. } | Note::BudgetExhausted { .. } | Note::Pipeline(_))
+            | EventKind::Note(
+                Note::StopRequested { .. } | Note::Interrupted { .. } | Note::BudgetExhausted { .. } | Note::Pipeline(_) | Note::AgentStarted { .. }
+            )
     )
 }
 
@@ -180,6 +182,11 @@ impl StoreSink {
                 let (kind, task, message) = wait_words(reason);
                 conn.prepare_cached("INSERT INTO waits (run_id, task, kind, message, started_at, until) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
                     .execute(params![self.run, task, kind, message, time, super::stamp(*until)])?;
+            }
+            EventKind::Note(Note::AgentStarted { task, pid, .. }) => {
+                if let Some(&id) = self.open.get(task.as_str()) {
+                    conn.prepare_cached("UPDATE attempts SET agent_pid = ?2 WHERE id = ?1")?.execute(params![id, pid])?;
+                }
             }
             EventKind::Note(Note::StopRequested { .. }) => {
                 self.stopped_by.get_or_insert("stop file");

@@ -41,6 +41,17 @@ fn warnings_seen() -> (Box<dyn crate::report::event::Sink>, std::sync::Arc<std::
     (Box::new(Seen(kept.clone())), kept)
 }
 
+fn agent_started(task: &str) -> EventKind {
+    EventKind::Note(Note::AgentStarted { task: task.into(), agent: "Claude".into(), named_agent: None, pid: 4242, group: 4242, cwd: "/w".into() })
+}
+
+/// Makes the runs of the store's plans look like their baton was killed: a pid no process has.
+fn kill_runs(root: &Path) {
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    child.wait().unwrap();
+    Store::open(root).unwrap().conn().execute("UPDATE runs SET pid = ?1 WHERE ending IS NULL", [child.id()]).unwrap();
+}
+
 fn reporter_with(sink: StoreSink) -> Reporter {
     Reporter::new(vec![Box::new(sink)])
 }
@@ -193,6 +204,7 @@ fn the_next_start_closes_what_a_killed_run_left_open_on_its_plan_only() {
         r.emit(started("1", 1, 1));
         r.emit(ended("1", AttemptOutcome::Reported { status: Status::Completed, from_file: true }, Some(0.5)));
         r.emit(started("2", 1, 1));
+        r.emit(agent_started("2"));
         // Killed here: no end, no exit.
     }
     // Their baton is gone: a pid that no longer runs (a child already reaped).
@@ -214,6 +226,33 @@ fn the_next_start_closes_what_a_killed_run_left_open_on_its_plan_only() {
     // With recorded costs, a session killed before it said its cost is charged their median.
     assert_eq!(a[1].attempts[1].cost_usd, None);
     assert!((s.plan_spent("a.yaml").unwrap() - 1.0).abs() < 1e-12, "0.5 spent and 0.5 charged: {}", s.plan_spent("a.yaml").unwrap());
+}
+
+#[test]
+fn sessions_killed_before_any_cost_was_known_are_charged_once_one_is_and_unstarted_ones_never() {
+    let d = tempfile::tempdir().unwrap();
+    {
+        // Killed during its first session, before any cost was known; and once more between
+        // taking a session number and starting the agent.
+        let r = reporter_with(StoreSink::open(Store::open(d.path()).unwrap(), info(d.path(), "p.yaml"), None).unwrap());
+        r.emit(started("a", 1, 1));
+        r.emit(agent_started("a"));
+        r.emit(started("b", 1, 1));
+    }
+    kill_runs(d.path());
+    {
+        let r = reporter_with(StoreSink::open(Store::open(d.path()).unwrap(), info(d.path(), "p.yaml"), None).unwrap());
+        assert_eq!(Store::open(d.path()).unwrap().plan_spent("p.yaml").unwrap(), 0.0, "nothing to go by yet");
+        r.emit(started("c", 1, 1));
+        r.emit(agent_started("c"));
+        r.emit(ended("c", AttemptOutcome::Reported { status: Status::Completed, from_file: true }, Some(0.3)));
+        r.emit(EventKind::Exit { code: 0 });
+    }
+    // The next start: a cost is known now, and the killed session is charged it; the session
+    // whose agent never started is not.
+    let _next = StoreSink::open(Store::open(d.path()).unwrap(), info(d.path(), "p.yaml"), None).unwrap();
+    let s = Store::open(d.path()).unwrap();
+    assert!((s.plan_spent("p.yaml").unwrap() - 0.6).abs() < 1e-12, "{}", s.plan_spent("p.yaml").unwrap());
 }
 
 #[test]
