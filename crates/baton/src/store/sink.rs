@@ -3,8 +3,9 @@
 //! waits, who stopped the run, its summary and its exit code; the pipeline's items and planning
 //! sessions. Nothing in the engine calls the store: it hears what the terminal hears.
 //!
-//! A write that fails is told once as a warning (through the other sinks) and the run goes
-//! on: the history is not worth a night's work.
+//! A write that meets another process's lock waits in the sink, in order, and is done with the
+//! next event; any other failure is told once as a warning (through the other sinks) and the
+//! run goes on: the history is not worth a night's work.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
