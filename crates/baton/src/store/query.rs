@@ -155,9 +155,8 @@ impl Store {
     /// What the plan's attempts (and their reviewers, and the pipeline's planning sessions
     /// for it) cost over all its runs.
     pub fn plan_spent(&self, plan: &str) -> Result<f64, StoreError> {
-        self.conn()
-            .query_row("SELECT COALESCE(SUM(COALESCE(cost_usd, estimated_usd, 0) + COALESCE(review_cost_usd, 0)), 0) FROM attempts WHERE plan = ?1", params![plan], |r| r.get(0))
-            .map_err(|e| self.sql(e))
+        // Run ids start at 1: every run is elsewhere than run 0.
+        self.plan_spent_elsewhere(plan, 0)
     }
 
     /// What the plan cost in every run but `run` (its earlier runs, and the runs of it in other
@@ -256,7 +255,8 @@ impl Store {
 
     /// Each attempt's cost since `since` (of one plan, or all), oldest first, for adding up.
     pub fn cost_rows(&self, plan: Option<&str>, since: Option<jiff::Timestamp>) -> Result<Vec<CostRow>, StoreError> {
-        let bound = since.map(second_key);
+        // The store's times sort as text (`super::stamp`): the bound is one of them.
+        let bound = since.map(super::stamp);
         let mut st = self
             .conn()
             .prepare(
@@ -284,10 +284,7 @@ impl Store {
                 })
             })
             .map_err(|e| self.sql(e))?;
-        let rows = rows.collect::<rusqlite::Result<Vec<CostRow>>>().map_err(|e| self.sql(e))?;
-        let mut rows: Vec<CostRow> = rows.into_iter().filter(|r| since.is_none_or(|s| r.started_at >= s)).collect();
-        rows.sort_by_key(|r| r.started_at);
-        Ok(rows)
+        rows.collect::<rusqlite::Result<Vec<CostRow>>>().map_err(|e| self.sql(e))
     }
 
     /// Agent time, cost, waiting and the last outcome per task of a plan, over every recorded
@@ -323,13 +320,6 @@ impl Store {
     }
 }
 
-/// The second of `t` as a text bound below the store's times of that second and above those of
-/// earlier ones. The store writes times with as few fraction digits as they need (`…:05Z`,
-/// `…:05.25Z`), which do not sort as text as they do in time (`Z` sorts after `.`): this bound
-/// (`…:05`, a prefix of both) lets the index find the rows, and the exact comparison follows.
-fn second_key(t: jiff::Timestamp) -> String {
-    t.strftime("%Y-%m-%dT%H:%M:%S").to_string()
-}
 
 /// One backlog item the pipeline took up.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -382,7 +372,7 @@ mod tests {
                 .conn()
                 .execute(
                     "INSERT INTO attempts (run_id, plan, task, kind, session, agent, started_at, outcome, cost_usd) VALUES (1, 'plan.yaml', ?1, ?2, ?3, 'claude', ?4, 'completed', 0.5)",
-                    params![task, kind, session as i64 + 1, at],
+                    params![task, kind, session as i64 + 1, super::super::stamp_text(at)],
                 )
                 .unwrap();
         }
@@ -406,9 +396,9 @@ mod tests {
     }
 
     #[test]
-    fn since_compares_instants_not_texts() {
-        // The store writes a whole second without a fraction: as text `…:05Z` sorts after
-        // `…:05.25Z`, and a bound of `…:05.5Z` would let it in.
+    fn since_compares_instants() {
+        // A whole second and a fraction of it: as written, `…:05.000000000Z` sorts before
+        // `…:05.250000000Z` (without the fixed digits, `…:05Z` would sort after it).
         let (_d, store) = store_with(&[("a", "task", "2026-11-30T10:00:04.9Z"), ("b", "task", "2026-11-30T10:00:05Z"), ("c", "task", "2026-11-30T10:00:05.25Z")]);
         let tasks = |since: &str| -> Vec<String> { store.cost_rows(None, Some(since.parse().unwrap())).unwrap().into_iter().map(|r| r.task).collect() };
         assert_eq!(tasks("2026-11-30T10:00:05Z"), ["b", "c"]);

@@ -106,6 +106,8 @@ impl StoreSink {
             )
             .map_err(|e| store.sql(e))?;
         let run = store.conn().last_insert_rowid();
+        // From here on a write does not hold the run up for long (see `write_in_order`).
+        store.conn().busy_timeout(WRITE_WAIT).map_err(|e| store.sql(e))?;
         Ok(StoreSink {
             store,
             // Paths are kept relative to the main checkout, where the store is.
@@ -273,37 +275,42 @@ impl StoreSink {
 impl StoreSink {
     /// Writes the waiting events, then `ev`; an event that meets another process's lock waits
     /// with those after it. Any other failure ends the history of this run, told once.
-    fn write_in_order(&mut self, ev: Option<&RunEvent>) {
-        let last = ev.is_some_and(|e| matches!(e.kind, EventKind::Exit { .. }));
-        let _ = self.store.conn().busy_timeout(if last { LAST_WAIT } else { WRITE_WAIT });
-        if let Some(ev) = ev {
-            self.pending.push_back(ev.clone());
+    fn write_in_order(&mut self, ev: &RunEvent) {
+        let last = matches!(ev.kind, EventKind::Exit { .. });
+        if last {
+            let _ = self.store.conn().busy_timeout(LAST_WAIT);
         }
         while let Some(next) = self.pending.pop_front() {
-            match self.write(&next) {
-                Ok(()) => {}
-                Err(e) if super::busy(&e) && self.pending.len() < MAX_PENDING => {
-                    self.pending.push_front(next);
-                    if !self.told_locked {
-                        self.told_locked = true;
-                        let e = self.store.sql(e);
-                        self.warnings.push(format!("{e}; the run goes on and its history is written once the lock is free ({})", e.help()));
-                    }
-                    if last {
-                        let n = self.pending.len();
-                        self.warnings.push(format!("the run ended with {n} event(s) of its history unwritten: {} stayed locked; its spending may be missing from the history and the budget", self.store.path().display()));
-                    }
-                    return;
-                }
-                Err(e) => {
-                    // Told once; the run goes on without its history.
-                    self.failed = true;
-                    self.pending.clear();
-                    let e = self.store.sql(e);
-                    self.warnings.push(format!("{e}; the run goes on, but its history from here on is not recorded ({})", e.help()));
-                    return;
-                }
+            if let Err(e) = self.write(&next) {
+                self.pending.push_front(next);
+                self.pending.push_back(ev.clone());
+                return self.met(e, last);
             }
+        }
+        if let Err(e) = self.write(ev) {
+            self.pending.push_back(ev.clone());
+            self.met(e, last);
+        }
+    }
+
+    /// A write failed: a lock keeps the events waiting (told once, and at the end what stayed
+    /// unwritten); anything else ends this run's history.
+    fn met(&mut self, e: rusqlite::Error, last: bool) {
+        let locked = super::busy(&e) && self.pending.len() < MAX_PENDING;
+        let e = self.store.sql(e);
+        if !locked {
+            self.failed = true;
+            self.pending.clear();
+            self.warnings.push(format!("{e}; the run goes on, but its history from here on is not recorded ({})", e.help()));
+            return;
+        }
+        if !self.told_locked {
+            self.told_locked = true;
+            self.warnings.push(format!("{e}; the run goes on and its history is written once the lock is free ({})", e.help()));
+        }
+        if last {
+            let n = self.pending.len();
+            self.warnings.push(format!("the run ended with {n} event(s) of its history unwritten: {} stayed locked; its spending may be missing from the history and the budget", self.store.path().display()));
         }
     }
 }
@@ -313,7 +320,7 @@ impl Sink for StoreSink {
         if self.failed || !recorded(&ev.kind) {
             return;
         }
-        self.write_in_order(Some(ev));
+        self.write_in_order(ev);
     }
 
     fn take_warnings(&mut self) -> Vec<String> {

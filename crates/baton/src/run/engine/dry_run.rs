@@ -21,12 +21,8 @@ use crate::run::schedule;
 /// without a budget (or for the simulated agent, which costs nothing). A history that cannot
 /// be read is the error the run would refuse to start with.
 fn dry_budget(plan: &crate::plan::Plan, opts: &RunOptions, config: &Config, root: &Path) -> Result<Option<crate::policy::budget::Budget>, Error> {
-    if config.agent.kind == crate::config::AgentKind::Simulated {
-        return Ok(None);
-    }
-    let plan_budget = plan.meta.budget_usd.map(|b| (b, "meta.budget_usd")).or(config.budget.plan_usd.map(|b| (b, "[budget] plan_usd")));
-    let run_budget = opts.max_cost.map(|b| (b, "--max-cost")).or(config.budget.run_usd.map(|b| (b, "[budget] run_usd")));
-    if plan_budget.is_none() && run_budget.is_none() {
+    let budgets = super::setup::Budgets::of(plan, opts, config);
+    if !budgets.is_set() {
         return Ok(None);
     }
     let key = crate::store::plan_key(root, &opts.plan);
@@ -36,9 +32,8 @@ fn dry_budget(plan: &crate::plan::Plan, opts: &RunOptions, config: &Config, root
             None => Ok((0.0, Vec::new())),
         }
     };
-    let (spent, costs) = read().map_err(|e| Error::Store { error: format!("{e}; the budget cannot be enforced without it"), help: e.help() })?;
-    let budget = crate::policy::budget::Budget::new(plan_budget.map(|(b, _)| (b, spent)), run_budget.map(|(b, _)| b), costs, config.budget.attempt_estimate_usd);
-    Ok(budget.map(|b| b.set_in(plan_budget.map_or("meta.budget_usd", |(_, f)| f), run_budget.map_or("--max-cost", |(_, f)| f))))
+    let (spent, costs) = read().map_err(super::setup::unenforceable)?;
+    Ok(budgets.with(spent, costs, config.budget.attempt_estimate_usd))
 }
 
 /// Where a dry run would work, for what the real run would refuse.

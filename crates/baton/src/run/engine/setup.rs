@@ -183,21 +183,15 @@ async fn start(opts: RunOptions, stop: Option<watch::Receiver<Stop>>, reporter_o
     records.remove_stale_temps();
     let reporter = output_reporter(&opts.output(), &records.dir().join("run.log"));
     *reporter_out = Some(reporter.clone());
-    // The simulated agent calls no model: it costs nothing, and no budget holds it back.
-    let costs_money = config.agent.kind != crate::config::AgentKind::Simulated;
-    let plan_budget = file.plan().meta.budget_usd.map(|b| (b, "meta.budget_usd")).or(config.budget.plan_usd.map(|b| (b, "[budget] plan_usd"))).filter(|_| costs_money);
-    let run_budget = opts.max_cost.map(|b| (b, "--max-cost")).or(config.budget.run_usd.map(|b| (b, "[budget] run_usd"))).filter(|_| costs_money);
-    let spending = record_history(&root, &plan_abs, &records, &reporter, plan_budget.is_some() || run_budget.is_some())?;
+    let budgets = Budgets::of(file.plan(), &opts, &config);
+    let spending = record_history(&root, &plan_abs, &records, &reporter, budgets.is_set())?;
     // The plan's budget counts what runs of it in other checkouts spend meanwhile: read again
     // before each start, on a connection of its own.
-    let sync = match (&spending, plan_budget) {
+    let sync = match (&spending, budgets.plan) {
         (Some(h), Some(_)) => crate::store::Store::open(&root).ok().map(|store| super::dispatch::BudgetSync { store, key: h.key.clone(), run: h.run }),
         _ => None,
     };
-    let budget = spending.and_then(|History { spent: before, costs, .. }| {
-        let b = crate::policy::budget::Budget::new(plan_budget.map(|(b, _)| (b, before)), run_budget.map(|(b, _)| b), costs, config.budget.attempt_estimate_usd)?;
-        Some(b.set_in(plan_budget.map_or("meta.budget_usd", |(_, from)| from), run_budget.map_or("--max-cost", |(_, from)| from)))
-    });
+    let budget = spending.and_then(|History { spent, costs, .. }| budgets.with(spent, costs, config.budget.attempt_estimate_usd));
     let guard_exe = stop::guard_exe()?;
     let clock = Clock::from_env()?;
     let place = Place { root: &root, plan: &plan_abs, config: &config, records: &records, reporter: &reporter, guard_exe: &guard_exe, dirty: opts.dirty, jobs };
@@ -274,6 +268,42 @@ async fn start(opts: RunOptions, stop: Option<watch::Receiver<Stop>>, reporter_o
     Ok(exit)
 }
 
+/// The budgets of a run, each with where it was set: the plan's (its `meta.budget_usd`, else
+/// `[budget] plan_usd`) and the run's (`--max-cost`, else `[budget] run_usd`). The simulated
+/// agent calls no model: it costs nothing, and no budget holds it back.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Budgets {
+    pub plan: Option<(f64, &'static str)>,
+    pub run: Option<(f64, &'static str)>,
+}
+
+impl Budgets {
+    pub(super) fn of(plan: &crate::plan::Plan, opts: &RunOptions, config: &Config) -> Budgets {
+        if config.agent.kind == crate::config::AgentKind::Simulated {
+            return Budgets { plan: None, run: None };
+        }
+        Budgets {
+            plan: plan.meta.budget_usd.map(|b| (b, "meta.budget_usd")).or(config.budget.plan_usd.map(|b| (b, "[budget] plan_usd"))),
+            run: opts.max_cost.map(|b| (b, "--max-cost")).or(config.budget.run_usd.map(|b| (b, "[budget] run_usd"))),
+        }
+    }
+
+    pub(super) fn is_set(&self) -> bool {
+        self.plan.is_some() || self.run.is_some()
+    }
+
+    /// The budget, given what the plan spent before this run and its attempts' costs.
+    pub(super) fn with(&self, spent: f64, costs: Vec<f64>, estimate: f64) -> Option<crate::policy::budget::Budget> {
+        let b = crate::policy::budget::Budget::new(self.plan.map(|(b, _)| (b, spent)), self.run.map(|(b, _)| b), costs, estimate)?;
+        Some(b.set_in(self.plan.map_or("meta.budget_usd", |(_, from)| from), self.run.map_or("--max-cost", |(_, from)| from)))
+    }
+}
+
+/// The history a budget needs cannot be read: the run does not start.
+pub(super) fn unenforceable(e: crate::store::StoreError) -> Error {
+    Error::Store { error: format!("{e}; the budget cannot be enforced without it"), help: e.help() }
+}
+
 /// What the history says as a run opens: what the plan spent before, its attempts' costs, the
 /// run's own row and the plan's key.
 struct History {
@@ -301,7 +331,7 @@ fn record_history(root: &std::path::Path, plan: &std::path::Path, records: &Reco
     });
     match spending {
         Ok(s) => Ok(Some(s)),
-        Err(e) if budgeted => Err(Error::Store { error: format!("{e}; the budget cannot be enforced without it"), help: e.help() }),
+        Err(e) if budgeted => Err(unenforceable(e)),
         Err(e) => {
             reporter.warn(format!("{e}; this run is not recorded in the history ({})", e.help()));
             Ok(None)
