@@ -245,6 +245,14 @@ pub struct Budget {
     pub cap_sessions: bool,
 }
 
+impl Budget {
+    /// A plan's budget over all its runs, and where it was set: its `meta.budget_usd`, else
+    /// `[budget] plan_usd`.
+    pub fn for_plan(&self, plan: &crate::plan::Plan) -> Option<(f64, &'static str)> {
+        plan.meta.budget_usd.map(|b| (b, "meta.budget_usd")).or(self.plan_usd.map(|b| (b, "[budget] plan_usd")))
+    }
+}
+
 impl Default for Budget {
     fn default() -> Self {
         Budget { plan_usd: None, run_usd: None, attempt_estimate_usd: 0.0, cap_sessions: true }

@@ -544,7 +544,7 @@ fn show_status(plan: &Path, json: bool, watch: bool) -> Exit {
         return baton::report::watch::watch(&place, terminal_width());
     }
     let records = baton::run::record::Records::new(&root.join(&config.paths.logs_dir), plan);
-    let budget = file.plan().meta.budget_usd.or(config.budget.plan_usd);
+    let budget = config.budget.for_plan(file.plan()).map(|(b, _)| b);
     // Time and cost from the run history; the records on disk when it cannot be read.
     let (totals, spending) = match history_of(&root, plan, &records, budget) {
         Some(found) => found,

@@ -206,7 +206,7 @@ impl Look {
             Ok(file) => {
                 let plan = file.plan();
                 let records = place.records();
-                let budget = plan.meta.budget_usd.or(place.config.budget.plan_usd);
+                let budget = place.config.budget.for_plan(plan).map(|(b, _)| b);
                 // The history as it grows; the records when it cannot be read.
                 let (totals, spending) = match status::from_history(place.root, place.plan, &records, budget) {
                     Ok(Some((totals, spending))) => (totals, Some(spending)),

@@ -283,7 +283,7 @@ impl Budgets {
             return Budgets { plan: None, run: None };
         }
         Budgets {
-            plan: plan.meta.budget_usd.map(|b| (b, "meta.budget_usd")).or(config.budget.plan_usd.map(|b| (b, "[budget] plan_usd"))),
+            plan: config.budget.for_plan(plan),
             run: opts.max_cost.map(|b| (b, "--max-cost")).or(config.budget.run_usd.map(|b| (b, "[budget] run_usd"))),
         }
     }
