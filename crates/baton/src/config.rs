@@ -17,6 +17,11 @@ pub const FILE_NAME: &str = "baton.toml";
 pub struct Config {
     pub paths: Paths,
     pub agent: Agent,
+    /// `[agents.NAME]`: named agents a task (`agent: NAME`), `[agent] default` and `[agent]
+    /// fallback` choose from.
+    pub agents: std::collections::BTreeMap<String, AgentDef>,
+    /// `[prices.MODEL]`: what a model's tokens cost, for CLIs that report no cost.
+    pub prices: std::collections::BTreeMap<String, Price>,
     pub run: Run,
     pub smoke: Smoke,
     pub notify: Notify,
@@ -59,16 +64,17 @@ pub enum AgentKind {
     Claude,
     Codex,
     Gemini,
-    /// Any command, given as a template in `agent.command`.
+    /// Any program (`argv`, with `{prompt}`, or the prompt on stdin).
     Command,
     /// baton's built-in stand-in for an agent: calls no model, writes a note per task
     /// (`baton run PLAN --agent simulated`).
     Simulated,
 }
 
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Agent {
+    /// The kind of the agent `[agent]` itself describes (used when `default` is unset).
     pub kind: AgentKind,
     /// The agent CLI to run; found on PATH (and the npm global prefix) when unset.
     pub binary: Option<PathBuf>,
@@ -81,6 +87,110 @@ pub struct Agent {
     pub command: Vec<String>,
     /// Extra arguments passed to the agent CLI.
     pub extra_args: Vec<String>,
+    /// The `[agents.NAME]` tasks run on when they name none (unset: the agent `[agent]`
+    /// describes, named after its kind).
+    pub default: Option<String>,
+    /// `[agents.NAME]`s a task moves to, in order, when its agent meets a usage limit that
+    /// resets more than `failover_after_minutes` from now.
+    pub fallback: Vec<String>,
+    /// A usage limit resetting sooner than this is waited out on the same agent.
+    pub failover_after_minutes: f64,
+}
+
+impl Default for Agent {
+    fn default() -> Self {
+        Agent {
+            kind: AgentKind::default(),
+            binary: None,
+            model: None,
+            build_command: None,
+            prompt_template: None,
+            command: Vec::new(),
+            extra_args: Vec::new(),
+            default: None,
+            fallback: Vec::new(),
+            failover_after_minutes: 15.0,
+        }
+    }
+}
+
+/// `[agents.NAME]`: one named agent.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AgentDef {
+    pub kind: AgentKind,
+    /// The program to run; found on PATH (and the npm global prefix) when unset.
+    pub binary: Option<PathBuf>,
+    /// The model, when the plan names none for a task running on this agent.
+    pub model: Option<String>,
+    /// A model ladder: attempt n runs with `models[n-1]` (the last one from then on).
+    pub models: Vec<String>,
+    /// Extra arguments, after baton's own.
+    pub args: Vec<String>,
+    /// Environment variables set for this agent's sessions.
+    pub env: std::collections::BTreeMap<String, String>,
+    /// `kind = "command"`: the program and its arguments; `{prompt}` is replaced by the prompt.
+    pub argv: Vec<String>,
+    /// `kind = "command"`: what the program's stdin is — `"prompt"` or `"none"` (default: the
+    /// prompt when `argv` has no `{prompt}`).
+    pub stdin: Option<StdinMode>,
+}
+
+/// What a command agent reads on stdin.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum StdinMode {
+    Prompt,
+    None,
+}
+
+/// `[prices.MODEL]`: US dollars per million tokens.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Price {
+    pub input: f64,
+    /// Input tokens read from the provider's cache (default: `input`).
+    pub cached_input: Option<f64>,
+    /// Output tokens (reasoning among them).
+    pub output: f64,
+}
+
+impl Price {
+    /// What a session's tokens cost: `input` counts every input token, `cached` those of them
+    /// read from the cache.
+    pub fn cost(&self, input: u64, cached: u64, output: u64) -> f64 {
+        let cached = cached.min(input);
+        let per = |n: u64, rate: f64| n as f64 * rate / 1_000_000.0;
+        per(input - cached, self.input) + per(cached, self.cached_input.unwrap_or(self.input)) + per(output, self.output)
+    }
+}
+
+impl Agent {
+    /// `[agent]` itself as a named agent, the one tasks run on when `default` is unset.
+    pub fn as_def(&self) -> AgentDef {
+        AgentDef {
+            kind: self.kind,
+            binary: self.binary.clone(),
+            model: self.model.clone(),
+            models: Vec::new(),
+            args: self.extra_args.clone(),
+            env: Default::default(),
+            argv: self.command.clone(),
+            stdin: None,
+        }
+    }
+}
+
+impl AgentKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AgentKind::Claude => "claude",
+            AgentKind::Codex => "codex",
+            AgentKind::Gemini => "gemini",
+            AgentKind::Command => "command",
+            AgentKind::Simulated => "simulated",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -444,6 +554,7 @@ impl Config {
                 });
             }
         }
+        problems.extend(self.check_agents(at));
         if self.verify.commands.iter().any(|c| c.trim().is_empty()) {
             let (line, column) = at("verify", "commands").unwrap_or((0, 0));
             problems.push(Problem {
@@ -452,6 +563,100 @@ impl Config {
                 message: "`commands` has an empty command".into(),
                 help: "give each check a shell command, e.g. `commands = [\"cargo test\"]`, or remove the empty one".into(),
             });
+        }
+        problems
+    }
+}
+
+impl Config {
+    /// The name of the agent tasks run on when they name none: `[agent] default`, else the
+    /// agent `[agent]` describes, named after its kind.
+    pub fn default_agent(&self) -> &str {
+        self.agent.default.as_deref().unwrap_or(self.agent.kind.as_str())
+    }
+
+    /// The named agent `name`: an `[agents.NAME]` table, or `[agent]` itself under its kind's
+    /// name (when no table has that name).
+    pub fn agent_def(&self, name: &str) -> Option<AgentDef> {
+        match self.agents.get(name) {
+            Some(def) => Some(def.clone()),
+            None if name == self.agent.kind.as_str() => Some(self.agent.as_def()),
+            None => None,
+        }
+    }
+
+    /// Every agent a task may name, in order: the `[agents.NAME]` tables, then `[agent]`'s own.
+    pub fn agent_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.agents.keys().cloned().collect();
+        if !self.agents.contains_key(self.agent.kind.as_str()) {
+            names.push(self.agent.kind.as_str().to_string());
+        }
+        names
+    }
+
+    /// `[agent] default` and `fallback` name agents that exist, each agent can be started as
+    /// configured, prices are amounts.
+    fn check_agents(&self, at: &KeyPlace<'_>) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        let mut problem = |section: &str, key: &str, message: String, help: String| {
+            let (line, column) = at(section, key).unwrap_or((0, 0));
+            problems.push(Problem { line, column, message, help });
+        };
+        let known = self.agent_names().join(", ");
+        let define = |name: &str| format!("define it in an [agents.{name}] table (kind, binary, model…), or name one of: {known}");
+        if let Some(name) = &self.agent.default {
+            if self.agent_def(name).is_none() {
+                problem("agent", "default", format!("`default` = \"{name}\" names no agent"), define(name));
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        for name in &self.agent.fallback {
+            if self.agent_def(name).is_none() {
+                problem("agent", "fallback", format!("`fallback` names \"{name}\", which is no agent"), define(name));
+            } else if !seen.insert(name) {
+                problem("agent", "fallback", format!("`fallback` names \"{name}\" twice"), "name each agent once".into());
+            }
+        }
+        if !(self.agent.failover_after_minutes.is_finite() && (0.0..=crate::plan::MAX_SECONDS / 60.0).contains(&self.agent.failover_after_minutes)) {
+            problem("agent", "failover_after_minutes", "`failover_after_minutes` must be a number of minutes, 0 or more".into(), "e.g. `failover_after_minutes = 15` (the default), or remove it".into());
+        }
+        let shadowed = self.agents.contains_key(self.agent.kind.as_str());
+        let own = [("binary", self.agent.binary.is_some()), ("model", self.agent.model.is_some()), ("extra_args", !self.agent.extra_args.is_empty()), ("command", !self.agent.command.is_empty())];
+        for (key, set) in own {
+            if set && shadowed {
+                let kind = self.agent.kind.as_str();
+                problem("agent", key, format!("`{key}` in [agent] describes the agent named \"{kind}\", but [agents.{kind}] defines that name"), format!("move it into [agents.{kind}] (its keys are binary, model, models, args, env, argv, stdin)"));
+            }
+        }
+        for (name, def) in self.agents.iter().map(|(n, d)| (n.clone(), d.clone())).chain((!shadowed).then(|| (self.agent.kind.as_str().to_string(), self.agent.as_def()))) {
+            let section = if self.agents.contains_key(&name) { format!("agents.{name}") } else { "agent".to_string() };
+            let argv_key = if section == "agent" { "command" } else { "argv" };
+            if !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) || name.is_empty() {
+                problem(&section, "kind", format!("the agent name \"{name}\" is not a plain name"), "use letters, digits, `-`, `_` and `.` only, e.g. [agents.codex-main]".into());
+            }
+            match def.kind {
+                AgentKind::Command if def.argv.first().is_none_or(|p| p.trim().is_empty()) => problem(
+                    &section,
+                    "kind",
+                    format!("[{section}] is a command agent without a program"),
+                    format!("give `{argv_key}`, e.g. `{argv_key} = [\"aider\", \"--yes\", \"--message\", \"{{prompt}}\"]`"),
+                ),
+                AgentKind::Command => {}
+                _ if !def.argv.is_empty() || def.stdin.is_some() => {
+                    let key = if def.argv.is_empty() { "stdin" } else { argv_key };
+                    problem(&section, key, format!("`{key}` is for command agents; [{section}] is kind \"{}\"", def.kind.as_str()), "remove it, or set `kind = \"command\"`".into());
+                }
+                _ => {}
+            }
+            if def.kind == AgentKind::Command && def.stdin == Some(StdinMode::Prompt) && def.argv.iter().any(|a| a.contains("{prompt}")) {
+                problem(&section, "stdin", "`stdin = \"prompt\"` and `{prompt}` in `argv` would give the prompt twice".into(), "keep one of them".into());
+            }
+        }
+        for (model, price) in &self.prices {
+            let amounts = [Some(price.input), price.cached_input, Some(price.output)];
+            if amounts.iter().flatten().any(|v| !(v.is_finite() && (0.0..=1_000_000.0).contains(v))) {
+                problem(&format!("prices.{model}"), "input", format!("[prices.\"{model}\"] must give US dollars per million tokens, 0 or more"), "e.g. `input = 1.25`, `cached_input = 0.125`, `output = 10.0`".into());
+            }
         }
         problems
     }
@@ -474,6 +679,38 @@ fn unknown_keys(table: &mut toml::de::DeTable<'_>, text: &str) -> Vec<Problem> {
             continue;
         };
         let toml::de::DeValue::Table(inner) = value.get_mut() else { continue };
+        if let Some(keys) = nested_keys(name.get_ref()) {
+            // `[agents.NAME]`, `[prices.MODEL]`: a table of tables, each with the keys of one.
+            for (entry, value) in inner.iter_mut() {
+                if let toml::de::DeValue::Table(entry_table) = value.get_mut() {
+                    let section = format!("{}.{}", name.get_ref(), entry.get_ref());
+                    problems.extend(unknown_in(entry_table, keys, &section, &[], text));
+                }
+            }
+            continue;
+        }
+        problems.extend(unknown_in(inner, keys, name.get_ref(), sections, text));
+    }
+    for name in unknown_sections {
+        table.remove(name.as_str());
+    }
+    problems
+}
+
+/// The sections whose entries are tables of their own, and the keys of each entry.
+fn nested_keys(section: &str) -> Option<&'static [&'static str]> {
+    match section {
+        "agents" => Some(field_names::<AgentDef>()),
+        "prices" => Some(field_names::<Price>()),
+        _ => None,
+    }
+}
+
+/// Takes the keys that `keys` does not hold out of `inner`, the table of `[section]`, a problem
+/// for each (`sections`: where else a key may belong).
+fn unknown_in(inner: &mut toml::de::DeTable<'_>, keys: &[&str], section: &str, sections: &[&str], text: &str) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    {
         let mut unknown = Vec::new();
         for (key, _) in inner.iter() {
             let key_name: &str = key.get_ref();
@@ -484,17 +721,14 @@ fn unknown_keys(table: &mut toml::de::DeTable<'_>, text: &str) -> Vec<Problem> {
             let help = match (closest(key_name, keys), elsewhere) {
                 (Some(k), _) => format!("did you mean `{k}`?"),
                 (None, Some(s)) => format!("`{key_name}` belongs in [{s}]"),
-                (None, None) => format!("remove it; the keys of [{}] are {}", name.get_ref(), keys.join(", ")),
+                (None, None) => format!("remove it; the keys of [{section}] are {}", keys.join(", ")),
             };
-            problems.push(Problem::at(text, Some(key.span()), format!("unknown key `{key_name}` in [{}]", name.get_ref()), help));
+            problems.push(Problem::at(text, Some(key.span()), format!("unknown key `{key_name}` in [{section}]"), help));
             unknown.push(key_name.to_string());
         }
         for key in unknown {
             inner.remove(key.as_str());
         }
-    }
-    for name in unknown_sections {
-        table.remove(name.as_str());
     }
     problems
 }
@@ -511,6 +745,7 @@ fn section_keys(section: &str) -> Option<&'static [&'static str]> {
         "verify" => field_names::<VerifyConfig>(),
         "review" => field_names::<Review>(),
         "budget" => field_names::<Budget>(),
+        "agents" | "prices" => &[],
         _ => return None,
     })
 }
@@ -568,6 +803,16 @@ fn take_out(table: &mut toml::de::DeTable<'_>, span: Option<std::ops::Range<usiz
     for (section, value) in table.iter_mut() {
         if let toml::de::DeValue::Table(inner) = value.get_mut() {
             let key = inner.iter().find(|(k, v)| holds(k.span()) || holds(v.span())).map(|(k, _)| k.get_ref().to_string());
+            // `[agents.NAME]`: a key of the entry, not the whole entry.
+            if let Some(entry) = key.as_deref().filter(|_| nested_keys(section.get_ref()).is_some()) {
+                if let Some(toml::de::DeValue::Table(entry_table)) = inner.get_mut(entry).map(|v| v.get_mut()) {
+                    let inside = entry_table.iter().find(|(k, v)| holds(k.span()) || holds(v.span())).map(|(k, _)| k.get_ref().to_string());
+                    if let Some(inside) = inside {
+                        entry_table.remove(inside.as_str());
+                        return Some(format!("`{inside}` in [{}.{entry}]", section.get_ref()));
+                    }
+                }
+            }
             if let Some(key) = key {
                 inner.remove(key.as_str());
                 found = Some(format!("{key}` in [{}]", section.get_ref()));
@@ -585,6 +830,15 @@ fn take_out(table: &mut toml::de::DeTable<'_>, span: Option<std::ops::Range<usiz
 
 /// Where `key` of `section` is set.
 fn key_span(table: &toml::de::DeTable<'_>, section: &str, key: &str) -> Option<std::ops::Range<usize>> {
+    if let Some((outer, entry)) = section.split_once('.').filter(|(outer, _)| nested_keys(outer).is_some()) {
+        // `[agents.NAME]`: the key inside the entry, else the entry's name.
+        let toml::de::DeValue::Table(inner) = table.get(outer)?.get_ref() else { return None };
+        let (name, value) = inner.get_key_value(entry)?;
+        return match value.get_ref() {
+            toml::de::DeValue::Table(entry_table) => Some(entry_table.get_key_value(key).map_or(name.span(), |(k, _)| k.span())),
+            _ => Some(name.span()),
+        };
+    }
     match table.get(section)?.get_ref() {
         toml::de::DeValue::Table(inner) => inner.get_key_value(key).map(|(k, _)| k.span()),
         _ => None,
@@ -939,7 +1193,8 @@ error: baton.toml is not valid (7 problems); nothing was run or changed"
     #[test]
     fn every_section_has_its_keys_known() {
         for section in field_names::<Config>() {
-            assert!(section_keys(section).is_some_and(|k| !k.is_empty()), "{section}");
+            let keys = nested_keys(section).or(section_keys(section));
+            assert!(keys.is_some_and(|k| !k.is_empty()), "{section}");
         }
         assert!(field_names::<Run>().contains(&"timeout_seconds"));
     }

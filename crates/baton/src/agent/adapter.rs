@@ -110,9 +110,21 @@ pub trait Agent: Send + Sync {
     /// How its output reads.
     fn dialect(&self) -> &'static dyn Dialect;
     fn binary(&self) -> &Resolved;
-    /// Arguments for one fresh, non-interactive session. The prompt is not among them: it
-    /// comes on the agent's stdin (no argument-length limit, not shown in `ps`).
-    fn args(&self, invocation: &Invocation) -> Vec<OsString>;
+    /// Arguments for one fresh, non-interactive session. The prompt is not among them for a
+    /// CLI that reads it on stdin ([`Agent::prompt_on_stdin`]: no argument-length limit, not
+    /// shown in `ps`); `prompt` is there for the one that must have it as an argument (a
+    /// command agent's `{prompt}`).
+    fn args(&self, invocation: &Invocation, prompt: &str) -> Vec<OsString>;
+
+    /// Whether the session reads its prompt on stdin (else stdin is empty).
+    fn prompt_on_stdin(&self) -> bool {
+        true
+    }
+
+    /// Environment variables set for the session, besides baton's own.
+    fn env(&self) -> Vec<(OsString, OsString)> {
+        Vec::new()
+    }
 
     /// Where this CLI defines a named agent in a working copy, relative to it (Claude Code:
     /// `.claude/agents/NAME.md`); `None` when the kind has no named agents. `name` is a plain
@@ -137,12 +149,21 @@ pub fn dialect_for(kind: crate::config::AgentKind) -> Result<&'static dyn Dialec
     }
 }
 
-/// The agent `baton.toml` asks for, located. The error is a full message for a person. With
-/// `lenient` (dry runs) a missing binary is only a warning.
+/// The agent `baton.toml` makes the default, located (see [`for_def`]).
 pub fn for_config(config: &crate::config::Config, root: &std::path::Path, lenient: bool) -> Result<std::sync::Arc<dyn Agent>, String> {
+    let name = config.default_agent();
+    let def = config.agent_def(name).ok_or_else(|| format!("error: baton.toml names the agent \"{name}\", which it does not define"))?;
+    for_def(name, &def, root, lenient)
+}
+
+/// The agent named `name`, as its `[agents.NAME]` table (or `[agent]`) defines it, located.
+/// The error is a full message for a person. With `lenient` (dry runs) a missing binary is
+/// only a warning.
+pub fn for_def(name: &str, def: &crate::config::AgentDef, root: &std::path::Path, lenient: bool) -> Result<std::sync::Arc<dyn Agent>, String> {
     use crate::config::AgentKind;
-    match config.agent.kind {
-        AgentKind::Claude => claude::ClaudeCode::for_config(config, root, lenient),
+    let _ = name;
+    match def.kind {
+        AgentKind::Claude => claude::ClaudeCode::for_def(def, root, lenient),
         AgentKind::Simulated => simulated::SimulatedAgent::for_config(),
         other => Err(not_built(other)),
     }
@@ -241,7 +262,7 @@ mod tests {
     #[test]
     fn a_named_agent_is_used_only_when_its_file_is_a_regular_file() {
         let d = tempfile::tempdir().unwrap();
-        let code = claude::ClaudeCode { binary: Resolved::plain("/bin/claude".into(), "test".into()), extra_args: vec![] };
+        let code = claude::ClaudeCode { binary: Resolved::plain("/bin/claude".into(), "test".into()), extra_args: vec![], env: vec![] };
         let missing = NamedAgent::Missing { file: PathBuf::from(".claude/agents/coder.md") };
         assert_eq!(named_agent(&code, "coder", d.path()), missing);
         std::fs::create_dir_all(d.path().join(".claude/agents/coder.md")).unwrap();

@@ -58,7 +58,7 @@ impl Agent for SimulatedAgent {
     }
 
     /// Neither the model nor a named agent is passed: there are none.
-    fn args(&self, _invocation: &Invocation) -> Vec<OsString> {
+    fn args(&self, _invocation: &Invocation, _prompt: &str) -> Vec<OsString> {
         vec![OsString::from(AGENT_ARG)]
     }
 }
@@ -407,6 +407,6 @@ mod tests {
         assert!(matches!(ev.as_slice(), [StreamEvent::Result(r)] if !r.is_error), "{ev:?}");
         assert!(!Simulated.is_usage_limit("You've hit your limit · resets 6pm (America/Toronto)"));
         let a = SimulatedAgent { binary: Resolved::plain("/bin/baton".into(), "no model is called".into()) };
-        assert_eq!(a.args(&Invocation { model: Some("opus".into()), agent: Some("coder".into()), max_budget_usd: Some(1.0) }), vec![OsString::from(AGENT_ARG)]);
+        assert_eq!(a.args(&Invocation { model: Some("opus".into()), agent: Some("coder".into()), max_budget_usd: Some(1.0) }, "p"), vec![OsString::from(AGENT_ARG)]);
     }
 }

@@ -67,10 +67,10 @@ pub async fn run(spec: AttemptSpec, reporter: Reporter, mut stop: watch::Receive
     write_prompt(&prompt_file, &spec.prompt).map_err(|source| SpawnError::Input { path: prompt_file.clone(), source })?;
     let cmd = CommandSpec {
         program: resolved.program.clone(),
-        args: spec.agent.args(&spec.invocation),
+        args: spec.agent.args(&spec.invocation, &spec.prompt),
         cwd: spec.cwd.clone(),
-        env: spec.env.clone(),
-        stdin: Input::File(prompt_file),
+        env: spec.agent.env().into_iter().chain(spec.env.iter().cloned()).collect(),
+        stdin: if spec.agent.prompt_on_stdin() { Input::File(prompt_file) } else { Input::Null },
     };
     let policy = Policy::agent(spec.guard_exe.clone(), spec.total_timeout, spec.idle_timeout, spec.heartbeat.clone());
     let mut proc = Supervised::spawn(&cmd, &policy).await?;

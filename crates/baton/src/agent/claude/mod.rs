@@ -29,18 +29,26 @@ pub const BIN_ENV: &str = "BATON_CLAUDE_BIN";
 pub struct ClaudeCode {
     pub binary: Resolved,
     pub extra_args: Vec<String>,
+    /// `[agents.NAME] env`.
+    pub env: Vec<(OsString, OsString)>,
+}
+
+/// An agent definition's `env`, as the session's environment.
+pub(crate) fn env_of(def: &crate::config::AgentDef) -> Vec<(OsString, OsString)> {
+    def.env.iter().map(|(k, v)| (OsString::from(k), OsString::from(v))).collect()
 }
 
 impl ClaudeCode {
-    /// The CLI `baton.toml` asks for, located (see [`super::for_config`]).
-    pub fn for_config(config: &crate::config::Config, root: &Path, lenient: bool) -> Result<std::sync::Arc<dyn Agent>, String> {
-        match ClaudeCode::resolve(config.agent.binary.as_deref(), root) {
-            Ok(binary) => Ok(std::sync::Arc::new(ClaudeCode { binary, extra_args: config.agent.extra_args.clone() })),
+    /// The CLI an agent's definition asks for, located (see [`super::for_def`]).
+    pub fn for_def(def: &crate::config::AgentDef, root: &Path, lenient: bool) -> Result<std::sync::Arc<dyn Agent>, String> {
+        match ClaudeCode::resolve(def.binary.as_deref(), root) {
+            Ok(binary) => Ok(std::sync::Arc::new(ClaudeCode { binary, extra_args: def.args.clone(), env: env_of(def) })),
             Err(e) if lenient => {
                 crate::errln!("warning: {e}");
                 Ok(std::sync::Arc::new(ClaudeCode {
                     binary: Resolved::plain("claude".into(), "not found".into()),
                     extra_args: Vec::new(),
+                    env: Vec::new(),
                 }))
             }
             Err(e) => Err(format!(
@@ -97,7 +105,7 @@ impl Agent for ClaudeCode {
         &self.binary
     }
 
-    fn args(&self, invocation: &Invocation) -> Vec<OsString> {
+    fn args(&self, invocation: &Invocation, _prompt: &str) -> Vec<OsString> {
         let mut args: Vec<OsString> = self.binary.prefix_args.iter().map(OsString::from).collect();
         // No prompt argument: in --print mode the CLI reads the prompt from stdin.
         args.extend(
@@ -117,6 +125,10 @@ impl Agent for ClaudeCode {
         }
         args.extend(self.extra_args.iter().map(OsString::from));
         args
+    }
+
+    fn env(&self) -> Vec<(OsString, OsString)> {
+        self.env.clone()
     }
 
     /// The project's subagents, which `--agent NAME` makes the session's own agent.
@@ -220,12 +232,13 @@ mod tests {
         ClaudeCode {
             binary: Resolved::plain("/bin/claude".into(), "test".into()),
             extra_args: vec![],
+            env: vec![],
         }
     }
 
     fn args(model: Option<&str>, named: Option<&str>) -> Vec<String> {
         let invocation = Invocation { model: model.map(str::to_string), agent: named.map(str::to_string), max_budget_usd: None };
-        agent().args(&invocation).iter().map(|a| a.to_str().unwrap().to_string()).collect()
+        agent().args(&invocation, "").iter().map(|a| a.to_str().unwrap().to_string()).collect()
     }
 
     #[test]
@@ -241,7 +254,7 @@ mod tests {
     fn a_spending_cap_is_passed_rounded_down_to_a_hundredth_of_a_cent() {
         let capped = |usd: f64| {
             let invocation = Invocation { max_budget_usd: Some(usd), ..Invocation::default() };
-            let a: Vec<String> = agent().args(&invocation).iter().map(|a| a.to_str().unwrap().to_string()).collect();
+            let a: Vec<String> = agent().args(&invocation, "").iter().map(|a| a.to_str().unwrap().to_string()).collect();
             a[a.iter().position(|x| x == "--max-budget-usd").unwrap() + 1].clone()
         };
         assert_eq!(capped(0.0177), "0.0177");
