@@ -569,6 +569,37 @@ impl Config {
 }
 
 impl Config {
+    /// `--agent CHOICE`: `simulated` puts every task on the simulated agent (no fallback, no
+    /// named agents); a name of baton.toml makes that agent the default; another kind's name
+    /// makes `[agent]` that kind.
+    pub fn use_agent(&mut self, choice: &str) -> Result<(), String> {
+        if choice == AgentKind::Simulated.as_str() {
+            self.agent.kind = AgentKind::Simulated;
+            self.agent.default = None;
+            self.agent.fallback.clear();
+            self.agents.clear();
+            return Ok(());
+        }
+        if self.agent_def(choice).is_some() {
+            self.agent.default = Some(choice.to_string());
+            return Ok(());
+        }
+        let kinds = [AgentKind::Claude, AgentKind::Codex, AgentKind::Gemini];
+        match kinds.into_iter().find(|k| k.as_str() == choice) {
+            Some(kind) => {
+                self.agent.kind = kind;
+                self.agent.default = None;
+                self.agent.binary = None;
+                self.agent.model = None;
+                Ok(())
+            }
+            None => Err(format!(
+                "error: --agent {choice}: no such agent\n  help: name one of baton.toml's agents ({}), a kind (claude, codex, gemini), or `simulated`",
+                self.agent_names().join(", ")
+            )),
+        }
+    }
+
     /// The name of the agent tasks run on when they name none: `[agent] default`, else the
     /// agent `[agent]` describes, named after its kind.
     pub fn default_agent(&self) -> &str {

@@ -310,9 +310,11 @@ struct RunArgs {
     /// every commit it makes
     #[arg(long)]
     allow_dirty: bool,
-    /// The agent, instead of baton.toml's [agent] kind (simulated: no model is called)
-    #[arg(long, value_enum, value_name = "KIND")]
-    agent: Option<AgentChoice>,
+    /// The agent tasks run on when they name none, instead of baton.toml's: one of its
+    /// [agents.NAME], a kind (claude, codex, gemini), or simulated (every task; no model is
+    /// called)
+    #[arg(long, value_name = "NAME")]
+    agent: Option<String>,
     /// What stdout carries: the view for people, or one JSON event per line (docs/events.md;
     /// the view then goes to stderr)
     #[arg(long, value_name = "FORMAT", value_enum, default_value_t = MessageFormat::Human, conflicts_with = "dry_run")]
@@ -341,12 +343,6 @@ fn parse_usd(s: &str) -> Result<f64, String> {
     }
 }
 
-/// The agents `--agent` can name.
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum AgentChoice {
-    Claude,
-    Simulated,
-}
 
 const INIT_HELP: &str = "Writes plan.yaml and baton.toml in the repository root (the current folder outside git; baton.toml then sets `[run] commit = false`) and commits them, refusing to overwrite either unless --force. Downloads and installs nothing.
 
@@ -463,7 +459,7 @@ fn check(plan: &Path, json: bool) -> Exit {
             Ok(_) => {}
         }
         let advice = match &loaded {
-            Ok(f) => baton::plan::advice(f.plan(), &baton::root::root_for_plan(plan)),
+            Ok(f) => baton::plan::advice(f.plan(), &baton::root::root_for_plan(plan), &config.as_ref().map(Config::agent_names).unwrap_or_default()),
             Err(_) => baton::plan::Advice { warnings: warnings_of_broken(plan), notes: Vec::new() },
         };
         let mut doc = serde_json::json!({
@@ -499,7 +495,7 @@ fn check(plan: &Path, json: bool) -> Exit {
         return Exit::InvalidInput;
     }
     let p = file.plan();
-    let advice = baton::plan::advice(p, &baton::root::root_for_plan(plan));
+    let advice = baton::plan::advice(p, &baton::root::root_for_plan(plan), &config.as_ref().map(Config::agent_names).unwrap_or_default());
     let shown = plan.display().to_string();
     for w in &advice.warnings {
         baton::errln!("warning: {}", w.render(&shown));
@@ -630,10 +626,7 @@ fn run(args: &RunArgs) -> Exit {
         skip_smoke: args.skip_smoke,
         dirty: if args.allow_dirty { DirtyTree::Protect } else { DirtyTree::Refuse },
         checkout_held: false,
-        agent: args.agent.map(|a| match a {
-            AgentChoice::Claude => baton::config::AgentKind::Claude,
-            AgentChoice::Simulated => baton::config::AgentKind::Simulated,
-        }),
+        agent: args.agent.clone(),
         format: match args.message_format {
             MessageFormat::Human => baton::report::json::MessageFormat::Human,
             MessageFormat::Json => baton::report::json::MessageFormat::Json,

@@ -9,9 +9,11 @@
 mod adapter;
 pub mod claude;
 pub mod event;
+mod roster;
 pub mod simulated;
 pub mod summary;
 
-pub use adapter::{dialect_for, for_config, named_agent, Agent, Dialect, Invocation, NamedAgent, Resolved, Systemic};
+pub use adapter::{dialect_for, for_config, for_def, named_agent, Agent, Dialect, Invocation, NamedAgent, Resolved, Systemic};
 pub use event::StreamEvent;
+pub use roster::{Member, Roster};
 pub use summary::{SessionOutcome, StreamSummary};

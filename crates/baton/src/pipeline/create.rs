@@ -181,6 +181,7 @@ impl Planner {
                 model: self.config.agent.model.clone(),
                 transcript: self.records.transcript(&record_key, session),
                 max_budget_usd: None,
+                agent: None,
             });
             let run = attempt::run(spec, self.reporter.clone(), self.stop.clone()).await;
             let orphans = crate::run::process::orphans::sweep();

@@ -112,8 +112,9 @@ pub struct Advice {
 }
 
 /// The advice on a plan whose repository is at `root`: its own warnings (keys that look like
-/// known ones), and each agent name a task gives with no `.claude/agents/<name>.md`.
-pub fn advice(plan: &Plan, root: &Path) -> Advice {
+/// known ones), and each agent name a task gives that is neither one of `agents` (baton.toml's)
+/// nor a `.claude/agents/<name>.md`.
+pub fn advice(plan: &Plan, root: &Path, agents: &[String]) -> Advice {
     let mut warnings = plan.warnings.clone();
     let mut names: Vec<(&str, &model::Task, Vec<&str>)> = Vec::new();
     for t in plan.tasks() {
@@ -125,7 +126,7 @@ pub fn advice(plan: &Plan, root: &Path) -> Advice {
     }
     for (name, t, more) in names {
         let file = format!(".claude/agents/{name}.md");
-        if root.join(&file).is_file() {
+        if root.join(&file).is_file() || agents.iter().any(|a| a == name) {
             continue;
         }
         let others = match more.len() {
@@ -136,8 +137,8 @@ pub fn advice(plan: &Plan, root: &Path) -> Advice {
         warnings.push(Diagnostic::new(
             t.agent_at.0,
             t.agent_at.1,
-            format!("task '{}'{others} names agent '{name}', but {file} does not exist in the repository", t.id),
-            format!("baton passes `--agent {name}` to Claude Code only when {file} exists; without it the task runs with the default agent (add the file, or remove `agent:`)"),
+            format!("task '{}'{others} names agent '{name}', which is neither an agent of baton.toml ({}) nor a Claude Code agent ({file} does not exist in the repository)", t.id, agents.join(", ")),
+            format!("define it in baton.toml as [agents.{name}], or add {file} (baton passes `--agent {name}` to Claude Code when it exists); until then the task runs on the default agent"),
         ));
     }
     warnings.sort_by_key(|d| (d.line, d.column));

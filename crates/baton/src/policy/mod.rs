@@ -4,6 +4,7 @@
 pub mod backoff;
 pub mod budget;
 pub mod breaker;
+pub mod failover;
 pub mod limit;
 
 pub use backoff::{jitter_from_seed, RetryBackoff, Throttle, ThrottleBackoff};

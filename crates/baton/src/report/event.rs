@@ -49,6 +49,9 @@ pub enum EventKind {
         transcript: PathBuf,
         /// The session's spending cap (what remained of the budget), when one is set.
         max_budget_usd: Option<f64>,
+        /// The agent it runs on, by its name in baton.toml (`claude`, `codex-main`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        agent: Option<String>,
     },
     /// A line of the agent's live stream.
     Agent {
@@ -152,6 +155,9 @@ pub enum WaitReason {
         known: bool,
         #[serde(rename = "wait_secs", serialize_with = "secs")]
         wait: Duration,
+        /// The agent (its name in baton.toml) whose limit it is: its tasks wait.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        agent: Option<String>,
     },
     Throttling { message: String },
     /// The pipeline's planning session met a usage limit (`limit`) or throttling.
@@ -197,6 +203,12 @@ pub enum Note {
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         uncommitted: bool,
     },
+    /// `from` met a usage limit further away than `[agent] failover_after_minutes`: `task`
+    /// (and every task that would run on `from`) runs on `to` until the reset in `reason`.
+    Failover { task: TaskId, from: String, to: String, reason: WaitReason },
+    /// An earlier run met this usage limit of `agent` and it has not reset yet: its tasks go to
+    /// a fallback from the start.
+    KnownLimit { agent: String, reason: WaitReason },
     /// A deadline ended the agent.
     Deadline { task: TaskId, total: Option<u64>, idle: Option<u64> },
     /// A task left in progress by an interrupted run goes back to pending.

@@ -170,7 +170,7 @@ mod tests {
 
     #[test]
     fn every_event_is_one_object_with_version_time_type_and_its_fields() {
-        let v = parsed(EventKind::AttemptStarted { task: "1.1".into(), name: "One".into(), attempt: 1, max_attempts: 3, session: 1, model: None, transcript: ".baton/logs/plan/1.1/attempt-1.jsonl".into(), max_budget_usd: None });
+        let v = parsed(EventKind::AttemptStarted { task: "1.1".into(), name: "One".into(), attempt: 1, max_attempts: 3, session: 1, model: None, transcript: ".baton/logs/plan/1.1/attempt-1.jsonl".into(), max_budget_usd: None, agent: None });
         assert_eq!(v["v"], 1);
         assert_eq!(v["time"], "2026-12-01T02:50:10.5Z");
         assert_eq!(v["type"], "attempt_started");

@@ -29,6 +29,7 @@ pub fn tag(note: &Note) -> &'static str {
             "WORKTREE"
         }
         Note::Held { .. } => "PARALLEL",
+        Note::Failover { .. } | Note::KnownLimit { .. } => "LIMIT",
         Note::Throttling { .. } => "THROTTLE",
         Note::BudgetExhausted { .. } | Note::Budget { .. } => "BUDGET",
         Note::OverBudget { .. } => "WARN",
@@ -53,7 +54,7 @@ pub fn calm(note: &Note) -> bool {
     if matches!(note, Note::WorkKept { .. } | Note::MergeConflict { .. } | Note::UserChangesProtected { .. } | Note::Resuming { .. }) {
         return true;
     }
-    matches!(tag(note), "STOP" | "BUDGET" | "BREAKER" | "BLOCKED" | "RECOVER" | "PLAN" | "SMOKE" | "NOTIFY" | "HOOK" | "PIPELINE" | "THROTTLE")
+    matches!(tag(note), "STOP" | "BUDGET" | "BREAKER" | "BLOCKED" | "RECOVER" | "PLAN" | "SMOKE" | "NOTIFY" | "HOOK" | "PIPELINE" | "THROTTLE" | "LIMIT")
 }
 
 /// Which budget: the plan's over all its runs, or this run's.
@@ -111,6 +112,21 @@ pub fn note_text(note: &Note) -> String {
         }
         Note::Interrupted { now: true } => "stopping now: ending running agents; their tasks go back to pending".into(),
         Note::StoppingAgent { task } => format!("{task}: ending the agent now"),
+        Note::Failover { task, from, to, reason } => {
+            let (message, reset) = match reason {
+                WaitReason::UsageLimit { message, reset: Some(r), .. } => (message.as_str(), format!(" (resets {r})")),
+                WaitReason::UsageLimit { message, wait, .. } => (message.as_str(), format!(" (for {})", human(*wait))),
+                other => ("", format!(" ({})", wait_text(other))),
+            };
+            format!("{from} hit its usage limit{reset}: {message}; {task} and the tasks of {from} run on {to} until then (attempts not spent)")
+        }
+        Note::KnownLimit { agent, reason } => {
+            let until = match reason {
+                WaitReason::UsageLimit { reset: Some(r), .. } => format!(" until {r}"),
+                _ => String::new(),
+            };
+            format!("{agent} is under a usage limit an earlier run met{until}: its tasks run on the fallback agents meanwhile")
+        }
         Note::AgentStarted { agent, named_agent: None, pid, group, cwd, .. } => format!("{agent} started (pid {pid}, group {group}) in {}", cwd.display()),
         Note::AgentStarted { agent, named_agent: Some(named), pid, group, cwd, .. } => {
             format!("{agent} started as agent '{named}' (pid {pid}, group {group}) in {}", cwd.display())
@@ -282,6 +298,11 @@ pub fn outcome_text(o: &AttemptOutcome) -> String {
     }
 }
 
+/// ` of codex-main`: whose limit it is.
+fn of_agent(agent: Option<&str>) -> String {
+    agent.map(|a| format!(" of {a}")).unwrap_or_default()
+}
+
 pub fn wait_text(r: &WaitReason) -> String {
     match r {
         WaitReason::Retry { task, attempt, max } => format!("{task} failed (attempt {attempt}/{max}); retrying"),
@@ -291,12 +312,12 @@ pub fn wait_text(r: &WaitReason) -> String {
             if *failures == 1 { "" } else { "s" },
             crate::policy::breaker::human_duration(*remaining)
         ),
-        WaitReason::UsageLimit { message, reset, known: true, .. } => {
+        WaitReason::UsageLimit { message, reset, known: true, agent, .. } => {
             let zone = reset.as_deref().map(|r| format!(" ({r})")).unwrap_or_default();
-            format!("usage limit: {message}; no task starts until the reset{zone}")
+            format!("usage limit{}: {message}; no task starts on it until the reset{zone}", of_agent(agent.as_deref()))
         }
-        WaitReason::UsageLimit { message, wait, .. } => {
-            format!("usage limit: {message}; the reset time could not be read, so baton waits {}", human(*wait))
+        WaitReason::UsageLimit { message, wait, agent, .. } => {
+            format!("usage limit{}: {message}; the reset time could not be read, so its tasks wait {}", of_agent(agent.as_deref()), human(*wait))
         }
         WaitReason::Throttling { message } => format!("server-side throttling ({}); backing off", super::status::cut(message, 100)),
         WaitReason::Planning { limit: true, message } => format!("usage limit while planning: {message}; retrying after the reset"),

@@ -74,6 +74,8 @@ struct JsonStatus<'a> {
     plan: JsonPlan<'a>,
     /// What the plan cost over all its runs, and its budget (`null` without a run history).
     spending: Option<&'a Spending>,
+    /// The agents under a usage limit now, each with its reset (`[]` without a run history).
+    agent_limits: &'a [crate::store::query::AgentLimit],
     counts: Counts,
     sections: Vec<JsonSection<'a>>,
     /// The run holding the plan (`report::watch::run_json`), `null` when none does.
@@ -207,22 +209,26 @@ pub fn from_history(root: &std::path::Path, plan: &std::path::Path, records: &cr
         None => None,
     };
     let Some(mut store) = store else {
-        return Ok(budget.map(|b| (Totals::new(), Spending { spent_usd: 0.0, budget_usd: Some(b) })));
+        return Ok(budget.map(|b| (Totals::new(), Spending { spent_usd: 0.0, budget_usd: Some(b), agent_limits: Vec::new() })));
     };
     store.import_records(&key, records, root)?;
-    let spending = Spending { spent_usd: store.plan_spent(&key)?, budget_usd: budget };
+    let spending = Spending { spent_usd: store.plan_spent(&key)?, budget_usd: budget, agent_limits: store.agent_limits(jiff::Timestamp::now())? };
     Ok(Some((store.task_usage(&key)?, spending)))
 }
 
 /// Every attempt record, per task id, in session order (`Records::all`).
 pub type Sessions = HashMap<String, Vec<AttemptRecord>>;
 
-/// What the plan has cost over all its runs (from the run history), and its budget.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+/// What the plan has cost over all its runs (from the run history), and its budget; and the
+/// agents under a usage limit now (the history knows them too).
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Spending {
     pub spent_usd: f64,
     /// `meta.budget_usd` (or `[budget] plan_usd`), when set.
     pub budget_usd: Option<f64>,
+    /// In the JSON beside `spending`, as `agent_limits`.
+    #[serde(skip)]
+    pub agent_limits: Vec<crate::store::query::AgentLimit>,
 }
 
 impl Spending {
@@ -238,6 +244,17 @@ impl Spending {
     }
 }
 
+/// `claude: usage limit until 17:00 UTC (in 4h 59m) — You've hit your limit`.
+pub fn limit_line(l: &crate::store::query::AgentLimit, now: jiff::Timestamp) -> String {
+    let Some(until) = l.until() else { return format!("{}: usage limit", terminal_line(&l.agent)) };
+    let zone = jiff::tz::TimeZone::system();
+    let local = until.to_zoned_datetime(zone.clone());
+    let day = if local.date() == now.to_zoned_datetime(zone).date() { local.strftime("%H:%M %Z").to_string() } else { local.strftime("%Y-%m-%d %H:%M %Z").to_string() };
+    let left = std::time::Duration::try_from(until.duration_since(now)).unwrap_or_default();
+    let said = l.message.as_deref().filter(|m| !m.trim().is_empty()).map(|m| format!(" — {}", cut(&terminal_line(m), 80))).unwrap_or_default();
+    format!("{}: usage limit until {day} (in {}){said}", terminal_line(&l.agent), super::render::human(left))
+}
+
 /// The status as pretty JSON; `run` is what is known of the run holding the plan.
 pub fn json(plan: &Plan, path: &str, default_max_attempts: u32, totals: &Totals, sessions: &Sessions, run: serde_json::Value, spending: Option<&Spending>) -> String {
     let doc = JsonStatus {
@@ -246,6 +263,7 @@ pub fn json(plan: &Plan, path: &str, default_max_attempts: u32, totals: &Totals,
             path,
         },
         spending,
+        agent_limits: spending.map_or(&[], |s| s.agent_limits.as_slice()),
         counts: Counts::of(plan),
         sections: plan
             .sections
@@ -289,6 +307,10 @@ pub fn table(plan: &Plan, path: &str, default_max_attempts: u32, width: usize, t
         out.push_str(&s.sentence());
     }
     out.push('\n');
+    for l in spending.map_or(&[][..], |s| s.agent_limits.as_slice()) {
+        out.push_str(&limit_line(l, jiff::Timestamp::now()));
+        out.push('\n');
+    }
 
     let id_w = plan.tasks().map(|t| t.id.as_str().chars().count()).max().unwrap_or(2).max(2);
     let name_w = plan

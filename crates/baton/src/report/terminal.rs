@@ -371,7 +371,7 @@ mod tests {
     }
 
     fn started(task: &str, name: &str, attempt: u32) -> RunEvent {
-        now(EventKind::AttemptStarted { task: task.into(), name: name.into(), attempt, max_attempts: 2, session: attempt, model: None, transcript: Default::default(), max_budget_usd: None })
+        now(EventKind::AttemptStarted { task: task.into(), name: name.into(), attempt, max_attempts: 2, session: attempt, model: None, transcript: Default::default(), max_budget_usd: None, agent: None })
     }
 
     fn tool(task: &str, path: &str) -> RunEvent {
@@ -561,7 +561,7 @@ mod tests {
         // takes the place of a task line, above the waits.
         term.event(&tool("T2", "src/two.rs"));
         assert_eq!(screen.rows().len(), 3);
-        term.event(&at(until, EventKind::AttemptStarted { task: "T1".into(), name: "one".into(), attempt: 2, max_attempts: 2, session: 2, model: None, transcript: Default::default(), max_budget_usd: None }));
+        term.event(&at(until, EventKind::AttemptStarted { task: "T1".into(), name: "one".into(), attempt: 2, max_attempts: 2, session: 2, model: None, transcript: Default::default(), max_budget_usd: None, agent: None }));
         let rows = screen.rows();
         assert_eq!(rows.len(), 3, "{rows:#?}");
         assert!(rows[1].ends_with("T2 two · attempt 1/2 · Read src/two.rs"), "{rows:#?}");

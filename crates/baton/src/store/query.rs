@@ -159,6 +159,22 @@ impl Store {
         self.plan_spent_elsewhere(plan, 0)
     }
 
+    /// The agents under a usage limit at `now`, repository-wide (a limit is the account's, not
+    /// a plan's): each agent's latest reset still to come, with what the CLI said.
+    pub fn agent_limits(&self, now: jiff::Timestamp) -> Result<Vec<AgentLimit>, StoreError> {
+        let mut st = self
+            .conn()
+            .prepare_cached(
+                "SELECT agent, MAX(until), (SELECT message FROM waits w2 WHERE w2.agent = w.agent AND w2.kind = 'usage_limit' ORDER BY until DESC LIMIT 1)
+                 FROM waits w WHERE kind = 'usage_limit' AND agent IS NOT NULL AND until > ?1 GROUP BY agent ORDER BY agent",
+            )
+            .map_err(|e| self.sql(e))?;
+        let rows = st
+            .query_map(params![super::stamp(now)], |r| Ok(AgentLimit { agent: r.get(0)?, until: r.get(1)?, message: r.get(2)? }))
+            .map_err(|e| self.sql(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(|e| self.sql(e))
+    }
+
     /// What the plan cost in every run but `run` (its earlier runs, and the runs of it in other
     /// checkouts going on now).
     pub fn plan_spent_elsewhere(&self, plan: &str, run: i64) -> Result<f64, StoreError> {
@@ -406,5 +422,23 @@ mod tests {
         assert_eq!(tasks("2026-11-30T10:00:04Z"), ["a", "b", "c"]);
         assert!(tasks("2026-11-30T10:00:06Z").is_empty());
         assert_eq!(store.cost_rows(Some("plan.yaml"), None).unwrap().len(), 3);
+    }
+}
+
+/// An agent under a usage limit, as the run history knows it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct AgentLimit {
+    /// Its name in baton.toml.
+    pub agent: String,
+    /// When it resets (RFC 3339, UTC).
+    pub until: String,
+    /// What the CLI said.
+    pub message: Option<String>,
+}
+
+impl AgentLimit {
+    /// The reset as an instant.
+    pub fn until(&self) -> Option<jiff::Timestamp> {
+        self.until.parse().ok()
     }
 }

@@ -132,4 +132,13 @@ ALTER TABLE attempts ADD COLUMN cap_usd REAL;
 ALTER TABLE attempts ADD COLUMN estimated_usd REAL;
 ALTER TABLE attempts ADD COLUMN agent_pid INTEGER;
 "#,
+    // 3: whose usage limit a wait is (the agent's name in baton.toml: `status` shows each
+    // agent's limit until its reset, and a run starting inside it goes to a fallback at once);
+    // an attempt's cost worked out by baton from its tokens and `[prices]` rather than said by
+    // the agent.
+    r#"
+ALTER TABLE waits ADD COLUMN agent TEXT;
+ALTER TABLE attempts ADD COLUMN cost_estimated INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX waits_by_agent ON waits (agent, until);
+"#,
 ];

@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use rusqlite::params;
 
@@ -76,7 +77,7 @@ fn recorded(kind: &EventKind) -> bool {
             | EventKind::Summary(_)
             | EventKind::Exit { .. }
             | EventKind::Note(
-                Note::StopRequested { .. } | Note::Interrupted { .. } | Note::BudgetExhausted { .. } | Note::Pipeline(_) | Note::AgentStarted { .. }
+                Note::StopRequested { .. } | Note::Interrupted { .. } | Note::BudgetExhausted { .. } | Note::Pipeline(_) | Note::AgentStarted { .. } | Note::Failover { .. }
             )
     )
 }
@@ -141,7 +142,7 @@ impl StoreSink {
                 self.agent = agent.clone();
                 conn.prepare_cached("UPDATE runs SET plan_name = ?2 WHERE id = ?1")?.execute(params![self.run, plan])?;
             }
-            EventKind::AttemptStarted { task, attempt, session, model, transcript, max_budget_usd, .. } => {
+            EventKind::AttemptStarted { task, attempt, session, model, transcript, max_budget_usd, agent, .. } => {
                 let (plan, kind, attempt) = match &self.item {
                     // A planning session: of the plan it writes; it is no attempt of a task.
                     Some((_, plan)) if task.as_str().starts_with("plan:") => (plan.clone().unwrap_or_default(), "planning", None),
@@ -154,7 +155,7 @@ impl StoreSink {
                          ON CONFLICT (run_id, task, session) DO UPDATE SET outcome = 'running', started_at = excluded.started_at
                          RETURNING id",
                     )?
-                .query_row(params![self.run, plan, task.as_str(), kind, session, attempt, self.agent, model, time, relative(&self.root, transcript), max_budget_usd.map(super::usd)], |r| r.get(0))?;
+                .query_row(params![self.run, plan, task.as_str(), kind, session, attempt, agent.as_ref().unwrap_or(&self.agent), model, time, relative(&self.root, transcript), max_budget_usd.map(super::usd)], |r| r.get(0))?;
                 self.open.insert(task.to_string(), id);
             }
             EventKind::AttemptEnded { task, outcome, duration, cost_usd } => {
@@ -183,8 +184,18 @@ impl StoreSink {
             }
             EventKind::Waiting { reason, until } => {
                 let (kind, task, message) = wait_words(reason);
-                conn.prepare_cached("INSERT INTO waits (run_id, task, kind, message, started_at, until) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
-                    .execute(params![self.run, task, kind, message, time, super::stamp(*until)])?;
+                conn.prepare_cached("INSERT INTO waits (run_id, task, kind, message, started_at, until, agent) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?
+                    .execute(params![self.run, task, kind, message, time, super::stamp(*until), limited_agent(reason)])?;
+            }
+            EventKind::Note(Note::Failover { task, from, reason, .. }) => {
+                // The agent's limit, though nothing waits for it: its tasks went elsewhere.
+                let (kind, _, message) = wait_words(reason);
+                let wait = match reason {
+                    WaitReason::UsageLimit { wait, .. } => *wait,
+                    _ => Duration::ZERO,
+                };
+                conn.prepare_cached("INSERT INTO waits (run_id, task, kind, message, started_at, until, agent) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?
+                    .execute(params![self.run, task.as_str(), kind, message, time, super::stamp(ev.time + wait), from])?;
             }
             EventKind::Note(Note::AgentStarted { task, pid, .. }) => {
                 if let Some(&id) = self.open.get(task.as_str()) {
@@ -340,6 +351,14 @@ fn outcome_words(o: &AttemptOutcome) -> (String, Option<String>) {
         AttemptOutcome::Capped { message } => ("capped".into(), Some(message.clone())),
         AttemptOutcome::Planned { written: true } => ("planned".into(), None),
         AttemptOutcome::Planned { written: false } => ("failed".into(), None),
+    }
+}
+
+/// The agent whose usage limit a wait is.
+fn limited_agent(r: &WaitReason) -> Option<&str> {
+    match r {
+        WaitReason::UsageLimit { agent, .. } => agent.as_deref(),
+        _ => None,
     }
 }
 

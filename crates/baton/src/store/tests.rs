@@ -20,6 +20,7 @@ fn started(task: &str, attempt: u32, session: u32) -> EventKind {
         model: Some("sonnet".into()),
         transcript: format!(".baton/logs/plan/{task}/attempt-{session}.jsonl").into(),
         max_budget_usd: None,
+        agent: Some("claude".into()),
     }
 }
 
@@ -343,7 +344,7 @@ fn records_the_store_has_from_another_plan_of_the_same_name_are_not_imported() {
     {
         // A run of a/plan.yaml with the store: its record is written as it goes.
         let r = reporter_with(StoreSink::open(Store::open(d.path()).unwrap(), info(d.path(), "a/plan.yaml"), Some(&records)).unwrap());
-        r.emit(EventKind::AttemptStarted { task: "1".into(), name: "A".into(), attempt: 1, max_attempts: 3, session: 1, model: None, transcript: records.transcript("1", 1), max_budget_usd: None });
+        r.emit(EventKind::AttemptStarted { task: "1".into(), name: "A".into(), attempt: 1, max_attempts: 3, session: 1, model: None, transcript: records.transcript("1", 1), max_budget_usd: None, agent: None });
         std::fs::create_dir_all(records.task_dir("1")).unwrap();
         std::fs::write(records.transcript("1", 1), "").unwrap();
         records.write(&crate::run::record::AttemptRecord { task: "1".into(), session: 1, attempt: Some(1), outcome: "completed".into(), cost_usd: Some(0.4), ..Default::default() }).unwrap();

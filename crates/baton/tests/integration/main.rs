@@ -3,6 +3,7 @@
 mod after;
 mod attempt_view;
 mod agent_names;
+mod agents;
 mod check_runs;
 mod budget;
 mod ci_output;

@@ -45,6 +45,9 @@ struct Running {
     cwd: PathBuf,
     /// The named agent the session runs as (the task's `agent:`), when one was passed.
     named_agent: Option<String>,
+    /// The agent it runs on (its name in baton.toml), and the agent itself.
+    agent: String,
+    cli: Arc<dyn Agent>,
     /// The model baton asked for (`--model`), if any.
     model: Option<String>,
     /// The session's spending cap, when a budget is set.
@@ -93,7 +96,10 @@ pub(super) struct Engine {
     pub(super) config: Config,
     pub(super) opts: RunOptions,
     pub(super) file: PlanFile,
+    /// The default agent: the reviewer's.
     pub(super) agent: Arc<dyn Agent>,
+    /// Every agent of the run, by name.
+    pub(super) roster: crate::agent::Roster,
     pub(super) reporter: Reporter,
     pub(super) records: Records,
     pub(super) stop: watch::Receiver<Stop>,
@@ -142,7 +148,7 @@ impl Engine {
         config: Config,
         opts: RunOptions,
         file: PlanFile,
-        agent: Arc<dyn Agent>,
+        roster: crate::agent::Roster,
         reporter: Reporter,
         records: Records,
         stop: watch::Receiver<Stop>,
@@ -156,7 +162,8 @@ impl Engine {
             config,
             opts,
             file,
-            agent,
+            agent: roster.default().agent.clone(),
+            roster,
             reporter,
             records,
             stop,
@@ -259,8 +266,8 @@ impl Engine {
         if let Some((until, reason)) = admit.waiting {
             self.wait(until, reason);
         }
-        for id in admit.start {
-            if let Err(e) = self.start(&id) {
+        for (id, agent) in admit.start {
+            if let Err(e) = self.start(&id, &agent) {
                 self.fail(e);
                 break;
             }
@@ -281,9 +288,11 @@ impl Engine {
         Step::Wait(admit.wake)
     }
 
-    /// Marks a task in progress, prepares its working copy and prompt, and starts its attempt.
-    fn start(&mut self, id: &TaskId) -> Result<(), Error> {
+    /// Marks a task in progress, prepares its working copy and prompt, and starts its attempt
+    /// on `agent`.
+    fn start(&mut self, id: &TaskId, agent: &str) -> Result<(), Error> {
         let Some(task) = self.file.plan().task(id.as_str()).cloned() else { return Ok(()) };
+        let member = self.roster.member(agent).map_err(Error::Agent)?.clone();
         let plan = self.file.plan();
         let attempt_no = task.attempts + 1;
         // A task `baton retry` gave one more attempt after it used them all: this one is its
@@ -316,7 +325,7 @@ impl Engine {
                 return Err(e);
             }
         };
-        let named_agent = self.named_agent(&task, &place.cwd);
+        let named_agent = self.named_agent(&task, &place.cwd, &member);
         // Only looked at when something will ask what the attempt changed.
         let start_point = (self.workspace.uses_git() && self.verifies_changes(&task)).then(|| crate::run::verify::start_point(&place.cwd)).flatten();
         let now = crate::run::verify::checks_for(&self.config.verify, self.file.plan(), &task);
@@ -330,7 +339,7 @@ impl Engine {
         };
         let review = crate::run::review::review_for(&self.config.review, self.file.plan(), &task);
         let plan = self.file.plan();
-        let model = plan.model_for(&task, attempt_no, self.config.agent.model.as_deref());
+        let model = self.roster.model_for(plan, &task, attempt_no, &member);
         let total = task.timeout_seconds.or(plan.meta.timeout_seconds).unwrap_or(self.config.run.timeout_seconds);
         let idle = task.idle_timeout_seconds.or(plan.meta.idle_timeout_seconds).unwrap_or(self.config.run.idle_timeout_seconds);
         // Reserve the session number now: parallel attempts of other tasks never share it, and
@@ -346,7 +355,7 @@ impl Engine {
         let cap = self.state.session_cap();
         let spec = AttemptSpec {
             task: id.clone(),
-            agent: self.agent.clone(),
+            agent: member.agent.clone(),
             prompt,
             invocation: Invocation { model: model.clone(), agent: named_agent.clone(), max_budget_usd: cap.filter(|_| self.config.budget.cap_sessions) },
             cwd: place.cwd.clone(),
@@ -366,10 +375,14 @@ impl Engine {
             model: model.clone(),
             transcript: spec.transcript.clone(),
             max_budget_usd: cap,
+            agent: Some(member.name.clone()),
         });
         let active = Active { id: id.clone(), group: task.parallel_group.clone(), footprint: Footprint::of(&task) };
-        self.state.started(id.clone(), Slot { active, attempt: attempt_no, max });
-        self.running.insert(id.clone(), Running { name: task.name.clone(), session, started_at: jiff::Timestamp::now(), cwd: place.cwd, named_agent, model, cap, start_point, checks, review, task: task.clone() });
+        self.state.started(id.clone(), Slot { active, attempt: attempt_no, max, agent: member.name.clone(), task_agent: task.agent.clone() });
+        self.running.insert(
+            id.clone(),
+            Running { name: task.name.clone(), session, started_at: jiff::Timestamp::now(), cwd: place.cwd, named_agent, agent: member.name, cli: member.agent, model, cap, start_point, checks, review, task: task.clone() },
+        );
         let reporter = self.reporter.clone();
         let stop = self.stop.clone();
         let task_id = id.clone();
@@ -381,9 +394,10 @@ impl Engine {
     /// The named agent a task asks for (`agent: NAME`), when its working copy defines it (the
     /// checkout, or the task's worktree); otherwise the task runs without one, told once per
     /// name in the run.
-    fn named_agent(&mut self, task: &Task, cwd: &Path) -> Option<String> {
-        let name = task.agent.as_deref()?;
-        let file = match crate::agent::named_agent(self.agent.as_ref(), name, cwd) {
+    fn named_agent(&mut self, task: &Task, cwd: &Path, member: &crate::agent::Member) -> Option<String> {
+        // A task that names an agent of baton.toml runs on it, not as a subagent of it.
+        let name = task.agent.as_deref().filter(|a| !self.roster.routing().known.contains(*a))?;
+        let file = match crate::agent::named_agent(member.agent.as_ref(), name, cwd) {
             NamedAgent::Use(name) => return Some(name),
             NamedAgent::Missing { file } => Some(file),
             NamedAgent::Unsupported => None,
@@ -391,7 +405,7 @@ impl Engine {
         if self.named_agents_told.insert(name.to_string()) {
             // A worktree has only what is committed: say so when the checkout has the file.
             let uncommitted = cwd != self.root && file.as_ref().is_some_and(|f| self.root.join(f).is_file());
-            self.reporter.note(Note::NamedAgentIgnored { task: task.id.clone(), name: name.to_string(), cli: self.agent.name().to_string(), file, uncommitted });
+            self.reporter.note(Note::NamedAgentIgnored { task: task.id.clone(), name: name.to_string(), cli: member.agent.name().to_string(), file, uncommitted });
         }
         None
     }
@@ -432,7 +446,7 @@ impl Engine {
                 status_shown: &status_rel,
                 ended: run.ended,
                 exit: run.exit,
-                dialect: self.agent.dialect(),
+                dialect: r.cli.dialect(),
                 summary: &run.summary,
                 stderr_tail: &run.stderr_tail,
                 systemic: run.systemic.clone(),
@@ -667,7 +681,8 @@ impl Engine {
             rec.attempt = None;
             rec.message = message.clone();
             rec.waited_seconds = Some(wait.as_secs_f64());
-            let reason = WaitReason::UsageLimit { message, reset: None, known: false, wait };
+            // The reviewer runs on the default agent: its limit.
+            let reason = WaitReason::UsageLimit { message, reset: None, known: false, wait, agent: Some(self.roster.routing().default.clone()) };
             (AttemptOutcome::Limited, Outcome::Limited { wait, reason }, String::new())
         } else if let Some(failed) = v.checked.failed.and_then(|i| rec.checks.get(i)) {
             let line = crate::run::verify::failure_line(failed);
@@ -812,7 +827,7 @@ impl Engine {
                     (Some(z), Some(t)) => t.in_tz(z).map(|t| format!("{} in {z}", t.strftime("%H:%M"))).ok(),
                     _ => None,
                 };
-                let reason = WaitReason::UsageLimit { message: l.message, reset, known: l.resets_at.is_some(), wait };
+                let reason = WaitReason::UsageLimit { message: l.message, reset, known: l.resets_at.is_some(), wait, agent: Some(r.agent.clone()) };
                 (AttemptOutcome::Limited, Outcome::Limited { wait, reason }, String::new())
             }
             Verdict::Throttled(t) => {

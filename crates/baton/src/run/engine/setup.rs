@@ -72,8 +72,9 @@ pub struct RunOptions {
     pub dirty: DirtyTree,
     /// The caller (the pipeline daemon) holds the checkout's lock for this run already.
     pub checkout_held: bool,
-    /// `--agent KIND`: the agent to run instead of `baton.toml`'s `[agent] kind`.
-    pub agent: Option<crate::config::AgentKind>,
+    /// `--agent NAME`: the agent tasks run on instead of `baton.toml`'s default (`simulated`:
+    /// every task, no fallback).
+    pub agent: Option<String>,
     /// `--message-format`: the human view on stdout, or JSON events there (the view on stderr).
     pub format: MessageFormat,
     /// `--junit PATH`: a JUnit XML report written when the run ends.
@@ -129,8 +130,8 @@ async fn start(opts: RunOptions, stop: Option<watch::Receiver<Stop>>, reporter_o
         }
     }
     let mut config = Config::load(&root)?;
-    if let Some(kind) = opts.agent {
-        config.agent.kind = kind;
+    if let Some(choice) = &opts.agent {
+        config.use_agent(choice).map_err(Error::Agent)?;
     }
     // The reviewer's prompt is read after a coder's session: a template that cannot serve is
     // told now, before anything is spent.
@@ -152,7 +153,8 @@ async fn start(opts: RunOptions, stop: Option<watch::Receiver<Stop>>, reporter_o
             return Err(Error::NoSuchTask { id: id.clone(), plan: opts.plan.clone(), near });
         }
     }
-    let agent = crate::agent::for_config(&config, &root, opts.dry_run).map_err(Error::Agent)?;
+    let roster = crate::agent::Roster::for_plan(&config, file.plan(), &root, opts.dry_run).map_err(Error::Agent)?;
+    let agent = roster.default().agent.clone();
     let jobs = if opts.parallel { opts.jobs.unwrap_or(config.run.jobs).max(1) } else { 1 };
     // Decided before anything is written: a refusal leaves the folder as it was.
     let git_use = crate::root::git_use(&root, &config).map_err(|e| Error::GitUse { error: e.to_string(), help: e.help() })?;
@@ -191,6 +193,7 @@ async fn start(opts: RunOptions, stop: Option<watch::Receiver<Stop>>, reporter_o
         (Some(h), Some(_)) => crate::store::Store::open(&root).ok().map(|store| super::dispatch::BudgetSync { store, key: h.key.clone(), run: h.run }),
         _ => None,
     };
+    let known_limits = spending.as_ref().map(|h| h.limits.clone()).unwrap_or_default();
     let budget = spending.and_then(|History { spent, costs, .. }| budgets.with(spent, costs, config.budget.attempt_estimate_usd));
     let guard_exe = stop::guard_exe()?;
     let clock = Clock::from_env()?;
@@ -243,11 +246,16 @@ async fn start(opts: RunOptions, stop: Option<watch::Receiver<Stop>>, reporter_o
         single_task: opts.single_task,
         exclude: left_out(file.plan(), opts.resume_from.as_deref()).into_iter().collect::<HashSet<_>>(),
         budget,
+        routing: roster.routing().clone(),
     });
     if let Some(n) = state.budget_note() {
         reporter.note(n);
     }
-    let mut engine = Engine::new(clock, root, config, opts, file, agent, reporter.clone(), records, stop, guard_exe, state, workspace);
+    let mut state = state;
+    for n in state.known_limits(&known_limits, jiff::Timestamp::now(), std::time::Instant::now()) {
+        reporter.note(n);
+    }
+    let mut engine = Engine::new(clock, root, config, opts, file, roster, reporter.clone(), records, stop, guard_exe, state, workspace);
     engine.budget_sync = sync;
     let exit = match engine.before_hook().await {
         Ok(true) => engine.run().await,
@@ -311,6 +319,8 @@ struct History {
     costs: Vec<f64>,
     run: i64,
     key: String,
+    /// The agents still under a usage limit an earlier run met.
+    limits: Vec<crate::store::query::AgentLimit>,
 }
 
 /// Opens the run's history in the store (a sink of the run's events) and says what the plan
@@ -325,9 +335,11 @@ fn record_history(root: &std::path::Path, plan: &std::path::Path, records: &Reco
     let spending = opened.and_then(|sink| {
         let spent = sink.store().plan_spent(&key)?;
         let costs = sink.store().attempt_costs(&key)?;
+        // Not worth failing a run over: without it, the limit is met again.
+        let limits = sink.store().agent_limits(jiff::Timestamp::now()).unwrap_or_default();
         let run = sink.run_id();
         reporter.add(Box::new(sink));
-        Ok(History { spent, costs, run, key })
+        Ok(History { spent, costs, run, key, limits })
     });
     match spending {
         Ok(s) => Ok(Some(s)),

@@ -11,6 +11,7 @@ use crate::plan::{Plan, Status, TaskId};
 use crate::policy::backoff::{RetryBackoff, Throttle, ThrottleBackoff};
 use crate::policy::breaker::{Admission, BreakerState, CircuitBreaker};
 use crate::policy::budget::Budget;
+use crate::policy::failover::{AgentLimits, Route, Routing};
 use crate::report::event::{Note, WaitReason};
 use crate::run::schedule::{self, Active};
 use crate::store::usd;
@@ -40,6 +41,8 @@ pub struct Policies {
     pub exclude: HashSet<TaskId>,
     /// The budget, when one is set.
     pub budget: Option<Budget>,
+    /// Which agent each task runs on, and where it goes while that one is limited.
+    pub routing: Routing,
 }
 
 /// A task whose attempt is running, as the state knows it.
@@ -48,6 +51,10 @@ pub struct Slot {
     pub active: Active,
     pub attempt: u32,
     pub max: u32,
+    /// The agent it runs on.
+    pub agent: String,
+    /// The agent its plan names (`agent:`), if any.
+    pub task_agent: Option<String>,
 }
 
 /// How an attempt (and, in a parallel run, its landing) ended, as the state needs to know it.
@@ -107,8 +114,8 @@ pub struct Consequence {
 /// What may happen now.
 #[derive(Debug, Default)]
 pub struct Admit {
-    /// Tasks to start, in this order.
-    pub start: Vec<TaskId>,
+    /// Tasks to start, in this order, each with the agent it runs on.
+    pub start: Vec<(TaskId, String)>,
     pub notes: Vec<Note>,
     /// Why nothing starts for a while, and until when (told once per wait).
     pub waiting: Option<(Instant, WaitReason)>,
@@ -136,8 +143,13 @@ pub struct RunState {
     paused_until: Option<Instant>,
     /// The breaker wait last told, so that it is told once.
     told_breaker: Option<Instant>,
+    /// Each agent's limit last told, so that parallel attempts meeting it tell it once.
+    told_limit: HashMap<String, Instant>,
     attempts_started: u32,
     budget: Option<Budget>,
+    routing: Routing,
+    /// Each agent's usage limit.
+    limits: AgentLimits,
 }
 
 impl RunState {
@@ -157,8 +169,11 @@ impl RunState {
             delayed: HashMap::new(),
             paused_until: None,
             told_breaker: None,
+            told_limit: HashMap::new(),
             attempts_started: 0,
             budget: p.budget,
+            routing: p.routing,
+            limits: AgentLimits::default(),
         }
     }
 
@@ -254,14 +269,37 @@ impl RunState {
         out.wake = next_delay;
         let mut skip: HashSet<TaskId> = self.exclude.clone();
         skip.extend(self.running.keys().cloned());
+        // Where each task would go now; one whose agents are all limited waits.
+        let mut routes: HashMap<TaskId, String> = HashMap::new();
+        let mut held: HashMap<TaskId, Instant> = HashMap::new();
+        for t in plan.tasks().filter(|t| t.status.is_runnable() && !skip.contains(&t.id)) {
+            match self.limits.route(&self.routing.candidates(t.agent.as_deref()), now) {
+                Route::Run(agent) => {
+                    routes.insert(t.id.clone(), agent);
+                }
+                Route::Wait(until) => {
+                    held.insert(t.id.clone(), until);
+                }
+            }
+        }
+        let limit_wake = |first: Option<&TaskId>| first.and_then(|id| held.get(id)).copied();
         if !self.parallel {
-            // Sequential runs keep plan order: a task waiting out its back-off holds the line.
+            // Sequential runs keep plan order: a task waiting out its back-off or its agent's
+            // limit holds the line.
             if let Some(first) = graph::next_ready(plan, &skip) {
+                if let Some(until) = limit_wake(Some(&first.id)) {
+                    out.wake = Some(next_delay.map_or(until, |d| d.min(until)));
+                    return out;
+                }
                 if self.delayed.contains_key(&first.id) || !self.running.is_empty() {
                     return out;
                 }
             }
         }
+        if let Some(until) = held.values().min().copied() {
+            out.wake = Some(out.wake.map_or(until, |d| d.min(until)));
+        }
+        skip.extend(held.keys().cloned());
         skip.extend(self.delayed.keys().cloned());
         if let Some(id) = &self.single {
             // Only the single task may run.
@@ -301,7 +339,8 @@ impl RunState {
                 }
                 Admission::AwaitProbe => return out,
             }
-            out.start.push(id.clone());
+            let agent = routes.get(&id).cloned().unwrap_or_else(|| self.routing.default.clone());
+            out.start.push((id.clone(), agent));
             if self.single_task {
                 // One task is the whole run, even when others could run beside it.
                 self.single.get_or_insert(id);
@@ -312,6 +351,29 @@ impl RunState {
             }
         }
         out
+    }
+
+    /// Usage limits an earlier run met that have not reset yet: with a fallback to go to, the
+    /// agent is passed over from the start (its tasks go to the fallback at once) — without one,
+    /// the run tries it anyway (a limit costs nothing to meet, and a recorded reset may be a
+    /// guess). The notes to tell. `now`: the same instant as a timestamp and on the monotonic
+    /// clock.
+    pub fn known_limits(&mut self, limits: &[crate::store::query::AgentLimit], at: jiff::Timestamp, now: Instant) -> Vec<Note> {
+        let mut notes = Vec::new();
+        for l in limits {
+            let Some(until) = l.until() else { continue };
+            if !self.routing.known.contains(&l.agent) {
+                continue;
+            }
+            let left = Duration::try_from(until.duration_since(at)).unwrap_or_default();
+            if left <= self.routing.failover_after || self.routing.fallback.is_empty() {
+                continue;
+            }
+            self.limits.hit(&l.agent, now + left, now, &self.routing);
+            let reason = WaitReason::UsageLimit { message: l.message.clone().unwrap_or_default(), reset: Some(l.until.clone()), known: true, wait: left, agent: Some(l.agent.clone()) };
+            notes.push(Note::KnownLimit { agent: l.agent.clone(), reason });
+        }
+        notes
     }
 
     /// The spending cap of a session that starts now beside the running ones, when a budget
@@ -424,7 +486,25 @@ impl RunState {
             Outcome::Limited { wait, reason } => {
                 self.breaker.record_inconclusive();
                 c.waited = Some(wait);
-                c.pause = self.pause(now + wait, reason);
+                // The agent whose limit it is (the reviewer's may not be the task's).
+                let agent = match &reason {
+                    WaitReason::UsageLimit { agent: Some(a), .. } => a.clone(),
+                    _ => slot.agent.clone(),
+                };
+                let limit = self.limits.hit(&agent, now + wait, now, &self.routing);
+                let next = match self.limits.route(&self.routing.candidates(slot.task_agent.as_deref()), now) {
+                    Route::Run(a) if limit.failover && a != agent => Some(a),
+                    _ => None,
+                };
+                match next {
+                    // Its tasks go on elsewhere; the wait is the agent's alone.
+                    Some(to) => c.notes.push(Note::Failover { task: id.clone(), from: agent, to, reason }),
+                    None if self.told_limit.get(&agent).is_some_and(|t| *t >= limit.until) => {}
+                    None => {
+                        self.told_limit.insert(agent, limit.until);
+                        c.pause = Some((limit.until, reason));
+                    }
+                }
             }
             Outcome::Throttled { jitter, message } => {
                 self.breaker.record_inconclusive();
@@ -559,13 +639,14 @@ mod tests {
             single_task: false,
             exclude: HashSet::new(),
             budget: None,
+            routing: Routing::single("claude"),
         }
     }
 
     fn start(state: &mut RunState, p: &Plan, id: &str, attempt: u32, max: u32) {
         let t = p.task(id).unwrap();
         let active = Active { id: t.id.clone(), group: t.parallel_group.clone(), footprint: Footprint::of(t) };
-        state.started(t.id.clone(), Slot { active, attempt, max });
+        state.started(t.id.clone(), Slot { active, attempt, max, agent: "claude".into(), task_agent: t.agent.clone() });
     }
 
     fn set(p: &mut Plan, id: &str, status: Status) {
@@ -579,11 +660,11 @@ mod tests {
     }
 
     fn limit() -> WaitReason {
-        WaitReason::UsageLimit { message: "hit your limit".into(), reset: None, known: false, wait: SECOND }
+        WaitReason::UsageLimit { message: "hit your limit".into(), reset: None, known: false, wait: SECOND, agent: None }
     }
 
-    fn ids(v: &[TaskId]) -> Vec<&str> {
-        v.iter().map(|t| t.as_str()).collect()
+    fn ids(v: &[(TaskId, String)]) -> Vec<&str> {
+        v.iter().map(|(t, _)| t.as_str()).collect()
     }
 
     #[test]

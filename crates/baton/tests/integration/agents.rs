@@ -1,0 +1,184 @@
+//! Several agents in one run: `[agents.NAME]` tables, a task's `agent: NAME`, `[agent] default`
+//! and `fallback`, and failover when an agent meets a long usage limit. The agents are the fake
+//! CLI under different names (symbolic links) with a state folder each, so each one's log says
+//! which tasks it ran, under which name it was started.
+
+use std::path::{Path, PathBuf};
+
+use baton::plan::Status;
+use serde_json::Value;
+
+use crate::support::{project, Project, FAST_CONFIG};
+
+const LIMIT: &str = "You've hit your limit · resets 6pm (America/Toronto)";
+
+fn plan(tasks: &[(&str, Option<&str>)]) -> String {
+    let mut s = String::from("meta:\n  name: Agents\n  max_attempts_default: 2\nsections:\n- id: s1\n  name: Work\n  tasks:\n");
+    for (id, agent) in tasks {
+        s.push_str(&format!("  - id: '{id}'\n    name: Task {id}\n    status: pending\n    description: 'Do {id}.'\n"));
+        if let Some(a) = agent {
+            s.push_str(&format!("    agent: {a}\n"));
+        }
+    }
+    s
+}
+
+/// A copy of the fake CLI under `name`, and its own state folder (scenario and log).
+struct FakeAgent {
+    bin: PathBuf,
+    state: PathBuf,
+}
+
+impl FakeAgent {
+    fn new(p: &Project, name: &str, scenario: &str) -> FakeAgent {
+        let dir = p.state_path(&format!("agent-{name}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let bin = dir.join(name);
+        std::os::unix::fs::symlink(baton_testkit::fake_claude_bin(), &bin).unwrap();
+        std::fs::write(dir.join("scenario.json"), scenario).unwrap();
+        FakeAgent { bin, state: dir }
+    }
+
+    /// Its `[agents.NAME]` table.
+    fn table(&self, name: &str) -> String {
+        format!(
+            "[agents.{name}]\nkind = \"claude\"\nbinary = \"{}\"\nenv = {{ BATON_FAKE_STATE = \"{}\", BATON_FAKE_SCENARIO = \"{}\" }}\n",
+            self.bin.display(),
+            self.state.display(),
+            self.state.join("scenario.json").display()
+        )
+    }
+
+    /// The tasks it ran, in order, and the program it was started as.
+    fn ran(&self) -> Vec<(String, String)> {
+        std::fs::read_to_string(self.state.join("invocations.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .map(|i| (i["task_id"].as_str().unwrap_or_default().to_string(), i["argv"][0].as_str().unwrap_or_default().to_string()))
+            .collect()
+    }
+}
+
+fn config(p: &Project, extra: &str) {
+    p.write("baton.toml", &format!("{FAST_CONFIG}{extra}"));
+    p.repo.commit_all("config");
+}
+
+fn name_of(path: &Path) -> String {
+    path.file_name().unwrap().to_string_lossy().into_owned()
+}
+
+#[test]
+fn each_task_runs_on_the_agent_it_names() {
+    let p = project(&plan(&[("1", Some("alpha")), ("2", Some("beta")), ("3", None), ("4", Some("gamma"))]));
+    let agents: Vec<(&str, FakeAgent)> = ["alpha", "beta", "gamma"].into_iter().map(|n| (n, FakeAgent::new(&p, n, "{}"))).collect();
+    let tables: String = agents.iter().map(|(n, a)| a.table(n)).collect();
+    config(&p, &format!("[agent]\ndefault = \"alpha\"\n{tables}"));
+    let r = p.baton(&["run", "plan.yaml"]);
+    let ctx = r.all();
+    assert_eq!(r.code(), 0, "{ctx}");
+    for (name, agent) in &agents {
+        let ran = agent.ran();
+        let expected: &[&str] = match *name {
+            "alpha" => &["1", "3"],
+            "beta" => &["2"],
+            _ => &["4"],
+        };
+        assert_eq!(ran.iter().map(|(t, _)| t.as_str()).collect::<Vec<_>>(), expected, "{name}\n{ctx}");
+        assert!(ran.iter().all(|(_, argv0)| name_of(Path::new(argv0)) == *name), "{name} was started as another program: {ran:?}");
+    }
+    assert!(p.invocations().is_empty(), "the agent of [agent] was started though every task has its own\n{ctx}");
+    assert!(p.plan().tasks().all(|t| t.status == Status::Completed));
+    // The history names the agent each attempt ran on.
+    let h: Value = serde_json::from_str(&p.baton(&["history", "plan.yaml", "--json"]).stdout()).unwrap();
+    let by_task: std::collections::HashMap<String, String> = h["runs"][0]["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a["task"].as_str().unwrap().to_string(), a["agent"].as_str().unwrap_or_default().to_string()))
+        .collect();
+    assert_eq!(by_task["2"], "beta", "{h:#}");
+    assert_eq!(by_task["4"], "gamma", "{h:#}");
+}
+
+#[test]
+fn a_long_usage_limit_moves_the_task_to_the_fallback_without_spending_an_attempt() {
+    let p = project(&plan(&[("1", None), ("2", None)]));
+    // The primary meets a limit that resets in 5 hours on its first session, whatever the task.
+    let primary = FakeAgent::new(&p, "primary", &format!(r#"{{"default": {{"limit": {}, "limit_resets_in": 18000}}}}"#, serde_json::to_string(LIMIT).unwrap()));
+    let backup = FakeAgent::new(&p, "backup", "{}");
+    config(&p, &format!("[agent]\ndefault = \"primary\"\nfallback = [\"backup\"]\n{}{}", primary.table("primary"), backup.table("backup")));
+    let r = p.baton(&["run", "plan.yaml"]);
+    let ctx = r.all();
+    assert_eq!(r.code(), 0, "{ctx}");
+    assert!(ctx.contains("primary hit its usage limit") && ctx.contains("run on backup"), "the failover was not told\n{ctx}");
+    // Once limited, the primary is passed over: one session met the limit, both tasks ran on the
+    // backup.
+    assert_eq!(primary.ran().len(), 1, "{ctx}");
+    assert_eq!(backup.ran().iter().map(|(t, _)| t.as_str()).collect::<Vec<_>>(), ["1", "2"], "{ctx}");
+    let plan = p.plan();
+    for t in plan.tasks() {
+        assert_eq!((t.status, t.attempts), (Status::Completed, 1), "{}: the limit spent an attempt\n{ctx}", t.id);
+    }
+    // `status` shows the primary as limited until its reset.
+    let s = p.baton(&["status", "plan.yaml"]);
+    assert!(s.stdout().contains("primary: usage limit until"), "{}", s.all());
+    let j: Value = serde_json::from_str(&p.baton(&["status", "plan.yaml", "--json"]).stdout()).unwrap();
+    let limits = j["agent_limits"].as_array().expect("agent_limits");
+    assert_eq!(limits.len(), 1, "{j:#}");
+    assert_eq!(limits[0]["agent"], "primary");
+    let until: jiff::Timestamp = limits[0]["until"].as_str().unwrap().parse().unwrap();
+    let resets_at: i64 = std::fs::read_to_string(primary.state.join("1-1.resets_at")).unwrap().trim().parse().unwrap();
+    assert!((until.as_second() - resets_at).abs() <= 60, "the reset is {until}, the agent said {resets_at}");
+
+    // A later run knows the limit: the primary is not tried again before its reset.
+    let mut text = p.read("plan.yaml");
+    text.push_str("  - id: '3'\n    name: Task 3\n    status: pending\n    description: 'Do 3.'\n");
+    p.write("plan.yaml", &text);
+    p.repo.commit_all("more");
+    let r = p.baton(&["run", "plan.yaml"]);
+    let ctx = r.all();
+    assert_eq!(r.code(), 0, "{ctx}");
+    assert!(ctx.contains("primary is under a usage limit an earlier run met"), "{ctx}");
+    assert_eq!(primary.ran().len(), 1, "the limited agent was started again\n{ctx}");
+    assert!(backup.ran().iter().any(|(t, _)| t == "3"), "{ctx}");
+}
+
+#[test]
+fn a_short_limit_is_waited_out_on_the_same_agent() {
+    let p = project(&plan(&[("1", None)]));
+    let primary = FakeAgent::new(&p, "primary", &format!(r#"{{"default": [{{"limit": {}, "limit_resets_in": 1}}, {{}}]}}"#, serde_json::to_string(LIMIT).unwrap()));
+    let backup = FakeAgent::new(&p, "backup", "{}");
+    config(&p, &format!("[agent]\ndefault = \"primary\"\nfallback = [\"backup\"]\n{}{}", primary.table("primary"), backup.table("backup")));
+    let r = p.baton(&["run", "plan.yaml"]);
+    let ctx = r.all();
+    assert_eq!(r.code(), 0, "{ctx}");
+    assert_eq!(primary.ran().len(), 2, "{ctx}");
+    assert!(backup.ran().is_empty(), "a limit that resets within failover_after_minutes moved the task\n{ctx}");
+    assert_eq!(p.plan().task("1").unwrap().attempts, 1);
+}
+
+#[test]
+fn undefined_agents_and_kinds_are_refused_and_an_unknown_task_agent_is_a_warning() {
+    let p = project(&plan(&[("1", Some("nobody"))]));
+    config(&p, "[agent]\ndefault = \"main\"\nfallback = [\"spare\"]\n[agents.main]\nkind = \"claude\"\n");
+    let r = p.baton(&["check", "plan.yaml"]);
+    assert_eq!(r.code(), 2, "{}", r.all());
+    let e = r.all();
+    assert!(e.contains("baton.toml:") && e.contains("`fallback` names \"spare\", which is no agent"), "{e}");
+    let r = p.baton(&["run", "plan.yaml"]);
+    assert_eq!(r.code(), 2, "{}", r.all());
+    assert!(p.invocations().is_empty(), "an agent ran");
+
+    config(&p, "[agents.main]\nkind = \"gpt\"\n");
+    let r = p.baton(&["check", "plan.yaml"]);
+    assert_eq!(r.code(), 2, "{}", r.all());
+    assert!(r.all().contains("unknown variant `gpt`"), "{}", r.all());
+
+    config(&p, "[agents.main]\nkind = \"claude\"\n");
+    let r = p.baton(&["check", "plan.yaml"]);
+    assert_eq!(r.code(), 0, "{}", r.all());
+    let w = r.all();
+    assert!(w.contains("nobody") && w.contains("main"), "the warning should name the unknown agent and the known ones:\n{w}");
+}
