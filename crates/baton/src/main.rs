@@ -682,7 +682,8 @@ fn logs(plan: &Path, task: &str, attempt: Option<u32>, shown: Shown) -> Exit {
         return Exit::InvalidInput;
     }
     // The transcripts were written by the configured agent: its dialect reads them.
-    let dialect = match baton::agent::dialect_for(config.agent.kind) {
+    let kind = config.agent_def(config.default_agent()).map_or(config.agent.kind, |d| d.kind);
+    let dialect = match baton::agent::dialect_for(kind) {
         Ok(d) => d,
         Err(e) => {
             baton::errln!("{e}");

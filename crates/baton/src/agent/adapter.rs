@@ -149,6 +149,21 @@ pub fn dialect_for(kind: crate::config::AgentKind) -> Result<&'static dyn Dialec
     }
 }
 
+/// The file beside a transcript that says which kind of agent wrote it (`codex`), so that
+/// `baton logs` reads each attempt in its agent's dialect.
+pub fn kind_file(transcript: &std::path::Path) -> PathBuf {
+    transcript.with_extension("agent")
+}
+
+/// The dialect a transcript was written in, when its [`kind_file`] says.
+pub fn dialect_of_transcript(transcript: &std::path::Path) -> Option<&'static dyn Dialect> {
+    use crate::config::AgentKind;
+    let text = std::fs::read_to_string(kind_file(transcript)).ok()?;
+    let kinds = [AgentKind::Claude, AgentKind::Codex, AgentKind::Gemini, AgentKind::Command, AgentKind::Simulated];
+    let kind = kinds.into_iter().find(|k| k.as_str() == text.trim())?;
+    dialect_for(kind).ok()
+}
+
 /// The agent `baton.toml` makes the default, located (see [`for_def`]).
 pub fn for_config(config: &crate::config::Config, root: &std::path::Path, lenient: bool) -> Result<std::sync::Arc<dyn Agent>, String> {
     let name = config.default_agent();

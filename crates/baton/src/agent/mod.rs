@@ -13,7 +13,7 @@ mod roster;
 pub mod simulated;
 pub mod summary;
 
-pub use adapter::{dialect_for, for_config, for_def, named_agent, Agent, Dialect, Invocation, NamedAgent, Resolved, Systemic};
+pub use adapter::{dialect_for, dialect_of_transcript, for_config, for_def, kind_file, named_agent, Agent, Dialect, Invocation, NamedAgent, Resolved, Systemic};
 pub use event::StreamEvent;
 pub use roster::{Member, Roster};
 pub use summary::{SessionOutcome, StreamSummary};

@@ -32,7 +32,17 @@ pub struct RunEvent {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum EventKind {
     /// Which plan, which agent, found where, and how the run goes.
-    Banner { plan: String, agent: String, binary: String, counts: Counts, parallel: Option<usize>, commit: bool },
+    Banner {
+        plan: String,
+        agent: String,
+        binary: String,
+        counts: Counts,
+        parallel: Option<usize>,
+        commit: bool,
+        /// The run's other agents (fallbacks, those tasks name): `name (kind, where)`.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        others: Vec<String>,
+    },
     /// One of baton's own decisions.
     Note(Note),
     /// `session` numbers every agent session of the task (limits and stops included), the name

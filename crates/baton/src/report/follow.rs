@@ -36,6 +36,7 @@ pub fn follow(place: &Place<'_>, task: &str, session: Option<u32>, dialect: &dyn
         return Ok(());
     }
     let transcript = records.transcript(task, n);
+    let dialect = crate::agent::dialect_of_transcript(&transcript).unwrap_or(dialect);
     crate::out!("{}outcome: running — following until it ends (Ctrl+C stops following)\n\n", head(&records, task, n, count));
     let wake = Wake::new(&[(records.task_dir(task), false)]);
     let mut reader = Tail::default();

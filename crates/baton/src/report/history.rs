@@ -295,7 +295,7 @@ fn attempt_cells(a: &AttemptRow) -> Vec<String> {
         a.attempt.map_or_else(|| "-".into(), |n| n.to_string()),
         started,
         a.duration_secs.map(human_secs).unwrap_or_default(),
-        if a.cost_usd.is_some() || a.review_cost_usd.is_some() { money(a.total_cost()) } else { String::new() },
+        if a.cost_usd.is_some() || a.review_cost_usd.is_some() { format!("{}{}", if a.cost_estimated { "~" } else { "" }, money(a.total_cost())) } else { String::new() },
         cut(&terminal_line(a.model.as_deref().unwrap_or("")), MODEL_CHARS),
         outcome_text(a),
         one_line(a.message.as_deref().unwrap_or("")),
@@ -483,7 +483,8 @@ pub fn task_text(task: &str, plan: &str, attempts: &[AttemptRow]) -> String {
         }
         if a.cost_usd.is_some() || a.review_cost_usd.is_some() {
             let review = a.review_cost_usd.map(|r| format!(" (review {})", money(r))).unwrap_or_default();
-            field("cost", format!("{}{review}", money(a.total_cost())));
+            let estimate = if a.cost_estimated { " (estimated from the tokens at [prices])" } else { "" };
+            field("cost", format!("{}{review}{estimate}", money(a.total_cost())));
         }
         if let Some(tokens) = tokens_text(a) {
             field("tokens", tokens);
@@ -823,6 +824,7 @@ mod tests {
             turns: None,
             waited_secs: None,
             transcript: None,
+            cost_estimated: false,
             checks: Vec::new(),
         }
     }

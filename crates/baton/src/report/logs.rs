@@ -28,7 +28,8 @@ pub fn pick(records: &Records, task: &str, asked: Option<u32>) -> Result<(u32, u
     Ok((n, sessions.len()))
 }
 
-/// The text to print, or what is missing. `dialect` reads the transcript: the agent's own.
+/// The text to print, or what is missing. The transcript is read in the dialect of the agent
+/// that wrote it (its kind file), else `dialect` (the default agent's).
 pub fn render(logs_dir: &Path, plan: &Path, task: &str, session: Option<u32>, dialect: &dyn Dialect) -> Result<String, String> {
     let records = Records::new(logs_dir, plan);
     let (n, count) = pick(&records, task, session)?;
@@ -47,6 +48,7 @@ pub fn render(logs_dir: &Path, plan: &Path, task: &str, session: Option<u32>, di
     }
     out.push('\n');
     let text = std::fs::read_to_string(&transcript).map_err(|e| format!("cannot read {}: {e}", transcript.display()))?;
+    let dialect = crate::agent::dialect_of_transcript(&transcript).unwrap_or(dialect);
     for line in text.lines() {
         out.push_str(&event_lines(line, dialect));
     }

@@ -456,8 +456,9 @@ pub fn verbose_text(kind: &EventKind) -> Option<String> {
 
 fn raw_verbose_text(kind: &EventKind) -> Option<String> {
     Some(match kind {
-        EventKind::Banner { plan, agent, binary, counts, parallel, commit } => {
-            format!("[START] {}; agent: {agent} ({binary})", banner_text(plan, counts, *parallel, *commit))
+        EventKind::Banner { plan, agent, binary, counts, parallel, commit, others } => {
+            let others = if others.is_empty() { String::new() } else { format!("; other agents: {}", others.join(", ")) };
+            format!("[START] {}; agent: {agent} ({binary}){others}", banner_text(plan, counts, *parallel, *commit))
         }
         EventKind::Note(n) => format!("[{}] {}", tag(n), note_text(n)),
         EventKind::AttemptStarted { task, name, attempt, max_attempts, .. } => {

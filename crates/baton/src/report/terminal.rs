@@ -38,6 +38,8 @@ pub struct Terminal {
     reviewing: HashMap<TaskId, bool>,
     /// Whether stdout gets colour, decided once (see `report::style`).
     colour: bool,
+    /// The run has more than one agent: each task's line names its own.
+    several_agents: bool,
 }
 
 struct Running {
@@ -76,6 +78,7 @@ impl Terminal {
             checking: std::collections::HashSet::new(),
             reviewing: HashMap::new(),
             colour: false,
+            several_agents: false,
         }
     }
 
@@ -132,17 +135,21 @@ impl Sink for Terminal {
             live.expire(ev.time, slack);
         }
         match &ev.kind {
-            EventKind::Banner { plan, agent, binary, counts, parallel, commit } => {
+            EventKind::Banner { plan, agent, binary, counts, parallel, commit, others } => {
                 let tasks = render::banner_text(plan, counts, *parallel, *commit);
                 let tasks = tasks.strip_prefix(&format!("{plan}: ")).unwrap_or(&tasks);
-                self.marked("baton", Role::Strong, &format!(" · {plan} · {tasks}\nagent: {agent} ({binary})"));
+                let others = if others.is_empty() { String::new() } else { format!("\nother agents: {}", terminal_line(&others.join(", "))) };
+                self.marked("baton", Role::Strong, &format!(" · {plan} · {tasks}\nagent: {agent} ({binary}){others}"));
+                self.several_agents = !others.is_empty();
             }
             EventKind::Note(n) if render::warning(n) => self.warn(&format!("warning: {}", render::note_text(n))),
             EventKind::Note(n) if render::calm(n) => self.line(&render::note_text(n)),
             EventKind::Note(_) => {}
-            EventKind::AttemptStarted { task, name, attempt, max_attempts, .. } => {
-                let label = format!("{task} {name} · attempt {attempt}/{max_attempts}");
-                let head = terminal_line(&format!("{task} {} · attempt {attempt}/{max_attempts}", super::status::cut(name, LIVE_NAME_CHARS)));
+            EventKind::AttemptStarted { task, name, attempt, max_attempts, agent, .. } => {
+                // Which agent, when the run has several.
+                let on = agent.as_deref().filter(|_| self.several_agents).map(|a| format!(" · on {a}")).unwrap_or_default();
+                let label = format!("{task} {name} · attempt {attempt}/{max_attempts}{on}");
+                let head = terminal_line(&format!("{task} {} · attempt {attempt}/{max_attempts}{on}", super::status::cut(name, LIVE_NAME_CHARS)));
                 match &mut self.live {
                     Some(live) => live.start(task, &format!("{head} · starting")),
                     None => self.line(&format!("▸ {label}")),
@@ -408,7 +415,7 @@ mod tests {
     fn parallel_tasks_have_one_live_line_each_redrawn_in_place_below_the_printed_lines() {
         let (mut term, screen) = view(100);
         let counts = Counts { total: 3, pending: 3, ..Counts::default() };
-        term.event(&now(EventKind::Banner { plan: "p.yaml".into(), agent: "Claude".into(), binary: "claude".into(), counts, parallel: Some(3), commit: true }));
+        term.event(&now(EventKind::Banner { plan: "p.yaml".into(), agent: "Claude".into(), binary: "claude".into(), counts, parallel: Some(3), commit: true, others: Vec::new() }));
         for (task, name) in [("T1", "one"), ("T2", "two"), ("T3", "three")] {
             term.event(&started(task, name, 1));
         }

@@ -24,6 +24,10 @@ pub struct AttemptRecord {
     pub outcome: String,
     pub message: String,
     pub cost_usd: Option<f64>,
+    /// `cost_usd` was worked out by baton from the tokens and `[prices]`: the agent reports no
+    /// cost of its own.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cost_from_prices: bool,
     pub turns: Option<u32>,
     pub input_tokens: Option<u64>,
     pub output_tokens: Option<u64>,

@@ -413,7 +413,7 @@ pub(crate) fn write_record(conn: &Connection, id: i64, r: &AttemptRecord) -> rus
         "UPDATE attempts SET attempt = ?2, named_agent = ?3, model = COALESCE(?4, model), started_at = COALESCE(NULLIF(?5, ''), started_at),
             ended_at = NULLIF(?6, ''), duration_secs = ?7, outcome = ?8, verdict = ?9, message = ?10, cost_usd = ?11,
             review_cost_usd = ?12, input_tokens = ?13, output_tokens = ?14, cache_read_tokens = ?15, cache_creation_tokens = ?16,
-            turns = ?17, waited_secs = ?18, estimated_usd = ?19
+            turns = ?17, waited_secs = ?18, estimated_usd = ?19, cost_estimated = ?20
          WHERE id = ?1",
     )?
     .execute(params![
@@ -436,6 +436,7 @@ pub(crate) fn write_record(conn: &Connection, id: i64, r: &AttemptRecord) -> rus
         r.turns,
         r.waited_seconds,
         r.estimated_cost_usd,
+        r.cost_from_prices,
     ])?;
     conn.prepare_cached("DELETE FROM checks WHERE attempt_id = ?1")?.execute(params![id])?;
     conn.prepare_cached("DELETE FROM reviews WHERE attempt_id = ?1")?.execute(params![id])?;

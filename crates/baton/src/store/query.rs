@@ -59,6 +59,8 @@ pub struct AttemptRow {
     pub turns: Option<i64>,
     pub waited_secs: Option<f64>,
     pub transcript: Option<String>,
+    /// `cost_usd` is baton's estimate from the tokens and `[prices]` (the agent said none).
+    pub cost_estimated: bool,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub checks: Vec<CheckRow>,
 }
@@ -96,7 +98,8 @@ pub struct CostRow {
 }
 
 const ATTEMPT_COLUMNS: &str = "id, run_id, plan, task, kind, session, attempt, agent, named_agent, model, started_at, ended_at, duration_secs, outcome,
-    verdict, message, cost_usd, review_cost_usd, input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, turns, waited_secs, transcript";
+    verdict, message, cost_usd, review_cost_usd, input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, turns, waited_secs, transcript,
+    cost_estimated";
 
 fn attempt_row(r: &Row<'_>) -> rusqlite::Result<AttemptRow> {
     Ok(AttemptRow {
@@ -125,6 +128,7 @@ fn attempt_row(r: &Row<'_>) -> rusqlite::Result<AttemptRow> {
         turns: r.get(22)?,
         waited_secs: r.get(23)?,
         transcript: r.get(24)?,
+        cost_estimated: r.get(25)?,
         checks: Vec::new(),
     })
 }

@@ -113,7 +113,7 @@ fn the_sink_records_a_run_its_attempts_waits_and_ending_from_the_events() {
     let d = tempfile::tempdir().unwrap();
     let sink = StoreSink::open(Store::open(d.path()).unwrap(), info(d.path(), "plan.yaml"), None).unwrap();
     let r = reporter_with(sink);
-    r.emit(EventKind::Banner { plan: "My plan".into(), agent: "Claude".into(), binary: "claude".into(), counts: Counts::default(), parallel: None, commit: true });
+    r.emit(EventKind::Banner { plan: "My plan".into(), agent: "Claude".into(), binary: "claude".into(), counts: Counts::default(), parallel: None, commit: true, others: Vec::new() });
     r.emit(started("1.1", 1, 1));
     r.emit(ended("1.1", AttemptOutcome::Failed { message: "tests fail".into() }, Some(0.02)));
     r.emit(EventKind::Waiting { reason: WaitReason::Retry { task: "1.1".into(), attempt: 1, max: 3 }, until: jiff::Timestamp::now() });

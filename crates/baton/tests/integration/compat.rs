@@ -373,7 +373,7 @@ fn exercise(case: &'static Case) {
         let m = w["message"].as_str().expect("a message");
         let agent = m.split("names agent '").nth(1).and_then(|r| r.split('\'').next());
         let agent = agent.unwrap_or_else(|| panic!("{what}: a warning that is not about a missing agent file: {m}"));
-        assert!(m.ends_with(&format!(".claude/agents/{agent}.md does not exist in the repository")), "{what}: {m}");
+        assert!(m.ends_with(&format!("(.claude/agents/{agent}.md does not exist in the repository)")), "{what}: {m}");
         warned.insert(agent.to_string());
     }
     assert_eq!(warned.iter().map(String::as_str).collect::<BTreeSet<_>>(), missing, "{what}: one warning per agent with no file\n{doc:#}");

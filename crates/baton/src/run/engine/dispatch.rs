@@ -352,6 +352,8 @@ impl Engine {
         // A transcript now: the session number is taken even if baton dies before the agent
         // starts (the next start must not give it again).
         let _ = std::fs::OpenOptions::new().create(true).append(true).open(&transcript);
+        // Which agent's dialect `baton logs` reads it in.
+        let _ = std::fs::write(crate::agent::kind_file(&transcript), member.def.kind.as_str());
         let cap = self.state.session_cap();
         let spec = AttemptSpec {
             task: id.clone(),
@@ -389,6 +391,16 @@ impl Engine {
         let handle = self.set.spawn(async move { (task_id, Joined::Attempt(Box::new(attempt::run(spec, reporter, stop).await))) });
         self.attempt_ids.insert(handle.id(), id.clone());
         Ok(())
+    }
+
+    /// What a session's tokens cost at `[prices]`: the price of its model (as the CLI said it,
+    /// else as baton asked), else of its agent's name; `None` without a price or a token count.
+    fn priced(&self, summary: &crate::agent::StreamSummary, r: &Running) -> Option<f64> {
+        let usage = summary.result()?.usage;
+        let model = summary.model().map(str::to_string).or_else(|| r.model.clone());
+        let price = model.and_then(|m| self.config.prices.get(&m)).or_else(|| self.config.prices.get(&r.agent))?;
+        let input = usage.input_tokens + usage.cache_read_input_tokens + usage.cache_creation_input_tokens;
+        Some(price.cost(input, usage.cache_read_input_tokens, usage.output_tokens))
     }
 
     /// The named agent a task asks for (`agent: NAME`), when its working copy defines it (the
@@ -460,7 +472,10 @@ impl Engine {
         }
         // The report is consumed: leave no stale file for the next attempt, or for git.
         let _ = verdict::remove_status_file(&status_file);
-        let cost = run.summary.cost_usd();
+        // What the agent said it cost, else what its tokens cost at `[prices]`.
+        let said = run.summary.cost_usd();
+        let priced = said.is_none().then(|| self.priced(&run.summary, &r)).flatten();
+        let cost = said.or(priced);
         self.cost += cost.unwrap_or(0.0);
         let used = self.usage.entry(id.clone()).or_default();
         used.sessions += 1;
@@ -476,6 +491,7 @@ impl Engine {
             outcome: String::new(),
             message: String::new(),
             cost_usd: cost,
+            cost_from_prices: priced.is_some(),
             turns: run.summary.turns(),
             input_tokens: run.summary.result().map(|x| x.usage.input_tokens),
             output_tokens: run.summary.result().map(|x| x.usage.output_tokens),

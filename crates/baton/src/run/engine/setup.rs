@@ -219,6 +219,7 @@ async fn start(opts: RunOptions, stop: Option<watch::Receiver<Stop>>, reporter_o
         counts,
         parallel: opts.parallel.then_some(jobs),
         commit: config.run.commit,
+        others: engine_others(&roster),
     });
     // A key that looks like a known one is ignored: say so before anything runs on it.
     for w in &file.plan().warnings {
@@ -327,6 +328,12 @@ struct History {
 /// spent before this run and its attempts' costs, for the budget. A store that cannot be
 /// opened is a warning, unless a budget depends on it (`budgeted`): then the run does not
 /// start.
+/// The run's agents but the default, as the banner names them: `codex-main (Codex, …)`.
+fn engine_others(roster: &crate::agent::Roster) -> Vec<String> {
+    let default = &roster.routing().default;
+    roster.members().filter(|m| &m.name != default).map(|m| format!("{} ({}, {})", m.name, m.agent.name(), m.agent.binary().description)).collect()
+}
+
 fn record_history(root: &std::path::Path, plan: &std::path::Path, records: &Records, reporter: &Reporter, budgeted: bool) -> Result<Option<History>, Error> {
     use crate::store::sink::{RunInfo, RunKind, StoreSink};
     let key = crate::store::plan_key(root, plan);

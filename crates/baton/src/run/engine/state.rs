@@ -649,6 +649,12 @@ mod tests {
         state.started(t.id.clone(), Slot { active, attempt, max, agent: "claude".into(), task_agent: t.agent.clone() });
     }
 
+    fn start_on(state: &mut RunState, p: &Plan, id: &str, agent: &str) {
+        let t = p.task(id).unwrap();
+        let active = Active { id: t.id.clone(), group: t.parallel_group.clone(), footprint: Footprint::of(t) };
+        state.started(t.id.clone(), Slot { active, attempt: 1, max: 3, agent: agent.into(), task_agent: t.agent.clone() });
+    }
+
     fn set(p: &mut Plan, id: &str, status: Status) {
         for s in &mut p.sections {
             for t in &mut s.tasks {
@@ -757,6 +763,57 @@ mod tests {
         assert!(!s.admit(&p, now + 600 * SECOND).start.is_empty());
         // Limits say nothing about the agent's health.
         assert!(matches!(s.breaker.state(), BreakerState::Closed { consecutive_failures: 0 }));
+    }
+
+    #[test]
+    fn a_long_limit_moves_the_tasks_of_its_agent_to_the_fallback_and_each_agent_waits_apart() {
+        let p = plan("sections:\n- id: s\n  tasks:\n  - {id: a, name: A, parallel_group: g}\n  - {id: b, name: B, parallel_group: g}\n  - {id: c, name: C, agent: gemini, parallel_group: g}\n");
+        let mut pol = policies(true, 3);
+        pol.routing = Routing {
+            default: "claude".into(),
+            fallback: vec!["codex".into()],
+            known: ["claude", "codex", "gemini"].map(String::from).into(),
+            failover_after: 900 * SECOND,
+        };
+        let mut s = RunState::new(pol);
+        let now = Instant::now();
+        let on = |a: &Admit| a.start.iter().map(|(t, agent)| format!("{t}@{agent}")).collect::<Vec<_>>();
+        assert_eq!(on(&s.admit(&p, now)), ["a@claude", "b@claude", "c@gemini"]);
+        // a runs on Claude and meets a 5-hour limit: it goes back to pending, spends nothing,
+        // and runs on Codex at once; nothing pauses.
+        start_on(&mut s, &p, "a", "claude");
+        let c = s.ended(&"a".into(), Outcome::Limited { wait: 18_000 * SECOND, reason: limit() }, now).unwrap();
+        assert_eq!(c.plan, PlanChange::Pending);
+        assert!(c.pause.is_none());
+        assert!(matches!(&c.notes[..], [Note::Failover { from, to, .. }] if from == "claude" && to == "codex"), "{:?}", c.notes);
+        assert_eq!(on(&s.admit(&p, now)), ["a@codex", "b@codex", "c@gemini"]);
+        // Gemini's short limit holds only its own task, until its reset.
+        start_on(&mut s, &p, "c", "gemini");
+        let c = s.ended(&"c".into(), Outcome::Limited { wait: 60 * SECOND, reason: limit() }, now).unwrap();
+        assert_eq!(c.pause.map(|(t, _)| t), Some(now + 60 * SECOND), "a limit it waits out is told");
+        let admit = s.admit(&p, now);
+        assert_eq!(on(&admit), ["a@codex", "b@codex"]);
+        assert_eq!(admit.wake, Some(now + 60 * SECOND));
+        // Codex limited too: Claude's tasks wait for the earliest reset of the two.
+        start_on(&mut s, &p, "a", "codex");
+        s.ended(&"a".into(), Outcome::Limited { wait: 7_200 * SECOND, reason: limit() }, now).unwrap();
+        let admit = s.admit(&p, now + 61 * SECOND);
+        assert_eq!(on(&admit), ["c@gemini"]);
+        assert_eq!(admit.wake, Some(now + 7_200 * SECOND));
+        // After Claude's reset its tasks are Claude's again.
+        assert_eq!(on(&s.admit(&p, now + 18_001 * SECOND))[..2], ["a@claude", "b@claude"]);
+    }
+
+    #[test]
+    fn a_sequential_run_waits_for_its_next_task_s_agent() {
+        let p = three();
+        let mut s = RunState::new(policies(false, 1));
+        let now = Instant::now();
+        start(&mut s, &p, "a", 1, 3);
+        s.ended(&"a".into(), Outcome::Limited { wait: 18_000 * SECOND, reason: limit() }, now).unwrap();
+        let admit = s.admit(&p, now);
+        assert!(admit.start.is_empty(), "b must not jump the queue");
+        assert_eq!(admit.wake, Some(now + 18_000 * SECOND));
     }
 
     #[test]
