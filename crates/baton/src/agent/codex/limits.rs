@@ -22,8 +22,11 @@ impl LimitWording for super::Codex {
         ["you've hit your usage limit", "you have hit your usage limit"].iter().any(|p| line.starts_with(p))
     }
 
+    /// The end of the printed minute: the CLI drops the seconds of the server's reset, so the
+    /// limit has surely lifted only then.
     fn printed_reset(&self, text: &str, now: &ZonedDateTime) -> Option<(Timestamp, Option<String>)> {
-        parse_reset(text, now).map(|at| (at, None))
+        let at = parse_reset(text, now)?;
+        Some((at.checked_add(jiff::SignedDuration::from_secs(60)).unwrap_or(at), None))
     }
 
     fn throttle_status(&self, text: &str) -> Option<Option<u16>> {
@@ -164,7 +167,7 @@ mod tests {
     fn usage_limits_and_throttling_are_told_apart() {
         let now = zoned("2026-12-01T01:10:00[America/Toronto]");
         let LimitVerdict::Usage(u) = verdict(PLUS, &now) else { panic!() };
-        assert_eq!(u.resets_at, Some("2026-12-01T11:36:00Z".parse().unwrap()));
+        assert_eq!(u.resets_at, Some("2026-12-01T11:37:00Z".parse().unwrap()), "the end of the printed minute");
         assert!(u.message.starts_with("You’ve hit your usage limit"));
         let LimitVerdict::Usage(u) = verdict("You've hit your usage limit for GPT-6 Sol. Switch to another model now, or try again at 9:00 AM.", &now) else { panic!() };
         assert!(u.resets_at.is_some());
