@@ -203,3 +203,51 @@ fn real_codex_usage_limit_is_recognised_with_its_reset_and_spends_no_attempt() {
     assert_eq!(codex.server.responses_calls().len(), 1, "the CLI does not retry a usage limit\n{context}");
     assert!(code.is_some(), "baton ended by a signal\n{context}");
 }
+
+#[test]
+fn real_codex_server_error_is_throttling_and_the_retry_completes() {
+    let Some(bin) = real_codex() else { return };
+    let p = project(ONE);
+    let mut script = vec![CodexTurn::server_error()];
+    script.extend(good_session("1.1", "one.txt", "wrote one.txt"));
+    let codex = Codex::new(&p, &bin, script);
+    let r = codex.baton(&p, &["run", "plan.yaml"]);
+    let context = format!("{}\n{}", r.all(), codex.describe());
+    assert_eq!(r.code(), 0, "{context}");
+    let plan = p.plan();
+    let task = plan.task("1.1").expect("task 1.1");
+    assert_eq!((task.status, task.attempts), (Status::Completed, 1), "the throttling spent an attempt\n{context}");
+    let throttled = attempt_record(&p, "1.1", 1);
+    assert_eq!(throttled["outcome"], "throttled", "{throttled}");
+    assert_eq!(throttled["attempt"], Value::Null, "{throttled}");
+    assert!(throttled["message"].as_str().unwrap_or("").contains("high demand"), "{throttled}");
+    assert_eq!(attempt_record(&p, "1.1", 2)["outcome"], "completed");
+    assert!(!r.all().contains("usage limit:"), "throttling was taken for a usage limit\n{context}");
+    assert_eq!(codex.server.turns_left(), 0, "{context}");
+}
+
+#[test]
+fn real_codex_without_a_usable_key_stops_the_run_and_spends_no_attempt() {
+    let Some(bin) = real_codex() else { return };
+    let refused = serde_json::json!({"error": {"message": "Incorrect API key provided: sk-test.", "type": "invalid_request_error", "code": "invalid_api_key"}});
+    for (case, script, unset_key, said) in [
+        ("the key variable unset", vec![], true, "FAKE_API_KEY"),
+        ("the key refused", vec![CodexTurn::error(401, refused)], false, "not logged in, or its API key was refused"),
+    ] {
+        let p = project(ONE);
+        let codex = Codex::new(&p, &bin, script);
+        let mut cmd = codex.command(&p, &["run", "plan.yaml"]);
+        if unset_key {
+            cmd.env_remove("FAKE_API_KEY");
+        }
+        let out = run_with_deadline(&mut cmd, RUN_DEADLINE).expect("run baton");
+        let context = format!("{case}:\n{}\n{}\n{}", out.stdout, out.stderr, codex.describe());
+        assert!(!out.timed_out, "{context}");
+        assert_eq!(out.status.code(), Some(2), "{context}");
+        assert!(out.stderr.contains(said), "{context}");
+        let plan = p.plan();
+        let task = plan.task("1.1").expect("task 1.1");
+        assert_eq!((task.status, task.attempts), (Status::Pending, 0), "the attempt was spent\n{context}");
+        assert!(codex.server.responses_calls().len() <= 1, "baton retried a systemic failure\n{context}");
+    }
+}
