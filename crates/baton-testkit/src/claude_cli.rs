@@ -28,7 +28,7 @@ pub fn find_real_claude(repo_root: &Path) -> Option<PathBuf> {
         .find(|candidate| is_executable(candidate))
 }
 
-fn is_executable(path: &Path) -> bool {
+pub(crate) fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     // metadata() follows the node_modules/.bin symlink, so a dangling link is "not installed".
     std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)

@@ -5,16 +5,20 @@
 //!   for the Claude Code CLI that speaks the real stream-json dialect.
 //! - [`FakeModelServer`]: a scripted Anthropic Messages API server, to drive the *real* Claude
 //!   Code CLI end to end ([`claude_env`], [`find_real_claude`]).
+//! - [`FakeCodexServer`]: a scripted OpenAI Responses API server, to drive the *real* Codex CLI
+//!   end to end ([`codex_env`], [`find_real_codex`]).
 //! - [`wait_until`], [`process_alive`], [`run_with_deadline`]: waiting on conditions and
 //!   processes with a deadline, never with a fixed sleep.
 //!
 //! Nothing here is used by baton itself; panics are acceptable because every caller is a test.
 
 mod claude_cli;
+mod codex_server;
 mod model_server;
 mod process;
 mod repo;
 
+pub use codex_server::{codex_env, find_real_codex, CodexTurn, FakeCodexServer, CODEX_INPUT_TOKENS, CODEX_OUTPUT_TOKENS};
 pub use claude_cli::{claude_env, fake_claude_bin, find_real_claude, workspace_root};
 pub use model_server::{Block, FakeModelServer, RecordedRequest, Turn};
 pub use process::{kill_process_group, process_alive, run_with_deadline, wait_until, RunOutput};

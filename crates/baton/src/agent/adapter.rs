@@ -6,6 +6,7 @@
 //! one arm in [`dialect_for`] and [`for_config`]; nothing in the engine names a kind.
 
 use super::claude;
+use super::codex;
 use super::simulated;
 use super::event::StreamEvent;
 use super::summary::StreamSummary;
@@ -144,6 +145,7 @@ pub fn dialect_for(kind: crate::config::AgentKind) -> Result<&'static dyn Dialec
     use crate::config::AgentKind;
     match kind {
         AgentKind::Claude => Ok(&claude::Claude),
+        AgentKind::Codex => Ok(&codex::Codex),
         AgentKind::Simulated => Ok(&simulated::Simulated),
         other => Err(not_built(other)),
     }
@@ -179,6 +181,7 @@ pub fn for_def(name: &str, def: &crate::config::AgentDef, root: &std::path::Path
     let _ = name;
     match def.kind {
         AgentKind::Claude => claude::ClaudeCode::for_def(def, root, lenient),
+        AgentKind::Codex => codex::CodexCli::for_def(def, root, lenient),
         AgentKind::Simulated => simulated::SimulatedAgent::for_config(),
         other => Err(not_built(other)),
     }
@@ -208,7 +211,7 @@ pub fn named_agent(agent: &dyn Agent, name: &str, cwd: &std::path::Path) -> Name
 
 fn not_built(kind: crate::config::AgentKind) -> String {
     format!(
-        "error: baton.toml `[agent] kind = \"{}\"` is not built yet; use \"claude\" (Claude Code) or \"simulated\" (no model is called)",
+        "error: baton.toml `[agent] kind = \"{}\"` is not built yet; use \"claude\" (Claude Code), \"codex\" (the Codex CLI) or \"simulated\" (no model is called)",
         format!("{kind:?}").to_lowercase()
     )
 }
@@ -292,7 +295,8 @@ mod tests {
     #[test]
     fn only_built_kinds_have_a_dialect() {
         assert_eq!(dialect_for(crate::config::AgentKind::Claude).map(|d| d.name()), Ok("Claude"));
-        let e = dialect_for(crate::config::AgentKind::Codex).err().unwrap_or_default();
-        assert!(e.contains("\"codex\"") && e.contains("not built yet"), "{e}");
+        assert_eq!(dialect_for(crate::config::AgentKind::Codex).map(|d| d.name()), Ok("Codex"));
+        let e = dialect_for(crate::config::AgentKind::Gemini).err().unwrap_or_default();
+        assert!(e.contains("\"gemini\"") && e.contains("not built yet"), "{e}");
     }
 }

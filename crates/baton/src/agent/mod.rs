@@ -8,6 +8,7 @@
 
 mod adapter;
 pub mod claude;
+pub mod codex;
 pub mod event;
 mod roster;
 pub mod simulated;

@@ -17,6 +17,9 @@ pub struct StreamSummary {
     cwd: Option<String>,
     version: Option<String>,
     last_text: Option<String>,
+    /// The last text the model (not the CLI) said: the final answer of a CLI whose result
+    /// event carries none (the Codex CLI's `turn.completed`).
+    last_model_text: Option<String>,
     synthetic_texts: Vec<String>,
     tool_uses: u32,
     denials: Vec<PermissionDenial>,
@@ -73,6 +76,8 @@ impl StreamSummary {
             StreamEvent::AssistantText { text, synthetic } => {
                 if *synthetic {
                     self.synthetic_texts.push(text.clone());
+                } else {
+                    self.last_model_text = Some(text.clone());
                 }
                 self.last_text = Some(text.clone());
                 self.last_activity = Some(cut(&one_line(text), ACTIVITY_TEXT_CHARS));
@@ -112,7 +117,11 @@ impl StreamSummary {
                 } else {
                     "finished".to_owned()
                 });
-                self.result = Some(result.clone());
+                let mut result = result.clone();
+                if result.result.is_none() && !result.is_error {
+                    result.result.clone_from(&self.last_model_text);
+                }
+                self.result = Some(result);
             }
             StreamEvent::Other { .. } | StreamEvent::NotJson { .. } => {}
         }
@@ -358,4 +367,16 @@ mod tests {
         assert_eq!(summary.session_id(), Some("from-result"));
     }
 
+    #[test]
+    fn a_result_without_text_takes_the_models_last_words() {
+        let text = |t: &str, synthetic| StreamEvent::AssistantText { text: t.into(), synthetic };
+        let mut summary = StreamSummary::new();
+        summary.observe(&text("All done. {\"task_id\":\"1\",\"status\":\"completed\"}", false));
+        summary.observe(&text("Model metadata not found", true));
+        summary.observe(&StreamEvent::Result(ResultEvent { subtype: "success".into(), ..Default::default() }));
+        assert_eq!(summary.result().and_then(|r| r.result.as_deref()), Some("All done. {\"task_id\":\"1\",\"status\":\"completed\"}"));
+        // An error result keeps its own (absent) text.
+        summary.observe(&StreamEvent::Result(ResultEvent { subtype: "error".into(), is_error: true, ..Default::default() }));
+        assert_eq!(summary.result().and_then(|r| r.result.as_deref()), None);
+    }
 }

@@ -22,6 +22,7 @@ mod parallel_limits;
 mod pipeline;
 mod processes;
 mod real_claude;
+mod real_codex;
 mod review;
 mod safety;
 mod support;
