@@ -6,6 +6,7 @@
 //! one arm in [`dialect_for`] and [`for_config`]; nothing in the engine names a kind.
 
 use super::claude;
+use super::gemini;
 use super::simulated;
 use super::event::StreamEvent;
 use super::summary::StreamSummary;
@@ -144,6 +145,7 @@ pub fn dialect_for(kind: crate::config::AgentKind) -> Result<&'static dyn Dialec
     use crate::config::AgentKind;
     match kind {
         AgentKind::Claude => Ok(&claude::Claude),
+        AgentKind::Gemini => Ok(&gemini::Gemini),
         AgentKind::Simulated => Ok(&simulated::Simulated),
         other => Err(not_built(other)),
     }
@@ -164,6 +166,7 @@ pub fn for_def(name: &str, def: &crate::config::AgentDef, root: &std::path::Path
     let _ = name;
     match def.kind {
         AgentKind::Claude => claude::ClaudeCode::for_def(def, root, lenient),
+        AgentKind::Gemini => gemini::GeminiCli::for_def(def, root, lenient),
         AgentKind::Simulated => simulated::SimulatedAgent::for_config(),
         other => Err(not_built(other)),
     }

@@ -9,6 +9,7 @@
 mod adapter;
 pub mod claude;
 pub mod event;
+pub mod gemini;
 pub mod simulated;
 pub mod summary;
 

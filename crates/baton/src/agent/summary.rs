@@ -17,6 +17,10 @@ pub struct StreamSummary {
     cwd: Option<String>,
     version: Option<String>,
     last_text: Option<String>,
+    /// The model's current message: its text events since the last other event, joined (a CLI
+    /// that streams its answer in chunks, like the Gemini CLI, sends one event per chunk).
+    message_text: String,
+    in_message: bool,
     synthetic_texts: Vec<String>,
     tool_uses: u32,
     denials: Vec<PermissionDenial>,
@@ -57,6 +61,10 @@ impl StreamSummary {
     }
 
     pub fn observe(&mut self, ev: &StreamEvent) {
+        let continues_message = matches!(ev, StreamEvent::AssistantText { synthetic: false, .. } | StreamEvent::Other { .. } | StreamEvent::NotJson { .. });
+        if !continues_message {
+            self.in_message = false;
+        }
         match ev {
             StreamEvent::Init {
                 session_id,
@@ -73,6 +81,12 @@ impl StreamSummary {
             StreamEvent::AssistantText { text, synthetic } => {
                 if *synthetic {
                     self.synthetic_texts.push(text.clone());
+                } else {
+                    if !self.in_message {
+                        self.message_text.clear();
+                    }
+                    self.message_text.push_str(text);
+                    self.in_message = true;
                 }
                 self.last_text = Some(text.clone());
                 self.last_activity = Some(cut(&one_line(text), ACTIVITY_TEXT_CHARS));
@@ -112,7 +126,13 @@ impl StreamSummary {
                 } else {
                     "finished".to_owned()
                 });
-                self.result = Some(result.clone());
+                let mut result = result.clone();
+                // A CLI whose result carries no text (the Gemini CLI): the answer is the
+                // model's last message.
+                if result.result.is_none() && !result.is_failure() && !self.message_text.is_empty() {
+                    result.result = Some(self.message_text.clone());
+                }
+                self.result = Some(result);
             }
             StreamEvent::Other { .. } | StreamEvent::NotJson { .. } => {}
         }

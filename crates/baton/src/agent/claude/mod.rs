@@ -189,7 +189,7 @@ impl Dialect for Claude {
 }
 
 /// An existing, executable file (or a bare name found on PATH), as an absolute path.
-fn usable(p: &Path) -> Option<PathBuf> {
+pub(crate) fn usable(p: &Path) -> Option<PathBuf> {
     if p.components().count() == 1 && !p.exists() {
         return on_path(&p.to_string_lossy());
     }
@@ -208,7 +208,7 @@ pub(crate) fn on_path(name: &str) -> Option<PathBuf> {
         .find(|p| is_executable(p))
 }
 
-fn npm_global_prefix() -> Option<PathBuf> {
+pub(crate) fn npm_global_prefix() -> Option<PathBuf> {
     let npm = on_path("npm")?;
     use std::os::unix::process::CommandExt;
     let out = std::process::Command::new(npm)
