@@ -5,17 +5,21 @@
 //!   for the Claude Code CLI that speaks the real stream-json dialect.
 //! - [`FakeModelServer`]: a scripted Anthropic Messages API server, to drive the *real* Claude
 //!   Code CLI end to end ([`claude_env`], [`find_real_claude`]).
+//! - [`FakeGeminiServer`]: a scripted Gemini API server, to drive the *real* Gemini CLI end
+//!   to end ([`gemini_env`], [`find_real_gemini`]).
 //! - [`wait_until`], [`process_alive`], [`run_with_deadline`]: waiting on conditions and
 //!   processes with a deadline, never with a fixed sleep.
 //!
 //! Nothing here is used by baton itself; panics are acceptable because every caller is a test.
 
 mod claude_cli;
+mod gemini_server;
 mod model_server;
 mod process;
 mod repo;
 
 pub use claude_cli::{claude_env, fake_claude_bin, find_real_claude, workspace_root};
+pub use gemini_server::{find_real_gemini, gemini_env, gemini_user_text, FakeGeminiServer, GeminiTurn};
 pub use model_server::{Block, FakeModelServer, RecordedRequest, Turn};
 pub use process::{kill_process_group, process_alive, run_with_deadline, wait_until, RunOutput};
 pub use repo::TempRepo;

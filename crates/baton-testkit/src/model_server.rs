@@ -364,11 +364,11 @@ fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
     }
 }
 
-struct Request {
-    method: String,
-    path: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
+pub(crate) struct Request {
+    pub(crate) method: String,
+    pub(crate) path: String,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: Vec<u8>,
 }
 
 fn serve_connection(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
@@ -607,7 +607,7 @@ impl<'a> Sse<'a> {
     }
 }
 
-fn write_json(
+pub(crate) fn write_json(
     out: &mut TcpStream,
     status: u16,
     headers: &[(String, String)],
@@ -670,7 +670,7 @@ fn reason_phrase(status: u16) -> &'static str {
 }
 
 /// Reads one HTTP/1.1 request; `None` if the client closed the connection before sending one.
-fn read_request(reader: &mut impl BufRead) -> std::io::Result<Option<Request>> {
+pub(crate) fn read_request(reader: &mut impl BufRead) -> std::io::Result<Option<Request>> {
     let mut line = String::new();
     if reader.read_line(&mut line)? == 0 {
         return Ok(None);
@@ -754,7 +754,7 @@ fn invalid(message: &str) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::InvalidData, message.to_owned())
 }
 
-fn path_without_query(path: &str) -> &str {
+pub(crate) fn path_without_query(path: &str) -> &str {
     path.split('?').next().unwrap_or(path)
 }
 
@@ -792,7 +792,7 @@ fn find_working_directory(body: &Value) -> Option<String> {
         .filter(|dir| !dir.is_empty())
 }
 
-fn map_strings(value: Value, f: &impl Fn(&str) -> String) -> Value {
+pub(crate) fn map_strings(value: Value, f: &impl Fn(&str) -> String) -> Value {
     match value {
         Value::String(s) => Value::String(f(&s)),
         Value::Array(items) => Value::Array(items.into_iter().map(|v| map_strings(v, f)).collect()),
