@@ -21,6 +21,7 @@ mod parallel_limits;
 mod pipeline;
 mod processes;
 mod real_claude;
+mod real_gemini;
 mod review;
 mod safety;
 mod support;
