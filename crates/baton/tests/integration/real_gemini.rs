@@ -220,3 +220,65 @@ fn real_gemini_usage_limit_is_waited_for_until_its_reset_and_spends_no_attempt()
     assert_eq!(limited["outcome"], "limited", "{limited}");
     assert_eq!(limited["attempt"], Value::Null, "{limited}");
 }
+
+#[test]
+fn real_gemini_throttling_backs_off_and_the_retry_completes_without_spending_an_attempt() {
+    let Some(bin) = real_gemini() else { return };
+    let p = project(ONE);
+    // A 429 without details: the CLI would retry it; with `maxAttempts: 1` it gives up at once.
+    let mut script = vec![GeminiTurn::throttled()];
+    script.extend(good_session("1.1", "one.txt", "wrote one.txt"));
+    let gemini = Gemini::new(&p, &bin, script);
+    let r = gemini.baton(&p, &["run", "plan.yaml"]);
+    let context = format!("{}\n{}", r.all(), gemini.describe());
+    assert_eq!(r.code(), 0, "{context}");
+    assert_eq!(task_status(&p, "1.1"), (Status::Completed, 1, None), "the throttling spent an attempt\n{context}");
+    let throttled = attempt_record(&p, "1.1", 1);
+    assert_eq!(throttled["outcome"], "throttled", "{throttled}");
+    assert_eq!(throttled["attempt"], Value::Null, "{throttled}");
+    assert!(throttled["message"].as_str().unwrap_or("").contains("Resource has been exhausted"), "{throttled}");
+    assert_eq!(attempt_record(&p, "1.1", 2)["outcome"], "completed");
+    assert!(!r.all().contains("usage limit"), "throttling was taken for a usage limit\n{context}");
+    assert_eq!(gemini.server.turns_left(), 0, "{context}");
+}
+
+#[test]
+fn real_gemini_server_error_costs_an_attempt_and_the_retry_completes() {
+    let Some(bin) = real_gemini() else { return };
+    let p = project(ONE);
+    let mut script = vec![GeminiTurn::server_error()];
+    script.extend(good_session("1.1", "one.txt", "wrote one.txt"));
+    let gemini = Gemini::new(&p, &bin, script);
+    let r = gemini.baton(&p, &["run", "plan.yaml"]);
+    let context = format!("{}\n{}", r.all(), gemini.describe());
+    assert_eq!(r.code(), 0, "{context}");
+    let (status, attempts, last_error) = task_status(&p, "1.1");
+    assert_eq!((status, attempts), (Status::Completed, 2), "{context}");
+    let last_error = last_error.unwrap_or_default();
+    assert!(last_error.contains("Gemini CLI reported an error") && last_error.contains("500"), "last_error: {last_error}\n{context}");
+    let first = attempt_record(&p, "1.1", 1);
+    assert_eq!(first["outcome"], "failed", "{first}");
+    // The CLI's exit status (500 & 255) is part of the story.
+    assert!(first["message"].as_str().unwrap_or("").contains("244"), "{first}");
+}
+
+#[test]
+fn real_gemini_ended_by_sigterm_goes_back_to_pending_and_its_tool_process_is_gone() {
+    let Some(bin) = real_gemini() else { return };
+    let p = project(ONE);
+    let marks = tempfile::tempdir().unwrap();
+    let pid_file = marks.path().join("tool.pid");
+    // The CLI runs the command in a process group of its own, which outlives the CLI's SIGTERM
+    // unless baton ends it too.
+    let command = format!("sh -c 'echo $$ > {}; exec sleep 300'", pid_file.display());
+    let gemini = Gemini::new(&p, &bin, vec![GeminiTurn::shell(command)]);
+    let mut child = spawn(&gemini, &p, &["run", "plan.yaml"], marks.path());
+    let tool_pid = || std::fs::read_to_string(&pid_file).ok()?.trim().parse::<u32>().ok();
+    assert!(baton_testkit::wait_until(RUN_DEADLINE, || tool_pid().is_some()), "the tool never ran\n{}", gemini.describe());
+    let tool = tool_pid().unwrap();
+    crate::support::signal(&child, libc::SIGTERM);
+    let log = || std::fs::read_to_string(marks.path().join("baton.out")).unwrap_or_default() + &std::fs::read_to_string(marks.path().join("baton.err")).unwrap_or_default();
+    assert_eq!(crate::support::wait_exit(&mut child), Some(4), "{}", log());
+    crate::support::wait_for("the tool's process to be gone", || !baton_testkit::process_alive(tool));
+    assert_eq!(task_status(&p, "1.1"), (Status::Pending, 0, None), "{}", log());
+}
