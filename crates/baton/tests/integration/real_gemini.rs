@@ -167,12 +167,12 @@ fn spawn(gemini: &Gemini, p: &Project, args: &[&str], dir: &Path) -> Child {
     gemini.command(p, args).stdout(out).stderr(err).spawn().expect("spawn baton")
 }
 
-#[test]
-fn real_gemini_usage_limit_is_waited_for_until_its_reset_and_spends_no_attempt() {
-    let Some(bin) = real_gemini() else { return };
+/// Runs the plan until baton announces its wait for `limit` (the first and only model call),
+/// then stops it: the `waiting` event, and the instants between which the CLI met the limit.
+fn wait_event_of(limit: GeminiTurn) -> (Project, Value, jiff::Timestamp, jiff::Timestamp, String) {
+    let bin = real_gemini().expect("checked by the caller");
     let p = project(ONE);
-    // RetryInfo 18000 s: over the CLI's 300 s, so it gives up at once and prints the delay.
-    let gemini = Gemini::new(&p, &bin, vec![GeminiTurn::retry_after("18000s")]);
+    let gemini = Gemini::new(&p, &bin, vec![limit]);
     let logs = tempfile::tempdir().unwrap();
     let before = jiff::Timestamp::now();
     let mut child = spawn(&gemini, &p, &["run", "plan.yaml", "--message-format", "json"], logs.path());
@@ -183,42 +183,66 @@ fn real_gemini_usage_limit_is_waited_for_until_its_reset_and_spends_no_attempt()
     let found = baton_testkit::wait_until(RUN_DEADLINE, || waiting().is_some());
     let after = jiff::Timestamp::now();
     let stop = gemini.baton(&p, &["stop", "plan.yaml"]);
-    let code = {
-        let mut status = None;
-        baton_testkit::wait_until(RUN_DEADLINE, || {
-            status = child.try_wait().ok().flatten();
-            status.is_some()
-        });
-        if status.is_none() {
-            let _ = child.kill();
-        }
-        status.and_then(|s| s.code())
-    };
+    let mut status = None;
+    baton_testkit::wait_until(RUN_DEADLINE, || {
+        status = child.try_wait().ok().flatten();
+        status.is_some()
+    });
+    if status.is_none() {
+        let _ = child.kill();
+    }
     let err = std::fs::read_to_string(logs.path().join("baton.err")).unwrap_or_default();
     let context = format!("{}\n{err}\n{}\nstop: {}", read(), gemini.describe(), stop.all());
     assert!(found, "no waiting event\n{context}");
-    assert!(code.is_some(), "baton did not stop\n{context}");
-
+    assert!(status.is_some(), "baton did not stop\n{context}");
+    assert_eq!(gemini.server.model_calls().len(), 1, "the CLI retried a terminal limit\n{context}");
+    // The limit spent no attempt; the record says it was a limit.
+    let (task, attempts, _) = task_status(&p, "1.1");
+    assert_eq!((task, attempts), (Status::Pending, 0), "{context}");
+    let limited = attempt_record(&p, "1.1", 1);
+    assert_eq!((&limited["outcome"], &limited["attempt"]), (&"limited".into(), &Value::Null), "{limited}");
     let event = waiting().unwrap();
-    let reason = &event["reason"];
-    assert_eq!((&reason["kind"], &reason["known"]), (&"usage_limit".into(), &true.into()), "{event}");
-    assert!(reason["message"].as_str().is_some_and(|m| m.contains("Resource has been exhausted")), "{event}");
+    assert_eq!((&event["reason"]["kind"], &event["reason"]["known"]), (&"usage_limit".into(), &true.into()), "{event}");
+    (p, event, before, after, context)
+}
+
+#[test]
+fn real_gemini_usage_limit_is_waited_for_until_its_reset_and_spends_no_attempt() {
+    if real_gemini().is_none() {
+        return;
+    }
+    // RetryInfo 18000 s: over the CLI's 300 s, so it gives up at once and prints the delay.
+    let (_p, event, before, after, context) = wait_event_of(GeminiTurn::retry_after("18000s"));
+    assert!(event["reason"]["message"].as_str().is_some_and(|m| m.contains("Resource has been exhausted")), "{event}");
     // The reset is 18000 s after the CLI's answer, which came between `before` and `after`
-    // (to the second: the CLI prints whole seconds; baton adds its margin of 0.1 s).
+    // (baton adds its margin of 0.1 s).
     let until: jiff::Timestamp = event["until"].as_str().expect("until").parse().expect("an instant");
     let five_hours = jiff::SignedDuration::from_secs(18000);
     assert!(
         until >= before + five_hours && until <= after + five_hours + jiff::SignedDuration::from_secs(1),
         "waiting until {until}, not 5 h after the limit ({before} … {after})\n{context}"
     );
-    assert_eq!(gemini.server.model_calls().len(), 1, "the CLI retried a terminal limit\n{context}");
+}
 
-    // The limit spent no attempt; the record says it was a limit.
-    let (status, attempts, _) = task_status(&p, "1.1");
-    assert_eq!((status, attempts), (Status::Pending, 0), "{context}");
-    let limited = attempt_record(&p, "1.1", 1);
-    assert_eq!(limited["outcome"], "limited", "{limited}");
-    assert_eq!(limited["attempt"], Value::Null, "{limited}");
+#[test]
+fn real_gemini_daily_quota_is_waited_for_until_midnight_pacific() {
+    if real_gemini().is_none() {
+        return;
+    }
+    let (_p, event, before, after, context) = wait_event_of(GeminiTurn::daily_quota());
+    assert!(event["reason"]["message"].as_str().is_some_and(|m| m.contains("exhausted your daily quota")), "{event}");
+    let until: jiff::Timestamp = event["until"].as_str().expect("until").parse().expect("an instant");
+    let midnight = |t: jiff::Timestamp| {
+        let tz = jiff::tz::TimeZone::get("America/Los_Angeles").expect("the time-zone database");
+        let next_day = tz.to_datetime(t).date().tomorrow().unwrap();
+        tz.to_ambiguous_timestamp(next_day.to_datetime(jiff::civil::Time::midnight())).compatible().unwrap()
+    };
+    // Both ends of the run agree on the day, save in the instant around midnight.
+    let reset = midnight(before);
+    if reset == midnight(after) {
+        let margin = until.duration_since(reset);
+        assert!(margin >= jiff::SignedDuration::ZERO && margin <= jiff::SignedDuration::from_secs(1), "waiting until {until}, not {reset}\n{context}");
+    }
 }
 
 #[test]
@@ -281,4 +305,23 @@ fn real_gemini_ended_by_sigterm_goes_back_to_pending_and_its_tool_process_is_gon
     assert_eq!(crate::support::wait_exit(&mut child), Some(4), "{}", log());
     crate::support::wait_for("the tool's process to be gone", || !baton_testkit::process_alive(tool));
     assert_eq!(task_status(&p, "1.1"), (Status::Pending, 0, None), "{}", log());
+}
+
+#[test]
+fn real_gemini_stalled_stream_is_ended_by_the_idle_timeout_and_its_exit_0_is_a_failure() {
+    let Some(bin) = real_gemini() else { return };
+    let p = project(&ONE.replace("max_attempts_default: 3", "max_attempts_default: 2\n  idle_timeout_seconds: 3"));
+    // The CLI waits on the stalled stream; baton's SIGTERM makes it exit 0 with no result.
+    let mut script = vec![GeminiTurn::Stall];
+    script.extend(good_session("1.1", "one.txt", "wrote one.txt"));
+    let gemini = Gemini::new(&p, &bin, script);
+    let r = gemini.baton(&p, &["run", "plan.yaml"]);
+    let context = format!("{}\n{}", r.all(), gemini.describe());
+    assert_eq!(r.code(), 0, "{context}");
+    let (status, attempts, last_error) = task_status(&p, "1.1");
+    assert_eq!((status, attempts), (Status::Completed, 2), "{context}");
+    assert!(last_error.unwrap_or_default().contains("idle timeout"), "{context}");
+    let first = attempt_record(&p, "1.1", 1);
+    assert_eq!(first["outcome"], "failed", "{first}");
+    assert_eq!(attempt_record(&p, "1.1", 2)["outcome"], "completed");
 }

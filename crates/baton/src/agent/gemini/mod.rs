@@ -116,9 +116,9 @@ impl Agent for GeminiCli {
     /// lifts the CLI's one guard against a project's own `.gemini/` settings and tools: with
     /// `--yolo` the session runs every tool call, in a working copy of the plan's repository,
     /// without asking; run baton only on repositories you trust, as with any agent.
-    /// `GEMINI_CLI_NO_RELAUNCH=true`: one node process instead of two, so that baton's SIGTERM
-    /// reaches the session (the relaunched child ignores a signal to its parent). The agent's
-    /// own `env` comes last and may override both.
+    /// `GEMINI_CLI_NO_RELAUNCH=true`: one node process instead of two (by default the CLI
+    /// relaunches itself with a bigger heap, and a SIGTERM to the first process does not stop
+    /// the session). The agent's own `env` comes last and may override both.
     fn env(&self) -> Vec<(OsString, OsString)> {
         let mut env = vec![
             (OsString::from("GEMINI_CLI_TRUST_WORKSPACE"), OsString::from("true")),
