@@ -310,7 +310,8 @@ fn real_gemini_ended_by_sigterm_goes_back_to_pending_and_its_tool_process_is_gon
 #[test]
 fn real_gemini_stalled_stream_is_ended_by_the_idle_timeout_and_its_exit_0_is_a_failure() {
     let Some(bin) = real_gemini() else { return };
-    let p = project(&ONE.replace("max_attempts_default: 3", "max_attempts_default: 2\n  idle_timeout_seconds: 3"));
+    // Long enough for a loaded machine to start the next session's node before it says a word.
+    let p = project(&ONE.replace("max_attempts_default: 3", "max_attempts_default: 3\n  idle_timeout_seconds: 10"));
     // The CLI waits on the stalled stream; baton's SIGTERM makes it exit 0 with no result.
     let mut script = vec![GeminiTurn::Stall];
     script.extend(good_session("1.1", "one.txt", "wrote one.txt"));
@@ -324,4 +325,20 @@ fn real_gemini_stalled_stream_is_ended_by_the_idle_timeout_and_its_exit_0_is_a_f
     let first = attempt_record(&p, "1.1", 1);
     assert_eq!(first["outcome"], "failed", "{first}");
     assert_eq!(attempt_record(&p, "1.1", 2)["outcome"], "completed");
+}
+
+#[test]
+fn real_gemini_verbose_shows_tool_calls_and_the_result() {
+    let Some(bin) = real_gemini() else { return };
+    let p = project(ONE);
+    let gemini = Gemini::new(&p, &bin, good_session("1.1", "one.txt", "wrote one.txt"));
+    let r = gemini.baton(&p, &["run", "plan.yaml", "--verbose"]);
+    let context = format!("{}\n{}", r.all(), gemini.describe());
+    assert_eq!(r.code(), 0, "{context}");
+    let out = r.stdout();
+    let write = out.lines().find(|l| l.contains("[Tool] Write: ")).unwrap_or_else(|| panic!("no [Tool] Write line\n{context}"));
+    assert!(write.contains("task-status.json"), "{write}");
+    assert!(out.contains("[Tool] Bash: printf 'one\\n' > one.txt"), "{context}");
+    assert!(out.contains("[Init] "), "{context}");
+    assert!(out.contains("[Result] 4 turns"), "three tool calls and the answer\n{context}");
 }

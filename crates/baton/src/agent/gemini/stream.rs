@@ -79,9 +79,14 @@ fn result(value: &Value) -> ResultEvent {
     let cached = count("cached").unwrap_or(0);
     let input = count("input").unwrap_or_else(|| all_input.saturating_sub(cached));
     let output = count("total_tokens").map_or_else(|| count("output_tokens").unwrap_or(0), |total| total.saturating_sub(all_input));
+    // The CLI counts tool calls, not model turns: each call came from a turn, and a session
+    // that succeeded ended with one more, its answer (calls made together in one turn count
+    // apart, so this may be more than the turns there were).
+    let tool_calls = count("tool_calls").map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX));
     ResultEvent {
         subtype: if success { "success" } else { "error" }.to_owned(),
         is_error: !success,
+        num_turns: tool_calls.saturating_add(u32::from(success)),
         result: if success { None } else { message.clone() },
         total_cost_usd: None,
         duration_ms: count("duration_ms").map(|ms| ms.min(MAX_DURATION_MS)),
@@ -155,7 +160,7 @@ mod tests {
         let StreamEvent::Result(r) = &events[5] else { panic!("{:?}", events[5]) };
         assert!(!r.is_failure(), "{r:?}");
         assert_eq!(r.usage, TokenUsage { input_tokens: 200, output_tokens: 40, cache_creation_input_tokens: 0, cache_read_input_tokens: 0 });
-        assert_eq!((r.duration_ms, r.total_cost_usd), (Some(158), None));
+        assert_eq!((r.duration_ms, r.total_cost_usd, r.num_turns), (Some(158), None, 2), "one tool call, one answer");
 
         let s = summary_of(HAPPY);
         assert_eq!(s.outcome(), SessionOutcome::Success);
