@@ -342,3 +342,17 @@ fn real_gemini_verbose_shows_tool_calls_and_the_result() {
     assert!(out.contains("[Init] "), "{context}");
     assert!(out.contains("[Result] 4 turns"), "three tool calls and the answer\n{context}");
 }
+
+#[test]
+fn real_gemini_without_an_api_key_stops_the_run_at_once_and_says_how_to_fix_it() {
+    let Some(bin) = real_gemini() else { return };
+    let p = project(ONE);
+    let gemini = Gemini::new(&p, &bin, good_session("1.1", "one.txt", "wrote one.txt"));
+    let out = run_with_deadline(gemini.command(&p, &["run", "plan.yaml"]).env_remove("GEMINI_API_KEY"), RUN_DEADLINE).expect("run baton");
+    assert!(!out.timed_out, "{}\n{}", out.stdout, out.stderr);
+    let all = format!("{}{}", out.stdout, out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{all}");
+    assert!(all.contains("the Gemini CLI has no credentials") && all.contains("set GEMINI_API_KEY"), "{all}");
+    assert_eq!(task_status(&p, "1.1"), (Status::Pending, 0, None), "a broken set-up spends no attempt\n{all}");
+    assert!(gemini.server.requests().is_empty(), "{}", gemini.describe());
+}
