@@ -280,6 +280,7 @@ mod tests {
     #[test]
     fn only_built_kinds_have_a_dialect() {
         assert_eq!(dialect_for(crate::config::AgentKind::Claude).map(|d| d.name()), Ok("Claude"));
+        assert_eq!(dialect_for(crate::config::AgentKind::Gemini).map(|d| d.cli_name()), Ok("Gemini CLI"));
         let e = dialect_for(crate::config::AgentKind::Codex).err().unwrap_or_default();
         assert!(e.contains("\"codex\"") && e.contains("not built yet"), "{e}");
     }
