@@ -7,6 +7,8 @@
 //!   Code CLI end to end ([`claude_env`], [`find_real_claude`]).
 //! - [`FakeCodexServer`]: a scripted OpenAI Responses API server, to drive the *real* Codex CLI
 //!   end to end ([`codex_env`], [`find_real_codex`]).
+//! - [`FakeGeminiServer`]: a scripted Gemini API server, to drive the *real* Gemini CLI end
+//!   to end ([`gemini_env`], [`find_real_gemini`]).
 //! - [`wait_until`], [`process_alive`], [`run_with_deadline`]: waiting on conditions and
 //!   processes with a deadline, never with a fixed sleep.
 //!
@@ -14,12 +16,14 @@
 
 mod claude_cli;
 mod codex_server;
+mod gemini_server;
 mod model_server;
 mod process;
 mod repo;
 
 pub use codex_server::{codex_env, find_real_codex, CodexTurn, FakeCodexServer, CODEX_INPUT_TOKENS, CODEX_OUTPUT_TOKENS};
 pub use claude_cli::{claude_env, fake_claude_bin, find_real_claude, workspace_root};
+pub use gemini_server::{find_real_gemini, gemini_env, gemini_user_text, FakeGeminiServer, GeminiTurn};
 pub use model_server::{Block, FakeModelServer, RecordedRequest, Turn};
 pub use process::{kill_process_group, process_alive, run_with_deadline, wait_until, RunOutput};
 pub use repo::TempRepo;

@@ -7,6 +7,7 @@
 
 use super::claude;
 use super::codex;
+use super::gemini;
 use super::simulated;
 use super::event::StreamEvent;
 use super::summary::StreamSummary;
@@ -146,6 +147,7 @@ pub fn dialect_for(kind: crate::config::AgentKind) -> Result<&'static dyn Dialec
     match kind {
         AgentKind::Claude => Ok(&claude::Claude),
         AgentKind::Codex => Ok(&codex::Codex),
+        AgentKind::Gemini => Ok(&gemini::Gemini),
         AgentKind::Simulated => Ok(&simulated::Simulated),
         other => Err(not_built(other)),
     }
@@ -182,6 +184,7 @@ pub fn for_def(name: &str, def: &crate::config::AgentDef, root: &std::path::Path
     match def.kind {
         AgentKind::Claude => claude::ClaudeCode::for_def(def, root, lenient),
         AgentKind::Codex => codex::CodexCli::for_def(def, root, lenient),
+        AgentKind::Gemini => gemini::GeminiCli::for_def(def, root, lenient),
         AgentKind::Simulated => simulated::SimulatedAgent::for_config(),
         other => Err(not_built(other)),
     }
@@ -296,7 +299,6 @@ mod tests {
     fn only_built_kinds_have_a_dialect() {
         assert_eq!(dialect_for(crate::config::AgentKind::Claude).map(|d| d.name()), Ok("Claude"));
         assert_eq!(dialect_for(crate::config::AgentKind::Codex).map(|d| d.name()), Ok("Codex"));
-        let e = dialect_for(crate::config::AgentKind::Gemini).err().unwrap_or_default();
-        assert!(e.contains("\"gemini\"") && e.contains("not built yet"), "{e}");
+        assert_eq!(dialect_for(crate::config::AgentKind::Gemini).map(|d| d.cli_name()), Ok("Gemini CLI"));
     }
 }

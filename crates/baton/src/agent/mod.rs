@@ -11,6 +11,7 @@ pub mod claude;
 pub mod codex;
 pub mod event;
 mod roster;
+pub mod gemini;
 pub mod simulated;
 pub mod summary;
 

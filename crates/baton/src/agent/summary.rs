@@ -17,9 +17,10 @@ pub struct StreamSummary {
     cwd: Option<String>,
     version: Option<String>,
     last_text: Option<String>,
-    /// The last text the model (not the CLI) said: the final answer of a CLI whose result
-    /// event carries none (the Codex CLI's `turn.completed`).
-    last_model_text: Option<String>,
+    /// The model's current message: its text events since the last other event, joined (a CLI
+    /// that streams its answer in chunks, like the Gemini CLI, sends one event per chunk).
+    message_text: String,
+    in_message: bool,
     synthetic_texts: Vec<String>,
     tool_uses: u32,
     denials: Vec<PermissionDenial>,
@@ -60,6 +61,10 @@ impl StreamSummary {
     }
 
     pub fn observe(&mut self, ev: &StreamEvent) {
+        let continues_message = matches!(ev, StreamEvent::AssistantText { synthetic: false, .. } | StreamEvent::Other { .. } | StreamEvent::NotJson { .. });
+        if !continues_message {
+            self.in_message = false;
+        }
         match ev {
             StreamEvent::Init {
                 session_id,
@@ -77,7 +82,11 @@ impl StreamSummary {
                 if *synthetic {
                     self.synthetic_texts.push(text.clone());
                 } else {
-                    self.last_model_text = Some(text.clone());
+                    if !self.in_message {
+                        self.message_text.clear();
+                    }
+                    self.message_text.push_str(text);
+                    self.in_message = true;
                 }
                 self.last_text = Some(text.clone());
                 self.last_activity = Some(cut(&one_line(text), ACTIVITY_TEXT_CHARS));
@@ -118,8 +127,10 @@ impl StreamSummary {
                     "finished".to_owned()
                 });
                 let mut result = result.clone();
-                if result.result.is_none() && !result.is_error {
-                    result.result.clone_from(&self.last_model_text);
+                // A CLI whose result carries no text (the Gemini CLI): the answer is the
+                // model's last message.
+                if result.result.is_none() && !result.is_failure() && !self.message_text.is_empty() {
+                    result.result = Some(self.message_text.clone());
                 }
                 self.result = Some(result);
             }

@@ -141,6 +141,10 @@ pub fn judge(e: &Evidence<'_>, now: &jiff::ZonedDateTime) -> Verdict {
                     " Tool calls were refused: {}.",
                     denials.iter().map(|d| d.tool_name.as_str()).collect::<Vec<_>>().join(", ")
                 ),
+                // The Gemini CLI ends with exit 0 on SIGTERM or SIGINT, before its result.
+                SessionOutcome::NoResult if e.exit.is_some_and(|x| x.success()) => {
+                    format!(" {} exited 0 without its final result event: it was stopped, not finished", e.dialect.cli_name())
+                }
                 _ => String::new(),
             };
             let stderr = last_line(e.stderr_tail)
@@ -387,6 +391,46 @@ fn report_from(task_id: &str, v: &Value, source: ReportSource) -> Result<Report,
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// A Gemini CLI session cut short before its `result` line (0.61.0 exits 0 on SIGTERM).
+    fn gemini_cut_short() -> StreamSummary {
+        let mut s = StreamSummary::new();
+        let lines = [
+            r#"{"type":"init","timestamp":"2026-12-01T10:37:30.169Z","session_id":"s","model":"gemini-2.5-pro"}"#,
+            r#"{"type":"tool_use","tool_name":"run_shell_command","tool_id":"t","parameters":{"command":"sleep 30"}}"#,
+        ];
+        for line in lines {
+            for ev in crate::agent::gemini::Gemini.parse_line(line) {
+                s.observe(&ev);
+            }
+        }
+        s
+    }
+
+    #[test]
+    fn exit_0_without_a_result_is_not_success() {
+        let d = tempfile::tempdir().unwrap();
+        let status_file = d.path().join("task-status.json");
+        let summary = gemini_cut_short();
+        let evidence = |ended| Evidence {
+            task_id: "1",
+            status_file: &status_file,
+            status_shown: Path::new(".claude/plans/task-status.json"),
+            ended,
+            exit: Some(crate::run::process::ExitInfo { code: Some(0), signal: None }),
+            dialect: &crate::agent::gemini::Gemini,
+            summary: &summary,
+            stderr_tail: "",
+            systemic: None,
+        };
+        let now: jiff::ZonedDateTime = "2026-12-01T10:40:00Z[UTC]".parse().unwrap();
+        let Verdict::Failed { message } = judge(&evidence(Ended::Exited), &now) else { panic!("{:?}", judge(&evidence(Ended::Exited), &now)) };
+        assert!(message.starts_with("Gemini CLI exited 0 without its final result event"), "{message}");
+        assert_eq!(judge(&evidence(Ended::Interrupted), &now), Verdict::Interrupted, "baton's own stop");
+        // The agent's report written before it was stopped still stands.
+        std::fs::write(&status_file, r#"{"task_id":"1","status":"completed","message":"ok"}"#).unwrap();
+        assert!(matches!(judge(&evidence(Ended::Exited), &now), Verdict::Done(_)));
+    }
 
     fn file(text: &str) -> (tempfile::TempDir, std::path::PathBuf) {
         let d = tempfile::tempdir().unwrap();

@@ -23,6 +23,7 @@ mod pipeline;
 mod processes;
 mod real_claude;
 mod real_codex;
+mod real_gemini;
 mod review;
 mod safety;
 mod support;
