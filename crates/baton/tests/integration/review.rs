@@ -33,6 +33,7 @@ fn run_review_stopped_at(p: &Project, model: Option<&str>, named_agent: Option<&
     let agent: Arc<dyn Agent> = Arc::new(ClaudeCode {
         binary: Resolved::plain(baton_testkit::fake_claude_bin(), "fake".into()),
         extra_args: Vec::new(),
+        env: Vec::new(),
     });
     let env: Vec<(OsString, OsString)> = [
         ("BATON_FAKE_SCENARIO", p.state_path("scenario.json")),
