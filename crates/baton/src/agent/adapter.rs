@@ -6,6 +6,7 @@
 //! one arm in [`dialect_for`] and [`for_config`]; nothing in the engine names a kind.
 
 use super::claude;
+use super::command;
 use super::simulated;
 use super::event::StreamEvent;
 use super::summary::StreamSummary;
@@ -84,6 +85,26 @@ pub trait Dialect: LimitWording + Send + Sync {
         }
         self.systemic_failure("", &said)
     }
+
+    /// Whether the CLI ends a session with a result event of its own (Claude Code's `result`):
+    /// its judgement of the session, and its final answer. A plain program has none (a command
+    /// agent): its final answer is the last lines it printed ([`Dialect::final_answer`]), and
+    /// its exit code is its judgement — an exit other than 0 fails the attempt, whatever its
+    /// status file says.
+    fn has_result_event(&self) -> bool {
+        true
+    }
+
+    /// The session's final answer, where a status (or a reviewer's verdict) JSON is looked for
+    /// when no file holds it: the result event's text, or without result events, the last
+    /// lines of text the session printed.
+    fn final_answer<'s>(&self, summary: &'s StreamSummary) -> Option<&'s str> {
+        if self.has_result_event() {
+            summary.result().and_then(|r| r.result.as_deref())
+        } else {
+            Some(summary.recent_text()).filter(|t| !t.trim().is_empty())
+        }
+    }
 }
 
 /// What one session asks of the agent besides its prompt.
@@ -126,6 +147,13 @@ pub trait Agent: Send + Sync {
         Vec::new()
     }
 
+    /// Why this session cannot be started at all (a prompt too long for the argument it would
+    /// go in): the run stops with this message instead of a failed `exec`, and no attempt is
+    /// spent.
+    fn refusal(&self, _invocation: &Invocation, _prompt: &str) -> Option<Systemic> {
+        None
+    }
+
     /// Where this CLI defines a named agent in a working copy, relative to it (Claude Code:
     /// `.claude/agents/NAME.md`); `None` when the kind has no named agents. `name` is a plain
     /// name (the plan checks it), never a path.
@@ -145,6 +173,7 @@ pub fn dialect_for(kind: crate::config::AgentKind) -> Result<&'static dyn Dialec
     match kind {
         AgentKind::Claude => Ok(&claude::Claude),
         AgentKind::Simulated => Ok(&simulated::Simulated),
+        AgentKind::Command => Ok(&command::Command),
         other => Err(not_built(other)),
     }
 }
@@ -161,10 +190,10 @@ pub fn for_config(config: &crate::config::Config, root: &std::path::Path, lenien
 /// only a warning.
 pub fn for_def(name: &str, def: &crate::config::AgentDef, root: &std::path::Path, lenient: bool) -> Result<std::sync::Arc<dyn Agent>, String> {
     use crate::config::AgentKind;
-    let _ = name;
     match def.kind {
         AgentKind::Claude => claude::ClaudeCode::for_def(def, root, lenient),
         AgentKind::Simulated => simulated::SimulatedAgent::for_config(),
+        AgentKind::Command => command::CommandAgent::for_def(name, def, root, lenient),
         other => Err(not_built(other)),
     }
 }

@@ -8,6 +8,7 @@
 
 mod adapter;
 pub mod claude;
+pub mod command;
 pub mod event;
 pub mod simulated;
 pub mod summary;

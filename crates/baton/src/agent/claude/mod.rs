@@ -189,7 +189,7 @@ impl Dialect for Claude {
 }
 
 /// An existing, executable file (or a bare name found on PATH), as an absolute path.
-fn usable(p: &Path) -> Option<PathBuf> {
+pub(crate) fn usable(p: &Path) -> Option<PathBuf> {
     if p.components().count() == 1 && !p.exists() {
         return on_path(&p.to_string_lossy());
     }
