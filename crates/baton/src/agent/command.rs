@@ -32,8 +32,11 @@ pub struct CommandAgent {
     /// Whether stdin is the prompt (else it is empty).
     stdin: bool,
     env: Vec<(OsString, OsString)>,
-    /// Where the agent is defined, for messages: `[agents.NAME] argv`.
+    /// Its name, and where its `argv` is defined (`[agents.NAME] argv`), for messages.
+    name: String,
     origin: String,
+    /// `stdin = "none"` was set.
+    stdin_none: bool,
 }
 
 impl CommandAgent {
@@ -51,11 +54,13 @@ impl CommandAgent {
                 Some(StdinMode::None) => false,
                 None => !args.iter().any(|a| a.contains(PROMPT)),
             };
-            Arc::new(CommandAgent { binary, args, stdin, env: super::claude::env_of(def), origin: origin.clone() }) as Arc<dyn Agent>
+            let stdin_none = def.stdin == Some(StdinMode::None);
+            let env = super::claude::env_of(def);
+            Arc::new(CommandAgent { binary, args, stdin, env, name: name.to_string(), origin: origin.clone(), stdin_none }) as Arc<dyn Agent>
         };
         let program = def.binary.clone().or_else(|| def.argv.first().map(PathBuf::from)).unwrap_or_default();
         match resolve(&program, root) {
-            Ok(found) => Ok(agent(Resolved::plain(found, format!("{} (from baton.toml {origin})", program.display())))),
+            Ok(found) => Ok(agent(Resolved::plain(found, format!("{} (from baton.toml)", program.display())))),
             Err(why) => {
                 let key = if def.binary.is_some() { place(name, "binary") } else { origin.clone() };
                 let message = format!("the command agent \"{name}\" runs {}, {why}", program.display());
@@ -159,20 +164,21 @@ impl Agent for CommandAgent {
         let args = self.args(invocation, prompt);
         let message = if let Some(long) = args.iter().find(|a| a.len() >= MAX_ARG_BYTES) {
             format!(
-                "the prompt ({} bytes) is too long for a command-line argument: {}'s `{PROMPT}` argument would be {} bytes, and the kernel takes at most {} in one",
+                "the prompt ({} bytes) is too long for one command-line argument, where the command agent \"{}\" takes it (`{PROMPT}`: {} bytes; the kernel takes at most {} in one)",
                 prompt.len(),
-                self.origin,
+                self.name,
                 long.len(),
                 MAX_ARG_BYTES - 1
             )
         } else if prompt.contains('\0') {
-            format!("the prompt holds a NUL byte, which no command-line argument can ({}'s `{PROMPT}`)", self.origin)
+            format!("the prompt holds a NUL byte, which no command-line argument can, and the command agent \"{}\" takes it as one (`{PROMPT}`)", self.name)
         } else {
             return None;
         };
+        let and_none = if self.stdin_none { " and `stdin = \"none\"`" } else { "" };
         Some(Systemic {
             message,
-            help: format!("pass the prompt on stdin: set `stdin = \"prompt\"` and remove `{PROMPT}` from {}", self.origin),
+            help: format!("pass the prompt on stdin instead: remove `{PROMPT}`{and_none} from {} (with no `{PROMPT}`, the program reads the prompt on stdin)", self.origin),
         })
     }
 }
@@ -323,8 +329,8 @@ mod tests {
         assert_eq!(a.refusal(&Invocation::default(), &fits), None);
         let long = "x".repeat(MAX_ARG_BYTES);
         let s = a.refusal(&Invocation::default(), &long).expect("refused");
-        assert!(s.message.contains("too long") && s.message.contains("[agents.script] argv"), "{s:?}");
-        assert!(s.help.contains("stdin = \"prompt\""), "{s:?}");
+        assert!(s.message.contains("too long") && s.message.contains("\"script\""), "{s:?}");
+        assert!(s.help.contains("remove `{prompt}` from [agents.script] argv") && s.help.contains("on stdin"), "{s:?}");
         assert!(a.refusal(&Invocation::default(), "a\0b").is_some());
         // On stdin, any length goes.
         assert_eq!(agent(&def(&["./tools/agent.sh"])).refusal(&Invocation::default(), &long), None);
