@@ -7,6 +7,7 @@ mod check_runs;
 mod budget;
 mod ci_output;
 mod cli;
+mod command_agent;
 mod compat;
 mod control;
 mod engine;
