@@ -460,7 +460,9 @@ fn check(plan: &Path, json: bool) -> Exit {
             Err(e @ ConfigError::Read { .. }) => problems.push(serde_json::json!({
                 "line": 0, "column": 0, "message": baton::exit::render_chain(e), "help": "check the file's permissions",
             })),
-            Ok(_) => {}
+            Ok(config) => problems.extend(baton::agent::command::unfound_programs(config, &baton::root::root_for_plan(plan)).iter().filter(|u| !u.on_path).map(|u| {
+                serde_json::json!({"file": "baton.toml", "line": 0, "column": 0, "message": u.message, "help": u.help})
+            })),
         }
         let advice = match &loaded {
             Ok(f) => baton::plan::advice(f.plan(), &baton::root::root_for_plan(plan)),
@@ -495,7 +497,14 @@ fn check(plan: &Path, json: bool) -> Exit {
             return Exit::InvalidInput;
         }
     };
-    if config.is_err() {
+    let Ok(config) = config else { return Exit::InvalidInput };
+    // A command agent's program is the project's: one that cannot run is an error here too.
+    let mut unrunnable = false;
+    for u in baton::agent::command::unfound_programs(&config, &baton::root::root_for_plan(plan)) {
+        unrunnable |= !u.on_path;
+        baton::errln!("{}: baton.toml: {}\n  help: {}", if u.on_path { "warning" } else { "error" }, u.message, u.help);
+    }
+    if unrunnable {
         return Exit::InvalidInput;
     }
     let p = file.plan();

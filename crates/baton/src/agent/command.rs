@@ -58,25 +58,62 @@ impl CommandAgent {
             let env = super::claude::env_of(def);
             Arc::new(CommandAgent { binary, args, stdin, env, name: name.to_string(), origin: origin.clone(), stdin_none }) as Arc<dyn Agent>
         };
-        let program = def.binary.clone().or_else(|| def.argv.first().map(PathBuf::from)).unwrap_or_default();
+        let program = program_of(def);
         match resolve(&program, root) {
             Ok(found) => Ok(agent(Resolved::plain(found, format!("{} (from baton.toml)", program.display())))),
             Err(why) => {
-                let key = if def.binary.is_some() { place(name, "binary") } else { origin.clone() };
-                let message = format!("the command agent \"{name}\" runs {}, {why}", program.display());
+                let unfound = Unfound::new(name, def, &program, why, root);
                 if lenient {
-                    crate::errln!("warning: {message}");
+                    crate::errln!("warning: {}", unfound.message);
                     return Ok(agent(Resolved::plain(program, "not found".into())));
                 }
-                let fix = if program.components().count() == 1 {
-                    format!("install it, or give its path in baton.toml {key} (relative to the repository root, e.g. \"./tools/{}\", or absolute)", program.display())
-                } else {
-                    format!("fix the path in baton.toml {key} (a relative path is taken from the repository root {}), or make the file executable (chmod +x)", root.display())
-                };
-                Err(format!("error: {message}\n  help: {fix}"))
+                Err(format!("error: {}\n  help: {}", unfound.message, unfound.help))
             }
         }
     }
+}
+
+/// A command agent's program that cannot be run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unfound {
+    pub message: String,
+    pub help: String,
+    /// A bare name, not on PATH here: it may be installed where the plan runs (`baton check`
+    /// only warns), where a path names a file of the repository, or of this machine.
+    pub on_path: bool,
+}
+
+impl Unfound {
+    fn new(name: &str, def: &AgentDef, program: &Path, why: &str, root: &Path) -> Unfound {
+        let key = if def.binary.is_some() { place(name, "binary") } else { place(name, "argv") };
+        let on_path = program.components().count() == 1 && program.is_relative();
+        let help = if on_path {
+            format!("install it, or give its path in baton.toml {key} (relative to the repository root, e.g. \"./tools/{}\", or absolute)", program.display())
+        } else {
+            format!("fix the path in baton.toml {key} (a relative path is taken from the repository root {}), or make the file executable (chmod +x)", root.display())
+        };
+        Unfound { message: format!("the command agent \"{name}\" runs {}, {why}", program.display()), help, on_path }
+    }
+}
+
+/// Every command agent of `config` whose program cannot be run from `root`, as `baton check`
+/// tells them (a run refuses to start on the one it runs on).
+pub fn unfound_programs(config: &crate::config::Config, root: &Path) -> Vec<Unfound> {
+    config
+        .agent_names()
+        .iter()
+        .filter_map(|name| Some((name, config.agent_def(name)?)))
+        .filter(|(_, def)| def.kind == crate::config::AgentKind::Command && !def.argv.is_empty())
+        .filter_map(|(name, def)| {
+            let program = program_of(&def);
+            resolve(&program, root).err().map(|why| Unfound::new(name, &def, &program, why, root))
+        })
+        .collect()
+}
+
+/// The program a definition runs: `binary`, else `argv[0]`.
+fn program_of(def: &AgentDef) -> PathBuf {
+    def.binary.clone().or_else(|| def.argv.first().map(PathBuf::from)).unwrap_or_default()
 }
 
 /// `{prompt}` in an argument: the prompt.
@@ -320,6 +357,18 @@ mod tests {
         // A dry run only warns.
         let lenient = CommandAgent::for_def("script", &def(&["./tools/nope.sh"]), d.path(), true).unwrap();
         assert_eq!(lenient.binary().description, "not found");
+    }
+
+    #[test]
+    fn check_finds_every_command_agent_whose_program_cannot_run() {
+        let d = root();
+        let text = "[agent]\nkind = \"command\"\ncommand = [\"./tools/agent.sh\"]\n\n[agents.gone]\nkind = \"command\"\nargv = [\"./tools/gone.sh\", \"{prompt}\"]\n\n[agents.aider]\nkind = \"command\"\nargv = [\"no-such-agent-program-baton\"]\n\n[agents.claude]\nkind = \"claude\"\nbinary = \"./tools/no-claude\"\n";
+        std::fs::write(d.path().join("baton.toml"), text).unwrap();
+        let config = crate::config::Config::load(d.path()).unwrap();
+        let found = unfound_programs(&config, d.path());
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(found[0].message.contains("\"aider\"") && found[0].on_path, "{found:?}");
+        assert!(found[1].message.contains("./tools/gone.sh") && !found[1].on_path && found[1].help.contains("[agents.gone] argv"), "{found:?}");
     }
 
     #[test]

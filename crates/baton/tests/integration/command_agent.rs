@@ -131,7 +131,7 @@ fn a_script_that_writes_no_status_file_fails_the_attempt() {
 }
 
 #[test]
-fn a_missing_program_stops_the_run_before_any_task_naming_it() {
+fn a_missing_program_is_an_error_of_check_and_run_naming_it() {
     let toml = "[agent]\nkind = \"command\"\ncommand = [\"./tools/missing-agent.sh\", \"{prompt}\"]\n";
     let p = with_script(&plan(1, "Write work-1.1.txt."), "exit 0\n", toml);
     let run = p.baton(&["run", "plan.yaml"]);
@@ -139,6 +139,12 @@ fn a_missing_program_stops_the_run_before_any_task_naming_it() {
     let said = run.stderr();
     assert!(said.contains("./tools/missing-agent.sh") && said.contains("does not exist") && said.contains("[agent] command"), "{said}");
     assert_eq!(p.plan().task("1.1").map(|t| t.status), Some(Status::Pending), "nothing ran");
+    let check = p.baton(&["check", "plan.yaml"]);
+    assert_eq!(check.code(), 2, "{}", check.all());
+    assert!(check.stderr().contains("error: baton.toml: the command agent \"command\" runs ./tools/missing-agent.sh"), "{}", check.all());
+    let json = p.baton(&["check", "plan.yaml", "--json"]);
+    assert_eq!(json.code(), 2, "{}", json.all());
+    assert!(json.stdout().contains("./tools/missing-agent.sh"), "{}", json.all());
     // The dry run only warns.
     let dry = p.baton(&["run", "plan.yaml", "--dry-run"]);
     assert_eq!(dry.code(), 0, "{}", dry.all());
@@ -150,6 +156,10 @@ fn a_missing_program_stops_the_run_before_any_task_naming_it() {
     let run = p.baton(&["run", "plan.yaml"]);
     assert_eq!(run.code(), 2, "{}", run.all());
     assert!(run.stderr().contains("no-such-agent-program-for-baton") && run.stderr().contains("not on PATH"), "{}", run.all());
+    // Perhaps installed only where the plan runs: `baton check` warns.
+    let check = p.baton(&["check", "plan.yaml"]);
+    assert_eq!(check.code(), 0, "{}", check.all());
+    assert!(check.stderr().contains("warning: baton.toml: the command agent \"command\" runs no-such-agent-program-for-baton, which is not on PATH"), "{}", check.all());
 }
 
 #[test]
