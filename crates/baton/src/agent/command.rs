@@ -40,7 +40,7 @@ pub struct CommandAgent {
 }
 
 impl CommandAgent {
-    /// The program the agent `name`'s definition runs, located (see [`super::for_def`]):
+    /// The program the agent `name`'s definition runs, located (the adapter's `for_def`):
     /// `binary` when set, else `argv[0]`; a bare name is looked for on PATH, a relative path
     /// with a slash is taken from the repository `root`; it must be an executable file, and is
     /// made absolute (it names the same file from a worktree). The error is a full message for a

@@ -3,8 +3,10 @@
 //! return what happened.
 //!
 //! The prompt goes to the agent on stdin, from a file beside the transcript
-//! (`attempt-<n>.prompt`): never on the command line, where it would meet the kernel's limit
-//! on one argument (128 KiB) and show in `ps`; and the file is the record of what was sent.
+//! (`attempt-<n>.prompt`), the record of what was sent: not on the command line, where it
+//! would meet the kernel's limit on one argument (128 KiB) and show in `ps` — unless the agent
+//! must have it there (a command agent's `{prompt}`), which refuses a prompt too long for it
+//! ([`Agent::refusal`]) before anything starts. Every session has its model in `BATON_MODEL`.
 //!
 //! It does not judge the result (that is `verdict`) and does not touch the plan.
 
