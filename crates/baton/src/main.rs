@@ -456,7 +456,9 @@ fn check(plan: &Path, json: bool) -> Exit {
             Err(e @ ConfigError::Read { .. }) => problems.push(serde_json::json!({
                 "line": 0, "column": 0, "message": baton::exit::render_chain(e), "help": "check the file's permissions",
             })),
-            Ok(_) => {}
+            Ok(config) => problems.extend(baton::agent::command::unfound_programs(config, &baton::root::root_for_plan(plan)).iter().filter(|u| !u.on_path).map(|u| {
+                serde_json::json!({"file": "baton.toml", "line": 0, "column": 0, "message": u.message, "help": u.help})
+            })),
         }
         let advice = match &loaded {
             Ok(f) => baton::plan::advice(f.plan(), &baton::root::root_for_plan(plan), &config.as_ref().map(Config::agent_names).unwrap_or_default()),
@@ -491,11 +493,18 @@ fn check(plan: &Path, json: bool) -> Exit {
             return Exit::InvalidInput;
         }
     };
-    if config.is_err() {
+    let Ok(config) = config else { return Exit::InvalidInput };
+    // A command agent's program is the project's: one that cannot run is an error here too.
+    let mut unrunnable = false;
+    for u in baton::agent::command::unfound_programs(&config, &baton::root::root_for_plan(plan)) {
+        unrunnable |= !u.on_path;
+        baton::errln!("{}: baton.toml: {}\n  help: {}", if u.on_path { "warning" } else { "error" }, u.message, u.help);
+    }
+    if unrunnable {
         return Exit::InvalidInput;
     }
     let p = file.plan();
-    let advice = baton::plan::advice(p, &baton::root::root_for_plan(plan), &config.as_ref().map(Config::agent_names).unwrap_or_default());
+    let advice = baton::plan::advice(p, &baton::root::root_for_plan(plan), &config.agent_names());
     let shown = plan.display().to_string();
     for w in &advice.warnings {
         baton::errln!("warning: {}", w.render(&shown));
@@ -681,15 +690,10 @@ fn logs(plan: &Path, task: &str, attempt: Option<u32>, shown: Shown) -> Exit {
         baton::errln!("error: no task '{task}' in {}\n  help: `baton status {}` lists the task ids", plan.display(), plan.display());
         return Exit::InvalidInput;
     }
-    // The transcripts were written by the configured agent: its dialect reads them.
+    // Each transcript is read in the dialect of the agent that wrote it (its kind file); one
+    // written before those files existed, in the default agent's.
     let kind = config.agent_def(config.default_agent()).map_or(config.agent.kind, |d| d.kind);
-    let dialect = match baton::agent::dialect_for(kind) {
-        Ok(d) => d,
-        Err(e) => {
-            baton::errln!("{e}");
-            return Exit::InvalidInput;
-        }
-    };
+    let dialect = baton::agent::dialect_for(kind);
     let root = baton::root::root_for_plan(plan);
     let logs_dir = root.join(&config.paths.logs_dir);
     let printed = match shown {

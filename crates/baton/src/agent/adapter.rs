@@ -8,6 +8,7 @@
 use super::claude;
 use super::codex;
 use super::gemini;
+use super::command;
 use super::simulated;
 use super::event::StreamEvent;
 use super::summary::StreamSummary;
@@ -86,6 +87,26 @@ pub trait Dialect: LimitWording + Send + Sync {
         }
         self.systemic_failure("", &said)
     }
+
+    /// Whether the CLI ends a session with a result event of its own (Claude Code's `result`):
+    /// its judgement of the session, and its final answer. A plain program has none (a command
+    /// agent): its final answer is the last lines it printed ([`Dialect::final_answer`]), and
+    /// its exit code is its judgement — an exit other than 0 fails the attempt, whatever its
+    /// status file says.
+    fn has_result_event(&self) -> bool {
+        true
+    }
+
+    /// The session's final answer, where a status (or a reviewer's verdict) JSON is looked for
+    /// when no file holds it: the result event's text, or without result events, the last
+    /// lines of text the session printed.
+    fn final_answer<'s>(&self, summary: &'s StreamSummary) -> Option<&'s str> {
+        if self.has_result_event() {
+            summary.result().and_then(|r| r.result.as_deref())
+        } else {
+            Some(summary.recent_text()).filter(|t| !t.trim().is_empty())
+        }
+    }
 }
 
 /// What one session asks of the agent besides its prompt.
@@ -128,6 +149,13 @@ pub trait Agent: Send + Sync {
         Vec::new()
     }
 
+    /// Why this session cannot be started at all (a prompt too long for the argument it would
+    /// go in): the run stops with this message instead of a failed `exec`, and no attempt is
+    /// spent.
+    fn refusal(&self, _invocation: &Invocation, _prompt: &str) -> Option<Systemic> {
+        None
+    }
+
     /// Where this CLI defines a named agent in a working copy, relative to it (Claude Code:
     /// `.claude/agents/NAME.md`); `None` when the kind has no named agents. `name` is a plain
     /// name (the plan checks it), never a path.
@@ -141,15 +169,15 @@ pub trait Agent: Send + Sync {
     }
 }
 
-/// The dialect of an agent kind, or why there is none yet (a message for a person).
-pub fn dialect_for(kind: crate::config::AgentKind) -> Result<&'static dyn Dialect, String> {
+/// The dialect of an agent kind.
+pub fn dialect_for(kind: crate::config::AgentKind) -> &'static dyn Dialect {
     use crate::config::AgentKind;
     match kind {
-        AgentKind::Claude => Ok(&claude::Claude),
-        AgentKind::Codex => Ok(&codex::Codex),
-        AgentKind::Gemini => Ok(&gemini::Gemini),
-        AgentKind::Simulated => Ok(&simulated::Simulated),
-        other => Err(not_built(other)),
+        AgentKind::Claude => &claude::Claude,
+        AgentKind::Codex => &codex::Codex,
+        AgentKind::Gemini => &gemini::Gemini,
+        AgentKind::Simulated => &simulated::Simulated,
+        AgentKind::Command => &command::Command,
     }
 }
 
@@ -165,7 +193,7 @@ pub fn dialect_of_transcript(transcript: &std::path::Path) -> Option<&'static dy
     let text = std::fs::read_to_string(kind_file(transcript)).ok()?;
     let kinds = [AgentKind::Claude, AgentKind::Codex, AgentKind::Gemini, AgentKind::Command, AgentKind::Simulated];
     let kind = kinds.into_iter().find(|k| k.as_str() == text.trim())?;
-    dialect_for(kind).ok()
+    Some(dialect_for(kind))
 }
 
 /// The agent `baton.toml` makes the default, located (see [`for_def`]).
@@ -180,13 +208,12 @@ pub fn for_config(config: &crate::config::Config, root: &std::path::Path, lenien
 /// only a warning.
 pub fn for_def(name: &str, def: &crate::config::AgentDef, root: &std::path::Path, lenient: bool) -> Result<std::sync::Arc<dyn Agent>, String> {
     use crate::config::AgentKind;
-    let _ = name;
     match def.kind {
         AgentKind::Claude => claude::ClaudeCode::for_def(def, root, lenient),
         AgentKind::Codex => codex::CodexCli::for_def(def, root, lenient),
         AgentKind::Gemini => gemini::GeminiCli::for_def(def, root, lenient),
         AgentKind::Simulated => simulated::SimulatedAgent::for_config(),
-        other => Err(not_built(other)),
+        AgentKind::Command => command::CommandAgent::for_def(name, def, root, lenient),
     }
 }
 
@@ -210,13 +237,6 @@ pub fn named_agent(agent: &dyn Agent, name: &str, cwd: &std::path::Path) -> Name
         Some(file) => NamedAgent::Missing { file },
         None => NamedAgent::Unsupported,
     }
-}
-
-fn not_built(kind: crate::config::AgentKind) -> String {
-    format!(
-        "error: baton.toml `[agent] kind = \"{}\"` is not built yet; use \"claude\" (Claude Code), \"codex\" (the Codex CLI) or \"simulated\" (no model is called)",
-        format!("{kind:?}").to_lowercase()
-    )
 }
 
 #[cfg(test)]
@@ -297,8 +317,8 @@ mod tests {
 
     #[test]
     fn only_built_kinds_have_a_dialect() {
-        assert_eq!(dialect_for(crate::config::AgentKind::Claude).map(|d| d.name()), Ok("Claude"));
-        assert_eq!(dialect_for(crate::config::AgentKind::Codex).map(|d| d.name()), Ok("Codex"));
-        assert_eq!(dialect_for(crate::config::AgentKind::Gemini).map(|d| d.cli_name()), Ok("Gemini CLI"));
+        assert_eq!(dialect_for(crate::config::AgentKind::Claude).name(), "Claude");
+        assert_eq!(dialect_for(crate::config::AgentKind::Codex).name(), "Codex");
+        assert_eq!(dialect_for(crate::config::AgentKind::Gemini).cli_name(), "Gemini CLI");
     }
 }

@@ -9,6 +9,7 @@
 mod adapter;
 pub mod claude;
 pub mod codex;
+pub mod command;
 pub mod event;
 mod roster;
 pub mod gemini;

@@ -8,6 +8,9 @@ use crate::report::safe::{cut, one_line};
 /// How many characters of assistant text the one-line live view shows.
 const ACTIVITY_TEXT_CHARS: usize = 60;
 
+/// How much of the session's latest text [`StreamSummary::recent_text`] keeps.
+const RECENT_TEXT_BYTES: usize = 64 * 1024;
+
 /// What baton keeps from a session's events: enough to judge the attempt, report it, and
 /// show it live. Feed it every event with [`observe`](Self::observe).
 #[derive(Debug, Clone, Default)]
@@ -21,6 +24,7 @@ pub struct StreamSummary {
     /// that streams its answer in chunks, like the Gemini CLI, sends one event per chunk).
     message_text: String,
     in_message: bool,
+    recent_text: String,
     synthetic_texts: Vec<String>,
     tool_uses: u32,
     denials: Vec<PermissionDenial>,
@@ -87,6 +91,7 @@ impl StreamSummary {
                     }
                     self.message_text.push_str(text);
                     self.in_message = true;
+                    self.keep_recent(text);
                 }
                 self.last_text = Some(text.clone());
                 self.last_activity = Some(cut(&one_line(text), ACTIVITY_TEXT_CHARS));
@@ -164,6 +169,24 @@ impl StreamSummary {
     /// CLI's own explanation.
     pub fn last_text(&self) -> Option<&str> {
         self.last_text.as_deref()
+    }
+
+    /// The agent's latest texts (not the CLI's synthetic ones), one after the other on lines of
+    /// their own, at most the last 64 KiB: the final answer of a CLI that has no result event.
+    pub fn recent_text(&self) -> &str {
+        &self.recent_text
+    }
+
+    fn keep_recent(&mut self, text: &str) {
+        self.recent_text.push_str(text);
+        self.recent_text.push('\n');
+        if self.recent_text.len() > RECENT_TEXT_BYTES {
+            let mut cut = self.recent_text.len() - RECENT_TEXT_BYTES;
+            while !self.recent_text.is_char_boundary(cut) {
+                cut += 1;
+            }
+            self.recent_text.drain(..cut);
+        }
     }
 
     /// Texts the CLI wrote itself (Claude Code marks them `"model": "<synthetic>"`): limit and

@@ -207,7 +207,11 @@ pub fn event_lines(line: &str, dialect: &dyn Dialect) -> String {
     let mut out = String::new();
     for ev in dialect.parse_line(line) {
         if let Some(l) = verbose_line(&ev) {
-            out.push_str(&l);
+            // The agent's text under its own name (`[Codex] …`).
+            match l.strip_prefix("[Claude]") {
+                Some(rest) => out.push_str(&format!("[{}]{rest}", dialect.name())),
+                None => out.push_str(&l),
+            }
             out.push('\n');
         }
     }

@@ -79,7 +79,8 @@ impl Place<'_> {
 pub fn run_view(place: &Place<'_>, plan: &Plan) -> Option<RunView> {
     let pid = crate::run::lock::plan_holder(&place.logs_dir().join("locks"), place.plan)?;
     let records = place.records();
-    let dialect = crate::agent::dialect_for(place.config.agent.kind).ok();
+    let default = place.config.agent_def(place.config.default_agent()).map_or(place.config.agent.kind, |d| d.kind);
+    let default = crate::agent::dialect_for(default);
     let beats = crate::coord::heartbeat::read_all(place.root).unwrap_or_default();
     let running = plan
         .tasks()
@@ -94,7 +95,8 @@ pub fn run_view(place: &Place<'_>, plan: &Plan) -> Option<RunView> {
                 let time = std::fs::metadata(&prompt).and_then(|m| m.modified()).or_else(|_| std::fs::metadata(t).and_then(|m| m.modified()));
                 time.ok().and_then(|s| Timestamp::try_from(s).ok())
             });
-            let activity = transcript.zip(dialect).and_then(|(t, d)| latest_activity(&t, d));
+            // Each transcript in the dialect of the agent that writes it.
+            let activity = transcript.and_then(|t| latest_activity(&t, crate::agent::dialect_of_transcript(&t).unwrap_or(default)));
             let note = beats
                 .iter()
                 .filter(|b| b.task_id == id && b.state == crate::coord::AgentState::Running)
@@ -387,7 +389,7 @@ mod tests {
         }
         long.push_str(&format!("{edit}\n"));
         std::fs::write(records.transcript("1.1", 2), long).unwrap();
-        let dialect = crate::agent::dialect_for(config.agent.kind).unwrap();
+        let dialect = crate::agent::dialect_for(config.agent.kind);
         assert_eq!(latest_activity(&records.transcript("1.1", 2), dialect).as_deref(), Some("Edit src/x.rs"));
     }
 

@@ -3,8 +3,10 @@
 //! return what happened.
 //!
 //! The prompt goes to the agent on stdin, from a file beside the transcript
-//! (`attempt-<n>.prompt`): never on the command line, where it would meet the kernel's limit
-//! on one argument (128 KiB) and show in `ps`; and the file is the record of what was sent.
+//! (`attempt-<n>.prompt`), the record of what was sent: not on the command line, where it
+//! would meet the kernel's limit on one argument (128 KiB) and show in `ps` — unless the agent
+//! must have it there (a command agent's `{prompt}`), which refuses a prompt too long for it
+//! ([`Agent::refusal`]) before anything starts. Every session has its model in `BATON_MODEL`.
 //!
 //! It does not judge the result (that is `verdict`) and does not touch the plan.
 
@@ -27,6 +29,8 @@ use crate::report::event::{EventKind, Note, Reporter};
 /// The longest retry pause announced by the CLI (`system/api_retry`) that baton adds to the
 /// idle timeout: a bogus figure must not switch hang detection off.
 const MAX_ANNOUNCED_PAUSE: Duration = Duration::from_secs(15 * 60);
+/// The environment variable that holds the session's model (empty when none).
+pub const MODEL_ENV: &str = "BATON_MODEL";
 /// How much of stderr is kept in memory for messages (the log keeps all of it).
 const STDERR_TAIL_BYTES: usize = 16 * 1024;
 
@@ -65,11 +69,24 @@ pub async fn run(spec: AttemptSpec, reporter: Reporter, mut stop: watch::Receive
     let mut transcript = Transcript::create(&spec.transcript);
     let prompt_file = prompt_path(&spec.transcript);
     write_prompt(&prompt_file, &spec.prompt).map_err(|source| SpawnError::Input { path: prompt_file.clone(), source })?;
+    if let Some(refused) = spec.agent.refusal(&spec.invocation, &spec.prompt) {
+        // Nothing was started: the verdict stops the run with the agent's own explanation.
+        return Ok(AttemptRun {
+            ended: Ended::Exited,
+            exit: None,
+            summary: StreamSummary::new(),
+            stderr_tail: String::new(),
+            systemic: Some(refused),
+            duration: started.elapsed(),
+        });
+    }
+    // The model, for a program that reads it from the environment (a command agent).
+    let model = (OsString::from(MODEL_ENV), OsString::from(spec.invocation.model.as_deref().unwrap_or("")));
     let cmd = CommandSpec {
         program: resolved.program.clone(),
         args: spec.agent.args(&spec.invocation, &spec.prompt),
         cwd: spec.cwd.clone(),
-        env: spec.agent.env().into_iter().chain(spec.env.iter().cloned()).collect(),
+        env: std::iter::once(model).chain(spec.agent.env()).chain(spec.env.iter().cloned()).collect(),
         stdin: if spec.agent.prompt_on_stdin() { Input::File(prompt_file) } else { Input::Null },
     };
     let policy = Policy::agent(spec.guard_exe.clone(), spec.total_timeout, spec.idle_timeout, spec.heartbeat.clone());

@@ -404,8 +404,7 @@ pub async fn review(job: &ReviewJob, agent: Arc<dyn Agent>, reporter: &Reporter,
         if let Some(m) = run.summary.model() {
             rec.model = Some(m.to_string());
         }
-        let result_text = run.summary.result().and_then(|r| r.result.as_deref());
-        let read = read_verdict(&job.status_file, job.task.as_str(), result_text);
+        let read = read_verdict(&job.status_file, job.task.as_str(), agent.dialect().final_answer(&run.summary));
         let _ = remove_status_file(&job.status_file);
         if run.ended == Ended::Interrupted {
             rec.problem = Some(PROBLEM_STOPPED.into());

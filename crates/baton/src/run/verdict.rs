@@ -80,8 +80,8 @@ pub fn judge(e: &Evidence<'_>, now: &jiff::ZonedDateTime) -> Verdict {
         // baton asked the agent to end (a timeout, a stop), but it finished on its own first —
         // the real CLI ends a running tool on SIGTERM and carries on to the end of its task.
         // Work it reports done is done: running it again would waste it.
-        let result_text = e.summary.result().and_then(|r| r.result.as_deref());
-        if let Ok(report) = read_report(e.task_id, e.status_file, e.status_shown, result_text) {
+        let final_answer = e.dialect.final_answer(e.summary);
+        if let Ok(report) = read_report(e.task_id, e.status_file, e.status_shown, final_answer) {
             if report.status != Status::Failed {
                 return Verdict::Done(report);
             }
@@ -101,9 +101,13 @@ pub fn judge(e: &Evidence<'_>, now: &jiff::ZonedDateTime) -> Verdict {
         }
         Ended::Exited => {}
     }
-    let result_text = e.summary.result().and_then(|r| r.result.as_deref());
+    let final_answer = e.dialect.final_answer(e.summary);
+    let report = read_report(e.task_id, e.status_file, e.status_shown, final_answer);
+    // A program with no result event of its own judges its session by its exit code.
+    if let Some(x) = e.exit.filter(|x| !x.success() && !e.dialect.has_result_event()) {
+        return Verdict::Failed { message: failed_exit(x, e.stderr_tail, &report) };
+    }
     // A valid report is the agent's word on its task and wins over anything the output hints.
-    let report = read_report(e.task_id, e.status_file, e.status_shown, result_text);
     if let Ok(report) = report {
         return Verdict::Done(report);
     }
@@ -163,6 +167,26 @@ pub fn judge(e: &Evidence<'_>, now: &jiff::ZonedDateTime) -> Verdict {
             Verdict::Failed { message }
         }
     }
+}
+
+/// How many of the last stderr lines a failed exit's message quotes.
+const STDERR_LINES_QUOTED: usize = 3;
+
+/// The failure of a program that ended with `exit`: the exit, its last stderr lines, and what
+/// its report said, if it wrote one.
+fn failed_exit(exit: crate::run::process::ExitInfo, stderr_tail: &str, report: &Result<Report, String>) -> String {
+    let mut message = format!("the agent ended with {exit}");
+    let mut lines: Vec<&str> = stderr_tail.lines().rev().map(str::trim).filter(|l| !l.is_empty()).take(STDERR_LINES_QUOTED).collect();
+    lines.reverse();
+    if !lines.is_empty() {
+        let quoted: Vec<String> = lines.iter().map(|l| crate::report::status::cut(l, 200)).collect();
+        message.push_str(&format!(". Last stderr lines: {}", quoted.join(" | ")));
+    }
+    if let Ok(r) = report {
+        message.push_str(&format!(". Its report said {}: {}", r.status.as_str(), crate::report::status::cut(&r.message, 300)));
+    }
+    message.push('.');
+    message
 }
 
 fn last_line(s: &str) -> Option<&str> {
@@ -473,6 +497,58 @@ mod tests {
         assert!(e.contains("wrote no") && e.contains("final answer holds no status JSON"), "{e}");
         let e = read_report("2", &p, &p, Some("{\"task_id\": \"3\", \"status\": \"completed\"}")).unwrap_err();
         assert!(e.contains("final answer") && e.contains("'3'"), "{e}");
+    }
+
+    /// A command agent's session (plain text, no result event) ended with `code`, its status
+    /// file `status` (when any), its stdout `lines` and its stderr `stderr`.
+    fn command_session(code: i32, status: Option<&str>, lines: &[&str], stderr: &str) -> Verdict {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("task-status.json");
+        if let Some(text) = status {
+            std::fs::write(&p, text).unwrap();
+        }
+        let dialect = &crate::agent::command::Command;
+        let mut summary = StreamSummary::new();
+        for ev in lines.iter().flat_map(|l| dialect.parse_line(l)) {
+            summary.observe(&ev);
+        }
+        let e = Evidence {
+            task_id: "1.1",
+            status_file: &p,
+            status_shown: Path::new(".claude/plans/task-status.json"),
+            ended: Ended::Exited,
+            exit: Some(crate::run::process::ExitInfo { code: Some(code), signal: None }),
+            dialect,
+            summary: &summary,
+            stderr_tail: stderr,
+            systemic: None,
+        };
+        judge(&e, &jiff::Timestamp::UNIX_EPOCH.to_zoned_datetime(jiff::tz::TimeZone::UTC))
+    }
+
+    #[test]
+    fn a_program_without_result_events_is_judged_by_its_exit_code_and_status_file() {
+        let done = r#"{"task_id": "1.1", "status": "completed", "message": "wrote it"}"#;
+        match command_session(0, Some(done), &["working"], "") {
+            Verdict::Done(r) => assert_eq!((r.status, r.message.as_str(), r.source), (Status::Completed, "wrote it", ReportSource::File)),
+            other => panic!("{other:?}"),
+        }
+        // Not 0: failed, whatever the file says, with the exit and the last stderr lines.
+        let Verdict::Failed { message } = command_session(3, Some(done), &["working"], "one\ntwo\n\nthree\nfour\n") else { panic!() };
+        assert!(message.starts_with("the agent ended with exit code 3"), "{message}");
+        assert!(message.contains("Last stderr lines: two | three | four") && !message.contains("one"), "{message}");
+        assert!(message.contains("Its report said completed: wrote it"), "{message}");
+        let Verdict::Failed { message } = command_session(1, None, &[], "") else { panic!() };
+        assert_eq!(message, "the agent ended with exit code 1.");
+        // 0 and no report: failed, saying where baton looked.
+        let Verdict::Failed { message } = command_session(0, None, &["all done, trust me"], "") else { panic!() };
+        assert!(message.contains("wrote no .claude/plans/task-status.json") && message.contains("final answer holds no status JSON"), "{message}");
+        // The status JSON among the last lines printed stands in for the file.
+        let printed = ["did the work", "{", r#"  "task_id": "1.1", "status": "completed","#, r#"  "message": "printed""#, "}"];
+        match command_session(0, None, &printed, "") {
+            Verdict::Done(r) => assert_eq!((r.message.as_str(), r.source), ("printed", ReportSource::ResultText)),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

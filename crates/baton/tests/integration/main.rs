@@ -8,6 +8,7 @@ mod check_runs;
 mod budget;
 mod ci_output;
 mod cli;
+mod command_agent;
 mod compat;
 mod control;
 mod engine;
