@@ -149,6 +149,7 @@ fn drive(root: &Path, runs: &[usize]) -> Driven {
                 counts: Counts { total: n, pending: n, ..Counts::default() },
                 parallel: None,
                 commit: true,
+                others: Vec::new(),
             },
         );
         let mut done = 0;
@@ -224,6 +225,7 @@ fn attempt_events(root: &Path, task: &TaskId, session: u32, failed: bool) -> Vec
             model: model.clone(),
             transcript: root.join(".baton/logs/plan").join(task.as_str()).join(format!("attempt-{session}.jsonl")),
             max_budget_usd: Some(4.5),
+            agent: Some("claude".into()),
         },
         agent(task, StreamEvent::Init { session_id: Some("5f0c1a2e-9d7b-4c1e-8a51-1b2f3c4d5e6f".into()), model: model.clone(), cwd: Some(root.display().to_string()), version: Some("2.1.0".into()) }),
         agent(task, StreamEvent::Thinking),
@@ -273,6 +275,7 @@ fn attempt_events(root: &Path, task: &TaskId, session: u32, failed: bool) -> Vec
         attempt: Some(session),
         started_at: started.to_string(),
         ended_at: ended.to_string(),
+        cost_from_prices: false,
         duration_seconds: duration.as_secs_f64(),
         outcome: if failed { "failed" } else { "completed" }.into(),
         message: if failed { "the agent ended without reporting the task done".into() } else { "Added b() and its test.".into() },
