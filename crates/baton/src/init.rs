@@ -67,8 +67,11 @@ const CONFIG_HEAD: &str = r#"# baton's settings for this repository, written by 
 # a commented line shows the default. See README.md, "Configuration".
 
 [agent]
-# Who does the tasks: "claude" (the Claude Code CLI) or "simulated" (baton's stand-in, which
-# calls no model and writes a note per task; the same as `baton run PLAN --agent simulated`).
+# Who does the tasks: "claude" (the Claude Code CLI), "codex" (the Codex CLI), "gemini" (the
+# Gemini CLI), "command" (any program, see README.md "Agents") or "simulated" (baton's
+# stand-in, which calls no model and writes a note per task; the same as
+# `baton run PLAN --agent simulated`). More agents, a task's `agent: NAME` and failover when
+# one hits its usage limit: [agents.NAME] tables and `fallback`, README.md "Agents".
 # kind = "claude"
 # The Claude Code CLI; `claude` on PATH when unset.
 # binary = "/usr/local/bin/claude"

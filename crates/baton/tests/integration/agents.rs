@@ -75,6 +75,12 @@ fn each_task_runs_on_the_agent_it_names() {
     let agents: Vec<(&str, FakeAgent)> = ["alpha", "beta", "gamma"].into_iter().map(|n| (n, FakeAgent::new(&p, n, "{}"))).collect();
     let tables: String = agents.iter().map(|(n, a)| a.table(n)).collect();
     config(&p, &format!("[agent]\ndefault = \"alpha\"\n{tables}"));
+    // The dry run says which agent each task would run on.
+    let d = p.baton(&["run", "plan.yaml", "--dry-run"]);
+    assert_eq!(d.code(), 0, "{}", d.all());
+    for line in ["1. 1 Task 1 (attempt 1/2) on alpha", "2. 2 Task 2 (attempt 1/2) on beta", "3. 3 Task 3 (attempt 1/2) on alpha", "4. 4 Task 4 (attempt 1/2) on gamma", "also: beta"] {
+        assert!(d.stdout().contains(line), "no `{line}` in the dry run:\n{}", d.all());
+    }
     let r = p.baton(&["run", "plan.yaml"]);
     let ctx = r.all();
     assert_eq!(r.code(), 0, "{ctx}");

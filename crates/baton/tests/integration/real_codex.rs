@@ -116,6 +116,10 @@ fn real_codex_completes_a_task_that_commits_and_reports() {
     let Some(bin) = real_codex() else { return };
     let p = project(ONE);
     let codex = Codex::new(&p, &bin, good_session("1.1", "one.txt", "wrote one.txt"));
+    // Codex reports no cost: baton prices its tokens at the model's [prices].
+    let toml = p.read("baton.toml").replace("kind = \"codex\"\n", "kind = \"codex\"\nmodel = \"fake-model\"\n");
+    p.write("baton.toml", &format!("{toml}\n[prices.fake-model]\ninput = 2.0\noutput = 10.0\n"));
+    p.repo.commit_all("prices");
     let r = codex.baton(&p, &["run", "plan.yaml"]);
     let context = format!("{}\n{}", r.all(), codex.describe());
     assert_eq!(r.code(), 0, "{context}");
@@ -149,6 +153,9 @@ fn real_codex_completes_a_task_that_commits_and_reports() {
     let a = &attempts[0];
     assert_eq!(a.input_tokens, Some(3 * CODEX_INPUT_TOKENS as i64), "{a:?}");
     assert_eq!(a.output_tokens, Some(3 * CODEX_OUTPUT_TOKENS as i64), "{a:?}");
+    let priced = (3 * CODEX_INPUT_TOKENS) as f64 * 2.0 / 1e6 + (3 * CODEX_OUTPUT_TOKENS) as f64 * 10.0 / 1e6;
+    assert!(a.cost_usd.is_some_and(|c| (c - priced).abs() < 1e-9) && a.cost_estimated, "priced at [prices.fake-model]: {a:?}");
+    assert_eq!(a.model.as_deref(), Some("fake-model"), "{a:?}");
     let h = codex.baton(&p, &["history", "plan.yaml", "--task", "1.1", "--json"]);
     assert_eq!(h.code(), 0, "{}", h.all());
     let v: Value = serde_json::from_str(&h.stdout()).unwrap_or_else(|e| panic!("{e}\n{}", h.stdout()));

@@ -7,7 +7,7 @@ use std::path::Path;
 use super::state::{left_out, never_runnable};
 use super::workspace::{uncommitted, DirtyTree, OwnFiles};
 use super::RunOptions;
-use crate::agent::Agent;
+use crate::agent::Roster;
 use crate::config::Config;
 use crate::error::Error;
 use crate::exit::Exit;
@@ -45,7 +45,7 @@ pub(super) struct DryGit<'a> {
 
 /// `--dry-run`: what would run, in order, assuming each task completes, and how the run would
 /// end (its exit code is the dry run's); nothing changes.
-pub(super) fn dry_run(file: &PlanFile, opts: &RunOptions, config: &Config, agent: &dyn Agent, jobs: usize, git: &DryGit<'_>) -> Result<Exit, Error> {
+pub(super) fn dry_run(file: &PlanFile, opts: &RunOptions, config: &Config, roster: &Roster, jobs: usize, git: &DryGit<'_>) -> Result<Exit, Error> {
     if git.git_use == GitUse::Commit && opts.dirty == DirtyTree::Refuse {
         match uncommitted(git.root, git.own) {
             Ok(paths) if !paths.is_empty() => return Err(Error::Dirty(paths)),
@@ -55,7 +55,20 @@ pub(super) fn dry_run(file: &PlanFile, opts: &RunOptions, config: &Config, agent
     }
     let mut plan = file.plan().clone();
     crate::outln!("dry run of {} — nothing will be started or changed", opts.plan.display());
+    let agent = &roster.default().agent;
     crate::outln!("agent: {} ({})", agent.name(), agent.binary().description);
+    let routing = roster.routing();
+    let several = roster.members().count() > 1;
+    for m in roster.members().filter(|m| m.name != routing.default) {
+        crate::outln!("also: {} ({}, {})", m.name, m.agent.name(), m.agent.binary().description);
+    }
+    if !routing.fallback.is_empty() {
+        crate::outln!(
+            "fallback: {} (for the tasks of an agent whose usage limit resets more than {} min away)",
+            routing.fallback.join(", "),
+            config.agent.failover_after_minutes
+        );
+    }
     if git.git_use == GitUse::Off {
         crate::outln!("no git: nothing would be committed (baton.toml [run] commit = false)");
     }
@@ -97,7 +110,8 @@ pub(super) fn dry_run(file: &PlanFile, opts: &RunOptions, config: &Config, agent
             n += 1;
             let Some(t) = plan.task(id.as_str()) else { continue };
             let max = plan.max_attempts(t, config.run.max_attempts).max(t.attempts + 1);
-            crate::outln!("{n:>3}. {} {} (attempt {}/{max})", id, t.name, t.attempts + 1);
+            let on = if several { format!(" on {}", routing.primary(t.agent.as_deref())) } else { String::new() };
+            crate::outln!("{n:>3}. {} {} (attempt {}/{max}){on}", id, t.name, t.attempts + 1);
         }
         if opts.parallel {
             for h in held.iter().filter(|h| h.why.starts_with("conflicts with")) {

@@ -164,7 +164,7 @@ async fn start(opts: RunOptions, stop: Option<watch::Receiver<Stop>>, reporter_o
     let plan_abs = std::path::absolute(&opts.plan).unwrap_or_else(|_| opts.plan.clone());
     let own = OwnFiles::new(plan_abs.strip_prefix(&root).unwrap_or(&plan_abs), &config);
     if opts.dry_run {
-        return super::dry_run::dry_run(&file, &opts, &config, agent.as_ref(), jobs, &super::dry_run::DryGit { root: &root, own: &own, git_use });
+        return super::dry_run::dry_run(&file, &opts, &config, &roster, jobs, &super::dry_run::DryGit { root: &root, own: &own, git_use });
     }
 
     let logs_dir = root.join(&config.paths.logs_dir);
