@@ -152,6 +152,25 @@ fn a_long_usage_limit_moves_the_task_to_the_fallback_without_spending_an_attempt
 }
 
 #[test]
+fn while_the_default_agent_is_limited_the_reviewer_runs_on_the_fallback() {
+    let p = project(&plan(&[("1", None)]));
+    let primary = FakeAgent::new(&p, "primary", &format!(r#"{{"default": {{"limit": {}, "limit_resets_in": 18000}}}}"#, serde_json::to_string(LIMIT).unwrap()));
+    // The backup codes the task, then reviews it.
+    let backup = FakeAgent::new(&p, "backup", r#"{"tasks": {"1": [{"write": {"one.txt": "1"}, "commit": "one"}, {"status_json": {"task_id": "1", "verdict": "PASS", "findings": []}}]}}"#);
+    config(&p, &format!("[agent]\ndefault = \"primary\"\nfallback = [\"backup\"]\n[review]\nenabled = true\nmodel = \"opus\"\n{}{}", primary.table("primary"), backup.table("backup")));
+    let r = p.baton(&["run", "plan.yaml"]);
+    let ctx = r.all();
+    assert_eq!(r.code(), 0, "{ctx}");
+    assert_eq!(primary.ran().len(), 1, "the limited default was asked to review\n{ctx}");
+    assert_eq!(backup.ran().len(), 2, "{ctx}");
+    let t = p.plan().task("1").cloned().unwrap();
+    assert_eq!((t.status, t.attempts), (Status::Verified, 1), "{ctx}");
+    // `[review] model` is the default agent's; the fallback reviews with its own (none here).
+    let argv: Vec<Value> = std::fs::read_to_string(backup.state.join("invocations.jsonl")).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(!argv[1]["argv"].to_string().contains("opus"), "{}", argv[1]);
+}
+
+#[test]
 fn a_short_limit_is_waited_out_on_the_same_agent() {
     let p = project(&plan(&[("1", None)]));
     let primary = FakeAgent::new(&p, "primary", &format!(r#"{{"default": [{{"limit": {}, "limit_resets_in": 1}}, {{}}]}}"#, serde_json::to_string(LIMIT).unwrap()));

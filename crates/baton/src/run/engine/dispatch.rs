@@ -88,6 +88,8 @@ struct Verifying {
     left: Option<String>,
     /// When the checks began: an attempt's time counts its checks and review.
     since: std::time::Instant,
+    /// The agent the reviewer runs on: the default, else a fallback while it is limited.
+    reviewer: String,
 }
 
 pub(super) struct Engine {
@@ -96,8 +98,6 @@ pub(super) struct Engine {
     pub(super) config: Config,
     pub(super) opts: RunOptions,
     pub(super) file: PlanFile,
-    /// The default agent: the reviewer's.
-    pub(super) agent: Arc<dyn Agent>,
     /// Every agent of the run, by name.
     pub(super) roster: crate::agent::Roster,
     pub(super) reporter: Reporter,
@@ -162,7 +162,6 @@ impl Engine {
             config,
             opts,
             file,
-            agent: roster.default().agent.clone(),
             roster,
             reporter,
             records,
@@ -591,8 +590,15 @@ impl Engine {
             },
             None => None,
         };
+        // The reviewer runs on the default agent, or on a fallback while the default waits out
+        // a long usage limit (a limited reviewer would send the task round again and again).
+        let reviewer = match self.state.route(None, std::time::Instant::now()) {
+            crate::policy::failover::Route::Run(name) => self.roster.member(&name).cloned().unwrap_or_else(|_| self.roster.default().clone()),
+            crate::policy::failover::Route::Wait(_) => self.roster.default().clone(),
+        };
+        let on_default = reviewer.name == self.roster.routing().default;
         let review_job = review.as_ref().map(|plan| {
-            let named_agent = plan.named_agent.as_deref().and_then(|name| match crate::agent::named_agent(self.agent.as_ref(), name, &r.cwd) {
+            let named_agent = plan.named_agent.as_deref().and_then(|name| match crate::agent::named_agent(reviewer.agent.as_ref(), name, &r.cwd) {
                 NamedAgent::Use(n) => Some(n),
                 _ => None,
             });
@@ -605,7 +611,8 @@ impl Engine {
                     env: Vec::new(),
                     guard_exe: self.guard_exe.clone(),
                     prompt: String::new(),
-                    model: plan.model.clone(),
+                    // `[review] model` names a model of the default agent; a fallback's own.
+                    model: if on_default { plan.model.clone() } else { reviewer.def.models.first().cloned().or_else(|| reviewer.def.model.clone()) },
                     named_agent,
                     transcript_prefix: dir.join(format!("attempt-{}.review", r.session)),
                     status_file: r.cwd.join(&self.config.paths.status_file),
@@ -632,9 +639,10 @@ impl Engine {
                 max_fails: review.as_ref().map_or(2, |p| p.max_fails),
                 left: if self.workspace.uses_git() { crate::run::verify::tracked_state(&r.cwd) } else { None },
                 since: std::time::Instant::now(),
+                reviewer: reviewer.name.clone(),
             },
         );
-        let (reporter, stop, agent) = (self.reporter.clone(), self.stop.clone(), self.agent.clone());
+        let (reporter, stop, agent) = (self.reporter.clone(), self.stop.clone(), reviewer.agent.clone());
         self.running.insert(id.clone(), r);
         let task_id = id.clone();
         let handle = self.set.spawn(async move {
@@ -655,7 +663,7 @@ impl Engine {
     fn verified(&mut self, id: &TaskId, v: Verification) -> bool {
         let Some(p) = self.verifying.remove(id) else { return false };
         let Some(r) = self.running.remove(id) else { return false };
-        let Verifying { mut rec, message, duration, cost, from_file, max_fails, left, since } = p;
+        let Verifying { mut rec, message, duration, cost, from_file, max_fails, left, since, reviewer } = p;
         self.usage.entry(id.clone()).or_default().time += since.elapsed();
         let duration = duration + since.elapsed();
         rec.duration_seconds = duration.as_secs_f64();
@@ -697,8 +705,8 @@ impl Engine {
             rec.attempt = None;
             rec.message = message.clone();
             rec.waited_seconds = Some(wait.as_secs_f64());
-            // The reviewer runs on the default agent: its limit.
-            let reason = WaitReason::UsageLimit { message, reset: None, known: false, wait, agent: Some(self.roster.routing().default.clone()) };
+            // The reviewer's agent's limit.
+            let reason = WaitReason::UsageLimit { message, reset: None, known: false, wait, agent: Some(reviewer) };
             (AttemptOutcome::Limited, Outcome::Limited { wait, reason }, String::new())
         } else if let Some(failed) = v.checked.failed.and_then(|i| rec.checks.get(i)) {
             let line = crate::run::verify::failure_line(failed);

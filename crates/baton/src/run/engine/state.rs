@@ -376,6 +376,11 @@ impl RunState {
         notes
     }
 
+    /// Where a session of a task naming `task_agent` (the reviewer's: `None`) would run now.
+    pub fn route(&self, task_agent: Option<&str>, now: Instant) -> Route {
+        self.limits.route(&self.routing.candidates(task_agent), now)
+    }
+
     /// The spending cap of a session that starts now beside the running ones, when a budget
     /// is set.
     pub fn session_cap(&self) -> Option<f64> {
