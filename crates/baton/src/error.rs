@@ -85,7 +85,7 @@ impl Help for Error {
                 "wait for it to finish or stop it (`baton stop`), or run this plan in a checkout of its own (`git worktree add …`)".into()
             }
             Error::Systemic { help, .. } => format!("{help}\nThe run stopped; no attempt was spent. Fix this, then run again."),
-            Error::AgentSpawn(_) => format!("check `[agent] binary` in baton.toml or {}", crate::agent::claude::BIN_ENV),
+            Error::AgentSpawn(_) => "check the agent's `binary` in baton.toml ([agent], or its [agents.NAME]), or BATON_CLAUDE_BIN / BATON_CODEX_BIN / BATON_GEMINI_BIN".into(),
             Error::Protected { help, .. } | Error::Store { help, .. } => help.clone(),
             Error::BeforeHook(_) => "fix `[run] before_command` in baton.toml, or remove it".into(),
             Error::Prompt(m) if m.contains("[review]") => "fix `[review] prompt_template` in baton.toml, or remove it".into(),

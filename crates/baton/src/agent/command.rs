@@ -13,7 +13,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::claude::{on_path, usable};
+use super::locate::{on_path, usable};
 use super::event::StreamEvent;
 use super::{Agent, Dialect, Invocation, Resolved, Systemic};
 use crate::config::{AgentDef, StdinMode};

@@ -13,6 +13,7 @@ pub mod command;
 pub mod event;
 mod roster;
 pub mod gemini;
+pub mod locate;
 pub mod simulated;
 pub mod summary;
 

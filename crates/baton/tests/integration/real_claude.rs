@@ -7,18 +7,12 @@
 
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
-use std::time::Duration;
 
 use baton::plan::Status;
 use baton_testkit::{claude_env, find_real_claude, run_with_deadline, workspace_root, FakeModelServer, Turn};
 use serde_json::Value;
 
-use crate::support::{BATON, Project, Run, project};
-
-/// Generous: a hang must fail the test, not wedge the suite; a good run takes a few seconds.
-const RUN_DEADLINE: Duration = Duration::from_secs(120);
-
-const STATUS_FILE: &str = ".claude/plans/task-status.json";
+use crate::support::{BATON, Project, Run, project, real_cli, ONE_TASK, REAL_RUN_DEADLINE, STATUS_FILE};
 
 const TWO: &str = "meta:
   name: Two steps
@@ -38,27 +32,8 @@ sections:
     depends_on: ['1.1']
 ";
 
-const ONE: &str = "meta:
-  name: One step
-  max_attempts_default: 3
-sections:
-- id: s1
-  name: First
-  tasks:
-  - id: '1.1'
-    name: One
-    status: pending
-    description: 'Write one.txt. Files: one.txt'
-";
-
 fn real_claude() -> Option<PathBuf> {
-    let found = find_real_claude(&workspace_root());
-    if found.is_none() {
-        // CI installs it (`.ci/run`): there, a missing CLI is a broken set-up, not a skip.
-        assert!(std::env::var_os("CI").is_none(), "CI is set but the real Claude Code CLI is not installed (run npm ci)");
-        eprintln!("skipped: real Claude Code CLI not installed (run npm ci)");
-    }
-    found
+    real_cli(find_real_claude(&workspace_root()), "Claude Code CLI")
 }
 
 /// The real CLI's side of the test: the binary, the server it talks to, its own HOME.
@@ -108,7 +83,7 @@ impl Claude {
     /// Runs baton to its end; a run past the deadline fails the test.
     fn baton(&self, p: &Project, args: &[&str]) -> Run {
         let started = std::time::Instant::now();
-        let out = run_with_deadline(&mut self.command(p, args), RUN_DEADLINE).expect("run baton");
+        let out = run_with_deadline(&mut self.command(p, args), REAL_RUN_DEADLINE).expect("run baton");
         let context = self.describe();
         assert!(!out.timed_out, "baton {args:?} did not finish:\n{}\n{}\n{context}", out.stdout, out.stderr);
         eprintln!("baton {args:?} with the real CLI took {:.1} s", started.elapsed().as_secs_f64());
@@ -233,7 +208,7 @@ fn real_cli_runs_a_two_task_plan_to_completion() {
 #[test]
 fn real_cli_server_error_costs_an_attempt_and_the_retry_completes() {
     let Some(bin) = real_claude() else { return };
-    let p = project(ONE);
+    let p = project(ONE_TASK);
     let mut script = vec![Turn::server_error()];
     script.extend(good_session("1.1", "one.txt", "one\n", "wrote one.txt"));
     let claude = Claude::new(bin, script, false).env("CLAUDE_CODE_MAX_RETRIES", "0");
@@ -257,7 +232,7 @@ fn real_cli_server_error_costs_an_attempt_and_the_retry_completes() {
 #[test]
 fn real_cli_usage_limit_waits_for_the_reset_and_spends_no_attempt() {
     let Some(bin) = real_claude() else { return };
-    let p = project(ONE);
+    let p = project(ONE_TASK);
     let resets_at = now_epoch_s() + 2;
     let mut script = vec![Turn::usage_limit(resets_at)];
     script.extend(good_session("1.1", "one.txt", "one\n", "wrote one.txt"));
@@ -286,7 +261,7 @@ fn real_cli_usage_limit_waits_for_the_reset_and_spends_no_attempt() {
 #[test]
 fn real_cli_throttling_in_api_key_mode_backs_off_and_spends_no_attempt() {
     let Some(bin) = real_claude() else { return };
-    let p = project(ONE);
+    let p = project(ONE_TASK);
     let mut script = vec![Turn::throttled("Rate limited")];
     script.extend(good_session("1.1", "one.txt", "one\n", "wrote one.txt"));
     let claude = Claude::new(bin, script, false).env("CLAUDE_CODE_MAX_RETRIES", "0");
@@ -307,7 +282,7 @@ fn real_cli_throttling_in_api_key_mode_backs_off_and_spends_no_attempt() {
 #[test]
 fn real_cli_verbose_shows_tool_calls_and_the_result() {
     let Some(bin) = real_claude() else { return };
-    let p = project(ONE);
+    let p = project(ONE_TASK);
     let claude = Claude::new(bin, good_session("1.1", "one.txt", "one\n", "wrote one.txt"), false);
     let r = claude.baton(&p, &["run", "plan.yaml", "--verbose"]);
     let context = format!("{}\n{}", r.all(), claude.describe());
@@ -326,7 +301,7 @@ fn real_cli_verbose_shows_tool_calls_and_the_result() {
 #[test]
 fn real_cli_runs_a_task_as_its_named_agent() {
     let Some(bin) = real_claude() else { return };
-    let p = project(&format!("{ONE}    agent: coder\n"));
+    let p = project(&format!("{ONE_TASK}    agent: coder\n"));
     let sentence = "You are the coder of the Zanzibar ledger project; answer in plain words.";
     p.write(".claude/agents/coder.md", &format!("---\nname: coder\ndescription: Writes the code of one task.\n---\n{sentence}\n"));
     p.repo.commit_all("the coder agent");
@@ -446,7 +421,7 @@ sections:
 #[test]
 fn real_cli_takes_the_spending_cap_and_its_cost_and_tokens_reach_the_history() {
     let Some(bin) = real_claude() else { return };
-    let p = project(&ONE.replace("meta:\n", "meta:\n  budget_usd: 5\n"));
+    let p = project(&ONE_TASK.replace("meta:\n", "meta:\n  budget_usd: 5\n"));
     let claude = Claude::new(bin, good_session("1.1", "one.txt", "one\n", "wrote one.txt"), false);
     let r = claude.baton(&p, &["run", "plan.yaml"]);
     let context = format!("{}\n{}", r.all(), claude.describe());
@@ -467,7 +442,7 @@ fn real_cli_takes_the_spending_cap_and_its_cost_and_tokens_reach_the_history() {
 fn real_cli_ends_a_session_at_its_spending_cap_which_spends_no_attempt_and_ends_the_run() {
     let Some(bin) = real_claude() else { return };
     // A cap far below what one model call costs: the CLI stops after its first call.
-    let p = project(ONE);
+    let p = project(ONE_TASK);
     let claude = Claude::new(bin, good_session("1.1", "one.txt", "one\n", "wrote one.txt"), false);
     let r = claude.baton(&p, &["run", "plan.yaml", "--max-cost", "0.0001"]);
     let context = format!("{}\n{}", r.all(), claude.describe());

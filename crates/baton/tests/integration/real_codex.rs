@@ -9,40 +9,15 @@
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
-use std::time::Duration;
 
 use baton::plan::Status;
 use baton_testkit::{codex_env, find_real_codex, run_with_deadline, workspace_root, CodexTurn, FakeCodexServer, CODEX_INPUT_TOKENS, CODEX_OUTPUT_TOKENS, FAST_CONFIG};
 use serde_json::Value;
 
-use crate::support::{project, wait_exit, wait_for, Project, Run, BATON};
-
-/// Generous: a hang must fail the test, not wedge the suite; a good run takes a few seconds.
-const RUN_DEADLINE: Duration = Duration::from_secs(120);
-
-const STATUS_FILE: &str = ".claude/plans/task-status.json";
-
-const ONE: &str = "meta:
-  name: One step
-  max_attempts_default: 3
-sections:
-- id: s1
-  name: First
-  tasks:
-  - id: '1.1'
-    name: One
-    status: pending
-    description: 'Write one.txt. Files: one.txt'
-";
+use crate::support::{project, wait_exit, wait_for, Project, Run, BATON, real_cli, ONE_TASK, REAL_RUN_DEADLINE, STATUS_FILE};
 
 fn real_codex() -> Option<PathBuf> {
-    let found = find_real_codex(&workspace_root());
-    if found.is_none() {
-        // CI installs it (`npm ci`): there, a missing CLI is a broken set-up, not a skip.
-        assert!(std::env::var_os("CI").is_none(), "CI is set but the real Codex CLI is not installed (run npm ci)");
-        eprintln!("skipped: real Codex CLI not installed (run npm ci)");
-    }
-    found
+    real_cli(find_real_codex(&workspace_root()), "Codex CLI")
 }
 
 /// The real CLI's side of the test: the server it talks to and its own CODEX_HOME.
@@ -77,7 +52,7 @@ impl Codex {
     }
 
     fn baton(&self, p: &Project, args: &[&str]) -> Run {
-        let out = run_with_deadline(&mut self.command(p, args), RUN_DEADLINE).expect("run baton");
+        let out = run_with_deadline(&mut self.command(p, args), REAL_RUN_DEADLINE).expect("run baton");
         assert!(!out.timed_out, "baton {args:?} did not finish:\n{}\n{}\n{}", out.stdout, out.stderr, self.describe());
         Run(Output { status: out.status, stdout: out.stdout.into_bytes(), stderr: out.stderr.into_bytes() })
     }
@@ -114,7 +89,7 @@ fn attempt_record(p: &Project, task: &str, session: u32) -> Value {
 #[test]
 fn real_codex_completes_a_task_that_commits_and_reports() {
     let Some(bin) = real_codex() else { return };
-    let p = project(ONE);
+    let p = project(ONE_TASK);
     let codex = Codex::new(&p, &bin, good_session("1.1", "one.txt", "wrote one.txt"));
     // Codex reports no cost: baton prices its tokens at the model's [prices].
     let toml = p.read("baton.toml").replace("kind = \"codex\"\n", "kind = \"codex\"\nmodel = \"fake-model\"\n");
@@ -165,7 +140,7 @@ fn real_codex_completes_a_task_that_commits_and_reports() {
 #[test]
 fn real_codex_usage_limit_is_recognised_with_its_reset_and_spends_no_attempt() {
     let Some(bin) = real_codex() else { return };
-    let p = project(ONE);
+    let p = project(ONE_TASK);
     let now = jiff::Timestamp::now().as_second();
     let resets_at = now + 5 * 3600;
     let codex = Codex::new(&p, &bin, vec![CodexTurn::usage_limit(resets_at)]);
@@ -214,7 +189,7 @@ fn real_codex_usage_limit_is_recognised_with_its_reset_and_spends_no_attempt() {
 #[test]
 fn real_codex_server_error_is_throttling_and_the_retry_completes() {
     let Some(bin) = real_codex() else { return };
-    let p = project(ONE);
+    let p = project(ONE_TASK);
     let mut script = vec![CodexTurn::server_error()];
     script.extend(good_session("1.1", "one.txt", "wrote one.txt"));
     let codex = Codex::new(&p, &bin, script);
@@ -241,13 +216,13 @@ fn real_codex_without_a_usable_key_stops_the_run_and_spends_no_attempt() {
         ("the key variable unset", vec![], true, "FAKE_API_KEY"),
         ("the key refused", vec![CodexTurn::error(401, refused)], false, "not logged in, or its API key was refused"),
     ] {
-        let p = project(ONE);
+        let p = project(ONE_TASK);
         let codex = Codex::new(&p, &bin, script);
         let mut cmd = codex.command(&p, &["run", "plan.yaml"]);
         if unset_key {
             cmd.env_remove("FAKE_API_KEY");
         }
-        let out = run_with_deadline(&mut cmd, RUN_DEADLINE).expect("run baton");
+        let out = run_with_deadline(&mut cmd, REAL_RUN_DEADLINE).expect("run baton");
         let context = format!("{case}:\n{}\n{}\n{}", out.stdout, out.stderr, codex.describe());
         assert!(!out.timed_out, "{context}");
         assert_eq!(out.status.code(), Some(2), "{context}");

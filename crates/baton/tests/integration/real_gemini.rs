@@ -8,40 +8,15 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::Duration;
 
 use baton::plan::Status;
 use baton_testkit::{find_real_gemini, gemini_env, gemini_user_text, run_with_deadline, workspace_root, FakeGeminiServer, GeminiTurn};
 use serde_json::Value;
 
-use crate::support::{project, Project, Run, BATON, FAST_CONFIG};
-
-/// Generous: a hang must fail the test, not wedge the suite; a good run takes a few seconds.
-const RUN_DEADLINE: Duration = Duration::from_secs(120);
-
-const STATUS_FILE: &str = ".claude/plans/task-status.json";
-
-const ONE: &str = "meta:
-  name: One step
-  max_attempts_default: 3
-sections:
-- id: s1
-  name: First
-  tasks:
-  - id: '1.1'
-    name: One
-    status: pending
-    description: 'Write one.txt. Files: one.txt'
-";
+use crate::support::{project, Project, Run, BATON, FAST_CONFIG, real_cli, ONE_TASK, REAL_RUN_DEADLINE, STATUS_FILE};
 
 fn real_gemini() -> Option<PathBuf> {
-    let found = find_real_gemini(&workspace_root());
-    if found.is_none() {
-        // CI installs it (`npm ci`): there, a missing CLI is a broken set-up, not a skip.
-        assert!(std::env::var_os("CI").is_none(), "CI is set but the real Gemini CLI is not installed (run npm ci)");
-        eprintln!("skipped: real Gemini CLI not installed (run npm ci)");
-    }
-    found
+    real_cli(find_real_gemini(&workspace_root()), "Gemini CLI")
 }
 
 /// The real CLI's side of the test: the server it talks to, and its HOME and TMPDIR.
@@ -80,7 +55,7 @@ impl Gemini {
     /// Runs baton to its end; a run past the deadline fails the test.
     fn baton(&self, p: &Project, args: &[&str]) -> Run {
         let started = std::time::Instant::now();
-        let out = run_with_deadline(&mut self.command(p, args), RUN_DEADLINE).expect("run baton");
+        let out = run_with_deadline(&mut self.command(p, args), REAL_RUN_DEADLINE).expect("run baton");
         assert!(!out.timed_out, "baton {args:?} did not finish:\n{}\n{}\n{}", out.stdout, out.stderr, self.describe());
         eprintln!("baton {args:?} with the real Gemini CLI took {:.1} s", started.elapsed().as_secs_f64());
         Run(Output { status: out.status, stdout: out.stdout.into_bytes(), stderr: out.stderr.into_bytes() })
@@ -120,7 +95,7 @@ fn attempt_record(p: &Project, task: &str, session: u32) -> Value {
 #[test]
 fn real_gemini_completes_a_task_and_its_tokens_reach_the_history() {
     let Some(bin) = real_gemini() else { return };
-    let p = project(ONE);
+    let p = project(ONE_TASK);
     let gemini = Gemini::new(&p, &bin, good_session("1.1", "one.txt", "wrote one.txt"));
     let r = gemini.baton(&p, &["run", "plan.yaml"]);
     let context = format!("{}\n{}", r.all(), gemini.describe());
@@ -171,7 +146,7 @@ fn spawn(gemini: &Gemini, p: &Project, args: &[&str], dir: &Path) -> Child {
 /// then stops it: the `waiting` event, and the instants between which the CLI met the limit.
 fn wait_event_of(limit: GeminiTurn) -> (Project, Value, jiff::Timestamp, jiff::Timestamp, String) {
     let bin = real_gemini().expect("checked by the caller");
-    let p = project(ONE);
+    let p = project(ONE_TASK);
     let gemini = Gemini::new(&p, &bin, vec![limit]);
     let logs = tempfile::tempdir().unwrap();
     let before = jiff::Timestamp::now();
@@ -180,11 +155,11 @@ fn wait_event_of(limit: GeminiTurn) -> (Project, Value, jiff::Timestamp, jiff::T
     let waiting = || -> Option<Value> {
         read().lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()).find(|e| e["type"] == "waiting")
     };
-    let found = baton_testkit::wait_until(RUN_DEADLINE, || waiting().is_some());
+    let found = baton_testkit::wait_until(REAL_RUN_DEADLINE, || waiting().is_some());
     let after = jiff::Timestamp::now();
     let stop = gemini.baton(&p, &["stop", "plan.yaml"]);
     let mut status = None;
-    baton_testkit::wait_until(RUN_DEADLINE, || {
+    baton_testkit::wait_until(REAL_RUN_DEADLINE, || {
         status = child.try_wait().ok().flatten();
         status.is_some()
     });
@@ -248,7 +223,7 @@ fn real_gemini_daily_quota_is_waited_for_until_midnight_pacific() {
 #[test]
 fn real_gemini_throttling_backs_off_and_the_retry_completes_without_spending_an_attempt() {
     let Some(bin) = real_gemini() else { return };
-    let p = project(ONE);
+    let p = project(ONE_TASK);
     // A 429 without details: the CLI would retry it; with `maxAttempts: 1` it gives up at once.
     let mut script = vec![GeminiTurn::throttled()];
     script.extend(good_session("1.1", "one.txt", "wrote one.txt"));
@@ -269,7 +244,7 @@ fn real_gemini_throttling_backs_off_and_the_retry_completes_without_spending_an_
 #[test]
 fn real_gemini_server_error_costs_an_attempt_and_the_retry_completes() {
     let Some(bin) = real_gemini() else { return };
-    let p = project(ONE);
+    let p = project(ONE_TASK);
     let mut script = vec![GeminiTurn::server_error()];
     script.extend(good_session("1.1", "one.txt", "wrote one.txt"));
     let gemini = Gemini::new(&p, &bin, script);
@@ -289,7 +264,7 @@ fn real_gemini_server_error_costs_an_attempt_and_the_retry_completes() {
 #[test]
 fn real_gemini_ended_by_sigterm_goes_back_to_pending_and_its_tool_process_is_gone() {
     let Some(bin) = real_gemini() else { return };
-    let p = project(ONE);
+    let p = project(ONE_TASK);
     let marks = tempfile::tempdir().unwrap();
     let pid_file = marks.path().join("tool.pid");
     // The CLI runs the command in a process group of its own, which outlives the CLI's SIGTERM
@@ -298,7 +273,7 @@ fn real_gemini_ended_by_sigterm_goes_back_to_pending_and_its_tool_process_is_gon
     let gemini = Gemini::new(&p, &bin, vec![GeminiTurn::shell(command)]);
     let mut child = spawn(&gemini, &p, &["run", "plan.yaml"], marks.path());
     let tool_pid = || std::fs::read_to_string(&pid_file).ok()?.trim().parse::<u32>().ok();
-    assert!(baton_testkit::wait_until(RUN_DEADLINE, || tool_pid().is_some()), "the tool never ran\n{}", gemini.describe());
+    assert!(baton_testkit::wait_until(REAL_RUN_DEADLINE, || tool_pid().is_some()), "the tool never ran\n{}", gemini.describe());
     let tool = tool_pid().unwrap();
     crate::support::signal(&child, libc::SIGTERM);
     let log = || std::fs::read_to_string(marks.path().join("baton.out")).unwrap_or_default() + &std::fs::read_to_string(marks.path().join("baton.err")).unwrap_or_default();
@@ -311,7 +286,7 @@ fn real_gemini_ended_by_sigterm_goes_back_to_pending_and_its_tool_process_is_gon
 fn real_gemini_stalled_stream_is_ended_by_the_idle_timeout_and_its_exit_0_is_a_failure() {
     let Some(bin) = real_gemini() else { return };
     // Long enough for a loaded machine to start the next session's node before it says a word.
-    let p = project(&ONE.replace("max_attempts_default: 3", "max_attempts_default: 3\n  idle_timeout_seconds: 10"));
+    let p = project(&ONE_TASK.replace("max_attempts_default: 3", "max_attempts_default: 3\n  idle_timeout_seconds: 10"));
     // The CLI waits on the stalled stream; baton's SIGTERM makes it exit 0 with no result.
     let mut script = vec![GeminiTurn::Stall];
     script.extend(good_session("1.1", "one.txt", "wrote one.txt"));
@@ -330,7 +305,7 @@ fn real_gemini_stalled_stream_is_ended_by_the_idle_timeout_and_its_exit_0_is_a_f
 #[test]
 fn real_gemini_verbose_shows_tool_calls_and_the_result() {
     let Some(bin) = real_gemini() else { return };
-    let p = project(ONE);
+    let p = project(ONE_TASK);
     let gemini = Gemini::new(&p, &bin, good_session("1.1", "one.txt", "wrote one.txt"));
     let r = gemini.baton(&p, &["run", "plan.yaml", "--verbose"]);
     let context = format!("{}\n{}", r.all(), gemini.describe());
@@ -346,9 +321,9 @@ fn real_gemini_verbose_shows_tool_calls_and_the_result() {
 #[test]
 fn real_gemini_without_an_api_key_stops_the_run_at_once_and_says_how_to_fix_it() {
     let Some(bin) = real_gemini() else { return };
-    let p = project(ONE);
+    let p = project(ONE_TASK);
     let gemini = Gemini::new(&p, &bin, good_session("1.1", "one.txt", "wrote one.txt"));
-    let out = run_with_deadline(gemini.command(&p, &["run", "plan.yaml"]).env_remove("GEMINI_API_KEY"), RUN_DEADLINE).expect("run baton");
+    let out = run_with_deadline(gemini.command(&p, &["run", "plan.yaml"]).env_remove("GEMINI_API_KEY"), REAL_RUN_DEADLINE).expect("run baton");
     assert!(!out.timed_out, "{}\n{}", out.stdout, out.stderr);
     let all = format!("{}{}", out.stdout, out.stderr);
     assert_ne!(out.status.code(), Some(0), "{all}");

@@ -242,3 +242,34 @@ impl Pty {
         self.text()
     }
 }
+
+/// How long a run of a real agent CLI may take before the test fails (generous: a hang must
+/// fail the test, not wedge the suite; a good run takes a few seconds).
+pub const REAL_RUN_DEADLINE: Duration = Duration::from_secs(120);
+
+/// The status file the agents write, as the prompt names it.
+pub const STATUS_FILE: &str = ".claude/plans/task-status.json";
+
+/// A plan of one task that writes `one.txt`.
+pub const ONE_TASK: &str = "meta:
+  name: One step
+  max_attempts_default: 3
+sections:
+- id: s1
+  name: First
+  tasks:
+  - id: '1.1'
+    name: One
+    status: pending
+    description: 'Write one.txt. Files: one.txt'
+";
+
+/// A real agent CLI (`found`) for an end-to-end test, or `None` to skip it, loudly. CI installs
+/// them (`npm ci` in `.ci/run`): there a missing CLI is a broken set-up, and the test fails.
+pub fn real_cli(found: Option<PathBuf>, title: &str) -> Option<PathBuf> {
+    if found.is_none() {
+        assert!(std::env::var_os("CI").is_none(), "CI is set but the real {title} is not installed (run npm ci)");
+        eprintln!("skipped: real {title} not installed (run npm ci)");
+    }
+    found
+}

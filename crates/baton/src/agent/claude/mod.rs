@@ -14,13 +14,7 @@ use std::path::{Path, PathBuf};
 use super::event::StreamEvent;
 use super::{Agent, Dialect, Invocation, Resolved, Systemic};
 
-#[derive(Debug, thiserror::Error)]
-pub enum ResolveError {
-    #[error("the agent binary {} (set in {origin}) does not exist or is not executable", path.display())]
-    Configured { path: PathBuf, origin: &'static str },
-    #[error("no Claude Code CLI found; tried {}", tried.join(", "))]
-    NotFound { tried: Vec<String> },
-}
+pub use super::locate::ResolveError;
 
 /// The environment variable that names the binary, after `[agent] binary` in baton.toml.
 pub const BIN_ENV: &str = "BATON_CLAUDE_BIN";
@@ -41,60 +35,24 @@ pub(crate) fn env_of(def: &crate::config::AgentDef) -> Vec<(OsString, OsString)>
 impl ClaudeCode {
     /// The CLI an agent's definition asks for, located (see [`super::for_def`]).
     pub fn for_def(def: &crate::config::AgentDef, root: &Path, lenient: bool) -> Result<std::sync::Arc<dyn Agent>, String> {
-        match ClaudeCode::resolve(def.binary.as_deref(), root) {
-            Ok(binary) => Ok(std::sync::Arc::new(ClaudeCode { binary, extra_args: def.args.clone(), env: env_of(def) })),
-            Err(e) if lenient => {
-                crate::errln!("warning: {e}");
-                Ok(std::sync::Arc::new(ClaudeCode {
-                    binary: Resolved::plain("claude".into(), "not found".into()),
-                    extra_args: Vec::new(),
-                    env: Vec::new(),
-                }))
-            }
-            Err(e) => Err(format!(
-                "error: {e}\n  help: install Claude Code (npm install -g @anthropic-ai/claude-code), or name the binary in baton.toml `[agent] binary` or {BIN_ENV}; \
-                 to try baton without it, `baton run PLAN --agent simulated` (no model is called)"
-            )),
-        }
+        let also = "; to try baton without it, `baton run PLAN --agent simulated` (no model is called)";
+        let binary = CLI.for_run(def.binary.as_deref(), root, lenient, also)?;
+        Ok(std::sync::Arc::new(ClaudeCode { binary, extra_args: def.args.clone(), env: env_of(def) }))
     }
 
-    /// Finds the CLI: the configured binary, then `BATON_CLAUDE_BIN`, then `claude` on PATH,
-    /// then the npm global prefix. Nothing is ever downloaded.
-    /// A relative configured path is taken from the repository `root` (where baton.toml is);
-    /// a relative `BATON_CLAUDE_BIN` from the current directory. Either way the result is
-    /// absolute, so it still names the same file when an agent runs in a worktree.
+    /// Finds the CLI (see [`super::locate::Cli::resolve`]).
     pub fn resolve(configured: Option<&Path>, root: &Path) -> Result<Resolved, ResolveError> {
-        let mut tried = Vec::new();
-        if let Some(p) = configured {
-            let p = &if p.components().count() > 1 && p.is_relative() { root.join(p) } else { p.to_path_buf() };
-            return usable(p)
-                .map(|program| Resolved::plain(program, format!("{} (from baton.toml [agent] binary)", p.display())))
-                .ok_or_else(|| ResolveError::Configured { path: p.to_path_buf(), origin: "baton.toml [agent] binary" });
-        }
-        if let Some(p) = std::env::var_os(BIN_ENV).filter(|v| !v.is_empty()) {
-            let p = PathBuf::from(p);
-            return usable(&p)
-                .map(|program| Resolved::plain(program, format!("{} (from {BIN_ENV})", p.display())))
-                .ok_or(ResolveError::Configured { path: p, origin: BIN_ENV });
-        }
-        tried.push("`claude` on PATH".to_string());
-        if let Some(p) = on_path("claude") {
-            return Ok(Resolved::plain(p.clone(), format!("{} (on PATH)", p.display())));
-        }
-        if let Some(prefix) = npm_global_prefix() {
-            let p = prefix.join("bin").join("claude");
-            tried.push(format!("{} (npm prefix -g)", p.display()));
-            if let Some(program) = usable(&p) {
-                return Ok(Resolved::plain(program, format!("{} (npm global install)", p.display())));
-            }
-        } else {
-            tried.push("the npm global prefix (npm not found)".to_string());
-        }
-        // Never `npx @anthropic-ai/claude-code`: that would download an unpinned CLI at run
-        // time. The error says how to install one.
-        Err(ResolveError::NotFound { tried })
+        CLI.resolve(configured, root)
     }
 }
+
+/// Where Claude Code is looked for.
+pub const CLI: super::locate::Cli = super::locate::Cli {
+    command: "claude",
+    title: "Claude Code CLI",
+    env: BIN_ENV,
+    install: "npm install -g @anthropic-ai/claude-code",
+};
 
 impl Agent for ClaudeCode {
     fn dialect(&self) -> &'static dyn Dialect {
@@ -186,42 +144,6 @@ impl Dialect for Claude {
         }
         None
     }
-}
-
-/// An existing, executable file (or a bare name found on PATH), as an absolute path.
-pub(crate) fn usable(p: &Path) -> Option<PathBuf> {
-    if p.components().count() == 1 && !p.exists() {
-        return on_path(&p.to_string_lossy());
-    }
-    is_executable(p).then(|| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()))
-}
-
-fn is_executable(p: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-}
-
-pub(crate) fn on_path(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join(name))
-        .find(|p| is_executable(p))
-}
-
-pub(crate) fn npm_global_prefix() -> Option<PathBuf> {
-    let npm = on_path("npm")?;
-    use std::os::unix::process::CommandExt;
-    let out = std::process::Command::new(npm)
-        .args(["prefix", "-g"])
-        // Out of baton's process group: a terminal's Ctrl+C is for baton alone.
-        .process_group(0)
-        .stdin(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .output()
-        .ok()?;
-    let s = String::from_utf8(out.stdout).ok()?;
-    let s = s.trim();
-    (out.status.success() && !s.is_empty()).then(|| PathBuf::from(s))
 }
 
 #[cfg(test)]

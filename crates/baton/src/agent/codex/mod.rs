@@ -10,10 +10,10 @@ pub mod limits;
 pub mod stream;
 
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
-use super::claude::{env_of, npm_global_prefix, on_path, usable};
+use super::claude::env_of;
 use super::event::StreamEvent;
 use super::{Agent, Dialect, Invocation, Resolved, Systemic};
 
@@ -29,54 +29,22 @@ pub struct CodexCli {
 }
 
 impl CodexCli {
-    /// The CLI an agent's definition asks for, located (see [`super::for_def`]). With
-    /// `lenient` (dry runs) a missing binary is only a warning.
+    /// The CLI an agent's definition asks for, located (see [`super::for_def`]): the configured
+    /// binary, then `BATON_CODEX_BIN`, then `codex` on PATH, then the npm global
+    /// prefix. With `lenient` (dry runs) a missing binary is only a warning.
     pub fn for_def(def: &crate::config::AgentDef, root: &Path, lenient: bool) -> Result<Arc<dyn Agent>, String> {
-        match CodexCli::resolve(def.binary.as_deref(), root) {
-            Ok(binary) => Ok(Arc::new(CodexCli { binary, extra_args: def.args.clone(), env: env_of(def) })),
-            Err(e) if lenient => {
-                crate::errln!("warning: {e}");
-                Ok(Arc::new(CodexCli { binary: Resolved::plain("codex".into(), "not found".into()), extra_args: Vec::new(), env: Vec::new() }))
-            }
-            Err(e) => Err(format!(
-                "error: {e}\n  help: install the Codex CLI (npm install -g @openai/codex), or name the binary in baton.toml `[agent] binary` or {BIN_ENV}"
-            )),
-        }
+        let binary = CLI.for_run(def.binary.as_deref(), root, lenient, "")?;
+        Ok(Arc::new(CodexCli { binary, extra_args: def.args.clone(), env: env_of(def) }))
     }
 
-    /// Finds the CLI: the configured binary (relative to the repository `root`), then
-    /// `BATON_CODEX_BIN`, then `codex` on PATH, then the npm global prefix. Nothing is ever
-    /// downloaded. The result is absolute.
-    pub fn resolve(configured: Option<&Path>, root: &Path) -> Result<Resolved, String> {
-        if let Some(p) = configured {
-            let p = &if p.components().count() > 1 && p.is_relative() { root.join(p) } else { p.to_path_buf() };
-            return usable(p)
-                .map(|program| Resolved::plain(program, format!("{} (from baton.toml [agent] binary)", p.display())))
-                .ok_or_else(|| format!("the agent binary {} (set in baton.toml [agent] binary) does not exist or is not executable", p.display()));
-        }
-        if let Some(p) = std::env::var_os(BIN_ENV).filter(|v| !v.is_empty()) {
-            let p = PathBuf::from(p);
-            return usable(&p)
-                .map(|program| Resolved::plain(program, format!("{} (from {BIN_ENV})", p.display())))
-                .ok_or_else(|| format!("the agent binary {} (set in {BIN_ENV}) does not exist or is not executable", p.display()));
-        }
-        let mut tried = vec!["`codex` on PATH".to_string()];
-        if let Some(p) = on_path("codex") {
-            return Ok(Resolved::plain(p.clone(), format!("{} (on PATH)", p.display())));
-        }
-        match npm_global_prefix() {
-            Some(prefix) => {
-                let p = prefix.join("bin").join("codex");
-                tried.push(format!("{} (npm prefix -g)", p.display()));
-                if let Some(program) = usable(&p) {
-                    return Ok(Resolved::plain(program, format!("{} (npm global install)", p.display())));
-                }
-            }
-            None => tried.push("the npm global prefix (npm not found)".to_string()),
-        }
-        Err(format!("no Codex CLI found; tried {}", tried.join(", ")))
+    /// Finds the CLI (see [`super::locate::Cli::resolve`]).
+    pub fn resolve(configured: Option<&Path>, root: &Path) -> Result<Resolved, super::locate::ResolveError> {
+        CLI.resolve(configured, root)
     }
 }
+
+/// Where the Codex CLI is looked for.
+pub const CLI: super::locate::Cli = super::locate::Cli { command: "codex", title: "Codex CLI", env: BIN_ENV, install: "npm install -g @openai/codex" };
 
 impl Agent for CodexCli {
     fn dialect(&self) -> &'static dyn Dialect {
@@ -227,6 +195,6 @@ mod tests {
     #[test]
     fn a_configured_binary_that_does_not_exist_is_an_error() {
         let e = CodexCli::resolve(Some(Path::new("/nonexistent/codex")), Path::new("/")).unwrap_err();
-        assert!(e.contains("/nonexistent/codex"), "{e}");
+        assert!(e.to_string().contains("/nonexistent/codex"), "{e}");
     }
 }

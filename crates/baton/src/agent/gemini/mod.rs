@@ -15,10 +15,10 @@ pub mod limits;
 pub mod stream;
 
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
-use super::claude::{env_of, npm_global_prefix, on_path, usable};
+use super::claude::env_of;
 use super::event::StreamEvent;
 use super::{Agent, Dialect, Invocation, Resolved, Systemic};
 
@@ -35,56 +35,22 @@ pub struct GeminiCli {
 }
 
 impl GeminiCli {
-    /// The CLI an agent's definition asks for, located (see [`super::adapter::for_def`]): the
-    /// configured binary, then `BATON_GEMINI_BIN`, then `gemini` on PATH, then the npm global
-    /// prefix. Nothing is ever downloaded. With `lenient` (dry runs) a missing binary is a
-    /// warning.
+    /// The CLI an agent's definition asks for, located (see [`super::for_def`]): the configured
+    /// binary, then `BATON_GEMINI_BIN`, then `gemini` on PATH, then the npm global
+    /// prefix. With `lenient` (dry runs) a missing binary is only a warning.
     pub fn for_def(def: &crate::config::AgentDef, root: &Path, lenient: bool) -> Result<Arc<dyn Agent>, String> {
-        match GeminiCli::resolve(def.binary.as_deref(), root) {
-            Ok(binary) => Ok(Arc::new(GeminiCli { binary, extra_args: def.args.clone(), env: env_of(def) })),
-            Err(e) if lenient => {
-                crate::errln!("warning: {e}");
-                Ok(Arc::new(GeminiCli { binary: Resolved::plain("gemini".into(), "not found".into()), extra_args: Vec::new(), env: Vec::new() }))
-            }
-            Err(e) => Err(format!(
-                "error: {e}\n  help: install the Gemini CLI (npm install -g @google/gemini-cli), or name the binary in baton.toml \
-                 `[agent] binary` or {BIN_ENV}"
-            )),
-        }
+        let binary = CLI.for_run(def.binary.as_deref(), root, lenient, "")?;
+        Ok(Arc::new(GeminiCli { binary, extra_args: def.args.clone(), env: env_of(def) }))
     }
 
-    /// Finds the CLI. A relative configured path is taken from the repository `root`, a
-    /// relative `BATON_GEMINI_BIN` from the current directory; the result is absolute.
-    pub fn resolve(configured: Option<&Path>, root: &Path) -> Result<Resolved, String> {
-        if let Some(p) = configured {
-            let p = &if p.components().count() > 1 && p.is_relative() { root.join(p) } else { p.to_path_buf() };
-            return usable(p)
-                .map(|program| Resolved::plain(program, format!("{} (from baton.toml [agent] binary)", p.display())))
-                .ok_or_else(|| format!("the agent binary {} (set in baton.toml [agent] binary) does not exist or is not executable", p.display()));
-        }
-        if let Some(p) = std::env::var_os(BIN_ENV).filter(|v| !v.is_empty()) {
-            let p = PathBuf::from(p);
-            return usable(&p)
-                .map(|program| Resolved::plain(program, format!("{} (from {BIN_ENV})", p.display())))
-                .ok_or_else(|| format!("the agent binary {} (set in {BIN_ENV}) does not exist or is not executable", p.display()));
-        }
-        let mut tried = vec!["`gemini` on PATH".to_owned()];
-        if let Some(p) = on_path("gemini") {
-            return Ok(Resolved::plain(p.clone(), format!("{} (on PATH)", p.display())));
-        }
-        match npm_global_prefix() {
-            Some(prefix) => {
-                let p = prefix.join("bin").join("gemini");
-                tried.push(format!("{} (npm prefix -g)", p.display()));
-                if let Some(program) = usable(&p) {
-                    return Ok(Resolved::plain(program, format!("{} (npm global install)", p.display())));
-                }
-            }
-            None => tried.push("the npm global prefix (npm not found)".to_owned()),
-        }
-        Err(format!("no Gemini CLI found; tried {}", tried.join(", ")))
+    /// Finds the CLI (see [`super::locate::Cli::resolve`]).
+    pub fn resolve(configured: Option<&Path>, root: &Path) -> Result<Resolved, super::locate::ResolveError> {
+        CLI.resolve(configured, root)
     }
 }
+
+/// Where the Gemini CLI is looked for.
+pub const CLI: super::locate::Cli = super::locate::Cli { command: "gemini", title: "Gemini CLI", env: BIN_ENV, install: "npm install -g @google/gemini-cli" };
 
 impl Agent for GeminiCli {
     fn dialect(&self) -> &'static dyn Dialect {
@@ -238,6 +204,6 @@ mod tests {
         let r = GeminiCli::resolve(Some(Path::new("tools/gemini")), d.path()).unwrap();
         assert_eq!(r.program, bin);
         let e = GeminiCli::resolve(Some(Path::new("/nonexistent/gemini")), d.path()).unwrap_err();
-        assert!(e.contains("/nonexistent/gemini") && e.contains("baton.toml"), "{e}");
+        assert!(e.to_string().contains("/nonexistent/gemini") && e.to_string().contains("baton.toml"), "{e}");
     }
 }
