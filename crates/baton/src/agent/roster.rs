@@ -30,7 +30,7 @@ pub struct Roster {
 
 impl Roster {
     /// The agents `plan` needs, located: the default, the fallbacks, and every agent a task
-    /// names. A missing binary is an error (with `lenient`, for dry runs, a warning). The error
+    /// still to do names. A missing binary is an error (with `lenient`, for dry runs, a warning). The error
     /// is a full message for a person.
     pub fn for_plan(config: &Config, plan: &Plan, root: &Path, lenient: bool) -> Result<Roster, String> {
         let names = config.agent_names();
@@ -44,7 +44,8 @@ impl Roster {
         let mut roster = Roster { members: BTreeMap::new(), routing, defs, root: root.to_path_buf(), lenient };
         let mut wanted = vec![roster.routing.default.clone()];
         wanted.extend(roster.routing.fallback.iter().cloned());
-        wanted.extend(plan.tasks().filter_map(|t| t.agent.clone()).filter(|a| roster.routing.known.contains(a)));
+        // Tasks that are done need no agent (a finished task's agent may be gone).
+        wanted.extend(plan.tasks().filter(|t| !t.status.is_final()).filter_map(|t| t.agent.clone()).filter(|a| roster.routing.known.contains(a)));
         for name in wanted {
             roster.member(&name)?;
         }
