@@ -1,0 +1,353 @@
+//! Several agents in one run with the REAL CLIs (Claude Code, Codex, Gemini; pinned in
+//! package.json, `npm ci`), each pointed at its own testkit fake server through its
+//! `[agents.NAME] env` in baton.toml: failover from a limited Claude to Codex, and tasks that
+//! name their agents. The CLIs really run the scripted tool calls (files written, commits made,
+//! the status file written), so these tests check baton's roster against the real programs.
+//!
+//! Each test skips, loudly, when a CLI is not installed; under `CI` it fails instead.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use baton::plan::Status;
+use baton_testkit::{
+    claude_env, codex_env, find_real_claude, find_real_codex, find_real_gemini, gemini_env, gemini_user_text, run_with_deadline, workspace_root,
+    CodexTurn, FakeCodexServer, FakeGeminiServer, FakeModelServer, GeminiTurn, Turn,
+};
+use serde_json::Value;
+
+use crate::support::{project, Project, Run, BATON, FAST_CONFIG};
+
+/// Generous: a hang must fail the test, not wedge the suite; a good run takes seconds.
+const RUN_DEADLINE: Duration = Duration::from_secs(180);
+
+const STATUS_FILE: &str = ".claude/plans/task-status.json";
+
+/// Five hours: far beyond `failover_after_minutes`.
+const FIVE_HOURS: i64 = 5 * 3600;
+
+/// The real CLI `name` (`claude`, `codex`, `gemini`), or `None` (said loudly) to skip.
+fn real(name: &str) -> Option<PathBuf> {
+    let root = workspace_root();
+    let found = match name {
+        "claude" => find_real_claude(&root),
+        "codex" => find_real_codex(&root),
+        _ => find_real_gemini(&root),
+    };
+    if found.is_none() {
+        // CI installs them (`npm ci`): there, a missing CLI is a broken set-up, not a skip.
+        assert!(std::env::var_os("CI").is_none(), "CI is set but the real {name} CLI is not installed (run npm ci)");
+        eprintln!("skipped: the real {name} CLI is not installed (run npm ci)");
+    }
+    found
+}
+
+/// A TOML basic string (JSON's escapes are TOML's).
+fn toml_str(s: &str) -> String {
+    serde_json::to_string(s).expect("a string")
+}
+
+/// `[agents.NAME]` of `kind`, its `binary`, an extra line, and `env`.
+fn agent_table(name: &str, kind: &str, bin: &Path, extra: &str, env: &[(String, String)]) -> String {
+    let env: Vec<String> = env.iter().map(|(k, v)| format!("{k} = {}", toml_str(v))).collect();
+    format!("[agents.{name}]\nkind = \"{kind}\"\nbinary = {}\n{extra}env = {{ {} }}\n", toml_str(&bin.display().to_string()), env.join(", "))
+}
+
+/// The real Claude Code CLI against its own scripted Messages API, in subscriber mode (so that
+/// a usage limit is a usage limit, with its reset).
+struct Claude {
+    bin: PathBuf,
+    server: FakeModelServer,
+    home: tempfile::TempDir,
+}
+
+impl Claude {
+    fn new(bin: PathBuf, script: Vec<Turn>) -> Claude {
+        Claude { bin, server: FakeModelServer::start(script), home: tempfile::tempdir().expect("temporary HOME") }
+    }
+
+    fn table(&self, name: &str) -> String {
+        agent_table(name, "claude", &self.bin, "", &claude_env(self.home.path(), &self.server.base_url(), true))
+    }
+
+    fn describe(&self) -> String {
+        let requests: Vec<String> = self.server.requests().iter().map(|r| format!("{} {}", r.method, r.path)).collect();
+        format!("claude server requests: {requests:?}; turns left: {}", self.server.turns_left())
+    }
+
+    /// The prompt text of each Messages call.
+    fn texts(&self) -> Vec<String> {
+        self.server.messages_calls().iter().map(|c| c.user_text()).collect()
+    }
+}
+
+/// The real Codex CLI against its own scripted Responses API, with its own CODEX_HOME.
+struct Codex {
+    bin: PathBuf,
+    server: FakeCodexServer,
+    home: tempfile::TempDir,
+}
+
+impl Codex {
+    fn new(bin: PathBuf, script: Vec<CodexTurn>) -> Codex {
+        Codex { bin, server: FakeCodexServer::start(script), home: tempfile::tempdir().expect("temporary CODEX_HOME") }
+    }
+
+    fn table(&self, name: &str) -> String {
+        agent_table(name, "codex", &self.bin, "", &codex_env(self.home.path(), &self.server.base_url()))
+    }
+
+    fn describe(&self) -> String {
+        let requests: Vec<String> = self.server.requests().iter().map(|r| format!("{} {}", r.method, r.path)).collect();
+        format!("codex server requests: {requests:?}; turns left: {}", self.server.turns_left())
+    }
+
+    fn texts(&self) -> Vec<String> {
+        self.server.responses_calls().iter().map(|c| c.input_text()).collect()
+    }
+}
+
+/// The real Gemini CLI against its own scripted Gemini API, with its own HOME and TMPDIR.
+struct Gemini {
+    bin: PathBuf,
+    server: FakeGeminiServer,
+    dir: tempfile::TempDir,
+}
+
+impl Gemini {
+    fn new(bin: PathBuf, script: Vec<GeminiTurn>) -> Gemini {
+        Gemini { bin, server: FakeGeminiServer::start(script), dir: tempfile::tempdir().expect("temporary HOME") }
+    }
+
+    /// A named model: no routing call, so every request is one of the script's.
+    fn table(&self, name: &str) -> String {
+        agent_table(name, "gemini", &self.bin, "model = \"gemini-2.5-pro\"\n", &gemini_env(self.dir.path(), &self.server.base_url()))
+    }
+
+    fn describe(&self) -> String {
+        let requests: Vec<String> = self.server.requests().iter().map(|r| format!("{} {}", r.method, r.path)).collect();
+        format!("gemini server requests: {requests:?}; turns left: {}", self.server.turns_left())
+    }
+
+    fn texts(&self) -> Vec<String> {
+        self.server.model_calls().iter().map(gemini_user_text).collect()
+    }
+}
+
+fn status_json(id: &str, message: &str) -> String {
+    serde_json::json!({"task_id": id, "status": "completed", "message": message, "timestamp": "2026-01-01T12:00:00Z", "plan_modified": false})
+        .to_string()
+}
+
+/// One good Claude session of task `id`: write and commit `file`, write the status file, answer.
+fn claude_session(id: &str, file: &str) -> Vec<Turn> {
+    vec![
+        Turn::write(format!("{{cwd}}/{file}"), format!("{id} by claude\n")),
+        Turn::bash(format!("git add {file} && git commit -qm 'task {id}: {file}'")),
+        Turn::write(format!("{{cwd}}/{STATUS_FILE}"), status_json(id, &format!("claude wrote {file}"))),
+        Turn::text(format!("Task {id} is done.")),
+    ]
+}
+
+/// One good Codex session of task `id`.
+fn codex_session(id: &str, file: &str) -> Vec<CodexTurn> {
+    vec![
+        CodexTurn::shell(format!("printf '{id} by codex\\n' > {file} && git add {file} && git commit -qm 'task {id}: {file}'")),
+        CodexTurn::shell(format!("mkdir -p .claude/plans && printf '%s\\n' '{}' > {STATUS_FILE}", status_json(id, &format!("codex wrote {file}")))),
+        CodexTurn::text(format!("Task {id} is done.")),
+    ]
+}
+
+/// One good Gemini session of task `id`.
+fn gemini_session(id: &str, file: &str) -> Vec<GeminiTurn> {
+    vec![
+        GeminiTurn::shell(format!("printf '{id} by gemini\\n' > {file}")),
+        GeminiTurn::shell(format!("git add {file} && git commit -qm 'task {id}: {file}'")),
+        GeminiTurn::write(format!("{{cwd}}/{STATUS_FILE}"), status_json(id, &format!("gemini wrote {file}"))),
+        GeminiTurn::text(format!("Task {id} is done.")),
+    ]
+}
+
+/// A plan of one section; each task `(id, file, agent)` writes its file.
+fn plan(tasks: &[(&str, &str, Option<&str>)], group: Option<&str>) -> String {
+    let mut s = String::from("meta:\n  name: Agents\n  max_attempts_default: 3\nsections:\n- id: s1\n  name: Work\n  tasks:\n");
+    for (id, file, agent) in tasks {
+        s.push_str(&format!("  - id: '{id}'\n    name: Task {id}\n    status: pending\n    description: 'Write {file}. Files: {file}'\n"));
+        if let Some(a) = agent {
+            s.push_str(&format!("    agent: {a}\n"));
+        }
+        if let Some(g) = group {
+            s.push_str(&format!("    parallel_group: {g}\n"));
+        }
+    }
+    s
+}
+
+fn configure(p: &Project, toml: &str) {
+    p.write("baton.toml", &format!("{FAST_CONFIG}\n{toml}"));
+    p.repo.commit_all("baton.toml: the agents");
+}
+
+/// A baton command in the project. The environment starts empty (no key or HOME of the
+/// machine running the tests can leak in): each agent gets its own from baton.toml.
+fn command(p: &Project, args: &[&str]) -> Command {
+    let mut cmd = Command::new(BATON);
+    cmd.args(args)
+        .current_dir(p.path())
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("NO_COLOR", "1")
+        .env("COLUMNS", "100")
+        .env("TZ", "UTC")
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// Runs baton to its end; a run past the deadline fails the test (`servers` says what the
+/// fake servers saw).
+fn baton(p: &Project, args: &[&str], servers: &dyn Fn() -> String) -> Run {
+    let started = std::time::Instant::now();
+    let out = run_with_deadline(&mut command(p, args), RUN_DEADLINE).expect("run baton");
+    assert!(!out.timed_out, "baton {args:?} did not finish:\n{}\n{}\n{}", out.stdout, out.stderr, servers());
+    eprintln!("baton {args:?} with the real CLIs took {:.1} s", started.elapsed().as_secs_f64());
+    Run(Output { status: out.status, stdout: out.stdout.into_bytes(), stderr: out.stderr.into_bytes() })
+}
+
+fn task_status(p: &Project, id: &str) -> (Status, u32, Option<String>) {
+    let plan = p.plan();
+    let t = plan.task(id).unwrap_or_else(|| panic!("no task {id}"));
+    (t.status, t.attempts, t.last_error.clone())
+}
+
+/// `baton history --json`: `(task, agent, outcome)` of every session, in order.
+fn sessions(p: &Project, servers: &dyn Fn() -> String) -> Vec<(String, String, String)> {
+    let h = baton(p, &["history", "plan.yaml", "--json"], servers);
+    assert_eq!(h.code(), 0, "{}", h.all());
+    let v: Value = serde_json::from_str(&h.stdout()).unwrap_or_else(|e| panic!("{e}\n{}", h.stdout()));
+    let mut out = Vec::new();
+    for run in v["runs"].as_array().unwrap_or_else(|| panic!("no runs: {v:#}")) {
+        for a in run["attempts"].as_array().unwrap_or_else(|| panic!("no attempts: {v:#}")) {
+            let s = |k: &str| a[k].as_str().unwrap_or_default().to_owned();
+            out.push((s("task"), s("agent"), s("outcome")));
+        }
+    }
+    out
+}
+
+/// Which task ids (of `ids`) the prompts a server received name.
+fn tasks_seen(texts: &[String], ids: &[&str]) -> Vec<String> {
+    let mut seen: Vec<String> = ids.iter().filter(|id| texts.iter().any(|t| t.contains(&format!("Task ID: {id}\n")))).map(|id| id.to_string()).collect();
+    seen.dedup();
+    seen
+}
+
+#[test]
+fn a_five_hour_claude_limit_moves_the_plan_to_codex_without_spending_attempts() {
+    let (Some(claude_bin), Some(codex_bin)) = (real("claude"), real("codex")) else { return };
+    let p = project(&plan(&[("1.1", "one.txt", None), ("1.2", "two.txt", None)], None));
+    let resets_at = jiff::Timestamp::now().as_second() + FIVE_HOURS;
+    // Claude's first call meets the limit; anything more it were asked would be a good session
+    // (so a wrong retry shows as Claude doing the work, not as a hang).
+    let mut script = vec![Turn::usage_limit(resets_at)];
+    script.extend(claude_session("1.1", "one.txt"));
+    let claude = Claude::new(claude_bin, script);
+    let mut script = codex_session("1.1", "one.txt");
+    script.extend(codex_session("1.2", "two.txt"));
+    let codex = Codex::new(codex_bin, script);
+    configure(
+        &p,
+        &format!("[agent]\ndefault = \"claude-main\"\nfallback = [\"codex-main\"]\n{}{}", claude.table("claude-main"), codex.table("codex-main")),
+    );
+    let servers = || format!("{}\n{}", claude.describe(), codex.describe());
+
+    let r = baton(&p, &["run", "plan.yaml"], &servers);
+    let context = format!("{}\n{}", r.all(), servers());
+    assert_eq!(r.code(), 0, "{context}");
+    assert!(r.all().contains("claude-main hit its usage limit") && r.all().contains("run on codex-main"), "the failover was not told\n{context}");
+
+    // Both tasks done by Codex, one attempt each: the limit spent none.
+    for (id, file) in [("1.1", "one.txt"), ("1.2", "two.txt")] {
+        assert_eq!(task_status(&p, id), (Status::Completed, 1, None), "{id}\n{context}");
+        assert_eq!(p.plan().task(id).unwrap().result_message.as_deref(), Some(format!("codex wrote {file}").as_str()), "{context}");
+        assert_eq!(p.read(file), format!("{id} by codex\n"), "{context}");
+    }
+    let log = p.repo.log_subjects();
+    assert_eq!(log[..4], ["baton: 1.2 completed — Task 1.2", "task 1.2: two.txt", "baton: 1.1 completed — Task 1.1", "task 1.1: one.txt"], "{context}");
+    assert_eq!(p.repo.status_porcelain(), "", "the run left files in the working tree\n{context}");
+    assert!(!p.path().join(STATUS_FILE).exists(), "the status file was left behind");
+
+    // Claude was asked once (the call that met the limit), about 1.1; Codex did both tasks.
+    let claude_calls = claude.texts();
+    assert_eq!(claude_calls.len(), 1, "{context}");
+    assert!(claude_calls[0].contains("Task ID: 1.1\n"), "{}", claude_calls[0]);
+    assert_eq!(codex.server.turns_left(), 0, "{context}");
+    let codex_calls = codex.texts();
+    assert_eq!(codex_calls.len(), 6, "{context}");
+    assert!(codex_calls[0].contains("Task ID: 1.1\n") && !codex_calls[0].contains("Task ID: 1.2"), "{}", codex_calls[0]);
+    assert!(codex_calls[3].contains("Task ID: 1.2\n") && !codex_calls[3].contains("Task ID: 1.1"), "{}", codex_calls[3]);
+
+    // `status` shows Claude limited until its reset, within a minute of what the server said.
+    let s = baton(&p, &["status", "plan.yaml", "--json"], &servers);
+    assert_eq!(s.code(), 0, "{}", s.all());
+    let j: Value = serde_json::from_str(&s.stdout()).unwrap_or_else(|e| panic!("{e}\n{}", s.stdout()));
+    let limits = j["agent_limits"].as_array().unwrap_or_else(|| panic!("no agent_limits: {j:#}"));
+    assert_eq!(limits.len(), 1, "{j:#}");
+    assert_eq!(limits[0]["agent"], "claude-main", "{j:#}");
+    let until: jiff::Timestamp = limits[0]["until"].as_str().expect("until").parse().expect("an instant");
+    let late = until.as_second() - resets_at;
+    assert!((0..=60).contains(&late), "limited until {until}, the server's reset is {resets_at}\n{j:#}");
+    let s = baton(&p, &["status", "plan.yaml"], &servers);
+    let line = s
+        .stdout()
+        .lines()
+        .find(|l| l.contains("claude-main: usage limit until "))
+        .map(str::to_owned)
+        .unwrap_or_else(|| panic!("no limit line\n{}", s.all()));
+    let hhmm = until.to_zoned_datetime(jiff::tz::TimeZone::UTC).strftime("%H:%M UTC").to_string();
+    assert!(line.contains(&hhmm), "{line}: expected {hhmm}");
+
+    // The history: Claude's session limited (no attempt), then Codex's sessions completed.
+    let got = sessions(&p, &servers);
+    let want = [("1.1", "claude-main", "limited"), ("1.1", "codex-main", "completed"), ("1.2", "codex-main", "completed")];
+    let want: Vec<(String, String, String)> = want.iter().map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string())).collect();
+    let mut sorted = got.clone();
+    sorted.sort_by_key(|(task, agent, _)| (task.clone(), agent != "claude-main"));
+    assert_eq!(sorted, want, "history: {got:?}");
+}
+
+#[test]
+fn tasks_that_name_claude_codex_and_gemini_each_run_on_their_own_real_cli() {
+    let (Some(claude_bin), Some(codex_bin), Some(gemini_bin)) = (real("claude"), real("codex"), real("gemini")) else { return };
+    let ids = ["1.1", "1.2", "1.3"];
+    let p = project(&plan(&[("1.1", "one.txt", Some("cc")), ("1.2", "two.txt", Some("cx")), ("1.3", "three.txt", Some("gm"))], None));
+    let claude = Claude::new(claude_bin, claude_session("1.1", "one.txt"));
+    let codex = Codex::new(codex_bin, codex_session("1.2", "two.txt"));
+    let gemini = Gemini::new(gemini_bin, gemini_session("1.3", "three.txt"));
+    // The default is Claude; each task names its agent.
+    configure(&p, &format!("[agent]\ndefault = \"cc\"\n{}{}{}", claude.table("cc"), codex.table("cx"), gemini.table("gm")));
+    let servers = || format!("{}\n{}\n{}", claude.describe(), codex.describe(), gemini.describe());
+
+    let r = baton(&p, &["run", "plan.yaml"], &servers);
+    let context = format!("{}\n{}", r.all(), servers());
+    assert_eq!(r.code(), 0, "{context}");
+    for (id, file, by) in [("1.1", "one.txt", "claude"), ("1.2", "two.txt", "codex"), ("1.3", "three.txt", "gemini")] {
+        assert_eq!(task_status(&p, id), (Status::Completed, 1, None), "{id}\n{context}");
+        assert_eq!(p.read(file), format!("{id} by {by}\n"), "{context}");
+        assert_eq!(p.plan().task(id).unwrap().result_message.as_deref(), Some(format!("{by} wrote {file}").as_str()), "{context}");
+    }
+    assert_eq!(p.repo.status_porcelain(), "", "the run left files in the working tree\n{context}");
+
+    // Each server heard of its own task only, and served its whole script.
+    assert_eq!(tasks_seen(&claude.texts(), &ids), ["1.1"], "{context}");
+    assert_eq!(tasks_seen(&codex.texts(), &ids), ["1.2"], "{context}");
+    assert_eq!(tasks_seen(&gemini.texts(), &ids), ["1.3"], "{context}");
+    assert_eq!((claude.server.turns_left(), codex.server.turns_left(), gemini.server.turns_left()), (0, 0, 0), "{context}");
+    assert_eq!((claude.texts().len(), codex.texts().len(), gemini.texts().len()), (4, 3, 4), "{context}");
+
+    let mut got = sessions(&p, &servers);
+    got.sort();
+    let want: Vec<(String, String, String)> =
+        [("1.1", "cc"), ("1.2", "cx"), ("1.3", "gm")].iter().map(|(t, a)| (t.to_string(), a.to_string(), "completed".to_string())).collect();
+    assert_eq!(got, want, "{context}");
+}
