@@ -242,9 +242,11 @@ fn tasks_seen(texts: &[String], ids: &[&str]) -> Vec<String> {
     seen
 }
 
-#[test]
-fn a_five_hour_claude_limit_moves_the_plan_to_codex_without_spending_attempts() {
-    let (Some(claude_bin), Some(codex_bin)) = (real("claude"), real("codex")) else { return };
+/// Tasks 1.1 and 1.2 (one.txt, two.txt); `claude-main` the default, whose first call meets a
+/// usage limit that resets in five hours; `codex-main` its fallback, scripted to do both tasks.
+/// Returns the project, the agents and the reset (epoch seconds).
+fn limited_claude_and_codex() -> Option<(Project, Claude, Codex, i64)> {
+    let (Some(claude_bin), Some(codex_bin)) = (real("claude"), real("codex")) else { return None };
     let p = project(&plan(&[("1.1", "one.txt", None), ("1.2", "two.txt", None)], None));
     let resets_at = jiff::Timestamp::now().as_second() + FIVE_HOURS;
     // Claude's first call meets the limit; anything more it were asked would be a good session
@@ -259,6 +261,12 @@ fn a_five_hour_claude_limit_moves_the_plan_to_codex_without_spending_attempts() 
         &p,
         &format!("[agent]\ndefault = \"claude-main\"\nfallback = [\"codex-main\"]\n{}{}", claude.table("claude-main"), codex.table("codex-main")),
     );
+    Some((p, claude, codex, resets_at))
+}
+
+#[test]
+fn a_five_hour_claude_limit_moves_the_plan_to_codex_without_spending_attempts() {
+    let Some((p, claude, codex, resets_at)) = limited_claude_and_codex() else { return };
     let servers = || format!("{}\n{}", claude.describe(), codex.describe());
 
     let r = baton(&p, &["run", "plan.yaml"], &servers);
@@ -316,6 +324,45 @@ fn a_five_hour_claude_limit_moves_the_plan_to_codex_without_spending_attempts() 
     assert_eq!(sorted, want, "history: {got:?}");
 }
 
+// BUG (found by this file, not fixed here): the session that met the limit is recorded as having
+// waited until the reset (`waited_seconds` ≈ 18000: the wait baton would have made), though
+// baton failed over at once. `baton status --json` sums it into the task's
+// `usage.waited_seconds`, and `baton logs plan.yaml 1.1 --attempt 1` says "baton then waited
+// 4h 59m". Run with `--ignored`; remove the `ignore` when fixed.
+#[test]
+#[ignore = "bug: a failed-over limited session is recorded as having waited until the reset"]
+fn a_failover_records_no_wait_for_the_limited_session() {
+    let Some((p, claude, codex, _)) = limited_claude_and_codex() else { return };
+    let servers = || format!("{}\n{}", claude.describe(), codex.describe());
+    let r = baton(&p, &["run", "plan.yaml"], &servers);
+    assert_eq!(r.code(), 0, "{}\n{}", r.all(), servers());
+    let s = baton(&p, &["status", "plan.yaml", "--json"], &servers);
+    let j: Value = serde_json::from_str(&s.stdout()).unwrap_or_else(|e| panic!("{e}\n{}", s.stdout()));
+    let task = &j["sections"][0]["tasks"][0];
+    assert_eq!(task["id"], "1.1", "{j:#}");
+    let waited = task["usage"]["waited_seconds"].as_f64().unwrap_or(0.0);
+    assert!(waited < 60.0, "task 1.1 ran on codex-main at once, yet its usage says it waited {waited} s:\n{task:#}");
+    let logs = baton(&p, &["logs", "plan.yaml", "1.1", "--attempt", "1"], &servers);
+    assert_eq!(logs.code(), 0, "{}", logs.all());
+    assert!(!logs.stdout().contains("baton then waited"), "{}", logs.all());
+}
+
+// BUG (found by this file, not fixed here): the banner labels a binary named in
+// `[agents.NAME] binary` as "(from baton.toml [agent] binary)", and calls the default agent by
+// its kind ("agent: Claude (…)") rather than its name, claude-main. Run with `--ignored`.
+#[test]
+#[ignore = "bug: the banner says `[agent] binary` for a binary of `[agents.NAME]`"]
+fn the_banner_says_which_table_named_each_agents_binary() {
+    let Some((p, claude, codex, _)) = limited_claude_and_codex() else { return };
+    let servers = || format!("{}\n{}", claude.describe(), codex.describe());
+    let r = baton(&p, &["run", "plan.yaml"], &servers);
+    let out = r.stdout();
+    let banner: Vec<&str> = out.lines().take_while(|l| !l.starts_with('▸')).collect();
+    let banner = banner.join("\n");
+    assert!(!banner.contains("[agent] binary"), "no binary came from [agent]:\n{banner}");
+    assert!(banner.contains("[agents.claude-main]") && banner.contains("[agents.codex-main]"), "{banner}");
+}
+
 #[test]
 fn tasks_that_name_claude_codex_and_gemini_each_run_on_their_own_real_cli() {
     let (Some(claude_bin), Some(codex_bin), Some(gemini_bin)) = (real("claude"), real("codex"), real("gemini")) else { return };
@@ -350,4 +397,65 @@ fn tasks_that_name_claude_codex_and_gemini_each_run_on_their_own_real_cli() {
     let want: Vec<(String, String, String)> =
         [("1.1", "cc"), ("1.2", "cx"), ("1.3", "gm")].iter().map(|(t, a)| (t.to_string(), a.to_string(), "completed".to_string())).collect();
     assert_eq!(got, want, "{context}");
+}
+
+#[test]
+fn a_parallel_run_whose_default_is_limited_runs_every_task_on_the_fallback() {
+    let (Some(claude_bin), Some(codex_bin)) = (real("claude"), real("codex")) else { return };
+    let ids = ["a", "b"];
+    let p = project(&plan(&[("a", "a.txt", None), ("b", "b.txt", None)], Some("g")));
+    let resets_at = jiff::Timestamp::now().as_second() + FIVE_HOURS;
+    // Both tasks may start on Claude before either hears of the limit: each meets it.
+    let claude = Claude::new(claude_bin, vec![Turn::usage_limit(resets_at), Turn::usage_limit(resets_at)]);
+    // The two Codex sessions run at once: each call is answered from its task's script.
+    let codex = Codex {
+        bin: codex_bin,
+        server: FakeCodexServer::start_by_task([], ids.iter().map(|id| (id.to_string(), codex_session(id, &format!("{id}.txt"))))),
+        home: tempfile::tempdir().expect("temporary CODEX_HOME"),
+    };
+    configure(
+        &p,
+        &format!("[agent]\ndefault = \"claude-main\"\nfallback = [\"codex-main\"]\n{}{}", claude.table("claude-main"), codex.table("codex-main")),
+    );
+    let servers = || format!("{}\n{}", claude.describe(), codex.describe());
+
+    let r = baton(&p, &["run", "plan.yaml", "--parallel", "--jobs", "2"], &servers);
+    let context = format!("{}\n{}", r.all(), servers());
+    assert_eq!(r.code(), 0, "{context}");
+    assert!(r.all().contains("claude-main hit its usage limit"), "the failover was not told\n{context}");
+    for id in ids {
+        assert_eq!(task_status(&p, id), (Status::Completed, 1, None), "{id}: the limit spent an attempt\n{context}");
+        assert_eq!(p.read(&format!("{id}.txt")), format!("{id} by codex\n"), "{context}");
+    }
+    assert_eq!(p.repo.status_porcelain(), "", "the run left files in the working tree\n{context}");
+
+    // Claude met the limit once or twice (once per task that started on it), never more.
+    let claude_calls = claude.texts();
+    assert!((1..=2).contains(&claude_calls.len()), "{context}");
+    // Codex did both tasks, each in its own worktree, its calls naming only its own task.
+    assert_eq!(codex.server.turns_left(), 0, "{context}");
+    let calls = codex.server.responses_calls();
+    assert_eq!(calls.len(), 6, "{context}");
+    let mut cwds = Vec::new();
+    for call in &calls {
+        let seen = tasks_seen(&[call.input_text()], &ids);
+        assert_eq!(seen.len(), 1, "a call named {seen:?}\n{context}");
+        cwds.push((seen[0].clone(), call.codex_cwd().unwrap_or_default()));
+    }
+    cwds.sort();
+    cwds.dedup();
+    assert_eq!(cwds.len(), 2, "each task in one working copy: {cwds:?}");
+    assert_ne!(cwds[0].1, cwds[1].1, "the tasks shared a working copy: {cwds:?}");
+
+    // The history: Claude's sessions limited, Codex's completed, one per task.
+    let got = sessions(&p, &servers);
+    let limited: Vec<_> = got.iter().filter(|(_, agent, _)| agent == "claude-main").collect();
+    assert_eq!(limited.len(), claude_calls.len(), "history: {got:?}");
+    assert!(limited.iter().all(|(_, _, outcome)| outcome == "limited"), "history: {got:?}");
+    let mut done: Vec<_> = got.iter().filter(|(_, agent, _)| agent != "claude-main").cloned().collect();
+    done.sort();
+    let want: Vec<(String, String, String)> = ids.iter().map(|id| (id.to_string(), "codex-main".to_string(), "completed".to_string())).collect();
+    assert_eq!(done, want, "history: {got:?}");
+    let s = baton(&p, &["status", "plan.yaml"], &servers);
+    assert!(s.stdout().contains("claude-main: usage limit until "), "{}", s.all());
 }
