@@ -322,6 +322,21 @@ fn a_five_hour_claude_limit_moves_the_plan_to_codex_without_spending_attempts() 
     let mut sorted = got.clone();
     sorted.sort_by_key(|(task, agent, _)| (task.clone(), agent != "claude-main"));
     assert_eq!(sorted, want, "history: {got:?}");
+
+    // A later run, before the reset, sends Claude's tasks to Codex from the start.
+    let mut text = p.read("plan.yaml");
+    text.push_str("  - id: '1.3'\n    name: Task 1.3\n    status: pending\n    description: 'Write three.txt. Files: three.txt'\n");
+    p.write("plan.yaml", &text);
+    p.repo.commit_all("task 1.3");
+    codex.server.push(codex_session("1.3", "three.txt"));
+    let r = baton(&p, &["run", "plan.yaml"], &servers);
+    let context = format!("{}\n{}", r.all(), servers());
+    assert_eq!(r.code(), 0, "{context}");
+    assert!(r.all().contains("claude-main is under a usage limit an earlier run met"), "{context}");
+    assert_eq!(task_status(&p, "1.3"), (Status::Completed, 1, None), "{context}");
+    assert_eq!(p.read("three.txt"), "1.3 by codex\n", "{context}");
+    assert_eq!(claude.texts().len(), 1, "the limited agent was asked again\n{context}");
+    assert_eq!(codex.server.turns_left(), 0, "{context}");
 }
 
 // BUG (found by this file, not fixed here): the session that met the limit is recorded as having
@@ -458,4 +473,106 @@ fn a_parallel_run_whose_default_is_limited_runs_every_task_on_the_fallback() {
     assert_eq!(done, want, "history: {got:?}");
     let s = baton(&p, &["status", "plan.yaml"], &servers);
     assert!(s.stdout().contains("claude-main: usage limit until "), "{}", s.all());
+}
+
+#[test]
+fn limits_of_codex_then_gemini_pass_the_plan_down_the_fallback_list_to_claude() {
+    let (Some(claude_bin), Some(codex_bin), Some(gemini_bin)) = (real("claude"), real("codex"), real("gemini")) else { return };
+    let ids = ["1.1", "1.2"];
+    let p = project(&plan(&[("1.1", "one.txt", None), ("1.2", "two.txt", None)], None));
+    let before = jiff::Timestamp::now().as_second();
+    let codex_resets_at = before + FIVE_HOURS;
+    // The default (Codex) meets its usage limit; the first fallback (Gemini) its quota, retry in
+    // five hours; the second fallback (Claude) does both tasks. Each limited server would do the
+    // work if asked again, so a wrong retry shows as that agent doing it.
+    let mut script = vec![CodexTurn::usage_limit(codex_resets_at)];
+    script.extend(codex_session("1.1", "one.txt"));
+    let codex = Codex::new(codex_bin, script);
+    let mut script = vec![GeminiTurn::retry_after("18000s")];
+    script.extend(gemini_session("1.1", "one.txt"));
+    let gemini = Gemini::new(gemini_bin, script);
+    let mut script = claude_session("1.1", "one.txt");
+    script.extend(claude_session("1.2", "two.txt"));
+    let claude = Claude::new(claude_bin, script);
+    configure(
+        &p,
+        &format!("[agent]\ndefault = \"cx\"\nfallback = [\"gm\", \"cc\"]\n{}{}{}", codex.table("cx"), gemini.table("gm"), claude.table("cc")),
+    );
+    let servers = || format!("{}\n{}\n{}", codex.describe(), gemini.describe(), claude.describe());
+
+    let r = baton(&p, &["run", "plan.yaml", "--message-format", "json"], &servers);
+    let after = jiff::Timestamp::now().as_second();
+    let context = format!("{}\n{}", r.all(), servers());
+    assert_eq!(r.code(), 0, "{context}");
+    // The events: 1.1 fails over from cx to gm, then from gm to cc; every attempt names its agent.
+    let events: Vec<Value> = r.stdout().lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let of = |e: &Value, k: &str| e[k].as_str().unwrap_or_default().to_owned();
+    let failovers: Vec<(String, String, String)> =
+        events.iter().filter(|e| e["note"] == "failover").map(|e| (of(e, "task"), of(e, "from"), of(e, "to"))).collect();
+    let want: Vec<(String, String, String)> =
+        [("1.1", "cx", "gm"), ("1.1", "gm", "cc")].iter().map(|(t, f, to)| (t.to_string(), f.to_string(), to.to_string())).collect();
+    assert_eq!(failovers, want, "{context}");
+    for e in events.iter().filter(|e| e["note"] == "failover") {
+        assert_eq!(e["reason"]["kind"], "usage_limit", "{e}");
+    }
+    let started: Vec<(String, String)> = events.iter().filter(|e| e["type"] == "attempt_started").map(|e| (of(e, "task"), of(e, "agent"))).collect();
+    let want: Vec<(String, String)> = [("1.1", "cx"), ("1.1", "gm"), ("1.1", "cc"), ("1.2", "cc")].iter().map(|(t, a)| (t.to_string(), a.to_string())).collect();
+    assert_eq!(started, want, "{context}");
+    for (id, file) in [("1.1", "one.txt"), ("1.2", "two.txt")] {
+        assert_eq!(task_status(&p, id), (Status::Completed, 1, None), "{id}: a limit spent an attempt\n{context}");
+        assert_eq!(p.read(file), format!("{id} by claude\n"), "{context}");
+    }
+    // Codex and Gemini were each asked once, about 1.1; Claude did both tasks.
+    assert_eq!(codex.texts().len(), 1, "{context}");
+    assert_eq!(tasks_seen(&codex.texts(), &ids), ["1.1"], "{context}");
+    assert_eq!(gemini.texts().len(), 1, "{context}");
+    assert_eq!(tasks_seen(&gemini.texts(), &ids), ["1.1"], "{context}");
+    assert_eq!(claude.server.turns_left(), 0, "{context}");
+    assert_eq!(tasks_seen(&claude.texts(), &ids), ["1.1", "1.2"], "{context}");
+
+    // Both limits are known, each with its own reset.
+    let s = baton(&p, &["status", "plan.yaml", "--json"], &servers);
+    let j: Value = serde_json::from_str(&s.stdout()).unwrap_or_else(|e| panic!("{e}\n{}", s.stdout()));
+    let limits = j["agent_limits"].as_array().unwrap_or_else(|| panic!("no agent_limits: {j:#}"));
+    let until = |agent: &str| -> i64 {
+        let l = limits.iter().find(|l| l["agent"] == agent).unwrap_or_else(|| panic!("{agent} is not limited: {j:#}"));
+        l["until"].as_str().expect("until").parse::<jiff::Timestamp>().expect("an instant").as_second()
+    };
+    assert_eq!(limits.len(), 2, "{j:#}");
+    let late = until("cx") - codex_resets_at;
+    assert!((0..=60).contains(&late), "cx limited until {}, its server said {codex_resets_at}\n{j:#}", until("cx"));
+    let gm = until("gm");
+    assert!((before + FIVE_HOURS..=after + FIVE_HOURS + 60).contains(&gm), "gm limited until {gm}: not five hours after its answer\n{j:#}");
+
+    let mut got = sessions(&p, &servers);
+    got.sort();
+    let want: Vec<(String, String, String)> = [("1.1", "cc", "completed"), ("1.1", "cx", "limited"), ("1.1", "gm", "limited"), ("1.2", "cc", "completed")]
+        .iter()
+        .map(|(t, a, o)| (t.to_string(), a.to_string(), o.to_string()))
+        .collect();
+    assert_eq!(got, want, "{context}");
+}
+
+#[test]
+fn the_fallback_runs_with_its_own_model_not_the_plans() {
+    let (Some(claude_bin), Some(codex_bin)) = (real("claude"), real("codex")) else { return };
+    let p = project(&plan(&[("1.1", "one.txt", None)], None).replace("  max_attempts_default: 3\n", "  max_attempts_default: 3\n  model: opus\n"));
+    assert_eq!(p.plan().meta.model.as_deref(), Some("opus"), "the plan did not parse as meant");
+    let claude = Claude::new(claude_bin, vec![Turn::usage_limit(jiff::Timestamp::now().as_second() + FIVE_HOURS)]);
+    let codex = Codex::new(codex_bin, codex_session("1.1", "one.txt"));
+    let codex_table = codex.table("codex-main").replace("kind = \"codex\"\n", "kind = \"codex\"\nmodel = \"gpt-fallback\"\n");
+    configure(&p, &format!("[agent]\ndefault = \"claude-main\"\nfallback = [\"codex-main\"]\n{}{codex_table}", claude.table("claude-main")));
+    let servers = || format!("{}\n{}", claude.describe(), codex.describe());
+
+    let r = baton(&p, &["run", "plan.yaml"], &servers);
+    let context = format!("{}\n{}", r.all(), servers());
+    assert_eq!(r.code(), 0, "{context}");
+    assert_eq!(task_status(&p, "1.1"), (Status::Completed, 1, None), "{context}");
+    // Claude was asked with the plan's model; Codex with its own.
+    let claude_calls = claude.server.messages_calls();
+    assert_eq!(claude_calls.len(), 1, "{context}");
+    let asked = claude_calls[0].body["model"].as_str().unwrap_or_default().to_owned();
+    assert!(asked.contains("opus"), "Claude was asked for {asked:?}, not the plan's opus\n{context}");
+    let models: Vec<String> = codex.server.responses_calls().iter().map(|c| c.body["model"].as_str().unwrap_or_default().to_owned()).collect();
+    assert_eq!(models, ["gpt-fallback"; 3], "{context}");
 }
