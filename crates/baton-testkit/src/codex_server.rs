@@ -128,6 +128,8 @@ struct Shared {
 
 struct State {
     script: VecDeque<CodexTurn>,
+    /// Per-task scripts (see [`FakeCodexServer::start_by_task`]).
+    by_task: Vec<(String, VecDeque<CodexTurn>)>,
     requests: Vec<RecordedRequest>,
     stopped: bool,
 }
@@ -141,10 +143,23 @@ impl FakeCodexServer {
 
     /// Like [`FakeCodexServer::start`], stopping by itself after `deadline`.
     pub fn start_with_deadline(script: impl IntoIterator<Item = CodexTurn>, deadline: Duration) -> FakeCodexServer {
+        FakeCodexServer::start_inner(script.into_iter().collect(), Vec::new(), deadline)
+    }
+
+    /// A server for sessions that run at the same time (parallel tasks): a Responses call whose
+    /// input names `Task ID: <id>` takes the next turn of `<id>`'s script (the CLI resends the
+    /// whole conversation, so every call of a session names its task); any other call takes
+    /// the next turn of `common`.
+    pub fn start_by_task(common: impl IntoIterator<Item = CodexTurn>, by_task: impl IntoIterator<Item = (String, Vec<CodexTurn>)>) -> FakeCodexServer {
+        let by_task = by_task.into_iter().map(|(id, turns)| (id, turns.into_iter().collect())).collect();
+        FakeCodexServer::start_inner(common.into_iter().collect(), by_task, DEFAULT_DEADLINE)
+    }
+
+    fn start_inner(script: VecDeque<CodexTurn>, by_task: Vec<(String, VecDeque<CodexTurn>)>, deadline: Duration) -> FakeCodexServer {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind the fake codex server");
         let addr = listener.local_addr().expect("local address of the fake codex server");
         let shared = Arc::new(Shared {
-            state: Mutex::new(State { script: script.into_iter().collect(), requests: Vec::new(), stopped: false }),
+            state: Mutex::new(State { script, by_task, requests: Vec::new(), stopped: false }),
             stopped_cv: Condvar::new(),
             addr,
             next_id: AtomicU64::new(1),
@@ -185,9 +200,10 @@ impl FakeCodexServer {
         self.shared.lock().script.extend(turns);
     }
 
-    /// Turns not yet served.
+    /// Turns not yet served (of every script).
     pub fn turns_left(&self) -> usize {
-        self.shared.lock().script.len()
+        let state = self.shared.lock();
+        state.script.len() + state.by_task.iter().map(|(_, turns)| turns.len()).sum::<usize>()
     }
 
     /// Every request received so far, in order.
@@ -256,7 +272,11 @@ fn serve(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
     let turn = {
         let mut state = shared.lock();
         state.requests.push(recorded.clone());
-        state.script.pop_front()
+        let text = recorded.input_text();
+        match state.by_task.iter_mut().find(|(id, _)| text.contains(&format!("Task ID: {id}\n"))) {
+            Some((_, turns)) => turns.pop_front(),
+            None => state.script.pop_front(),
+        }
     };
     let turn = turn.unwrap_or_else(|| CodexTurn::text("fake codex server: script exhausted"));
     let cwd = recorded.codex_cwd();
@@ -371,6 +391,20 @@ mod tests {
         assert_eq!(calls[0].codex_cwd().as_deref(), Some("/w/repo"));
         assert!(calls[0].input_text().contains("do it"));
         assert_eq!(server.requests().len(), 4);
+    }
+
+    #[test]
+    fn calls_naming_a_task_take_that_tasks_turns_and_others_the_common_ones() {
+        let server = FakeCodexServer::start_by_task(
+            [CodexTurn::text("common")],
+            [("1".to_owned(), vec![CodexTurn::text("one")]), ("11".to_owned(), vec![CodexTurn::text("eleven")])],
+        );
+        let naming = |id: &str| json!({"input": [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": format!("Task ID: {id}\nDo it.")}]}]});
+        assert!(post(&server, "/v1/responses", &naming("11")).contains("\"text\":\"eleven\""));
+        assert!(post(&server, "/v1/responses", &request("/w")).contains("\"text\":\"common\""));
+        assert!(post(&server, "/v1/responses", &naming("1")).contains("\"text\":\"one\""));
+        assert_eq!(server.turns_left(), 0);
+        assert!(post(&server, "/v1/responses", &naming("1")).contains("script exhausted"));
     }
 
     #[test]

@@ -24,6 +24,7 @@ mod pipeline;
 mod processes;
 mod real_claude;
 mod real_codex;
+mod real_failover;
 mod real_gemini;
 mod review;
 mod safety;
