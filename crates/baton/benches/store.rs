@@ -186,6 +186,7 @@ fn drive(root: &Path, runs: &[usize]) -> Driven {
                 elapsed: Duration::from_secs(3600),
                 counts: Counts { total: n, completed: n, ..Counts::default() },
                 cost: 0.25 * n as f64,
+                unpriced_sessions: 0,
                 // The sink reads only how the run ended and its cost.
                 tasks: Vec::new(),
             }),

@@ -134,6 +134,9 @@ pub struct AgentDef {
     /// `kind = "command"`: what the program's stdin is — `"prompt"` or `"none"` (default: the
     /// prompt when `argv` has no `{prompt}`).
     pub stdin: Option<StdinMode>,
+    /// Where it is defined, for messages: `agents.codex-main`, or `agent`. Not a key.
+    #[serde(skip)]
+    pub section: String,
 }
 
 /// What a command agent reads on stdin.
@@ -177,6 +180,7 @@ impl Agent {
             env: Default::default(),
             argv: self.command.clone(),
             stdin: None,
+            section: "agent".into(),
         }
     }
 }
@@ -610,7 +614,7 @@ impl Config {
     /// name (when no table has that name).
     pub fn agent_def(&self, name: &str) -> Option<AgentDef> {
         match self.agents.get(name) {
-            Some(def) => Some(def.clone()),
+            Some(def) => Some(AgentDef { section: format!("agents.{name}"), ..def.clone() }),
             None if name == self.agent.kind.as_str() => Some(self.agent.as_def()),
             None => None,
         }

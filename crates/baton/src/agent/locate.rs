@@ -32,11 +32,17 @@ impl Cli {
     /// way the result is absolute, so it still names the same file when an agent runs in a
     /// worktree.
     pub fn resolve(&self, configured: Option<&Path>, root: &Path) -> Result<Resolved, ResolveError> {
+        self.resolve_in(configured, root, "agent")
+    }
+
+    /// [`Cli::resolve`] for the definition in `[section]` of baton.toml (`agents.codex-main`).
+    pub fn resolve_in(&self, configured: Option<&Path>, root: &Path, section: &str) -> Result<Resolved, ResolveError> {
         if let Some(p) = configured {
             let p = &if p.components().count() > 1 && p.is_relative() { root.join(p) } else { p.to_path_buf() };
+            let origin = format!("baton.toml [{section}] binary");
             return usable(p)
-                .map(|program| Resolved::plain(program, format!("{} (from baton.toml)", p.display())))
-                .ok_or_else(|| ResolveError::Configured { path: p.to_path_buf(), origin: "baton.toml `binary`".into() });
+                .map(|program| Resolved::plain(program, format!("{} (from {origin})", p.display())))
+                .ok_or_else(|| ResolveError::Configured { path: p.to_path_buf(), origin });
         }
         if let Some(p) = std::env::var_os(self.env).filter(|v| !v.is_empty()) {
             let p = PathBuf::from(p);
@@ -64,15 +70,16 @@ impl Cli {
     /// The CLI for an agent definition's `binary`, as a run needs it: an error (a full message
     /// for a person) when it cannot be found, or with `lenient` (dry runs) a warning and a
     /// placeholder.
-    pub fn for_run(&self, configured: Option<&Path>, root: &Path, lenient: bool, also: &str) -> Result<Resolved, String> {
-        match self.resolve(configured, root) {
+    pub fn for_run(&self, def: &crate::config::AgentDef, root: &Path, lenient: bool, also: &str) -> Result<Resolved, String> {
+        let section = if def.section.is_empty() { "agent" } else { def.section.as_str() };
+        match self.resolve_in(def.binary.as_deref(), root, section) {
             Ok(found) => Ok(found),
             Err(e) if lenient => {
                 crate::errln!("warning: {e}");
                 Ok(Resolved::plain(self.command.into(), "not found".into()))
             }
             Err(e) => Err(format!(
-                "error: {e}\n  help: install it ({}), or name the binary in baton.toml (`binary`) or {}{also}",
+                "error: {e}\n  help: install it ({}), or name the binary in baton.toml ([{section}] binary) or {}{also}",
                 self.install, self.env
             )),
         }

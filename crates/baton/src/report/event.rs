@@ -369,6 +369,10 @@ pub struct Summary {
     pub counts: Counts,
     #[serde(rename = "cost_usd")]
     pub cost: f64,
+    /// Agent sessions whose cost is not in `cost` (their agent said none, and baton.toml has
+    /// no `[prices]` for their tokens).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unpriced_sessions: u32,
     /// Every task of the plan as the run left it, in plan order.
     pub tasks: Vec<TaskReport>,
 }
@@ -525,4 +529,8 @@ impl Reporter {
             }
         });
     }
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }

@@ -259,6 +259,7 @@ mod tests {
             elapsed: Duration::from_secs(2),
             counts,
             cost: 0.5,
+            unpriced_sessions: 0,
             tasks: vec![task],
         }));
         assert_eq!(v["type"], "summary");

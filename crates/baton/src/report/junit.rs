@@ -285,6 +285,7 @@ mod tests {
             elapsed: Duration::from_secs(3),
             counts: Counts::default(),
             cost: 0.0,
+            unpriced_sessions: 0,
             tasks,
         };
         let started = "2026-12-01T02:50:10Z".parse().expect("time");

@@ -382,6 +382,9 @@ pub fn summary_text(s: &Summary) -> String {
         Ending::Error { attempts: n } => format!("stopped on an error after {n} attempt{}", if *n == 1 { "" } else { "s" }),
     };
     let mut text = format!("{how} in {}: {} · agent cost ${:.4}", human(s.elapsed), s.counts.sentence(), s.cost);
+    if s.unpriced_sessions > 0 {
+        text.push_str(&format!(" (and {} of unknown cost: set [prices] in baton.toml)", plural(s.unpriced_sessions as usize, "session", "sessions")));
+    }
     text.push_str(&summary_details(s));
     text
 }
@@ -621,7 +624,7 @@ mod tests {
             task("5", Status::Pending, 0, 0, None),
         ];
         let counts = crate::report::status::Counts { total: 5, completed: 2, failed: 2, pending: 1, ..Default::default() };
-        let s = Summary { how: Ending::FinishedWithFailures, elapsed: Duration::from_secs(90), counts, cost: 1.25, tasks };
+        let s = Summary { how: Ending::FinishedWithFailures, elapsed: Duration::from_secs(90), counts, cost: 1.25, unpriced_sessions: 0, tasks };
         insta::assert_snapshot!(summary_text(&s), @r"
         finished with failures in 1m 30s: 2 of 5 completed · 2 failed · 1 pending · agent cost $1.2500
           slowest:

@@ -103,6 +103,8 @@ fn real_gemini_completes_a_task_and_its_tokens_reach_the_history() {
     assert_eq!(task_status(&p, "1.1"), (Status::Completed, 1, None), "{context}");
     assert_eq!(p.plan().task("1.1").unwrap().result_message.as_deref(), Some("wrote one.txt"), "{context}");
     assert_eq!(p.read("one.txt"), "one\n");
+    // The CLI says no cost and baton.toml has no [prices]: the summary does not pass it off as $0.
+    assert!(r.stdout().contains("(and 1 session of unknown cost: set [prices] in baton.toml)"), "{context}");
     let log = p.repo.log_subjects();
     assert_eq!(log[..2], ["baton: 1.1 completed — One", "task 1.1: one.txt"], "{context}");
     assert!(!p.path().join(STATUS_FILE).exists(), "the status file was left behind");

@@ -36,7 +36,7 @@ impl ClaudeCode {
     /// The CLI an agent's definition asks for, located (see [`super::for_def`]).
     pub fn for_def(def: &crate::config::AgentDef, root: &Path, lenient: bool) -> Result<std::sync::Arc<dyn Agent>, String> {
         let also = "; to try baton without it, `baton run PLAN --agent simulated` (no model is called)";
-        let binary = CLI.for_run(def.binary.as_deref(), root, lenient, also)?;
+        let binary = CLI.for_run(def, root, lenient, also)?;
         Ok(std::sync::Arc::new(ClaudeCode { binary, extra_args: def.args.clone(), env: env_of(def) }))
     }
 

@@ -33,7 +33,7 @@ impl CodexCli {
     /// binary, then `BATON_CODEX_BIN`, then `codex` on PATH, then the npm global
     /// prefix. With `lenient` (dry runs) a missing binary is only a warning.
     pub fn for_def(def: &crate::config::AgentDef, root: &Path, lenient: bool) -> Result<Arc<dyn Agent>, String> {
-        let binary = CLI.for_run(def.binary.as_deref(), root, lenient, "")?;
+        let binary = CLI.for_run(def, root, lenient, "")?;
         Ok(Arc::new(CodexCli { binary, extra_args: def.args.clone(), env: env_of(def) }))
     }
 

@@ -39,7 +39,7 @@ impl GeminiCli {
     /// binary, then `BATON_GEMINI_BIN`, then `gemini` on PATH, then the npm global
     /// prefix. With `lenient` (dry runs) a missing binary is only a warning.
     pub fn for_def(def: &crate::config::AgentDef, root: &Path, lenient: bool) -> Result<Arc<dyn Agent>, String> {
-        let binary = CLI.for_run(def.binary.as_deref(), root, lenient, "")?;
+        let binary = CLI.for_run(def, root, lenient, "")?;
         Ok(Arc::new(GeminiCli { binary, extra_args: def.args.clone(), env: env_of(def) }))
     }
 

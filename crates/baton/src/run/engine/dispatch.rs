@@ -107,6 +107,8 @@ pub(super) struct Engine {
     pub(super) state: RunState,
     pub(super) workspace: Workspace,
     pub(super) cost: f64,
+    /// Sessions whose cost is unknown.
+    pub(super) unpriced: u32,
     pub(super) started: std::time::Instant,
     running: HashMap<TaskId, Running>,
     set: JoinSet<(TaskId, Joined)>,
@@ -170,6 +172,7 @@ impl Engine {
             state,
             workspace,
             cost: 0.0,
+            unpriced: 0,
             started: std::time::Instant::now(),
             running: HashMap::new(),
             set: JoinSet::new(),
@@ -476,6 +479,10 @@ impl Engine {
         let priced = said.is_none().then(|| self.priced(&run.summary, &r)).flatten();
         let cost = said.or(priced);
         self.cost += cost.unwrap_or(0.0);
+        // A session that ran and whose cost nobody knows (the simulated agent's is 0, known).
+        if cost.is_none() && run.exit.is_some() {
+            self.unpriced += 1;
+        }
         let used = self.usage.entry(id.clone()).or_default();
         used.sessions += 1;
         used.time += run.duration;
@@ -704,7 +711,6 @@ impl Engine {
             rec.outcome = "limited".into();
             rec.attempt = None;
             rec.message = message.clone();
-            rec.waited_seconds = Some(wait.as_secs_f64());
             // The reviewer's agent's limit.
             let reason = WaitReason::UsageLimit { message, reset: None, known: false, wait, agent: Some(reviewer) };
             (AttemptOutcome::Limited, Outcome::Limited { wait, reason }, String::new())
@@ -846,8 +852,7 @@ impl Engine {
                 let wait = wake.duration_since(self.clock.now()).unsigned_abs();
                 rec.outcome = "limited".into();
                 rec.message = l.message.clone();
-                rec.waited_seconds = Some(wait.as_secs_f64());
-                let reset = match (&l.zone, l.resets_at) {
+                    let reset = match (&l.zone, l.resets_at) {
                     (Some(z), Some(t)) => t.in_tz(z).map(|t| format!("{} in {z}", t.strftime("%H:%M"))).ok(),
                     _ => None,
                 };
@@ -1003,7 +1008,7 @@ impl Engine {
             self.reporter.note(n);
         }
         let tasks = TaskReport::of_plan(self.file.plan(), &self.usage);
-        self.reporter.emit(EventKind::Summary(Summary { how, elapsed: self.started.elapsed(), counts, cost: self.cost, tasks }));
+        self.reporter.emit(EventKind::Summary(Summary { how, elapsed: self.started.elapsed(), counts, cost: self.cost, unpriced_sessions: self.unpriced, tasks }));
         exit
     }
 

@@ -214,7 +214,7 @@ async fn start(opts: RunOptions, stop: Option<watch::Receiver<Stop>>, reporter_o
     let counts = Counts::of(file.plan());
     reporter.emit(EventKind::Banner {
         plan: file.plan().meta.name.clone().unwrap_or_else(|| opts.plan.display().to_string()),
-        agent: agent.name().to_string(),
+        agent: banner_agent(&roster),
         binary: agent.binary().description.clone(),
         counts,
         parallel: opts.parallel.then_some(jobs),
@@ -328,6 +328,13 @@ struct History {
 /// spent before this run and its attempts' costs, for the budget. A store that cannot be
 /// opened is a warning, unless a budget depends on it (`budgeted`): then the run does not
 /// start.
+/// The default agent as the banner names it: its kind (`Claude`), and its name when baton.toml
+/// gives it one (`claude-main (Claude)`).
+fn banner_agent(roster: &crate::agent::Roster) -> String {
+    let m = roster.default();
+    if m.name == m.def.kind.as_str() { m.agent.name().to_string() } else { format!("{} ({})", m.name, m.agent.name()) }
+}
+
 /// The run's agents but the default, as the banner names them: `codex-main (Codex, …)`.
 fn engine_others(roster: &crate::agent::Roster) -> Vec<String> {
     let default = &roster.routing().default;

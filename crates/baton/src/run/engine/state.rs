@@ -502,8 +502,11 @@ impl RunState {
                     _ => None,
                 };
                 match next {
-                    // Its tasks go on elsewhere; the wait is the agent's alone.
-                    Some(to) => c.notes.push(Note::Failover { task: id.clone(), from: agent, to, reason }),
+                    // Its tasks go on elsewhere at once: the wait is the agent's, not the task's.
+                    Some(to) => {
+                        c.waited = None;
+                        c.notes.push(Note::Failover { task: id.clone(), from: agent, to, reason });
+                    }
                     None if self.told_limit.get(&agent).is_some_and(|t| *t >= limit.until) => {}
                     None => {
                         self.told_limit.insert(agent, limit.until);
