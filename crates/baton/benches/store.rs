@@ -259,6 +259,7 @@ fn attempt_events(root: &Path, task: &TaskId, session: u32, failed: bool) -> Vec
         verdict: Some("PASS".into()),
         findings: vec!["the new function has a test".into(), "error messages name the file".into()],
         problem: None,
+        limit_resets_at: None,
         sessions: 1,
         model: Some("claude-opus-4-1".into()),
         cost_usd: Some(0.0815),

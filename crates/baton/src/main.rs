@@ -552,7 +552,7 @@ fn show_status(plan: &Path, json: bool, watch: bool) -> Exit {
     let budget = config.budget.for_plan(file.plan()).map(|(b, _)| b);
     // Time and cost from the run history; the records on disk when it cannot be read.
     let (totals, spending) = match history_of(&root, plan, &records, budget) {
-        Some(found) => found,
+        Some((totals, spending)) => (totals, spending.map(|s| s.of_agents(&config.agent_names()))),
         None => (records.usage(file.plan().tasks().map(|t| t.id.to_string())), None),
     };
     let run = baton::report::watch::run_view(&place, file.plan());

@@ -187,10 +187,28 @@ pub fn kind_file(transcript: &std::path::Path) -> PathBuf {
     transcript.with_extension("agent")
 }
 
+/// Writes the [`kind_file`] of `transcript`: never through a symbolic link or into a pipe left
+/// at its path. Best effort: without it, `baton logs` reads the transcript as the default
+/// agent's.
+pub fn write_kind_file(transcript: &std::path::Path, kind: crate::config::AgentKind) {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = kind_file(transcript);
+    if std::fs::symlink_metadata(&path).is_ok_and(|m| !m.file_type().is_file()) {
+        return;
+    }
+    let file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(&path);
+    if let Ok(mut f) = file {
+        let _ = f.write_all(kind.as_str().as_bytes());
+    }
+}
+
 /// The dialect a transcript was written in, when its [`kind_file`] says.
 pub fn dialect_of_transcript(transcript: &std::path::Path) -> Option<&'static dyn Dialect> {
     use crate::config::AgentKind;
-    let text = std::fs::read_to_string(kind_file(transcript)).ok()?;
+    // Read as a status file is: a regular file only, never blocking, size capped (the logs are
+    // in the working copy, where an agent can leave a pipe or a huge file at that path).
+    let text = crate::run::verdict::read_status_file(&kind_file(transcript)).ok()??;
     let kinds = [AgentKind::Claude, AgentKind::Codex, AgentKind::Gemini, AgentKind::Command, AgentKind::Simulated];
     let kind = kinds.into_iter().find(|k| k.as_str() == text.trim())?;
     Some(dialect_for(kind))
@@ -313,6 +331,31 @@ mod tests {
         assert_eq!(named_agent(&code, "reviewer", d.path()), NamedAgent::Use("reviewer".into()));
         let sim = simulated::SimulatedAgent::for_config().unwrap();
         assert_eq!(named_agent(sim.as_ref(), "reviewer", d.path()), NamedAgent::Unsupported);
+    }
+
+    #[test]
+    fn a_transcript_is_read_in_the_dialect_its_kind_file_names_and_nothing_else_blocks_or_is_read() {
+        let d = tempfile::tempdir().unwrap();
+        let t = d.path().join("attempt-1.jsonl");
+        assert!(dialect_of_transcript(&t).is_none(), "no kind file");
+        write_kind_file(&t, crate::config::AgentKind::Codex);
+        assert_eq!(dialect_of_transcript(&t).map(|d| d.name()), Some("Codex"));
+        std::fs::write(kind_file(&t), "../../etc/passwd").unwrap();
+        assert!(dialect_of_transcript(&t).is_none(), "not a kind");
+        // A named pipe at its path neither blocks the reader nor the writer.
+        std::fs::remove_file(kind_file(&t)).unwrap();
+        let fifo = std::ffi::CString::new(kind_file(&t).to_str().unwrap()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        assert!(dialect_of_transcript(&t).is_none());
+        write_kind_file(&t, crate::config::AgentKind::Codex);
+        // Nor is a symbolic link followed, or a huge file read whole.
+        std::fs::remove_file(kind_file(&t)).unwrap();
+        std::os::unix::fs::symlink(d.path().join("elsewhere"), kind_file(&t)).unwrap();
+        write_kind_file(&t, crate::config::AgentKind::Gemini);
+        assert!(!d.path().join("elsewhere").exists(), "written through a symbolic link");
+        std::fs::remove_file(kind_file(&t)).unwrap();
+        std::fs::File::create(kind_file(&t)).unwrap().set_len(4 << 30).unwrap();
+        assert!(dialect_of_transcript(&t).is_none());
     }
 
     #[test]

@@ -17,7 +17,7 @@ pub mod locate;
 pub mod simulated;
 pub mod summary;
 
-pub use adapter::{dialect_for, dialect_of_transcript, for_config, for_def, kind_file, named_agent, Agent, Dialect, Invocation, NamedAgent, Resolved, Systemic};
+pub use adapter::{dialect_for, dialect_of_transcript, for_config, for_def, kind_file, named_agent, write_kind_file, Agent, Dialect, Invocation, NamedAgent, Resolved, Systemic};
 pub use event::StreamEvent;
 pub use roster::{Member, Roster};
 pub use summary::{SessionOutcome, StreamSummary};

@@ -267,6 +267,7 @@ mod tests {
                 verdict: Some("FAIL".into()),
                 findings: vec!["no test for the empty case".into()],
                 problem: None,
+                limit_resets_at: None,
                 sessions: 1,
                 model: Some("opus".into()),
                 cost_usd: Some(0.02),

@@ -125,7 +125,7 @@ pub fn note_text(note: &Note) -> String {
                 WaitReason::UsageLimit { reset: Some(r), .. } => format!(" until {r}"),
                 _ => String::new(),
             };
-            format!("{agent} is under a usage limit an earlier run met{until}: its tasks run on the fallback agents meanwhile")
+            format!("{agent} is under a usage limit an earlier run met{until}: it is passed over until then (its tasks go to a fallback that is not limited, or wait)")
         }
         Note::AgentStarted { agent, named_agent: None, pid, group, cwd, .. } => format!("{agent} started (pid {pid}, group {group}) in {}", cwd.display()),
         Note::AgentStarted { agent, named_agent: Some(named), pid, group, cwd, .. } => {

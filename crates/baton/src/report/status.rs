@@ -232,6 +232,12 @@ pub struct Spending {
 }
 
 impl Spending {
+    /// Only the limits of the agents baton.toml defines now (`names`).
+    pub fn of_agents(mut self, names: &[String]) -> Spending {
+        self.agent_limits.retain(|l| names.contains(&l.agent));
+        self
+    }
+
     /// `spent $0.0246 of the $0.0300 budget ($0.0054 left)`.
     pub fn sentence(&self) -> String {
         match self.budget_usd {
@@ -506,6 +512,7 @@ mod tests {
             verdict: Some("PASS".into()),
             findings: vec!["looks right".into()],
             problem: None,
+            limit_resets_at: None,
             sessions: 1,
             model: Some("haiku".into()),
             cost_usd: Some(0.1),

@@ -211,7 +211,7 @@ impl Look {
                 let budget = place.config.budget.for_plan(plan).map(|(b, _)| b);
                 // The history as it grows; the records when it cannot be read.
                 let (totals, spending) = match status::from_history(place.root, place.plan, &records, budget) {
-                    Ok(Some((totals, spending))) => (totals, Some(spending)),
+                    Ok(Some((totals, spending))) => (totals, Some(spending.of_agents(&place.config.agent_names()))),
                     _ => (records.usage(plan.tasks().map(|t| t.id.to_string())), None),
                 };
                 let shown = place.plan.display().to_string();

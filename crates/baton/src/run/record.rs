@@ -94,6 +94,9 @@ pub struct ReviewRecord {
     /// Why there is no verdict (the reviewer crashed, wrote garbage, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,
+    /// When the reviewer met a usage limit: its reset, as the CLI told it (Unix seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit_resets_at: Option<i64>,
     /// Reviewer sessions started (a broken one is tried once more).
     pub sessions: u32,
     pub model: Option<String>,

@@ -367,6 +367,7 @@ pub async fn review(job: &ReviewJob, agent: Arc<dyn Agent>, reporter: &Reporter,
         verdict: None,
         findings: Vec::new(),
         problem: None,
+        limit_resets_at: None,
         sessions: 0,
         model: job.model.clone(),
         cost_usd: None,
@@ -433,6 +434,7 @@ pub async fn review(job: &ReviewJob, agent: Arc<dyn Agent>, reporter: &Reporter,
                 let now = jiff::Timestamp::now().to_zoned_datetime(jiff::tz::TimeZone::system());
                 if let LimitVerdict::Usage(u) = limit::classify(&evidence, agent.dialect(), &now) {
                     rec.problem = Some(format!("{PROBLEM_LIMIT}: {}", u.message));
+                    rec.limit_resets_at = u.resets_at.map(|t| t.as_second());
                     break;
                 }
                 let how = match run.ended {

@@ -164,19 +164,30 @@ impl Store {
     }
 
     /// The agents under a usage limit at `now`, repository-wide (a limit is the account's, not
-    /// a plan's): each agent's latest reset still to come, with what the CLI said.
+    /// a plan's): each agent's latest reset still to come, with what the CLI said. A row whose
+    /// reset is not a time, or is further than a usage limit can be (8 days), is left out: it
+    /// must neither hide a real limit nor bench an agent for years.
     pub fn agent_limits(&self, now: jiff::Timestamp) -> Result<Vec<AgentLimit>, StoreError> {
         let mut st = self
             .conn()
             .prepare_cached(
-                "SELECT agent, MAX(until), (SELECT message FROM waits w2 WHERE w2.agent = w.agent AND w2.kind = 'usage_limit' ORDER BY until DESC LIMIT 1)
-                 FROM waits w WHERE kind = 'usage_limit' AND agent IS NOT NULL AND until > ?1 GROUP BY agent ORDER BY agent",
+                "SELECT CAST(agent AS TEXT), CAST(until AS TEXT), CAST(message AS TEXT) FROM waits
+                 WHERE kind = 'usage_limit' AND agent IS NOT NULL AND until > ?1 ORDER BY agent, until DESC",
             )
             .map_err(|e| self.sql(e))?;
         let rows = st
             .query_map(params![super::stamp(now)], |r| Ok(AgentLimit { agent: r.get(0)?, until: r.get(1)?, message: r.get(2)? }))
             .map_err(|e| self.sql(e))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(|e| self.sql(e))
+        let latest = now + jiff::SignedDuration::from_hours(8 * 24);
+        let mut out: Vec<AgentLimit> = Vec::new();
+        for row in rows {
+            let row = row.map_err(|e| self.sql(e))?;
+            let plausible = row.until().is_some_and(|t| t > now && t <= latest);
+            if plausible && out.last().is_none_or(|l| l.agent != row.agent) {
+                out.push(row);
+            }
+        }
+        Ok(out)
     }
 
     /// What the plan cost in every run but `run` (its earlier runs, and the runs of it in other

@@ -145,6 +145,7 @@ fn the_sink_records_a_run_its_attempts_waits_and_ending_from_the_events() {
             verdict: Some("PASS".into()),
             findings: vec![],
             problem: None,
+            limit_resets_at: None,
             sessions: 1,
             model: None,
             cost_usd: Some(0.005),

@@ -355,7 +355,7 @@ impl Engine {
         // starts (the next start must not give it again).
         let _ = std::fs::OpenOptions::new().create(true).append(true).open(&transcript);
         // Which agent's dialect `baton logs` reads it in.
-        let _ = std::fs::write(crate::agent::kind_file(&transcript), member.def.kind.as_str());
+        crate::agent::write_kind_file(&transcript, member.def.kind);
         let cap = self.state.session_cap();
         let spec = AttemptSpec {
             task: id.clone(),
@@ -706,13 +706,20 @@ impl Engine {
         } else if let Some(review) = v.review.as_ref().filter(|r| crate::run::review::limited(r)) {
             // The reviewer met a usage limit: the attempt waits like one whose agent did, and
             // is not counted; nothing is recorded as reviewed.
-            let wait = Duration::from_secs_f64(self.config.run.limit_fallback_seconds);
+            let resets_at = review.limit_resets_at.and_then(|s| jiff::Timestamp::from_second(s).ok());
+            let wake = limit::wake_at(
+                resets_at,
+                self.clock.now(),
+                Duration::from_secs_f64(self.config.run.limit_margin_seconds),
+                Duration::from_secs_f64(self.config.run.limit_fallback_seconds),
+            );
+            let wait = wake.duration_since(self.clock.now()).unsigned_abs();
             let message = review.problem.clone().unwrap_or_default();
             rec.outcome = "limited".into();
             rec.attempt = None;
             rec.message = message.clone();
             // The reviewer's agent's limit.
-            let reason = WaitReason::UsageLimit { message, reset: None, known: false, wait, agent: Some(reviewer) };
+            let reason = WaitReason::UsageLimit { message, reset: None, known: resets_at.is_some(), wait, agent: Some(reviewer) };
             (AttemptOutcome::Limited, Outcome::Limited { wait, reason }, String::new())
         } else if let Some(failed) = v.checked.failed.and_then(|i| rec.checks.get(i)) {
             let line = crate::run::verify::failure_line(failed);

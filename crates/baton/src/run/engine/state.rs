@@ -145,6 +145,8 @@ pub struct RunState {
     told_breaker: Option<Instant>,
     /// Each agent's limit last told, so that parallel attempts meeting it tell it once.
     told_limit: HashMap<String, Instant>,
+    /// The end of the last wait told for tasks whose agents are all limited.
+    told_held: Option<Instant>,
     attempts_started: u32,
     budget: Option<Budget>,
     routing: Routing,
@@ -170,6 +172,7 @@ impl RunState {
             paused_until: None,
             told_breaker: None,
             told_limit: HashMap::new(),
+            told_held: None,
             attempts_started: 0,
             budget: p.budget,
             routing: p.routing,
@@ -271,24 +274,28 @@ impl RunState {
         skip.extend(self.running.keys().cloned());
         // Where each task would go now; one whose agents are all limited waits.
         let mut routes: HashMap<TaskId, String> = HashMap::new();
-        let mut held: HashMap<TaskId, Instant> = HashMap::new();
+        let mut by_limits: HashMap<TaskId, Instant> = HashMap::new();
         for t in plan.tasks().filter(|t| t.status.is_runnable() && !skip.contains(&t.id)) {
             match self.limits.route(&self.routing.candidates(t.agent.as_deref()), now) {
                 Route::Run(agent) => {
                     routes.insert(t.id.clone(), agent);
                 }
                 Route::Wait(until) => {
-                    held.insert(t.id.clone(), until);
+                    by_limits.insert(t.id.clone(), until);
                 }
             }
         }
-        let limit_wake = |first: Option<&TaskId>| first.and_then(|id| held.get(id)).copied();
+        let limit_wake = |first: Option<&TaskId>| first.and_then(|id| by_limits.get(id)).copied();
         if !self.parallel {
             // Sequential runs keep plan order: a task waiting out its back-off or its agent's
             // limit holds the line.
             if let Some(first) = graph::next_ready(plan, &skip) {
                 if let Some(until) = limit_wake(Some(&first.id)) {
                     out.wake = Some(next_delay.map_or(until, |d| d.min(until)));
+                    if self.running.is_empty() {
+                        let first = HashMap::from([(first.id.clone(), until)]);
+                        self.tell_held(&first, now, &mut out);
+                    }
                     return out;
                 }
                 if self.delayed.contains_key(&first.id) || !self.running.is_empty() {
@@ -296,10 +303,10 @@ impl RunState {
                 }
             }
         }
-        if let Some(until) = held.values().min().copied() {
+        if let Some(until) = by_limits.values().min().copied() {
             out.wake = Some(out.wake.map_or(until, |d| d.min(until)));
         }
-        skip.extend(held.keys().cloned());
+        skip.extend(by_limits.keys().cloned());
         skip.extend(self.delayed.keys().cloned());
         if let Some(id) = &self.single {
             // Only the single task may run.
@@ -350,7 +357,22 @@ impl RunState {
                 break;
             }
         }
+        if out.start.is_empty() && self.running.is_empty() && out.waiting.is_none() {
+            self.tell_held(&by_limits, now, &mut out);
+        }
         out
+    }
+
+    /// Nothing starts and nothing runs because every agent the waiting tasks may use is under
+    /// a usage limit: say until when (once per wait; a limit met in this run told it already).
+    fn tell_held(&mut self, held: &HashMap<TaskId, Instant>, now: Instant, out: &mut Admit) {
+        let Some(until) = held.values().min().copied() else { return };
+        if self.told_held.is_some_and(|t| t == until) || self.delayed.values().any(|d| *d < until) {
+            return;
+        }
+        self.told_held = Some(until);
+        let message = "every agent the waiting tasks may run on is under a usage limit".to_string();
+        out.waiting = Some((until, WaitReason::UsageLimit { message, reset: None, known: true, wait: until.saturating_duration_since(now), agent: None }));
     }
 
     /// Usage limits an earlier run met that have not reset yet: with a fallback to go to, the
@@ -510,6 +532,7 @@ impl RunState {
                     None if self.told_limit.get(&agent).is_some_and(|t| *t >= limit.until) => {}
                     None => {
                         self.told_limit.insert(agent, limit.until);
+                        self.told_held = Some(limit.until);
                         c.pause = Some((limit.until, reason));
                     }
                 }
@@ -810,6 +833,24 @@ mod tests {
         assert_eq!(admit.wake, Some(now + 7_200 * SECOND));
         // After Claude's reset its tasks are Claude's again.
         assert_eq!(on(&s.admit(&p, now + 18_001 * SECOND))[..2], ["a@claude", "b@claude"]);
+    }
+
+    #[test]
+    fn a_run_whose_agents_are_all_limited_from_the_start_says_until_when_it_waits() {
+        let p = three();
+        let mut pol = policies(false, 1);
+        pol.routing = Routing { default: "claude".into(), fallback: vec!["codex".into()], known: ["claude", "codex"].map(String::from).into(), failover_after: 900 * SECOND };
+        let mut s = RunState::new(pol);
+        let (at, now) = (jiff::Timestamp::now(), Instant::now());
+        let limit = |agent: &str, secs: i64| crate::store::query::AgentLimit { agent: agent.into(), until: (at + jiff::SignedDuration::from_secs(secs)).to_string(), message: None };
+        let notes = s.known_limits(&[limit("claude", 18_000), limit("codex", 7_200)], at, now);
+        assert_eq!(notes.len(), 2);
+        let admit = s.admit(&p, now);
+        assert!(admit.start.is_empty());
+        let (until, reason) = admit.waiting.expect("the wait is told");
+        assert!(until.duration_since(now).as_secs().abs_diff(7_200) <= 1, "the earliest reset");
+        assert!(matches!(reason, WaitReason::UsageLimit { agent: None, .. }), "{reason:?}");
+        assert!(s.admit(&p, now).waiting.is_none(), "told once");
     }
 
     #[test]
