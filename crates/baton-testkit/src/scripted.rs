@@ -1,0 +1,184 @@
+//! The core the three fake API servers share: a scripted HTTP/1.1 server on std threads.
+//!
+//! [`ScriptedServer`] binds `127.0.0.1:<random port>`, accepts on one thread and serves each
+//! connection (`Connection: close`) on a thread of its own, and stops on drop, or by itself
+//! after a deadline (a watchdog thread). It holds the script (a queue of turns of the API's
+//! own type `T`) and every request received. What a request gets back is the API's business:
+//! an [`Answer`] function, given the request already read and parsed.
+
+use std::collections::VecDeque;
+use std::io::BufReader;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::model_server::read_request;
+use crate::RecordedRequest;
+
+/// A client that sends nothing for this long is dropped.
+const READ_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Answers one request (body parsed as JSON, `Value::Null` if not JSON) on `out`. It records
+/// the request itself ([`Shared::record`] or [`Shared::next_turn`]), so that it decides which
+/// requests take a turn.
+pub(crate) type Answer<T> = fn(out: &mut TcpStream, shared: &Shared<T>, request: RecordedRequest) -> std::io::Result<()>;
+
+/// A scripted server of turns `T`; stops on drop.
+pub(crate) struct ScriptedServer<T> {
+    addr: SocketAddr,
+    shared: Arc<Shared<T>>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+/// What the server's threads share.
+pub(crate) struct Shared<T> {
+    state: Mutex<State<T>>,
+    /// Signalled when the server stops (wakes stalled streams and the deadline watchdog).
+    stopped_cv: Condvar,
+    addr: SocketAddr,
+    next_id: AtomicU64,
+}
+
+struct State<T> {
+    script: VecDeque<T>,
+    requests: Vec<RecordedRequest>,
+    stopped: bool,
+}
+
+impl<T: Send + 'static> ScriptedServer<T> {
+    /// Starts serving `script` with `answer`; `name` (`fake codex server`) names the server in
+    /// panics. The server stops by itself after `deadline`.
+    pub(crate) fn start(name: &str, script: impl IntoIterator<Item = T>, deadline: Duration, answer: Answer<T>) -> ScriptedServer<T> {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap_or_else(|e| panic!("bind the {name}: {e}"));
+        let addr = listener.local_addr().unwrap_or_else(|e| panic!("local address of the {name}: {e}"));
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State { script: script.into_iter().collect(), requests: Vec::new(), stopped: false }),
+            stopped_cv: Condvar::new(),
+            addr,
+            next_id: AtomicU64::new(1),
+        });
+        let accept = {
+            let shared = Arc::clone(&shared);
+            thread::spawn(move || {
+                for stream in listener.incoming() {
+                    if shared.is_stopped() {
+                        break;
+                    }
+                    let Ok(stream) = stream else { continue };
+                    let shared = Arc::clone(&shared);
+                    // A broken connection is the client's business; the recorded requests tell the test.
+                    thread::spawn(move || drop(serve(stream, &shared, answer)));
+                }
+            })
+        };
+        let watchdog = {
+            let shared = Arc::clone(&shared);
+            thread::spawn(move || {
+                let state = shared.lock();
+                let (state, _) = shared.stopped_cv.wait_timeout_while(state, deadline, |s| !s.stopped).unwrap_or_else(|p| p.into_inner());
+                drop(state);
+                shared.stop();
+            })
+        };
+        ScriptedServer { addr, shared, threads: vec![accept, watchdog] }
+    }
+}
+
+impl<T> ScriptedServer<T> {
+    /// `127.0.0.1:<port>`.
+    pub(crate) fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Appends turns to the script.
+    pub(crate) fn push(&self, turns: impl IntoIterator<Item = T>) {
+        self.shared.lock().script.extend(turns);
+    }
+
+    /// Turns not yet served.
+    pub(crate) fn turns_left(&self) -> usize {
+        self.shared.lock().script.len()
+    }
+
+    /// Every request received so far, in order.
+    pub(crate) fn requests(&self) -> Vec<RecordedRequest> {
+        self.shared.lock().requests.clone()
+    }
+}
+
+impl<T> Drop for ScriptedServer<T> {
+    fn drop(&mut self) {
+        self.shared.stop();
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl<T> Shared<T> {
+    fn lock(&self) -> MutexGuard<'_, State<T>> {
+        // A panicking connection thread must not take the whole test down with a poison error.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn is_stopped(&self) -> bool {
+        self.lock().stopped
+    }
+
+    fn stop(&self) {
+        let mut state = self.lock();
+        if state.stopped {
+            return;
+        }
+        state.stopped = true;
+        drop(state);
+        self.stopped_cv.notify_all();
+        // Wake the accept loop, which is blocked in accept().
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
+    }
+
+    /// Records a request that takes no turn.
+    pub(crate) fn record(&self, request: RecordedRequest) {
+        self.lock().requests.push(request);
+    }
+
+    /// Records `request` and takes the next turn (`None` when the script is exhausted), at once.
+    pub(crate) fn next_turn(&self, request: &RecordedRequest) -> Option<T> {
+        let mut state = self.lock();
+        state.requests.push(request.clone());
+        state.script.pop_front()
+    }
+
+    /// 1, 2, 3, … over the server's life, for ids in answers.
+    pub(crate) fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Blocks until the server stops: the end of a stalled stream.
+    pub(crate) fn wait_until_stopped(&self) {
+        let state = self.lock();
+        let _unused = self.stopped_cv.wait_while(state, |s| !s.stopped).unwrap_or_else(|p| p.into_inner());
+    }
+}
+
+fn serve<T>(stream: TcpStream, shared: &Shared<T>, answer: Answer<T>) -> std::io::Result<()> {
+    stream.set_read_timeout(Some(READ_TIMEOUT))?;
+    stream.set_nodelay(true)?;
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut out = stream;
+    let Some(request) = read_request(&mut reader)? else { return Ok(()) };
+    if shared.is_stopped() {
+        return Ok(());
+    }
+    let recorded = RecordedRequest {
+        method: request.method,
+        path: request.path,
+        headers: request.headers,
+        body: serde_json::from_slice(&request.body).unwrap_or(Value::Null),
+    };
+    answer(&mut out, shared, recorded)
+}
