@@ -9,20 +9,16 @@
 //!
 //! It must not outlive its test: it stops on drop, and by itself after a deadline.
 
-use std::collections::VecDeque;
-use std::io::{BufRead, BufReader, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::thread::{self, JoinHandle};
+use std::io::{BufRead, Write};
+use std::net::TcpStream;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use crate::scripted::{ScriptedServer, Shared};
+
 /// The server stops by itself after this long, even if a test forgets it.
 const DEFAULT_DEADLINE: Duration = Duration::from_secs(600);
-/// A client that sends nothing for this long is dropped.
-const READ_TIMEOUT: Duration = Duration::from_secs(60);
 /// Requests larger than this are refused (the CLI's requests are a few hundred KB).
 const MAX_BODY: usize = 64 * 1024 * 1024;
 /// Per-turn usage reported to the CLI, which prices it into `total_cost_usd`.
@@ -214,23 +210,7 @@ impl RecordedRequest {
 
 /// A scripted Anthropic Messages API on `127.0.0.1:<random port>`; stops on drop.
 pub struct FakeModelServer {
-    addr: SocketAddr,
-    shared: Arc<Shared>,
-    threads: Vec<JoinHandle<()>>,
-}
-
-struct Shared {
-    state: Mutex<State>,
-    /// Signalled when the server stops (wakes stalled streams and the deadline watchdog).
-    stopped_cv: Condvar,
-    addr: SocketAddr,
-    next_id: AtomicU64,
-}
-
-struct State {
-    script: VecDeque<Turn>,
-    requests: Vec<RecordedRequest>,
-    stopped: bool,
+    server: ScriptedServer<Turn>,
 }
 
 impl FakeModelServer {
@@ -245,62 +225,29 @@ impl FakeModelServer {
         script: impl IntoIterator<Item = Turn>,
         deadline: Duration,
     ) -> FakeModelServer {
-        let listener =
-            TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind the fake model server");
-        let addr = listener
-            .local_addr()
-            .expect("local address of the fake model server");
-        let shared = Arc::new(Shared {
-            state: Mutex::new(State {
-                script: script.into_iter().collect(),
-                requests: Vec::new(),
-                stopped: false,
-            }),
-            stopped_cv: Condvar::new(),
-            addr,
-            next_id: AtomicU64::new(1),
-        });
-        let accept = {
-            let shared = Arc::clone(&shared);
-            thread::spawn(move || accept_loop(&listener, &shared))
-        };
-        let watchdog = {
-            let shared = Arc::clone(&shared);
-            thread::spawn(move || {
-                let state = shared.lock();
-                let (state, _) = shared
-                    .stopped_cv
-                    .wait_timeout_while(state, deadline, |s| !s.stopped)
-                    .unwrap_or_else(|poisoned| poisoned.into_inner());
-                drop(state);
-                shared.stop();
-            })
-        };
         FakeModelServer {
-            addr,
-            shared,
-            threads: vec![accept, watchdog],
+            server: ScriptedServer::start("fake model server", script, deadline, answer),
         }
     }
 
     /// `http://127.0.0.1:<port>`, for `ANTHROPIC_BASE_URL`.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", self.server.addr())
     }
 
     /// Appends turns to the script.
     pub fn push(&self, turns: impl IntoIterator<Item = Turn>) {
-        self.shared.lock().script.extend(turns);
+        self.server.push(turns);
     }
 
     /// Turns not yet served.
     pub fn turns_left(&self) -> usize {
-        self.shared.lock().script.len()
+        self.server.turns_left()
     }
 
     /// Every request received so far, in order.
     pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.shared.lock().requests.clone()
+        self.server.requests()
     }
 
     /// Only the Messages API calls (each consumed one turn).
@@ -312,58 +259,6 @@ impl FakeModelServer {
     }
 }
 
-impl Drop for FakeModelServer {
-    fn drop(&mut self) {
-        self.shared.stop();
-        for thread in self.threads.drain(..) {
-            let _ = thread.join();
-        }
-    }
-}
-
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        // A panicking connection thread must not take the whole test down with a poison error.
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    fn is_stopped(&self) -> bool {
-        self.lock().stopped
-    }
-
-    fn stop(&self) {
-        let mut state = self.lock();
-        if state.stopped {
-            return;
-        }
-        state.stopped = true;
-        drop(state);
-        self.stopped_cv.notify_all();
-        // Wake the accept loop, which is blocked in accept().
-        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
-    }
-
-    fn next_id(&self) -> u64 {
-        self.next_id.fetch_add(1, Ordering::Relaxed)
-    }
-}
-
-fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
-    for stream in listener.incoming() {
-        if shared.is_stopped() {
-            break;
-        }
-        let Ok(stream) = stream else { continue };
-        let shared = Arc::clone(shared);
-        thread::spawn(move || {
-            // A broken connection is the client's business; the recorded requests tell the test.
-            let _ = serve_connection(stream, &shared);
-        });
-    }
-}
-
 pub(crate) struct Request {
     pub(crate) method: String,
     pub(crate) path: String,
@@ -371,41 +266,28 @@ pub(crate) struct Request {
     pub(crate) body: Vec<u8>,
 }
 
-fn serve_connection(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
-    stream.set_read_timeout(Some(READ_TIMEOUT))?;
-    stream.set_nodelay(true)?;
-    let mut reader = BufReader::new(stream.try_clone()?);
-    let mut out = stream;
-    let Some(request) = read_request(&mut reader)? else {
-        return Ok(());
-    };
-    if shared.is_stopped() {
-        return Ok(());
-    }
-    let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
-    let recorded = RecordedRequest {
-        method: request.method.clone(),
-        path: request.path.clone(),
-        headers: request.headers.clone(),
-        body,
-    };
+fn answer(
+    out: &mut TcpStream,
+    shared: &Shared<Turn>,
+    recorded: RecordedRequest,
+) -> std::io::Result<()> {
     let request_id = format!("req_fake_{:012x}", shared.next_id());
-    let path = path_without_query(&request.path);
-    match (request.method.as_str(), path) {
+    let (method, path) = (
+        recorded.method.clone(),
+        path_without_query(&recorded.path).to_owned(),
+    );
+    match (method.as_str(), path.as_str()) {
         ("POST", "/v1/messages") => {
-            let turn = {
-                let mut state = shared.lock();
-                state.requests.push(recorded.clone());
-                state.script.pop_front()
-            };
-            let turn = turn.unwrap_or_else(|| Turn::text("fake model server: script exhausted"));
-            answer_messages_call(&mut out, shared, &recorded, turn, &request_id)
+            let turn = shared
+                .next_turn(&recorded)
+                .unwrap_or_else(|| Turn::text("fake model server: script exhausted"));
+            answer_messages_call(out, shared, &recorded, turn, &request_id)
         }
         (method, path) => {
-            shared.lock().requests.push(recorded);
+            shared.record(recorded);
             if method == "HEAD" {
                 write_response(
-                    &mut out,
+                    out,
                     200,
                     &[],
                     "application/json",
@@ -414,10 +296,10 @@ fn serve_connection(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
                     false,
                 )
             } else if method == "GET" && path == "/" {
-                write_json(&mut out, 200, &[], &json!({"ok": true}), &request_id)
+                write_json(out, 200, &[], &json!({"ok": true}), &request_id)
             } else if method == "POST" && path == "/v1/messages/count_tokens" {
                 write_json(
-                    &mut out,
+                    out,
                     200,
                     &[],
                     &json!({"input_tokens": INPUT_TOKENS}),
@@ -426,7 +308,7 @@ fn serve_connection(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
             } else {
                 let body = json!({"type": "error", "error": {"type": "not_found_error",
                     "message": format!("fake model server: no route for {method} {path}")}});
-                write_json(&mut out, 404, &[], &body, &request_id)
+                write_json(out, 404, &[], &body, &request_id)
             }
         }
     }
@@ -434,7 +316,7 @@ fn serve_connection(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
 
 fn answer_messages_call(
     out: &mut TcpStream,
-    shared: &Shared,
+    shared: &Shared<Turn>,
     request: &RecordedRequest,
     turn: Turn,
     request_id: &str,
@@ -546,7 +428,7 @@ fn answer_messages_call(
 
 fn stall(
     out: &mut TcpStream,
-    shared: &Shared,
+    shared: &Shared<Turn>,
     request: &RecordedRequest,
     request_id: &str,
 ) -> std::io::Result<()> {
@@ -562,11 +444,7 @@ fn stall(
         &json!({"type": "content_block_start", "index": 0,
         "content_block": {"type": "text", "text": ""}}),
     )?;
-    let state = shared.lock();
-    let _unused = shared
-        .stopped_cv
-        .wait_while(state, |s| !s.stopped)
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    shared.wait_until_stopped();
     Ok(())
 }
 
@@ -829,6 +707,7 @@ fn split_in_pieces(text: &str, n: usize) -> Vec<&str> {
 mod tests {
     use super::*;
     use std::io::Read;
+    use std::thread;
 
     fn post(base_url: &str, path: &str, body: &Value) -> (String, String) {
         let addr = base_url.trim_start_matches("http://");
