@@ -9,7 +9,7 @@
 //!
 //! It must not outlive its test: it stops on drop, and by itself after a deadline.
 
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::time::Duration;
 
@@ -19,8 +19,6 @@ use crate::scripted::{ScriptedServer, Shared};
 
 /// The server stops by itself after this long, even if a test forgets it.
 const DEFAULT_DEADLINE: Duration = Duration::from_secs(600);
-/// Requests larger than this are refused (the CLI's requests are a few hundred KB).
-const MAX_BODY: usize = 64 * 1024 * 1024;
 /// Per-turn usage reported to the CLI, which prices it into `total_cost_usd`.
 const INPUT_TOKENS: u64 = 100;
 const OUTPUT_TOKENS: u64 = 20;
@@ -257,13 +255,6 @@ impl FakeModelServer {
             .filter(RecordedRequest::is_messages_call)
             .collect()
     }
-}
-
-pub(crate) struct Request {
-    pub(crate) method: String,
-    pub(crate) path: String,
-    pub(crate) headers: Vec<(String, String)>,
-    pub(crate) body: Vec<u8>,
 }
 
 fn answer(
@@ -545,91 +536,6 @@ fn reason_phrase(status: u16) -> &'static str {
         529 => "Overloaded",
         _ => "Status",
     }
-}
-
-/// Reads one HTTP/1.1 request; `None` if the client closed the connection before sending one.
-pub(crate) fn read_request(reader: &mut impl BufRead) -> std::io::Result<Option<Request>> {
-    let mut line = String::new();
-    if reader.read_line(&mut line)? == 0 {
-        return Ok(None);
-    }
-    let mut parts = line.split_whitespace();
-    let (Some(method), Some(path)) = (parts.next(), parts.next()) else {
-        return Err(invalid("malformed request line"));
-    };
-    let (method, path) = (method.to_owned(), path.to_owned());
-    let mut headers = Vec::new();
-    loop {
-        line.clear();
-        if reader.read_line(&mut line)? == 0 {
-            return Err(invalid("connection closed inside the headers"));
-        }
-        let trimmed = line.trim_end_matches(['\r', '\n']);
-        if trimmed.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = trimmed.split_once(':') {
-            headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
-        }
-    }
-    let header = |name: &str| {
-        headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    };
-    let body = if header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
-        read_chunked(reader)?
-    } else {
-        let length: usize = match header("content-length") {
-            Some(v) => v.parse().map_err(|_| invalid("bad content-length"))?,
-            None => 0,
-        };
-        if length > MAX_BODY {
-            return Err(invalid("request body too large"));
-        }
-        let mut body = vec![0; length];
-        reader.read_exact(&mut body)?;
-        body
-    };
-    Ok(Some(Request {
-        method,
-        path,
-        headers,
-        body,
-    }))
-}
-
-fn read_chunked(reader: &mut impl BufRead) -> std::io::Result<Vec<u8>> {
-    let mut body = Vec::new();
-    let mut line = String::new();
-    loop {
-        line.clear();
-        reader.read_line(&mut line)?;
-        let size_text = line.trim().split(';').next().unwrap_or_default();
-        let size = usize::from_str_radix(size_text, 16).map_err(|_| invalid("bad chunk size"))?;
-        if size == 0 {
-            // Trailers, up to the empty line.
-            loop {
-                line.clear();
-                if reader.read_line(&mut line)? == 0 || line.trim().is_empty() {
-                    return Ok(body);
-                }
-            }
-        }
-        if body.len() + size > MAX_BODY {
-            return Err(invalid("request body too large"));
-        }
-        let start = body.len();
-        body.resize(start + size, 0);
-        reader.read_exact(&mut body[start..])?;
-        line.clear();
-        reader.read_line(&mut line)?;
-    }
-}
-
-fn invalid(message: &str) -> std::io::Error {
-    std::io::Error::new(std::io::ErrorKind::InvalidData, message.to_owned())
 }
 
 pub(crate) fn path_without_query(path: &str) -> &str {

@@ -7,7 +7,7 @@
 //! an [`Answer`] function, given the request already read and parsed.
 
 use std::collections::VecDeque;
-use std::io::BufReader;
+use std::io::{BufRead, BufReader};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -16,11 +16,12 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::model_server::read_request;
 use crate::RecordedRequest;
 
 /// A client that sends nothing for this long is dropped.
 const READ_TIMEOUT: Duration = Duration::from_secs(60);
+/// Requests larger than this are refused (the CLI's requests are a few hundred KB).
+const MAX_BODY: usize = 64 * 1024 * 1024;
 
 /// Answers one request (body parsed as JSON, `Value::Null` if not JSON) on `out`. It records
 /// the request itself ([`Shared::record`] or [`Shared::next_turn`]), so that it decides which
@@ -181,4 +182,143 @@ fn serve<T>(stream: TcpStream, shared: &Shared<T>, answer: Answer<T>) -> std::io
         body: serde_json::from_slice(&request.body).unwrap_or(Value::Null),
     };
     answer(&mut out, shared, recorded)
+}
+
+struct Request {
+    method: String,
+    path: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+/// Reads one HTTP/1.1 request; `None` if the client closed the connection before sending one.
+fn read_request(reader: &mut impl BufRead) -> std::io::Result<Option<Request>> {
+    let mut line = String::new();
+    if reader.read_line(&mut line)? == 0 {
+        return Ok(None);
+    }
+    let mut parts = line.split_whitespace();
+    let (Some(method), Some(path)) = (parts.next(), parts.next()) else {
+        return Err(invalid("malformed request line"));
+    };
+    let (method, path) = (method.to_owned(), path.to_owned());
+    let mut headers = Vec::new();
+    loop {
+        line.clear();
+        if reader.read_line(&mut line)? == 0 {
+            return Err(invalid("connection closed inside the headers"));
+        }
+        let trimmed = line.trim_end_matches(['\r', '\n']);
+        if trimmed.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = trimmed.split_once(':') {
+            headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
+        }
+    }
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let body = if header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+        read_chunked(reader)?
+    } else {
+        let length: usize = match header("content-length") {
+            Some(v) => v.parse().map_err(|_| invalid("bad content-length"))?,
+            None => 0,
+        };
+        if length > MAX_BODY {
+            return Err(invalid("request body too large"));
+        }
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body)?;
+        body
+    };
+    Ok(Some(Request {
+        method,
+        path,
+        headers,
+        body,
+    }))
+}
+
+fn read_chunked(reader: &mut impl BufRead) -> std::io::Result<Vec<u8>> {
+    let mut body = Vec::new();
+    let mut line = String::new();
+    loop {
+        line.clear();
+        reader.read_line(&mut line)?;
+        let size_text = line.trim().split(';').next().unwrap_or_default();
+        let size = usize::from_str_radix(size_text, 16).map_err(|_| invalid("bad chunk size"))?;
+        if size == 0 {
+            // Trailers, up to the empty line.
+            loop {
+                line.clear();
+                if reader.read_line(&mut line)? == 0 || line.trim().is_empty() {
+                    return Ok(body);
+                }
+            }
+        }
+        if body.len() + size > MAX_BODY {
+            return Err(invalid("request body too large"));
+        }
+        let start = body.len();
+        body.resize(start + size, 0);
+        reader.read_exact(&mut body[start..])?;
+        line.clear();
+        reader.read_line(&mut line)?;
+    }
+}
+
+fn invalid(message: &str) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, message.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    /// `/turn` takes a turn and answers it; any other path is only recorded.
+    fn answer(out: &mut TcpStream, shared: &Shared<&'static str>, request: RecordedRequest) -> std::io::Result<()> {
+        let text = if request.path == "/turn" { shared.next_turn(&request).unwrap_or("exhausted") } else { "side" };
+        if request.path != "/turn" {
+            shared.record(request);
+        }
+        write!(out, "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{text}", text.len())
+    }
+
+    fn send(addr: SocketAddr, request: &str) -> String {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.write_all(request.as_bytes()).unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out.split_once("\r\n\r\n").unwrap().1.to_owned()
+    }
+
+    #[test]
+    fn turns_go_to_the_requests_that_take_them_and_every_request_is_recorded() {
+        let server = ScriptedServer::start("test server", ["one"], Duration::from_secs(60), answer);
+        server.push(["two"]);
+        let chunked = "POST /turn HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n7\r\n{\"a\":1}\r\n0\r\n\r\n";
+        assert_eq!(send(server.addr(), chunked), "one");
+        assert_eq!(send(server.addr(), "GET /other HTTP/1.1\r\n\r\n"), "side");
+        assert_eq!(server.turns_left(), 1);
+        assert_eq!(send(server.addr(), "POST /turn HTTP/1.1\r\ncontent-length: 0\r\n\r\n"), "two");
+        assert_eq!(send(server.addr(), "POST /turn HTTP/1.1\r\n\r\n"), "exhausted");
+        let requests = server.requests();
+        let paths: Vec<&str> = requests.iter().map(|r| r.path.as_str()).collect();
+        assert_eq!(paths, ["/turn", "/other", "/turn", "/turn"]);
+        assert_eq!(requests[0].body["a"], 1);
+        assert_eq!(requests[1].body, Value::Null);
+    }
+
+    #[test]
+    fn the_server_stops_by_itself_at_its_deadline() {
+        let server = ScriptedServer::start("test server", Vec::<&'static str>::new(), Duration::ZERO, answer);
+        let addr = server.addr();
+        assert!(crate::wait_until(Duration::from_secs(10), || TcpStream::connect(addr).is_err()), "still accepting on {addr}");
+    }
 }
