@@ -4,29 +4,23 @@
 //! Each `POST /v1/responses` takes the next [`CodexTurn`] and answers with the SSE the CLI
 //! needs: `response.created`, one `response.output_item.done` carrying the whole item, and
 //! `response.completed` with `usage` (without it the CLI reports a disconnected stream). Any
-//! other path is a 404. Every request is recorded. The HTTP plumbing is the one of
-//! [`crate::FakeModelServer`] (std threads, `Connection: close`).
+//! other path is a 404. Every request is recorded. The HTTP server is the testkit's scripted
+//! core (`scripted.rs`: std threads, `Connection: close`), as for [`crate::FakeModelServer`].
 //!
 //! It must not outlive its test: it stops on drop, and by itself after a deadline.
 
-use std::collections::VecDeque;
-use std::io::BufReader;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::model_server::{map_strings, path_without_query, read_request, text_of, write_json, Sse};
+use crate::model_server::{map_strings, path_without_query, text_of, write_json, Sse};
+use crate::scripted::{ScriptedServer, Shared};
 use crate::RecordedRequest;
 
 /// The server stops by itself after this long, even if a test forgets it.
 const DEFAULT_DEADLINE: Duration = Duration::from_secs(600);
-/// A client that sends nothing for this long is dropped.
-const READ_TIMEOUT: Duration = Duration::from_secs(60);
 /// Per-request usage reported to the CLI; `turn.completed` sums it over the turn's requests.
 pub const CODEX_INPUT_TOKENS: u64 = 100;
 pub const CODEX_OUTPUT_TOKENS: u64 = 20;
@@ -114,24 +108,8 @@ impl RecordedRequest {
 
 /// A scripted Responses API on `127.0.0.1:<random port>`; stops on drop.
 pub struct FakeCodexServer {
-    addr: SocketAddr,
-    shared: Arc<Shared>,
-    threads: Vec<JoinHandle<()>>,
-}
-
-struct Shared {
-    state: Mutex<State>,
-    stopped_cv: Condvar,
-    addr: SocketAddr,
-    next_id: AtomicU64,
-}
-
-struct State {
-    script: VecDeque<CodexTurn>,
-    /// Per-task scripts (see [`FakeCodexServer::start_by_task`]).
-    by_task: Vec<(String, VecDeque<CodexTurn>)>,
-    requests: Vec<RecordedRequest>,
-    stopped: bool,
+    /// The turns, each for the task it names (`None`: for any call).
+    server: ScriptedServer<(Option<String>, CodexTurn)>,
 }
 
 impl FakeCodexServer {
@@ -143,7 +121,8 @@ impl FakeCodexServer {
 
     /// Like [`FakeCodexServer::start`], stopping by itself after `deadline`.
     pub fn start_with_deadline(script: impl IntoIterator<Item = CodexTurn>, deadline: Duration) -> FakeCodexServer {
-        FakeCodexServer::start_inner(script.into_iter().collect(), Vec::new(), deadline)
+        let script = script.into_iter().map(|t| (None, t));
+        FakeCodexServer { server: ScriptedServer::start("fake codex server", script, deadline, answer) }
     }
 
     /// A server for sessions that run at the same time (parallel tasks): a Responses call whose
@@ -151,64 +130,29 @@ impl FakeCodexServer {
     /// whole conversation, so every call of a session names its task); any other call takes
     /// the next turn of `common`.
     pub fn start_by_task(common: impl IntoIterator<Item = CodexTurn>, by_task: impl IntoIterator<Item = (String, Vec<CodexTurn>)>) -> FakeCodexServer {
-        let by_task = by_task.into_iter().map(|(id, turns)| (id, turns.into_iter().collect())).collect();
-        FakeCodexServer::start_inner(common.into_iter().collect(), by_task, DEFAULT_DEADLINE)
-    }
-
-    fn start_inner(script: VecDeque<CodexTurn>, by_task: Vec<(String, VecDeque<CodexTurn>)>, deadline: Duration) -> FakeCodexServer {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind the fake codex server");
-        let addr = listener.local_addr().expect("local address of the fake codex server");
-        let shared = Arc::new(Shared {
-            state: Mutex::new(State { script, by_task, requests: Vec::new(), stopped: false }),
-            stopped_cv: Condvar::new(),
-            addr,
-            next_id: AtomicU64::new(1),
-        });
-        let accept = {
-            let shared = Arc::clone(&shared);
-            thread::spawn(move || {
-                for stream in listener.incoming() {
-                    if shared.lock().stopped {
-                        break;
-                    }
-                    let Ok(stream) = stream else { continue };
-                    let shared = Arc::clone(&shared);
-                    // A broken connection is the client's business; the recorded requests tell the test.
-                    thread::spawn(move || drop(serve(stream, &shared)));
-                }
-            })
-        };
-        let watchdog = {
-            let shared = Arc::clone(&shared);
-            thread::spawn(move || {
-                let state = shared.lock();
-                let (state, _) = shared.stopped_cv.wait_timeout_while(state, deadline, |s| !s.stopped).unwrap_or_else(|p| p.into_inner());
-                drop(state);
-                shared.stop();
-            })
-        };
-        FakeCodexServer { addr, shared, threads: vec![accept, watchdog] }
+        let tagged = by_task.into_iter().flat_map(|(id, turns)| turns.into_iter().map(move |t| (Some(id.clone()), t)));
+        let script: Vec<_> = common.into_iter().map(|t| (None, t)).chain(tagged).collect();
+        FakeCodexServer { server: ScriptedServer::start("fake codex server", script, DEFAULT_DEADLINE, answer) }
     }
 
     /// `http://127.0.0.1:<port>/v1`, the provider's `base_url`.
     pub fn base_url(&self) -> String {
-        format!("http://{}/v1", self.addr)
+        format!("http://{}/v1", self.server.addr())
     }
 
     /// Appends turns to the script.
     pub fn push(&self, turns: impl IntoIterator<Item = CodexTurn>) {
-        self.shared.lock().script.extend(turns);
+        self.server.push(turns.into_iter().map(|t| (None, t)));
     }
 
     /// Turns not yet served (of every script).
     pub fn turns_left(&self) -> usize {
-        let state = self.shared.lock();
-        state.script.len() + state.by_task.iter().map(|(_, turns)| turns.len()).sum::<usize>()
+        self.server.turns_left()
     }
 
     /// Every request received so far, in order.
     pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.shared.lock().requests.clone()
+        self.server.requests()
     }
 
     /// Only the Responses API calls (each consumed one turn).
@@ -217,68 +161,20 @@ impl FakeCodexServer {
     }
 }
 
-impl Drop for FakeCodexServer {
-    fn drop(&mut self) {
-        self.shared.stop();
-        for thread in self.threads.drain(..) {
-            let _ = thread.join();
-        }
-    }
-}
-
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    fn stop(&self) {
-        let mut state = self.lock();
-        if state.stopped {
-            return;
-        }
-        state.stopped = true;
-        drop(state);
-        self.stopped_cv.notify_all();
-        // Wake the accept loop, which is blocked in accept().
-        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
-    }
-
-    fn next_id(&self) -> u64 {
-        self.next_id.fetch_add(1, Ordering::Relaxed)
-    }
-}
-
-fn serve(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
-    stream.set_read_timeout(Some(READ_TIMEOUT))?;
-    stream.set_nodelay(true)?;
-    let mut reader = BufReader::new(stream.try_clone()?);
-    let mut out = stream;
-    let Some(request) = read_request(&mut reader)? else { return Ok(()) };
-    if shared.lock().stopped {
-        return Ok(());
-    }
-    let recorded = RecordedRequest {
-        method: request.method,
-        path: request.path,
-        headers: request.headers,
-        body: serde_json::from_slice(&request.body).unwrap_or(Value::Null),
-    };
+fn answer(out: &mut TcpStream, shared: &Shared<(Option<String>, CodexTurn)>, recorded: RecordedRequest) -> std::io::Result<()> {
     let request_id = format!("req_fake_{:012x}", shared.next_id());
     if !recorded.is_responses_call() {
         let body = json!({"error": {"type": "not_found", "message": format!("fake codex server: no route for {} {}", recorded.method, recorded.path)}});
-        shared.lock().requests.push(recorded);
-        return write_json(&mut out, 404, &[], &body, &request_id);
+        shared.record(recorded);
+        return write_json(out, 404, &[], &body, &request_id);
     }
-    let turn = {
-        let mut state = shared.lock();
-        state.requests.push(recorded.clone());
-        let text = recorded.input_text();
-        match state.by_task.iter_mut().find(|(id, _)| text.contains(&format!("Task ID: {id}\n"))) {
-            Some((_, turns)) => turns.pop_front(),
-            None => state.script.pop_front(),
-        }
-    };
-    let turn = turn.unwrap_or_else(|| CodexTurn::text("fake codex server: script exhausted"));
+    // The first turn of the task the call names, else the first turn for any call.
+    let text = recorded.input_text();
+    let names = |id: &str| text.contains(&format!("Task ID: {id}\n"));
+    let turn = shared.take_turn(&recorded, |script| {
+        script.iter().position(|(id, _)| id.as_deref().is_some_and(names)).or_else(|| script.iter().position(|(id, _)| id.is_none()))
+    });
+    let turn = turn.map_or_else(|| CodexTurn::text("fake codex server: script exhausted"), |(_, t)| t);
     let cwd = recorded.codex_cwd();
     let fill = |s: &str| match &cwd {
         Some(dir) => s.replace("{cwd}", dir),
@@ -293,16 +189,15 @@ fn serve(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
         }
         CodexTurn::Text(text) => json!({"type": "message", "id": format!("msg_{n}"), "role": "assistant", "status": "completed",
             "content": [{"type": "output_text", "text": fill(&text), "annotations": []}]}),
-        CodexTurn::Error { status, body, headers } => return write_json(&mut out, status, &headers, &body, &request_id),
+        CodexTurn::Error { status, body, headers } => return write_json(out, status, &headers, &body, &request_id),
         CodexTurn::Stall => {
-            let mut sse = Sse::start(&mut out, &request_id)?;
+            let mut sse = Sse::start(out, &request_id)?;
             sse.event("response.created", &created(n))?;
-            let state = shared.lock();
-            let _unused = shared.stopped_cv.wait_while(state, |s| !s.stopped).unwrap_or_else(|p| p.into_inner());
+            shared.wait_until_stopped();
             return Ok(());
         }
     };
-    let mut sse = Sse::start(&mut out, &request_id)?;
+    let mut sse = Sse::start(out, &request_id)?;
     sse.event("response.created", &created(n))?;
     sse.event("response.output_item.done", &json!({"type": "response.output_item.done", "output_index": 0, "item": item}))?;
     let usage = json!({"input_tokens": CODEX_INPUT_TOKENS, "input_tokens_details": {"cached_tokens": 0},

@@ -5,27 +5,24 @@
 //! [`GeminiTurn`] and answers as the real API does (`data: <GenerateContentResponse>` chunks:
 //! a function call in one chunk, a text in two, `usageMetadata` on the last). Side calls
 //! (`:generateContent`, `:countTokens`) are answered harmlessly without taking a turn. Every
-//! request is recorded. Same build as [`crate::FakeModelServer`]: std threads, one per
-//! connection, `Connection: close`; it stops on drop, and by itself after a deadline.
+//! request is recorded. The HTTP server is the testkit's scripted core (`scripted.rs`): std
+//! threads, one per connection, `Connection: close`; it stops on drop, and by itself after a
+//! deadline.
 //!
 //! The shapes are those observed in docs/research/codex-and-gemini-offline.md.
 
-use std::collections::VecDeque;
-use std::io::{BufReader, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::io::Write;
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::model_server::{map_strings, path_without_query, read_request, write_json, RecordedRequest};
+use crate::model_server::{map_strings, path_without_query, write_json, RecordedRequest};
+use crate::scripted::{ScriptedServer, Shared};
 
 /// The server stops by itself after this long, even if a test forgets it.
 const DEADLINE: Duration = Duration::from_secs(600);
-/// A client that sends nothing for this long is dropped.
-const READ_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Per-response usage: 100 prompt tokens of which 30 cached, 20 candidate tokens, 5 thinking
 /// tokens. The CLI sums them over the session into `result.stats`.
@@ -111,114 +108,39 @@ impl GeminiTurn {
 
 /// A scripted Gemini API on `127.0.0.1:<random port>`; stops on drop.
 pub struct FakeGeminiServer {
-    addr: SocketAddr,
-    shared: Arc<Shared>,
-    threads: Vec<JoinHandle<()>>,
-}
-
-struct Shared {
-    state: Mutex<State>,
-    stopped_cv: Condvar,
-    addr: SocketAddr,
-}
-
-struct State {
-    script: VecDeque<GeminiTurn>,
-    requests: Vec<RecordedRequest>,
-    responses: u64,
-    stopped: bool,
+    server: ScriptedServer<GeminiTurn>,
 }
 
 impl FakeGeminiServer {
     /// Starts a server that answers with `script`, one turn per `streamGenerateContent` call;
     /// past its end it answers `Text("fake gemini server: script exhausted")`.
     pub fn start(script: impl IntoIterator<Item = GeminiTurn>) -> FakeGeminiServer {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind the fake Gemini server");
-        let addr = listener.local_addr().expect("local address of the fake Gemini server");
-        let shared = Arc::new(Shared {
-            state: Mutex::new(State { script: script.into_iter().collect(), requests: Vec::new(), responses: 0, stopped: false }),
-            stopped_cv: Condvar::new(),
-            addr,
-        });
-        let accept = {
-            let shared = Arc::clone(&shared);
-            thread::spawn(move || {
-                for stream in listener.incoming() {
-                    if shared.lock().stopped {
-                        break;
-                    }
-                    let Ok(stream) = stream else { continue };
-                    let shared = Arc::clone(&shared);
-                    // A broken connection is the client's business; the recorded requests tell the test.
-                    thread::spawn(move || {
-                        let _ = serve(stream, &shared);
-                    });
-                }
-            })
-        };
-        let watchdog = {
-            let shared = Arc::clone(&shared);
-            thread::spawn(move || {
-                let state = shared.lock();
-                let (state, _) =
-                    shared.stopped_cv.wait_timeout_while(state, DEADLINE, |s| !s.stopped).unwrap_or_else(|poisoned| poisoned.into_inner());
-                drop(state);
-                shared.stop();
-            })
-        };
-        FakeGeminiServer { addr, shared, threads: vec![accept, watchdog] }
+        FakeGeminiServer { server: ScriptedServer::start("fake Gemini server", script, DEADLINE, answer) }
     }
 
     /// `http://127.0.0.1:<port>`, for `GOOGLE_GEMINI_BASE_URL` (no path: the CLI adds
     /// `/v1beta/models/…`).
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", self.server.addr())
     }
 
     /// Appends turns to the script.
     pub fn push(&self, turns: impl IntoIterator<Item = GeminiTurn>) {
-        self.shared.lock().script.extend(turns);
+        self.server.push(turns);
     }
 
     pub fn turns_left(&self) -> usize {
-        self.shared.lock().script.len()
+        self.server.turns_left()
     }
 
     /// Every request received so far, in order.
     pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.shared.lock().requests.clone()
+        self.server.requests()
     }
 
     /// Only the `streamGenerateContent` calls (each took one turn).
     pub fn model_calls(&self) -> Vec<RecordedRequest> {
         self.requests().into_iter().filter(is_stream_call).collect()
-    }
-}
-
-impl Drop for FakeGeminiServer {
-    fn drop(&mut self) {
-        self.shared.stop();
-        for thread in self.threads.drain(..) {
-            let _ = thread.join();
-        }
-    }
-}
-
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    fn stop(&self) {
-        let mut state = self.lock();
-        if state.stopped {
-            return;
-        }
-        state.stopped = true;
-        drop(state);
-        self.stopped_cv.notify_all();
-        // Wake the accept loop, blocked in accept().
-        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
     }
 }
 
@@ -255,63 +177,44 @@ fn workspace(request: &RecordedRequest) -> Option<String> {
     line.strip_prefix("- ").map(|dir| dir.trim().to_owned()).filter(|dir| !dir.is_empty())
 }
 
-fn serve(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
-    stream.set_read_timeout(Some(READ_TIMEOUT))?;
-    stream.set_nodelay(true)?;
-    let mut reader = BufReader::new(stream.try_clone()?);
-    let mut out = stream;
-    let Some(request) = read_request(&mut reader)? else { return Ok(()) };
-    let recorded = RecordedRequest {
-        method: request.method.clone(),
-        path: request.path.clone(),
-        headers: request.headers.clone(),
-        body: serde_json::from_slice(&request.body).unwrap_or(Value::Null),
-    };
-    let path = path_without_query(&request.path).to_owned();
-    let turn = {
-        let mut state = shared.lock();
-        if state.stopped {
-            return Ok(());
-        }
-        state.requests.push(recorded.clone());
-        state.responses += 1;
-        is_stream_call(&recorded).then(|| state.script.pop_front().unwrap_or_else(|| GeminiTurn::text("fake gemini server: script exhausted")))
-    };
-    let id = format!("fake-{}", shared.lock().responses);
-    let Some(turn) = turn else {
+fn answer(out: &mut TcpStream, shared: &Shared<GeminiTurn>, recorded: RecordedRequest) -> std::io::Result<()> {
+    let id = format!("fake-{}", shared.next_id());
+    if !is_stream_call(&recorded) {
+        let (method, path) = (recorded.method.clone(), path_without_query(&recorded.path).to_owned());
+        shared.record(recorded);
         // Side calls of long sessions (next-speaker and loop checks, compression, routing):
         // a plain answer that asks for nothing.
-        return if request.method == "POST" && path.ends_with(":generateContent") {
-            write_json(&mut out, 200, &[], &response(vec![json!({"text": "{}"})], true, &id), &id)
-        } else if request.method == "POST" && path.ends_with(":countTokens") {
-            write_json(&mut out, 200, &[], &json!({"totalTokens": USAGE.0}), &id)
+        return if method == "POST" && path.ends_with(":generateContent") {
+            write_json(out, 200, &[], &response(vec![json!({"text": "{}"})], true, &id), &id)
+        } else if method == "POST" && path.ends_with(":countTokens") {
+            write_json(out, 200, &[], &json!({"totalTokens": USAGE.0}), &id)
         } else {
-            let body = json!({"error": {"code": 404, "message": format!("fake gemini server: no route for {} {path}", request.method), "status": "NOT_FOUND"}});
-            write_json(&mut out, 404, &[], &body, &id)
+            let body = json!({"error": {"code": 404, "message": format!("fake gemini server: no route for {method} {path}"), "status": "NOT_FOUND"}});
+            write_json(out, 404, &[], &body, &id)
         };
-    };
+    }
+    let turn = shared.next_turn(&recorded).unwrap_or_else(|| GeminiTurn::text("fake gemini server: script exhausted"));
     let cwd = workspace(&recorded);
     let fill = |s: &str| match &cwd {
         Some(dir) => s.replace("{cwd}", dir),
         None => s.to_owned(),
     };
     match turn {
-        GeminiTurn::Error { status, body } => write_json(&mut out, status, &[], &body, &id),
+        GeminiTurn::Error { status, body } => write_json(out, status, &[], &body, &id),
         GeminiTurn::Call { name, args } => {
             let part = json!({"functionCall": {"name": name, "args": map_strings(args, &fill)}});
-            sse(&mut out, &[response(vec![part], true, &id)])
+            sse(out, &[response(vec![part], true, &id)])
         }
         GeminiTurn::Text(text) => {
             let text = fill(&text);
             let cut = text.char_indices().nth(text.chars().count() / 2).map_or(text.len(), |(at, _)| at);
             let (first, second) = text.split_at(cut);
-            sse(&mut out, &[response(vec![json!({"text": first})], false, &id), response(vec![json!({"text": second})], true, &id)])
+            sse(out, &[response(vec![json!({"text": first})], false, &id), response(vec![json!({"text": second})], true, &id)])
         }
         GeminiTurn::Stall => {
-            start_sse(&mut out)?;
-            chunk(&mut out, &json!({"candidates": [{"content": {"role": "model", "parts": [{"text": ""}]}, "index": 0}]}))?;
-            let state = shared.lock();
-            let _unused = shared.stopped_cv.wait_while(state, |s| !s.stopped).unwrap_or_else(|poisoned| poisoned.into_inner());
+            start_sse(out)?;
+            chunk(out, &json!({"candidates": [{"content": {"role": "model", "parts": [{"text": ""}]}, "index": 0}]}))?;
+            shared.wait_until_stopped();
             Ok(())
         }
     }

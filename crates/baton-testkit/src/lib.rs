@@ -20,6 +20,7 @@ mod gemini_server;
 mod model_server;
 mod process;
 mod repo;
+mod scripted;
 
 pub use codex_server::{codex_env, find_real_codex, CodexTurn, FakeCodexServer, CODEX_INPUT_TOKENS, CODEX_OUTPUT_TOKENS};
 pub use claude_cli::{claude_env, fake_claude_bin, find_real_claude, workspace_root};

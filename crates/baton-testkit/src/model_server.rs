@@ -9,22 +9,16 @@
 //!
 //! It must not outlive its test: it stops on drop, and by itself after a deadline.
 
-use std::collections::VecDeque;
-use std::io::{BufRead, BufReader, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::thread::{self, JoinHandle};
+use std::io::Write;
+use std::net::TcpStream;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use crate::scripted::{ScriptedServer, Shared};
+
 /// The server stops by itself after this long, even if a test forgets it.
 const DEFAULT_DEADLINE: Duration = Duration::from_secs(600);
-/// A client that sends nothing for this long is dropped.
-const READ_TIMEOUT: Duration = Duration::from_secs(60);
-/// Requests larger than this are refused (the CLI's requests are a few hundred KB).
-const MAX_BODY: usize = 64 * 1024 * 1024;
 /// Per-turn usage reported to the CLI, which prices it into `total_cost_usd`.
 const INPUT_TOKENS: u64 = 100;
 const OUTPUT_TOKENS: u64 = 20;
@@ -214,23 +208,7 @@ impl RecordedRequest {
 
 /// A scripted Anthropic Messages API on `127.0.0.1:<random port>`; stops on drop.
 pub struct FakeModelServer {
-    addr: SocketAddr,
-    shared: Arc<Shared>,
-    threads: Vec<JoinHandle<()>>,
-}
-
-struct Shared {
-    state: Mutex<State>,
-    /// Signalled when the server stops (wakes stalled streams and the deadline watchdog).
-    stopped_cv: Condvar,
-    addr: SocketAddr,
-    next_id: AtomicU64,
-}
-
-struct State {
-    script: VecDeque<Turn>,
-    requests: Vec<RecordedRequest>,
-    stopped: bool,
+    server: ScriptedServer<Turn>,
 }
 
 impl FakeModelServer {
@@ -245,62 +223,29 @@ impl FakeModelServer {
         script: impl IntoIterator<Item = Turn>,
         deadline: Duration,
     ) -> FakeModelServer {
-        let listener =
-            TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind the fake model server");
-        let addr = listener
-            .local_addr()
-            .expect("local address of the fake model server");
-        let shared = Arc::new(Shared {
-            state: Mutex::new(State {
-                script: script.into_iter().collect(),
-                requests: Vec::new(),
-                stopped: false,
-            }),
-            stopped_cv: Condvar::new(),
-            addr,
-            next_id: AtomicU64::new(1),
-        });
-        let accept = {
-            let shared = Arc::clone(&shared);
-            thread::spawn(move || accept_loop(&listener, &shared))
-        };
-        let watchdog = {
-            let shared = Arc::clone(&shared);
-            thread::spawn(move || {
-                let state = shared.lock();
-                let (state, _) = shared
-                    .stopped_cv
-                    .wait_timeout_while(state, deadline, |s| !s.stopped)
-                    .unwrap_or_else(|poisoned| poisoned.into_inner());
-                drop(state);
-                shared.stop();
-            })
-        };
         FakeModelServer {
-            addr,
-            shared,
-            threads: vec![accept, watchdog],
+            server: ScriptedServer::start("fake model server", script, deadline, answer),
         }
     }
 
     /// `http://127.0.0.1:<port>`, for `ANTHROPIC_BASE_URL`.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", self.server.addr())
     }
 
     /// Appends turns to the script.
     pub fn push(&self, turns: impl IntoIterator<Item = Turn>) {
-        self.shared.lock().script.extend(turns);
+        self.server.push(turns);
     }
 
     /// Turns not yet served.
     pub fn turns_left(&self) -> usize {
-        self.shared.lock().script.len()
+        self.server.turns_left()
     }
 
     /// Every request received so far, in order.
     pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.shared.lock().requests.clone()
+        self.server.requests()
     }
 
     /// Only the Messages API calls (each consumed one turn).
@@ -312,100 +257,28 @@ impl FakeModelServer {
     }
 }
 
-impl Drop for FakeModelServer {
-    fn drop(&mut self) {
-        self.shared.stop();
-        for thread in self.threads.drain(..) {
-            let _ = thread.join();
-        }
-    }
-}
-
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        // A panicking connection thread must not take the whole test down with a poison error.
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    fn is_stopped(&self) -> bool {
-        self.lock().stopped
-    }
-
-    fn stop(&self) {
-        let mut state = self.lock();
-        if state.stopped {
-            return;
-        }
-        state.stopped = true;
-        drop(state);
-        self.stopped_cv.notify_all();
-        // Wake the accept loop, which is blocked in accept().
-        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
-    }
-
-    fn next_id(&self) -> u64 {
-        self.next_id.fetch_add(1, Ordering::Relaxed)
-    }
-}
-
-fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
-    for stream in listener.incoming() {
-        if shared.is_stopped() {
-            break;
-        }
-        let Ok(stream) = stream else { continue };
-        let shared = Arc::clone(shared);
-        thread::spawn(move || {
-            // A broken connection is the client's business; the recorded requests tell the test.
-            let _ = serve_connection(stream, &shared);
-        });
-    }
-}
-
-pub(crate) struct Request {
-    pub(crate) method: String,
-    pub(crate) path: String,
-    pub(crate) headers: Vec<(String, String)>,
-    pub(crate) body: Vec<u8>,
-}
-
-fn serve_connection(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
-    stream.set_read_timeout(Some(READ_TIMEOUT))?;
-    stream.set_nodelay(true)?;
-    let mut reader = BufReader::new(stream.try_clone()?);
-    let mut out = stream;
-    let Some(request) = read_request(&mut reader)? else {
-        return Ok(());
-    };
-    if shared.is_stopped() {
-        return Ok(());
-    }
-    let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
-    let recorded = RecordedRequest {
-        method: request.method.clone(),
-        path: request.path.clone(),
-        headers: request.headers.clone(),
-        body,
-    };
+fn answer(
+    out: &mut TcpStream,
+    shared: &Shared<Turn>,
+    recorded: RecordedRequest,
+) -> std::io::Result<()> {
     let request_id = format!("req_fake_{:012x}", shared.next_id());
-    let path = path_without_query(&request.path);
-    match (request.method.as_str(), path) {
+    let (method, path) = (
+        recorded.method.clone(),
+        path_without_query(&recorded.path).to_owned(),
+    );
+    match (method.as_str(), path.as_str()) {
         ("POST", "/v1/messages") => {
-            let turn = {
-                let mut state = shared.lock();
-                state.requests.push(recorded.clone());
-                state.script.pop_front()
-            };
-            let turn = turn.unwrap_or_else(|| Turn::text("fake model server: script exhausted"));
-            answer_messages_call(&mut out, shared, &recorded, turn, &request_id)
+            let turn = shared
+                .next_turn(&recorded)
+                .unwrap_or_else(|| Turn::text("fake model server: script exhausted"));
+            answer_messages_call(out, shared, &recorded, turn, &request_id)
         }
         (method, path) => {
-            shared.lock().requests.push(recorded);
+            shared.record(recorded);
             if method == "HEAD" {
                 write_response(
-                    &mut out,
+                    out,
                     200,
                     &[],
                     "application/json",
@@ -414,10 +287,10 @@ fn serve_connection(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
                     false,
                 )
             } else if method == "GET" && path == "/" {
-                write_json(&mut out, 200, &[], &json!({"ok": true}), &request_id)
+                write_json(out, 200, &[], &json!({"ok": true}), &request_id)
             } else if method == "POST" && path == "/v1/messages/count_tokens" {
                 write_json(
-                    &mut out,
+                    out,
                     200,
                     &[],
                     &json!({"input_tokens": INPUT_TOKENS}),
@@ -426,7 +299,7 @@ fn serve_connection(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
             } else {
                 let body = json!({"type": "error", "error": {"type": "not_found_error",
                     "message": format!("fake model server: no route for {method} {path}")}});
-                write_json(&mut out, 404, &[], &body, &request_id)
+                write_json(out, 404, &[], &body, &request_id)
             }
         }
     }
@@ -434,7 +307,7 @@ fn serve_connection(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
 
 fn answer_messages_call(
     out: &mut TcpStream,
-    shared: &Shared,
+    shared: &Shared<Turn>,
     request: &RecordedRequest,
     turn: Turn,
     request_id: &str,
@@ -546,7 +419,7 @@ fn answer_messages_call(
 
 fn stall(
     out: &mut TcpStream,
-    shared: &Shared,
+    shared: &Shared<Turn>,
     request: &RecordedRequest,
     request_id: &str,
 ) -> std::io::Result<()> {
@@ -562,11 +435,7 @@ fn stall(
         &json!({"type": "content_block_start", "index": 0,
         "content_block": {"type": "text", "text": ""}}),
     )?;
-    let state = shared.lock();
-    let _unused = shared
-        .stopped_cv
-        .wait_while(state, |s| !s.stopped)
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    shared.wait_until_stopped();
     Ok(())
 }
 
@@ -669,91 +538,6 @@ fn reason_phrase(status: u16) -> &'static str {
     }
 }
 
-/// Reads one HTTP/1.1 request; `None` if the client closed the connection before sending one.
-pub(crate) fn read_request(reader: &mut impl BufRead) -> std::io::Result<Option<Request>> {
-    let mut line = String::new();
-    if reader.read_line(&mut line)? == 0 {
-        return Ok(None);
-    }
-    let mut parts = line.split_whitespace();
-    let (Some(method), Some(path)) = (parts.next(), parts.next()) else {
-        return Err(invalid("malformed request line"));
-    };
-    let (method, path) = (method.to_owned(), path.to_owned());
-    let mut headers = Vec::new();
-    loop {
-        line.clear();
-        if reader.read_line(&mut line)? == 0 {
-            return Err(invalid("connection closed inside the headers"));
-        }
-        let trimmed = line.trim_end_matches(['\r', '\n']);
-        if trimmed.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = trimmed.split_once(':') {
-            headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
-        }
-    }
-    let header = |name: &str| {
-        headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    };
-    let body = if header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
-        read_chunked(reader)?
-    } else {
-        let length: usize = match header("content-length") {
-            Some(v) => v.parse().map_err(|_| invalid("bad content-length"))?,
-            None => 0,
-        };
-        if length > MAX_BODY {
-            return Err(invalid("request body too large"));
-        }
-        let mut body = vec![0; length];
-        reader.read_exact(&mut body)?;
-        body
-    };
-    Ok(Some(Request {
-        method,
-        path,
-        headers,
-        body,
-    }))
-}
-
-fn read_chunked(reader: &mut impl BufRead) -> std::io::Result<Vec<u8>> {
-    let mut body = Vec::new();
-    let mut line = String::new();
-    loop {
-        line.clear();
-        reader.read_line(&mut line)?;
-        let size_text = line.trim().split(';').next().unwrap_or_default();
-        let size = usize::from_str_radix(size_text, 16).map_err(|_| invalid("bad chunk size"))?;
-        if size == 0 {
-            // Trailers, up to the empty line.
-            loop {
-                line.clear();
-                if reader.read_line(&mut line)? == 0 || line.trim().is_empty() {
-                    return Ok(body);
-                }
-            }
-        }
-        if body.len() + size > MAX_BODY {
-            return Err(invalid("request body too large"));
-        }
-        let start = body.len();
-        body.resize(start + size, 0);
-        reader.read_exact(&mut body[start..])?;
-        line.clear();
-        reader.read_line(&mut line)?;
-    }
-}
-
-fn invalid(message: &str) -> std::io::Error {
-    std::io::Error::new(std::io::ErrorKind::InvalidData, message.to_owned())
-}
-
 pub(crate) fn path_without_query(path: &str) -> &str {
     path.split('?').next().unwrap_or(path)
 }
@@ -829,6 +613,7 @@ fn split_in_pieces(text: &str, n: usize) -> Vec<&str> {
 mod tests {
     use super::*;
     use std::io::Read;
+    use std::thread;
 
     fn post(base_url: &str, path: &str, body: &Value) -> (String, String) {
         let addr = base_url.trim_start_matches("http://");
