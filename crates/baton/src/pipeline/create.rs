@@ -193,7 +193,7 @@ impl Planner {
                 Err(e) => {
                     return Created::Systemic {
                         message: format!("cannot start the agent: {e}"),
-                        help: format!("check `[agent] binary` in baton.toml or {}", crate::agent::claude::BIN_ENV),
+                        help: "check the agent's `binary` in baton.toml ([agent], or its [agents.NAME]), or BATON_CLAUDE_BIN / BATON_CODEX_BIN / BATON_GEMINI_BIN".into(),
                     }
                 }
             };
@@ -208,6 +208,7 @@ impl Planner {
                     summary: &run.summary,
                     stderr_tail: &run.stderr_tail,
                     systemic: run.systemic.clone(),
+                    prompt: Some(&prompt),
                 },
                 &jiff::ZonedDateTime::now(),
             );

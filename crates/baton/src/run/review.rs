@@ -263,13 +263,17 @@ impl Verdict {
 pub const MAX_FINDINGS: usize = 50;
 pub const MAX_FINDING_BYTES: usize = 2000;
 
-pub fn read_verdict(status_file: &Path, task_id: &str, final_text: Option<&str>) -> Result<(Verdict, Vec<String>), String> {
+pub fn read_verdict(status_file: &Path, task_id: &str, final_text: Option<&str>, prompt: Option<&str>) -> Result<(Verdict, Vec<String>), String> {
     match read_status_file(status_file) {
         Ok(Some(text)) => {
             let value: Value = serde_json::from_str(&text).map_err(|e| format!("the reviewer's status file is not valid JSON ({e})"))?;
             verdict_from(task_id, &value).map_err(|m| format!("the reviewer's status file: {m}"))
         }
         Ok(None) => match final_text.and_then(|t| find_object_with(t, &["task_id", "verdict"])) {
+            // The prompt's example verdict, echoed back, is no verdict.
+            Some(value) if prompt.and_then(|p| find_object_with(p, &["task_id", "verdict"])).as_ref() == Some(&value) => {
+                Err("no verdict: the only verdict JSON in the reviewer's output is the example from its prompt, echoed back".into())
+            }
             Some(value) => verdict_from(task_id, &value).map_err(|m| format!("the verdict in the reviewer's final answer: {m}")),
             None => Err("no verdict: the reviewer wrote no status file and its final answer holds no verdict JSON".into()),
         },
@@ -405,7 +409,7 @@ pub async fn review(job: &ReviewJob, agent: Arc<dyn Agent>, reporter: &Reporter,
         if let Some(m) = run.summary.model() {
             rec.model = Some(m.to_string());
         }
-        let read = read_verdict(&job.status_file, job.task.as_str(), agent.dialect().final_answer(&run.summary));
+        let read = read_verdict(&job.status_file, job.task.as_str(), agent.dialect().final_answer(&run.summary), Some(&job.prompt));
         let _ = remove_status_file(&job.status_file);
         if run.ended == Ended::Interrupted {
             rec.problem = Some(PROBLEM_STOPPED.into());
@@ -538,10 +542,10 @@ mod tests {
     fn a_verdict_is_read_from_the_file_in_any_case() {
         for (word, want) in [("PASS", Verdict::Pass), ("warn", Verdict::Warn), ("Fail", Verdict::Fail)] {
             let (_d, p) = status(&format!(r#"{{"task_id": "1.2", "verdict": "{word}", "findings": ["a", "b"]}}"#));
-            assert_eq!(read_verdict(&p, "1.2", Some("ignored")).unwrap(), (want, vec!["a".to_string(), "b".to_string()]));
+            assert_eq!(read_verdict(&p, "1.2", Some("ignored"), None).unwrap(), (want, vec!["a".to_string(), "b".to_string()]));
         }
         let (_d, p) = status(r#"{"task_id": 3, "verdict": "PASS"}"#);
-        assert_eq!(read_verdict(&p, "3", None).unwrap(), (Verdict::Pass, vec![]));
+        assert_eq!(read_verdict(&p, "3", None, None).unwrap(), (Verdict::Pass, vec![]));
         assert_eq!(Verdict::Warn.as_str(), "WARN");
     }
 
@@ -550,12 +554,16 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("none.json");
         let text = "Reviewed.\n```json\n{\"task_id\": \"1\", \"verdict\": \"fail\", \"findings\": [\"no tests\"]}\n```\nBye {x}.";
-        assert_eq!(read_verdict(&p, "1", Some(text)).unwrap(), (Verdict::Fail, vec!["no tests".to_string()]));
-        let e = read_verdict(&p, "1", Some("looks fine")).unwrap_err();
+        assert_eq!(read_verdict(&p, "1", Some(text), None).unwrap(), (Verdict::Fail, vec!["no tests".to_string()]));
+        let e = read_verdict(&p, "1", Some("looks fine"), None).unwrap_err();
         assert!(e.contains("no verdict"), "{e}");
-        let e = read_verdict(&p, "1", None).unwrap_err();
+        let e = read_verdict(&p, "1", None, None).unwrap_err();
         assert!(e.contains("no verdict"), "{e}");
-        let e = read_verdict(&p, "1", Some(r#"{"task_id": "1", "verdict": "OK"}"#)).unwrap_err();
+        // A reviewer that echoes its prompt gives back the prompt's example verdict: none.
+        let prompt = "Judge it.\nWrite:\n{\"task_id\": \"1\", \"verdict\": \"PASS\", \"findings\": [\"one finding per entry\"]}\n";
+        let e = read_verdict(&p, "1", Some(&format!("You said: {prompt}")), Some(prompt)).unwrap_err();
+        assert!(e.contains("echoed back"), "{e}");
+        let e = read_verdict(&p, "1", Some(r#"{"task_id": "1", "verdict": "OK"}"#), None).unwrap_err();
         assert!(e.contains("final answer") && e.contains("unknown \"verdict\" 'OK'"), "{e}");
     }
 
@@ -571,7 +579,7 @@ mod tests {
             (r#"{"task_id": "1"}"#, "no \"verdict\""),
         ] {
             let (_d, p) = status(text);
-            let e = read_verdict(&p, "1", None).unwrap_err();
+            let e = read_verdict(&p, "1", None, None).unwrap_err();
             assert!(e.contains("status file") && e.contains(want), "{text}: {e}");
         }
     }
@@ -583,11 +591,11 @@ mod tests {
             (r#"{"task_id": "1", "verdict": "failed", "findings": ["a", 2, {"file": "p.rs"}]}"#, vec!["a".into(), "2".into(), r#"{"file":"p.rs"}"#.into()]),
         ] {
             let (_d, p) = status(text);
-            assert_eq!(read_verdict(&p, "1", None).unwrap(), (Verdict::Fail, want), "{text}");
+            assert_eq!(read_verdict(&p, "1", None, None).unwrap(), (Verdict::Fail, want), "{text}");
         }
         let many: Vec<String> = (0..1000).map(|i| format!("finding {i} {}", "x".repeat(3000))).collect();
         let (_d, p) = status(&serde_json::json!({"task_id": "1", "verdict": "WARN", "findings": many}).to_string());
-        let (v, findings) = read_verdict(&p, "1", None).unwrap();
+        let (v, findings) = read_verdict(&p, "1", None, None).unwrap();
         assert_eq!((v, findings.len()), (Verdict::Warn, MAX_FINDINGS + 1));
         assert!(findings.last().unwrap().contains("950 more findings"), "{:?}", findings.last());
         assert!(findings[0].chars().count() <= MAX_FINDING_BYTES + 10);
@@ -600,7 +608,7 @@ mod tests {
         let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
         // SAFETY: mkfifo on a path we own.
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
-        let e = read_verdict(&p, "1", Some(r#"{"task_id": "1", "verdict": "PASS"}"#)).unwrap_err();
+        let e = read_verdict(&p, "1", Some(r#"{"task_id": "1", "verdict": "PASS"}"#), None).unwrap_err();
         assert!(e.contains("named pipe"), "{e}");
     }
 

@@ -73,6 +73,9 @@ pub struct Evidence<'a> {
     pub summary: &'a StreamSummary,
     pub stderr_tail: &'a str,
     pub systemic: Option<Systemic>,
+    /// The prompt the agent was given: a status JSON in its final answer that is the prompt's
+    /// own example, echoed back, is no report.
+    pub prompt: Option<&'a str>,
 }
 
 pub fn judge(e: &Evidence<'_>, now: &jiff::ZonedDateTime) -> Verdict {
@@ -81,7 +84,7 @@ pub fn judge(e: &Evidence<'_>, now: &jiff::ZonedDateTime) -> Verdict {
         // the real CLI ends a running tool on SIGTERM and carries on to the end of its task.
         // Work it reports done is done: running it again would waste it.
         let final_answer = e.dialect.final_answer(e.summary);
-        if let Ok(report) = read_report(e.task_id, e.status_file, e.status_shown, final_answer) {
+        if let Ok(report) = read_report(e.task_id, e.status_file, e.status_shown, final_answer, e.prompt) {
             if report.status != Status::Failed {
                 return Verdict::Done(report);
             }
@@ -102,7 +105,7 @@ pub fn judge(e: &Evidence<'_>, now: &jiff::ZonedDateTime) -> Verdict {
         Ended::Exited => {}
     }
     let final_answer = e.dialect.final_answer(e.summary);
-    let report = read_report(e.task_id, e.status_file, e.status_shown, final_answer);
+    let report = read_report(e.task_id, e.status_file, e.status_shown, final_answer, e.prompt);
     // A program with no result event of its own judges its session by its exit code.
     if let Some(x) = e.exit.filter(|x| !x.success() && !e.dialect.has_result_event()) {
         return Verdict::Failed { message: failed_exit(x, e.stderr_tail, &report) };
@@ -200,7 +203,7 @@ pub const STATUS_FILE_MAX_BYTES: u64 = 128 << 20;
 
 /// Reads the status file, falling back to a JSON object in the result text. The error says
 /// where baton looked and what it found.
-pub fn read_report(task_id: &str, status_file: &Path, shown: &Path, result_text: Option<&str>) -> Result<Report, String> {
+pub fn read_report(task_id: &str, status_file: &Path, shown: &Path, result_text: Option<&str>, prompt: Option<&str>) -> Result<Report, String> {
     match read_status_file(status_file) {
         Ok(Some(text)) => {
             let value: Value = serde_json::from_str(&text).map_err(|e| {
@@ -211,6 +214,14 @@ pub fn read_report(task_id: &str, status_file: &Path, shown: &Path, result_text:
         }
         Ok(None) => {
             let found = result_text.and_then(find_status_json);
+            // An agent that prints its input (a command agent, a CLI that echoes) shows the
+            // prompt's example report: that is no report of its own.
+            if found.is_some() && prompt.and_then(find_status_json) == found {
+                return Err(format!(
+                    "no status report: the agent wrote no {} and the only status JSON in its output is the example from its prompt, echoed back",
+                    shown.display()
+                ));
+            }
             match found {
                 Some(value) => report_from(task_id, &value, ReportSource::ResultText)
                     .map_err(|m| format!("the status JSON in the agent's final answer: {m}")),
@@ -446,6 +457,7 @@ mod tests {
             summary: &summary,
             stderr_tail: "",
             systemic: None,
+            prompt: None,
         };
         let now: jiff::ZonedDateTime = "2026-12-01T10:40:00Z[UTC]".parse().unwrap();
         let Verdict::Failed { message } = judge(&evidence(Ended::Exited), &now) else { panic!("{:?}", judge(&evidence(Ended::Exited), &now)) };
@@ -466,7 +478,7 @@ mod tests {
     #[test]
     fn a_good_report_is_read() {
         let (_d, p) = file(r#"{"task_id": "1.10", "status": "completed", "message": "did it", "plan_modified": true}"#);
-        let r = read_report("1.10", &p, &p, None).unwrap();
+        let r = read_report("1.10", &p, &p, None, None).unwrap();
         assert_eq!((r.status, r.message.as_str(), r.plan_modified, r.source), (Status::Completed, "did it", true, ReportSource::File));
     }
 
@@ -481,7 +493,7 @@ mod tests {
         ];
         for (text, want) in cases {
             let (_d, p) = file(text);
-            let e = read_report("1.10", &p, &p, None).unwrap_err();
+            let e = read_report("1.10", &p, &p, None, None).unwrap_err();
             assert!(e.contains(want), "{text}: {e}");
         }
     }
@@ -491,12 +503,20 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("none.json");
         let text = "Done.\n```json\n{\"task_id\": \"2\", \"status\": \"failed\", \"message\": \"no\"}\n```";
-        let r = read_report("2", &p, &p, Some(text)).unwrap();
+        let r = read_report("2", &p, &p, Some(text), None).unwrap();
         assert_eq!((r.status, r.source), (Status::Failed, ReportSource::ResultText));
-        let e = read_report("2", &p, &p, Some("all done, trust me")).unwrap_err();
+        let e = read_report("2", &p, &p, Some("all done, trust me"), None).unwrap_err();
         assert!(e.contains("wrote no") && e.contains("final answer holds no status JSON"), "{e}");
-        let e = read_report("2", &p, &p, Some("{\"task_id\": \"3\", \"status\": \"completed\"}")).unwrap_err();
+        let e = read_report("2", &p, &p, Some("{\"task_id\": \"3\", \"status\": \"completed\"}"), None).unwrap_err();
         assert!(e.contains("final answer") && e.contains("'3'"), "{e}");
+        // The prompt's own example, echoed back by an agent that prints its input, is no report.
+        let example = r#"{"task_id": "2", "status": "completed", "message": "what was done, or why it failed", "timestamp": "2026-01-01T12:00:00Z", "plan_modified": false}"#;
+        let prompt = crate::run::prompt::fill(crate::run::prompt::DEFAULT_TEMPLATE, &[("task_id", "2".into()), ("status_example", example.into())]);
+        let echoed = format!("Received:\n{prompt}\nSorry, I could not do it.");
+        assert!(find_status_json(&echoed).is_some(), "the prompt holds an example report");
+        let e = read_report("2", &p, &p, Some(&echoed), Some(&prompt)).unwrap_err();
+        assert!(e.contains("the example from its prompt, echoed back"), "{e}");
+        assert!(read_report("2", &p, &p, Some(text), Some(&prompt)).is_ok(), "a report of its own still counts");
     }
 
     /// A command agent's session (plain text, no result event) ended with `code`, its status
@@ -522,6 +542,7 @@ mod tests {
             summary: &summary,
             stderr_tail: stderr,
             systemic: None,
+            prompt: None,
         };
         judge(&e, &jiff::Timestamp::UNIX_EPOCH.to_zoned_datetime(jiff::tz::TimeZone::UTC))
     }
@@ -558,7 +579,7 @@ mod tests {
         let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
         // SAFETY: mkfifo on a path we own.
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
-        let e = read_report("1", &p, Path::new("shown.json"), None).unwrap_err();
+        let e = read_report("1", &p, Path::new("shown.json"), None, None).unwrap_err();
         assert!(e.contains("shown.json") && e.contains("a named pipe, not a regular file"), "{e}");
         assert!(remove_status_file(&p).unwrap());
         assert!(!p.exists());

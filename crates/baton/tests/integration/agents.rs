@@ -207,3 +207,17 @@ fn undefined_agents_and_kinds_are_refused_and_an_unknown_task_agent_is_a_warning
     let w = r.all();
     assert!(w.contains("nobody") && w.contains("main"), "the warning should name the unknown agent and the known ones:\n{w}");
 }
+
+#[test]
+fn a_command_agent_that_echoes_its_prompt_has_not_reported_anything() {
+    let p = project(&plan(&[("1", None)]).replace("max_attempts_default: 2", "max_attempts_default: 1"));
+    let script = p.write("tools/echo.sh", "#!/bin/sh\necho 'Received message:'\ncat\necho 'Sorry, I could not do anything'\n");
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    config(&p, "[agent]\nkind = \"command\"\ncommand = [\"./tools/echo.sh\"]\n");
+    let r = p.baton(&["run", "plan.yaml"]);
+    let ctx = r.all();
+    assert_eq!(r.code(), 1, "{ctx}");
+    let t = p.plan().task("1").cloned().unwrap();
+    assert_eq!(t.status, Status::Failed, "{ctx}");
+    assert!(t.last_error.as_deref().unwrap_or_default().contains("the example from its prompt, echoed back"), "{:?}", t.last_error);
+}

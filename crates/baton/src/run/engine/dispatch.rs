@@ -453,6 +453,8 @@ impl Engine {
         };
         let status_rel = self.config.paths.status_file.clone();
         let status_file = r.cwd.join(&status_rel);
+        // The prompt as it was sent (kept beside the transcript), capped like a status file.
+        let prompt = crate::run::verdict::read_status_file(&crate::run::attempt::prompt_path(&self.records.transcript(id.as_str(), r.session))).ok().flatten();
         let verdict = verdict::judge(
             &Evidence {
                 task_id: id.as_str(),
@@ -464,6 +466,7 @@ impl Engine {
                 summary: &run.summary,
                 stderr_tail: &run.stderr_tail,
                 systemic: run.systemic.clone(),
+                prompt: prompt.as_deref(),
             },
             &self.clock.zoned(),
         );
