@@ -349,20 +349,32 @@ pub fn start_point(cwd: &Path) -> Option<String> {
         .filter(|s| !s.is_empty())
 }
 
-/// Whether anything changed in `cwd`'s repository since `start` (from [`start_point`]): HEAD
-/// moved, or the working tree has a change (tracked modification, staged, untracked file git
-/// does not ignore) outside the `ignore` paths (relative to `cwd`: the plan file, baton's own
-/// files). `None` when it cannot tell (not a git repository, git failing).
+/// Whether anything changed in `cwd`'s repository since `start` (from [`start_point`]): a
+/// commit since then, or the working tree, changed a path (tracked modification, staged,
+/// untracked file git does not ignore) outside the `ignore` paths (relative to `cwd`: the plan
+/// file, baton's own files). `None` when it cannot tell (not a git repository, git failing).
 pub fn changed_since(cwd: &Path, start: Option<&str>, ignore: &[PathBuf]) -> Option<bool> {
     if !crate::git::is_repo(cwd) {
         return None;
     }
-    if start_point(cwd).as_deref() != start {
-        return Some(true);
-    }
     let prefix = crate::git::git(cwd, &["rev-parse", "--show-prefix"]).ok()?;
     let prefix = PathBuf::from(prefix.trim_end_matches('\n'));
     let ignore: Vec<PathBuf> = ignore.iter().map(|p| normal(&prefix.join(p))).collect();
+    let ignored = |path: &[u8]| {
+        use std::os::unix::ffi::OsStrExt;
+        let path = Path::new(std::ffi::OsStr::from_bytes(path));
+        ignore.iter().any(|i| path.starts_with(i))
+    };
+    let head = start_point(cwd);
+    if head.as_deref() != start {
+        // Commits made: what they changed counts, but not the plan or baton's own files (an
+        // agent's `git add -A` commits baton's `in_progress` edit of the plan with its work).
+        let (Some(from), Some(to)) = (start, head.as_deref()) else { return Some(true) };
+        let out = crate::git::git_bytes(cwd, &["diff", "--name-only", "-z", "--no-renames", from, to, "--"], &[], None).ok()?;
+        if out.split(|b| *b == 0).any(|p| !p.is_empty() && !ignored(p)) {
+            return Some(true);
+        }
+    }
     let out = crate::git::git_bytes(cwd, &["status", "--porcelain=v1", "-z", "--untracked-files=all", "--ignore-submodules=none"], &[], None).ok()?;
     let mut entries = out.split(|b| *b == 0).filter(|e| !e.is_empty());
     while let Some(entry) = entries.next() {
@@ -377,12 +389,8 @@ pub fn changed_since(cwd: &Path, start: Option<&str>, ignore: &[PathBuf]) -> Opt
                 paths.push(from);
             }
         }
-        for path in paths {
-            use std::os::unix::ffi::OsStrExt;
-            let path = Path::new(std::ffi::OsStr::from_bytes(path));
-            if !ignore.iter().any(|i| path.starts_with(i)) {
-                return Some(true);
-            }
+        if paths.into_iter().any(|p| !ignored(p)) {
+            return Some(true);
         }
     }
     Some(false)
@@ -637,6 +645,13 @@ mod tests {
         assert_eq!(changed_since(repo.path(), start.as_deref(), &ignore), Some(true));
         let now = start_point(repo.path());
         assert_ne!(now, start);
+        assert_eq!(changed_since(repo.path(), now.as_deref(), &ignore), Some(false));
+        // A commit of nothing but baton's edit of the plan (an agent's `git add -A`) is none.
+        repo.write(".claude/plans/plan.yaml", "meta: {name: in_progress}\n");
+        repo.commit_all("task 1: done (nothing)");
+        assert_eq!(changed_since(repo.path(), now.as_deref(), &ignore), Some(false));
+        // An empty commit neither.
+        repo.git(&["commit", "-q", "--allow-empty", "-m", "empty"]);
         assert_eq!(changed_since(repo.path(), now.as_deref(), &ignore), Some(false));
     }
 

@@ -277,10 +277,12 @@ fn a_reviewer_that_meets_a_usage_limit_leaves_the_task_unreviewed_and_waits() {
     let p = project(REVIEWED);
     p.write("baton.toml", &format!("{}\n[review]\nenabled = true\n", FAST_CONFIG.replace("[run]\n", "[run]\nlimit_fallback_seconds = 0.5\n")));
     p.repo.commit_all("config");
+    // No reset in the message: the wait is limit_fallback_seconds (a reset it says is waited
+    // for, as a coder's is).
     p.scenario(
         r#"{"tasks": {"t": [
             {"write": {"a.txt": "1"}, "commit": "t"},
-            {"limit": "You've hit your limit · resets 6pm (America/Toronto)"},
+            {"limit": "You've hit your limit"},
             {"write": {"b.txt": "2"}, "commit": "t"},
             {"status_json": {"task_id": "t", "verdict": "PASS", "findings": []}}
         ]}}"#,
