@@ -837,17 +837,19 @@ fn take_out(table: &mut toml::de::DeTable<'_>, span: Option<std::ops::Range<usiz
     let mut found = None;
     for (section, value) in table.iter_mut() {
         if let toml::de::DeValue::Table(inner) = value.get_mut() {
-            let key = inner.iter().find(|(k, v)| holds(k.span()) || holds(v.span())).map(|(k, _)| k.get_ref().to_string());
-            // `[agents.NAME]`: a key of the entry, not the whole entry.
-            if let Some(entry) = key.as_deref().filter(|_| nested_keys(section.get_ref()).is_some()) {
-                if let Some(toml::de::DeValue::Table(entry_table)) = inner.get_mut(entry).map(|v| v.get_mut()) {
-                    let inside = entry_table.iter().find(|(k, v)| holds(k.span()) || holds(v.span())).map(|(k, _)| k.get_ref().to_string());
-                    if let Some(inside) = inside {
-                        entry_table.remove(inside.as_str());
-                        return Some(format!("`{inside}` in [{}.{entry}]", section.get_ref()));
+            if nested_keys(section.get_ref()).is_some() {
+                // `[agents.NAME]`: a key of an entry (whose own span may be only its header).
+                for (entry, entry_value) in inner.iter_mut() {
+                    if let toml::de::DeValue::Table(entry_table) = entry_value.get_mut() {
+                        let inside = entry_table.iter().find(|(k, v)| holds(k.span()) || holds(v.span())).map(|(k, _)| k.get_ref().to_string());
+                        if let Some(inside) = inside {
+                            entry_table.remove(inside.as_str());
+                            return Some(format!("`{inside}` in [{}.{}]", section.get_ref(), entry.get_ref()));
+                        }
                     }
                 }
             }
+            let key = inner.iter().find(|(k, v)| holds(k.span()) || holds(v.span())).map(|(k, _)| k.get_ref().to_string());
             if let Some(key) = key {
                 inner.remove(key.as_str());
                 found = Some(format!("{key}` in [{}]", section.get_ref()));
@@ -1223,6 +1225,22 @@ error: baton.toml is not valid (7 problems); nothing was run or changed"
         let e = Config::parse("[run\njobs = 1\n", Path::new("baton.toml")).unwrap_err();
         assert!(e.to_string().starts_with("baton.toml:1:5: "), "{e}");
         assert!(e.to_string().contains("help: fix the TOML syntax here"), "{e}");
+    }
+
+    #[test]
+    fn named_agents_are_read_and_every_problem_of_theirs_is_told_at_once() {
+        let text = "[run]\ntimeout_seconds = \"10\"\n[agents.a]\nkind = \"command\"\nargv = \"x\"\n[agents.b]\nkind = \"gpt\"\nenv = \"FOO=1\"\n[agent]\ndefault = \"a\"\n";
+        let e = Config::parse(text, Path::new("baton.toml")).unwrap_err().to_string();
+        for (at, what) in [("baton.toml:2:", "timeout_seconds"), ("baton.toml:5:", "argv"), ("baton.toml:7:", "gpt"), ("baton.toml:8:", "env")] {
+            assert!(e.lines().any(|l| l.contains(at) && l.contains(what) || l.contains(at)), "no problem at {at} ({what}):\n{e}");
+        }
+        assert!(e.contains("`argv` in [agents.a]") && e.contains("`env` in [agents.b]"), "{e}");
+        let ok = Config::parse("[agent]\ndefault = \"cx\"\nfallback = [\"gm\"]\n[agents.cx]\nkind = \"codex\"\nmodel = \"gpt-5.5\"\nenv = { CODEX_HOME = \"/h\" }\n[agents.gm]\nkind = \"gemini\"\nmodels = [\"a\", \"b\"]\n", Path::new("baton.toml")).unwrap();
+        assert_eq!(ok.default_agent(), "cx");
+        assert_eq!(ok.agent_names(), ["cx", "gm", "claude"]);
+        assert_eq!(ok.agent_def("cx").unwrap().section, "agents.cx");
+        assert_eq!(ok.agent_def("claude").unwrap().section, "agent");
+        assert!(ok.agent_def("nobody").is_none());
     }
 
     #[test]

@@ -456,9 +456,12 @@ fn check(plan: &Path, json: bool) -> Exit {
             Err(e @ ConfigError::Read { .. }) => problems.push(serde_json::json!({
                 "line": 0, "column": 0, "message": baton::exit::render_chain(e), "help": "check the file's permissions",
             })),
-            Ok(config) => problems.extend(baton::agent::command::unfound_programs(config, &baton::root::root_for_plan(plan)).iter().filter(|u| !u.on_path).map(|u| {
-                serde_json::json!({"file": "baton.toml", "line": 0, "column": 0, "message": u.message, "help": u.help})
-            })),
+            Ok(config) => {
+                if let Ok(f) = &loaded {
+                    let (errors, _) = agent_problems(config, f.plan(), &baton::root::root_for_plan(plan));
+                    problems.extend(errors.into_iter().map(|(message, help)| serde_json::json!({"file": "baton.toml", "line": 0, "column": 0, "message": message, "help": help})));
+                }
+            }
         }
         let advice = match &loaded {
             Ok(f) => baton::plan::advice(f.plan(), &baton::root::root_for_plan(plan), &config.as_ref().map(Config::agent_names).unwrap_or_default()),
@@ -494,13 +497,15 @@ fn check(plan: &Path, json: bool) -> Exit {
         }
     };
     let Ok(config) = config else { return Exit::InvalidInput };
-    // A command agent's program is the project's: one that cannot run is an error here too.
-    let mut unrunnable = false;
-    for u in baton::agent::command::unfound_programs(&config, &baton::root::root_for_plan(plan)) {
-        unrunnable |= !u.on_path;
-        baton::errln!("{}: baton.toml: {}\n  help: {}", if u.on_path { "warning" } else { "error" }, u.message, u.help);
+    // The agents the plan needs must be there, as `baton run` will ask; the others are told.
+    let (errors, warnings) = agent_problems(&config, file.plan(), &baton::root::root_for_plan(plan));
+    for (message, help) in &warnings {
+        baton::errln!("warning: baton.toml: {message}\n  help: {help}");
     }
-    if unrunnable {
+    for (message, help) in &errors {
+        baton::errln!("error: baton.toml: {message}\n  help: {help}");
+    }
+    if !errors.is_empty() {
         return Exit::InvalidInput;
     }
     let p = file.plan();
@@ -526,6 +531,35 @@ fn check(plan: &Path, json: bool) -> Exit {
         baton::outln!("  note: {}", baton::report::safe::terminal_line(note));
     }
     Exit::Completed
+}
+
+/// The agents a run of `plan` needs, looked for as `baton run` will: a command agent whose
+/// program is a path that cannot run is an error (a file of the project); a CLI or a program
+/// not on this machine's PATH is a warning (it may be installed only where the plan runs); so
+/// is a command agent no task needs that cannot run. `(message, help)` each.
+fn agent_problems(config: &Config, plan: &baton::plan::Plan, root: &Path) -> (Vec<(String, String)>, Vec<(String, String)>) {
+    let split = |e: &str| {
+        let e = e.strip_prefix("error: ").unwrap_or(e);
+        match e.split_once("\n  help: ") {
+            Some((m, h)) => (m.to_string(), h.to_string()),
+            None => (e.to_string(), "see README.md, \"Agents\"".to_string()),
+        }
+    };
+    let needed = baton::agent::Roster::needed(config, plan);
+    let unfound = baton::agent::command::unfound_programs(config, root);
+    let (mut errors, mut warnings) = (Vec::new(), Vec::new());
+    for name in &needed {
+        let Some(def) = config.agent_def(name) else { continue };
+        if let Some(u) = unfound.iter().find(|u| &u.agent == name) {
+            if u.on_path { &mut warnings } else { &mut errors }.push((u.message.clone(), u.help.clone()));
+        } else if def.kind != baton::config::AgentKind::Command {
+            if let Err(e) = baton::agent::for_def(name, &def, root, false) {
+                warnings.push(split(&e));
+            }
+        }
+    }
+    warnings.extend(unfound.into_iter().filter(|u| !needed.contains(&u.agent)).map(|u| (u.message, u.help)));
+    (errors, warnings)
 }
 
 /// The warnings of a plan that has errors too (read again: the load gave up on it).

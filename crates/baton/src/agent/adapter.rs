@@ -27,6 +27,14 @@ pub struct Resolved {
 }
 
 impl Resolved {
+    /// What a lenient look-up (a dry run's) gives for a program it could not find.
+    pub const NOT_FOUND: &'static str = "not found";
+
+    /// It was not found (a dry run goes on to show the plan, then says the run would stop).
+    pub fn is_missing(&self) -> bool {
+        self.description == Self::NOT_FOUND
+    }
+
     pub fn plain(program: PathBuf, description: String) -> Resolved {
         Resolved {
             program,

@@ -65,7 +65,7 @@ impl CommandAgent {
                 let unfound = Unfound::new(name, def, &program, why, root);
                 if lenient {
                     crate::errln!("warning: {}", unfound.message);
-                    return Ok(agent(Resolved::plain(program, "not found".into())));
+                    return Ok(agent(Resolved::plain(program, Resolved::NOT_FOUND.into())));
                 }
                 Err(format!("error: {}\n  help: {}", unfound.message, unfound.help))
             }
@@ -76,6 +76,8 @@ impl CommandAgent {
 /// A command agent's program that cannot be run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unfound {
+    /// The agent's name in baton.toml.
+    pub agent: String,
     pub message: String,
     pub help: String,
     /// A bare name, not on PATH here: it may be installed where the plan runs (`baton check`
@@ -92,7 +94,7 @@ impl Unfound {
         } else {
             format!("fix the path in baton.toml {key} (a relative path is taken from the repository root {}), or make the file executable (chmod +x)", root.display())
         };
-        Unfound { message: format!("the command agent \"{name}\" runs {}, {why}", program.display()), help, on_path }
+        Unfound { agent: name.to_string(), message: format!("the command agent \"{name}\" runs {}, {why}", program.display()), help, on_path }
     }
 }
 

@@ -76,7 +76,7 @@ impl Cli {
             Ok(found) => Ok(found),
             Err(e) if lenient => {
                 crate::errln!("warning: {e}");
-                Ok(Resolved::plain(self.command.into(), "not found".into()))
+                Ok(Resolved::plain(self.command.into(), Resolved::NOT_FOUND.into()))
             }
             Err(e) => Err(format!(
                 "error: {e}\n  help: install it ({}), or name the binary in baton.toml ([{section}] binary) or {}{also}",

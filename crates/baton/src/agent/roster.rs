@@ -42,14 +42,22 @@ impl Roster {
             failover_after: Duration::from_secs_f64(config.agent.failover_after_minutes * 60.0),
         };
         let mut roster = Roster { members: BTreeMap::new(), routing, defs, root: root.to_path_buf(), lenient };
-        let mut wanted = vec![roster.routing.default.clone()];
-        wanted.extend(roster.routing.fallback.iter().cloned());
-        // Tasks that are done need no agent (a finished task's agent may be gone).
-        wanted.extend(plan.tasks().filter(|t| !t.status.is_final()).filter_map(|t| t.agent.clone()).filter(|a| roster.routing.known.contains(a)));
-        for name in wanted {
+        for name in Roster::needed(config, plan) {
             roster.member(&name)?;
         }
         Ok(roster)
+    }
+
+    /// The agents a run of `plan` needs: the default, the fallbacks, and those its tasks still to
+    /// do name (a finished task's agent may be gone).
+    pub fn needed(config: &Config, plan: &Plan) -> Vec<String> {
+        let known = config.agent_names();
+        let mut wanted = vec![config.default_agent().to_string()];
+        wanted.extend(config.agent.fallback.iter().cloned());
+        wanted.extend(plan.tasks().filter(|t| !t.status.is_final()).filter_map(|t| t.agent.clone()).filter(|a| known.contains(a)));
+        let mut seen = std::collections::HashSet::new();
+        wanted.retain(|n| seen.insert(n.clone()));
+        wanted
     }
 
     /// How tasks choose among these agents.

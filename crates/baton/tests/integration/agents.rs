@@ -221,3 +221,19 @@ fn a_command_agent_that_echoes_its_prompt_has_not_reported_anything() {
     assert_eq!(t.status, Status::Failed, "{ctx}");
     assert!(t.last_error.as_deref().unwrap_or_default().contains("the example from its prompt, echoed back"), "{:?}", t.last_error);
 }
+
+#[test]
+fn a_cli_that_cannot_be_found_is_a_warning_of_check_and_the_dry_run_foresees_the_refusal() {
+    let p = project(&plan(&[("1", Some("cx"))]));
+    config(&p, "[agents.cx]\nkind = \"codex\"\nbinary = \"/nonexistent/codex\"\n");
+    let check = p.baton(&["check", "plan.yaml"]);
+    assert_eq!(check.code(), 0, "perhaps installed only where the plan runs: {}", check.all());
+    assert!(check.stderr().contains("warning: baton.toml: the agent binary /nonexistent/codex (set in baton.toml [agents.cx] binary)"), "{}", check.all());
+    let dry = p.baton(&["run", "plan.yaml", "--dry-run"]);
+    assert_eq!(dry.code(), 2, "{}", dry.all());
+    assert!(dry.stdout().contains("the run would be refused (exit 2): agent cx cannot be found"), "{}", dry.all());
+    let run = p.baton(&["run", "plan.yaml"]);
+    assert_eq!(run.code(), 2, "{}", run.all());
+    assert!(run.stderr().contains("[agents.cx] binary"), "{}", run.all());
+    assert_eq!(p.plan().task("1").unwrap().status, Status::Pending);
+}

@@ -145,10 +145,11 @@ fn a_missing_program_is_an_error_of_check_and_run_naming_it() {
     let json = p.baton(&["check", "plan.yaml", "--json"]);
     assert_eq!(json.code(), 2, "{}", json.all());
     assert!(json.stdout().contains("./tools/missing-agent.sh"), "{}", json.all());
-    // The dry run only warns.
+    // The dry run says which, and that the run would be refused.
     let dry = p.baton(&["run", "plan.yaml", "--dry-run"]);
-    assert_eq!(dry.code(), 0, "{}", dry.all());
+    assert_eq!(dry.code(), 2, "{}", dry.all());
     assert!(dry.stderr().contains("warning:") && dry.stderr().contains("./tools/missing-agent.sh"), "{}", dry.all());
+    assert!(dry.stdout().contains("the run would be refused (exit 2)"), "{}", dry.all());
 
     let on_path = "[agent]\nkind = \"command\"\ncommand = [\"no-such-agent-program-for-baton\"]\n";
     p.write("baton.toml", &format!("{FAST_CONFIG}{on_path}"));

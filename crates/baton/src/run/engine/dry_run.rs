@@ -62,6 +62,12 @@ pub(super) fn dry_run(file: &PlanFile, opts: &RunOptions, config: &Config, roste
     for m in roster.members().filter(|m| m.name != routing.default) {
         crate::outln!("also: {} ({}, {})", m.name, m.agent.name(), m.agent.binary().description);
     }
+    // An agent the run needs that cannot be found refuses the run (the warning said which).
+    let missing: Vec<&str> = roster.members().filter(|m| m.agent.binary().is_missing()).map(|m| m.name.as_str()).collect();
+    if !missing.is_empty() {
+        crate::outln!("the run would be refused (exit 2): agent {} cannot be found (see the warning above)", missing.join(", "));
+        return Ok(Exit::InvalidInput);
+    }
     if !routing.fallback.is_empty() {
         crate::outln!(
             "fallback: {} (for the tasks of an agent whose usage limit resets more than {} min away)",
