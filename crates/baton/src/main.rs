@@ -533,11 +533,14 @@ fn check(plan: &Path, json: bool) -> Exit {
     Exit::Completed
 }
 
+/// A problem as `check` says it: what, and how to fix it.
+type Said = (String, String);
+
 /// The agents a run of `plan` needs, looked for as `baton run` will: a command agent whose
 /// program is a path that cannot run is an error (a file of the project); a CLI or a program
 /// not on this machine's PATH is a warning (it may be installed only where the plan runs); so
 /// is a command agent no task needs that cannot run. `(message, help)` each.
-fn agent_problems(config: &Config, plan: &baton::plan::Plan, root: &Path) -> (Vec<(String, String)>, Vec<(String, String)>) {
+fn agent_problems(config: &Config, plan: &baton::plan::Plan, root: &Path) -> (Vec<Said>, Vec<Said>) {
     let split = |e: &str| {
         let e = e.strip_prefix("error: ").unwrap_or(e);
         match e.split_once("\n  help: ") {
