@@ -666,8 +666,25 @@ impl Config {
         for (name, def) in self.agents.iter().map(|(n, d)| (n.clone(), d.clone())).chain((!shadowed).then(|| (self.agent.kind.as_str().to_string(), self.agent.as_def()))) {
             let section = if self.agents.contains_key(&name) { format!("agents.{name}") } else { "agent".to_string() };
             let argv_key = if section == "agent" { "command" } else { "argv" };
-            if !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) || name.is_empty() {
-                problem(&section, "kind", format!("the agent name \"{name}\" is not a plain name"), "use letters, digits, `-`, `_` and `.` only, e.g. [agents.codex-main]".into());
+            let plain = name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+            if !plain || !name.starts_with(|c: char| c.is_ascii_alphanumeric()) || name.len() > 64 {
+                let shown: String = name.chars().take(64).flat_map(char::escape_default).collect();
+                problem(&section, "kind", format!("the agent name \"{shown}\" is not a plain name"), "start with a letter or digit, then letters, digits, `-`, `_` and `.` only, at most 64 (e.g. [agents.codex-main]): a task names it in `agent:`".into());
+            }
+            for (key, value) in &def.env {
+                if key.is_empty() || key.contains(['=', '\0']) || value.contains('\0') {
+                    let shown: String = key.chars().take(64).flat_map(char::escape_default).collect();
+                    problem(&section, "env", format!("`env` has the variable \"{shown}\", which cannot be set"), "a variable's name is not empty and has no `=`; neither holds a NUL character".into());
+                }
+            }
+            if let Some(flag) = def.args.iter().find_map(|a| reserved_flag(def.kind, a)) {
+                let key = if section == "agent" { "extra_args" } else { "args" };
+                problem(
+                    &section,
+                    key,
+                    format!("`{key}` has `{flag}`, which baton passes itself: the {} it reads depends on it", def.kind.as_str()),
+                    "remove it (a model goes in `model`; baton chooses the output format it reads)".into(),
+                );
             }
             match def.kind {
                 AgentKind::Command if def.argv.first().is_none_or(|p| p.trim().is_empty()) => problem(
@@ -695,6 +712,19 @@ impl Config {
         }
         problems
     }
+}
+
+/// A flag of an agent's command line that baton sets itself (its output format, its
+/// non-interactive mode, the model): one in `args` would change what baton reads.
+fn reserved_flag(kind: AgentKind, arg: &str) -> Option<&'static str> {
+    let flag = arg.split('=').next().unwrap_or(arg);
+    let reserved: &[&'static str] = match kind {
+        AgentKind::Claude => &["--output-format", "--input-format", "--print", "-p", "--verbose", "--model", "--agent", "--max-budget-usd"],
+        AgentKind::Codex => &["exec", "--json", "--model", "-m"],
+        AgentKind::Gemini => &["--output-format", "-o", "--prompt", "-p", "--prompt-interactive", "-i", "--model", "-m"],
+        AgentKind::Command | AgentKind::Simulated => &[],
+    };
+    reserved.iter().copied().find(|r| *r == flag)
 }
 
 /// Takes the sections and keys baton does not know out of `table`, a problem for each, with
@@ -1241,6 +1271,19 @@ error: baton.toml is not valid (7 problems); nothing was run or changed"
         assert_eq!(ok.agent_def("cx").unwrap().section, "agents.cx");
         assert_eq!(ok.agent_def("claude").unwrap().section, "agent");
         assert!(ok.agent_def("nobody").is_none());
+    }
+
+    #[test]
+    fn an_agent_s_name_env_and_args_are_refused_when_baton_cannot_use_them() {
+        let text = "[agents.\"..\"]\nkind = \"claude\"\n[agents.ok]\nkind = \"claude\"\nargs = [\"--output-format=text\"]\nenv = { \"A=B\" = \"x\", \"\" = \"y\" }\n[agents.cx]\nkind = \"codex\"\nargs = [\"-m\", \"o3\"]\n";
+        let e = Config::parse(text, Path::new("baton.toml")).unwrap_err().to_string();
+        assert!(e.contains("the agent name \"..\" is not a plain name"), "{e}");
+        assert!(e.contains("`args` has `--output-format`, which baton passes itself"), "{e}");
+        assert!(e.contains("`args` has `-m`"), "{e}");
+        assert!(e.contains("`env` has the variable \"A=B\"") && e.contains("`env` has the variable \"\""), "{e}");
+        let long = format!("[agents.{}]\nkind = \"claude\"\n", "a".repeat(65));
+        assert!(Config::parse(&long, Path::new("baton.toml")).is_err());
+        assert!(Config::parse("[agents.ok]\nkind = \"claude\"\nargs = [\"--fallback-model\", \"sonnet\"]\n", Path::new("baton.toml")).is_ok());
     }
 
     #[test]

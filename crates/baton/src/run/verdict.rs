@@ -149,7 +149,7 @@ pub fn judge(e: &Evidence<'_>, now: &jiff::ZonedDateTime) -> Verdict {
                     denials.iter().map(|d| d.tool_name.as_str()).collect::<Vec<_>>().join(", ")
                 ),
                 // The Gemini CLI ends with exit 0 on SIGTERM or SIGINT, before its result.
-                SessionOutcome::NoResult if e.exit.is_some_and(|x| x.success()) => {
+                SessionOutcome::NoResult if e.exit.is_some_and(|x| x.success()) && e.dialect.has_result_event() => {
                     format!(" {} exited 0 without its final result event: it was stopped, not finished", e.dialect.cli_name())
                 }
                 _ => String::new(),

@@ -128,6 +128,7 @@ fn a_script_that_writes_no_status_file_fails_the_attempt() {
     assert_eq!(task.status, Status::Failed, "{}", run.all());
     let error = task.last_error.unwrap_or_default();
     assert!(error.contains("wrote no .claude/plans/task-status.json"), "{error}");
+    assert!(!error.contains("result event") && !error.contains("stopped"), "a command agent has no result event and was not stopped: {error}");
 }
 
 #[test]
