@@ -816,7 +816,7 @@ fn section_keys(section: &str) -> Option<&'static [&'static str]> {
 }
 
 /// The known name closest to `name`, when it is close enough to be a slip.
-fn closest<'a>(name: &str, known: &[&'a str]) -> Option<&'a str> {
+pub(crate) fn closest<'a>(name: &str, known: &[&'a str]) -> Option<&'a str> {
     known
         .iter()
         .map(|k| (edit_distance(name, k), *k))

@@ -22,6 +22,10 @@ use crate::policy::limit::LimitWording;
 /// The kernel's limit on one argument (`MAX_ARG_STRLEN`, 32 pages), its closing NUL included:
 /// a longer `{prompt}` cannot be passed on the command line.
 pub const MAX_ARG_BYTES: usize = 128 * 1024;
+/// The most baton lets a command line hold in all: Linux takes arguments and environment
+/// together up to a quarter of the stack limit (2 MiB with the usual 8 MiB); half of that
+/// leaves the environment room.
+const MAX_ARGS_TOTAL_BYTES: usize = 1 << 20;
 
 /// A program run as an agent, located.
 #[derive(Debug, Clone)]
@@ -209,6 +213,14 @@ impl Agent for CommandAgent {
                 long.len(),
                 MAX_ARG_BYTES - 1
             )
+        } else if args.iter().map(|a| a.len() + 1).sum::<usize>() > MAX_ARGS_TOTAL_BYTES {
+            let total: usize = args.iter().map(|a| a.len() + 1).sum();
+            format!(
+                "the command line of the command agent \"{}\" would be {total} bytes with the prompt in it ({} times `{PROMPT}`); the kernel takes about {} in all, with the environment",
+                self.name,
+                self.args.iter().map(|a| a.matches(PROMPT).count()).sum::<usize>(),
+                MAX_ARGS_TOTAL_BYTES
+            )
         } else if prompt.contains('\0') {
             format!("the prompt holds a NUL byte, which no command-line argument can, and the command agent \"{}\" takes it as one (`{PROMPT}`)", self.name)
         } else {
@@ -385,6 +397,10 @@ mod tests {
         assert!(a.refusal(&Invocation::default(), "a\0b").is_some());
         // On stdin, any length goes.
         assert_eq!(agent(&def(&["./tools/agent.sh"])).refusal(&Invocation::default(), &long), None);
+        // Many arguments each short enough, too long together (the kernel's E2BIG).
+        let many: Vec<&str> = std::iter::once("./tools/agent.sh").chain(std::iter::repeat_n("{prompt}", 40)).collect();
+        let s = agent(&def(&many)).refusal(&Invocation::default(), &"x".repeat(60_000)).expect("refused");
+        assert!(s.message.contains("40 times `{prompt}`") && s.help.contains("on stdin"), "{s:?}");
     }
 
     #[test]

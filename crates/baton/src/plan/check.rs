@@ -138,7 +138,10 @@ pub fn advice(plan: &Plan, root: &Path, agents: &[String]) -> Advice {
             t.agent_at.0,
             t.agent_at.1,
             format!("task '{}'{others} names agent '{name}', which is neither an agent of baton.toml ({}) nor a Claude Code agent ({file} does not exist in the repository)", t.id, agents.join(", ")),
-            format!("define it in baton.toml as [agents.{name}], or add {file} (baton passes `--agent {name}` to Claude Code when it exists); until then the task runs on the default agent"),
+            match crate::config::closest(name, &agents.iter().map(String::as_str).collect::<Vec<_>>()) {
+                Some(meant) => format!("did you mean `{meant}`? Otherwise define it in baton.toml as [agents.{name}], or add {file}; until then the task runs on the default agent"),
+                None => format!("define it in baton.toml as [agents.{name}], or add {file} (baton passes `--agent {name}` to Claude Code when it exists); until then the task runs on the default agent"),
+            },
         ));
     }
     warnings.sort_by_key(|d| (d.line, d.column));

@@ -250,12 +250,21 @@ impl Spending {
     }
 }
 
+/// An instant in the local time zone: `17:00 UTC` today, else `2026-12-02 17:00 UTC`.
+pub fn local_time(at: jiff::Timestamp, now: jiff::Timestamp) -> String {
+    let zone = jiff::tz::TimeZone::system();
+    let local = at.to_zoned_datetime(zone.clone());
+    if local.date() == now.to_zoned_datetime(zone).date() {
+        local.strftime("%H:%M %Z").to_string()
+    } else {
+        local.strftime("%Y-%m-%d %H:%M %Z").to_string()
+    }
+}
+
 /// `claude: usage limit until 17:00 UTC (in 4h 59m) — You've hit your limit`.
 pub fn limit_line(l: &crate::store::query::AgentLimit, now: jiff::Timestamp) -> String {
     let Some(until) = l.until() else { return format!("{}: usage limit", terminal_line(&l.agent)) };
-    let zone = jiff::tz::TimeZone::system();
-    let local = until.to_zoned_datetime(zone.clone());
-    let day = if local.date() == now.to_zoned_datetime(zone).date() { local.strftime("%H:%M %Z").to_string() } else { local.strftime("%Y-%m-%d %H:%M %Z").to_string() };
+    let day = local_time(until, now);
     let left = std::time::Duration::try_from(until.duration_since(now)).unwrap_or_default();
     let said = l.message.as_deref().filter(|m| !m.trim().is_empty()).map(|m| format!(" — {}", cut(&terminal_line(m), 80))).unwrap_or_default();
     format!("{}: usage limit until {day} (in {}){said}", terminal_line(&l.agent), super::render::human(left))

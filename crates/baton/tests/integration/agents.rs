@@ -149,6 +149,20 @@ fn a_long_usage_limit_moves_the_task_to_the_fallback_without_spending_an_attempt
     assert!(ctx.contains("primary is under a usage limit an earlier run met"), "{ctx}");
     assert_eq!(primary.ran().len(), 1, "the limited agent was started again\n{ctx}");
     assert!(backup.ran().iter().any(|(t, _)| t == "3"), "{ctx}");
+    assert!(ctx.contains("primary is under a usage limit an earlier run met until ") && !ctx.contains("met until 20"), "the reset in local time, not RFC 3339:\n{ctx}");
+
+    // Naming the agent with --agent tries it whatever was recorded (a lifted limit, another
+    // account): here it is still limited, and the task fails over again.
+    let mut text = p.read("plan.yaml");
+    text.push_str("  - id: '4'\n    name: Task 4\n    status: pending\n    description: 'Do 4.'\n");
+    p.write("plan.yaml", &text);
+    p.repo.commit_all("more");
+    let r = p.baton(&["run", "plan.yaml", "--agent", "primary"]);
+    let ctx = r.all();
+    assert_eq!(r.code(), 0, "{ctx}");
+    assert!(!ctx.contains("an earlier run met"), "{ctx}");
+    assert_eq!(primary.ran().len(), 2, "{ctx}");
+    assert!(backup.ran().iter().any(|(t, _)| t == "4"), "{ctx}");
 }
 
 #[test]
@@ -206,6 +220,11 @@ fn undefined_agents_and_kinds_are_refused_and_an_unknown_task_agent_is_a_warning
     assert_eq!(r.code(), 0, "{}", r.all());
     let w = r.all();
     assert!(w.contains("nobody") && w.contains("main"), "the warning should name the unknown agent and the known ones:\n{w}");
+    // A slip is named.
+    p.write("plan.yaml", &plan(&[("1", Some("mian"))]));
+    p.repo.commit_all("a slip");
+    let w = p.baton(&["check", "plan.yaml"]).all();
+    assert!(w.contains("did you mean `main`?"), "{w}");
 }
 
 #[test]

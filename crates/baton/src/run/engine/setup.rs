@@ -193,7 +193,9 @@ async fn start(opts: RunOptions, stop: Option<watch::Receiver<Stop>>, reporter_o
         (Some(h), Some(_)) => crate::store::Store::open(&root).ok().map(|store| super::dispatch::BudgetSync { store, key: h.key.clone(), run: h.run }),
         _ => None,
     };
-    let known_limits = spending.as_ref().map(|h| h.limits.clone()).unwrap_or_default();
+    // An agent named with --agent is tried whatever an earlier run recorded of it: that is how
+    // a user says a limit is over (another account, a lifted limit).
+    let known_limits: Vec<_> = spending.as_ref().map(|h| h.limits.clone()).unwrap_or_default().into_iter().filter(|l| opts.agent.as_ref() != Some(&l.agent)).collect();
     let budget = spending.and_then(|History { spent, costs, .. }| budgets.with(spent, costs, config.budget.attempt_estimate_usd));
     let guard_exe = stop::guard_exe()?;
     let clock = Clock::from_env()?;

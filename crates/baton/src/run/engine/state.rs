@@ -392,7 +392,8 @@ impl RunState {
                 continue;
             }
             self.limits.hit(&l.agent, now + left, now, &self.routing);
-            let reason = WaitReason::UsageLimit { message: l.message.clone().unwrap_or_default(), reset: Some(l.until.clone()), known: true, wait: left, agent: Some(l.agent.clone()) };
+            let reset = Some(crate::report::status::local_time(until, at));
+            let reason = WaitReason::UsageLimit { message: l.message.clone().unwrap_or_default(), reset, known: true, wait: left, agent: Some(l.agent.clone()) };
             notes.push(Note::KnownLimit { agent: l.agent.clone(), reason });
         }
         notes
