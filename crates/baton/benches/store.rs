@@ -278,6 +278,7 @@ fn attempt_events(root: &Path, task: &TaskId, session: u32, failed: bool) -> Vec
         started_at: started.to_string(),
         ended_at: ended.to_string(),
         cost_from_prices: false,
+        agent: Some("claude".into()),
         duration_seconds: duration.as_secs_f64(),
         outcome: if failed { "failed" } else { "completed" }.into(),
         message: if failed { "the agent ended without reporting the task done".into() } else { "Added b() and its test.".into() },

@@ -122,6 +122,8 @@ struct JsonSession<'a> {
     duration_seconds: f64,
     outcome: &'a str,
     message: &'a str,
+    /// The agent it ran on, by its name in baton.toml.
+    agent: Option<&'a str>,
     model: Option<&'a str>,
     cost_usd: Option<f64>,
     changed: Option<bool>,
@@ -159,6 +161,7 @@ impl<'a> JsonSession<'a> {
             duration_seconds: r.duration_seconds,
             outcome: &r.outcome,
             message: &r.message,
+            agent: r.agent.as_deref(),
             model: r.model.as_deref(),
             cost_usd: r.cost_usd,
             changed: r.changed,

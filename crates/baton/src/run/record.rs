@@ -47,6 +47,9 @@ pub struct AttemptRecord {
     /// The named agent the session ran as (the task's `agent:`, passed as `--agent NAME`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub named_agent: Option<String>,
+    /// The agent it ran on, by its name in baton.toml (`claude`, `codex-main`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
     /// The model the session ran with: the one the CLI reported, else the one baton asked for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,

@@ -131,6 +131,8 @@ fn a_long_usage_limit_moves_the_task_to_the_fallback_without_spending_an_attempt
     let s = p.baton(&["status", "plan.yaml"]);
     assert!(s.stdout().contains("primary: usage limit until"), "{}", s.all());
     let j: Value = serde_json::from_str(&p.baton(&["status", "plan.yaml", "--json"]).stdout()).unwrap();
+    let sessions: Vec<&str> = j["sections"][0]["tasks"][0]["sessions"].as_array().unwrap().iter().map(|s| s["agent"].as_str().unwrap_or_default()).collect();
+    assert_eq!(sessions, ["primary", "backup"], "each session says its agent: {j:#}");
     let limits = j["agent_limits"].as_array().expect("agent_limits");
     assert_eq!(limits.len(), 1, "{j:#}");
     assert_eq!(limits[0]["agent"], "primary");

@@ -511,6 +511,7 @@ impl Engine {
             waited_seconds: None,
             estimated_cost_usd: None,
             named_agent: r.named_agent.clone(),
+            agent: Some(r.agent.clone()),
             // What the CLI says it ran, else what baton asked for.
             model: run.summary.model().map(str::to_string).or_else(|| r.model.clone()),
             changed: None,
