@@ -724,7 +724,8 @@ fn reserved_flag(kind: AgentKind, arg: &str) -> Option<&'static str> {
         AgentKind::Gemini => &["--output-format", "-o", "--prompt", "-p", "--prompt-interactive", "-i", "--model", "-m"],
         AgentKind::Command | AgentKind::Simulated => &[],
     };
-    reserved.iter().copied().find(|r| *r == flag)
+    // `-mo3`: a short flag with its value attached is the flag too.
+    reserved.iter().copied().find(|r| *r == flag || (r.len() == 2 && !arg.starts_with("--") && arg.starts_with(*r)))
 }
 
 /// Takes the sections and keys baton does not know out of `table`, a problem for each, with
@@ -1280,6 +1281,7 @@ error: baton.toml is not valid (7 problems); nothing was run or changed"
         assert!(e.contains("the agent name \"..\" is not a plain name"), "{e}");
         assert!(e.contains("`args` has `--output-format`, which baton passes itself"), "{e}");
         assert!(e.contains("`args` has `-m`"), "{e}");
+        assert!(Config::parse("[agents.gm]\nkind = \"gemini\"\nargs = [\"-ojson\"]\n", Path::new("baton.toml")).is_err(), "an attached value");
         assert!(e.contains("`env` has the variable \"A=B\"") && e.contains("`env` has the variable \"\""), "{e}");
         let long = format!("[agents.{}]\nkind = \"claude\"\n", "a".repeat(65));
         assert!(Config::parse(&long, Path::new("baton.toml")).is_err());

@@ -22,10 +22,10 @@ use crate::policy::limit::LimitWording;
 /// The kernel's limit on one argument (`MAX_ARG_STRLEN`, 32 pages), its closing NUL included:
 /// a longer `{prompt}` cannot be passed on the command line.
 pub const MAX_ARG_BYTES: usize = 128 * 1024;
-/// The most baton lets a command line hold in all: Linux takes arguments and environment
-/// together up to a quarter of the stack limit (2 MiB with the usual 8 MiB); half of that
-/// leaves the environment room.
-const MAX_ARGS_TOTAL_BYTES: usize = 1 << 20;
+/// The most baton lets a command line and its environment hold together: Linux takes them up
+/// to a quarter of the stack limit (2 MiB with the usual 8 MiB); the rest is margin (the guard's
+/// own arguments, the agent's variables, a smaller stack limit).
+const MAX_ARGS_TOTAL_BYTES: usize = 3 << 19;
 
 /// A program run as an agent, located.
 #[derive(Debug, Clone)]
@@ -213,7 +213,7 @@ impl Agent for CommandAgent {
                 long.len(),
                 MAX_ARG_BYTES - 1
             )
-        } else if args.iter().map(|a| a.len() + 1).sum::<usize>() > MAX_ARGS_TOTAL_BYTES {
+        } else if args.iter().map(|a| a.len() + 1).sum::<usize>() + environment_bytes() > MAX_ARGS_TOTAL_BYTES {
             let total: usize = args.iter().map(|a| a.len() + 1).sum();
             format!(
                 "the command line of the command agent \"{}\" would be {total} bytes with the prompt in it ({} times `{PROMPT}`); the kernel takes about {} in all, with the environment",
@@ -232,6 +232,12 @@ impl Agent for CommandAgent {
             help: format!("pass the prompt on stdin instead: remove `{PROMPT}`{and_none} from {} (with no `{PROMPT}`, the program reads the prompt on stdin)", self.origin),
         })
     }
+}
+
+/// What baton's environment takes of the kernel's room for a command line (`NAME=value\0`
+/// each); the agent's own few variables fit in the margin.
+fn environment_bytes() -> usize {
+    std::env::vars_os().map(|(k, v)| k.len() + v.len() + 2).sum()
 }
 
 /// How a command agent speaks: plain text. Every non-blank line of its stdout is a text of the

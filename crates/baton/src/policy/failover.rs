@@ -73,6 +73,11 @@ impl AgentLimits {
         limit
     }
 
+    /// `agent` answered a session: whatever limit it was under is over.
+    pub fn lifted(&mut self, agent: &str) {
+        self.limited.remove(agent);
+    }
+
     /// The limit `agent` is under at `now`, if any.
     pub fn of(&self, agent: &str, now: Instant) -> Option<Limit> {
         self.limited.get(agent).copied().filter(|l| l.until > now)

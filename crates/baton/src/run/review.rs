@@ -267,11 +267,14 @@ pub fn read_verdict(status_file: &Path, task_id: &str, final_text: Option<&str>,
     match read_status_file(status_file) {
         Ok(Some(text)) => {
             let value: Value = serde_json::from_str(&text).map_err(|e| format!("the reviewer's status file is not valid JSON ({e})"))?;
+            if is_example_verdict(&value, prompt) {
+                return Err("no verdict: the reviewer's status file holds the example from its prompt, copied".into());
+            }
             verdict_from(task_id, &value).map_err(|m| format!("the reviewer's status file: {m}"))
         }
         Ok(None) => match final_text.and_then(|t| find_object_with(t, &["task_id", "verdict"])) {
             // The prompt's example verdict, echoed back, is no verdict.
-            Some(value) if prompt.and_then(|p| find_object_with(p, &["task_id", "verdict"])).as_ref() == Some(&value) => {
+            Some(value) if is_example_verdict(&value, prompt) => {
                 Err("no verdict: the only verdict JSON in the reviewer's output is the example from its prompt, echoed back".into())
             }
             Some(value) => verdict_from(task_id, &value).map_err(|m| format!("the verdict in the reviewer's final answer: {m}")),
@@ -279,6 +282,14 @@ pub fn read_verdict(status_file: &Path, task_id: &str, final_text: Option<&str>,
         },
         Err(e) => Err(format!("cannot read the reviewer's status file: {e}")),
     }
+}
+
+/// Whether `v` is the example verdict of the reviewer's `prompt`: its verdict and its
+/// placeholder findings, whatever the layout.
+fn is_example_verdict(v: &Value, prompt: Option<&str>) -> bool {
+    let Some(example) = prompt.and_then(|p| find_object_with(p, &["task_id", "verdict"])) else { return false };
+    let findings = |v: &Value| v.get("findings").map(|f| f.to_string().split_whitespace().collect::<String>());
+    v.get("verdict") == example.get("verdict") && findings(v) == findings(&example)
 }
 
 fn verdict_from(task_id: &str, v: &Value) -> Result<(Verdict, Vec<String>), String> {
@@ -563,6 +574,9 @@ mod tests {
         let prompt = "Judge it.\nWrite:\n{\"task_id\": \"1\", \"verdict\": \"PASS\", \"findings\": [\"one finding per entry\"]}\n";
         let e = read_verdict(&p, "1", Some(&format!("You said: {prompt}")), Some(prompt)).unwrap_err();
         assert!(e.contains("echoed back"), "{e}");
+        let (_d, copied) = status(r#"{"task_id": "1", "verdict": "PASS", "findings": [ "one finding per entry" ]}"#);
+        let e = read_verdict(&copied, "1", None, Some(prompt)).unwrap_err();
+        assert!(e.contains("copied"), "{e}");
         let e = read_verdict(&p, "1", Some(r#"{"task_id": "1", "verdict": "OK"}"#), None).unwrap_err();
         assert!(e.contains("final answer") && e.contains("unknown \"verdict\" 'OK'"), "{e}");
     }

@@ -201,6 +201,18 @@ fn last_line(s: &str) -> Option<&str> {
 /// very long message still reaches the attempt record whole.
 pub const STATUS_FILE_MAX_BYTES: u64 = 128 << 20;
 
+/// Whether `report` is the example report of the agent's `prompt`, copied or echoed: the same
+/// task, status and message (its placeholder text), whatever its time stamp or layout.
+pub fn is_prompt_example(report: &Value, prompt: Option<&str>) -> bool {
+    let Some(example) = prompt.and_then(find_status_json) else { return false };
+    let text = |v: &Value, key: &str| match v.get(key) {
+        Some(Value::String(s)) => s.trim().to_string(),
+        Some(other) => other.to_string(),
+        None => String::new(),
+    };
+    ["task_id", "status", "message"].iter().all(|k| text(report, k) == text(&example, k))
+}
+
 /// Reads the status file, falling back to a JSON object in the result text. The error says
 /// where baton looked and what it found.
 pub fn read_report(task_id: &str, status_file: &Path, shown: &Path, result_text: Option<&str>, prompt: Option<&str>) -> Result<Report, String> {
@@ -209,6 +221,9 @@ pub fn read_report(task_id: &str, status_file: &Path, shown: &Path, result_text:
             let value: Value = serde_json::from_str(&text).map_err(|e| {
                 format!("the status file {} is not valid JSON ({e})", shown.display())
             })?;
+            if is_prompt_example(&value, prompt) {
+                return Err(format!("no status report: {} holds the example from the agent's prompt, copied", shown.display()));
+            }
             report_from(task_id, &value, ReportSource::File)
                 .map_err(|m| format!("the status file {}: {m}", shown.display()))
         }
@@ -216,7 +231,7 @@ pub fn read_report(task_id: &str, status_file: &Path, shown: &Path, result_text:
             let found = result_text.and_then(find_status_json);
             // An agent that prints its input (a command agent, a CLI that echoes) shows the
             // prompt's example report: that is no report of its own.
-            if found.is_some() && prompt.and_then(find_status_json) == found {
+            if found.as_ref().is_some_and(|f| is_prompt_example(f, prompt)) {
                 return Err(format!(
                     "no status report: the agent wrote no {} and the only status JSON in its output is the example from its prompt, echoed back",
                     shown.display()
@@ -517,6 +532,11 @@ mod tests {
         let e = read_report("2", &p, &p, Some(&echoed), Some(&prompt)).unwrap_err();
         assert!(e.contains("the example from its prompt, echoed back"), "{e}");
         assert!(read_report("2", &p, &p, Some(text), Some(&prompt)).is_ok(), "a report of its own still counts");
+        // Copied into the status file, with a time of its own and the id as a number: still
+        // the example.
+        std::fs::write(&p, r#"{"task_id": 2, "status": "completed", "message": "what was done, or why it failed ", "timestamp": "2026-12-01T12:00:00Z"}"#).unwrap();
+        let e = read_report("2", &p, &p, None, Some(&prompt)).unwrap_err();
+        assert!(e.contains("holds the example from the agent's prompt, copied"), "{e}");
     }
 
     /// A command agent's session (plain text, no result event) ended with `code`, its status

@@ -161,6 +161,7 @@ impl StoreSink {
             EventKind::AttemptEnded { task, outcome, duration, cost_usd } => {
                 // Forgotten only once written: a write that waits for a lock is done again.
                 let Some(&id) = self.open.get(task.as_str()) else { return Ok(()) };
+                let answered = matches!(outcome, AttemptOutcome::Reported { .. });
                 let (outcome, message) = outcome_words(outcome);
                 conn.prepare_cached(
                     "UPDATE attempts SET outcome = ?2, message = COALESCE(?3, message), ended_at = ?4, duration_secs = ?5, cost_usd = ?6,
@@ -168,6 +169,13 @@ impl StoreSink {
                      WHERE id = ?1",
                 )?
                 .execute(params![id, outcome, message, time, duration.as_secs_f64(), cost_usd])?;
+                if answered {
+                    // Its agent answered: whatever limit was recorded of it is over.
+                    conn.prepare_cached(
+                        "UPDATE waits SET until = ?2 WHERE kind = 'usage_limit' AND until > ?2 AND agent = (SELECT agent FROM attempts WHERE id = ?1)",
+                    )?
+                    .execute(params![id, time])?;
+                }
                 self.open.remove(task.as_str());
             }
             EventKind::AttemptRecorded { task, record } => {

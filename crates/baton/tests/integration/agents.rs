@@ -165,6 +165,19 @@ fn a_long_usage_limit_moves_the_task_to_the_fallback_without_spending_an_attempt
     assert!(!ctx.contains("an earlier run met"), "{ctx}");
     assert_eq!(primary.ran().len(), 2, "{ctx}");
     assert!(backup.ran().iter().any(|(t, _)| t == "4"), "{ctx}");
+
+    // The limit is lifted: tried again, the primary does the work, and its recorded limit is
+    // over for status and for the next run.
+    std::fs::write(primary.state.join("scenario.json"), "{}").unwrap();
+    let mut text = p.read("plan.yaml");
+    text.push_str("  - id: '5'\n    name: Task 5\n    status: pending\n    description: 'Do 5.'\n");
+    p.write("plan.yaml", &text);
+    p.repo.commit_all("more");
+    let r = p.baton(&["run", "plan.yaml", "--agent", "primary"]);
+    assert_eq!(r.code(), 0, "{}", r.all());
+    assert_eq!(primary.ran().last().map(|(t, _)| t.as_str()), Some("5"), "{}", r.all());
+    let s = p.baton(&["status", "plan.yaml"]);
+    assert!(!s.stdout().contains("primary: usage limit"), "a session it answered lifts its limit:\n{}", s.all());
 }
 
 #[test]
@@ -257,4 +270,24 @@ fn a_cli_that_cannot_be_found_is_a_warning_of_check_and_the_dry_run_foresees_the
     assert_eq!(run.code(), 2, "{}", run.all());
     assert!(run.stderr().contains("[agents.cx] binary"), "{}", run.all());
     assert_eq!(p.plan().task("1").unwrap().status, Status::Pending);
+}
+
+#[test]
+fn reviewed_work_waits_while_no_agent_can_review_it_instead_of_being_done_again_and_again() {
+    // The task runs on `other`; the reviewer runs on the default `main`, which is limited for
+    // 2 hours and has no fallback.
+    let p = project(&plan(&[("1", Some("other"))]));
+    let main = FakeAgent::new(&p, "main", &format!(r#"{{"default": {{"limit": {}, "limit_resets_in": 7200}}}}"#, serde_json::to_string(LIMIT).unwrap()));
+    let other = FakeAgent::new(&p, "other", r#"{"default": {"write": {"a.txt": "a"}, "commit": "a"}}"#);
+    config(&p, &format!("[agent]\ndefault = \"main\"\n[review]\nenabled = true\n{}{}", main.table("main"), other.table("other")));
+    let mut child = p.spawn(&["run", "plan.yaml"]);
+    crate::support::wait_for("the wait for the reviewer's agent", || p.log().contains("waiting until"));
+    // Nothing more starts while it waits: one session each, not one per second.
+    std::fs::write(p.path().join(".claude/plans/.stop"), "").unwrap();
+    let code = crate::support::wait_exit(&mut child);
+    let log = p.log();
+    assert_eq!(code, Some(4), "{log}");
+    assert_eq!((other.ran().len(), main.ran().len()), (1, 1), "the work was done again while the reviewer was limited\n{log}");
+    let t = p.plan().task("1").cloned().unwrap();
+    assert_eq!((t.status, t.attempts), (Status::Pending, 0), "{log}");
 }

@@ -250,6 +250,7 @@ async fn start(opts: RunOptions, stop: Option<watch::Receiver<Stop>>, reporter_o
         exclude: left_out(file.plan(), opts.resume_from.as_deref()).into_iter().collect::<HashSet<_>>(),
         budget,
         routing: roster.routing().clone(),
+        review: config.review.clone(),
     });
     if let Some(n) = state.budget_note() {
         reporter.note(n);

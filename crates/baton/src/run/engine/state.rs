@@ -43,6 +43,9 @@ pub struct Policies {
     pub budget: Option<Budget>,
     /// Which agent each task runs on, and where it goes while that one is limited.
     pub routing: Routing,
+    /// `[review]`: a task that will be reviewed waits while no agent can review it (its work
+    /// would be thrown away when the reviewer met the limit).
+    pub review: crate::config::Review,
 }
 
 /// A task whose attempt is running, as the state knows it.
@@ -150,6 +153,7 @@ pub struct RunState {
     attempts_started: u32,
     budget: Option<Budget>,
     routing: Routing,
+    review: crate::config::Review,
     /// Each agent's usage limit.
     limits: AgentLimits,
 }
@@ -176,6 +180,7 @@ impl RunState {
             attempts_started: 0,
             budget: p.budget,
             routing: p.routing,
+            review: p.review,
             limits: AgentLimits::default(),
         }
     }
@@ -275,8 +280,14 @@ impl RunState {
         // Where each task would go now; one whose agents are all limited waits.
         let mut routes: HashMap<TaskId, String> = HashMap::new();
         let mut by_limits: HashMap<TaskId, Instant> = HashMap::new();
+        let reviewer = self.limits.route(&self.routing.candidates(None), now);
         for t in plan.tasks().filter(|t| t.status.is_runnable() && !skip.contains(&t.id)) {
-            match self.limits.route(&self.routing.candidates(t.agent.as_deref()), now) {
+            let route = match self.limits.route(&self.routing.candidates(t.agent.as_deref()), now) {
+                // Reviewed work waits for a reviewer: done now, it would be done again.
+                Route::Run(_) if matches!(reviewer, Route::Wait(_)) && crate::run::review::review_for(&self.review, plan, t).is_some() => reviewer.clone(),
+                route => route,
+            };
+            match route {
                 Route::Run(agent) => {
                     routes.insert(t.id.clone(), agent);
                 }
@@ -485,6 +496,8 @@ impl RunState {
             Outcome::Done(status) => {
                 self.breaker.record_success();
                 self.throttle.record_success();
+                // Its agent answered (`--agent NAME` tried one an earlier run had seen limited).
+                self.limits.lifted(&slot.agent);
                 c.plan = PlanChange::Final { status, attempts: slot.attempt };
             }
             Outcome::Failed { .. } | Outcome::Rejected { .. } => {
@@ -672,6 +685,7 @@ mod tests {
             exclude: HashSet::new(),
             budget: None,
             routing: Routing::single("claude"),
+            review: crate::config::Review::default(),
         }
     }
 
