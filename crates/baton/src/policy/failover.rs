@@ -42,6 +42,8 @@ pub struct Limit {
     pub until: Instant,
     /// Long enough that its tasks move to a fallback meanwhile.
     pub failover: bool,
+    /// When it was met (a session started after it and answered proves it over).
+    pub met: Instant,
 }
 
 /// Where a task's next attempt goes.
@@ -66,16 +68,19 @@ impl AgentLimits {
     pub fn hit(&mut self, agent: &str, until: Instant, now: Instant, routing: &Routing) -> Limit {
         let failover = until.saturating_duration_since(now) > routing.failover_after && !routing.fallback.is_empty();
         let limit = match self.limited.get(agent) {
-            Some(old) if old.until >= until => Limit { until: old.until, failover: old.failover || failover },
-            _ => Limit { until, failover },
+            Some(old) if old.until >= until => Limit { until: old.until, failover: old.failover || failover, met: now },
+            _ => Limit { until, failover, met: now },
         };
         self.limited.insert(agent.to_string(), limit);
         limit
     }
 
-    /// `agent` answered a session: whatever limit it was under is over.
-    pub fn lifted(&mut self, agent: &str) {
-        self.limited.remove(agent);
+    /// `agent` answered a session that started at `started`: a limit it met before that is
+    /// over (a session that was running when the limit came proves nothing).
+    pub fn answered(&mut self, agent: &str, started: Instant) {
+        if self.limited.get(agent).is_some_and(|l| l.met < started) {
+            self.limited.remove(agent);
+        }
     }
 
     /// The limit `agent` is under at `now`, if any.
@@ -150,6 +155,18 @@ mod tests {
         assert_eq!(l.route(&c, now + 301 * MIN), Route::Run("claude".into()));
         assert_eq!(l.active(now).iter().map(|(a, _)| a.as_str()).collect::<Vec<_>>(), ["claude", "codex", "gemini"]);
         assert!(l.active(now + 301 * MIN).is_empty());
+    }
+
+    #[test]
+    fn only_a_session_begun_after_the_limit_proves_it_over() {
+        let (r, t0) = (Routing::single("claude"), Instant::now());
+        let mut l = AgentLimits::default();
+        let before = t0;
+        l.hit("claude", t0 + 300 * MIN, t0 + MIN, &r);
+        l.answered("claude", before);
+        assert!(l.of("claude", t0 + MIN).is_some(), "a session running when the limit came proves nothing");
+        l.answered("claude", t0 + 2 * MIN);
+        assert!(l.of("claude", t0 + 2 * MIN).is_none());
     }
 
     #[test]

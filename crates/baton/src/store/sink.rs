@@ -170,9 +170,10 @@ impl StoreSink {
                 )?
                 .execute(params![id, outcome, message, time, duration.as_secs_f64(), cost_usd])?;
                 if answered {
-                    // Its agent answered: whatever limit was recorded of it is over.
+                    // Its agent answered a session begun after a limit was recorded: that limit is over.
                     conn.prepare_cached(
-                        "UPDATE waits SET until = ?2 WHERE kind = 'usage_limit' AND until > ?2 AND agent = (SELECT agent FROM attempts WHERE id = ?1)",
+                        "UPDATE waits SET until = ?2 WHERE kind = 'usage_limit' AND until > ?2
+                            AND agent = (SELECT agent FROM attempts WHERE id = ?1) AND started_at < (SELECT started_at FROM attempts WHERE id = ?1)",
                     )?
                     .execute(params![id, time])?;
                 }

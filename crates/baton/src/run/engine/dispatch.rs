@@ -382,7 +382,7 @@ impl Engine {
             agent: Some(member.name.clone()),
         });
         let active = Active { id: id.clone(), group: task.parallel_group.clone(), footprint: Footprint::of(&task) };
-        self.state.started(id.clone(), Slot { active, attempt: attempt_no, max, agent: member.name.clone(), task_agent: task.agent.clone() });
+        self.state.started(id.clone(), Slot { active, attempt: attempt_no, max, agent: member.name.clone(), task_agent: task.agent.clone(), since: std::time::Instant::now() });
         self.running.insert(
             id.clone(),
             Running { name: task.name.clone(), session, started_at: jiff::Timestamp::now(), cwd: place.cwd, named_agent, agent: member.name, cli: member.agent, model, cap, start_point, checks, review, task: task.clone() },

@@ -58,6 +58,8 @@ pub struct Slot {
     pub agent: String,
     /// The agent its plan names (`agent:`), if any.
     pub task_agent: Option<String>,
+    /// When its session started.
+    pub since: Instant,
 }
 
 /// How an attempt (and, in a parallel run, its landing) ended, as the state needs to know it.
@@ -496,8 +498,8 @@ impl RunState {
             Outcome::Done(status) => {
                 self.breaker.record_success();
                 self.throttle.record_success();
-                // Its agent answered (`--agent NAME` tried one an earlier run had seen limited).
-                self.limits.lifted(&slot.agent);
+                // Its agent answered: a limit it met before this session began is over.
+                self.limits.answered(&slot.agent, slot.since);
                 c.plan = PlanChange::Final { status, attempts: slot.attempt };
             }
             Outcome::Failed { .. } | Outcome::Rejected { .. } => {
@@ -692,13 +694,13 @@ mod tests {
     fn start(state: &mut RunState, p: &Plan, id: &str, attempt: u32, max: u32) {
         let t = p.task(id).unwrap();
         let active = Active { id: t.id.clone(), group: t.parallel_group.clone(), footprint: Footprint::of(t) };
-        state.started(t.id.clone(), Slot { active, attempt, max, agent: "claude".into(), task_agent: t.agent.clone() });
+        state.started(t.id.clone(), Slot { active, attempt, max, agent: "claude".into(), task_agent: t.agent.clone(), since: Instant::now() });
     }
 
     fn start_on(state: &mut RunState, p: &Plan, id: &str, agent: &str) {
         let t = p.task(id).unwrap();
         let active = Active { id: t.id.clone(), group: t.parallel_group.clone(), footprint: Footprint::of(t) };
-        state.started(t.id.clone(), Slot { active, attempt: 1, max: 3, agent: agent.into(), task_agent: t.agent.clone() });
+        state.started(t.id.clone(), Slot { active, attempt: 1, max: 3, agent: agent.into(), task_agent: t.agent.clone(), since: Instant::now() });
     }
 
     fn set(p: &mut Plan, id: &str, status: Status) {
