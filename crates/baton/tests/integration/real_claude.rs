@@ -6,13 +6,13 @@
 //! Each test skips, loudly, when the CLI is not installed.
 
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 
 use baton::plan::Status;
-use baton_testkit::{claude_env, find_real_claude, run_with_deadline, workspace_root, FakeModelServer, Turn};
+use baton_testkit::{claude_env, find_real_claude, workspace_root, FakeModelServer, Turn};
 use serde_json::Value;
 
-use crate::support::{BATON, Project, Run, project, real_cli, ONE_TASK, REAL_RUN_DEADLINE, STATUS_FILE};
+use crate::support::{Project, Run, project, real_cli, ONE_TASK, STATUS_FILE, real_command, run_real};
 
 const TWO: &str = "meta:
   name: Two steps
@@ -61,37 +61,18 @@ impl Claude {
         self
     }
 
-    /// A baton command in the project that runs the real CLI. The environment starts empty
-    /// (so no key of the machine running the tests can leak in) and baton passes it through to
-    /// the CLI.
+    /// A baton command in the project with the CLI's environment.
     fn command(&self, p: &Project, args: &[&str]) -> Command {
-        let mut cmd = Command::new(BATON);
-        cmd.args(args)
-            .current_dir(p.path())
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("NO_COLOR", "1")
-            .env("COLUMNS", "100")
-            .env("TZ", "UTC")
-            .env("BATON_CLAUDE_BIN", &self.bin)
+        let mut cmd = real_command(p, args);
+        cmd.env("BATON_CLAUDE_BIN", &self.bin)
             .envs(claude_env(self.home.path(), &self.server.base_url(), self.subscriber))
-            .envs(self.extra_env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .stdin(Stdio::null());
+            .envs(self.extra_env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         cmd
     }
 
     /// Runs baton to its end; a run past the deadline fails the test.
     fn baton(&self, p: &Project, args: &[&str]) -> Run {
-        let started = std::time::Instant::now();
-        let out = run_with_deadline(&mut self.command(p, args), REAL_RUN_DEADLINE).expect("run baton");
-        let context = self.describe();
-        assert!(!out.timed_out, "baton {args:?} did not finish:\n{}\n{}\n{context}", out.stdout, out.stderr);
-        eprintln!("baton {args:?} with the real CLI took {:.1} s", started.elapsed().as_secs_f64());
-        Run(Output {
-            status: out.status,
-            stdout: out.stdout.into_bytes(),
-            stderr: out.stderr.into_bytes(),
-        })
+        run_real(&mut self.command(p, args), args, &|| self.describe())
     }
 
     /// What the model server saw, for failure messages.

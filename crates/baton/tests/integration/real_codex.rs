@@ -8,13 +8,13 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 
 use baton::plan::Status;
 use baton_testkit::{codex_env, find_real_codex, run_with_deadline, workspace_root, CodexTurn, FakeCodexServer, CODEX_INPUT_TOKENS, CODEX_OUTPUT_TOKENS, FAST_CONFIG};
 use serde_json::Value;
 
-use crate::support::{project, wait_exit, wait_for, Project, Run, BATON, real_cli, ONE_TASK, REAL_RUN_DEADLINE, STATUS_FILE};
+use crate::support::{project, wait_exit, wait_for, Project, Run, real_cli, ONE_TASK, REAL_RUN_DEADLINE, STATUS_FILE, real_command, run_real};
 
 fn real_codex() -> Option<PathBuf> {
     real_cli(find_real_codex(&workspace_root()), "Codex CLI")
@@ -35,26 +35,15 @@ impl Codex {
         Codex { server: FakeCodexServer::start(script), home: tempfile::tempdir().expect("temporary CODEX_HOME") }
     }
 
-    /// A baton command in the project. The environment starts empty (no key of the machine
-    /// running the tests can leak in) and baton passes it through to the CLI.
+    /// A baton command in the project with the CLI's environment.
     fn command(&self, p: &Project, args: &[&str]) -> Command {
-        let mut cmd = Command::new(BATON);
-        cmd.args(args)
-            .current_dir(p.path())
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("NO_COLOR", "1")
-            .env("COLUMNS", "100")
-            .env("TZ", "UTC")
-            .envs(codex_env(self.home.path(), &self.server.base_url()))
-            .stdin(Stdio::null());
+        let mut cmd = real_command(p, args);
+        cmd.envs(codex_env(self.home.path(), &self.server.base_url()));
         cmd
     }
 
     fn baton(&self, p: &Project, args: &[&str]) -> Run {
-        let out = run_with_deadline(&mut self.command(p, args), REAL_RUN_DEADLINE).expect("run baton");
-        assert!(!out.timed_out, "baton {args:?} did not finish:\n{}\n{}\n{}", out.stdout, out.stderr, self.describe());
-        Run(Output { status: out.status, stdout: out.stdout.into_bytes(), stderr: out.stderr.into_bytes() })
+        run_real(&mut self.command(p, args), args, &|| self.describe())
     }
 
     /// What the server saw, for failure messages.

@@ -7,20 +7,15 @@
 //! Each test skips, loudly, when a CLI is not installed; under `CI` it fails instead.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::Duration;
 
 use baton::plan::Status;
 use baton_testkit::{
-    claude_env, codex_env, find_real_claude, find_real_codex, find_real_gemini, gemini_env, gemini_user_text, run_with_deadline, workspace_root,
+    claude_env, codex_env, find_real_claude, find_real_codex, find_real_gemini, gemini_env, gemini_user_text, workspace_root,
     CodexTurn, FakeCodexServer, FakeGeminiServer, FakeModelServer, GeminiTurn, Turn,
 };
 use serde_json::Value;
 
-use crate::support::{project, Project, Run, BATON, FAST_CONFIG};
-
-/// Generous: a hang must fail the test, not wedge the suite; a good run takes seconds.
-const RUN_DEADLINE: Duration = Duration::from_secs(180);
+use crate::support::{project, Project, Run, FAST_CONFIG, real_command, run_real};
 
 const STATUS_FILE: &str = ".claude/plans/task-status.json";
 
@@ -189,29 +184,11 @@ fn configure(p: &Project, toml: &str) {
     p.repo.commit_all("baton.toml: the agents");
 }
 
-/// A baton command in the project. The environment starts empty (no key or HOME of the
-/// machine running the tests can leak in): each agent gets its own from baton.toml.
-fn command(p: &Project, args: &[&str]) -> Command {
-    let mut cmd = Command::new(BATON);
-    cmd.args(args)
-        .current_dir(p.path())
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("NO_COLOR", "1")
-        .env("COLUMNS", "100")
-        .env("TZ", "UTC")
-        .stdin(Stdio::null());
-    cmd
-}
-
-/// Runs baton to its end; a run past the deadline fails the test (`servers` says what the
+/// Runs baton to its end; each agent gets its own key and HOME from baton.toml (the
+/// environment starts empty). A run past the deadline fails the test (`servers` says what the
 /// fake servers saw).
 fn baton(p: &Project, args: &[&str], servers: &dyn Fn() -> String) -> Run {
-    let started = std::time::Instant::now();
-    let out = run_with_deadline(&mut command(p, args), RUN_DEADLINE).expect("run baton");
-    assert!(!out.timed_out, "baton {args:?} did not finish:\n{}\n{}\n{}", out.stdout, out.stderr, servers());
-    eprintln!("baton {args:?} with the real CLIs took {:.1} s", started.elapsed().as_secs_f64());
-    Run(Output { status: out.status, stdout: out.stdout.into_bytes(), stderr: out.stderr.into_bytes() })
+    run_real(&mut real_command(p, args), args, servers)
 }
 
 fn task_status(p: &Project, id: &str) -> (Status, u32, Option<String>) {

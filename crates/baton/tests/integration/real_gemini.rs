@@ -7,13 +7,13 @@
 //! Each test skips, loudly, when the CLI is not installed; under `CI` it fails instead.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command};
 
 use baton::plan::Status;
 use baton_testkit::{find_real_gemini, gemini_env, gemini_user_text, run_with_deadline, workspace_root, FakeGeminiServer, GeminiTurn};
 use serde_json::Value;
 
-use crate::support::{project, Project, Run, BATON, FAST_CONFIG, real_cli, ONE_TASK, REAL_RUN_DEADLINE, STATUS_FILE};
+use crate::support::{project, Project, Run, FAST_CONFIG, real_cli, ONE_TASK, REAL_RUN_DEADLINE, STATUS_FILE, real_command, run_real};
 
 fn real_gemini() -> Option<PathBuf> {
     real_cli(find_real_gemini(&workspace_root()), "Gemini CLI")
@@ -36,29 +36,16 @@ impl Gemini {
         Gemini { server: FakeGeminiServer::start(script), dir: tempfile::tempdir().expect("temporary HOME") }
     }
 
-    /// A baton command in the project that runs the real CLI. The environment starts empty (no
-    /// key of the machine running the tests can leak in); baton passes it on to the CLI.
+    /// A baton command in the project with the CLI's environment.
     fn command(&self, p: &Project, args: &[&str]) -> Command {
-        let mut cmd = Command::new(BATON);
-        cmd.args(args)
-            .current_dir(p.path())
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("NO_COLOR", "1")
-            .env("COLUMNS", "100")
-            .env("TZ", "UTC")
-            .envs(gemini_env(self.dir.path(), &self.server.base_url()))
-            .stdin(Stdio::null());
+        let mut cmd = real_command(p, args);
+        cmd.envs(gemini_env(self.dir.path(), &self.server.base_url()));
         cmd
     }
 
     /// Runs baton to its end; a run past the deadline fails the test.
     fn baton(&self, p: &Project, args: &[&str]) -> Run {
-        let started = std::time::Instant::now();
-        let out = run_with_deadline(&mut self.command(p, args), REAL_RUN_DEADLINE).expect("run baton");
-        assert!(!out.timed_out, "baton {args:?} did not finish:\n{}\n{}\n{}", out.stdout, out.stderr, self.describe());
-        eprintln!("baton {args:?} with the real Gemini CLI took {:.1} s", started.elapsed().as_secs_f64());
-        Run(Output { status: out.status, stdout: out.stdout.into_bytes(), stderr: out.stderr.into_bytes() })
+        run_real(&mut self.command(p, args), args, &|| self.describe())
     }
 
     /// What the server saw, for failure messages.

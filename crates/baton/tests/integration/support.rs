@@ -273,3 +273,29 @@ pub fn real_cli(found: Option<PathBuf>, title: &str) -> Option<PathBuf> {
     }
     found
 }
+
+/// A baton command in `p` for a real agent CLI: the environment starts empty (no key or HOME of
+/// the machine running the tests can leak in) but for `PATH`, a plain terminal and UTC; the
+/// caller adds what the CLI needs (baton passes it through).
+pub fn real_command(p: &Project, args: &[&str]) -> Command {
+    let mut cmd = Command::new(BATON);
+    cmd.args(args)
+        .current_dir(p.path())
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("NO_COLOR", "1")
+        .env("COLUMNS", "100")
+        .env("TZ", "UTC")
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// Runs `cmd` (a `baton` with a real agent CLI) to its end; a run past [`REAL_RUN_DEADLINE`]
+/// fails the test, with `context` (what the fake servers saw).
+pub fn run_real(cmd: &mut Command, args: &[&str], context: &dyn Fn() -> String) -> Run {
+    let started = std::time::Instant::now();
+    let out = baton_testkit::run_with_deadline(cmd, REAL_RUN_DEADLINE).expect("run baton");
+    assert!(!out.timed_out, "baton {args:?} did not finish:\n{}\n{}\n{}", out.stdout, out.stderr, context());
+    eprintln!("baton {args:?} with a real agent CLI took {:.1} s", started.elapsed().as_secs_f64());
+    Run(Output { status: out.status, stdout: out.stdout.into_bytes(), stderr: out.stderr.into_bytes() })
+}
