@@ -75,6 +75,18 @@ impl AgentLimits {
         limit
     }
 
+    /// A limit of `agent` an earlier run recorded, resetting `left` from `now`: honoured when
+    /// its tasks can fail over from it (the run has a fallback and the limit is long enough);
+    /// otherwise the agent is tried (a limit costs nothing to meet, and a recorded reset may be
+    /// a guess). Whether it was taken.
+    pub fn recorded(&mut self, agent: &str, left: Duration, now: Instant, routing: &Routing) -> bool {
+        if !routing.known.contains(agent) || left <= routing.failover_after || routing.fallback.is_empty() {
+            return false;
+        }
+        self.hit(agent, now + left, now, routing);
+        true
+    }
+
     /// `agent` answered a session that started at `started`: a limit it met before that is
     /// over (a session that was running when the limit came proves nothing).
     pub fn answered(&mut self, agent: &str, started: Instant) {

@@ -145,6 +145,8 @@ fn a_long_usage_limit_moves_the_task_to_the_fallback_without_spending_an_attempt
     text.push_str("  - id: '3'\n    name: Task 3\n    status: pending\n    description: 'Do 3.'\n");
     p.write("plan.yaml", &text);
     p.repo.commit_all("more");
+    let d = p.baton(&["run", "plan.yaml", "--dry-run"]);
+    assert!(d.stdout().contains("primary: usage limit until ") && d.stdout().contains("3 Task 3 (attempt 1/2) on backup"), "the dry run reads the recorded limit:\n{}", d.all());
     let r = p.baton(&["run", "plan.yaml"]);
     let ctx = r.all();
     assert_eq!(r.code(), 0, "{ctx}");

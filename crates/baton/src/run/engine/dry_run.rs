@@ -8,6 +8,7 @@ use super::state::{left_out, never_runnable};
 use super::workspace::{uncommitted, DirtyTree, OwnFiles};
 use super::RunOptions;
 use crate::agent::Roster;
+use crate::policy::failover::{AgentLimits, Route};
 use crate::config::Config;
 use crate::error::Error;
 use crate::exit::Exit;
@@ -68,6 +69,17 @@ pub(super) fn dry_run(file: &PlanFile, opts: &RunOptions, config: &Config, roste
         crate::outln!("the run would be refused (exit 2): agent {} cannot be found (see the warning above)", missing.join(", "));
         return Ok(Exit::InvalidInput);
     }
+    // Limits an earlier run recorded: the agents a run would pass over from the start.
+    let (at, now) = (jiff::Timestamp::now(), std::time::Instant::now());
+    let recorded = crate::store::Store::open_existing(git.root).ok().flatten().and_then(|s| s.agent_limits(at).ok()).unwrap_or_default();
+    let mut limits = AgentLimits::default();
+    for l in recorded.iter().filter(|l| opts.agent.as_deref() != Some(l.agent.as_str())) {
+        let Some(until) = l.until() else { continue };
+        let left = std::time::Duration::try_from(until.duration_since(at)).unwrap_or_default();
+        if limits.recorded(&l.agent, left, now, routing) {
+            crate::outln!("{}: usage limit until {} (an earlier run met it): passed over until then", l.agent, crate::report::status::local_time(until, at));
+        }
+    }
     if !routing.fallback.is_empty() {
         crate::outln!(
             "fallback: {} (for the tasks of an agent whose usage limit resets more than {} min away)",
@@ -116,7 +128,11 @@ pub(super) fn dry_run(file: &PlanFile, opts: &RunOptions, config: &Config, roste
             n += 1;
             let Some(t) = plan.task(id.as_str()) else { continue };
             let max = plan.max_attempts(t, config.run.max_attempts).max(t.attempts + 1);
-            let on = if several { format!(" on {}", routing.primary(t.agent.as_deref())) } else { String::new() };
+            let on = match limits.route(&routing.candidates(t.agent.as_deref()), now) {
+                _ if !several => String::new(),
+                Route::Run(agent) => format!(" on {agent}"),
+                Route::Wait(until) => format!(" after a usage limit's reset (in {})", crate::report::render::human(until.saturating_duration_since(now))),
+            };
             crate::outln!("{n:>3}. {} {} (attempt {}/{max}){on}", id, t.name, t.attempts + 1);
         }
         if opts.parallel {

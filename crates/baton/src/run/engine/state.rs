@@ -397,14 +397,10 @@ impl RunState {
         let mut notes = Vec::new();
         for l in limits {
             let Some(until) = l.until() else { continue };
-            if !self.routing.known.contains(&l.agent) {
-                continue;
-            }
             let left = Duration::try_from(until.duration_since(at)).unwrap_or_default();
-            if left <= self.routing.failover_after || self.routing.fallback.is_empty() {
+            if !self.limits.recorded(&l.agent, left, now, &self.routing) {
                 continue;
             }
-            self.limits.hit(&l.agent, now + left, now, &self.routing);
             let reset = Some(crate::report::status::local_time(until, at));
             let reason = WaitReason::UsageLimit { message: l.message.clone().unwrap_or_default(), reset, known: true, wait: left, agent: Some(l.agent.clone()) };
             notes.push(Note::KnownLimit { agent: l.agent.clone(), reason });
