@@ -554,11 +554,19 @@ pub struct Sum {
     pub sessions: usize,
     pub seconds: f64,
     pub cost_usd: f64,
+    /// Sessions whose cost is unknown (not in `cost_usd`).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub unknown_cost_sessions: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl Sum {
     fn add(&mut self, r: &CostRow) {
         self.sessions += usize::from(!r.review);
+        self.unknown_cost_sessions += usize::from(r.unknown);
         self.seconds = ((self.seconds + r.duration_secs) * 1e6).round() / 1e6;
         self.cost_usd = crate::store::usd(self.cost_usd + r.cost_usd);
     }
@@ -724,6 +732,13 @@ pub fn cost_table(scope: &CostScope, groups: &[Group], total: &Sum, width: usize
     for row in &rows {
         out.push_str(&table.line(row, width));
     }
+    if total.unknown_cost_sessions > 0 {
+        let n = total.unknown_cost_sessions;
+        out.push_str(&format!(
+            "\n{n} session{} of unknown cost not in these figures: their agent says no cost; set [prices] in baton.toml\n",
+            if n == 1 { "" } else { "s" }
+        ));
+    }
     terminal_text(&out)
 }
 
@@ -868,7 +883,7 @@ mod tests {
     }
 
     fn cost_row(plan: &str, task: &str, model: Option<&str>, started: &str, cost: f64) -> CostRow {
-        CostRow { plan: plan.into(), task: task.into(), model: model.map(String::from), started_at: at(started), cost_usd: cost, duration_secs: 2.0, counted: true, review: false }
+        CostRow { plan: plan.into(), task: task.into(), model: model.map(String::from), started_at: at(started), cost_usd: cost, duration_secs: 2.0, counted: true, review: false, unknown: false }
     }
 
     #[test]
@@ -891,7 +906,7 @@ mod tests {
             [(vec![s("a.yaml"), s("2")], 0.625), (vec![s("a.yaml"), s("1")], 0.25), (vec![s("b.yaml"), s("1")], 1.0)]
         );
         let groups = group(&rows, CostBy::Model, &TimeZone::UTC);
-        let total = Sum { sessions: 4, seconds: 8.0, cost_usd: 1.875 };
+        let total = Sum { sessions: 4, seconds: 8.0, cost_usd: 1.875, unknown_cost_sessions: 0 };
         let v: serde_json::Value = serde_json::from_str(&cost_json(None, CostBy::Model, None, &groups, &total)).unwrap();
         assert_eq!(v["rows"][1], serde_json::json!({"model": null, "sessions": 2, "seconds": 4.0, "cost_usd": 0.375}));
         assert_eq!(v["total"]["cost_usd"], 1.875);

@@ -95,6 +95,9 @@ pub struct CostRow {
     /// A reviewer's sessions: their cost, under the reviewer's model (no session of its own in
     /// the counts, no time: the attempt's time holds it).
     pub review: bool,
+    /// A session that ran and whose cost nobody knows (its agent said none and no `[prices]`
+    /// priced it): `cost_usd` is 0 for it, not its cost.
+    pub unknown: bool,
 }
 
 const ATTEMPT_COLUMNS: &str = "id, run_id, plan, task, kind, session, attempt, agent, named_agent, model, started_at, ended_at, duration_secs, outcome,
@@ -291,10 +294,11 @@ impl Store {
         let mut st = self
             .conn()
             .prepare(
-                "SELECT plan, task, model, started_at, COALESCE(cost_usd, 0), COALESCE(duration_secs, 0), attempt IS NOT NULL, 0
+                "SELECT plan, task, model, started_at, COALESCE(cost_usd, 0), COALESCE(duration_secs, 0), attempt IS NOT NULL, 0,
+                        cost_usd IS NULL AND estimated_usd IS NULL AND agent_pid IS NOT NULL AND outcome NOT IN ('running', 'interrupted')
                  FROM attempts WHERE (?1 IS NULL OR plan = ?1) AND (?2 IS NULL OR started_at >= ?2)
                  UNION ALL
-                 SELECT a.plan, a.task, COALESCE(v.model, a.model), a.started_at, COALESCE(v.cost_usd, a.review_cost_usd, 0), 0, a.attempt IS NOT NULL, 1
+                 SELECT a.plan, a.task, COALESCE(v.model, a.model), a.started_at, COALESCE(v.cost_usd, a.review_cost_usd, 0), 0, a.attempt IS NOT NULL, 1, 0
                  FROM attempts a JOIN reviews v ON v.attempt_id = a.id
                  WHERE (?1 IS NULL OR a.plan = ?1) AND (?2 IS NULL OR a.started_at >= ?2)
                  ORDER BY 4",
@@ -312,6 +316,7 @@ impl Store {
                     duration_secs: r.get(5)?,
                     counted: r.get(6)?,
                     review: r.get(7)?,
+                    unknown: r.get(8)?,
                 })
             })
             .map_err(|e| self.sql(e))?;

@@ -92,6 +92,10 @@ fn real_gemini_completes_a_task_and_its_tokens_reach_the_history() {
     assert_eq!(p.read("one.txt"), "one\n");
     // The CLI says no cost and baton.toml has no [prices]: the summary does not pass it off as $0.
     assert!(r.stdout().contains("(and 1 session of unknown cost: set [prices] in baton.toml)"), "{context}");
+    let cost = gemini.baton(&p, &["cost", "plan.yaml"]);
+    assert!(cost.stdout().contains("1 session of unknown cost not in these figures"), "{}", cost.all());
+    let cost: Value = serde_json::from_str(&gemini.baton(&p, &["cost", "plan.yaml", "--json"]).stdout()).unwrap();
+    assert_eq!(cost["total"]["unknown_cost_sessions"], 1, "{cost:#}");
     let log = p.repo.log_subjects();
     assert_eq!(log[..2], ["baton: 1.1 completed — One", "task 1.1: one.txt"], "{context}");
     assert!(!p.path().join(STATUS_FILE).exists(), "the status file was left behind");
