@@ -293,3 +293,17 @@ fn reviewed_work_waits_while_no_agent_can_review_it_instead_of_being_done_again_
     let t = p.plan().task("1").cloned().unwrap();
     assert_eq!((t.status, t.attempts), (Status::Pending, 0), "{log}");
 }
+
+#[test]
+fn a_commit_of_nothing_but_baton_s_files_is_no_change() {
+    // `git add -A` commits baton's edit of the plan; a force-added file under .baton/ is
+    // baton's too: neither is work.
+    let p = project(&plan(&[("1", None)]).replace("max_attempts_default: 2", "max_attempts_default: 1"));
+    p.write("baton.toml", &format!("{FAST_CONFIG}[verify]\nrequire_changes = \"fail\"\n"));
+    p.repo.commit_all("config");
+    p.scenario(r#"{"tasks": {"1": [{"shell": "mkdir -p .baton && echo x > .baton/foo && git add -f .baton/foo && git add -A && git commit -qm 'nothing really'"}]}}"#);
+    let r = p.baton(&["run", "plan.yaml"]);
+    assert_eq!(r.code(), 1, "{}", r.all());
+    let t = p.plan().task("1").cloned().unwrap();
+    assert_eq!(t.status, Status::Failed, "{}", r.all());
+}

@@ -540,11 +540,16 @@ impl Engine {
     }
 
     /// The paths an attempt's change is not measured on: the plan, the status file, the stop
-    /// file (relative to the working copy, the same in a worktree).
+    /// file, baton's logs, history, worktrees and coordination files (relative to the working
+    /// copy, the same in a worktree).
     fn own_paths(&self) -> Vec<PathBuf> {
         let abs = std::path::absolute(self.file.path()).unwrap_or_else(|_| self.file.path().to_path_buf());
         let plan = abs.strip_prefix(&self.root).map(Path::to_path_buf).unwrap_or(abs);
-        vec![plan, self.config.paths.status_file.clone(), self.config.paths.stop_file.clone()]
+        let p = &self.config.paths;
+        // baton's own files: the run history and logs, the worktrees, the parallel agents'
+        // coordination files (relative to the repository root).
+        let own = [".baton", ".claude/subagent-status", ".claude/agent-claims.json", ".claude/agent-claims.json.lock"].map(PathBuf::from);
+        [plan, p.status_file.clone(), p.stop_file.clone(), p.logs_dir.clone(), p.worktrees_dir.clone()].into_iter().chain(own).collect()
     }
 
     /// The agent reported the task completed: did it change anything, do its checks pass,
