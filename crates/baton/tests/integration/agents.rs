@@ -307,3 +307,20 @@ fn a_commit_of_nothing_but_baton_s_files_is_no_change() {
     let t = p.plan().task("1").cloned().unwrap();
     assert_eq!(t.status, Status::Failed, "{}", r.all());
 }
+
+#[test]
+fn in_a_parallel_run_a_task_s_other_files_beside_the_plan_land_too() {
+    // Not baton's files (the plan, the status file): another plan, a note. They were dropped
+    // without a word.
+    let p = project(&plan(&[("1", None), ("2", None)]).replace("status: pending\n", "status: pending\n    parallel_group: g\n"));
+    p.write(".claude/plans/other.yaml", "meta: {name: other}\n");
+    p.repo.commit_all("another plan");
+    p.scenario(r#"{"tasks": {"1": [{"shell": "echo '# edited by task 1' >> .claude/plans/other.yaml && echo new > .claude/plans/notes.md && echo r > real.txt", "commit": "task 1"}]}}"#);
+    let r = p.baton(&["run", "plan.yaml", "--parallel"]);
+    assert_eq!(r.code(), 0, "{}", r.all());
+    assert_eq!(p.read("real.txt"), "r\n");
+    assert_eq!(p.read(".claude/plans/notes.md"), "new\n", "{}", r.all());
+    assert!(p.read(".claude/plans/other.yaml").contains("# edited by task 1"), "{}", r.all());
+    assert_eq!(p.repo.status_porcelain(), "", "landed and committed");
+    assert!(!p.path().join(".claude/plans/task-status.json").exists());
+}

@@ -17,7 +17,17 @@ use crate::report::event::{Note, Reporter};
 use crate::run::record::Records;
 
 /// Paths that belong to the coordination protocol, never copied back from a worktree.
-pub(super) const COORDINATION: [&str; 3] = [".claude/plans/", ".claude/subagent-status/", ".claude/agent-claims.json"];
+pub(super) const COORDINATION: [&str; 2] = [".claude/subagent-status/", ".claude/agent-claims.json"];
+
+/// Paths never copied back from a worktree: the coordination files, the plan (merged task by
+/// task instead), the status file and the stop file. Everything else a task changed lands —
+/// another plan file or a note beside the plan too.
+fn never_landed(plan_rel: &Path, config: &Config) -> Vec<String> {
+    let mut skip: Vec<String> = COORDINATION.iter().map(|s| s.to_string()).collect();
+    skip.push(plan_rel.to_string_lossy().into_owned());
+    skip.extend([&config.paths.status_file, &config.paths.stop_file].map(|p| p.to_string_lossy().into_owned()));
+    skip
+}
 
 /// The worktrees of a parallel run.
 pub(in crate::run::engine) struct Worktrees {
@@ -26,6 +36,10 @@ pub(in crate::run::engine) struct Worktrees {
     plan: PathBuf,
     plan_rel: PathBuf,
     worktrees_dir: PathBuf,
+    /// The status file and the stop file (relative to a working copy).
+    own_files: [PathBuf; 2],
+    /// Paths never copied back from a worktree ([`never_landed`]).
+    never_landed: Vec<String>,
     guard_exe: PathBuf,
     records: Records,
     reporter: Reporter,
@@ -48,9 +62,8 @@ pub(in crate::run::engine) struct Worktrees {
 impl Worktrees {
     pub(super) fn new(root: &Path, plan: &Path, config: &Config, records: Records, reporter: Reporter, guard_exe: PathBuf, jobs: usize) -> Worktrees {
         let plan_rel = plan.strip_prefix(root).map(Path::to_path_buf).unwrap_or_else(|_| plan.to_path_buf());
-        let mut skip: Vec<String> = COORDINATION.iter().map(|s| s.to_string()).collect();
-        skip.push(plan_rel.to_string_lossy().into_owned());
-        let skip: Vec<&str> = skip.iter().map(String::as_str).collect();
+        let never = never_landed(&plan_rel, config);
+        let skip: Vec<&str> = never.iter().map(String::as_str).collect();
         // As many wait as can run at once: more are never needed together.
         let pool = git::worktree::Pool::new(root, &config.paths.status_file, &skip, jobs.max(1));
         Worktrees {
@@ -60,6 +73,8 @@ impl Worktrees {
             plan: plan.to_path_buf(),
             plan_rel,
             worktrees_dir: config.paths.worktrees_dir.clone(),
+            own_files: [config.paths.status_file.clone(), config.paths.stop_file.clone()],
+            never_landed: never,
             guard_exe,
             records,
             reporter,
@@ -233,12 +248,9 @@ impl Worktrees {
         }
     }
 
-    /// Paths never copied back from a worktree: the coordination files and the plan (merged
-    /// task by task instead).
+    /// Paths never copied back from a worktree (see [`never_landed`]).
     fn landing_skip(&self) -> Vec<String> {
-        let mut skip: Vec<String> = COORDINATION.iter().map(|s| s.to_string()).collect();
-        skip.push(self.plan_rel().to_string_lossy().into_owned());
-        skip
+        self.never_landed.clone()
     }
 
     /// Before the first round: work landed by a crashed run is committed, stale worktrees and
@@ -261,6 +273,7 @@ impl Worktrees {
             for p in paths {
                 let p = PathBuf::from(std::ffi::OsStr::from_bytes(p));
                 let keep = p != plan_rel
+                    && !self.own_files.contains(&p)
                     && !journaled.contains(&p)
                     && !COORDINATION.iter().any(|c| p.as_os_str().as_bytes().starts_with(c.as_bytes()))
                     && !p.starts_with(".baton");
