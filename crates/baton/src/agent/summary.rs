@@ -10,6 +10,20 @@ const ACTIVITY_TEXT_CHARS: usize = 60;
 
 /// How much of the session's latest text [`StreamSummary::recent_text`] keeps.
 const RECENT_TEXT_BYTES: usize = 64 * 1024;
+/// The most of the model's current message kept, joined from its chunks (its end: where a
+/// report is; a runaway stream must not grow it without bound).
+const MESSAGE_TEXT_BYTES: usize = 4 * 1024 * 1024;
+
+/// Keeps the last `max` bytes of `text` (at a character boundary).
+fn keep_tail(text: &mut String, max: usize) {
+    if text.len() > max {
+        let mut cut = text.len() - max;
+        while !text.is_char_boundary(cut) {
+            cut += 1;
+        }
+        text.drain(..cut);
+    }
+}
 
 /// What baton keeps from a session's events: enough to judge the attempt, report it, and
 /// show it live. Feed it every event with [`observe`](Self::observe).
@@ -90,6 +104,7 @@ impl StreamSummary {
                         self.message_text.clear();
                     }
                     self.message_text.push_str(text);
+                    keep_tail(&mut self.message_text, MESSAGE_TEXT_BYTES);
                     self.in_message = true;
                     self.keep_recent(text);
                 }
@@ -180,13 +195,7 @@ impl StreamSummary {
     fn keep_recent(&mut self, text: &str) {
         self.recent_text.push_str(text);
         self.recent_text.push('\n');
-        if self.recent_text.len() > RECENT_TEXT_BYTES {
-            let mut cut = self.recent_text.len() - RECENT_TEXT_BYTES;
-            while !self.recent_text.is_char_boundary(cut) {
-                cut += 1;
-            }
-            self.recent_text.drain(..cut);
-        }
+        keep_tail(&mut self.recent_text, RECENT_TEXT_BYTES);
     }
 
     /// Texts the CLI wrote itself (Claude Code marks them `"model": "<synthetic>"`): limit and
