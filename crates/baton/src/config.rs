@@ -719,7 +719,8 @@ impl Config {
 fn reserved_flag(kind: AgentKind, arg: &str) -> Option<&'static str> {
     let flag = arg.split('=').next().unwrap_or(arg);
     let reserved: &[&'static str] = match kind {
-        AgentKind::Claude => &["--output-format", "--input-format", "--print", "-p", "--verbose", "--model", "--agent", "--max-budget-usd"],
+        // `--print` and `--verbose` given twice change nothing: not refused.
+        AgentKind::Claude => &["--output-format", "--input-format", "--model", "--agent", "--max-budget-usd"],
         AgentKind::Codex => &["exec", "--json", "--model", "-m"],
         AgentKind::Gemini => &["--output-format", "-o", "--prompt", "-p", "--prompt-interactive", "-i", "--model", "-m"],
         AgentKind::Command | AgentKind::Simulated => &[],
