@@ -9,11 +9,14 @@
 //!   end to end ([`codex_env`], [`find_real_codex`]).
 //! - [`FakeGeminiServer`]: a scripted Gemini API server, to drive the *real* Gemini CLI end
 //!   to end ([`gemini_env`], [`find_real_gemini`]).
+//! - [`Browser`]: a headless Chromium driven over CDP ([`Page`]: load, read, click, wait,
+//!   screenshot, phone viewport), for the dashboard's browser tests.
 //! - [`wait_until`], [`process_alive`], [`run_with_deadline`]: waiting on conditions and
 //!   processes with a deadline, never with a fixed sleep.
 //!
 //! Nothing here is used by baton itself; panics are acceptable because every caller is a test.
 
+mod browser;
 mod claude_cli;
 mod codex_server;
 mod gemini_server;
@@ -22,6 +25,7 @@ mod process;
 mod repo;
 mod scripted;
 
+pub use browser::{find_chromium, Browser, BrowserError, Page};
 pub use codex_server::{codex_env, find_real_codex, CodexTurn, FakeCodexServer, CODEX_INPUT_TOKENS, CODEX_OUTPUT_TOKENS};
 pub use claude_cli::{claude_env, fake_claude_bin, find_real_claude, workspace_root};
 pub use gemini_server::{find_real_gemini, gemini_env, gemini_user_text, FakeGeminiServer, GeminiTurn};
