@@ -140,15 +140,23 @@ fn stream_events(mut stream: TcpStream, clicks: &Clicks) -> std::io::Result<()> 
 /// The browser, or `None` (a loud skip) when no Chromium is installed; under `CI` a missing
 /// Chromium fails the test (`.ci/run` installs Debian's `chromium`).
 fn browser() -> Option<Browser> {
-    if find_chromium().is_none() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI is set but no Chromium is installed (apt-get install -y chromium)"
-        );
-        eprintln!("skipped: no Chromium installed (apt-get install -y chromium)");
+    if browser_missing() {
         return None;
     }
     Browser::start()
+}
+
+/// Whether to skip: no Chromium installed (a loud skip; under `CI`, a failure).
+fn browser_missing() -> bool {
+    if find_chromium().is_some() {
+        return false;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI is set but no Chromium is installed (apt-get install -y chromium)"
+    );
+    eprintln!("skipped: no Chromium installed (apt-get install -y chromium)");
+    true
 }
 
 /// Whether any live process is in process group `pgid` (Chromium's helpers included).
@@ -337,4 +345,37 @@ fn drives_a_page_load_click_live_update_screenshot_and_phone_viewport() {
         "Chromium's process group {pid} outlived the Browser"
     );
     eprintln!("test took {:?} in all", test_started.elapsed());
+}
+
+#[test]
+fn pages_of_the_shared_browser_keep_apart_when_driven_at_once() {
+    if browser_missing() {
+        return;
+    }
+    let browser = Browser::shared().expect("Chromium was found above");
+    eprintln!(
+        "shared {} started in {:?} (pid {})",
+        browser.version(),
+        browser.started_in(),
+        browser.pid()
+    );
+    let html = |name: &str| format!("data:text/html,<title>{name}</title><p id=name>{name}</p>");
+    thread::scope(|s| {
+        for name in ["left", "right"] {
+            let url = html(name);
+            s.spawn(move || {
+                let page = browser.new_page().expect("open a tab");
+                page.goto(&url).expect("load a data URL");
+                page.eval(&format!("window.__name = '{name}'")).unwrap();
+                for _ in 0..20 {
+                    assert_eq!(page.text("#name").unwrap(), name);
+                    assert_eq!(page.eval("window.__name").unwrap(), json!(name));
+                }
+            });
+        }
+    });
+    assert!(
+        std::ptr::eq(browser, Browser::shared().unwrap()),
+        "one browser per binary"
+    );
 }
