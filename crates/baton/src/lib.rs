@@ -21,5 +21,6 @@ pub(crate) mod procfs;
 pub mod report;
 pub mod root;
 pub mod run;
+pub mod serve;
 pub mod store;
 pub mod supervise;

@@ -249,6 +249,26 @@ enum Command {
         #[arg(short, long)]
         verbose: bool,
     },
+    /// Serve the repository's plans, their tasks, the run history and its cost over HTTP (JSON under /api/)
+    #[command(after_help = SERVE_HELP.to_string() + &after(
+        "baton serve --port 8421",
+        &[
+            (Exit::Completed, "stopped by Ctrl+C or SIGTERM"),
+            (Exit::InvalidInput, "it cannot start: an address other than loopback without --token, an empty --token, the port taken, or baton.toml invalid"),
+        ],
+    ))]
+    Serve {
+        /// The address to listen on; one other than loopback (127.0.0.1, ::1) needs --token
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1")]
+        bind: std::net::IpAddr,
+        /// The port (0: any free one, said on stdout)
+        #[arg(long, value_name = "N", default_value_t = baton::serve::DEFAULT_PORT)]
+        port: u16,
+        /// A secret every request must carry: `Authorization: Bearer TOKEN`, or `?token=TOKEN`
+        /// once in a browser (a cookie keeps it). Never printed back
+        #[arg(long, value_name = "TOKEN")]
+        token: Option<String>,
+    },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout
     #[command(after_help = after(
         "baton completions bash > ~/.local/share/bash-completion/completions/baton",
@@ -259,6 +279,12 @@ enum Command {
         shell: clap_complete::Shell,
     },
 }
+
+/// What `baton serve --help` says before its example.
+const SERVE_HELP: &str = "Reads only: the plans in [paths] plans_dir and those the run history knows, \
+while runs start and end beside it; it never writes a plan. API: GET /api/plans, /api/plans/PLAN (as \
+`baton status --json`), /api/plans/PLAN/tasks/ID (as `baton history --task ID --json`), \
+/api/plans/PLAN/tasks/ID/attempts/N/transcript, /api/history, /api/cost (as `baton cost --json`).\n\n";
 
 /// The end of a command's `--help`: one example and the exit codes that apply to it.
 fn after(example: &str, codes: &[(Exit, &str)]) -> String {
@@ -391,6 +417,10 @@ fn main() -> ExitCode {
         Command::Release { file } => coordinate(Coordinate::Release(file)),
         Command::Heartbeat { note } => coordinate(Coordinate::Heartbeat(note)),
         Command::Pipeline { once, dry_run, verbose } => baton::pipeline::run(baton::pipeline::PipelineOptions { once, dry_run, verbose }),
+        Command::Serve { bind, port, token } => {
+            let root = baton::root::repo_root(&std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")));
+            baton::serve::serve(&baton::serve::ServeOptions { bind, port, token, root })
+        }
         Command::Completions { shell } => completions(shell),
     };
     ExitCode::from(exit.code() as u8)
@@ -585,37 +615,27 @@ fn show_status(plan: &Path, json: bool, watch: bool) -> Exit {
     if watch {
         return baton::report::watch::watch(&place, terminal_width());
     }
-    let records = baton::run::record::Records::new(&root.join(&config.paths.logs_dir), plan);
-    let budget = config.budget.for_plan(file.plan()).map(|(b, _)| b);
-    // Time and cost from the run history; the records on disk when it cannot be read.
-    let (totals, spending) = match history_of(&root, plan, &records, budget) {
-        Some((totals, spending)) => (totals, spending.map(|s| s.of_agents(&config.agent_names()))),
-        None => (records.usage(file.plan().tasks().map(|t| t.id.to_string())), None),
-    };
-    let run = baton::report::watch::run_view(&place, file.plan());
     if json {
-        let run = baton::report::watch::run_json(run.as_ref());
-        let sessions = file.plan().tasks().map(|t| (t.id.to_string(), records.all(t.id.as_str()))).collect();
-        baton::outln!("{}", status::json(file.plan(), &path, config.run.max_attempts, &totals, &sessions, run, spending.as_ref()));
-    } else {
-        baton::out!("{}", status::table(file.plan(), &path, config.run.max_attempts, terminal_width(), &totals, spending.as_ref()));
-        // A run going on says so; no run is the ordinary case and goes unsaid.
-        if let Some(run) = run {
-            baton::out!("{}", baton::report::watch::run_text(Some(&run), Some(jiff::Timestamp::now())));
-        }
+        let (text, warning) = status::json_of(&place, file.plan(), &path);
+        warn_history(warning.as_ref());
+        baton::outln!("{text}");
+        return Exit::Completed;
+    }
+    let records = baton::run::record::Records::new(&root.join(&config.paths.logs_dir), plan);
+    let got = status::gather(&place, file.plan(), &records);
+    warn_history(got.warning.as_ref());
+    baton::out!("{}", status::table(file.plan(), &path, config.run.max_attempts, terminal_width(), &got.totals, got.spending.as_ref()));
+    // A run going on says so; no run is the ordinary case and goes unsaid.
+    if let Some(run) = baton::report::watch::run_view(&place, file.plan()) {
+        baton::out!("{}", baton::report::watch::run_text(Some(&run), Some(jiff::Timestamp::now())));
     }
     Exit::Completed
 }
 
-/// The plan's tasks' time and cost and its spending, from the run history; `None` when there
-/// is none, or it cannot be read (said as a warning: the attempt records are read instead).
-fn history_of(root: &Path, plan: &Path, records: &baton::run::record::Records, budget: Option<f64>) -> Option<(status::Totals, Option<status::Spending>)> {
-    match status::from_history(root, plan, records, budget) {
-        Ok(found) => found.map(|(totals, spending)| (totals, Some(spending))),
-        Err(e) => {
-            baton::errln!("warning: {e}; time and cost are read from the attempt records\n  help: {}", e.help());
-            None
-        }
+/// The run history could not be read: said as a warning (the attempt records were read instead).
+fn warn_history(warning: Option<&baton::store::StoreError>) {
+    if let Some(e) = warning {
+        baton::errln!("warning: {e}; time and cost are read from the attempt records\n  help: {}", e.help());
     }
 }
 

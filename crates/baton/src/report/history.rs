@@ -167,28 +167,12 @@ pub fn history(place: &Place<'_>, opts: &HistoryOptions<'_>) -> Exit {
     if let Some(task) = opts.task {
         return task_history(place, store.as_ref(), task, opts);
     }
-    let key = place.key();
-    // One more than shown: whether older runs are left out.
-    let mut runs = match store.as_ref().map(|s| s.runs(key.as_deref(), opts.limit.saturating_add(1))).transpose() {
-        Ok(runs) => runs.unwrap_or_default(),
+    let (runs, more) = match shown_runs(place, store.as_ref(), opts.limit) {
+        Ok(r) => r,
         Err(e) => return store_failed(&e),
     };
-    let more = runs.len() > opts.limit;
-    runs.truncate(opts.limit);
-    let runs: Vec<ShownRun> = runs
-        .into_iter()
-        .map(|r| {
-            let state = state_of(place, &r);
-            settle(r, state)
-        })
-        .collect();
     if opts.json {
-        #[derive(Serialize)]
-        struct Doc<'a> {
-            plan: Option<&'a str>,
-            runs: &'a [ShownRun],
-        }
-        crate::outln!("{}", serde_json::to_string_pretty(&Doc { plan: key.as_deref(), runs: &runs }).unwrap_or_default());
+        crate::outln!("{}", runs_json(place.key().as_deref(), &runs));
     } else if runs.is_empty() {
         crate::outln!("{}", place.nothing());
     } else {
@@ -198,6 +182,41 @@ pub fn history(place: &Place<'_>, opts: &HistoryOptions<'_>) -> Exit {
         }
     }
     Exit::Completed
+}
+
+/// The newest `limit` runs (of the place's plan, or all), each with its state, and whether older
+/// ones are left out.
+pub fn shown_runs(place: &Place<'_>, store: Option<&Store>, limit: usize) -> Result<(Vec<ShownRun>, bool), StoreError> {
+    // One more than shown: whether older runs are left out.
+    let mut runs = store.map(|s| s.runs(place.key().as_deref(), limit.saturating_add(1))).transpose()?.unwrap_or_default();
+    let more = runs.len() > limit;
+    runs.truncate(limit);
+    let runs = runs
+        .into_iter()
+        .map(|r| {
+            let state = state_of(place, &r);
+            settle(r, state)
+        })
+        .collect();
+    Ok((runs, more))
+}
+
+/// `baton history --json`: `{"plan", "runs": [...]}`.
+pub fn runs_json(plan: Option<&str>, runs: &[ShownRun]) -> String {
+    #[derive(Serialize)]
+    struct Doc<'a> {
+        plan: Option<&'a str>,
+        runs: &'a [ShownRun],
+    }
+    serde_json::to_string_pretty(&Doc { plan, runs }).unwrap_or_default()
+}
+
+/// The run history of the place as `baton history --json` prints it; the store opened (and the
+/// plan's old attempt records imported) as the command does.
+pub fn history_json(place: &Place<'_>, limit: usize) -> Result<String, StoreError> {
+    let store = open(place)?;
+    let (runs, _) = shown_runs(place, store.as_ref(), limit)?;
+    Ok(runs_json(place.key().as_deref(), &runs))
 }
 
 /// The runs, each a line and its attempts under it as a table (every run's rows aligned
@@ -366,29 +385,10 @@ fn task_history(place: &Place<'_>, store: Option<&Store>, task: &str, opts: &His
         crate::errln!("error: --task needs the plan\n  help: `baton history PLAN --task {}`", terminal_line(task));
         return Exit::InvalidInput;
     };
-    let mut attempts = match store.map(|s| s.task_attempts(&key, task)).transpose() {
-        Ok(a) => a.unwrap_or_default(),
+    let attempts = match task_attempts(place, store, &key, task) {
+        Ok(a) => a,
         Err(e) => return store_failed(&e),
     };
-    // An attempt left `running`: by a run going on, or by a baton that was killed.
-    let mut states: HashMap<i64, RunState> = HashMap::new();
-    for a in attempts.iter_mut().filter(|a| a.outcome == "running") {
-        let state = match states.get(&a.run_id) {
-            Some(s) => *s,
-            None => {
-                let run = match store.map(|s| s.run(a.run_id)).transpose() {
-                    Ok(r) => r.flatten(),
-                    Err(e) => return store_failed(&e),
-                };
-                let s = run.map_or(RunState::Interrupted, |r| state_of(place, &r));
-                states.insert(a.run_id, s);
-                s
-            }
-        };
-        if state != RunState::Running {
-            a.outcome = "interrupted".into();
-        }
-    }
     if attempts.is_empty() {
         let in_plan = plan_task_ids(place.plan);
         if !in_plan.iter().flatten().any(|id| id == task) {
@@ -406,19 +406,56 @@ fn task_history(place: &Place<'_>, store: Option<&Store>, task: &str, opts: &His
         }
     }
     if opts.json {
-        #[derive(Serialize)]
-        struct Doc<'a> {
-            plan: &'a str,
-            task: &'a str,
-            attempts: &'a [AttemptRow],
-        }
-        crate::outln!("{}", serde_json::to_string_pretty(&Doc { plan: &key, task, attempts: &attempts }).unwrap_or_default());
+        crate::outln!("{}", task_json(&key, task, &attempts));
     } else if attempts.is_empty() {
         crate::outln!("no attempts recorded for task {} in plan {shown} yet", terminal_line(task));
     } else {
         crate::out!("{}", task_text(task, &shown, &attempts));
     }
     Exit::Completed
+}
+
+/// Every attempt of a task of the plan `key`, oldest first; one left `running` by a baton that is
+/// gone (or that ended without ending it) told `interrupted`.
+pub fn task_attempts(place: &Place<'_>, store: Option<&Store>, key: &str, task: &str) -> Result<Vec<AttemptRow>, StoreError> {
+    let mut attempts = store.map(|s| s.task_attempts(key, task)).transpose()?.unwrap_or_default();
+    // An attempt left `running`: by a run going on, or by a baton that was killed.
+    let mut states: HashMap<i64, RunState> = HashMap::new();
+    for a in attempts.iter_mut().filter(|a| a.outcome == "running") {
+        let state = match states.get(&a.run_id) {
+            Some(s) => *s,
+            None => {
+                let run = store.map(|s| s.run(a.run_id)).transpose()?.flatten();
+                let s = run.map_or(RunState::Interrupted, |r| state_of(place, &r));
+                states.insert(a.run_id, s);
+                s
+            }
+        };
+        if state != RunState::Running {
+            a.outcome = "interrupted".into();
+        }
+    }
+    Ok(attempts)
+}
+
+/// `baton history PLAN --task ID --json`: `{"plan", "task", "attempts": [...]}`.
+pub fn task_json(plan: &str, task: &str, attempts: &[AttemptRow]) -> String {
+    #[derive(Serialize)]
+    struct Doc<'a> {
+        plan: &'a str,
+        task: &'a str,
+        attempts: &'a [AttemptRow],
+    }
+    serde_json::to_string_pretty(&Doc { plan, task, attempts }).unwrap_or_default()
+}
+
+/// One task's attempts as `baton history PLAN --task ID --json` prints them (no check that the
+/// task exists: the caller knows it does).
+pub fn task_history_json(place: &Place<'_>, task: &str) -> Result<String, StoreError> {
+    let store = open(place)?;
+    let key = place.key().unwrap_or_default();
+    let attempts = task_attempts(place, store.as_ref(), &key, task)?;
+    Ok(task_json(&key, task, &attempts))
 }
 
 /// The task ids of the plan file; `None` when it cannot be read as a plan.
@@ -526,7 +563,7 @@ fn check_text(c: &CheckRow) -> String {
 }
 
 /// What `baton cost` adds up by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum CostBy {
     Plan,
@@ -625,15 +662,10 @@ pub fn cost(place: &Place<'_>, opts: &CostOptions) -> Exit {
         return exit;
     }
     let key = place.key();
-    let rows = match store.as_ref().map(|s| s.cost_rows(key.as_deref(), opts.since)).transpose() {
-        Ok(r) => r.unwrap_or_default(),
+    let (groups, total) = match sums(store.as_ref(), key.as_deref(), by, opts.since) {
+        Ok(s) => s,
         Err(e) => return store_failed(&e),
     };
-    let groups = group(&rows, by, &TimeZone::system());
-    let mut total = Sum::default();
-    for r in &rows {
-        total.add(r);
-    }
     if opts.json {
         crate::outln!("{}", cost_json(key.as_deref(), by, opts.since, &groups, &total));
     } else if store.is_none() {
@@ -643,6 +675,26 @@ pub fn cost(place: &Place<'_>, opts: &CostOptions) -> Exit {
         crate::out!("{}", cost_table(&scope, &groups, &total, opts.width));
     }
     Exit::Completed
+}
+
+/// The costs of the plan `key` (or of every plan) since then, added up by `by`, and the total.
+fn sums(store: Option<&Store>, key: Option<&str>, by: CostBy, since: Option<Timestamp>) -> Result<(Vec<Group>, Sum), StoreError> {
+    let rows = store.map(|s| s.cost_rows(key, since)).transpose()?.unwrap_or_default();
+    let groups = group(&rows, by, &TimeZone::system());
+    let mut total = Sum::default();
+    for r in &rows {
+        total.add(r);
+    }
+    Ok((groups, total))
+}
+
+/// What the agents cost as `baton cost --json` prints it (`by` defaults as the command's does).
+pub fn cost_json_of(place: &Place<'_>, by: Option<CostBy>, since: Option<Timestamp>) -> Result<String, StoreError> {
+    let by = by.unwrap_or(if place.plan.is_some() { CostBy::Task } else { CostBy::Plan });
+    let store = open(place)?;
+    let key = place.key();
+    let (groups, total) = sums(store.as_ref(), key.as_deref(), by, since)?;
+    Ok(cost_json(key.as_deref(), by, since, &groups, &total))
 }
 
 /// `{"plan", "by", "since", "rows": [{<keys>, "sessions", "seconds", "cost_usd"}], "total"}`.

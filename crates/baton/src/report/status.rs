@@ -219,6 +219,35 @@ pub fn from_history(root: &std::path::Path, plan: &std::path::Path, records: &cr
     Ok(Some((store.task_usage(&key)?, spending)))
 }
 
+/// What `baton status` shows of a plan besides the plan itself: the tasks' time and cost, the
+/// plan's spending, and what went wrong reading the run history (the attempt records on disk
+/// were read instead).
+pub struct Gathered {
+    pub totals: Totals,
+    pub spending: Option<Spending>,
+    pub warning: Option<crate::store::StoreError>,
+}
+
+/// The plan's tasks' time and cost and its spending: from the run history, else from the attempt
+/// records on disk. `baton status` and `baton serve` both read a plan this way.
+pub fn gather(place: &crate::report::watch::Place<'_>, plan: &Plan, records: &crate::run::record::Records) -> Gathered {
+    let budget = place.config.budget.for_plan(plan).map(|(b, _)| b);
+    match from_history(place.root, place.plan, records, budget) {
+        Ok(Some((totals, spending))) => Gathered { totals, spending: Some(spending.of_agents(&place.config.agent_names())), warning: None },
+        found => Gathered { totals: records.usage(plan.tasks().map(|t| t.id.to_string())), spending: None, warning: found.err() },
+    }
+}
+
+/// `baton status --json` of a plan: the plan as loaded, with its history and the run holding it
+/// now (`path` as the user named it).
+pub fn json_of(place: &crate::report::watch::Place<'_>, plan: &Plan, path: &str) -> (String, Option<crate::store::StoreError>) {
+    let records = crate::run::record::Records::new(&place.root.join(&place.config.paths.logs_dir), place.plan);
+    let got = gather(place, plan, &records);
+    let run = crate::report::watch::run_json(crate::report::watch::run_view(place, plan).as_ref());
+    let sessions = plan.tasks().map(|t| (t.id.to_string(), records.all(t.id.as_str()))).collect();
+    (json(plan, path, place.config.run.max_attempts, &got.totals, &sessions, run, got.spending.as_ref()), got.warning)
+}
+
 /// Every attempt record, per task id, in session order (`Records::all`).
 pub type Sessions = HashMap<String, Vec<AttemptRecord>>;
 

@@ -1,0 +1,229 @@
+//! The routes, and who may ask: a `Host` this server answers to (against DNS rebinding), and the
+//! token when there is one (a header, a cookie, or `?token=` once). The token is never written
+//! anywhere: not in a response, not on the terminal.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use serde::Deserialize;
+
+use super::api::{self, Answer, Refused};
+use super::{ServeOptions, Site};
+
+/// The cookie that keeps the token after `?token=`.
+const COOKIE: &str = "baton_token";
+
+/// Who may ask: the `Host`s accepted (`None`: any) and the token.
+struct Gate {
+    hosts: Option<Vec<String>>,
+    token: Option<String>,
+}
+
+/// Serves until Ctrl+C or SIGTERM.
+pub async fn serve(listener: tokio::net::TcpListener, site: Site, opts: &ServeOptions) -> std::io::Result<()> {
+    let local = listener.local_addr()?;
+    let gate = Arc::new(Gate { hosts: hosts(local), token: opts.token.clone() });
+    let site = Arc::new(site);
+    let app = Router::new()
+        .route("/", get(index))
+        .route("/api/plans", get(plans))
+        .route("/api/plans/{plan}", get(plan))
+        .route("/api/plans/{plan}/tasks/{task}", get(task))
+        .route("/api/plans/{plan}/tasks/{task}/attempts/{session}/transcript", get(transcript))
+        .route("/api/history", get(history))
+        .route("/api/cost", get(cost))
+        .fallback(|| async { Refused::not_found("no such page: the API is under /api/ (plans, history, cost)").into_response() })
+        .with_state(site)
+        .layer(axum::middleware::from_fn_with_state(gate, admit));
+    axum::serve(listener, app).with_graceful_shutdown(stopped()).await
+}
+
+/// Ctrl+C or SIGTERM.
+async fn stopped() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let term = async {
+        match term.as_mut() {
+            Some(t) => drop(t.recv().await),
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+}
+
+/// The `Host` values a browser sends for this server: for a loopback or a named address, that
+/// address (and `localhost`) with the port; `None` (any) when it listens on every address,
+/// where a token is required anyway.
+fn hosts(local: SocketAddr) -> Option<Vec<String>> {
+    let ip = local.ip();
+    if ip.is_unspecified() {
+        return None;
+    }
+    let port = local.port();
+    let mut names = vec![match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => format!("[{v6}]"),
+    }];
+    if ip.is_loopback() {
+        names.extend(["localhost".to_string(), "127.0.0.1".to_string(), "[::1]".to_string()]);
+    }
+    names.dedup();
+    let mut hosts: Vec<String> = names.iter().map(|n| format!("{n}:{port}")).collect();
+    if port == 80 {
+        hosts.extend(names);
+    }
+    Some(hosts)
+}
+
+/// Lets a request through when its `Host` is this server's and it carries the token.
+async fn admit(State(gate): State<Arc<Gate>>, req: Request, next: Next) -> Response {
+    if let Some(allowed) = &gate.hosts {
+        let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).map(str::to_ascii_lowercase);
+        if !host.as_deref().is_some_and(|h| allowed.iter().any(|a| a == h)) {
+            return Refused { status: StatusCode::MISDIRECTED_REQUEST, message: format!("this server answers to {} only (the Host header names another)", allowed.join(", ")) }.into_response();
+        }
+    }
+    let Some(token) = &gate.token else {
+        return next.run(req).await;
+    };
+    if let Some(given) = query_token(req.uri()) {
+        if same(given.as_bytes(), token.as_bytes()) {
+            // Once: the cookie keeps it, and the address bar and history lose it.
+            let cookie = format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/");
+            let mut res = (StatusCode::SEE_OTHER, [(header::LOCATION, without_token(req.uri()))]).into_response();
+            if let Ok(v) = HeaderValue::from_str(&cookie) {
+                res.headers_mut().insert(header::SET_COOKIE, v);
+            }
+            res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            return res;
+        }
+    } else if carried(req.headers()).is_some_and(|t| same(t.as_bytes(), token.as_bytes())) {
+        return next.run(req).await;
+    }
+    let mut res = Refused { status: StatusCode::UNAUTHORIZED, message: "this server needs its token: send `Authorization: Bearer <token>`, or open the page once with `?token=<token>`".into() }.into_response();
+    res.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    res
+}
+
+/// The token of `Authorization: Bearer` or of the cookie.
+fn carried(headers: &HeaderMap) -> Option<String> {
+    let bearer = headers.get(header::AUTHORIZATION).and_then(|h| h.to_str().ok()).and_then(|h| h.strip_prefix("Bearer ")).map(|t| t.trim().to_string());
+    bearer.or_else(|| {
+        headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|h| h.to_str().ok())
+            .flat_map(|h| h.split(';'))
+            .find_map(|c| c.trim().strip_prefix(COOKIE).and_then(|r| r.strip_prefix('=')).map(str::to_string))
+    })
+}
+
+/// `?token=` of the address, decoded.
+fn query_token(uri: &Uri) -> Option<String> {
+    let query = uri.query()?;
+    query.split('&').find_map(|pair| pair.strip_prefix("token=")).map(|v| api::percent_decode(v))
+}
+
+/// The address without its `token` parameter: where `?token=` sends the browser on.
+fn without_token(uri: &Uri) -> String {
+    let rest: Vec<&str> = uri.query().unwrap_or("").split('&').filter(|p| !p.is_empty() && !p.starts_with("token=")).collect();
+    if rest.is_empty() {
+        uri.path().to_string()
+    } else {
+        format!("{}?{}", uri.path(), rest.join("&"))
+    }
+}
+
+/// Equal, in a time that does not depend on where they differ.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// An answer computed on a blocking thread (the store and the files are read synchronously).
+async fn answer(site: Arc<Site>, f: impl FnOnce(&Site) -> Answer + Send + 'static) -> Response {
+    match tokio::task::spawn_blocking(move || f(&site)).await {
+        Ok(a) => a.into_response(),
+        Err(e) => Refused { status: StatusCode::INTERNAL_SERVER_ERROR, message: format!("the answer failed: {e}") }.into_response(),
+    }
+}
+
+async fn index(State(site): State<Arc<Site>>) -> Response {
+    answer(site, api::index).await
+}
+
+async fn plans(State(site): State<Arc<Site>>) -> Response {
+    answer(site, api::plans).await
+}
+
+async fn plan(State(site): State<Arc<Site>>, Path(plan): Path<String>) -> Response {
+    answer(site, move |s| api::plan(s, &plan)).await
+}
+
+async fn task(State(site): State<Arc<Site>>, Path((plan, task)): Path<(String, String)>) -> Response {
+    answer(site, move |s| api::task(s, &plan, &task)).await
+}
+
+async fn transcript(State(site): State<Arc<Site>>, Path((plan, task, session)): Path<(String, String, u32)>) -> Response {
+    answer(site, move |s| api::transcript(s, &plan, &task, session)).await
+}
+
+#[derive(Deserialize)]
+struct HistoryQuery {
+    plan: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn history(State(site): State<Arc<Site>>, Query(q): Query<HistoryQuery>) -> Response {
+    answer(site, move |s| api::history(s, q.plan.as_deref(), q.limit)).await
+}
+
+#[derive(Deserialize)]
+struct CostQuery {
+    plan: Option<String>,
+    by: Option<crate::report::history::CostBy>,
+    since: Option<String>,
+}
+
+async fn cost(State(site): State<Arc<Site>>, Query(q): Query<CostQuery>) -> Response {
+    answer(site, move |s| api::cost(s, q.plan.as_deref(), q.by, q.since.as_deref())).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_loopback_server_answers_to_its_own_names_only() {
+        let hosts = hosts("127.0.0.1:8421".parse().unwrap()).unwrap();
+        assert!(hosts.contains(&"127.0.0.1:8421".to_string()));
+        assert!(hosts.contains(&"localhost:8421".to_string()));
+        assert!(!hosts.iter().any(|h| h.contains("evil")));
+        assert!(!hosts.contains(&"localhost:80".to_string()));
+        assert_eq!(hosts(("0.0.0.0:8421").parse().unwrap()), None);
+    }
+
+    #[test]
+    fn the_token_is_read_from_the_header_or_the_cookie_and_left_out_of_the_address() {
+        let mut h = HeaderMap::new();
+        h.insert(header::COOKIE, HeaderValue::from_static("a=b; baton_token=s3cret; c=d"));
+        assert_eq!(carried(&h).as_deref(), Some("s3cret"));
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer t0k"));
+        assert_eq!(carried(&h).as_deref(), Some("t0k"));
+        let uri: Uri = "/api/plans?x=1&token=a%2Db&y=2".parse().unwrap();
+        assert_eq!(query_token(&uri).as_deref(), Some("a-b"));
+        assert_eq!(without_token(&uri), "/api/plans?x=1&y=2");
+        assert_eq!(without_token(&"/?token=z".parse().unwrap()), "/");
+        assert!(same(b"abc", b"abc") && !same(b"abc", b"abd") && !same(b"abc", b"ab"));
+    }
+}

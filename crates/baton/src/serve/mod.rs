@@ -1,0 +1,110 @@
+//! `baton serve`: the repository's plans, their tasks, the run history and its costs over HTTP,
+//! for a browser or another tool, from a process of its own beside any `baton run`.
+//!
+//! `http` owns the listening, the routes and who may ask (the `Host` a request names, the
+//! token); `api` answers, by the same functions `baton status --json`, `baton history --json`
+//! and `baton cost --json` print with; `plans` finds the plans the repository knows. Reads
+//! only: it never writes a plan (the run history may import a plan's old attempt records, as
+//! `baton status` does).
+
+pub mod api;
+mod http;
+pub mod plans;
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use crate::config::Config;
+use crate::exit::Exit;
+
+/// The port `baton serve` listens on unless told.
+pub const DEFAULT_PORT: u16 = 8421;
+
+/// What `baton serve` is asked.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub bind: IpAddr,
+    /// 0: a free port the system picks (said on stdout).
+    pub port: u16,
+    /// Every request must carry it; required for an address other than loopback.
+    pub token: Option<String>,
+    /// The repository whose plans are served.
+    pub root: PathBuf,
+}
+
+/// What the handlers share: where the repository is and its settings, read once at the start.
+pub struct Site {
+    pub root: PathBuf,
+    pub config: Config,
+    /// `[paths] logs_dir` under the root.
+    pub logs_dir: PathBuf,
+}
+
+/// Why `baton serve` refuses to start with these options: the message and its help.
+pub fn refusal(opts: &ServeOptions) -> Option<(String, String)> {
+    match &opts.token {
+        Some(t) if t.trim().is_empty() => Some(("--token is empty".into(), "give a long random token, e.g. `--token \"$(openssl rand -hex 16)\"`".into())),
+        Some(t) if t.chars().any(|c| c.is_control() || c == ';' || c == ',' || c.is_whitespace()) => {
+            Some(("--token has spaces, control characters, `;` or `,`".into(), "it travels in a header and a cookie: use letters, digits and `-_.~`, e.g. `--token \"$(openssl rand -hex 16)\"`".into()))
+        }
+        None if !opts.bind.is_loopback() => Some((
+            format!("--bind {} is reachable from other machines, and no --token was given", opts.bind),
+            format!(
+                "anyone who can reach {} could read the plans and transcripts: add `--token \"$(openssl rand -hex 16)\"` (then open the page once with `?token=<it>`, or send `Authorization: Bearer <it>`), or keep the default `--bind 127.0.0.1`",
+                opts.bind
+            ),
+        )),
+        _ => None,
+    }
+}
+
+/// `baton serve`: listens until Ctrl+C or SIGTERM (exit 0); exit 2 when it cannot start.
+pub fn serve(opts: &ServeOptions) -> Exit {
+    if let Some((what, help)) = refusal(opts) {
+        crate::errln!("error: {what}\n  help: {help}");
+        return Exit::InvalidInput;
+    }
+    let config = match Config::load(&opts.root) {
+        Ok(c) => c,
+        Err(e) => {
+            crate::errln!("error: {e}");
+            return Exit::InvalidInput;
+        }
+    };
+    let logs_dir = opts.root.join(&config.paths.logs_dir);
+    let site = Site { root: opts.root.clone(), config, logs_dir };
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            crate::errln!("error: cannot start the server's runtime: {e}");
+            return Exit::InvalidInput;
+        }
+    };
+    runtime.block_on(async {
+        let addr = SocketAddr::new(opts.bind, opts.port);
+        let listener = match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => l,
+            Err(e) => {
+                let help = if e.kind() == std::io::ErrorKind::AddrInUse { format!("another program listens on port {}: pick another with `--port N` (0: any free port)", opts.port) } else { "check --bind (an address of this machine) and --port".to_string() };
+                crate::errln!("error: cannot listen on {addr}: {e}\n  help: {help}");
+                return Exit::InvalidInput;
+            }
+        };
+        let local = listener.local_addr().unwrap_or(addr);
+        let shown = match local.ip() {
+            IpAddr::V6(ip) => format!("http://[{ip}]:{}/", local.port()),
+            IpAddr::V4(ip) => format!("http://{ip}:{}/", local.port()),
+        };
+        crate::outln!("baton serve: {shown} (plans of {}; Ctrl+C stops)", crate::report::safe::terminal_line(&site.root.display().to_string()));
+        if opts.token.is_some() {
+            crate::outln!("every request needs the token: `Authorization: Bearer <token>`, or open {shown}?token=<token> once (a cookie keeps it)");
+        }
+        match http::serve(listener, site, opts).await {
+            Ok(()) => Exit::Completed,
+            Err(e) => {
+                crate::errln!("error: the server stopped: {e}");
+                Exit::InvalidInput
+            }
+        }
+    })
+}

@@ -1,0 +1,104 @@
+//! The plans the repository knows: the plan files in `[paths] plans_dir`, and the plans the run
+//! history has runs or attempts of (a plan elsewhere, or deleted since). A URL names a plan by
+//! its id from this list, and only a plan of this list is ever read: no path is made of a URL.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::Site;
+use crate::store::{Store, StoreError};
+
+/// A plan as the server names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Known {
+    /// Its name in URLs: the file name without `.yaml` when no other known plan has that
+    /// name, else the path.
+    pub id: String,
+    /// The path from the repository root: the plan's key in the run history.
+    pub path: String,
+    /// The plan file is there.
+    pub file: bool,
+    /// The run history has runs or attempts of it.
+    pub recorded: bool,
+}
+
+impl Known {
+    /// The plan file's path (it may be gone).
+    pub fn file_path(&self, root: &Path) -> PathBuf {
+        root.join(&self.path)
+    }
+}
+
+/// Every plan of the repository, by path.
+pub fn known(site: &Site) -> Result<Vec<Known>, StoreError> {
+    let mut found: Vec<Known> = Vec::new();
+    let dir = site.root.join(&site.config.paths.plans_dir);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .map(|e| e.path())
+        .filter(|p| {
+            let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            // A save's temp file starts with a dot.
+            !name.starts_with('.') && (name.ends_with(".yaml") || name.ends_with(".yml"))
+        })
+        .collect();
+    files.sort();
+    for f in files {
+        let path = crate::store::plan_key(&site.root, &f);
+        if !found.iter().any(|k| k.path == path) {
+            found.push(Known { id: String::new(), path, file: true, recorded: false });
+        }
+    }
+    if let Some(store) = Store::open_existing(&site.root)? {
+        for path in store.plans()? {
+            match found.iter_mut().find(|k| k.path == path) {
+                Some(k) => k.recorded = true,
+                None => {
+                    let file = site.root.join(&path).is_file();
+                    found.push(Known { id: String::new(), path, file, recorded: true });
+                }
+            }
+        }
+    }
+    // The pipeline's own runs are kept under a name that is no plan.
+    found.retain(|k| k.path != "baton-pipeline");
+    let stems: Vec<String> = found.iter().map(|k| stem(&k.path)).collect();
+    for (i, k) in found.iter_mut().enumerate() {
+        let s = &stems[i];
+        let unique = stems.iter().filter(|o| *o == s).count() == 1;
+        k.id = if unique && !s.is_empty() { s.clone() } else { k.path.clone() };
+    }
+    Ok(found)
+}
+
+/// The file name without `.yaml`/`.yml`.
+fn stem(path: &str) -> String {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    name.strip_suffix(".yaml").or_else(|| name.strip_suffix(".yml")).unwrap_or(name).to_string()
+}
+
+/// The known plan a URL names, by id or by path.
+pub fn find<'a>(known: &'a [Known], name: &str) -> Option<&'a Known> {
+    known.iter().find(|k| k.id == name).or_else(|| known.iter().find(|k| k.path == name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plan_is_named_by_its_file_name_unless_two_share_it() {
+        assert_eq!(stem(".claude/plans/feature.yaml"), "feature");
+        assert_eq!(stem("a/b.yml"), "b");
+        let k = |id: &str, path: &str| Known { id: id.into(), path: path.into(), file: true, recorded: false };
+        let known = vec![k("feature", ".claude/plans/feature.yaml"), k("x/p.yaml", "x/p.yaml")];
+        assert_eq!(find(&known, "feature").map(|k| k.path.as_str()), Some(".claude/plans/feature.yaml"));
+        assert_eq!(find(&known, ".claude/plans/feature.yaml").map(|k| k.id.as_str()), Some("feature"));
+        assert_eq!(find(&known, "../feature"), None);
+        assert_eq!(find(&known, "/etc/passwd"), None);
+    }
+}
