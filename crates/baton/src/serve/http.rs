@@ -205,11 +205,12 @@ mod tests {
 
     #[test]
     fn a_loopback_server_answers_to_its_own_names_only() {
-        let hosts = hosts("127.0.0.1:8421".parse().unwrap()).unwrap();
-        assert!(hosts.contains(&"127.0.0.1:8421".to_string()));
-        assert!(hosts.contains(&"localhost:8421".to_string()));
-        assert!(!hosts.iter().any(|h| h.contains("evil")));
-        assert!(!hosts.contains(&"localhost:80".to_string()));
+        let named = hosts("127.0.0.1:8421".parse().unwrap()).unwrap();
+        assert!(named.contains(&"127.0.0.1:8421".to_string()));
+        assert!(named.contains(&"localhost:8421".to_string()));
+        assert!(!named.iter().any(|h| h.contains("evil")));
+        assert!(!named.contains(&"localhost:80".to_string()));
+        assert_eq!(hosts("192.168.1.5:80".parse().unwrap()).unwrap(), vec!["192.168.1.5:80".to_string(), "192.168.1.5".to_string()]);
         assert_eq!(hosts(("0.0.0.0:8421").parse().unwrap()), None);
     }
 

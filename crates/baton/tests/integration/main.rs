@@ -28,6 +28,7 @@ mod real_failover;
 mod real_gemini;
 mod review;
 mod safety;
+mod serve;
 mod support;
 mod try_it;
 mod verification;

@@ -1,0 +1,281 @@
+//! `baton serve`: the real server on a free port, over a repository with real runs of the fake
+//! agent; asked over plain HTTP (a raw client: the paths are sent exactly as written, never
+//! normalised).
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::Child;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::{project, signal, wait_exit, wait_for, Project};
+
+const PLAN: &str = "meta:
+  name: Served
+sections:
+- id: s
+  tasks:
+  - id: '1.1'
+    name: One
+  - id: '1.2'
+    name: Two
+  - id: '2.1'
+    name: Three
+";
+
+/// Task 1.1 fails once, then every task completes.
+const SCENARIO: &str = r#"{"tasks": {
+  "1.1": [{"status": "failed", "message": "tests fail", "cost": 0.02}, {"cost": 0.03}],
+  "1.2": {"cost": 0.05},
+  "2.1": {"cost": 0.07}
+}}"#;
+
+const OTHER: &str = "meta:
+  name: Other
+sections:
+- id: s
+  tasks:
+  - id: a
+    name: Not run yet
+";
+
+/// A project whose plan ran (with history), and another plan in `.claude/plans/` not run yet.
+fn ran() -> Project {
+    let p = project(PLAN);
+    p.write(".claude/plans/other.yaml", OTHER);
+    p.repo.commit_all("another plan");
+    p.scenario(SCENARIO);
+    let r = p.baton(&["run", "plan.yaml"]);
+    assert_eq!(r.code(), 0, "{}", r.all());
+    p
+}
+
+/// A running `baton serve`, ended by SIGTERM when dropped.
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Server {
+    fn start(p: &Project, args: &[&str]) -> Server {
+        let mut all = vec!["serve", "--port", "0"];
+        all.extend_from_slice(args);
+        let child = p.spawn(&all);
+        let mut port = None;
+        wait_for("baton serve to say where it listens", || {
+            port = p.log().lines().find_map(|l| l.strip_prefix("baton serve: http://")).and_then(|rest| rest.split('/').next()).and_then(|a| a.rsplit(':').next()).and_then(|n| n.parse().ok());
+            port.is_some()
+        });
+        Server { child, port: port.unwrap() }
+    }
+
+    fn get(&self, path: &str) -> Reply {
+        self.ask(path, &[])
+    }
+
+    /// GET `path` exactly as written, with `Host: 127.0.0.1:PORT` unless `headers` name one.
+    fn ask(&self, path: &str, headers: &[(&str, &str)]) -> Reply {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).expect("connect to baton serve");
+        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        let mut req = format!("GET {path} HTTP/1.1\r\nConnection: close\r\n");
+        if !headers.iter().any(|(h, _)| h.eq_ignore_ascii_case("host")) {
+            req.push_str(&format!("Host: 127.0.0.1:{}\r\n", self.port));
+        }
+        for (h, v) in headers {
+            req.push_str(&format!("{h}: {v}\r\n"));
+        }
+        req.push_str("\r\n");
+        s.write_all(req.as_bytes()).unwrap();
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw).expect("read the answer");
+        let text = String::from_utf8_lossy(&raw).into_owned();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let status = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+        // Chunked bodies: the test bodies are read whole, so undo the chunking.
+        let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { unchunk(body) } else { body.to_string() };
+        Reply { status, head: head.to_string(), body }
+    }
+
+    fn json(&self, path: &str) -> Value {
+        let r = self.get(path);
+        assert_eq!(r.status, 200, "GET {path}: {}\n{}", r.head, r.body);
+        serde_json::from_str(&r.body).unwrap_or_else(|e| panic!("GET {path}: {e}\n{}", r.body))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_some() {
+            return;
+        }
+        signal(&self.child, libc::SIGTERM);
+        let _ = wait_exit(&mut self.child);
+    }
+}
+
+fn unchunk(body: &str) -> String {
+    let mut out = String::new();
+    let mut rest = body;
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.push_str(&after[..n.min(after.len())]);
+        rest = after.get(n + 2..).unwrap_or("");
+    }
+    out
+}
+
+struct Reply {
+    status: u16,
+    head: String,
+    body: String,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> Option<String> {
+        self.head.lines().find_map(|l| l.split_once(':').filter(|(h, _)| h.eq_ignore_ascii_case(name)).map(|(_, v)| v.trim().to_string()))
+    }
+}
+
+fn command_json(p: &Project, args: &[&str]) -> Value {
+    let r = p.baton(args);
+    assert_eq!(r.code(), 0, "baton {args:?}: {}", r.all());
+    serde_json::from_str(&r.stdout()).unwrap_or_else(|e| panic!("baton {args:?}: {e}:\n{}", r.stdout()))
+}
+
+#[test]
+fn the_api_answers_what_status_history_and_cost_print() {
+    let p = ran();
+    let server = Server::start(&p, &[]);
+
+    let plans = server.json("/api/plans");
+    let list = plans["plans"].as_array().expect("a list of plans");
+    let by_id = |id: &str| list.iter().find(|l| l["id"] == id).unwrap_or_else(|| panic!("plan {id} in {plans:#}"));
+    assert_eq!(by_id("plan")["path"], "plan.yaml");
+    assert_eq!(by_id("plan")["recorded"], true, "{plans:#}");
+    assert_eq!(by_id("plan")["counts"]["completed"], 3, "{plans:#}");
+    assert_eq!(by_id("plan")["spent_usd"], 0.17, "{plans:#}");
+    assert_eq!(by_id("other")["path"], ".claude/plans/other.yaml");
+    assert_eq!(by_id("other")["recorded"], false);
+    assert_eq!(by_id("other")["name"], "Other");
+
+    assert_eq!(server.json("/api/plans/plan"), command_json(&p, &["status", "plan.yaml", "--json"]));
+    assert_eq!(server.json("/api/plans/plan.yaml"), server.json("/api/plans/plan"), "a plan is named by its id or its path");
+    let task = server.json("/api/plans/plan/tasks/1.1");
+    assert_eq!(task, command_json(&p, &["history", "plan.yaml", "--task", "1.1", "--json"]));
+    assert_eq!(task["attempts"].as_array().map(Vec::len), Some(2), "{task:#}");
+    assert_eq!(server.json("/api/history"), command_json(&p, &["history", "--json"]));
+    assert_eq!(server.json("/api/history?plan=plan&limit=1"), command_json(&p, &["history", "plan.yaml", "--json", "--limit", "1"]));
+    assert_eq!(server.json("/api/cost"), command_json(&p, &["cost", "--json"]));
+    assert_eq!(server.json("/api/cost?plan=plan&by=model"), command_json(&p, &["cost", "plan.yaml", "--json", "--by", "model"]));
+
+    // The second attempt's transcript: the agent's JSON lines.
+    let t = server.get("/api/plans/plan/tasks/1.1/attempts/2/transcript");
+    assert_eq!(t.status, 200, "{}\n{}", t.head, t.body);
+    assert!(!t.body.trim().is_empty() && t.body.lines().all(|l| serde_json::from_str::<Value>(l).is_ok()), "{}", t.body);
+
+    for (path, status) in [("/api/plans/nope", 404), ("/api/plans/other/tasks/zz", 404), ("/api/plans/plan/tasks/1.1/attempts/9/transcript", 404), ("/api/cost?since=yesterdayish", 400), ("/nothing", 404)] {
+        let r = server.get(path);
+        assert_eq!(r.status, status, "GET {path}: {}\n{}", r.head, r.body);
+        let err: Value = serde_json::from_str(&r.body).unwrap_or_else(|e| panic!("GET {path}: {e}: {}", r.body));
+        assert!(err["error"].as_str().is_some_and(|m| !m.is_empty()), "{err}");
+    }
+
+    // The minimal page lists both plans.
+    let page = server.get("/");
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("data-plan=\"plan\"") && page.body.contains("data-plan=\"other\""), "{}", page.body);
+}
+
+#[test]
+fn paths_out_of_the_logs_are_refused() {
+    let p = ran();
+    // A history that names transcripts outside the logs (a damaged or hostile store).
+    let db = rusqlite::Connection::open(p.path().join(".baton/baton.db")).unwrap();
+    db.execute("UPDATE attempts SET transcript = '../../../../../../etc/passwd' WHERE task = '1.2'", []).unwrap();
+    db.execute("UPDATE attempts SET transcript = '/etc/passwd' WHERE task = '2.1'", []).unwrap();
+    db.execute("UPDATE attempts SET transcript = 'baton.toml' WHERE task = '1.1' AND session = 1", []).unwrap();
+    drop(db);
+    let server = Server::start(&p, &[]);
+    for path in [
+        "/api/plans/..%2F..%2Fetc%2Fpasswd",
+        "/api/plans/%2Fetc%2Fpasswd",
+        "/api/plans/../../etc/passwd",
+        "/api/plans/plan/tasks/..%2F..%2Fbaton.toml",
+        "/api/plans/plan/tasks/%2e%2e",
+        "/api/plans/plan/tasks/..",
+        "/api/plans/plan/tasks/%2Fetc%2Fpasswd/attempts/1/transcript",
+        "/api/plans/plan/tasks/1.1/attempts/..%2F1/transcript",
+        "/api/plans/plan/tasks/1.1/attempts/-1/transcript",
+        "/api/history?plan=..%2F..%2Fetc%2Fpasswd",
+        "/api/cost?plan=%2Fetc%2Fpasswd",
+    ] {
+        let r = server.get(path);
+        assert!((400..=404).contains(&r.status), "GET {path} answered {}:\n{}", r.status, r.body);
+        assert!(!r.body.contains("root:"), "GET {path}: {}", r.body);
+    }
+    for path in ["/api/plans/plan/tasks/1.2/attempts/1/transcript", "/api/plans/plan/tasks/2.1/attempts/1/transcript", "/api/plans/plan/tasks/1.1/attempts/1/transcript"] {
+        let r = server.get(path);
+        assert_eq!(r.status, 403, "GET {path}: {}", r.body);
+        assert!(!r.body.contains("root:") && !r.body.contains("[run]"), "GET {path}: {}", r.body);
+    }
+    // The untouched transcript still answers.
+    assert_eq!(server.get("/api/plans/plan/tasks/1.1/attempts/2/transcript").status, 200);
+}
+
+#[test]
+fn a_bind_reachable_from_other_machines_needs_a_token() {
+    let p = project(PLAN);
+    let r = p.baton(&["serve", "--bind", "0.0.0.0", "--port", "0"]);
+    assert_eq!(r.code(), 2, "{}", r.all());
+    assert!(r.stderr().contains("error: --bind 0.0.0.0 is reachable from other machines, and no --token was given"), "{}", r.stderr());
+    assert!(r.stderr().contains("help:") && r.stderr().contains("--token"), "{}", r.stderr());
+    let r = p.baton(&["serve", "--token", " ", "--port", "0"]);
+    assert_eq!(r.code(), 2, "{}", r.all());
+}
+
+#[test]
+fn with_a_token_every_request_needs_it_and_it_is_never_printed() {
+    const TOKEN: &str = "s3cret-Tok3n";
+    let p = ran();
+    let server = Server::start(&p, &["--bind", "0.0.0.0", "--token", TOKEN]);
+    let none = server.get("/api/plans");
+    assert_eq!(none.status, 401, "{}", none.body);
+    assert_eq!(none.header("www-authenticate").as_deref(), Some("Bearer"));
+    assert_eq!(server.ask("/api/plans", &[("Authorization", "Bearer wrong-token!")]).status, 401);
+    assert_eq!(server.ask("/api/plans", &[("Cookie", "baton_token=s3cret-Tok3")]).status, 401);
+    let right = server.ask("/api/plans", &[("Authorization", &format!("Bearer {TOKEN}"))]);
+    assert_eq!(right.status, 200, "{}", right.body);
+    assert_eq!(server.ask("/", &[("Authorization", &format!("Bearer {TOKEN}"))]).status, 200);
+
+    // Once in the address: a cookie, and the browser sent on without it.
+    let once = server.get(&format!("/api/plans?x=1&token={TOKEN}"));
+    assert_eq!(once.status, 303, "{}", once.head);
+    assert_eq!(once.header("location").as_deref(), Some("/api/plans?x=1"));
+    let cookie = once.header("set-cookie").expect("a cookie");
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    let pair = cookie.split(';').next().unwrap().to_string();
+    assert_eq!(server.ask("/api/plans/plan", &[("Cookie", &format!("theme=dark; {pair}"))]).status, 200);
+    assert_eq!(server.get("/api/plans?token=nope").status, 401);
+
+    drop(server);
+    assert!(!p.log().contains(TOKEN), "the token was printed:\n{}", p.log());
+    assert!(p.log().contains("every request needs the token"), "{}", p.log());
+}
+
+#[test]
+fn a_loopback_server_refuses_other_host_names_and_stops_on_sigterm() {
+    let p = ran();
+    let mut server = Server::start(&p, &[]);
+    let port = server.port.to_string();
+    for host in [format!("evil.example:{port}"), "127.0.0.1:1".to_string(), format!("127.0.0.1.evil.example:{port}")] {
+        let r = server.ask("/api/plans", &[("Host", &host)]);
+        assert_eq!(r.status, 421, "Host {host:?}: {}", r.body);
+    }
+    assert_eq!(server.ask("/api/plans", &[("Host", &format!("localhost:{port}"))]).status, 200);
+    signal(&server.child, libc::SIGTERM);
+    assert_eq!(wait_exit(&mut server.child), Some(0), "{}", p.log());
+}
