@@ -129,7 +129,7 @@ fn carried(headers: &HeaderMap) -> Option<String> {
 /// `?token=` of the address, decoded.
 fn query_token(uri: &Uri) -> Option<String> {
     let query = uri.query()?;
-    query.split('&').find_map(|pair| pair.strip_prefix("token=")).map(|v| api::percent_decode(v))
+    query.split('&').find_map(|pair| pair.strip_prefix("token=")).map(api::percent_decode)
 }
 
 /// The address without its `token` parameter: where `?token=` sends the browser on.
