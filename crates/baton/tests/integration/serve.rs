@@ -279,3 +279,32 @@ fn a_loopback_server_refuses_other_host_names_and_stops_on_sigterm() {
     signal(&server.child, libc::SIGTERM);
     assert_eq!(wait_exit(&mut server.child), Some(0), "{}", p.log());
 }
+
+/// The browser, or `None` (a loud skip) when no Chromium is installed; under `CI` a missing
+/// Chromium fails the test (`.ci/run` installs Debian's `chromium`).
+fn browser() -> Option<&'static baton_testkit::Browser> {
+    if baton_testkit::find_chromium().is_none() {
+        assert!(std::env::var_os("CI").is_none(), "CI is set but no Chromium is installed (apt-get install -y chromium)");
+        eprintln!("skipped: no Chromium installed (apt-get install -y chromium)");
+        return None;
+    }
+    baton_testkit::Browser::shared()
+}
+
+#[test]
+fn a_browser_opens_the_page_with_the_token_once_and_sees_every_plan() {
+    const TOKEN: &str = "browser-tok3n";
+    let Some(browser) = browser() else { return };
+    let p = ran();
+    let server = Server::start(&p, &["--token", TOKEN]);
+    let page = browser.new_page().expect("a page");
+    page.goto(&format!("http://127.0.0.1:{}/?token={TOKEN}", server.port)).expect("load the page");
+    page.wait_for("document.querySelectorAll('li.plan').length === 2", Duration::from_secs(10)).expect("both plans listed");
+    // Sent on without the token in the address; the cookie carries it from now on.
+    assert_eq!(page.eval("location.pathname + location.search").unwrap(), "/");
+    assert_eq!(page.text("li.plan[data-plan='plan'] .progress").unwrap(), "3 of 3 completed");
+    assert_eq!(page.text("li.plan[data-plan='other'] a").unwrap(), "Other");
+    // A link followed in the page: the API answers with the cookie alone.
+    page.click("li.plan[data-plan='plan'] a").expect("click the plan");
+    page.wait_for("location.pathname === '/api/plans/plan' && document.body.innerText.includes('\"Served\"')", Duration::from_secs(10)).expect("the plan's JSON");
+}
