@@ -1,0 +1,99 @@
+//! Benchmark (not a test) of `baton serve`'s memory: the real binary serving a repository of 3
+//! plans (40 tasks each, every one run by baton's simulated agent, so the run history and the
+//! logs hold 120 attempts with transcripts), after every API answer was asked for (each plan,
+//! each task, each transcript, history, cost, the page) three times over. Prints the server's
+//! resident memory (`VmRSS`) and its peak (`VmHWM`) from `/proc/PID/status` at the start, after
+//! the first round and after the last. The budget is 30 MB with 3 plans open.
+//!
+//! `cargo bench -p baton --bench serve_memory` (the release binary: the figure that matters)
+//!
+//! It never asserts on memory; it fails loudly when an answer is not a 200.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const PLANS: usize = 3;
+const TASKS: usize = 40;
+const ROUNDS: usize = 3;
+const BATON: &str = env!("CARGO_BIN_EXE_baton");
+
+fn main() {
+    let repo = baton_testkit::TempRepo::new();
+    repo.write("baton.toml", baton_testkit::FAST_CONFIG);
+    for n in 1..=PLANS {
+        let mut plan = format!("meta:\n  name: Plan {n}\nsections:\n- id: s\n  tasks:\n");
+        for t in 1..=TASKS {
+            plan.push_str(&format!("  - id: '{n}.{t}'\n    name: Task {t} of plan {n}\n"));
+        }
+        repo.write(&format!(".claude/plans/p{n}.yaml"), &plan);
+    }
+    repo.commit_all("plans");
+    for n in 1..=PLANS {
+        let out = baton(repo.path(), &["run", &format!(".claude/plans/p{n}.yaml"), "--agent", "simulated"]);
+        assert!(out.status.success(), "baton run p{n}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    }
+
+    let mut server = Command::new(BATON)
+        .args(["serve", "--port", "0"])
+        .current_dir(repo.path())
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start baton serve");
+    let pid = server.id();
+    let mut first = [0u8; 200];
+    let n = server.stdout.as_mut().unwrap().read(&mut first).expect("its first line");
+    let line = String::from_utf8_lossy(&first[..n]).into_owned();
+    let port: u16 = line.split("http://127.0.0.1:").nth(1).and_then(|r| r.split('/').next()).and_then(|p| p.parse().ok()).unwrap_or_else(|| panic!("no port in {line:?}"));
+
+    println!("baton serve: {PLANS} plans × {TASKS} tasks, every task run once by the simulated agent ({})", if cfg!(debug_assertions) { "debug build" } else { "release build" });
+    println!("  {:<40} {}", "started", memory(pid));
+    let mut paths = vec!["/".to_string(), "/api/plans".to_string(), "/api/history".to_string(), "/api/cost".to_string(), "/api/cost?by=day".to_string()];
+    for n in 1..=PLANS {
+        paths.push(format!("/api/plans/p{n}"));
+        paths.push(format!("/api/history?plan=p{n}"));
+        for t in 1..=TASKS {
+            paths.push(format!("/api/plans/p{n}/tasks/{n}.{t}"));
+            paths.push(format!("/api/plans/p{n}/tasks/{n}.{t}/attempts/1/transcript"));
+        }
+    }
+    let mut bytes = 0usize;
+    for round in 1..=ROUNDS {
+        let started = std::time::Instant::now();
+        for p in &paths {
+            bytes += get(port, p);
+        }
+        println!("  {:<40} {}  ({} requests in {:.2} s)", format!("after round {round}"), memory(pid), paths.len(), started.elapsed().as_secs_f64());
+    }
+    println!("  answered {:.1} MB in all", bytes as f64 / 1e6);
+    // SAFETY: kill(2) on the child we started.
+    unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+    let status = server.wait().expect("baton serve ends");
+    assert!(status.success(), "baton serve ended with {status}");
+}
+
+fn baton(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    Command::new(BATON).args(args).current_dir(dir).env("NO_COLOR", "1").stdin(Stdio::null()).output().expect("run baton")
+}
+
+/// `VmRSS` and `VmHWM` of the process.
+fn memory(pid: u32) -> String {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| status.lines().find_map(|l| l.strip_prefix(name)).map(|v| v.trim().to_string()).unwrap_or_else(|| "?".into());
+    format!("RSS {:>10}   peak {:>10}", field("VmRSS:"), field("VmHWM:"))
+}
+
+/// GETs `path`; the length of the answer. Panics unless it is a 200.
+fn get(port: u16, path: &str) -> usize {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).expect("read");
+    let head = String::from_utf8_lossy(&raw[..raw.len().min(40)]).into_owned();
+    assert!(head.starts_with("HTTP/1.1 200"), "GET {path}: {}", String::from_utf8_lossy(&raw));
+    raw.len()
+}
