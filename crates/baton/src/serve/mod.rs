@@ -8,7 +8,9 @@
 //! `baton status` does).
 
 pub mod api;
+pub mod html;
 mod http;
+pub mod pages;
 pub mod plans;
 
 use std::net::{IpAddr, SocketAddr};
