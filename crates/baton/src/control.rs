@@ -409,25 +409,49 @@ pub fn stop(plan: Option<&Path>) -> Exit {
             return Exit::InvalidInput;
         }
     };
-    let file = root.join(&config.paths.stop_file);
-    let Some((pid, running)) = lock::checkout_holder(&root) else {
-        let mut text = format!("no baton run is active in {}; nothing to stop", root.display());
-        if file.exists() && std::fs::remove_file(&file).is_ok() {
-            text.push_str(&format!(" (removed a stale stop file {})", file.display()));
+    match ask_stop(&root, &config) {
+        Ok(StopAsked::NoRun { removed_stale }) => {
+            let mut text = format!("no baton run is active in {}; nothing to stop", root.display());
+            if let Some(file) = removed_stale {
+                text.push_str(&format!(" (removed a stale stop file {})", file.display()));
+            }
+            crate::outln!("{text}");
+            Exit::Completed
         }
-        crate::outln!("{text}");
-        return Exit::Completed;
-    };
-    let written = file.parent().map_or(Ok(()), std::fs::create_dir_all).and_then(|()| std::fs::write(&file, b""));
-    if let Err(source) = written {
-        crate::errln!("{}", crate::error::render(&ControlError::StopFile { path: file, source }));
-        return Exit::InvalidInput;
+        Ok(StopAsked::Asked { pid, running, file }) => {
+            crate::outln!(
+                "stop requested: the baton running {running} (pid {pid}) starts no new task, lets running tasks finish, saves and exits ({})",
+                file.display()
+            );
+            Exit::Completed
+        }
+        Err(e) => {
+            crate::errln!("{}", crate::error::render(&e));
+            Exit::InvalidInput
+        }
     }
-    crate::outln!(
-        "stop requested: the baton running {running} (pid {pid}) starts no new task, lets running tasks finish, saves and exits ({})",
-        file.display()
-    );
-    Exit::Completed
+}
+
+/// What asking a checkout's run to stop did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StopAsked {
+    /// No run holds the checkout; a stop file a run left behind was removed.
+    NoRun { removed_stale: Option<PathBuf> },
+    /// The stop file is written: the run `pid` (running `running`) stops gracefully.
+    Asked { pid: String, running: String, file: PathBuf },
+}
+
+/// Asks the run holding the checkout at `root` to stop gracefully, as `baton stop` does: writes
+/// the stop file, which the run watches (it starts no new task, lets running ones finish, saves
+/// and exits).
+pub fn ask_stop(root: &Path, config: &Config) -> Result<StopAsked, ControlError> {
+    let file = root.join(&config.paths.stop_file);
+    let Some((pid, running)) = lock::checkout_holder(root) else {
+        let removed = file.exists() && std::fs::remove_file(&file).is_ok();
+        return Ok(StopAsked::NoRun { removed_stale: removed.then_some(file) });
+    };
+    file.parent().map_or(Ok(()), std::fs::create_dir_all).and_then(|()| std::fs::write(&file, b"")).map_err(|source| ControlError::StopFile { path: file.clone(), source })?;
+    Ok(StopAsked::Asked { pid, running, file })
 }
 
 #[cfg(test)]

@@ -249,7 +249,7 @@ enum Command {
         #[arg(short, long)]
         verbose: bool,
     },
-    /// Serve the repository's plans, their tasks, the run history and its cost over HTTP (JSON under /api/)
+    /// A live web dashboard of the repository's plans, their tasks, the run history and its cost (and the same as JSON under /api/)
     #[command(after_help = SERVE_HELP.to_string() + &after(
         "baton serve --port 8421",
         &[
@@ -265,9 +265,13 @@ enum Command {
         #[arg(long, value_name = "N", default_value_t = baton::serve::DEFAULT_PORT)]
         port: u16,
         /// A secret every request must carry: `Authorization: Bearer TOKEN`, or `?token=TOKEN`
-        /// once in a browser (a cookie keeps it). Never printed back
+        /// once in a browser (a cookie keeps it). Never printed back. Also read from
+        /// BATON_SERVE_TOKEN, which other users cannot see in `ps`
         #[arg(long, value_name = "TOKEN")]
         token: Option<String>,
+        /// Open the dashboard in the default browser once it listens
+        #[arg(long)]
+        open: bool,
     },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout
     #[command(after_help = after(
@@ -281,10 +285,14 @@ enum Command {
 }
 
 /// What `baton serve --help` says before its example.
-const SERVE_HELP: &str = "Reads only: the plans in [paths] plans_dir and those the run history knows, \
-while runs start and end beside it; it never writes a plan. API: GET /api/plans, /api/plans/PLAN (as \
-`baton status --json`), /api/plans/PLAN/tasks/ID (as `baton history --task ID --json`), \
-/api/plans/PLAN/tasks/ID/attempts/N/transcript, /api/history, /api/cost (as `baton cost --json`).\n\n";
+const SERVE_HELP: &str = "Pages: / (every plan), /plans/PLAN (its tasks, graph, running and failed \
+tasks, a Stop button), /plans/PLAN/tasks/ID (its attempts and transcripts), /history (runs and cost); \
+they update by themselves as runs go on. It reads the plans in [paths] plans_dir and those the run \
+history knows, while runs start and end beside it; it never writes a plan (Stop writes the stop file, \
+as `baton stop` does). API: GET /api/plans, /api/plans/PLAN (as `baton status --json`), \
+/api/plans/PLAN/tasks/ID (as `baton history --task ID --json`), /api/plans/PLAN/tasks/ID/attempts/N/transcript, \
+/api/history, /api/cost (as `baton cost --json`), /events (server-sent events: which plans changed); \
+POST /api/plans/PLAN/stop with the header `X-Baton-CSRF: stop`.\n\n";
 
 /// The end of a command's `--help`: one example and the exit codes that apply to it.
 fn after(example: &str, codes: &[(Exit, &str)]) -> String {
@@ -417,9 +425,10 @@ fn main() -> ExitCode {
         Command::Release { file } => coordinate(Coordinate::Release(file)),
         Command::Heartbeat { note } => coordinate(Coordinate::Heartbeat(note)),
         Command::Pipeline { once, dry_run, verbose } => baton::pipeline::run(baton::pipeline::PipelineOptions { once, dry_run, verbose }),
-        Command::Serve { bind, port, token } => {
+        Command::Serve { bind, port, token, open } => {
             let root = baton::root::repo_root(&std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")));
-            baton::serve::serve(&baton::serve::ServeOptions { bind, port, token, root })
+            let token = token.or_else(|| std::env::var("BATON_SERVE_TOKEN").ok().filter(|t| !t.is_empty()));
+            baton::serve::serve(&baton::serve::ServeOptions { bind, port, token, root, open })
         }
         Command::Completions { shell } => completions(shell),
     };

@@ -507,10 +507,16 @@ fn free_name(dir: &Path, name: &Path) -> PathBuf {
     }
 }
 
+/// The backlog items waiting, in the order the daemon takes them (those that failed are left
+/// until their content changes), and those it passes over with why. Reads only.
+pub fn waiting(root: &Path, config: &Config) -> (Vec<backlog::Item>, Vec<backlog::Skipped>) {
+    let failed = load_failed(&root.join(&config.paths.logs_dir).join("pipeline").join(FAILED_LIST));
+    backlog::scan(root, &config.pipeline.defect_backlog, &config.pipeline.feature_backlog, &failed)
+}
+
 /// `--dry-run`: what would be processed, in order, with plan paths; nothing starts.
 fn dry_run(root: &Path, config: &Config, ledger: &Ledger) -> Exit {
-    let failed = load_failed(&root.join(&config.paths.logs_dir).join("pipeline").join(FAILED_LIST));
-    let (items, skipped) = backlog::scan(root, &config.pipeline.defect_backlog, &config.pipeline.feature_backlog, &failed);
+    let (items, skipped) = waiting(root, config);
     crate::outln!("dry run of the pipeline in {} — nothing will be started or changed", root.display());
     if items.is_empty() {
         crate::outln!("no backlog item is waiting");

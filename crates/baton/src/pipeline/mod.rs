@@ -7,4 +7,4 @@ mod digest;
 mod ledger;
 mod settle;
 
-pub use daemon::{run, PipelineOptions};
+pub use daemon::{run, waiting, PipelineOptions};

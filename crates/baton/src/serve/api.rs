@@ -79,7 +79,7 @@ fn known(site: &Site) -> Result<Vec<Known>, Refused> {
 }
 
 /// The known plan `name`, or a 404 that lists the ids there are.
-fn find(site: &Site, name: &str) -> Result<Known, Refused> {
+pub fn find(site: &Site, name: &str) -> Result<Known, Refused> {
     let known = known(site)?;
     plans::find(&known, name).cloned().ok_or_else(|| {
         let ids: Vec<&str> = known.iter().map(|k| k.id.as_str()).collect();
@@ -94,23 +94,61 @@ pub fn valid_task_id(id: &str) -> bool {
 
 /// One plan in `GET /api/plans`.
 #[derive(Serialize)]
-struct PlanLine {
+pub struct PlanLine {
     #[serde(flatten)]
-    known: Known,
+    pub known: Known,
     /// `meta.name`.
-    name: Option<String>,
-    counts: Option<Counts>,
+    pub name: Option<String>,
+    pub counts: Option<Counts>,
     /// Why the plan file cannot be read as a plan.
-    error: Option<String>,
+    pub error: Option<String>,
     /// The `baton run` holding it now.
-    running_pid: Option<u32>,
+    pub running_pid: Option<u32>,
     /// What it has cost over all its runs.
-    spent_usd: Option<f64>,
+    pub spent_usd: Option<f64>,
+    /// `running`, `stopping` (a stop was asked), `done`, `failed` (a task failed), `blocked`
+    /// (a task is suspended), `stopped` (begun, not running, not done), `new`, `unreadable`,
+    /// `gone` (only the history knows it).
+    pub state: &'static str,
+    /// When the plan file last changed (RFC 3339): a run saves it at every step.
+    pub last_activity: Option<String>,
 }
 
-fn plan_lines(site: &Site) -> Result<Vec<PlanLine>, Refused> {
+/// What state a plan is in, from its counts and whether a run holds it.
+pub fn plan_state(counts: Option<&Counts>, running: bool, stopping: bool, unreadable: bool) -> &'static str {
+    if running {
+        return if stopping { "stopping" } else { "running" };
+    }
+    let Some(c) = counts else { return if unreadable { "unreadable" } else { "gone" } };
+    if c.total > 0 && c.completed + c.verified + c.skipped == c.total {
+        "done"
+    } else if c.failed + c.validation_exhausted > 0 {
+        "failed"
+    } else if c.suspended > 0 {
+        "blocked"
+    } else if c.completed + c.verified + c.in_progress + c.skipped > 0 {
+        "stopped"
+    } else {
+        "new"
+    }
+}
+
+/// Whether a stop was asked of the checkout's run (its stop file is there).
+pub fn stop_asked(site: &Site) -> bool {
+    site.root.join(&site.config.paths.stop_file).exists()
+}
+
+/// A file's modification time, RFC 3339.
+pub fn modified_at(path: &Path) -> Option<String> {
+    let t = std::fs::metadata(path).ok()?.modified().ok()?;
+    jiff::Timestamp::try_from(t).ok().map(|t| t.to_string())
+}
+
+/// Every known plan with its state, progress, cost and last activity.
+pub fn plan_lines(site: &Site) -> Result<Vec<PlanLine>, Refused> {
     let known = known(site)?;
     let store = crate::store::Store::open_existing(&site.root).ok().flatten();
+    let stopping = stop_asked(site);
     Ok(known
         .into_iter()
         .map(|k| {
@@ -125,15 +163,18 @@ fn plan_lines(site: &Site) -> Result<Vec<PlanLine>, Refused> {
             };
             let running_pid = crate::run::lock::plan_holder(&site.logs_dir.join("locks"), &file);
             let spent_usd = store.as_ref().and_then(|s| s.plan_spent(&k.path).ok());
-            PlanLine { known: k, name, counts, error, running_pid, spent_usd }
+            let state = plan_state(counts.as_ref(), running_pid.is_some(), stopping, error.is_some());
+            let last_activity = if k.file { modified_at(&file) } else { None };
+            PlanLine { known: k, name, counts, error, running_pid, spent_usd, state, last_activity }
         })
         .collect())
 }
 
-/// `GET /api/plans`: `{"plans": [{id, path, file, recorded, name, counts, error, running_pid, spent_usd}]}`.
+/// `GET /api/plans`: `{"plans": [{id, path, file, recorded, name, counts, error, running_pid,
+/// spent_usd, state, last_activity}], "backlog": [{kind, path, slug}]}`.
 pub fn plans(site: &Site) -> Answer {
     match plan_lines(site) {
-        Ok(lines) => Answer::Json(serde_json::to_string_pretty(&serde_json::json!({ "plans": lines })).unwrap_or_default()),
+        Ok(lines) => Answer::Json(serde_json::to_string_pretty(&serde_json::json!({ "plans": lines, "backlog": super::pages::overview::backlog(site) })).unwrap_or_default()),
         Err(r) => r.into(),
     }
 }
@@ -158,8 +199,27 @@ pub fn plan(site: &Site, name: &str) -> Answer {
     Answer::Json(text)
 }
 
+/// `POST /api/plans/{plan}/stop`: asks the run holding the plan to stop gracefully, as
+/// `baton stop` does. `{"said": "..."}`; 409 when no run holds the plan.
+pub fn stop(site: &Site, name: &str) -> Answer {
+    let k = match find(site, name) {
+        Ok(k) => k,
+        Err(r) => return r.into(),
+    };
+    if crate::run::lock::plan_holder(&site.logs_dir.join("locks"), &k.file_path(&site.root)).is_none() {
+        return Refused { status: StatusCode::CONFLICT, message: format!("no baton run holds the plan {}: nothing to stop", k.id) }.into();
+    }
+    match crate::control::ask_stop(&site.root, &site.config) {
+        Ok(crate::control::StopAsked::Asked { pid, .. }) => Answer::Json(
+            serde_json::json!({ "said": format!("stop asked: the run (pid {pid}) starts no new task, lets the running ones finish, saves and exits") }).to_string(),
+        ),
+        Ok(crate::control::StopAsked::NoRun { .. }) => Refused { status: StatusCode::CONFLICT, message: format!("the run of {} has just ended: nothing to stop", k.id) }.into(),
+        Err(e) => Refused::failed(crate::error::render(&e)).into(),
+    }
+}
+
 /// The plan `name` and its task `task`: known to the plan file or to the history.
-fn find_task(site: &Site, name: &str, task: &str) -> Result<Known, Refused> {
+pub fn find_task(site: &Site, name: &str, task: &str) -> Result<Known, Refused> {
     if !valid_task_id(task) {
         return Err(Refused::bad(format!("`{}` is not a task id (letters, digits, `.`, `_`, `-`; no `..`)", crate::report::safe::one_line(task))));
     }
@@ -192,30 +252,27 @@ pub fn task(site: &Site, name: &str, task: &str) -> Answer {
 /// `GET /api/plans/{plan}/tasks/{task}/attempts/{session}/transcript`: the session's transcript
 /// as the agent wrote it (its last [`TRANSCRIPT_CAP`] bytes, from a line start).
 pub fn transcript(site: &Site, name: &str, task: &str, session: u32) -> Answer {
-    let k = match find_task(site, name, task) {
-        Ok(k) => k,
-        Err(r) => return r.into(),
-    };
+    match transcript_bytes(site, name, task, session) {
+        Ok((bytes, _, _)) => Answer::Lines(bytes),
+        Err(r) => r.into(),
+    }
+}
+
+/// A session's transcript (its last [`TRANSCRIPT_CAP`] bytes) and the kind of agent that ran
+/// it, as the run history records them; the file only when it is under the logs folder.
+pub fn transcript_bytes(site: &Site, name: &str, task: &str, session: u32) -> Result<(Vec<u8>, PathBuf, String), Refused> {
+    let k = find_task(site, name, task)?;
     let file = k.file_path(&site.root);
     let pl = place(site, Some(&file));
-    let store = match crate::store::Store::open_existing(&site.root) {
-        Ok(s) => s,
-        Err(e) => return Refused::failed(format!("{e} ({})", e.help())).into(),
+    let store = crate::store::Store::open_existing(&site.root).map_err(|e| Refused::failed(format!("{e} ({})", e.help())))?;
+    let attempts = history::task_attempts(&pl, store.as_ref(), &k.path, task).map_err(|e| Refused::failed(format!("{e} ({})", e.help())))?;
+    let Some((recorded, agent)) = attempts.iter().rev().find(|a| a.kind == "task" && a.session == i64::from(session)).and_then(|a| Some((a.transcript.clone()?, a.agent.clone()))) else {
+        return Err(Refused::not_found(format!("no transcript recorded for session {session} of task {task} in plan {}", k.id)));
     };
-    let attempts = match history::task_attempts(&pl, store.as_ref(), &k.path, task) {
-        Ok(a) => a,
-        Err(e) => return Refused::failed(format!("{e} ({})", e.help())).into(),
-    };
-    let Some(recorded) = attempts.iter().rev().find(|a| a.kind == "task" && a.session == i64::from(session)).and_then(|a| a.transcript.clone()) else {
-        return Refused::not_found(format!("no transcript recorded for session {session} of task {task} in plan {}", k.id)).into();
-    };
-    let path = match under_logs(site, &recorded) {
-        Ok(p) => p,
-        Err(r) => return r.into(),
-    };
+    let path = under_logs(site, &recorded)?;
     match tail(&path, TRANSCRIPT_CAP) {
-        Ok(bytes) => Answer::Lines(bytes),
-        Err(e) => Refused::not_found(format!("the transcript {recorded} cannot be read: {e}")).into(),
+        Ok(bytes) => Ok((bytes, path, agent)),
+        Err(e) => Err(Refused::not_found(format!("the transcript {recorded} cannot be read: {e}"))),
     }
 }
 
@@ -284,43 +341,6 @@ pub fn cost(site: &Site, plan: Option<&str>, by: Option<CostBy>, since: Option<&
     }
 }
 
-/// `GET /`: the plans, one line each (the dashboard's pages come later).
-pub fn index(site: &Site) -> Answer {
-    let lines = match plan_lines(site) {
-        Ok(l) => l,
-        Err(r) => return r.into(),
-    };
-    let mut items = String::new();
-    for l in &lines {
-        let progress = l.counts.map(|c| c.sentence()).or_else(|| l.error.as_ref().map(|_| "cannot be read".to_string())).unwrap_or_else(|| "plan file gone".to_string());
-        let state = if l.running_pid.is_some() { "running" } else { "idle" };
-        items.push_str(&format!(
-            "<li class=\"plan\" data-plan=\"{id}\"><a href=\"/api/plans/{url}\">{name}</a> <span class=\"path\">{path}</span> — <span class=\"progress\">{progress}</span> <span class=\"state\">{state}</span></li>\n",
-            id = escape(&l.known.id),
-            url = escape(&percent_encode(&l.known.id)),
-            name = escape(l.name.as_deref().unwrap_or(&l.known.id)),
-            path = escape(&l.known.path),
-            progress = escape(&progress),
-        ));
-    }
-    if lines.is_empty() {
-        items.push_str("<li class=\"none\">no plans yet</li>\n");
-    }
-    Answer::Html(format!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>baton</title></head>\n<body><h1>baton</h1>\n<ul id=\"plans\">\n{items}</ul>\n<p><a href=\"/api/history\">history</a> · <a href=\"/api/cost\">cost</a></p></body></html>\n"
-    ))
-}
-
-/// Text for HTML.
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
-}
-
-/// A path segment: everything but unreserved characters percent-encoded.
-fn percent_encode(s: &str) -> String {
-    s.bytes().map(|b| if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
-}
-
 /// `%XX` and `+` decoded (a query's value); bytes that are not UTF-8 replaced.
 pub fn percent_decode(s: &str) -> String {
     let b = s.as_bytes();
@@ -363,8 +383,6 @@ mod tests {
     fn query_values_and_segments_round_trip() {
         assert_eq!(percent_decode("a%2Fb+c%"), "a/b c%");
         assert_eq!(percent_decode("%zz"), "%zz");
-        assert_eq!(percent_encode("x/p.yaml"), "x%2Fp.yaml");
-        assert_eq!(escape("<a href='x'>&"), "&lt;a href=&#39;x&#39;&gt;&amp;");
     }
 
     #[test]

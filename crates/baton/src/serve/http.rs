@@ -9,11 +9,13 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use serde::Deserialize;
 
 use super::api::{self, Answer, Refused};
+use super::live::Hub;
+use super::pages;
 use super::{ServeOptions, Site};
 
 /// The cookie that keeps the token after `?token=`.
@@ -30,18 +32,36 @@ pub async fn serve(listener: tokio::net::TcpListener, site: Site, opts: &ServeOp
     let local = listener.local_addr()?;
     let gate = Arc::new(Gate { hosts: hosts(local), token: opts.token.clone() });
     let site = Arc::new(site);
+    let (end_tx, end_rx) = tokio::sync::watch::channel(false);
+    let hub = Hub::start(site.clone(), end_rx);
     let app = Router::new()
-        .route("/", get(index))
+        .route("/", get(overview_page))
+        .route("/plans/{plan}", get(plan_page))
+        .route("/plans/{plan}/tasks/{task}", get(task_page))
+        .route("/history", get(history_page))
+        .route("/assets/app.css", get(|| async { asset("text/css; charset=utf-8", pages::layout::APP_CSS) }))
+        .route("/assets/app.js", get(|| async { asset("text/javascript; charset=utf-8", pages::layout::APP_JS) }))
+        .route("/events", get(move || async move { hub.events() }))
         .route("/api/plans", get(plans))
         .route("/api/plans/{plan}", get(plan))
+        .route("/api/plans/{plan}/stop", post(stop))
         .route("/api/plans/{plan}/tasks/{task}", get(task))
         .route("/api/plans/{plan}/tasks/{task}/attempts/{session}/transcript", get(transcript))
         .route("/api/history", get(history))
         .route("/api/cost", get(cost))
-        .fallback(|| async { Refused::not_found("no such page: the API is under /api/ (plans, history, cost)").into_response() })
+        .fallback(|| async { Refused::not_found("no such page: the pages are /, /plans/…, /history; the API is under /api/ (plans, history, cost)").into_response() })
         .with_state(site)
         .layer(axum::middleware::from_fn_with_state(gate, admit));
-    axum::serve(listener, app).with_graceful_shutdown(stopped()).await
+    // The open event streams end first: a graceful shutdown waits for every connection.
+    let shutdown = async move {
+        stopped().await;
+        let _ = end_tx.send(true);
+    };
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+}
+
+fn asset(kind: &'static str, body: &'static str) -> Response {
+    ([(header::CONTENT_TYPE, kind), (header::CACHE_CONTROL, "no-cache")], body).into_response()
 }
 
 /// Ctrl+C or SIGTERM.
@@ -158,8 +178,63 @@ async fn answer(site: Arc<Site>, f: impl FnOnce(&Site) -> Answer + Send + 'stati
     }
 }
 
-async fn index(State(site): State<Arc<Site>>) -> Response {
-    answer(site, api::index).await
+/// `?part=main`: only the page's `<main>` (the script's refresh).
+#[derive(Deserialize)]
+struct Part {
+    part: Option<String>,
+}
+
+impl Part {
+    fn main(&self) -> bool {
+        self.part.as_deref() == Some("main")
+    }
+}
+
+async fn overview_page(State(site): State<Arc<Site>>, Query(p): Query<Part>) -> Response {
+    answer(site, move |s| pages::overview(s, p.main())).await
+}
+
+async fn plan_page(State(site): State<Arc<Site>>, Path(plan): Path<String>, Query(p): Query<Part>) -> Response {
+    answer(site, move |s| pages::plan(s, &plan, p.main())).await
+}
+
+async fn task_page(State(site): State<Arc<Site>>, Path((plan, task)): Path<(String, String)>, Query(p): Query<Part>) -> Response {
+    answer(site, move |s| pages::task(s, &plan, &task, p.main())).await
+}
+
+#[derive(Deserialize)]
+struct HistoryPage {
+    plan: Option<String>,
+    part: Option<String>,
+}
+
+async fn history_page(State(site): State<Arc<Site>>, Query(q): Query<HistoryPage>) -> Response {
+    answer(site, move |s| pages::history(s, q.plan.as_deref(), q.part.as_deref() == Some("main"))).await
+}
+
+/// A state-changing request must come from this server's own pages: a page of another site
+/// can send neither this header (a cross-origin request with it needs a preflight this server
+/// never grants) nor an `Origin` of this server.
+fn same_site(headers: &HeaderMap) -> Result<(), Refused> {
+    if headers.get("x-baton-csrf").is_none() {
+        return Err(Refused { status: StatusCode::FORBIDDEN, message: "a stop must come from baton's own page (the X-Baton-CSRF header is missing); from a script, send `X-Baton-CSRF: stop`".into() });
+    }
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
+        let origin = origin.to_str().unwrap_or("");
+        let bare = origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://")).unwrap_or("");
+        if bare.is_empty() || !bare.eq_ignore_ascii_case(host) {
+            return Err(Refused { status: StatusCode::FORBIDDEN, message: "a stop must come from baton's own page (the Origin is another site)".into() });
+        }
+    }
+    Ok(())
+}
+
+async fn stop(State(site): State<Arc<Site>>, Path(plan): Path<String>, headers: HeaderMap) -> Response {
+    if let Err(r) = same_site(&headers) {
+        return r.into_response();
+    }
+    answer(site, move |s| api::stop(s, &plan)).await
 }
 
 async fn plans(State(site): State<Arc<Site>>) -> Response {

@@ -10,6 +10,7 @@
 pub mod api;
 pub mod html;
 mod http;
+pub mod live;
 pub mod pages;
 pub mod plans;
 
@@ -32,6 +33,8 @@ pub struct ServeOptions {
     pub token: Option<String>,
     /// The repository whose plans are served.
     pub root: PathBuf,
+    /// Open the dashboard in the default browser once it listens.
+    pub open: bool,
 }
 
 /// What the handlers share: where the repository is and its settings, read once at the start.
@@ -57,6 +60,30 @@ pub fn refusal(opts: &ServeOptions) -> Option<(String, String)> {
             ),
         )),
         _ => None,
+    }
+}
+
+/// Opens `url` in the default browser (`xdg-open`, `open` on macOS), with the token in the
+/// address when there is one (the page swaps it for a cookie at once). A browser that cannot
+/// be opened is only a warning: the address is on the terminal.
+fn open_browser(url: &str, token: Option<&str>) {
+    // A browser on this machine reaches a server bound to every address through loopback.
+    let url = url.replace("http://0.0.0.0:", "http://127.0.0.1:").replace("http://[::]:", "http://[::1]:");
+    let url = match token {
+        Some(t) => format!("{url}?token={}", html::path_segment(t)),
+        None => url,
+    };
+    let opener = if cfg!(target_os = "macos") { "open" } else { "xdg-open" };
+    let spawned = std::process::Command::new(opener)
+        .arg(&url)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+    match spawned {
+        // Reaped by a thread of its own: the opener may outlive the wait for nothing.
+        Ok(mut child) => drop(std::thread::Builder::new().name("baton-open".into()).spawn(move || child.wait())),
+        Err(e) => crate::errln!("warning: cannot open a browser ({opener}: {e}); open the address above yourself"),
     }
 }
 
@@ -100,6 +127,9 @@ pub fn serve(opts: &ServeOptions) -> Exit {
         crate::outln!("baton serve: {shown} (plans of {}; Ctrl+C stops)", crate::report::safe::terminal_line(&site.root.display().to_string()));
         if opts.token.is_some() {
             crate::outln!("every request needs the token: `Authorization: Bearer <token>`, or open {shown}?token=<token> once (a cookie keeps it)");
+        }
+        if opts.open {
+            open_browser(&shown, opts.token.as_deref());
         }
         match http::serve(listener, site, opts).await {
             Ok(()) => Exit::Completed,

@@ -61,10 +61,10 @@ impl Server {
     fn start(p: &Project, args: &[&str]) -> Server {
         let mut all = vec!["serve", "--port", "0"];
         all.extend_from_slice(args);
-        let child = p.spawn(&all);
+        let child = p.spawn_named("serve", &all);
         let mut port = None;
         wait_for("baton serve to say where it listens", || {
-            port = p.log().lines().find_map(|l| l.strip_prefix("baton serve: http://")).and_then(|rest| rest.split('/').next()).and_then(|a| a.rsplit(':').next()).and_then(|n| n.parse().ok());
+            port = p.log_of("serve").lines().find_map(|l| l.strip_prefix("baton serve: http://")).and_then(|rest| rest.split('/').next()).and_then(|a| a.rsplit(':').next()).and_then(|n| n.parse().ok());
             port.is_some()
         });
         Server { child, port: port.unwrap() }
@@ -76,9 +76,15 @@ impl Server {
 
     /// GET `path` exactly as written, with `Host: 127.0.0.1:PORT` unless `headers` name one.
     fn ask(&self, path: &str, headers: &[(&str, &str)]) -> Reply {
+        self.send("GET", path, headers)
+    }
+
+    /// `method` `path` (no body) exactly as written, with `Host: 127.0.0.1:PORT` unless
+    /// `headers` name one.
+    fn send(&self, method: &str, path: &str, headers: &[(&str, &str)]) -> Reply {
         let mut s = TcpStream::connect(("127.0.0.1", self.port)).expect("connect to baton serve");
         s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-        let mut req = format!("GET {path} HTTP/1.1\r\nConnection: close\r\n");
+        let mut req = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\nContent-Length: 0\r\n");
         if !headers.iter().any(|(h, _)| h.eq_ignore_ascii_case("host")) {
             req.push_str(&format!("Host: 127.0.0.1:{}\r\n", self.port));
         }
@@ -262,8 +268,8 @@ fn with_a_token_every_request_needs_it_and_it_is_never_printed() {
     assert_eq!(server.get("/api/plans?token=nope").status, 401);
 
     drop(server);
-    assert!(!p.log().contains(TOKEN), "the token was printed:\n{}", p.log());
-    assert!(p.log().contains("every request needs the token"), "{}", p.log());
+    assert!(!p.log_of("serve").contains(TOKEN), "the token was printed:\n{}", p.log_of("serve"));
+    assert!(p.log_of("serve").contains("every request needs the token"), "{}", p.log_of("serve"));
 }
 
 #[test]
@@ -277,7 +283,7 @@ fn a_loopback_server_refuses_other_host_names_and_stops_on_sigterm() {
     }
     assert_eq!(server.ask("/api/plans", &[("Host", &format!("localhost:{port}"))]).status, 200);
     signal(&server.child, libc::SIGTERM);
-    assert_eq!(wait_exit(&mut server.child), Some(0), "{}", p.log());
+    assert_eq!(wait_exit(&mut server.child), Some(0), "{}", p.log_of("serve"));
 }
 
 /// The browser, or `None` (a loud skip) when no Chromium is installed; under `CI` a missing
@@ -299,12 +305,123 @@ fn a_browser_opens_the_page_with_the_token_once_and_sees_every_plan() {
     let server = Server::start(&p, &["--token", TOKEN]);
     let page = browser.new_page().expect("a page");
     page.goto(&format!("http://127.0.0.1:{}/?token={TOKEN}", server.port)).expect("load the page");
-    page.wait_for("document.querySelectorAll('li.plan').length === 2", Duration::from_secs(10)).expect("both plans listed");
+    page.wait_for("document.querySelectorAll('.card.plan').length === 2", Duration::from_secs(10)).expect("both plans listed");
     // Sent on without the token in the address; the cookie carries it from now on.
     assert_eq!(page.eval("location.pathname + location.search").unwrap(), "/");
-    assert_eq!(page.text("li.plan[data-plan='plan'] .progress").unwrap(), "3 of 3 completed");
-    assert_eq!(page.text("li.plan[data-plan='other'] a").unwrap(), "Other");
-    // A link followed in the page: the API answers with the cookie alone.
-    page.click("li.plan[data-plan='plan'] a").expect("click the plan");
-    page.wait_for("location.pathname === '/api/plans/plan' && document.body.innerText.includes('\"Served\"')", Duration::from_secs(10)).expect("the plan's JSON");
+    assert_eq!(page.text(".card.plan[data-plan='plan'] .progress").unwrap(), "3 of 3 completed");
+    assert_eq!(page.text(".card.plan[data-plan='plan'] .badge").unwrap(), "done");
+    assert_eq!(page.text(".card.plan[data-plan='other'] h3 a").unwrap(), "Other");
+    assert_eq!(page.text(".card.plan[data-plan='other'] .badge").unwrap(), "new");
+    // A link followed in the page: the next page answers with the cookie alone.
+    page.click(".card.plan[data-plan='plan'] h3 a").expect("click the plan");
+    page.wait_for("location.pathname === '/plans/plan' && !!document.querySelector('#tasks tr[data-task=\"2.1\"]')", Duration::from_secs(10)).expect("the plan's page");
+    assert_eq!(page.text("#plan-title").unwrap(), "Served done");
+    assert_eq!(page.eval("fetch('/api/plans/plan').then(r => r.status)").unwrap(), 200);
+}
+
+/// A plan whose first task holds (the fake agent waits for `go`) while a run goes on.
+const HELD: &str = "meta:
+  name: Held
+sections:
+- id: s
+  name: Work
+  tasks:
+  - id: '1.1'
+    name: Held <b>task</b>
+  - id: '1.2'
+    name: After it
+    depends_on: ['1.1']
+";
+
+/// A run of [`HELD`] in the background with 1.1 running until `go` exists; waits until it runs.
+fn held_run(p: &Project) -> (std::process::Child, std::path::PathBuf) {
+    let running = p.state_path("1.1.running");
+    let go = p.state_path("go");
+    p.scenario(&format!(
+        r#"{{"tasks": {{"1.1": [{{"mark": [{}], "wait_for": [{}], "events": 2, "interval_ms": 50}}]}}}}"#,
+        serde_json::json!(running),
+        serde_json::json!(go)
+    ));
+    let run = p.spawn(&["run", "plan.yaml"]);
+    wait_for("task 1.1 to start", || running.exists());
+    (run, go)
+}
+
+#[test]
+fn pages_show_every_plan_its_tasks_and_an_attempt_escaping_what_agents_wrote() {
+    let p = ran();
+    p.write(".claude/plans/evil.yaml", "meta:\n  name: <script>alert(1)</script>\nsections:\n- id: s\n  tasks:\n  - id: x\n    name: <img src=x onerror=alert(2)>\n");
+    let server = Server::start(&p, &[]);
+    let home = server.get("/");
+    assert_eq!(home.status, 200, "{}", home.body);
+    assert!(home.header("content-type").is_some_and(|c| c.starts_with("text/html")));
+    let home = home.body.clone();
+    assert!(home.contains("data-plan=\"plan\"") && home.contains("data-plan=\"other\"") && home.contains("data-plan=\"evil\""), "{home}");
+    assert!(!home.contains("<script>alert") && home.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "{home}");
+    let plan = server.get("/plans/plan").body;
+    for id in ["1.1", "1.2", "2.1"] {
+        assert!(plan.contains(&format!("<tr data-task=\"{id}\" data-status=\"completed\">")), "{id}: {plan}");
+    }
+    assert!(plan.contains("spent $0.1700 over all runs"), "{plan}");
+    let evil = server.get("/plans/evil").body;
+    assert!(!evil.contains("<img src=x") && evil.contains("&lt;img src=x onerror=alert(2)&gt;"), "{evil}");
+    // Only the <main>, for the page's own refresh.
+    let part = server.get("/plans/plan?part=main").body;
+    assert!(part.starts_with("<div class=\"crumbs\">") && !part.contains("<html"), "{part}");
+    let task = server.get("/plans/plan/tasks/1.1").body;
+    assert!(task.contains("data-session=\"1\" data-outcome=\"failed\"") && task.contains("data-session=\"2\" data-outcome=\"completed\""), "{task}");
+    assert!(task.contains("tests fail"), "{task}");
+    assert!(task.contains("data-src=\"/plans/plan/tasks/1.1/attempts/2/transcript\" open"), "{task}");
+    for (path, status) in [("/plans/nope", 404), ("/plans/plan/tasks/9.9", 404), ("/plans/plan/tasks/..%2F..%2Fetc", 400), ("/assets/app.js", 200), ("/assets/app.css", 200), ("/nothing", 404)] {
+        assert_eq!(server.get(path).status, status, "GET {path}");
+    }
+}
+
+#[test]
+fn the_change_feed_names_the_plan_that_changed() {
+    let p = ran();
+    let server = Server::start(&p, &[]);
+    let mut s = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(s, "GET /events HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nAccept: text/event-stream\r\n\r\n", server.port).unwrap();
+    let mut seen = String::new();
+    let mut buf = [0u8; 4096];
+    let mut read_until = |s: &mut TcpStream, seen: &mut String, what: &str| {
+        while !seen.contains(what) {
+            let n = s.read(&mut buf).unwrap_or(0);
+            assert!(n > 0, "the stream ended before {what:?}:\n{seen}");
+            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    };
+    read_until(&mut s, &mut seen, "event: hello");
+    p.write(".claude/plans/other.yaml", &OTHER.replace("Not run yet", "Renamed"));
+    read_until(&mut s, &mut seen, "event: change\ndata: {\"plans\":[\".claude/plans/other.yaml\"]}");
+}
+
+#[test]
+fn stop_needs_the_pages_own_header_and_stops_the_run_gracefully() {
+    let p = project(HELD);
+    let server = Server::start(&p, &[]);
+    let post = |headers: &[(&str, &str)]| server.send("POST", "/api/plans/plan/stop", headers);
+    let (mut run, go) = held_run(&p);
+    let stop_file = p.path().join(".claude/plans/.stop");
+    // What a page of another site could send: refused, and nothing written.
+    assert_eq!(post(&[]).status, 403);
+    assert_eq!(post(&[("X-Baton-CSRF", "stop"), ("Origin", "http://evil.example")]).status, 403);
+    assert_eq!(post(&[("X-Baton-CSRF", "stop"), ("Origin", &format!("http://127.0.0.1:{}.evil.example", server.port))]).status, 403);
+    assert_eq!(server.get("/api/plans/plan/stop").status, 405);
+    assert!(!stop_file.exists());
+    let r = post(&[("X-Baton-CSRF", "stop"), ("Origin", &format!("http://127.0.0.1:{}", server.port))]);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("stop asked"), "{}", r.body);
+    assert!(stop_file.exists());
+    let page = server.get("/plans/plan").body;
+    assert!(page.contains("id=\"stopping\"") && page.contains("state-stopping"), "{page}");
+    std::fs::write(&go, "").unwrap();
+    assert_eq!(wait_exit(&mut run), Some(4), "{}\n{}", p.log(), p.read("plan.yaml"));
+    let plan = p.read("plan.yaml");
+    assert_eq!(plan.matches("    status: completed").count(), 1, "the running task finished, the next one never started:\n{plan}");
+    // No run now: nothing to stop, and no stop file left for the next run.
+    assert_eq!(post(&[("X-Baton-CSRF", "stop")]).status, 409);
+    assert!(!stop_file.exists());
 }

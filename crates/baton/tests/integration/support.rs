@@ -92,16 +92,26 @@ impl Project {
 
     /// Starts baton in the background, output captured to files (read with `log`).
     pub fn spawn(&self, args: &[&str]) -> Child {
-        let out = std::fs::File::create(self.state.path().join("baton.out")).unwrap();
-        let err = std::fs::File::create(self.state.path().join("baton.err")).unwrap();
+        self.spawn_named("baton", args)
+    }
+
+    /// Starts a second baton beside the first, its output in files of its own (`log_of(name)`).
+    pub fn spawn_named(&self, name: &str, args: &[&str]) -> Child {
+        let out = std::fs::File::create(self.state.path().join(format!("{name}.out"))).unwrap();
+        let err = std::fs::File::create(self.state.path().join(format!("{name}.err"))).unwrap();
         self.command(args).stdout(out).stderr(err).spawn().expect("spawn baton")
+    }
+
+    /// What the baton spawned as `name` printed so far (stdout then stderr).
+    pub fn log_of(&self, name: &str) -> String {
+        let o = std::fs::read_to_string(self.state.path().join(format!("{name}.out"))).unwrap_or_default();
+        let e = std::fs::read_to_string(self.state.path().join(format!("{name}.err"))).unwrap_or_default();
+        format!("{o}{e}")
     }
 
     /// What a spawned baton printed so far (stdout then stderr).
     pub fn log(&self) -> String {
-        let o = std::fs::read_to_string(self.state.path().join("baton.out")).unwrap_or_default();
-        let e = std::fs::read_to_string(self.state.path().join("baton.err")).unwrap_or_default();
-        format!("{o}{e}")
+        self.log_of("baton")
     }
 
     /// How many times the fake agent was started.

@@ -198,8 +198,11 @@ impl Engine {
             // baton's own work (git, saves) runs on this thread without yielding: let the stop
             // watcher take a Ctrl+C that arrived meanwhile before deciding anything.
             stop::caught_up(&self.stop).await;
+            // The watcher looks at the stop file a few times a second; one look here too, so
+            // that once `baton stop` has written it no task starts.
+            let stop_file = *self.stop.borrow() == Stop::Running && self.root.join(&self.config.paths.stop_file).exists();
             // A stop by signal was told by the stop watcher already.
-            if *self.stop.borrow() != Stop::Running && self.state.stop_requested() && !stop::by_signal() {
+            if (*self.stop.borrow() != Stop::Running || stop_file) && self.state.stop_requested() && !stop::by_signal() {
                 self.reporter.note(Note::StopRequested { running: self.state.running() });
             }
             let wake = match self.step() {

@@ -271,7 +271,7 @@ async fn start(opts: RunOptions, stop: Option<watch::Receiver<Stop>>, reporter_o
         }
     };
     let exit = engine.after_run(exit).await;
-    if let Some(file) = own_stop_file.filter(|_| stop::level(&engine.stop) != Stop::Running) {
+    if let Some(file) = own_stop_file.filter(|_| stop::level(&engine.stop) != Stop::Running || exit == Exit::Stopped) {
         // Honoured: left behind it would only show in `git status` until the next start.
         let _ = std::fs::remove_file(file);
     }

@@ -1,2 +1,109 @@
 //! The dashboard's pages: server-rendered HTML (a little JavaScript in `assets/app.js` keeps
-//! them live). Each page is a pure function of what the store, the plan file and the logs say.
+//! them live). Each page is a pure function of what the store, the plan file and the logs say;
+//! `?part=main` answers only the page's `<main>`, which the script swaps in when the page's
+//! plan changes.
+
+pub mod layout;
+pub mod overview;
+pub mod plan;
+pub mod task;
+
+use layout::{document, Frame, Nav};
+
+use super::api::{self, Answer, Refused};
+use super::Site;
+
+/// The whole page, or only its `<main>` when the script asks.
+fn answer(frame: &Frame<'_>, main: String, part: bool, css: &str) -> Answer {
+    if part {
+        Answer::Html(main)
+    } else {
+        Answer::Html(document(frame, &main, css))
+    }
+}
+
+/// `/`.
+pub fn overview(site: &Site, part: bool) -> Answer {
+    let lines = match api::plan_lines(site) {
+        Ok(l) => l,
+        Err(r) => return r.into(),
+    };
+    let queue = overview::backlog(site);
+    answer(&Frame { title: "Plans", nav: Nav::Plans, live: "all" }, overview::main(&lines, &queue), part, "")
+}
+
+/// `/plans/{plan}`.
+pub fn plan(site: &Site, name: &str, part: bool) -> Answer {
+    let k = match api::find(site, name) {
+        Ok(k) => k,
+        Err(r) => return r.into(),
+    };
+    let path = k.file_path(&site.root);
+    if !k.file {
+        let main = format!(
+            "<div class=\"crumbs\"><a href=\"/\">Plans</a> / {id}</div><h1>{id}</h1><p class=\"notice\">The plan file {p} is gone; its runs are in the <a href=\"/history?plan={q}\">history</a>.</p>",
+            id = super::html::escape(&k.id),
+            p = super::html::escape(&k.path),
+            q = super::html::path_segment(&k.id),
+        );
+        return answer(&Frame { title: &k.id, nav: Nav::Plans, live: &k.path }, main, part, "");
+    }
+    let file = match crate::plan::PlanFile::load(&path) {
+        Ok(f) => f,
+        Err(e) => {
+            let main = format!(
+                "<div class=\"crumbs\"><a href=\"/\">Plans</a> / {id}</div><h1>{id}</h1><p class=\"error\">The plan file cannot be read as a plan; <code>baton check {p}</code> says the same:</p><pre>{e}</pre>",
+                id = super::html::escape(&k.id),
+                p = super::html::escape(&k.path),
+                e = super::html::escape(&e.render_in_run()),
+            );
+            return answer(&Frame { title: &k.id, nav: Nav::Plans, live: &k.path }, main, part, "");
+        }
+    };
+    let place = crate::report::watch::Place { root: &site.root, plan: &path, config: &site.config };
+    let records = crate::run::record::Records::new(&site.logs_dir, &path);
+    let gathered = crate::report::status::gather(&place, file.plan(), &records);
+    let run = crate::report::watch::run_view(&place, file.plan());
+    let view = plan::PlanView {
+        id: &k.id,
+        path: &k.path,
+        plan: file.plan(),
+        gathered: &gathered,
+        run: run.as_ref(),
+        stopping: run.is_some() && api::stop_asked(site),
+        max_attempts: site.config.run.max_attempts,
+        now: jiff::Timestamp::now(),
+    };
+    let title = file.plan().meta.name.clone().unwrap_or_else(|| k.id.clone());
+    answer(&Frame { title: &title, nav: Nav::Plans, live: &k.path }, plan::main(&view, ""), part, "")
+}
+
+/// `/plans/{plan}/tasks/{task}`.
+pub fn task(site: &Site, name: &str, id: &str, part: bool) -> Answer {
+    let k = match api::find_task(site, name, id) {
+        Ok(k) => k,
+        Err(r) => return r.into(),
+    };
+    let path = k.file_path(&site.root);
+    let loaded = if k.file { crate::plan::PlanFile::load(&path).ok() } else { None };
+    let plan = loaded.as_ref().map(|f| f.plan());
+    let pl = crate::report::history::Place { root: &site.root, plan: Some(&path), logs_dir: &site.logs_dir };
+    let store = match crate::store::Store::open_existing(&site.root) {
+        Ok(s) => s,
+        Err(e) => return Refused { status: axum::http::StatusCode::INTERNAL_SERVER_ERROR, message: format!("{e} ({})", e.help()) }.into(),
+    };
+    let attempts = match crate::report::history::task_attempts(&pl, store.as_ref(), &k.path, id) {
+        Ok(a) => a,
+        Err(e) => return Refused { status: axum::http::StatusCode::INTERNAL_SERVER_ERROR, message: format!("{e} ({})", e.help()) }.into(),
+    };
+    let records = crate::run::record::Records::new(&site.logs_dir, &path).all(id);
+    let plan_name = plan.and_then(|p| p.meta.name.clone()).unwrap_or_else(|| k.id.clone());
+    let view = task::TaskView { plan_id: &k.id, plan_name: &plan_name, task_id: id, task: plan.and_then(|p| p.task(id)), attempts: &attempts, records: &records };
+    let title = format!("{id} · {plan_name}");
+    answer(&Frame { title: &title, nav: Nav::Plans, live: &k.path }, task::main(&view), part, "")
+}
+
+/// TEMP until the charts merge.
+pub fn history(_site: &Site, _plan: Option<&str>, _part: bool) -> Answer {
+    Refused::not_found("TEMP").into()
+}
