@@ -425,3 +425,44 @@ fn stop_needs_the_pages_own_header_and_stops_the_run_gracefully() {
     assert_eq!(post(&[("X-Baton-CSRF", "stop")]).status, 409);
     assert!(!stop_file.exists());
 }
+
+#[test]
+fn a_browser_sees_a_task_change_state_live_and_stops_the_run_with_the_button() {
+    let Some(browser) = browser() else { return };
+    let p = project(HELD);
+    let (mut run, go) = held_run(&p);
+    let server = Server::start(&p, &[]);
+    let page = browser.new_page().expect("a page");
+    page.answer_dialogs(Some(true));
+    page.goto(&format!("http://127.0.0.1:{}/plans/plan", server.port)).expect("load the plan page");
+    let deadline = Duration::from_secs(20);
+    page.wait_for("document.querySelector('#running [data-task=\"1.1\"]') !== null", deadline).expect("1.1 shown running");
+    assert_eq!(page.text("#tasks tr[data-task='1.1'] td:nth-child(2)").unwrap(), "Held <b>task</b>");
+    assert_eq!(page.text("#tasks tr[data-task='1.2'] .badge").unwrap(), "pending");
+    page.wait_for("document.getElementById('live').className === 'on'", deadline).expect("the live feed connected");
+    // A mark on this document: a reload would lose it.
+    page.eval("window.__same_page = true").unwrap();
+    page.click("#stop").expect("click Stop");
+    page.wait_for("document.getElementById('stopping') !== null && document.querySelector('#plan-state').textContent === 'stopping'", deadline).expect("the page says the stop was asked");
+    assert!(p.path().join(".claude/plans/.stop").exists());
+    std::fs::write(&go, "").unwrap();
+    page.wait_for("document.querySelector('#tasks tr[data-task=\"1.1\"]').dataset.status === 'completed' && document.querySelector('#plan-state').textContent === 'stopped'", deadline).expect("1.1 completed and the run stopped, live");
+    assert_eq!(page.eval("window.__same_page === true").unwrap(), true, "the page was reloaded");
+    assert_eq!(wait_exit(&mut run), Some(4), "{}", p.log());
+    assert_eq!(page.text("#tasks tr[data-task='1.2'] .badge").unwrap(), "pending");
+}
+
+#[test]
+fn on_a_phone_the_pages_fit_the_screen_and_wide_parts_scroll_in_their_own_box() {
+    let Some(browser) = browser() else { return };
+    let p = ran();
+    let server = Server::start(&p, &[]);
+    let page = browser.new_page().expect("a page");
+    page.set_viewport(390, 844, true).expect("a phone's screen");
+    for path in ["/", "/plans/plan", "/plans/plan/tasks/1.1", "/history"] {
+        page.goto(&format!("http://127.0.0.1:{}{path}", server.port)).expect("load");
+        page.wait_for("document.readyState === 'complete' && document.querySelector('main').children.length > 0", Duration::from_secs(20)).expect("the page");
+        let wide = page.eval("document.documentElement.scrollWidth").unwrap();
+        assert!(wide.as_u64().is_some_and(|w| w <= 390), "{path} is {wide} px wide on a 390 px screen");
+    }
+}
