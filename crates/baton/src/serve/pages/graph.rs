@@ -29,7 +29,7 @@ const NODE_H: usize = 36;
 const COL_W: usize = NODE_W + 44;
 const ROW_H: usize = NODE_H + 12;
 const PAD: usize = 12;
-const LABEL_H: usize = 22;
+const LABEL_H: usize = 26;
 const WRAP_GAP: usize = 18;
 const BAND_GAP: usize = 14;
 const ID_CHARS: usize = 20;
@@ -119,9 +119,9 @@ impl<'a> Deps<'a> {
             pos[i] = p;
         }
         // What a cycle kept from being ordered, in plan order.
-        for i in 0..tasks.len() {
-            if pos[i] == usize::MAX {
-                pos[i] = order.len();
+        for (i, p) in pos.iter_mut().enumerate() {
+            if *p == usize::MAX {
+                *p = order.len();
                 order.push(i);
             }
         }
@@ -332,10 +332,7 @@ pub fn plan_graph(plan: &Plan, link: &dyn Fn(&str) -> String) -> String {
         for &d in &deps.deps[i] {
             let is_crit = crit_next[d] == i;
             let (a, t) = (at[d], at[i]);
-            let (x1, y1) = ((a.x + NODE_W) as i64, (a.y + NODE_H / 2) as i64);
-            let (x2, y2) = (t.x as i64, (t.y + NODE_H / 2) as i64);
-            let bend = ((x2 - x1).abs() / 2).max(30);
-            let across = a.band != t.band || a.row != t.row || x2 <= x1;
+            let across = a.band != t.band || a.row != t.row || t.x <= a.x;
             let class = match (is_crit, across) {
                 (true, _) => "edge crit",
                 (false, true) => "edge x",
@@ -345,11 +342,10 @@ pub fn plan_graph(plan: &Plan, link: &dyn Fn(&str) -> String) -> String {
             let target = if is_crit { &mut crit_edges } else { &mut out };
             let _ = write!(
                 target,
-                "<path class=\"{class}\" data-from=\"{}\" data-to=\"{}\" d=\"M{x1},{y1}C{},{y1} {},{y2} {x2},{y2}\" marker-end=\"url(#{marker})\"/>",
+                "<path class=\"{class}\" data-from=\"{}\" data-to=\"{}\" d=\"{}\" marker-end=\"url(#{marker})\"/>",
                 escape(deps.tasks[d].id.as_str()),
                 escape(deps.tasks[i].id.as_str()),
-                x1 + bend,
-                x2 - bend,
+                edge_path(a, t),
             );
         }
     }
@@ -402,6 +398,23 @@ pub fn plan_graph(plan: &Plan, link: &dyn Fn(&str) -> String) -> String {
     }
     out.push_str("</svg></div>");
     out
+}
+
+/// The `d` of an edge from the right side of `from` to the left side of `to`: a curve when `to`
+/// stands to the right; else (a band that wrapped, a section depending on a later one) a line
+/// around the nodes: out into the gap between columns, along the gap between rows above `to`,
+/// and in from its left.
+fn edge_path(from: At, to: At) -> String {
+    let (x1, y1) = (from.x + NODE_W, from.y + NODE_H / 2);
+    let (x2, y2) = (to.x, to.y + NODE_H / 2);
+    let gap = (COL_W - NODE_W) / 3;
+    if x2 >= x1 + gap {
+        let bend = (x2 - x1) / 2;
+        format!("M{x1},{y1}C{},{y1} {},{y2} {x2},{y2}", x1 + bend, x2 - bend)
+    } else {
+        let above = to.y - (ROW_H - NODE_H) / 2;
+        format!("M{x1},{y1}H{}V{above}H{}V{y2}H{x2}", x1 + gap, x2 - gap)
+    }
 }
 
 /// Orders each band's columns to reduce crossings: sweeps right then left then right, each
