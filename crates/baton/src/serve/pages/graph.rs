@@ -32,7 +32,7 @@ const PAD: usize = 12;
 const LABEL_H: usize = 26;
 const WRAP_GAP: usize = 18;
 const BAND_GAP: usize = 14;
-const ID_CHARS: usize = 20;
+const ID_CHARS: usize = 17;
 const TITLE_CHARS: usize = 22;
 
 /// What the graph needs from the page's stylesheet; the colours are the layout's variables.
