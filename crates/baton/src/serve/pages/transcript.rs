@@ -441,6 +441,8 @@ mod tests {
     /// (or the end), trimmed.
     fn parts<'a>(html: &'a str, kind: &str) -> Vec<&'a str> {
         let marker = format!("data-kind=\"{kind}\"");
+        // Without the wrapper's end.
+        let html = html.strip_suffix("</div>\n").unwrap_or(html);
         html.match_indices(&marker)
             .map(|(at, _)| {
                 let start = html[..at].rfind('<').unwrap();
@@ -537,6 +539,17 @@ mod tests {
         assert!(parts(&html, "result")[0].contains("<pre>9480273 x: add hello.txt\n</pre>"), "{html}");
         assert!(parts(&html, "text")[0].contains("<pre>All done.</pre>"), "{html}");
         assert!(parts(&html, "final")[0].contains("done · tokens 200 in, 40 out"), "{html}");
+
+        let mcp = [
+            r#"{"type":"item.started","item":{"id":"i","type":"mcp_tool_call","server":"docs","tool":"search","arguments":{"q":"<x>"},"status":"in_progress"}}"#,
+            r#"{"type":"item.completed","item":{"id":"i","type":"mcp_tool_call","server":"docs","tool":"search","arguments":{"q":"<x>"},"result":{"content":[{"type":"text","text":"found"}]},"error":null,"status":"completed"}}"#,
+            r#"{"type":"item.completed","item":{"id":"r","type":"reasoning","text":"**Planning** the search"}}"#,
+        ]
+        .join("\n");
+        let html = transcript_html(mcp.as_bytes(), &Codex);
+        assert!(parts(&html, "tool")[0].contains("data-tool=\"mcp__docs__search\"") && html.contains("<dt>q</dt><dd><pre>&lt;x&gt;</pre>"), "{html}");
+        assert!(parts(&html, "result")[0].contains("found"), "{html}");
+        assert!(parts(&html, "thinking")[0].contains("<pre>**Planning** the search</pre>"), "{html}");
     }
 
     #[test]
@@ -570,6 +583,20 @@ mod tests {
         let html = transcript_html(long.as_bytes(), &Command);
         assert!(html.contains("first line") && html.contains("last line") && html.contains(" bytes not shown …"), "{}", html.len());
         assert!(html.len() < 100 * 1024, "{}", html.len());
+    }
+
+    #[test]
+    fn a_result_in_blocks_shows_their_text() {
+        let result = json!({"type": "user", "message": {"content": [{"type": "tool_result", "tool_use_id": "t", "is_error": true, "content": [
+            {"type": "text", "text": "line one"}, {"type": "image", "source": {}}, {"type": "text", "text": "line <two>"}
+        ]}]}});
+        let html = transcript_html(result.to_string().as_bytes(), &Claude);
+        let r = parts(&html, "result");
+        assert!(r[0].starts_with("<details class=\"tx-result tx-error\"") && r[0].contains("<summary>error · 3 lines"), "{html}");
+        assert!(r[0].contains("<pre>line one\n[image]\nline &lt;two&gt;</pre>"), "{html}");
+        let empty = json!({"type": "user", "message": {"content": [{"type": "tool_result", "tool_use_id": "t", "content": ""}]}});
+        let html = transcript_html(empty.to_string().as_bytes(), &Claude);
+        assert_eq!(parts(&html, "result"), ["<div class=\"tx-result\" data-kind=\"result\">result · no output shown</div>"], "{html}");
     }
 
     #[test]
