@@ -229,10 +229,10 @@ fn attempt_events(root: &Path, task: &TaskId, session: u32, failed: bool) -> Vec
             agent: Some("claude".into()),
         },
         agent(task, StreamEvent::Init { session_id: Some("5f0c1a2e-9d7b-4c1e-8a51-1b2f3c4d5e6f".into()), model: model.clone(), cwd: Some(root.display().to_string()), version: Some("2.1.0".into()) }),
-        agent(task, StreamEvent::Thinking),
+        agent(task, StreamEvent::Thinking { text: None }),
         agent(task, StreamEvent::AssistantText { text: "I'll read the module first, then add the function and its test.".into(), synthetic: false }),
         agent(task, StreamEvent::ToolUse { name: "Edit".into(), summary: Some("src/lib.rs".into()), input: serde_json::json!({"file_path": "src/lib.rs", "old_string": "fn a() {}", "new_string": "fn a() {}\nfn b() {}"}) }),
-        agent(task, StreamEvent::ToolResult { is_error: false }),
+        agent(task, StreamEvent::ToolResult { is_error: false, output: None }),
         EventKind::AttemptEnded {
             task: task.clone(),
             outcome: if failed {

@@ -39,8 +39,9 @@ pub enum StreamEvent {
     /// Text the model (or, when `synthetic`, the CLI itself: limit and API error messages)
     /// said. Blank text blocks are dropped.
     AssistantText { text: String, synthetic: bool },
-    /// A thinking block: the model is working, nothing to show.
-    Thinking,
+    /// A thinking block: the model is working. `text` is its reasoning when the CLI shows it
+    /// (only a view of the whole transcript shows it: the dashboard's).
+    Thinking { text: Option<String> },
     /// The model called a tool. `summary` is the argument a person wants to see (a file
     /// path, the command cut to 80 characters, the pattern…), already on one line.
     ToolUse {
@@ -48,8 +49,9 @@ pub enum StreamEvent {
         summary: Option<String>,
         input: Value,
     },
-    /// A tool's result came back to the model.
-    ToolResult { is_error: bool },
+    /// A tool's result came back to the model. `output` is what the tool printed or returned,
+    /// when the CLI shows it (only a view of the whole transcript shows it: the dashboard's).
+    ToolResult { is_error: bool, output: Option<String> },
     /// The CLI refused a tool call (`system/permission_denied`).
     PermissionDenied(PermissionDenial),
     /// The CLI is retrying an API request itself (`system/api_retry`).

@@ -111,7 +111,7 @@ impl StreamSummary {
                 self.last_text = Some(text.clone());
                 self.last_activity = Some(cut(&one_line(text), ACTIVITY_TEXT_CHARS));
             }
-            StreamEvent::Thinking => self.last_activity = Some("thinking".to_owned()),
+            StreamEvent::Thinking { .. } => self.last_activity = Some("thinking".to_owned()),
             StreamEvent::ToolUse { name, summary, .. } => {
                 self.tool_uses += 1;
                 self.last_activity = Some(self.tool_activity(name, summary.as_deref()));
@@ -344,11 +344,11 @@ mod tests {
                 "Bash: cargo test",
             ),
             (
-                vec![StreamEvent::ToolResult { is_error: false }],
+                vec![StreamEvent::ToolResult { is_error: false, output: None }],
                 "thinking",
             ),
             (vec![tool("TodoWrite", json!({}))], "TodoWrite"),
-            (vec![StreamEvent::Thinking], "thinking"),
+            (vec![StreamEvent::Thinking { text: None }], "thinking"),
             (
                 vec![StreamEvent::AssistantText {
                     text: "Now\nlet me check the tests.".into(),

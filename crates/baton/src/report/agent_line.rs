@@ -58,7 +58,7 @@ fn raw_verbose_line(ev: &StreamEvent) -> Option<String> {
             "[Output] {}",
             cut(&one_line(line), VERBOSE_TEXT_CHARS)
         )),
-        StreamEvent::Thinking | StreamEvent::ToolResult { .. } | StreamEvent::Other { .. } => None,
+        StreamEvent::Thinking { .. } | StreamEvent::ToolResult { .. } | StreamEvent::Other { .. } => None,
     }
 }
 
@@ -213,8 +213,8 @@ mod tests {
     #[test]
     fn events_without_a_verbose_line() {
         for event in [
-            StreamEvent::ToolResult { is_error: true },
-            StreamEvent::Thinking,
+            StreamEvent::ToolResult { is_error: true, output: None },
+            StreamEvent::Thinking { text: None },
             StreamEvent::Other {
                 kind: "stream_event".into(),
             },

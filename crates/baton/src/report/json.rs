@@ -114,7 +114,7 @@ pub(super) fn stream_kind<S: Serializer>(ev: &StreamEvent, s: S) -> Result<S::Ok
     s.serialize_str(match ev {
         StreamEvent::Init { .. } => "init",
         StreamEvent::AssistantText { .. } => "text",
-        StreamEvent::Thinking => "thinking",
+        StreamEvent::Thinking { .. } => "thinking",
         StreamEvent::ToolUse { .. } => "tool_use",
         StreamEvent::ToolResult { .. } => "tool_result",
         StreamEvent::PermissionDenied(_) => "permission_denied",

@@ -120,7 +120,8 @@ fn assistant_events(line: RawMessageLine) -> Vec<StreamEvent> {
                         input,
                     })
                 }
-                RawBlock::Thinking | RawBlock::RedactedThinking => Some(StreamEvent::Thinking),
+                RawBlock::Thinking(thinking) => Some(StreamEvent::Thinking { text: thinking.thinking.0.filter(|t| !t.trim().is_empty()) }),
+                RawBlock::RedactedThinking => Some(StreamEvent::Thinking { text: None }),
                 RawBlock::ToolResult(_) | RawBlock::Unknown => None,
             })
             .collect(),
@@ -140,10 +141,30 @@ fn user_events(line: RawMessageLine) -> Vec<StreamEvent> {
         .filter_map(|block| match block.0? {
             RawBlock::ToolResult(result) => Some(StreamEvent::ToolResult {
                 is_error: result.is_error.0.unwrap_or(false),
+                output: result.content.0.as_ref().and_then(result_text),
             }),
             _ => None,
         })
         .collect()
+}
+
+/// A tool result's `content`: a string, or blocks whose text blocks are joined (an image block
+/// is named, not shown).
+fn result_text(content: &Value) -> Option<String> {
+    let text = match content {
+        Value::String(text) => text.clone(),
+        Value::Array(blocks) => blocks
+            .iter()
+            .filter_map(|block| match block.get("type").and_then(Value::as_str) {
+                Some("text") => block.get("text").and_then(Value::as_str).map(str::to_owned),
+                Some(other) => Some(format!("[{other}]")),
+                None => None,
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
+        _ => return None,
+    };
+    (!text.is_empty()).then_some(text)
 }
 
 fn rate_limit(line: RawRateLimitLine) -> RateLimit {
@@ -326,7 +347,7 @@ enum RawBlock {
     Text(RawText),
     ToolUse(RawToolUse),
     ToolResult(RawToolResult),
-    Thinking,
+    Thinking(RawThinking),
     RedactedThinking,
     #[serde(other)]
     Unknown,
@@ -347,8 +368,15 @@ struct RawToolUse {
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
+struct RawThinking {
+    thinking: Lenient<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
 struct RawToolResult {
     is_error: Lenient<bool>,
+    content: Lenient<Value>,
 }
 
 #[derive(Deserialize, Default)]
@@ -843,7 +871,7 @@ mod tests {
             .reason
             .as_deref()
             .is_some_and(|r| r.starts_with("This Bash command contains multiple operations.")));
-        assert!(events(PERMISSION_DENIAL).contains(&StreamEvent::ToolResult { is_error: true }));
+        assert!(events(PERMISSION_DENIAL).iter().any(|e| matches!(e, StreamEvent::ToolResult { is_error: true, output: Some(_) })));
         insta::assert_snapshot!(verbose(PERMISSION_DENIAL), @r#"
         [Init] model claude-opus-5-5, session 0c2c8059-101b-4f52-98fe-2a5a1fef3005
         [Claude] I'll create the file.
@@ -1016,7 +1044,7 @@ mod tests {
         assert_eq!(
             parse_line(&line),
             [
-                StreamEvent::Thinking,
+                StreamEvent::Thinking { text: Some("hmm".into()) },
                 StreamEvent::AssistantText {
                     text: "Looking.".into(),
                     synthetic: false

@@ -74,17 +74,26 @@ fn item_completed(item: &Value) -> Vec<StreamEvent> {
         // Started and completed are separate events for these: the call was announced.
         "command_execution" => {
             let failed = item["exit_code"].as_i64().is_some_and(|code| code != 0) || text(item, "status") == Some("failed");
-            vec![StreamEvent::ToolResult { is_error: failed }]
+            vec![StreamEvent::ToolResult { is_error: failed, output: text(item, "aggregated_output").map(str::to_owned) }]
         }
-        "mcp_tool_call" => vec![StreamEvent::ToolResult { is_error: text(item, "status") == Some("failed") || !item["error"].is_null() }],
-        "web_search" => vec![StreamEvent::ToolResult { is_error: false }],
+        "mcp_tool_call" => {
+            let is_error = text(item, "status") == Some("failed") || !item["error"].is_null();
+            let shown = if is_error { &item["error"] } else { &item["result"] };
+            let output = match shown {
+                Value::Null => None,
+                Value::String(s) => Some(s.clone()),
+                other => Some(other.to_string()),
+            };
+            vec![StreamEvent::ToolResult { is_error, output }]
+        }
+        "web_search" => vec![StreamEvent::ToolResult { is_error: false, output: None }],
         // A patch is announced only once it is applied.
-        "file_change" => vec![file_change(item), StreamEvent::ToolResult { is_error: text(item, "status") == Some("failed") }],
+        "file_change" => vec![file_change(item), StreamEvent::ToolResult { is_error: text(item, "status") == Some("failed"), output: None }],
         "agent_message" => text(item, "text")
             .map(|t| StreamEvent::AssistantText { text: t.to_owned(), synthetic: false })
             .into_iter()
             .collect(),
-        "reasoning" => vec![StreamEvent::Thinking],
+        "reasoning" => vec![StreamEvent::Thinking { text: text(item, "text").map(str::to_owned) }],
         // The CLI's own notice ("Model metadata for `x` not found…"): not a failure.
         "error" => text(item, "message")
             .map(|t| StreamEvent::AssistantText { text: t.to_owned(), synthetic: true })
@@ -276,7 +285,7 @@ mod tests {
         let results: Vec<bool> = evs
             .iter()
             .filter_map(|e| match e {
-                StreamEvent::ToolResult { is_error } => Some(*is_error),
+                StreamEvent::ToolResult { is_error, .. } => Some(*is_error),
                 _ => None,
             })
             .collect();
@@ -330,8 +339,8 @@ mod tests {
     #[test]
     fn other_items_are_mapped() {
         let patch = parse_line(r#"{"type":"item.completed","item":{"id":"i","type":"file_change","changes":[{"path":"/w/src/x.rs","kind":"update"}],"status":"completed"}}"#);
-        assert!(matches!(&patch[..], [StreamEvent::ToolUse { name, summary: Some(path), .. }, StreamEvent::ToolResult { is_error: false }] if name == "Edit" && path == "/w/src/x.rs"), "{patch:?}");
-        assert_eq!(parse_line(r#"{"type":"item.completed","item":{"id":"i","type":"reasoning","text":"hmm"}}"#), [StreamEvent::Thinking]);
+        assert!(matches!(&patch[..], [StreamEvent::ToolUse { name, summary: Some(path), .. }, StreamEvent::ToolResult { is_error: false, .. }] if name == "Edit" && path == "/w/src/x.rs"), "{patch:?}");
+        assert_eq!(parse_line(r#"{"type":"item.completed","item":{"id":"i","type":"reasoning","text":"hmm"}}"#), [StreamEvent::Thinking { text: Some("hmm".into()) }]);
         let mcp = parse_line(r#"{"type":"item.started","item":{"id":"i","type":"mcp_tool_call","server":"docs","tool":"search","arguments":{"q":1},"status":"in_progress"}}"#);
         assert!(matches!(&mcp[..], [StreamEvent::ToolUse { name, .. }] if name == "mcp__docs__search"), "{mcp:?}");
         let web = parse_line(r#"{"type":"item.started","item":{"id":"i","type":"web_search","query":"rust jiff"}}"#);

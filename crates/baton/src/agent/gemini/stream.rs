@@ -41,7 +41,10 @@ pub fn parse_line(line: &str) -> Vec<StreamEvent> {
             let name = baton_name(&wire).to_owned();
             Some(StreamEvent::ToolUse { summary: tool_summary(&name, &input), name, input })
         }
-        "tool_result" => Some(StreamEvent::ToolResult { is_error: text("status").as_deref() == Some("error") }),
+        "tool_result" => Some(StreamEvent::ToolResult {
+            is_error: text("status").as_deref() == Some("error"),
+            output: text("output").or_else(|| value.pointer("/error/message").and_then(Value::as_str).map(str::to_owned)),
+        }),
         "result" => Some(StreamEvent::Result(result(&value))),
         _ => None,
     };
@@ -155,7 +158,7 @@ mod tests {
         let StreamEvent::ToolUse { name, summary, .. } = &events[2] else { panic!("{:?}", events[2]) };
         assert_eq!(name, "Bash");
         assert!(summary.as_deref().is_some_and(|s| s.starts_with("printf 'hello from fake model\\n' > hello.txt")), "{summary:?}");
-        assert_eq!(events[3], StreamEvent::ToolResult { is_error: false });
+        assert!(matches!(&events[3], StreamEvent::ToolResult { is_error: false, output: Some(o) } if o.ends_with("x: add hello.txt")), "{:?}", events[3]);
         assert_eq!(events[4], StreamEvent::AssistantText { text: "All done.".into(), synthetic: false });
         let StreamEvent::Result(r) = &events[5] else { panic!("{:?}", events[5]) };
         assert!(!r.is_failure(), "{r:?}");
@@ -181,7 +184,7 @@ mod tests {
         assert_eq!(tools[2], ("Write", Some("/.claude/plans/task-status.json")));
         let results: Vec<&StreamEvent> = events.iter().filter(|e| matches!(e, StreamEvent::ToolResult { .. })).collect();
         assert_eq!(results.len(), 3);
-        assert_eq!(results[2], &StreamEvent::ToolResult { is_error: true });
+        assert!(matches!(results[2], StreamEvent::ToolResult { is_error: true, output: Some(o) } if o.starts_with("Path not in workspace")), "{:?}", results[2]);
         let tool = |name: &str, input: Value| match &parse_line(&json!({"type": "tool_use", "tool_name": name, "parameters": input}).to_string())[0] {
             StreamEvent::ToolUse { name, summary, .. } => (name.clone(), summary.clone()),
             other => panic!("{other:?}"),
@@ -237,7 +240,7 @@ mod tests {
         assert_eq!(parse_line(""), vec![]);
         assert_eq!(parse_line("Loaded cached credentials."), vec![StreamEvent::NotJson { line: "Loaded cached credentials.".into() }]);
         assert_eq!(parse_line(r#"{"type":"thought","x":1}"#), vec![StreamEvent::Other { kind: "thought".into() }]);
-        assert_eq!(parse_line(r#"{"type":"tool_result","status":7}"#), vec![StreamEvent::ToolResult { is_error: false }]);
+        assert_eq!(parse_line(r#"{"type":"tool_result","status":7}"#), vec![StreamEvent::ToolResult { is_error: false, output: None }]);
         let StreamEvent::Result(r) = &parse_line(r#"{"type":"result","status":"error","stats":"?"}"#)[0] else { panic!() };
         assert!(r.is_failure() && r.result.is_none());
     }

@@ -8,6 +8,7 @@ pub mod layout;
 pub mod overview;
 pub mod plan;
 pub mod task;
+pub mod transcript;
 
 use layout::{document, Frame, Nav};
 
