@@ -38,8 +38,9 @@ pub async fn serve(listener: tokio::net::TcpListener, site: Site, opts: &ServeOp
         .route("/", get(overview_page))
         .route("/plans/{plan}", get(plan_page))
         .route("/plans/{plan}/tasks/{task}", get(task_page))
+        .route("/plans/{plan}/tasks/{task}/attempts/{session}/transcript", get(transcript_page))
         .route("/history", get(history_page))
-        .route("/assets/app.css", get(|| async { asset("text/css; charset=utf-8", pages::layout::APP_CSS) }))
+        .route("/assets/app.css", get(|| async { asset("text/css; charset=utf-8", pages::layout::stylesheet()) }))
         .route("/assets/app.js", get(|| async { asset("text/javascript; charset=utf-8", pages::layout::APP_JS) }))
         .route("/events", get(move || async move { hub.events() }))
         .route("/api/plans", get(plans))
@@ -200,6 +201,10 @@ async fn plan_page(State(site): State<Arc<Site>>, Path(plan): Path<String>, Quer
 
 async fn task_page(State(site): State<Arc<Site>>, Path((plan, task)): Path<(String, String)>, Query(p): Query<Part>) -> Response {
     answer(site, move |s| pages::task(s, &plan, &task, p.main())).await
+}
+
+async fn transcript_page(State(site): State<Arc<Site>>, Path((plan, task, session)): Path<(String, String, u32)>) -> Response {
+    answer(site, move |s| pages::transcript(s, &plan, &task, session)).await
 }
 
 #[derive(Deserialize)]

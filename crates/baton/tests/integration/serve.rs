@@ -466,3 +466,25 @@ fn on_a_phone_the_pages_fit_the_screen_and_wide_parts_scroll_in_their_own_box() 
         assert!(wide.as_u64().is_some_and(|w| w <= 390), "{path} is {wide} px wide on a 390 px screen");
     }
 }
+
+#[test]
+fn a_browser_reads_an_attempts_transcript_on_the_task_page() {
+    let Some(browser) = browser() else { return };
+    let p = ran();
+    let server = Server::start(&p, &[]);
+    let page = browser.new_page().expect("a page");
+    page.goto(&format!("http://127.0.0.1:{}/plans/plan/tasks/1.1", server.port)).expect("load the task page");
+    let deadline = Duration::from_secs(20);
+    // The latest attempt's transcript is open and read; the tool calls in it are collapsed.
+    page.wait_for("document.querySelector('section[data-session=\"2\"] details.transcript[data-loaded]') !== null", deadline).expect("the latest transcript loaded");
+    let latest = page.text("section[data-session='2'] details.transcript .tx").unwrap();
+    assert!(latest.contains("did it"), "{latest}");
+    assert_eq!(page.eval("[...document.querySelectorAll('section[data-session=\"2\"] details.tx-tool')].every(d => !d.open)").unwrap(), true);
+    // The first attempt's is closed until asked for.
+    assert_eq!(page.eval("document.querySelector('section[data-session=\"1\"] details.transcript').open").unwrap(), false);
+    page.click("section[data-session='1'] details.transcript > summary").expect("open the first transcript");
+    page.wait_for("document.querySelector('section[data-session=\"1\"] details.transcript[data-loaded]') !== null", deadline).expect("the first transcript loaded");
+    let first = page.text("section[data-session='1'] details.transcript .tx").unwrap();
+    assert!(first.contains("tests fail"), "{first}");
+    assert!(page.text("section[data-session='1']").unwrap().contains("failed"));
+}
