@@ -488,3 +488,36 @@ fn a_browser_reads_an_attempts_transcript_on_the_task_page() {
     assert!(first.contains("tests fail"), "{first}");
     assert!(page.text("section[data-session='1']").unwrap().contains("failed"));
 }
+
+#[test]
+fn a_usage_limit_wait_shows_live_with_its_reset() {
+    let Some(browser) = browser() else { return };
+    let p = project(HELD);
+    let running = p.state_path("1.1.running");
+    let go = p.state_path("go");
+    let reset = jiff::Timestamp::now().as_second() + 3 * 3600;
+    p.scenario(&format!(
+        r#"{{"tasks": {{"1.1": [{{"mark": [{}], "wait_for": [{}], "limit": "You've hit your limit · resets 6pm (America/Toronto)", "limit_resets_at": {reset}}}]}}}}"#,
+        serde_json::json!(running),
+        serde_json::json!(go)
+    ));
+    let mut run = p.spawn(&["run", "plan.yaml"]);
+    wait_for("task 1.1 to start", || running.exists());
+    let server = Server::start(&p, &[]);
+    let page = browser.new_page().expect("a page");
+    page.goto(&format!("http://127.0.0.1:{}/plans/plan", server.port)).expect("load the plan page");
+    let deadline = Duration::from_secs(20);
+    page.wait_for("document.getElementById('live').className === 'on' && document.querySelector('#running [data-task=\"1.1\"]') !== null", deadline).expect("1.1 running, live");
+    assert_eq!(page.eval("document.querySelector('.limit') === null").unwrap(), true);
+    std::fs::write(&go, "").unwrap();
+    page.wait_for("document.querySelector('.limit[data-agent=\"claude\"]') !== null", deadline).expect("the limit shown without a reload");
+    let said = page.text(".limit").unwrap();
+    let until = jiff::Timestamp::from_second(reset).unwrap().strftime("%H:%M").to_string();
+    assert!(said.starts_with("claude: usage limit until ") && said.contains(&until) && (said.contains("(in 2h 59m") || said.contains("(in 3h 00m")), "{said}");
+    assert_eq!(post_stop(&server).status, 200);
+    assert_eq!(wait_exit(&mut run), Some(4), "{}", p.log());
+}
+
+fn post_stop(server: &Server) -> Reply {
+    server.send("POST", "/api/plans/plan/stop", &[("X-Baton-CSRF", "stop")])
+}
