@@ -1,7 +1,8 @@
 //! Benchmark (not a test) of `baton serve`'s memory: the real binary serving a repository of 3
 //! plans (40 tasks each, every one run by baton's simulated agent, so the run history and the
-//! logs hold 120 attempts with transcripts), after every API answer was asked for (each plan,
-//! each task, each transcript, history, cost, the page) three times over. Prints the server's
+//! logs hold 120 attempts with transcripts), after every page and API answer was asked for
+//! (each plan, each task, each transcript as HTML and as JSON lines, history, cost, the
+//! overview, the assets) three times over, with one `/events` stream open all along. Prints the server's
 //! resident memory (`VmRSS`) and its peak (`VmHWM`) from `/proc/PID/status` at the start, after
 //! the first round and after the last. The budget is 30 MB with 3 plans open.
 //!
@@ -51,15 +52,21 @@ fn main() {
 
     println!("baton serve: {PLANS} plans × {TASKS} tasks, every task run once by the simulated agent ({})", if cfg!(debug_assertions) { "debug build" } else { "release build" });
     println!("  {:<40} {}", "started", memory(pid));
-    let mut paths = vec!["/".to_string(), "/api/plans".to_string(), "/api/history".to_string(), "/api/cost".to_string(), "/api/cost?by=day".to_string()];
+    let mut paths = vec!["/".to_string(), "/history".to_string(), "/assets/app.css".to_string(), "/assets/app.js".to_string(), "/api/plans".to_string(), "/api/history".to_string(), "/api/cost".to_string(), "/api/cost?by=day".to_string()];
     for n in 1..=PLANS {
+        paths.push(format!("/plans/p{n}"));
         paths.push(format!("/api/plans/p{n}"));
         paths.push(format!("/api/history?plan=p{n}"));
         for t in 1..=TASKS {
+            paths.push(format!("/plans/p{n}/tasks/{n}.{t}"));
+            paths.push(format!("/plans/p{n}/tasks/{n}.{t}/attempts/1/transcript"));
             paths.push(format!("/api/plans/p{n}/tasks/{n}.{t}"));
             paths.push(format!("/api/plans/p{n}/tasks/{n}.{t}/attempts/1/transcript"));
         }
     }
+    // An open page's change feed, held open through the rounds.
+    let mut events = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    write!(events, "GET /events HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n").unwrap();
     let mut bytes = 0usize;
     for round in 1..=ROUNDS {
         let started = std::time::Instant::now();
@@ -69,6 +76,7 @@ fn main() {
         println!("  {:<40} {}  ({} requests in {:.2} s)", format!("after round {round}"), memory(pid), paths.len(), started.elapsed().as_secs_f64());
     }
     println!("  answered {:.1} MB in all", bytes as f64 / 1e6);
+    drop(events);
     // SAFETY: kill(2) on the child we started.
     unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
     let status = server.wait().expect("baton serve ends");

@@ -1,11 +1,13 @@
-//! `baton serve`: the repository's plans, their tasks, the run history and its costs over HTTP,
-//! for a browser or another tool, from a process of its own beside any `baton run`.
+//! `baton serve`: the live dashboard — the repository's plans, their tasks and transcripts, the
+//! run history and its costs, as pages for a browser and JSON for other tools, from a process
+//! of its own beside any `baton run`.
 //!
 //! `http` owns the listening, the routes and who may ask (the `Host` a request names, the
-//! token); `api` answers, by the same functions `baton status --json`, `baton history --json`
-//! and `baton cost --json` print with; `plans` finds the plans the repository knows. Reads
-//! only: it never writes a plan (the run history may import a plan's old attempt records, as
-//! `baton status` does).
+//! token, the Stop's header and origin); `api` answers JSON, by the same functions `baton
+//! status --json`, `baton history --json` and `baton cost --json` print with; `pages` renders
+//! the HTML; `live` tells open pages what changed; `plans` finds the plans the repository
+//! knows. It never writes a plan: Stop writes the stop file as `baton stop` does, and the run
+//! history may import a plan's old attempt records, as `baton status` does.
 
 pub mod api;
 pub mod html;
