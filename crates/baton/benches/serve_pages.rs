@@ -8,6 +8,9 @@
 //!
 //! `cargo bench -p baton --bench serve_pages` (the release binary: the figure that matters).
 //! Without Chromium only the server's figures are printed.
+//!
+//! With `BATON_SCREENSHOT=FILE.png` it also takes the README's picture: the plan page of a
+//! 12-task plan while the test kit's fake agent works on one task (and one failed before).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -98,12 +101,126 @@ fn main() {
             println!("  a task's change of state shows in the open page after {:.0} ms (median of 10; slowest {:.0} ms)", ms(lags[5]), ms(lags[9]));
         }
     }
+    if let Some(shot) = std::env::var_os("BATON_SCREENSHOT") {
+        screenshot(std::path::Path::new(&shot));
+    }
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let field = |name: &str| status.lines().find_map(|l| l.strip_prefix(name)).map(|v| v.trim().to_string()).unwrap_or_default();
     println!("  server memory: RSS {}, peak {}", field("VmRSS:"), field("VmHWM:"));
     // SAFETY: kill(2) on the child we started.
     unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
     let _ = server.wait();
+}
+
+const DEMO: &str = "meta:
+  name: Billing service
+  max_attempts_default: 2
+sections:
+- id: api
+  name: API
+  tasks:
+  - id: '1.1'
+    name: Invoice model and migration
+    status: completed
+  - id: '1.2'
+    name: Invoice endpoints
+    depends_on: ['1.1']
+    status: completed
+  - id: '1.3'
+    name: Pagination for invoice lists
+    depends_on: ['1.2']
+  - id: '1.4'
+    name: Webhook signature check
+    depends_on: ['1.1']
+- id: tax
+  name: Tax rules
+  tasks:
+  - id: '2.1'
+    name: VAT rates per country
+    status: completed
+  - id: '2.2'
+    name: Reverse charge for EU businesses
+    depends_on: ['2.1']
+  - id: '2.3'
+    name: Rounding per line item
+    depends_on: ['2.1']
+  - id: '2.4'
+    name: Tax report export
+    depends_on: ['2.2', '2.3', '1.3']
+- id: ui
+  name: Web UI
+  tasks:
+  - id: '3.1'
+    name: Invoice list page
+    depends_on: ['1.3']
+  - id: '3.2'
+    name: Invoice detail page
+    depends_on: ['1.2']
+  - id: '3.3'
+    name: PDF download
+    depends_on: ['3.2']
+  - id: '3.4'
+    name: Settings for tax IDs
+    depends_on: ['2.2']
+";
+
+/// The README's picture: a run of the fake agent on [`DEMO`] (2.2 fails, 2.3 works for a while),
+/// its plan page taken while 2.3 runs.
+fn screenshot(to: &std::path::Path) {
+    let Some(browser) = baton_testkit::Browser::start() else {
+        println!("  (no Chromium: no screenshot)");
+        return;
+    };
+    let repo = baton_testkit::TempRepo::new();
+    let state = tempfile::tempdir().expect("a state folder");
+    repo.write("baton.toml", baton_testkit::FAST_CONFIG);
+    repo.write(".claude/plans/billing.yaml", DEMO);
+    repo.commit_all("plan");
+    let running = state.path().join("2.3.running");
+    std::fs::write(
+        state.path().join("scenario.json"),
+        serde_json::json!({"tasks": {
+            "1.3": {"cost": 0.21},
+            "1.4": {"cost": 0.12},
+            "2.3": [{"mark": [running], "events": 400, "interval_ms": 150, "cost": 0.3}],
+            "2.2": [{"status": "failed", "message": "tests fail: reverse charge applied to a consumer in DE (expected VAT 19%)", "cost": 0.18}, {"status": "failed", "message": "tests fail: reverse charge applied to a consumer in DE (expected VAT 19%)", "cost": 0.2}],
+        }})
+        .to_string(),
+    )
+    .unwrap();
+    let fake = |c: &mut Command| {
+        c.current_dir(repo.path())
+            .env("NO_COLOR", "1")
+            .env("BATON_CLAUDE_BIN", baton_testkit::fake_claude_bin())
+            .env("BATON_FAKE_SCENARIO", state.path().join("scenario.json"))
+            .env("BATON_FAKE_STATE", state.path())
+            .env("BATON_FAKE_MAX_HANG_SECS", "120")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+    };
+    let mut run = Command::new(BATON);
+    fake(run.args(["run", ".claude/plans/billing.yaml"]));
+    let mut run = run.spawn().expect("baton run");
+    let mut serve = Command::new(BATON);
+    fake(serve.args(["serve", "--port", "0"]));
+    let mut serve = serve.stdout(Stdio::piped()).spawn().expect("baton serve");
+    let mut first = [0u8; 200];
+    let n = serve.stdout.as_mut().unwrap().read(&mut first).expect("its first line");
+    let line = String::from_utf8_lossy(&first[..n]).into_owned();
+    let port: u16 = line.split("http://127.0.0.1:").nth(1).and_then(|r| r.split('/').next()).and_then(|p| p.parse().ok()).unwrap_or_else(|| panic!("no port in {line:?}"));
+    let page = browser.new_page().expect("a page");
+    page.set_viewport(1280, 1500, false).expect("viewport");
+    page.goto(&format!("http://127.0.0.1:{port}/plans/billing")).expect("load");
+    page.wait_for("!!document.querySelector('#running [data-task=\"2.3\"] .activity:not(.muted)') && !document.querySelector('#running [data-task=\"2.3\"] .activity').textContent.startsWith('starting') && !!document.querySelector('#failed [data-task=\"2.2\"]')", Duration::from_secs(60)).expect("2.3 at work, 2.2 failed");
+    page.wait_for("document.getElementById('live').className === 'on'", Duration::from_secs(10)).expect("live");
+    page.screenshot(to).expect("the screenshot");
+    println!("  screenshot of a run in progress: {}", to.display());
+    for child in [&mut run, &mut serve] {
+        // SAFETY: kill(2) on children we started.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        let _ = child.wait();
+    }
 }
 
 fn ms(d: Duration) -> f64 {
