@@ -77,7 +77,9 @@ pub fn plan(site: &Site, name: &str, part: bool) -> Answer {
         now: jiff::Timestamp::now(),
     };
     let title = file.plan().meta.name.clone().unwrap_or_else(|| k.id.clone());
-    answer(&Frame { title: &title, nav: Nav::Plans, live: &k.path }, plan::main(&view, ""), part, "")
+    let base = format!("/plans/{}/tasks/", super::html::path_segment(&k.id));
+    let graph = graph::plan_graph(file.plan(), &|id| format!("{base}{}", super::html::path_segment(id)));
+    answer(&Frame { title: &title, nav: Nav::Plans, live: &k.path }, plan::main(&view, &graph), part, "")
 }
 
 /// `/plans/{plan}/tasks/{task}`.
@@ -105,7 +107,53 @@ pub fn task(site: &Site, name: &str, id: &str, part: bool) -> Answer {
     answer(&Frame { title: &title, nav: Nav::Plans, live: &k.path }, task::main(&view), part, "")
 }
 
-/// TEMP until the charts merge.
-pub fn history(_site: &Site, _plan: Option<&str>, _part: bool) -> Answer {
-    Refused::not_found("TEMP").into()
+/// `/plans/{plan}/tasks/{task}/attempts/{session}/transcript`: the session's transcript as HTML
+/// (a fragment the task page puts in place), with what the agent wrote on stderr.
+pub fn transcript(site: &Site, name: &str, task: &str, session: u32) -> Answer {
+    let (mut bytes, path, agent) = match api::transcript_bytes(site, name, task, session) {
+        Ok(t) => t,
+        Err(r) => return r.into(),
+    };
+    use crate::config::AgentKind;
+    let kinds = [AgentKind::Claude, AgentKind::Codex, AgentKind::Gemini, AgentKind::Command, AgentKind::Simulated];
+    let kind = kinds.into_iter().find(|k| k.as_str() == agent).unwrap_or(site.config.agent.kind);
+    let dialect = crate::agent::dialect_of_transcript(&path).unwrap_or_else(|| crate::agent::dialect_for(kind));
+    if let Ok(err) = crate::run::verdict::read_status_file(&path.with_extension("stderr")) {
+        if let Some(err) = err.filter(|e| !e.trim().is_empty()) {
+            bytes.extend_from_slice(format!("\n{}\n", transcript::STDERR_MARKER).as_bytes());
+            bytes.extend_from_slice(err.as_bytes());
+        }
+    }
+    Answer::Html(transcript::transcript_html(&bytes, dialect))
+}
+
+/// `/history?plan=`: runs over time and cost by day, model and plan (or task, for one plan).
+pub fn history(site: &Site, plan: Option<&str>, part: bool) -> Answer {
+    let known = match super::plans::known(site) {
+        Ok(k) => k,
+        Err(e) => return Refused { status: axum::http::StatusCode::INTERNAL_SERVER_ERROR, message: format!("{e} ({})", e.help()) }.into(),
+    };
+    let one = match plan {
+        Some(name) => match api::find(site, name) {
+            Ok(k) => Some(k),
+            Err(r) => return r.into(),
+        },
+        None => None,
+    };
+    let link = |path: &str| match known.iter().find(|k| k.path == path) {
+        Some(k) => format!("/plans/{}", super::html::path_segment(&k.id)),
+        None => "/".to_string(),
+    };
+    let (title, crumbs) = match &one {
+        Some(k) => (format!("History of {}", k.id), format!("<div class=\"crumbs\"><a href=\"/history\">History</a> / <a href=\"/plans/{}\">{}</a></div>", super::html::path_segment(&k.id), super::html::escape(&k.id))),
+        None => ("History and cost".to_string(), String::new()),
+    };
+    match charts::history_page(site, one.as_ref().map(|k| k.path.as_str()), &link) {
+        Ok(body) => {
+            let main = format!("{crumbs}<h1>{}</h1>{body}", super::html::escape(&title));
+            let live = one.as_ref().map_or("all", |k| k.path.as_str());
+            answer(&Frame { title: &title, nav: Nav::History, live }, main, part, "")
+        }
+        Err(e) => Refused { status: axum::http::StatusCode::INTERNAL_SERVER_ERROR, message: e }.into(),
+    }
 }
