@@ -99,9 +99,9 @@ pub struct Series<'a> {
     pub colour: &'a str,
 }
 
-/// The width of every chart's viewBox; it is drawn at the width of its box (100%), so on a
-/// phone (390 px) its text is about 0.8 of its size here.
-const W: f64 = 480.0;
+/// The width of every chart's viewBox; it is drawn at the width of its box (100%, at most
+/// 32rem), so its text is about 0.9 of its size here on a phone (390 px), 1.3 on a desktop.
+const W: f64 = 400.0;
 
 /// `x` written for the SVG: a finite number, one decimal.
 fn n(x: f64) -> String {
@@ -156,13 +156,17 @@ pub fn bars_chart(title: &str, bars: &[Bar], unit: Unit) -> String {
     if bars.is_empty() {
         return nothing(title);
     }
-    const LABEL: f64 = 150.0;
-    const ROOM: f64 = 96.0;
     const ROW: f64 = 24.0;
     const TOP: f64 = 4.0;
     let height = TOP * 2.0 + ROW * bars.len() as f64;
     let max = bars.iter().map(|b| finite(b.value).max(0.0)).fold(0.0, f64::max);
-    let span = W - LABEL - ROOM;
+    // Names at the left (13px text: about 7.2 a character), cut to 20 characters; room at the
+    // right for the longest figure (12px: about 6.8).
+    let labels: Vec<String> = bars.iter().map(|b| cut(&b.label, 20)).collect();
+    let label_w = (labels.iter().map(|l| l.chars().count()).max().unwrap_or(0) as f64 * 7.2 + 10.0).clamp(40.0, 150.0);
+    let values: Vec<String> = bars.iter().map(|b| figure(b.value, b.approx, b.unknown, unit, false)).collect();
+    let room = values.iter().map(|v| v.chars().count() as f64 * 6.8 + 8.0).fold(40.0, f64::max).min(W - label_w - 60.0);
+    let span = W - label_w - room;
     let mut svg = format!(
         "<figure class=\"chart\"><figcaption>{t}</figcaption><svg class=\"chart-svg\" viewBox=\"0 0 {W} {h}\" width=\"100%\" role=\"img\" aria-label=\"{t}\" preserveAspectRatio=\"xMinYMin meet\">\n",
         t = escape(title),
@@ -175,19 +179,20 @@ pub fn bars_chart(title: &str, bars: &[Bar], unit: Unit) -> String {
         let exact = figure(b.value, b.approx, b.unknown, unit, true);
         let _ = writeln!(
             svg,
-            "<g class=\"bar\"><title>{label}: {exact}</title><text class=\"label\" x=\"{lx}\" y=\"{ty}\" text-anchor=\"end\">{short}</text><rect class=\"s-accent\" x=\"{LABEL}\" y=\"{ry}\" width=\"{w}\" height=\"16\"/><text class=\"value\" x=\"{vx}\" y=\"{ty}\">{value}</text></g>",
+            "<g class=\"bar\"><title>{label}: {exact}</title><text class=\"label\" x=\"{lx}\" y=\"{ty}\" text-anchor=\"end\">{short}</text><rect class=\"s-accent\" x=\"{bx}\" y=\"{ry}\" width=\"{w}\" height=\"16\"/><text class=\"value\" x=\"{vx}\" y=\"{ty}\">{value}</text></g>",
             label = escape(&b.label),
             exact = escape(&exact),
-            lx = n(LABEL - 6.0),
+            lx = n(label_w - 6.0),
+            bx = n(label_w),
             ty = n(y + 16.0),
-            short = escape(&cut(&b.label, 22)),
+            short = escape(&labels[i]),
             ry = n(y + 4.0),
             w = n(w),
-            vx = n(LABEL + w + 4.0),
-            value = escape(&figure(b.value, b.approx, b.unknown, unit, false)),
+            vx = n(label_w + w + 4.0),
+            value = escape(&values[i]),
         );
     }
-    let _ = writeln!(svg, "<line class=\"axis\" x1=\"{LABEL}\" y1=\"{TOP}\" x2=\"{LABEL}\" y2=\"{}\"/>\n</svg></figure>", n(height - TOP));
+    let _ = writeln!(svg, "<line class=\"axis\" x1=\"{x}\" y1=\"{TOP}\" x2=\"{x}\" y2=\"{}\"/>\n</svg></figure>", n(height - TOP), x = n(label_w));
     svg
 }
 
@@ -218,7 +223,8 @@ pub fn day_chart(title: &str, columns: &[Column], series: &[Series<'_>], unit: U
     }
     const H: f64 = 200.0;
     const L: f64 = 48.0;
-    const R: f64 = 8.0;
+    // Room for the newest date, centred under its column.
+    const R: f64 = 20.0;
     const T: f64 = 14.0;
     const B: f64 = 28.0;
     let (plot_w, plot_h) = (W - L - R, H - T - B);
@@ -530,16 +536,17 @@ pub fn history_page(site: &Site, plan: Option<&str>, link: &dyn Fn(&str) -> Stri
 /// The page's styles; the colours are the dashboard's (`--ok`, `--fail`, …).
 pub const CSS: &str = r#"
 .hist { display: flex; flex-direction: column; gap: 1rem; }
+.hist > p { margin: 0; }
 .hist-empty { color: var(--muted); }
 .hist-unknown { color: var(--wait); }
 .hist .muted { color: var(--muted); }
 .hist h2 { font-size: 1.1rem; margin: 0.5rem 0; }
-.chart { margin: 0 0 1rem 0; padding: 0.5rem; background: var(--panel); border: 1px solid var(--border); border-radius: 6px; max-width: 48rem; }
+.chart { margin: 0 0 1rem 0; padding: 0.5rem; background: var(--panel); border: 1px solid var(--border); border-radius: 6px; max-width: 32rem; }
 .chart figcaption { font-size: 0.9rem; color: var(--muted); margin-bottom: 0.25rem; }
 .chart-svg { display: block; width: 100%; height: auto; }
-.chart-svg text { fill: var(--fg); font-size: 12px; font-family: inherit; }
-.chart-svg text.tick { fill: var(--muted); font-size: 11px; }
-.chart-svg text.value { font-size: 11px; }
+.chart-svg text { fill: var(--fg); font-size: 13px; font-family: inherit; }
+.chart-svg text.tick { fill: var(--muted); font-size: 12px; }
+.chart-svg text.value { font-size: 12px; }
 .chart-svg .grid { stroke: var(--border); stroke-width: 1; }
 .chart-svg .axis { stroke: var(--muted); stroke-width: 1; }
 .chart-svg .hit { fill: transparent; }
@@ -585,7 +592,7 @@ mod tests {
         let one = bar_chart("t", &[("opus".into(), 2.5)], Unit::Usd);
         finite_svg(&one);
         // The one bar spans the room there is.
-        assert!(one.contains("width=\"234.0\"") && one.contains(">$2.50<"), "{one}");
+        assert!(one.contains("width=\"318.0\"") && one.contains(">$2.50<"), "{one}");
         let odd = bar_chart("t", &[("a".into(), f64::NAN), ("b".into(), f64::INFINITY), ("c".into(), -1.0)], Unit::Count);
         finite_svg(&odd);
     }
@@ -598,10 +605,10 @@ mod tests {
         assert!(!svg.contains("<script>") && svg.contains("&lt;script&gt;alert(1)&lt;/script&gt;: $0.1235</title>"), "{svg}");
         assert!(svg.contains("<title>a &amp; b: $1.0000</title>") && svg.contains("<title>c&quot;d: $0.5000</title>"), "{svg}");
         // The longest bar is the costliest; a long name is cut on the chart, whole in its title.
-        assert!(svg.contains("y=\"32.0\" width=\"234.0\"") && svg.contains("y=\"56.0\" width=\"117.0\""), "{svg}");
-        assert!(svg.contains(&format!("{}…</text>", "x".repeat(21))) && svg.contains(&format!("{}: $0.2500</title>", "x".repeat(40))), "{svg}");
+        assert!(svg.contains("y=\"32.0\" width=\"208.0\"") && svg.contains("y=\"56.0\" width=\"104.0\""), "{svg}");
+        assert!(svg.contains(&format!("{}…</text>", "x".repeat(19))) && svg.contains(&format!("{}: $0.2500</title>", "x".repeat(40))), "{svg}");
         assert_eq!(svg.matches("<title>").count(), 4);
-        assert!(svg.contains("viewBox=\"0 0 480 104.0\"") && svg.contains("width=\"100%\""), "{svg}");
+        assert!(svg.contains("viewBox=\"0 0 400 104.0\"") && svg.contains("width=\"100%\""), "{svg}");
     }
 
     #[test]
@@ -611,6 +618,8 @@ mod tests {
         assert!(svg.contains("<title>opus: ~$1.5000</title>") && svg.contains(">~$1.50<"), "{svg}");
         assert!(svg.contains("<title>gemini: unknown (2 sessions)</title>") && svg.contains(">unknown (2 sessions)<"), "{svg}");
         assert!(svg.contains("<title>mix: $0.5000 + 1 session of unknown cost</title>"), "{svg}");
+        // The bars leave room for the longest figure (20 characters) inside the viewBox.
+        assert!(svg.contains("width=\"202.8\"") && svg.contains("<text class=\"value\" x=\"260.0\""), "{svg}");
     }
 
     #[test]
