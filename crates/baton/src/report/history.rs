@@ -68,7 +68,7 @@ fn unknown_plan(place: &Place<'_>, store: Option<&Store>) -> Option<Exit> {
 
 /// The store, with the named plan's attempt records from before it imported (once, as a run
 /// does at its start); `None` when there is no store and nothing to import into one.
-fn open(place: &Place<'_>) -> Result<Option<Store>, StoreError> {
+pub fn open(place: &Place<'_>) -> Result<Option<Store>, StoreError> {
     let records = place.plan.map(|p| Records::new(place.logs_dir, p));
     let mut store = match Store::open_existing(place.root)? {
         Some(s) => Some(s),
@@ -281,7 +281,7 @@ fn run_line(shown: &ShownRun, now: Timestamp) -> String {
 }
 
 /// How a run ended, in words.
-fn ending_text(shown: &ShownRun) -> String {
+pub fn ending_text(shown: &ShownRun) -> String {
     let run = &shown.run;
     match shown.state {
         RunState::Running => return format!("running (pid {})", run.pid.unwrap_or_default()),
@@ -594,6 +594,9 @@ pub struct Sum {
     /// Sessions whose cost is unknown (not in `cost_usd`).
     #[serde(skip_serializing_if = "is_zero")]
     pub unknown_cost_sessions: usize,
+    /// Sessions whose cost is baton's estimate from the tokens and `[prices]`.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub estimated_cost_sessions: usize,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -604,6 +607,7 @@ impl Sum {
     fn add(&mut self, r: &CostRow) {
         self.sessions += usize::from(!r.review);
         self.unknown_cost_sessions += usize::from(r.unknown);
+        self.estimated_cost_sessions += usize::from(r.estimated);
         self.seconds = ((self.seconds + r.duration_secs) * 1e6).round() / 1e6;
         self.cost_usd = crate::store::usd(self.cost_usd + r.cost_usd);
     }
@@ -678,7 +682,7 @@ pub fn cost(place: &Place<'_>, opts: &CostOptions) -> Exit {
 }
 
 /// The costs of the plan `key` (or of every plan) since then, added up by `by`, and the total.
-fn sums(store: Option<&Store>, key: Option<&str>, by: CostBy, since: Option<Timestamp>) -> Result<(Vec<Group>, Sum), StoreError> {
+pub fn sums(store: Option<&Store>, key: Option<&str>, by: CostBy, since: Option<Timestamp>) -> Result<(Vec<Group>, Sum), StoreError> {
     let rows = store.map(|s| s.cost_rows(key, since)).transpose()?.unwrap_or_default();
     let groups = group(&rows, by, &TimeZone::system());
     let mut total = Sum::default();
@@ -935,7 +939,7 @@ mod tests {
     }
 
     fn cost_row(plan: &str, task: &str, model: Option<&str>, started: &str, cost: f64) -> CostRow {
-        CostRow { plan: plan.into(), task: task.into(), model: model.map(String::from), started_at: at(started), cost_usd: cost, duration_secs: 2.0, counted: true, review: false, unknown: false }
+        CostRow { plan: plan.into(), task: task.into(), model: model.map(String::from), started_at: at(started), cost_usd: cost, duration_secs: 2.0, counted: true, review: false, unknown: false, estimated: false }
     }
 
     #[test]
@@ -958,7 +962,7 @@ mod tests {
             [(vec![s("a.yaml"), s("2")], 0.625), (vec![s("a.yaml"), s("1")], 0.25), (vec![s("b.yaml"), s("1")], 1.0)]
         );
         let groups = group(&rows, CostBy::Model, &TimeZone::UTC);
-        let total = Sum { sessions: 4, seconds: 8.0, cost_usd: 1.875, unknown_cost_sessions: 0 };
+        let total = Sum { sessions: 4, seconds: 8.0, cost_usd: 1.875, ..Sum::default() };
         let v: serde_json::Value = serde_json::from_str(&cost_json(None, CostBy::Model, None, &groups, &total)).unwrap();
         assert_eq!(v["rows"][1], serde_json::json!({"model": null, "sessions": 2, "seconds": 4.0, "cost_usd": 0.375}));
         assert_eq!(v["total"]["cost_usd"], 1.875);

@@ -98,6 +98,8 @@ pub struct CostRow {
     /// A session that ran and whose cost nobody knows (its agent said none and no `[prices]`
     /// priced it): `cost_usd` is 0 for it, not its cost.
     pub unknown: bool,
+    /// `cost_usd` is baton's estimate from the tokens and `[prices]`.
+    pub estimated: bool,
 }
 
 const ATTEMPT_COLUMNS: &str = "id, run_id, plan, task, kind, session, attempt, agent, named_agent, model, started_at, ended_at, duration_secs, outcome,
@@ -295,10 +297,10 @@ impl Store {
             .conn()
             .prepare(
                 "SELECT plan, task, model, started_at, COALESCE(cost_usd, 0), COALESCE(duration_secs, 0), attempt IS NOT NULL, 0,
-                        cost_usd IS NULL AND estimated_usd IS NULL AND agent_pid IS NOT NULL AND outcome NOT IN ('running', 'interrupted')
+                        cost_usd IS NULL AND estimated_usd IS NULL AND agent_pid IS NOT NULL AND outcome NOT IN ('running', 'interrupted'), cost_estimated
                  FROM attempts WHERE (?1 IS NULL OR plan = ?1) AND (?2 IS NULL OR started_at >= ?2)
                  UNION ALL
-                 SELECT a.plan, a.task, COALESCE(v.model, a.model), a.started_at, COALESCE(v.cost_usd, a.review_cost_usd, 0), 0, a.attempt IS NOT NULL, 1, 0
+                 SELECT a.plan, a.task, COALESCE(v.model, a.model), a.started_at, COALESCE(v.cost_usd, a.review_cost_usd, 0), 0, a.attempt IS NOT NULL, 1, 0, 0
                  FROM attempts a JOIN reviews v ON v.attempt_id = a.id
                  WHERE (?1 IS NULL OR a.plan = ?1) AND (?2 IS NULL OR a.started_at >= ?2)
                  ORDER BY 4",
@@ -317,6 +319,7 @@ impl Store {
                     counted: r.get(6)?,
                     review: r.get(7)?,
                     unknown: r.get(8)?,
+                    estimated: r.get(9)?,
                 })
             })
             .map_err(|e| self.sql(e))?;

@@ -13,7 +13,7 @@ pub const APP_JS: &str = include_str!("../assets/app.js");
 /// `/assets/app.css`: the frame's styles and those of the graph, the transcripts and the charts.
 pub fn stylesheet() -> &'static str {
     static ALL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    ALL.get_or_init(|| [APP_CSS, super::graph::CSS, super::transcript::CSS].join("\n"))
+    ALL.get_or_init(|| [APP_CSS, super::graph::CSS, super::transcript::CSS, super::charts::CSS].join("\n"))
 }
 
 /// Which entry of the top bar a page is under.

@@ -3,6 +3,7 @@
 //! `?part=main` answers only the page's `<main>`, which the script swaps in when the page's
 //! plan changes.
 
+pub mod charts;
 pub mod graph;
 pub mod layout;
 pub mod overview;
