@@ -372,6 +372,11 @@ fn pages_show_every_plan_its_tasks_and_an_attempt_escaping_what_agents_wrote() {
     assert!(task.contains("data-session=\"1\" data-outcome=\"failed\"") && task.contains("data-session=\"2\" data-outcome=\"completed\""), "{task}");
     assert!(task.contains("tests fail"), "{task}");
     assert!(task.contains("data-src=\"/plans/plan/tasks/1.1/attempts/2/transcript\" open"), "{task}");
+    let history = server.get("/history").body;
+    assert!(history.contains("<svg") && history.contains("href=\"/plans/plan\"") && history.contains("$0.17"), "{history}");
+    let one = server.get("/history?plan=plan").body;
+    assert!(one.contains("History of plan") && one.contains("<svg"), "{one}");
+    assert_eq!(server.get("/history?plan=..%2F..%2Fetc%2Fpasswd").status, 404);
     for (path, status) in [("/plans/nope", 404), ("/plans/plan/tasks/9.9", 404), ("/plans/plan/tasks/..%2F..%2Fetc", 400), ("/assets/app.js", 200), ("/assets/app.css", 200), ("/nothing", 404)] {
         assert_eq!(server.get(path).status, status, "GET {path}");
     }
