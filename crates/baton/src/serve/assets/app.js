@@ -39,7 +39,12 @@
         main.querySelectorAll("details[data-key]").forEach(function (d) {
           var k = d.getAttribute("data-key");
           if (k in keys) d.open = keys[k];
-          if (k in shown) d.querySelector(".lazy").innerHTML = shown[k];
+          if (k in shown) {
+            d.querySelector(".lazy").innerHTML = shown[k];
+            // Only a running attempt's transcript grows: the others are kept as they are.
+            var attempt = d.closest("[data-outcome]");
+            if (!attempt || attempt.getAttribute("data-outcome") !== "running") d.setAttribute("data-loaded", "1");
+          }
         });
         lazy(main);
         tick();
@@ -123,7 +128,9 @@
       .catch(function () { box.textContent = "the server did not answer"; });
   }
   function lazy(root) {
-    root.querySelectorAll("details[data-src]").forEach(function (d) { if (d.open) load(d); });
+    root.querySelectorAll("details[data-src]").forEach(function (d) {
+      if (d.open && !d.hasAttribute("data-loaded")) load(d);
+    });
   }
   document.addEventListener("toggle", function (e) {
     var d = e.target;
