@@ -249,7 +249,7 @@ enum Command {
         #[arg(short, long)]
         verbose: bool,
     },
-    /// A live web dashboard of the repository's plans, their tasks, the run history and its cost (and the same as JSON under /api/)
+    /// Serve a live web dashboard of the repository's plans, tasks, transcripts, history and cost (and JSON under /api/)
     #[command(after_help = SERVE_HELP.to_string() + &after(
         "baton serve --port 8421",
         &[
