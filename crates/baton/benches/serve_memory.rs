@@ -10,10 +10,14 @@
 //!
 //! It never asserts on memory; it fails loudly when an answer is not a 200.
 
-use std::io::{Read, Write};
+#[path = "support/serve.rs"]
+mod serve;
+
+use std::io::Write;
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
-use std::time::Duration;
+
+use serve::{get, memory};
 
 const PLANS: usize = 3;
 const TASKS: usize = 40;
@@ -36,19 +40,10 @@ fn main() {
         assert!(out.status.success(), "baton run p{n}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     }
 
-    let mut server = Command::new(BATON)
-        .args(["serve", "--port", "0"])
-        .current_dir(repo.path())
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start baton serve");
+    let mut cmd = Command::new(BATON);
+    cmd.current_dir(repo.path()).env("NO_COLOR", "1");
+    let (server, port) = serve::start(cmd);
     let pid = server.id();
-    let mut first = [0u8; 200];
-    let n = server.stdout.as_mut().unwrap().read(&mut first).expect("its first line");
-    let line = String::from_utf8_lossy(&first[..n]).into_owned();
-    let port: u16 = line.split("http://127.0.0.1:").nth(1).and_then(|r| r.split('/').next()).and_then(|p| p.parse().ok()).unwrap_or_else(|| panic!("no port in {line:?}"));
 
     println!("baton serve: {PLANS} plans × {TASKS} tasks, every task run once by the simulated agent ({})", if cfg!(debug_assertions) { "debug build" } else { "release build" });
     println!("  {:<40} {}", "started", memory(pid));
@@ -77,31 +72,9 @@ fn main() {
     }
     println!("  answered {:.1} MB in all", bytes as f64 / 1e6);
     drop(events);
-    // SAFETY: kill(2) on the child we started.
-    unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
-    let status = server.wait().expect("baton serve ends");
-    assert!(status.success(), "baton serve ended with {status}");
+    serve::stop(server);
 }
 
 fn baton(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
     Command::new(BATON).args(args).current_dir(dir).env("NO_COLOR", "1").stdin(Stdio::null()).output().expect("run baton")
-}
-
-/// `VmRSS` and `VmHWM` of the process.
-fn memory(pid: u32) -> String {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| status.lines().find_map(|l| l.strip_prefix(name)).map(|v| v.trim().to_string()).unwrap_or_else(|| "?".into());
-    format!("RSS {:>10}   peak {:>10}", field("VmRSS:"), field("VmHWM:"))
-}
-
-/// GETs `path`; the length of the answer. Panics unless it is a 200.
-fn get(port: u16, path: &str) -> usize {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n").unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).expect("read");
-    let head = String::from_utf8_lossy(&raw[..raw.len().min(40)]).into_owned();
-    assert!(head.starts_with("HTTP/1.1 200"), "GET {path}: {}", String::from_utf8_lossy(&raw));
-    raw.len()
 }

@@ -12,10 +12,13 @@
 //! With `BATON_SCREENSHOT=FILE.png` it also takes the README's picture: the plan page of a
 //! 12-task plan while the test kit's fake agent works on one task (and one failed before).
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
+#[path = "support/serve.rs"]
+mod serve;
+
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use serve::get;
 
 const SECTIONS: usize = 10;
 const PER_SECTION: usize = 50;
@@ -50,12 +53,10 @@ fn main() {
     repo.write("baton.toml", baton_testkit::FAST_CONFIG);
     repo.write(".claude/plans/big.yaml", &plan(0));
     repo.commit_all("plan");
-    let mut server = Command::new(BATON).args(["serve", "--port", "0"]).current_dir(repo.path()).env("NO_COLOR", "1").stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("start baton serve");
+    let mut cmd = Command::new(BATON);
+    cmd.current_dir(repo.path()).env("NO_COLOR", "1");
+    let (server, port) = serve::start(cmd);
     let pid = server.id();
-    let mut first = [0u8; 200];
-    let n = server.stdout.as_mut().unwrap().read(&mut first).expect("its first line");
-    let line = String::from_utf8_lossy(&first[..n]).into_owned();
-    let port: u16 = line.split("http://127.0.0.1:").nth(1).and_then(|r| r.split('/').next()).and_then(|p| p.parse().ok()).unwrap_or_else(|| panic!("no port in {line:?}"));
     println!("baton serve, a plan of {} tasks ({})", SECTIONS * PER_SECTION, if cfg!(debug_assertions) { "debug build" } else { "release build" });
 
     let mut times = Vec::new();
@@ -104,12 +105,8 @@ fn main() {
     if let Some(shot) = std::env::var_os("BATON_SCREENSHOT") {
         screenshot(std::path::Path::new(&shot));
     }
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| status.lines().find_map(|l| l.strip_prefix(name)).map(|v| v.trim().to_string()).unwrap_or_default();
-    println!("  server memory: RSS {}, peak {}", field("VmRSS:"), field("VmHWM:"));
-    // SAFETY: kill(2) on the child we started.
-    unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
-    let _ = server.wait();
+    println!("  server memory: {}", serve::memory(pid));
+    serve::stop(server);
 }
 
 const DEMO: &str = "meta:
@@ -202,13 +199,9 @@ fn screenshot(to: &std::path::Path) {
     let mut run = Command::new(BATON);
     fake(run.args(["run", ".claude/plans/billing.yaml"]));
     let mut run = run.spawn().expect("baton run");
-    let mut serve = Command::new(BATON);
-    fake(serve.args(["serve", "--port", "0"]));
-    let mut serve = serve.stdout(Stdio::piped()).spawn().expect("baton serve");
-    let mut first = [0u8; 200];
-    let n = serve.stdout.as_mut().unwrap().read(&mut first).expect("its first line");
-    let line = String::from_utf8_lossy(&first[..n]).into_owned();
-    let port: u16 = line.split("http://127.0.0.1:").nth(1).and_then(|r| r.split('/').next()).and_then(|p| p.parse().ok()).unwrap_or_else(|| panic!("no port in {line:?}"));
+    let mut cmd = Command::new(BATON);
+    fake(&mut cmd);
+    let (server, port) = serve::start(cmd);
     let page = browser.new_page().expect("a page");
     page.set_viewport(1280, 1500, false).expect("viewport");
     page.goto(&format!("http://127.0.0.1:{port}/plans/billing")).expect("load");
@@ -216,25 +209,12 @@ fn screenshot(to: &std::path::Path) {
     page.wait_for("document.getElementById('live').className === 'on'", Duration::from_secs(10)).expect("live");
     page.screenshot(to).expect("the screenshot");
     println!("  screenshot of a run in progress: {}", to.display());
-    for child in [&mut run, &mut serve] {
-        // SAFETY: kill(2) on children we started.
-        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
-        let _ = child.wait();
-    }
+    // SAFETY: kill(2) on the child we started.
+    unsafe { libc::kill(run.id() as libc::pid_t, libc::SIGTERM) };
+    let _ = run.wait();
+    serve::stop(server);
 }
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
-}
-
-/// GETs `path`; the length of the answer. Panics unless it is a 200.
-fn get(port: u16, path: &str) -> usize {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n").unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).expect("read");
-    let head = String::from_utf8_lossy(&raw[..raw.len().min(40)]).into_owned();
-    assert!(head.starts_with("HTTP/1.1 200"), "GET {path}: {}", String::from_utf8_lossy(&raw[..raw.len().min(2000)]));
-    raw.len()
 }
