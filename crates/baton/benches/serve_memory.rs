@@ -43,7 +43,7 @@ fn main() {
     let mut cmd = Command::new(BATON);
     cmd.current_dir(repo.path()).env("NO_COLOR", "1");
     let (server, port) = serve::start(cmd);
-    let pid = server.id();
+    let pid = server.pid();
 
     println!("baton serve: {PLANS} plans × {TASKS} tasks, every task run once by the simulated agent ({})", if cfg!(debug_assertions) { "debug build" } else { "release build" });
     println!("  {:<40} {}", "started", memory(pid));

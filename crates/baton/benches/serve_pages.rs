@@ -56,7 +56,7 @@ fn main() {
     let mut cmd = Command::new(BATON);
     cmd.current_dir(repo.path()).env("NO_COLOR", "1");
     let (server, port) = serve::start(cmd);
-    let pid = server.id();
+    let pid = server.pid();
     println!("baton serve, a plan of {} tasks ({})", SECTIONS * PER_SECTION, if cfg!(debug_assertions) { "debug build" } else { "release build" });
 
     let mut times = Vec::new();
@@ -198,7 +198,7 @@ fn screenshot(to: &std::path::Path) {
     };
     let mut run = Command::new(BATON);
     fake(run.args(["run", ".claude/plans/billing.yaml"]));
-    let mut run = run.spawn().expect("baton run");
+    let run = serve::Guard(run.spawn().expect("baton run"));
     let mut cmd = Command::new(BATON);
     fake(&mut cmd);
     let (server, port) = serve::start(cmd);
@@ -209,9 +209,7 @@ fn screenshot(to: &std::path::Path) {
     page.wait_for("document.getElementById('live').className === 'on'", Duration::from_secs(10)).expect("live");
     page.screenshot(to).expect("the screenshot");
     println!("  screenshot of a run in progress: {}", to.display());
-    // SAFETY: kill(2) on the child we started.
-    unsafe { libc::kill(run.id() as libc::pid_t, libc::SIGTERM) };
-    let _ = run.wait();
+    drop(run);
     serve::stop(server);
 }
 

@@ -5,13 +5,33 @@ use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+/// A child process ended with SIGTERM when dropped: a benchmark that panics leaves none behind.
+pub struct Guard(pub Child);
+
+impl Guard {
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            // SAFETY: kill(2) on the child we started and have not reaped.
+            unsafe { libc::kill(self.0.id() as libc::pid_t, libc::SIGTERM) };
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// `baton serve --port 0` started by `cmd` (its folder and environment set); the child and the
 /// port it said on its first line.
-pub fn start(mut cmd: Command) -> (Child, u16) {
+pub fn start(mut cmd: Command) -> (Guard, u16) {
     let mut server = cmd.args(["serve", "--port", "0"]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("start baton serve");
     let mut first = [0u8; 200];
     let n = server.stdout.as_mut().unwrap().read(&mut first).expect("its first line");
     let line = String::from_utf8_lossy(&first[..n]).into_owned();
+    let server = Guard(server);
     let port = line.split("http://127.0.0.1:").nth(1).and_then(|r| r.split('/').next()).and_then(|p| p.parse().ok()).unwrap_or_else(|| panic!("no port in {line:?}"));
     (server, port)
 }
@@ -36,9 +56,9 @@ pub fn memory(pid: u32) -> String {
 }
 
 /// Ends the server with SIGTERM; panics unless it exits 0.
-pub fn stop(mut server: Child) {
+pub fn stop(mut server: Guard) {
     // SAFETY: kill(2) on the child we started.
-    unsafe { libc::kill(server.id() as libc::pid_t, libc::SIGTERM) };
-    let status = server.wait().expect("baton serve ends");
+    unsafe { libc::kill(server.pid() as libc::pid_t, libc::SIGTERM) };
+    let status = server.0.wait().expect("baton serve ends");
     assert!(status.success(), "baton serve ended with {status}");
 }
