@@ -258,8 +258,9 @@ enum Command {
         ],
     ))]
     Serve {
-        /// The address to listen on; one other than loopback (127.0.0.1, ::1) needs --token
-        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1")]
+        /// The address to listen on (an IP address, or `localhost`); one other than loopback
+        /// (127.0.0.1, ::1) needs a token
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1", value_parser = bind_address)]
         bind: std::net::IpAddr,
         /// The port (0: any free one, said on stdout)
         #[arg(long, value_name = "N", default_value_t = baton::serve::DEFAULT_PORT)]
@@ -293,6 +294,14 @@ as `baton stop` does). API: GET /api/plans, /api/plans/PLAN (as `baton status --
 /api/plans/PLAN/tasks/ID (as `baton history --task ID --json`), /api/plans/PLAN/tasks/ID/attempts/N/transcript, \
 /api/history, /api/cost (as `baton cost --json`), /events (server-sent events: which plans changed); \
 POST /api/plans/PLAN/stop with the header `X-Baton-CSRF: stop`.\n\n";
+
+/// `--bind`: an IP address, or `localhost` (loopback).
+fn bind_address(text: &str) -> Result<std::net::IpAddr, String> {
+    if text.eq_ignore_ascii_case("localhost") {
+        return Ok(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
+    }
+    text.parse().map_err(|_| format!("`{text}` is not an IP address: give one of this machine's addresses (127.0.0.1, 0.0.0.0 for all, ::1, a LAN address) or `localhost`"))
+}
 
 /// The end of a command's `--help`: one example and the exit codes that apply to it.
 fn after(example: &str, codes: &[(Exit, &str)]) -> String {

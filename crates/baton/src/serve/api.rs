@@ -82,6 +82,10 @@ fn known(site: &Site) -> Result<Vec<Known>, Refused> {
 pub fn find(site: &Site, name: &str) -> Result<Known, Refused> {
     let known = known(site)?;
     plans::find(&known, name).cloned().ok_or_else(|| {
+        let same: Vec<&str> = known.iter().filter(|k| plans::stem(&k.path) == name).map(|k| k.path.as_str()).collect();
+        if same.len() > 1 {
+            return Refused::not_found(format!("more than one plan is named `{}`: name it by its path, one of {}", crate::report::safe::one_line(name), same.join(", ")));
+        }
         let ids: Vec<&str> = known.iter().map(|k| k.id.as_str()).collect();
         Refused::not_found(format!("no plan `{}` here; the plans: {} (GET /api/plans)", crate::report::safe::one_line(name), if ids.is_empty() { "none".to_string() } else { ids.join(", ") }))
     })
@@ -318,7 +322,10 @@ pub fn history(site: &Site, plan: Option<&str>, limit: Option<usize>) -> Answer 
         Ok(f) => f,
         Err(r) => return r.into(),
     };
-    let limit = limit.unwrap_or(20).clamp(1, 1000);
+    if limit == Some(0) {
+        return Refused::bad("limit: at least 1 (as `baton history --limit N`)").into();
+    }
+    let limit = limit.unwrap_or(20).min(1000);
     match history::history_json(&place(site, file.as_deref()), limit) {
         Ok(t) => Answer::Json(t),
         Err(e) => Refused::failed(format!("{e} ({})", e.help())).into(),

@@ -52,7 +52,8 @@ pub async fn serve(listener: tokio::net::TcpListener, site: Site, opts: &ServeOp
         .route("/api/cost", get(cost))
         .fallback(|| async { Refused::not_found("no such page: the pages are /, /plans/…, /history; the API is under /api/ (plans, history, cost)").into_response() })
         .with_state(site)
-        .layer(axum::middleware::from_fn_with_state(gate, admit));
+        .layer(axum::middleware::from_fn_with_state(gate, admit))
+        .layer(axum::middleware::from_fn(shape_errors));
     // The open event streams end first: a graceful shutdown waits for every connection.
     let shutdown = async move {
         stopped().await;
@@ -96,7 +97,8 @@ fn hosts(local: SocketAddr) -> Option<Vec<String>> {
     if ip.is_loopback() {
         names.extend(["localhost".to_string(), "127.0.0.1".to_string(), "[::1]".to_string()]);
     }
-    names.dedup();
+    let mut seen = Vec::new();
+    names.retain(|n| if seen.contains(n) { false } else { seen.push(n.clone()); true });
     let mut hosts: Vec<String> = names.iter().map(|n| format!("{n}:{port}")).collect();
     if port == 80 {
         hosts.extend(names);
@@ -115,7 +117,8 @@ async fn admit(State(gate): State<Arc<Gate>>, req: Request, next: Next) -> Respo
     let Some(token) = &gate.token else {
         return next.run(req).await;
     };
-    if let Some(given) = query_token(req.uri()) {
+    let in_address = query_token(req.uri());
+    if let Some(given) = &in_address {
         if same(given.as_bytes(), token.as_bytes()) {
             // Once: the cookie keeps it, and the address bar and history lose it.
             let cookie = format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/");
@@ -129,9 +132,50 @@ async fn admit(State(gate): State<Arc<Gate>>, req: Request, next: Next) -> Respo
     } else if carried(req.headers()).is_some_and(|t| same(t.as_bytes(), token.as_bytes())) {
         return next.run(req).await;
     }
-    let mut res = Refused { status: StatusCode::UNAUTHORIZED, message: "this server needs its token: send `Authorization: Bearer <token>`, or open the page once with `?token=<token>`".into() }.into_response();
+    let message = if in_address.is_some() {
+        "the token in the address is not this server's (was it started again with another?): open the page once with `?token=<the token baton serve was given>`"
+    } else {
+        "this server needs its token: open the page once with `?token=<token>` (a cookie keeps it), or send `Authorization: Bearer <token>`"
+    };
+    let mut res = Refused { status: StatusCode::UNAUTHORIZED, message: message.into() }.into_response();
     res.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     res
+}
+
+/// Every refusal in one shape: `{"error": …}` under `/api/` (axum's own refusals of a query or
+/// a path that cannot be read, and 405, included), a page saying it elsewhere (a person's
+/// browser asked).
+async fn shape_errors(req: Request, next: Next) -> Response {
+    let path = req.uri().path().to_string();
+    let page = !(path.starts_with("/api/") || path == "/events" || path.starts_with("/assets/"));
+    let res = next.run(req).await;
+    let status = res.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return res;
+    }
+    let kind = res.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    if kind.starts_with("application/json") && !page {
+        return res;
+    }
+    let (parts, body) = res.into_parts();
+    let bytes = axum::body::to_bytes(body, 64 * 1024).await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let message = if kind.starts_with("application/json") {
+        serde_json::from_str::<serde_json::Value>(&text).ok().and_then(|v| v["error"].as_str().map(str::to_string)).unwrap_or(text)
+    } else if text.trim().is_empty() {
+        match status {
+            StatusCode::METHOD_NOT_ALLOWED => "this address does not take that method (GET pages and /api/; POST only …/stop)".to_string(),
+            s => s.canonical_reason().unwrap_or("refused").to_string(),
+        }
+    } else {
+        text
+    };
+    let mut out = if page { Answer::Html(pages::error_page(status, &message)).into_response() } else { Refused { status, message }.into_response() };
+    *out.status_mut() = status;
+    for (name, value) in parts.headers.iter().filter(|(n, _)| *n == header::WWW_AUTHENTICATE || *n == header::ALLOW) {
+        out.headers_mut().insert(name.clone(), value.clone());
+    }
+    out
 }
 
 /// The token of `Authorization: Bearer` or of the cookie.

@@ -98,6 +98,9 @@ impl Hub {
 #[derive(Default)]
 struct Seen {
     plans: HashMap<PathBuf, (u64, Option<SystemTime>)>,
+    /// The plan files the run history knows of, looked up again when it changes.
+    recorded: Vec<PathBuf>,
+    looked_up: bool,
     data_version: Option<i64>,
     history: Option<rusqlite::Connection>,
 }
@@ -118,11 +121,11 @@ fn watch_loop(site: &Site, tx: &broadcast::Sender<Arc<Change>>) {
     .ok();
     let mut watched: BTreeSet<PathBuf> = BTreeSet::new();
     let mut seen = Seen::default();
-    let _ = poll(site, &plans_dir, &mut seen);
+    let _ = poll(site, &mut seen);
     loop {
         // Folders made after the start are watched once they are there.
         if let Some(w) = watcher.as_mut() {
-            for (dir, mode) in [(&plans_dir, RecursiveMode::NonRecursive), (&site.logs_dir, RecursiveMode::Recursive), (&store_dir, RecursiveMode::NonRecursive)] {
+            for (dir, mode) in [(&plans_dir, RecursiveMode::NonRecursive), (&site.root, RecursiveMode::NonRecursive), (&site.logs_dir, RecursiveMode::Recursive), (&store_dir, RecursiveMode::NonRecursive)] {
                 if !watched.contains(dir) && dir.is_dir() && w.watch(dir, mode).is_ok() {
                     watched.insert(dir.clone());
                 }
@@ -138,7 +141,7 @@ fn watch_loop(site: &Site, tx: &broadcast::Sender<Arc<Change>>) {
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => std::thread::sleep(POLL),
         }
-        let mut change = poll(site, &plans_dir, &mut seen);
+        let mut change = poll(site, &mut seen);
         if change != Some(Change::All) {
             let mut known = None;
             for p in &paths {
@@ -168,7 +171,7 @@ fn merge(a: Option<Change>, b: Change) -> Change {
 
 /// The plans a changed file belongs to: a plan file itself, or a file in a plan's logs folder.
 fn of_path(site: &Site, plans_dir: &Path, path: &Path, known: &mut Option<Vec<super::plans::Known>>) -> Option<Change> {
-    if path.parent() == Some(plans_dir) {
+    if path.parent() == Some(plans_dir) || path.parent() == Some(site.root.as_path()) {
         let name = path.file_name()?.to_string_lossy();
         if name.starts_with('.') || !(name.ends_with(".yaml") || name.ends_with(".yml")) {
             return None;
@@ -191,35 +194,17 @@ fn of_path(site: &Site, plans_dir: &Path, path: &Path, known: &mut Option<Vec<su
 }
 
 /// What changed since the last look: a plan file's size or time (a plan added or removed
-/// changes the list: everything), or the history's data version (everything).
-fn poll(site: &Site, plans_dir: &Path, seen: &mut Seen) -> Option<Change> {
-    let mut now: HashMap<PathBuf, (u64, Option<SystemTime>)> = HashMap::new();
-    for entry in std::fs::read_dir(plans_dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') || !(name.ends_with(".yaml") || name.ends_with(".yml")) {
-            continue;
-        }
-        if let Ok(meta) = entry.metadata() {
-            now.insert(path, (meta.len(), meta.modified().ok()));
-        }
-    }
+/// changes the list: everything), or the history's data version (everything; the history
+/// appearing too).
+fn poll(site: &Site, seen: &mut Seen) -> Option<Change> {
     let mut change: Option<Change> = None;
-    if now.len() != seen.plans.len() || now.keys().any(|k| !seen.plans.contains_key(k)) {
-        change = Some(Change::All);
-    } else {
-        let moved: BTreeSet<String> = now.iter().filter(|(k, v)| seen.plans.get(*k) != Some(v)).map(|(k, _)| crate::store::plan_key(&site.root, k)).collect();
-        if !moved.is_empty() {
-            change = Some(Change::Plans(moved));
-        }
-    }
-    seen.plans = now;
     if seen.history.is_none() {
         let file = crate::store::path(&site.root);
         if file.is_file() {
             seen.history = rusqlite::Connection::open_with_flags(&file, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX).ok();
             if let Some(c) = &seen.history {
                 let _ = c.busy_timeout(Duration::from_millis(250));
+                change = Some(Change::All);
             }
         }
     }
@@ -239,6 +224,25 @@ fn poll(site: &Site, plans_dir: &Path, seen: &mut Seen) -> Option<Change> {
             }
         }
     }
+    if change.is_some() || !seen.looked_up {
+        seen.looked_up = true;
+        seen.recorded = super::plans::known(site).map(|k| k.iter().filter(|k| k.recorded && k.file).map(|k| k.file_path(&site.root)).collect()).unwrap_or_default();
+    }
+    let mut now: HashMap<PathBuf, (u64, Option<SystemTime>)> = HashMap::new();
+    for path in super::plans::plan_files(site).into_iter().chain(seen.recorded.iter().cloned()) {
+        if let Ok(meta) = std::fs::metadata(&path) {
+            now.insert(path, (meta.len(), meta.modified().ok()));
+        }
+    }
+    if now.len() != seen.plans.len() || now.keys().any(|k| !seen.plans.contains_key(k)) {
+        change = Some(Change::All);
+    } else if change.is_none() {
+        let moved: BTreeSet<String> = now.iter().filter(|(k, v)| seen.plans.get(*k) != Some(v)).map(|(k, _)| crate::store::plan_key(&site.root, k)).collect();
+        if !moved.is_empty() {
+            change = Some(Change::Plans(moved));
+        }
+    }
+    seen.plans = now;
     change
 }
 

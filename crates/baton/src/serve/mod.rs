@@ -57,7 +57,7 @@ pub fn refusal(opts: &ServeOptions) -> Option<(String, String)> {
         None if !opts.bind.is_loopback() => Some((
             format!("--bind {} is reachable from other machines, and no --token was given", opts.bind),
             format!(
-                "anyone who can reach {} could read the plans and transcripts: add `--token \"$(openssl rand -hex 16)\"` (then open the page once with `?token=<it>`, or send `Authorization: Bearer <it>`), or keep the default `--bind 127.0.0.1`",
+                "anyone who can reach {} could read the plans and transcripts: set a token, `BATON_SERVE_TOKEN=\"$(openssl rand -hex 16)\"` in the environment (or `--token`, which `ps` shows), then open the page once with `?token=<it>` or send `Authorization: Bearer <it>`; or keep the default `--bind 127.0.0.1`",
                 opts.bind
             ),
         )),
@@ -65,28 +65,77 @@ pub fn refusal(opts: &ServeOptions) -> Option<(String, String)> {
     }
 }
 
-/// Opens `url` in the default browser (`xdg-open`, `open` on macOS), with the token in the
-/// address when there is one (the page swaps it for a cookie at once). A browser that cannot
-/// be opened is only a warning: the address is on the terminal.
+/// Opens `url` in the default browser (`xdg-open`, `open` on macOS). With a token, the browser
+/// is given a file only this user can read that sends it on to `?token=` (the page swaps it
+/// for a cookie at once): a token on the opener's command line would show in `ps`. A browser
+/// that cannot be opened is only a warning: the address is on the terminal.
 fn open_browser(url: &str, token: Option<&str>) {
     // A browser on this machine reaches a server bound to every address through loopback.
     let url = url.replace("http://0.0.0.0:", "http://127.0.0.1:").replace("http://[::]:", "http://[::1]:");
-    let url = match token {
-        Some(t) => format!("{url}?token={}", html::path_segment(t)),
+    let mut handoff = None;
+    let target = match token {
+        Some(t) => {
+            let file = std::env::temp_dir().join(format!("baton-serve-{}.html", std::process::id()));
+            let page = format!("<!doctype html><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"0;url={}\"><title>baton</title>", html::escape(&format!("{url}?token={}", html::path_segment(t))));
+            if let Err(e) = write_private(&file, &page) {
+                crate::errln!("warning: cannot open a browser: cannot write {}: {e}; open the address above yourself", file.display());
+                return;
+            }
+            handoff = Some(file.clone());
+            file.display().to_string()
+        }
         None => url,
     };
     let opener = if cfg!(target_os = "macos") { "open" } else { "xdg-open" };
     let spawned = std::process::Command::new(opener)
-        .arg(&url)
+        .arg(&target)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn();
     match spawned {
-        // Reaped by a thread of its own: the opener may outlive the wait for nothing.
-        Ok(mut child) => drop(std::thread::Builder::new().name("baton-open".into()).spawn(move || child.wait())),
-        Err(e) => crate::errln!("warning: cannot open a browser ({opener}: {e}); open the address above yourself"),
+        // Waited for on a thread of its own: a browser the opener starts may take its time.
+        Ok(mut child) => drop(std::thread::Builder::new().name("baton-open".into()).spawn(move || {
+            match child.wait() {
+                Ok(s) if s.success() => {}
+                Ok(s) => crate::errln!("warning: {opener} could not open a browser ({s}); open the address above yourself"),
+                Err(e) => crate::errln!("warning: {opener}: {e}; open the address above yourself"),
+            }
+            if let Some(f) = handoff {
+                // Long enough for a browser to have read it.
+                std::thread::sleep(std::time::Duration::from_secs(30));
+                let _ = std::fs::remove_file(f);
+            }
+        })),
+        Err(e) => {
+            crate::errln!("warning: cannot open a browser ({opener}: {e}); open the address above yourself");
+            if let Some(f) = handoff {
+                let _ = std::fs::remove_file(f);
+            }
+        }
     }
+}
+
+/// This machine's name, as other machines may know it.
+fn host_name() -> Option<String> {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname(2) writes at most `buf.len()` bytes into the buffer we own.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return None;
+    }
+    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+    let name = String::from_utf8_lossy(&buf[..end]).into_owned();
+    (!name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')).then_some(name)
+}
+
+/// Writes `text` to a new file only this user can read.
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = std::fs::remove_file(path);
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).custom_flags(libc::O_NOFOLLOW).open(path)?;
+    f.write_all(text.as_bytes())
 }
 
 /// `baton serve`: listens until Ctrl+C or SIGTERM (exit 0); exit 2 when it cannot start.
@@ -127,8 +176,16 @@ pub fn serve(opts: &ServeOptions) -> Exit {
             IpAddr::V4(ip) => format!("http://{ip}:{}/", local.port()),
         };
         crate::outln!("baton serve: {shown} (plans of {}; Ctrl+C stops)", crate::report::safe::terminal_line(&site.root.display().to_string()));
+        let reach = if local.ip().is_unspecified() {
+            let name = host_name().unwrap_or_else(|| "<this machine>".into());
+            let url = format!("http://{name}:{}/", local.port());
+            crate::outln!("from other machines: {url} (or this machine's address)");
+            url
+        } else {
+            shown.clone()
+        };
         if opts.token.is_some() {
-            crate::outln!("every request needs the token: `Authorization: Bearer <token>`, or open {shown}?token=<token> once (a cookie keeps it)");
+            crate::outln!("every request needs the token: `Authorization: Bearer <token>`, or open {reach}?token=<token> once (a cookie keeps it)");
         }
         if opts.open {
             open_browser(&shown, opts.token.as_deref());

@@ -30,24 +30,12 @@ impl Known {
     }
 }
 
-/// Every plan of the repository, by path.
+/// Every plan of the repository, by path: the plan files in the plans folder, the YAML files at
+/// the root that are plans (`baton init` writes `plan.yaml` there), and the plans the run
+/// history has runs or attempts of.
 pub fn known(site: &Site) -> Result<Vec<Known>, StoreError> {
     let mut found: Vec<Known> = Vec::new();
-    let dir = site.root.join(&site.config.paths.plans_dir);
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
-        .map(|e| e.path())
-        .filter(|p| {
-            let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            // A save's temp file starts with a dot.
-            !name.starts_with('.') && (name.ends_with(".yaml") || name.ends_with(".yml"))
-        })
-        .collect();
-    files.sort();
-    for f in files {
+    for f in plan_files(site) {
         let path = crate::store::plan_key(&site.root, &f);
         if !found.iter().any(|k| k.path == path) {
             found.push(Known { id: String::new(), path, file: true, recorded: false });
@@ -66,17 +54,49 @@ pub fn known(site: &Site) -> Result<Vec<Known>, StoreError> {
     }
     // The pipeline's own runs are kept under a name that is no plan.
     found.retain(|k| k.path != "baton-pipeline");
-    let stems: Vec<String> = found.iter().map(|k| stem(&k.path)).collect();
+    // A plan is named by its file name, unless another plan that is there has the same; a plan
+    // whose file is gone gives its name up to one that is there.
+    let stems: Vec<(String, bool)> = found.iter().map(|k| (stem(&k.path), k.file)).collect();
     for (i, k) in found.iter_mut().enumerate() {
-        let s = &stems[i];
-        let unique = stems.iter().filter(|o| *o == s).count() == 1;
+        let (s, there) = &stems[i];
+        let same = |want_there: bool| stems.iter().filter(|(o, t)| o == s && (*t || !want_there)).count();
+        let unique = if *there { same(true) == 1 } else { same(false) == 1 };
         k.id = if unique && !s.is_empty() { s.clone() } else { k.path.clone() };
     }
     Ok(found)
 }
 
+/// The plan files there are: `*.yaml`/`*.yml` in the plans folder, and those at the repository
+/// root whose text has a top-level `sections:` (a plan; not any YAML file lying there).
+pub fn plan_files(site: &Site) -> Vec<PathBuf> {
+    let yaml = |p: &Path| {
+        let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        // A save's temp file starts with a dot.
+        !name.starts_with('.') && (name.ends_with(".yaml") || name.ends_with(".yml"))
+    };
+    let files_in = |dir: &Path| -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> =
+            std::fs::read_dir(dir).into_iter().flatten().flatten().filter(|e| e.file_type().is_ok_and(|t| t.is_file())).map(|e| e.path()).filter(|p| yaml(p)).collect();
+        files.sort();
+        files
+    };
+    let mut files = files_in(&site.root.join(&site.config.paths.plans_dir));
+    files.extend(files_in(&site.root).into_iter().filter(|p| looks_like_plan(p)));
+    files
+}
+
+/// A YAML file with a top-level `sections:` key in its first 64 KiB.
+fn looks_like_plan(path: &Path) -> bool {
+    use std::io::Read;
+    let mut head = Vec::new();
+    if std::fs::File::open(path).and_then(|f| f.take(64 * 1024).read_to_end(&mut head)).is_err() {
+        return false;
+    }
+    String::from_utf8_lossy(&head).lines().any(|l| l.starts_with("sections:"))
+}
+
 /// The file name without `.yaml`/`.yml`.
-fn stem(path: &str) -> String {
+pub fn stem(path: &str) -> String {
     let name = path.rsplit('/').next().unwrap_or(path);
     name.strip_suffix(".yaml").or_else(|| name.strip_suffix(".yml")).unwrap_or(name).to_string()
 }

@@ -195,6 +195,22 @@ impl Store {
         Ok(out)
     }
 
+    /// The waits of the plan's runs going on now that are not over at `now`: a retry's back-off,
+    /// a usage limit, throttling, the breaker; soonest end first.
+    pub fn open_waits(&self, plan: &str, now: jiff::Timestamp) -> Result<Vec<OpenWait>, StoreError> {
+        let mut st = self
+            .conn()
+            .prepare_cached(
+                "SELECT CAST(w.kind AS TEXT), CAST(w.task AS TEXT), CAST(w.message AS TEXT), CAST(w.until AS TEXT), CAST(w.agent AS TEXT) FROM waits w
+                 JOIN runs r ON r.id = w.run_id WHERE r.plan = ?1 AND r.ended_at IS NULL AND w.until > ?2 ORDER BY w.until LIMIT 50",
+            )
+            .map_err(|e| self.sql(e))?;
+        let rows = st
+            .query_map(params![plan, super::stamp(now)], |r| Ok(OpenWait { kind: r.get(0)?, task: r.get(1)?, message: r.get(2)?, until: r.get(3)?, agent: r.get(4)? }))
+            .map_err(|e| self.sql(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.sql(e))
+    }
+
     /// What the plan cost in every run but `run` (its earlier runs, and the runs of it in other
     /// checkouts going on now).
     pub fn plan_spent_elsewhere(&self, plan: &str, run: i64) -> Result<f64, StoreError> {
@@ -457,6 +473,18 @@ pub struct AgentLimit {
     pub until: String,
     /// What the CLI said.
     pub message: Option<String>,
+}
+
+/// A wait of a run going on (`Store::open_waits`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OpenWait {
+    /// `retry`, `usage_limit`, `throttling`, `breaker`.
+    pub kind: String,
+    pub task: Option<String>,
+    pub message: Option<String>,
+    /// When it ends (RFC 3339, UTC).
+    pub until: String,
+    pub agent: Option<String>,
 }
 
 impl AgentLimit {

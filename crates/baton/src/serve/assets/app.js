@@ -121,8 +121,16 @@
     fetch(d.getAttribute("data-src"), { credentials: "same-origin" })
       .then(function (r) { return r.text().then(function (t) { return [r.ok, t]; }); })
       .then(function (a) {
-        if (a[0]) { box.innerHTML = a[1]; }
-        else { box.textContent = "cannot be read: " + a[1]; }
+        if (a[0]) {
+          // A transcript only grows: what was unfolded in it stays unfolded, by position.
+          var open = [];
+          box.querySelectorAll("details").forEach(function (x, i) { if (x.open) open.push(i); });
+          box.innerHTML = a[1];
+          var all = box.querySelectorAll("details");
+          open.forEach(function (i) { if (all[i]) all[i].open = true; });
+        } else {
+          box.textContent = "cannot be read: " + a[1];
+        }
         d.setAttribute("data-loaded", "1");
       })
       .catch(function () { box.textContent = "the server did not answer"; });

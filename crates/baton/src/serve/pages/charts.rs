@@ -443,7 +443,7 @@ fn run_row(out: &mut String, r: &ShownRun, link: &dyn Fn(&str) -> String, now: T
     let (done, tried) = tasks_done(r);
     let _ = writeln!(
         out,
-        "<tr><td>{plan}</td><td class=\"when\">{}</td><td class=\"num\">{}</td><td><span class=\"dot s-{}\"></span>{}</td><td class=\"num\">{done} of {tried}</td><td class=\"num\">{}</td></tr>",
+        "<tr><td>{plan}</td><td class=\"when\">{}</td><td class=\"num\">{}</td><td><span class=\"dot s-{}\"></span>{}</td><td class=\"num\">{done} / {tried}</td><td class=\"num\">{}</td></tr>",
         escape(&started.map(local_time).unwrap_or_else(|| run.started_at.clone())),
         escape(&time),
         ending_colour(r),
@@ -512,8 +512,11 @@ pub fn history_page(site: &Site, plan: Option<&str>, link: &dyn Fn(&str) -> Stri
     } else {
         let _ = writeln!(
             out,
-            "<div class=\"hist-scroll\"><table class=\"hist-table\">\n<caption>The {} newest runs{}</caption>\n<thead><tr><th>Plan</th><th>Started</th><th>Time</th><th>Ending</th><th>Tasks done</th><th>Cost</th></tr></thead>\n<tbody>",
-            runs.len().min(TABLE_RUNS),
+            "<div class=\"hist-scroll\"><table class=\"hist-table\">\n<caption>{}{}</caption>\n<thead><tr><th>Plan</th><th>Started</th><th>Time</th><th>Ending</th><th title=\"the tasks this run completed, of those it ran\">Tasks done / run</th><th>Cost</th></tr></thead>\n<tbody>",
+            match runs.len().min(TABLE_RUNS) {
+                1 => "The newest run".to_string(),
+                n => format!("The {n} newest runs"),
+            },
             if runs.len() > TABLE_RUNS { " (<code>baton history --limit N</code> lists more)" } else { "" }
         );
         for r in runs.iter().take(TABLE_RUNS) {
@@ -527,7 +530,11 @@ pub fn history_page(site: &Site, plan: Option<&str>, link: &dyn Fn(&str) -> Stri
     out.push_str("<section class=\"hist-cost\">\n<h2>Cost</h2>\n");
     out.push_str(&day_chart(&format!("Cost a day (local time), the {DAYS} days to {}", window.last().map(Date::to_string).unwrap_or_default()), &cost_by_day(&days, &window), &[Series { name: "cost", colour: "accent" }], Unit::Usd));
     out.push_str(&bars_chart("Cost by model", &top_bars(&models, |g| g.key[0].clone().unwrap_or_else(|| "(unknown model)".into())), Unit::Usd));
-    let parts = top_bars(&parts, |g| g.key.last().cloned().flatten().unwrap_or_default());
+    // A plan by its name in URLs (its file name), as the plan pages call it.
+    let parts = top_bars(&parts, |g| {
+        let key = g.key.last().cloned().flatten().unwrap_or_default();
+        if plan.is_some() { key } else { crate::serve::plans::stem(&key) }
+    });
     out.push_str(&bars_chart(if plan.is_some() { "Cost by task" } else { "Cost by plan" }, &parts, Unit::Usd));
     out.push_str("</section>\n</div>\n");
     Ok(out)
@@ -705,14 +712,14 @@ mod tests {
         let b = page.find("<a href=\"/plans/plans%2F%3Cb%3E.yaml\">plans/&lt;b&gt;.yaml</a>").expect(&page);
         let a = page.find("<a href=\"/plans/plans%2Fa.yaml\">plans/a.yaml</a>").expect(&page);
         assert!(b < a && !page.contains("<b>"), "{page}");
-        assert!(page.contains("finished with failures, exit 1") && page.contains("1 of 2") && page.contains("2 of 2"), "{page}");
+        assert!(page.contains("finished with failures, exit 1") && page.contains("1 / 2") && page.contains("2 / 2"), "{page}");
         assert!(page.contains("$0.2500 + 1 session of unknown cost") && page.contains("~$1.5000"), "{page}");
         assert!(page.contains("3m 20s"), "{page}");
         // The charts: runs a day, cost a day, by model (unknown said), by plan.
         assert_eq!(page.matches("<svg").count(), 4, "{page}");
         assert!(page.contains("<title>opus: $1.2500</title>") && page.contains("<title>gpt-5: ~$0.5000</title>"), "{page}");
         assert!(page.contains("<title>(unknown model): unknown (1 session)</title>"), "{page}");
-        assert!(page.contains("<title>plans/a.yaml: ~$1.5000</title>") && page.contains("<title>plans/&lt;b&gt;.yaml: $0.2500 + 1 session of unknown cost</title>"), "{page}");
+        assert!(page.contains("<title>a: ~$1.5000</title>") && page.contains("<title>&lt;b&gt;: $0.2500 + 1 session of unknown cost</title>"), "{page}");
         assert!(page.contains("Cost by plan") && page.contains("Runs a day, the 30 days to "), "{page}");
 
         // One plan: its runs, its costs by task.

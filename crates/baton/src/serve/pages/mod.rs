@@ -25,6 +25,18 @@ fn answer(frame: &Frame<'_>, main: String, part: bool, css: &str) -> Answer {
     }
 }
 
+/// A refusal as a page: what went wrong and the way back.
+pub fn error_page(status: axum::http::StatusCode, message: &str) -> String {
+    let main = format!(
+        "<h1>{} {}</h1><p class=\"error\" id=\"refusal\">{}</p><p><a href=\"/\">All plans</a> · <a href=\"/history\">History &amp; cost</a></p>",
+        status.as_u16(),
+        super::html::escape(status.canonical_reason().unwrap_or("")),
+        super::html::escape(message)
+    );
+    // No live feed: a page that was refused has nothing to follow.
+    document(&Frame { title: status.canonical_reason().unwrap_or("refused"), nav: Nav::Plans, live: "" }, &main, "")
+}
+
 /// `/`.
 pub fn overview(site: &Site, part: bool) -> Answer {
     let lines = match api::plan_lines(site) {
@@ -67,6 +79,8 @@ pub fn plan(site: &Site, name: &str, part: bool) -> Answer {
     let records = crate::run::record::Records::new(&site.logs_dir, &path);
     let gathered = crate::report::status::gather(&place, file.plan(), &records);
     let run = crate::report::watch::run_view(&place, file.plan());
+    let now = jiff::Timestamp::now();
+    let waits = if run.is_some() { crate::store::Store::open_existing(&site.root).ok().flatten().and_then(|s| s.open_waits(&k.path, now).ok()).unwrap_or_default() } else { Vec::new() };
     let view = plan::PlanView {
         id: &k.id,
         path: &k.path,
@@ -74,8 +88,9 @@ pub fn plan(site: &Site, name: &str, part: bool) -> Answer {
         gathered: &gathered,
         run: run.as_ref(),
         stopping: run.is_some() && api::stop_asked(site),
+        waits: &waits,
         max_attempts: site.config.run.max_attempts,
-        now: jiff::Timestamp::now(),
+        now,
     };
     let title = file.plan().meta.name.clone().unwrap_or_else(|| k.id.clone());
     let base = format!("/plans/{}/tasks/", super::html::path_segment(&k.id));

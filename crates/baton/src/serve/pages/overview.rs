@@ -31,12 +31,13 @@ pub fn backlog(site: &Site) -> Vec<Queued> {
 pub fn main(lines: &[PlanLine], queue: &[Queued]) -> String {
     let mut out = String::from("<h1>Plans</h1>");
     if lines.is_empty() {
-        out.push_str("<p class=\"panel\">No plans yet. Write one under <code>.claude/plans/</code> (see <code>baton init</code>), or start <code>baton pipeline</code> on a backlog folder.</p>");
+        out.push_str("<p class=\"panel\">No plans yet. Plans under <code>.claude/plans/</code> and at the repository's root (<code>baton init</code> writes <code>plan.yaml</code>) show here, and so do those the run history knows; <code>baton pipeline</code> makes plans from a backlog folder.</p>");
     }
     let running = lines.iter().filter(|l| l.running_pid.is_some()).count();
     if !lines.is_empty() {
         let spent: f64 = lines.iter().filter_map(|l| l.spent_usd).sum();
-        let _ = write!(out, "<p class=\"muted\" id=\"summary\">{} plans · {running} running · {} spent over all runs</p>", lines.len(), money(spent, false));
+        let plans = if lines.len() == 1 { "1 plan".to_string() } else { format!("{} plans", lines.len()) };
+        let _ = write!(out, "<p class=\"muted\" id=\"summary\">{plans} · {running} running · {} spent over all runs</p>", money(spent, false));
     }
     out.push_str("<div class=\"cards\" id=\"plans\">");
     // Running plans first, then the rest as listed (by path).

@@ -21,6 +21,8 @@ pub struct PlanView<'a> {
     pub run: Option<&'a RunView>,
     /// A stop was asked of the run (its stop file is there).
     pub stopping: bool,
+    /// The waits of the run going on (a retry's back-off, throttling, a limit).
+    pub waits: &'a [crate::store::query::OpenWait],
     /// `[run] max_attempts`: a task's most attempts when neither it nor the plan says.
     pub max_attempts: u32,
     /// Now, for the limits' "in 4h 59m".
@@ -65,7 +67,9 @@ pub fn main(v: &PlanView<'_>, graph: &str) -> String {
     if let Some(w) = &v.gathered.warning {
         let _ = write!(out, "<p class=\"notice\">The run history cannot be read ({}); times and costs come from the attempt records.</p>", escape(&w.to_string()));
     }
-    if let Some(s) = &v.gathered.spending {
+    // A limit matters to a plan with work left; a finished one need not hear of it.
+    let work_left = v.run.is_some() || counts.pending + counts.in_progress > 0;
+    if let Some(s) = v.gathered.spending.as_ref().filter(|_| work_left) {
         for l in &s.agent_limits {
             let Some(until) = l.until() else { continue };
             if until <= v.now {
@@ -85,7 +89,10 @@ pub fn main(v: &PlanView<'_>, graph: &str) -> String {
     failed(&mut out, plan, &base);
     blocked(&mut out, plan, &base);
     if !graph.is_empty() {
-        let _ = write!(out, "<h2>Graph</h2>{graph}");
+        let _ = write!(
+            out,
+            "<h2>Graph</h2>{graph}<p class=\"muted small legend\">Left to right in the order tasks can run; a band per section. Colours: the task's status. Thick outline: the critical path, the longest chain of unfinished tasks. Dashed frame: a parallel group. Dashed line: a dependency on another section.</p>"
+        );
     }
     table(&mut out, v, &base);
     out
@@ -98,8 +105,25 @@ fn task_link(base: &str, id: &str) -> String {
 fn running(out: &mut String, v: &PlanView<'_>, base: &str) {
     let Some(run) = v.run else { return };
     let _ = write!(out, "<h2>Running <span class=\"muted small\">({})</span></h2><div class=\"running\" id=\"running\">", run.running.len());
-    if run.running.is_empty() {
-        out.push_str("<p class=\"muted\">No task is running right now (the run is between tasks, landing, or waiting).</p>");
+    if run.running.is_empty() && v.waits.is_empty() {
+        out.push_str("<p class=\"muted\">No task is running right now (the run is between tasks, or landing).</p>");
+    }
+    for w in v.waits.iter().filter(|w| w.kind != "usage_limit") {
+        let Ok(until) = w.until.parse::<jiff::Timestamp>() else { continue };
+        let what = match (w.kind.as_str(), &w.task) {
+            ("retry", Some(t)) => format!("{} will be tried again", task_link(base, t)),
+            ("throttling", _) => "the agent's service asked to slow down".to_string(),
+            ("breaker", _) => "too many failures in a row: the run pauses".to_string(),
+            (k, _) => escape(k),
+        };
+        let message = w.message.as_deref().map(|m| format!(" ({})", escape(m))).unwrap_or_default();
+        let _ = write!(
+            out,
+            "<div class=\"task wait\" data-wait=\"{kind}\">{what}{message} — waiting until {at} ({left})</div>",
+            kind = escape(&w.kind),
+            at = escape(&crate::report::status::local_time(until, v.now)),
+            left = moment(&w.until, "until", &format!("in {}", span(until.duration_since(v.now).as_secs_f64()))),
+        );
     }
     for t in &run.running {
         let model = v.plan.task(&t.id).and_then(|task| task.model_used.as_deref().or(task.model.as_deref()));
@@ -168,7 +192,7 @@ fn table(out: &mut String, v: &PlanView<'_>, base: &str) {
         let _ = write!(out, "<tr class=\"section\"><td colspan=\"8\">{}{name}</td></tr>", escape(&s.id));
         for t in &s.tasks {
             let usage = v.gathered.totals.get(t.id.as_str());
-            let (time, cost) = usage.map_or((String::new(), String::new()), |u| (if u.sessions > 0 { span(u.seconds) } else { String::new() }, if u.cost_usd > 0.0 { money(u.cost_usd, false) } else { String::new() }));
+            let (time, cost) = usage.map_or((String::new(), String::new()), |u| (if u.sessions > 0 { crate::report::render::human_secs(u.seconds) } else { String::new() }, if u.cost_usd > 0.0 { money(u.cost_usd, false) } else { String::new() }));
             let err = t.last_error.as_deref().filter(|_| t.status != Status::Completed && t.status != Status::Verified).map(|e| e.lines().next().unwrap_or("")).unwrap_or("");
             let err: String = err.chars().take(160).collect();
             let _ = write!(

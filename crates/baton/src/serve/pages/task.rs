@@ -4,7 +4,8 @@
 
 use std::fmt::Write;
 
-use super::layout::{money, moment, span, status_badge};
+use super::layout::{money, moment, status_badge};
+use crate::report::render::human_secs;
 use crate::plan::Task;
 use crate::run::record::AttemptRecord;
 use crate::serve::html::{escape, path_segment};
@@ -97,10 +98,14 @@ fn facts(out: &mut String, t: &Task, plan_href: &str) {
 
 fn attempt(out: &mut String, v: &TaskView<'_>, a: &AttemptRow, latest: bool) {
     let kind = if a.kind == "task" { String::new() } else { format!(" ({})", escape(&a.kind)) };
-    let number = a.attempt.map(|n| format!("attempt {n}")).unwrap_or_else(|| "session".to_string());
+    // A session that did not count as an attempt (a usage limit, a stop) has only its number.
+    let number = match a.attempt {
+        Some(n) => format!("<b>attempt {n}</b>{kind} <span class=\"muted small\">session {}</span>", a.session),
+        None => format!("<b>session {}</b>{kind} <span class=\"muted small\">not counted as an attempt</span>", a.session),
+    };
     let _ = write!(
         out,
-        "<section class=\"panel attempt\" data-session=\"{s}\" data-outcome=\"{o}\"><div><b>{number}</b>{kind} <span class=\"muted small\">session {s}</span> <span class=\"badge outcome-{o}\">{ow}</span></div>",
+        "<section class=\"panel attempt\" data-session=\"{s}\" data-outcome=\"{o}\"><div>{number} <span class=\"badge outcome-{o}\">{ow}</span></div>",
         s = a.session,
         o = escape(&a.outcome),
         ow = escape(&a.outcome.replace('_', " ")),
@@ -108,7 +113,7 @@ fn attempt(out: &mut String, v: &TaskView<'_>, a: &AttemptRow, latest: bool) {
     let mut facts = vec![format!("started {}", moment(&a.started_at, "at", &a.started_at))];
     match (a.duration_secs, a.outcome.as_str()) {
         (_, "running") => facts.push(format!("running for {}", moment(&a.started_at, "since", ""))),
-        (Some(d), _) => facts.push(format!("took {}", span(d))),
+        (Some(d), _) => facts.push(format!("took {}", human_secs(d))),
         _ => {}
     }
     let agent = a.named_agent.as_deref().filter(|n| *n != a.agent).map_or_else(|| a.agent.clone(), |n| format!("{n} ({})", a.agent));
@@ -116,8 +121,10 @@ fn attempt(out: &mut String, v: &TaskView<'_>, a: &AttemptRow, latest: bool) {
     if let Some(m) = &a.model {
         facts.push(format!("model {}", escape(m)));
     }
-    if let Some(c) = a.cost_usd {
-        facts.push(format!("cost {}", money(c, a.cost_estimated)));
+    match a.cost_usd {
+        Some(c) => facts.push(format!("cost {}", money(c, a.cost_estimated))),
+        None if a.outcome != "running" => facts.push("cost unknown (the agent said none)".to_string()),
+        None => {}
     }
     if let Some(c) = a.review_cost_usd {
         facts.push(format!("review {}", money(c, false)));
@@ -132,8 +139,8 @@ fn attempt(out: &mut String, v: &TaskView<'_>, a: &AttemptRow, latest: bool) {
     if let Some(t) = a.turns {
         facts.push(format!("{t} turns"));
     }
-    if let Some(w) = a.waited_secs.filter(|w| *w > 0.0) {
-        facts.push(format!("waited {}", span(w)));
+    if let Some(w) = a.waited_secs.filter(|w| *w > 0.0 && a.outcome != "running") {
+        facts.push(format!("waited {}", human_secs(w)));
     }
     let _ = write!(out, "<div class=\"muted small\">{}</div>", facts.join(" · "));
     if let Some(m) = a.message.as_deref().filter(|m| !m.is_empty()) {
@@ -149,7 +156,7 @@ fn attempt(out: &mut String, v: &TaskView<'_>, a: &AttemptRow, latest: bool) {
             } else {
                 format!("failed (exit {})", c.exit_code.map_or("?".to_string(), |e| e.to_string()))
             };
-            let _ = write!(out, "<li class=\"check {}\"><code>{}</code> — {result} in {} <span class=\"muted\">({})</span></li>", if c.passed { "passed" } else { "failed" }, escape(&c.command), span(c.duration_secs), escape(&c.source));
+            let _ = write!(out, "<li class=\"check {}\"><code>{}</code> — {result} in {} <span class=\"muted\">({})</span></li>", if c.passed { "passed" } else { "failed" }, escape(&c.command), human_secs(c.duration_secs), escape(&c.source));
         }
         out.push_str("</ul></div>");
     }
