@@ -183,7 +183,7 @@ fn the_api_answers_what_status_history_and_cost_print() {
     assert_eq!(t.status, 200, "{}\n{}", t.head, t.body);
     assert!(!t.body.trim().is_empty() && t.body.lines().all(|l| serde_json::from_str::<Value>(l).is_ok()), "{}", t.body);
 
-    for (path, status) in [("/api/plans/nope", 404), ("/api/plans/other/tasks/zz", 404), ("/api/plans/plan/tasks/1.1/attempts/9/transcript", 404), ("/api/cost?since=yesterdayish", 400), ("/nothing", 404)] {
+    for (path, status) in [("/api/plans/nope", 404), ("/api/plans/other/tasks/zz", 404), ("/api/plans/plan/tasks/1.1/attempts/9/transcript", 404), ("/api/cost?since=yesterdayish", 400)] {
         let r = server.get(path);
         assert_eq!(r.status, status, "GET {path}: {}\n{}", r.head, r.body);
         let err: Value = serde_json::from_str(&r.body).unwrap_or_else(|e| panic!("GET {path}: {e}: {}", r.body));
@@ -390,17 +390,9 @@ fn the_change_feed_names_the_plan_that_changed() {
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     write!(s, "GET /events HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nAccept: text/event-stream\r\n\r\n", server.port).unwrap();
     let mut seen = String::new();
-    let mut buf = [0u8; 4096];
-    let mut read_until = |s: &mut TcpStream, seen: &mut String, what: &str| {
-        while !seen.contains(what) {
-            let n = s.read(&mut buf).unwrap_or(0);
-            assert!(n > 0, "the stream ended before {what:?}:\n{seen}");
-            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
-        }
-    };
-    read_until(&mut s, &mut seen, "event: hello");
+    read_events_until(&mut s, &mut seen, "event: hello");
     p.write(".claude/plans/other.yaml", &OTHER.replace("Not run yet", "Renamed"));
-    read_until(&mut s, &mut seen, "event: change\ndata: {\"plans\":[\".claude/plans/other.yaml\"]}");
+    read_events_until(&mut s, &mut seen, "event: change\ndata: {\"plans\":[\".claude/plans/other.yaml\"]}");
 }
 
 #[test]
@@ -525,4 +517,53 @@ fn a_usage_limit_wait_shows_live_with_its_reset() {
 
 fn post_stop(server: &Server) -> Reply {
     server.send("POST", "/api/plans/plan/stop", &[("X-Baton-CSRF", "stop")])
+}
+
+/// Reads the change feed until `what` shows (or the stream ends: a failure).
+fn read_events_until(s: &mut TcpStream, seen: &mut String, what: &str) {
+    let mut buf = [0u8; 4096];
+    while !seen.contains(what) {
+        let n = s.read(&mut buf).unwrap_or(0);
+        assert!(n > 0, "the stream ended before {what:?}:\n{seen}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+}
+
+#[test]
+fn a_plan_at_the_root_is_listed_and_its_first_run_shows_live() {
+    let p = project(PLAN);
+    p.scenario(SCENARIO);
+    let server = Server::start(&p, &["--bind", "localhost"]);
+    let plans = server.json("/api/plans");
+    assert_eq!(plans["plans"][0]["id"], "plan", "{plans}");
+    assert_eq!(plans["plans"][0]["state"], "new", "{plans}");
+    assert_eq!(plans["plans"].as_array().unwrap().len(), 1, "baton.toml is no plan: {plans}");
+    let mut s = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    write!(s, "GET /events HTTP/1.1\r\nHost: localhost:{}\r\n\r\n", server.port).unwrap();
+    let mut seen = String::new();
+    read_events_until(&mut s, &mut seen, "event: hello");
+    // The repository's first run: no history yet when the server started.
+    let r = p.baton(&["run", "plan.yaml"]);
+    assert_eq!(r.code(), 0, "{}", r.all());
+    read_events_until(&mut s, &mut seen, "event: change");
+    wait_for("the plan done", || server.json("/api/plans")["plans"][0]["state"] == "done");
+    assert!(server.get("/plans/plan").body.contains("<span class=\"badge state-done\" id=\"plan-state\">done</span>"));
+}
+
+#[test]
+fn refusals_are_pages_for_people_and_json_for_the_api() {
+    let p = ran();
+    let server = Server::start(&p, &[]);
+    let page = server.get("/plans/nope");
+    assert_eq!(page.status, 404);
+    assert!(page.header("content-type").is_some_and(|c| c.starts_with("text/html")), "{}", page.head);
+    assert!(page.body.contains("id=\"refusal\"") && page.body.contains("no plan `nope` here") && page.body.contains("href=\"/\""), "{}", page.body);
+    for (path, status) in [("/api/cost?by=foo", 400), ("/api/history?limit=abc", 400), ("/api/history?limit=0", 400), ("/api/plans/plan/tasks/1.1/attempts/x/transcript", 400), ("/api/plans/plan/stop", 405), ("/api/nope", 404)] {
+        let r = server.get(path);
+        assert_eq!(r.status, status, "GET {path}: {}", r.body);
+        assert!(r.header("content-type").is_some_and(|c| c.starts_with("application/json")), "GET {path}: {}", r.head);
+        let v: Value = serde_json::from_str(&r.body).unwrap_or_else(|e| panic!("GET {path}: {e}: {}", r.body));
+        assert!(v["error"].as_str().is_some_and(|e| !e.is_empty()), "GET {path}: {v}");
+    }
 }
