@@ -59,7 +59,11 @@ impl Hub {
     pub fn start(site: Arc<Site>, ending: watch::Receiver<bool>) -> Hub {
         let (changes, _) = broadcast::channel(BACKLOG);
         let tx = changes.clone();
-        let spawned = std::thread::Builder::new().name("baton-serve-watch".into()).spawn(move || watch_loop(&site, &tx));
+        // The first look before the server answers: a change made once a page is open is
+        // never taken for the state things were in.
+        let mut seen = Seen::default();
+        let _ = poll(&site, &mut seen);
+        let spawned = std::thread::Builder::new().name("baton-serve-watch".into()).spawn(move || watch_loop(&site, &tx, seen));
         if let Err(e) = spawned {
             crate::errln!("warning: cannot watch for changes ({e}): pages will not update by themselves");
         }
@@ -101,11 +105,13 @@ struct Seen {
     /// The plan files the run history knows of, looked up again when it changes.
     recorded: Vec<PathBuf>,
     looked_up: bool,
+    /// Whether the stop file was there.
+    stop_asked: bool,
     data_version: Option<i64>,
     history: Option<rusqlite::Connection>,
 }
 
-fn watch_loop(site: &Site, tx: &broadcast::Sender<Arc<Change>>) {
+fn watch_loop(site: &Site, tx: &broadcast::Sender<Arc<Change>>, mut seen: Seen) {
     let plans_dir = site.root.join(&site.config.paths.plans_dir);
     let store_dir = crate::store::path(&site.root).parent().map(Path::to_path_buf).unwrap_or_else(|| site.root.join(".baton"));
     let (ntx, nrx) = mpsc::channel::<PathBuf>();
@@ -120,8 +126,6 @@ fn watch_loop(site: &Site, tx: &broadcast::Sender<Arc<Change>>) {
     })
     .ok();
     let mut watched: BTreeSet<PathBuf> = BTreeSet::new();
-    let mut seen = Seen::default();
-    let _ = poll(site, &mut seen);
     loop {
         // Folders made after the start are watched once they are there.
         if let Some(w) = watcher.as_mut() {
@@ -171,6 +175,10 @@ fn merge(a: Option<Change>, b: Change) -> Change {
 
 /// The plans a changed file belongs to: a plan file itself, or a file in a plan's logs folder.
 fn of_path(site: &Site, plans_dir: &Path, path: &Path, known: &mut Option<Vec<super::plans::Known>>) -> Option<Change> {
+    // A stop asked (or cleared) is the checkout's run's: every plan it may hold.
+    if path == site.root.join(&site.config.paths.stop_file) {
+        return Some(Change::All);
+    }
     if path.parent() == Some(plans_dir) || path.parent() == Some(site.root.as_path()) {
         let name = path.file_name()?.to_string_lossy();
         if name.starts_with('.') || !(name.ends_with(".yaml") || name.ends_with(".yml")) {
@@ -243,6 +251,11 @@ fn poll(site: &Site, seen: &mut Seen) -> Option<Change> {
         }
     }
     seen.plans = now;
+    let stop_asked = site.root.join(&site.config.paths.stop_file).exists();
+    if stop_asked != seen.stop_asked {
+        seen.stop_asked = stop_asked;
+        change = Some(Change::All);
+    }
     change
 }
 
