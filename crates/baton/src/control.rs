@@ -65,7 +65,7 @@ pub enum ControlError {
     NotApplicable { lines: Vec<String>, help: String },
     #[error("the plan is saved, but committing it failed: {0}")]
     Commit(String),
-    #[error("cannot write the stop file {}", path.display())]
+    #[error("cannot write the stop file {}: {source}", path.display())]
     StopFile {
         path: PathBuf,
         #[source]
@@ -86,6 +86,7 @@ impl Help for ControlError {
             ControlError::Lock(_) => "check that baton may write in its logs folder ([paths] logs_dir); nothing was changed".into(),
             ControlError::NotApplicable { help, .. } => format!("{help}; nothing was changed"),
             ControlError::Commit(_) => "commit the plan yourself (`git commit PLAN`), or leave it: the next `baton run` commits the plan state".into(),
+            ControlError::StopFile { source, .. } if source.kind() == std::io::ErrorKind::InvalidInput => "a symbolic link is never written through: remove it, then ask again".into(),
             ControlError::StopFile { .. } => "check the folder's permissions, or create the file by hand".into(),
         })
     }
@@ -432,6 +433,20 @@ pub fn stop(plan: Option<&Path>) -> Exit {
     }
 }
 
+/// Makes the stop file, or leaves the one there as it is: never through a symbolic link (the
+/// file is in the working copy; a link there must not empty a file elsewhere) and never
+/// waiting on a pipe.
+fn touch(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new().write(true).create(true).truncate(false).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(path).map(drop).map_err(|e| {
+        if e.raw_os_error() == Some(libc::ELOOP) {
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, "it is a symbolic link")
+        } else {
+            e
+        }
+    })
+}
+
 /// What asking a checkout's run to stop did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StopAsked {
@@ -450,7 +465,7 @@ pub fn ask_stop(root: &Path, config: &Config) -> Result<StopAsked, ControlError>
         let removed = file.exists() && std::fs::remove_file(&file).is_ok();
         return Ok(StopAsked::NoRun { removed_stale: removed.then_some(file) });
     };
-    file.parent().map_or(Ok(()), std::fs::create_dir_all).and_then(|()| std::fs::write(&file, b"")).map_err(|source| ControlError::StopFile { path: file.clone(), source })?;
+    file.parent().map_or(Ok(()), std::fs::create_dir_all).and_then(|()| touch(&file)).map_err(|source| ControlError::StopFile { path: file.clone(), source })?;
     Ok(StopAsked::Asked { pid, running, file })
 }
 

@@ -12,6 +12,7 @@ pub mod control;
 pub mod coord;
 pub mod error;
 pub mod exit;
+pub mod fsx;
 pub mod git;
 pub mod init;
 pub mod pipeline;

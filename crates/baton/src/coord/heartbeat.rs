@@ -204,7 +204,8 @@ fn status_path(main_root: &Path, agent_id: &str) -> PathBuf {
 }
 
 fn read_record(main_root: &Path, agent_id: &str) -> Option<Record> {
-    let text = std::fs::read_to_string(status_path(main_root, agent_id)).ok()?;
+    // In the working copy: a pipe or a huge file left there is no record.
+    let text = crate::fsx::read_regular_text(&status_path(main_root, agent_id), 1 << 20).ok()?;
     let record: Record = serde_json::from_str(&text).ok()?;
     (record.agent_id == agent_id).then_some(record)
 }

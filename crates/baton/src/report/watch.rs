@@ -168,7 +168,7 @@ pub fn run_json(view: Option<&RunView>) -> serde_json::Value {
 
 /// The last thing the agent did, from the end of its transcript.
 fn latest_activity(transcript: &Path, dialect: &dyn Dialect) -> Option<String> {
-    let mut file = std::fs::File::open(transcript).ok()?;
+    let mut file = crate::fsx::open_regular(transcript).ok()?;
     let len = file.metadata().ok()?.len();
     let from = len.saturating_sub(TAIL_BYTES);
     file.seek(SeekFrom::Start(from)).ok()?;
@@ -181,7 +181,7 @@ fn latest_activity(transcript: &Path, dialect: &dyn Dialect) -> Option<String> {
     if from > 0 {
         // The session's first event says where the agent works: paths are shown relative to it.
         let mut first = String::new();
-        if let Ok(f) = std::fs::File::open(transcript) {
+        if let Ok(f) = crate::fsx::open_regular(transcript) {
             let _ = std::io::BufReader::new(f.take(64 * 1024)).read_line(&mut first);
         }
         for ev in dialect.parse_line(first.trim_end()) {

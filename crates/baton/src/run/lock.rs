@@ -89,8 +89,12 @@ pub fn plan_lock_path(dir: &Path, plan: &Path) -> PathBuf {
 pub fn plan_holder(dir: &Path, plan: &Path) -> Option<u32> {
     use std::os::unix::fs::MetadataExt;
     let path = plan_lock_path(dir, plan);
-    let written: Option<u32> = std::fs::read_to_string(&path).ok().and_then(|t| t.lines().next()?.trim().parse().ok());
-    let inode = std::fs::metadata(&path).ok()?.ino();
+    // A lock file is a regular file baton made; anything else at its path (a pipe) is none.
+    let file = crate::fsx::open_regular(&path).ok()?;
+    let inode = file.metadata().ok()?.ino();
+    let mut text = String::new();
+    let _ = std::io::Read::read_to_string(&mut std::io::Read::take(&file, 4096), &mut text);
+    let written: Option<u32> = text.lines().next().and_then(|l| l.trim().parse().ok());
     match std::fs::read_to_string("/proc/locks") {
         Ok(table) => flock_holder(&table, inode).map(|pid| if pid == 0 { written.unwrap_or(0) } else { pid }).filter(|p| *p != 0),
         Err(_) => written.filter(|p| crate::coord::heartbeat::pid_alive(*p)),
@@ -114,7 +118,7 @@ fn flock_holder(table: &str, inode: u64) -> Option<u32> {
 /// kernel's table says who holds it), so a `baton run` starting at that instant is not refused.
 pub fn checkout_holder(root: &Path) -> Option<(String, String)> {
     use std::os::unix::fs::MetadataExt;
-    let mut file = File::open(root.join(CHECKOUT_LOCK)).ok()?;
+    let mut file = crate::fsx::open_regular(&root.join(CHECKOUT_LOCK)).ok()?;
     let held = match std::fs::read_to_string("/proc/locks") {
         Ok(table) => flock_holder(&table, file.metadata().ok()?.ino()).is_some(),
         Err(_) => {
@@ -131,7 +135,7 @@ pub fn checkout_holder(root: &Path) -> Option<(String, String)> {
         return None;
     }
     let mut text = String::new();
-    let _ = file.read_to_string(&mut text);
+    let _ = (&mut file).take(64 * 1024).read_to_string(&mut text);
     let mut lines = text.lines().map(str::trim);
     let pid = lines.next().filter(|l| !l.is_empty()).unwrap_or("unknown").to_string();
     let plan = lines.next().filter(|l| !l.is_empty()).unwrap_or("unknown").to_string();

@@ -114,6 +114,9 @@ pub struct Records {
     dir: PathBuf,
 }
 
+/// The largest attempt record read (a record is a few KiB; a review's findings add some).
+const RECORD_MAX_BYTES: u64 = 16 << 20;
+
 impl Records {
     pub fn new(logs_dir: &Path, plan: &Path) -> Records {
         let stem = plan.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "plan".into());
@@ -183,7 +186,8 @@ impl Records {
     }
 
     pub fn read(&self, task: &str, session: u32) -> Option<AttemptRecord> {
-        let text = std::fs::read_to_string(self.record_path(task, session)).ok()?;
+        // The logs are in the working copy: only a regular file of a sane size is a record.
+        let text = crate::fsx::read_regular_text(&self.record_path(task, session), RECORD_MAX_BYTES).ok()?;
         serde_json::from_str(&text).ok()
     }
 

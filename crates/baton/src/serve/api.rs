@@ -137,6 +137,22 @@ pub fn plan_state(counts: Option<&Counts>, running: bool, stopping: bool, unread
     }
 }
 
+/// The largest plan file the server reads (a plan of thousands of tasks is a few MiB).
+pub const PLAN_MAX_BYTES: u64 = 32 << 20;
+
+/// A plan file as the server reads it: only a regular file, and not a huge one (each page reads
+/// it again), else the reason as `baton check` would give one.
+pub fn load_plan(path: &Path) -> Result<crate::plan::PlanFile, String> {
+    // A plan may be a link to one (as for `baton run`); what it leads to must be a file.
+    match std::fs::metadata(path) {
+        Ok(m) if !m.is_file() => return Err(format!("{}: not a regular file", path.display())),
+        Ok(m) if m.len() > PLAN_MAX_BYTES => return Err(format!("{}: the plan file is {} MiB; the dashboard reads plans of at most {} MiB", path.display(), m.len() >> 20, PLAN_MAX_BYTES >> 20)),
+        Ok(_) => {}
+        Err(e) => return Err(format!("{}: {e}", path.display())),
+    }
+    crate::plan::PlanFile::load(path).map_err(|e| e.render_in_run())
+}
+
 /// Whether a stop was asked of the checkout's run (its stop file is there).
 pub fn stop_asked(site: &Site) -> bool {
     site.root.join(&site.config.paths.stop_file).exists()
@@ -158,9 +174,9 @@ pub fn plan_lines(site: &Site) -> Result<Vec<PlanLine>, Refused> {
         .map(|k| {
             let file = k.file_path(&site.root);
             let (name, counts, error) = if k.file {
-                match crate::plan::PlanFile::load(&file) {
+                match load_plan(&file) {
                     Ok(f) => (f.plan().meta.name.clone(), Some(Counts::of(f.plan())), None),
-                    Err(e) => (None, None, Some(e.render_in_run())),
+                    Err(e) => (None, None, Some(e)),
                 }
             } else {
                 (None, None, None)
@@ -193,9 +209,9 @@ pub fn plan(site: &Site, name: &str) -> Answer {
         return Refused::not_found(format!("the plan file {} is gone; its runs: GET /api/history?plan={}", k.path, k.id)).into();
     }
     let path = k.file_path(&site.root);
-    let file = match crate::plan::PlanFile::load(&path) {
+    let file = match load_plan(&path) {
         Ok(f) => f,
-        Err(e) => return Refused { status: StatusCode::UNPROCESSABLE_ENTITY, message: e.render_in_run() }.into(),
+        Err(e) => return Refused { status: StatusCode::UNPROCESSABLE_ENTITY, message: e }.into(),
     };
     let place = crate::report::watch::Place { root: &site.root, plan: &path, config: &site.config };
     // A history that cannot be read is said in the document by its absence (`spending: null`).
@@ -228,7 +244,7 @@ pub fn find_task(site: &Site, name: &str, task: &str) -> Result<Known, Refused> 
         return Err(Refused::bad(format!("`{}` is not a task id (letters, digits, `.`, `_`, `-`; no `..`)", crate::report::safe::one_line(task))));
     }
     let k = find(site, name)?;
-    let in_plan = k.file && crate::plan::PlanFile::load(&k.file_path(&site.root)).is_ok_and(|f| f.plan().tasks().any(|t| t.id.as_str() == task));
+    let in_plan = k.file && load_plan(&k.file_path(&site.root)).is_ok_and(|f| f.plan().tasks().any(|t| t.id.as_str() == task));
     let in_history = || crate::store::Store::open_existing(&site.root).ok().flatten().and_then(|s| s.task_ids(&k.path).ok()).is_some_and(|ids| ids.iter().any(|i| i == task));
     if !in_plan && !in_history() {
         return Err(Refused::not_found(format!("plan {} has no task `{task}`, and no attempts of one are recorded", k.id)));
@@ -298,7 +314,7 @@ pub fn under_logs(site: &Site, recorded: &str) -> Result<PathBuf, Refused> {
 
 /// The file, or its last `cap` bytes from the first line start among them.
 fn tail(path: &Path, cap: u64) -> std::io::Result<Vec<u8>> {
-    let mut f = std::fs::File::open(path)?;
+    let mut f = crate::fsx::open_regular(path)?;
     let len = f.metadata()?.len();
     let from = len.saturating_sub(cap);
     f.seek(SeekFrom::Start(from))?;

@@ -4,6 +4,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
@@ -25,12 +26,15 @@ const COOKIE: &str = "baton_token";
 struct Gate {
     hosts: Option<Vec<String>>,
     token: Option<String>,
+    /// `baton_token_<port>`: two servers on one host keep their cookies apart (a cookie is the
+    /// host's, whatever the port).
+    cookie: String,
 }
 
 /// Serves until Ctrl+C or SIGTERM.
 pub async fn serve(listener: tokio::net::TcpListener, site: Site, opts: &ServeOptions) -> std::io::Result<()> {
     let local = listener.local_addr()?;
-    let gate = Arc::new(Gate { hosts: hosts(local), token: opts.token.clone() });
+    let gate = Arc::new(Gate { hosts: hosts(local), token: opts.token.clone(), cookie: format!("{COOKIE}_{}", local.port()) });
     let site = Arc::new(site);
     let (end_tx, end_rx) = tokio::sync::watch::channel(false);
     let hub = Hub::start(site.clone(), end_rx);
@@ -54,12 +58,67 @@ pub async fn serve(listener: tokio::net::TcpListener, site: Site, opts: &ServeOp
         .with_state(site)
         .layer(axum::middleware::from_fn_with_state(gate, admit))
         .layer(axum::middleware::from_fn(shape_errors));
-    // The open event streams end first: a graceful shutdown waits for every connection.
-    let shutdown = async move {
-        stopped().await;
-        let _ = end_tx.send(true);
-    };
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+    accept(listener, app, end_tx).await
+}
+
+/// At most this many connections at once (each open page holds one for its event stream); more
+/// wait to be accepted.
+const MAX_CONNECTIONS: usize = 256;
+/// A client has this long to send a request's headers (a connection that never does is closed,
+/// token or not).
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// After Ctrl+C or SIGTERM, connections have this long to end before the server exits anyway.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// Accepts connections until Ctrl+C or SIGTERM, each served by hyper with a deadline for its
+/// headers; then ends the event streams (`end`), asks every connection to close, and gives
+/// them [`SHUTDOWN_GRACE`].
+async fn accept(listener: tokio::net::TcpListener, app: Router, end: tokio::sync::watch::Sender<bool>) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let mut conns = tokio::task::JoinSet::new();
+    let signal = stopped();
+    tokio::pin!(signal);
+    loop {
+        let permit = tokio::select! {
+            p = slots.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            () = &mut signal => break,
+        };
+        let stream = tokio::select! {
+            got = listener.accept() => match got {
+                Ok((stream, _)) => stream,
+                // Out of descriptors, a connection reset before it was taken: look again soon.
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut signal => break,
+        };
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let mut ending = end.subscribe();
+        conns.spawn(async move {
+            let _slot = permit;
+            let conn = hyper::server::conn::http1::Builder::new().timer(TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT).serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = ending.changed() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+        });
+        while conns.try_join_next().is_some() {}
+    }
+    drop(listener);
+    let _ = end.send(true);
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, async { while conns.join_next().await.is_some() {} }).await;
+    conns.abort_all();
+    Ok(())
 }
 
 fn asset(kind: &'static str, body: &'static str) -> Response {
@@ -117,20 +176,20 @@ async fn admit(State(gate): State<Arc<Gate>>, req: Request, next: Next) -> Respo
     let Some(token) = &gate.token else {
         return next.run(req).await;
     };
-    let in_address = query_token(req.uri());
-    if let Some(given) = &in_address {
-        if same(given.as_bytes(), token.as_bytes()) {
-            // Once: the cookie keeps it, and the address bar and history lose it.
-            let cookie = format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/");
-            let mut res = (StatusCode::SEE_OTHER, [(header::LOCATION, without_token(req.uri()))]).into_response();
-            if let Ok(v) = HeaderValue::from_str(&cookie) {
-                res.headers_mut().insert(header::SET_COOKIE, v);
-            }
-            res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            return res;
-        }
-    } else if carried(req.headers()).is_some_and(|t| same(t.as_bytes(), token.as_bytes())) {
+    // A token the request carries (header or cookie) lets it in, whatever its address says.
+    if carried(req.headers(), &gate.cookie).iter().any(|t| same(t.as_bytes(), token.as_bytes())) {
         return next.run(req).await;
+    }
+    let in_address = query_token(req.uri());
+    if in_address.as_deref().is_some_and(|given| same(given.as_bytes(), token.as_bytes())) {
+        // Once: the cookie keeps it, and the address bar and history lose it.
+        let cookie = format!("{}={token}; HttpOnly; SameSite=Strict; Path=/", gate.cookie);
+        let mut res = (StatusCode::SEE_OTHER, [(header::LOCATION, without_token(req.uri()))]).into_response();
+        if let Ok(v) = HeaderValue::from_str(&cookie) {
+            res.headers_mut().insert(header::SET_COOKIE, v);
+        }
+        res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        return res;
     }
     let message = if in_address.is_some() {
         "the token in the address is not this server's (was it started again with another?): open the page once with `?token=<the token baton serve was given>`"
@@ -146,6 +205,21 @@ async fn admit(State(gate): State<Arc<Gate>>, req: Request, next: Next) -> Respo
 /// a path that cannot be read, and 405, included), a page saying it elsewhere (a person's
 /// browser asked).
 async fn shape_errors(req: Request, next: Next) -> Response {
+    let mut res = refusal_shaped(req, next).await;
+    // No other site may frame these pages (a Stop clicked through a transparent frame), run a
+    // script in them, or sniff an answer's type.
+    let h = res.headers_mut();
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"),
+    );
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    res
+}
+
+async fn refusal_shaped(req: Request, next: Next) -> Response {
     let path = req.uri().path().to_string();
     let page = !(path.starts_with("/api/") || path == "/events" || path.starts_with("/assets/"));
     let res = next.run(req).await;
@@ -178,17 +252,24 @@ async fn shape_errors(req: Request, next: Next) -> Response {
     out
 }
 
-/// The token of `Authorization: Bearer` or of the cookie.
-fn carried(headers: &HeaderMap) -> Option<String> {
-    let bearer = headers.get(header::AUTHORIZATION).and_then(|h| h.to_str().ok()).and_then(|h| h.strip_prefix("Bearer ")).map(|t| t.trim().to_string());
-    bearer.or_else(|| {
+/// The tokens a request carries: `Authorization: Bearer` (the scheme in any case) and every
+/// cookie named `cookie`.
+fn carried(headers: &HeaderMap, cookie: &str) -> Vec<String> {
+    let mut found: Vec<String> = headers
+        .get_all(header::AUTHORIZATION)
+        .iter()
+        .filter_map(|h| h.to_str().ok())
+        .filter_map(|h| h.split_once(' ').filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer")).map(|(_, t)| t.trim().to_string()))
+        .collect();
+    found.extend(
         headers
             .get_all(header::COOKIE)
             .iter()
             .filter_map(|h| h.to_str().ok())
             .flat_map(|h| h.split(';'))
-            .find_map(|c| c.trim().strip_prefix(COOKIE).and_then(|r| r.strip_prefix('=')).map(str::to_string))
-    })
+            .filter_map(|c| c.trim().strip_prefix(cookie).and_then(|r| r.strip_prefix('=')).map(str::to_string)),
+    );
+    found
 }
 
 /// `?token=` of the address, decoded.
@@ -200,10 +281,12 @@ fn query_token(uri: &Uri) -> Option<String> {
 /// The address without its `token` parameter: where `?token=` sends the browser on.
 fn without_token(uri: &Uri) -> String {
     let rest: Vec<&str> = uri.query().unwrap_or("").split('&').filter(|p| !p.is_empty() && !p.starts_with("token=")).collect();
+    // One leading slash: `//host/` in a Location is another site.
+    let path = format!("/{}", uri.path().trim_start_matches('/'));
     if rest.is_empty() {
-        uri.path().to_string()
+        path
     } else {
-        format!("{}?{}", uri.path(), rest.join("&"))
+        format!("{path}?{}", rest.join("&"))
     }
 }
 
@@ -341,10 +424,11 @@ mod tests {
     #[test]
     fn the_token_is_read_from_the_header_or_the_cookie_and_left_out_of_the_address() {
         let mut h = HeaderMap::new();
-        h.insert(header::COOKIE, HeaderValue::from_static("a=b; baton_token=s3cret; c=d"));
-        assert_eq!(carried(&h).as_deref(), Some("s3cret"));
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer t0k"));
-        assert_eq!(carried(&h).as_deref(), Some("t0k"));
+        h.insert(header::COOKIE, HeaderValue::from_static("a=b; baton_token_8421=bad; baton_token_8421=s3cret; baton_token_9=other; c=d"));
+        assert_eq!(carried(&h, "baton_token_8421"), vec!["bad".to_string(), "s3cret".to_string()]);
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("bearer t0k"));
+        assert_eq!(carried(&h, "baton_token_8421")[0], "t0k");
+        assert_eq!(without_token(&"//evil.example/?token=z".parse().unwrap()), "/evil.example/");
         let uri: Uri = "/api/plans?x=1&token=a%2Db&y=2".parse().unwrap();
         assert_eq!(query_token(&uri).as_deref(), Some("a-b"));
         assert_eq!(without_token(&uri), "/api/plans?x=1&y=2");

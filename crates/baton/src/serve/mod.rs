@@ -51,8 +51,8 @@ pub struct Site {
 pub fn refusal(opts: &ServeOptions) -> Option<(String, String)> {
     match &opts.token {
         Some(t) if t.trim().is_empty() => Some(("--token is empty".into(), "give a long random token, e.g. `--token \"$(openssl rand -hex 16)\"`".into())),
-        Some(t) if t.chars().any(|c| c.is_control() || c == ';' || c == ',' || c.is_whitespace()) => {
-            Some(("--token has spaces, control characters, `;` or `,`".into(), "it travels in a header and a cookie: use letters, digits and `-_.~`, e.g. `--token \"$(openssl rand -hex 16)\"`".into()))
+        Some(t) if t.chars().any(|c| !c.is_ascii_graphic() || c == ';' || c == ',' || c == '"' || c == '\\') => {
+            Some(("the token has spaces, control characters, characters outside ASCII, or one of `;` `,` `\"` `\\`".into(), "it travels in a header and a cookie: use letters, digits and `-_.~`, e.g. `--token \"$(openssl rand -hex 16)\"`".into()))
         }
         None if !opts.bind.is_loopback() => Some((
             format!("--bind {} is reachable from other machines, and no --token was given", opts.bind),
@@ -160,7 +160,7 @@ pub fn serve(opts: &ServeOptions) -> Exit {
             return Exit::InvalidInput;
         }
     };
-    runtime.block_on(async {
+    let exit = runtime.block_on(async {
         let addr = SocketAddr::new(opts.bind, opts.port);
         let listener = match tokio::net::TcpListener::bind(addr).await {
             Ok(l) => l,
@@ -197,5 +197,8 @@ pub fn serve(opts: &ServeOptions) -> Exit {
                 Exit::InvalidInput
             }
         }
-    })
+    });
+    // An answer still reading a file (a slow disk) does not hold the exit.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+    exit
 }

@@ -41,8 +41,11 @@ pub fn known(site: &Site) -> Result<Vec<Known>, StoreError> {
             found.push(Known { id: String::new(), path, file: true, recorded: false });
         }
     }
-    if let Some(store) = Store::open_existing(&site.root)? {
-        for path in store.plans()? {
+    // A run history that cannot be read leaves the plan files (the pages say what is wrong).
+    let recorded = Store::open_existing(&site.root).ok().flatten().and_then(|s| s.plans().ok()).unwrap_or_default();
+    {
+        // A plan of the history is a path inside the repository, or it is no plan of it.
+        for path in recorded.into_iter().filter(|p| inside(p)) {
             match found.iter_mut().find(|k| k.path == path) {
                 Some(k) => k.recorded = true,
                 None => {
@@ -93,6 +96,12 @@ fn looks_like_plan(path: &Path) -> bool {
         return false;
     }
     String::from_utf8_lossy(&head).lines().any(|l| l.starts_with("sections:"))
+}
+
+/// A relative path that stays inside the folder it is relative to.
+fn inside(path: &str) -> bool {
+    let p = Path::new(path);
+    !path.is_empty() && p.components().all(|c| matches!(c, std::path::Component::Normal(_) | std::path::Component::CurDir))
 }
 
 /// The file name without `.yaml`/`.yml`.

@@ -239,8 +239,10 @@ fn a_bind_reachable_from_other_machines_needs_a_token() {
     assert_eq!(r.code(), 2, "{}", r.all());
     assert!(r.stderr().contains("error: --bind 0.0.0.0 is reachable from other machines, and no --token was given"), "{}", r.stderr());
     assert!(r.stderr().contains("help:") && r.stderr().contains("--token"), "{}", r.stderr());
-    let r = p.baton(&["serve", "--token", " ", "--port", "0"]);
-    assert_eq!(r.code(), 2, "{}", r.all());
+    for bad in [" ", "tökén", "a;b"] {
+        let r = p.baton(&["serve", "--token", bad, "--port", "0"]);
+        assert_eq!(r.code(), 2, "--token {bad:?}: {}", r.all());
+    }
 }
 
 #[test]
@@ -566,4 +568,82 @@ fn refusals_are_pages_for_people_and_json_for_the_api() {
         let v: Value = serde_json::from_str(&r.body).unwrap_or_else(|e| panic!("GET {path}: {e}: {}", r.body));
         assert!(v["error"].as_str().is_some_and(|e| !e.is_empty()), "GET {path}: {v}");
     }
+}
+
+fn mkfifo(path: &std::path::Path) {
+    let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo(3) with a NUL-terminated path we own.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo {}", path.display());
+}
+
+#[test]
+fn pipes_links_and_odd_rows_in_the_logs_and_the_history_neither_hang_nor_leak() {
+    let p = ran();
+    let logs = p.path().join(".baton/logs/plan/1.1");
+    // An attempt record that is a pipe, one that is /dev/zero, a lock file that is a pipe.
+    mkfifo(&logs.join("attempt-7.json"));
+    std::fs::copy(logs.join("attempt-1.jsonl"), logs.join("attempt-7.jsonl")).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", logs.join("attempt-8.json")).unwrap();
+    std::fs::copy(logs.join("attempt-1.jsonl"), logs.join("attempt-8.jsonl")).unwrap();
+    let locks = p.path().join(".baton/logs/locks");
+    std::fs::create_dir_all(&locks).unwrap();
+    for entry in std::fs::read_dir(&locks).unwrap().flatten() {
+        std::fs::remove_file(entry.path()).unwrap();
+        mkfifo(&entry.path());
+    }
+    // The history names plans outside the repository.
+    let db = rusqlite::Connection::open(p.path().join(".baton/baton.db")).unwrap();
+    db.execute("INSERT INTO runs (plan, kind, command, started_at) VALUES ('/etc/passwd', 'run', 'x', '2026-12-01T10:00:00Z'), ('../outside.yaml', 'run', 'x', '2026-12-01T10:00:00Z')", []).unwrap();
+    drop(db);
+    std::fs::write(p.path().parent().unwrap().join("outside.yaml"), PLAN).ok();
+    let server = Server::start(&p, &[]);
+    for path in ["/", "/api/plans", "/plans/plan", "/api/plans/plan", "/plans/plan/tasks/1.1", "/api/plans/plan/tasks/1.1"] {
+        let r = server.get(path);
+        assert_eq!(r.status, 200, "GET {path}: {}", r.body);
+        assert!(!r.body.contains("passwd") && !r.body.contains("outside"), "GET {path}: {}", r.body);
+    }
+    assert_eq!(server.get("/api/plans/passwd").status, 404);
+    // `baton status` reads the same files.
+    let r = p.baton(&["status", "plan.yaml"]);
+    assert_eq!(r.code(), 0, "{}", r.all());
+}
+
+#[test]
+fn a_client_that_never_sends_its_headers_is_let_go_and_does_not_hold_the_exit() {
+    let p = ran();
+    let mut server = Server::start(&p, &[]);
+    let mut slow = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ").unwrap();
+    // The server closes it (the headers' deadline); meanwhile it answers others.
+    assert_eq!(server.get("/api/plans").status, 200);
+    let mut buf = [0u8; 512];
+    let n = slow.read(&mut buf).unwrap_or(0);
+    assert!(n == 0 || String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 408"), "{}", String::from_utf8_lossy(&buf[..n]));
+    // Another one half-sent while the server is asked to stop: it exits all the same.
+    let mut other = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    other.write_all(b"GET / HTTP/1.1\r\n").unwrap();
+    signal(&server.child, libc::SIGTERM);
+    assert_eq!(wait_exit(&mut server.child), Some(0), "{}", p.log_of("serve"));
+}
+
+#[test]
+fn stop_never_writes_through_a_link_and_pages_refuse_to_be_framed() {
+    let p = project(HELD);
+    let (mut run, go) = held_run(&p);
+    let server = Server::start(&p, &[]);
+    let victim = p.state_path("victim.txt");
+    std::fs::write(&victim, "keep me").unwrap();
+    std::os::unix::fs::symlink(&victim, p.path().join(".claude/plans/.stop")).unwrap();
+    let r = post_stop(&server);
+    assert_eq!(r.status, 500, "{}", r.body);
+    assert!(r.body.contains("symbolic link"), "{}", r.body);
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep me");
+    std::fs::remove_file(p.path().join(".claude/plans/.stop")).unwrap();
+    let page = server.get("/plans/plan");
+    assert_eq!(page.header("x-frame-options").as_deref(), Some("DENY"));
+    assert!(page.header("content-security-policy").is_some_and(|c| c.contains("frame-ancestors 'none'") && c.contains("script-src 'self'")), "{}", page.head);
+    assert_eq!(post_stop(&server).status, 200);
+    std::fs::write(&go, "").unwrap();
+    assert_eq!(wait_exit(&mut run), Some(4), "{}", p.log());
 }

@@ -63,14 +63,14 @@ pub fn plan(site: &Site, name: &str, part: bool) -> Answer {
         );
         return answer(&Frame { title: &k.id, nav: Nav::Plans, live: &k.path }, main, part, "");
     }
-    let file = match crate::plan::PlanFile::load(&path) {
+    let file = match api::load_plan(&path) {
         Ok(f) => f,
         Err(e) => {
             let main = format!(
                 "<div class=\"crumbs\"><a href=\"/\">Plans</a> / {id}</div><h1>{id}</h1><p class=\"error\">The plan file cannot be read as a plan; <code>baton check {p}</code> says the same:</p><pre>{e}</pre>",
                 id = super::html::escape(&k.id),
                 p = super::html::escape(&k.path),
-                e = super::html::escape(&e.render_in_run()),
+                e = super::html::escape(&e),
             );
             return answer(&Frame { title: &k.id, nav: Nav::Plans, live: &k.path }, main, part, "");
         }
@@ -105,7 +105,7 @@ pub fn task(site: &Site, name: &str, id: &str, part: bool) -> Answer {
         Err(r) => return r.into(),
     };
     let path = k.file_path(&site.root);
-    let loaded = if k.file { crate::plan::PlanFile::load(&path).ok() } else { None };
+    let loaded = if k.file { api::load_plan(&path).ok() } else { None };
     let plan = loaded.as_ref().map(|f| f.plan());
     let pl = crate::report::history::Place { root: &site.root, plan: Some(&path), logs_dir: &site.logs_dir };
     let store = match crate::store::Store::open_existing(&site.root) {
