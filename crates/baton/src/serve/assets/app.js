@@ -72,7 +72,18 @@
       try { change = JSON.parse(e.data); } catch (x) { change = { all: true }; }
       if (concerns(change)) refresh();
     });
-    es.onerror = function () { say("off", "reconnecting…"); };
+    es.onerror = function () {
+      say("off", "reconnecting…");
+      // A server started again with another token refuses this page's cookie: say so.
+      fetch("/api/plans", { credentials: "same-origin" })
+        .then(function (r) {
+          if (r.status === 401) {
+            es.close();
+            say("off", "the server wants its token again: open this page with ?token=…");
+          }
+        })
+        .catch(function () {});
+    };
   }
 
   // Elapsed times and "ago" from data-since / data-at (RFC 3339), every second.
