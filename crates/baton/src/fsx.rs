@@ -20,6 +20,24 @@ pub fn open_regular(path: &Path) -> std::io::Result<File> {
     Ok(file)
 }
 
+/// Opens `path` for reading if it is, or links to, a regular file (a plan or a backlog item may
+/// be a link the user made); never blocks on a pipe or reads a device.
+pub fn open_regular_following(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path)?;
+    if !file.metadata()?.file_type().is_file() {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{} is not a regular file", path.display())));
+    }
+    Ok(file)
+}
+
+/// The whole text of the file `open` opened (not UTF-8 is an error).
+pub fn read_text(mut file: File) -> std::io::Result<String> {
+    let mut text = String::new();
+    file.read_to_string(&mut text)?;
+    Ok(text)
+}
+
 /// The bytes of the regular file at `path`, at most `cap` of them (`InvalidData` when it is
 /// larger).
 pub fn read_regular(path: &Path, cap: u64) -> std::io::Result<Vec<u8>> {

@@ -84,13 +84,21 @@ pub fn design_path(slug: &str, day: jiff::civil::Date) -> PathBuf {
     PathBuf::from("docs/plans").join(format!("{}-{slug}-design.md", day.strftime("%Y-%m-%d")))
 }
 
+/// The largest backlog item read (an item is a page or two of markdown).
+const ITEM_MAX_BYTES: u64 = 16 << 20;
+
 /// Reads one item: its content, digest and stamp.
 pub fn read_item(root: &Path, path: &Path) -> std::io::Result<(String, String, Stamp)> {
     let abs = root.join(path);
     // The stamp comes first: if the file changes while it is read, the next look sees a
     // different stamp, so a torn read is never taken for a stable one.
     let stamp = Stamp::of(&std::fs::metadata(&abs)?);
-    let bytes = std::fs::read(&abs)?;
+    // A regular file of a sane size: anything may be dropped in a backlog folder.
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut std::io::Read::take(crate::fsx::open_regular_following(&abs)?, ITEM_MAX_BYTES + 1), &mut bytes)?;
+    if bytes.len() as u64 > ITEM_MAX_BYTES {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("larger than {} MiB", ITEM_MAX_BYTES >> 20)));
+    }
     let digest = sha256_hex(&bytes);
     Ok((String::from_utf8_lossy(&bytes).into_owned(), digest, stamp))
 }

@@ -409,7 +409,8 @@ fn note_changes(root: &Path, item: &Item, record: &mut Record) -> bool {
 const FAILED_LIST: &str = "failed.jsonl";
 
 fn load_failed(list: &Path) -> HashSet<(PathBuf, String)> {
-    let text = std::fs::read_to_string(list).unwrap_or_default();
+    // In the working copy: a pipe or a huge file there is no list.
+    let text = crate::fsx::read_regular_text(list, 64 << 20).unwrap_or_default();
     text.lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter_map(|v| Some((PathBuf::from(v["path"].as_str()?), v["digest"].as_str()?.to_string())))

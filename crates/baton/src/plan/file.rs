@@ -407,7 +407,8 @@ impl PlanFile {
 }
 
 fn read(path: &Path) -> Result<String, PlanError> {
-    std::fs::read_to_string(path).map_err(|source| PlanError::Read {
+    // A plan is a regular file (or a link to one): a pipe at its path must not hang baton.
+    crate::fsx::open_regular_following(path).and_then(crate::fsx::read_text).map_err(|source| PlanError::Read {
         path: path.to_path_buf(),
         source,
     })

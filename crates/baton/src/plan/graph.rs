@@ -97,13 +97,22 @@ fn near_id<'a>(wanted: &str, ids: impl Iterator<Item = &'a str>) -> Option<&'a s
         .find(|id| norm(id) == w || id.trim_end_matches('0') == wanted.trim_end_matches('0'))
 }
 
+/// The most dependency cycles named.
+const MAX_CYCLES: usize = 64;
+
 /// Every elementary cycle found by a depth-first walk, each reported once, in plan order.
 /// The walk keeps its own stack: a plan decides how long its dependency chains are, and a
-/// chain of thousands of tasks must not exhaust the thread's stack.
+/// chain of thousands of tasks must not exhaust the thread's stack. What is kept is bounded
+/// (a few times the plan's size in all, [`MAX_CYCLES`] cycles): a plan whose last task depends
+/// on every one of a long chain has as many cycles as tasks, of every length, and keeping them
+/// all took memory in the square of the plan. Every task of a cycle left out still waits on
+/// one that is in a cycle kept, so none is taken for runnable.
 pub(crate) fn cycles(plan: &Plan) -> Vec<Vec<TaskId>> {
     let index: HashMap<&str, &Task> = plan.tasks().map(|t| (t.id.as_str(), t)).collect();
     let mut state: HashMap<&str, u8> = HashMap::new(); // 1 = on the path, 2 = done
     let mut found = Vec::new();
+    let mut kept = 0usize;
+    let budget = 4 * index.len() + 64;
     let mut reported: HashSet<Vec<TaskId>> = HashSet::new();
     for task in plan.tasks() {
         if state.contains_key(task.id.as_str()) {
@@ -132,8 +141,9 @@ pub(crate) fn cycles(plan: &Plan) -> Vec<Vec<TaskId>> {
             match state.get(dep) {
                 Some(2) => {}
                 Some(_) => {
-                    if let Some(&pos) = on_path.get(dep) {
+                    if let Some(&pos) = on_path.get(dep).filter(|&&pos| found.len() < MAX_CYCLES && kept + (path.len() - pos) <= budget) {
                         let cycle: Vec<TaskId> = path[pos..].iter().map(|(s, _)| TaskId::from(*s)).collect();
+                        kept += 2 * cycle.len();
                         let mut key = cycle.clone();
                         key.sort();
                         if reported.insert(key) {
@@ -169,7 +179,7 @@ pub enum Wait {
     /// A dependency was skipped; skipped work does not satisfy a dependency.
     SkippedDependency(TaskId),
     /// The task is part of a dependency cycle.
-    Cycle(Vec<TaskId>),
+    Cycle(std::sync::Arc<Vec<TaskId>>),
     /// A dependency is before the task `--resume-from` started at, and not completed.
     LeftOut(TaskId),
 }
@@ -207,10 +217,11 @@ pub fn next_ready<'a>(plan: &'a Plan, exclude: &HashSet<TaskId>) -> Option<&'a T
 /// Pending tasks that can never run, each with the reason. Empty when every unfinished task
 /// can still run eventually (or there is none).
 pub fn blocked(plan: &Plan) -> Vec<(TaskId, Wait)> {
-    let cycles = cycles(plan);
+    // Shared: every task of a cycle of thousands names the same one.
+    let cycles: Vec<std::sync::Arc<Vec<TaskId>>> = cycles(plan).into_iter().map(std::sync::Arc::new).collect();
     let mut cycle_of: HashMap<&TaskId, usize> = HashMap::new();
     for (i, c) in cycles.iter().enumerate() {
-        for id in c {
+        for id in c.iter() {
             cycle_of.entry(id).or_insert(i);
         }
     }
@@ -298,6 +309,24 @@ mod tests {
         let ids: Vec<&str> = c[0].iter().map(|t| t.as_str()).collect();
         assert_eq!(ids, ["1.1", "1.3", "1.2"]);
         assert_eq!(blocked(&p).len(), 3);
+    }
+
+    #[test]
+    fn a_plan_of_as_many_cycles_as_tasks_is_told_in_bounded_memory() {
+        // t_i depends on t_{i+1}; the last on every other: a cycle through each back edge.
+        let n = 3000;
+        let mut src = String::from("sections:\n- id: s\n  tasks:\n");
+        for i in 1..n {
+            src.push_str(&format!("  - {{id: 't{i}', name: x, depends_on: ['t{}']}}\n", i + 1));
+        }
+        let all: Vec<String> = (1..n).map(|i| format!("'t{i}'")).collect();
+        src.push_str(&format!("  - {{id: 't{n}', name: x, depends_on: [{}]}}\n", all.join(", ")));
+        let p = unchecked(&src);
+        let c = cycles(&p);
+        let kept: usize = c.iter().map(Vec::len).sum();
+        assert!(!c.is_empty() && c.len() <= MAX_CYCLES && kept <= 4 * n + 64, "{} cycles, {kept} ids", c.len());
+        // Every task still waits for ever.
+        assert_eq!(blocked(&p).len(), n);
     }
 
     #[test]

@@ -460,7 +460,7 @@ pub fn task_history_json(place: &Place<'_>, task: &str) -> Result<String, StoreE
 
 /// The task ids of the plan file; `None` when it cannot be read as a plan.
 fn plan_task_ids(plan: Option<&Path>) -> Option<Vec<String>> {
-    let parsed = plan.and_then(|p| std::fs::read_to_string(p).ok()).and_then(|t| crate::plan::parse_plan(&t).ok());
+    let parsed = plan.and_then(|p| crate::fsx::open_regular_following(p).and_then(crate::fsx::read_text).ok()).and_then(|t| crate::plan::parse_plan(&t).ok());
     parsed.map(|p| p.tasks().map(|t| t.id.to_string()).collect())
 }
 

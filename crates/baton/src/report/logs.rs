@@ -47,7 +47,7 @@ pub fn render(logs_dir: &Path, plan: &Path, task: &str, session: Option<u32>, di
         out.push_str(&earlier(&records, task, n));
     }
     out.push('\n');
-    let text = std::fs::read_to_string(&transcript).map_err(|e| format!("cannot read {}: {e}", transcript.display()))?;
+    let text = crate::fsx::open_regular(&transcript).and_then(crate::fsx::read_text).map_err(|e| format!("cannot read {}: {e}", transcript.display()))?;
     let dialect = crate::agent::dialect_of_transcript(&transcript).unwrap_or(dialect);
     for line in text.lines() {
         out.push_str(&event_lines(line, dialect));
@@ -61,7 +61,7 @@ pub fn prompt(logs_dir: &Path, plan: &Path, task: &str, session: Option<u32>) ->
     let records = Records::new(logs_dir, plan);
     let (n, _) = pick(&records, task, session)?;
     let path = prompt_file(&records, task, n);
-    match std::fs::read_to_string(&path) {
+    match crate::fsx::open_regular(&path).and_then(crate::fsx::read_text) {
         // Text baton wrote, but with the plan's words in it: printed as text, never as terminal
         // commands.
         Ok(text) => Ok(terminal_text(&text)),
@@ -220,7 +220,7 @@ pub fn event_lines(line: &str, dialect: &dyn Dialect) -> String {
 
 /// The agent's stderr after its events, if it wrote any.
 pub fn stderr_block(transcript: &Path) -> String {
-    let stderr = std::fs::read_to_string(transcript.with_extension("stderr")).unwrap_or_default();
+    let stderr = crate::fsx::open_regular(&transcript.with_extension("stderr")).and_then(crate::fsx::read_text).unwrap_or_default();
     let mut out = String::new();
     if !stderr.trim().is_empty() {
         out.push_str("\n--- stderr ---\n");

@@ -27,6 +27,11 @@ pub const POLL: Duration = Duration::from_millis(500);
 /// Changes come in bursts (a transcript grows line by line, a save writes and renames): one
 /// message after the burst settles, so a page is told at most about every this often.
 const SETTLE: Duration = Duration::from_millis(100);
+/// How long a folder that could not be watched is left to the poll before it is tried again.
+const RETRY_WATCH: Duration = Duration::from_secs(60);
+/// The most event streams open at once: the rest of the connections stay for the pages' other
+/// requests.
+pub const MAX_STREAMS: usize = 192;
 /// How many messages a slow page may fall behind before it is told "everything changed".
 const BACKLOG: usize = 64;
 
@@ -52,6 +57,7 @@ impl Change {
 pub struct Hub {
     changes: broadcast::Sender<Arc<Change>>,
     ending: watch::Receiver<bool>,
+    streams: Arc<tokio::sync::Semaphore>,
 }
 
 impl Hub {
@@ -67,19 +73,28 @@ impl Hub {
         if let Err(e) = spawned {
             crate::errln!("warning: cannot watch for changes ({e}): pages will not update by themselves");
         }
-        Hub { changes, ending }
+        Hub { changes, ending, streams: Arc::new(tokio::sync::Semaphore::new(MAX_STREAMS)) }
     }
 
     /// `GET /events`: `event: change` with [`Change::json`] each time something changed; a
     /// comment every 15 s keeps proxies from closing it. Ends when the server stops.
-    pub fn events(&self) -> Sse<impl futures_util::Stream<Item = Result<Event, Infallible>> + use<>> {
+    pub fn events(&self) -> axum::response::Response {
+        use axum::response::IntoResponse;
+        let Ok(slot) = self.streams.clone().try_acquire_owned() else {
+            return super::api::Refused { status: axum::http::StatusCode::SERVICE_UNAVAILABLE, message: format!("{MAX_STREAMS} pages follow this server already: close some, then reload") }.into_response();
+        };
+        self.stream(slot).into_response()
+    }
+
+    fn stream(&self, slot: tokio::sync::OwnedSemaphorePermit) -> Sse<impl futures_util::Stream<Item = Result<Event, Infallible>> + use<>> {
         let rx = self.changes.subscribe();
         let ending = self.ending.clone();
         // A first message says the stream is open (a page that reconnects looks again).
         let hello = Event::default().event("hello").data("{}");
-        let stream = futures_util::stream::unfold((Some(hello), rx, ending), |(first, mut rx, mut ending)| async move {
+        // The slot is the stream's: given back when the page goes away.
+        let stream = futures_util::stream::unfold((Some(hello), rx, ending, slot), |(first, mut rx, mut ending, slot)| async move {
             if let Some(e) = first {
-                return Some((Ok(e), (None, rx, ending)));
+                return Some((Ok(e), (None, rx, ending, slot)));
             }
             if *ending.borrow() {
                 return None;
@@ -92,7 +107,7 @@ impl Hub {
                 },
                 _ = ending.changed() => return None,
             };
-            Some((Ok(Event::default().event("change").data(change.json())), (None, rx, ending)))
+            Some((Ok(Event::default().event("change").data(change.json())), (None, rx, ending, slot)))
         });
         Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
     }
@@ -115,7 +130,10 @@ fn watch_loop(site: &Site, tx: &broadcast::Sender<Arc<Change>>, mut seen: Seen) 
     let plans_dir = site.root.join(&site.config.paths.plans_dir);
     let store_dir = crate::store::path(&site.root).parent().map(Path::to_path_buf).unwrap_or_else(|| site.root.join(".baton"));
     let (ntx, nrx) = mpsc::channel::<PathBuf>();
-    let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+    // Links are not followed: a link in the logs to `/usr` (or `/`) must not make the server
+    // watch a whole file system.
+    let config = notify::Config::default().with_follow_symlinks(false);
+    let mut watcher = notify::RecommendedWatcher::new(move |res: notify::Result<notify::Event>| {
         if let Ok(e) = res {
             if !matches!(e.kind, notify::EventKind::Access(_)) {
                 for p in e.paths {
@@ -123,15 +141,23 @@ fn watch_loop(site: &Site, tx: &broadcast::Sender<Arc<Change>>, mut seen: Seen) 
                 }
             }
         }
-    })
+    }, config)
     .ok();
     let mut watched: BTreeSet<PathBuf> = BTreeSet::new();
+    let mut tried: HashMap<PathBuf, std::time::Instant> = HashMap::new();
     loop {
-        // Folders made after the start are watched once they are there.
+        // Folders made after the start are watched once they are there; one that cannot be
+        // watched is tried again now and then, not on every look (the poll covers it).
         if let Some(w) = watcher.as_mut() {
             for (dir, mode) in [(&plans_dir, RecursiveMode::NonRecursive), (&site.root, RecursiveMode::NonRecursive), (&site.logs_dir, RecursiveMode::Recursive), (&store_dir, RecursiveMode::NonRecursive)] {
-                if !watched.contains(dir) && dir.is_dir() && w.watch(dir, mode).is_ok() {
+                if watched.contains(dir) || !dir.is_dir() || tried.get(dir).is_some_and(|at| at.elapsed() < RETRY_WATCH) {
+                    continue;
+                }
+                if w.watch(dir, mode).is_ok() {
                     watched.insert(dir.clone());
+                } else {
+                    let _ = w.unwatch(dir);
+                    tried.insert(dir.clone(), std::time::Instant::now());
                 }
             }
         }

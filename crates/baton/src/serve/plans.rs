@@ -45,7 +45,11 @@ pub fn known(site: &Site) -> Result<Vec<Known>, StoreError> {
     let recorded = Store::open_existing(&site.root).ok().flatten().and_then(|s| s.plans().ok()).unwrap_or_default();
     {
         // A plan of the history is a path inside the repository, or it is no plan of it.
-        for path in recorded.into_iter().filter(|p| inside(p)) {
+        let home = std::fs::canonicalize(&site.root).unwrap_or_else(|_| site.root.clone());
+        // Through a link to a folder elsewhere is outside too; a file that is gone stays (it is
+        // never read).
+        let stays_inside = |p: &str| std::fs::canonicalize(site.root.join(p)).map_or(true, |real| real.starts_with(&home));
+        for path in recorded.into_iter().filter(|p| inside(p) && stays_inside(p)) {
             match found.iter_mut().find(|k| k.path == path) {
                 Some(k) => k.recorded = true,
                 None => {
@@ -78,8 +82,9 @@ pub fn plan_files(site: &Site) -> Vec<PathBuf> {
         !name.starts_with('.') && (name.ends_with(".yaml") || name.ends_with(".yml"))
     };
     let files_in = |dir: &Path| -> Vec<PathBuf> {
+        // A link to a plan file is one (as for `baton run`); what it leads to must be a file.
         let mut files: Vec<PathBuf> =
-            std::fs::read_dir(dir).into_iter().flatten().flatten().filter(|e| e.file_type().is_ok_and(|t| t.is_file())).map(|e| e.path()).filter(|p| yaml(p)).collect();
+            std::fs::read_dir(dir).into_iter().flatten().flatten().map(|e| e.path()).filter(|p| yaml(p) && std::fs::metadata(p).is_ok_and(|m| m.is_file())).collect();
         files.sort();
         files
     };
@@ -92,7 +97,7 @@ pub fn plan_files(site: &Site) -> Vec<PathBuf> {
 fn looks_like_plan(path: &Path) -> bool {
     use std::io::Read;
     let mut head = Vec::new();
-    if std::fs::File::open(path).and_then(|f| f.take(64 * 1024).read_to_end(&mut head)).is_err() {
+    if crate::fsx::open_regular_following(path).and_then(|f| f.take(64 * 1024).read_to_end(&mut head)).is_err() {
         return false;
     }
     String::from_utf8_lossy(&head).lines().any(|l| l.starts_with("sections:"))

@@ -591,6 +591,10 @@ fn pipes_links_and_odd_rows_in_the_logs_and_the_history_neither_hang_nor_leak() 
         std::fs::remove_file(entry.path()).unwrap();
         mkfifo(&entry.path());
     }
+    // The pipeline's list of failed items a pipe; a transcript a pipe.
+    std::fs::create_dir_all(p.path().join(".baton/logs/pipeline")).unwrap();
+    mkfifo(&p.path().join(".baton/logs/pipeline/failed.jsonl"));
+    mkfifo(&logs.join("attempt-9.jsonl"));
     // The history names plans outside the repository.
     let db = rusqlite::Connection::open(p.path().join(".baton/baton.db")).unwrap();
     db.execute("INSERT INTO runs (plan, kind, command, started_at) VALUES ('/etc/passwd', 'run', 'x', '2026-12-01T10:00:00Z'), ('../outside.yaml', 'run', 'x', '2026-12-01T10:00:00Z')", []).unwrap();
@@ -603,9 +607,11 @@ fn pipes_links_and_odd_rows_in_the_logs_and_the_history_neither_hang_nor_leak() 
         assert!(!r.body.contains("passwd") && !r.body.contains("outside"), "GET {path}: {}", r.body);
     }
     assert_eq!(server.get("/api/plans/passwd").status, 404);
-    // `baton status` reads the same files.
+    // `baton status` and `baton logs` read the same files.
     let r = p.baton(&["status", "plan.yaml"]);
     assert_eq!(r.code(), 0, "{}", r.all());
+    let r = p.baton(&["logs", "plan.yaml", "1.1", "--attempt", "9"]);
+    assert!(r.all().contains("not a regular file"), "{}", r.all());
 }
 
 #[test]
