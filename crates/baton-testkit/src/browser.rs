@@ -624,13 +624,26 @@ impl Page<'_> {
                 timer = setTimeout(() => finish({{timeout: true, last}}), {ms});
             }})"
         );
-        // The page resolves at `timeout`; the driver gives it a margin beyond that.
-        let reply = self.browser.conn.call(
-            Some(&self.session),
-            "Runtime.evaluate",
-            json!({"expression": js, "returnByValue": true, "awaitPromise": true}),
-            timeout + CALL_TIMEOUT,
-        )?;
+        // The page resolves at `timeout`; the driver gives it a margin beyond that. A document
+        // that navigates away meanwhile (a clicked link) ends the evaluation: the wait goes on
+        // in the next document, within the same deadline.
+        let deadline = std::time::Instant::now() + timeout;
+        let reply = loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let js_left = js.replace(&format!("}}), {ms});"), &format!("}}), {});", left.as_millis()));
+            match self.browser.conn.call(
+                Some(&self.session),
+                "Runtime.evaluate",
+                json!({"expression": js_left, "returnByValue": true, "awaitPromise": true}),
+                left + CALL_TIMEOUT,
+            ) {
+                Err(e) if (e.0.contains("navigated or closed") || e.0.contains("context")) && !left.is_zero() => {
+                    // The next document needs a moment to exist; the deadline bounds the tries.
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                other => break other?,
+            }
+        };
         if let Some(details) = reply.get("exceptionDetails") {
             return Err(err(format!(
                 "wait_for({condition}): the condition does not compile: {details}"

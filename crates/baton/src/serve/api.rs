@@ -51,6 +51,8 @@ impl IntoResponse for Refused {
 pub enum Answer {
     Json(String),
     Html(String),
+    /// A page's `<main>` for the script's refresh, with its fingerprint (`X-Baton-Version`).
+    Part { html: String, version: String },
     /// A transcript's JSON lines.
     Lines(Vec<u8>),
     Refused(Refused),
@@ -68,6 +70,7 @@ impl IntoResponse for Answer {
         match self {
             Answer::Json(t) => ([(header::CONTENT_TYPE, "application/json"), no_store], t).into_response(),
             Answer::Html(t) => ([(header::CONTENT_TYPE, "text/html; charset=utf-8"), no_store], t).into_response(),
+            Answer::Part { html, version } => ([(header::CONTENT_TYPE, "text/html; charset=utf-8".to_string()), (header::CACHE_CONTROL, "no-store".to_string()), (header::HeaderName::from_static("x-baton-version"), version)], html).into_response(),
             Answer::Lines(b) => ([(header::CONTENT_TYPE, "application/x-ndjson"), no_store], b).into_response(),
             Answer::Refused(r) => r.into_response(),
         }

@@ -307,7 +307,7 @@ fn a_browser_opens_the_page_with_the_token_once_and_sees_every_plan() {
     let server = Server::start(&p, &["--token", TOKEN]);
     let page = browser.new_page().expect("a page");
     page.goto(&format!("http://127.0.0.1:{}/?token={TOKEN}", server.port)).expect("load the page");
-    page.wait_for("document.querySelectorAll('.card.plan').length === 2", Duration::from_secs(10)).expect("both plans listed");
+    page.wait_for("document.querySelectorAll('.card.plan').length === 2", Duration::from_secs(30)).expect("both plans listed");
     // Sent on without the token in the address; the cookie carries it from now on.
     assert_eq!(page.eval("location.pathname + location.search").unwrap(), "/");
     assert_eq!(page.text(".card.plan[data-plan='plan'] .progress").unwrap(), "3 of 3 completed");
@@ -316,7 +316,10 @@ fn a_browser_opens_the_page_with_the_token_once_and_sees_every_plan() {
     assert_eq!(page.text(".card.plan[data-plan='other'] .badge").unwrap(), "new");
     // A link followed in the page: the next page answers with the cookie alone.
     page.click(".card.plan[data-plan='plan'] h3 a").expect("click the plan");
-    page.wait_for("location.pathname === '/plans/plan' && !!document.querySelector('#tasks tr[data-task=\"2.1\"]')", Duration::from_secs(10)).expect("the plan's page");
+    let deadline = Duration::from_secs(30);
+    if let Err(e) = page.wait_for("location.pathname === '/plans/plan' && !!document.querySelector('#tasks tr[data-task=\"2.1\"]')", deadline) {
+        panic!("the plan's page: {e:?}; the page is at {:?}: {:?}", page.eval("location.href"), page.eval("document.body.innerText.slice(0, 300)"));
+    }
     assert_eq!(page.text("#plan-title").unwrap(), "Served done");
     assert_eq!(page.eval("fetch('/api/plans/plan').then(r => r.status)").unwrap(), 200);
 }

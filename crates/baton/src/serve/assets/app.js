@@ -26,9 +26,15 @@
     busy = true; again = false; last = Date.now();
     var url = location.pathname + (location.search ? location.search + "&" : "?") + "part=main";
     fetch(url, { credentials: "same-origin", headers: { "X-Baton-Part": "main" } })
-      .then(function (r) { return r.ok ? r.text() : Promise.reject(r.status); })
-      .then(function (html) {
+      .then(function (r) {
+        return r.ok ? r.text().then(function (t) { return [t, r.headers.get("X-Baton-Version")]; }) : Promise.reject(r.status);
+      })
+      .then(function (got) {
+        var html = got[0], version = got[1];
         var main = document.querySelector("main");
+        // Nothing changed on this page: leave it be (a selection, a click in progress).
+        if (version && main.getAttribute("data-v") === version) return;
+        if (version) main.setAttribute("data-v", version);
         var keys = openKeys(main);
         // What open transcripts showed stays until their fresh copy arrives.
         var shown = {};

@@ -40,10 +40,11 @@ pub fn document(frame: &Frame<'_>, main: &str, extra_css: &str) -> String {
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
 <title>{title} · baton</title><link rel=\"stylesheet\" href=\"/assets/app.css\">{style}</head>\
 <body data-live=\"{live}\"><header class=\"top\"><a class=\"brand\" href=\"/\">baton</a><nav><a href=\"/\"{p}>Plans</a><a href=\"/history\"{h}>History &amp; cost</a></nav>\
-<span id=\"live\">connecting…</span></header><main>{main}</main><script src=\"/assets/app.js\" defer></script></body></html>",
+<span id=\"live\">connecting…</span></header><main data-v=\"{v}\">{main}</main><script src=\"/assets/app.js\" defer></script></body></html>",
         title = escape(frame.title),
         style = if extra_css.is_empty() { String::new() } else { format!("<style>{extra_css}</style>") },
         live = escape(frame.live),
+        v = version(main),
         p = here(Nav::Plans),
         h = here(Nav::History),
     );
@@ -72,6 +73,18 @@ pub fn progress_bar(c: &Counts) -> String {
     out
 }
 
+/// A short fingerprint of a page's `<main>` (FNV-1a, 64 bits): the script swaps in a fresh
+/// `<main>` only when it differs, so a page where nothing changed is left alone (a selection, a
+/// click in progress).
+pub fn version(main: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in main.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
 /// `$0.0123` (4 decimals below a dollar, 2 above), `~` when estimated.
 pub fn money(usd: f64, estimated: bool) -> String {
     let tilde = if estimated { "~" } else { "" };
@@ -82,21 +95,10 @@ pub fn money(usd: f64, estimated: bool) -> String {
     }
 }
 
-/// `1h 02m`, `3m 05s`, `12s`.
-pub fn span(seconds: f64) -> String {
-    let s = if seconds.is_finite() { seconds.max(0.0) as u64 } else { 0 };
-    let (h, m, sec) = (s / 3600, (s % 3600) / 60, s % 60);
-    if h > 0 {
-        format!("{h}h {m:02}m")
-    } else if m > 0 {
-        format!("{m}m {sec:02}s")
-    } else {
-        format!("{sec}s")
-    }
-}
-
-/// A moment: the local time written, and `data-<kind>` for the script to keep it current
-/// (`since`: elapsed, `until`: time left, `at`: time ago).
+/// A moment: `shown` written, and `data-<kind>` for the script to keep it current (`since`:
+/// elapsed, `until`: time left, `at`: time ago; it fills an empty one at once). What is written
+/// must not depend on the time the page is made: a page that did not change is then the same
+/// text, and the script leaves it in place (see [`version`]).
 pub fn moment(at: &str, kind: &str, shown: &str) -> String {
     format!("<time datetime=\"{a}\" data-{kind}=\"{a}\" title=\"{a}\">{}</time>", escape(shown), a = escape(at))
 }
@@ -110,12 +112,11 @@ mod tests {
         let doc = document(&Frame { title: "<x>", nav: Nav::Plans, live: "a\"b" }, "<p>hi</p>", "");
         assert!(doc.contains("<title>&lt;x&gt; · baton</title>"));
         assert!(doc.contains("data-live=\"a&quot;b\""));
-        assert!(doc.contains("<main><p>hi</p></main>"));
+        assert!(doc.contains(&format!("<main data-v=\"{}\"><p>hi</p></main>", version("<p>hi</p>"))));
+        assert_ne!(version("<p>hi</p>"), version("<p>ho</p>"));
         assert!(doc.contains("/assets/app.js") && doc.contains("/assets/app.css"));
         assert_eq!(money(0.01234, false), "$0.0123");
         assert_eq!(money(12.5, true), "~$12.50");
-        assert_eq!(span(3725.0), "1h 02m");
-        assert_eq!(span(f64::NAN), "0s");
         assert!(status_badge("in_progress").contains("st-in_progress") && status_badge("in_progress").contains(">in progress<"));
     }
 }

@@ -19,7 +19,7 @@ use super::Site;
 /// The whole page, or only its `<main>` when the script asks.
 fn answer(frame: &Frame<'_>, main: String, part: bool, css: &str) -> Answer {
     if part {
-        Answer::Html(main)
+        Answer::Part { version: layout::version(&main), html: main }
     } else {
         Answer::Html(document(frame, &main, css))
     }

@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 
-use super::layout::{money, moment, progress_bar, span, status_badge};
+use super::layout::{money, moment, progress_bar, status_badge};
 use crate::plan::{Plan, Status};
 use crate::report::status::{Counts, Gathered};
 use crate::report::watch::RunView;
@@ -80,7 +80,7 @@ pub fn main(v: &PlanView<'_>, graph: &str) -> String {
                 "<p class=\"notice limit\" data-agent=\"{a}\"><b>{a}</b>: usage limit until {at} ({left}){msg}</p>",
                 a = escape(&l.agent),
                 at = escape(&crate::report::status::local_time(until, v.now)),
-                left = moment(&l.until, "until", &format!("in {}", span(until.duration_since(v.now).as_secs_f64()))),
+                left = moment(&l.until, "until", ""),
                 msg = l.message.as_deref().map(|m| format!(" — {}", escape(m))).unwrap_or_default(),
             );
         }
@@ -122,7 +122,7 @@ fn running(out: &mut String, v: &PlanView<'_>, base: &str) {
             "<div class=\"task wait\" data-wait=\"{kind}\">{what}{message} — waiting until {at} ({left})</div>",
             kind = escape(&w.kind),
             at = escape(&crate::report::status::local_time(until, v.now)),
-            left = moment(&w.until, "until", &format!("in {}", span(until.duration_since(v.now).as_secs_f64()))),
+            left = moment(&w.until, "until", ""),
         );
     }
     for t in &run.running {
@@ -133,8 +133,7 @@ fn running(out: &mut String, v: &PlanView<'_>, base: &str) {
             facts.push(format!("model {}", escape(m)));
         }
         if let Some(s) = t.started {
-            let shown = span(v.now.duration_since(s).as_secs_f64().max(0.0));
-            facts.push(format!("running for {}", moment(&s.to_string(), "since", &shown)));
+            facts.push(format!("running for {}", moment(&s.to_string(), "since", "")));
         }
         let _ = write!(out, "<span class=\"muted small\">{}</span></div>", facts.join(" · "));
         match &t.activity {
