@@ -602,8 +602,8 @@ impl Page<'_> {
     /// so the returned time is what the page took, free of driver latency. An exception in
     /// `condition` counts as "not yet"; the last one is in the timeout error.
     pub fn wait_for(&self, condition: &str, timeout: Duration) -> Result<Duration, BrowserError> {
-        let ms = timeout.as_millis();
-        let js = format!(
+        // The script for `ms` milliseconds more.
+        let script = |ms: u128| format!(
             "new Promise((resolve) => {{
                 const t0 = performance.now();
                 let last = null, timer = null, poll = null, observer = null;
@@ -630,11 +630,10 @@ impl Page<'_> {
         let deadline = std::time::Instant::now() + timeout;
         let reply = loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
-            let js_left = js.replace(&format!("}}), {ms});"), &format!("}}), {});", left.as_millis()));
             match self.browser.conn.call(
                 Some(&self.session),
                 "Runtime.evaluate",
-                json!({"expression": js_left, "returnByValue": true, "awaitPromise": true}),
+                json!({"expression": script(left.as_millis()), "returnByValue": true, "awaitPromise": true}),
                 left + CALL_TIMEOUT,
             ) {
                 Err(e) if (e.0.contains("navigated or closed") || e.0.contains("context")) && !left.is_zero() => {

@@ -195,6 +195,11 @@ impl AgentKind {
             AgentKind::Simulated => "simulated",
         }
     }
+
+    /// The kind [`as_str`](Self::as_str) names.
+    pub fn named(name: &str) -> Option<AgentKind> {
+        [AgentKind::Claude, AgentKind::Codex, AgentKind::Gemini, AgentKind::Command, AgentKind::Simulated].into_iter().find(|k| k.as_str() == name)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]

@@ -217,9 +217,7 @@ pub fn dialect_of_transcript(transcript: &std::path::Path) -> Option<&'static dy
     // Read as a status file is: a regular file only, never blocking, size capped (the logs are
     // in the working copy, where an agent can leave a pipe or a huge file at that path).
     let text = crate::run::verdict::read_status_file(&kind_file(transcript)).ok()??;
-    let kinds = [AgentKind::Claude, AgentKind::Codex, AgentKind::Gemini, AgentKind::Command, AgentKind::Simulated];
-    let kind = kinds.into_iter().find(|k| k.as_str() == text.trim())?;
-    Some(dialect_for(kind))
+    Some(dialect_for(AgentKind::named(text.trim())?))
 }
 
 /// The agent `baton.toml` makes the default, located (see [`for_def`]).

@@ -126,21 +126,15 @@ pub fn task(site: &Site, name: &str, id: &str, part: bool) -> Answer {
 /// `/plans/{plan}/tasks/{task}/attempts/{session}/transcript`: the session's transcript as HTML
 /// (a fragment the task page puts in place), with what the agent wrote on stderr.
 pub fn transcript(site: &Site, name: &str, task: &str, session: u32) -> Answer {
-    let (mut bytes, path, agent) = match api::transcript_bytes(site, name, task, session) {
+    let (bytes, path, agent) = match api::transcript_bytes(site, name, task, session) {
         Ok(t) => t,
         Err(r) => return r.into(),
     };
-    use crate::config::AgentKind;
-    let kinds = [AgentKind::Claude, AgentKind::Codex, AgentKind::Gemini, AgentKind::Command, AgentKind::Simulated];
-    let kind = kinds.into_iter().find(|k| k.as_str() == agent).unwrap_or(site.config.agent.kind);
+    let kind = crate::config::AgentKind::named(&agent).unwrap_or(site.config.agent.kind);
     let dialect = crate::agent::dialect_of_transcript(&path).unwrap_or_else(|| crate::agent::dialect_for(kind));
-    if let Ok(err) = crate::run::verdict::read_status_file(&path.with_extension("stderr")) {
-        if let Some(err) = err.filter(|e| !e.trim().is_empty()) {
-            bytes.extend_from_slice(format!("\n{}\n", transcript::STDERR_MARKER).as_bytes());
-            bytes.extend_from_slice(err.as_bytes());
-        }
-    }
-    Answer::Html(transcript::transcript_html(&bytes, dialect))
+    // Beside the transcript, read as a status file is (a regular file, capped).
+    let stderr = crate::run::verdict::read_status_file(&path.with_extension("stderr")).ok().flatten();
+    Answer::Html(transcript::with_stderr(&bytes, stderr.as_deref(), dialect))
 }
 
 /// `/history?plan=`: runs over time and cost by day, model and plan (or task, for one plan).

@@ -7,8 +7,7 @@
 //! ([`Dialect::parse_line`]): nothing here knows a CLI's format. What the parser cannot read
 //! (a line that is not JSON, a kind baton does not know) is shown raw, folded away. A plain
 //! program's output (a command agent: a dialect without result events) is shown as it is. The
-//! agent's stderr, when the caller appends it after [`STDERR_MARKER`] (as
-//! [`crate::report::logs::stderr_block`] does), is shown as such.
+//! agent's stderr, given apart ([`with_stderr`]), is shown after it as such.
 //!
 //! Every string from the transcript goes through [`escape`]. Each part has a `class` (`tx-…`)
 //! and a `data-kind`, for the stylesheet ([`CSS`]) and for tests.
@@ -33,9 +32,6 @@ const TEXT_BYTES: usize = 64 * 1024;
 /// Once the fragment is this long, only the session's results are still shown (the rest of the
 /// lines are counted): the input is capped (8 MiB) by the caller, this caps the page.
 const PAGE_BYTES: usize = 16 * 1024 * 1024;
-
-/// The line `baton logs` puts between the agent's stream and its stderr.
-pub const STDERR_MARKER: &str = "--- stderr ---";
 
 /// The stylesheet of the fragment (uses the layout's colour variables).
 pub const CSS: &str = r#"
@@ -65,11 +61,16 @@ pub const CSS: &str = r#"
 .tx-plain { padding: .4rem .6rem; background: var(--panel); border-radius: 4px; }
 "#;
 
-/// The transcript `bytes` (the agent's saved stdout, perhaps with its stderr appended) as an
-/// HTML fragment, read in `dialect`.
+/// The transcript `bytes` (the agent's saved stdout) as an HTML fragment, read in `dialect`.
 pub fn transcript_html(bytes: &[u8], dialect: &dyn Dialect) -> String {
+    with_stderr(bytes, None, dialect)
+}
+
+/// [`transcript_html`], with what the agent wrote on stderr after it (passed apart: nothing the
+/// agent prints on stdout can pass for it).
+pub fn with_stderr(bytes: &[u8], stderr: Option<&str>, dialect: &dyn Dialect) -> String {
     let text = String::from_utf8_lossy(bytes);
-    let (stream, stderr) = split_stderr(&text);
+    let stream: &str = &text;
     let mut page = Page::default();
     page.out.push_str("<div class=\"tx\" data-kind=\"transcript\">\n");
     if dialect.has_result_event() {
@@ -95,18 +96,6 @@ pub fn transcript_html(bytes: &[u8], dialect: &dyn Dialect) -> String {
     }
     page.out.push_str("</div>\n");
     page.out
-}
-
-/// The stream, and the stderr after [`STDERR_MARKER`] when there is one.
-fn split_stderr(text: &str) -> (&str, Option<&str>) {
-    let mut at = 0;
-    for line in text.split_inclusive('\n') {
-        if line.trim_end() == STDERR_MARKER {
-            return (&text[..at], Some(&text[at + line.len()..]));
-        }
-        at += line.len();
-    }
-    (text, None)
 }
 
 /// What runs of lines are being gathered into one block.
@@ -613,13 +602,15 @@ mod tests {
         assert!(parts(&html, "final")[0].contains("denied: "), "{html}");
 
         let failed = r#"{"type":"result","subtype":"success","is_error":true,"num_turns":1,"terminal_reason":"api_error","api_error_status":429,"result":"You've hit your limit","total_cost_usd":0}"#;
-        let with_stderr = format!("{failed}\n\n--- stderr ---\nwarning: <disk> full\n");
-        let html = transcript_html(with_stderr.as_bytes(), &Claude);
+        let html = with_stderr(format!("{failed}\n").as_bytes(), Some("warning: <disk> full\n"), &Claude);
         let final_ = parts(&html, "final");
         assert!(final_[0].starts_with("<div class=\"tx-final tx-error\"") && final_[0].contains("failed: api_error · API 429"), "{html}");
         assert!(html.contains("You&#39;ve hit your limit"), "{html}");
         assert!(parts(&html, "stderr")[0].contains("<pre>warning: &lt;disk&gt; full\n</pre>"), "{html}");
-        assert!(parts(&html, "raw").is_empty(), "the marker is not a raw line: {html}");
+        assert!(parts(&html, "raw").is_empty(), "{html}");
+        // A line of stdout that looks like a separator is the agent's, not a stderr.
+        let html = transcript_html(format!("{failed}\n--- stderr ---\nnot stderr\n").as_bytes(), &Claude);
+        assert!(parts(&html, "stderr").is_empty(), "{html}");
     }
 
     #[test]
