@@ -29,6 +29,8 @@ pub struct Config {
     pub verify: VerifyConfig,
     pub review: Review,
     pub budget: Budget,
+    /// `[executor]`: where attempts run (this machine, or a Ray cluster).
+    pub executor: ExecutorConfig,
 }
 
 /// Where baton's files live, relative to the repository root.
@@ -348,6 +350,38 @@ impl Default for Review {
     }
 }
 
+/// The Ray dashboard's address when `[executor] address` is not set.
+pub const DEFAULT_RAY_ADDRESS: &str = "http://127.0.0.1:8265";
+
+/// Where attempts run.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ExecutorKind {
+    /// On this machine, each agent in a process group under the guard.
+    #[default]
+    Local,
+    /// As jobs of a Ray cluster (docs/scale-out.md).
+    Ray,
+}
+
+/// `[executor]`: where attempts run, and for a cluster, how to reach it.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExecutorConfig {
+    pub kind: ExecutorKind,
+    /// The Ray dashboard (its Jobs REST API), `http://host:port`.
+    pub address: Option<String>,
+    /// The git remote (a name, a URL or a path) every worker fetches from and pushes to;
+    /// default `origin`.
+    pub remote: Option<String>,
+    /// The baton program on the workers (a path, or a name on their PATH); default `baton`.
+    pub baton: Option<String>,
+    /// Ray's `runtime_env` for every job (no credentials: the dashboard shows it).
+    pub runtime_env: Option<toml::Table>,
+    /// What each attempt asks of the cluster, unless its task says otherwise (`resources:`).
+    pub resources: crate::exec::Resources,
+}
+
 /// `[budget]`: what runs may spend, when a plan or the command line does not say.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -564,6 +598,16 @@ impl Config {
             }
         }
         problems.extend(self.check_agents(at));
+        if let Some(p) = self.executor.resources.problem() {
+            let (line, column) = at("executor", "resources").unwrap_or((0, 0));
+            problems.push(Problem { line, column, message: format!("[executor.resources] {p}"), help: "e.g. `num_cpus = 1`, `memory = \"4GiB\"`, `custom = { claude_account = 1 }`".into() });
+        }
+        if let Some(address) = &self.executor.address {
+            if let Err(e) = crate::exec::ray::http::Endpoint::parse(address) {
+                let (line, column) = at("executor", "address").unwrap_or((0, 0));
+                problems.push(Problem { line, column, message: format!("`address` {e}"), help: format!("e.g. `address = \"{DEFAULT_RAY_ADDRESS}\"` (the Ray dashboard)") });
+            }
+        }
         if self.verify.commands.iter().any(|c| c.trim().is_empty()) {
             let (line, column) = at("verify", "commands").unwrap_or((0, 0));
             problems.push(Problem {
@@ -817,6 +861,7 @@ fn section_keys(section: &str) -> Option<&'static [&'static str]> {
         "verify" => field_names::<VerifyConfig>(),
         "review" => field_names::<Review>(),
         "budget" => field_names::<Budget>(),
+        "executor" => field_names::<ExecutorConfig>(),
         "agents" | "prices" => &[],
         _ => return None,
     })

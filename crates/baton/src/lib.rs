@@ -11,6 +11,7 @@ pub mod config;
 pub mod control;
 pub mod coord;
 pub mod error;
+pub mod exec;
 pub mod exit;
 pub mod fsx;
 pub mod git;

@@ -274,6 +274,24 @@ enum Command {
         #[arg(long)]
         open: bool,
     },
+    /// The worker's half of an attempt sent to a Ray cluster: a job's entrypoint, not run by hand
+    /// (see docs/scale-out.md)
+    #[command(after_help = "Fetches the attempt (REF holds its working copy, spec and prompt) from REMOTE into a \
+mirror under $BATON_REMOTE_CACHE (default ~/.cache/baton/remote), runs the agent there under baton's \
+supervisor, prints its stream, and pushes what it left to RESULT.\n\nExit codes:\n  0  the agent ran and \
+its result was sent\n  1  its result could not be sent\n  3  the attempt could not be set up here (the \
+last line says why)")]
+    RemoteAttempt {
+        /// The git remote (URL or path) to fetch the attempt from and push its result to
+        #[arg(long, value_name = "REMOTE")]
+        remote: String,
+        /// The attempt's input ref
+        #[arg(long, value_name = "REF")]
+        input: String,
+        /// The ref the result is pushed to
+        #[arg(long, value_name = "RESULT")]
+        result: String,
+    },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout
     #[command(after_help = after(
         "baton completions bash > ~/.local/share/bash-completion/completions/baton",
@@ -434,6 +452,9 @@ fn main() -> ExitCode {
         Command::Release { file } => coordinate(Coordinate::Release(file)),
         Command::Heartbeat { note } => coordinate(Coordinate::Heartbeat(note)),
         Command::Pipeline { once, dry_run, verbose } => baton::pipeline::run(baton::pipeline::PipelineOptions { once, dry_run, verbose }),
+        Command::RemoteAttempt { remote, input, result } => {
+            return ExitCode::from(baton::exec::remote::main(baton::exec::remote::Args { remote, input, result }));
+        }
         Command::Serve { bind, port, token, open } => {
             let root = baton::root::repo_root(&std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")));
             let token = token.or_else(|| std::env::var("BATON_SERVE_TOKEN").ok().filter(|t| !t.is_empty()));

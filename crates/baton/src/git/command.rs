@@ -203,7 +203,13 @@ fn run_git<S: AsRef<OsStr>>(
     for (key, value) in env {
         cmd.env(key, value);
     }
+    // A git command of a remote executor runs off the engine's thread: the orphan sweep must
+    // not take it for an orphan (see `orphans::spawning`).
+    let spawning = crate::supervise::orphans::spawning();
     let mut child = cmd.spawn().map_err(GitError::Spawn)?;
+    let pid = child.id() as libc::pid_t;
+    crate::supervise::orphans::started(pid);
+    drop(spawning);
     let stdin = child.stdin.take();
     // Written from a second thread: git may fill its stdout pipe before it has read all of stdin.
     std::thread::scope(|scope| {
@@ -211,7 +217,9 @@ fn run_git<S: AsRef<OsStr>>(
             // A write error means git exited early; its exit code and stderr tell why.
             scope.spawn(move || pipe.write_all(bytes));
         }
-        child.wait_with_output().map_err(GitError::Spawn)
+        let out = child.wait_with_output().map_err(GitError::Spawn);
+        crate::supervise::orphans::reaped(pid);
+        out
     })
 }
 

@@ -171,6 +171,8 @@ impl Planner {
                 guard_exe: self.guard_exe.clone(),
                 env: Vec::new(),
                 heartbeat: None,
+                executor: crate::exec::Executor::Local,
+                place: crate::exec::AttemptPlace::here(task.clone()),
             };
             self.reporter.emit(EventKind::AttemptStarted {
                 task: task.clone(),
@@ -230,6 +232,8 @@ impl Planner {
                 Verdict::Interrupted => return Created::Stopped,
                 // Planning sessions get no cap; a CLI that says so anyway failed to plan.
                 Verdict::Capped { message } => return Created::Failed(message),
+                // Planning sessions run here; an executor that loses one failed to plan.
+                Verdict::Lost { message } => return Created::Failed(message),
                 Verdict::Limited(l) => {
                     let wake = limit::wake_at(
                         l.resets_at,

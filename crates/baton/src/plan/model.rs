@@ -226,6 +226,10 @@ pub struct Task {
     pub agent: Option<String>,
     pub timeout_seconds: Option<f64>,
     pub idle_timeout_seconds: Option<f64>,
+    /// What the task's attempts ask of a cluster (`[executor] kind = "ray"`), over
+    /// `[executor.resources]`; a local run does not use them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resources: Option<crate::exec::Resources>,
     pub last_error: Option<String>,
     pub completed_at: Option<String>,
     pub result_message: Option<String>,
@@ -607,6 +611,7 @@ fn read_task(node: &Node, aliased: &HashSet<usize>, diags: &mut Vec<Diagnostic>,
         model_used: f.string("model_used", diags),
         timeout_seconds: f.seconds("timeout_seconds", diags),
         idle_timeout_seconds: f.seconds("idle_timeout_seconds", diags),
+        resources: f.resources("resources", diags),
         last_error: f.string("last_error", diags),
         completed_at: f.string("completed_at", diags),
         result_message: f.string("result_message", diags),
@@ -636,7 +641,7 @@ mod keys {
     pub const TASK_OWN: &[&str] = &[
         "id", "name", "status", "description", "attempts", "max_attempts", "depends_on", "dependencies", "parallel_group",
         "exclusive_resources", "exclusive_resource", "files", "model", "agent", "timeout_seconds", "idle_timeout_seconds",
-        "last_error", "completed_at", "result_message", "verify", "expect_changes", "models", "model_used",
+        "last_error", "completed_at", "result_message", "verify", "expect_changes", "models", "model_used", "resources",
     ];
     /// Keys the original tool (claude-plan-orchestrator) wrote or read on a task, and keys of
     /// baton's own later features: known, kept, no warning.
@@ -686,7 +691,6 @@ mod keys {
             ("retries", "max_attempts"),
             ("max_retries", "max_attempts"),
             ("group", "parallel_group"),
-            ("resources", "exclusive_resources"),
             ("title", "name"),
             ("state", "status"),
         ],
@@ -1121,6 +1125,49 @@ impl Fields<'_> {
             return Vec::new();
         }
         list
+    }
+
+    /// What a task asks of a cluster: `{num_cpus: 2, num_gpus: 1, memory: 8GiB, custom: {acct: 1}}`.
+    fn resources(&self, key: &str, diags: &mut Vec<Diagnostic>) -> Option<crate::exec::Resources> {
+        let n = self.present(key)?;
+        let example = "write e.g. `resources: {num_cpus: 2, memory: 8GiB, custom: {claude_account: 1}}`";
+        let Some(entries) = n.entries() else {
+            self.wrong(n, key, "a mapping of num_cpus, num_gpus, memory and custom", example, diags);
+            return None;
+        };
+        let mut r = crate::exec::Resources::default();
+        let amount = |v: &Node| v.as_scalar().and_then(|s| s.trim().parse::<f64>().ok()).filter(|x| x.is_finite() && *x >= 0.0);
+        let mut bad = |node: &Node, message: String| diags.push(Diagnostic::new(node.line, node.col, message, example));
+        for (k, v) in entries {
+            let name = k.as_scalar().unwrap_or("");
+            match name {
+                "num_cpus" | "num_gpus" => match amount(v) {
+                    Some(x) if name == "num_cpus" => r.num_cpus = Some(x),
+                    Some(x) => r.num_gpus = Some(x),
+                    None => bad(v, format!("`{key}.{name}` of {} must be a number of 0 or more, found {}", self.what, found(v))),
+                },
+                "memory" => match v.as_scalar().filter(|s| crate::exec::parse_size(s).is_some()) {
+                    Some(s) => r.memory = Some(crate::exec::Memory::Size(s.trim().to_string())),
+                    None => bad(v, format!("`{key}.memory` of {} must be bytes or a size such as 8GiB, found {}", self.what, found(v))),
+                },
+                "custom" => match v.entries() {
+                    Some(custom) => {
+                        for (ck, cv) in custom {
+                            let cname = ck.as_scalar().unwrap_or("").trim();
+                            match amount(cv) {
+                                Some(x) if !cname.is_empty() => {
+                                    r.custom.insert(cname.to_string(), x);
+                                }
+                                _ => bad(cv, format!("`{key}.custom.{cname}` of {} must be a number of 0 or more, found {}", self.what, found(cv))),
+                            }
+                        }
+                    }
+                    None => bad(v, format!("`{key}.custom` of {} must be a mapping of resource names to amounts, found {}", self.what, found(v))),
+                },
+                other => bad(k, format!("`{key}` of {} has an unknown key `{other}` (the keys are num_cpus, num_gpus, memory, custom)", self.what)),
+            }
+        }
+        Some(r)
     }
 
     fn string_list(&self, key: &str, diags: &mut Vec<Diagnostic>) -> Vec<String> {

@@ -133,6 +133,8 @@ pub enum AttemptOutcome {
     Systemic { message: String },
     /// baton's stop ended it: not counted as an attempt.
     Interrupted,
+    /// The executor lost it (a cluster's node died, its job never started): not counted.
+    Lost { message: String },
     /// It reached the spending cap it was given (what remained of the budget): not counted;
     /// the run ends, budget exhausted.
     Capped { message: String },
@@ -200,6 +202,10 @@ pub enum Note {
         group: i32,
         #[serde(serialize_with = "path_text")]
         cwd: PathBuf,
+        /// The cluster job that runs it, when it runs on one (`[executor] kind = "ray"`): then
+        /// `pid` and `group` are 0 and `cwd` is the working copy its result comes back to.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        job: Option<String>,
     },
     /// A task names an agent (`agent: NAME`) the run cannot pass: the working copy has no
     /// `file` defining it, or (`file` is `None`) the agent kind `cli` has no named agents. The

@@ -127,6 +127,10 @@ pub fn note_text(note: &Note) -> String {
             };
             format!("{agent} is under a usage limit an earlier run met{until}: it is passed over until then (its tasks go to a fallback that is not limited, or wait)")
         }
+        Note::AgentStarted { agent, named_agent, job: Some(job), cwd, .. } => {
+            let named = named_agent.as_ref().map(|n| format!(" as agent '{n}'")).unwrap_or_default();
+            format!("{agent} started{named} as the Ray job {job}; its work comes back to {}", cwd.display())
+        }
         Note::AgentStarted { agent, named_agent: None, pid, group, cwd, .. } => format!("{agent} started (pid {pid}, group {group}) in {}", cwd.display()),
         Note::AgentStarted { agent, named_agent: Some(named), pid, group, cwd, .. } => {
             format!("{agent} started as agent '{named}' (pid {pid}, group {group}) in {}", cwd.display())
@@ -290,6 +294,7 @@ pub fn outcome_text(o: &AttemptOutcome) -> String {
         AttemptOutcome::Failed { message } => format!("failed: {}", super::status::cut(message, 120)),
         AttemptOutcome::Limited => "usage limit reached (not counted as an attempt)".into(),
         AttemptOutcome::Throttled => "the API is throttling requests (not counted as an attempt)".into(),
+        AttemptOutcome::Lost { message } => format!("lost by the cluster, not counted as an attempt: {message}"),
         AttemptOutcome::Systemic { message } => message.clone(),
         AttemptOutcome::Interrupted => "ended by stop (not counted as an attempt)".into(),
         AttemptOutcome::Capped { message } => format!("stopped at its spending cap, what remained of the budget (not counted as an attempt): {}", super::status::cut(message, 120)),

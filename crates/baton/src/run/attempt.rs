@@ -19,7 +19,8 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::supervise::{CommandSpec, Deadline, ExitInfo, Input, Output, Policy, SpawnError, Stream, Supervised};
+use crate::exec::{AttemptPlace, Event, Executor};
+use crate::supervise::{CommandSpec, Deadline, ExitInfo, Input, Policy, SpawnError, Stream};
 use super::stop::Stop;
 use super::verdict::Ended;
 use crate::agent::{Agent, Invocation, StreamEvent, StreamSummary, Systemic};
@@ -52,6 +53,10 @@ pub struct AttemptSpec {
     pub env: Vec<(OsString, OsString)>,
     /// A heartbeat file the agent touches: while it is fresh, silence on the stream is not a hang.
     pub heartbeat: Option<PathBuf>,
+    /// Where the agent runs: here, or on a cluster.
+    pub executor: Executor,
+    /// What a remote executor needs to name and place the attempt.
+    pub place: AttemptPlace,
 }
 
 pub struct AttemptRun {
@@ -90,27 +95,29 @@ pub async fn run(spec: AttemptSpec, reporter: Reporter, mut stop: watch::Receive
         stdin: if spec.agent.prompt_on_stdin() { Input::File(prompt_file) } else { Input::Null },
     };
     let policy = Policy::agent(spec.guard_exe.clone(), spec.total_timeout, spec.idle_timeout, spec.heartbeat.clone());
-    let mut proc = Supervised::spawn(&cmd, &policy).await?;
+    let mut proc = spec.executor.start(&cmd, &policy, &spec.prompt, &spec.place).await?;
     reporter.note(Note::AgentStarted {
         task: spec.task.clone(),
         agent: spec.agent.name().to_string(),
         named_agent: spec.invocation.agent.clone(),
-        pid: proc.pid(),
-        group: proc.pid(),
+        pid: proc.pid().unwrap_or(0),
+        group: proc.pid().unwrap_or(0),
         cwd: spec.cwd.clone(),
+        job: proc.job(),
     });
 
     let mut summary = StreamSummary::new();
     let mut stderr_tail = String::new();
     let mut stdout_tail = String::new();
     let mut ended = Ended::Exited;
+    let mut refused = None;
     let mut ending = false;
     // The supervisor enforces the total and idle deadlines (a fresh heartbeat file counts as
     // activity), also while the output drains; this loop reads the stream and obeys a stop.
     let exit = loop {
         tokio::select! {
             out = proc.next() => match out {
-                Some(Output::Line(line)) => {
+                Some(Event::Line(line)) => {
                     match line.stream {
                         Stream::Stdout => {
                             transcript.write(&line.text);
@@ -137,7 +144,7 @@ pub async fn run(spec: AttemptSpec, reporter: Reporter, mut stop: watch::Receive
                         }
                     }
                 }
-                Some(Output::Deadline(deadline)) => {
+                Some(Event::Deadline(deadline)) => {
                     ending = true;
                     ended = match deadline {
                         Deadline::Total => Ended::TotalTimeout { seconds: spec.total_timeout.as_secs() },
@@ -148,7 +155,15 @@ pub async fn run(spec: AttemptSpec, reporter: Reporter, mut stop: watch::Receive
                         Deadline::Idle => Note::Deadline { task: spec.task.clone(), total: None, idle: Some(spec.idle_timeout.as_secs()) },
                     });
                 }
-                Some(Output::Exited(info)) => break Some(info),
+                Some(Event::Exited(info)) => break Some(info),
+                Some(Event::Lost(message)) => {
+                    ended = Ended::Lost { message };
+                    break None;
+                }
+                Some(Event::Refused(systemic)) => {
+                    refused = Some(systemic);
+                    break None;
+                }
                 None => break None,
             },
             changed = stop.changed(), if !ending => {
@@ -176,7 +191,7 @@ pub async fn run(spec: AttemptSpec, reporter: Reporter, mut stop: watch::Receive
         ));
     }
     let dialect = spec.agent.dialect();
-    let systemic = dialect.systemic_failure(&stderr_tail, &stdout_tail).or_else(|| dialect.systemic_in_session(&summary));
+    let systemic = refused.or_else(|| dialect.systemic_failure(&stderr_tail, &stdout_tail)).or_else(|| dialect.systemic_in_session(&summary));
     Ok(AttemptRun {
         ended,
         exit,

@@ -406,6 +406,8 @@ pub async fn review(job: &ReviewJob, agent: Arc<dyn Agent>, reporter: &Reporter,
             guard_exe: job.guard_exe.clone(),
             env: job.env.clone(),
             heartbeat: None,
+                executor: crate::exec::Executor::Local,
+                place: crate::exec::AttemptPlace::here(job.task.clone()),
         };
         let run = match attempt::run(spec, reporter.clone(), stop.clone()).await {
             Ok(run) => run,
@@ -481,6 +483,7 @@ fn ended_text(ended: Ended) -> String {
         Ended::TotalTimeout { seconds } => format!("the reviewer timed out after {seconds} s"),
         Ended::IdleTimeout { seconds } => format!("the reviewer hung: no output for {seconds} s"),
         Ended::Interrupted => PROBLEM_STOPPED.into(),
+        Ended::Lost { message } => format!("the reviewer's session was lost: {message}"),
     }
 }
 

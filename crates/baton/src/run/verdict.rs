@@ -31,7 +31,7 @@ pub enum ReportSource {
 }
 
 /// Why an attempt ended without the agent deciding.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ended {
     /// The agent exited by itself.
     Exited,
@@ -39,6 +39,9 @@ pub enum Ended {
     IdleTimeout { seconds: u64 },
     /// baton ended it (second Ctrl+C, SIGTERM).
     Interrupted,
+    /// The executor lost it before the agent ended (a cluster's node died): not the agent's
+    /// doing, nothing of it is known.
+    Lost { message: String },
 }
 
 /// The outcome of one attempt, as the engine acts on it.
@@ -58,6 +61,9 @@ pub enum Verdict {
     /// The session reached the spending cap baton gave it: the budget is spent; the task goes
     /// back to pending, not an attempt.
     Capped { message: String },
+    /// The executor lost the attempt (a cluster's node died, the job never started): the task
+    /// goes back to pending, not an attempt.
+    Lost { message: String },
 }
 
 /// Everything known about a finished attempt.
@@ -90,8 +96,9 @@ pub fn judge(e: &Evidence<'_>, now: &jiff::ZonedDateTime) -> Verdict {
             }
         }
     }
-    match e.ended {
+    match &e.ended {
         Ended::Interrupted => return Verdict::Interrupted,
+        Ended::Lost { message } => return Verdict::Lost { message: message.clone() },
         Ended::TotalTimeout { seconds } => {
             return Verdict::Failed {
                 message: format!("timed out: the attempt ran longer than the total timeout of {seconds} s and was ended"),

@@ -355,6 +355,7 @@ fn outcome_words(o: &AttemptOutcome) -> (String, Option<String>) {
         AttemptOutcome::Failed { message } => ("failed".into(), Some(message.clone())),
         AttemptOutcome::Limited => ("limited".into(), None),
         AttemptOutcome::Throttled => ("throttled".into(), None),
+        AttemptOutcome::Lost { message } => ("lost".into(), Some(message.clone())),
         AttemptOutcome::Systemic { message } => ("systemic".into(), Some(message.clone())),
         AttemptOutcome::Interrupted => ("interrupted".into(), None),
         AttemptOutcome::Capped { message } => ("capped".into(), Some(message.clone())),

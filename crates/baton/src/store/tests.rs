@@ -43,7 +43,7 @@ fn warnings_seen() -> (Box<dyn crate::report::event::Sink>, std::sync::Arc<std::
 }
 
 fn agent_started(task: &str) -> EventKind {
-    EventKind::Note(Note::AgentStarted { task: task.into(), agent: "Claude".into(), named_agent: None, pid: 4242, group: 4242, cwd: "/w".into() })
+    EventKind::Note(Note::AgentStarted { task: task.into(), agent: "Claude".into(), named_agent: None, pid: 4242, group: 4242, cwd: "/w".into(), job: None })
 }
 
 /// Makes the runs of the store's plans look like their baton was killed: a pid no process has.

@@ -11,6 +11,16 @@ use std::sync::Mutex;
 /// command whose guard is gone.
 static GUARDS: Mutex<BTreeSet<libc::pid_t>> = Mutex::new(BTreeSet::new());
 
+/// Held (shared) by a thread between spawning a short child of its own (a git command run off
+/// the engine's thread) and registering it with [`started`]; held exclusively by [`sweep`]
+/// while it looks, so that such a child is never taken for an orphan.
+static SPAWNING: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+/// See [`SPAWNING`]: hold the guard until the child is registered with [`started`].
+pub(crate) fn spawning() -> std::sync::RwLockReadGuard<'static, ()> {
+    SPAWNING.read().unwrap_or_else(|e| e.into_inner())
+}
+
 pub(crate) fn started(pid: libc::pid_t) {
     GUARDS.lock().unwrap_or_else(|e| e.into_inner()).insert(pid);
 }
@@ -37,8 +47,10 @@ pub fn sweep() -> usize {
     // Each round ends one generation; a process forking while it is killed leaves an
     // orphan that the next round finds. Bounded: a fork bomb is not baton's to win.
     for _ in 0..64 {
+        let looking = SPAWNING.write().unwrap_or_else(|e| e.into_inner());
         let guards = GUARDS.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let tree = super::guard::process_tree();
+        drop(looking);
         let orphans: Vec<libc::pid_t> = tree
             .get(&me)
             .into_iter()
@@ -49,6 +61,8 @@ pub fn sweep() -> usize {
         if orphans.is_empty() {
             break;
         }
+        let zombies: Vec<libc::pid_t> = orphans.iter().copied().filter(|p| is_zombie(*p)).collect();
+
         for orphan in &orphans {
             for pid in super::guard::descendants_in(&tree, *orphan)
                 .into_iter()
@@ -63,7 +77,18 @@ pub fn sweep() -> usize {
             // SAFETY: plain syscall on a child of ours that no one else waits for.
             unsafe { libc::waitpid(*orphan, &mut status, 0) };
         }
-        found += orphans.len();
+        // A process that had already exited (git's detached helpers, reparented here) was
+        // only reaped: nothing was left running.
+        found += orphans.iter().filter(|p| !zombies.contains(p)).count();
     }
     found
+}
+
+/// Whether `pid` has exited and waits to be reaped.
+fn is_zombie(pid: libc::pid_t) -> bool {
+    std::fs::read(format!("/proc/{pid}/stat")).ok().and_then(|stat| {
+        // The state follows the command name, which is in parentheses and may hold any byte.
+        let close = stat.iter().rposition(|b| *b == b')')?;
+        stat.get(close + 2).copied()
+    }) == Some(b'Z')
 }

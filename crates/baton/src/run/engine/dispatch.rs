@@ -35,6 +35,9 @@ use crate::run::stop::{self, Stop};
 use crate::run::verdict::{self, Evidence, Verdict};
 use crate::run::RunOptions;
 
+/// After this many attempts lost by the executor in a row, the run stops.
+const MAX_LOST_IN_A_ROW: u32 = 3;
+
 /// A task whose attempt is running: what the dispatcher needs when it ends.
 #[derive(Clone)]
 struct Running {
@@ -126,6 +129,8 @@ pub(super) struct Engine {
     usage: HashMap<TaskId, TaskUsage>,
     /// With a plan budget: the history, to count what runs of the plan elsewhere spend.
     pub(super) budget_sync: Option<BudgetSync>,
+    /// Where attempts run.
+    pub(super) executor: crate::exec::Executor,
 }
 
 /// Where a budgeted run reads what runs of its plan elsewhere (other checkouts) spend.
@@ -183,6 +188,7 @@ impl Engine {
             checks_at_start: Default::default(),
             usage: HashMap::new(),
             budget_sync: None,
+            executor: crate::exec::Executor::Local,
         }
     }
 
@@ -307,6 +313,8 @@ impl Engine {
         self.reporter.note(Note::NextTask { task: id.clone(), name: task.name.clone(), section, deps: task.depends_on.clone() });
         record::started(&mut self.file, &self.reporter, id).map_err(|e| Error::Plan(e.render_in_run()))?;
         let place = match self.workspace.workplace_for(&task, &mut self.file) {
+            // On a cluster the agent cannot reach this machine's coordination files.
+            Ok(p) if !self.executor.is_local() => super::workspace::Workplace { prompt_extra: String::new(), env: Vec::new(), heartbeat: None, ..p },
             Ok(p) => p,
             Err(e) => {
                 record::back_to_pending(&mut self.file, &self.reporter, id);
@@ -372,6 +380,8 @@ impl Engine {
             guard_exe: self.guard_exe.clone(),
             env: place.env,
             heartbeat: place.heartbeat,
+            executor: self.executor.clone(),
+            place: crate::exec::AttemptPlace { task: id.clone(), session, status_file: status_rel.clone(), resources: task.resources.clone() },
         };
         self.reporter.emit(EventKind::AttemptStarted {
             task: id.clone(),
@@ -898,6 +908,20 @@ impl Engine {
             Verdict::Interrupted => {
                 rec.outcome = "interrupted".into();
                 (AttemptOutcome::Interrupted, Outcome::Interrupted, String::new())
+            }
+            Verdict::Lost { message } => {
+                rec.outcome = "lost".into();
+                rec.message = message.clone();
+                if self.state.lost_in_a_row() + 1 >= MAX_LOST_IN_A_ROW {
+                    // A cluster that loses every job is broken: no more are sent to it.
+                    let message = format!("the cluster lost {MAX_LOST_IN_A_ROW} attempts in a row; the last: {message}");
+                    self.tell_error(&Error::Systemic {
+                        message: message.clone(),
+                        help: "look at the cluster (`ray status`, the job logs in its dashboard); the tasks wait as pending for the next run".into(),
+                    });
+                    return (AttemptOutcome::Lost { message }, Outcome::Systemic, String::new());
+                }
+                (AttemptOutcome::Lost { message }, Outcome::Lost, String::new())
             }
         }
     }

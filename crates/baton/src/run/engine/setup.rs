@@ -185,6 +185,7 @@ async fn start(opts: RunOptions, stop: Option<watch::Receiver<Stop>>, reporter_o
     records.remove_stale_temps();
     let reporter = output_reporter(&opts.output(), &records.dir().join("run.log"));
     *reporter_out = Some(reporter.clone());
+    let executor = executor(&config, &root, &opts.plan, &records, &reporter, git_use).await?;
     let budgets = Budgets::of(file.plan(), &opts, &config);
     let spending = record_history(&root, &plan_abs, &records, &reporter, budgets.is_set())?;
     // The plan's budget counts what runs of it in other checkouts spend meanwhile: read again
@@ -261,6 +262,7 @@ async fn start(opts: RunOptions, stop: Option<watch::Receiver<Stop>>, reporter_o
     }
     let mut engine = Engine::new(clock, root, config, opts, file, roster, reporter.clone(), records, stop, guard_exe, state, workspace);
     engine.budget_sync = sync;
+    engine.executor = executor;
     let exit = match engine.before_hook().await {
         Ok(true) => engine.run().await,
         Ok(false) => engine.finish(Exit::Stopped),
@@ -270,6 +272,7 @@ async fn start(opts: RunOptions, stop: Option<watch::Receiver<Stop>>, reporter_o
             engine.finish(exit)
         }
     };
+    engine.executor.finish().await;
     let exit = engine.after_run(exit).await;
     if let Some(file) = own_stop_file.filter(|_| stop::level(&engine.stop) != Stop::Running || exit == Exit::Stopped) {
         // Honoured: left behind it would only show in `git status` until the next start.
@@ -278,6 +281,25 @@ async fn start(opts: RunOptions, stop: Option<watch::Receiver<Stop>>, reporter_o
     reporter.emit(EventKind::Exit { code: exit.code() });
     reporter.finish();
     Ok(exit)
+}
+
+/// Where the run's attempts run: here, or on the Ray cluster `[executor]` names — which must
+/// answer now, with the git remote its workers use, or the run does not start. Jobs a killed
+/// baton left on it are stopped first.
+async fn executor(config: &Config, root: &std::path::Path, plan: &std::path::Path, records: &Records, reporter: &Reporter, git_use: GitUse) -> Result<crate::exec::Executor, Error> {
+    use crate::config::ExecutorKind;
+    if config.executor.kind == ExecutorKind::Local {
+        return Ok(crate::exec::Executor::Local);
+    }
+    if git_use != GitUse::Commit {
+        return Err(Error::Setup("[executor] kind = \"ray\" sends each task's work through git: it needs a git repository with `[run] commit` on\n  help: run baton in a git repository, or remove [executor] from baton.toml; nothing was run or changed".into()));
+    }
+    let stem = plan.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "plan".into());
+    let ray = crate::exec::ray::Ray::new(&config.executor, root, &stem, records.dir(), reporter.clone())
+        .map_err(|e| Error::Setup(format!("{e}\n  help: see docs/scale-out.md; nothing was run or changed")))?;
+    ray.probe().await.map_err(|e| Error::Setup(format!("{e}\n  help: start the cluster (`ray start --head`, docs/scale-out.md) or fix [executor] in baton.toml; nothing was run or changed")))?;
+    ray.recover().await;
+    Ok(crate::exec::Executor::Ray(std::sync::Arc::new(ray)))
 }
 
 /// The budgets of a run, each with where it was set: the plan's (its `meta.budget_usd`, else

@@ -82,6 +82,9 @@ pub enum Outcome {
     Systemic,
     /// baton's stop ended it: attempt not counted.
     Interrupted,
+    /// The executor lost it (a cluster's node died): attempt not counted; the task runs again
+    /// after a short back-off.
+    Lost,
     /// Its work would overwrite the user's change (or its landing was cut short): it waits,
     /// attempt not counted, and the run stops.
     NotLanded,
@@ -144,6 +147,8 @@ pub struct RunState {
     running: HashMap<TaskId, Slot>,
     /// Tasks waiting out their retry back-off.
     delayed: HashMap<TaskId, Instant>,
+    /// Attempts the executor lost since an attempt last ended by its agent's doing.
+    lost_in_a_row: u32,
     /// No task starts before this (a usage limit or throttling).
     paused_until: Option<Instant>,
     /// The breaker wait last told, so that it is told once.
@@ -175,6 +180,7 @@ impl RunState {
             single: None,
             running: HashMap::new(),
             delayed: HashMap::new(),
+            lost_in_a_row: 0,
             paused_until: None,
             told_breaker: None,
             told_limit: HashMap::new(),
@@ -479,6 +485,11 @@ impl RunState {
         (e.spent > e.budget + 1e-9).then(|| Note::OverBudget { scope: e.scope.to_string(), budget_usd: usd(e.budget), spent_usd: usd(e.spent) })
     }
 
+    /// Attempts the executor lost in a row (a cluster that loses every job is broken).
+    pub fn lost_in_a_row(&self) -> u32 {
+        self.lost_in_a_row
+    }
+
     /// The task's attempt started.
     pub fn started(&mut self, id: TaskId, slot: Slot) {
         self.attempts_started += 1;
@@ -492,6 +503,7 @@ impl RunState {
         let mut c = Consequence { plan: PlanChange::Pending, pause: None, notes: Vec::new(), warning: None, breaker_tripped: false, waited: None };
         match outcome {
             Outcome::Done(status) => {
+                self.lost_in_a_row = 0;
                 self.breaker.record_success();
                 self.throttle.record_success();
                 // Its agent answered: a limit it met before this session began is over.
@@ -499,6 +511,7 @@ impl RunState {
                 c.plan = PlanChange::Final { status, attempts: slot.attempt };
             }
             Outcome::Failed { .. } | Outcome::Rejected { .. } => {
+                self.lost_in_a_row = 0;
                 let conflict = outcome == Outcome::Failed { conflict: true };
                 let exhausted = outcome == Outcome::Rejected { exhausted: true };
                 let was_closed = matches!(self.breaker.state(), BreakerState::Closed { .. });
@@ -567,6 +580,11 @@ impl RunState {
             }
             Outcome::Systemic | Outcome::Broken => self.end(Exit::InvalidInput),
             Outcome::Interrupted => self.end(Exit::Stopped),
+            Outcome::Lost => {
+                self.breaker.record_inconclusive();
+                self.lost_in_a_row += 1;
+                self.delayed.insert(id.clone(), now + self.backoff.delay(self.lost_in_a_row));
+            }
             Outcome::Capped => {
                 self.breaker.record_inconclusive();
                 if self.phase == Phase::Running {
