@@ -113,8 +113,9 @@ pub struct RayHead {
     /// The GCS address, for `ray start --address` of a worker node: `127.0.0.1:<port>`.
     pub gcs_address: String,
     temp_dir: PathBuf,
-    /// The process group of `ray start` and every daemon of the head (not the job drivers:
-    /// Ray starts each in a session of its own).
+    /// The pid of `ray start`, leader of the session and process group of the head's daemons
+    /// (not of its workers, each in a group of its own, nor of the job drivers, each in a
+    /// session of its own: the lifeline finds those by [`MARKER`]).
     pgid: u32,
     http: ureq::Agent,
     /// The write end of the lifeline's stdin; closing it ends the head.
