@@ -11,6 +11,9 @@
 //!   to end ([`gemini_env`], [`find_real_gemini`]).
 //! - [`Browser`]: a headless Chromium driven over CDP ([`Page`]: load, read, click, wait,
 //!   screenshot, phone viewport), for the dashboard's browser tests.
+//! - [`RayHead`]: a local Ray head node shared by the tests of one process ([`RayHead::shared`]),
+//!   ended with it even by `kill -9`; Jobs REST API helpers and [`RayHead::kill_job_driver`]
+//!   ([`find_ray`]).
 //! - [`wait_until`], [`process_alive`], [`run_with_deadline`]: waiting on conditions and
 //!   processes with a deadline, never with a fixed sleep.
 //!
@@ -22,6 +25,7 @@ mod codex_server;
 mod gemini_server;
 mod model_server;
 mod process;
+mod ray;
 mod repo;
 mod scripted;
 
@@ -31,6 +35,7 @@ pub use claude_cli::{claude_env, fake_claude_bin, find_real_claude, workspace_ro
 pub use gemini_server::{find_real_gemini, gemini_env, gemini_user_text, FakeGeminiServer, GeminiTurn};
 pub use model_server::{Block, FakeModelServer, RecordedRequest, Turn};
 pub use process::{kill_process_group, process_alive, run_with_deadline, wait_until, RunOutput};
+pub use ray::{find_ray, RayHead, SHARED_NUM_CPUS, SHARED_RESOURCES};
 pub use repo::TempRepo;
 
 /// `baton.toml` with fast policies, so that scenario tests, benchmarks and soaks never wait for
