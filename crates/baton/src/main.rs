@@ -276,11 +276,16 @@ enum Command {
     },
     /// The worker's half of an attempt sent to a Ray cluster: a job's entrypoint, not run by hand
     /// (see docs/scale-out.md)
-    #[command(after_help = "Fetches the attempt (REF holds its working copy, spec and prompt) from REMOTE into a \
-mirror under $BATON_REMOTE_CACHE (default ~/.cache/baton/remote), runs the agent there under baton's \
-supervisor, prints its stream, and pushes what it left to RESULT.\n\nExit codes:\n  0  the agent ran and \
-its result was sent\n  1  its result could not be sent\n  3  the attempt could not be set up here (the \
-last line says why)")]
+    #[command(after_help = format!("It fetches the attempt (REF holds its working copy, spec and prompt) from REMOTE \
+into a mirror under $BATON_REMOTE_CACHE (default ~/.cache/baton/remote), runs the agent there under baton's \
+supervisor, prints the agent's stream, and pushes what the agent left to RESULT.\n\n{}", after(
+        "baton remote-attempt --remote git@host:repo.git --input refs/baton/plan/1.1/1.in --result refs/baton/plan/1.1/1",
+        &[
+            (Exit::Completed, "the agent ran (however it ended) and its result was sent back"),
+            (Exit::TaskFailed, "the agent ran but its result could not be pushed"),
+            (Exit::InvalidInput, "the attempt could not be set up on this worker (its last line says why: the remote, the agent CLI, another baton version)"),
+        ],
+    )))]
     RemoteAttempt {
         /// The git remote (URL or path) to fetch the attempt from and push its result to
         #[arg(long, value_name = "REMOTE")]

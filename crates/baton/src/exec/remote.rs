@@ -32,7 +32,7 @@ pub struct Args {
 }
 
 /// Runs the attempt; the exit code is 0 when the agent ran (however it ended) and its result
-/// was sent, 3 when the attempt could not be set up (an error frame says why), 1 when its
+/// was sent, 2 when the attempt could not be set up (an error frame says why), 1 when its
 /// result could not be sent.
 pub fn main(args: Args) -> u8 {
     say(&Frame::Hello { version: frame::VERSION, host: host_name(), pid: std::process::id() });
@@ -40,7 +40,7 @@ pub fn main(args: Args) -> u8 {
         Ok(p) => p,
         Err((message, help)) => {
             say(&Frame::Error { message, help });
-            return 3;
+            return 2;
         }
     };
     let code = prepared.run(&args);
@@ -127,14 +127,14 @@ impl Prepared {
             Ok(rt) => rt,
             Err(e) => {
                 say(&Frame::Error { message: format!("cannot start baton's runtime: {e}"), help: String::new() });
-                return 3;
+                return 2;
             }
         };
         let exit = match runtime.block_on(self.agent()) {
             Ok(exit) => exit,
             Err((message, help)) => {
                 say(&Frame::Error { message, help });
-                return 3;
+                return 2;
             }
         };
         let status = self.work.join(&self.spec.status_file);

@@ -273,6 +273,9 @@ pub enum Note {
     ClaimRemoved { agent: String, path: String, run_ended: bool },
     /// Something an earlier run left (a worktree, a branch) was cleared or rescued.
     Cleared { task: Option<TaskId>, what: String },
+    /// A cluster job a killed baton left was stopped and deleted, its refs too; what it had sent
+    /// back is kept on `branch`.
+    JobRecovered { task: TaskId, job: String, branch: Option<String> },
     /// A rescued branch was deleted; `tip` restores it.
     RescuedBranchDeleted { branch: String, tip: String, landed: bool },
     WorktreeReady {

@@ -13,7 +13,7 @@ pub fn tag(note: &Note) -> &'static str {
         Note::StopRequested { .. } | Note::StoppingAgent { .. } | Note::Interrupted { .. } => "STOP",
         Note::AgentStarted { .. } | Note::Deadline { .. } => "EXEC",
         Note::NamedAgentIgnored { .. } => "WARN",
-        Note::Recovered { .. } | Note::PartialWorkCommitted { .. } | Note::LandingFinished { .. } | Note::LandedBeforeInterruption { .. } => {
+        Note::Recovered { .. } | Note::PartialWorkCommitted { .. } | Note::LandingFinished { .. } | Note::LandedBeforeInterruption { .. } | Note::JobRecovered { .. } => {
             "RECOVER"
         }
         Note::BreakerHalfOpen | Note::BreakerOpened { .. } => "BREAKER",
@@ -165,6 +165,8 @@ pub fn note_text(note: &Note) -> String {
         Note::LandingFinished { tasks, files } => {
             format!("finished and committed the landing of {} an interrupted run had begun ({files} file(s))", tasks.join(", "))
         }
+        Note::JobRecovered { task, job, branch: Some(b) } => format!("{task}: stopped the Ray job {job} an interrupted run left; the work it sent back is on the branch {b}"),
+        Note::JobRecovered { task, job, branch: None } => format!("{task}: stopped the Ray job {job} an interrupted run left; it had sent nothing back"),
         Note::LandedBeforeInterruption { task, status } => format!("{task}: its work had landed before the interruption; recorded {status}"),
         Note::BreakerHalfOpen => "circuit breaker half-open: letting one attempt through".into(),
         Note::BreakerOpened { failures, cool_down } => format!(

@@ -21,6 +21,7 @@ mod older_plans;
 mod parallel;
 mod parallel_limits;
 mod pipeline;
+mod ray;
 mod processes;
 mod real_claude;
 mod real_codex;

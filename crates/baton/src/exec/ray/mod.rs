@@ -384,7 +384,14 @@ impl Ray {
                     _ => break,
                 }
             }
+            if stopped {
+                // See `finish`: a job deleted the moment it ended can come back.
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
             self.delete_job(&r.submission_id).await;
+            if let Ok(mut s) = self.submitted.lock() {
+                s.push(r.submission_id.clone());
+            }
             let (root, remote) = (self.root.clone(), r.remote.clone());
             let refs = data::Refs { input: r.input_ref.clone(), result: r.result_ref.clone() };
             let branch = format!("parallel-rescued/{}-{}-ray-{}", crate::git::worktree::ref_component(&self.plan), crate::git::worktree::ref_component(&r.task), r.session);
@@ -398,12 +405,11 @@ impl Ray {
                 (kept, deleted)
             })
             .await;
-            let what = match kept {
-                Ok((Ok(Some(branch)), Ok(()))) => format!("stopped the Ray job {} an earlier run left ({}); the work it sent back is on the branch {branch}", r.submission_id, r.task),
-                Ok((Ok(None), Ok(()))) => format!("stopped the Ray job {} an earlier run left ({}); it had sent nothing back", r.submission_id, r.task),
+            let branch = match kept {
+                Ok((Ok(branch), Ok(()))) => branch,
                 Ok((kept, deleted)) => {
                     for e in [kept.err(), deleted.err()].into_iter().flatten() {
-                        self.reporter.warn(format!("the Ray job {} an earlier run left: {e}", r.submission_id));
+                        self.reporter.warn(format!("the Ray job {} an interrupted run left: {e}", r.submission_id));
                     }
                     continue;
                 }
@@ -412,7 +418,7 @@ impl Ray {
                     continue;
                 }
             };
-            self.reporter.note(Note::Cleared { task: Some(r.task.as_str().into()), what });
+            self.reporter.note(Note::JobRecovered { task: r.task.as_str().into(), job: r.submission_id.clone(), branch });
             self.remove_record(&r.submission_id);
         }
     }
