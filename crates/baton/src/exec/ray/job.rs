@@ -80,6 +80,8 @@ impl Job {
             stop_sent: None,
             cut_by: None,
             ended_at: None,
+            running_since: None,
+            setup_hung: false,
         };
         let ray = Arc::clone(&follower.f.ray);
         let handle = tokio::spawn(follower.run());
@@ -131,6 +133,10 @@ struct Follower {
     cut_by: Option<Deadline>,
     /// When the job was seen ended.
     ended_at: Option<Instant>,
+    /// When the job was first seen running (its worker setting up).
+    running_since: Option<Instant>,
+    /// The worker did not start the agent within the idle timeout; the job was stopped.
+    setup_hung: bool,
 }
 
 impl Follower {
@@ -200,6 +206,15 @@ impl Follower {
                         self.ended_at = Some(Instant::now());
                         break info;
                     }
+                    if info.status == "RUNNING" && self.running_since.is_none() {
+                        self.running_since = Some(Instant::now());
+                    }
+                    // A worker that never starts the agent (a fetch that hangs) is a lost job.
+                    if self.started.is_none() && !self.stop_asked && self.running_since.is_some_and(|t| t.elapsed() > self.f.idle) {
+                        self.stop_asked = true;
+                        self.stop_now().await;
+                        self.setup_hung = true;
+                    }
                     if stream.is_none() && info.status == "RUNNING" {
                         if let Some(node) = &info.driver_node_id {
                             stream = self.open_stream(node).await;
@@ -263,6 +278,9 @@ impl Follower {
                 }
             }
             return Event::Exited(ExitInfo { code: exit_code, signal });
+        }
+        if self.setup_hung {
+            return Event::Lost(format!("the worker did not start the agent within {} s of the job's start (fetching the repository?)", self.f.idle.as_secs()));
         }
         if self.stop_asked || self.cut_by.is_some() {
             // Ended before it could send anything back, as asked.
