@@ -255,3 +255,36 @@ fn a_tasks_resources_are_checked_with_the_plan() {
     let r = p.baton(&["check", "plan.yaml"]);
     assert_eq!(r.code(), 0, "{}", r.all());
 }
+
+#[test]
+fn a_job_waiting_for_resources_the_cluster_lacks_is_given_up_on_stop_and_can_never_run() {
+    let plan = "meta:\n  name: Waits\nsections:\n- id: s\n  tasks:\n  - id: t1\n    name: Task 1\n    status: pending\n    resources: {custom: {no_such_account: 1}}\n";
+    let Some(rp) = ray_project(plan, "") else { return };
+    let p = &rp.p;
+    let mut child = p.spawn(&["run", "plan.yaml", "--message-format", "json", "-v"]);
+    let mut job = String::new();
+    wait_for("the job to wait for a resource no node has", || {
+        if let Some((_, id)) = job_ids(&events(&p.log())).first() {
+            job = id.clone();
+        }
+        !job.is_empty() && rp.head.job(&job).is_some_and(|j| j["status"] == "PENDING")
+    });
+    signal(&child, libc::SIGTERM);
+    let code = wait_exit(&mut child);
+    let log = p.log();
+    assert_eq!(code, Some(4), "the stop is not held up by a job Ray cannot cancel: {log}");
+    assert!(log.contains("still waiting for resources when it was stopped"), "{log}");
+    let t = p.plan().tasks().next().unwrap().clone();
+    assert_eq!((t.status, t.attempts), (baton::plan::Status::Pending, 0));
+    assert_eq!(rp.baton_refs(), "", "its input is gone: once Ray starts it, it runs nothing");
+    assert!(p.invocations().is_empty(), "no agent ran");
+
+    // The next start deals with the job it left, and the task runs where it can.
+    p.write("plan.yaml", &plan.replace("    resources: {custom: {no_such_account: 1}}\n", ""));
+    p.repo.commit_all("no special resources");
+    let r = p.baton(&["run", "plan.yaml"]);
+    assert_eq!(r.code(), 0, "{}", r.all());
+    assert!(r.all().contains(&format!("stopped the Ray job {job}")), "{}", r.all());
+    assert!(!p.path().join(".baton/logs/plan/jobs").read_dir().is_ok_and(|mut d| d.next().is_some()), "no job records left");
+    assert_eq!(rp.baton_refs(), "");
+}

@@ -29,6 +29,10 @@ const STOP_AGAIN: Duration = Duration::from_secs(2);
 /// At the end: the stream is read until it has been quiet this long (at most `DRAIN_MAX`).
 const DRAIN_QUIET: Duration = Duration::from_millis(300);
 const DRAIN_MAX: Duration = Duration::from_secs(3);
+/// A job that waits this long for resources is told about.
+const PENDING_WARN: Duration = Duration::from_secs(60);
+/// A stopped job still waiting for resources after this long is given up (see `follow`).
+const GIVE_UP_PENDING: Duration = Duration::from_secs(5);
 
 /// What [`Job::follow`] needs.
 pub(super) struct Follow {
@@ -42,6 +46,9 @@ pub(super) struct Follow {
     pub total: Duration,
     pub idle: Duration,
     pub max_line: usize,
+    /// The task, and what the job asks of the cluster, for messages.
+    pub task: crate::plan::TaskId,
+    pub asks: String,
 }
 
 /// A running remote attempt, as the attempt sees it.
@@ -82,6 +89,9 @@ impl Job {
             ended_at: None,
             running_since: None,
             setup_hung: false,
+            pending_since: None,
+            pending_told: false,
+            first_stop: None,
         };
         let ray = Arc::clone(&follower.f.ray);
         let handle = tokio::spawn(follower.run());
@@ -137,6 +147,11 @@ struct Follower {
     running_since: Option<Instant>,
     /// The worker did not start the agent within the idle timeout; the job was stopped.
     setup_hung: bool,
+    /// When the job was first seen waiting for resources, and whether that was told.
+    pending_since: Option<Instant>,
+    pending_told: bool,
+    /// When a stop was first asked.
+    first_stop: Option<Instant>,
 }
 
 impl Follower {
@@ -223,6 +238,28 @@ impl Follower {
                     self.deadlines().await;
                     if self.stop_asked && self.stop_sent.is_none_or(|t| t.elapsed() >= STOP_AGAIN) {
                         self.stop_now().await;
+                    }
+                    if info.status == "PENDING" {
+                        let since = *self.pending_since.get_or_insert_with(Instant::now);
+                        if since.elapsed() >= PENDING_WARN && !self.pending_told {
+                            self.pending_told = true;
+                            ray.reporter.warn(format!(
+                                "{}: the Ray job {} has waited {} s for the resources it asks for ({}); Ray gives up on it after RAY_JOB_START_TIMEOUT_SECONDS (900 s by default), and the attempt is then lost",
+                                self.f.task, self.f.submission_id, PENDING_WARN.as_secs(), self.f.asks
+                            ));
+                        }
+                        // Ray cannot cancel a job that waits for resources (a stop is deferred until
+                        // it starts): its input goes from the remote, so that once it starts its
+                        // worker finds nothing to run, and the attempt ends here.
+                        if self.stop_asked && self.first_stop.is_some_and(|t| t.elapsed() >= GIVE_UP_PENDING) {
+                            let (root, remote, refs) = (ray.root.clone(), ray.remote.clone(), self.f.refs.clone());
+                            let _ = tokio::task::spawn_blocking(move || data::delete_remote(&root, &remote, &refs)).await;
+                            ray.reporter.warn(format!(
+                                "{}: the Ray job {} was still waiting for resources when it was stopped; its input is deleted, so it runs nothing when Ray starts it (the next run deletes the job)",
+                                self.f.task, self.f.submission_id
+                            ));
+                            return Event::Exited(ExitInfo { code: None, signal: None });
+                        }
                     }
                 }
             }
@@ -317,6 +354,7 @@ impl Follower {
 
     async fn stop_now(&mut self) {
         self.stop_sent = Some(Instant::now());
+        self.first_stop.get_or_insert_with(Instant::now);
         self.f.ray.ask_stop(&self.f.submission_id).await;
     }
 

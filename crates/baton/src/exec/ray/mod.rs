@@ -194,6 +194,8 @@ impl Ray {
             total: policy.total.unwrap_or(Duration::from_secs(u64::from(u32::MAX))),
             idle: policy.idle.unwrap_or(Duration::from_secs(u64::from(u32::MAX))),
             max_line: policy.max_line,
+            task: place.task.clone(),
+            asks: asks(&resources),
         }))
     }
 
@@ -370,6 +372,12 @@ impl Ray {
             let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
             loop {
                 match self.info(&r.submission_id).await {
+                    // Still waiting for resources: a stop is deferred by Ray, and waiting for it
+                    // could take 15 minutes. Its input goes (below): once started, it runs nothing.
+                    Ok(Some(info)) if info.status == "PENDING" => {
+                        self.ask_stop(&r.submission_id).await;
+                        break;
+                    }
                     Ok(Some(info)) if !info.terminal() => {
                         if !stopped {
                             self.ask_stop(&r.submission_id).await;
@@ -422,6 +430,22 @@ impl Ray {
             self.remove_record(&r.submission_id);
         }
     }
+}
+
+/// What a job asks of the cluster, for a message: `num_cpus=1, custom acct=1`.
+fn asks(r: &Resources) -> String {
+    let mut parts = Vec::new();
+    if let Some(c) = r.num_cpus {
+        parts.push(format!("num_cpus={c}"));
+    }
+    if let Some(g) = r.num_gpus {
+        parts.push(format!("num_gpus={g}"));
+    }
+    if let Some(m) = &r.memory {
+        parts.push(format!("memory={}", match m { super::Memory::Bytes(b) => b.to_string(), super::Memory::Size(s) => s.clone() }));
+    }
+    parts.extend(r.custom.iter().map(|(k, v)| format!("{k}={v}")));
+    if parts.is_empty() { "nothing in particular: the cluster may be full".into() } else { parts.join(", ") }
 }
 
 /// A job's submission id: unique per attempt and run, and a safe file name (Ray names the
