@@ -53,6 +53,9 @@ pub enum Frame {
     Started { pid: i32 },
     /// A line the agent wrote to stderr.
     Stderr { line: String },
+    /// A line the agent wrote to stdout that begins as a frame does: sent as a frame, so
+    /// that nothing the agent prints is ever taken for the worker's own words.
+    Stdout { line: String },
     /// The agent ended; what it left is committed as `commit` (pushed to the result ref) and
     /// its status file, if it wrote one, is here.
     Result {
@@ -95,6 +98,7 @@ mod tests {
             Frame::Hello { version: VERSION, host: "w1".into(), pid: 7 },
             Frame::Started { pid: 42 },
             Frame::Stderr { line: "warning: \"x\"\n".into() },
+            Frame::Stdout { line: format!("{PREFIX}{{\"result\":{{}}}}") },
             Frame::Result { exit_code: Some(0), signal: None, commit: Some("ab".into()), status_file: Some("{}".into()), note: None },
             Frame::Error { message: "m".into(), help: "h".into() },
         ] {

@@ -170,6 +170,7 @@ impl Prepared {
             tokio::select! {
                 out = proc.next() => match out {
                     Some(Output::Line(l)) => match l.stream {
+                        Stream::Stdout if l.text.starts_with(frame::PREFIX) => say(&Frame::Stdout { line: l.text }),
                         Stream::Stdout => out_line(&l.text),
                         Stream::Stderr => say(&Frame::Stderr { line: l.text }),
                     },

@@ -112,6 +112,14 @@ pub fn bring_back(root: &Path, cwd: &Path, remote: &str, refs: &Refs, snapshot: 
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(format!("cannot delete {}: {e}", target.display())),
                 _ => {}
             }
+            // A folder the agent emptied goes too (a file may take its name).
+            let mut dir = target.parent();
+            while let Some(d) = dir.filter(|d| *d != cwd) {
+                if std::fs::remove_dir(d).is_err() {
+                    break;
+                }
+                dir = d.parent();
+            }
         } else {
             restore.extend_from_slice(path);
             restore.push(0);

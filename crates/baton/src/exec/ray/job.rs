@@ -415,6 +415,7 @@ impl Follower {
             Some(Frame::Stderr { line }) => {
                 let _ = self.tx.send(Event::Line(Line { stream: Stream::Stderr, text: line, truncated: false }));
             }
+            Some(Frame::Stdout { line }) => self.agent_line(line, truncated),
             Some(f @ Frame::Result { .. }) => {
                 if let Frame::Result { exit_code, signal, .. } = &f {
                     *self.exit.lock().unwrap_or_else(|e| e.into_inner()) = Some(ExitInfo { code: *exit_code, signal: *signal });
@@ -423,13 +424,16 @@ impl Follower {
             }
             Some(Frame::Error { message, help }) => self.error = Some((message, help)),
             Some(Frame::Hello { .. }) => {}
-            None => {
-                if self.started.is_some() {
-                    self.idle_at = Some(Instant::now() + self.f.idle);
-                }
-                let _ = self.tx.send(Event::Line(Line { stream: Stream::Stdout, text, truncated }));
-            }
+            None => self.agent_line(text, truncated),
         }
+    }
+
+    /// A line of the agent's stdout.
+    fn agent_line(&mut self, text: String, truncated: bool) {
+        if self.started.is_some() {
+            self.idle_at = Some(Instant::now() + self.f.idle);
+        }
+        let _ = self.tx.send(Event::Line(Line { stream: Stream::Stdout, text, truncated }));
     }
 
     /// The job is over: it goes from the cluster, its refs from the remote, its record from

@@ -459,7 +459,10 @@ fn submission_id(plan: &str, task: &str, session: u32) -> String {
 /// An environment variable that probably holds a credential, which never goes into a job.
 fn looks_secret(name: &str) -> bool {
     let n = name.to_ascii_uppercase();
-    ["KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "AUTH"].iter().any(|w| n.contains(w))
+    n.split(|c: char| !c.is_ascii_alphanumeric()).any(|w| {
+        ["KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "CREDENTIALS", "AUTH", "PAT", "COOKIE", "SESSION"].contains(&w)
+            || ["KEY", "TOKEN", "SECRET", "PASSWORD"].iter().any(|end| w.ends_with(end))
+    })
 }
 
 /// The remote the workers use: a remote's name becomes its URL; a local path becomes absolute
@@ -502,10 +505,10 @@ mod tests {
 
     #[test]
     fn credentials_stay_off_the_workers() {
-        for k in ["ANTHROPIC_API_KEY", "GH_TOKEN", "my_secret", "OPENAI_AUTH"] {
+        for k in ["ANTHROPIC_API_KEY", "GH_TOKEN", "my_secret", "OPENAI_AUTH", "APIKEY", "GITHUB_PAT", "CLAUDE_CODE_OAUTH_TOKEN"] {
             assert!(looks_secret(k), "{k}");
         }
-        for k in ["BATON_MODEL", "GEMINI_CLI_TRUST_WORKSPACE", "PATH"] {
+        for k in ["BATON_MODEL", "GEMINI_CLI_TRUST_WORKSPACE", "PATH", "GIT_AUTHOR_NAME", "MONKEYS"] {
             assert!(!looks_secret(k), "{k}");
         }
     }
