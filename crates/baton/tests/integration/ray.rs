@@ -61,6 +61,23 @@ impl RayProject {
     }
 }
 
+/// `wait_for` with the longer deadline of a loaded machine's Ray jobs (see `exit_of`).
+fn wait_long(what: &str, cond: impl FnMut() -> bool) {
+    assert!(baton_testkit::wait_until(std::time::Duration::from_secs(180), cond), "timed out waiting for {what}");
+}
+
+/// The exit code of a baton run on the cluster: jobs start slower than local agents on a loaded
+/// machine (each one starts a Python supervisor), so the deadline is longer than `wait_exit`'s.
+fn exit_of(child: &mut std::process::Child) -> Option<i32> {
+    let mut status = None;
+    let ended = baton_testkit::wait_until(std::time::Duration::from_secs(300), || {
+        status = child.try_wait().ok().flatten();
+        status.is_some()
+    });
+    assert!(ended, "baton did not end within 300 s");
+    status.and_then(|s| s.code())
+}
+
 /// The JSON event lines of a run's stdout.
 fn events(stdout: &str) -> Vec<Value> {
     stdout.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
@@ -99,13 +116,13 @@ fn a_parallel_plan_of_twelve_tasks_lands_every_tasks_work_and_streams_tool_calls
     p.scenario(&serde_json::json!({"tasks": tasks}).to_string());
     let mut child = p.spawn(&["run", "plan.yaml", "--parallel", "--jobs", "4", "--message-format", "json", "-v"]);
     // t1's tool calls show while its agent still runs on the cluster.
-    wait_for("t1's tool calls in the live stream while its agent waits", || {
+    wait_long("t1's tool calls in the live stream while its agent waits", || {
         events(&p.log()).iter().filter(|e| e["type"] == "agent" && e["task"] == "t1" && e["event"] == "tool_use").count() >= 1
     });
     assert!(!p.path().join("out/t1.txt").exists() && p.plan().task("t1").unwrap().status == baton::plan::Status::InProgress, "t1's agent is still at work");
     assert!(started.exists(), "the agent on the worker is running");
     std::fs::write(&go, "").unwrap();
-    let code = wait_exit(&mut child);
+    let code = exit_of(&mut child);
     let log = p.log();
     assert_eq!(code, Some(0), "{log}");
     for i in 1..=12 {
@@ -137,11 +154,11 @@ fn a_job_killed_mid_attempt_runs_again_without_spending_an_attempt() {
         {"write": {"done.txt": "second time\n"}}
     ]}}).to_string());
     let mut child = p.spawn(&["run", "plan.yaml", "--message-format", "json", "-v"]);
-    wait_for("the first attempt's agent to start on the worker", || started.exists());
+    wait_long("the first attempt's agent to start on the worker", || started.exists());
     let jobs = job_ids(&events(&p.log()));
     let (_, first) = jobs.first().expect("a job was named").clone();
     assert!(rp.head.kill_job_driver(&first), "the job's driver was found and killed");
-    let code = wait_exit(&mut child);
+    let code = exit_of(&mut child);
     let log = p.log();
     assert_eq!(code, Some(0), "{log}");
     assert_eq!(p.read("done.txt"), "second time\n");
@@ -170,9 +187,9 @@ fn an_immediate_stop_ends_the_jobs_brings_back_what_the_agents_left_and_leaves_n
         "t2": [{"mark": [b.to_str().unwrap()], "await_file": "never"}]
     }}).to_string());
     let mut child = p.spawn(&["run", "plan.yaml", "--parallel", "--jobs", "2", "--message-format", "json", "-v"]);
-    wait_for("both agents to run on the workers", || a.exists() && b.exists());
+    wait_long("both agents to run on the workers", || a.exists() && b.exists());
     signal(&child, libc::SIGTERM);
-    let code = wait_exit(&mut child);
+    let code = exit_of(&mut child);
     let log = p.log();
     assert_eq!(code, Some(4), "stopped: {log}");
     let tasks: Vec<_> = p.plan().tasks().map(|t| (t.id.to_string(), t.status, t.attempts)).collect();
@@ -197,10 +214,10 @@ fn jobs_a_killed_baton_left_are_stopped_at_the_next_start_and_their_work_kept_on
         {"write": {"done.txt": "done\n"}}
     ]}}).to_string());
     let mut child = p.spawn(&["run", "plan.yaml", "--message-format", "json", "-v"]);
-    wait_for("the agent to run on the worker", || started.exists());
+    wait_long("the agent to run on the worker", || started.exists());
     let (_, job) = job_ids(&events(&p.log())).first().cloned().expect("a job");
     signal(&child, libc::SIGKILL);
-    let _ = wait_exit(&mut child);
+    let _ = exit_of(&mut child);
     assert!(rp.head.job(&job).is_some_and(|j| j["status"] == "RUNNING"), "the job outlives a baton killed with -9");
 
     let r = p.baton(&["run", "plan.yaml"]);
@@ -263,14 +280,14 @@ fn a_job_waiting_for_resources_the_cluster_lacks_is_given_up_on_stop_and_can_nev
     let p = &rp.p;
     let mut child = p.spawn(&["run", "plan.yaml", "--message-format", "json", "-v"]);
     let mut job = String::new();
-    wait_for("the job to wait for a resource no node has", || {
+    wait_long("the job to wait for a resource no node has", || {
         if let Some((_, id)) = job_ids(&events(&p.log())).first() {
             job = id.clone();
         }
         !job.is_empty() && rp.head.job(&job).is_some_and(|j| j["status"] == "PENDING")
     });
     signal(&child, libc::SIGTERM);
-    let code = wait_exit(&mut child);
+    let code = exit_of(&mut child);
     let log = p.log();
     assert_eq!(code, Some(4), "the stop is not held up by a job Ray cannot cancel: {log}");
     assert!(log.contains("still waiting for resources when it was stopped"), "{log}");
