@@ -18,12 +18,35 @@ const CALL: Duration = Duration::from_secs(30);
 const MAX_ANSWER: usize = 64 * 1024 * 1024;
 
 /// The dashboard's address: `http://host:port[/prefix]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Endpoint {
     /// `host:port`, for the connection and the `Host` header.
     authority: String,
     /// A path prefix (a proxy's), without the trailing slash.
     prefix: String,
+    /// The cluster's token, for a cluster with token authentication (`RAY_AUTH_MODE=token`),
+    /// sent as `Authorization: Bearer`; never printed.
+    token: Option<String>,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint").field("authority", &self.authority).field("prefix", &self.prefix).field("token", &self.token.as_ref().map(|_| "…")).finish()
+    }
+}
+
+/// The token Ray's own clients use: `RAY_AUTH_TOKEN`, else the file `RAY_AUTH_TOKEN_PATH`
+/// names, else `~/.ray/auth_token` (where `ray start` saves one it made).
+pub fn ray_token() -> Option<String> {
+    let clean = |t: String| Some(t.trim().to_string()).filter(|t| !t.is_empty());
+    if let Some(t) = std::env::var("RAY_AUTH_TOKEN").ok().and_then(clean) {
+        return Some(t);
+    }
+    let path = match std::env::var_os("RAY_AUTH_TOKEN_PATH").filter(|p| !p.is_empty()) {
+        Some(p) => std::path::PathBuf::from(p),
+        None => std::path::Path::new(&std::env::var_os("HOME")?).join(".ray/auth_token"),
+    };
+    crate::fsx::read_regular_text(&path, 64 * 1024).ok().and_then(clean)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -58,7 +81,12 @@ impl Endpoint {
             Some(_) => return Err("its port is not a number from 1 to 65535".into()),
             None => format!("{authority}:80"),
         };
-        Ok(Endpoint { authority, prefix: prefix.to_string() })
+        Ok(Endpoint { authority, prefix: prefix.to_string(), token: None })
+    }
+
+    /// The same address, sending `token` with every request.
+    pub fn with_token(self, token: Option<String>) -> Endpoint {
+        Endpoint { token, ..self }
     }
 
     pub fn address(&self) -> String {
@@ -81,6 +109,9 @@ impl Endpoint {
         let mut req = Request::builder().method(method).uri(format!("{}{path}", self.prefix)).header(hyper::header::HOST, host);
         if body.is_some() {
             req = req.header(hyper::header::CONTENT_TYPE, "application/json");
+        }
+        if let Some(t) = &self.token {
+            req = req.header(hyper::header::AUTHORIZATION, format!("Bearer {t}"));
         }
         let req = req.body(Full::new(Bytes::from(body.unwrap_or_default()))).map_err(|e| HttpError::Broken(e.to_string()))?;
         send.send_request(req).await.map_err(|e| HttpError::Broken(e.to_string()))

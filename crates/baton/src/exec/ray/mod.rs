@@ -96,7 +96,7 @@ impl Ray {
     /// address read, the remote found. The error is a message with its fix.
     pub fn new(config: &ExecutorConfig, root: &Path, plan: &str, logs: &Path, reporter: Reporter) -> Result<Ray, String> {
         let address = config.address.as_deref().unwrap_or(crate::config::DEFAULT_RAY_ADDRESS);
-        let endpoint = http::Endpoint::parse(address).map_err(|e| format!("[executor] address = \"{address}\": {e}"))?;
+        let endpoint = http::Endpoint::parse(address).map_err(|e| format!("[executor] address = \"{address}\": {e}"))?.with_token(http::ray_token());
         let remote = resolve_remote(root, config.remote.as_deref().unwrap_or("origin"))?;
         let runtime_env = match &config.runtime_env {
             None => serde_json::Map::new(),
@@ -139,6 +139,12 @@ impl Ray {
                 if v.get("ray_version").is_none() {
                     return Err(format!("{} answers, but not as Ray's dashboard does (GET /api/version)", self.address()));
                 }
+            }
+            Ok((s, _)) if s == StatusCode::UNAUTHORIZED || s == StatusCode::FORBIDDEN => {
+                return Err(format!(
+                    "the Ray cluster at {} refused baton ({s}): it has token authentication on; give baton its token in RAY_AUTH_TOKEN (or the file RAY_AUTH_TOKEN_PATH names, or ~/.ray/auth_token), as Ray's own clients take it",
+                    self.address()
+                ))
             }
             Ok((s, body)) => return Err(format!("the Ray dashboard at {} answered {s}: {}", self.address(), http::last_line(&body))),
             Err(e) => return Err(format!("the Ray cluster at {} cannot be reached: {e}", self.address())),
