@@ -92,7 +92,7 @@ fn main() {
     let load_after = loadavg();
 
     println!();
-    println!("{:<64} {}", "figure", "value");
+    println!("{:<64} value", "figure");
     for (k, v) in &table {
         println!("{k:<64} {v}");
     }
