@@ -35,7 +35,7 @@ pub use claude_cli::{claude_env, fake_claude_bin, find_real_claude, workspace_ro
 pub use gemini_server::{find_real_gemini, gemini_env, gemini_user_text, FakeGeminiServer, GeminiTurn};
 pub use model_server::{Block, FakeModelServer, RecordedRequest, Turn};
 pub use process::{kill_process_group, process_alive, run_with_deadline, wait_until, RunOutput};
-pub use ray::{find_ray, RayHead, SHARED_NUM_CPUS, SHARED_RESOURCES};
+pub use ray::{find_ray, RayHead, SHARED_ACCOUNT_A, SHARED_NUM_CPUS, SHARED_RESOURCES};
 pub use repo::TempRepo;
 
 /// `baton.toml` with fast policies, so that scenario tests, benchmarks and soaks never wait for

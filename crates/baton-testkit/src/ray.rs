@@ -35,6 +35,8 @@ pub const SHARED_NUM_CPUS: u32 = 4;
 /// Custom resources of the shared head (`--resources`): account slots for
 /// `entrypoint_resources`.
 pub const SHARED_RESOURCES: &str = r#"{"account_a": 2}"#;
+/// How many units of `account_a` the shared head has (see [`SHARED_RESOURCES`]).
+pub const SHARED_ACCOUNT_A: u32 = 2;
 
 /// How long a head may take to run its first job. Generous: ~4 s idle, far more on a loaded
 /// 2-core machine.
@@ -450,6 +452,11 @@ impl RayHead {
         )
     }
 
+    /// Asks the head to stop a job (`POST /api/jobs/<id>/stop`); `true` when it said it would.
+    pub fn stop_job(&self, submission_id: &str) -> bool {
+        matches!(self.request("POST", &format!("/api/jobs/{submission_id}/stop"), None), Ok((200, _)))
+    }
+
     /// Kills the job's driver as a lost machine would: SIGKILL to its whole process group
     /// (the driver is `/bin/sh -c <entrypoint>` in a session of its own; killing only the
     /// shell would orphan what it started, see ray.md §4). The driver is the process of this
@@ -482,6 +489,7 @@ impl RayHead {
                 .post(&url)
                 .header("Content-Type", "application/json")
                 .send(body.to_string().as_bytes()),
+            ("POST", None) => self.http.post(&url).send_empty(),
             ("DELETE", _) => self.http.delete(&url).call(),
             _ => self.http.get(&url).call(),
         };

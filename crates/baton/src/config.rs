@@ -380,6 +380,9 @@ pub struct ExecutorConfig {
     pub runtime_env: Option<toml::Table>,
     /// What each attempt asks of the cluster, unless its task says otherwise (`resources:`).
     pub resources: crate::exec::Resources,
+    /// The cluster adds nodes for jobs that wait (an autoscaler): a task no node can run now is
+    /// submitted anyway. Without it, such a task stops the run at once.
+    pub wait_for_resources: bool,
 }
 
 /// `[budget]`: what runs may spend, when a plan or the command line does not say.

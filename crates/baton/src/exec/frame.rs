@@ -57,14 +57,12 @@ pub enum Frame {
     /// that nothing the agent prints is ever taken for the worker's own words.
     Stdout { line: String },
     /// The agent ended; what it left is committed as `commit` (pushed to the result ref) and
-    /// its status file, if it wrote one, is here.
+    /// its status file, if it wrote one, is here. (Work that cannot be pushed is an `Error`.)
     Result {
         exit_code: Option<i32>,
         signal: Option<i32>,
         commit: Option<String>,
         status_file: Option<String>,
-        /// Why the work could not be sent back, when it could not.
-        note: Option<String>,
     },
     /// The attempt could not be set up on the worker; no retry fixes it.
     Error { message: String, help: String },
@@ -99,7 +97,7 @@ mod tests {
             Frame::Started { pid: 42 },
             Frame::Stderr { line: "warning: \"x\"\n".into() },
             Frame::Stdout { line: format!("{PREFIX}{{\"result\":{{}}}}") },
-            Frame::Result { exit_code: Some(0), signal: None, commit: Some("ab".into()), status_file: Some("{}".into()), note: None },
+            Frame::Result { exit_code: Some(0), signal: None, commit: Some("ab".into()), status_file: Some("{}".into()) },
             Frame::Error { message: "m".into(), help: "h".into() },
         ] {
             let line = encode(&f);

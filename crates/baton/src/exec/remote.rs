@@ -36,7 +36,7 @@ pub struct Args {
 /// result could not be sent.
 pub fn main(args: Args) -> u8 {
     say(&Frame::Hello { version: frame::VERSION, host: host_name(), pid: std::process::id() });
-    let prepared = match Prepared::new(&args) {
+    let mut prepared = match Prepared::new(&args) {
         Ok(p) => p,
         Err((message, help)) => {
             say(&Frame::Error { message, help });
@@ -73,6 +73,8 @@ struct Prepared {
     spec: Spec,
     prompt_file: PathBuf,
     program: PathBuf,
+    /// The working copy stays: it holds work that could not be sent back.
+    keep: bool,
 }
 
 type Refusal = (String, String);
@@ -99,6 +101,7 @@ impl Prepared {
         let spec_ref = format!("+{}:{}", args.input, args.input);
         git::git(&mirror, &["fetch", "--quiet", "--no-tags", "--no-write-fetch-head", &args.remote, &spec_ref])
             .map_err(|e| setup(&format!("cannot fetch {}", args.input), crate::exit::render_chain(&e)))?;
+        let _ = std::fs::write(work.with_extension("ref"), format!("{}\n", args.input));
         let snapshot = format!("{}^", args.input);
         git::git(&mirror, &["worktree", "add", "--quiet", "--detach", "--force", &work.to_string_lossy(), &snapshot])
             .map_err(|e| setup("cannot check the snapshot out", crate::exit::render_chain(&e)))?;
@@ -118,11 +121,11 @@ impl Prepared {
         let prompt_file = work.with_extension("prompt");
         std::fs::write(&prompt_file, &prompt).map_err(|e| setup("cannot write the prompt", e.to_string()))?;
         let program = find_program(&spec).map_err(|m| (m, "install the agent CLI on every Ray worker (on the PATH of `ray start`), or set the agent's `binary` to a path that exists on the workers (see docs/scale-out.md)".to_string()))?;
-        Ok(Prepared { mirror, work, spec, prompt_file, program })
+        Ok(Prepared { mirror, work, spec, prompt_file, program, keep: false })
     }
 
     /// Runs the agent and sends its result; the exit code.
-    fn run(&self, args: &Args) -> u8 {
+    fn run(&mut self, args: &Args) -> u8 {
         let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
             Ok(rt) => rt,
             Err(e) => {
@@ -140,13 +143,25 @@ impl Prepared {
         let status = self.work.join(&self.spec.status_file);
         let status_text = crate::fsx::read_regular_text(&status, STATUS_CAP).ok();
         let _ = std::fs::remove_file(&status);
-        let (commit, note) = match self.send_back(args) {
-            Ok(c) => (Some(c), None),
-            Err(e) => (None, Some(format!("the agent's work could not be sent back: {e}"))),
-        };
-        let sent = commit.is_some();
-        say(&Frame::Result { exit_code: exit.code, signal: exit.signal, commit, status_file: status_text, note });
-        if sent { 0 } else { 1 }
+        match self.send_back(args) {
+            Ok(commit) => {
+                say(&Frame::Result { exit_code: exit.code, signal: exit.signal, commit: Some(commit), status_file: status_text });
+                0
+            }
+            Err(e) => {
+                // The agent's work stays on this worker, where the message says.
+                if let Some(text) = &status_text {
+                    let _ = std::fs::write(self.work.join(&self.spec.status_file), text);
+                }
+                self.keep = true;
+                let _ = std::fs::write(self.work.with_extension("kept"), format!("{}\n", args.result));
+                say(&Frame::Error {
+                    message: format!("the worker {} could not send the agent's work back: {e}; the work is kept there in {}", host_name(), self.work.display()),
+                    help: format!("make {} accept pushes to refs/baton/* from the workers (or set [executor] remote to one that does)", args.remote),
+                });
+                1
+            }
+        }
     }
 
     async fn agent(&self) -> Result<crate::supervise::ExitInfo, Refusal> {
@@ -209,11 +224,17 @@ impl Prepared {
     /// The working copy and the fetched input go; the mirror's objects stay for the next one.
     fn clean_up(&self, args: &Args) {
         let _ = std::fs::remove_file(&self.prompt_file);
+        let _ = std::fs::remove_file(self.work.with_extension("ref"));
+        if self.keep {
+            return;
+        }
         let _held = Lock::take(&self.mirror.with_extension("lock"));
         let _ = git::git(&self.mirror, &["worktree", "remove", "--force", &self.work.to_string_lossy()]);
         let _ = std::fs::remove_dir_all(&self.work);
         let _ = git::git(&self.mirror, &["update-ref", "-d", &args.input]);
         let _ = git::git(&self.mirror, &["worktree", "prune"]);
+        // The mirror grows by every attempt's objects: git packs and prunes it when worth it.
+        let _ = git::git(&self.mirror, &["-c", "gc.auto=6700", "gc", "--auto", "--quiet"]);
     }
 }
 
@@ -259,11 +280,22 @@ fn clear_dead_work(mirror: &Path, work: &Path) {
     let mut removed = false;
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
+        // Work that could not be sent back (`<name>.kept` beside it) stays for a person.
+        if name.ends_with(".kept") || work.join(format!("{name}.kept")).exists() {
+            continue;
+        }
         let Some(pid) = name.split('-').next().and_then(|p| p.parse::<i32>().ok()) else { continue };
         // SAFETY: signal 0 only asks whether the process exists.
         let alive = unsafe { libc::kill(pid, 0) } == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
         if !alive {
-            let _ = std::fs::remove_dir_all(e.path());
+            // Its working copy, and its prompt and input ref (`<name>.prompt`, `<name>.ref`).
+            let path = e.path();
+            if path.extension().is_some_and(|x| x == "ref") {
+                if let Ok(input) = std::fs::read_to_string(&path) {
+                    let _ = git::git(mirror, &["update-ref", "-d", input.trim()]);
+                }
+            }
+            let _ = if path.is_dir() { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
             removed = true;
         }
     }

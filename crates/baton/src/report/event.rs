@@ -148,6 +148,19 @@ impl AttemptOutcome {
     }
 }
 
+/// What became of a cluster job a killed baton left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobEnd {
+    /// It was stopped (or had ended) and is deleted.
+    Stopped,
+    /// It still waited for resources: Ray cannot cancel it, but its input is gone, so it runs
+    /// nothing; Ray fails it once its start times out.
+    Waiting,
+    /// The cluster does not know it (its head restarted, or it is another cluster's).
+    Gone,
+}
+
 /// Why nothing (or a task) starts for a while.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -273,9 +286,12 @@ pub enum Note {
     ClaimRemoved { agent: String, path: String, run_ended: bool },
     /// Something an earlier run left (a worktree, a branch) was cleared or rescued.
     Cleared { task: Option<TaskId>, what: String },
+    /// The run's attempts run as jobs of the Ray cluster at `address`, their work going through
+    /// the git remote `remote`.
+    OnCluster { address: String, remote: String },
     /// A cluster job a killed baton left was stopped and deleted, its refs too; what it had sent
     /// back is kept on `branch`.
-    JobRecovered { task: TaskId, job: String, branch: Option<String> },
+    JobRecovered { task: TaskId, job: String, branch: Option<String>, how: JobEnd },
     /// A rescued branch was deleted; `tip` restores it.
     RescuedBranchDeleted { branch: String, tip: String, landed: bool },
     WorktreeReady {

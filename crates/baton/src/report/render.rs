@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::event::{AttemptOutcome, Ending, EventKind, Note, PipelineNote, Summary, WaitReason};
+use super::event::{AttemptOutcome, Ending, EventKind, JobEnd, Note, PipelineNote, Summary, WaitReason};
 use crate::plan::{Status, TaskId};
 
 /// The tag of a note in verbose output and the run log (`[PLAN] …`).
@@ -28,7 +28,7 @@ pub fn tag(note: &Note) -> &'static str {
         Note::WorktreeReady { .. } | Note::Landed { .. } | Note::WorkKept { .. } | Note::MergeConflict { .. } | Note::UserChangesProtected { .. } => {
             "WORKTREE"
         }
-        Note::Held { .. } => "PARALLEL",
+        Note::Held { .. } | Note::OnCluster { .. } => "PARALLEL",
         Note::Failover { .. } | Note::KnownLimit { .. } => "LIMIT",
         Note::Throttling { .. } => "THROTTLE",
         Note::BudgetExhausted { .. } | Note::Budget { .. } => "BUDGET",
@@ -51,7 +51,7 @@ pub fn warning(note: &Note) -> bool {
 pub fn calm(note: &Note) -> bool {
     // Where a task's work is when it did not land is worth a line too, and so is what
     // --resume-from leaves out.
-    if matches!(note, Note::WorkKept { .. } | Note::MergeConflict { .. } | Note::UserChangesProtected { .. } | Note::Resuming { .. }) {
+    if matches!(note, Note::WorkKept { .. } | Note::MergeConflict { .. } | Note::UserChangesProtected { .. } | Note::Resuming { .. } | Note::OnCluster { .. }) {
         return true;
     }
     matches!(tag(note), "STOP" | "BUDGET" | "BREAKER" | "BLOCKED" | "RECOVER" | "PLAN" | "SMOKE" | "NOTIFY" | "HOOK" | "PIPELINE" | "THROTTLE" | "LIMIT")
@@ -165,8 +165,18 @@ pub fn note_text(note: &Note) -> String {
         Note::LandingFinished { tasks, files } => {
             format!("finished and committed the landing of {} an interrupted run had begun ({files} file(s))", tasks.join(", "))
         }
-        Note::JobRecovered { task, job, branch: Some(b) } => format!("{task}: stopped the Ray job {job} an interrupted run left; the work it sent back is on the branch {b}"),
-        Note::JobRecovered { task, job, branch: None } => format!("{task}: stopped the Ray job {job} an interrupted run left; it had sent nothing back"),
+        Note::OnCluster { address, remote } => format!("attempts run as jobs of the Ray cluster at {address}; their work goes through {remote}"),
+        Note::JobRecovered { task, job, branch, how } => {
+            let what = match how {
+                JobEnd::Stopped => format!("stopped the Ray job {job} an interrupted run left"),
+                JobEnd::Waiting => format!("the Ray job {job} an interrupted run left still waits for resources; its input is deleted, so it runs nothing when Ray starts it, and a later run deletes it"),
+                JobEnd::Gone => format!("the Ray job {job} an interrupted run left is not on this cluster"),
+            };
+            match branch {
+                Some(b) => format!("{task}: {what}; the work it sent back is on the branch {b}"),
+                None => format!("{task}: {what}; it had sent nothing back"),
+            }
+        }
         Note::LandedBeforeInterruption { task, status } => format!("{task}: its work had landed before the interruption; recorded {status}"),
         Note::BreakerHalfOpen => "circuit breaker half-open: letting one attempt through".into(),
         Note::BreakerOpened { failures, cool_down } => format!(
@@ -608,7 +618,7 @@ mod tests {
 
     #[test]
     fn the_summary_ends_with_the_slowest_tasks_and_the_failed_ones() {
-        use crate::report::event::TaskReport;
+use crate::report::event::TaskReport;
         let task = |id: &str, status: Status, sessions: u32, ms: u64, error: Option<&str>| TaskReport {
             id: id.into(),
             name: format!("Task {id}"),

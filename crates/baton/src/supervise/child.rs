@@ -199,9 +199,9 @@ pub enum SpawnError {
     GuardProtocol { report: String },
     #[error("cannot start the lifeline reader thread")]
     ReportThread(#[source] io::Error),
-    /// A remote executor could not send the attempt (`crate::exec`): the message says why.
-    #[error("{0}")]
-    Remote(String),
+    /// A remote executor could not send the attempt (`crate::exec`): why, and what to do.
+    #[error("{message}")]
+    Remote { message: String, help: String },
 }
 
 /// The process baton started: the guard, or the command itself when unguarded.

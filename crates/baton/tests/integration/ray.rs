@@ -244,7 +244,7 @@ fn a_cluster_that_cannot_be_reached_stops_the_run_before_anything_starts() {
     let r = p.baton(&["run", "plan.yaml"]);
     assert_eq!(r.code(), 2, "{}", r.all());
     assert!(r.stderr().contains("the Ray cluster at http://127.0.0.1:1 cannot be reached"), "{}", r.stderr());
-    assert!(r.stderr().contains("help: start the cluster"), "{}", r.stderr());
+    assert!(r.stderr().contains("help: start the cluster") && r.stderr().contains("nothing was run or changed"), "{}", r.stderr());
     assert_eq!(p.read("plan.yaml"), before, "nothing was changed");
     assert!(p.invocations().is_empty());
 
@@ -274,34 +274,55 @@ fn a_tasks_resources_are_checked_with_the_plan() {
 }
 
 #[test]
-fn a_job_waiting_for_resources_the_cluster_lacks_is_given_up_on_stop_and_can_never_run() {
+fn a_task_no_node_can_run_stops_the_run_at_once_and_a_job_waiting_for_a_busy_resource_is_given_up_on_stop() {
     let plan = "meta:\n  name: Waits\nsections:\n- id: s\n  tasks:\n  - id: t1\n    name: Task 1\n    status: pending\n    resources: {custom: {no_such_account: 1}}\n";
     let Some(rp) = ray_project(plan, "") else { return };
     let p = &rp.p;
+    // No node has the resource: Ray would keep the job waiting 15 minutes, then fail it.
+    let r = p.baton(&["run", "plan.yaml"]);
+    assert_eq!(r.code(), 2, "{}", r.all());
+    assert!(r.all().contains("no node of the Ray cluster") && r.all().contains("no_such_account 1 (no node has any)"), "{}", r.all());
+    assert!(p.invocations().is_empty() && rp.baton_refs().is_empty(), "nothing was sent");
+    let t = p.plan().tasks().next().unwrap().clone();
+    assert_eq!((t.status, t.attempts), (baton::plan::Status::Pending, 0));
+
+    // A resource the cluster has, all of it taken by another job: the attempt's job waits.
+    let blocker = rp.head.submit_job(&serde_json::json!({
+        "entrypoint": "sleep 300",
+        "submission_id": format!("blocker-{}", std::process::id()),
+        "entrypoint_resources": {"account_a": baton_testkit::SHARED_ACCOUNT_A},
+    }));
+    wait_long("the blocker to hold the resource", || rp.head.job(&blocker).is_some_and(|j| j["status"] == "RUNNING"));
+    p.write("plan.yaml", &plan.replace("no_such_account", "account_a"));
+    p.repo.commit_all("a busy resource");
     let mut child = p.spawn(&["run", "plan.yaml", "--message-format", "json", "-v"]);
     let mut job = String::new();
-    wait_long("the job to wait for a resource no node has", || {
+    let waiting = baton_testkit::wait_until(std::time::Duration::from_secs(180), || {
         if let Some((_, id)) = job_ids(&events(&p.log())).first() {
             job = id.clone();
         }
         !job.is_empty() && rp.head.job(&job).is_some_and(|j| j["status"] == "PENDING")
     });
+    assert!(waiting, "the job should wait for the busy resource: {:?}\n{}", rp.head.job(&job), p.log());
     signal(&child, libc::SIGTERM);
     let code = exit_of(&mut child);
     let log = p.log();
     assert_eq!(code, Some(4), "the stop is not held up by a job Ray cannot cancel: {log}");
     assert!(log.contains("still waiting for resources when it was stopped"), "{log}");
-    let t = p.plan().tasks().next().unwrap().clone();
-    assert_eq!((t.status, t.attempts), (baton::plan::Status::Pending, 0));
     assert_eq!(rp.baton_refs(), "", "its input is gone: once Ray starts it, it runs nothing");
     assert!(p.invocations().is_empty(), "no agent ran");
 
-    // The next start deals with the job it left, and the task runs where it can.
-    p.write("plan.yaml", &plan.replace("    resources: {custom: {no_such_account: 1}}\n", ""));
-    p.repo.commit_all("no special resources");
+    // The next start deals with the job it left, and the task runs once the resource is free.
+    assert!(rp.head.stop_job(&blocker));
     let r = p.baton(&["run", "plan.yaml"]);
     assert_eq!(r.code(), 0, "{}", r.all());
-    assert!(r.all().contains(&format!("stopped the Ray job {job}")), "{}", r.all());
-    assert!(!p.path().join(".baton/logs/plan/jobs").read_dir().is_ok_and(|mut d| d.next().is_some()), "no job records left");
+    assert!(r.all().contains(&job), "{}", r.all());
     assert_eq!(rp.baton_refs(), "");
+    // Once it has ended (it ran nothing), the next start deletes it and forgets it.
+    wait_long("the left job to end", || rp.head.job(&job).is_none_or(|j| ["STOPPED", "FAILED", "SUCCEEDED"].contains(&j["status"].as_str().unwrap_or(""))));
+    p.repo.commit_all("next");
+    let r = p.baton(&["run", "plan.yaml"]);
+    assert_eq!(r.code(), 0, "{}", r.all());
+    assert!(!p.path().join(".baton/logs/plan/jobs").read_dir().is_ok_and(|mut d| d.next().is_some()), "no job records left: {}", r.all());
+    assert!(rp.jobs_left(&[job]).is_empty(), "the left job is deleted");
 }

@@ -19,8 +19,10 @@ pub struct Refs {
 }
 
 impl Refs {
-    pub fn new(plan: &str, task: &str, session: u32) -> Refs {
-        let base = format!("refs/baton/{}/{}/{session}", git::worktree::ref_component(plan), git::worktree::ref_component(task));
+    /// The refs of session `session` of `task`, made unique by `nonce` (the job's): two
+    /// checkouts, or two runs, that share a remote never share a ref.
+    pub fn new(plan: &str, task: &str, session: u32, nonce: &str) -> Refs {
+        let base = format!("refs/baton/{}/{}/{session}-{nonce}", git::worktree::ref_component(plan), git::worktree::ref_component(task));
         Refs { input: format!("{base}.in"), result: base }
     }
 }
@@ -163,8 +165,8 @@ mod tests {
 
     #[test]
     fn refs_are_valid_and_the_input_sits_beside_the_result() {
-        let r = Refs::new("my plan", "1.2", 3);
-        assert_eq!(r.result, format!("refs/baton/{}/1.2/3", git::worktree::ref_component("my plan")));
+        let r = Refs::new("my plan", "1.2", 3, "0a1b");
+        assert_eq!(r.result, format!("refs/baton/{}/1.2/3-0a1b", git::worktree::ref_component("my plan")));
         assert_eq!(r.input, format!("{}.in", r.result));
         assert!(!r.result.contains(' '));
     }

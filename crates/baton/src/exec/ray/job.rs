@@ -294,10 +294,7 @@ impl Follower {
         if let Some((message, help)) = self.error.take() {
             return Event::Refused(Systemic { message, help });
         }
-        if let Some(Frame::Result { exit_code, signal, commit, status_file, note }) = self.result.clone() {
-            if let Some(note) = note {
-                self.f.ray.reporter.warn(format!("{}: {note}", self.f.submission_id));
-            }
+        if let Some(Frame::Result { exit_code, signal, commit, status_file }) = self.result.clone() {
             if let Some(commit) = commit {
                 let (root, cwd, remote, refs, snapshot) = (self.f.ray.root.clone(), self.f.cwd.clone(), self.f.ray.remote.clone(), self.f.refs.clone(), self.f.snapshot.clone());
                 let back = tokio::task::spawn_blocking(move || data::bring_back(&root, &cwd, &remote, &refs, &snapshot, &commit)).await.unwrap_or_else(|e| Err(e.to_string()));
@@ -322,6 +319,14 @@ impl Follower {
         if self.stop_asked || self.cut_by.is_some() {
             // Ended before it could send anything back, as asked.
             return Event::Exited(ExitInfo { code: None, signal: None });
+        }
+        if !self.hello && info.status == "FAILED" && matches!(info.driver_exit_code, Some(126 | 127)) {
+            // The entrypoint's shell could not run baton: the same on every try.
+            let said = info.message.as_deref().and_then(|m| m.lines().rev().find(|l| !l.trim().is_empty())).unwrap_or("").trim().to_string();
+            return Event::Refused(Systemic {
+                message: format!("the Ray workers cannot run baton as `{}` ([executor] baton): {}", self.f.ray.baton, crate::report::safe::cut(&said, 200)),
+                help: "set [executor] baton to the path of baton on the workers, or start `ray start` from a shell where baton is on the PATH (a job runs with the environment of `ray start`)".into(),
+            });
         }
         let how = match (info.status.as_str(), info.driver_exit_code) {
             ("FAILED", Some(code)) if code < 0 => format!("its worker was killed by signal {}", -code),

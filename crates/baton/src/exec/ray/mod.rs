@@ -52,6 +52,8 @@ pub struct Ray {
     reporter: Reporter,
     /// Environment variables already told to stay off the workers.
     withheld_told: Mutex<HashSet<String>>,
+    /// The cluster adds nodes for waiting jobs: a job no node can run now is submitted anyway.
+    wait_for_resources: bool,
     /// Every job this run submitted, for the last look at the end of the run.
     submitted: Mutex<Vec<String>>,
     /// The followers of this run's jobs: the run ends once each has cleaned up after its job.
@@ -105,10 +107,23 @@ impl Ray {
                 _ => return Err("[executor] runtime_env must be a table".into()),
             },
         };
+        let baton = config.baton.clone().unwrap_or_else(|| "baton".into());
+        if baton.contains('/') && !baton.starts_with('/') {
+            return Err(format!("[executor] baton = \"{baton}\" is a relative path, which a job resolves in the working directory of `ray start`: give an absolute path on the workers, or a program name on their PATH"));
+        }
+        if let Some(vars) = runtime_env.get("env_vars").and_then(|v| v.as_object()) {
+            for (k, v) in vars {
+                if looks_secret(k) || v.as_str().is_some_and(holds_secret) {
+                    reporter.warn(format!(
+                        "[executor] runtime_env sets {k}, which looks like a credential: Ray shows a job's runtime_env to whoever reaches its dashboard (GET /api/jobs/); set it in the workers' environment instead"
+                    ));
+                }
+            }
+        }
         Ok(Ray {
             endpoint,
             remote,
-            baton: config.baton.clone().unwrap_or_else(|| "baton".into()),
+            baton,
             runtime_env,
             resources: config.resources.clone(),
             root: root.to_path_buf(),
@@ -117,6 +132,7 @@ impl Ray {
             jobs_dir: logs.join("jobs"),
             reporter,
             withheld_told: Mutex::new(HashSet::new()),
+            wait_for_resources: config.wait_for_resources,
             submitted: Mutex::new(Vec::new()),
             followers: Mutex::new(Vec::new()),
         })
@@ -137,24 +153,33 @@ impl Ray {
             Ok((s, body)) if s.is_success() => {
                 let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
                 if v.get("ray_version").is_none() {
-                    return Err(format!("{} answers, but not as Ray's dashboard does (GET /api/version)", self.address()));
+                    return Err(format!("{} answers, but not as Ray's dashboard does (GET /api/version)\n  help: set [executor] address to the Ray dashboard's address", self.address()));
                 }
             }
             Ok((s, _)) if s == StatusCode::UNAUTHORIZED || s == StatusCode::FORBIDDEN => {
                 return Err(format!(
-                    "the Ray cluster at {} refused baton ({s}): it has token authentication on; give baton its token in RAY_AUTH_TOKEN (or the file RAY_AUTH_TOKEN_PATH names, or ~/.ray/auth_token), as Ray's own clients take it",
+                    "the Ray cluster at {} refused baton ({s}): it has token authentication on\n  help: give baton its token in RAY_AUTH_TOKEN (or the file RAY_AUTH_TOKEN_PATH names, or ~/.ray/auth_token), as Ray's own clients take it",
                     self.address()
                 ))
             }
-            Ok((s, body)) => return Err(format!("the Ray dashboard at {} answered {s}: {}", self.address(), http::last_line(&body))),
-            Err(e) => return Err(format!("the Ray cluster at {} cannot be reached: {e}", self.address())),
+            Ok((s, body)) => return Err(format!("the Ray dashboard at {} answered {s}: {}\n  help: see the head's logs (`ray status`, its dashboard)", self.address(), http::last_line(&body))),
+            Err(e) => {
+                return Err(format!(
+                    "the Ray cluster at {} cannot be reached: {e}\n  help: start the cluster (`ray start --head`, docs/scale-out.md) or fix [executor] address: it is the dashboard's address (port 8265 unless `--dashboard-port`), which `ray start` prints as \"View the Ray dashboard at …\", not the GCS address given to `ray start --address`",
+                    self.address()
+                ))
+            }
         }
         let root = self.root.clone();
         let remote = self.remote.clone();
         let listed = tokio::task::spawn_blocking(move || crate::git::git(&root, &["ls-remote", "--heads", &remote])).await;
         match listed {
             Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(format!("the git remote {} cannot be reached: {}", self.remote, crate::exit::render_chain(&e))),
+            Ok(Err(e)) => Err(format!(
+                "the git remote {} cannot be reached: {}\n  help: fix [executor] remote (default: the repository's `origin`): this machine and every worker fetch from it and push to it",
+                self.remote,
+                crate::exit::render_chain(&e)
+            )),
             Err(e) => Err(e.to_string()),
         }
     }
@@ -163,8 +188,8 @@ impl Ray {
     /// and followed by a task of its own.
     pub async fn start(self: &Arc<Self>, cmd: &CommandSpec, policy: &Policy, prompt: &str, place: &AttemptPlace) -> Result<Job, SpawnError> {
         let spec = self.spec(cmd, policy, place);
-        let refs = data::Refs::new(&self.plan, place.task.as_str(), place.session);
-        let submission_id = submission_id(&self.plan, place.task.as_str(), place.session);
+        let (submission_id, nonce) = submission_id(&self.plan, place.task.as_str(), place.session);
+        let refs = data::Refs::new(&self.plan, place.task.as_str(), place.session, &nonce);
         let record = JobRecord {
             submission_id: submission_id.clone(),
             task: place.task.to_string(),
@@ -174,14 +199,26 @@ impl Ray {
             input_ref: refs.input.clone(),
             result_ref: refs.result.clone(),
         };
-        self.write_record(&record).map_err(|e| SpawnError::Remote(format!("cannot record the job in {}: {e}", self.jobs_dir.display())))?;
+        if let Some(why) = self.infeasible(&self.resources.overridden_by(place.resources.as_ref())).await {
+            return Err(SpawnError::Remote {
+                message: format!("{}: no node of the Ray cluster at {} can run it: {why}", place.task, self.address()),
+                help: "give a node what the task asks for (`ray start --resources …`), or change the task's `resources:` / [executor.resources]; a cluster that adds nodes for waiting jobs (an autoscaler) wants `[executor] wait_for_resources = true`".into(),
+            });
+        }
+        self.write_record(&record).map_err(|e| SpawnError::Remote {
+            message: format!("cannot record the job in {}: {e}", self.jobs_dir.display()),
+            help: "check that baton's logs folder can be written".into(),
+        })?;
         let (root, cwd, remote, r, s, p) = (self.root.clone(), cmd.cwd.clone(), self.remote.clone(), refs.clone(), spec.clone(), prompt.to_string());
         let pushed = tokio::task::spawn_blocking(move || data::push_input(&root, &cwd, &remote, &r, &s, &p)).await.unwrap_or_else(|e| Err(e.to_string()));
         let snapshot = match pushed {
             Ok(s) => s,
             Err(e) => {
                 self.remove_record(&submission_id);
-                return Err(SpawnError::Remote(format!("cannot send {} to the workers: {e}", place.task)));
+                return Err(SpawnError::Remote {
+                    message: format!("cannot send {} to the workers: {e}", place.task),
+                    help: format!("baton pushes each attempt to `{}` ([executor] remote): this machine must be able to push refs/baton/* there", self.remote),
+                });
             }
         };
         let resources = self.resources.overridden_by(place.resources.as_ref());
@@ -212,7 +249,7 @@ impl Ray {
         let mut env = Vec::new();
         for (k, v) in &cmd.env {
             let key = k.to_string_lossy().into_owned();
-            if looks_secret(&key) {
+            if looks_secret(&key) || holds_secret(&v.to_string_lossy()) {
                 if self.withheld_told.lock().map(|mut t| t.insert(key.clone())).unwrap_or(false) {
                     self.reporter.warn(format!(
                         "{key} is not sent to the Ray workers (it looks like a credential, and a job's input is readable by whoever reads the git remote); set it in the workers' environment (see docs/scale-out.md)"
@@ -283,6 +320,50 @@ impl Ray {
         body
     }
 
+    /// Why no live node of the cluster could ever run a job asking for `r` (its totals fall
+    /// short), or `None` when one could, when that cannot be told, or when the cluster may add
+    /// nodes (`wait_for_resources`). A job Ray cannot place waits 15 minutes and then fails.
+    async fn infeasible(&self, r: &Resources) -> Option<String> {
+        if self.wait_for_resources {
+            return None;
+        }
+        // The state API names resources as they were given (the dashboard's node summary
+        // camel-cases them: `account_a` there is `accountA`).
+        let (s, body) = self.endpoint.call(Method::GET, "/api/v0/nodes", None).await.ok()?;
+        if !s.is_success() {
+            return None;
+        }
+        let v: serde_json::Value = serde_json::from_slice(&body).ok()?;
+        let nodes = v.pointer("/data/result/result")?.as_array()?;
+        let totals: Vec<&serde_json::Map<String, serde_json::Value>> = nodes
+            .iter()
+            .filter(|n| n.get("state").and_then(|s| s.as_str()) == Some("ALIVE"))
+            .filter_map(|n| n.get("resources_total")?.as_object())
+            .collect();
+        if totals.is_empty() {
+            return None;
+        }
+        let mut asks: Vec<(String, f64)> = r.custom.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        asks.extend(r.num_cpus.map(|c| ("CPU".to_string(), c)));
+        asks.extend(r.num_gpus.map(|g| ("GPU".to_string(), g)));
+        asks.extend(r.memory.as_ref().and_then(super::Memory::bytes).map(|m| ("memory".to_string(), m as f64)));
+        let fits = |t: &serde_json::Map<String, serde_json::Value>| asks.iter().filter(|(_, a)| *a > 0.0).all(|(k, a)| t.get(k).and_then(|v| v.as_f64()).is_some_and(|have| have + 1e-9 >= *a));
+        if totals.iter().any(|t| fits(t)) {
+            return None;
+        }
+        let most = |k: &str| totals.iter().filter_map(|t| t.get(k).and_then(|v| v.as_f64())).fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))));
+        let short: Vec<String> = asks
+            .iter()
+            .filter(|(_, a)| *a > 0.0)
+            .map(|(k, a)| match most(k) {
+                Some(have) if have + 1e-9 >= *a => format!("{k} {a} (a node has {have}, but not with the rest)"),
+                Some(have) => format!("{k} {a} (the most a node has is {have})"),
+                None => format!("{k} {a} (no node has any)"),
+            })
+            .collect();
+        Some(format!("it asks for {}", short.join(", ")))
+    }
+
     fn record_path(&self, id: &str) -> PathBuf {
         self.jobs_dir.join(format!("{id}.json"))
     }
@@ -313,14 +394,24 @@ impl Ray {
         let _ = self.endpoint.call(Method::POST, &format!("/api/jobs/{id}/stop"), None).await;
     }
 
-    /// Deletes a finished job; once more if Ray wrote it again (see [`Ray::finish`]).
+    /// Deletes a finished job; again if Ray wrote it once more (see [`Ray::finish`]): it is gone
+    /// once two looks a second apart do not find it.
     async fn delete_job(&self, id: &str) {
-        for _ in 0..5 {
-            let _ = self.endpoint.call(Method::DELETE, &format!("/api/jobs/{id}"), None).await;
-            tokio::time::sleep(Duration::from_millis(500)).await;
+        let mut absent = 0;
+        for _ in 0..8 {
+            if absent == 0 {
+                let _ = self.endpoint.call(Method::DELETE, &format!("/api/jobs/{id}"), None).await;
+            }
+            tokio::time::sleep(Duration::from_millis(if absent == 0 { 500 } else { 1000 })).await;
             match self.info(id).await {
-                Ok(None) | Err(_) => return,
-                Ok(Some(_)) => {}
+                Ok(None) => {
+                    absent += 1;
+                    if absent == 2 {
+                        return;
+                    }
+                }
+                Ok(Some(_)) => absent = 0,
+                Err(_) => return,
             }
         }
     }
@@ -344,22 +435,25 @@ impl Ray {
         }
         let ids = self.submitted.lock().map(|s| s.clone()).unwrap_or_default();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-        let mut left = ids;
+        // Each job is looked at until it has been absent twice, a second apart.
+        let mut left: Vec<(String, u32)> = ids.into_iter().map(|id| (id, 0)).collect();
         while !left.is_empty() && tokio::time::Instant::now() < deadline {
             let mut still = Vec::new();
-            for id in left {
+            for (id, absent) in left {
                 match self.info(&id).await {
                     Ok(Some(info)) if info.terminal() => {
                         let _ = self.endpoint.call(Method::DELETE, &format!("/api/jobs/{id}"), None).await;
-                        still.push(id);
+                        still.push((id, 0));
                     }
-                    // Running (its record stays for the next start), unknown, or no answer.
+                    Ok(None) if absent == 0 => still.push((id, 1)),
+                    // Gone twice; running or waiting (its record stays for the next start); or
+                    // no answer.
                     _ => {}
                 }
             }
             left = still;
             if !left.is_empty() {
-                tokio::time::sleep(Duration::from_millis(500)).await;
+                tokio::time::sleep(Duration::from_millis(1000)).await;
             }
         }
     }
@@ -374,14 +468,29 @@ impl Ray {
             .filter_map(|b| serde_json::from_slice(&b).ok())
             .collect();
         for r in records {
-            let mut stopped = false;
+            let (mut stopped, mut waiting, mut gone) = (false, false, false);
+            if r.address != self.address() {
+                self.reporter.warn(format!(
+                    "the Ray job {} an interrupted run left was sent to {}, not to this run's cluster; its refs are deleted, the job is left to that cluster (`ray job stop {}` there)",
+                    r.submission_id, r.address, r.submission_id
+                ));
+                gone = true;
+            }
             let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
             loop {
+                if gone {
+                    break;
+                }
                 match self.info(&r.submission_id).await {
                     // Still waiting for resources: a stop is deferred by Ray, and waiting for it
                     // could take 15 minutes. Its input goes (below): once started, it runs nothing.
                     Ok(Some(info)) if info.status == "PENDING" => {
                         self.ask_stop(&r.submission_id).await;
+                        waiting = true;
+                        break;
+                    }
+                    Ok(None) => {
+                        gone = true;
                         break;
                     }
                     Ok(Some(info)) if !info.terminal() => {
@@ -432,8 +541,19 @@ impl Ray {
                     continue;
                 }
             };
-            self.reporter.note(Note::JobRecovered { task: r.task.as_str().into(), job: r.submission_id.clone(), branch });
-            self.remove_record(&r.submission_id);
+            let how = if waiting {
+                crate::report::event::JobEnd::Waiting
+            } else if gone {
+                crate::report::event::JobEnd::Gone
+            } else {
+                crate::report::event::JobEnd::Stopped
+            };
+            self.reporter.note(Note::JobRecovered { task: r.task.as_str().into(), job: r.submission_id.clone(), branch, how });
+            // A job still waiting cannot be deleted yet: its record stays until a later start
+            // finds it ended (it then runs nothing: its input is gone).
+            if !waiting {
+                self.remove_record(&r.submission_id);
+            }
         }
     }
 }
@@ -456,19 +576,28 @@ fn asks(r: &Resources) -> String {
 
 /// A job's submission id: unique per attempt and run, and a safe file name (Ray names the
 /// job's log file after it).
-fn submission_id(plan: &str, task: &str, session: u32) -> String {
+/// Its nonce (unique per job, also in its refs) comes with it.
+fn submission_id(plan: &str, task: &str, session: u32) -> (String, String) {
     let clean = |s: &str| -> String { s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).take(40).collect() };
-    let nonce = jiff::Timestamp::now().as_nanosecond() as u64 ^ u64::from(std::process::id()).rotate_left(40);
-    format!("baton-{}-{}-{session}-{:012x}", clean(plan), clean(task), nonce & 0xffff_ffff_ffff)
+    let mut seed = [0u8; 8];
+    let random = std::fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut seed)).is_ok();
+    let clock = jiff::Timestamp::now().as_nanosecond() as u64 ^ u64::from(std::process::id()).rotate_left(40);
+    let nonce = format!("{:012x}", if random { u64::from_le_bytes(seed) } else { clock } & 0xffff_ffff_ffff);
+    (format!("baton-{}-{}-{session}-{nonce}", clean(plan), clean(task)), nonce)
 }
 
 /// An environment variable that probably holds a credential, which never goes into a job.
 fn looks_secret(name: &str) -> bool {
     let n = name.to_ascii_uppercase();
     n.split(|c: char| !c.is_ascii_alphanumeric()).any(|w| {
-        ["KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "CREDENTIALS", "AUTH", "PAT", "COOKIE", "SESSION"].contains(&w)
+        ["KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "PASS", "PWD", "CREDENTIAL", "CREDENTIALS", "AUTH", "PAT", "COOKIE", "SESSION", "DSN"].contains(&w)
             || ["KEY", "TOKEN", "SECRET", "PASSWORD"].iter().any(|end| w.ends_with(end))
     })
+}
+
+/// A value that carries a credential whatever its name: a URL with a user or password in it.
+fn holds_secret(value: &str) -> bool {
+    value.split("://").skip(1).any(|rest| rest.split(['/', '?', '#']).next().is_some_and(|authority| authority.contains('@')))
 }
 
 /// The remote the workers use: a remote's name becomes its URL; a local path becomes absolute
@@ -480,6 +609,9 @@ fn resolve_remote(root: &Path, remote: &str) -> Result<String, String> {
         Ok(url) if !url.is_empty() => url,
         _ if remote == "origin" => {
             return Err("the repository has no remote `origin` for the Ray workers to fetch from and push to\n  help: set [executor] remote to a git URL every worker can reach (or a path on a shared file system)".into())
+        }
+        _ if !remote.contains(['/', ':', '.']) => {
+            return Err(format!("[executor] remote = \"{remote}\": the repository has no remote of that name (`git remote -v` lists them)\n  help: name a remote of the repository, or give a git URL or path every worker can reach"))
         }
         _ => remote.to_string(),
     };
@@ -503,10 +635,10 @@ mod tests {
 
     #[test]
     fn submission_ids_are_safe_names() {
-        let id = submission_id("my plan/../x", "1.2 ä", 3);
-        assert!(id.starts_with("baton-my_plan____x-1_2__-3-"), "{id}");
+        let (id, nonce) = submission_id("my plan/../x", "1.2 ä", 3);
+        assert!(id.starts_with("baton-my_plan____x-1_2__-3-") && id.ends_with(&nonce), "{id}");
         assert!(id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
-        assert_ne!(submission_id("p", "t", 1), submission_id("p", "t", 2));
+        assert_ne!(submission_id("p", "t", 1).0, submission_id("p", "t", 1).0, "unique per job");
     }
 
     #[test]
@@ -517,6 +649,11 @@ mod tests {
         for k in ["BATON_MODEL", "GEMINI_CLI_TRUST_WORKSPACE", "PATH", "GIT_AUTHOR_NAME", "MONKEYS"] {
             assert!(!looks_secret(k), "{k}");
         }
+        for k in ["GH_PAT", "DB_PASS", "SENTRY_DSN"] {
+            assert!(looks_secret(k), "{k}");
+        }
+        assert!(holds_secret("postgres://u:PW@db/x") && holds_secret("https://TOKEN@proxy/v1"));
+        assert!(!holds_secret("https://proxy.example/v1?a=b@c") && !holds_secret("claude-opus-5"));
     }
 
     #[test]

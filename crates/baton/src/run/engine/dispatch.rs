@@ -459,7 +459,10 @@ impl Engine {
                 self.state.ended(id, outcome, std::time::Instant::now());
                 record::back_to_pending(&mut self.file, &self.reporter, id);
                 if !stopping {
-                    self.fail(Error::AgentSpawn(crate::exit::render_chain(&e)));
+                    self.fail(match e {
+                        SpawnError::Remote { message, help } => Error::Systemic { message, help },
+                        e => Error::AgentSpawn(crate::exit::render_chain(&e)),
+                    });
                 }
                 return false;
             }

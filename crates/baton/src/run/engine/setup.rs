@@ -18,7 +18,7 @@ use crate::exit::Exit;
 use crate::plan::{Diagnostic, PlanFile};
 use crate::policy::backoff::{RetryBackoff, ThrottleBackoff};
 use crate::policy::breaker::CircuitBreaker;
-use crate::report::event::{EventKind, Reporter};
+use crate::report::event::{EventKind, Note, Reporter};
 use crate::report::status::Counts;
 use crate::report::terminal::{output_reporter, MessageFormat, Output};
 use crate::root::GitUse;
@@ -201,7 +201,9 @@ async fn start(opts: RunOptions, stop: Option<watch::Receiver<Stop>>, reporter_o
     let guard_exe = stop::guard_exe()?;
     let clock = Clock::from_env()?;
     let place = Place { root: &root, plan: &plan_abs, config: &config, records: &records, reporter: &reporter, guard_exe: &guard_exe, dirty: opts.dirty, jobs };
-    let mut workspace = Workspace::open(place, git_use == GitUse::Commit, opts.parallel)?;
+    // On a cluster every task runs in a worktree of its own, also one at a time: what goes to the
+    // workers is the task's copy, never the user's uncommitted files (`--allow-dirty`).
+    let mut workspace = Workspace::open(place, git_use == GitUse::Commit, opts.parallel || !executor.is_local())?;
     if workspace.plan_restored() {
         file = PlanFile::load(&opts.plan)?;
     }
@@ -224,6 +226,11 @@ async fn start(opts: RunOptions, stop: Option<watch::Receiver<Stop>>, reporter_o
         commit: config.run.commit,
         others: engine_others(&roster),
     });
+    if let crate::exec::Executor::Ray(ray) = &executor {
+        reporter.note(Note::OnCluster { address: ray.address(), remote: ray.remote().to_string() });
+        // Jobs a killed baton left on the cluster are stopped before anything starts.
+        ray.recover().await;
+    }
     // A key that looks like a known one is ignored: say so before anything runs on it.
     for w in &file.plan().warnings {
         let at = Diagnostic::render(w, &opts.plan.display().to_string());
@@ -284,21 +291,34 @@ async fn start(opts: RunOptions, stop: Option<watch::Receiver<Stop>>, reporter_o
 }
 
 /// Where the run's attempts run: here, or on the Ray cluster `[executor]` names — which must
-/// answer now, with the git remote its workers use, or the run does not start. Jobs a killed
-/// baton left on it are stopped first.
+/// answer now, with the git remote its workers use, or the run does not start.
 async fn executor(config: &Config, root: &std::path::Path, plan: &std::path::Path, records: &Records, reporter: &Reporter, git_use: GitUse) -> Result<crate::exec::Executor, Error> {
     use crate::config::ExecutorKind;
     if config.executor.kind == ExecutorKind::Local {
+        // Jobs a Ray run left (the cluster was gone when it ended) are only cleaned up by a run on it.
+        if let Ok(mut left) = std::fs::read_dir(records.dir().join("jobs")) {
+            if left.next().is_some() {
+                reporter.warn(format!(
+                    "an earlier run on a Ray cluster left jobs recorded in {} (and refs/baton/* on its remote); a run with [executor] kind = \"ray\" stops and deletes them",
+                    records.dir().join("jobs").display()
+                ));
+            }
+        }
         return Ok(crate::exec::Executor::Local);
     }
     if git_use != GitUse::Commit {
-        return Err(Error::Setup("[executor] kind = \"ray\" sends each task's work through git: it needs a git repository with `[run] commit` on\n  help: run baton in a git repository, or remove [executor] from baton.toml; nothing was run or changed".into()));
+        let help = if git_use == GitUse::Off && crate::git::is_repo(root) && !config.run.commit {
+            "set `[run] commit = true` (or remove it), or remove [executor] from baton.toml"
+        } else {
+            "run baton in a git repository, or remove [executor] from baton.toml"
+        };
+        return Err(Error::Setup(format!("[executor] kind = \"ray\" sends each task's work through git: it needs a git repository with `[run] commit` on\n  help: {help}; nothing was run or changed")));
     }
     let stem = plan.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "plan".into());
-    let ray = crate::exec::ray::Ray::new(&config.executor, root, &stem, records.dir(), reporter.clone())
-        .map_err(|e| Error::Setup(format!("{e}\n  help: see docs/scale-out.md; nothing was run or changed")))?;
-    ray.probe().await.map_err(|e| Error::Setup(format!("{e}\n  help: start the cluster (`ray start --head`, docs/scale-out.md) or fix [executor] in baton.toml; nothing was run or changed")))?;
-    ray.recover().await;
+    // Each message says its fix (`help:`); nothing was run or changed yet.
+    let untouched = |e: String| Error::Setup(if e.contains("\n  help: ") { format!("{e}; nothing was run or changed") } else { format!("{e}\n  help: see docs/scale-out.md; nothing was run or changed") });
+    let ray = crate::exec::ray::Ray::new(&config.executor, root, &stem, records.dir(), reporter.clone()).map_err(untouched)?;
+    ray.probe().await.map_err(untouched)?;
     Ok(crate::exec::Executor::Ray(std::sync::Arc::new(ray)))
 }
 
