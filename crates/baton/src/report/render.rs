@@ -618,7 +618,7 @@ mod tests {
 
     #[test]
     fn the_summary_ends_with_the_slowest_tasks_and_the_failed_ones() {
-use crate::report::event::TaskReport;
+        use crate::report::event::TaskReport;
         let task = |id: &str, status: Status, sessions: u32, ms: u64, error: Option<&str>| TaskReport {
             id: id.into(),
             name: format!("Task {id}"),
