@@ -170,7 +170,7 @@ pub fn note_text(note: &Note) -> String {
             let what = match how {
                 JobEnd::Stopped => format!("stopped the Ray job {job} an interrupted run left"),
                 JobEnd::Waiting => format!("the Ray job {job} an interrupted run left still waits for resources; its input is deleted, so it runs nothing when Ray starts it, and a later run deletes it"),
-                JobEnd::Gone => format!("the Ray job {job} an interrupted run left is not on this cluster"),
+                JobEnd::Gone => format!("the Ray job {job} an interrupted run left is no longer on the cluster (it had been deleted, or the head restarted)"),
             };
             match branch {
                 Some(b) => format!("{task}: {what}; the work it sent back is on the branch {b}"),

@@ -153,6 +153,28 @@ pub fn remote_has(root: &Path, remote: &str, refname: &str) -> Result<Option<Str
     Ok(out.lines().find_map(|l| l.split_once('\t').filter(|(_, r)| *r == refname).map(|(sha, _)| sha.to_string())))
 }
 
+/// Whether what the attempt's result changed (from its snapshot) is in HEAD already: a baton
+/// killed after landing it leaves nothing to keep. `false` when that cannot be told.
+pub fn landed_already(root: &Path, remote: &str, refs: &Refs) -> bool {
+    let specs = [format!("+{}:{}", refs.input, refs.input), format!("+{}:{}", refs.result, refs.result)];
+    let fetched = git::git_bytes(root, &["fetch", "--quiet", "--no-tags", "--no-write-fetch-head", remote, &specs[0], &specs[1]], &[], None).is_ok();
+    let answer = fetched && {
+        let snapshot = format!("{}^", refs.input);
+        match git::git_bytes(root, &["diff-tree", "-r", "-z", "--no-renames", "--name-only", &snapshot, &refs.result], &[], None) {
+            Ok(paths) if paths.iter().all(|b| *b == 0) => true,
+            Ok(paths) => {
+                let env = [("GIT_LITERAL_PATHSPECS", OsStr::new("1"))];
+                git::git_output(root, &["diff", "--quiet", "HEAD", &refs.result, "--pathspec-from-file=-", "--pathspec-file-nul"], &env, Some(&paths))
+                    .is_ok_and(|o| o.status.success())
+            }
+            Err(_) => false,
+        }
+    };
+    let _ = git::git(root, &["update-ref", "-d", &refs.input]);
+    let _ = git::git(root, &["update-ref", "-d", &refs.result]);
+    answer
+}
+
 /// Keeps the commit `refname` points to on the remote as the local branch `branch`.
 pub fn rescue(root: &Path, remote: &str, refname: &str, branch: &str) -> Result<(), String> {
     let spec = format!("+{refname}:refs/heads/{branch}");

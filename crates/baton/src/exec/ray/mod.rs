@@ -520,6 +520,8 @@ impl Ray {
             let branch = format!("parallel-rescued/{}-{}-ray-{}", crate::git::worktree::ref_component(&self.plan), crate::git::worktree::ref_component(&r.task), r.session);
             let kept = tokio::task::spawn_blocking(move || {
                 let kept = match data::remote_has(&root, &remote, &refs.result) {
+                    // Killed after it landed the work: nothing to keep.
+                    Ok(Some(_)) if data::landed_already(&root, &remote, &refs) => Ok(None),
                     Ok(Some(_)) => data::rescue(&root, &remote, &refs.result, &branch).map(|()| Some(branch)),
                     Ok(None) => Ok(None),
                     Err(e) => Err(e),
@@ -590,14 +592,20 @@ fn submission_id(plan: &str, task: &str, session: u32) -> (String, String) {
 fn looks_secret(name: &str) -> bool {
     let n = name.to_ascii_uppercase();
     n.split(|c: char| !c.is_ascii_alphanumeric()).any(|w| {
-        ["KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "PASS", "PWD", "CREDENTIAL", "CREDENTIALS", "AUTH", "PAT", "COOKIE", "SESSION", "DSN"].contains(&w)
-            || ["KEY", "TOKEN", "SECRET", "PASSWORD"].iter().any(|end| w.ends_with(end))
+        ["KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "PASS", "PASSPHRASE", "PWD", "CREDENTIAL", "CREDENTIALS", "AUTH", "OAUTH", "BEARER", "JWT", "PAT", "COOKIE", "SESSION", "DSN", "WEBHOOK"]
+            .contains(&w)
+            || ["KEY", "TOKEN", "SECRET", "PASSWORD", "PASSPHRASE"].iter().any(|end| w.ends_with(end))
     })
 }
 
 /// A value that carries a credential whatever its name: a URL with a user or password in it.
 fn holds_secret(value: &str) -> bool {
-    value.split("://").skip(1).any(|rest| rest.split(['/', '?', '#']).next().is_some_and(|authority| authority.contains('@')))
+    let userinfo = value.split("://").skip(1).any(|rest| rest.split(['/', '?', '#']).next().is_some_and(|authority| authority.contains('@')));
+    // Query parameters that carry one, and the prefixes of well-known tokens.
+    let lower = value.to_ascii_lowercase();
+    let query = ["token=", "key=", "secret=", "password=", "sig="].iter().any(|p| lower.contains(&format!("?{p}")) || lower.contains(&format!("&{p}")));
+    let prefixed = ["ghp_", "gho_", "ghs_", "github_pat_", "glpat-", "sk-", "xoxb-", "xoxp-", "AKIA"].iter().any(|p| value.split(|c: char| c.is_whitespace() || c == '=' || c == ':').any(|w| w.starts_with(p)));
+    userinfo || query || prefixed
 }
 
 /// The remote the workers use: a remote's name becomes its URL; a local path becomes absolute
@@ -649,11 +657,12 @@ mod tests {
         for k in ["BATON_MODEL", "GEMINI_CLI_TRUST_WORKSPACE", "PATH", "GIT_AUTHOR_NAME", "MONKEYS"] {
             assert!(!looks_secret(k), "{k}");
         }
-        for k in ["GH_PAT", "DB_PASS", "SENTRY_DSN"] {
+        for k in ["GH_PAT", "DB_PASS", "SENTRY_DSN", "SSH_PASSPHRASE", "JWT", "SLACK_WEBHOOK"] {
             assert!(looks_secret(k), "{k}");
         }
         assert!(holds_secret("postgres://u:PW@db/x") && holds_secret("https://TOKEN@proxy/v1"));
-        assert!(!holds_secret("https://proxy.example/v1?a=b@c") && !holds_secret("claude-opus-5"));
+        assert!(holds_secret("https://h/x?token=abc") && holds_secret("ghp_abc123") && holds_secret("Bearer sk-ant-x"));
+        assert!(!holds_secret("https://proxy.example/v1?a=b@c") && !holds_secret("claude-opus-5") && !holds_secret("task-1"));
     }
 
     #[test]
