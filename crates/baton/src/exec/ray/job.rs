@@ -178,6 +178,7 @@ impl Follower {
         }
         let mut stream: Option<hyper::body::Incoming> = None;
         let mut silent_since: Option<Instant> = None;
+        let mut commands_open = true;
         let mut poll = tokio::time::interval(POLL);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let info = loop {
@@ -186,7 +187,7 @@ impl Follower {
                     Some(bytes) => self.take(&bytes),
                     None => stream = None,
                 },
-                cmd = self.rx.recv() => match cmd {
+                cmd = self.rx.recv(), if commands_open => match cmd {
                     Some(Command::Stop) => {
                         self.stop_asked = true;
                         self.stop_now().await;
@@ -198,6 +199,7 @@ impl Follower {
                     }
                     // The attempt is gone (its future was dropped): the job must not outlive it.
                     None => {
+                        commands_open = false;
                         self.stop_asked = true;
                         self.stop_now().await;
                     }
