@@ -916,6 +916,23 @@ mod tests {
     }
 
     #[test]
+    fn a_lost_attempt_is_not_counted_backs_off_and_is_counted_in_a_row_until_an_agent_ends_one() {
+        let p = three();
+        let mut s = RunState::new(policies(true, 2));
+        let now = Instant::now();
+        for n in 1..=2 {
+            start(&mut s, &p, "a", 1, 3);
+            let c = s.ended(&"a".into(), Outcome::Lost, now).unwrap();
+            assert_eq!(c.plan, PlanChange::Pending, "not an attempt");
+            assert_eq!(s.lost_in_a_row(), n);
+            assert!(!s.admit(&p, now).start.iter().any(|(id, _)| id.as_str() == "a"), "a waits out a back-off");
+        }
+        start(&mut s, &p, "a", 1, 3);
+        s.ended(&"a".into(), Outcome::Failed { conflict: false }, now).unwrap();
+        assert_eq!(s.lost_in_a_row(), 0, "an attempt its agent ended breaks the run of losses");
+    }
+
+    #[test]
     fn a_stop_ends_the_run_once_running_attempts_are_done() {
         let p = three();
         let mut s = RunState::new(policies(true, 2));
