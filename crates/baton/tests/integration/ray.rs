@@ -326,3 +326,20 @@ fn a_task_no_node_can_run_stops_the_run_at_once_and_a_job_waiting_for_a_busy_res
     assert!(!p.path().join(".baton/logs/plan/jobs").read_dir().is_ok_and(|mut d| d.next().is_some()), "no job records left: {}", r.all());
     assert!(rp.jobs_left(&[job]).is_empty(), "the left job is deleted");
 }
+
+#[test]
+fn workers_that_cannot_run_baton_stop_the_run_with_that_said() {
+    let Some(rp) = ray_project(&group_plan(1), "") else { return };
+    let p = &rp.p;
+    let toml = p.read("baton.toml").replace(&format!("baton = \"{BATON}\""), "baton = \"/nonexistent/baton\"");
+    p.write("baton.toml", &toml);
+    p.repo.commit_all("a baton the workers do not have");
+    let r = p.baton(&["run", "plan.yaml"]);
+    assert_eq!(r.code(), 2, "{}", r.all());
+    assert!(r.stderr().contains("the Ray workers cannot run baton as `/nonexistent/baton`") && r.stderr().contains("not found"), "{}", r.stderr());
+    assert!(r.stderr().contains("help: set [executor] baton"), "{}", r.stderr());
+    assert!(!r.all().contains("lost"), "not taken for a lost job: {}", r.all());
+    let t = p.plan().tasks().next().unwrap().clone();
+    assert_eq!((t.status, t.attempts), (baton::plan::Status::Pending, 0));
+    assert_eq!(rp.baton_refs(), "");
+}

@@ -324,7 +324,14 @@ impl Follower {
         }
         if !self.hello && info.status == "FAILED" && matches!(info.driver_exit_code, Some(126 | 127)) {
             // The entrypoint's shell could not run baton: the same on every try.
-            let said = info.message.as_deref().and_then(|m| m.lines().rev().find(|l| !l.trim().is_empty())).unwrap_or("").trim().to_string();
+            // The shell's own line (`…: baton: not found`), not Ray's echo of the entrypoint.
+            let said = info
+                .message
+                .as_deref()
+                .and_then(|m| m.lines().rev().find(|l| !l.trim().is_empty() && !l.starts_with("Running entrypoint for job ")))
+                .unwrap_or("")
+                .trim()
+                .to_string();
             return Event::Refused(Systemic {
                 message: format!("the Ray workers cannot run baton as `{}` ([executor] baton): {}", self.f.ray.baton, crate::report::safe::cut(&said, 200)),
                 help: "set [executor] baton to the path of baton on the workers, or start `ray start` from a shell where baton is on the PATH (a job runs with the environment of `ray start`)".into(),
