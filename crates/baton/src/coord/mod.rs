@@ -8,7 +8,7 @@
 mod checkout;
 pub mod claims;
 mod error;
-mod fsio;
+pub(crate) mod fsio;
 pub mod heartbeat;
 mod protocol;
 

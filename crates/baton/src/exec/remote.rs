@@ -11,7 +11,6 @@
 //! file sent back in the result frame.
 
 use std::io::Write;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -93,7 +92,7 @@ impl Prepared {
         let work = cache.join("work").join(format!("{}-{}", std::process::id(), jiff::Timestamp::now().as_millisecond()));
         let setup = |what: &str, e: String| (format!("{what}: {e}"), format!("check that this worker can reach the git remote {} and write {}", args.remote, cache.display()));
         std::fs::create_dir_all(cache.join("work")).map_err(|e| setup("cannot make the cache folder", e.to_string()))?;
-        let lock = Lock::take(&cache.join(format!("{key}.lock"))).map_err(|e| setup("cannot lock the mirror", e.to_string()))?;
+        let lock = lock_mirror(&cache.join(format!("{key}.lock"))).map_err(|e| setup("cannot lock the mirror", e.to_string()))?;
         if !mirror.join("HEAD").exists() {
             git::git(&cache, &["init", "--quiet", "--bare", &mirror.to_string_lossy()]).map_err(|e| setup("cannot make the mirror", crate::exit::render_chain(&e)))?;
         }
@@ -228,7 +227,7 @@ impl Prepared {
         if self.keep {
             return;
         }
-        let _held = Lock::take(&self.mirror.with_extension("lock"));
+        let _held = lock_mirror(&self.mirror.with_extension("lock"));
         let _ = git::git(&self.mirror, &["worktree", "remove", "--force", &self.work.to_string_lossy()]);
         let _ = std::fs::remove_dir_all(&self.work);
         let _ = git::git(&self.mirror, &["update-ref", "-d", &args.input]);
@@ -304,18 +303,10 @@ fn clear_dead_work(mirror: &Path, work: &Path) {
     }
 }
 
-/// An exclusive `flock` on a file, held until dropped.
-struct Lock(#[allow(dead_code, reason = "held for its flock")] std::fs::File);
-
-impl Lock {
-    fn take(path: &Path) -> std::io::Result<Lock> {
-        let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(path)?;
-        // SAFETY: flock on a descriptor this function owns.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        Ok(Lock(file))
-    }
+/// The mirror's lock (fetches and worktree changes of the attempts on this node take turns):
+/// another attempt's fetch of a large repository may hold it a while, not forever.
+fn lock_mirror(path: &Path) -> Result<crate::coord::fsio::FileLock, crate::coord::CoordError> {
+    crate::coord::fsio::lock_exclusive(path, Duration::from_secs(30 * 60))
 }
 
 fn fnv64(bytes: &[u8]) -> u64 {
